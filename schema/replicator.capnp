@@ -1,0 +1,263 @@
+# Replicator's public wire contract.
+#
+# A `replicatord` node serves one bootstrap capability, `Node`, on its listen
+# address (Cap'n Proto two-party RPC over TCP, no TLS yet). From it a caller
+# obtains the three faces of the node:
+#
+#   KeyValue   for applications (the client interface): put, get, status.
+#   Peer       for other nodes: the reservation protocol (see docs/design.md).
+#   Directory  for membership: served by the bootstrap peer only.
+#
+# Example (any language): connect, `bootstrap()` -> Node, then
+# `node.keyValue().put(key, value, requestId)` pipelined in one round trip.
+#
+# Limits: keys are 1..1024 bytes and values 0..1 MiB by default (node flags
+# --max-key-bytes, --max-value-bytes). Outcomes are values (the result unions
+# below); an RPC exception only ever means the transport or the node failed.
+
+@0xf78b9b9588d0c482;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("replicator::wire");
+
+interface Node {
+  keyValue @0 () -> (keyValue :KeyValue);
+  peer @1 () -> (peer :Peer);
+  directory @2 () -> (directory :Directory);
+  # Fails with an RPC exception if this node is not the bootstrap peer.
+}
+
+# ---------------------------------------------------------------------------
+# Client interface. (Named KeyValue: Cap'n Proto reserves `Client` in C++.)
+
+interface KeyValue {
+  put @0 (key :Data, value :Data, requestId :UInt64) -> (result :PutResult);
+  # Stores key -> value once, at every node of every cluster.
+  # `requestId`: chosen by the client, unique per (client, put); 0 means
+  # none. Reserved for safe retries after a timeout (a retried put with the
+  # same id answers `ok` if the first attempt was applied).
+
+  get @1 (key :Data, consistency :Consistency) -> (result :GetResult);
+
+  status @2 () -> (status :NodeStatus);
+}
+
+enum Consistency {
+  local @0;
+  # The committed value at this node. Fast; may lag a put that just
+  # finished at another node.
+  linearizable @1;
+  # Asks a majority of this node's cluster; any put that answered `ok`
+  # before this call started is visible.
+}
+
+struct PutResult {
+  union {
+    ok @0 :Void;
+    # Committed: durable at a majority of every cluster.
+    keyExists @1 :Data;
+    # The key already holds this value (committed). Choose another key.
+    conflict @2 :Text;
+    # A concurrent put holds a reservation on the key and kept holding it
+    # past this put's retry bound. Nothing was stored; retry later or choose
+    # another key. The text says which proposal held it.
+    unavailable @3 :Text;
+    # Too few nodes voted (a cluster below 3 voters, or a majority of some
+    # cluster unreachable): nothing was stored, and the text says which
+    # cluster. If the text starts with "outcome unknown", the decision could
+    # not be recorded in time and the put may still commit: read the key
+    # before choosing another one.
+    invalidArgument @4 :Text;
+    # The request was malformed (empty or oversized key, oversized value).
+  }
+}
+
+struct GetResult {
+  union {
+    found @0 :Data;
+    notFound @1 :Void;
+    unavailable @2 :Text;
+    # Linearizable read only: no majority of the local cluster answered.
+    invalidArgument @3 :Text;
+  }
+}
+
+struct NodeStatus {
+  self @0 :PeerInfo;
+  members @1 :List(PeerInfo);
+  # Every node this node knows, itself included, ordered by cluster, then id.
+  committedKeys @2 :UInt64;
+  # Keys committed at this node.
+  reservations @3 :UInt64;
+  # Reservations currently held at this node.
+  putsOk @4 :UInt64;
+  putsKeyExists @5 :UInt64;
+  putsConflict @6 :UInt64;
+  putsUnavailable @7 :UInt64;
+  putsInvalid @8 :UInt64;
+  # Outcomes of puts coordinated by this node since it started.
+  gets @9 :UInt64;
+  uptimeMs @10 :UInt64;
+  safetyViolations @11 :UInt64;
+  # Times this node saw two different values for one key. Must stay 0.
+}
+
+# ---------------------------------------------------------------------------
+# Membership
+
+struct PeerInfo {
+  id @0 :Text;
+  # Peer id: base58 of a multihash of the node's Ed25519 public key
+  # ("12D3KooW..."), stable across restarts of one data dir.
+  cluster @1 :Text;
+  # Cluster id, 1..64 characters of [A-Za-z0-9_.-].
+  address @2 :Text;
+  # "HOST:PORT" where the node serves `Node`.
+  state @3 :PeerState;
+}
+
+enum PeerState {
+  voter @0;
+  # Counted in its cluster's quorums.
+  catchingUp @1;
+  # Joined, still pulling committed keys; not counted in quorums.
+  down @2;
+  # The directory lost its connection to the node.
+}
+
+interface Directory {
+  join @0 (self :PeerInfo, watcher :Watcher) -> (members :List(PeerInfo));
+  # Registers (or re-registers) a node and returns every member. The
+  # directory calls `watcher.changed` with the full map on every later change
+  # and marks the node `down` when the watcher's connection drops.
+  # Fails with an RPC exception if the id is already registered at another
+  # address by a live node, or the cluster id is malformed.
+  list @1 () -> (members :List(PeerInfo));
+}
+
+interface Watcher {
+  changed @0 (members :List(PeerInfo)) -> ();
+}
+
+# ---------------------------------------------------------------------------
+# Peer interface: the replication protocol. See docs/design.md for the rules.
+
+struct ProposalId {
+  coordinator @0 :Text;
+  # Peer id of the coordinator.
+  incarnation @1 :UInt64;
+  # Distinguishes runs of one coordinator (chosen at start, never reused).
+  sequence @2 :UInt64;
+  # Per-incarnation counter.
+  startedMs @3 :UInt64;
+  # Wall-clock milliseconds when the client's put began (first attempt).
+  # Used only for backoff priority: the older put backs off less.
+}
+
+struct Vote {
+  peer @0 :Text;
+  # The voter's peer id.
+  cluster @1 :Text;
+  union {
+    ok @2 :Void;
+    # Durably reserved for this proposal.
+    stored @3 :Data;
+    # The key is committed there with this value.
+    reserved @4 :ProposalId;
+    # Reserved for another proposal.
+    unreachable @5 :Text;
+    # The voter did not answer within the deadline (filled in by whoever
+    # fanned out to it).
+    decided @6 :Void;
+    # This proposal is already decided; the voter refused to reserve.
+  }
+}
+
+enum Decision {
+  commit @0;
+  abort @1;
+}
+
+struct Ballot {
+  round @0 :UInt64;
+  # 0 belongs to the coordinator alone.
+  proposer @1 :Text;
+  # Peer id of the proposer; breaks ties between equal rounds.
+}
+
+struct PeerRequest {
+  union {
+    reserve @0 :Reserve;
+    commit @1 :Commit;
+    abort @2 :Abort;
+  }
+  struct Reserve { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; }
+  struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; }
+  struct Abort { key @0 :Data; proposal @1 :ProposalId; }
+}
+
+struct AcceptResult {
+  union {
+    accepted @0 :Void;
+    rejected @1 :Ballot;
+    # Promised to this higher ballot.
+  }
+}
+
+struct PrepareResult {
+  union {
+    promised @0 :Accepted;
+    rejected @1 :Ballot;
+  }
+  struct Accepted {
+    union {
+      none @0 :Void;
+      value @1 :AcceptedValue;
+    }
+  }
+  struct AcceptedValue { ballot @0 :Ballot; decision @1 :Decision; }
+}
+
+struct ReadResult {
+  union {
+    committed @0 :Data;
+    reserved @1 :ProposalId;
+    # Held by this proposal whose decision the node does not know.
+    absent @2 :Void;
+  }
+}
+
+interface Peer {
+  handle @0 (request :PeerRequest, deadlineMs :UInt32) -> (vote :Vote);
+  # Applies one request at this node. For `reserve` the vote is sent only
+  # after the reservation is durable. `commit` and `abort` answer `ok` once
+  # applied; both are idempotent and check the proposal id.
+
+  forward @1 (request :PeerRequest, deadlineMs :UInt32) -> (votes :List(Vote));
+  # Representative: applies `request` at every voter of this node's cluster,
+  # itself included, waiting at most `deadlineMs` (a voter that misses it is
+  # an `unreachable` vote) and returns every vote.
+
+  accept @2 (proposal :ProposalId, ballot :Ballot, decision :Decision)
+      -> (result :AcceptResult);
+  # Paxos phase 2 on the register decision(proposal). Durable before reply.
+
+  prepare @3 (proposal :ProposalId, ballot :Ballot) -> (result :PrepareResult);
+  # Paxos phase 1 on decision(proposal). Durable before reply.
+
+  read @4 (key :Data) -> (result :ReadResult);
+  # This node's view of key, for linearizable reads.
+
+  resolve @5 (proposal :ProposalId) -> (result :ResolveResult);
+  # Asks a node of the proposal's coordinator cluster for decision(p): it
+  # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
+  # the highest accepted decision, else abort) and returns the outcome.
+}
+
+struct ResolveResult {
+  union {
+    decided @0 :Decision;
+    unavailable @1 :Text;
+    # No majority of the coordinator's cluster answered.
+  }
+}

@@ -1,0 +1,166 @@
+// Engine: one node's whole protocol as a sans-IO state machine. It owns the
+// node's reservation table, Paxos acceptor state, the puts it coordinates,
+// the fan-outs it runs as a representative and the decisions it resolves.
+//
+// Inputs are calls (a request arrived, a response arrived, a write became
+// durable, time passed, a client put/get began); outputs are Effects the
+// driver carries out. No sockets, threads, clocks or randomness of its own:
+// `now` is an argument and the random source is seeded by the owner. The
+// same engine runs under src/node (Cap'n Proto on Asio) and tests/sim
+// (a seeded, simulated network). Not thread-safe: one engine per reactor.
+//
+//   Engine e(config, committed_view, recovered_state);
+//   e.SetTopology(topology, now);
+//   e.StartPut(/*put_id=*/1, "k", "v", now);
+//   for (Effect& fx : e.TakeEffects()) { ...send, reply, write, finish... }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/messages.h"
+#include "core/types.h"
+
+namespace replicator::core {
+
+// Read access to this node's durably committed entries. The engine calls it
+// synchronously; it must reflect every PutCommitted whose WriteBatch was
+// reported done by OnWriteDone.
+class CommittedView {
+ public:
+  virtual ~CommittedView() = default;
+  virtual std::optional<Value> GetCommitted(const Key& key) const = 0;
+};
+
+struct EngineConfig {
+  PeerId self;
+  ClusterId cluster;
+  uint64_t incarnation = 0;  // unique per run of this node (never reused)
+  uint64_t random_seed = 0;  // seeds backoff jitter; deterministic in tests
+  Limits limits;
+  TimeMs call_deadline_ms = 1000;  // reserve fan-out and each Paxos round
+  // Contention: a put whose only obstacle was concurrent reservations retries
+  // with a new proposal after a randomized backoff, at most this many
+  // attempts and within this total time.
+  int max_attempts = 6;
+  TimeMs max_retry_ms = 1500;
+  TimeMs backoff_base_ms = 10;
+  TimeMs lease_ms = 2000;  // reservation age after which its holder resolves it
+};
+
+enum class Consistency : uint8_t { kLocal, kLinearizable };
+
+struct PutOutcome {
+  enum class Kind : uint8_t { kOk, kKeyExists, kConflict, kUnavailable, kInvalidArgument };
+  Kind kind = Kind::kUnavailable;
+  Value existing;       // kKeyExists: the committed value
+  std::string message;  // kConflict, kUnavailable, kInvalidArgument
+};
+
+struct GetOutcome {
+  enum class Kind : uint8_t { kFound, kNotFound, kUnavailable, kInvalidArgument };
+  Kind kind = Kind::kNotFound;
+  Value value;          // kFound
+  std::string message;  // kUnavailable, kInvalidArgument
+};
+
+// --- Effects: what the driver must do ---------------------------------------
+
+// Deliver `request` to peer `to` (possibly this node itself). The driver must
+// call OnResponse(call_id, ...) exactly once: with the peer's response, or
+// with Unreachable when the call fails or `deadline` (engine time) passes.
+struct SendEffect {
+  uint64_t call_id = 0;
+  PeerId to;
+  Request request;
+  TimeMs deadline = 0;
+};
+// Answer the inbound request `inbound_id` given to OnRequest.
+struct RespondEffect {
+  uint64_t inbound_id = 0;
+  Response response;
+};
+// Make `batch` durable (atomically, synced), then call OnWriteDone(write_id).
+struct WriteEffect {
+  uint64_t write_id = 0;
+  WriteBatch batch;
+};
+struct PutDoneEffect {
+  uint64_t put_id = 0;
+  PutOutcome outcome;
+};
+struct GetDoneEffect {
+  uint64_t get_id = 0;
+  GetOutcome outcome;
+};
+// Two different values were seen for one key: a safety violation. The
+// driver logs it loudly; the engine also counts it in Stats.
+struct ViolationEffect {
+  Key key;
+  std::string detail;
+};
+using Effect = std::variant<SendEffect, RespondEffect, WriteEffect, PutDoneEffect, GetDoneEffect,
+                            ViolationEffect>;
+
+struct EngineStats {
+  uint64_t reservations = 0;  // held now
+  uint64_t puts_ok = 0;
+  uint64_t puts_key_exists = 0;
+  uint64_t puts_conflict = 0;
+  uint64_t puts_unavailable = 0;
+  uint64_t puts_invalid = 0;
+  uint64_t put_retries = 0;
+  uint64_t gets = 0;
+  uint64_t safety_violations = 0;
+};
+
+class Engine {
+ public:
+  // `committed` must outlive the engine. `recovered` is what storage held at
+  // start (empty for a fresh node).
+  Engine(EngineConfig config, const CommittedView* committed, DurableState recovered);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const EngineConfig& config() const;
+
+  // Replaces the membership view. Puts in flight keep the view they began
+  // with; fan-outs started later use the new one.
+  void SetTopology(Topology topology, TimeMs now);
+  const Topology& topology() const;
+
+  // A client's put. Finishes with exactly one PutDoneEffect for `put_id`.
+  void StartPut(uint64_t put_id, Key key, Value value, TimeMs now);
+  // A client's get. Finishes with exactly one GetDoneEffect for `get_id`
+  // (at once for kLocal).
+  void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
+
+  // A peer's request. Finishes with exactly one RespondEffect for
+  // `inbound_id`.
+  void OnRequest(uint64_t inbound_id, const PeerId& from, Request request, TimeMs now);
+  // The outcome of SendEffect `call_id`.
+  void OnResponse(uint64_t call_id, Response response, TimeMs now);
+  // WriteEffect `write_id` is durable.
+  void OnWriteDone(uint64_t write_id, TimeMs now);
+  // Time passed; runs backoff retries and lease recovery that are due.
+  void Tick(TimeMs now);
+  // The earliest time Tick has work to do, if any.
+  std::optional<TimeMs> NextWakeup() const;
+
+  // Effects produced since the last call, in order.
+  std::vector<Effect> TakeEffects();
+  bool HasEffects() const;
+
+  EngineStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace replicator::core

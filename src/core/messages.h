@@ -1,0 +1,157 @@
+// Messages between engines (one Request, one Response per call) and the
+// durable mutations an engine asks storage to make. These mirror the Peer
+// interface of schema/replicator.capnp; src/net translates at the edge.
+// Plain values; thread-compatible.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/types.h"
+
+namespace replicator::core {
+
+// --- Operations on one node's replica --------------------------------------
+
+struct ReserveOp {
+  Key key;
+  Value value;
+  ProposalId proposal;
+};
+struct CommitOp {
+  Key key;
+  Value value;
+  ProposalId proposal;
+};
+struct AbortOp {
+  Key key;
+  ProposalId proposal;
+};
+using ReplicaOp = std::variant<ReserveOp, CommitOp, AbortOp>;
+
+// --- Requests ---------------------------------------------------------------
+
+// Apply `op` at the receiving node only. Answer: HandleResponse.
+struct HandleRequest {
+  ReplicaOp op;
+};
+// Representative: apply `op` at every voter of the receiver's cluster,
+// itself included, within `deadline_ms` of receipt. Answer: ForwardResponse.
+struct ForwardRequest {
+  ReplicaOp op;
+  uint32_t deadline_ms = 0;
+};
+// Paxos phase 2 on decision(proposal). Answer: AcceptResponse.
+struct AcceptRequest {
+  ProposalId proposal;
+  Ballot ballot;
+  Decision decision = Decision::kAbort;
+};
+// Paxos phase 1 on decision(proposal). Answer: PrepareResponse.
+struct PrepareRequest {
+  ProposalId proposal;
+  Ballot ballot;
+};
+// The receiver's view of `key`. Answer: ReadResponse.
+struct ReadRequest {
+  Key key;
+};
+// To a node of the proposal's coordinator cluster: learn or settle
+// decision(proposal). Answer: ResolveResponse.
+struct ResolveRequest {
+  ProposalId proposal;
+};
+
+using Request = std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest,
+                             ReadRequest, ResolveRequest>;
+
+// --- Responses --------------------------------------------------------------
+
+struct HandleResponse {
+  Vote vote;
+};
+struct ForwardResponse {
+  std::vector<Vote> votes;
+};
+struct AcceptResponse {
+  bool accepted = false;
+  Ballot promised;  // when !accepted: the higher ballot promised
+};
+struct AcceptedValue {
+  Ballot ballot;
+  Decision decision = Decision::kAbort;
+};
+struct PrepareResponse {
+  bool promised = false;
+  Ballot higher;                          // when !promised
+  std::optional<AcceptedValue> accepted;  // when promised
+};
+struct ReadResponse {
+  enum class Kind : uint8_t { kCommitted, kReserved, kAbsent };
+  Kind kind = Kind::kAbsent;
+  Value value;        // kCommitted
+  ProposalId holder;  // kReserved
+};
+struct ResolveResponse {
+  std::optional<Decision> decision;  // empty: unavailable
+  std::string reason;                // why unavailable
+};
+// The call did not complete: transport failure or deadline. Delivered by the
+// driver, never sent by a peer.
+struct Unreachable {
+  std::string reason;
+};
+
+using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, PrepareResponse,
+                              ReadResponse, ResolveResponse, Unreachable>;
+
+// --- Durable state ----------------------------------------------------------
+
+// A reservation as stored: key -> (proposal, value, since).
+struct Reservation {
+  Key key;
+  ProposalId proposal;
+  Value value;
+  TimeMs since = 0;  // local clock when reserved; not meaningful after restart
+};
+
+// Paxos acceptor state for one decision register.
+struct AcceptorRecord {
+  ProposalId proposal;
+  Ballot promised;
+  std::optional<AcceptedValue> accepted;
+};
+
+struct PutReservation {
+  Reservation reservation;
+};
+struct DeleteReservation {
+  Key key;
+};
+struct PutCommitted {
+  Key key;
+  Value value;
+};
+struct PutAcceptor {
+  AcceptorRecord record;
+};
+struct DeleteAcceptor {
+  ProposalId proposal;
+};
+using Mutation =
+    std::variant<PutReservation, DeleteReservation, PutCommitted, PutAcceptor, DeleteAcceptor>;
+
+// Applied atomically and synced before it is reported done.
+struct WriteBatch {
+  std::vector<Mutation> mutations;
+};
+
+// What a node recovers from storage at start.
+struct DurableState {
+  std::vector<Reservation> reservations;
+  std::vector<AcceptorRecord> acceptors;
+};
+
+}  // namespace replicator::core

@@ -1,0 +1,113 @@
+// Vocabulary of the replication protocol: keys, peers, proposals, votes,
+// ballots and membership. Plain values, no behaviour beyond ordering and
+// hashing; shared by every layer. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace replicator::core {
+
+using Key = std::string;
+using Value = std::string;
+using PeerId = std::string;     // base58 text, e.g. "12D3KooW..."
+using ClusterId = std::string;  // 1..64 chars of [A-Za-z0-9_.-]
+using TimeMs = int64_t;         // monotonic milliseconds, virtual in simulation
+
+// One attempt to store (key, value). Unique forever: the coordinator never
+// reuses an (incarnation, sequence) pair. `started_ms` is carried for
+// backoff priority only and is not part of the identity.
+struct ProposalId {
+  PeerId coordinator;
+  uint64_t incarnation = 0;
+  uint64_t sequence = 0;
+  uint64_t started_ms = 0;
+
+  friend bool operator==(const ProposalId& a, const ProposalId& b) {
+    return a.coordinator == b.coordinator && a.incarnation == b.incarnation &&
+           a.sequence == b.sequence;
+  }
+  friend bool operator<(const ProposalId& a, const ProposalId& b) {
+    return std::tie(a.coordinator, a.incarnation, a.sequence) <
+           std::tie(b.coordinator, b.incarnation, b.sequence);
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const ProposalId& p) {
+    return H::combine(std::move(h), p.coordinator, p.incarnation, p.sequence);
+  }
+  std::string ToString() const;  // "coordinator/incarnation/sequence"
+};
+
+// A Paxos ballot for one decision register. Round 0 belongs to the
+// proposal's coordinator alone; higher rounds are (round, proposer) ordered.
+struct Ballot {
+  uint64_t round = 0;
+  PeerId proposer;
+
+  friend bool operator==(const Ballot& a, const Ballot& b) {
+    return a.round == b.round && a.proposer == b.proposer;
+  }
+  friend bool operator<(const Ballot& a, const Ballot& b) {
+    return std::tie(a.round, a.proposer) < std::tie(b.round, b.proposer);
+  }
+};
+
+enum class Decision : uint8_t { kCommit = 0, kAbort = 1 };
+
+// A voter's answer to reserve (or its acknowledgement of commit/abort).
+struct Vote {
+  enum class Kind : uint8_t {
+    kOk,           // durably reserved (or commit/abort applied)
+    kStored,       // key committed there with `stored`
+    kReserved,     // key reserved for `holder`, another proposal
+    kUnreachable,  // no answer within the deadline; `reason` says why
+    kDecided,      // the proposal is already decided; reservation refused
+  };
+  PeerId peer;
+  ClusterId cluster;
+  Kind kind = Kind::kUnreachable;
+  Value stored;        // kStored
+  ProposalId holder;   // kReserved
+  std::string reason;  // kUnreachable
+};
+
+enum class PeerState : uint8_t { kVoter = 0, kCatchingUp = 1, kDown = 2 };
+
+struct Member {
+  PeerId id;
+  ClusterId cluster;
+  std::string address;  // "host:port"
+  PeerState state = PeerState::kVoter;
+
+  friend bool operator==(const Member&, const Member&) = default;
+};
+
+// A node's view of the membership. Quorums count voters only.
+struct Topology {
+  std::vector<Member> members;
+
+  const Member* Find(const PeerId& id) const;
+  // Voters of `cluster`, ordered by id.
+  std::vector<PeerId> Voters(const ClusterId& cluster) const;
+  // Every cluster with at least one member, ordered.
+  std::vector<ClusterId> Clusters() const;
+};
+
+// Validation limits; configurable per node.
+struct Limits {
+  size_t max_key_bytes = 1024;
+  size_t max_value_bytes = 1 << 20;
+};
+
+// Empty when (key, value) is acceptable, else a message for the client.
+std::optional<std::string> ValidatePut(const Limits& limits, const Key& key,
+                                       const Value& value);
+std::optional<std::string> ValidateKey(const Limits& limits, const Key& key);
+// Empty when `id` is a well-formed cluster id, else why not.
+std::optional<std::string> ValidateClusterId(const ClusterId& id);
+
+}  // namespace replicator::core
