@@ -221,10 +221,11 @@ struct PrepareResult {
 struct ReadResult {
   union {
     committed @0 :Data;
-    reserved @1 :ProposalId;
-    # Held by this proposal whose decision the node does not know.
+    reserved @1 :ReservedEntry;
+    # Held by this proposal, whose decision the node does not know yet.
     absent @2 :Void;
   }
+  struct ReservedEntry { proposal @0 :ProposalId; value @1 :Data; }
 }
 
 interface Peer {

@@ -91,7 +91,7 @@ struct PrepareResponse {
 struct ReadResponse {
   enum class Kind : uint8_t { kCommitted, kReserved, kAbsent };
   Kind kind = Kind::kAbsent;
-  Value value;        // kCommitted
+  Value value;        // kCommitted: the value; kReserved: the reserved value
   ProposalId holder;  // kReserved
 };
 struct ResolveResponse {
