@@ -1,0 +1,1 @@
+// Placeholder until the identity module lands.
