@@ -1,0 +1,80 @@
+#include "storage/group_commit.h"
+
+#include <utility>
+
+namespace replicator::storage::internal {
+
+GroupCommitter::GroupCommitter(ApplyGroup apply)
+    : apply_(std::move(apply)), thread_([this] { Run(); }) {}
+
+GroupCommitter::~GroupCommitter() { Stop(); }
+
+void GroupCommitter::Enqueue(core::WriteBatch batch, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      const bool was_empty = queue_.empty();
+      queue_.push_back(Request{std::move(batch), std::move(done)});
+      // The thread sleeps only on an empty queue, so only that transition
+      // needs a wake-up.
+      if (was_empty) wake_.notify_one();
+      return;
+    }
+  }
+  done(absl::FailedPreconditionError("storage is shutting down; write refused"));
+}
+
+void GroupCommitter::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+GroupCommitter::Counters GroupCommitter::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+void GroupCommitter::Run() {
+  std::vector<Request> taken;
+  std::vector<core::WriteBatch> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      // Stopping with an empty queue: everything enqueued, including by
+      // callbacks during the drain, has completed.
+      if (queue_.empty()) return;
+      taken.swap(queue_);
+    }
+    group.clear();
+    group.reserve(taken.size());
+    uint64_t mutations = 0;
+    for (Request& r : taken) {
+      mutations += r.batch.mutations.size();
+      group.push_back(std::move(r.batch));
+    }
+    const absl::Status status = apply_(group);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (status.ok()) {
+        ++counters_.groups_written;
+        counters_.mutations += mutations;
+      } else {
+        ++counters_.groups_failed;
+      }
+      // Counted before the callbacks run so that a done() reading stats sees
+      // its own request.
+      counters_.requests_done += taken.size();
+    }
+    // Callbacks run without the lock, so a done() may Write() again; that
+    // request joins the next group.
+    for (Request& r : taken) r.done(status);
+    taken.clear();
+  }
+}
+
+}  // namespace replicator::storage::internal

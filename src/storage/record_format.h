@@ -1,0 +1,91 @@
+// The on-disk record format of RocksDB storage (docs/storage.md is the
+// reference): record keys by prefix, and a versioned, length-prefixed binary
+// encoding of reservations, acceptor records and counters built from LEB128
+// varints. Decoding never trusts its input: every failure is a DataLossError
+// naming the record. Pure functions; thread-safe. Internal to src/storage
+// (exposed for its tests).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/messages.h"
+#include "core/types.h"
+
+namespace replicator::storage::internal {
+
+// Version of the whole layout, kept in kFormatKey. A build reads exactly the
+// versions it knows; bump on any incompatible change of keys or values.
+inline constexpr uint64_t kFormatVersion = 1;
+// Version byte (varint) leading every encoded reservation, acceptor and
+// counter value, so one record kind can evolve without a layout bump.
+inline constexpr uint64_t kRecordVersion = 1;
+
+// Record keys: one byte of prefix, then the rest. Prefixes sort c < m < r so
+// committed entries form one contiguous range.
+inline constexpr char kAcceptorPrefix = 'a';
+inline constexpr char kCommittedPrefix = 'c';
+inline constexpr char kMetaPrefix = 'm';
+inline constexpr char kReservationPrefix = 'r';
+inline constexpr std::string_view kFormatKey = "mformat";
+inline constexpr std::string_view kIncarnationKey = "mincarnation";
+
+std::string CommittedKey(std::string_view key);
+std::string ReservationKey(std::string_view key);
+// 'a' + the proposal's identity (coordinator, incarnation, sequence);
+// started_ms is not part of the identity and lives in the value.
+std::string AcceptorKey(const core::ProposalId& proposal);
+
+// Reservation value: version, proposal, value. The key is the record key's
+// suffix; `since` is not stored.
+std::string EncodeReservation(const core::Reservation& reservation);
+// `record_key` is the full record key ('r' + key), used for the key and in
+// errors.
+absl::StatusOr<core::Reservation> DecodeReservation(std::string_view record_key,
+                                                    std::string_view value);
+
+// Acceptor value: version, proposal, promised ballot, optional accepted
+// (ballot, decision). Decoding checks that the value's proposal matches the
+// record key.
+std::string EncodeAcceptor(const core::AcceptorRecord& record);
+absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
+                                                    std::string_view value);
+
+// Counter value (format version, incarnation): version, varint.
+std::string EncodeCounter(uint64_t value);
+absl::StatusOr<uint64_t> DecodeCounter(std::string_view record_key, std::string_view value);
+
+// A printable, bounded rendering of a record key for error messages.
+std::string DescribeRecordKey(std::string_view record_key);
+
+// --- Primitives ---------------------------------------------------------------
+
+void PutVarint64(std::string* out, uint64_t value);
+void PutLengthPrefixed(std::string* out, std::string_view bytes);
+
+// Reads primitives from a byte string; each Read* returns false once the
+// input is exhausted or malformed, and error() then says what and where.
+class Reader {
+ public:
+  explicit Reader(std::string_view input) : input_(input), size_(input.size()) {}
+
+  bool ReadVarint64(std::string_view field, uint64_t* out);
+  bool ReadLengthPrefixed(std::string_view field, std::string_view* out);
+  bool ReadByte(std::string_view field, uint8_t* out);
+  // False (with an error) if bytes remain.
+  bool ExpectEnd();
+
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(std::string_view field, std::string_view what);
+
+  std::string_view input_;  // the unread rest
+  size_t size_;             // of the whole input, for offsets in errors
+  std::string error_;
+};
+
+}  // namespace replicator::storage::internal

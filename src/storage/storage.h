@@ -1,0 +1,113 @@
+// Storage: one node's durable state (committed entries, reservations, Paxos
+// acceptor records, an incarnation counter) behind one interface, with a
+// RocksDB implementation for production and an in-memory one for simulation.
+//
+// Thread rules: one storage thread per instance group-commits writes. Write()
+// may be called from any thread; its `done` runs on the storage thread, so a
+// caller posts back to its own reactor. GetCommitted, CommittedCount,
+// ForEachCommitted, NextIncarnation and stats are thread-safe and see every
+// batch whose `done` has run.
+//
+//   auto storage = OpenRocksDbStorage("/var/lib/replicatord/db");
+//   core::DurableState state = (*storage)->Recover().value();
+//   (*storage)->Write(std::move(batch), [](absl::Status s) { /* post to reactor */ });
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "core/messages.h"
+#include "core/types.h"
+
+namespace replicator::storage {
+
+// Counters since open; each read of a field is atomic, the struct as a whole
+// is not a consistent snapshot.
+struct StorageStats {
+  uint64_t batches_written = 0;  // group writes applied (one atomic write each), <= writes
+  uint64_t syncs = 0;            // synced writes to disk (0 for in-memory storage)
+  uint64_t mutations = 0;        // mutations applied
+  uint64_t committed_keys = 0;   // distinct committed keys held now (CommittedCount)
+  uint64_t writes = 0;           // Write() requests whose `done` has run, ok or not
+  uint64_t write_errors = 0;     // group writes that failed (each failed all its requests)
+};
+
+class Storage : public core::CommittedView {
+ public:
+  // Runs exactly once per Write(), on the storage thread. Must not throw and
+  // must not block for long: it delays every later group.
+  using Done = std::function<void(absl::Status)>;
+
+  // Drains queued writes (their `done` still runs), then stops the storage
+  // thread. No Write() may begin concurrently with or after destruction.
+  ~Storage() override;
+
+  // Reservations and acceptor records now durable, in key order of their
+  // records. Call before the engine starts writing; Reservation::since is 0
+  // (it is local-clock time and is not stored). Decode failures are
+  // DataLossError naming the record.
+  virtual absl::StatusOr<core::DurableState> Recover() = 0;
+
+  // Applies `batch` atomically together with every other batch taken in the
+  // same group, synced to disk (RocksDbOptions::sync), then runs
+  // done(OkStatus()). Batches apply in the order Write() was called (as
+  // observed under the queue lock), mutations in their order, so a later
+  // mutation of a record wins. On failure no mutation of the group applies
+  // and every request of the group gets the error.
+  virtual void Write(core::WriteBatch batch, Done done) = 0;
+
+  // The committed value of `key`. A committed key's value never changes
+  // (write-once); PutCommitted of a present key overwrites it, and the
+  // engine never writes a different value (DESIGN.md invariant 1). An I/O
+  // error or corrupt record while reading aborts the process: a node that
+  // cannot read its committed set must not vote.
+  std::optional<core::Value> GetCommitted(const core::Key& key) const override = 0;
+
+  // Number of distinct committed keys. O(1).
+  virtual uint64_t CommittedCount() const = 0;
+
+  // Visits committed entries in key order starting at the first key >=
+  // `from`, until `visit` returns false or the entries run out. Every entry
+  // whose write was done before the call is visited; entries committed
+  // during the call may or may not be. The views are valid only during the
+  // call. `visit` may call into this storage, but not destroy it.
+  virtual absl::Status ForEachCommitted(
+      std::string_view from,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
+
+  // A number this data dir never returned before, >= 1, strictly greater
+  // than every earlier one (a durable counter, synced before it returns).
+  // Used as ProposalId::incarnation. Blocks the calling thread for one sync.
+  virtual absl::StatusOr<uint64_t> NextIncarnation() = 0;
+
+  virtual StorageStats stats() const = 0;
+};
+
+// In-memory storage for simulation and tests: loses everything when
+// destroyed. Same threading model (a storage thread completes writes).
+std::unique_ptr<Storage> OpenMemoryStorage();
+
+struct RocksDbOptions {
+  // fsync every group write (WriteOptions::sync). Off only in benchmarks:
+  // without it a machine crash can lose acknowledged reservations.
+  bool sync = true;
+  size_t block_cache_bytes = 64 << 20;
+};
+
+// Opens or creates the database in `dir` (creating the dir). Errors name the
+// dir: FailedPreconditionError when another process (or another open
+// instance) holds it, PermissionDeniedError when it cannot be read,
+// DataLossError for a corrupt or unversioned database,
+// FailedPreconditionError for a format this build does not read.
+absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& dir,
+                                                            RocksDbOptions options = {});
+
+}  // namespace replicator::storage

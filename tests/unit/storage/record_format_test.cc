@@ -1,0 +1,159 @@
+// Record encoding: round trips, and every damaged input decodes to a
+// DataLossError naming the record, never a crash.
+#include "storage/record_format.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace replicator::storage::internal {
+namespace {
+
+core::ProposalId Proposal(std::string coordinator, uint64_t incarnation, uint64_t sequence) {
+  core::ProposalId p;
+  p.coordinator = std::move(coordinator);
+  p.incarnation = incarnation;
+  p.sequence = sequence;
+  p.started_ms = 1234567;
+  return p;
+}
+
+core::Reservation SampleReservation() {
+  core::Reservation r;
+  r.key = std::string("key\0with\xffnul", 12);
+  r.proposal = Proposal("12D3KooWcoordinator", 7, ~uint64_t{0});
+  r.value = std::string(300, 'v');  // length needs a two-byte varint
+  r.since = 99;
+  return r;
+}
+
+core::AcceptorRecord SampleAcceptor(bool accepted) {
+  core::AcceptorRecord a;
+  a.proposal = Proposal("12D3KooWcoordinator", 3, 128);
+  a.promised = core::Ballot{5, "12D3KooWproposer"};
+  if (accepted) a.accepted = core::AcceptedValue{core::Ballot{4, "12D3KooWother"}, core::Decision::kCommit};
+  return a;
+}
+
+TEST(RecordFormatTest, VarintRoundTripsBoundaries) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{127}, uint64_t{128}, uint64_t{16383},
+                     uint64_t{16384}, uint64_t{1} << 63, ~uint64_t{0}}) {
+    std::string bytes;
+    PutVarint64(&bytes, v);
+    Reader in(bytes);
+    uint64_t out = 0;
+    ASSERT_TRUE(in.ReadVarint64("v", &out)) << in.error();
+    EXPECT_EQ(out, v);
+    EXPECT_TRUE(in.ExpectEnd());
+  }
+}
+
+TEST(RecordFormatTest, VarintRejectsOverflow) {
+  // Ten bytes whose last carries more than the 64th bit.
+  std::string bytes(9, '\xff');
+  bytes.push_back('\x02');
+  Reader in(bytes);
+  uint64_t out = 0;
+  EXPECT_FALSE(in.ReadVarint64("v", &out));
+  EXPECT_NE(in.error().find("overflow"), std::string::npos) << in.error();
+}
+
+TEST(RecordFormatTest, ReservationRoundTripsWithoutSince) {
+  const core::Reservation r = SampleReservation();
+  absl::StatusOr<core::Reservation> out =
+      DecodeReservation(ReservationKey(r.key), EncodeReservation(r));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->key, r.key);
+  EXPECT_EQ(out->proposal, r.proposal);
+  EXPECT_EQ(out->proposal.started_ms, r.proposal.started_ms);
+  EXPECT_EQ(out->value, r.value);
+  EXPECT_EQ(out->since, 0);
+}
+
+TEST(RecordFormatTest, AcceptorRoundTrips) {
+  for (bool accepted : {false, true}) {
+    const core::AcceptorRecord a = SampleAcceptor(accepted);
+    absl::StatusOr<core::AcceptorRecord> out =
+        DecodeAcceptor(AcceptorKey(a.proposal), EncodeAcceptor(a));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->proposal, a.proposal);
+    EXPECT_EQ(out->proposal.started_ms, a.proposal.started_ms);
+    EXPECT_EQ(out->promised, a.promised);
+    ASSERT_EQ(out->accepted.has_value(), accepted);
+    if (accepted) {
+      EXPECT_EQ(out->accepted->ballot, a.accepted->ballot);
+      EXPECT_EQ(out->accepted->decision, a.accepted->decision);
+    }
+  }
+}
+
+TEST(RecordFormatTest, CounterRoundTrips) {
+  absl::StatusOr<uint64_t> out = DecodeCounter(kIncarnationKey, EncodeCounter(42));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, 42u);
+}
+
+// Every strict prefix and every one-byte extension of a valid value is
+// rejected with DataLoss and the record named.
+TEST(RecordFormatTest, TruncatedOrExtendedValuesAreDataLoss) {
+  const core::Reservation r = SampleReservation();
+  const std::string rkey = ReservationKey(r.key);
+  const std::string rvalue = EncodeReservation(r);
+  const core::AcceptorRecord a = SampleAcceptor(true);
+  const std::string akey = AcceptorKey(a.proposal);
+  const std::string avalue = EncodeAcceptor(a);
+  const std::string cvalue = EncodeCounter(1u << 20);
+  for (size_t n = 0; n <= rvalue.size(); ++n) {
+    const std::string damaged = n < rvalue.size() ? rvalue.substr(0, n) : rvalue + "x";
+    absl::StatusOr<core::Reservation> out = DecodeReservation(rkey, damaged);
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kDataLoss) << n;
+    EXPECT_NE(out.status().message().find("reservation record 'rkey"), std::string::npos)
+        << out.status();
+  }
+  for (size_t n = 0; n <= avalue.size(); ++n) {
+    const std::string damaged = n < avalue.size() ? avalue.substr(0, n) : avalue + "x";
+    EXPECT_EQ(DecodeAcceptor(akey, damaged).status().code(), absl::StatusCode::kDataLoss) << n;
+  }
+  for (size_t n = 0; n <= cvalue.size(); ++n) {
+    const std::string damaged = n < cvalue.size() ? cvalue.substr(0, n) : cvalue + "x";
+    absl::StatusOr<uint64_t> out = DecodeCounter(kIncarnationKey, damaged);
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kDataLoss) << n;
+    EXPECT_NE(out.status().message().find("mincarnation"), std::string::npos) << out.status();
+  }
+}
+
+TEST(RecordFormatTest, UnknownRecordVersionIsDataLoss) {
+  std::string value = EncodeReservation(SampleReservation());
+  value[0] = 2;
+  absl::StatusOr<core::Reservation> out = DecodeReservation(ReservationKey("k"), value);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("record version 2"), std::string::npos) << out.status();
+}
+
+TEST(RecordFormatTest, AcceptorKeyMustMatchItsValue) {
+  const core::AcceptorRecord a = SampleAcceptor(false);
+  core::ProposalId other = a.proposal;
+  other.sequence += 1;
+  EXPECT_EQ(DecodeAcceptor(AcceptorKey(other), EncodeAcceptor(a)).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(RecordFormatTest, UnknownDecisionIsDataLoss) {
+  std::string value = EncodeAcceptor(SampleAcceptor(true));
+  value.back() = 7;  // the decision byte is last
+  absl::StatusOr<core::AcceptorRecord> out =
+      DecodeAcceptor(AcceptorKey(SampleAcceptor(true).proposal), value);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("unknown decision 7"), std::string::npos)
+      << out.status();
+}
+
+TEST(RecordFormatTest, LongKeysAreShortenedInErrors) {
+  const std::string described = DescribeRecordKey(std::string(1000, 'k'));
+  EXPECT_LT(described.size(), 120u);
+  EXPECT_NE(described.find("(1000 bytes)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace replicator::storage::internal
