@@ -1,0 +1,236 @@
+// replicator: command-line client.
+//   replicator --node=HOST:PORT put KEY VALUE
+//   replicator --node=HOST:PORT put KEY --value-file=PATH   (or - for stdin)
+//   replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]
+//   replicator --node=HOST:PORT status
+// Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists,
+// 3 reserved by a concurrent put, 4 key not found, 5 unavailable.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "fmt/format.h"
+#include "net/reactor.h"
+#include "replicator/client.h"
+
+ABSL_FLAG(std::string, node, "", "HOST:PORT of any Replicator node (required).");
+ABSL_FLAG(std::string, value_file, "",
+          "put: read the value from this file (- for standard input) instead of the command "
+          "line; for binary values.");
+ABSL_FLAG(std::string, consistency, "local",
+          "get: local (this node's committed value) or linearizable (a majority of its cluster).");
+ABSL_FLAG(int64_t, timeout_ms, 10000, "Give up on a call after this long.");
+
+namespace {
+
+enum Exit { kOk = 0, kUsage = 1, kKeyExists = 2, kConflict = 3, kNotFound = 4, kUnavailable = 5 };
+
+constexpr char kUsageText[] =
+    "Replicator client.\n"
+    "  replicator --node=HOST:PORT put KEY VALUE\n"
+    "  replicator --node=HOST:PORT put KEY --value-file=PATH|-\n"
+    "  replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]\n"
+    "  replicator --node=HOST:PORT status\n"
+    "Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists, 3 reserved by a\n"
+    "concurrent put, 4 key not found, 5 unavailable.";
+
+int Usage(const std::string& why) {
+  fmt::print(stderr, "replicator: {}\n{}\n", why, kUsageText);
+  return kUsage;
+}
+
+// Keys print as text when they are, else in C-style escapes.
+std::string Printable(const std::string& bytes) {
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
+struct Command {
+  replicator::net::Reactor& reactor;
+  std::string node;
+  std::vector<std::string> args;  // verb and its operands
+  std::string value;
+  replicator::Consistency consistency = replicator::Consistency::kLocal;
+  replicator::ClientOptions options;
+  int exit_code = kUsage;
+
+  asio::awaitable<void> Run() {
+    exit_code = co_await Execute();
+    reactor.Stop();
+  }
+
+  asio::awaitable<int> Execute() {
+    auto client = co_await replicator::Client::Connect(reactor, node, options);
+    if (!client.ok()) {
+      fmt::print(stderr, "replicator: cannot connect to {}: {}\n", node,
+                 std::string(client.status().message()));
+      co_return kUsage;
+    }
+    const std::string& verb = args[0];
+    if (verb == "put") co_return co_await Put(**client);
+    if (verb == "get") co_return co_await Get(**client);
+    co_return co_await Status(**client);
+  }
+
+  asio::awaitable<int> Put(replicator::Client& client) {
+    const std::string& key = args[1];
+    auto r = co_await client.Put(key, value);
+    if (!r.ok()) {
+      fmt::print(stderr, "replicator: put failed: {}\n", std::string(r.status().message()));
+      co_return r.status().code() == absl::StatusCode::kDeadlineExceeded ? kUnavailable : kUsage;
+    }
+    using K = replicator::PutResult::Kind;
+    switch (r->kind) {
+      case K::kOk:
+        fmt::print("ok\n");
+        co_return kOk;
+      case K::kKeyExists:
+        fmt::print(stderr,
+                   "key '{}' already exists (value: {} bytes); keys are write-once: choose "
+                   "another key\n",
+                   Printable(key), r->existing.size());
+        co_return kKeyExists;
+      case K::kConflict:
+        fmt::print(stderr,
+                   "key '{}' is reserved by a concurrent put ({}); retry later or choose another "
+                   "key\n",
+                   Printable(key), r->message);
+        co_return kConflict;
+      case K::kUnavailable:
+        fmt::print(stderr, "unavailable: {}\n", r->message);
+        co_return kUnavailable;
+      case K::kInvalidArgument:
+        fmt::print(stderr, "invalid argument: {}\n", r->message);
+        co_return kUsage;
+    }
+    co_return kUsage;
+  }
+
+  asio::awaitable<int> Get(replicator::Client& client) {
+    const std::string& key = args[1];
+    auto r = co_await client.Get(key, consistency);
+    if (!r.ok()) {
+      fmt::print(stderr, "replicator: get failed: {}\n", std::string(r.status().message()));
+      co_return r.status().code() == absl::StatusCode::kDeadlineExceeded ? kUnavailable : kUsage;
+    }
+    using K = replicator::GetResult::Kind;
+    switch (r->kind) {
+      case K::kFound:
+        std::fwrite(r->value.data(), 1, r->value.size(), stdout);
+        if (isatty(fileno(stdout))) std::fputc('\n', stdout);
+        std::fflush(stdout);
+        co_return kOk;
+      case K::kNotFound:
+        fmt::print(stderr, "key '{}' not found\n", Printable(key));
+        co_return kNotFound;
+      case K::kUnavailable:
+        fmt::print(stderr, "unavailable: {}\n", r->message);
+        co_return kUnavailable;
+      case K::kInvalidArgument:
+        fmt::print(stderr, "invalid argument: {}\n", r->message);
+        co_return kUsage;
+    }
+    co_return kUsage;
+  }
+
+  asio::awaitable<int> Status(replicator::Client& client) {
+    auto r = co_await client.Status();
+    if (!r.ok()) {
+      fmt::print(stderr, "replicator: status failed: {}\n", std::string(r.status().message()));
+      co_return kUsage;
+    }
+    const replicator::NodeStatus& s = *r;
+    fmt::print("node      {} (cluster {}, {})\n", s.self.id, s.self.cluster, s.self.address);
+    fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
+    fmt::print("puts      {} ok, {} key exists, {} conflict, {} unavailable, {} invalid\n",
+               s.puts_ok, s.puts_key_exists, s.puts_conflict, s.puts_unavailable,
+               s.puts_invalid);
+    fmt::print("gets      {}\n", s.gets);
+    fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
+    if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
+    std::string cluster;
+    for (const auto& m : s.members) {
+      if (m.cluster != cluster) {
+        cluster = m.cluster;
+        fmt::print("cluster {}\n", cluster);
+      }
+      fmt::print("  {}  {:<21}  {}{}\n", m.id, m.address, m.state,
+                 m.id == s.self.id ? "  (this node)" : "");
+    }
+    co_return kOk;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsageText);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+  std::string node = absl::GetFlag(FLAGS_node);
+  if (node.empty()) return Usage("--node=HOST:PORT is required");
+  if (args.empty()) return Usage("missing command: put, get or status");
+  const std::string& verb = args[0];
+  std::string value_file = absl::GetFlag(FLAGS_value_file);
+  std::string value;
+  if (verb == "put") {
+    if (!value_file.empty()) {
+      if (args.size() != 2) return Usage("put with --value-file takes only KEY");
+      std::stringstream buffer;
+      if (value_file == "-") {
+        buffer << std::cin.rdbuf();
+      } else {
+        std::ifstream in(value_file, std::ios::binary);
+        if (!in) return Usage(fmt::format("cannot read --value-file {}", value_file));
+        buffer << in.rdbuf();
+      }
+      value = buffer.str();
+    } else {
+      if (args.size() != 3) return Usage("put takes KEY VALUE (or KEY --value-file=PATH)");
+      value = args[2];
+    }
+  } else if (verb == "get") {
+    if (args.size() != 2) return Usage("get takes KEY");
+  } else if (verb == "status") {
+    if (args.size() != 1) return Usage("status takes no operands");
+  } else {
+    return Usage(fmt::format("unknown command '{}'", verb));
+  }
+  replicator::Consistency consistency = replicator::Consistency::kLocal;
+  std::string c = absl::GetFlag(FLAGS_consistency);
+  if (c == "linearizable") {
+    consistency = replicator::Consistency::kLinearizable;
+  } else if (c != "local") {
+    return Usage(fmt::format("--consistency must be local or linearizable, not '{}'", c));
+  }
+  int64_t timeout = absl::GetFlag(FLAGS_timeout_ms);
+  if (timeout <= 0) return Usage("--timeout_ms must be positive");
+
+  replicator::net::Reactor reactor;
+  Command command{reactor, node, args, value, consistency};
+  command.options.connect_timeout = std::chrono::milliseconds(std::min<int64_t>(timeout, 5000));
+  command.options.call_timeout = std::chrono::milliseconds(timeout);
+  asio::co_spawn(reactor.io(), command.Run(), asio::detached);
+  reactor.Run();
+  return command.exit_code;
+}

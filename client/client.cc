@@ -1,0 +1,161 @@
+#include "replicator/client.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "net/bridge.h"
+#include "net/reactor.h"
+#include "net/rpc.h"
+#include "schema/replicator.capnp.h"
+
+namespace replicator {
+namespace {
+
+capnp::Data::Reader AsData(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+std::string ToString(capnp::Data::Reader d) {
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+std::string ToString(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+PeerStatus FromWire(wire::PeerInfo::Reader p) {
+  PeerStatus out{ToString(p.getId()), ToString(p.getCluster()), ToString(p.getAddress()), ""};
+  switch (p.getState()) {
+    case wire::PeerState::VOTER:
+      out.state = "voter";
+      break;
+    case wire::PeerState::CATCHING_UP:
+      out.state = "catching up";
+      break;
+    case wire::PeerState::DOWN:
+      out.state = "down";
+      break;
+    default:
+      out.state = "unknown";
+  }
+  return out;
+}
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  Impl(std::string address, ClientOptions options, std::unique_ptr<net::RpcConnection> connection)
+      : address_(std::move(address)),
+        options_(options),
+        connection_(std::move(connection)),
+        key_value_(connection_->Bootstrap<wire::Node>().keyValueRequest().send().getKeyValue()),
+        request_ids_(std::random_device{}()) {}
+
+  std::string address_;
+  ClientOptions options_;
+  std::unique_ptr<net::RpcConnection> connection_;
+  wire::KeyValue::Client key_value_;
+  std::mt19937_64 request_ids_;
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+const std::string& Client::address() const { return impl_->address_; }
+
+asio::awaitable<absl::StatusOr<std::unique_ptr<Client>>> Client::Connect(net::Reactor& reactor,
+                                                                         std::string address,
+                                                                         ClientOptions options) {
+  auto connection = co_await net::RpcConnection::Connect(reactor, address, options.connect_timeout);
+  if (!connection.ok()) co_return connection.status();
+  co_return std::unique_ptr<Client>(new Client(
+      std::make_unique<Impl>(std::move(address), options, std::move(*connection))));
+}
+
+asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::string value) {
+  auto req = impl_->key_value_.putRequest();
+  req.setKey(AsData(key));
+  req.setValue(AsData(value));
+  // TODO(api): let callers pass their own request id, and retry with it after a
+  // timeout once nodes remember applied request ids.
+  req.setRequestId(impl_->request_ids_() | 1);
+  auto reply = co_await net::AwaitWithin(req.send(), impl_->options_.call_timeout);
+  if (!reply.ok()) co_return reply.status();
+  auto r = reply->getResult();
+  PutResult out;
+  switch (r.which()) {
+    case wire::PutResult::OK:
+      out.kind = PutResult::Kind::kOk;
+      break;
+    case wire::PutResult::KEY_EXISTS:
+      out.kind = PutResult::Kind::kKeyExists;
+      out.existing = ToString(r.getKeyExists());
+      break;
+    case wire::PutResult::CONFLICT:
+      out.kind = PutResult::Kind::kConflict;
+      out.message = ToString(r.getConflict());
+      break;
+    case wire::PutResult::UNAVAILABLE:
+      out.kind = PutResult::Kind::kUnavailable;
+      out.message = ToString(r.getUnavailable());
+      break;
+    case wire::PutResult::INVALID_ARGUMENT:
+      out.kind = PutResult::Kind::kInvalidArgument;
+      out.message = ToString(r.getInvalidArgument());
+      break;
+    default:
+      co_return absl::InternalError("node answered put with an unknown result kind");
+  }
+  co_return out;
+}
+
+asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consistency consistency) {
+  auto req = impl_->key_value_.getRequest();
+  req.setKey(AsData(key));
+  req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
+                                                               : wire::Consistency::LOCAL);
+  auto reply = co_await net::AwaitWithin(req.send(), impl_->options_.call_timeout);
+  if (!reply.ok()) co_return reply.status();
+  auto r = reply->getResult();
+  GetResult out;
+  switch (r.which()) {
+    case wire::GetResult::FOUND:
+      out.kind = GetResult::Kind::kFound;
+      out.value = ToString(r.getFound());
+      break;
+    case wire::GetResult::NOT_FOUND:
+      out.kind = GetResult::Kind::kNotFound;
+      break;
+    case wire::GetResult::UNAVAILABLE:
+      out.kind = GetResult::Kind::kUnavailable;
+      out.message = ToString(r.getUnavailable());
+      break;
+    case wire::GetResult::INVALID_ARGUMENT:
+      out.kind = GetResult::Kind::kInvalidArgument;
+      out.message = ToString(r.getInvalidArgument());
+      break;
+    default:
+      co_return absl::InternalError("node answered get with an unknown result kind");
+  }
+  co_return out;
+}
+
+asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
+  auto reply = co_await net::AwaitWithin(impl_->key_value_.statusRequest().send(),
+                                         impl_->options_.call_timeout);
+  if (!reply.ok()) co_return reply.status();
+  auto s = reply->getStatus();
+  NodeStatus out;
+  out.self = FromWire(s.getSelf());
+  for (auto m : s.getMembers()) out.members.push_back(FromWire(m));
+  out.committed_keys = s.getCommittedKeys();
+  out.reservations = s.getReservations();
+  out.puts_ok = s.getPutsOk();
+  out.puts_key_exists = s.getPutsKeyExists();
+  out.puts_conflict = s.getPutsConflict();
+  out.puts_unavailable = s.getPutsUnavailable();
+  out.puts_invalid = s.getPutsInvalid();
+  out.gets = s.getGets();
+  out.uptime_ms = s.getUptimeMs();
+  out.safety_violations = s.getSafetyViolations();
+  co_return out;
+}
+
+}  // namespace replicator

@@ -1,0 +1,103 @@
+// Replicator's C++ client: an asynchronous connection to one node, used from
+// Asio coroutines on a replicator::net::Reactor (one thread; a Client and
+// its calls stay on that reactor's thread).
+//
+//   replicator::net::Reactor reactor;
+//   asio::co_spawn(reactor.io(), [&]() -> asio::awaitable<void> { ... }, asio::detached);
+//   // inside the coroutine:
+//   auto client = co_await replicator::Client::Connect(reactor, "127.0.0.1:7001");
+//   auto put = co_await (*client)->Put("user/42", "alice");
+//   if (put.ok() && put->kind == replicator::PutResult::Kind::kKeyExists) { /* choose another */ }
+//
+// Transport failures come back as absl::Status (Unavailable, DeadlineExceeded);
+// protocol outcomes are values in PutResult / GetResult.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace replicator {
+
+namespace net {
+class Reactor;
+}
+
+struct PutResult {
+  enum class Kind {
+    kOk,               // committed at a majority of every cluster
+    kKeyExists,        // the key already holds `existing`: choose another key
+    kConflict,         // a concurrent put held the key past the retry bound
+    kUnavailable,      // too few nodes answered; nothing stored (see message)
+    kInvalidArgument,  // bad key or value; see message
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string existing;
+  std::string message;
+};
+
+struct GetResult {
+  enum class Kind { kFound, kNotFound, kUnavailable, kInvalidArgument };
+  Kind kind = Kind::kNotFound;
+  std::string value;
+  std::string message;
+};
+
+enum class Consistency { kLocal, kLinearizable };
+
+struct PeerStatus {
+  std::string id;
+  std::string cluster;
+  std::string address;
+  std::string state;  // "voter", "catching up", "down"
+};
+
+struct NodeStatus {
+  PeerStatus self;
+  std::vector<PeerStatus> members;
+  uint64_t committed_keys = 0;
+  uint64_t reservations = 0;
+  uint64_t puts_ok = 0;
+  uint64_t puts_key_exists = 0;
+  uint64_t puts_conflict = 0;
+  uint64_t puts_unavailable = 0;
+  uint64_t puts_invalid = 0;
+  uint64_t gets = 0;
+  uint64_t uptime_ms = 0;
+  uint64_t safety_violations = 0;
+};
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  // Bound on one call; a put takes a reserve round to every cluster and a
+  // decision round in the node's cluster, plus backoff under contention.
+  std::chrono::milliseconds call_timeout{10000};
+};
+
+class Client {
+ public:
+  // Connects to the node at "host:port".
+  static asio::awaitable<absl::StatusOr<std::unique_ptr<Client>>> Connect(
+      net::Reactor& reactor, std::string address, ClientOptions options = {});
+  ~Client();
+
+  asio::awaitable<absl::StatusOr<PutResult>> Put(std::string key, std::string value);
+  asio::awaitable<absl::StatusOr<GetResult>> Get(std::string key,
+                                                 Consistency consistency = Consistency::kLocal);
+  asio::awaitable<absl::StatusOr<NodeStatus>> Status();
+
+  const std::string& address() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace replicator

@@ -1,0 +1,146 @@
+// replicatord: one Replicator node. See README.md and docs/design.md.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/signal_set.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "fmt/format.h"
+#include "net/reactor.h"
+#include "node/node.h"
+
+ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0",
+          "HOST:PORT to serve on; port 0 picks a free port (see --address-file).");
+ABSL_FLAG(std::string, bootstrap, "",
+          "HOST:PORT of the bootstrap peer. Without it this node is the bootstrap peer and "
+          "serves the membership directory.");
+ABSL_FLAG(std::string, data_dir, "", "Directory for this node's identity and data (required).");
+ABSL_FLAG(std::string, storage, "rocksdb",
+          "rocksdb (durable, in --data-dir/db) or memory (loses every key and reservation when "
+          "the process exits; for tests only).");
+ABSL_FLAG(int64_t, call_deadline_ms, 1000,
+          "Deadline of each fan-out to peers; a peer that misses it is an unreachable vote.");
+ABSL_FLAG(int64_t, lease_ms, 2000,
+          "Age after which a reservation of unknown outcome is resolved by its holder.");
+ABSL_FLAG(int64_t, bootstrap_timeout_ms, 5000,
+          "How long to try reaching the bootstrap peer at start before exiting.");
+ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes.");
+ABSL_FLAG(int64_t, max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
+ABSL_FLAG(std::string, address_file, "",
+          "Once serving, write this node's HOST:PORT to this file (atomically).");
+
+namespace {
+
+namespace node = replicator::node;
+
+int Fail(const std::string& message) {
+  fmt::print(stderr, "replicatord: {}\n", message);
+  return 1;
+}
+
+bool WriteAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << "\n";
+    if (!out.good()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Starts the node on the reactor; stops the reactor if it cannot start.
+struct Daemon {
+  replicator::net::Reactor& reactor;
+  node::NodeOptions options;
+  std::string address_file;
+  asio::signal_set* signals = nullptr;
+  std::unique_ptr<node::Node> node;
+  int exit_code = 0;
+
+  asio::awaitable<void> Start() {
+    auto started = co_await node::Node::Start(reactor, options);
+    if (!started.ok()) {
+      fmt::print(stderr, "replicatord: {}\n", std::string(started.status().message()));
+      exit_code = 1;
+      signals->cancel();
+      reactor.Stop();
+      co_return;
+    }
+    node = std::move(*started);
+    fmt::print("replicatord: peer {} cluster {} serving {}{}\n", node->identity().peer_id,
+               options.cluster, node->address(),
+               options.bootstrap.empty() ? " (bootstrap peer)" : "");
+    std::fflush(stdout);
+    if (!address_file.empty() && !WriteAtomically(address_file, node->address())) {
+      fmt::print(stderr, "replicatord: cannot write {}\n", address_file);
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Replicator node.\n"
+      "  replicatord --cluster=ID --data-dir=DIR [--listen=HOST:PORT] "
+      "[--bootstrap=HOST:PORT]");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) return Fail(fmt::format("unexpected argument '{}'", rest[1]));
+
+  node::NodeOptions options;
+  options.cluster = absl::GetFlag(FLAGS_cluster);
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  std::string storage = absl::GetFlag(FLAGS_storage);
+  if (options.cluster.empty()) return Fail("--cluster is required");
+  if (options.data_dir.empty()) return Fail("--data-dir is required");
+  if (storage != "rocksdb" && storage != "memory") {
+    return Fail(fmt::format("--storage must be rocksdb or memory, not '{}'", storage));
+  }
+  options.memory_storage = storage == "memory";
+  auto positive = [](int64_t v) { return v > 0; };
+  if (!positive(absl::GetFlag(FLAGS_call_deadline_ms)) ||
+      !positive(absl::GetFlag(FLAGS_lease_ms)) ||
+      !positive(absl::GetFlag(FLAGS_bootstrap_timeout_ms)) ||
+      !positive(absl::GetFlag(FLAGS_max_key_bytes)) || absl::GetFlag(FLAGS_max_value_bytes) < 0) {
+    return Fail("durations and key limits must be positive");
+  }
+  options.call_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_deadline_ms));
+  options.lease = std::chrono::milliseconds(absl::GetFlag(FLAGS_lease_ms));
+  options.bootstrap_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_bootstrap_timeout_ms));
+  options.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
+  options.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
+  std::string address_file = absl::GetFlag(FLAGS_address_file);
+
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return Fail(fmt::format("cannot create data dir {}: {}", options.data_dir, ec.message()));
+
+  replicator::net::Reactor reactor;
+  Daemon daemon{reactor, options, address_file};
+  asio::signal_set signals(reactor.io(), SIGINT, SIGTERM);
+  signals.async_wait([&](asio::error_code error, int) {
+    if (error) return;
+    fmt::print(stderr, "replicatord: stopping\n");
+    if (daemon.node) daemon.node->Shutdown();
+    reactor.Stop();
+  });
+  daemon.signals = &signals;
+  asio::co_spawn(reactor.io(), daemon.Start(), asio::detached);
+  reactor.Run();
+  daemon.node.reset();
+  return daemon.exit_code;
+}

@@ -1,0 +1,859 @@
+#include "node/node.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <utility>
+#include <variant>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "fmt/format.h"
+#include "net/bridge.h"
+#include "net/reactor.h"
+#include "net/rpc.h"
+#include "node/convert.h"
+#include "node/waiters.h"
+#include "schema/replicator.capnp.h"
+
+namespace replicator::node {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Engine time: wall-clock milliseconds, so proposal start times are
+// comparable across nodes for backoff priority.
+core::TimeMs Now() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+core::Response Unreachable(std::string reason) { return core::Unreachable{std::move(reason)}; }
+
+// A rejected Cap'n Proto call carries its reason in the status message.
+std::string Reason(const absl::Status& s) { return std::string(s.message()); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Node::Impl: all state of one node. Servers below hold a raw pointer plus a
+// liveness token; they answer "shutting down" once the Impl is gone.
+
+class Node::Impl {
+ public:
+  Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
+       std::unique_ptr<storage::Storage> storage, core::DurableState recovered,
+       uint64_t incarnation);
+  ~Impl();
+
+  asio::awaitable<absl::Status> Serve();
+  void Shutdown();
+
+  // Client calls.
+  asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value);
+  asio::awaitable<core::GetOutcome> Get(core::Key key, core::Consistency consistency);
+  void FillStatus(wire::NodeStatus::Builder out);
+
+  // Peer calls: hand `request` to the engine and await its response.
+  asio::awaitable<core::Response> Inbound(core::Request request);
+
+  // Directory (bootstrap peer only).
+  bool is_directory() const { return options_.bootstrap.empty(); }
+  absl::StatusOr<std::vector<core::Member>> Join(core::Member member,
+                                                 wire::Watcher::Client watcher);
+  std::vector<core::Member> DirectoryMembers() const;
+
+  // A new membership map from the directory.
+  void OnMembers(std::vector<core::Member> members);
+
+  std::weak_ptr<bool> token() const { return alive_; }
+  asio::io_context& io();
+
+  NodeOptions options_;
+  Identity identity_;
+  std::string address_;
+
+ private:
+  void Pump();
+  void Carry(core::Effect& effect);
+  void ScheduleWakeup();
+  asio::awaitable<void> Call(std::weak_ptr<bool> token, core::SendEffect effect);
+  asio::awaitable<core::Response> CallPeer(core::SendEffect effect);
+  asio::awaitable<absl::StatusOr<wire::Peer::Client>> PeerClient(core::PeerId id,
+                                                                milliseconds timeout);
+  void Broadcast();
+  asio::awaitable<void> Notify(std::weak_ptr<bool> token, core::PeerId id,
+                               wire::Watcher::Client watcher, std::vector<core::Member> members);
+  asio::awaitable<absl::Status> JoinDirectory();
+  asio::awaitable<void> StayJoined(std::weak_ptr<bool> token);
+  core::Member Self() const;
+
+  net::Reactor& reactor_;
+  std::unique_ptr<storage::Storage> storage_;
+  std::unique_ptr<core::Engine> engine_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  std::unique_ptr<net::RpcServer> server_;
+  wire::Peer::Client self_peer_;
+  std::vector<core::Member> members_;  // as the directory reported them
+
+  struct PeerConnection {
+    std::unique_ptr<net::RpcConnection> connection;
+    wire::Peer::Client peer;
+  };
+  absl::flat_hash_map<std::string, PeerConnection> peers_;  // by address
+
+  // Directory state (bootstrap peer only).
+  struct Registration {
+    core::Member member;
+    std::optional<wire::Watcher::Client> watcher;  // empty for this node itself
+    uint64_t generation = 0;
+  };
+  std::map<core::PeerId, Registration> registry_;
+  uint64_t registry_generation_ = 0;
+
+  // Connection to the directory (other nodes).
+  std::unique_ptr<net::RpcConnection> directory_connection_;
+
+  Waiters<core::Response> inbound_;
+  Waiters<core::PutOutcome> puts_;
+  Waiters<core::GetOutcome> gets_;
+  uint64_t next_id_ = 1;
+  bool pumping_ = false;
+  bool shut_down_ = false;
+  asio::steady_timer wakeup_;
+  std::optional<core::TimeMs> wakeup_at_;
+};
+
+namespace {
+
+std::string_view ShuttingDown() { return "node is shutting down"; }
+
+// Cap'n Proto servers. Each call becomes an Asio coroutine on the reactor.
+
+class PeerServer final : public wire::Peer::Server {
+ public:
+  explicit PeerServer(Node::Impl* impl) : impl_(impl), token_(impl->token()) {}
+
+  kj::Promise<void> handle(HandleContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Handle(impl_, context));
+  }
+  kj::Promise<void> forward(ForwardContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Forward(impl_, context));
+  }
+  kj::Promise<void> accept(AcceptContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Accept(impl_, context));
+  }
+  kj::Promise<void> prepare(PrepareContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Prepare(impl_, context));
+  }
+  kj::Promise<void> read(ReadContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Read(impl_, context));
+  }
+  kj::Promise<void> resolve(ResolveContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Resolve(impl_, context));
+  }
+
+ private:
+  // The engine answered with a response of another kind, or the node shut
+  // down (Unreachable): the caller sees a failed call.
+  template <typename T>
+  static const T& Expect(const core::Response& r) {
+    if (const auto* t = std::get_if<T>(&r)) return *t;
+    if (const auto* u = std::get_if<core::Unreachable>(&r)) throw std::runtime_error(u->reason);
+    throw std::logic_error("engine answered with the wrong response type");
+  }
+
+  static asio::awaitable<void> Handle(Node::Impl* impl, HandleContext context) {
+    core::Response r = co_await impl->Inbound(
+        core::HandleRequest{FromWire(context.getParams().getRequest())});
+    ToWire(Expect<core::HandleResponse>(r).vote, context.getResults().initVote());
+  }
+  static asio::awaitable<void> Forward(Node::Impl* impl, ForwardContext context) {
+    auto params = context.getParams();
+    core::Response r = co_await impl->Inbound(
+        core::ForwardRequest{FromWire(params.getRequest()), params.getDeadlineMs()});
+    const auto& votes = Expect<core::ForwardResponse>(r).votes;
+    auto out = context.getResults().initVotes(votes.size());
+    for (size_t i = 0; i < votes.size(); ++i) ToWire(votes[i], out[i]);
+  }
+  static asio::awaitable<void> Accept(Node::Impl* impl, AcceptContext context) {
+    auto p = context.getParams();
+    core::Response r = co_await impl->Inbound(core::AcceptRequest{
+        FromWire(p.getProposal()), FromWire(p.getBallot()), FromWire(p.getDecision())});
+    const auto& a = Expect<core::AcceptResponse>(r);
+    auto out = context.getResults().initResult();
+    if (a.accepted) {
+      out.setAccepted();
+    } else {
+      ToWire(a.promised, out.initRejected());
+    }
+  }
+  static asio::awaitable<void> Prepare(Node::Impl* impl, PrepareContext context) {
+    auto p = context.getParams();
+    core::Response r = co_await impl->Inbound(
+        core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())});
+    const auto& pr = Expect<core::PrepareResponse>(r);
+    auto out = context.getResults().initResult();
+    if (!pr.promised) {
+      ToWire(pr.higher, out.initRejected());
+      return;
+    }
+    auto promised = out.initPromised();
+    if (pr.accepted) {
+      auto v = promised.initValue();
+      ToWire(pr.accepted->ballot, v.initBallot());
+      v.setDecision(ToWire(pr.accepted->decision));
+    } else {
+      promised.setNone();
+    }
+  }
+  static asio::awaitable<void> Read(Node::Impl* impl, ReadContext context) {
+    core::Response r =
+        co_await impl->Inbound(core::ReadRequest{ToString(context.getParams().getKey())});
+    const auto& rr = Expect<core::ReadResponse>(r);
+    auto out = context.getResults().initResult();
+    switch (rr.kind) {
+      case core::ReadResponse::Kind::kCommitted:
+        out.setCommitted(AsData(rr.value));
+        break;
+      case core::ReadResponse::Kind::kReserved: {
+        auto e = out.initReserved();
+        ToWire(rr.holder, e.initProposal());
+        e.setValue(AsData(rr.value));
+        break;
+      }
+      case core::ReadResponse::Kind::kAbsent:
+        out.setAbsent();
+        break;
+    }
+  }
+  static asio::awaitable<void> Resolve(Node::Impl* impl, ResolveContext context) {
+    core::Response r =
+        co_await impl->Inbound(core::ResolveRequest{FromWire(context.getParams().getProposal())});
+    const auto& rr = Expect<core::ResolveResponse>(r);
+    auto out = context.getResults().initResult();
+    if (rr.decision) {
+      out.setDecided(ToWire(*rr.decision));
+    } else {
+      out.setUnavailable(rr.reason);
+    }
+  }
+
+  Node::Impl* impl_;
+  std::weak_ptr<bool> token_;
+};
+
+class KeyValueServer final : public wire::KeyValue::Server {
+ public:
+  explicit KeyValueServer(Node::Impl* impl) : impl_(impl), token_(impl->token()) {}
+
+  kj::Promise<void> put(PutContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Put(impl_, context));
+  }
+  kj::Promise<void> get(GetContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Get(impl_, context));
+  }
+  kj::Promise<void> status(StatusContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    impl_->FillStatus(context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+
+ private:
+  static asio::awaitable<void> Put(Node::Impl* impl, PutContext context) {
+    auto p = context.getParams();
+    core::PutOutcome o = co_await impl->Put(ToString(p.getKey()), ToString(p.getValue()));
+    ToWire(o, context.getResults().initResult());
+  }
+  static asio::awaitable<void> Get(Node::Impl* impl, GetContext context) {
+    auto p = context.getParams();
+    auto consistency = p.getConsistency() == wire::Consistency::LINEARIZABLE
+                           ? core::Consistency::kLinearizable
+                           : core::Consistency::kLocal;
+    core::GetOutcome o = co_await impl->Get(ToString(p.getKey()), consistency);
+    ToWire(o, context.getResults().initResult());
+  }
+
+  Node::Impl* impl_;
+  std::weak_ptr<bool> token_;
+};
+
+class WatcherServer final : public wire::Watcher::Server {
+ public:
+  explicit WatcherServer(Node::Impl* impl) : impl_(impl), token_(impl->token()) {}
+
+  kj::Promise<void> changed(ChangedContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    std::vector<core::Member> members;
+    for (auto m : context.getParams().getMembers()) members.push_back(FromWire(m));
+    impl_->OnMembers(std::move(members));
+    return kj::READY_NOW;
+  }
+
+ private:
+  Node::Impl* impl_;
+  std::weak_ptr<bool> token_;
+};
+
+void FillMembers(const std::vector<core::Member>& members,
+                 capnp::List<wire::PeerInfo>::Builder out) {
+  for (size_t i = 0; i < members.size(); ++i) ToWire(members[i], out[i]);
+}
+
+class DirectoryServer final : public wire::Directory::Server {
+ public:
+  explicit DirectoryServer(Node::Impl* impl) : impl_(impl), token_(impl->token()) {}
+
+  kj::Promise<void> join(JoinContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    auto p = context.getParams();
+    auto members = impl_->Join(FromWire(p.getSelf()), p.getWatcher());
+    if (!members.ok()) {
+      return KJ_EXCEPTION(FAILED, std::string(members.status().message()));
+    }
+    FillMembers(*members, context.getResults().initMembers(members->size()));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> list(ListContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    auto members = impl_->DirectoryMembers();
+    FillMembers(members, context.getResults().initMembers(members.size()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  Node::Impl* impl_;
+  std::weak_ptr<bool> token_;
+};
+
+class NodeServer final : public wire::Node::Server {
+ public:
+  explicit NodeServer(Node::Impl* impl)
+      : impl_(impl),
+        key_value_(kj::heap<KeyValueServer>(impl)),
+        peer_(kj::heap<PeerServer>(impl)),
+        directory_(kj::heap<DirectoryServer>(impl)) {}
+
+  kj::Promise<void> keyValue(KeyValueContext context) override {
+    context.getResults().setKeyValue(key_value_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> peer(PeerContext context) override {
+    context.getResults().setPeer(peer_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> directory(DirectoryContext context) override {
+    if (!impl_->is_directory()) {
+      return KJ_EXCEPTION(FAILED, "this node is not the bootstrap peer; it serves no directory");
+    }
+    context.getResults().setDirectory(directory_);
+    return kj::READY_NOW;
+  }
+
+ private:
+  Node::Impl* impl_;
+  wire::KeyValue::Client key_value_;
+  wire::Peer::Client peer_;
+  wire::Directory::Client directory_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
+                 std::unique_ptr<storage::Storage> storage, core::DurableState recovered,
+                 uint64_t incarnation)
+    : options_(std::move(options)),
+      identity_(std::move(identity)),
+      reactor_(reactor),
+      storage_(std::move(storage)),
+      self_peer_(kj::heap<PeerServer>(this)),
+      inbound_(reactor.io().get_executor()),
+      puts_(reactor.io().get_executor()),
+      gets_(reactor.io().get_executor()),
+      wakeup_(reactor.io()) {
+  core::EngineConfig config;
+  config.self = identity_.peer_id;
+  config.cluster = options_.cluster;
+  config.incarnation = incarnation;
+  config.random_seed = std::hash<std::string>()(identity_.peer_id) ^ incarnation;
+  config.limits = options_.limits;
+  config.call_deadline_ms = options_.call_deadline.count();
+  config.lease_ms = options_.lease.count();
+  engine_ = std::make_unique<core::Engine>(config, storage_.get(), std::move(recovered));
+}
+
+Node::Impl::~Impl() {
+  Shutdown();
+  alive_.reset();
+  // Storage drains queued writes; their completions find the token gone.
+  storage_.reset();
+}
+
+asio::io_context& Node::Impl::io() { return reactor_.io(); }
+
+core::Member Node::Impl::Self() const {
+  return core::Member{identity_.peer_id, options_.cluster, address_, core::PeerState::kVoter};
+}
+
+asio::awaitable<absl::Status> Node::Impl::Serve() {
+  auto server = net::RpcServer::Listen(reactor_, options_.listen, kj::heap<NodeServer>(this));
+  if (!server.ok()) co_return server.status();
+  server_ = std::move(*server);
+  address_ = server_->address();
+  if (is_directory()) {
+    registry_[identity_.peer_id] = Registration{Self(), std::nullopt, ++registry_generation_};
+    Broadcast();
+    co_return absl::OkStatus();
+  }
+  absl::Status joined = co_await JoinDirectory();
+  if (!joined.ok()) co_return joined;
+  asio::co_spawn(io(), StayJoined(token()), asio::detached);
+  co_return absl::OkStatus();
+}
+
+void Node::Impl::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  wakeup_.cancel();
+  core::PutOutcome gone{core::PutOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
+  puts_.CompleteAll(gone);
+  gets_.CompleteAll(core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
+                                     std::string(ShuttingDown())});
+  inbound_.CompleteAll(Unreachable(std::string(ShuttingDown())));
+  server_.reset();
+  peers_.clear();
+  directory_connection_.reset();
+}
+
+// --- Driving the engine -----------------------------------------------------
+
+void Node::Impl::Pump() {
+  // Effects carried out here may feed the engine again (a call that fails at
+  // once); the outer loop picks up whatever that produced.
+  if (pumping_ || shut_down_) return;
+  pumping_ = true;
+  while (engine_->HasEffects()) {
+    for (core::Effect& effect : engine_->TakeEffects()) Carry(effect);
+  }
+  pumping_ = false;
+  ScheduleWakeup();
+}
+
+void Node::Impl::Carry(core::Effect& effect) {
+  std::visit(
+      [&](auto& fx) {
+        using T = std::decay_t<decltype(fx)>;
+        if constexpr (std::is_same_v<T, core::SendEffect>) {
+          asio::co_spawn(io(), Call(token(), std::move(fx)), asio::detached);
+        } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
+          inbound_.Complete(fx.inbound_id, std::move(fx.response));
+        } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
+          uint64_t id = fx.write_id;
+          asio::io_context& ctx = io();
+          std::weak_ptr<bool> alive = token();
+          core::Engine* engine = engine_.get();
+          storage_->Write(std::move(fx.batch), [&ctx, alive, engine, id, this](absl::Status s) {
+            asio::post(ctx, [alive, engine, id, this, s] {
+              if (alive.expired()) return;
+              if (!s.ok()) {
+                // A replica that cannot make its promises durable must not
+                // make them at all: stop rather than answer.
+                fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n",
+                           s.ToString());
+                std::fflush(stderr);
+                std::abort();
+              }
+              engine->OnWriteDone(id, Now());
+              Pump();
+            });
+          });
+        } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
+          puts_.Complete(fx.put_id, std::move(fx.outcome));
+        } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
+          gets_.Complete(fx.get_id, std::move(fx.outcome));
+        } else if constexpr (std::is_same_v<T, core::ViolationEffect>) {
+          fmt::print(stderr,
+                     "replicatord: SAFETY VIOLATION: two values for one key ({} bytes): {}\n",
+                     fx.key.size(), fx.detail);
+          std::fflush(stderr);
+        }
+      },
+      effect);
+}
+
+void Node::Impl::ScheduleWakeup() {
+  std::optional<core::TimeMs> next = engine_->NextWakeup();
+  if (!next || shut_down_) return;
+  if (wakeup_at_ && *wakeup_at_ <= *next) return;  // an earlier wake-up is armed
+  wakeup_at_ = next;
+  wakeup_.expires_after(milliseconds(std::max<core::TimeMs>(0, *next - Now())));
+  std::weak_ptr<bool> alive = token();
+  wakeup_.async_wait([this, alive](asio::error_code ec) {
+    if (ec || alive.expired()) return;
+    wakeup_at_.reset();
+    engine_->Tick(Now());
+    Pump();
+  });
+}
+
+asio::awaitable<void> Node::Impl::Call(std::weak_ptr<bool> token, core::SendEffect effect) {
+  uint64_t call_id = effect.call_id;
+  core::Response response = co_await CallPeer(std::move(effect));
+  if (token.expired() || shut_down_) co_return;
+  engine_->OnResponse(call_id, std::move(response), Now());
+  Pump();
+}
+
+asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
+  milliseconds remaining(effect.deadline - Now());
+  if (remaining.count() <= 0) co_return Unreachable("deadline passed before the call was sent");
+  std::weak_ptr<bool> alive = token();
+  auto peer = co_await PeerClient(effect.to, remaining);
+  if (alive.expired()) co_return Unreachable(std::string(ShuttingDown()));
+  if (!peer.ok()) co_return Unreachable(Reason(peer.status()));
+  remaining = milliseconds(std::max<core::TimeMs>(1, effect.deadline - Now()));
+  try {
+    if (auto* h = std::get_if<core::HandleRequest>(&effect.request)) {
+      auto req = peer->handleRequest();
+      ToWire(h->op, req.initRequest());
+      req.setDeadlineMs(static_cast<uint32_t>(remaining.count()));
+      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      co_return core::HandleResponse{FromWire(r->getVote())};
+    }
+    if (auto* f = std::get_if<core::ForwardRequest>(&effect.request)) {
+      auto req = peer->forwardRequest();
+      ToWire(f->op, req.initRequest());
+      req.setDeadlineMs(f->deadline_ms);
+      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      core::ForwardResponse out;
+      for (auto v : r->getVotes()) out.votes.push_back(FromWire(v));
+      co_return out;
+    }
+    if (auto* a = std::get_if<core::AcceptRequest>(&effect.request)) {
+      auto req = peer->acceptRequest();
+      ToWire(a->proposal, req.initProposal());
+      ToWire(a->ballot, req.initBallot());
+      req.setDecision(ToWire(a->decision));
+      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      auto result = r->getResult();
+      core::AcceptResponse out;
+      out.accepted = result.isAccepted();
+      if (result.isRejected()) out.promised = FromWire(result.getRejected());
+      co_return out;
+    }
+    if (auto* p = std::get_if<core::PrepareRequest>(&effect.request)) {
+      auto req = peer->prepareRequest();
+      ToWire(p->proposal, req.initProposal());
+      ToWire(p->ballot, req.initBallot());
+      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      auto result = r->getResult();
+      core::PrepareResponse out;
+      if (result.isRejected()) {
+        out.higher = FromWire(result.getRejected());
+      } else {
+        out.promised = true;
+        auto accepted = result.getPromised();
+        if (accepted.isValue()) {
+          auto v = accepted.getValue();
+          out.accepted = core::AcceptedValue{FromWire(v.getBallot()), FromWire(v.getDecision())};
+        }
+      }
+      co_return out;
+    }
+    if (auto* rd = std::get_if<core::ReadRequest>(&effect.request)) {
+      auto req = peer->readRequest();
+      req.setKey(AsData(rd->key));
+      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      auto result = r->getResult();
+      core::ReadResponse out;
+      if (result.isCommitted()) {
+        out.kind = core::ReadResponse::Kind::kCommitted;
+        out.value = ToString(result.getCommitted());
+      } else if (result.isReserved()) {
+        out.kind = core::ReadResponse::Kind::kReserved;
+        out.holder = FromWire(result.getReserved().getProposal());
+        out.value = ToString(result.getReserved().getValue());
+      }
+      co_return out;
+    }
+    const auto& rs = std::get<core::ResolveRequest>(effect.request);
+    auto req = peer->resolveRequest();
+    ToWire(rs.proposal, req.initProposal());
+    auto r = co_await net::AwaitWithin(req.send(), remaining);
+    if (!r.ok()) co_return Unreachable(Reason(r.status()));
+    auto result = r->getResult();
+    core::ResolveResponse out;
+    if (result.isDecided()) {
+      out.decision = FromWire(result.getDecided());
+    } else {
+      out.reason = ToString(result.getUnavailable());
+    }
+    co_return out;
+  } catch (const kj::Exception& e) {
+    // A malformed answer from a peer: as good as none.
+    co_return Unreachable(e.getDescription().cStr());
+  }
+}
+
+asio::awaitable<absl::StatusOr<wire::Peer::Client>> Node::Impl::PeerClient(core::PeerId id,
+                                                                          milliseconds timeout) {
+  if (id == identity_.peer_id) co_return self_peer_;
+  std::string address;
+  for (const core::Member& m : members_) {
+    if (m.id == id) address = m.address;
+  }
+  if (address.empty()) co_return absl::NotFoundError(absl::StrCat("peer ", id, " is not known"));
+  if (auto it = peers_.find(address); it != peers_.end()) {
+    if (!it->second.connection->disconnected()) co_return it->second.peer;
+    peers_.erase(it);
+  }
+  std::weak_ptr<bool> alive = token();
+  auto connection = co_await net::RpcConnection::Connect(reactor_, address, timeout);
+  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  if (!connection.ok()) co_return connection.status();
+  // A concurrent call may have connected first; keep one connection.
+  if (auto it = peers_.find(address); it != peers_.end() && !it->second.connection->disconnected()) {
+    co_return it->second.peer;
+  }
+  wire::Peer::Client peer =
+      (*connection)->Bootstrap<wire::Node>().peerRequest().send().getPeer();
+  peers_[address] = PeerConnection{std::move(*connection), peer};
+  co_return peer;
+}
+
+// --- Client operations ------------------------------------------------------
+
+asio::awaitable<core::PutOutcome> Node::Impl::Put(core::Key key, core::Value value) {
+  if (shut_down_) {
+    co_return core::PutOutcome{core::PutOutcome::Kind::kUnavailable, {},
+                               std::string(ShuttingDown())};
+  }
+  uint64_t id = next_id_++;
+  auto slot = puts_.Add(id);
+  engine_->StartPut(id, std::move(key), std::move(value), Now());
+  Pump();
+  co_return co_await Waiters<core::PutOutcome>::Wait(slot);
+}
+
+asio::awaitable<core::GetOutcome> Node::Impl::Get(core::Key key, core::Consistency consistency) {
+  if (shut_down_) {
+    co_return core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
+                               std::string(ShuttingDown())};
+  }
+  uint64_t id = next_id_++;
+  auto slot = gets_.Add(id);
+  engine_->StartGet(id, std::move(key), consistency, Now());
+  Pump();
+  co_return co_await Waiters<core::GetOutcome>::Wait(slot);
+}
+
+asio::awaitable<core::Response> Node::Impl::Inbound(core::Request request) {
+  if (shut_down_) co_return Unreachable(std::string(ShuttingDown()));
+  uint64_t id = next_id_++;
+  auto slot = inbound_.Add(id);
+  engine_->OnRequest(id, core::PeerId(), std::move(request), Now());
+  Pump();
+  co_return co_await Waiters<core::Response>::Wait(slot);
+}
+
+void Node::Impl::FillStatus(wire::NodeStatus::Builder out) {
+  ToWire(Self(), out.initSelf());
+  std::vector<core::Member> members = members_;
+  std::sort(members.begin(), members.end(), [](const core::Member& a, const core::Member& b) {
+    return std::tie(a.cluster, a.id) < std::tie(b.cluster, b.id);
+  });
+  FillMembers(members, out.initMembers(members.size()));
+  core::EngineStats s = engine_->stats();
+  out.setCommittedKeys(storage_->CommittedCount());
+  out.setReservations(s.reservations);
+  out.setPutsOk(s.puts_ok);
+  out.setPutsKeyExists(s.puts_key_exists);
+  out.setPutsConflict(s.puts_conflict);
+  out.setPutsUnavailable(s.puts_unavailable);
+  out.setPutsInvalid(s.puts_invalid);
+  out.setGets(s.gets);
+  out.setSafetyViolations(s.safety_violations);
+  out.setUptimeMs(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                           started_)
+                      .count());
+}
+
+// --- Membership -------------------------------------------------------------
+
+void Node::Impl::OnMembers(std::vector<core::Member> members) {
+  members_ = std::move(members);
+  // `down` is a liveness hint for people reading `status`; a down voter
+  // still counts in its cluster's quorum, or a partition could shrink a
+  // majority below half of the real voters.
+  core::Topology topology;
+  for (core::Member m : members_) {
+    if (m.state == core::PeerState::kDown) m.state = core::PeerState::kVoter;
+    topology.members.push_back(std::move(m));
+  }
+  engine_->SetTopology(std::move(topology), Now());
+  Pump();
+}
+
+std::vector<core::Member> Node::Impl::DirectoryMembers() const {
+  std::vector<core::Member> out;
+  for (const auto& [id, reg] : registry_) out.push_back(reg.member);
+  return out;
+}
+
+absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
+                                                           wire::Watcher::Client watcher) {
+  if (auto bad = core::ValidateClusterId(member.cluster)) return absl::InvalidArgumentError(*bad);
+  if (member.id.empty() || member.address.empty()) {
+    return absl::InvalidArgumentError("join needs a peer id and an address");
+  }
+  // TODO(security): a joining node should prove it holds the key behind its
+  // peer id (sign a challenge); until then any caller can take an id over.
+  Registration& reg = registry_[member.id];
+  if (!reg.member.id.empty() && reg.member.cluster != member.cluster) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("peer ", member.id, " is registered in cluster ", reg.member.cluster,
+                     "; a peer cannot move to cluster ", member.cluster));
+  }
+  member.state = core::PeerState::kVoter;
+  reg.member = std::move(member);
+  reg.watcher = std::move(watcher);
+  reg.generation = ++registry_generation_;
+  Broadcast();
+  return DirectoryMembers();
+}
+
+void Node::Impl::Broadcast() {
+  std::vector<core::Member> members = DirectoryMembers();
+  for (const auto& [id, reg] : registry_) {
+    if (reg.watcher) {
+      asio::co_spawn(io(), Notify(token(), id, *reg.watcher, members), asio::detached);
+    }
+  }
+  OnMembers(std::move(members));
+}
+
+asio::awaitable<void> Node::Impl::Notify(std::weak_ptr<bool> token, core::PeerId id,
+                                         wire::Watcher::Client watcher,
+                                         std::vector<core::Member> members) {
+  auto req = watcher.changedRequest();
+  FillMembers(members, req.initMembers(members.size()));
+  absl::Status s = co_await net::AwaitWithin(req.send().ignoreResult(), options_.call_deadline);
+  if (token.expired() || s.ok()) co_return;
+  // The watcher is gone: mark its node down (once) and tell the others.
+  auto it = registry_.find(id);
+  if (it == registry_.end() || it->second.member.state == core::PeerState::kDown) co_return;
+  it->second.member.state = core::PeerState::kDown;
+  it->second.watcher.reset();
+  Broadcast();
+}
+
+asio::awaitable<absl::Status> Node::Impl::JoinDirectory() {
+  std::weak_ptr<bool> alive = token();
+  auto connection =
+      co_await net::RpcConnection::Connect(reactor_, options_.bootstrap, options_.bootstrap_timeout);
+  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  if (!connection.ok()) {
+    co_return absl::UnavailableError(absl::StrCat("cannot reach bootstrap peer ",
+                                                  options_.bootstrap, ": ",
+                                                  connection.status().message()));
+  }
+  auto directory = (*connection)->Bootstrap<wire::Node>().directoryRequest().send().getDirectory();
+  auto req = directory.joinRequest();
+  ToWire(Self(), req.initSelf());
+  req.setWatcher(kj::heap<WatcherServer>(this));
+  auto reply = co_await net::AwaitWithin(req.send(), options_.bootstrap_timeout);
+  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  if (!reply.ok()) {
+    co_return absl::UnavailableError(absl::StrCat("bootstrap peer ", options_.bootstrap,
+                                                  " refused to register this node: ",
+                                                  reply.status().message()));
+  }
+  std::vector<core::Member> members;
+  for (auto m : reply->getMembers()) members.push_back(FromWire(m));
+  directory_connection_ = std::move(*connection);
+  OnMembers(std::move(members));
+  co_return absl::OkStatus();
+}
+
+asio::awaitable<void> Node::Impl::StayJoined(std::weak_ptr<bool> token) {
+  // Nodes keep working while the bootstrap peer is down, and re-register
+  // when it is back (it keeps its directory in memory only).
+  asio::steady_timer timer(io());
+  while (!token.expired() && !shut_down_) {
+    timer.expires_after(std::chrono::seconds(1));
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (token.expired() || shut_down_) co_return;
+    if (directory_connection_ && !directory_connection_->disconnected()) continue;
+    absl::Status s = co_await JoinDirectory();
+    if (token.expired()) co_return;
+    if (s.ok()) fmt::print(stderr, "replicatord: re-registered with {}\n", options_.bootstrap);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Node::~Node() = default;
+
+const Identity& Node::identity() const { return impl_->identity_; }
+const std::string& Node::address() const { return impl_->address_; }
+void Node::Shutdown() { impl_->Shutdown(); }
+
+asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor& reactor,
+                                                                   NodeOptions options) {
+  if (auto bad = core::ValidateClusterId(options.cluster)) {
+    co_return absl::InvalidArgumentError(*bad);
+  }
+  if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
+  auto identity = LoadOrCreateIdentity(options.data_dir);
+  if (!identity.ok()) co_return identity.status();
+  std::unique_ptr<storage::Storage> storage;
+  if (options.memory_storage) {
+    storage = storage::OpenMemoryStorage();
+  } else {
+    auto opened = storage::OpenRocksDbStorage(options.data_dir + "/db");
+    if (!opened.ok()) co_return opened.status();
+    storage = std::move(*opened);
+  }
+  auto recovered = storage->Recover();
+  if (!recovered.ok()) co_return recovered.status();
+  auto incarnation = storage->NextIncarnation();
+  if (!incarnation.ok()) co_return incarnation.status();
+  if (options.memory_storage) {
+    // Memory storage forgets its counter; proposal ids must still never
+    // repeat across runs, since peers may hold reservations of the last run.
+    *incarnation = static_cast<uint64_t>(
+        std::chrono::system_clock::now().time_since_epoch().count());
+  }
+  auto impl = std::make_unique<Impl>(reactor, std::move(options), std::move(*identity),
+                                     std::move(storage), std::move(*recovered), *incarnation);
+  absl::Status served = co_await impl->Serve();
+  if (!served.ok()) co_return served;
+  co_return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+}  // namespace replicator::node

@@ -1,0 +1,65 @@
+// Node: one replicatord process. Owns the engine, storage, the RPC server
+// and the connections to peers, and drives the engine's effects over Cap'n
+// Proto. Lives on one reactor thread; every method must be called there.
+//
+//   net::Reactor reactor;
+//   auto node = co_await Node::Start(reactor, options);  // serving + joined
+//   ...
+//   node->Shutdown();
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "node/identity.h"
+#include "storage/storage.h"
+
+namespace replicator::net {
+class Reactor;
+}
+
+namespace replicator::node {
+
+struct NodeOptions {
+  core::ClusterId cluster;
+  std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
+  std::string bootstrap;               // empty: this node is the bootstrap peer
+  std::string data_dir;
+  bool memory_storage = false;         // lose everything on exit (tests)
+  core::Limits limits;
+  std::chrono::milliseconds call_deadline{1000};
+  std::chrono::milliseconds lease{2000};
+  std::chrono::milliseconds bootstrap_timeout{5000};
+};
+
+class Node {
+ public:
+  // Opens identity and storage, starts serving and joins the directory.
+  // Fails (with a message naming the address) when the bootstrap peer
+  // cannot be reached within options.bootstrap_timeout.
+  static asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Start(net::Reactor& reactor,
+                                                                      NodeOptions options);
+  ~Node();
+
+  const Identity& identity() const;
+  // The address this node serves on, "host:port".
+  const std::string& address() const;
+
+  // Stops serving; waiting client calls are answered `unavailable`.
+  void Shutdown();
+
+  class Impl;
+
+ private:
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace replicator::node

@@ -1,0 +1,329 @@
+// End-to-end tests: real replicatord processes on 127.0.0.1, driven through
+// the replicator CLI (exit codes and output are what users see) and the C++
+// client library. Every process is stopped by its PID when a test ends.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "net/reactor.h"
+#include "node/local_deployment.h"
+#include "replicator/client.h"
+
+namespace replicator {
+namespace {
+
+using node::CommandResult;
+using node::LocalDeployment;
+using node::RunCommand;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kCommandTimeout{30000};
+// Bound for "eventually" checks (asynchronous commit reaching every node).
+constexpr milliseconds kConvergeBound{15000};
+
+std::string TempDir(const std::string& name) {
+  std::string tmpl = ::testing::TempDir() + "replicator-" + name + "-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  EXPECT_NE(::mkdtemp(buf.data()), nullptr);
+  return buf.data();
+}
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void StartDeployment(int clusters, int nodes, std::vector<std::string> extra_flags = {}) {
+    root_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    node::DeploymentOptions options;
+    options.clusters = clusters;
+    options.nodes_per_cluster = nodes;
+    options.replicatord = REPLICATORD_PATH;
+    options.root_dir = root_;
+    options.storage = "memory";
+    options.extra_flags = std::move(extra_flags);
+    auto d = LocalDeployment::Start(options);
+    ASSERT_TRUE(d.ok()) << d.status();
+    deployment_ = std::move(*d);
+    // Every node must know every other before the first put, or a put could
+    // see a cluster with fewer than 3 voters.
+    WaitForMembership(clusters * nodes);
+  }
+
+  void TearDown() override {
+    deployment_.reset();
+    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
+  }
+
+  CommandResult Cli(std::vector<std::string> args, const std::string& stdin_data = "") {
+    args.insert(args.begin(), REPLICATOR_CLI_PATH);
+    return RunCommand(args, kCommandTimeout, stdin_data);
+  }
+  CommandResult Put(const std::string& node, const std::string& key, const std::string& value) {
+    return Cli({"--node=" + node, "put", key, value});
+  }
+  CommandResult Get(const std::string& node, const std::string& key,
+                    const std::string& consistency = "local") {
+    return Cli({"--node=" + node, "get", key, "--consistency=" + consistency});
+  }
+
+  // Polls `status` on every node until each lists `members` members.
+  void WaitForMembership(int members) {
+    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
+    for (const auto& n : deployment_->nodes()) {
+      while (true) {
+        CommandResult r = Cli({"--node=" + n.address, "status"});
+        int listed = 0;
+        for (size_t pos = 0; (pos = r.out.find("  voter", pos)) != std::string::npos; ++pos) {
+          ++listed;
+        }
+        if (r.exit_code == 0 && listed >= members) break;
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+            << "node " << n.address << " never saw " << members << " members:\n"
+            << r.out << r.err;
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+    }
+  }
+
+  // Polls a local get at `node` until it returns `value`.
+  void ExpectEventually(const std::string& node, const std::string& key,
+                        const std::string& value) {
+    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
+    CommandResult r;
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = Get(node, key);
+      if (r.exit_code == 0 && r.out == value) return;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    ADD_FAILURE() << "node " << node << " never returned " << key << " = " << value
+                  << "; last: exit " << r.exit_code << " out '" << r.out << "' err " << r.err;
+  }
+
+  std::vector<std::string> AddressesOf(const std::string& cluster) const {
+    std::vector<std::string> out;
+    for (const auto& n : deployment_->nodes()) {
+      if (n.cluster == cluster) out.push_back(n.address);
+    }
+    return out;
+  }
+
+  std::string root_;
+  std::unique_ptr<LocalDeployment> deployment_;
+};
+
+TEST_F(ReplicationTest, PutInOneClusterIsReadFromEveryNodeOfAnother) {
+  StartDeployment(2, 3);
+  std::string a = AddressesOf("c1")[0];
+  CommandResult put = Put(a, "greeting", "hello");
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  EXPECT_EQ(put.out, "ok\n");
+  for (const std::string& b : AddressesOf("c2")) {
+    // A linearizable read sees an acknowledged put at once...
+    CommandResult lin = Get(b, "greeting", "linearizable");
+    EXPECT_EQ(lin.exit_code, 0) << lin.err;
+    EXPECT_EQ(lin.out, "hello");
+    // ...and the asynchronous commit reaches every node's local store.
+    ExpectEventually(b, "greeting", "hello");
+  }
+}
+
+TEST_F(ReplicationTest, SameKeyThroughAnotherClusterIsRefusedWithTheStoredValue) {
+  StartDeployment(2, 3);
+  ASSERT_EQ(Put(AddressesOf("c1")[1], "user/42", "alice").exit_code, 0);
+  CommandResult again = Put(AddressesOf("c2")[2], "user/42", "bob");
+  EXPECT_EQ(again.exit_code, 2) << again.out << again.err;
+  EXPECT_NE(again.err.find("user/42"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("choose another key"), std::string::npos) << again.err;
+  // The first value stands everywhere.
+  for (const auto& n : deployment_->nodes()) {
+    CommandResult r = Get(n.address, "user/42", "linearizable");
+    EXPECT_EQ(r.out, "alice") << n.address << " " << r.err;
+  }
+}
+
+TEST_F(ReplicationTest, UnknownKeyIsNotFound) {
+  StartDeployment(2, 3);
+  for (const char* consistency : {"local", "linearizable"}) {
+    CommandResult r = Get(AddressesOf("c2")[0], "no-such-key", consistency);
+    EXPECT_EQ(r.exit_code, 4) << consistency << ": " << r.err;
+    EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST_F(ReplicationTest, RacingPutsOfOneKeyEndWithExactlyOneOk) {
+  StartDeployment(2, 3);
+  const auto& nodes = deployment_->nodes();
+  constexpr int kRacers = 16;
+  std::vector<CommandResult> results(kRacers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = Put(nodes[i % nodes.size()].address, "contended", absl::StrCat("value-", i));
+    });
+  }
+  for (auto& t : threads) t.join();
+  int oks = 0;
+  std::string winner;
+  for (int i = 0; i < kRacers; ++i) {
+    const CommandResult& r = results[i];
+    if (r.exit_code == 0) {
+      ++oks;
+      winner = absl::StrCat("value-", i);
+    } else {
+      // Losers are told the key is taken (or, past the retry bound, that it
+      // is reserved by a concurrent put); never anything else.
+      EXPECT_TRUE(r.exit_code == 2 || r.exit_code == 3)
+          << "racer " << i << ": exit " << r.exit_code << " " << r.err;
+    }
+  }
+  ASSERT_EQ(oks, 1);
+  for (const auto& n : nodes) ExpectEventually(n.address, "contended", winner);
+}
+
+TEST_F(ReplicationTest, PutsSucceedWithOneNodeOfAClusterDown) {
+  StartDeployment(2, 3);
+  // Kill a non-bootstrap node of c1 and one of c2.
+  deployment_->Kill(1);
+  deployment_->Kill(4);
+  for (int i = 0; i < 5; ++i) {
+    std::string key = absl::StrCat("after-kill-", i);
+    const auto& coordinator = deployment_->nodes()[i % 2 == 0 ? 0 : 3].address;
+    CommandResult r = Put(coordinator, key, "v");
+    EXPECT_EQ(r.exit_code, 0) << key << ": " << r.err;
+    CommandResult g = Get(deployment_->nodes()[5].address, key, "linearizable");
+    EXPECT_EQ(g.out, "v") << g.err;
+  }
+}
+
+TEST_F(ReplicationTest, BadInputIsRefusedAndTheNodeKeepsServing) {
+  StartDeployment(2, 3);
+  std::string node = AddressesOf("c1")[0];
+  CommandResult empty = Put(node, "", "v");
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.err.find("key is empty"), std::string::npos) << empty.err;
+
+  CommandResult long_key = Put(node, std::string(2048, 'k'), "v");
+  EXPECT_EQ(long_key.exit_code, 1);
+  EXPECT_NE(long_key.err.find("2048 bytes"), std::string::npos) << long_key.err;
+
+  CommandResult big_value =
+      Cli({"--node=" + node, "put", "big", "--value-file=-"}, std::string(2 << 20, 'x'));
+  EXPECT_EQ(big_value.exit_code, 1);
+  EXPECT_NE(big_value.err.find("value is 2097152 bytes"), std::string::npos) << big_value.err;
+
+  // Nothing was stored, and the node still serves.
+  EXPECT_EQ(Get(node, "big", "linearizable").exit_code, 4);
+  EXPECT_EQ(Put(node, "after-bad-input", "fine").exit_code, 0);
+  EXPECT_EQ(Get(node, "after-bad-input").out, "fine");
+}
+
+TEST_F(ReplicationTest, BinaryValuesRoundTripThroughValueFile) {
+  StartDeployment(2, 3);
+  std::string value;
+  for (int i = 0; i < 4096; ++i) value.push_back(static_cast<char>(i * 7 % 256));
+  CommandResult put =
+      Cli({"--node=" + AddressesOf("c1")[2], "put", "blob", "--value-file=-"}, value);
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  CommandResult get = Get(AddressesOf("c2")[1], "blob", "linearizable");
+  EXPECT_EQ(get.exit_code, 0);
+  EXPECT_EQ(get.out, value);
+}
+
+TEST_F(ReplicationTest, ClusterWithTooFewVotersRefusesPuts) {
+  StartDeployment(2, 2);
+  CommandResult r = Put(AddressesOf("c1")[0], "k", "v");
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_NE(r.err.find("at least 3"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplicationTest, StatusListsClustersPeersAndCounts) {
+  StartDeployment(2, 3);
+  ASSERT_EQ(Put(AddressesOf("c1")[0], "counted", "v").exit_code, 0);
+  CommandResult s = Cli({"--node=" + AddressesOf("c1")[0], "status"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("cluster c1"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("cluster c2"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("1 ok"), std::string::npos) << s.out;
+  for (const auto& n : deployment_->nodes()) {
+    EXPECT_NE(s.out.find(n.address), std::string::npos) << n.address << "\n" << s.out;
+  }
+  EXPECT_NE(s.out.find("12D3KooW"), std::string::npos) << s.out;
+}
+
+TEST_F(ReplicationTest, ClientLibraryPutsAndGetsFromCoroutines) {
+  StartDeployment(2, 3);
+  net::Reactor reactor;
+  struct Run {
+    net::Reactor& reactor;
+    std::string a, b;
+    std::vector<std::string> log;
+    asio::awaitable<void> Go() {
+      auto ca = co_await Client::Connect(reactor, a);
+      auto cb = co_await Client::Connect(reactor, b);
+      if (!ca.ok() || !cb.ok()) {
+        log.push_back("connect failed");
+        reactor.Stop();
+        co_return;
+      }
+      auto put = co_await (*ca)->Put("lib-key", "lib-value");
+      log.push_back(put.ok() && put->kind == PutResult::Kind::kOk ? "put ok" : "put failed");
+      auto again = co_await (*cb)->Put("lib-key", "other");
+      log.push_back(again.ok() && again->kind == PutResult::Kind::kKeyExists
+                        ? "exists " + again->existing
+                        : "no exists");
+      auto get = co_await (*cb)->Get("lib-key", Consistency::kLinearizable);
+      log.push_back(get.ok() && get->kind == GetResult::Kind::kFound ? "got " + get->value
+                                                                      : "get failed");
+      reactor.Stop();
+    }
+  } run{reactor, AddressesOf("c1")[0], AddressesOf("c2")[0], {}};
+  asio::co_spawn(reactor.io(), run.Go(), asio::detached);
+  reactor.Run();
+  EXPECT_EQ(run.log, (std::vector<std::string>{"put ok", "exists lib-value", "got lib-value"}));
+}
+
+TEST(StartupTest, UnreachableBootstrapPeerExitsWithAClearError) {
+  std::string dir = TempDir("bootstrap");
+  // Port 1 on loopback: nothing listens there. The node must give up by
+  // itself within 10 s (the promise users script against); RunCommand kills
+  // it at that bound and reports -1.
+  CommandResult r = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir,
+                                "--storage=memory", "--bootstrap=127.0.0.1:1"},
+                               milliseconds(10000));
+  EXPECT_NE(r.exit_code, -1) << "replicatord did not exit within 10 s";
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("127.0.0.1:1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bootstrap"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StartupTest, BadFlagsAreRefusedClearly) {
+  std::string dir = TempDir("flags");
+  CommandResult r = RunCommand(
+      {REPLICATORD_PATH, "--cluster=bad cluster!", "--data-dir=" + dir, "--storage=memory"},
+      milliseconds(20000));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cluster id"), std::string::npos) << r.err;
+  CommandResult no_node = RunCommand({REPLICATOR_CLI_PATH, "get", "k"}, milliseconds(20000));
+  EXPECT_EQ(no_node.exit_code, 1);
+  EXPECT_NE(no_node.err.find("--node"), std::string::npos) << no_node.err;
+  CommandResult nobody =
+      RunCommand({REPLICATOR_CLI_PATH, "--node=127.0.0.1:1", "get", "k"}, milliseconds(20000));
+  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_NE(nobody.err.find("127.0.0.1:1"), std::string::npos) << nobody.err;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace replicator
