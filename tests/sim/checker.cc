@@ -1,0 +1,490 @@
+#include "sim/checker.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "sim/describe.h"
+
+namespace replicator::sim {
+
+using core::Decision;
+using core::GetOutcome;
+using core::PutOutcome;
+
+std::string Violation::ToString() const {
+  return absl::StrCat("invariant ", invariant, " violated at t=", time, "ms ", subject, ": ",
+                      detail);
+}
+
+namespace {
+
+std::string KeySubject(const core::Key& key) { return absl::StrCat("key=", Quote(key)); }
+
+std::string ProposalSubject(const core::ProposalId& p) {
+  return absl::StrCat("proposal=", Describe(p));
+}
+
+const core::ReplicaOp* ReplicaOpOf(const core::Request& request) {
+  if (auto* h = std::get_if<core::HandleRequest>(&request)) return &h->op;
+  if (auto* f = std::get_if<core::ForwardRequest>(&request)) return &f->op;
+  return nullptr;
+}
+
+}  // namespace
+
+Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_ids,
+                 std::vector<const SimStore*> stores, int clusters, CheckerOptions options,
+                 const core::TimeMs* now)
+    : node_cluster_(std::move(node_cluster)),
+      node_ids_(std::move(node_ids)),
+      stores_(std::move(stores)),
+      clusters_(clusters),
+      cluster_size_(clusters, 0),
+      options_(options),
+      now_(now) {
+  for (int c : node_cluster_) cluster_size_[c]++;
+}
+
+void Checker::Fail(std::string invariant, std::string subject, std::string detail) {
+  violations_.push_back(
+      Violation{std::move(invariant), *now_, std::move(subject), std::move(detail)});
+}
+
+std::optional<core::Value> Checker::GlobalCommitted(const core::Key& key) const {
+  auto it = committed_.find(key);
+  if (it == committed_.end()) return std::nullopt;
+  return it->second;
+}
+
+int Checker::Majority(int cluster) const { return cluster_size_[cluster] / 2 + 1; }
+
+int Checker::ClusterOfPeer(const core::PeerId& peer) const {
+  for (size_t i = 0; i < node_ids_.size(); ++i) {
+    if (node_ids_[i] == peer) return node_cluster_[i];
+  }
+  return -1;
+}
+
+bool Checker::IsOkLike(const ClientOp& op) {
+  return op.put && op.put->kind == PutOutcome::Kind::kOk;
+}
+
+// --- Durable mutations ------------------------------------------------------
+
+void Checker::BeforeApply(int node, const core::Mutation& m) {
+  const SimStore& store = *stores_[node];
+  const core::PeerId& self = node_ids_[node];
+  if (auto* pr = std::get_if<core::PutReservation>(&m)) {
+    const core::Reservation& r = pr->reservation;
+    proposal_kv_.emplace(r.proposal, std::make_pair(r.key, r.value));
+    proposals_of_value_[r.value].insert(r.proposal);
+    if (auto committed = store.GetCommitted(r.key)) {
+      Fail("R", KeySubject(r.key),
+           absl::StrCat(self, " reserves for ", Describe(r.proposal), " a key it has committed (",
+                        Quote(*committed), ")"));
+    }
+    auto it = store.reservations().find(r.key);
+    if (it != store.reservations().end() && !(it->second.proposal == r.proposal)) {
+      Fail("R", KeySubject(r.key),
+           absl::StrCat(self, " replaces the reservation of ", Describe(it->second.proposal),
+                        " with one for ", Describe(r.proposal), " without dropping it first"));
+    }
+  } else if (auto* dr = std::get_if<core::DeleteReservation>(&m)) {
+    auto it = store.reservations().find(dr->key);
+    if (it != store.reservations().end() && !decisions_.contains(it->second.proposal)) {
+      Fail("R", absl::StrCat(KeySubject(dr->key), " ", ProposalSubject(it->second.proposal)),
+           absl::StrCat(self, " drops a reservation whose decision nobody has chosen or sent"));
+    }
+  } else if (auto* pc = std::get_if<core::PutCommitted>(&m)) {
+    auto mine = store.GetCommitted(pc->key);
+    if (mine && *mine != pc->value) {
+      Fail("1", KeySubject(pc->key),
+           absl::StrCat(self, " commits ", Quote(pc->value), " over its committed ",
+                        Quote(*mine)));
+    }
+    auto it = committed_.find(pc->key);
+    if (it != committed_.end()) {
+      if (it->second != pc->value) {
+        Fail("1", KeySubject(pc->key),
+             absl::StrCat(self, " commits ", Quote(pc->value), " but ", Quote(it->second),
+                          " was committed before"));
+      }
+    } else {
+      committed_.emplace(pc->key, pc->value);
+      auto claims = pending_claims_.find(pc->key);
+      if (claims != pending_claims_.end()) {
+        for (const auto& [value, source] : claims->second) {
+          if (value != pc->value) {
+            Fail("2", KeySubject(pc->key),
+                 absl::StrCat(source, " reported ", Quote(value), " but ", self, " commits ",
+                              Quote(pc->value)));
+          }
+        }
+        pending_claims_.erase(claims);
+      }
+    }
+    // Some proposal with this value must have been decided commit.
+    bool decided = false;
+    auto ps = proposals_of_value_.find(pc->value);
+    if (ps != proposals_of_value_.end()) {
+      for (const core::ProposalId& p : ps->second) {
+        auto d = decisions_.find(p);
+        if (d != decisions_.end() && d->second.decision == Decision::kCommit) decided = true;
+      }
+    }
+    if (!decided) {
+      Fail("3", KeySubject(pc->key),
+           absl::StrCat(self, " commits ", Quote(pc->value),
+                        " but no proposal of that value was decided commit"));
+    }
+  } else if (auto* pa = std::get_if<core::PutAcceptor>(&m)) {
+    const core::AcceptorRecord& rec = pa->record;
+    auto prev = store.acceptors().find(rec.proposal);
+    if (prev != store.acceptors().end()) {
+      if (rec.promised < prev->second.promised) {
+        Fail("3", ProposalSubject(rec.proposal),
+             absl::StrCat(self, " lowers its promise from ", Describe(prev->second.promised),
+                          " to ", Describe(rec.promised)));
+      }
+      if (prev->second.accepted &&
+          (!rec.accepted || rec.accepted->ballot < prev->second.accepted->ballot)) {
+        Fail("3", ProposalSubject(rec.proposal),
+             absl::StrCat(self, " forgets or lowers its accepted ballot ",
+                          Describe(prev->second.accepted->ballot)));
+      }
+    }
+    if (rec.accepted) {
+      auto& set = accepts_[{rec.proposal, rec.accepted->ballot}];
+      if (!set.nodes.empty() && set.decision != rec.accepted->decision) {
+        Fail("3", ProposalSubject(rec.proposal),
+             absl::StrCat("ballot ", Describe(rec.accepted->ballot), " carries both ",
+                          Describe(set.decision), " and ", Describe(rec.accepted->decision)));
+      }
+      set.decision = rec.accepted->decision;
+      int c0 = ClusterOfPeer(rec.proposal.coordinator);
+      if (c0 >= 0 && node_cluster_[node] == c0) {
+        set.nodes.insert(node);
+        if (static_cast<int>(set.nodes.size()) == Majority(c0)) {
+          RecordDecision(rec.proposal, set.decision,
+                         absl::StrCat("chosen at ballot ", Describe(rec.accepted->ballot)));
+        }
+      }
+    }
+  }
+}
+
+// --- Messages ---------------------------------------------------------------
+
+void Checker::OnSend(int node, const core::Request& request) {
+  const core::ReplicaOp* op = ReplicaOpOf(request);
+  if (op == nullptr) return;
+  const core::PeerId& self = node_ids_[node];
+  if (auto* r = std::get_if<core::ReserveOp>(op)) {
+    proposal_kv_.emplace(r->proposal, std::make_pair(r->key, r->value));
+    proposals_of_value_[r->value].insert(r->proposal);
+  } else if (auto* c = std::get_if<core::CommitOp>(op)) {
+    proposal_kv_.emplace(c->proposal, std::make_pair(c->key, c->value));
+    proposals_of_value_[c->value].insert(c->proposal);
+    RecordDecision(c->proposal, Decision::kCommit, absl::StrCat("commit sent by ", self));
+  } else if (auto* a = std::get_if<core::AbortOp>(op)) {
+    RecordDecision(a->proposal, Decision::kAbort, absl::StrCat("abort sent by ", self));
+  }
+}
+
+void Checker::OnDeliver(int node, const core::Request& request) { OnSend(node, request); }
+
+void Checker::OnResolveAnswered(int node, const core::ProposalId& proposal,
+                                const core::ResolveResponse& response) {
+  if (response.decision) {
+    RecordDecision(proposal, *response.decision,
+                   absl::StrCat("resolve answered by ", node_ids_[node]));
+  }
+}
+
+void Checker::OnEngineViolation(int node, const core::ViolationEffect& v) {
+  Fail("E", KeySubject(v.key), absl::StrCat(node_ids_[node], " reports: ", v.detail));
+}
+
+void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::string& source) {
+  auto [it, fresh] = decisions_.emplace(p, DecisionRecord{d, source});
+  if (!fresh && it->second.decision != d) {
+    Fail("3", ProposalSubject(p),
+         absl::StrCat(Describe(it->second.decision), " (", it->second.source, ") vs ",
+                      Describe(d), " (", source, ")"));
+    return;
+  }
+  if (!fresh || d != Decision::kCommit) return;
+  auto kv = proposal_kv_.find(p);
+  if (kv == proposal_kv_.end()) return;
+  auto op = put_by_value_.find(kv->second.second);
+  if (op == put_by_value_.end()) return;
+  const ClientOp& put = ops_[op->second];
+  if (put.put && put.put->kind != PutOutcome::Kind::kOk &&
+      !(put.put->kind == PutOutcome::Kind::kKeyExists && put.put->existing == put.value)) {
+    Fail("2", absl::StrCat(KeySubject(put.key), " ", ProposalSubject(p)),
+         absl::StrCat("the put of ", Quote(put.value), " answered ", Describe(*put.put),
+                      " but its proposal is decided commit (", source, ")"));
+  }
+}
+
+// --- Client operations ------------------------------------------------------
+
+int Checker::OnOpStarted(ClientOp op) {
+  int index = static_cast<int>(ops_.size());
+  if (op.type == ClientOp::Type::kPut) put_by_value_.emplace(op.value, index);
+  ops_.push_back(std::move(op));
+  return index;
+}
+
+void Checker::OnOpAbandoned(int op) {
+  if (ops_[op].finished < 0) ops_[op].abandoned = true;
+}
+
+void Checker::CheckClaim(const core::Key& key, const core::Value& value,
+                         const std::string& source) {
+  auto it = committed_.find(key);
+  if (it == committed_.end()) {
+    pending_claims_[key].emplace_back(value, source);
+  } else if (it->second != value) {
+    Fail("2", KeySubject(key),
+         absl::StrCat(source, " reported ", Quote(value), " but ", Quote(it->second),
+                      " is committed"));
+  }
+}
+
+void Checker::CheckPutOk(int index) {
+  const ClientOp& op = ops_[index];
+  // Which proposal of this put was chosen commit (by a majority of acceptors)?
+  const core::ProposalId* chosen = nullptr;
+  auto ps = proposals_of_value_.find(op.value);
+  if (ps != proposals_of_value_.end()) {
+    for (const core::ProposalId& p : ps->second) {
+      auto d = decisions_.find(p);
+      if (d != decisions_.end() && d->second.decision == Decision::kCommit) chosen = &p;
+    }
+  }
+  if (chosen == nullptr) {
+    Fail("3", KeySubject(op.key),
+         absl::StrCat("put of ", Quote(op.value), " at ", node_ids_[op.node],
+                      " answered ok, but no proposal of it is decided commit"));
+    return;
+  }
+  for (int c = 0; c < clusters_; ++c) {
+    int durable = 0;
+    std::string where;
+    for (size_t n = 0; n < stores_.size(); ++n) {
+      if (node_cluster_[n] != c) continue;
+      const SimStore& s = *stores_[n];
+      auto committed = s.GetCommitted(op.key);
+      auto r = s.reservations().find(op.key);
+      bool has = (committed && *committed == op.value) ||
+                 (r != s.reservations().end() && r->second.proposal == *chosen &&
+                  r->second.value == op.value);
+      if (has) {
+        durable++;
+        absl::StrAppend(&where, " ", node_ids_[n]);
+      }
+    }
+    if (durable < Majority(c)) {
+      Fail("4", absl::StrCat(KeySubject(op.key), " ", ProposalSubject(*chosen)),
+           absl::StrCat("put of ", Quote(op.value), " answered ok but cluster ", c,
+                        " holds it durably at only ", durable, "/", cluster_size_[c],
+                        " voters:", where));
+    }
+  }
+}
+
+void Checker::OnPutDone(int index, const PutOutcome& outcome) {
+  ClientOp& op = ops_[index];
+  if (op.finished >= 0) {
+    Fail("C", KeySubject(op.key),
+         absl::StrCat("a second PutDone for the put of ", Quote(op.value), ": ",
+                      Describe(outcome)));
+    return;
+  }
+  op.finished = *now_;
+  op.put = outcome;
+  const bool valid = !core::ValidatePut(core::Limits{}, op.key, op.value).has_value();
+  if (valid == (outcome.kind == PutOutcome::Kind::kInvalidArgument)) {
+    Fail("C", KeySubject(op.key),
+         absl::StrCat("put of ", Quote(op.value), " answered ", Describe(outcome),
+                      valid ? " though it is valid" : " though it is invalid"));
+    return;
+  }
+  switch (outcome.kind) {
+    case PutOutcome::Kind::kOk: {
+      auto [it, fresh] = ok_put_.emplace(op.key, index);
+      if (!fresh) {
+        Fail("2", KeySubject(op.key),
+             absl::StrCat("a second put answered ok: ", Quote(op.value), " after ",
+                          Quote(ops_[it->second].value)));
+      }
+      CheckClaim(op.key, op.value, absl::StrCat("put ok at ", node_ids_[op.node]));
+      CheckPutOk(index);
+      known_since_.emplace(op.key, *now_);
+      break;
+    }
+    case PutOutcome::Kind::kKeyExists: {
+      if (!committed_.contains(op.key)) {
+        Fail("2", KeySubject(op.key),
+             absl::StrCat("put of ", Quote(op.value), " answered keyExists(",
+                          Quote(outcome.existing), ") but no node has committed the key"));
+      } else {
+        CheckClaim(op.key, outcome.existing,
+                   absl::StrCat("put keyExists at ", node_ids_[op.node]));
+      }
+      known_since_.emplace(op.key, *now_);
+      break;
+    }
+    default:
+      break;
+  }
+  if (outcome.kind != PutOutcome::Kind::kOk &&
+      !(outcome.kind == PutOutcome::Kind::kKeyExists && outcome.existing == op.value)) {
+    auto ps = proposals_of_value_.find(op.value);
+    if (ps == proposals_of_value_.end()) return;
+    for (const core::ProposalId& p : ps->second) {
+      auto d = decisions_.find(p);
+      if (d != decisions_.end() && d->second.decision == Decision::kCommit) {
+        Fail("2", absl::StrCat(KeySubject(op.key), " ", ProposalSubject(p)),
+             absl::StrCat("the put of ", Quote(op.value), " answered ", Describe(outcome),
+                          " but its proposal is decided commit (", d->second.source, ")"));
+      }
+    }
+  }
+}
+
+void Checker::OnGetDone(int index, const GetOutcome& outcome) {
+  ClientOp& op = ops_[index];
+  if (op.finished >= 0) {
+    Fail("C", KeySubject(op.key), absl::StrCat("a second GetDone: ", Describe(outcome)));
+    return;
+  }
+  op.finished = *now_;
+  op.get = outcome;
+  const bool valid = !core::ValidateKey(core::Limits{}, op.key).has_value();
+  if (valid == (outcome.kind == GetOutcome::Kind::kInvalidArgument)) {
+    Fail("C", KeySubject(op.key),
+         absl::StrCat("get answered ", Describe(outcome),
+                      valid ? " though the key is valid" : " though the key is invalid"));
+    return;
+  }
+  const bool linearizable = op.type == ClientOp::Type::kGetLinearizable;
+  const std::string source = absl::StrCat(linearizable ? "linearizable" : "local", " get at ",
+                                          node_ids_[op.node]);
+  if (outcome.kind == GetOutcome::Kind::kFound) {
+    if (!linearizable && !committed_.contains(op.key)) {
+      Fail("L", KeySubject(op.key),
+           absl::StrCat(source, " found ", Quote(outcome.value),
+                        " but no node has committed the key"));
+    } else {
+      CheckClaim(op.key, outcome.value, source);
+    }
+    known_since_.emplace(op.key, *now_);
+  } else if (outcome.kind == GetOutcome::Kind::kNotFound && linearizable) {
+    auto known = known_since_.find(op.key);
+    if (known != known_since_.end() && known->second < op.started) {
+      Fail("L", KeySubject(op.key),
+           absl::StrCat(source, " started at t=", op.started,
+                        "ms answered notFound, but the key was known to exist since t=",
+                        known->second, "ms"));
+    }
+  }
+}
+
+// --- After the quiet phase --------------------------------------------------
+
+void Checker::CheckFinal(const std::vector<int>& open_inbound) {
+  for (size_t n = 0; n < stores_.size(); ++n) {
+    for (const auto& [key, r] : stores_[n]->reservations()) {
+      Fail("5", absl::StrCat(KeySubject(key), " ", ProposalSubject(r.proposal)),
+           absl::StrCat(node_ids_[n], " still holds a reservation for ", Quote(r.value),
+                        " after the quiet phase"));
+    }
+  }
+  std::set<core::Key> keys;
+  for (const auto& [key, value] : committed_) keys.insert(key);
+  for (const auto& [key, op] : ok_put_) keys.insert(key);
+  for (const core::Key& key : keys) {
+    auto global = committed_.find(key);
+    if (global == committed_.end()) {
+      Fail("5", KeySubject(key), "a put answered ok but no node ever committed the key");
+      continue;
+    }
+    std::vector<int> have(clusters_, 0);
+    std::string missing;
+    for (size_t n = 0; n < stores_.size(); ++n) {
+      auto v = stores_[n]->GetCommitted(key);
+      if (v && *v == global->second) {
+        have[node_cluster_[n]]++;
+      } else {
+        absl::StrAppend(&missing, " ", node_ids_[n]);
+      }
+    }
+    for (int c = 0; c < clusters_; ++c) {
+      if (have[c] < Majority(c)) {
+        Fail("5", KeySubject(key),
+             absl::StrCat("committed ", Quote(global->second), " at only ", have[c], "/",
+                          cluster_size_[c], " voters of cluster ", c,
+                          " after the quiet phase; missing at:", missing));
+      }
+    }
+    // TODO(test): on by default once catch-up (anti-entropy) lands: every
+    // node converges to every committed key (DESIGN.md invariant 5).
+    if (options_.check_convergence && !missing.empty()) {
+      Fail("5", KeySubject(key),
+           absl::StrCat("not converged: ", Quote(global->second), " missing at:", missing));
+    }
+  }
+  for (const auto& [key, claims] : pending_claims_) {
+    for (const auto& [value, source] : claims) {
+      Fail("2", KeySubject(key),
+           absl::StrCat(source, " reported ", Quote(value),
+                        " but the key was never committed anywhere"));
+    }
+  }
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const ClientOp& op = ops_[i];
+    if (op.finished < 0 && !op.abandoned) {
+      Fail("C", KeySubject(op.key),
+           absl::StrCat(op.type == ClientOp::Type::kPut ? "put of " + Quote(op.value) : "get",
+                        " started at ", node_ids_[op.node], " t=", op.started,
+                        "ms never finished, and its node stayed up"));
+    }
+  }
+  for (size_t n = 0; n < open_inbound.size(); ++n) {
+    if (open_inbound[n] > 0) {
+      Fail("C", "", absl::StrCat(node_ids_[n], " never answered ", open_inbound[n],
+                                 " request(s) after the quiet phase"));
+    }
+  }
+  if (!options_.expect_liveness) return;
+  std::set<core::Key> put_keys;
+  for (const ClientOp& op : ops_) {
+    if (op.finished < 0) continue;  // reported above
+    if (op.put) {
+      if (op.put->kind == PutOutcome::Kind::kUnavailable) {
+        Fail("V", KeySubject(op.key),
+             absl::StrCat("fault-free run: put of ", Quote(op.value), " at ", node_ids_[op.node],
+                          " answered ", Describe(*op.put)));
+      }
+      if (op.put->kind != PutOutcome::Kind::kInvalidArgument) put_keys.insert(op.key);
+    }
+    if (op.get && op.get->kind == GetOutcome::Kind::kUnavailable) {
+      Fail("V", KeySubject(op.key),
+           absl::StrCat("fault-free run: get at ", node_ids_[op.node], " answered ",
+                        Describe(*op.get)));
+    }
+  }
+  for (const core::Key& key : put_keys) {
+    if (!committed_.contains(key)) {
+      Fail("V", KeySubject(key),
+           "fault-free run: puts raced on the key and none won (all conflict)");
+    }
+  }
+}
+
+}  // namespace replicator::sim

@@ -1,0 +1,176 @@
+#include "sim/describe.h"
+
+#include <type_traits>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace replicator::sim {
+
+using namespace replicator::core;  // NOLINT: a file of formatters over core types
+
+std::string Quote(const std::string& bytes) {
+  if (bytes.size() <= 24) return absl::StrCat("'", bytes, "'");
+  return absl::StrCat("'", bytes.substr(0, 20), "...'(", bytes.size(), "B)");
+}
+
+std::string Describe(const ProposalId& p) { return p.ToString(); }
+
+std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.proposer); }
+
+std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
+
+std::string Describe(const Vote& v) {
+  switch (v.kind) {
+    case Vote::Kind::kOk:
+      return absl::StrCat(v.peer, "=ok");
+    case Vote::Kind::kStored:
+      return absl::StrCat(v.peer, "=stored(", Quote(v.stored), ")");
+    case Vote::Kind::kReserved:
+      return absl::StrCat(v.peer, "=reserved(", Describe(v.holder), ")");
+    case Vote::Kind::kUnreachable:
+      return absl::StrCat(v.peer, "=unreachable(", v.reason, ")");
+    case Vote::Kind::kDecided:
+      return absl::StrCat(v.peer, "=decided");
+  }
+  return "?";
+}
+
+std::string Describe(const ReplicaOp& op) {
+  return std::visit(
+      [](const auto& o) -> std::string {
+        using O = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<O, ReserveOp>) {
+          return absl::StrCat("reserve(", Quote(o.key), ",", Quote(o.value), ",",
+                              Describe(o.proposal), ")");
+        } else if constexpr (std::is_same_v<O, CommitOp>) {
+          return absl::StrCat("commit(", Quote(o.key), ",", Quote(o.value), ",",
+                              Describe(o.proposal), ")");
+        } else {
+          return absl::StrCat("abort(", Quote(o.key), ",", Describe(o.proposal), ")");
+        }
+      },
+      op);
+}
+
+std::string Describe(const Request& r) {
+  return std::visit(
+      [](const auto& q) -> std::string {
+        using Q = std::decay_t<decltype(q)>;
+        if constexpr (std::is_same_v<Q, HandleRequest>) {
+          return absl::StrCat("Handle ", Describe(q.op));
+        } else if constexpr (std::is_same_v<Q, ForwardRequest>) {
+          return absl::StrCat("Forward ", Describe(q.op), " within ", q.deadline_ms, "ms");
+        } else if constexpr (std::is_same_v<Q, AcceptRequest>) {
+          return absl::StrCat("Accept ", Describe(q.proposal), " b=", Describe(q.ballot), " ",
+                              Describe(q.decision));
+        } else if constexpr (std::is_same_v<Q, PrepareRequest>) {
+          return absl::StrCat("Prepare ", Describe(q.proposal), " b=", Describe(q.ballot));
+        } else if constexpr (std::is_same_v<Q, ReadRequest>) {
+          return absl::StrCat("Read ", Quote(q.key));
+        } else {
+          return absl::StrCat("Resolve ", Describe(q.proposal));
+        }
+      },
+      r);
+}
+
+std::string Describe(const Response& r) {
+  return std::visit(
+      [](const auto& s) -> std::string {
+        using S = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<S, HandleResponse>) {
+          return absl::StrCat("HandleResp ", Describe(s.vote));
+        } else if constexpr (std::is_same_v<S, ForwardResponse>) {
+          return absl::StrCat(
+              "ForwardResp [",
+              absl::StrJoin(s.votes, " ",
+                            [](std::string* out, const Vote& v) { out->append(Describe(v)); }),
+              "]");
+        } else if constexpr (std::is_same_v<S, AcceptResponse>) {
+          return s.accepted ? std::string("AcceptResp accepted")
+                            : absl::StrCat("AcceptResp rejected promised=", Describe(s.promised));
+        } else if constexpr (std::is_same_v<S, PrepareResponse>) {
+          if (!s.promised) return absl::StrCat("PrepareResp rejected higher=", Describe(s.higher));
+          if (!s.accepted) return std::string("PrepareResp promised none-accepted");
+          return absl::StrCat("PrepareResp promised accepted=", Describe(s.accepted->ballot), "/",
+                              Describe(s.accepted->decision));
+        } else if constexpr (std::is_same_v<S, ReadResponse>) {
+          switch (s.kind) {
+            case ReadResponse::Kind::kCommitted:
+              return absl::StrCat("ReadResp committed ", Quote(s.value));
+            case ReadResponse::Kind::kReserved:
+              return absl::StrCat("ReadResp reserved ", Quote(s.value), " by ",
+                                  Describe(s.holder));
+            case ReadResponse::Kind::kAbsent:
+              return std::string("ReadResp absent");
+          }
+          return std::string("ReadResp ?");
+        } else if constexpr (std::is_same_v<S, ResolveResponse>) {
+          if (!s.decision) return absl::StrCat("ResolveResp unavailable(", s.reason, ")");
+          return absl::StrCat("ResolveResp ", Describe(*s.decision));
+        } else {
+          return absl::StrCat("Unreachable(", s.reason, ")");
+        }
+      },
+      r);
+}
+
+std::string Describe(const Mutation& m) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using X = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<X, PutReservation>) {
+          return absl::StrCat("PutReservation(", Quote(x.reservation.key), ",",
+                              Quote(x.reservation.value), ",", Describe(x.reservation.proposal),
+                              ")");
+        } else if constexpr (std::is_same_v<X, DeleteReservation>) {
+          return absl::StrCat("DeleteReservation(", Quote(x.key), ")");
+        } else if constexpr (std::is_same_v<X, PutCommitted>) {
+          return absl::StrCat("PutCommitted(", Quote(x.key), ",", Quote(x.value), ")");
+        } else if constexpr (std::is_same_v<X, PutAcceptor>) {
+          std::string acc = x.record.accepted ? absl::StrCat(Describe(x.record.accepted->ballot),
+                                                             "/",
+                                                             Describe(x.record.accepted->decision))
+                                              : std::string("none");
+          return absl::StrCat("PutAcceptor(", Describe(x.record.proposal),
+                              " promised=", Describe(x.record.promised), " accepted=", acc, ")");
+        } else {
+          return absl::StrCat("DeleteAcceptor(", Describe(x.proposal), ")");
+        }
+      },
+      m);
+}
+
+std::string Describe(const PutOutcome& o) {
+  switch (o.kind) {
+    case PutOutcome::Kind::kOk:
+      return "ok";
+    case PutOutcome::Kind::kKeyExists:
+      return absl::StrCat("keyExists(", Quote(o.existing), ")");
+    case PutOutcome::Kind::kConflict:
+      return absl::StrCat("conflict(", o.message, ")");
+    case PutOutcome::Kind::kUnavailable:
+      return absl::StrCat("unavailable(", o.message, ")");
+    case PutOutcome::Kind::kInvalidArgument:
+      return absl::StrCat("invalidArgument(", o.message, ")");
+  }
+  return "?";
+}
+
+std::string Describe(const GetOutcome& o) {
+  switch (o.kind) {
+    case GetOutcome::Kind::kFound:
+      return absl::StrCat("found(", Quote(o.value), ")");
+    case GetOutcome::Kind::kNotFound:
+      return "notFound";
+    case GetOutcome::Kind::kUnavailable:
+      return absl::StrCat("unavailable(", o.message, ")");
+    case GetOutcome::Kind::kInvalidArgument:
+      return absl::StrCat("invalidArgument(", o.message, ")");
+  }
+  return "?";
+}
+
+}  // namespace replicator::sim

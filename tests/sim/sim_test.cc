@@ -1,0 +1,255 @@
+// Seed sweeps of the deterministic simulation across cluster shapes and fault
+// profiles, plus tests that the checker itself fails when it should. A
+// failing seed prints a reproducer: replicator_sim --seed N ... --trace
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "sim/checker.h"
+#include "sim/simulator.h"
+
+namespace replicator::sim {
+namespace {
+
+struct Sweep {
+  const char* name;
+  int clusters;
+  int nodes;
+  const char* faults;
+  uint64_t first_seed;
+  int seeds;
+};
+
+void PrintTo(const Sweep& s, std::ostream* os) { *os << s.name; }
+
+class SimSweep : public testing::TestWithParam<Sweep> {};
+
+bool HasInvariant(const std::vector<Violation>& violations, const std::string& id) {
+  return std::any_of(violations.begin(), violations.end(),
+                     [&](const Violation& v) { return v.invariant == id; });
+}
+
+std::string Listing(const std::vector<Violation>& violations) {
+  std::string out;
+  for (const Violation& v : violations) absl::StrAppend(&out, "  ", v.ToString(), "\n");
+  return out;
+}
+
+TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
+  const Sweep& sweep = GetParam();
+  SimConfig config = SimConfig::ForProfile(sweep.faults);
+  config.clusters = sweep.clusters;
+  config.nodes_per_cluster = sweep.nodes;
+  std::vector<std::string> failures;
+  std::string reports;
+  int puts = 0, conflicts = 0, ok = 0;
+  for (uint64_t seed = sweep.first_seed; seed < sweep.first_seed + sweep.seeds; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    puts += result.stats.puts - result.stats.puts_invalid;
+    conflicts += result.stats.puts_conflict;
+    ok += result.stats.puts_ok;
+    if (!result.ok()) {
+      failures.push_back(config.Reproducer());
+      // The first few failures in full; the rest as reproducer lines.
+      if (failures.size() <= 3) reports += result.Report();
+    }
+  }
+  std::string all;
+  for (const std::string& f : failures) absl::StrAppend(&all, "  ", f, " --trace\n");
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sweep.seeds
+                                << " seeds failed:\n"
+                                << all << reports;
+  EXPECT_GT(ok, 0) << "no put ever succeeded: the sweep exercises nothing";
+  if (std::string(sweep.faults) == "none") {
+    // Contention beyond the retry bound is the only excuse for conflict.
+    EXPECT_LE(conflicts * 10, puts) << conflicts << " of " << puts
+                                    << " puts answered conflict without faults";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, SimSweep,
+    testing::Values(Sweep{"NoFaults_1x3", 1, 3, "none", 1, 20},
+                    Sweep{"NoFaults_2x3", 2, 3, "none", 1, 40},
+                    Sweep{"NoFaults_3x3", 3, 3, "none", 1, 40},
+                    Sweep{"Net_2x3", 2, 3, "net", 1, 40},
+                    Sweep{"Net_3x3", 3, 3, "net", 1, 30},
+                    Sweep{"Partition_2x3", 2, 3, "partition", 1, 30},
+                    Sweep{"Partition_3x3", 3, 3, "partition", 1, 30},
+                    Sweep{"Crash_2x3", 2, 3, "crash", 1, 30},
+                    Sweep{"Crash_3x3", 3, 3, "crash", 1, 30},
+                    Sweep{"All_3x3", 3, 3, "all", 1, 30},
+                    Sweep{"All_2x5", 2, 5, "all", 1, 20}),
+    [](const testing::TestParamInfo<Sweep>& p) { return std::string(p.param.name); });
+
+TEST(SimDeterminism, SameSeedSameRunBitForBit) {
+  SimConfig config = SimConfig::ForProfile("all");
+  config.clusters = 3;
+  config.seed = 7;
+  SimResult a = RunSimulation(config);
+  SimResult b = RunSimulation(config);
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  EXPECT_EQ(a.stats.events, b.stats.events);
+  EXPECT_EQ(a.StatsLine(), b.StatsLine());
+  config.seed = 8;
+  SimResult c = RunSimulation(config);
+  EXPECT_NE(a.fingerprint, c.fingerprint) << "the seed does not steer the run";
+}
+
+// --- The checker must be able to fail --------------------------------------
+
+TEST(SimChecker, CatchesASecondCommittedValue) {
+  SimConfig config;  // fault-free: every put settles
+  config.seed = 3;
+  Simulator sim(config);
+  sim.RunWorkload();
+  sim.RunQuiet();
+  ASSERT_TRUE(sim.checker().violations().empty()) << Listing(sim.checker().violations());
+  // Pick a key committed somewhere, and give another node a different value.
+  const auto& committed = sim.store(0).committed();
+  core::Key key = committed.empty() ? "k-injected" : committed.begin()->first;
+  if (committed.empty()) {
+    sim.InjectMutationForTest(0, core::PutCommitted{key, "first"});
+  }
+  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second"});
+  ASSERT_TRUE(sim.checker().failed());
+  EXPECT_EQ(sim.checker().violations().front().invariant, "1")
+      << Listing(sim.checker().violations());
+  SimResult result = sim.Result();
+  EXPECT_NE(result.Report().find("replicator_sim --seed 3"), std::string::npos);
+  EXPECT_NE(result.Report().find("INJECTED"), std::string::npos) << result.Report();
+}
+
+TEST(SimChecker, CatchesAReservationLeftAfterTheQuietPhase) {
+  SimConfig config;
+  config.seed = 4;
+  Simulator sim(config);
+  sim.RunWorkload();
+  sim.RunQuiet();
+  core::Reservation r;
+  r.key = "never-resolved";
+  r.value = "x";
+  r.proposal = core::ProposalId{"c0n0", 99, 1, 0};
+  sim.InjectMutationForTest(1, core::PutReservation{r});
+  sim.CheckFinal();
+  ASSERT_TRUE(sim.checker().failed());
+  EXPECT_EQ(sim.checker().violations().front().invariant, "5")
+      << Listing(sim.checker().violations());
+}
+
+// A hand-built world: 2 clusters x 3 nodes, stores driven directly.
+class CheckerWorld : public testing::Test {
+ protected:
+  CheckerWorld() {
+    std::vector<const SimStore*> stores;
+    for (auto& s : stores_) stores.push_back(&s);
+    checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
+                                         std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
+                                                                   "b2"},
+                                         stores, 2, CheckerOptions{}, &now_);
+  }
+  void Apply(int node, const core::Mutation& m) {
+    checker_->BeforeApply(node, m);
+    stores_[node].Apply(m);
+  }
+  static core::ProposalId P(uint64_t seq) { return core::ProposalId{"a0", 1, seq, 0}; }
+  // Reserves (key, value) for p at `nodes`, and chooses `d` at a0, a1.
+  void Propose(const core::ProposalId& p, const core::Key& key, const core::Value& value,
+               const std::vector<int>& nodes, core::Decision d) {
+    checker_->OnSend(0, core::HandleRequest{core::ReserveOp{key, value, p}});
+    for (int n : nodes) Apply(n, core::PutReservation{core::Reservation{key, p, value, now_}});
+    core::AcceptorRecord rec{p, core::Ballot{0, "a0"}, core::AcceptedValue{{0, "a0"}, d}};
+    Apply(0, core::PutAcceptor{rec});
+    Apply(1, core::PutAcceptor{rec});
+  }
+  int StartPut(const core::Key& key, const core::Value& value) {
+    ClientOp op;
+    op.key = key;
+    op.value = value;
+    op.started = now_;
+    return checker_->OnOpStarted(op);
+  }
+
+  core::TimeMs now_ = 0;
+  SimStore stores_[6];
+  std::unique_ptr<Checker> checker_;
+};
+
+TEST_F(CheckerWorld, AcceptsAnHonestPut) {
+  int op = StartPut("k", "v1");
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  now_ = 5;
+  checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  for (int n : {0, 1, 3, 4}) {
+    Apply(n, core::PutCommitted{"k", "v1"});
+    Apply(n, core::DeleteReservation{"k"});
+  }
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesTwoOkPutsOnOneKey) {
+  int op1 = StartPut("k", "v1");
+  int op2 = StartPut("k", "v2");
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(op1, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  Propose(P(2), "k", "v2", {}, core::Decision::kCommit);
+  checker_->OnPutDone(op2, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  EXPECT_TRUE(HasInvariant(checker_->violations(), "2")) << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAnOkPutNotDurableInEveryCluster) {
+  int op = StartPut("k", "v1");
+  Propose(P(1), "k", "v1", {0, 1, 3}, core::Decision::kCommit);  // 1 of 3 in cluster b
+  checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "4") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesCommitAndAbortOfOneProposal) {
+  checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", P(1)}});
+  checker_->OnSend(2, core::HandleRequest{core::AbortOp{"k", P(1)}});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "3") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAnUnavailablePutWhoseValueCommits) {
+  int op = StartPut("k", "v1");
+  checker_->OnSend(0, core::HandleRequest{core::ReserveOp{"k", "v1", P(1)}});
+  checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kUnavailable, "", "timeout"});
+  EXPECT_FALSE(checker_->failed());
+  checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", P(1)}});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "2") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAStaleLinearizableGet) {
+  int put = StartPut("k", "v1");
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  now_ = 10;
+  checker_->OnPutDone(put, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  now_ = 11;
+  ClientOp get;
+  get.type = ClientOp::Type::kGetLinearizable;
+  get.key = "k";
+  get.started = now_;
+  int g = checker_->OnOpStarted(get);
+  now_ = 12;
+  checker_->OnGetDone(g, core::GetOutcome{core::GetOutcome::Kind::kNotFound, "", ""});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "L") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAReservationDroppedWithoutADecision) {
+  Apply(3, core::PutReservation{core::Reservation{"k", P(1), "v1", 0}});
+  Apply(3, core::DeleteReservation{"k"});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "R") << Listing(checker_->violations());
+}
+
+}  // namespace
+}  // namespace replicator::sim

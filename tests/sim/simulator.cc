@@ -1,0 +1,760 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "sim/describe.h"
+
+namespace replicator::sim {
+
+using core::TimeMs;
+
+// --- Configuration ----------------------------------------------------------
+
+bool SimConfig::SetProfile(const std::string& profile) {
+  FaultParams f;  // "none": short, fixed-order-free delays, no faults
+  if (profile == "none") {
+  } else if (profile == "net") {
+    f.net_min_ms = 1;
+    f.net_max_ms = 20;
+    f.slow_message = 0.1;
+    f.slow_message_max_ms = 1500;  // sometimes beyond the call deadline
+    f.drop = 0.05;
+    f.duplicate = 0.05;
+  } else if (profile == "partition") {
+    f.net_min_ms = 1;
+    f.net_max_ms = 10;
+    f.slow_message = 0.05;
+    f.slow_message_max_ms = 200;
+    f.drop = 0.01;
+    f.partition_every_ms = 1000;
+    f.partition_min_ms = 200;
+    f.partition_max_ms = 4000;
+  } else if (profile == "crash") {
+    f.net_min_ms = 1;
+    f.net_max_ms = 10;
+    f.crash_every_ms = 800;
+    f.down_min_ms = 50;
+    f.down_max_ms = 4000;
+    f.max_down = 2;
+    f.disk_min_ms = 0;
+    f.disk_max_ms = 5;
+    f.slow_disk = 0.1;
+    f.slow_disk_max_ms = 300;
+  } else if (profile == "all") {
+    f.net_min_ms = 1;
+    f.net_max_ms = 20;
+    f.slow_message = 0.1;
+    f.slow_message_max_ms = 1500;
+    f.drop = 0.03;
+    f.duplicate = 0.03;
+    f.partition_every_ms = 1500;
+    f.partition_min_ms = 200;
+    f.partition_max_ms = 3000;
+    f.crash_every_ms = 1200;
+    f.down_min_ms = 50;
+    f.down_max_ms = 3000;
+    f.max_down = 2;
+    f.disk_max_ms = 5;
+    f.slow_disk = 0.1;
+    f.slow_disk_max_ms = 300;
+  } else {
+    return false;
+  }
+  faults = profile;
+  fault = f;
+  return true;
+}
+
+SimConfig SimConfig::ForProfile(const std::string& profile) {
+  SimConfig config;
+  config.SetProfile(profile);
+  return config;
+}
+
+std::string SimConfig::Reproducer() const {
+  SimConfig d;
+  std::string out = absl::StrCat("replicator_sim --seed ", seed, " --clusters ", clusters,
+                                 " --nodes ", nodes_per_cluster, " --faults ", faults);
+  if (clients != d.clients) absl::StrAppend(&out, " --clients ", clients);
+  if (keys != d.keys) absl::StrAppend(&out, " --keys ", keys);
+  if (ops != d.ops) absl::StrAppend(&out, " --ops ", ops);
+  if (lease_ms != d.lease_ms) absl::StrAppend(&out, " --lease-ms ", lease_ms);
+  if (check_convergence) absl::StrAppend(&out, " --converge");
+  return out;
+}
+
+std::string SimResult::StatsLine() const {
+  const SimStats& s = stats;
+  return absl::StrCat("events=", s.events, " end=", s.end_ms, "ms puts=", s.puts, " (ok ",
+                      s.puts_ok, ", exists ", s.puts_exists, ", conflict ", s.puts_conflict,
+                      ", unavailable ", s.puts_unavailable, ", invalid ", s.puts_invalid,
+                      ", abandoned ", s.puts_abandoned, ") gets=", s.gets, " (found ",
+                      s.gets_found, ", notFound ", s.gets_not_found, ", unavailable ",
+                      s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
+                      " duplicated=", s.duplicated, " crashes=", s.crashes,
+                      " partitions=", s.partitions);
+}
+
+std::string SimResult::Report() const {
+  std::string out;
+  if (ok()) {
+    absl::StrAppend(&out, "PASS ", config.Reproducer(), "\n  ", StatsLine(), "\n");
+    return out;
+  }
+  absl::StrAppend(&out, "FAIL ", config.Reproducer(), " --trace\n");
+  absl::StrAppend(&out, "  first violation: ", violations.front().ToString(), "\n");
+  if (violations.size() > 1) {
+    absl::StrAppend(&out, "  (", violations.size() - 1, " more)\n");
+    for (size_t i = 1; i < violations.size() && i < 5; ++i) {
+      absl::StrAppend(&out, "  also: ", violations[i].ToString(), "\n");
+    }
+  }
+  absl::StrAppend(&out, "  ", StatsLine(), "\n");
+  absl::StrAppend(&out, "  trace tail (last ", trace_tail.size(), " events):\n");
+  for (const std::string& line : trace_tail) absl::StrAppend(&out, "    ", line, "\n");
+  return out;
+}
+
+// --- Construction -----------------------------------------------------------
+
+Simulator::Simulator(SimConfig config) : config_(std::move(config)), rng_(config_.seed) {
+  if (config_.quiet_ms <= 0) {
+    config_.quiet_ms = 5 * config_.lease_ms + 5 * config_.call_deadline_ms;
+  }
+  const int n = config_.clusters * config_.nodes_per_cluster;
+  nodes_.resize(n);
+  std::vector<int> node_cluster;
+  std::vector<core::PeerId> node_ids;
+  std::vector<const SimStore*> stores;
+  for (int i = 0; i < n; ++i) {
+    Node& node = nodes_[i];
+    node.index = i;
+    node.cluster = i / config_.nodes_per_cluster;
+    node.id = absl::StrCat("c", node.cluster, "n", i % config_.nodes_per_cluster);
+    node.store = std::make_unique<SimStore>();
+    topology_.members.push_back(core::Member{node.id, absl::StrCat("c", node.cluster),
+                                             absl::StrCat("sim:", i), core::PeerState::kVoter});
+    node_cluster.push_back(node.cluster);
+    node_ids.push_back(node.id);
+    stores.push_back(node.store.get());
+  }
+  CheckerOptions options;
+  options.check_convergence = config_.check_convergence;
+  options.expect_liveness = config_.faults == "none";
+  checker_ = std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids),
+                                       std::move(stores), config_.clusters, options, &now_);
+  client_seq_.assign(config_.clients, 0);
+}
+
+Simulator::~Simulator() = default;
+
+// --- Event queue and randomness ---------------------------------------------
+
+namespace {
+struct Later {
+  template <typename E>
+  bool operator()(const E& a, const E& b) const {
+    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+  }
+};
+}  // namespace
+
+void Simulator::At(TimeMs time, std::function<void()> fn) {
+  queue_.push_back(Event{std::max(time, now_), next_seq_++, std::move(fn)});
+  std::push_heap(queue_.begin(), queue_.end(), Later{});
+}
+
+bool Simulator::Step() {
+  if (stopped_ || queue_.empty()) return false;
+  std::pop_heap(queue_.begin(), queue_.end(), Later{});
+  Event event = std::move(queue_.back());
+  queue_.pop_back();
+  now_ = event.time;
+  stats_.events++;
+  event.fn();
+  if (checker_->failed()) stopped_ = true;
+  if (stats_.events >= config_.max_events && !stopped_) {
+    checker_->Fail("V", "", absl::StrCat("livelock: ", stats_.events, " events"));
+    stopped_ = true;
+  }
+  return !stopped_;
+}
+
+void Simulator::RunUntil(TimeMs end, const std::function<bool()>& stop) {
+  while (!stopped_ && !queue_.empty() && queue_.front().time <= end && !stop()) Step();
+  if (!stopped_ && now_ < end && (queue_.empty() || queue_.front().time > end)) now_ = end;
+}
+
+uint64_t Simulator::Uniform(uint64_t lo, uint64_t hi) {
+  if (hi <= lo) return lo;
+  const unsigned __int128 span = static_cast<unsigned __int128>(hi - lo) + 1;
+  return lo + static_cast<uint64_t>((static_cast<unsigned __int128>(rng_()) * span) >> 64);
+}
+
+bool Simulator::Chance(double p) {
+  if (p <= 0) return false;
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53 < p;
+}
+
+TimeMs Simulator::Exponential(TimeMs mean) {
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  return 1 + static_cast<TimeMs>(-std::log1p(-u) * static_cast<double>(mean));
+}
+
+void Simulator::Trace(std::string line) {
+  std::string full = absl::StrCat("t=", now_, " ", line);
+  for (unsigned char c : full) {
+    fingerprint_ ^= c;
+    fingerprint_ *= 1099511628211ull;
+  }
+  if (config_.trace) std::printf("%s\n", full.c_str());
+  if (config_.trace_tail == 0) return;
+  if (tail_.size() >= config_.trace_tail) tail_.pop_front();
+  tail_.push_back(std::move(full));
+}
+
+TimeMs Simulator::NetDelay(bool self) {
+  if (self) return static_cast<TimeMs>(Uniform(0, 1));
+  const FaultParams& f = config_.fault;
+  TimeMs delay = static_cast<TimeMs>(Uniform(f.net_min_ms, f.net_max_ms));
+  if (faults_active_ && Chance(f.slow_message)) {
+    delay += static_cast<TimeMs>(Uniform(0, f.slow_message_max_ms));
+  }
+  return delay;
+}
+
+// --- Nodes ------------------------------------------------------------------
+
+bool Simulator::Connected(int a, int b) const { return nodes_[a].group == nodes_[b].group; }
+
+int Simulator::NodeOf(const core::PeerId& id) const {
+  for (const Node& node : nodes_) {
+    if (node.id == id) return node.index;
+  }
+  return -1;
+}
+
+void Simulator::StartEngine(Node& node) {
+  core::EngineConfig engine_config;
+  engine_config.self = node.id;
+  engine_config.cluster = absl::StrCat("c", node.cluster);
+  engine_config.incarnation = node.incarnation;
+  engine_config.random_seed = rng_();
+  engine_config.call_deadline_ms = config_.call_deadline_ms;
+  engine_config.lease_ms = config_.lease_ms;
+  core::DurableState recovered = node.store->Recover();
+  Trace(absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
+                     recovered.reservations.size(), " reservation(s), ",
+                     recovered.acceptors.size(), " acceptor record(s), ",
+                     node.store->committed().size(), " committed key(s)"));
+  node.engine =
+      std::make_unique<core::Engine>(engine_config, node.store.get(), std::move(recovered));
+  node.engine->SetTopology(topology_, now_);
+  Drain(node);
+}
+
+void Simulator::Crash(Node& node) {
+  Trace(absl::StrCat(node.id, " CRASH (incarnation ", node.incarnation, ", ", node.writes.size(),
+                     " write(s) lost, ", node.inbound.size(), " request(s) unanswered)"));
+  stats_.crashes++;
+  node.engine.reset();
+  node.writes.clear();
+  node.inbound.clear();
+  node.tick_at.reset();
+  node.disk_free_at = now_;
+  std::vector<int> lost = std::move(node.client_ops);
+  node.client_ops.clear();
+  for (int op : lost) {
+    checker_->OnOpAbandoned(op);
+    if (checker_->ops()[op].type == ClientOp::Type::kPut) stats_.puts_abandoned++;
+    OpFinished(op);
+  }
+}
+
+void Simulator::Restart(Node& node) {
+  node.incarnation++;  // never reused: the store outlives every engine
+  StartEngine(node);
+}
+
+void Simulator::Drain(Node& node, bool after_tick) {
+  while (node.engine && node.engine->HasEffects()) {
+    std::vector<core::Effect> effects = node.engine->TakeEffects();
+    for (core::Effect& effect : effects) {
+      std::visit(
+          [&](auto& fx) {
+            using F = std::decay_t<decltype(fx)>;
+            if constexpr (std::is_same_v<F, core::SendEffect>) {
+              HandleSend(node, std::move(fx));
+            } else if constexpr (std::is_same_v<F, core::RespondEffect>) {
+              HandleRespond(node, std::move(fx));
+            } else if constexpr (std::is_same_v<F, core::WriteEffect>) {
+              HandleWrite(node, std::move(fx));
+            } else if constexpr (std::is_same_v<F, core::PutDoneEffect>) {
+              const int op = static_cast<int>(fx.put_id) - 1;
+              auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
+              if (it == node.client_ops.end() || op < 0 ||
+                  checker_->ops()[op].type != ClientOp::Type::kPut) {
+                checker_->Fail("C", "",
+                               absl::StrCat(node.id, " PutDone for put_id ", fx.put_id,
+                                            " that is not pending there: ",
+                                            Describe(fx.outcome)));
+                return;
+              }
+              Trace(absl::StrCat(node.id, " PutDone #", fx.put_id, " ",
+                                 Quote(checker_->ops()[op].key), "=",
+                                 Quote(checker_->ops()[op].value), " -> ",
+                                 Describe(fx.outcome)));
+              switch (fx.outcome.kind) {
+                case core::PutOutcome::Kind::kOk: stats_.puts_ok++; break;
+                case core::PutOutcome::Kind::kKeyExists: stats_.puts_exists++; break;
+                case core::PutOutcome::Kind::kConflict: stats_.puts_conflict++; break;
+                case core::PutOutcome::Kind::kUnavailable: stats_.puts_unavailable++; break;
+                case core::PutOutcome::Kind::kInvalidArgument: stats_.puts_invalid++; break;
+              }
+              checker_->OnPutDone(op, fx.outcome);
+              OpFinished(op);
+            } else if constexpr (std::is_same_v<F, core::GetDoneEffect>) {
+              const int op = static_cast<int>(fx.get_id) - 1;
+              auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
+              if (it == node.client_ops.end() || op < 0 ||
+                  checker_->ops()[op].type == ClientOp::Type::kPut) {
+                checker_->Fail("C", "",
+                               absl::StrCat(node.id, " GetDone for get_id ", fx.get_id,
+                                            " that is not pending there: ",
+                                            Describe(fx.outcome)));
+                return;
+              }
+              Trace(absl::StrCat(node.id, " GetDone #", fx.get_id, " ",
+                                 Quote(checker_->ops()[op].key), " -> ", Describe(fx.outcome)));
+              switch (fx.outcome.kind) {
+                case core::GetOutcome::Kind::kFound: stats_.gets_found++; break;
+                case core::GetOutcome::Kind::kNotFound: stats_.gets_not_found++; break;
+                default: stats_.gets_unavailable++; break;
+              }
+              checker_->OnGetDone(op, fx.outcome);
+              OpFinished(op);
+            } else if constexpr (std::is_same_v<F, core::ViolationEffect>) {
+              Trace(absl::StrCat(node.id, " VIOLATION ", Quote(fx.key), ": ", fx.detail));
+              checker_->OnEngineViolation(node.index, fx);
+            }
+          },
+          effect);
+    }
+  }
+  ScheduleTick(node, after_tick);
+}
+
+void Simulator::ScheduleTick(Node& node, bool after_tick) {
+  if (!node.engine) return;
+  std::optional<TimeMs> wake = node.engine->NextWakeup();
+  if (!wake) return;
+  // After Tick(now) nothing is due at `now` any more; never spin in place.
+  const TimeMs at = std::max(*wake, after_tick ? now_ + 1 : now_);
+  if (node.tick_at && *node.tick_at <= at) return;
+  node.tick_at = at;
+  const int index = node.index;
+  const uint64_t incarnation = node.incarnation;
+  At(at, [this, index, incarnation, at] {
+    Node& n = nodes_[index];
+    if (!n.engine || n.incarnation != incarnation || n.tick_at != at) return;
+    n.tick_at.reset();
+    n.engine->Tick(now_);
+    Drain(n, /*after_tick=*/true);
+  });
+}
+
+// --- Effects ----------------------------------------------------------------
+
+void Simulator::HandleSend(Node& node, core::SendEffect send) {
+  stats_.messages++;
+  const int to = NodeOf(send.to);
+  const uint64_t call = next_call_++;
+  checker_->OnSend(node.index, send.request);
+  Trace(absl::StrCat(node.id, " -> ", send.to, " call#", send.call_id, " ",
+                     Describe(send.request), " deadline=", send.deadline));
+  calls_.emplace(call, Call{node.index, node.incarnation, send.call_id, to, send.deadline});
+  At(send.deadline, [this, call] { CallDeadline(call); });
+  if (to < 0) {
+    checker_->Fail("C", "", absl::StrCat(node.id, " sends to unknown peer '", send.to, "'"));
+    return;
+  }
+  const bool self = to == node.index;
+  Node& target = nodes_[to];
+  if (!target.engine) {
+    Trace(absl::StrCat("  lost: ", target.id, " is down"));
+    return;
+  }
+  if (!self && !Connected(node.index, to)) {
+    Trace(absl::StrCat("  lost: partitioned from ", target.id));
+    return;
+  }
+  if (!self && faults_active_ && Chance(config_.fault.drop)) {
+    stats_.dropped++;
+    Trace("  dropped");
+    return;
+  }
+  const int from = node.index;
+  const uint64_t incarnation = target.incarnation;
+  if (!self && faults_active_ && Chance(config_.fault.duplicate)) {
+    stats_.duplicated++;
+    At(now_ + NetDelay(false), [this, call, from, to, incarnation, request = send.request] {
+      DeliverRequest(call, from, to, incarnation, request, /*duplicate=*/true);
+    });
+  }
+  At(now_ + NetDelay(self),
+     [this, call, from, to, incarnation, request = std::move(send.request)]() mutable {
+       DeliverRequest(call, from, to, incarnation, std::move(request), /*duplicate=*/false);
+     });
+}
+
+void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_incarnation,
+                               core::Request request, bool duplicate) {
+  Node& target = nodes_[to];
+  if (!target.engine || target.incarnation != to_incarnation) {
+    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (receiver restarted): ",
+                       Describe(request)));
+    return;
+  }
+  if (from != to && !Connected(from, to)) {
+    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (partitioned): ",
+                       Describe(request)));
+    return;
+  }
+  const uint64_t inbound = target.next_inbound++;
+  std::optional<core::ProposalId> resolve;
+  if (auto* r = std::get_if<core::ResolveRequest>(&request)) resolve = r->proposal;
+  target.inbound.emplace(inbound, Inbound{call, duplicate, request.index(), std::move(resolve)});
+  checker_->OnDeliver(to, request);
+  Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " in#", inbound,
+                     duplicate ? " (duplicate) " : " ", Describe(request)));
+  target.engine->OnRequest(inbound, nodes_[from].id, std::move(request), now_);
+  Drain(target);
+}
+
+void Simulator::HandleRespond(Node& node, core::RespondEffect respond) {
+  auto it = node.inbound.find(respond.inbound_id);
+  if (it == node.inbound.end()) {
+    checker_->Fail("C", "",
+                   absl::StrCat(node.id, " responds to in#", respond.inbound_id,
+                                " which is unknown or already answered: ",
+                                Describe(respond.response)));
+    return;
+  }
+  Inbound inbound = std::move(it->second);
+  node.inbound.erase(it);
+  Trace(absl::StrCat(node.id, " respond in#", respond.inbound_id, " ",
+                     Describe(respond.response)));
+  if (respond.response.index() != inbound.request_kind) {
+    checker_->Fail("C", "",
+                   absl::StrCat(node.id, " answers a request of kind ", inbound.request_kind,
+                                " with ", Describe(respond.response)));
+    return;
+  }
+  if (auto* r = std::get_if<core::ResolveResponse>(&respond.response); r && inbound.resolve) {
+    checker_->OnResolveAnswered(node.index, *inbound.resolve, *r);
+  }
+  if (inbound.duplicate) {
+    Trace("  discarded: answer to a duplicate");
+    return;
+  }
+  auto call_it = calls_.find(inbound.call);
+  if (call_it == calls_.end()) {
+    Trace("  discarded: the call already ended");
+    return;
+  }
+  const Call& call = call_it->second;
+  const bool self = call.from == node.index;
+  const Node& caller = nodes_[call.from];
+  if (!caller.engine || caller.incarnation != call.from_incarnation) {
+    Trace("  discarded: the caller restarted");
+    return;
+  }
+  if (!self && !Connected(call.from, node.index)) {
+    Trace(absl::StrCat("  lost: partitioned from ", caller.id));
+    return;
+  }
+  if (!self && faults_active_ && Chance(config_.fault.drop)) {
+    stats_.dropped++;
+    Trace("  dropped");
+    return;
+  }
+  const uint64_t id = inbound.call;
+  At(now_ + NetDelay(self), [this, id, response = std::move(respond.response)]() mutable {
+    DeliverResponse(id, std::move(response));
+  });
+}
+
+void Simulator::DeliverResponse(uint64_t id, core::Response response) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  const Call call = it->second;
+  Node& caller = nodes_[call.from];
+  if (!caller.engine || caller.incarnation != call.from_incarnation) {
+    calls_.erase(it);
+    return;
+  }
+  if (now_ >= call.deadline) {
+    Trace(absl::StrCat(caller.id, " late response to call#", call.call_id,
+                       " discarded (deadline ", call.deadline, ")"));
+    return;
+  }
+  if (call.to != call.from && !Connected(call.to, call.from)) {
+    Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"));
+    return;
+  }
+  calls_.erase(it);
+  Trace(absl::StrCat(caller.id, " <- ", nodes_[call.to].id, " call#", call.call_id, " ",
+                     Describe(response)));
+  caller.engine->OnResponse(call.call_id, std::move(response), now_);
+  Drain(caller);
+}
+
+void Simulator::CallDeadline(uint64_t id) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  const Call call = it->second;
+  calls_.erase(it);
+  Node& caller = nodes_[call.from];
+  if (!caller.engine || caller.incarnation != call.from_incarnation) return;
+  Trace(absl::StrCat(caller.id, " call#", call.call_id, " to ",
+                     call.to >= 0 ? nodes_[call.to].id : "?", " Unreachable(deadline)"));
+  caller.engine->OnResponse(call.call_id, core::Unreachable{"deadline exceeded"}, now_);
+  Drain(caller);
+}
+
+void Simulator::HandleWrite(Node& node, core::WriteEffect write) {
+  const FaultParams& f = config_.fault;
+  TimeMs delay = static_cast<TimeMs>(Uniform(f.disk_min_ms, f.disk_max_ms));
+  if (faults_active_ && Chance(f.slow_disk)) {
+    delay += static_cast<TimeMs>(Uniform(0, f.slow_disk_max_ms));
+  }
+  const TimeMs done = std::max(now_ + delay, node.disk_free_at);  // in order, like a WAL
+  node.disk_free_at = done;
+  std::string what;
+  for (const core::Mutation& m : write.batch.mutations) absl::StrAppend(&what, " ", Describe(m));
+  Trace(absl::StrCat(node.id, " write#", write.write_id, " until t=", done, ":", what));
+  node.writes.push_back(PendingWrite{write.write_id, std::move(write.batch)});
+  const int index = node.index;
+  const uint64_t incarnation = node.incarnation;
+  const uint64_t write_id = write.write_id;
+  At(done, [this, index, incarnation, write_id] { CompleteWrite(index, incarnation, write_id); });
+}
+
+void Simulator::CompleteWrite(int index, uint64_t incarnation, uint64_t write_id) {
+  Node& node = nodes_[index];
+  if (!node.engine || node.incarnation != incarnation) return;  // lost in a crash
+  auto it = std::find_if(node.writes.begin(), node.writes.end(),
+                         [&](const PendingWrite& w) { return w.write_id == write_id; });
+  if (it == node.writes.end()) return;
+  PendingWrite write = std::move(*it);
+  node.writes.erase(it);
+  for (const core::Mutation& m : write.batch.mutations) {
+    checker_->BeforeApply(index, m);
+    node.store->Apply(m);
+  }
+  Trace(absl::StrCat(node.id, " write#", write_id, " durable"));
+  node.engine->OnWriteDone(write_id, now_);
+  Drain(node);
+}
+
+void Simulator::InjectMutationForTest(int node, const core::Mutation& mutation) {
+  Trace(absl::StrCat(nodes_[node].id, " INJECTED ", Describe(mutation)));
+  checker_->BeforeApply(node, mutation);
+  nodes_[node].store->Apply(mutation);
+}
+
+// --- Faults -----------------------------------------------------------------
+
+void Simulator::SchedulePartition(TimeMs after) {
+  At(now_ + after, [this] {
+    if (!faults_active_) return;
+    const FaultParams& f = config_.fault;
+    int in_zero = 0;
+    for (Node& node : nodes_) {
+      node.group = Chance(0.5) ? 1 : 0;
+      in_zero += node.group == 0;
+    }
+    if (in_zero == 0 || in_zero == static_cast<int>(nodes_.size())) {
+      Node& flip = nodes_[Uniform(0, nodes_.size() - 1)];
+      flip.group = 1 - flip.group;
+    }
+    std::string sides[2];
+    for (const Node& node : nodes_) absl::StrAppend(&sides[node.group], " ", node.id);
+    stats_.partitions++;
+    const uint64_t generation = ++partition_generation_;
+    Trace(absl::StrCat("PARTITION {", sides[0], " } | {", sides[1], " }"));
+    At(now_ + static_cast<TimeMs>(Uniform(f.partition_min_ms, f.partition_max_ms)),
+       [this, generation] {
+         if (!faults_active_ || generation != partition_generation_) return;
+         for (Node& node : nodes_) node.group = 0;
+         Trace("HEAL partition");
+         SchedulePartition(Exponential(config_.fault.partition_every_ms));
+       });
+  });
+}
+
+void Simulator::ScheduleCrash(TimeMs after) {
+  At(now_ + after, [this] {
+    if (!faults_active_) return;
+    const FaultParams& f = config_.fault;
+    std::vector<int> up;
+    for (const Node& node : nodes_) {
+      if (node.engine) up.push_back(node.index);
+    }
+    const int down = static_cast<int>(nodes_.size() - up.size());
+    if (down < f.max_down && !up.empty()) {
+      Node& victim = nodes_[up[Uniform(0, up.size() - 1)]];
+      Crash(victim);
+      const int index = victim.index;
+      const uint64_t incarnation = victim.incarnation;
+      At(now_ + static_cast<TimeMs>(Uniform(f.down_min_ms, f.down_max_ms)),
+         [this, index, incarnation] {
+           Node& node = nodes_[index];
+           if (node.engine || node.incarnation != incarnation) return;
+           Restart(node);
+         });
+    }
+    ScheduleCrash(Exponential(f.crash_every_ms));
+  });
+}
+
+// --- Workload ---------------------------------------------------------------
+
+void Simulator::ClientNext(int client) {
+  if (workload_done_ || ops_issued_ >= config_.ops) return;
+  std::vector<int> up;
+  for (const Node& node : nodes_) {
+    if (node.engine) up.push_back(node.index);
+  }
+  if (up.empty()) {
+    At(now_ + 100, [this, client] { ClientNext(client); });
+    return;
+  }
+  Node& node = nodes_[up[Uniform(0, up.size() - 1)]];
+  ClientOp op;
+  op.node = node.index;
+  op.started = now_;
+  op.key = absl::StrCat("k", Uniform(0, config_.keys - 1));
+  if (Chance(config_.put_share)) {
+    op.type = ClientOp::Type::kPut;
+    op.value = absl::StrCat("v", client, ".", client_seq_[client]++);
+    if (Chance(config_.invalid_share)) op.key.clear();
+  } else {
+    op.type = Chance(config_.linearizable_share) ? ClientOp::Type::kGetLinearizable
+                                                 : ClientOp::Type::kGetLocal;
+  }
+  ops_issued_++;
+  ops_pending_++;
+  const ClientOp::Type type = op.type;
+  core::Key key = op.key;
+  core::Value value = op.value;
+  const int index = checker_->OnOpStarted(std::move(op));
+  op_client_.resize(index + 1, -1);
+  op_client_[index] = client;
+  node.client_ops.push_back(index);
+  const uint64_t id = static_cast<uint64_t>(index) + 1;
+  if (type == ClientOp::Type::kPut) {
+    stats_.puts++;
+    Trace(absl::StrCat(node.id, " client", client, " StartPut #", id, " ", Quote(key), "=",
+                       Quote(value)));
+    node.engine->StartPut(id, std::move(key), std::move(value), now_);
+  } else {
+    stats_.gets++;
+    const bool linearizable = type == ClientOp::Type::kGetLinearizable;
+    Trace(absl::StrCat(node.id, " client", client, " StartGet #", id, " ", Quote(key),
+                       linearizable ? " linearizable" : " local"));
+    node.engine->StartGet(id, std::move(key),
+                          linearizable ? core::Consistency::kLinearizable
+                                       : core::Consistency::kLocal,
+                          now_);
+  }
+  Drain(node);
+}
+
+void Simulator::OpFinished(int op) {
+  ops_pending_--;
+  Node& node = nodes_[checker_->ops()[op].node];
+  auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
+  if (it != node.client_ops.end()) node.client_ops.erase(it);
+  const int client = op_client_[op];
+  At(now_ + static_cast<TimeMs>(Uniform(0, config_.think_max_ms)),
+     [this, client] { ClientNext(client); });
+}
+
+// --- Phases -----------------------------------------------------------------
+
+void Simulator::RunWorkload() {
+  Trace(absl::StrCat("BEGIN ", config_.Reproducer()));
+  for (Node& node : nodes_) {
+    node.incarnation = 1;
+    StartEngine(node);
+  }
+  for (int c = 0; c < config_.clients; ++c) {
+    At(static_cast<TimeMs>(Uniform(0, config_.think_max_ms)), [this, c] { ClientNext(c); });
+  }
+  if (config_.fault.partition_every_ms > 0) {
+    SchedulePartition(Exponential(config_.fault.partition_every_ms));
+  }
+  if (config_.fault.crash_every_ms > 0) ScheduleCrash(Exponential(config_.fault.crash_every_ms));
+  RunUntil(config_.workload_max_ms,
+           [this] { return ops_issued_ >= config_.ops && ops_pending_ == 0; });
+}
+
+void Simulator::StartQuiet() {
+  workload_done_ = true;
+  faults_active_ = false;
+  Trace("QUIET: faults off, partition healed, every node up");
+  for (Node& node : nodes_) node.group = 0;
+  for (Node& node : nodes_) {
+    if (!node.engine) Restart(node);
+  }
+}
+
+void Simulator::RunQuiet() {
+  if (stopped_) return;
+  StartQuiet();
+  const TimeMs end = now_ + config_.quiet_ms;
+  RunUntil(end, [] { return false; });
+}
+
+void Simulator::CheckFinal() {
+  if (stopped_) return;
+  Trace("CHECK");
+  std::vector<int> open_inbound;
+  for (const Node& node : nodes_) {
+    if (!node.engine) checker_->Fail("C", "", absl::StrCat(node.id, " is down at the end"));
+    open_inbound.push_back(static_cast<int>(node.inbound.size()));
+  }
+  checker_->CheckFinal(open_inbound);
+}
+
+SimResult Simulator::Result() const {
+  SimResult result;
+  result.config = config_;
+  result.violations = checker_->violations();
+  result.trace_tail.assign(tail_.begin(), tail_.end());
+  result.fingerprint = fingerprint_;
+  result.stats = stats_;
+  result.stats.end_ms = now_;
+  return result;
+}
+
+SimResult Simulator::Run() {
+  RunWorkload();
+  RunQuiet();
+  CheckFinal();
+  return Result();
+}
+
+SimResult RunSimulation(const SimConfig& config) {
+  Simulator sim(config);
+  return sim.Run();
+}
+
+}  // namespace replicator::sim

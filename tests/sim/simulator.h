@@ -1,0 +1,237 @@
+// Simulator: drives C clusters x N nodes of core::Engine over a simulated
+// network, disk and clock, with seeded faults (delay spread, drop, duplicate
+// delivery, partitions, crashes and restarts, slow storage), a client
+// workload over a small key space and the invariant Checker. Everything is a
+// function of SimConfig: one event queue ordered by (virtual time, sequence)
+// and one seeded generator, so a seed replays bit for bit.
+//
+//   SimConfig config = SimConfig::ForProfile("crash");
+//   config.seed = 42;
+//   SimResult result = RunSimulation(config);
+//   if (!result.ok()) std::cerr << result.Report();
+//
+// Single-threaded; a Simulator is used for one run.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/engine.h"
+#include "core/messages.h"
+#include "core/types.h"
+#include "sim/checker.h"
+#include "sim/sim_store.h"
+
+namespace replicator::sim {
+
+// Seeded fault probabilities and ranges. All times are virtual ms.
+struct FaultParams {
+  core::TimeMs net_min_ms = 1;  // one-way delay, uniform in [min, max]
+  core::TimeMs net_max_ms = 5;
+  double slow_message = 0;  // extra delay up to slow_message_max_ms: reordering
+  core::TimeMs slow_message_max_ms = 0;
+  double drop = 0;       // per request and per response
+  double duplicate = 0;  // a request is delivered twice
+  core::TimeMs partition_every_ms = 0;  // mean gap between partitions; 0: none
+  core::TimeMs partition_min_ms = 0;
+  core::TimeMs partition_max_ms = 0;
+  core::TimeMs crash_every_ms = 0;  // mean gap between crashes; 0: none
+  core::TimeMs down_min_ms = 0;
+  core::TimeMs down_max_ms = 0;
+  int max_down = 1;  // nodes down at once
+  core::TimeMs disk_min_ms = 0;  // write latency, uniform in [min, max]
+  core::TimeMs disk_max_ms = 2;
+  double slow_disk = 0;  // a write takes up to slow_disk_max_ms more
+  core::TimeMs slow_disk_max_ms = 0;
+};
+
+struct SimConfig {
+  uint64_t seed = 1;
+  int clusters = 2;
+  int nodes_per_cluster = 3;
+  // Fault profile: none, net (delay spread, drop, duplicate), partition,
+  // crash (crash/restart, slow disk), all.
+  std::string faults = "none";
+  FaultParams fault;
+  int clients = 4;
+  int keys = 3;  // small, so puts race on one key
+  int ops = 40;  // client operations per run
+  double put_share = 0.6;
+  double linearizable_share = 0.5;  // of gets
+  double invalid_share = 0.02;      // puts with an empty key
+  core::TimeMs think_max_ms = 30;   // client pause between operations
+  core::TimeMs workload_max_ms = 60'000;
+  // Engine timing.
+  core::TimeMs call_deadline_ms = 1000;
+  core::TimeMs lease_ms = 2000;
+  // Quiet phase: faults healed, every node up; long enough for lease
+  // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
+  core::TimeMs quiet_ms = 0;
+  bool check_convergence = false;  // TODO(test): default on with catch-up
+  bool trace = false;              // print every event as it happens
+  size_t trace_tail = 50;
+  uint64_t max_events = 3'000'000;  // a run beyond this is a livelock
+
+  // `profile` must be one of the names above; false otherwise.
+  bool SetProfile(const std::string& profile);
+  static SimConfig ForProfile(const std::string& profile);
+  // The command line that replays this run.
+  std::string Reproducer() const;
+};
+
+struct SimStats {
+  uint64_t events = 0;
+  core::TimeMs end_ms = 0;
+  int puts = 0, puts_ok = 0, puts_exists = 0, puts_conflict = 0, puts_unavailable = 0,
+      puts_invalid = 0, puts_abandoned = 0;
+  int gets = 0, gets_found = 0, gets_not_found = 0, gets_unavailable = 0;
+  int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
+};
+
+struct SimResult {
+  SimConfig config;
+  std::vector<Violation> violations;  // the first one stopped the run
+  std::vector<std::string> trace_tail;
+  uint64_t fingerprint = 0;  // hash of the whole trace: equal runs, equal hash
+  SimStats stats;
+
+  bool ok() const { return violations.empty(); }
+  // Reproducer line, first violation, trace tail.
+  std::string Report() const;
+  std::string StatsLine() const;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(SimConfig config);
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  // The whole run: workload with faults, quiet phase, final checks.
+  SimResult Run();
+
+  // Phases, for tests that inject faults into the checker's world.
+  void RunWorkload();
+  void RunQuiet();
+  void CheckFinal();
+  SimResult Result() const;
+
+  // Test hooks: corrupt the durable world through the same path real writes
+  // take, so the checker must notice.
+  void InjectMutationForTest(int node, const core::Mutation& mutation);
+  const Checker& checker() const { return *checker_; }
+  const SimStore& store(int node) const { return *nodes_[node].store; }
+  int node_count() const { return static_cast<int>(nodes_.size()); }
+
+ private:
+  struct Event {
+    core::TimeMs time;
+    uint64_t seq;
+    std::function<void()> fn;
+  };
+  struct Inbound {
+    uint64_t call;  // key of calls_
+    bool duplicate;
+    size_t request_kind;                      // Request::index()
+    std::optional<core::ProposalId> resolve;  // a ResolveRequest's proposal
+  };
+  struct PendingWrite {
+    uint64_t write_id;
+    core::WriteBatch batch;
+  };
+  struct Node {
+    int index = 0;
+    int cluster = 0;
+    core::PeerId id;
+    std::unique_ptr<SimStore> store;
+    std::unique_ptr<core::Engine> engine;  // null while down
+    uint64_t incarnation = 0;              // of the current or last engine
+    int group = 0;                         // partition side
+    uint64_t next_inbound = 1;
+    absl::flat_hash_map<uint64_t, Inbound> inbound;
+    std::deque<PendingWrite> writes;  // completes in order
+    core::TimeMs disk_free_at = 0;
+    std::optional<core::TimeMs> tick_at;
+    std::vector<int> client_ops;  // checker op indexes started here, pending
+  };
+  struct Call {
+    int from;
+    uint64_t from_incarnation;
+    uint64_t call_id;
+    int to;
+    core::TimeMs deadline;
+  };
+
+  // Event queue and randomness.
+  void At(core::TimeMs time, std::function<void()> fn);
+  bool Step();
+  void RunUntil(core::TimeMs end, const std::function<bool()>& stop);
+  uint64_t Uniform(uint64_t lo, uint64_t hi);  // inclusive
+  bool Chance(double p);
+  core::TimeMs Exponential(core::TimeMs mean);
+  void Trace(std::string line);
+
+  // Nodes.
+  void StartEngine(Node& node);
+  void Crash(Node& node);
+  void Restart(Node& node);
+  void Drain(Node& node, bool after_tick = false);
+  void ScheduleTick(Node& node, bool after_tick);
+  void StartQuiet();
+  bool Connected(int a, int b) const;
+  int NodeOf(const core::PeerId& id) const;
+
+  // Effects.
+  void HandleSend(Node& node, core::SendEffect send);
+  void HandleRespond(Node& node, core::RespondEffect respond);
+  void HandleWrite(Node& node, core::WriteEffect write);
+  void DeliverRequest(uint64_t call, int from, int to, uint64_t to_incarnation,
+                      core::Request request, bool duplicate);
+  void DeliverResponse(uint64_t call, core::Response response);
+  void CallDeadline(uint64_t call);
+  void CompleteWrite(int node, uint64_t incarnation, uint64_t write_id);
+
+  // Faults and workload.
+  void SchedulePartition(core::TimeMs after);
+  void ScheduleCrash(core::TimeMs after);
+  void ClientNext(int client);
+  void OpFinished(int op);
+  core::TimeMs NetDelay(bool self);
+
+  SimConfig config_;
+  core::TimeMs now_ = 0;
+  uint64_t next_seq_ = 0;
+  std::vector<Event> queue_;  // a min-heap on (time, seq)
+  std::mt19937_64 rng_;
+  bool faults_active_ = true;
+  uint64_t partition_generation_ = 0;
+  bool workload_done_ = false;
+  bool stopped_ = false;
+
+  core::Topology topology_;
+  std::vector<Node> nodes_;
+  std::unique_ptr<Checker> checker_;
+  absl::flat_hash_map<uint64_t, Call> calls_;
+  uint64_t next_call_ = 1;
+
+  int ops_issued_ = 0;
+  int ops_pending_ = 0;
+  std::vector<int> client_seq_;
+  std::vector<int> op_client_;  // checker op index -> client
+
+  std::deque<std::string> tail_;
+  uint64_t fingerprint_ = 1469598103934665603ull;
+  SimStats stats_;
+};
+
+SimResult RunSimulation(const SimConfig& config);
+
+}  // namespace replicator::sim
