@@ -68,8 +68,21 @@ int Checker::ClusterOfPeer(const core::PeerId& peer) const {
   return -1;
 }
 
-bool Checker::IsOkLike(const ClientOp& op) {
-  return op.put && op.put->kind == PutOutcome::Kind::kOk;
+// Answers after which the put's value may or may not end up committed: ok,
+// keyExists naming the put's own value (an earlier attempt of it won), and
+// unavailable "outcome unknown" (the coordinator could not learn its own
+// decision; docs/design.md). Any other answer promises nothing was stored.
+bool Checker::MayCommit(const ClientOp& op, const PutOutcome& outcome) {
+  switch (outcome.kind) {
+    case PutOutcome::Kind::kOk:
+      return true;
+    case PutOutcome::Kind::kKeyExists:
+      return outcome.existing == op.value;
+    case PutOutcome::Kind::kUnavailable:
+      return outcome.message.rfind("outcome unknown", 0) == 0;
+    default:
+      return false;
+  }
 }
 
 // --- Durable mutations ------------------------------------------------------
@@ -219,11 +232,16 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
   if (!fresh || d != Decision::kCommit) return;
   auto kv = proposal_kv_.find(p);
   if (kv == proposal_kv_.end()) return;
+  auto [decided, first] = decided_value_.emplace(kv->second.first, kv->second.second);
+  if (!first && decided->second != kv->second.second) {
+    Fail("1", absl::StrCat(KeySubject(kv->second.first), " ", ProposalSubject(p)),
+         absl::StrCat("two values decided commit: ", Quote(decided->second), " and ",
+                      Quote(kv->second.second), " (", source, ")"));
+  }
   auto op = put_by_value_.find(kv->second.second);
   if (op == put_by_value_.end()) return;
   const ClientOp& put = ops_[op->second];
-  if (put.put && put.put->kind != PutOutcome::Kind::kOk &&
-      !(put.put->kind == PutOutcome::Kind::kKeyExists && put.put->existing == put.value)) {
+  if (put.put && !MayCommit(put, *put.put)) {
     Fail("2", absl::StrCat(KeySubject(put.key), " ", ProposalSubject(p)),
          absl::StrCat("the put of ", Quote(put.value), " answered ", Describe(*put.put),
                       " but its proposal is decided commit (", source, ")"));
@@ -328,10 +346,11 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
       break;
     }
     case PutOutcome::Kind::kKeyExists: {
-      if (!committed_.contains(op.key)) {
+      if (!committed_.contains(op.key) && !decided_value_.contains(op.key)) {
         Fail("2", KeySubject(op.key),
              absl::StrCat("put of ", Quote(op.value), " answered keyExists(",
-                          Quote(outcome.existing), ") but no node has committed the key"));
+                          Quote(outcome.existing),
+                          ") but no node has committed the key, nor was a commit decided"));
       } else {
         CheckClaim(op.key, outcome.existing,
                    absl::StrCat("put keyExists at ", node_ids_[op.node]));
@@ -342,8 +361,7 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
     default:
       break;
   }
-  if (outcome.kind != PutOutcome::Kind::kOk &&
-      !(outcome.kind == PutOutcome::Kind::kKeyExists && outcome.existing == op.value)) {
+  if (!MayCommit(op, outcome)) {
     auto ps = proposals_of_value_.find(op.value);
     if (ps == proposals_of_value_.end()) return;
     for (const core::ProposalId& p : ps->second) {
@@ -376,10 +394,10 @@ void Checker::OnGetDone(int index, const GetOutcome& outcome) {
   const std::string source = absl::StrCat(linearizable ? "linearizable" : "local", " get at ",
                                           node_ids_[op.node]);
   if (outcome.kind == GetOutcome::Kind::kFound) {
-    if (!linearizable && !committed_.contains(op.key)) {
+    if (!linearizable && !committed_.contains(op.key) && !decided_value_.contains(op.key)) {
       Fail("L", KeySubject(op.key),
            absl::StrCat(source, " found ", Quote(outcome.value),
-                        " but no node has committed the key"));
+                        " but no node has committed the key, nor was a commit decided"));
     } else {
       CheckClaim(op.key, outcome.value, source);
     }

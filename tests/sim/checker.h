@@ -8,7 +8,8 @@
 //   1  at most one value ever committed per key, on any node
 //   2  at most one put per key answers ok, with the committed value; every
 //      other answer agrees with the committed value; a put that answered
-//      anything but ok never has its value committed
+//      conflict, unavailable (other than "outcome unknown") or keyExists
+//      of another value never has its value committed
 //   3  a proposal's decision is chosen once: commit/abort messages, chosen
 //      acceptor majorities and resolve answers agree; Paxos acceptor state
 //      only moves forward
@@ -111,7 +112,7 @@ class Checker {
   void RecordDecision(const core::ProposalId& p, core::Decision d, const std::string& source);
   void CheckClaim(const core::Key& key, const core::Value& value, const std::string& source);
   void CheckPutOk(int op);
-  static bool IsOkLike(const ClientOp& op);
+  static bool MayCommit(const ClientOp& op, const core::PutOutcome& outcome);
 
   std::vector<int> node_cluster_;
   std::vector<core::PeerId> node_ids_;
@@ -126,6 +127,8 @@ class Checker {
 
   // Invariant 1: the first value ever committed per key.
   std::map<core::Key, core::Value> committed_;
+  // The value of the first proposal decided commit, per key (durable or not).
+  std::map<core::Key, core::Value> decided_value_;
   // Claims (key, value, source) made before any commit of the key was seen.
   std::map<core::Key, std::vector<std::pair<core::Value, std::string>>> pending_claims_;
   // Invariant 2.

@@ -640,7 +640,9 @@ void Simulator::ClientNext(int client) {
   ClientOp op;
   op.node = node.index;
   op.started = now_;
-  op.key = absl::StrCat("k", Uniform(0, config_.keys - 1));
+  // A window of `keys` keys that slides by one key every few operations: each
+  // key sees a burst of racing puts while fresh, then keyExists and gets.
+  op.key = absl::StrCat("k", ops_issued_ / 4 + Uniform(0, config_.keys - 1));
   if (Chance(config_.put_share)) {
     op.type = ClientOp::Type::kPut;
     op.value = absl::StrCat("v", client, ".", client_seq_[client]++);

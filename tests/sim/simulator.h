@@ -61,7 +61,7 @@ struct SimConfig {
   std::string faults = "none";
   FaultParams fault;
   int clients = 4;
-  int keys = 3;  // small, so puts race on one key
+  int keys = 3;  // window of live keys, small so puts race on one key
   int ops = 40;  // client operations per run
   double put_share = 0.6;
   double linearizable_share = 0.5;  // of gets
