@@ -50,6 +50,9 @@ struct EngineConfig {
   TimeMs max_retry_ms = 1500;
   TimeMs backoff_base_ms = 10;
   TimeMs lease_ms = 2000;  // reservation age after which its holder resolves it
+  // Decisions remembered in memory (oldest evicted); a forgotten decision is
+  // re-learned from the acceptors by recovery.
+  size_t decision_cache_capacity = 100000;
 };
 
 enum class Consistency : uint8_t { kLocal, kLinearizable };

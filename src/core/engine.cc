@@ -1,0 +1,1465 @@
+// Engine: one node's protocol (replica, representative, acceptor, recovery
+// proposer, coordinator, reader, lease recovery) as a sans-IO state machine.
+//
+// Shape of the code: every outgoing call carries a continuation in `calls_`;
+// every in-flight operation is a small struct in its own map, found again by
+// id when a continuation runs, so a continuation whose operation finished
+// (or moved on to a later attempt or phase) is ignored. Mutations of one
+// input call are batched into one WriteEffect; replies that depend on a
+// mutation wait for its OnWriteDone.
+//
+// Assumption on the driver: WriteEffects are applied in the order they are
+// emitted (a later write never overtakes an earlier one). Storage's group
+// commit preserves it.
+#include "core/engine.h"
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "core/acceptor.h"
+#include "core/decision_cache.h"
+#include "core/rendezvous.h"
+#include "core/tally.h"
+
+namespace replicator::core {
+namespace {
+
+// Every cluster needs this many voters before a put is attempted: with fewer,
+// a majority cannot survive the loss of a single voter.
+constexpr size_t kMinVoters = 3;
+// Prepare/accept rounds a recovery proposer makes before it gives up.
+constexpr int kMaxRecoveryRounds = 4;
+// A resolve may take a prepare and an accept round, and a retry.
+constexpr TimeMs kResolveDeadlineCalls = 4;
+constexpr TimeMs kUnseeded = std::numeric_limits<TimeMs>::min();
+
+// A representative gets most of the caller's remaining time, so that its
+// answer (with the votes it collected) arrives before the caller gives up.
+uint32_t RepresentativeBudget(TimeMs remaining) {
+  if (remaining <= 0) return 0;
+  TimeMs budget = remaining * 8 / 10;
+  return static_cast<uint32_t>(std::min<TimeMs>(budget, std::numeric_limits<uint32_t>::max()));
+}
+
+std::string ReasonOf(const Response& response) {
+  if (const auto* u = std::get_if<Unreachable>(&response)) return u->reason;
+  return "unexpected response type";
+}
+
+const char* DecisionName(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  Impl(EngineConfig config, const CommittedView* committed, DurableState recovered)
+      : config_(std::move(config)),
+        committed_(committed),
+        decided_(config_.decision_cache_capacity),
+        rng_(config_.random_seed) {
+    for (Reservation& r : recovered.reservations) {
+      Key key = r.key;
+      ReservationEntry& e = reservations_[key];
+      e.reservation = std::move(r);
+      e.recover_at = kUnseeded;  // set on the first call that brings a clock
+    }
+    for (AcceptorRecord& a : recovered.acceptors) {
+      ProposalId p = a.proposal;
+      acceptors_[p] = std::move(a);
+    }
+  }
+
+  const EngineConfig& config() const { return config_; }
+  const Topology& topology() const { return topology_; }
+
+  void SetTopology(Topology topology, TimeMs now) {
+    Input in(this, now);
+    topology_ = std::move(topology);
+  }
+
+  void StartPut(uint64_t put_id, Key key, Value value, TimeMs now);
+  void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
+  void OnRequest(uint64_t inbound_id, Request request, TimeMs now);
+  void OnResponse(uint64_t call_id, Response response, TimeMs now);
+  void OnWriteDone(uint64_t write_id, TimeMs now);
+  void Tick(TimeMs now);
+  std::optional<TimeMs> NextWakeup() const;
+
+  std::vector<Effect> TakeEffects() {
+    std::vector<Effect> out;
+    out.swap(effects_);
+    return out;
+  }
+  bool HasEffects() const { return !effects_.empty(); }
+
+  EngineStats stats() const {
+    EngineStats s = stats_;
+    s.reservations = reservations_.size();
+    return s;
+  }
+
+ private:
+  using CallFn = std::function<void(Response&&, TimeMs)>;
+  using WriteFn = std::function<void()>;
+  // nullopt: the decision could not be learned; `reason` says why.
+  using DecisionFn = std::function<void(std::optional<Decision>, const std::string& reason, TimeMs)>;
+  using VoteFn = std::function<void(Vote)>;
+
+  // Brackets every public input: seeds the clock of recovered reservations
+  // and emits the input's batched mutations as one WriteEffect.
+  class Input {
+   public:
+    Input(Impl* impl, TimeMs now) : impl_(impl) { impl_->Observe(now); }
+    ~Input() { impl_->FlushWrite(); }
+    Input(const Input&) = delete;
+    Input& operator=(const Input&) = delete;
+
+   private:
+    Impl* impl_;
+  };
+
+  // --- Replica state ---------------------------------------------------------
+
+  struct ReservationEntry {
+    Reservation reservation;
+    uint64_t pending_write = 0;  // the PutReservation write, until durable
+    TimeMs recover_at = 0;       // lease expiry, or when to try resolving again
+    bool resolving = false;      // a lease-recovery resolve is in flight
+  };
+  // A PutCommitted this engine emitted that is not durable yet. Lookups see
+  // it before the CommittedView does.
+  struct PendingCommit {
+    Value value;
+    uint64_t write_id = 0;
+  };
+  struct CommittedLookup {
+    Value value;
+    uint64_t pending_write = 0;  // 0 when already durable
+  };
+  struct PendingWrite {
+    WriteBatch batch;
+    bool emitted = false;
+    std::vector<WriteFn> then;  // run in order once durable
+  };
+
+  // --- In-flight operations ---------------------------------------------------
+
+  // Representative fan-out of one ForwardRequest.
+  struct ForwardOp {
+    uint64_t inbound_id = 0;
+    size_t outstanding = 0;
+    std::vector<Vote> votes;
+  };
+
+  // Remote cluster of one put attempt.
+  struct RemoteCluster {
+    std::vector<PeerId> candidates;  // rendezvous order for the key
+    size_t next = 0;                 // candidate being (or next to be) tried
+    std::optional<size_t> answered;  // the representative that answered
+  };
+
+  struct PutOp {
+    enum class Phase : uint8_t { kReserve, kBackoff, kAccept, kRecover };
+    uint64_t put_id = 0;
+    Key key;
+    Value value;
+    TimeMs started = 0;
+    int attempt = 0;  // 1-based number of the current attempt
+    Phase phase = Phase::kReserve;
+    // The current attempt.
+    ProposalId proposal;
+    VoterSnapshot voters;
+    TimeMs reserve_deadline = 0;
+    std::vector<Vote> votes;
+    size_t outstanding = 0;  // reserve calls not yet answered
+    std::map<ClusterId, RemoteCluster> remotes;
+    TimeMs retry_at = 0;  // kBackoff
+    size_t accepts_ok = 0;
+    size_t accepts_failed = 0;
+    // ResolveRequests for `proposal` that arrived while this engine was
+    // still deciding it; answered as soon as it is decided.
+    std::vector<DecisionFn> resolve_waiters;
+  };
+
+  // Commit/abort fan-out to one remote cluster, fire-and-forget.
+  struct FanoutOp {
+    ReplicaOp op;
+    std::vector<PeerId> candidates;
+    size_t start = 0;
+    size_t tried = 0;
+  };
+
+  // Recovery proposer for decision(proposal) over this node's cluster.
+  struct RecoveryOp {
+    enum class Phase : uint8_t { kPrepare, kAccept };
+    ProposalId proposal;
+    std::vector<PeerId> voters;
+    int rounds = 0;
+    Ballot ballot;
+    Phase phase = Phase::kPrepare;
+    size_t granted = 0;
+    size_t failed = 0;
+    bool rejected = false;        // some acceptor named a higher ballot
+    uint64_t max_round_seen = 0;  // highest round seen for the proposal
+    std::optional<AcceptedValue> highest;
+    Decision decision = Decision::kAbort;
+    std::string last_error;
+    std::vector<DecisionFn> waiters;
+  };
+
+  // Asking the proposal's coordinator cluster for decision(proposal).
+  struct ResolveOp {
+    std::vector<PeerId> candidates;
+    size_t next = 0;
+    std::vector<DecisionFn> waiters;
+  };
+
+  struct GetOp {
+    enum class Phase : uint8_t { kRead, kResolve };
+    uint64_t get_id = 0;
+    Key key;
+    Phase phase = Phase::kRead;
+    size_t voters = 0;
+    size_t answered = 0;
+    size_t outstanding = 0;
+    std::string first_error;
+    std::vector<ReadResponse> reads;
+    size_t resolving = 0;
+    std::optional<Value> found;
+    std::optional<std::string> unavailable;
+  };
+
+  // --- Plumbing ----------------------------------------------------------------
+
+  void Observe(TimeMs now) {
+    if (seeded_) return;
+    seeded_ = true;
+    // Recovered reservations are treated as fresh: their stored `since` is
+    // another run's clock.
+    for (auto& [key, e] : reservations_) {
+      if (e.recover_at == kUnseeded) {
+        e.reservation.since = now;
+        e.recover_at = now + config_.lease_ms;
+      }
+    }
+  }
+
+  uint64_t Send(const PeerId& to, Request request, TimeMs deadline, CallFn then) {
+    uint64_t id = next_call_id_++;
+    if (then) calls_.emplace(id, std::move(then));
+    effects_.push_back(SendEffect{id, to, std::move(request), deadline});
+    return id;
+  }
+
+  void Respond(uint64_t inbound_id, Response response) {
+    effects_.push_back(RespondEffect{inbound_id, std::move(response)});
+  }
+
+  // Adds `m` to the current input's batch; returns the batch's write id.
+  uint64_t Mutate(Mutation m) {
+    if (open_write_ == 0) {
+      open_write_ = next_write_id_++;
+      writes_[open_write_];
+    }
+    writes_[open_write_].batch.mutations.push_back(std::move(m));
+    return open_write_;
+  }
+
+  void FlushWrite() {
+    if (open_write_ == 0) return;
+    PendingWrite& w = writes_[open_write_];
+    w.emitted = true;
+    effects_.push_back(WriteEffect{open_write_, w.batch});
+    w.batch.mutations.clear();  // the driver holds the copy
+    open_write_ = 0;
+  }
+
+  // Runs `fn` once write `write_id` is durable; at once if it already is.
+  void AfterWrite(uint64_t write_id, WriteFn fn) {
+    auto it = writes_.find(write_id);
+    if (write_id == 0 || it == writes_.end()) {
+      fn();
+      return;
+    }
+    it->second.then.push_back(std::move(fn));
+  }
+
+  std::optional<CommittedLookup> LookupCommitted(const Key& key) const {
+    if (auto it = pending_committed_.find(key); it != pending_committed_.end()) {
+      return CommittedLookup{it->second.value, it->second.write_id};
+    }
+    if (committed_ != nullptr) {
+      if (std::optional<Value> v = committed_->GetCommitted(key)) {
+        return CommittedLookup{std::move(*v), 0};
+      }
+    }
+    return std::nullopt;
+  }
+
+  void RecordDecision(const ProposalId& p, Decision d) {
+    if (!decided_.Record(p, d)) {
+      ++stats_.safety_violations;
+      effects_.push_back(ViolationEffect{
+          {}, absl::StrCat("proposal ", p.ToString(), " was decided both ways; kept ",
+                           DecisionName(*decided_.Find(p)), ", saw ", DecisionName(d))});
+    }
+  }
+
+  Vote MakeVote(Vote::Kind kind) const {
+    Vote v;
+    v.peer = config_.self;
+    v.cluster = config_.cluster;
+    v.kind = kind;
+    return v;
+  }
+
+  static Vote VoteFrom(const PeerId& peer, const ClusterId& cluster, Response& response) {
+    if (auto* h = std::get_if<HandleResponse>(&response)) return std::move(h->vote);
+    Vote v;
+    v.peer = peer;
+    v.cluster = cluster;
+    v.kind = Vote::Kind::kUnreachable;
+    v.reason = ReasonOf(response);
+    return v;
+  }
+
+  // Why a put cannot be attempted with the current membership, if so.
+  std::optional<std::string> QuorumShortfall() const {
+    std::vector<ClusterId> clusters = topology_.Clusters();
+    if (std::find(clusters.begin(), clusters.end(), config_.cluster) == clusters.end()) {
+      clusters.insert(clusters.begin(), config_.cluster);
+    }
+    for (const ClusterId& c : clusters) {
+      size_t n = topology_.Voters(c).size();
+      if (n < kMinVoters) {
+        return absl::StrCat("cluster ", c, " has ", n, " voter", n == 1 ? "" : "s",
+                            "; puts need at least ", kMinVoters);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // --- Replica ------------------------------------------------------------------
+
+  void HandleReplicaOp(const ReplicaOp& op, VoteFn reply, TimeMs now);
+  void Reserve(const ReserveOp& op, VoteFn reply, TimeMs now);
+  void ApplyCommit(const Key& key, const Value& value, const ProposalId& p, VoteFn reply);
+  void ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply);
+  void EraseReservation(const Key& key) { reservations_.erase(key); }
+
+  // --- Representative, acceptor, reads, resolve -----------------------------------
+
+  void HandleForward(uint64_t inbound_id, ForwardRequest request, TimeMs now);
+  void HandleAccept(uint64_t inbound_id, const AcceptRequest& request);
+  void HandlePrepare(uint64_t inbound_id, const PrepareRequest& request);
+  void HandleRead(uint64_t inbound_id, const ReadRequest& request);
+  void HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now);
+
+  // --- Recovery proposer ---------------------------------------------------------
+
+  void StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now);
+  void RecoveryPrepare(RecoveryOp& op, TimeMs now);
+  void RecoveryAccept(RecoveryOp& op, TimeMs now);
+  void RecoveryRoundFailed(const ProposalId& p, TimeMs now);
+  void FinishRecovery(const ProposalId& p, std::optional<Decision> d, const std::string& reason,
+                      TimeMs now);
+  void OnPrepareReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now);
+  void OnAcceptReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now);
+
+  // --- Remote resolve (gets, lease recovery) ------------------------------------
+
+  void ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now);
+  void SendResolve(const ProposalId& p, TimeMs now);
+  void FinishResolve(const ProposalId& p, std::optional<Decision> d, const std::string& reason,
+                     TimeMs now);
+
+  // --- Coordinator --------------------------------------------------------------
+
+  PutOp* FindPut(uint64_t id, int attempt, PutOp::Phase phase) {
+    auto it = puts_.find(id);
+    if (it == puts_.end() || it->second.attempt != attempt || it->second.phase != phase) {
+      return nullptr;
+    }
+    return &it->second;
+  }
+  void StartAttempt(uint64_t id, TimeMs now);
+  void SendReserveForward(uint64_t id, const ClusterId& cluster, TimeMs now);
+  void MaybeTally(uint64_t id, TimeMs now);
+  void StartAccept(uint64_t id, TimeMs now);
+  void OnPutRecovered(uint64_t id, int attempt, std::optional<Decision> d,
+                      const std::string& reason, TimeMs now);
+  void CommitChosen(uint64_t id, TimeMs now);
+  void AbortAttempt(PutOp& op, TimeMs now);
+  void Fanout(const PutOp& op, const ReplicaOp& rop, TimeMs now);
+  void SendFanout(uint64_t fid, TimeMs now);
+  TimeMs Backoff(const PutOp& op, const std::vector<ProposalId>& holders);
+  void NotifyResolveWaiters(PutOp& op, Decision d, TimeMs now);
+  void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
+  void EmitPutDone(uint64_t put_id, PutOutcome outcome);
+
+  // --- Reader -------------------------------------------------------------------
+
+  void OnRead(uint64_t id, Response&& r, TimeMs now);
+  void EvaluateReads(uint64_t id, TimeMs now);
+  void FinishGet(uint64_t id, GetOutcome outcome);
+
+  // --- Lease recovery -------------------------------------------------------------
+
+  void RecoverLease(const Key& key, TimeMs now);
+  void ApplyDecision(const Key& key, const ProposalId& p, Decision d);
+
+  EngineConfig config_;
+  const CommittedView* committed_;
+  Topology topology_;
+  DecisionCache decided_;
+  std::mt19937_64 rng_;
+  EngineStats stats_;
+  bool seeded_ = false;
+
+  std::vector<Effect> effects_;
+  uint64_t next_call_id_ = 1;
+  uint64_t next_write_id_ = 1;
+  uint64_t next_op_id_ = 1;
+  uint64_t sequence_ = 0;
+  uint64_t open_write_ = 0;  // batch of the current input, 0 if none
+
+  absl::flat_hash_map<Key, ReservationEntry> reservations_;
+  absl::flat_hash_map<ProposalId, AcceptorRecord> acceptors_;
+  absl::flat_hash_map<Key, PendingCommit> pending_committed_;
+  absl::flat_hash_map<uint64_t, PendingWrite> writes_;
+  absl::flat_hash_map<uint64_t, CallFn> calls_;
+
+  // Node-based maps: handlers hold references across calls that insert.
+  std::unordered_map<uint64_t, ForwardOp> forwards_;
+  std::unordered_map<uint64_t, PutOp> puts_;
+  std::unordered_map<uint64_t, FanoutOp> fanouts_;
+  std::unordered_map<uint64_t, GetOp> gets_;
+  std::unordered_map<ProposalId, RecoveryOp, absl::Hash<ProposalId>> recoveries_;
+  std::unordered_map<ProposalId, ResolveOp, absl::Hash<ProposalId>> resolves_;
+};
+
+// ============================================================================
+// Inputs
+// ============================================================================
+
+void Engine::Impl::OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
+  Input in(this, now);
+  if (auto* h = std::get_if<HandleRequest>(&request)) {
+    HandleReplicaOp(
+        h->op, [this, inbound_id](Vote v) { Respond(inbound_id, HandleResponse{std::move(v)}); },
+        now);
+  } else if (auto* f = std::get_if<ForwardRequest>(&request)) {
+    HandleForward(inbound_id, std::move(*f), now);
+  } else if (auto* a = std::get_if<AcceptRequest>(&request)) {
+    HandleAccept(inbound_id, *a);
+  } else if (auto* p = std::get_if<PrepareRequest>(&request)) {
+    HandlePrepare(inbound_id, *p);
+  } else if (auto* r = std::get_if<ReadRequest>(&request)) {
+    HandleRead(inbound_id, *r);
+  } else if (auto* s = std::get_if<ResolveRequest>(&request)) {
+    HandleResolve(inbound_id, *s, now);
+  }
+}
+
+void Engine::Impl::OnResponse(uint64_t call_id, Response response, TimeMs now) {
+  Input in(this, now);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;  // fire-and-forget, or a duplicate
+  CallFn fn = std::move(it->second);
+  calls_.erase(it);
+  fn(std::move(response), now);
+}
+
+void Engine::Impl::OnWriteDone(uint64_t write_id, TimeMs now) {
+  Input in(this, now);
+  auto it = writes_.find(write_id);
+  if (it == writes_.end() || !it->second.emitted) return;
+  std::vector<WriteFn> then = std::move(it->second.then);
+  writes_.erase(it);
+  for (WriteFn& fn : then) fn();
+}
+
+void Engine::Impl::Tick(TimeMs now) {
+  Input in(this, now);
+  std::vector<uint64_t> retries;
+  for (const auto& [id, op] : puts_) {
+    if (op.phase == PutOp::Phase::kBackoff && op.retry_at <= now) retries.push_back(id);
+  }
+  std::sort(retries.begin(), retries.end());  // deterministic order
+  for (uint64_t id : retries) StartAttempt(id, now);
+
+  std::vector<Key> due;
+  for (const auto& [key, e] : reservations_) {
+    if (!e.resolving && e.recover_at != kUnseeded && e.recover_at <= now) due.push_back(key);
+  }
+  std::sort(due.begin(), due.end());
+  for (const Key& key : due) RecoverLease(key, now);
+}
+
+std::optional<TimeMs> Engine::Impl::NextWakeup() const {
+  std::optional<TimeMs> next;
+  auto consider = [&next](TimeMs t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const auto& [id, op] : puts_) {
+    if (op.phase == PutOp::Phase::kBackoff) consider(op.retry_at);
+  }
+  // TODO(perf): index reservations by recover_at instead of scanning.
+  for (const auto& [key, e] : reservations_) {
+    if (!e.resolving && e.recover_at != kUnseeded) consider(e.recover_at);
+  }
+  return next;
+}
+
+// ============================================================================
+// Replica: votes on reserve, applies commit and abort
+// ============================================================================
+
+void Engine::Impl::HandleReplicaOp(const ReplicaOp& op, VoteFn reply, TimeMs now) {
+  if (const auto* r = std::get_if<ReserveOp>(&op)) {
+    Reserve(*r, std::move(reply), now);
+  } else if (const auto* c = std::get_if<CommitOp>(&op)) {
+    ApplyCommit(c->key, c->value, c->proposal, std::move(reply));
+  } else if (const auto* a = std::get_if<AbortOp>(&op)) {
+    ApplyAbort(a->key, a->proposal, std::move(reply));
+  }
+}
+
+void Engine::Impl::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
+  if (std::optional<CommittedLookup> c = LookupCommitted(op.key)) {
+    Vote v = MakeVote(Vote::Kind::kStored);
+    v.stored = std::move(c->value);
+    AfterWrite(c->pending_write, [reply, v]() mutable { reply(std::move(v)); });
+    return;
+  }
+  // A decided proposal must never gain a reservation: after an abort it
+  // would hold the key until its lease ran out.
+  if (decided_.Find(op.proposal)) {
+    reply(MakeVote(Vote::Kind::kDecided));
+    return;
+  }
+  if (auto it = reservations_.find(op.key); it != reservations_.end()) {
+    const ReservationEntry& e = it->second;
+    if (e.reservation.proposal == op.proposal) {
+      // Idempotent; a duplicate answers only once the first is durable.
+      AfterWrite(e.pending_write, [this, reply]() { reply(MakeVote(Vote::Kind::kOk)); });
+    } else {
+      Vote v = MakeVote(Vote::Kind::kReserved);
+      v.holder = e.reservation.proposal;
+      reply(std::move(v));
+    }
+    return;
+  }
+  Reservation r{op.key, op.proposal, op.value, now};
+  uint64_t w = Mutate(PutReservation{r});
+  ReservationEntry& e = reservations_[op.key];
+  e.reservation = std::move(r);
+  e.pending_write = w;
+  e.recover_at = now + config_.lease_ms;
+  Key key = op.key;
+  ProposalId p = op.proposal;
+  AfterWrite(w, [this, key, p, w, reply]() {
+    if (auto it = reservations_.find(key);
+        it != reservations_.end() && it->second.pending_write == w) {
+      it->second.pending_write = 0;
+    }
+    reply(MakeVote(Vote::Kind::kOk));
+  });
+}
+
+void Engine::Impl::ApplyCommit(const Key& key, const Value& value, const ProposalId& p,
+                               VoteFn reply) {
+  RecordDecision(p, Decision::kCommit);
+  auto held = reservations_.find(key);
+  bool held_by_p = held != reservations_.end() && held->second.reservation.proposal == p;
+
+  if (std::optional<CommittedLookup> c = LookupCommitted(key)) {
+    if (c->value != value) {
+      ++stats_.safety_violations;
+      effects_.push_back(ViolationEffect{
+          key, absl::StrCat("commit of proposal ", p.ToString(), " carries a value of ",
+                            value.size(), " bytes but the key is committed with another value of ",
+                            c->value.size(), " bytes")});
+      Vote v = MakeVote(Vote::Kind::kStored);
+      v.stored = std::move(c->value);
+      if (reply) reply(std::move(v));
+      return;
+    }
+    uint64_t w = c->pending_write;
+    if (held_by_p) {
+      w = Mutate(DeleteReservation{key});
+      EraseReservation(key);
+    }
+    if (reply) AfterWrite(w, [this, reply]() { reply(MakeVote(Vote::Kind::kOk)); });
+    return;
+  }
+
+  // A commit without a reservation stores the value all the same; another
+  // proposal's reservation stays (only its own decision may drop it).
+  uint64_t w = Mutate(PutCommitted{key, value});
+  if (held_by_p) {
+    Mutate(DeleteReservation{key});
+    EraseReservation(key);
+  }
+  pending_committed_[key] = PendingCommit{value, w};
+  AfterWrite(w, [this, key, w]() {
+    if (auto it = pending_committed_.find(key);
+        it != pending_committed_.end() && it->second.write_id == w) {
+      pending_committed_.erase(it);
+    }
+  });
+  if (reply) AfterWrite(w, [this, reply]() { reply(MakeVote(Vote::Kind::kOk)); });
+}
+
+void Engine::Impl::ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply) {
+  RecordDecision(p, Decision::kAbort);
+  auto held = reservations_.find(key);
+  if (held == reservations_.end() || !(held->second.reservation.proposal == p)) {
+    if (reply) reply(MakeVote(Vote::Kind::kOk));
+    return;
+  }
+  uint64_t w = Mutate(DeleteReservation{key});
+  EraseReservation(key);
+  if (reply) AfterWrite(w, [this, reply]() { reply(MakeVote(Vote::Kind::kOk)); });
+}
+
+// ============================================================================
+// Representative, acceptor, reads, resolve
+// ============================================================================
+
+void Engine::Impl::HandleForward(uint64_t inbound_id, ForwardRequest request, TimeMs now) {
+  std::vector<PeerId> voters = topology_.Voters(config_.cluster);
+  if (voters.empty()) {
+    Respond(inbound_id, ForwardResponse{});
+    return;
+  }
+  uint64_t id = next_op_id_++;
+  ForwardOp& op = forwards_[id];
+  op.inbound_id = inbound_id;
+  op.outstanding = voters.size();
+  TimeMs deadline = now + request.deadline_ms;
+  for (const PeerId& voter : voters) {
+    Send(voter, HandleRequest{request.op}, deadline,
+         [this, id, voter](Response&& r, TimeMs) {
+           auto it = forwards_.find(id);
+           if (it == forwards_.end()) return;
+           ForwardOp& f = it->second;
+           f.votes.push_back(VoteFrom(voter, config_.cluster, r));
+           if (--f.outstanding > 0) return;
+           Respond(f.inbound_id, ForwardResponse{std::move(f.votes)});
+           forwards_.erase(it);
+         });
+  }
+}
+
+void Engine::Impl::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
+  auto it = acceptors_.find(request.proposal);
+  AcceptStep step = OnAccept(it == acceptors_.end() ? nullptr : &it->second, request);
+  if (!step.updated) {
+    Respond(inbound_id, step.response);
+    return;
+  }
+  acceptors_[request.proposal] = *step.updated;
+  uint64_t w = Mutate(PutAcceptor{*step.updated});
+  AfterWrite(w, [this, inbound_id, resp = step.response]() { Respond(inbound_id, resp); });
+}
+
+void Engine::Impl::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
+  auto it = acceptors_.find(request.proposal);
+  PrepareStep step = OnPrepare(it == acceptors_.end() ? nullptr : &it->second, request);
+  if (!step.updated) {
+    Respond(inbound_id, step.response);
+    return;
+  }
+  acceptors_[request.proposal] = *step.updated;
+  uint64_t w = Mutate(PutAcceptor{*step.updated});
+  AfterWrite(w, [this, inbound_id, resp = step.response]() { Respond(inbound_id, resp); });
+}
+
+void Engine::Impl::HandleRead(uint64_t inbound_id, const ReadRequest& request) {
+  ReadResponse resp;
+  // A committed value is final even before it is durable here: the commit
+  // was chosen, so reporting it early cannot be contradicted later.
+  if (std::optional<CommittedLookup> c = LookupCommitted(request.key)) {
+    resp.kind = ReadResponse::Kind::kCommitted;
+    resp.value = std::move(c->value);
+  } else if (auto it = reservations_.find(request.key); it != reservations_.end()) {
+    resp.kind = ReadResponse::Kind::kReserved;
+    resp.value = it->second.reservation.value;
+    resp.holder = it->second.reservation.proposal;
+  }
+  Respond(inbound_id, std::move(resp));
+}
+
+void Engine::Impl::HandleResolve(uint64_t inbound_id, const ResolveRequest& request,
+                                 TimeMs now) {
+  const ProposalId& p = request.proposal;
+  DecisionFn answer = [this, inbound_id](std::optional<Decision> d, const std::string& reason,
+                                         TimeMs) {
+    ResolveResponse resp;
+    resp.decision = d;
+    if (!d) resp.reason = reason;
+    Respond(inbound_id, std::move(resp));
+  };
+  if (std::optional<Decision> d = decided_.Find(p)) {
+    answer(d, "", now);
+    return;
+  }
+  // Our own proposal, still being decided: wait for the coordinator's own
+  // decision rather than abort it from under the put.
+  if (p.coordinator == config_.self && p.incarnation == config_.incarnation) {
+    for (auto& [id, op] : puts_) {
+      if (op.proposal == p &&
+          (op.phase == PutOp::Phase::kReserve || op.phase == PutOp::Phase::kAccept)) {
+        op.resolve_waiters.push_back(std::move(answer));
+        return;
+      }
+    }
+  }
+  // decision(p) lives in the acceptors of p's coordinator cluster only.
+  const Member* coordinator = topology_.Find(p.coordinator);
+  if (coordinator == nullptr) {
+    answer(std::nullopt,
+           absl::StrCat("coordinator ", p.coordinator, " of proposal ", p.ToString(),
+                        " is not in this node's membership view"),
+           now);
+    return;
+  }
+  if (coordinator->cluster != config_.cluster) {
+    answer(std::nullopt,
+           absl::StrCat("proposal ", p.ToString(), " belongs to cluster ", coordinator->cluster,
+                        ", not to this node's cluster ", config_.cluster),
+           now);
+    return;
+  }
+  StartRecovery(p, std::move(answer), now);
+}
+
+// ============================================================================
+// Recovery proposer: settles decision(p) by Paxos over this node's cluster.
+// ============================================================================
+
+void Engine::Impl::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
+  if (std::optional<Decision> d = decided_.Find(p)) {
+    then(d, "", now);
+    return;
+  }
+  if (auto it = recoveries_.find(p); it != recoveries_.end()) {
+    it->second.waiters.push_back(std::move(then));
+    return;
+  }
+  RecoveryOp& op = recoveries_[p];
+  op.proposal = p;
+  op.voters = topology_.Voters(config_.cluster);
+  op.waiters.push_back(std::move(then));
+  if (auto a = acceptors_.find(p); a != acceptors_.end()) {
+    op.max_round_seen = a->second.promised.round;
+    if (a->second.accepted) {
+      op.max_round_seen = std::max(op.max_round_seen, a->second.accepted->ballot.round);
+    }
+  }
+  RecoveryPrepare(op, now);
+}
+
+void Engine::Impl::RecoveryPrepare(RecoveryOp& op, TimeMs now) {
+  ++op.rounds;
+  op.ballot = Ballot{op.max_round_seen + 1, config_.self};
+  op.max_round_seen = op.ballot.round;
+  op.phase = RecoveryOp::Phase::kPrepare;
+  op.granted = op.failed = 0;
+  op.rejected = false;
+  op.highest.reset();
+  if (op.voters.empty()) {
+    FinishRecovery(op.proposal, std::nullopt,
+                   absl::StrCat("cluster ", config_.cluster, " has no voters"), now);
+    return;
+  }
+  const ProposalId p = op.proposal;
+  const uint64_t round = op.ballot.round;
+  const std::vector<PeerId> voters = op.voters;
+  for (const PeerId& v : voters) {
+    Send(v, PrepareRequest{p, Ballot{round, config_.self}}, now + config_.call_deadline_ms,
+         [this, p, round](Response&& r, TimeMs t) { OnPrepareReply(p, round, std::move(r), t); });
+  }
+}
+
+void Engine::Impl::OnPrepareReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  RecoveryOp& op = it->second;
+  if (op.ballot.round != round || op.phase != RecoveryOp::Phase::kPrepare) return;
+  if (auto* pr = std::get_if<PrepareResponse>(&r)) {
+    if (pr->promised) {
+      ++op.granted;
+      if (pr->accepted && (!op.highest || op.highest->ballot < pr->accepted->ballot)) {
+        op.highest = pr->accepted;
+      }
+    } else {
+      ++op.failed;
+      op.rejected = true;
+      op.max_round_seen = std::max(op.max_round_seen, pr->higher.round);
+      op.last_error = absl::StrCat("prepare refused: ballot round ", pr->higher.round,
+                                   " promised to ", pr->higher.proposer);
+    }
+  } else {
+    ++op.failed;
+    op.last_error = ReasonOf(r);
+  }
+  const size_t n = op.voters.size();
+  if (IsMajority(op.granted, n)) {
+    // Adopt the highest accepted decision; none accepted means the
+    // coordinator's ballot 0 (the only commit proposal) was not chosen.
+    op.decision = op.highest ? op.highest->decision : Decision::kAbort;
+    RecoveryAccept(op, now);
+  } else if (!IsMajority(n - op.failed, n)) {
+    RecoveryRoundFailed(p, now);
+  }
+}
+
+void Engine::Impl::RecoveryAccept(RecoveryOp& op, TimeMs now) {
+  op.phase = RecoveryOp::Phase::kAccept;
+  op.granted = op.failed = 0;
+  op.rejected = false;
+  const ProposalId p = op.proposal;
+  const uint64_t round = op.ballot.round;
+  const Decision d = op.decision;
+  const std::vector<PeerId> voters = op.voters;
+  for (const PeerId& v : voters) {
+    Send(v, AcceptRequest{p, Ballot{round, config_.self}, d}, now + config_.call_deadline_ms,
+         [this, p, round](Response&& r, TimeMs t) { OnAcceptReply(p, round, std::move(r), t); });
+  }
+}
+
+void Engine::Impl::OnAcceptReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  RecoveryOp& op = it->second;
+  if (op.ballot.round != round || op.phase != RecoveryOp::Phase::kAccept) return;
+  if (auto* ar = std::get_if<AcceptResponse>(&r)) {
+    if (ar->accepted) {
+      ++op.granted;
+    } else {
+      ++op.failed;
+      op.rejected = true;
+      op.max_round_seen = std::max(op.max_round_seen, ar->promised.round);
+      op.last_error = absl::StrCat("accept refused: ballot round ", ar->promised.round,
+                                   " promised to ", ar->promised.proposer);
+    }
+  } else {
+    ++op.failed;
+    op.last_error = ReasonOf(r);
+  }
+  const size_t n = op.voters.size();
+  if (IsMajority(op.granted, n)) {
+    FinishRecovery(p, op.decision, "", now);
+  } else if (!IsMajority(n - op.failed, n)) {
+    RecoveryRoundFailed(p, now);
+  }
+}
+
+void Engine::Impl::RecoveryRoundFailed(const ProposalId& p, TimeMs now) {
+  RecoveryOp& op = recoveries_.at(p);
+  // Only a competing proposer is worth outbidding; lost answers would be
+  // lost again at once.
+  if (op.rejected && op.rounds < kMaxRecoveryRounds) {
+    RecoveryPrepare(op, now);
+    return;
+  }
+  FinishRecovery(p, std::nullopt,
+                 absl::StrCat("decision of proposal ", p.ToString(), " not settled in cluster ",
+                              config_.cluster, " after ", op.rounds, " round",
+                              op.rounds == 1 ? "" : "s", " over ", op.voters.size(),
+                              " voters; last error: ", op.last_error),
+                 now);
+}
+
+void Engine::Impl::FinishRecovery(const ProposalId& p, std::optional<Decision> d,
+                                  const std::string& reason, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  std::vector<DecisionFn> waiters = std::move(it->second.waiters);
+  recoveries_.erase(it);
+  if (d) RecordDecision(p, *d);
+  for (DecisionFn& fn : waiters) fn(d, reason, now);
+}
+
+// ============================================================================
+// Remote resolve: ask p's coordinator cluster for decision(p)
+// ============================================================================
+
+void Engine::Impl::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
+  if (std::optional<Decision> d = decided_.Find(p)) {
+    then(d, "", now);
+    return;
+  }
+  if (auto it = resolves_.find(p); it != resolves_.end()) {
+    it->second.waiters.push_back(std::move(then));
+    return;
+  }
+  const Member* coordinator = topology_.Find(p.coordinator);
+  if (coordinator == nullptr) {
+    then(std::nullopt,
+         absl::StrCat("coordinator ", p.coordinator, " of proposal ", p.ToString(),
+                      " is not in the membership"),
+         now);
+    return;
+  }
+  // The coordinator knows its own decisions best; any voter of its cluster
+  // can settle the decision by recovery.
+  std::vector<PeerId> candidates;
+  if (coordinator->state != PeerState::kDown) candidates.push_back(coordinator->id);
+  for (PeerId& v : topology_.Voters(coordinator->cluster)) {
+    if (v != coordinator->id) candidates.push_back(std::move(v));
+  }
+  if (candidates.empty()) {
+    then(std::nullopt, absl::StrCat("cluster ", coordinator->cluster, " has no voters"), now);
+    return;
+  }
+  ResolveOp& op = resolves_[p];
+  op.candidates = std::move(candidates);
+  op.waiters.push_back(std::move(then));
+  SendResolve(p, now);
+}
+
+void Engine::Impl::SendResolve(const ProposalId& p, TimeMs now) {
+  ResolveOp& op = resolves_.at(p);
+  const PeerId peer = op.candidates[op.next];
+  Send(peer, ResolveRequest{p}, now + kResolveDeadlineCalls * config_.call_deadline_ms,
+       [this, p, peer](Response&& r, TimeMs t) {
+         auto it = resolves_.find(p);
+         if (it == resolves_.end()) return;
+         if (auto* rr = std::get_if<ResolveResponse>(&r)) {
+           FinishResolve(p, rr->decision, rr->reason, t);
+           return;
+         }
+         ResolveOp& cur = it->second;
+         if (++cur.next < cur.candidates.size()) {
+           SendResolve(p, t);
+           return;
+         }
+         FinishResolve(p, std::nullopt,
+                       absl::StrCat("no node of the coordinator's cluster answered resolve of ",
+                                    p.ToString(), "; last: ", peer, ": ", ReasonOf(r)),
+                       t);
+       });
+}
+
+void Engine::Impl::FinishResolve(const ProposalId& p, std::optional<Decision> d,
+                                 const std::string& reason, TimeMs now) {
+  auto it = resolves_.find(p);
+  if (it == resolves_.end()) return;
+  std::vector<DecisionFn> waiters = std::move(it->second.waiters);
+  resolves_.erase(it);
+  if (d) RecordDecision(p, *d);
+  for (DecisionFn& fn : waiters) fn(d, reason, now);
+}
+
+// ============================================================================
+// Coordinator
+// ============================================================================
+
+void Engine::Impl::StartPut(uint64_t put_id, Key key, Value value, TimeMs now) {
+  Input in(this, now);
+  if (std::optional<std::string> bad = ValidatePut(config_.limits, key, value)) {
+    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument, {}, *bad});
+    return;
+  }
+  if (std::optional<CommittedLookup> c = LookupCommitted(key)) {
+    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(c->value), {}});
+    return;
+  }
+  if (std::optional<std::string> shortfall = QuorumShortfall()) {
+    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kUnavailable, {}, *shortfall});
+    return;
+  }
+  uint64_t id = next_op_id_++;
+  PutOp& op = puts_[id];
+  op.put_id = put_id;
+  op.key = std::move(key);
+  op.value = std::move(value);
+  op.started = now;
+  StartAttempt(id, now);
+}
+
+void Engine::Impl::StartAttempt(uint64_t id, TimeMs now) {
+  PutOp& op = puts_.at(id);
+  if (op.attempt > 0) {
+    // A retry after backoff: the facts may have changed meanwhile.
+    if (std::optional<CommittedLookup> c = LookupCommitted(op.key)) {
+      FinishPut(id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(c->value), {}}, now);
+      return;
+    }
+    if (std::optional<std::string> shortfall = QuorumShortfall()) {
+      FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {}, *shortfall}, now);
+      return;
+    }
+  }
+  ++op.attempt;
+  op.proposal = ProposalId{config_.self, config_.incarnation, ++sequence_,
+                           static_cast<uint64_t>(std::max<TimeMs>(op.started, 0))};
+  op.phase = PutOp::Phase::kReserve;
+  op.voters.clear();
+  for (const ClusterId& c : topology_.Clusters()) op.voters[c] = topology_.Voters(c);
+  op.voters[config_.cluster] = topology_.Voters(config_.cluster);
+  op.reserve_deadline = now + config_.call_deadline_ms;
+  op.votes.clear();
+  op.outstanding = 0;
+  op.remotes.clear();
+
+  const int attempt = op.attempt;
+  const ReserveOp reserve{op.key, op.value, op.proposal};
+  for (const PeerId& v : op.voters[config_.cluster]) {
+    ++op.outstanding;
+    Send(v, HandleRequest{reserve}, op.reserve_deadline,
+         [this, id, attempt, v](Response&& r, TimeMs t) {
+           PutOp* put = FindPut(id, attempt, PutOp::Phase::kReserve);
+           if (put == nullptr) return;
+           --put->outstanding;
+           put->votes.push_back(VoteFrom(v, config_.cluster, r));
+           MaybeTally(id, t);
+         });
+  }
+  for (const auto& [cluster, voters] : op.voters) {
+    if (cluster == config_.cluster) continue;
+    op.remotes[cluster].candidates = RendezvousOrder(op.key, voters);
+  }
+  std::vector<ClusterId> remote_clusters;
+  for (const auto& [cluster, rc] : op.remotes) remote_clusters.push_back(cluster);
+  for (const ClusterId& cluster : remote_clusters) SendReserveForward(id, cluster, now);
+}
+
+void Engine::Impl::SendReserveForward(uint64_t id, const ClusterId& cluster, TimeMs now) {
+  PutOp& op = puts_.at(id);
+  RemoteCluster& rc = op.remotes.at(cluster);
+  const PeerId peer = rc.candidates[rc.next];
+  const int attempt = op.attempt;
+  ++op.outstanding;
+  Send(peer,
+       ForwardRequest{ReserveOp{op.key, op.value, op.proposal},
+                      RepresentativeBudget(op.reserve_deadline - now)},
+       op.reserve_deadline, [this, id, attempt, cluster, peer](Response&& r, TimeMs t) {
+         PutOp* put = FindPut(id, attempt, PutOp::Phase::kReserve);
+         if (put == nullptr) return;
+         --put->outstanding;
+         RemoteCluster& remote = put->remotes.at(cluster);
+         if (auto* fr = std::get_if<ForwardResponse>(&r)) {
+           remote.answered = remote.next;
+           for (Vote& v : fr->votes) put->votes.push_back(std::move(v));
+         } else {
+           ++remote.next;
+           if (remote.next < remote.candidates.size() && t < put->reserve_deadline) {
+             SendReserveForward(id, cluster, t);
+             return;
+           }
+           for (const PeerId& v : put->voters.at(cluster)) {
+             Vote vote;
+             vote.peer = v;
+             vote.cluster = cluster;
+             vote.kind = Vote::Kind::kUnreachable;
+             vote.reason = absl::StrCat("no representative of cluster ", cluster,
+                                        " answered; last tried ", peer, ": ", ReasonOf(r));
+             put->votes.push_back(std::move(vote));
+           }
+         }
+         MaybeTally(id, t);
+       });
+}
+
+void Engine::Impl::MaybeTally(uint64_t id, TimeMs now) {
+  PutOp& op = puts_.at(id);
+  TallyOutcome t = Tally(op.voters, op.votes, op.proposal);
+  using K = TallyOutcome::Kind;
+  // Commit and keyExists are final on a partial vote set (see Tally); the
+  // other outcomes may still change while answers are outstanding.
+  if (op.outstanding > 0 && t.kind != K::kCommit && t.kind != K::kKeyExists) return;
+  switch (t.kind) {
+    case K::kCommit:
+      StartAccept(id, now);
+      return;
+    case K::kKeyExists:
+      AbortAttempt(op, now);
+      FinishPut(id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(t.existing), {}}, now);
+      return;
+    case K::kContention:
+      AbortAttempt(op, now);
+      if (op.attempt < config_.max_attempts && now - op.started < config_.max_retry_ms) {
+        op.phase = PutOp::Phase::kBackoff;
+        op.retry_at = now + Backoff(op, t.holders);
+        ++stats_.put_retries;
+        return;
+      }
+      FinishPut(id, PutOutcome{PutOutcome::Kind::kConflict, {},
+                               absl::StrCat(t.message, " (gave up after ", op.attempt,
+                                            " attempt", op.attempt == 1 ? "" : "s", ")")}, now);
+      return;
+    case K::kUnavailable:
+      AbortAttempt(op, now);
+      FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {},
+                               absl::StrCat(t.message, "; aborted, nothing stored")}, now);
+      return;
+  }
+}
+
+TimeMs Engine::Impl::Backoff(const PutOp& op, const std::vector<ProposalId>& holders) {
+  TimeMs cap = std::max<TimeMs>(1, config_.backoff_base_ms) << std::min(op.attempt, 20);
+  // The oldest racer backs off least, so a race converges on one winner.
+  // `started_ms` comes from each coordinator's own clock; the comparison is
+  // a heuristic for liveness, never for safety.
+  auto age = [](const ProposalId& p) { return std::tie(p.started_ms, p); };
+  bool oldest = std::all_of(holders.begin(), holders.end(),
+                            [&](const ProposalId& h) { return age(op.proposal) < age(h); });
+  if (oldest) cap = std::max<TimeMs>(1, cap / 4);
+  return std::uniform_int_distribution<TimeMs>(0, cap - 1)(rng_);
+}
+
+void Engine::Impl::StartAccept(uint64_t id, TimeMs now) {
+  PutOp& op = puts_.at(id);
+  op.phase = PutOp::Phase::kAccept;
+  op.accepts_ok = op.accepts_failed = 0;
+  const int attempt = op.attempt;
+  // Ballot 0 belongs to the coordinator alone, so no prepare is needed.
+  const AcceptRequest accept{op.proposal, Ballot{0, config_.self}, Decision::kCommit};
+  for (const PeerId& v : op.voters.at(config_.cluster)) {
+    Send(v, accept, now + config_.call_deadline_ms, [this, id, attempt](Response&& r, TimeMs t) {
+      PutOp* put = FindPut(id, attempt, PutOp::Phase::kAccept);
+      if (put == nullptr) return;
+      auto* ar = std::get_if<AcceptResponse>(&r);
+      if (ar != nullptr && ar->accepted) {
+        ++put->accepts_ok;
+      } else {
+        ++put->accepts_failed;
+      }
+      const size_t n = put->voters.at(config_.cluster).size();
+      if (IsMajority(put->accepts_ok, n)) {
+        CommitChosen(id, t);
+      } else if (!IsMajority(n - put->accepts_failed, n)) {
+        // Ballot 0 cannot win now; a recovery may already have chosen
+        // either way. Learn (or settle) the decision before answering.
+        put->phase = PutOp::Phase::kRecover;
+        std::vector<DecisionFn> waiters = std::move(put->resolve_waiters);
+        put->resolve_waiters.clear();
+        const ProposalId p = put->proposal;
+        for (DecisionFn& w : waiters) StartRecovery(p, std::move(w), t);
+        StartRecovery(p,
+                      [this, id, attempt](std::optional<Decision> d, const std::string& reason,
+                                          TimeMs t2) { OnPutRecovered(id, attempt, d, reason, t2); },
+                      t);
+      }
+    });
+  }
+}
+
+void Engine::Impl::OnPutRecovered(uint64_t id, int attempt, std::optional<Decision> d,
+                                  const std::string& reason, TimeMs now) {
+  PutOp* op = FindPut(id, attempt, PutOp::Phase::kRecover);
+  if (op == nullptr) return;
+  if (!d) {
+    FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {},
+                             absl::StrCat("outcome unknown: ", reason)}, now);
+    return;
+  }
+  if (*d == Decision::kCommit) {
+    CommitChosen(id, now);
+    return;
+  }
+  Fanout(*op, AbortOp{op->key, op->proposal}, now);
+  FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {},
+                           "aborted by a concurrent recovery; nothing stored"}, now);
+}
+
+void Engine::Impl::CommitChosen(uint64_t id, TimeMs now) {
+  PutOp& op = puts_.at(id);
+  RecordDecision(op.proposal, Decision::kCommit);
+  NotifyResolveWaiters(op, Decision::kCommit, now);
+  EmitPutDone(op.put_id, PutOutcome{PutOutcome::Kind::kOk, {}, {}});
+  Fanout(op, CommitOp{op.key, op.value, op.proposal}, now);
+  puts_.erase(id);
+}
+
+void Engine::Impl::AbortAttempt(PutOp& op, TimeMs now) {
+  // No Paxos round is needed to abort: only the coordinator ever proposes
+  // commit, at ballot 0, and it did not for this proposal. So no acceptor
+  // holds an accepted commit, and any recovery adopts nothing and chooses
+  // abort as well.
+  RecordDecision(op.proposal, Decision::kAbort);
+  NotifyResolveWaiters(op, Decision::kAbort, now);
+  Fanout(op, AbortOp{op.key, op.proposal}, now);
+}
+
+void Engine::Impl::NotifyResolveWaiters(PutOp& op, Decision d, TimeMs now) {
+  std::vector<DecisionFn> waiters = std::move(op.resolve_waiters);
+  op.resolve_waiters.clear();
+  for (DecisionFn& fn : waiters) fn(d, "", now);
+}
+
+void Engine::Impl::Fanout(const PutOp& op, const ReplicaOp& rop, TimeMs now) {
+  const TimeMs deadline = now + config_.call_deadline_ms;
+  for (const PeerId& v : op.voters.at(config_.cluster)) {
+    Send(v, HandleRequest{rop}, deadline, nullptr);
+  }
+  // Remote clusters go through the representative that answered the
+  // reserve; a cluster that never answered still gets the decision, since
+  // the reserve may have arrived without its answer.
+  for (const auto& [cluster, rc] : op.remotes) {
+    if (rc.candidates.empty()) continue;
+    uint64_t fid = next_op_id_++;
+    FanoutOp& f = fanouts_[fid];
+    f.op = rop;
+    f.candidates = rc.candidates;
+    f.start = rc.answered.value_or(0);
+    SendFanout(fid, now);
+  }
+}
+
+void Engine::Impl::SendFanout(uint64_t fid, TimeMs now) {
+  FanoutOp& f = fanouts_.at(fid);
+  const PeerId peer = f.candidates[(f.start + f.tried) % f.candidates.size()];
+  ++f.tried;
+  Send(peer, ForwardRequest{f.op, RepresentativeBudget(config_.call_deadline_ms)},
+       now + config_.call_deadline_ms, [this, fid](Response&& r, TimeMs t) {
+         auto it = fanouts_.find(fid);
+         if (it == fanouts_.end()) return;
+         // Once around the candidates; lease recovery and catch-up repair
+         // whatever is still missed.
+         if (std::holds_alternative<Unreachable>(r) &&
+             it->second.tried < it->second.candidates.size()) {
+           SendFanout(fid, t);
+           return;
+         }
+         fanouts_.erase(it);
+       });
+}
+
+void Engine::Impl::FinishPut(uint64_t id, PutOutcome outcome, TimeMs now) {
+  auto it = puts_.find(id);
+  if (it == puts_.end()) return;
+  PutOp& op = it->second;
+  // Waiters for an undecided proposal (outcome unknown) must still be
+  // answered; recovery will settle it.
+  if (!op.resolve_waiters.empty()) {
+    std::vector<DecisionFn> waiters = std::move(op.resolve_waiters);
+    for (DecisionFn& w : waiters) {
+      w(decided_.Find(op.proposal),
+        absl::StrCat("coordinator gave up on proposal ", op.proposal.ToString()), now);
+    }
+  }
+  EmitPutDone(op.put_id, std::move(outcome));
+  puts_.erase(it);
+}
+
+void Engine::Impl::EmitPutDone(uint64_t put_id, PutOutcome outcome) {
+  switch (outcome.kind) {
+    case PutOutcome::Kind::kOk: ++stats_.puts_ok; break;
+    case PutOutcome::Kind::kKeyExists: ++stats_.puts_key_exists; break;
+    case PutOutcome::Kind::kConflict: ++stats_.puts_conflict; break;
+    case PutOutcome::Kind::kUnavailable: ++stats_.puts_unavailable; break;
+    case PutOutcome::Kind::kInvalidArgument: ++stats_.puts_invalid; break;
+  }
+  effects_.push_back(PutDoneEffect{put_id, std::move(outcome)});
+}
+
+// ============================================================================
+// Reader
+// ============================================================================
+
+void Engine::Impl::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now) {
+  Input in(this, now);
+  ++stats_.gets;
+  if (std::optional<std::string> bad = ValidateKey(config_.limits, key)) {
+    effects_.push_back(
+        GetDoneEffect{get_id, GetOutcome{GetOutcome::Kind::kInvalidArgument, {}, *bad}});
+    return;
+  }
+  if (consistency == Consistency::kLocal) {
+    GetOutcome out;
+    if (std::optional<CommittedLookup> c = LookupCommitted(key)) {
+      out.kind = GetOutcome::Kind::kFound;
+      out.value = std::move(c->value);
+    }
+    effects_.push_back(GetDoneEffect{get_id, std::move(out)});
+    return;
+  }
+  std::vector<PeerId> voters = topology_.Voters(config_.cluster);
+  if (voters.empty()) {
+    effects_.push_back(GetDoneEffect{
+        get_id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
+                           absl::StrCat("cluster ", config_.cluster, " has no voters")}});
+    return;
+  }
+  uint64_t id = next_op_id_++;
+  GetOp& op = gets_[id];
+  op.get_id = get_id;
+  op.key = key;
+  op.voters = voters.size();
+  op.outstanding = voters.size();
+  for (const PeerId& v : voters) {
+    Send(v, ReadRequest{key}, now + config_.call_deadline_ms,
+         [this, id](Response&& r, TimeMs t) { OnRead(id, std::move(r), t); });
+  }
+}
+
+void Engine::Impl::OnRead(uint64_t id, Response&& r, TimeMs now) {
+  auto it = gets_.find(id);
+  if (it == gets_.end()) return;
+  GetOp& op = it->second;
+  --op.outstanding;
+  if (auto* rr = std::get_if<ReadResponse>(&r)) {
+    ++op.answered;
+    op.reads.push_back(std::move(*rr));
+  } else if (op.first_error.empty()) {
+    op.first_error = ReasonOf(r);
+  }
+  if (op.phase != GetOp::Phase::kRead) return;
+  if (IsMajority(op.answered, op.voters) || op.outstanding == 0) EvaluateReads(id, now);
+}
+
+void Engine::Impl::EvaluateReads(uint64_t id, TimeMs now) {
+  GetOp& op = gets_.at(id);
+  if (!IsMajority(op.answered, op.voters)) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
+                             absl::StrCat("only ", op.answered, " of ", op.voters,
+                                          " voters of cluster ", config_.cluster,
+                                          " answered; ", op.first_error)});
+    return;
+  }
+  for (ReadResponse& r : op.reads) {
+    if (r.kind == ReadResponse::Kind::kCommitted) {
+      FinishGet(id, GetOutcome{GetOutcome::Kind::kFound, std::move(r.value), {}});
+      return;
+    }
+  }
+  // A reservation may belong to a put that already answered ok: its
+  // decision must be known before the key can be reported absent.
+  std::vector<std::pair<ProposalId, Value>> pending;
+  for (const ReadResponse& r : op.reads) {
+    if (r.kind != ReadResponse::Kind::kReserved) continue;
+    bool seen = std::any_of(pending.begin(), pending.end(),
+                            [&](const auto& e) { return e.first == r.holder; });
+    if (!seen) pending.emplace_back(r.holder, r.value);
+  }
+  if (pending.empty()) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kNotFound, {}, {}});
+    return;
+  }
+  op.phase = GetOp::Phase::kResolve;
+  op.resolving = pending.size();
+  for (auto& [holder, value] : pending) {
+    ResolveRemote(
+        holder,
+        [this, id, value = std::move(value)](std::optional<Decision> d, const std::string& reason,
+                                             TimeMs) {
+          auto it = gets_.find(id);
+          if (it == gets_.end()) return;
+          GetOp& g = it->second;
+          if (d == Decision::kCommit) {
+            g.found = value;
+          } else if (!d && !g.unavailable) {
+            g.unavailable = absl::StrCat("a reservation's outcome is unknown: ", reason);
+          }
+          if (--g.resolving > 0) return;
+          if (g.found) {
+            FinishGet(id, GetOutcome{GetOutcome::Kind::kFound, *g.found, {}});
+          } else if (g.unavailable) {
+            FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {}, *g.unavailable});
+          } else {
+            FinishGet(id, GetOutcome{GetOutcome::Kind::kNotFound, {}, {}});
+          }
+        },
+        now);
+  }
+}
+
+void Engine::Impl::FinishGet(uint64_t id, GetOutcome outcome) {
+  auto it = gets_.find(id);
+  uint64_t get_id = it == gets_.end() ? 0 : it->second.get_id;
+  effects_.push_back(GetDoneEffect{get_id, std::move(outcome)});
+  if (it != gets_.end()) gets_.erase(it);
+}
+
+// ============================================================================
+// Lease recovery
+// ============================================================================
+
+void Engine::Impl::RecoverLease(const Key& key, TimeMs now) {
+  auto it = reservations_.find(key);
+  if (it == reservations_.end()) return;
+  ReservationEntry& e = it->second;
+  const ProposalId p = e.reservation.proposal;
+  if (std::optional<Decision> d = decided_.Find(p)) {
+    ApplyDecision(key, p, *d);
+    return;
+  }
+  if (topology_.Find(p.coordinator) == nullptr) {
+    // Nobody to ask; a later membership view may know the coordinator.
+    e.recover_at = now + config_.lease_ms;
+    return;
+  }
+  e.resolving = true;
+  ResolveRemote(
+      p,
+      [this, key, p](std::optional<Decision> d, const std::string&, TimeMs t) {
+        auto held = reservations_.find(key);
+        if (held == reservations_.end() || !(held->second.reservation.proposal == p)) return;
+        held->second.resolving = false;
+        if (!d) {
+          held->second.recover_at = t + config_.lease_ms;  // try again later
+          return;
+        }
+        ApplyDecision(key, p, *d);
+      },
+      now);
+}
+
+void Engine::Impl::ApplyDecision(const Key& key, const ProposalId& p, Decision d) {
+  auto it = reservations_.find(key);
+  if (it == reservations_.end() || !(it->second.reservation.proposal == p)) return;
+  if (d == Decision::kCommit) {
+    const Value value = it->second.reservation.value;
+    ApplyCommit(key, value, p, nullptr);
+  } else {
+    ApplyAbort(key, p, nullptr);
+  }
+}
+
+// ============================================================================
+// Engine: forwards to Impl
+// ============================================================================
+
+Engine::Engine(EngineConfig config, const CommittedView* committed, DurableState recovered)
+    : impl_(std::make_unique<Impl>(std::move(config), committed, std::move(recovered))) {}
+Engine::~Engine() = default;
+
+const EngineConfig& Engine::config() const { return impl_->config(); }
+void Engine::SetTopology(Topology topology, TimeMs now) {
+  impl_->SetTopology(std::move(topology), now);
+}
+const Topology& Engine::topology() const { return impl_->topology(); }
+void Engine::StartPut(uint64_t put_id, Key key, Value value, TimeMs now) {
+  impl_->StartPut(put_id, std::move(key), std::move(value), now);
+}
+void Engine::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now) {
+  impl_->StartGet(get_id, std::move(key), consistency, now);
+}
+void Engine::OnRequest(uint64_t inbound_id, const PeerId& /*from*/, Request request,
+                       TimeMs now) {
+  impl_->OnRequest(inbound_id, std::move(request), now);
+}
+void Engine::OnResponse(uint64_t call_id, Response response, TimeMs now) {
+  impl_->OnResponse(call_id, std::move(response), now);
+}
+void Engine::OnWriteDone(uint64_t write_id, TimeMs now) { impl_->OnWriteDone(write_id, now); }
+void Engine::Tick(TimeMs now) { impl_->Tick(now); }
+std::optional<TimeMs> Engine::NextWakeup() const { return impl_->NextWakeup(); }
+std::vector<Effect> Engine::TakeEffects() { return impl_->TakeEffects(); }
+bool Engine::HasEffects() const { return impl_->HasEffects(); }
+EngineStats Engine::stats() const { return impl_->stats(); }
+
+}  // namespace replicator::core

@@ -1,0 +1,46 @@
+// The coordinator's decision rule over the reserve votes of one attempt.
+// A pure function so that every rule has a table-driven test; the engine
+// calls it on partial vote sets too (see Tally's contract). Thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+
+namespace replicator::core {
+
+// Voters of every cluster as the attempt saw them (its topology snapshot).
+using VoterSnapshot = std::map<ClusterId, std::vector<PeerId>>;
+
+struct TallyOutcome {
+  enum class Kind : uint8_t {
+    kCommit,       // a strict majority of every cluster voted ok, nothing stored
+    kKeyExists,    // some voter has the key committed
+    kContention,   // short of a majority somewhere, and some voter holds
+                   // the key for a concurrent proposal
+    kUnavailable,  // short of a majority somewhere for other reasons
+  };
+  Kind kind = Kind::kUnavailable;
+  Value existing;                   // kKeyExists: the stored value
+  std::vector<ProposalId> holders;  // kContention: distinct conflicting holders
+  std::string message;              // kContention, kUnavailable: for the client
+};
+
+// Decides over `votes` for proposal `self`. A vote counts for a cluster only
+// if its peer is a voter of that cluster in `voters`; duplicates count once.
+// Rules, first match wins: any kStored -> kKeyExists; a strict majority of
+// kOk in every cluster of `voters` -> kCommit; any kReserved by a proposal
+// other than `self` -> kContention; else kUnavailable.
+// kKeyExists and kCommit are final even on a partial vote set: more votes
+// cannot undo a stored value, and a majority of ok everywhere excludes any
+// other commit of the key (majorities intersect at a node that would have
+// answered stored or reserved).
+TallyOutcome Tally(const VoterSnapshot& voters, const std::vector<Vote>& votes,
+                   const ProposalId& self);
+
+// True iff `count` is a strict majority of `of` (false when `of` is 0).
+inline bool IsMajority(size_t count, size_t of) { return 2 * count > of; }
+
+}  // namespace replicator::core

@@ -1,0 +1,95 @@
+#include "core/acceptor.h"
+
+#include <gtest/gtest.h>
+
+namespace replicator::core {
+namespace {
+
+const ProposalId kP{"a1", 1, 1, 0};
+const Ballot kB0{0, "a1"};
+const Ballot kB1x{1, "a2"};
+const Ballot kB1y{1, "a3"};  // (1, a3) > (1, a2): proposer breaks round ties
+const Ballot kB2{2, "a2"};
+
+// One step applied to the register, with what it must answer.
+struct Step {
+  enum class Kind { kPrepare, kAccept } kind;
+  Ballot ballot;
+  Decision decision = Decision::kAbort;  // kAccept
+  bool granted;
+  Ballot named = {};                        // when refused: the promised ballot
+  std::optional<AcceptedValue> reported = {};  // when a prepare is granted
+};
+
+struct Case {
+  std::string name;
+  std::vector<Step> steps;
+};
+
+TEST(AcceptorTest, PrepareAndAcceptOrdering) {
+  using S = Step::Kind;
+  const auto commit0 = AcceptedValue{kB0, Decision::kCommit};
+  const std::vector<Case> cases = {
+      {"fresh prepare is promised with nothing accepted", {{S::kPrepare, kB1x, {}, true}}},
+      {"fresh accept at ballot 0 needs no prepare",
+       {{S::kAccept, kB0, Decision::kCommit, true}}},
+      {"prepare after accept reports the accepted value",
+       {{S::kAccept, kB0, Decision::kCommit, true},
+        {S::kPrepare, kB1x, {}, true, {}, commit0}}},
+      {"ballot 0 accept after a higher promise is refused",
+       {{S::kPrepare, kB1x, {}, true}, {S::kAccept, kB0, Decision::kCommit, false, kB1x}}},
+      {"lower prepare after a higher one is refused, naming it",
+       {{S::kPrepare, kB2, {}, true}, {S::kPrepare, kB1x, {}, false, kB2}}},
+      {"an equal prepare is refused", {{S::kPrepare, kB1x, {}, true}, {S::kPrepare, kB1x, {}, false, kB1x}}},
+      {"round ties break by proposer",
+       {{S::kPrepare, kB1x, {}, true}, {S::kPrepare, kB1y, {}, true},
+        {S::kAccept, kB1x, Decision::kAbort, false, kB1y}}},
+      {"accept at the promised ballot",
+       {{S::kPrepare, kB1x, {}, true}, {S::kAccept, kB1x, Decision::kAbort, true}}},
+      {"accept above the promised ballot",
+       {{S::kPrepare, kB1x, {}, true}, {S::kAccept, kB2, Decision::kAbort, true},
+        {S::kPrepare, kB1y, {}, false, kB2}}},
+      {"a later accept replaces the accepted value",
+       {{S::kAccept, kB0, Decision::kCommit, true}, {S::kAccept, kB2, Decision::kCommit, true},
+        {S::kPrepare, Ballot{3, "a1"}, {}, true, {}, AcceptedValue{kB2, Decision::kCommit}}}},
+  };
+  for (const Case& c : cases) {
+    std::optional<AcceptorRecord> record;
+    for (size_t i = 0; i < c.steps.size(); ++i) {
+      const Step& s = c.steps[i];
+      const AcceptorRecord* cur = record ? &*record : nullptr;
+      std::string where = c.name + " step " + std::to_string(i);
+      if (s.kind == S::kPrepare) {
+        PrepareStep out = OnPrepare(cur, PrepareRequest{kP, s.ballot});
+        ASSERT_EQ(out.response.promised, s.granted) << where;
+        EXPECT_EQ(out.updated.has_value(), s.granted) << where;
+        if (s.granted) {
+          ASSERT_EQ(out.response.accepted.has_value(), s.reported.has_value()) << where;
+          if (s.reported) {
+            EXPECT_EQ(out.response.accepted->ballot, s.reported->ballot) << where;
+            EXPECT_EQ(out.response.accepted->decision, s.reported->decision) << where;
+          }
+          EXPECT_EQ(out.updated->promised, s.ballot) << where;
+          record = out.updated;
+        } else {
+          EXPECT_EQ(out.response.higher, s.named) << where;
+        }
+      } else {
+        AcceptStep out = OnAccept(cur, AcceptRequest{kP, s.ballot, s.decision});
+        ASSERT_EQ(out.response.accepted, s.granted) << where;
+        EXPECT_EQ(out.updated.has_value(), s.granted) << where;
+        if (s.granted) {
+          ASSERT_TRUE(out.updated->accepted.has_value()) << where;
+          EXPECT_EQ(out.updated->accepted->ballot, s.ballot) << where;
+          EXPECT_EQ(out.updated->accepted->decision, s.decision) << where;
+          record = out.updated;
+        } else {
+          EXPECT_EQ(out.response.promised, s.named) << where;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace replicator::core

@@ -1,0 +1,232 @@
+// Test support for the core unit tests: an in-memory store and a tiny
+// message pump wiring engines together (FIFO delivery, writes durable at
+// once, down peers unreachable at once). Deliberately minimal; the seeded
+// simulator with faults lives in tests/sim. Single-threaded.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/engine.h"
+
+namespace replicator::core::testing {
+
+// Durable state of one node: committed entries, reservations, acceptors.
+class MemoryStore : public CommittedView {
+ public:
+  std::optional<Value> GetCommitted(const Key& key) const override {
+    auto it = committed.find(key);
+    if (it == committed.end()) return std::nullopt;
+    return it->second;
+  }
+  void Apply(const WriteBatch& batch) {
+    for (const Mutation& m : batch.mutations) {
+      if (auto* r = std::get_if<PutReservation>(&m)) {
+        reservations[r->reservation.key] = r->reservation;
+      } else if (auto* d = std::get_if<DeleteReservation>(&m)) {
+        reservations.erase(d->key);
+      } else if (auto* c = std::get_if<PutCommitted>(&m)) {
+        committed[c->key] = c->value;
+      } else if (auto* a = std::get_if<PutAcceptor>(&m)) {
+        acceptors[a->record.proposal] = a->record;
+      } else if (auto* x = std::get_if<DeleteAcceptor>(&m)) {
+        acceptors.erase(x->proposal);
+      }
+    }
+  }
+  std::map<Key, Value> committed;
+  std::map<Key, Reservation> reservations;
+  std::map<ProposalId, AcceptorRecord> acceptors;
+};
+
+inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint64_t seed = 1) {
+  EngineConfig c;
+  c.self = self;
+  c.cluster = cluster;
+  c.incarnation = 1;
+  c.random_seed = seed;
+  return c;
+}
+
+// `clusters` maps a cluster id to its voters.
+inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clusters) {
+  Topology t;
+  for (const auto& [cluster, peers] : clusters) {
+    for (const PeerId& p : peers) t.members.push_back(Member{p, cluster, p + ":1", PeerState::kVoter});
+  }
+  return t;
+}
+
+// Engines joined by FIFO delivery. The pseudo-peer kTester issues requests
+// from the test itself and collects their responses.
+class Pump {
+ public:
+  static constexpr const char* kTester = "tester";
+
+  explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters) {
+    topology_ = MakeTopology(clusters);
+    uint64_t seed = 1;
+    for (const auto& [cluster, peers] : clusters) {
+      for (const PeerId& p : peers) {
+        Node& n = nodes_[p];
+        n.store = std::make_unique<MemoryStore>();
+        n.engine = std::make_unique<Engine>(ConfigFor(p, cluster, seed++), n.store.get(),
+                                            DurableState{});
+        n.engine->SetTopology(topology_, now);
+      }
+    }
+  }
+
+  Engine& engine(const PeerId& p) { return *nodes_.at(p).engine; }
+  MemoryStore& store(const PeerId& p) { return *nodes_.at(p).store; }
+  const Topology& topology() const { return topology_; }
+
+  // Requests to a down peer, or that `cut` selects, fail at once with
+  // Unreachable.
+  std::set<PeerId> down;
+  std::function<bool(const PeerId& from, const PeerId& to, const Request&)> cut;
+  TimeMs now = 1000;
+  std::map<uint64_t, PutOutcome> puts;
+  std::map<uint64_t, GetOutcome> gets;
+  std::vector<ViolationEffect> violations;
+  // Every request sent, in order: (from, to, request).
+  struct Sent {
+    PeerId from;
+    PeerId to;
+    Request request;
+  };
+  std::vector<Sent> sent;
+  // Responses to requests issued with Call(), by tester call id.
+  std::map<uint64_t, Response> tester_responses;
+
+  void StartPut(const PeerId& at, uint64_t put_id, Key key, Value value) {
+    engine(at).StartPut(put_id, std::move(key), std::move(value), now);
+    Collect(at);
+  }
+  void StartGet(const PeerId& at, uint64_t get_id, Key key, Consistency c) {
+    engine(at).StartGet(get_id, std::move(key), c, now);
+    Collect(at);
+  }
+  // Sends `request` from the tester to `to`; the response lands in
+  // tester_responses[returned id] once Run() delivers it.
+  uint64_t Call(const PeerId& to, Request request) {
+    uint64_t id = next_tester_call_++;
+    Deliver(kTester, id, to, std::move(request));
+    return id;
+  }
+
+  // Delivers until nothing is in flight.
+  void Run() {
+    while (!queue_.empty()) {
+      std::function<void()> step = std::move(queue_.front());
+      queue_.pop_front();
+      step();
+    }
+  }
+
+  // Runs until no engine has timed work left or `limit` ms passed; ticks
+  // engines at their NextWakeup.
+  void RunUntilQuiet(TimeMs limit = 60000) {
+    Run();
+    TimeMs end = now + limit;
+    while (true) {
+      std::optional<TimeMs> next;
+      for (auto& [p, n] : nodes_) {
+        if (down.count(p)) continue;
+        std::optional<TimeMs> w = n.engine->NextWakeup();
+        if (w && (!next || *w < *next)) next = w;
+      }
+      if (!next || *next > end) return;
+      AdvanceTo(*next);
+    }
+  }
+
+  void AdvanceTo(TimeMs t) {
+    if (t > now) now = t;
+    for (auto& [p, n] : nodes_) {
+      if (down.count(p)) continue;
+      n.engine->Tick(now);
+      Collect(p);
+    }
+    Run();
+  }
+
+ private:
+  struct Node {
+    std::unique_ptr<MemoryStore> store;
+    std::unique_ptr<Engine> engine;
+  };
+  struct Caller {
+    PeerId peer;
+    uint64_t call_id;
+  };
+
+  void Deliver(const PeerId& from, uint64_t call_id, const PeerId& to, Request request) {
+    sent.push_back(Sent{from, to, request});
+    if (down.count(to) || !nodes_.count(to) || (cut && cut(from, to, request))) {
+      queue_.push_back([this, from, call_id, to] {
+        Answer(Caller{from, call_id}, Unreachable{to + " is down"});
+      });
+      return;
+    }
+    queue_.push_back([this, from, call_id, to, request = std::move(request)]() mutable {
+      uint64_t inbound = next_inbound_++;
+      inbound_[inbound] = Caller{from, call_id};
+      engine(to).OnRequest(inbound, from, std::move(request), now);
+      Collect(to);
+    });
+  }
+
+  void Answer(const Caller& caller, Response response) {
+    if (caller.peer == kTester) {
+      tester_responses[caller.call_id] = std::move(response);
+      return;
+    }
+    if (down.count(caller.peer)) return;
+    engine(caller.peer).OnResponse(caller.call_id, std::move(response), now);
+    Collect(caller.peer);
+  }
+
+  void Collect(const PeerId& p) {
+    Engine& e = engine(p);
+    for (Effect& fx : e.TakeEffects()) {
+      if (auto* s = std::get_if<SendEffect>(&fx)) {
+        Deliver(p, s->call_id, s->to, std::move(s->request));
+      } else if (auto* r = std::get_if<RespondEffect>(&fx)) {
+        auto it = inbound_.find(r->inbound_id);
+        if (it == inbound_.end()) continue;
+        Caller caller = it->second;
+        inbound_.erase(it);
+        queue_.push_back([this, caller, resp = std::move(r->response)]() mutable {
+          Answer(caller, std::move(resp));
+        });
+      } else if (auto* w = std::get_if<WriteEffect>(&fx)) {
+        store(p).Apply(w->batch);
+        e.OnWriteDone(w->write_id, now);
+        Collect(p);
+      } else if (auto* pd = std::get_if<PutDoneEffect>(&fx)) {
+        puts[pd->put_id] = pd->outcome;
+      } else if (auto* gd = std::get_if<GetDoneEffect>(&fx)) {
+        gets[gd->get_id] = gd->outcome;
+      } else if (auto* v = std::get_if<ViolationEffect>(&fx)) {
+        violations.push_back(*v);
+      }
+    }
+  }
+
+  Topology topology_;
+  std::map<PeerId, Node> nodes_;
+  std::deque<std::function<void()>> queue_;
+  std::map<uint64_t, Caller> inbound_;
+  uint64_t next_inbound_ = 1;
+  uint64_t next_tester_call_ = 1;
+};
+
+}  // namespace replicator::core::testing
