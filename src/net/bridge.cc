@@ -37,6 +37,13 @@ kj::TaskSet& ReactorTasks() {
 
 }  // namespace internal
 
+asio::awaitable<void> ThrowIfCancelled() {
+  asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  if (state.cancelled() != asio::cancellation_type::none) {
+    throw asio::system_error(asio::error::operation_aborted);
+  }
+}
+
 kj::Promise<void> ToPromise(asio::io_context& io, asio::awaitable<void> work) {
   return internal::ToPromiseImpl<void>(io, std::move(work));
 }

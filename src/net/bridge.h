@@ -31,6 +31,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/system_error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <kj/async.h>
 #include <kj/exception.h>
@@ -75,19 +76,28 @@ using StatusOrFor = std::conditional_t<std::is_void_v<T>, absl::Status, absl::St
 }  // namespace internal
 
 // Awaits a KJ promise from an Asio coroutine on the reactor. Throws RpcError if the promise
-// rejects, and asio::system_error(operation_aborted) if the awaiting coroutine is cancelled
-// (the KJ promise is then dropped). Works for any T, including void and capnp::Response<X>;
-// a capnp::RemotePromise<X> converts to kj::Promise<capnp::Response<X>>.
+// rejects. Works for any T, including void and capnp::Response<X>; a capnp::RemotePromise<X>
+// converts to kj::Promise<capnp::Response<X>>.
+// Cancellation: if the awaiting coroutine has been cancelled (its cancellation state says so,
+// e.g. the kj::Promise of its ToPromise was dropped), Await drops the KJ promise and throws
+// asio::system_error(operation_aborted), even when the value had already arrived. So a server
+// coroutine never returns from Await into a call context that was cancelled meanwhile.
 template <typename T>
 asio::awaitable<T> Await(kj::Promise<T> promise);
 
 // Awaits a KJ promise with a deadline. On expiry the promise is dropped (cancelling the RPC)
-// and the result is DeadlineExceeded; a rejected promise becomes Unavailable(description);
-// cancellation of the awaiting coroutine gives Cancelled. For T = void the result is
-// absl::Status, otherwise absl::StatusOr<T>.
+// and the result is DeadlineExceeded; a rejected promise becomes Unavailable(description).
+// For T = void the result is absl::Status, otherwise absl::StatusOr<T>. Cancellation of the
+// awaiting coroutine throws, as for Await: it is not an outcome to handle.
 template <typename T>
 asio::awaitable<internal::StatusOrFor<T>> AwaitWithin(kj::Promise<T> promise,
                                                        std::chrono::milliseconds deadline);
+
+// Throws asio::system_error(operation_aborted) if the calling coroutine has been cancelled.
+// Call it before touching a Cap'n Proto call context after awaiting anything other than
+// Await/AwaitWithin (an Asio timer, say): a completion already queued when the call was
+// cancelled still resumes the coroutine normally.
+asio::awaitable<void> ThrowIfCancelled();
 
 // Runs an Asio coroutine on `io` (posted: it never starts inside the calling KJ callback) and
 // exposes its completion as a kj::Promise. An exception escaping the coroutine rejects the
@@ -271,6 +281,7 @@ template <typename T>
 asio::awaitable<T> Await(kj::Promise<T> promise) {
   using Kind = typename internal::Outcome<T>::Kind;
   internal::Outcome<T> outcome = co_await internal::AwaitOutcome<T>(std::move(promise), std::nullopt);
+  co_await ThrowIfCancelled();
   switch (outcome.kind) {
     case Kind::kValue:
       break;
@@ -292,6 +303,7 @@ asio::awaitable<internal::StatusOrFor<T>> AwaitWithin(kj::Promise<T> promise,
                                                        std::chrono::milliseconds deadline) {
   using Kind = typename internal::Outcome<T>::Kind;
   internal::Outcome<T> outcome = co_await internal::AwaitOutcome<T>(std::move(promise), deadline);
+  co_await ThrowIfCancelled();
   switch (outcome.kind) {
     case Kind::kValue:
       break;
@@ -301,7 +313,7 @@ asio::awaitable<internal::StatusOrFor<T>> AwaitWithin(kj::Promise<T> promise,
       co_return absl::DeadlineExceededError("no reply within " + std::to_string(deadline.count()) +
                                             " ms");
     case Kind::kCancelled:
-      co_return absl::CancelledError("await cancelled");
+      throw asio::system_error(asio::error::operation_aborted);
   }
   if constexpr (std::is_void_v<T>) {
     co_return absl::OkStatus();

@@ -257,6 +257,39 @@ TEST(BridgeTest, CancellingTheAwaitingCoroutineDropsThePromise) {
   RunToCompletion(reactor, CancelAwait(&reactor));
 }
 
+asio::awaitable<void> AwaitThenRecord(kj::Promise<int> promise, bool* aborted, bool* finished) {
+  try {
+    co_await Await(std::move(promise));
+  } catch (const asio::system_error& e) {
+    *aborted = e.code() == asio::error::operation_aborted;
+  }
+  *finished = true;
+}
+
+// The value arrives and the resumption is queued; then the coroutine is cancelled. Await must
+// not return the value into a cancelled coroutine (a server call context may be gone).
+asio::awaitable<void> CancelAfterValueArrived(Reactor* reactor) {
+  auto paf = kj::newPromiseAndFulfiller<int>();
+  bool aborted = false;
+  bool finished = false;
+  asio::cancellation_signal cancel;
+  asio::co_spawn(reactor->io(), AwaitThenRecord(kj::mv(paf.promise), &aborted, &finished),
+                 asio::bind_cancellation_slot(cancel.slot(), [](std::exception_ptr) {}));
+  co_await Sleep(milliseconds(5));
+  paf.fulfiller->fulfill(1);
+  // The KJ run posted by fulfill() goes first and queues the resumption behind this one.
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  EXPECT_FALSE(finished);
+  cancel.emit(asio::cancellation_type::terminal);
+  EXPECT_TRUE(co_await WaitUntil([&] { return finished; }));
+  EXPECT_TRUE(aborted);
+}
+
+TEST(BridgeTest, CancelledCoroutineDoesNotResumeWithAValue) {
+  Reactor reactor;
+  RunToCompletion(reactor, CancelAfterValueArrived(&reactor));
+}
+
 asio::awaitable<void> AwaitCrossThread() {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<int>();
   std::thread other([fulfiller = paf.fulfiller.get()] { fulfiller->fulfill(77); });
