@@ -399,6 +399,7 @@ class Engine::Impl {
   void CommitChosen(uint64_t id, TimeMs now);
   void AbortAttempt(PutOp& op, TimeMs now);
   void Fanout(const PutOp& op, const ReplicaOp& rop, TimeMs now);
+  void RepairStaleReservation(const PutOp& op, const Vote& vote, TimeMs now);
   void SendFanout(uint64_t fid, TimeMs now);
   TimeMs Backoff(const PutOp& op, const std::vector<ProposalId>& holders);
   void NotifyResolveWaiters(PutOp& op, Decision d, TimeMs now);
@@ -545,6 +546,22 @@ void Engine::Impl::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   if (decided_.Find(op.proposal)) {
     reply(MakeVote(Vote::Kind::kDecided));
     return;
+  }
+  if (auto it = reservations_.find(op.key); it != reservations_.end()) {
+    const ProposalId holder = it->second.reservation.proposal;
+    if (!(holder == op.proposal)) {
+      if (std::optional<Decision> d = decided_.Find(holder)) {
+        // The holder's decision is known here but its commit or abort has
+        // not arrived (lost, or still on its way): apply it now instead of
+        // blocking the key until the lease runs out.
+        ApplyDecision(op.key, holder, *d);
+        auto again = reservations_.find(op.key);
+        if (again == reservations_.end() || !(again->second.reservation.proposal == holder)) {
+          Reserve(op, std::move(reply), now);
+          return;
+        }
+      }
+    }
   }
   if (auto it = reservations_.find(op.key); it != reservations_.end()) {
     const ReservationEntry& e = it->second;
@@ -1024,6 +1041,7 @@ void Engine::Impl::StartAttempt(uint64_t id, TimeMs now) {
            if (put == nullptr) return;
            --put->outstanding;
            put->votes.push_back(VoteFrom(v, config_.cluster, r));
+           RepairStaleReservation(*put, put->votes.back(), t);
            MaybeTally(id, t);
          });
   }
@@ -1052,7 +1070,10 @@ void Engine::Impl::SendReserveForward(uint64_t id, const ClusterId& cluster, Tim
          RemoteCluster& remote = put->remotes.at(cluster);
          if (auto* fr = std::get_if<ForwardResponse>(&r)) {
            remote.answered = remote.next;
-           for (Vote& v : fr->votes) put->votes.push_back(std::move(v));
+           for (Vote& v : fr->votes) {
+             put->votes.push_back(std::move(v));
+             RepairStaleReservation(*put, put->votes.back(), t);
+           }
          } else {
            ++remote.next;
            if (remote.next < remote.candidates.size() && t < put->reserve_deadline) {
@@ -1217,6 +1238,17 @@ void Engine::Impl::Fanout(const PutOp& op, const ReplicaOp& rop, TimeMs now) {
     f.start = rc.answered.value_or(0);
     SendFanout(fid, now);
   }
+}
+
+void Engine::Impl::RepairStaleReservation(const PutOp& op, const Vote& vote, TimeMs now) {
+  if (vote.kind != Vote::Kind::kReserved) return;
+  // A voter still holds the key for a proposal this engine knows aborted
+  // (typically its own earlier attempt whose abort was lost): tell it, so the
+  // next attempt is not blocked until the lease runs out. Only aborts are
+  // repaired this way; a commit needs the value, which lease recovery has.
+  if (decided_.Find(vote.holder) != Decision::kAbort) return;
+  Send(vote.peer, HandleRequest{AbortOp{op.key, vote.holder}}, now + config_.call_deadline_ms,
+       nullptr);
 }
 
 void Engine::Impl::SendFanout(uint64_t fid, TimeMs now) {

@@ -75,6 +75,88 @@ TEST(EngineClusterTest, ConcurrentPutsOfOneKeyEndWithExactlyOneOk) {
   }
 }
 
+TEST(EngineClusterTest, RacesUnderReorderedDeliveryKeepOneOkAndLeaveNoReservations) {
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    Pump pump(kTwoByThree);
+    pump.shuffle = &rng;
+    const int racers = 2 + static_cast<int>(seed % 4);
+    for (int i = 1; i <= racers; ++i) {
+      pump.StartPut(kAll[rng() % kAll.size()], i, "k", "v" + std::to_string(i));
+    }
+    pump.RunUntilQuiet();
+    int oks = 0;
+    std::optional<Value> winner;
+    for (int i = 1; i <= racers; ++i) {
+      ASSERT_EQ(pump.puts.count(i), 1u) << "put " << i << " never finished";
+      const PutOutcome& out = pump.puts[i];
+      if (out.kind == PutOutcome::Kind::kOk) {
+        ++oks;
+        winner = "v" + std::to_string(i);
+      } else {
+        EXPECT_EQ(out.kind, PutOutcome::Kind::kKeyExists) << out.message;
+      }
+    }
+    EXPECT_EQ(oks, 1);
+    for (const PeerId& p : kAll) {
+      EXPECT_EQ(pump.store(p).GetCommitted("k"), winner) << p;
+      EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    }
+    EXPECT_TRUE(pump.violations.empty());
+  }
+}
+
+TEST(EngineClusterTest, RacesWithLostMessagesStaySafeAndRecoveryCleansUp) {
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    Pump pump(kTwoByThree);
+    pump.shuffle = &rng;
+    pump.cut = [&rng](const PeerId&, const PeerId&, const Request&) { return rng() % 10 == 0; };
+    const int racers = 1 + static_cast<int>(seed % 4);
+    for (int i = 1; i <= racers; ++i) {
+      pump.StartPut(kAll[rng() % kAll.size()], i, "k", "v" + std::to_string(i));
+    }
+    pump.RunUntilQuiet(1000);
+    int oks = 0;
+    std::optional<Value> winner;
+    for (int i = 1; i <= racers; ++i) {
+      ASSERT_EQ(pump.puts.count(i), 1u) << "put " << i << " never finished";
+      if (pump.puts[i].kind == PutOutcome::Kind::kOk) {
+        ++oks;
+        winner = "v" + std::to_string(i);
+      }
+    }
+    EXPECT_LE(oks, 1);
+    // The network heals; lease recovery settles every stranded reservation.
+    pump.cut = nullptr;
+    pump.RunUntilQuiet();
+    std::optional<Value> committed;
+    std::map<ClusterId, int> holders;
+    for (const PeerId& p : kAll) {
+      EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+      std::optional<Value> v = pump.store(p).GetCommitted("k");
+      if (!v) continue;
+      if (committed) {
+        EXPECT_EQ(v, committed) << p;
+      }
+      committed = v;
+      holders[p.substr(0, 1)]++;
+    }
+    if (winner) {
+      EXPECT_EQ(committed, winner);
+      EXPECT_GE(holders["a"], 2);
+      EXPECT_GE(holders["b"], 2);
+    }
+    pump.StartGet(kAll[rng() % kAll.size()], 1, "k", Consistency::kLinearizable);
+    pump.Run();
+    EXPECT_EQ(pump.gets[1].kind,
+              committed ? GetOutcome::Kind::kFound : GetOutcome::Kind::kNotFound);
+    EXPECT_TRUE(pump.violations.empty());
+  }
+}
+
 TEST(EngineClusterTest, UnreachableRepresentativeFailsOverToTheNext) {
   Pump pump(kTwoByThree);
   std::vector<PeerId> order = RendezvousOrder("k", {"b1", "b2", "b3"});

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <variant>
@@ -122,11 +123,16 @@ class Pump {
     return id;
   }
 
+  // When set, Run() delivers in a seeded random order instead of FIFO.
+  std::mt19937_64* shuffle = nullptr;
+
   // Delivers until nothing is in flight.
   void Run() {
     while (!queue_.empty()) {
-      std::function<void()> step = std::move(queue_.front());
-      queue_.pop_front();
+      size_t i = 0;
+      if (shuffle != nullptr) i = (*shuffle)() % queue_.size();
+      std::function<void()> step = std::move(queue_[i]);
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
       step();
     }
   }
