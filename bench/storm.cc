@@ -20,6 +20,9 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -76,14 +79,18 @@ struct Phase {
 };
 
 struct Bench {
+  Bench(replicator::net::Reactor& r, std::vector<std::string> a)
+      : reactor(r), addresses(std::move(a)) {}
+
   replicator::net::Reactor& reactor;
   std::vector<std::string> addresses;
-  int puts, gets, concurrency;
+  int puts = 0, gets = 0, concurrency = 1;
   std::string value;
   Clock::time_point stop_at;
   std::string run_id = std::to_string(::getpid());
   std::vector<std::unique_ptr<replicator::Client>> clients;
-  Phase put_phase{"put"}, get_phase{"get"};
+  Phase put_phase{"put", {}, 0, {}, 0};
+  Phase get_phase{"get", {}, 0, {}, 0};
   int next = 0;
   int workers_left = 0;
   bool failed = false;
@@ -184,13 +191,12 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   replicator::net::Reactor reactor;
-  Bench bench{reactor,
-              addresses,
-              absl::GetFlag(FLAGS_puts),
-              absl::GetFlag(FLAGS_gets),
-              std::max(1, absl::GetFlag(FLAGS_concurrency)),
-              std::string(absl::GetFlag(FLAGS_value_bytes), 'v'),
-              Clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_max_seconds))};
+  Bench bench{reactor, addresses};
+  bench.puts = absl::GetFlag(FLAGS_puts);
+  bench.gets = absl::GetFlag(FLAGS_gets);
+  bench.concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
+  bench.value = std::string(std::max(0, absl::GetFlag(FLAGS_value_bytes)), 'v');
+  bench.stop_at = Clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_max_seconds));
   asio::co_spawn(reactor.io(), bench.Run(), asio::detached);
   reactor.Run();
   if (bench.failed) return 1;

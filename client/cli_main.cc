@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
   if (timeout <= 0) return Usage("--timeout_ms must be positive");
 
   replicator::net::Reactor reactor;
-  Command command{reactor, node, args, value, consistency};
+  Command command{reactor, node, args, value, consistency, {}, kUsage};
   command.options.connect_timeout = std::chrono::milliseconds(std::min<int64_t>(timeout, 5000));
   command.options.call_timeout = std::chrono::milliseconds(timeout);
   asio::co_spawn(reactor.io(), command.Run(), asio::detached);

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   if (ec) return Fail(fmt::format("cannot create data dir {}: {}", options.data_dir, ec.message()));
 
   replicator::net::Reactor reactor;
-  Daemon daemon{reactor, options, address_file};
+  Daemon daemon{reactor, options, address_file, nullptr, nullptr, 0};
   asio::signal_set signals(reactor.io(), SIGINT, SIGTERM);
   signals.async_wait([&](asio::error_code error, int) {
     if (error) return;

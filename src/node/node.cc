@@ -10,6 +10,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
+#include <kj/debug.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -134,7 +135,7 @@ class Node::Impl {
 
 namespace {
 
-std::string_view ShuttingDown() { return "node is shutting down"; }
+const char* ShuttingDown() { return "node is shutting down"; }
 
 // Cap'n Proto servers. Each call becomes an Asio coroutine on the reactor.
 
@@ -210,7 +211,7 @@ class PeerServer final : public wire::Peer::Server {
     auto out = context.getResults().initResult();
     if (!pr.promised) {
       ToWire(pr.higher, out.initRejected());
-      return;
+      co_return;
     }
     auto promised = out.initPromised();
     if (pr.accepted) {
@@ -325,7 +326,7 @@ class DirectoryServer final : public wire::Directory::Server {
     auto p = context.getParams();
     auto members = impl_->Join(FromWire(p.getSelf()), p.getWatcher());
     if (!members.ok()) {
-      return KJ_EXCEPTION(FAILED, std::string(members.status().message()));
+      return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
     }
     FillMembers(*members, context.getResults().initMembers(members->size()));
     return kj::READY_NOW;
@@ -640,7 +641,7 @@ asio::awaitable<absl::StatusOr<wire::Peer::Client>> Node::Impl::PeerClient(core:
   }
   wire::Peer::Client peer =
       (*connection)->Bootstrap<wire::Node>().peerRequest().send().getPeer();
-  peers_[address] = PeerConnection{std::move(*connection), peer};
+  peers_.insert_or_assign(address, PeerConnection{std::move(*connection), peer});
   co_return peer;
 }
 
@@ -747,7 +748,7 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
 
 void Node::Impl::Broadcast() {
   std::vector<core::Member> members = DirectoryMembers();
-  for (const auto& [id, reg] : registry_) {
+  for (auto& [id, reg] : registry_) {
     if (reg.watcher) {
       asio::co_spawn(io(), Notify(token(), id, *reg.watcher, members), asio::detached);
     }
