@@ -346,6 +346,24 @@ TEST(RpcTest, DeadlineCancelsCoroutineServerCall) {
   RunToCompletion(reactor, DeadlineCancelsServerCall(&reactor, true));
 }
 
+// A capability served in-process (no socket), as a node calls itself through its own Peer
+// interface: same bridge, same cancellation.
+asio::awaitable<void> LocalCapability(Reactor* reactor) {
+  ServerLog log;
+  test::Echo::Client local = kj::heap<EchoServer>(*reactor, &log);
+  co_await CallEcho(local, 3, "local");
+  auto request = local.hangRequest();
+  request.setViaAsio(true);
+  absl::Status status = (co_await AwaitWithin(request.send(), milliseconds(20))).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_TRUE(co_await WaitUntil([&] { return log.hangs_cancelled == 1; }));
+}
+
+TEST(RpcTest, LocalCapabilityCallsAndCancellation) {
+  Reactor reactor;
+  RunToCompletion(reactor, LocalCapability(&reactor));
+}
+
 asio::awaitable<void> ConnectToClosedPort(Reactor* reactor) {
   // A port that was free a moment ago: bind, note, close.
   uint16_t port;
