@@ -115,8 +115,8 @@ absl::StatusOr<Identity> ParseKey(const std::string& pem, const std::string& pat
   }
   if (EVP_PKEY_get_id(pkey.get()) != EVP_PKEY_ED25519) {
     const char* type = EVP_PKEY_get0_type_name(pkey.get());
-    return absl::FailedPreconditionError(absl::StrCat("identity key ", path, " is a ",
-                                                      type ? type : "unknown", " key, not Ed25519"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "identity key ", path, " is a ", type ? type : "unknown", " key, not Ed25519"));
   }
   return IdentityOf(pkey.get(), path);
 }
@@ -247,14 +247,16 @@ std::string Base58Encode(std::string_view bytes) {
   }
   std::string out(zeros, '1');
   out.reserve(zeros + digits.size());
-  for (auto it = digits.rbegin(); it != digits.rend(); ++it) out.push_back(kAlphabet[static_cast<unsigned char>(*it)]);
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it)
+    out.push_back(kAlphabet[static_cast<unsigned char>(*it)]);
   return out;
 }
 
 absl::StatusOr<std::string> Base58Decode(std::string_view text) {
   std::array<int8_t, 256> value;
   value.fill(-1);
-  for (int i = 0; i < 58; ++i) value[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
+  for (int i = 0; i < 58; ++i)
+    value[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
 
   size_t ones = 0;
   while (ones < text.size() && text[ones] == '1') ++ones;

@@ -22,9 +22,8 @@ constexpr size_t kScanChunk = 256;
 
 class MemoryStorage final : public Storage {
  public:
-  MemoryStorage() : committer_([this](const std::vector<core::WriteBatch>& group) {
-                      return Apply(group);
-                    }) {}
+  MemoryStorage()
+      : committer_([this](const std::vector<core::WriteBatch>& group) { return Apply(group); }) {}
 
   ~MemoryStorage() override { committer_.Stop(); }
 
@@ -126,8 +125,8 @@ class MemoryStorage final : public Storage {
   }
 
   mutable std::mutex mu_;
-  std::map<core::Key, core::Value> committed_;            // guarded by mu_
-  std::map<core::Key, core::Reservation> reservations_;   // guarded by mu_
+  std::map<core::Key, core::Value> committed_;           // guarded by mu_
+  std::map<core::Key, core::Reservation> reservations_;  // guarded by mu_
   // Keyed like the RocksDB records so Recover() returns the same order.
   std::map<std::string, core::AcceptorRecord> acceptors_;  // guarded by mu_
   uint64_t incarnation_ = 0;                               // guarded by mu_

@@ -164,9 +164,9 @@ absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
   // The key is derived from the value's proposal; a mismatch means one of
   // them was damaged, and DeleteAcceptor would miss the record.
   if (AcceptorKey(record.proposal) != record_key) {
-    return Corrupt(kKind, record_key,
-                   absl::StrCat("key does not match the value's proposal ",
-                                record.proposal.ToString()));
+    return Corrupt(
+        kKind, record_key,
+        absl::StrCat("key does not match the value's proposal ", record.proposal.ToString()));
   }
   return record;
 }
@@ -214,8 +214,8 @@ void PutLengthPrefixed(std::string* out, std::string_view bytes) {
 
 bool Reader::Fail(std::string_view field, std::string_view what) {
   if (error_.empty()) {
-    error_ = absl::StrCat(Av(what), " in field ", Av(field), " at byte ", size_ - input_.size(), " of ",
-                          size_);
+    error_ = absl::StrCat(Av(what), " in field ", Av(field), " at byte ", size_ - input_.size(),
+                          " of ", size_);
   }
   return false;
 }
@@ -241,8 +241,8 @@ bool Reader::ReadLengthPrefixed(std::string_view field, std::string_view* out) {
   uint64_t length = 0;
   if (!ReadVarint64(field, &length)) return false;
   if (length > input_.size()) {
-    return Fail(field, absl::StrCat("length ", length, " exceeds the ", input_.size(),
-                                    " bytes left"));
+    return Fail(field,
+                absl::StrCat("length ", length, " exceeds the ", input_.size(), " bytes left"));
   }
   *out = input_.substr(0, length);
   input_.remove_prefix(length);

@@ -203,6 +203,8 @@ class RocksDbStorage final : public Storage {
           check(write_batch.Delete(ReservationKey(del_r->key)));
         } else if (const auto* put_c = std::get_if<core::PutCommitted>(&mutation)) {
           const std::string record_key = CommittedKey(put_c->key);
+          // TODO(perf): the probe is a synchronous read on the storage thread
+          // per PutCommitted; batch it with MultiGet if commits dominate.
           if (!new_keys.contains(put_c->key)) {
             absl::StatusOr<bool> present = Exists(record_key);
             if (!present.ok()) return present.status();

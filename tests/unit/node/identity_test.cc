@@ -103,8 +103,8 @@ TEST(Base58Test, RandomBytesRoundTrip) {
 
 TEST(Base58Test, DecodeRejectsCharactersOutsideTheAlphabet) {
   // 0, O, I and l are left out of the alphabet as look-alikes.
-  const std::string_view bads[] = {"0",   "abcO", "Il", "ab cd", "+/", std::string_view("a\0b", 3),
-                                   std::string_view("\xff", 1)};
+  const std::string_view bads[] = {
+      "0", "abcO", "Il", "ab cd", "+/", std::string_view("a\0b", 3), std::string_view("\xff", 1)};
   for (std::string_view bad : bads) {
     absl::StatusOr<std::string> out = Base58Decode(bad);
     EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << bad;

@@ -27,7 +27,8 @@ class Recorder {
       std::lock_guard<std::mutex> lock(mu_);
       std::vector<std::string> keys;
       for (const core::WriteBatch& b : group) {
-        for (const core::Mutation& m : b.mutations) keys.push_back(std::get<core::PutCommitted>(m).key);
+        for (const core::Mutation& m : b.mutations)
+          keys.push_back(std::get<core::PutCommitted>(m).key);
       }
       groups_.push_back(std::move(keys));
     }

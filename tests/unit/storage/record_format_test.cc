@@ -32,7 +32,8 @@ core::AcceptorRecord SampleAcceptor(bool accepted) {
   core::AcceptorRecord a;
   a.proposal = Proposal("12D3KooWcoordinator", 3, 128);
   a.promised = core::Ballot{5, "12D3KooWproposer"};
-  if (accepted) a.accepted = core::AcceptedValue{core::Ballot{4, "12D3KooWother"}, core::Decision::kCommit};
+  if (accepted)
+    a.accepted = core::AcceptedValue{core::Ballot{4, "12D3KooWother"}, core::Decision::kCommit};
   return a;
 }
 
@@ -145,8 +146,7 @@ TEST(RecordFormatTest, UnknownDecisionIsDataLoss) {
   absl::StatusOr<core::AcceptorRecord> out =
       DecodeAcceptor(AcceptorKey(SampleAcceptor(true).proposal), value);
   EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(out.status().message().find("unknown decision 7"), std::string::npos)
-      << out.status();
+  EXPECT_NE(out.status().message().find("unknown decision 7"), std::string::npos) << out.status();
 }
 
 TEST(RecordFormatTest, LongKeysAreShortenedInErrors) {

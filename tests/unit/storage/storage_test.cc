@@ -82,7 +82,8 @@ core::Mutation PutAcceptor(const core::ProposalId& p, uint64_t promised_round,
   core::AcceptorRecord a;
   a.proposal = p;
   a.promised = core::Ballot{promised_round, "12D3KooWpromised"};
-  if (accepted) a.accepted = core::AcceptedValue{core::Ballot{promised_round, "12D3KooWa"}, *accepted};
+  if (accepted)
+    a.accepted = core::AcceptedValue{core::Ballot{promised_round, "12D3KooWa"}, *accepted};
   return core::PutAcceptor{std::move(a)};
 }
 
@@ -117,7 +118,8 @@ class StorageTest : public testing::Test {
     return result.get();
   }
 
-  std::vector<std::pair<std::string, std::string>> Scan(std::string_view from, size_t limit = 1000) {
+  std::vector<std::pair<std::string, std::string>> Scan(std::string_view from,
+                                                        size_t limit = 1000) {
     std::vector<std::pair<std::string, std::string>> out;
     absl::Status s = storage_->ForEachCommitted(from, [&](std::string_view k, std::string_view v) {
       out.emplace_back(k, v);
@@ -257,8 +259,8 @@ TYPED_TEST(StorageTest, CommittedCountCountsDistinctKeys) {
   ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"x", "1"}, core::PutCommitted{"x", "1"},
                                         core::PutCommitted{"y", "2"}}))
                   .ok());
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"x", "1"}, core::PutCommitted{"z", "3"}}))
-                  .ok());
+  ASSERT_TRUE(
+      this->WriteAndWait(Batch({core::PutCommitted{"x", "1"}, core::PutCommitted{"z", "3"}})).ok());
   EXPECT_EQ(this->storage_->CommittedCount(), 3u);
   EXPECT_EQ(this->storage_->stats().committed_keys, 3u);
   this->Reopen();
@@ -381,7 +383,8 @@ TYPED_TEST(StorageTest, ForEachCommittedVisitsInKeyOrderFrom) {
 TYPED_TEST(StorageTest, ForEachCommittedCoversManyEntries) {
   // More entries than one in-memory scan chunk, so resumption is exercised.
   core::WriteBatch b;
-  for (int i = 0; i < 1000; ++i) b.mutations.push_back(core::PutCommitted{absl::StrCat(10000 + i), "v"});
+  for (int i = 0; i < 1000; ++i)
+    b.mutations.push_back(core::PutCommitted{absl::StrCat(10000 + i), "v"});
   ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
   const auto all = this->Scan("", 100000);
   ASSERT_EQ(all.size(), 1000u);
@@ -425,7 +428,9 @@ class RocksDbStorageTest : public testing::Test {
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
   MustOpen().reset();
-  RawPut(internal::ReservationKey("broken-key"), std::string("\x01\x05" "ab", 4));
+  RawPut(internal::ReservationKey("broken-key"), std::string("\x01\x05"
+                                                             "ab",
+                                                             4));
   std::unique_ptr<Storage> storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   absl::StatusOr<core::DurableState> state = storage->Recover();
@@ -465,8 +470,7 @@ TEST_F(RocksDbStorageTest, ForeignDatabaseIsRefused) {
   RawPut("something", "else");
   absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
-  EXPECT_NE(s.status().message().find("no format version record"), std::string::npos)
-      << s.status();
+  EXPECT_NE(s.status().message().find("no format version record"), std::string::npos) << s.status();
 }
 
 TEST_F(RocksDbStorageTest, SecondOpenOfALockedDirFails) {
