@@ -1,7 +1,5 @@
 #include "net/asio_stream.h"
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -11,6 +9,8 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <memory>
 
 namespace replicator::net {
@@ -44,11 +44,10 @@ kj::Exception ErrnoException(const char* what, int error) {
 }
 
 kj::Exception ErrorCodeException(const char* what, const std::error_code& error) {
-  return kj::Exception(
-      IsDisconnect(error.value()) || error == asio::error::operation_aborted
-          ? kj::Exception::Type::DISCONNECTED
-          : kj::Exception::Type::FAILED,
-      __FILE__, __LINE__, kj::str(what, ": ", error.message().c_str()));
+  return kj::Exception(IsDisconnect(error.value()) || error == asio::error::operation_aborted
+                           ? kj::Exception::Type::DISCONNECTED
+                           : kj::Exception::Type::FAILED,
+                       __FILE__, __LINE__, kj::str(what, ": ", error.message().c_str()));
 }
 
 // Shared by a readiness wait's kj::Promise and its Asio handler.
@@ -73,18 +72,17 @@ AsioStream::~AsioStream() noexcept(false) {
 kj::Promise<void> AsioStream::Ready(asio::socket_base::wait_type wait) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   auto op = std::make_shared<ReadyOp>();
-  socket_.async_wait(
-      wait, asio::bind_cancellation_slot(
-                op->cancel.slot(), [op, fulfiller = kj::mv(paf.fulfiller)](
-                                       const std::error_code& error) mutable {
-                  op->done = true;
-                  // A no-op if the promise was dropped.
-                  if (!error) {
-                    fulfiller->fulfill();
-                  } else {
-                    fulfiller->reject(ErrorCodeException("socket wait", error));
-                  }
-                }));
+  socket_.async_wait(wait, asio::bind_cancellation_slot(
+                               op->cancel.slot(), [op, fulfiller = kj::mv(paf.fulfiller)](
+                                                      const std::error_code& error) mutable {
+                                 op->done = true;
+                                 // A no-op if the promise was dropped.
+                                 if (!error) {
+                                   fulfiller->fulfill();
+                                 } else {
+                                   fulfiller->reject(ErrorCodeException("socket wait", error));
+                                 }
+                               }));
   return paf.promise.attach(kj::defer([op] {
     if (!op->done) op->cancel.emit(asio::cancellation_type::all);
   }));

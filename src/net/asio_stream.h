@@ -8,8 +8,9 @@
 #ifndef REPLICATOR_NET_ASIO_STREAM_H_
 #define REPLICATOR_NET_ASIO_STREAM_H_
 
-#include <asio/ip/tcp.hpp>
 #include <kj/async-io.h>
+
+#include <asio/ip/tcp.hpp>
 
 namespace replicator::net {
 

@@ -20,6 +20,9 @@
 #ifndef REPLICATOR_NET_BRIDGE_H_
 #define REPLICATOR_NET_BRIDGE_H_
 
+#include <kj/async.h>
+#include <kj/exception.h>
+
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
@@ -33,9 +36,6 @@
 #include <asio/system_error.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <kj/async.h>
-#include <kj/exception.h>
-
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -91,7 +91,7 @@ asio::awaitable<T> Await(kj::Promise<T> promise);
 // awaiting coroutine throws, as for Await: it is not an outcome to handle.
 template <typename T>
 asio::awaitable<internal::StatusOrFor<T>> AwaitWithin(kj::Promise<T> promise,
-                                                       std::chrono::milliseconds deadline);
+                                                      std::chrono::milliseconds deadline);
 
 // Throws asio::system_error(operation_aborted) if the calling coroutine has been cancelled.
 // Call it before touching a Cap'n Proto call context after awaiting anything other than
@@ -151,8 +151,7 @@ struct AwaitCancellation {
 // waits forever is destroyed with the reactor, while KJ still exists); owns the coroutine's
 // completion handler until it posts it.
 template <typename T, typename Handler>
-class AwaitOp final : public AwaitOpBase,
-                      public std::enable_shared_from_this<AwaitOp<T, Handler>> {
+class AwaitOp final : public AwaitOpBase, public std::enable_shared_from_this<AwaitOp<T, Handler>> {
  public:
   explicit AwaitOp(Handler handler)
       : handler_(std::move(handler)), executor_(asio::get_associated_executor(*handler_)) {}
@@ -174,10 +173,9 @@ class AwaitOp final : public AwaitOpBase,
     }
     kj::Promise<void> settled = nullptr;
     if constexpr (std::is_void_v<T>) {
-      settled = promise.then([this]() { Settle(Kind::kValue, std::monostate{}, std::nullopt); },
-                             [this](kj::Exception&& e) {
-                               Settle(Kind::kError, std::nullopt, std::move(e));
-                             });
+      settled = promise.then(
+          [this]() { Settle(Kind::kValue, std::monostate{}, std::nullopt); },
+          [this](kj::Exception&& e) { Settle(Kind::kError, std::nullopt, std::move(e)); });
     } else {
       settled = promise.then(
           [this](T&& value) { Settle(Kind::kValue, std::move(value), std::nullopt); },
@@ -280,7 +278,8 @@ kj::Promise<T> ToPromiseImpl(asio::io_context& io, asio::awaitable<T> work) {
 template <typename T>
 asio::awaitable<T> Await(kj::Promise<T> promise) {
   using Kind = typename internal::Outcome<T>::Kind;
-  internal::Outcome<T> outcome = co_await internal::AwaitOutcome<T>(std::move(promise), std::nullopt);
+  internal::Outcome<T> outcome =
+      co_await internal::AwaitOutcome<T>(std::move(promise), std::nullopt);
   co_await ThrowIfCancelled();
   switch (outcome.kind) {
     case Kind::kValue:
@@ -300,7 +299,7 @@ asio::awaitable<T> Await(kj::Promise<T> promise) {
 
 template <typename T>
 asio::awaitable<internal::StatusOrFor<T>> AwaitWithin(kj::Promise<T> promise,
-                                                       std::chrono::milliseconds deadline) {
+                                                      std::chrono::milliseconds deadline) {
   using Kind = typename internal::Outcome<T>::Kind;
   internal::Outcome<T> outcome = co_await internal::AwaitOutcome<T>(std::move(promise), deadline);
   co_await ThrowIfCancelled();

@@ -7,7 +7,6 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
-
 #include <atomic>
 #include <cstdio>
 

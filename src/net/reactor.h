@@ -17,9 +17,9 @@
 #ifndef REPLICATOR_NET_REACTOR_H_
 #define REPLICATOR_NET_REACTOR_H_
 
-#include <asio/io_context.hpp>
 #include <kj/async.h>
 
+#include <asio/io_context.hpp>
 #include <memory>
 
 namespace replicator::net {

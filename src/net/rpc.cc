@@ -1,13 +1,13 @@
 #include "net/rpc.h"
 
-#include <asio/experimental/deferred.hpp>
-#include <asio/experimental/parallel_group.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <fmt/format.h>
 
+#include <asio/experimental/deferred.hpp>
+#include <asio/experimental/parallel_group.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <charconv>
 #include <utility>
 
@@ -146,8 +146,8 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(Reactor& reactor,
     return absl::UnavailableError(
         fmt::format("cannot listen on {}: {}", host_port, error.message()));
   }
-  auto server = std::unique_ptr<RpcServer>(
-      new RpcServer(reactor, std::move(acceptor), kj::mv(bootstrap)));
+  auto server =
+      std::unique_ptr<RpcServer>(new RpcServer(reactor, std::move(acceptor), kj::mv(bootstrap)));
   server->AcceptNext();
   return server;
 }
@@ -246,10 +246,10 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<RpcConnection>>> RpcConnection::C
 
 RpcConnection::RpcConnection(std::string address, asio::ip::tcp::socket socket)
     : address_(std::move(address)), session_(kj::heap<Session>(std::move(socket))) {
-  watch_ = session_->network.onDisconnect()
-               .then([this] { disconnected_ = true; },
-                     [this](kj::Exception&&) { disconnected_ = true; })
-               .eagerlyEvaluate(nullptr);
+  watch_ =
+      session_->network.onDisconnect()
+          .then([this] { disconnected_ = true; }, [this](kj::Exception&&) { disconnected_ = true; })
+          .eagerlyEvaluate(nullptr);
 }
 
 RpcConnection::~RpcConnection() {

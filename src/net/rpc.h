@@ -12,11 +12,11 @@
 #ifndef REPLICATOR_NET_RPC_H_
 #define REPLICATOR_NET_RPC_H_
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
 #include <capnp/capability.h>
 #include <kj/async.h>
 
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>

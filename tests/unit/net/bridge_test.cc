@@ -2,14 +2,13 @@
 #include "net/bridge.h"
 
 #include <gtest/gtest.h>
+#include <kj/debug.h>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
-#include <kj/debug.h>
-
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -157,8 +156,8 @@ asio::awaitable<void> AwaitWithinOutcomes() {
   absl::Status ok = co_await AwaitWithin(kj::Promise<void>(kj::READY_NOW), milliseconds(10000));
   EXPECT_TRUE(ok.ok()) << ok;
 
-  auto failed = co_await AwaitWithin(kj::Promise<int>(KJ_EXCEPTION(FAILED, "no disk")),
-                                     milliseconds(10000));
+  auto failed =
+      co_await AwaitWithin(kj::Promise<int>(KJ_EXCEPTION(FAILED, "no disk")), milliseconds(10000));
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(failed.status().message().find("no disk"), std::string::npos) << failed.status();
 
@@ -242,9 +241,9 @@ asio::awaitable<void> CancelAwait(Reactor* reactor) {
   bool promise_dropped = false;
   bool finished = false;
   asio::cancellation_signal cancel;
-  asio::co_spawn(reactor->io(), AwaitForever(&aborted, &promise_dropped),
-                 asio::bind_cancellation_slot(cancel.slot(),
-                                              [&](std::exception_ptr) { finished = true; }));
+  asio::co_spawn(
+      reactor->io(), AwaitForever(&aborted, &promise_dropped),
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr) { finished = true; }));
   co_await Sleep(milliseconds(5));
   cancel.emit(asio::cancellation_type::terminal);
   EXPECT_TRUE(promise_dropped) << "cancellation drops the KJ promise at once";
@@ -308,9 +307,8 @@ asio::awaitable<void> AwaitExecutorWork() {
   auto paf = kj::newPromiseAndFulfiller<int>();
   kj::PromiseFulfiller<int>* fulfiller = paf.fulfiller.get();
   // executeSync blocks the other thread until the reactor ran the function.
-  std::thread other([&executor, fulfiller] {
-    executor.executeSync([fulfiller] { fulfiller->fulfill(5); });
-  });
+  std::thread other(
+      [&executor, fulfiller] { executor.executeSync([fulfiller] { fulfiller->fulfill(5); }); });
   int value = co_await Await(kj::mv(paf.promise));
   other.join();
   EXPECT_EQ(value, 5);

@@ -6,7 +6,6 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,9 +133,8 @@ TEST(ParseEndpointTest, AcceptsIpv4LocalhostAndBracketedIpv6) {
 
 TEST(ParseEndpointTest, RejectsMalformedAddressesNamingThem) {
   for (const std::string input :
-       {"", "127.0.0.1", "127.0.0.1:", ":80", "127.0.0.1:65536", "127.0.0.1:http",
-        "127.0.0.1:80x", "example.com:80", "::1:80", "[::1]", "[::1:80", "[zz]:80", "1.2.3:80",
-        "127.0.0.1:-1"}) {
+       {"", "127.0.0.1", "127.0.0.1:", ":80", "127.0.0.1:65536", "127.0.0.1:http", "127.0.0.1:80x",
+        "example.com:80", "::1:80", "[::1]", "[::1:80", "[zz]:80", "1.2.3:80", "127.0.0.1:-1"}) {
     auto endpoint = ParseEndpoint(input);
     EXPECT_EQ(endpoint.status().code(), absl::StatusCode::kInvalidArgument) << input;
     EXPECT_NE(endpoint.status().message().find("\"" + input + "\""), std::string::npos)
@@ -257,8 +255,7 @@ asio::awaitable<void> RemoteFailure(Reactor* reactor) {
     request.setMessage("disk on fire");
     auto result = co_await AwaitWithin(request.send(), kLongDeadline);
     EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
-    EXPECT_NE(result.status().message().find("disk on fire"), std::string::npos)
-        << result.status();
+    EXPECT_NE(result.status().message().find("disk on fire"), std::string::npos) << result.status();
   }
   // The connection survives a failed call.
   co_await CallEcho(echo, 5, "still here");
@@ -375,8 +372,7 @@ asio::awaitable<void> ConnectToClosedPort(Reactor* reactor) {
   std::string address = "127.0.0.1:" + std::to_string(port);
   auto connection = co_await RpcConnection::Connect(*reactor, address, kConnectTimeout);
   EXPECT_EQ(connection.status().code(), absl::StatusCode::kUnavailable) << connection.status();
-  EXPECT_NE(connection.status().message().find(address), std::string::npos)
-      << connection.status();
+  EXPECT_NE(connection.status().message().find(address), std::string::npos) << connection.status();
 
   auto bad = co_await RpcConnection::Connect(*reactor, "nowhere", kConnectTimeout);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
@@ -395,8 +391,7 @@ TEST(RpcTest, ListenOnBusyPortFails) {
   // A second listener on the very same port: port reuse does not allow two listeners.
   auto second = RpcServer::Listen(reactor, first->address(), kj::heap<EchoServer>(reactor, &log));
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
-  EXPECT_NE(second.status().message().find(first->address()), std::string::npos)
-      << second.status();
+  EXPECT_NE(second.status().message().find(first->address()), std::string::npos) << second.status();
 }
 
 // Calls in flight when everything is torn down: frames that own the connection, calls parked
@@ -416,8 +411,7 @@ asio::awaitable<void> CallAndHoldConnection(std::shared_ptr<RpcConnection> conne
 }
 
 asio::awaitable<void> StartCallsThenStop(Reactor* reactor, std::string address, ServerLog* log,
-                                         std::shared_ptr<RpcConnection>* keep,
-                                         int* frames_alive) {
+                                         std::shared_ptr<RpcConnection>* keep, int* frames_alive) {
   auto connection = co_await ConnectTo(reactor, address);
   std::shared_ptr<RpcConnection> shared(std::move(connection));
   *keep = shared;
@@ -437,8 +431,8 @@ TEST(RpcTest, TeardownWithCallsInFlight) {
     Reactor reactor;
     auto server = StartServer(reactor, &log);
     std::shared_ptr<RpcConnection> connection;
-    RunToCompletion(reactor, StartCallsThenStop(&reactor, server->address(), &log, &connection,
-                                                &frames_alive));
+    RunToCompletion(
+        reactor, StartCallsThenStop(&reactor, server->address(), &log, &connection, &frames_alive));
     EXPECT_EQ(frames_alive, 20);
     // Drop our reference: the suspended frames still own the connection.
     connection.reset();

@@ -10,7 +10,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-
 #include <chrono>
 #include <exception>
 #include <functional>
