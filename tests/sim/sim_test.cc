@@ -20,6 +20,9 @@ struct Sweep {
   const char* faults;
   uint64_t first_seed;
   int seeds;
+  int keys = 3;
+  int clients = 4;
+  core::TimeMs lease_ms = 2000;
 };
 
 void PrintTo(const Sweep& s, std::ostream* os) { *os << s.name; }
@@ -42,6 +45,9 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
   SimConfig config = SimConfig::ForProfile(sweep.faults);
   config.clusters = sweep.clusters;
   config.nodes_per_cluster = sweep.nodes;
+  config.keys = sweep.keys;
+  config.clients = sweep.clients;
+  config.lease_ms = sweep.lease_ms;
   std::vector<std::string> failures;
   std::string reports;
   int puts = 0, conflicts = 0, ok = 0;
@@ -72,17 +78,24 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
 
 INSTANTIATE_TEST_SUITE_P(
     Seeds, SimSweep,
-    testing::Values(Sweep{"NoFaults_1x3", 1, 3, "none", 1, 20},
-                    Sweep{"NoFaults_2x3", 2, 3, "none", 1, 40},
-                    Sweep{"NoFaults_3x3", 3, 3, "none", 1, 40},
-                    Sweep{"Net_2x3", 2, 3, "net", 1, 40},
-                    Sweep{"Net_3x3", 3, 3, "net", 1, 30},
-                    Sweep{"Partition_2x3", 2, 3, "partition", 1, 30},
-                    Sweep{"Partition_3x3", 3, 3, "partition", 1, 30},
-                    Sweep{"Crash_2x3", 2, 3, "crash", 1, 30},
-                    Sweep{"Crash_3x3", 3, 3, "crash", 1, 30},
-                    Sweep{"All_3x3", 3, 3, "all", 1, 30},
-                    Sweep{"All_2x5", 2, 5, "all", 1, 20}),
+    testing::Values(
+        Sweep{"NoFaults_1x3", 1, 3, "none", 1, 50},
+        Sweep{"NoFaults_2x3", 2, 3, "none", 1, 150},
+        Sweep{"NoFaults_3x3", 3, 3, "none", 1, 150},
+        Sweep{"NoFaults_3x3_HotKey", 3, 3, "none", 1, 100, /*keys=*/1, /*clients=*/8},
+        Sweep{"Net_2x3", 2, 3, "net", 1, 150},
+        Sweep{"Net_3x3", 3, 3, "net", 1, 150},
+        Sweep{"Partition_2x3", 2, 3, "partition", 1, 150},
+        Sweep{"Partition_3x3", 3, 3, "partition", 1, 150},
+        Sweep{"Crash_2x3", 2, 3, "crash", 1, 150},
+        Sweep{"Crash_3x3", 3, 3, "crash", 1, 150},
+        Sweep{"All_2x3", 2, 3, "all", 1, 150},
+        Sweep{"All_3x3", 3, 3, "all", 1, 150},
+        Sweep{"All_2x5", 2, 5, "all", 1, 60},
+        Sweep{"All_3x3_HotKey", 3, 3, "all", 1, 100, /*keys=*/1, /*clients=*/8},
+        // Leases shorter than a call deadline: recovery races live coordinators.
+        Sweep{"All_3x3_ShortLease", 3, 3, "all", 1, 150, 3, 4, /*lease_ms=*/150},
+        Sweep{"Crash_2x3_ShortLease", 2, 3, "crash", 1, 150, 3, 4, /*lease_ms=*/300}),
     [](const testing::TestParamInfo<Sweep>& p) { return std::string(p.param.name); });
 
 TEST(SimDeterminism, SameSeedSameRunBitForBit) {

@@ -93,12 +93,14 @@ std::string SimResult::StatsLine() const {
   const SimStats& s = stats;
   return absl::StrCat("events=", s.events, " end=", s.end_ms, "ms puts=", s.puts, " (ok ",
                       s.puts_ok, ", exists ", s.puts_exists, ", conflict ", s.puts_conflict,
-                      ", unavailable ", s.puts_unavailable, ", invalid ", s.puts_invalid,
+                      ", unavailable ", s.puts_unavailable, " of which outcome unknown ",
+                      s.puts_outcome_unknown, ", invalid ", s.puts_invalid,
                       ", abandoned ", s.puts_abandoned, ") gets=", s.gets, " (found ",
                       s.gets_found, ", notFound ", s.gets_not_found, ", unavailable ",
                       s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
                       " duplicated=", s.duplicated, " crashes=", s.crashes,
-                      " partitions=", s.partitions);
+                      " partitions=", s.partitions, " prepares=", s.prepares,
+                      " resolves=", s.resolves);
 }
 
 std::string SimResult::Report() const {
@@ -314,7 +316,12 @@ void Simulator::Drain(Node& node, bool after_tick) {
                 case core::PutOutcome::Kind::kOk: stats_.puts_ok++; break;
                 case core::PutOutcome::Kind::kKeyExists: stats_.puts_exists++; break;
                 case core::PutOutcome::Kind::kConflict: stats_.puts_conflict++; break;
-                case core::PutOutcome::Kind::kUnavailable: stats_.puts_unavailable++; break;
+                case core::PutOutcome::Kind::kUnavailable:
+                  stats_.puts_unavailable++;
+                  if (fx.outcome.message.rfind("outcome unknown", 0) == 0) {
+                    stats_.puts_outcome_unknown++;
+                  }
+                  break;
                 case core::PutOutcome::Kind::kInvalidArgument: stats_.puts_invalid++; break;
               }
               checker_->OnPutDone(op, fx.outcome);
@@ -373,6 +380,8 @@ void Simulator::ScheduleTick(Node& node, bool after_tick) {
 
 void Simulator::HandleSend(Node& node, core::SendEffect send) {
   stats_.messages++;
+  if (std::holds_alternative<core::PrepareRequest>(send.request)) stats_.prepares++;
+  if (std::holds_alternative<core::ResolveRequest>(send.request)) stats_.resolves++;
   const int to = NodeOf(send.to);
   const uint64_t call = next_call_++;
   checker_->OnSend(node.index, send.request);

@@ -92,7 +92,9 @@ struct SimStats {
   int puts = 0, puts_ok = 0, puts_exists = 0, puts_conflict = 0, puts_unavailable = 0,
       puts_invalid = 0, puts_abandoned = 0;
   int gets = 0, gets_found = 0, gets_not_found = 0, gets_unavailable = 0;
+  int puts_outcome_unknown = 0;  // unavailable "outcome unknown": may yet commit
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
+  int prepares = 0, resolves = 0;  // recovery traffic
 };
 
 struct SimResult {
