@@ -194,6 +194,27 @@ TEST(EngineClusterTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAbort
   EXPECT_EQ(pump.engine("a1").stats().puts_unavailable, 1u);
 }
 
+TEST(EngineClusterTest, RepresentativeReturnsEveryVoteOfItsCluster) {
+  Pump pump(kTwoByThree);
+  pump.down.insert("b3");
+  const ProposalId p{"a1", 1, 5, 0};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  pump.Run();
+  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
+  std::map<PeerId, Vote::Kind> kinds;
+  for (const Vote& v : resp.votes) {
+    EXPECT_EQ(v.cluster, "b");
+    kinds[v.peer] = v.kind;
+    if (v.kind == Vote::Kind::kUnreachable) {
+      EXPECT_NE(v.reason.find("down"), std::string::npos) << v.reason;
+    }
+  }
+  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
+                                                 {"b2", Vote::Kind::kOk},
+                                                 {"b3", Vote::Kind::kUnreachable}}));
+  EXPECT_EQ(pump.engine("b2").stats().reservations, 1u);
+}
+
 // Reserves `key` for proposal `p` at `peers` as if p's coordinator had run
 // the reserve phase and then gone silent.
 void Strand(Pump& pump, const ProposalId& p, const Key& key, const Value& value,
@@ -235,6 +256,27 @@ TEST(EngineClusterTest, LinearizableGetResolvesReservations) {
     pump.Run();
     EXPECT_EQ(pump.gets[2].kind, c.want);
   }
+}
+
+TEST(EngineClusterTest, LinearizableGetWaitsForAnUndecidedPutInsteadOfAbortingIt) {
+  Pump pump(kTwoByThree);
+  // Park the reserve forwards to cluster b: the put stays undecided while
+  // its reservations are visible in cluster a.
+  pump.hold = [](const PeerId& from, const PeerId&, const Request& r) {
+    return from == "a1" && std::holds_alternative<ForwardRequest>(r);
+  };
+  pump.StartPut("a1", 1, "k", "v");
+  pump.Run();
+  EXPECT_EQ(pump.puts.count(1), 0u);
+  pump.StartGet("a2", 1, "k", Consistency::kLinearizable);
+  pump.Run();
+  EXPECT_EQ(pump.gets.count(1), 0u) << "the get must wait for the coordinator's decision";
+  pump.Release();
+  pump.Run();
+  EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+  ASSERT_EQ(pump.gets.count(1), 1u);
+  EXPECT_EQ(pump.gets[1].kind, GetOutcome::Kind::kFound);
+  EXPECT_EQ(pump.gets[1].value, "v");
 }
 
 TEST(EngineClusterTest, LeaseRecoveryAbortsAReservationNobodyDecided) {

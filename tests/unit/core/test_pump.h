@@ -93,6 +93,13 @@ class Pump {
   // Unreachable.
   std::set<PeerId> down;
   std::function<bool(const PeerId& from, const PeerId& to, const Request&)> cut;
+  // Requests that `hold` selects wait, undelivered, until Release().
+  std::function<bool(const PeerId& from, const PeerId& to, const Request&)> hold;
+  void Release() {
+    hold = nullptr;
+    for (auto& step : held_) queue_.push_back(std::move(step));
+    held_.clear();
+  }
   TimeMs now = 1000;
   std::map<uint64_t, PutOutcome> puts;
   std::map<uint64_t, GetOutcome> gets;
@@ -182,7 +189,9 @@ class Pump {
       });
       return;
     }
-    queue_.push_back([this, from, call_id, to, request = std::move(request)]() mutable {
+    const bool held = hold && hold(from, to, request);
+    (held ? held_ : queue_).push_back([this, from, call_id, to,
+                                       request = std::move(request)]() mutable {
       uint64_t inbound = next_inbound_++;
       inbound_[inbound] = Caller{from, call_id};
       engine(to).OnRequest(inbound, from, std::move(request), now);
@@ -230,6 +239,7 @@ class Pump {
   Topology topology_;
   std::map<PeerId, Node> nodes_;
   std::deque<std::function<void()>> queue_;
+  std::deque<std::function<void()>> held_;
   std::map<uint64_t, Caller> inbound_;
   uint64_t next_inbound_ = 1;
   uint64_t next_tester_call_ = 1;
