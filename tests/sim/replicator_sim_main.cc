@@ -18,6 +18,7 @@ constexpr char kUsage[] =
     "usage: replicator_sim [--seed N | --seeds A..B] [--clusters C] [--nodes N]\n"
     "         [--faults none|net|partition|crash|all] [--clients K] [--keys K] [--ops N]\n"
     "         [--lease-ms MS] [--converge] [--trace] [--tail N] [--verbose] [--fingerprint]\n"
+    "         [--inject-violation]\n"
     "  --seed N        run one seed (default 1)\n"
     "  --seeds A..B    run seeds A through B inclusive\n"
     "  --converge      also check full convergence of every node (catch-up; off by default)\n"
@@ -25,6 +26,8 @@ constexpr char kUsage[] =
     "  --tail N        events of trace tail in a failure report (default 50)\n"
     "  --verbose       print a line per passing seed too\n"
     "  --fingerprint   print each run's trace hash (same seed, same hash)\n"
+    "  --inject-violation  after each run, commit a second value for a key at one node\n"
+    "                  (checks that violations are reported and fail the exit status)\n"
     "exit status: 0 every run passed, 1 some run violated an invariant, 2 usage error\n";
 
 int Usage(const std::string& error) {
@@ -40,7 +43,7 @@ int main(int argc, char** argv) {
   using replicator::sim::SimResult;
   SimConfig config;
   uint64_t first = 1, last = 1;
-  bool verbose = false, fingerprint = false;
+  bool verbose = false, fingerprint = false, inject = false;
   std::string profile = "none";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -102,6 +105,8 @@ int main(int argc, char** argv) {
       verbose = true;
     } else if (arg == "--fingerprint") {
       fingerprint = true;
+    } else if (arg == "--inject-violation") {
+      inject = true;
     } else {
       return Usage("unknown argument " + arg);
     }
@@ -112,7 +117,18 @@ int main(int argc, char** argv) {
   uint64_t passed = 0, failed = 0;
   for (uint64_t seed = first;; ++seed) {
     config.seed = seed;
-    SimResult result = replicator::sim::RunSimulation(config);
+    replicator::sim::Simulator sim(config);
+    SimResult result = sim.Run();
+    if (inject && result.ok()) {
+      const auto& committed = sim.store(0).committed();
+      const std::string key = committed.empty() ? "injected" : committed.begin()->first;
+      if (committed.empty()) {
+        sim.InjectMutationForTest(0, replicator::core::PutCommitted{key, "first"});
+      }
+      sim.InjectMutationForTest(sim.node_count() - 1,
+                                replicator::core::PutCommitted{key, "injected-second"});
+      result = sim.Result();
+    }
     if (result.ok()) {
       passed++;
       if (verbose || first == last) std::printf("%s", result.Report().c_str());
