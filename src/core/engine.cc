@@ -433,6 +433,9 @@ class Engine::Impl {
   uint64_t open_write_ = 0;  // batch of the current input, 0 if none
 
   absl::flat_hash_map<Key, ReservationEntry> reservations_;
+  // TODO(perf): acceptor records are kept forever (here and on disk). They
+  // may go only once no recovery can ask for them, i.e. once every voter
+  // holding a reservation of the proposal has applied its decision.
   absl::flat_hash_map<ProposalId, AcceptorRecord> acceptors_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;
@@ -733,6 +736,7 @@ void Engine::Impl::HandleResolve(uint64_t inbound_id, const ResolveRequest& requ
   // Our own proposal, still being decided: wait for the coordinator's own
   // decision rather than abort it from under the put.
   if (p.coordinator == config_.self && p.incarnation == config_.incarnation) {
+    // TODO(perf): index puts by proposal if resolves become frequent.
     for (auto& [id, op] : puts_) {
       if (op.proposal == p &&
           (op.phase == PutOp::Phase::kReserve || op.phase == PutOp::Phase::kAccept)) {
@@ -1060,6 +1064,10 @@ void Engine::Impl::SendReserveForward(uint64_t id, const ClusterId& cluster, Tim
   const PeerId peer = rc.candidates[rc.next];
   const int attempt = op.attempt;
   ++op.outstanding;
+  // The call may use all the attempt's remaining time, so failover happens
+  // only on failures reported before the deadline (refused connection, a
+  // peer known down). TODO(perf): a shorter first deadline would let a
+  // silent representative be replaced within the same attempt.
   Send(peer,
        ForwardRequest{ReserveOp{op.key, op.value, op.proposal},
                       RepresentativeBudget(op.reserve_deadline - now)},
