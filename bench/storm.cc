@@ -32,6 +32,7 @@
 #include "net/reactor.h"
 #include "node/local_deployment.h"
 #include "replicator/client.h"
+#include "util/dashed_flags.h"
 
 ABSL_FLAG(std::string, nodes_at, "",
           "Comma-separated HOST:PORT of running nodes; empty: start a local deployment.");
@@ -162,7 +163,8 @@ struct Bench {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  replicator::util::DashedFlags dashed(argc, argv);
+  absl::ParseCommandLine(dashed.argc(), dashed.argv());
   std::unique_ptr<replicator::node::LocalDeployment> deployment;
   std::vector<std::string> addresses;
   std::string root;

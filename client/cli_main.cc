@@ -25,6 +25,7 @@
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "replicator/client.h"
+#include "util/dashed_flags.h"
 
 ABSL_FLAG(std::string, node, "", "HOST:PORT of any Replicator node (required).");
 ABSL_FLAG(std::string, value_file, "",
@@ -185,7 +186,8 @@ struct Command {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsageText);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  replicator::util::DashedFlags dashed(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   std::string node = absl::GetFlag(FLAGS_node);
   if (node.empty()) return Usage("--node=HOST:PORT is required");

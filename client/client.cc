@@ -76,7 +76,8 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::str
   // TODO(api): let callers pass their own request id, and retry with it after a
   // timeout once nodes remember applied request ids.
   req.setRequestId(impl_->request_ids_() | 1);
-  auto reply = co_await net::AwaitWithin(req.send(), impl_->options_.call_timeout);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
   auto r = reply->getResult();
   PutResult out;
@@ -111,7 +112,8 @@ asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consiste
   req.setKey(AsData(key));
   req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
                                                                : wire::Consistency::LOCAL);
-  auto reply = co_await net::AwaitWithin(req.send(), impl_->options_.call_timeout);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
   auto r = reply->getResult();
   GetResult out;
@@ -138,8 +140,8 @@ asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consiste
 }
 
 asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
-  auto reply = co_await net::AwaitWithin(impl_->key_value_.statusRequest().send(),
-                                         impl_->options_.call_timeout);
+  auto sent = impl_->key_value_.statusRequest().send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
   auto s = reply->getStatus();
   NodeStatus out;

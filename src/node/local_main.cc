@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "fmt/format.h"
 #include "node/local_deployment.h"
+#include "util/dashed_flags.h"
 
 ABSL_FLAG(int, clusters, 3, "Number of clusters.");
 ABSL_FLAG(int, nodes, 3, "Nodes per cluster (3 or more for puts to succeed).");
@@ -38,7 +39,8 @@ std::string SelfDir() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Starts a local Replicator deployment: replicator-local [--clusters=3] [--nodes=3]");
-  absl::ParseCommandLine(argc, argv);
+  replicator::util::DashedFlags dashed(argc, argv);
+  absl::ParseCommandLine(dashed.argc(), dashed.argv());
   replicator::node::DeploymentOptions options;
   options.clusters = absl::GetFlag(FLAGS_clusters);
   options.nodes_per_cluster = absl::GetFlag(FLAGS_nodes);

@@ -19,6 +19,7 @@
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "node/node.h"
+#include "util/dashed_flags.h"
 
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
       "Replicator node.\n"
       "  replicatord --cluster=ID --data-dir=DIR [--listen=HOST:PORT] "
       "[--bootstrap=HOST:PORT]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  replicator::util::DashedFlags dashed(argc, argv);
+  std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (rest.size() > 1) return Fail(fmt::format("unexpected argument '{}'", rest[1]));
 
   node::NodeOptions options;

@@ -83,6 +83,9 @@ class Node::Impl {
  private:
   void Pump();
   void Carry(core::Effect& effect);
+  // Starts `work` on the reactor from a later handler: co_spawn alone may run
+  // it inline, and this may be called from inside a KJ event.
+  void Spawn(asio::awaitable<void> work);
   void ScheduleWakeup();
   asio::awaitable<void> Call(std::weak_ptr<bool> token, core::SendEffect effect);
   asio::awaitable<core::Response> CallPeer(core::SendEffect effect);
@@ -179,22 +182,24 @@ class PeerServer final : public wire::Peer::Server {
   }
 
   static asio::awaitable<void> Handle(Node::Impl* impl, HandleContext context) {
-    core::Response r = co_await impl->Inbound(
-        core::HandleRequest{FromWire(context.getParams().getRequest())});
+    core::Request request = core::HandleRequest{FromWire(context.getParams().getRequest())};
+    core::Response r = co_await impl->Inbound(std::move(request));
     ToWire(Expect<core::HandleResponse>(r).vote, context.getResults().initVote());
   }
   static asio::awaitable<void> Forward(Node::Impl* impl, ForwardContext context) {
     auto params = context.getParams();
-    core::Response r = co_await impl->Inbound(
-        core::ForwardRequest{FromWire(params.getRequest()), params.getDeadlineMs()});
+    core::Request request =
+        core::ForwardRequest{FromWire(params.getRequest()), params.getDeadlineMs()};
+    core::Response r = co_await impl->Inbound(std::move(request));
     const auto& votes = Expect<core::ForwardResponse>(r).votes;
     auto out = context.getResults().initVotes(votes.size());
     for (size_t i = 0; i < votes.size(); ++i) ToWire(votes[i], out[i]);
   }
   static asio::awaitable<void> Accept(Node::Impl* impl, AcceptContext context) {
     auto p = context.getParams();
-    core::Response r = co_await impl->Inbound(core::AcceptRequest{
-        FromWire(p.getProposal()), FromWire(p.getBallot()), FromWire(p.getDecision())});
+    core::Request request = core::AcceptRequest{
+        FromWire(p.getProposal()), FromWire(p.getBallot()), FromWire(p.getDecision())};
+    core::Response r = co_await impl->Inbound(std::move(request));
     const auto& a = Expect<core::AcceptResponse>(r);
     auto out = context.getResults().initResult();
     if (a.accepted) {
@@ -205,8 +210,9 @@ class PeerServer final : public wire::Peer::Server {
   }
   static asio::awaitable<void> Prepare(Node::Impl* impl, PrepareContext context) {
     auto p = context.getParams();
-    core::Response r = co_await impl->Inbound(
-        core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())});
+    core::Request request =
+        core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())};
+    core::Response r = co_await impl->Inbound(std::move(request));
     const auto& pr = Expect<core::PrepareResponse>(r);
     auto out = context.getResults().initResult();
     if (!pr.promised) {
@@ -223,8 +229,8 @@ class PeerServer final : public wire::Peer::Server {
     }
   }
   static asio::awaitable<void> Read(Node::Impl* impl, ReadContext context) {
-    core::Response r =
-        co_await impl->Inbound(core::ReadRequest{ToString(context.getParams().getKey())});
+    core::Request request = core::ReadRequest{ToString(context.getParams().getKey())};
+    core::Response r = co_await impl->Inbound(std::move(request));
     const auto& rr = Expect<core::ReadResponse>(r);
     auto out = context.getResults().initResult();
     switch (rr.kind) {
@@ -243,8 +249,8 @@ class PeerServer final : public wire::Peer::Server {
     }
   }
   static asio::awaitable<void> Resolve(Node::Impl* impl, ResolveContext context) {
-    core::Response r =
-        co_await impl->Inbound(core::ResolveRequest{FromWire(context.getParams().getProposal())});
+    core::Request request = core::ResolveRequest{FromWire(context.getParams().getProposal())};
+    core::Response r = co_await impl->Inbound(std::move(request));
     const auto& rr = Expect<core::ResolveResponse>(r);
     auto out = context.getResults().initResult();
     if (rr.decision) {
@@ -279,7 +285,9 @@ class KeyValueServer final : public wire::KeyValue::Server {
  private:
   static asio::awaitable<void> Put(Node::Impl* impl, PutContext context) {
     auto p = context.getParams();
-    core::PutOutcome o = co_await impl->Put(ToString(p.getKey()), ToString(p.getValue()));
+    std::string key = ToString(p.getKey());
+    std::string value = ToString(p.getValue());
+    core::PutOutcome o = co_await impl->Put(std::move(key), std::move(value));
     ToWire(o, context.getResults().initResult());
   }
   static asio::awaitable<void> Get(Node::Impl* impl, GetContext context) {
@@ -287,7 +295,8 @@ class KeyValueServer final : public wire::KeyValue::Server {
     auto consistency = p.getConsistency() == wire::Consistency::LINEARIZABLE
                            ? core::Consistency::kLinearizable
                            : core::Consistency::kLocal;
-    core::GetOutcome o = co_await impl->Get(ToString(p.getKey()), consistency);
+    std::string key = ToString(p.getKey());
+    core::GetOutcome o = co_await impl->Get(std::move(key), consistency);
     ToWire(o, context.getResults().initResult());
   }
 
@@ -426,7 +435,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   }
   absl::Status joined = co_await JoinDirectory();
   if (!joined.ok()) co_return joined;
-  asio::co_spawn(io(), StayJoined(token()), asio::detached);
+  Spawn(StayJoined(token()));
   co_return absl::OkStatus();
 }
 
@@ -458,12 +467,18 @@ void Node::Impl::Pump() {
   ScheduleWakeup();
 }
 
+void Node::Impl::Spawn(asio::awaitable<void> work) {
+  asio::post(io(), [this, alive = token(), work = std::move(work)]() mutable {
+    if (!alive.expired()) asio::co_spawn(io(), std::move(work), asio::detached);
+  });
+}
+
 void Node::Impl::Carry(core::Effect& effect) {
   std::visit(
       [&](auto& fx) {
         using T = std::decay_t<decltype(fx)>;
         if constexpr (std::is_same_v<T, core::SendEffect>) {
-          asio::co_spawn(io(), Call(token(), std::move(fx)), asio::detached);
+          Spawn(Call(token(), std::move(fx)));
         } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
           inbound_.Complete(fx.inbound_id, std::move(fx.response));
         } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
@@ -536,7 +551,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       auto req = peer->handleRequest();
       ToWire(h->op, req.initRequest());
       req.setDeadlineMs(static_cast<uint32_t>(remaining.count()));
-      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
       if (!r.ok()) co_return Unreachable(Reason(r.status()));
       co_return core::HandleResponse{FromWire(r->getVote())};
     }
@@ -544,7 +560,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       auto req = peer->forwardRequest();
       ToWire(f->op, req.initRequest());
       req.setDeadlineMs(f->deadline_ms);
-      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
       if (!r.ok()) co_return Unreachable(Reason(r.status()));
       core::ForwardResponse out;
       for (auto v : r->getVotes()) out.votes.push_back(FromWire(v));
@@ -555,7 +572,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       ToWire(a->proposal, req.initProposal());
       ToWire(a->ballot, req.initBallot());
       req.setDecision(ToWire(a->decision));
-      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
       if (!r.ok()) co_return Unreachable(Reason(r.status()));
       auto result = r->getResult();
       core::AcceptResponse out;
@@ -567,7 +585,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       auto req = peer->prepareRequest();
       ToWire(p->proposal, req.initProposal());
       ToWire(p->ballot, req.initBallot());
-      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
       if (!r.ok()) co_return Unreachable(Reason(r.status()));
       auto result = r->getResult();
       core::PrepareResponse out;
@@ -586,7 +605,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
     if (auto* rd = std::get_if<core::ReadRequest>(&effect.request)) {
       auto req = peer->readRequest();
       req.setKey(AsData(rd->key));
-      auto r = co_await net::AwaitWithin(req.send(), remaining);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
       if (!r.ok()) co_return Unreachable(Reason(r.status()));
       auto result = r->getResult();
       core::ReadResponse out;
@@ -603,7 +623,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
     const auto& rs = std::get<core::ResolveRequest>(effect.request);
     auto req = peer->resolveRequest();
     ToWire(rs.proposal, req.initProposal());
-    auto r = co_await net::AwaitWithin(req.send(), remaining);
+    auto sent = req.send();
+    auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
     if (!r.ok()) co_return Unreachable(Reason(r.status()));
     auto result = r->getResult();
     core::ResolveResponse out;
@@ -616,6 +637,8 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
   } catch (const kj::Exception& e) {
     // A malformed answer from a peer: as good as none.
     co_return Unreachable(e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    co_return Unreachable(e.what());
   }
 }
 
@@ -749,9 +772,7 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
 void Node::Impl::Broadcast() {
   std::vector<core::Member> members = DirectoryMembers();
   for (auto& [id, reg] : registry_) {
-    if (reg.watcher) {
-      asio::co_spawn(io(), Notify(token(), id, *reg.watcher, members), asio::detached);
-    }
+    if (reg.watcher) Spawn(Notify(token(), id, *reg.watcher, members));
   }
   OnMembers(std::move(members));
 }
@@ -761,7 +782,8 @@ asio::awaitable<void> Node::Impl::Notify(std::weak_ptr<bool> token, core::PeerId
                                          std::vector<core::Member> members) {
   auto req = watcher.changedRequest();
   FillMembers(members, req.initMembers(members.size()));
-  absl::Status s = co_await net::AwaitWithin(req.send().ignoreResult(), options_.call_deadline);
+  kj::Promise<void> sent = req.send().ignoreResult();
+  absl::Status s = co_await net::AwaitWithin(kj::mv(sent), options_.call_deadline);
   if (token.expired() || s.ok()) co_return;
   // The watcher is gone: mark its node down (once) and tell the others.
   auto it = registry_.find(id);
@@ -773,9 +795,25 @@ asio::awaitable<void> Node::Impl::Notify(std::weak_ptr<bool> token, core::PeerId
 
 asio::awaitable<absl::Status> Node::Impl::JoinDirectory() {
   std::weak_ptr<bool> alive = token();
-  auto connection =
-      co_await net::RpcConnection::Connect(reactor_, options_.bootstrap, options_.bootstrap_timeout);
-  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  // Nodes of a deployment often start together: keep trying for the whole
+  // bootstrap timeout before giving up.
+  auto give_up = std::chrono::steady_clock::now() + options_.bootstrap_timeout;
+  asio::steady_timer pause(io());
+  absl::StatusOr<std::unique_ptr<net::RpcConnection>> connection;
+  while (true) {
+    auto left = std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
+    connection = co_await net::RpcConnection::Connect(reactor_, options_.bootstrap,
+                                                      std::max(left, milliseconds(1)));
+    if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+    if (connection.ok() || absl::IsInvalidArgument(connection.status()) ||
+        std::chrono::steady_clock::now() + milliseconds(200) >= give_up) {
+      break;
+    }
+    pause.expires_after(milliseconds(200));
+    asio::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  }
   if (!connection.ok()) {
     co_return absl::UnavailableError(absl::StrCat("cannot reach bootstrap peer ",
                                                   options_.bootstrap, ": ",
@@ -785,7 +823,8 @@ asio::awaitable<absl::Status> Node::Impl::JoinDirectory() {
   auto req = directory.joinRequest();
   ToWire(Self(), req.initSelf());
   req.setWatcher(kj::heap<WatcherServer>(this));
-  auto reply = co_await net::AwaitWithin(req.send(), options_.bootstrap_timeout);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.bootstrap_timeout);
   if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
   if (!reply.ok()) {
     co_return absl::UnavailableError(absl::StrCat("bootstrap peer ", options_.bootstrap,
