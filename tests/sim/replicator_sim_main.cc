@@ -18,10 +18,13 @@ constexpr char kUsage[] =
     "usage: replicator_sim [--seed N | --seeds A..B] [--clusters C] [--nodes N]\n"
     "         [--faults none|net|partition|crash|all] [--clients K] [--keys K] [--ops N]\n"
     "         [--lease-ms MS] [--converge] [--trace] [--tail N] [--verbose] [--fingerprint]\n"
-    "         [--inject-violation]\n"
+    "         [--net-ms MIN..MAX] [--no-race-check] [--inject-violation]\n"
     "  --seed N        run one seed (default 1)\n"
     "  --seeds A..B    run seeds A through B inclusive\n"
+    "  --net-ms A..B   one-way network delay range, overriding the profile's\n"
     "  --converge      also check full convergence of every node (catch-up; off by default)\n"
+    "  --no-race-check after the quiet phase, do not require the race of every node on\n"
+    "                  one fresh key to produce exactly one ok (liveness; see README)\n"
     "  --trace         print every simulated event\n"
     "  --tail N        events of trace tail in a failure report (default 50)\n"
     "  --verbose       print a line per passing seed too\n"
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   uint64_t first = 1, last = 1;
   bool verbose = false, fingerprint = false, inject = false;
   std::string profile = "none";
+  replicator::core::TimeMs net_min = -1, net_max = -1;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -93,12 +97,20 @@ int main(int argc, char** argv) {
       good = number(&config.keys) && config.keys >= 1;
     } else if (arg == "--ops") {
       good = number(&config.ops) && config.ops >= 0;
+    } else if (arg == "--net-ms") {
+      std::string text;
+      good = next(&text);
+      std::vector<std::string> parts = absl::StrSplit(text, "..");
+      good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &net_min) &&
+             absl::SimpleAtoi(parts[1], &net_max) && 0 <= net_min && net_min <= net_max;
     } else if (arg == "--lease-ms") {
       good = number(&config.lease_ms) && config.lease_ms > 0;
     } else if (arg == "--tail") {
       good = number(&config.trace_tail);
     } else if (arg == "--converge") {
       config.check_convergence = true;
+    } else if (arg == "--no-race-check") {
+      config.check_race = false;
     } else if (arg == "--trace") {
       config.trace = true;
     } else if (arg == "--verbose") {
@@ -113,6 +125,10 @@ int main(int argc, char** argv) {
     if (!good) return Usage("bad value for " + arg);
   }
   config.SetProfile(profile);
+  if (net_min >= 0) {
+    config.fault.net_min_ms = net_min;
+    config.fault.net_max_ms = net_max;
+  }
 
   uint64_t passed = 0, failed = 0;
   for (uint64_t seed = first;; ++seed) {

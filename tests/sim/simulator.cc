@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -85,7 +86,12 @@ std::string SimConfig::Reproducer() const {
   if (keys != d.keys) absl::StrAppend(&out, " --keys ", keys);
   if (ops != d.ops) absl::StrAppend(&out, " --ops ", ops);
   if (lease_ms != d.lease_ms) absl::StrAppend(&out, " --lease-ms ", lease_ms);
+  SimConfig p = ForProfile(faults);
+  if (fault.net_min_ms != p.fault.net_min_ms || fault.net_max_ms != p.fault.net_max_ms) {
+    absl::StrAppend(&out, " --net-ms ", fault.net_min_ms, "..", fault.net_max_ms);
+  }
   if (check_convergence) absl::StrAppend(&out, " --converge");
+  if (!check_race) absl::StrAppend(&out, " --no-race-check");
   return out;
 }
 
@@ -100,7 +106,8 @@ std::string SimResult::StatsLine() const {
                       s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
                       " duplicated=", s.duplicated, " crashes=", s.crashes,
                       " partitions=", s.partitions, " prepares=", s.prepares,
-                      " resolves=", s.resolves);
+                      " resolves=", s.resolves, " probe_race: ok ", s.probe_race_winners,
+                      " conflict ", s.probe_race_conflicts);
 }
 
 std::string SimResult::Report() const {
@@ -661,6 +668,10 @@ void Simulator::ClientNext(int client) {
                                                  : ClientOp::Type::kGetLocal;
   }
   ops_issued_++;
+  StartOp(node, std::move(op), client);
+}
+
+int Simulator::StartOp(Node& node, ClientOp op, int client) {
   ops_pending_++;
   const ClientOp::Type type = op.type;
   core::Key key = op.key;
@@ -670,15 +681,15 @@ void Simulator::ClientNext(int client) {
   op_client_[index] = client;
   node.client_ops.push_back(index);
   const uint64_t id = static_cast<uint64_t>(index) + 1;
+  const std::string who = client >= 0 ? absl::StrCat("client", client) : "probe";
   if (type == ClientOp::Type::kPut) {
     stats_.puts++;
-    Trace(absl::StrCat(node.id, " client", client, " StartPut #", id, " ", Quote(key), "=",
-                       Quote(value)));
+    Trace(absl::StrCat(node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value)));
     node.engine->StartPut(id, std::move(key), std::move(value), now_);
   } else {
     stats_.gets++;
     const bool linearizable = type == ClientOp::Type::kGetLinearizable;
-    Trace(absl::StrCat(node.id, " client", client, " StartGet #", id, " ", Quote(key),
+    Trace(absl::StrCat(node.id, " ", who, " StartGet #", id, " ", Quote(key),
                        linearizable ? " linearizable" : " local"));
     node.engine->StartGet(id, std::move(key),
                           linearizable ? core::Consistency::kLinearizable
@@ -686,6 +697,7 @@ void Simulator::ClientNext(int client) {
                           now_);
   }
   Drain(node);
+  return index;
 }
 
 void Simulator::OpFinished(int op) {
@@ -694,6 +706,7 @@ void Simulator::OpFinished(int op) {
   auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
   if (it != node.client_ops.end()) node.client_ops.erase(it);
   const int client = op_client_[op];
+  if (client < 0) return;  // a probe
   At(now_ + static_cast<TimeMs>(Uniform(0, config_.think_max_ms)),
      [this, client] { ClientNext(client); });
 }
@@ -734,6 +747,74 @@ void Simulator::RunQuiet() {
   RunUntil(end, [] { return false; });
 }
 
+void Simulator::RunProbe() {
+  if (stopped_ || !config_.probe) return;
+  Trace("PROBE: a fresh key per node, every node racing on one fresh key, a linearizable "
+        "get of every committed key");
+  std::vector<int> own, race, gets;
+  for (Node& node : nodes_) {
+    ClientOp op;
+    op.node = node.index;
+    op.started = now_;
+    op.key = absl::StrCat("probe-", node.id);
+    op.value = absl::StrCat("p-", node.id);
+    own.push_back(StartOp(node, op, -1));
+    op.key = "probe-race";
+    op.value = absl::StrCat("r-", node.id);
+    race.push_back(StartOp(node, op, -1));
+  }
+  std::set<core::Key> keys;
+  for (const Node& node : nodes_) {
+    for (const auto& [key, value] : node.store->committed()) keys.insert(key);
+  }
+  for (const core::Key& key : keys) {
+    if (key.rfind("probe-", 0) == 0) continue;
+    ClientOp op;
+    op.type = ClientOp::Type::kGetLinearizable;
+    op.key = key;
+    op.node = static_cast<int>(Uniform(0, nodes_.size() - 1));
+    op.started = now_;
+    gets.push_back(StartOp(nodes_[op.node], op, -1));
+  }
+  const TimeMs end = now_ + config_.quiet_ms;
+  RunUntil(end, [this] { return ops_pending_ == 0; });
+  if (stopped_) return;
+  const auto& ops = checker_->ops();
+  for (int i : own) {
+    if (ops[i].put && ops[i].put->kind != core::PutOutcome::Kind::kOk) {
+      checker_->Fail("V", absl::StrCat("key=", Quote(ops[i].key)),
+                     absl::StrCat("healed cluster: a put of a fresh key at ", nodes_[ops[i].node].id,
+                                  " answered ", Describe(*ops[i].put)));
+    }
+  }
+  int race_ok = 0;
+  for (int i : race) {
+    if (!ops[i].put) continue;
+    race_ok += ops[i].put->kind == core::PutOutcome::Kind::kOk;
+    if (ops[i].put->kind == core::PutOutcome::Kind::kUnavailable) {
+      checker_->Fail("V", "key='probe-race'",
+                     absl::StrCat("healed cluster: a racing put at ", nodes_[ops[i].node].id,
+                                  " answered ", Describe(*ops[i].put)));
+    }
+    if (ops[i].put->kind == core::PutOutcome::Kind::kConflict) stats_.probe_race_conflicts++;
+  }
+  stats_.probe_race_winners = race_ok;
+  if (race_ok != 1 && (config_.check_race || race_ok > 1)) {
+    checker_->Fail("V", "key='probe-race'",
+                   absl::StrCat("healed cluster: ", nodes_.size(), " puts raced on a fresh key and ",
+                                race_ok, " answered ok (want exactly 1)"));
+  }
+  for (int i : gets) {
+    if (ops[i].get && ops[i].get->kind != core::GetOutcome::Kind::kFound) {
+      checker_->Fail("V", absl::StrCat("key=", Quote(ops[i].key)),
+                     absl::StrCat("healed cluster: a linearizable get of a committed key at ",
+                                  nodes_[ops[i].node].id, " answered ", Describe(*ops[i].get)));
+    }
+  }
+  // Let the probes' asynchronous commits land before the final checks.
+  RunUntil(now_ + 2 * config_.call_deadline_ms, [] { return false; });
+}
+
 void Simulator::CheckFinal() {
   if (stopped_) return;
   Trace("CHECK");
@@ -759,6 +840,7 @@ SimResult Simulator::Result() const {
 SimResult Simulator::Run() {
   RunWorkload();
   RunQuiet();
+  RunProbe();
   CheckFinal();
   return Result();
 }

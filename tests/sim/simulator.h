@@ -75,6 +75,10 @@ struct SimConfig {
   // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
   core::TimeMs quiet_ms = 0;
   bool check_convergence = false;  // TODO(test): default on with catch-up
+  bool probe = true;               // RunProbe after the quiet phase
+  // RunProbe also requires its race of every node on one fresh key to end
+  // with exactly one ok (DESIGN.md "Contention").
+  bool check_race = true;
   bool trace = false;              // print every event as it happens
   size_t trace_tail = 50;
   uint64_t max_events = 3'000'000;  // a run beyond this is a livelock
@@ -95,6 +99,8 @@ struct SimStats {
   int puts_outcome_unknown = 0;  // unavailable "outcome unknown": may yet commit
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
   int prepares = 0, resolves = 0;  // recovery traffic
+  int probe_race_conflicts = 0;
+  int probe_race_winners = -1;  // oks in the probe's race; -1: no probe
 };
 
 struct SimResult {
@@ -123,6 +129,11 @@ class Simulator {
   // Phases, for tests that inject faults into the checker's world.
   void RunWorkload();
   void RunQuiet();
+  // After the quiet phase, on a healed cluster: a put of a fresh key at every
+  // node must answer ok; every node racing on one fresh key must produce
+  // exactly one ok and no unavailable; a linearizable get of every committed
+  // key must find it. Catches a cluster left wedged by the faults.
+  void RunProbe();
   void CheckFinal();
   SimResult Result() const;
 
@@ -205,6 +216,8 @@ class Simulator {
   void SchedulePartition(core::TimeMs after);
   void ScheduleCrash(core::TimeMs after);
   void ClientNext(int client);
+  // `client` < 0: a probe, which issues nothing further when it finishes.
+  int StartOp(Node& node, ClientOp op, int client);
   void OpFinished(int op);
   core::TimeMs NetDelay(bool self);
 
