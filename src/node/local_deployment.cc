@@ -131,6 +131,9 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
                                    "--address-file=" + address_file};
   if (index != 0) argv.push_back("--bootstrap=" + nodes_[0].address);
   for (const std::string& f : options_.extra_flags) argv.push_back(f);
+  if (auto it = options_.node_flags.find(index); it != options_.node_flags.end()) {
+    for (const std::string& f : it->second) argv.push_back(f);
+  }
   auto pid = Spawn(argv, p.log_path);
   if (!pid.ok()) return pid.status();
   p.pid = *pid;
@@ -154,6 +157,22 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
   p.pid = -1;
   return absl::DeadlineExceededError(absl::StrCat("node ", index, " did not start serving:\n",
                                                   Tail(ReadFile(p.log_path), 2000)));
+}
+
+absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
+                                                std::vector<std::string> flags) {
+  size_t index = nodes_.size();
+  size_t in_cluster = 0;
+  for (const NodeProcess& n : nodes_) in_cluster += n.cluster == cluster;
+  NodeProcess p;
+  p.cluster = cluster;
+  std::string name = absl::StrCat(cluster, "-n", in_cluster + 1);
+  p.data_dir = absl::StrCat(options_.root_dir, "/", name);
+  p.log_path = absl::StrCat(options_.root_dir, "/", name, ".log");
+  nodes_.push_back(std::move(p));
+  if (!flags.empty()) options_.node_flags[index] = std::move(flags);
+  if (absl::Status s = Launch(index, "127.0.0.1:0"); !s.ok()) return s;
+  return index;
 }
 
 void LocalDeployment::Kill(size_t index) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ struct DeploymentOptions {
   std::string root_dir;     // data dirs and logs go under it; created
   std::string storage = "memory";
   std::vector<std::string> extra_flags;  // passed to every node
+  // Flags for single nodes, by index (e.g. a failpoint on one coordinator).
+  std::map<size_t, std::vector<std::string>> node_flags;
   std::chrono::milliseconds start_timeout{15000};
 };
 
@@ -50,6 +53,10 @@ class LocalDeployment {
   // Restarts a stopped node with its data dir (it keeps its peer id) and the
   // address it had.
   absl::Status Restart(size_t index);
+  // Starts one more node in `cluster` (joining through the bootstrap peer);
+  // returns its index.
+  absl::StatusOr<size_t> AddNode(const std::string& cluster,
+                                 std::vector<std::string> flags = {});
   // SIGTERM every node; SIGKILL what is left after `grace`.
   void StopAll(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
   // The first node (by index) that exited on its own, if any.

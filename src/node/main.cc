@@ -39,6 +39,9 @@ ABSL_FLAG(int64_t, bootstrap_timeout_ms, 5000,
           "How long to try reaching the bootstrap peer at start before exiting.");
 ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes.");
 ABSL_FLAG(int64_t, max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
+ABSL_FLAG(std::string, failpoint, "",
+          "For tests only: crash-before-decide or crash-before-commit makes the node exit when "
+          "it coordinates a put and reaches that point.");
 ABSL_FLAG(std::string, address_file, "",
           "Once serving, write this node's HOST:PORT to this file (atomically).");
 
@@ -126,6 +129,11 @@ int main(int argc, char** argv) {
   options.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
   options.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   std::string address_file = absl::GetFlag(FLAGS_address_file);
+  options.failpoint = absl::GetFlag(FLAGS_failpoint);
+  if (!options.failpoint.empty() && options.failpoint != "crash-before-decide" &&
+      options.failpoint != "crash-before-commit") {
+    return Fail(fmt::format("unknown --failpoint '{}'", options.failpoint));
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);

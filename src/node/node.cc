@@ -1,5 +1,7 @@
 #include "node/node.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -86,6 +88,8 @@ class Node::Impl {
   // Starts `work` on the reactor from a later handler: co_spawn alone may run
   // it inline, and this may be called from inside a KJ event.
   void Spawn(asio::awaitable<void> work);
+  // Test-only: exits the process at the point --failpoint names.
+  void MaybeCrash(const core::Request& request) const;
   void ScheduleWakeup();
   asio::awaitable<void> Call(std::weak_ptr<bool> token, core::SendEffect effect);
   asio::awaitable<core::Response> CallPeer(core::SendEffect effect);
@@ -467,6 +471,28 @@ void Node::Impl::Pump() {
   ScheduleWakeup();
 }
 
+void Node::Impl::MaybeCrash(const core::Request& request) const {
+  if (options_.failpoint.empty()) return;
+  bool crash = false;
+  if (options_.failpoint == "crash-before-decide") {
+    // The coordinator's own accept(ballot 0): reservations are out, the
+    // decision is not recorded anywhere.
+    const auto* a = std::get_if<core::AcceptRequest>(&request);
+    crash = a && a->ballot.round == 0 && a->ballot.proposer == identity_.peer_id;
+  } else if (options_.failpoint == "crash-before-commit") {
+    // The decision is chosen; no voter has heard the commit yet.
+    const core::ReplicaOp* op = nullptr;
+    if (const auto* h = std::get_if<core::HandleRequest>(&request)) op = &h->op;
+    if (const auto* f = std::get_if<core::ForwardRequest>(&request)) op = &f->op;
+    crash = op && std::holds_alternative<core::CommitOp>(*op);
+  }
+  if (crash) {
+    fmt::print(stderr, "replicatord: failpoint {}: exiting\n", options_.failpoint);
+    std::fflush(stderr);
+    _exit(86);
+  }
+}
+
 void Node::Impl::Spawn(asio::awaitable<void> work) {
   asio::post(io(), [this, alive = token(), work = std::move(work)]() mutable {
     if (!alive.expired()) asio::co_spawn(io(), std::move(work), asio::detached);
@@ -478,6 +504,7 @@ void Node::Impl::Carry(core::Effect& effect) {
       [&](auto& fx) {
         using T = std::decay_t<decltype(fx)>;
         if constexpr (std::is_same_v<T, core::SendEffect>) {
+          MaybeCrash(fx.request);
           Spawn(Call(token(), std::move(fx)));
         } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
           inbound_.Complete(fx.inbound_id, std::move(fx.response));

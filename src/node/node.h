@@ -37,6 +37,8 @@ struct NodeOptions {
   std::chrono::milliseconds call_deadline{1000};
   std::chrono::milliseconds lease{2000};
   std::chrono::milliseconds bootstrap_timeout{5000};
+  // Test-only fault injection; empty in production. See --failpoint.
+  std::string failpoint;
 };
 
 class Node {

@@ -18,108 +18,13 @@
 #include "gtest/gtest.h"
 #include "net/reactor.h"
 #include "node/local_deployment.h"
+#include "tests/integration/harness.h"
 #include "replicator/client.h"
 
 namespace replicator {
 namespace {
 
-using node::CommandResult;
-using node::LocalDeployment;
-using node::RunCommand;
-using std::chrono::milliseconds;
-
-constexpr milliseconds kCommandTimeout{30000};
-// Bound for "eventually" checks (asynchronous commit reaching every node).
-constexpr milliseconds kConvergeBound{15000};
-
-std::string TempDir(const std::string& name) {
-  std::string tmpl = ::testing::TempDir() + "replicator-" + name + "-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  EXPECT_NE(::mkdtemp(buf.data()), nullptr);
-  return buf.data();
-}
-
-class ReplicationTest : public ::testing::Test {
- protected:
-  void StartDeployment(int clusters, int nodes, std::vector<std::string> extra_flags = {}) {
-    root_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    node::DeploymentOptions options;
-    options.clusters = clusters;
-    options.nodes_per_cluster = nodes;
-    options.replicatord = REPLICATORD_PATH;
-    options.root_dir = root_;
-    options.storage = "memory";
-    options.extra_flags = std::move(extra_flags);
-    auto d = LocalDeployment::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    deployment_ = std::move(*d);
-    // Every node must know every other before the first put, or a put could
-    // see a cluster with fewer than 3 voters.
-    WaitForMembership(clusters * nodes);
-  }
-
-  void TearDown() override {
-    deployment_.reset();
-    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
-  }
-
-  CommandResult Cli(std::vector<std::string> args, const std::string& stdin_data = "") {
-    args.insert(args.begin(), REPLICATOR_CLI_PATH);
-    return RunCommand(args, kCommandTimeout, stdin_data);
-  }
-  CommandResult Put(const std::string& node, const std::string& key, const std::string& value) {
-    return Cli({"--node=" + node, "put", key, value});
-  }
-  CommandResult Get(const std::string& node, const std::string& key,
-                    const std::string& consistency = "local") {
-    return Cli({"--node=" + node, "get", key, "--consistency=" + consistency});
-  }
-
-  // Polls `status` on every node until each lists `members` members.
-  void WaitForMembership(int members) {
-    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
-    for (const auto& n : deployment_->nodes()) {
-      while (true) {
-        CommandResult r = Cli({"--node=" + n.address, "status"});
-        int listed = 0;
-        for (size_t pos = 0; (pos = r.out.find("  voter", pos)) != std::string::npos; ++pos) {
-          ++listed;
-        }
-        if (r.exit_code == 0 && listed >= members) break;
-        ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-            << "node " << n.address << " never saw " << members << " members:\n"
-            << r.out << r.err;
-        std::this_thread::sleep_for(milliseconds(50));
-      }
-    }
-  }
-
-  // Polls a local get at `node` until it returns `value`.
-  void ExpectEventually(const std::string& node, const std::string& key,
-                        const std::string& value) {
-    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
-    CommandResult r;
-    while (std::chrono::steady_clock::now() < deadline) {
-      r = Get(node, key);
-      if (r.exit_code == 0 && r.out == value) return;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    ADD_FAILURE() << "node " << node << " never returned " << key << " = " << value
-                  << "; last: exit " << r.exit_code << " out '" << r.out << "' err " << r.err;
-  }
-
-  std::vector<std::string> AddressesOf(const std::string& cluster) const {
-    std::vector<std::string> out;
-    for (const auto& n : deployment_->nodes()) {
-      if (n.cluster == cluster) out.push_back(n.address);
-    }
-    return out;
-  }
-
-  std::string root_;
-  std::unique_ptr<LocalDeployment> deployment_;
-};
+using ReplicationTest = DeploymentTest;
 
 TEST_F(ReplicationTest, PutInOneClusterIsReadFromEveryNodeOfAnother) {
   StartDeployment(2, 3);
