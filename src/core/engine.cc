@@ -181,7 +181,8 @@ class Engine::Impl {
     std::vector<Vote> votes;
     size_t outstanding = 0;  // reserve calls not yet answered
     std::map<ClusterId, RemoteCluster> remotes;
-    TimeMs retry_at = 0;  // kBackoff
+    TimeMs retry_at = 0;         // kBackoff
+    TimeMs attempt_started = 0;  // when the current attempt sent its reserves
     size_t accepts_ok = 0;
     size_t accepts_failed = 0;
     // ResolveRequests for `proposal` that arrived while this engine was
@@ -401,7 +402,7 @@ class Engine::Impl {
   void Fanout(const PutOp& op, const ReplicaOp& rop, TimeMs now);
   void RepairStaleReservation(const PutOp& op, const Vote& vote, TimeMs now);
   void SendFanout(uint64_t fid, TimeMs now);
-  TimeMs Backoff(const PutOp& op, const std::vector<ProposalId>& holders);
+  TimeMs Backoff(const PutOp& op, const std::vector<ProposalId>& holders, TimeMs attempt_took);
   void NotifyResolveWaiters(PutOp& op, Decision d, TimeMs now);
   void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
   void EmitPutDone(uint64_t put_id, PutOutcome outcome);
@@ -1024,6 +1025,7 @@ void Engine::Impl::StartAttempt(uint64_t id, TimeMs now) {
     }
   }
   ++op.attempt;
+  op.attempt_started = now;
   op.proposal = ProposalId{config_.self, config_.incarnation, ++sequence_,
                            static_cast<uint64_t>(std::max<TimeMs>(op.started, 0))};
   op.phase = PutOp::Phase::kReserve;
@@ -1121,7 +1123,7 @@ void Engine::Impl::MaybeTally(uint64_t id, TimeMs now) {
       AbortAttempt(op, now);
       if (op.attempt < config_.max_attempts && now - op.started < config_.max_retry_ms) {
         op.phase = PutOp::Phase::kBackoff;
-        op.retry_at = now + Backoff(op, t.holders);
+        op.retry_at = now + Backoff(op, t.holders, now - op.attempt_started);
         ++stats_.put_retries;
         return;
       }
@@ -1137,16 +1139,24 @@ void Engine::Impl::MaybeTally(uint64_t id, TimeMs now) {
   }
 }
 
-TimeMs Engine::Impl::Backoff(const PutOp& op, const std::vector<ProposalId>& holders) {
-  TimeMs cap = std::max<TimeMs>(1, config_.backoff_base_ms) << std::min(op.attempt, 20);
-  // The oldest racer backs off least, so a race converges on one winner.
-  // `started_ms` comes from each coordinator's own clock; the comparison is
-  // a heuristic for liveness, never for safety.
+TimeMs Engine::Impl::Backoff(const PutOp& op, const std::vector<ProposalId>& holders,
+                             TimeMs attempt_took) {
+  // Backoff is measured in attempts, not fixed milliseconds: an attempt that
+  // crossed clusters in 80 ms leaves reservations behind for about as long
+  // again while its aborts travel, so any retry sooner than that collides.
+  const TimeMs unit = std::max<TimeMs>({1, config_.backoff_base_ms, attempt_took});
+  // Priority to the oldest put (wait-die): it retries as soon as the younger
+  // racers' aborts have landed; younger ones wait until the oldest has had
+  // time to finish, and longer with every attempt, so a race converges on
+  // one winner. `started_ms` comes from each coordinator's own clock; the
+  // comparison steers liveness, never safety.
   auto age = [](const ProposalId& p) { return std::tie(p.started_ms, p); };
   bool oldest = std::all_of(holders.begin(), holders.end(),
                             [&](const ProposalId& h) { return age(op.proposal) < age(h); });
-  if (oldest) cap = std::max<TimeMs>(1, cap / 4);
-  return std::uniform_int_distribution<TimeMs>(0, cap - 1)(rng_);
+  if (oldest) return std::uniform_int_distribution<TimeMs>(unit / 2, unit)(rng_);
+  const TimeMs lo = 2 * unit;
+  const TimeMs hi = lo + unit * (TimeMs{1} << std::min(op.attempt, 5));
+  return std::uniform_int_distribution<TimeMs>(lo, hi)(rng_);
 }
 
 void Engine::Impl::StartAccept(uint64_t id, TimeMs now) {

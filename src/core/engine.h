@@ -44,9 +44,10 @@ struct EngineConfig {
   Limits limits;
   TimeMs call_deadline_ms = 1000;  // reserve fan-out and each Paxos round
   // Contention: a put whose only obstacle was concurrent reservations retries
-  // with a new proposal after a randomized backoff, at most this many
-  // attempts and within this total time.
-  int max_attempts = 6;
+  // with a new proposal after a randomized backoff scaled by how long its
+  // last attempt took, while fewer than `max_attempts` attempts were made and
+  // less than `max_retry_ms` passed since the put began.
+  int max_attempts = 16;
   TimeMs max_retry_ms = 1500;
   TimeMs backoff_base_ms = 10;
   TimeMs lease_ms = 2000;  // reservation age after which its holder resolves it

@@ -196,6 +196,20 @@ void LocalDeployment::StopAll(std::chrono::milliseconds grace) {
   }
 }
 
+bool LocalDeployment::WaitForExit(size_t index, std::chrono::milliseconds bound) {
+  NodeProcess& p = nodes_[index];
+  if (p.pid <= 0) return true;
+  auto deadline = Clock::now() + bound;
+  while (Clock::now() < deadline) {
+    if (Reaped(p.pid)) {
+      p.pid = -1;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 std::optional<size_t> LocalDeployment::Exited() {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     if (nodes_[i].pid > 0 && Reaped(nodes_[i].pid)) {

@@ -59,6 +59,9 @@ class LocalDeployment {
                                  std::vector<std::string> flags = {});
   // SIGTERM every node; SIGKILL what is left after `grace`.
   void StopAll(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
+  // Waits up to `bound` for node `index` to exit on its own; true if it did
+  // (it is then reaped and marked stopped).
+  bool WaitForExit(size_t index, std::chrono::milliseconds bound);
   // The first node (by index) that exited on its own, if any.
   std::optional<size_t> Exited();
 

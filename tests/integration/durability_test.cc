@@ -89,7 +89,7 @@ TEST_F(DurabilityTest, CoordinatorKilledBeforeDecidingLeavesTheKeyUsable) {
   StartDeployment(2, 3, {"--lease-ms=500"}, "rocksdb", {{1, {"--failpoint=crash-before-decide"}}});
   CommandResult doomed = Put(deployment_->nodes()[1].address, "orphan", "first");
   EXPECT_NE(doomed.exit_code, 0) << "the coordinator should have died";
-  EXPECT_TRUE(deployment_->Exited().has_value());
+  EXPECT_TRUE(deployment_->WaitForExit(1, milliseconds(10000)));
   // A bounded number of tries; each is a full put through another cluster.
   CommandResult r;
   for (int attempt = 0; attempt < 50; ++attempt) {
@@ -112,7 +112,7 @@ TEST_F(DurabilityTest, CoordinatorKilledAfterDecidingCommitsTheValue) {
   StartDeployment(2, 3, {"--lease-ms=500"}, "rocksdb", {{2, {"--failpoint=crash-before-commit"}}});
   CommandResult doomed = Put(deployment_->nodes()[2].address, "decided", "first");
   EXPECT_NE(doomed.exit_code, 0);
-  EXPECT_TRUE(deployment_->Exited().has_value());
+  EXPECT_TRUE(deployment_->WaitForExit(2, milliseconds(10000)));
   CommandResult r;
   for (int attempt = 0; attempt < 50; ++attempt) {
     r = Put(deployment_->nodes()[3].address, "decided", "second");
