@@ -127,7 +127,10 @@ enum PeerState {
 
 interface Directory {
   join @0 (self :PeerInfo, watcher :Watcher) -> (members :List(PeerInfo));
-  # Registers (or re-registers) a node and returns every member. The
+  # Registers (or re-registers) a node and returns every member. A node new
+  # to a cluster that already has 3 voters joins as `catchingUp`; otherwise,
+  # and for a node already registered as a voter, as `voter`. A catching-up
+  # node that has caught up joins again with state `voter` to be promoted. The
   # directory calls `watcher.changed` with the full map on every later change
   # and marks the node `down` when the watcher's connection drops.
   # Fails with an RPC exception if the id is already registered at another
@@ -154,6 +157,12 @@ struct ProposalId {
   # Used only for backoff priority: the older put backs off less.
 }
 
+struct StoredEntry {
+  value @0 :Data;
+  requestId @1 :UInt64;
+  # The client request id the entry was committed with (0: none).
+}
+
 struct Vote {
   peer @0 :Text;
   # The voter's peer id.
@@ -161,7 +170,7 @@ struct Vote {
   union {
     ok @2 :Void;
     # Durably reserved for this proposal.
-    stored @3 :Data;
+    stored @3 :StoredEntry;
     # The key is committed there with this value.
     reserved @4 :ProposalId;
     # Reserved for another proposal.
@@ -191,8 +200,9 @@ struct PeerRequest {
     commit @1 :Commit;
     abort @2 :Abort;
   }
-  struct Reserve { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; }
-  struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; }
+  struct Reserve { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
+  struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
+  # requestId: the client's id for the put (0: none), stored with the value.
   struct Abort { key @0 :Data; proposal @1 :ProposalId; }
 }
 
@@ -253,6 +263,22 @@ interface Peer {
   # Asks a node of the proposal's coordinator cluster for decision(p): it
   # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
   # the highest accepted decision, else abort) and returns the outcome.
+
+  digest @6 () -> (buckets :List(UInt64));
+  # Catch-up: 4096 values; bucket b is the XOR of a 64-bit hash of every
+  # committed (key, value) whose key hashes to b (see docs/design.md).
+
+  pull @7 (bucket :UInt32, after :Data, maxBytes :UInt32)
+      -> (entries :List(CommittedEntry), complete :Bool);
+  # Catch-up: committed entries of one bucket in key order, keys after
+  # `after` (empty: from the start), about `maxBytes` at most; `complete`
+  # is false when more follow the last entry returned.
+}
+
+struct CommittedEntry {
+  key @0 :Data;
+  value @1 :Data;
+  requestId @2 :UInt64;
 }
 
 struct ResolveResult {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,10 +31,29 @@ namespace replicator::core {
 // Read access to this node's durably committed entries. The engine calls it
 // synchronously; it must reflect every PutCommitted whose WriteBatch was
 // reported done by OnWriteDone.
+// A committed entry as stored.
+struct CommittedEntry {
+  Value value;
+  uint64_t request_id = 0;
+};
+
 class CommittedView {
  public:
   virtual ~CommittedView() = default;
-  virtual std::optional<Value> GetCommitted(const Key& key) const = 0;
+  virtual std::optional<CommittedEntry> GetEntry(const Key& key) const = 0;
+  std::optional<Value> GetCommitted(const Key& key) const {
+    std::optional<CommittedEntry> e = GetEntry(key);
+    if (!e) return std::nullopt;
+    return std::move(e->value);
+  }
+  // kDigestBuckets values: bucket b is the XOR of EntryHash(k, v) over the
+  // committed entries with BucketOf(k) == b.
+  virtual std::vector<uint64_t> Digest() const = 0;
+  // Visits the committed entries of `bucket` with keys greater than `after`,
+  // in key order, until `visit` returns false.
+  virtual void ForEachInBucket(
+      uint32_t bucket, const Key& after,
+      const std::function<bool(const Key&, const CommittedEntry&)>& visit) const = 0;
 };
 
 struct EngineConfig {
@@ -51,6 +71,10 @@ struct EngineConfig {
   TimeMs max_retry_ms = 1500;
   TimeMs backoff_base_ms = 10;
   TimeMs lease_ms = 2000;  // reservation age after which its holder resolves it
+  // Catch-up: a round compares digests with a random peer of this cluster
+  // and pulls the buckets that differ; one starts this often (and at once
+  // when the engine is told to StartCatchUp).
+  TimeMs catchup_interval_ms = 5000;
   // Decisions remembered in memory (oldest evicted); a forgotten decision is
   // re-learned from the acceptors by recovery.
   size_t decision_cache_capacity = 100000;
@@ -120,6 +144,8 @@ struct EngineStats {
   uint64_t put_retries = 0;
   uint64_t gets = 0;
   uint64_t safety_violations = 0;
+  uint64_t catchup_rounds = 0;        // completed
+  uint64_t catchup_keys_pulled = 0;   // entries applied from pulls
 };
 
 class Engine {
@@ -139,7 +165,11 @@ class Engine {
   const Topology& topology() const;
 
   // A client's put. Finishes with exactly one PutDoneEffect for `put_id`.
-  void StartPut(uint64_t put_id, Key key, Value value, TimeMs now);
+  // `request_id` (0: none) names the client's put across retries: a put
+  // whose key is already committed with the same request id answers kOk,
+  // and a second put with the same (key, request_id) while the first is in
+  // flight here shares its outcome.
+  void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now);
   // A client's get. Finishes with exactly one GetDoneEffect for `get_id`
   // (at once for kLocal).
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
@@ -153,6 +183,11 @@ class Engine {
   void OnWriteDone(uint64_t write_id, TimeMs now);
   // Time passed; runs backoff retries and lease recovery that are due.
   void Tick(TimeMs now);
+  // Starts a catch-up round now (at start, or when the node joined).
+  void StartCatchUp(TimeMs now);
+  // True once a catch-up round has completed (every bucket that differed
+  // from the peer's was pulled), or when there is no peer to catch up from.
+  bool caught_up() const;
   // The earliest time Tick has work to do, if any.
   std::optional<TimeMs> NextWakeup() const;
 

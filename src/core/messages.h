@@ -15,15 +15,20 @@ namespace replicator::core {
 
 // --- Operations on one node's replica --------------------------------------
 
+// `request_id` is the client's id for the put (0: none). It travels with the
+// value and is stored with the committed entry, so a client retrying the
+// same put learns that it was applied (see PutOutcome).
 struct ReserveOp {
   Key key;
   Value value;
   ProposalId proposal;
+  uint64_t request_id = 0;
 };
 struct CommitOp {
   Key key;
   Value value;
   ProposalId proposal;
+  uint64_t request_id = 0;
 };
 struct AbortOp {
   Key key;
@@ -64,8 +69,20 @@ struct ResolveRequest {
   ProposalId proposal;
 };
 
+// Catch-up: the receiver's committed-set digest (kDigestBuckets values).
+// Answer: DigestResponse.
+struct DigestRequest {};
+// Catch-up: the receiver's committed entries of one bucket, in key order,
+// after `after` (exclusive; empty: from the start), at most about
+// `max_bytes` of keys and values. Answer: PullResponse.
+struct PullRequest {
+  uint32_t bucket = 0;
+  Key after;
+  uint32_t max_bytes = 4 << 20;
+};
+
 using Request = std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest,
-                             ReadRequest, ResolveRequest>;
+                             ReadRequest, ResolveRequest, DigestRequest, PullRequest>;
 
 // --- Responses --------------------------------------------------------------
 
@@ -98,6 +115,18 @@ struct ResolveResponse {
   std::optional<Decision> decision;  // empty: unavailable
   std::string reason;                // why unavailable
 };
+struct DigestResponse {
+  std::vector<uint64_t> buckets;
+};
+struct PulledEntry {
+  Key key;
+  Value value;
+  uint64_t request_id = 0;
+};
+struct PullResponse {
+  std::vector<PulledEntry> entries;
+  bool complete = true;  // false: more entries follow the last one
+};
 // The call did not complete: transport failure or deadline. Delivered by the
 // driver, never sent by a peer.
 struct Unreachable {
@@ -105,7 +134,8 @@ struct Unreachable {
 };
 
 using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, PrepareResponse,
-                              ReadResponse, ResolveResponse, Unreachable>;
+                              ReadResponse, ResolveResponse, DigestResponse, PullResponse,
+                              Unreachable>;
 
 // --- Durable state ----------------------------------------------------------
 
@@ -133,6 +163,7 @@ struct DeleteReservation {
 struct PutCommitted {
   Key key;
   Value value;
+  uint64_t request_id = 0;
 };
 struct PutAcceptor {
   AcceptorRecord record;

@@ -33,6 +33,33 @@ std::vector<ClusterId> Topology::Clusters() const {
   return {clusters.begin(), clusters.end()};
 }
 
+namespace {
+
+// FNV-1a then a SplitMix64 finaliser: stable across processes and builds,
+// unlike absl::Hash, which is seeded per process.
+uint64_t StableHash(uint64_t seed, std::string_view bytes) {
+  uint64_t h = 1469598103934665603ULL ^ seed;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h += 0x9e3779b97f4a7c15ULL;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+}  // namespace
+
+uint32_t BucketOf(const Key& key) {
+  return static_cast<uint32_t>(StableHash(0x6275636b6574ULL, key) % kDigestBuckets);
+}
+
+uint64_t EntryHash(const Key& key, const Value& value) {
+  // Length-prefix the key so ("ab","c") and ("a","bc") differ.
+  return StableHash(StableHash(key.size(), key), value);
+}
+
 std::optional<std::string> ValidateKey(const Limits& limits, const Key& key) {
   if (key.empty()) return "key is empty; keys are 1.." + std::to_string(limits.max_key_bytes) +
                           " bytes";

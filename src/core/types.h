@@ -71,6 +71,7 @@ struct Vote {
   ClusterId cluster;
   Kind kind = Kind::kUnreachable;
   Value stored;        // kStored
+  uint64_t stored_request_id = 0;  // kStored: the request id stored with it
   ProposalId holder;   // kReserved
   std::string reason;  // kUnreachable
 };
@@ -96,6 +97,13 @@ struct Topology {
   // Every cluster with at least one member, ordered.
   std::vector<ClusterId> Clusters() const;
 };
+
+// Catch-up compares committed sets bucket by bucket: a key's bucket and an
+// entry's hash are fixed functions (identical on every node and build), a
+// bucket's digest is the XOR of its entries' hashes.
+inline constexpr uint32_t kDigestBuckets = 4096;
+uint32_t BucketOf(const Key& key);
+uint64_t EntryHash(const Key& key, const Value& value);
 
 // Validation limits; configurable per node.
 struct Limits {
