@@ -97,8 +97,12 @@ struct Command {
     const std::string& key = args[1];
     auto r = co_await client.Put(key, value);
     if (!r.ok()) {
-      fmt::print(stderr, "replicator: put failed: {}\n", std::string(r.status().message()));
-      co_return r.status().code() == absl::StatusCode::kDeadlineExceeded ? kUnavailable : kUsage;
+      bool unknown = absl::IsDeadlineExceeded(r.status()) || absl::IsUnavailable(r.status());
+      fmt::print(stderr, "replicator: put failed: {}{}\n", std::string(r.status().message()),
+                 unknown ? "; the put may still have been applied: read the key before choosing "
+                           "another"
+                         : "");
+      co_return unknown ? kUnavailable : kUsage;
     }
     using K = replicator::PutResult::Kind;
     switch (r->kind) {
@@ -232,6 +236,10 @@ int main(int argc, char** argv) {
   Command command{reactor, node, args, value, consistency, {}, kUsage};
   command.options.connect_timeout = std::chrono::milliseconds(std::min<int64_t>(timeout, 5000));
   command.options.call_timeout = std::chrono::milliseconds(timeout);
+  command.options.on_put_retry = [](const absl::Status& failure, int attempt) {
+    fmt::print(stderr, "replicator: put attempt {} failed ({}); retrying with the same request id\n",
+               attempt - 1, std::string(failure.message()));
+  };
   asio::co_spawn(reactor.io(), command.Run(), asio::detached);
   reactor.Run();
   return command.exit_code;

@@ -1,5 +1,6 @@
 #include "replicator/client.h"
 
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -41,13 +42,29 @@ PeerStatus FromWire(wire::PeerInfo::Reader p) {
 
 class Client::Impl {
  public:
-  Impl(std::string address, ClientOptions options, std::unique_ptr<net::RpcConnection> connection)
-      : address_(std::move(address)),
-        options_(options),
+  Impl(net::Reactor& reactor, std::string address, ClientOptions options,
+       std::unique_ptr<net::RpcConnection> connection)
+      : reactor_(reactor),
+        address_(std::move(address)),
+        options_(std::move(options)),
         connection_(std::move(connection)),
         key_value_(connection_->Bootstrap<wire::Node>().keyValueRequest().send().getKeyValue()),
         request_ids_(std::random_device{}()) {}
 
+  // Replaces a connection that failed.
+  asio::awaitable<absl::Status> Reconnect() {
+    auto connection =
+        co_await net::RpcConnection::Connect(reactor_, address_, options_.connect_timeout);
+    if (!connection.ok()) co_return connection.status();
+    connection_ = std::move(*connection);
+    key_value_ = connection_->Bootstrap<wire::Node>().keyValueRequest().send().getKeyValue();
+    co_return absl::OkStatus();
+  }
+
+  asio::awaitable<absl::StatusOr<PutResult>> PutOnce(std::string key, std::string value,
+                                                     uint64_t request_id);
+
+  net::Reactor& reactor_;
   std::string address_;
   ClientOptions options_;
   std::unique_ptr<net::RpcConnection> connection_;
@@ -66,18 +83,50 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Client>>> Client::Connect(net::Re
   auto connection = co_await net::RpcConnection::Connect(reactor, address, options.connect_timeout);
   if (!connection.ok()) co_return connection.status();
   co_return std::unique_ptr<Client>(new Client(
-      std::make_unique<Impl>(std::move(address), options, std::move(*connection))));
+      std::make_unique<Impl>(reactor, std::move(address), std::move(options),
+                             std::move(*connection))));
 }
 
 asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::string value) {
-  auto req = impl_->key_value_.putRequest();
+  uint64_t request_id = impl_->request_ids_() | 1;  // never 0 (0 means none)
+  co_return co_await Put(std::move(key), std::move(value), request_id);
+}
+
+asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::string value,
+                                                       uint64_t request_id) {
+  if (request_id == 0) co_return absl::InvalidArgumentError("request id 0 means none");
+  absl::StatusOr<PutResult> result = absl::UnavailableError("no attempt made");
+  int attempts = std::max(1, impl_->options_.put_attempts);
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    if (attempt > 1) {
+      if (impl_->options_.on_put_retry) impl_->options_.on_put_retry(result.status(), attempt);
+      if (impl_->connection_->disconnected()) {
+        absl::Status reconnected = co_await impl_->Reconnect();
+        if (!reconnected.ok()) {
+          result = reconnected;
+          continue;
+        }
+      }
+    }
+    result = co_await impl_->PutOnce(key, value, request_id);
+    // Only a failure of the call itself leaves the outcome unknown; every
+    // answer from the node is final.
+    bool transport_failure = !result.ok() && (absl::IsDeadlineExceeded(result.status()) ||
+                                              absl::IsUnavailable(result.status()));
+    if (!transport_failure) break;
+  }
+  co_return result;
+}
+
+asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key,
+                                                                 std::string value,
+                                                                 uint64_t request_id) {
+  auto req = key_value_.putRequest();
   req.setKey(AsData(key));
   req.setValue(AsData(value));
-  // TODO(api): let callers pass their own request id, and retry with it after a
-  // timeout once nodes remember applied request ids.
-  req.setRequestId(impl_->request_ids_() | 1);
+  req.setRequestId(request_id);
   auto sent = req.send();
-  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
   auto r = reply->getResult();
   PutResult out;

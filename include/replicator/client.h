@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,12 @@ struct ClientOptions {
   // Bound on one call; a put takes a reserve round to every cluster and a
   // decision round in the node's cluster, plus backoff under contention.
   std::chrono::milliseconds call_timeout{10000};
+  // A put that times out or loses its connection is sent again, with the
+  // same request id, up to this many attempts in all: if the first attempt
+  // was applied, the retry answers kOk (never kKeyExists for its own value).
+  int put_attempts = 3;
+  // Called before each such retry (for logging).
+  std::function<void(const absl::Status& failure, int next_attempt)> on_put_retry;
 };
 
 class Client {
@@ -87,7 +94,13 @@ class Client {
       net::Reactor& reactor, std::string address, ClientOptions options = {});
   ~Client();
 
+  // Stores key -> value once. Retries as ClientOptions::put_attempts says,
+  // with one request id for every attempt.
   asio::awaitable<absl::StatusOr<PutResult>> Put(std::string key, std::string value);
+  // The same with a caller-chosen request id (non-zero), for callers that
+  // retry across processes or clients.
+  asio::awaitable<absl::StatusOr<PutResult>> Put(std::string key, std::string value,
+                                                 uint64_t request_id);
   asio::awaitable<absl::StatusOr<GetResult>> Get(std::string key,
                                                  Consistency consistency = Consistency::kLocal);
   asio::awaitable<absl::StatusOr<NodeStatus>> Status();

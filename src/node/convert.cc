@@ -41,7 +41,8 @@ core::Vote FromWire(wire::Vote::Reader v) {
       break;
     case wire::Vote::STORED:
       out.kind = core::Vote::Kind::kStored;
-      out.stored = ToString(v.getStored());
+      out.stored = ToString(v.getStored().getValue());
+      out.stored_request_id = v.getStored().getRequestId();
       break;
     case wire::Vote::RESERVED:
       out.kind = core::Vote::Kind::kReserved;
@@ -71,9 +72,12 @@ void ToWire(const core::Vote& v, wire::Vote::Builder out) {
     case core::Vote::Kind::kOk:
       out.setOk();
       break;
-    case core::Vote::Kind::kStored:
-      out.setStored(AsData(v.stored));
+    case core::Vote::Kind::kStored: {
+      auto stored = out.initStored();
+      stored.setValue(AsData(v.stored));
+      stored.setRequestId(v.stored_request_id);
       break;
+    }
     case core::Vote::Kind::kReserved:
       ToWire(v.holder, out.initReserved());
       break;
@@ -91,12 +95,12 @@ core::ReplicaOp FromWire(wire::PeerRequest::Reader r) {
     case wire::PeerRequest::RESERVE: {
       auto x = r.getReserve();
       return core::ReserveOp{ToString(x.getKey()), ToString(x.getValue()),
-                             FromWire(x.getProposal())};
+                             FromWire(x.getProposal()), x.getRequestId()};
     }
     case wire::PeerRequest::COMMIT: {
       auto x = r.getCommit();
       return core::CommitOp{ToString(x.getKey()), ToString(x.getValue()),
-                            FromWire(x.getProposal())};
+                            FromWire(x.getProposal()), x.getRequestId()};
     }
     case wire::PeerRequest::ABORT:
     default: {
@@ -112,11 +116,13 @@ void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out) {
     x.setKey(AsData(r->key));
     x.setValue(AsData(r->value));
     ToWire(r->proposal, x.initProposal());
+    x.setRequestId(r->request_id);
   } else if (auto* c = std::get_if<core::CommitOp>(&op)) {
     auto x = out.initCommit();
     x.setKey(AsData(c->key));
     x.setValue(AsData(c->value));
     ToWire(c->proposal, x.initProposal());
+    x.setRequestId(c->request_id);
   } else {
     const auto& a = std::get<core::AbortOp>(op);
     auto x = out.initAbort();

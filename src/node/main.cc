@@ -41,7 +41,8 @@ ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes.");
 ABSL_FLAG(int64_t, max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
 ABSL_FLAG(std::string, failpoint, "",
           "For tests only: crash-before-decide or crash-before-commit makes the node exit when "
-          "it coordinates a put and reaches that point.");
+          "it coordinates a put and reaches that point; slow-first-put-reply holds the answer "
+          "to the first client put for 3 s.");
 ABSL_FLAG(std::string, address_file, "",
           "Once serving, write this node's HOST:PORT to this file (atomically).");
 
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
   std::string address_file = absl::GetFlag(FLAGS_address_file);
   options.failpoint = absl::GetFlag(FLAGS_failpoint);
   if (!options.failpoint.empty() && options.failpoint != "crash-before-decide" &&
-      options.failpoint != "crash-before-commit") {
+      options.failpoint != "crash-before-commit" && options.failpoint != "slow-first-put-reply") {
     return Fail(fmt::format("unknown --failpoint '{}'", options.failpoint));
   }
 

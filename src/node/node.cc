@@ -59,7 +59,7 @@ class Node::Impl {
   void Shutdown();
 
   // Client calls.
-  asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value);
+  asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value, uint64_t request_id);
   asio::awaitable<core::GetOutcome> Get(core::Key key, core::Consistency consistency);
   void FillStatus(wire::NodeStatus::Builder out);
 
@@ -120,12 +120,11 @@ class Node::Impl {
 
   // Directory state (bootstrap peer only).
   struct Registration {
-    core::Member member;
+    core::Member member;  // state: kVoter or kCatchingUp
     std::optional<wire::Watcher::Client> watcher;  // empty for this node itself
-    uint64_t generation = 0;
+    bool down = false;  // its watcher stopped answering
   };
   std::map<core::PeerId, Registration> registry_;
-  uint64_t registry_generation_ = 0;
 
   // Connection to the directory (other nodes).
   std::unique_ptr<net::RpcConnection> directory_connection_;
@@ -135,6 +134,7 @@ class Node::Impl {
   Waiters<core::GetOutcome> gets_;
   uint64_t next_id_ = 1;
   bool pumping_ = false;
+  bool slowed_reply_ = false;
   bool shut_down_ = false;
   asio::steady_timer wakeup_;
   std::optional<core::TimeMs> wakeup_at_;
@@ -173,6 +173,14 @@ class PeerServer final : public wire::Peer::Server {
   kj::Promise<void> resolve(ResolveContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     return net::ToPromise(impl_->io(), Resolve(impl_, context));
+  }
+  kj::Promise<void> digest(DigestContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Digest(impl_, context));
+  }
+  kj::Promise<void> pull(PullContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(impl_->io(), Pull(impl_, context));
   }
 
  private:
@@ -264,6 +272,29 @@ class PeerServer final : public wire::Peer::Server {
     }
   }
 
+  static asio::awaitable<void> Digest(Node::Impl* impl, DigestContext context) {
+    core::Request request = core::DigestRequest{};
+    core::Response r = co_await impl->Inbound(std::move(request));
+    const auto& d = Expect<core::DigestResponse>(r);
+    auto out = context.getResults().initBuckets(d.buckets.size());
+    for (size_t i = 0; i < d.buckets.size(); ++i) out.set(i, d.buckets[i]);
+  }
+  static asio::awaitable<void> Pull(Node::Impl* impl, PullContext context) {
+    auto p = context.getParams();
+    core::Request request =
+        core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes()};
+    core::Response r = co_await impl->Inbound(std::move(request));
+    const auto& pr = Expect<core::PullResponse>(r);
+    auto results = context.getResults();
+    auto out = results.initEntries(pr.entries.size());
+    for (size_t i = 0; i < pr.entries.size(); ++i) {
+      out[i].setKey(AsData(pr.entries[i].key));
+      out[i].setValue(AsData(pr.entries[i].value));
+      out[i].setRequestId(pr.entries[i].request_id);
+    }
+    results.setComplete(pr.complete);
+  }
+
   Node::Impl* impl_;
   std::weak_ptr<bool> token_;
 };
@@ -291,7 +322,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
     auto p = context.getParams();
     std::string key = ToString(p.getKey());
     std::string value = ToString(p.getValue());
-    core::PutOutcome o = co_await impl->Put(std::move(key), std::move(value));
+    core::PutOutcome o = co_await impl->Put(std::move(key), std::move(value), p.getRequestId());
     ToWire(o, context.getResults().initResult());
   }
   static asio::awaitable<void> Get(Node::Impl* impl, GetContext context) {
@@ -424,7 +455,13 @@ Node::Impl::~Impl() {
 asio::io_context& Node::Impl::io() { return reactor_.io(); }
 
 core::Member Node::Impl::Self() const {
-  return core::Member{identity_.peer_id, options_.cluster, address_, core::PeerState::kVoter};
+  // As the directory last reported it; a node it has not listed yet is
+  // catching up.
+  core::PeerState state = core::PeerState::kCatchingUp;
+  for (const core::Member& m : members_) {
+    if (m.id == identity_.peer_id) state = m.state;
+  }
+  return core::Member{identity_.peer_id, options_.cluster, address_, state};
 }
 
 asio::awaitable<absl::Status> Node::Impl::Serve() {
@@ -433,13 +470,19 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   server_ = std::move(*server);
   address_ = server_->address();
   if (is_directory()) {
-    registry_[identity_.peer_id] = Registration{Self(), std::nullopt, ++registry_generation_};
+    core::Member self = Self();
+    self.state = core::PeerState::kVoter;
+    registry_[identity_.peer_id] = Registration{self, std::nullopt, false};
     Broadcast();
-    co_return absl::OkStatus();
+  } else {
+    absl::Status joined = co_await JoinDirectory();
+    if (!joined.ok()) co_return joined;
+    Spawn(StayJoined(token()));
   }
-  absl::Status joined = co_await JoinDirectory();
-  if (!joined.ok()) co_return joined;
-  Spawn(StayJoined(token()));
+  // Converge with the cluster at once: this node may have been down while
+  // keys were committed, or be new.
+  engine_->StartCatchUp(Now());
+  Pump();
   co_return absl::OkStatus();
 }
 
@@ -647,6 +690,31 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       }
       co_return out;
     }
+    if (std::holds_alternative<core::DigestRequest>(effect.request)) {
+      auto req = peer->digestRequest();
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      core::DigestResponse out;
+      for (uint64_t b : r->getBuckets()) out.buckets.push_back(b);
+      co_return out;
+    }
+    if (auto* pl = std::get_if<core::PullRequest>(&effect.request)) {
+      auto req = peer->pullRequest();
+      req.setBucket(pl->bucket);
+      req.setAfter(AsData(pl->after));
+      req.setMaxBytes(pl->max_bytes);
+      auto sent = req.send();
+      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
+      if (!r.ok()) co_return Unreachable(Reason(r.status()));
+      core::PullResponse out;
+      for (auto e : r->getEntries()) {
+        out.entries.push_back(
+            core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
+      }
+      out.complete = r->getComplete();
+      co_return out;
+    }
     const auto& rs = std::get<core::ResolveRequest>(effect.request);
     auto req = peer->resolveRequest();
     ToWire(rs.proposal, req.initProposal());
@@ -697,16 +765,25 @@ asio::awaitable<absl::StatusOr<wire::Peer::Client>> Node::Impl::PeerClient(core:
 
 // --- Client operations ------------------------------------------------------
 
-asio::awaitable<core::PutOutcome> Node::Impl::Put(core::Key key, core::Value value) {
+asio::awaitable<core::PutOutcome> Node::Impl::Put(core::Key key, core::Value value,
+                                                  uint64_t request_id) {
   if (shut_down_) {
     co_return core::PutOutcome{core::PutOutcome::Kind::kUnavailable, {},
                                std::string(ShuttingDown())};
   }
   uint64_t id = next_id_++;
   auto slot = puts_.Add(id);
-  engine_->StartPut(id, std::move(key), std::move(value), Now());
+  engine_->StartPut(id, std::move(key), std::move(value), request_id, Now());
   Pump();
-  co_return co_await Waiters<core::PutOutcome>::Wait(slot);
+  core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
+  if (options_.failpoint == "slow-first-put-reply" && !slowed_reply_) {
+    // Test-only: the client times out although the put was applied.
+    slowed_reply_ = true;
+    asio::steady_timer delay(io(), std::chrono::seconds(3));
+    asio::error_code ec;
+    co_await delay.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return outcome;
 }
 
 asio::awaitable<core::GetOutcome> Node::Impl::Get(core::Key key, core::Consistency consistency) {
@@ -770,7 +847,13 @@ void Node::Impl::OnMembers(std::vector<core::Member> members) {
 
 std::vector<core::Member> Node::Impl::DirectoryMembers() const {
   std::vector<core::Member> out;
-  for (const auto& [id, reg] : registry_) out.push_back(reg.member);
+  for (const auto& [id, reg] : registry_) {
+    out.push_back(reg.member);
+    // Only a voter is shown down: the state must still say it votes.
+    if (reg.down && reg.member.state == core::PeerState::kVoter) {
+      out.back().state = core::PeerState::kDown;
+    }
+  }
   return out;
 }
 
@@ -782,16 +865,31 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
   }
   // TODO(security): a joining node should prove it holds the key behind its
   // peer id (sign a challenge); until then any caller can take an id over.
-  Registration& reg = registry_[member.id];
-  if (!reg.member.id.empty() && reg.member.cluster != member.cluster) {
+  auto it = registry_.find(member.id);
+  if (it != registry_.end() && it->second.member.cluster != member.cluster) {
     return absl::FailedPreconditionError(
-        absl::StrCat("peer ", member.id, " is registered in cluster ", reg.member.cluster,
-                     "; a peer cannot move to cluster ", member.cluster));
+        absl::StrCat("peer ", member.id, " is registered in cluster ",
+                     it->second.member.cluster, "; a peer cannot move to cluster ",
+                     member.cluster));
   }
-  member.state = core::PeerState::kVoter;
+  // A voter stays a voter (it kept its durable state across a restart). A
+  // node new to a cluster that already has the minimum of voters first
+  // catches up and then asks to be promoted by joining with state voter; a
+  // cluster still forming takes it as a voter at once. Voters are added one
+  // join at a time, so any two consecutive voter sets' majorities intersect.
+  size_t voters = 0;
+  for (const auto& [id, reg] : registry_) {
+    voters += id != member.id && reg.member.cluster == member.cluster &&
+              reg.member.state == core::PeerState::kVoter;
+  }
+  bool was_voter = it != registry_.end() && it->second.member.state == core::PeerState::kVoter;
+  bool promotion = it != registry_.end() && member.state == core::PeerState::kVoter;
+  member.state = was_voter || promotion || voters < 3 ? core::PeerState::kVoter
+                                                      : core::PeerState::kCatchingUp;
+  Registration& reg = registry_[member.id];
   reg.member = std::move(member);
   reg.watcher = std::move(watcher);
-  reg.generation = ++registry_generation_;
+  reg.down = false;
   Broadcast();
   return DirectoryMembers();
 }
@@ -814,8 +912,8 @@ asio::awaitable<void> Node::Impl::Notify(std::weak_ptr<bool> token, core::PeerId
   if (token.expired() || s.ok()) co_return;
   // The watcher is gone: mark its node down (once) and tell the others.
   auto it = registry_.find(id);
-  if (it == registry_.end() || it->second.member.state == core::PeerState::kDown) co_return;
-  it->second.member.state = core::PeerState::kDown;
+  if (it == registry_.end() || it->second.down) co_return;
+  it->second.down = true;
   it->second.watcher.reset();
   Broadcast();
 }
@@ -848,7 +946,11 @@ asio::awaitable<absl::Status> Node::Impl::JoinDirectory() {
   }
   auto directory = (*connection)->Bootstrap<wire::Node>().directoryRequest().send().getDirectory();
   auto req = directory.joinRequest();
-  ToWire(Self(), req.initSelf());
+  core::Member self = Self();
+  if (self.state == core::PeerState::kCatchingUp && engine_->caught_up()) {
+    self.state = core::PeerState::kVoter;  // ask to be promoted
+  }
+  ToWire(self, req.initSelf());
   req.setWatcher(kj::heap<WatcherServer>(this));
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.bootstrap_timeout);
@@ -874,10 +976,14 @@ asio::awaitable<void> Node::Impl::StayJoined(std::weak_ptr<bool> token) {
     asio::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || shut_down_) co_return;
-    if (directory_connection_ && !directory_connection_->disconnected()) continue;
+    bool connected = directory_connection_ && !directory_connection_->disconnected();
+    bool promote = Self().state == core::PeerState::kCatchingUp && engine_->caught_up();
+    if (connected && !promote) continue;
     absl::Status s = co_await JoinDirectory();
     if (token.expired()) co_return;
-    if (s.ok()) fmt::print(stderr, "replicatord: re-registered with {}\n", options_.bootstrap);
+    if (s.ok() && !connected) {
+      fmt::print(stderr, "replicatord: re-registered with {}\n", options_.bootstrap);
+    }
   }
 }
 
