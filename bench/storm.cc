@@ -79,6 +79,14 @@ struct Phase {
   }
 };
 
+// Storage counters summed over the nodes the bench talks to.
+struct StorageTotals {
+  uint64_t writes = 0, batches = 0, syncs = 0;
+  StorageTotals operator-(const StorageTotals& o) const {
+    return {writes - o.writes, batches - o.batches, syncs - o.syncs};
+  }
+};
+
 struct Bench {
   Bench(replicator::net::Reactor& r, std::vector<std::string> a)
       : reactor(r), addresses(std::move(a)) {}
@@ -92,6 +100,7 @@ struct Bench {
   std::vector<std::unique_ptr<replicator::Client>> clients;
   Phase put_phase{"put", {}, 0, {}, 0};
   Phase get_phase{"get", {}, 0, {}, 0};
+  StorageTotals storage_during_puts;
   int next = 0;
   int workers_left = 0;
   bool failed = false;
@@ -107,10 +116,25 @@ struct Bench {
       }
       clients.push_back(std::move(*c));
     }
+    StorageTotals before = co_await Storage();
     co_await RunPhase(&put_phase, puts, true);
+    StorageTotals after = co_await Storage();
+    storage_during_puts = after - before;
     co_await RunPhase(&get_phase, std::min(gets, static_cast<int>(put_phase.latencies_us.size())),
                       false);
     reactor.Stop();
+  }
+
+  asio::awaitable<StorageTotals> Storage() {
+    StorageTotals t;
+    for (auto& c : clients) {
+      auto s = co_await c->Status();
+      if (!s.ok()) continue;
+      t.writes += s->storage_writes;
+      t.batches += s->storage_batches;
+      t.syncs += s->storage_syncs;
+    }
+    co_return t;
   }
 
   asio::awaitable<void> RunPhase(Phase* phase, int count, bool is_put) {
@@ -205,6 +229,14 @@ int main(int argc, char** argv) {
   fmt::print("{} clients, concurrency {}, value {} bytes\n", addresses.size(), bench.concurrency,
              bench.value.size());
   bench.put_phase.Report();
+  const StorageTotals& st = bench.storage_during_puts;
+  double secs = bench.put_phase.seconds;
+  fmt::print(
+      "     storage over {} nodes during puts: {} durable writes in {} group commits, {} fsyncs "
+      "({:.0f} fsyncs/s in all, {:.0f} per node; {:.1f} writes per group commit)\n",
+      bench.clients.size(), st.writes, st.batches, st.syncs, st.syncs / secs,
+      st.syncs / secs / std::max<size_t>(1, bench.clients.size()),
+      st.batches ? static_cast<double>(st.writes) / st.batches : 0.0);
   bench.get_phase.Report();
   deployment.reset();
   if (!root.empty()) std::filesystem::remove_all(root);

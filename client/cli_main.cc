@@ -165,12 +165,15 @@ struct Command {
       co_return kUsage;
     }
     const replicator::NodeStatus& s = *r;
-    fmt::print("node      {} (cluster {}, {})\n", s.self.id, s.self.cluster, s.self.address);
+    fmt::print("node      {} (cluster {}, {}, {})\n", s.self.id, s.self.cluster, s.self.address,
+               s.self.state);
     fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
     fmt::print("puts      {} ok, {} key exists, {} conflict, {} unavailable, {} invalid\n",
                s.puts_ok, s.puts_key_exists, s.puts_conflict, s.puts_unavailable,
                s.puts_invalid);
     fmt::print("gets      {}\n", s.gets);
+    fmt::print("storage   {} writes in {} group commits, {} fsyncs\n", s.storage_writes,
+               s.storage_batches, s.storage_syncs);
     fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
     if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
     std::string cluster;

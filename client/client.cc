@@ -206,6 +206,9 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.gets = s.getGets();
   out.uptime_ms = s.getUptimeMs();
   out.safety_violations = s.getSafetyViolations();
+  out.storage_writes = s.getStorageWrites();
+  out.storage_batches = s.getStorageBatches();
+  out.storage_syncs = s.getStorageSyncs();
   co_return out;
 }
 

@@ -100,6 +100,13 @@ struct NodeStatus {
   uptimeMs @10 :UInt64;
   safetyViolations @11 :UInt64;
   # Times this node saw two different values for one key. Must stay 0.
+  storageWrites @12 :UInt64;
+  # Write requests made durable since start (reservations, commits, aborts,
+  # Paxos state).
+  storageBatches @13 :UInt64;
+  # Group commits: each made many write requests durable at once.
+  storageSyncs @14 :UInt64;
+  # fsyncs (0 with --storage=memory).
 }
 
 # ---------------------------------------------------------------------------

@@ -72,6 +72,9 @@ struct NodeStatus {
   uint64_t gets = 0;
   uint64_t uptime_ms = 0;
   uint64_t safety_violations = 0;
+  uint64_t storage_writes = 0;   // write requests made durable
+  uint64_t storage_batches = 0;  // group commits
+  uint64_t storage_syncs = 0;    // fsyncs
 };
 
 struct ClientOptions {

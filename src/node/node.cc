@@ -824,6 +824,10 @@ void Node::Impl::FillStatus(wire::NodeStatus::Builder out) {
   out.setPutsInvalid(s.puts_invalid);
   out.setGets(s.gets);
   out.setSafetyViolations(s.safety_violations);
+  storage::StorageStats st = storage_->stats();
+  out.setStorageWrites(st.writes);
+  out.setStorageBatches(st.batches_written);
+  out.setStorageSyncs(st.syncs);
   out.setUptimeMs(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
                                                            started_)
                       .count());
