@@ -41,6 +41,7 @@ GroupCommitter::Counters GroupCommitter::counters() const {
 void GroupCommitter::Run() {
   std::vector<Request> taken;
   std::vector<core::WriteBatch> group;
+  std::vector<absl::Status> batch_status;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -52,17 +53,20 @@ void GroupCommitter::Run() {
     }
     group.clear();
     group.reserve(taken.size());
-    uint64_t mutations = 0;
-    for (Request& r : taken) {
-      mutations += r.batch.mutations.size();
-      group.push_back(std::move(r.batch));
-    }
-    const absl::Status status = apply_(group);
+    for (Request& r : taken) group.push_back(std::move(r.batch));
+    batch_status.assign(group.size(), absl::OkStatus());
+    const absl::Status status = apply_(group, &batch_status);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (status.ok()) {
         ++counters_.groups_written;
-        counters_.mutations += mutations;
+        for (size_t i = 0; i < group.size(); ++i) {
+          if (batch_status[i].ok()) {
+            counters_.mutations += group[i].mutations.size();
+          } else {
+            ++counters_.batches_refused;
+          }
+        }
       } else {
         ++counters_.groups_failed;
       }
@@ -72,7 +76,9 @@ void GroupCommitter::Run() {
     }
     // Callbacks run without the lock, so a done() may Write() again; that
     // request joins the next group.
-    for (Request& r : taken) r.done(status);
+    for (size_t i = 0; i < taken.size(); ++i) {
+      taken[i].done(status.ok() ? std::move(batch_status[i]) : status);
+    }
     taken.clear();
   }
 }

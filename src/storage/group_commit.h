@@ -1,8 +1,9 @@
 // GroupCommitter: the storage thread shared by every Storage implementation.
 // Enqueue() may be called from any thread; each wake-up the thread takes
 // every queued batch, hands them to ApplyGroup as one group (one atomic,
-// synced write), then runs each request's `done` in enqueue order on the
-// storage thread. Internal to src/storage.
+// synced write, from which single batches may be refused), then runs each
+// request's `done` in enqueue order on the storage thread. Internal to
+// src/storage.
 #pragma once
 
 #include <condition_variable>
@@ -21,15 +22,21 @@ class GroupCommitter {
  public:
   using Done = std::function<void(absl::Status)>;
   // Applies every batch of `group`, in order, as one atomic write, or none of
-  // them. Runs on the storage thread only, so it needs no lock of its own
+  // them (a non-OK return: every request of the group gets it). It may
+  // refuse single batches instead by setting their entry of `batch_status`
+  // (group.size() entries, all OK on entry): a refused batch applies none of
+  // its mutations, its request gets that status, the rest of the group
+  // applies. Runs on the storage thread only, so it needs no lock of its own
   // against other groups.
-  using ApplyGroup = std::function<absl::Status(const std::vector<core::WriteBatch>& group)>;
+  using ApplyGroup = std::function<absl::Status(const std::vector<core::WriteBatch>& group,
+                                                std::vector<absl::Status>* batch_status)>;
 
   struct Counters {
     uint64_t requests_done = 0;  // requests whose done has run
     uint64_t groups_written = 0;
     uint64_t groups_failed = 0;
-    uint64_t mutations = 0;  // in groups written
+    uint64_t batches_refused = 0;  // in groups written, by ApplyGroup's batch_status
+    uint64_t mutations = 0;        // of the applied batches of groups written
   };
 
   // Starts the storage thread.

@@ -76,7 +76,60 @@ absl::Status CheckVersion(std::string_view kind, std::string_view record_key, ui
 
 }  // namespace
 
-std::string CommittedKey(std::string_view key) { return WithPrefix(kCommittedPrefix, key); }
+std::string CommittedBucketPrefix(uint32_t bucket) {
+  std::string out(1, kCommittedPrefix);
+  out.push_back(static_cast<char>((bucket >> 8) & 0xff));
+  out.push_back(static_cast<char>(bucket & 0xff));
+  return out;
+}
+
+std::string CommittedKey(const core::Key& key) {
+  std::string out = CommittedBucketPrefix(core::BucketOf(key));
+  out.append(key);
+  return out;
+}
+
+absl::StatusOr<CommittedRecordKey> ParseCommittedKey(std::string_view record_key) {
+  constexpr std::string_view kKind = "committed";
+  if (record_key.size() < 3 || record_key[0] != kCommittedPrefix) {
+    return Corrupt(kKind, record_key, "key lacks the committed prefix and bucket");
+  }
+  CommittedRecordKey out;
+  out.bucket = (static_cast<uint32_t>(static_cast<uint8_t>(record_key[1])) << 8) |
+               static_cast<uint8_t>(record_key[2]);
+  out.key = record_key.substr(3);
+  // TODO(perf): a string_view BucketOf would spare this copy per scanned record.
+  const uint32_t expected = core::BucketOf(core::Key(out.key));
+  if (out.bucket != expected) {
+    return Corrupt(kKind, record_key,
+                   absl::StrCat("bucket field ", out.bucket, " but the key hashes to ", expected));
+  }
+  return out;
+}
+
+std::string EncodeCommitted(uint64_t request_id, std::string_view value) {
+  std::string out;
+  out.reserve(value.size() + 12);
+  PutVarint64(&out, kRecordVersion);
+  PutVarint64(&out, request_id);
+  PutLengthPrefixed(&out, value);
+  return out;
+}
+
+absl::StatusOr<CommittedValueView> DecodeCommitted(std::string_view record_key,
+                                                   std::string_view value) {
+  constexpr std::string_view kKind = "committed";
+  Reader in(value);
+  uint64_t version = 0;
+  if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
+  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  CommittedValueView out;
+  if (!in.ReadVarint64("request_id", &out.request_id) ||
+      !in.ReadLengthPrefixed("value", &out.value) || !in.ExpectEnd()) {
+    return Corrupt(kKind, record_key, in.error());
+  }
+  return out;
+}
 
 std::string ReservationKey(std::string_view key) { return WithPrefix(kReservationPrefix, key); }
 

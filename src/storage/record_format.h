@@ -1,7 +1,7 @@
 // The on-disk record format of RocksDB storage (docs/storage.md is the
 // reference): record keys by prefix, and a versioned, length-prefixed binary
-// encoding of reservations, acceptor records and counters built from LEB128
-// varints. Decoding never trusts its input: every failure is a DataLossError
+// encoding of committed entries, reservations, acceptor records and counters
+// built from LEB128 varints. Decoding never trusts its input: every failure is a DataLossError
 // naming the record. Pure functions; thread-safe. Internal to src/storage
 // (exposed for its tests).
 #pragma once
@@ -19,13 +19,16 @@ namespace replicator::storage::internal {
 
 // Version of the whole layout, kept in kFormatKey. A build reads exactly the
 // versions it knows; bump on any incompatible change of keys or values.
-inline constexpr uint64_t kFormatVersion = 1;
+// Version 1 (committed key = 'c' + key, raw value) is not read: nothing
+// running it was ever deployed.
+inline constexpr uint64_t kFormatVersion = 2;
 // Version byte (varint) leading every encoded reservation, acceptor and
 // counter value, so one record kind can evolve without a layout bump.
 inline constexpr uint64_t kRecordVersion = 1;
 
 // Record keys: one byte of prefix, then the rest. Prefixes sort c < m < r so
-// committed entries form one contiguous range.
+// committed entries form one contiguous range, and within it each digest
+// bucket (core::BucketOf) forms one contiguous range.
 inline constexpr char kAcceptorPrefix = 'a';
 inline constexpr char kCommittedPrefix = 'c';
 inline constexpr char kMetaPrefix = 'm';
@@ -33,7 +36,30 @@ inline constexpr char kReservationPrefix = 'r';
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kIncarnationKey = "mincarnation";
 
-std::string CommittedKey(std::string_view key);
+// 'c' + big-endian 16-bit core::BucketOf(key) + key, so that a bucket's
+// entries are one range scan in key order.
+std::string CommittedKey(const core::Key& key);
+// The first three bytes of every committed key of `bucket` ('c' + bucket);
+// for bucket == core::kDigestBuckets it is the end of the committed range.
+std::string CommittedBucketPrefix(uint32_t bucket);
+static_assert(core::kDigestBuckets < 0xffff, "bucket + 1 must fit the 16-bit key field");
+
+// The user key and bucket of a committed record key; DataLossError if it
+// lacks the prefix or its bucket field is not BucketOf(key).
+struct CommittedRecordKey {
+  uint32_t bucket = 0;
+  std::string_view key;  // points into the record key
+};
+absl::StatusOr<CommittedRecordKey> ParseCommittedKey(std::string_view record_key);
+
+// Committed value: version, varint request_id, value (length-prefixed).
+std::string EncodeCommitted(uint64_t request_id, std::string_view value);
+struct CommittedValueView {
+  uint64_t request_id = 0;
+  std::string_view value;  // points into the decoded bytes
+};
+absl::StatusOr<CommittedValueView> DecodeCommitted(std::string_view record_key,
+                                                   std::string_view value);
 std::string ReservationKey(std::string_view key);
 // 'a' + the proposal's identity (coordinator, incarnation, sequence);
 // started_ms is not part of the identity and lives in the value.

@@ -2,7 +2,9 @@
 // in docs/storage.md and record_format.h). A GroupCommitter thread turns each
 // wake-up's queued batches into one rocksdb::WriteBatch written with
 // WriteOptions::sync, so one fsync covers every request of the group. Reads
-// go straight to RocksDB, which is thread-safe.
+// go straight to RocksDB, which is thread-safe; the committed count and the
+// digest are built by one scan at open and updated by each group before its
+// callbacks run.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +17,7 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
@@ -27,6 +29,7 @@
 #include "storage/group_commit.h"
 #include "storage/record_format.h"
 #include "storage/storage.h"
+#include "storage/write_once.h"
 
 namespace replicator::storage {
 namespace {
@@ -36,12 +39,19 @@ using internal::CommittedKey;
 using internal::ReservationKey;
 
 // Bits per key of the bloom filter: PutCommitted probes for an existing key
-// to keep the committed count, and most probes are for new keys.
+// (write-once check, committed count, digest), and most probes are for new
+// keys.
 constexpr double kBloomBitsPerKey = 10;
 
 // Reads of the committed set have no error channel (CommittedView); failing
 // them quietly could turn "stored" into an "ok" vote, so the node stops.
 [[noreturn]] void FailStop(std::string_view what, const rocksdb::Status& s) {
+  std::fprintf(stderr, "replicator storage: fatal: %.*s: %s\n", static_cast<int>(what.size()),
+               what.data(), s.ToString().c_str());
+  std::abort();
+}
+
+[[noreturn]] void FailStop(std::string_view what, const absl::Status& s) {
   std::fprintf(stderr, "replicator storage: fatal: %.*s: %s\n", static_cast<int>(what.size()),
                what.data(), s.ToString().c_str());
   std::abort();
@@ -59,16 +69,26 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
 // An upper bound for iterating one record prefix: the next prefix byte.
 std::string PrefixEnd(char prefix) { return std::string(1, static_cast<char>(prefix + 1)); }
 
+// What one scan of the committed range finds at open.
+struct CommittedSummary {
+  uint64_t count = 0;
+  std::vector<uint64_t> digest = std::vector<uint64_t>(core::kDigestBuckets);
+};
+
 class RocksDbStorage final : public Storage {
  public:
   RocksDbStorage(std::string dir, RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
-                 uint64_t committed_count, uint64_t incarnation)
+                 CommittedSummary committed, uint64_t incarnation)
       : dir_(std::move(dir)),
         options_(options),
         db_(std::move(db)),
-        committed_count_(committed_count),
+        committed_count_(committed.count),
+        digest_(std::move(committed.digest)),
         incarnation_(incarnation),
-        committer_([this](const std::vector<core::WriteBatch>& group) { return Apply(group); }) {}
+        committer_([this](const std::vector<core::WriteBatch>& group,
+                          std::vector<absl::Status>* batch_status) {
+          return Apply(group, batch_status);
+        }) {}
 
   ~RocksDbStorage() override {
     committer_.Stop();
@@ -103,12 +123,38 @@ class RocksDbStorage final : public Storage {
     committer_.Enqueue(std::move(batch), std::move(done));
   }
 
-  std::optional<core::Value> GetCommitted(const core::Key& key) const override {
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CommittedKey(key), &value);
+  std::optional<core::CommittedEntry> GetEntry(const core::Key& key) const override {
+    const std::string record_key = CommittedKey(key);
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
     if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) FailStop(absl::StrCat("reading committed key in ", dir_), s);
-    return value;
+    if (!s.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), s);
+    absl::StatusOr<internal::CommittedValueView> entry =
+        internal::DecodeCommitted(record_key, value.ToStringView());
+    if (!entry.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), entry.status());
+    return core::CommittedEntry{core::Value(entry->value), entry->request_id};
+  }
+
+  std::vector<uint64_t> Digest() const override {
+    std::lock_guard<std::mutex> lock(digest_mu_);
+    return digest_;
+  }
+
+  void ForEachInBucket(uint32_t bucket, const core::Key& after,
+                       const std::function<bool(const core::Key&, const core::CommittedEntry&)>&
+                           visit) const override {
+    if (bucket >= core::kDigestBuckets) return;
+    std::string start = internal::CommittedBucketPrefix(bucket);
+    start.append(after);
+    absl::Status s = ScanCommitted(
+        start, internal::CommittedBucketPrefix(bucket + 1),
+        [&](std::string_view key, const internal::CommittedValueView& entry) {
+          if (key == after) return true;  // `after` is exclusive
+          return visit(core::Key(key), core::CommittedEntry{core::Value(entry.value),
+                                                            entry.request_id});
+        });
+    if (!s.ok()) FailStop(absl::StrCat("scanning a committed bucket in ", dir_), s);
   }
 
   uint64_t CommittedCount() const override {
@@ -119,23 +165,14 @@ class RocksDbStorage final : public Storage {
       std::string_view from,
       const std::function<bool(std::string_view key, std::string_view value)>& visit)
       const override {
-    const std::string end = PrefixEnd(internal::kCommittedPrefix);
-    const rocksdb::Slice upper(end);
-    rocksdb::ReadOptions read;
-    read.iterate_upper_bound = &upper;
-    // A scan of the whole committed set should not evict the hot blocks
-    // that GetCommitted relies on.
-    read.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
-    for (it->Seek(CommittedKey(from)); it->Valid(); it->Next()) {
-      std::string_view key = it->key().ToStringView();
-      key.remove_prefix(1);
-      if (!visit(key, it->value().ToStringView())) return absl::OkStatus();
-    }
-    if (!it->status().ok()) {
-      return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir_));
-    }
-    return absl::OkStatus();
+    // The whole 'c' range, so that a record with a damaged bucket field is
+    // reported rather than skipped.
+    const std::string start =
+        from.empty() ? std::string(1, internal::kCommittedPrefix) : CommittedKey(core::Key(from));
+    return ScanCommitted(start, PrefixEnd(internal::kCommittedPrefix),
+                         [&](std::string_view key, const internal::CommittedValueView& entry) {
+                           return visit(key, entry.value);
+                         });
   }
 
   absl::StatusOr<uint64_t> NextIncarnation() override {
@@ -160,10 +197,37 @@ class RocksDbStorage final : public Storage {
     s.committed_keys = CommittedCount();
     s.writes = c.requests_done;
     s.write_errors = c.groups_failed;
+    s.writes_refused = c.batches_refused;
     return s;
   }
 
  private:
+  // Calls `visit(key, entry)` for the committed records in [begin, end), in
+  // record key order, until it returns false. DataLossError for a corrupt
+  // record. Does not fill the block cache: a scan should not evict the hot
+  // blocks that GetEntry relies on.
+  template <typename F>
+  absl::Status ScanCommitted(const std::string& begin, const std::string& end, F visit) const {
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper;
+    read.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      const std::string_view record_key = it->key().ToStringView();
+      absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
+      if (!key.ok()) return key.status();
+      absl::StatusOr<internal::CommittedValueView> entry =
+          internal::DecodeCommitted(record_key, it->value().ToStringView());
+      if (!entry.ok()) return entry.status();
+      if (!visit(key->key, *entry)) return absl::OkStatus();
+    }
+    if (!it->status().ok()) {
+      return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir_));
+    }
+    return absl::OkStatus();
+  }
+
   // Calls `record(key, value)` for every record with `prefix`, in key order.
   template <typename F>
   absl::Status Scan(char prefix, F record) const {
@@ -184,39 +248,55 @@ class RocksDbStorage final : public Storage {
   }
 
   // Storage thread only.
-  absl::Status Apply(const std::vector<core::WriteBatch>& group) {
+  absl::Status Apply(const std::vector<core::WriteBatch>& group,
+                     std::vector<absl::Status>* batch_status) {
     rocksdb::WriteBatch write_batch;
-    // Committed keys first written by this group; they count once however
-    // often the group repeats them. Committed keys are never deleted, so a
-    // key present on disk stays present.
-    absl::flat_hash_set<std::string_view> new_keys;
+    // Committed entries this group adds, key -> value viewing into `group`:
+    // later batches of the group are checked against them, and the count and
+    // digest take them once the write succeeds. Committed keys are never
+    // deleted, so a key present on disk stays present.
+    absl::flat_hash_map<std::string_view, const core::PutCommitted*> added_by_group;
+    std::vector<const core::PutCommitted*> added_in_order;
     absl::Status status;
     auto check = [&](const rocksdb::Status& s) {
       if (!s.ok() && status.ok()) status = FromRocks(s, absl::StrCat("building a write in ", dir_));
     };
-    for (const core::WriteBatch& batch : group) {
-      for (const core::Mutation& mutation : batch.mutations) {
+    const internal::CommittedValueLookup lookup =
+        [&](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
+      if (auto it = added_by_group.find(key); it != added_by_group.end()) {
+        return it->second->value;
+      }
+      return ReadCommittedValue(key);
+    };
+    std::vector<const core::PutCommitted*> added;
+    for (size_t i = 0; i < group.size(); ++i) {
+      // TODO(perf): the write-once probe is a synchronous read on the storage
+      // thread per PutCommitted; batch it with MultiGet if commits dominate.
+      absl::Status checked = internal::CheckWriteOnce(group[i], lookup, &added);
+      if (checked.code() == absl::StatusCode::kAlreadyExists) {
+        (*batch_status)[i] = std::move(checked);
+        continue;
+      }
+      if (!checked.ok()) return checked;
+      for (const core::Mutation& mutation : group[i].mutations) {
         if (const auto* put_r = std::get_if<core::PutReservation>(&mutation)) {
           check(write_batch.Put(ReservationKey(put_r->reservation.key),
                                 internal::EncodeReservation(put_r->reservation)));
         } else if (const auto* del_r = std::get_if<core::DeleteReservation>(&mutation)) {
           check(write_batch.Delete(ReservationKey(del_r->key)));
-        } else if (const auto* put_c = std::get_if<core::PutCommitted>(&mutation)) {
-          const std::string record_key = CommittedKey(put_c->key);
-          // TODO(perf): the probe is a synchronous read on the storage thread
-          // per PutCommitted; batch it with MultiGet if commits dominate.
-          if (!new_keys.contains(put_c->key)) {
-            absl::StatusOr<bool> present = Exists(record_key);
-            if (!present.ok()) return present.status();
-            if (!*present) new_keys.insert(put_c->key);
-          }
-          check(write_batch.Put(record_key, put_c->value));
         } else if (const auto* put_a = std::get_if<core::PutAcceptor>(&mutation)) {
           check(write_batch.Put(AcceptorKey(put_a->record.proposal),
                                 internal::EncodeAcceptor(put_a->record)));
         } else if (const auto* del_a = std::get_if<core::DeleteAcceptor>(&mutation)) {
           check(write_batch.Delete(AcceptorKey(del_a->proposal)));
         }
+        // PutCommitted: below, only the ones that add a key.
+      }
+      for (const core::PutCommitted* put : added) {
+        check(write_batch.Put(CommittedKey(put->key),
+                              internal::EncodeCommitted(put->request_id, put->value)));
+        added_by_group.emplace(put->key, put);
+        added_in_order.push_back(put);
       }
     }
     if (!status.ok()) return status;
@@ -228,24 +308,37 @@ class RocksDbStorage final : public Storage {
       return FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
     }
     if (options_.sync) syncs_.fetch_add(1, std::memory_order_relaxed);
-    // Before the callbacks run, so CommittedCount covers every done batch.
-    committed_count_.fetch_add(new_keys.size(), std::memory_order_release);
+    // Before the callbacks run, so readers cover every done batch.
+    if (!added_in_order.empty()) {
+      std::lock_guard<std::mutex> lock(digest_mu_);
+      for (const core::PutCommitted* put : added_in_order) {
+        digest_[core::BucketOf(put->key)] ^= core::EntryHash(put->key, put->value);
+      }
+    }
+    committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
   }
 
-  absl::StatusOr<bool> Exists(const std::string& record_key) const {
+  // The committed value of `key` on disk, for the write-once check.
+  absl::StatusOr<std::optional<core::Value>> ReadCommittedValue(const core::Key& key) const {
+    const std::string record_key = CommittedKey(key);
     rocksdb::PinnableSlice value;
     rocksdb::Status s =
         db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
-    if (s.IsNotFound()) return false;
+    if (s.IsNotFound()) return std::nullopt;
     if (!s.ok()) return FromRocks(s, absl::StrCat("probing a committed key in ", dir_));
-    return true;
+    absl::StatusOr<internal::CommittedValueView> entry =
+        internal::DecodeCommitted(record_key, value.ToStringView());
+    if (!entry.ok()) return entry.status();
+    return core::Value(entry->value);
   }
 
   const std::string dir_;
   const RocksDbOptions options_;
   const std::unique_ptr<rocksdb::DB> db_;
   std::atomic<uint64_t> committed_count_;
+  mutable std::mutex digest_mu_;
+  std::vector<uint64_t> digest_;  // guarded by digest_mu_; kDigestBuckets values
   std::atomic<uint64_t> syncs_{0};
   std::mutex incarnation_mu_;
   uint64_t incarnation_;  // guarded by incarnation_mu_; the last one made durable
@@ -296,29 +389,46 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   absl::StatusOr<uint64_t> version = internal::DecodeCounter(internal::kFormatKey, value);
   if (!version.ok()) return version.status();
   if (*version != internal::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("data dir ", dir, " has format version ",
-                                                      *version, "; this build reads version ",
-                                                      internal::kFormatVersion));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", dir, " has format version ", *version, "; this build reads only version ",
+        internal::kFormatVersion,
+        *version < internal::kFormatVersion
+            ? " and does not migrate older ones (start from an empty data dir)"
+            : " (written by a newer build?)"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> CountCommitted(const std::string& dir, rocksdb::DB* db) {
+// One scan of the committed range: the count and the digest, checking every
+// record (a corrupt one fails open with DataLossError).
+absl::StatusOr<CommittedSummary> SummarizeCommitted(const std::string& dir, rocksdb::DB* db) {
+  // The whole 'c' range, so that a record with a damaged bucket field fails
+  // open rather than being skipped.
   const std::string begin(1, internal::kCommittedPrefix);
   const std::string end = PrefixEnd(internal::kCommittedPrefix);
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper;
   read.fill_cache = false;
-  // TODO(perf): persist the count in a meta record updated with each group,
-  // if opening a store of many millions of keys becomes slow.
-  uint64_t count = 0;
+  // TODO(perf): persist the count and digest in meta records updated with
+  // each group, if opening a store of many millions of keys becomes slow.
+  CommittedSummary summary;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
-  for (it->Seek(begin); it->Valid(); it->Next()) ++count;
-  if (!it->status().ok()) {
-    return FromRocks(it->status(), absl::StrCat("counting committed keys in ", dir));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    const std::string_view record_key = it->key().ToStringView();
+    absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<internal::CommittedValueView> entry =
+        internal::DecodeCommitted(record_key, it->value().ToStringView());
+    if (!entry.ok()) return entry.status();
+    summary.digest[key->bucket] ^=
+        core::EntryHash(core::Key(key->key), core::Value(entry->value));
+    ++summary.count;
   }
-  return count;
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir));
+  }
+  return summary;
 }
 
 absl::StatusOr<uint64_t> ReadIncarnation(const std::string& dir, rocksdb::DB* db) {
@@ -358,12 +468,12 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   if (absl::Status format = CheckFormat(dir, db.get(), options.sync); !format.ok()) {
     return format;
   }
-  absl::StatusOr<uint64_t> committed = CountCommitted(dir, db.get());
+  absl::StatusOr<CommittedSummary> committed = SummarizeCommitted(dir, db.get());
   if (!committed.ok()) return committed.status();
   absl::StatusOr<uint64_t> incarnation = ReadIncarnation(dir, db.get());
   if (!incarnation.ok()) return incarnation.status();
   return std::unique_ptr<Storage>(
-      new RocksDbStorage(dir, options, std::move(db), *committed, *incarnation));
+      new RocksDbStorage(dir, options, std::move(db), *std::move(committed), *incarnation));
 }
 
 }  // namespace replicator::storage

@@ -4,9 +4,9 @@
 //
 // Thread rules: one storage thread per instance group-commits writes. Write()
 // may be called from any thread; its `done` runs on the storage thread, so a
-// caller posts back to its own reactor. GetCommitted, CommittedCount,
-// ForEachCommitted, NextIncarnation and stats are thread-safe and see every
-// batch whose `done` has run.
+// caller posts back to its own reactor. The reads (GetEntry, Digest,
+// ForEachInBucket, CommittedCount, ForEachCommitted), NextIncarnation and
+// stats are thread-safe and see every batch whose `done` has run.
 //
 //   auto storage = OpenRocksDbStorage("/var/lib/replicatord/db");
 //   core::DurableState state = (*storage)->Recover().value();
@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,6 +39,9 @@ struct StorageStats {
   uint64_t committed_keys = 0;   // distinct committed keys held now (CommittedCount)
   uint64_t writes = 0;           // Write() requests whose `done` has run, ok or not
   uint64_t write_errors = 0;     // group writes that failed (each failed all its requests)
+  // Write() requests refused alone because a PutCommitted would change a
+  // committed value (write-once); each applied nothing and got AlreadyExists.
+  uint64_t writes_refused = 0;
 };
 
 class Storage : public core::CommittedView {
@@ -60,25 +64,46 @@ class Storage : public core::CommittedView {
   // same group, synced to disk (RocksDbOptions::sync), then runs
   // done(OkStatus()). Batches apply in the order Write() was called (as
   // observed under the queue lock), mutations in their order, so a later
-  // mutation of a record wins. On failure no mutation of the group applies
-  // and every request of the group gets the error.
+  // mutation of a reservation or acceptor record wins. On failure no mutation
+  // of the group applies and every request of the group gets the error.
+  //
+  // Committed entries are write-once: a PutCommitted of a key already
+  // committed (by an earlier batch, or earlier in this one) with the same
+  // value changes nothing, the stored request id included. One with a
+  // different value refuses its batch alone: none of the batch's mutations
+  // apply, its `done` gets AlreadyExistsError naming the key, the rest of
+  // the group is written. The engine never asks for that (DESIGN.md
+  // invariant 1); storage refuses rather than trust it.
   virtual void Write(core::WriteBatch batch, Done done) = 0;
 
-  // The committed value of `key`. A committed key's value never changes
-  // (write-once); PutCommitted of a present key overwrites it, and the
-  // engine never writes a different value (DESIGN.md invariant 1). An I/O
-  // error or corrupt record while reading aborts the process: a node that
-  // cannot read its committed set must not vote.
-  std::optional<core::Value> GetCommitted(const core::Key& key) const override = 0;
+  // core::CommittedView. GetEntry: the committed value and request id of
+  // `key`. Digest: core::kDigestBuckets values, kept up to date as commits
+  // apply (O(kDigestBuckets) per call, a copy). ForEachInBucket: the
+  // bucket's entries with key > `after` in unsigned byte order, until
+  // `visit` returns false; nothing for bucket >= kDigestBuckets; `visit` may
+  // call into this storage, but not destroy it. Digest and a bucket scan are
+  // not one snapshot: a commit may land between them. An I/O error or
+  // corrupt record while reading aborts the process: a node that cannot read
+  // its committed set must not vote or serve catch-up.
+  std::optional<core::CommittedEntry> GetEntry(const core::Key& key) const override = 0;
+  std::vector<uint64_t> Digest() const override = 0;
+  void ForEachInBucket(uint32_t bucket, const core::Key& after,
+                       const std::function<bool(const core::Key&, const core::CommittedEntry&)>&
+                           visit) const override = 0;
 
   // Number of distinct committed keys. O(1).
   virtual uint64_t CommittedCount() const = 0;
 
-  // Visits committed entries in key order starting at the first key >=
-  // `from`, until `visit` returns false or the entries run out. Every entry
-  // whose write was done before the call is visited; entries committed
-  // during the call may or may not be. The views are valid only during the
-  // call. `visit` may call into this storage, but not destroy it.
+  // Visits committed entries (key, value) in (core::BucketOf(key), key)
+  // order — bucket by bucket, keys in unsigned byte order within one, NOT
+  // overall key order — until `visit` returns false or the entries run out.
+  // Empty `from` starts at the first entry; otherwise at the first entry
+  // whose (bucket, key) >= (BucketOf(from), from), so passing the last key
+  // visited resumes a scan (visiting that key again). Every entry whose write
+  // was done before the call is visited; entries committed during the call
+  // may or may not be. The views are valid only during the call. `visit` may
+  // call into this storage, but not destroy it. A corrupt record is
+  // DataLossError.
   virtual absl::Status ForEachCommitted(
       std::string_view from,
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
@@ -105,8 +130,10 @@ struct RocksDbOptions {
 // Opens or creates the database in `dir` (creating the dir). Errors name the
 // dir: FailedPreconditionError when another process (or another open
 // instance) holds it, PermissionDeniedError when it cannot be read,
-// DataLossError for a corrupt or unversioned database,
-// FailedPreconditionError for a format this build does not read.
+// DataLossError for a corrupt or unversioned database or a corrupt committed
+// record (all are read at open, to build the digest),
+// FailedPreconditionError for a format version this build does not read
+// (older or newer; the message names both versions).
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& dir,
                                                             RocksDbOptions options = {});
 

@@ -3,6 +3,7 @@
 #include "storage/group_commit.h"
 
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -22,7 +23,8 @@ core::WriteBatch CommitBatch(std::string key) {
 // until the test releases it, so later requests provably queue behind it.
 class Recorder {
  public:
-  absl::Status Apply(const std::vector<core::WriteBatch>& group) {
+  absl::Status Apply(const std::vector<core::WriteBatch>& group,
+                     std::vector<absl::Status>* batch_status) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       std::vector<std::string> keys;
@@ -36,6 +38,10 @@ class Recorder {
       first_done_ = true;
       entered_.set_value();
       release_.get_future().wait();
+    }
+    for (size_t i = 0; i < group.size(); ++i) {
+      const std::string& key = std::get<core::PutCommitted>(group[i].mutations[0]).key;
+      if (key.starts_with("refuse")) (*batch_status)[i] = absl::AlreadyExistsError(key);
     }
     return status_;
   }
@@ -69,8 +75,8 @@ TEST(GroupCommitterTest, RequestsQueuedDuringAWriteFormOneGroupInOrder) {
     };
   };
   {
-    GroupCommitter committer(
-        [&](const std::vector<core::WriteBatch>& g) { return recorder.Apply(g); });
+    GroupCommitter committer([&](const std::vector<core::WriteBatch>& g,
+                                 std::vector<absl::Status>* st) { return recorder.Apply(g, st); });
     committer.Enqueue(CommitBatch("k0"), done_for("k0"));
     recorder.entered_.get_future().wait();  // k0's group is being written
     for (int i = 1; i <= 10; ++i) {
@@ -100,8 +106,8 @@ TEST(GroupCommitterTest, FailedGroupFailsEveryRequestInIt) {
   recorder.hold_first_ = true;
   recorder.status_ = absl::UnavailableError("disk on fire");
   std::atomic<int> failures{0};
-  GroupCommitter committer(
-      [&](const std::vector<core::WriteBatch>& g) { return recorder.Apply(g); });
+  GroupCommitter committer([&](const std::vector<core::WriteBatch>& g,
+                               std::vector<absl::Status>* st) { return recorder.Apply(g, st); });
   auto expect_failure = [&](absl::Status s) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
     EXPECT_EQ(s.message(), "disk on fire");
@@ -120,10 +126,57 @@ TEST(GroupCommitterTest, FailedGroupFailsEveryRequestInIt) {
   EXPECT_EQ(c.requests_done, 6u);
 }
 
+// ApplyGroup refuses batches by key prefix "refuse" (see Recorder).
+TEST(GroupCommitterTest, RefusedBatchFailsAloneAndTheGroupIsWritten) {
+  Recorder recorder;
+  recorder.hold_first_ = true;
+  std::mutex mu;
+  std::map<std::string, absl::Status> results;
+  auto done_for = [&](std::string key) {
+    return [&, key](absl::Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      results[key] = s;
+    };
+  };
+  GroupCommitter committer([&](const std::vector<core::WriteBatch>& g,
+                               std::vector<absl::Status>* st) { return recorder.Apply(g, st); });
+  committer.Enqueue(CommitBatch("k0"), done_for("k0"));
+  recorder.entered_.get_future().wait();
+  for (std::string key : {"k1", "refuse-me", "k2"})
+    committer.Enqueue(CommitBatch(key), done_for(key));
+  recorder.release_.set_value();
+  committer.Stop();
+  ASSERT_EQ(recorder.groups().size(), 2u);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results["k0"].ok());
+  EXPECT_TRUE(results["k1"].ok());
+  EXPECT_TRUE(results["k2"].ok());
+  EXPECT_EQ(results["refuse-me"], absl::AlreadyExistsError("refuse-me"));
+  const GroupCommitter::Counters c = committer.counters();
+  EXPECT_EQ(c.groups_written, 2u);
+  EXPECT_EQ(c.batches_refused, 1u);
+  EXPECT_EQ(c.mutations, 3u);
+  EXPECT_EQ(c.requests_done, 4u);
+}
+
+TEST(GroupCommitterTest, FailedGroupOverridesARefusal) {
+  Recorder recorder;
+  recorder.status_ = absl::UnavailableError("disk on fire");
+  std::promise<absl::Status> result;
+  GroupCommitter committer([&](const std::vector<core::WriteBatch>& g,
+                               std::vector<absl::Status>* st) { return recorder.Apply(g, st); });
+  committer.Enqueue(CommitBatch("refuse-me"), [&](absl::Status s) { result.set_value(s); });
+  EXPECT_EQ(result.get_future().get().code(), absl::StatusCode::kUnavailable);
+  committer.Stop();
+  EXPECT_EQ(committer.counters().batches_refused, 0u);
+}
+
 TEST(GroupCommitterTest, StopCompletesEverythingQueued) {
   std::atomic<int> done{0};
   {
-    GroupCommitter committer([](const std::vector<core::WriteBatch>&) { return absl::OkStatus(); });
+    GroupCommitter committer([](const std::vector<core::WriteBatch>&, std::vector<absl::Status>*) {
+      return absl::OkStatus();
+    });
     for (int i = 0; i < 1000; ++i) {
       committer.Enqueue(CommitBatch("k"), [&](absl::Status s) {
         EXPECT_TRUE(s.ok());
@@ -135,7 +188,9 @@ TEST(GroupCommitterTest, StopCompletesEverythingQueued) {
 }
 
 TEST(GroupCommitterTest, DoneMayEnqueueAgain) {
-  GroupCommitter committer([](const std::vector<core::WriteBatch>&) { return absl::OkStatus(); });
+  GroupCommitter committer([](const std::vector<core::WriteBatch>&, std::vector<absl::Status>*) {
+    return absl::OkStatus();
+  });
   std::promise<absl::Status> second;
   committer.Enqueue(CommitBatch("first"), [&](absl::Status s) {
     ASSERT_TRUE(s.ok());
@@ -145,7 +200,9 @@ TEST(GroupCommitterTest, DoneMayEnqueueAgain) {
 }
 
 TEST(GroupCommitterTest, EnqueueAfterStopIsRefused) {
-  GroupCommitter committer([](const std::vector<core::WriteBatch>&) { return absl::OkStatus(); });
+  GroupCommitter committer([](const std::vector<core::WriteBatch>&, std::vector<absl::Status>*) {
+    return absl::OkStatus();
+  });
   committer.Stop();
   absl::Status got;
   committer.Enqueue(CommitBatch("late"), [&](absl::Status s) { got = s; });

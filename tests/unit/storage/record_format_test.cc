@@ -149,6 +149,53 @@ TEST(RecordFormatTest, UnknownDecisionIsDataLoss) {
   EXPECT_NE(out.status().message().find("unknown decision 7"), std::string::npos) << out.status();
 }
 
+TEST(RecordFormatTest, CommittedKeyLeadsWithItsBucketBigEndian) {
+  const core::Key key("key\0with\xffnul", 12);
+  const uint32_t bucket = core::BucketOf(key);
+  const std::string record_key = CommittedKey(key);
+  ASSERT_EQ(record_key.size(), 3 + key.size());
+  EXPECT_EQ(record_key[0], kCommittedPrefix);
+  EXPECT_EQ(static_cast<uint8_t>(record_key[1]), bucket >> 8);
+  EXPECT_EQ(static_cast<uint8_t>(record_key[2]), bucket & 0xff);
+  EXPECT_EQ(record_key.substr(0, 3), CommittedBucketPrefix(bucket));
+  absl::StatusOr<CommittedRecordKey> parsed = ParseCommittedKey(record_key);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->bucket, bucket);
+  EXPECT_EQ(parsed->key, key);
+  // Bucket prefixes sort by bucket number, the last one before the end bound.
+  EXPECT_LT(CommittedBucketPrefix(255), CommittedBucketPrefix(256));
+  EXPECT_LT(CommittedBucketPrefix(core::kDigestBuckets - 1),
+            CommittedBucketPrefix(core::kDigestBuckets));
+}
+
+TEST(RecordFormatTest, CommittedKeyWithAWrongBucketIsDataLoss) {
+  std::string record_key = CommittedKey("k");
+  record_key[2] = static_cast<char>(record_key[2] ^ 1);
+  absl::StatusOr<CommittedRecordKey> parsed = ParseCommittedKey(record_key);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(parsed.status().message().find("committed record"), std::string::npos)
+      << parsed.status();
+  EXPECT_EQ(ParseCommittedKey("c\x01").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ParseCommittedKey(ReservationKey("kkk")).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(RecordFormatTest, CommittedValueRoundTripsAndRejectsDamage) {
+  const std::string record_key = CommittedKey("k");
+  for (uint64_t request_id : {uint64_t{0}, uint64_t{300}, ~uint64_t{0}}) {
+    const std::string value = EncodeCommitted(request_id, std::string("v\0", 2));
+    absl::StatusOr<CommittedValueView> out = DecodeCommitted(record_key, value);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->request_id, request_id);
+    EXPECT_EQ(out->value, std::string("v\0", 2));
+    for (size_t n = 0; n <= value.size(); ++n) {
+      const std::string damaged = n < value.size() ? value.substr(0, n) : value + "x";
+      absl::StatusOr<CommittedValueView> bad = DecodeCommitted(record_key, damaged);
+      ASSERT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << n;
+      EXPECT_NE(bad.status().message().find("committed record"), std::string::npos) << bad.status();
+    }
+  }
+}
+
 TEST(RecordFormatTest, LongKeysAreShortenedInErrors) {
   const std::string described = DescribeRecordKey(std::string(1000, 'k'));
   EXPECT_LT(described.size(), 120u);

@@ -1,5 +1,7 @@
 // Storage behaviour, run against both implementations (typed test), plus the
 // RocksDB-only cases: damaged records, format checks and the data dir lock.
+// Committed entries are visited in (bucket, key) order, so expectations sort
+// by core::BucketOf.
 #include "storage/storage.h"
 
 #include <fcntl.h>
@@ -7,14 +9,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -93,6 +98,39 @@ core::WriteBatch Batch(std::vector<core::Mutation> mutations) {
   return b;
 }
 
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+// `entries` in the order ForEachCommitted visits them.
+Entries InVisitOrder(Entries entries) {
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(core::BucketOf(a.first), a.first) <
+           std::make_pair(core::BucketOf(b.first), b.first);
+  });
+  return entries;
+}
+
+// `count` distinct keys "<prefix><n>" that all fall into one bucket, the
+// bucket of the first.
+std::vector<std::string> KeysInOneBucket(const std::string& prefix, size_t count) {
+  std::vector<std::string> keys{prefix + "0"};
+  const uint32_t bucket = core::BucketOf(keys[0]);
+  for (int n = 1; keys.size() < count; ++n) {
+    std::string key = absl::StrCat(prefix, n);
+    if (core::BucketOf(key) == bucket) keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
+struct BucketEntry {
+  std::string key;
+  std::string value;
+  uint64_t request_id = 0;
+  friend bool operator==(const BucketEntry&, const BucketEntry&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const BucketEntry& e) {
+    return os << "{" << e.key << "=" << e.value << " #" << e.request_id << "}";
+  }
+};
+
 template <typename Backend>
 class StorageTest : public testing::Test {
  protected:
@@ -116,6 +154,29 @@ class StorageTest : public testing::Test {
     std::future<absl::Status> result = done.get_future();
     storage_->Write(std::move(batch), [&done](absl::Status s) { done.set_value(std::move(s)); });
     return result.get();
+  }
+
+  // Digest() as recomputed from what ForEachCommitted visits.
+  std::vector<uint64_t> RecomputedDigest() {
+    std::vector<uint64_t> digest(core::kDigestBuckets);
+    absl::Status s = storage_->ForEachCommitted("", [&](std::string_view k, std::string_view v) {
+      const core::Key key(k);
+      digest[core::BucketOf(key)] ^= core::EntryHash(key, core::Value(v));
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return digest;
+  }
+
+  std::vector<BucketEntry> InBucket(uint32_t bucket, const std::string& after,
+                                    size_t limit = 1000) {
+    std::vector<BucketEntry> out;
+    storage_->ForEachInBucket(bucket, after,
+                              [&](const core::Key& k, const core::CommittedEntry& e) {
+                                out.push_back({k, e.value, e.request_id});
+                                return out.size() < limit;
+                              });
+    return out;
   }
 
   std::vector<std::pair<std::string, std::string>> Scan(std::string_view from,
@@ -352,43 +413,56 @@ TYPED_TEST(StorageTest, NextIncarnationStrictlyIncreasesAcrossReopen) {
   EXPECT_GT(*c, *b);
 }
 
-TYPED_TEST(StorageTest, ForEachCommittedVisitsInKeyOrderFrom) {
+TYPED_TEST(StorageTest, ForEachCommittedVisitsInBucketKeyOrderFrom) {
   const core::ProposalId p = Proposal("12D3KooWc", 1, 1);
-  // Bytes compare unsigned: "\xff" sorts last, "" < "\0".
-  ASSERT_TRUE(this->WriteAndWait(Batch({
-                                     core::PutCommitted{"d", "4"},
-                                     core::PutCommitted{"b", "2"},
-                                     core::PutCommitted{"\xff", "ff"},
-                                     core::PutCommitted{"a", "1"},
-                                     core::PutCommitted{std::string("\0", 1), "nul"},
-                                     core::PutCommitted{"c", ""},
-                                     PutReservation("bb", p, "reserved, not committed"),
-                                     PutAcceptor(p, 1, std::nullopt),
-                                 }))
-                  .ok());
+  // Within a bucket, bytes compare unsigned: "\xff" sorts after "a".
+  const std::vector<std::string> same = KeysInOneBucket("s", 3);
+  const Entries all = InVisitOrder({{"d", "4"},
+                                    {"b", "2"},
+                                    {"\xff", "ff"},
+                                    {"a", "1"},
+                                    {std::string("\0", 1), "nul"},
+                                    {"c", ""},
+                                    {same[0], "s0"},
+                                    {same[1], "s1"},
+                                    {same[2], "s2"}});
+  core::WriteBatch b;
+  for (const auto& [k, v] : all) b.mutations.push_back(core::PutCommitted{k, v});
+  b.mutations.push_back(PutReservation("bb", p, "reserved, not committed"));
+  b.mutations.push_back(PutAcceptor(p, 1, std::nullopt));
+  ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
   this->Reopen();
-  using Entries = std::vector<std::pair<std::string, std::string>>;
-  EXPECT_EQ(this->Scan(""), (Entries{{std::string("\0", 1), "nul"},
-                                     {"a", "1"},
-                                     {"b", "2"},
-                                     {"c", ""},
-                                     {"d", "4"},
-                                     {"\xff", "ff"}}));
-  EXPECT_EQ(this->Scan("b"), (Entries{{"b", "2"}, {"c", ""}, {"d", "4"}, {"\xff", "ff"}}));
-  EXPECT_EQ(this->Scan("bb"), (Entries{{"c", ""}, {"d", "4"}, {"\xff", "ff"}}));
-  EXPECT_EQ(this->Scan("a", 2), (Entries{{"a", "1"}, {"b", "2"}}));
-  EXPECT_EQ(this->Scan("\xff\xff"), Entries{});
+  EXPECT_EQ(this->Scan(""), all);
+  for (size_t i = 0; i < all.size(); ++i) {
+    // Starting at a present key includes it.
+    EXPECT_EQ(this->Scan(all[i].first), Entries(all.begin() + i, all.end())) << i;
+  }
+  // Starting at an absent key: the entries after its (bucket, key) position.
+  const std::string absent = "bb";
+  const Entries expected = [&] {
+    Entries out;
+    for (const auto& e : all) {
+      if (std::make_pair(core::BucketOf(e.first), e.first) >
+          std::make_pair(core::BucketOf(absent), absent)) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }();
+  EXPECT_EQ(this->Scan(absent), expected);
+  EXPECT_EQ(this->Scan("", 2), Entries(all.begin(), all.begin() + 2));
 }
 
 TYPED_TEST(StorageTest, ForEachCommittedCoversManyEntries) {
   // More entries than one in-memory scan chunk, so resumption is exercised.
   core::WriteBatch b;
-  for (int i = 0; i < 1000; ++i)
-    b.mutations.push_back(core::PutCommitted{absl::StrCat(10000 + i), "v"});
+  Entries written;
+  for (int i = 0; i < 1000; ++i) {
+    written.emplace_back(absl::StrCat(10000 + i), "v");
+    b.mutations.push_back(core::PutCommitted{written.back().first, "v"});
+  }
   ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
-  const auto all = this->Scan("", 100000);
-  ASSERT_EQ(all.size(), 1000u);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(all[i].first, absl::StrCat(10000 + i));
+  EXPECT_EQ(this->Scan("", 100000), InVisitOrder(written));
   // A visitor may call back into storage.
   int visited = 0;
   absl::Status s = this->storage_->ForEachCommitted("", [&](std::string_view k, std::string_view) {
@@ -397,6 +471,178 @@ TYPED_TEST(StorageTest, ForEachCommittedCoversManyEntries) {
   });
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(visited, 600);
+}
+
+TYPED_TEST(StorageTest, RequestIdIsStoredWithTheValue) {
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"with", "v1", 42},
+                                        core::PutCommitted{"max", "v2", ~uint64_t{0}},
+                                        core::PutCommitted{"none", "v3"}}))
+                  .ok());
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
+    std::optional<core::CommittedEntry> with = this->storage_->GetEntry("with");
+    ASSERT_TRUE(with.has_value());
+    EXPECT_EQ(with->value, "v1");
+    EXPECT_EQ(with->request_id, 42u);
+    std::optional<core::CommittedEntry> max = this->storage_->GetEntry("max");
+    ASSERT_TRUE(max.has_value());
+    EXPECT_EQ(max->request_id, ~uint64_t{0});
+    std::optional<core::CommittedEntry> none = this->storage_->GetEntry("none");
+    ASSERT_TRUE(none.has_value());
+    EXPECT_EQ(none->value, "v3");
+    EXPECT_EQ(none->request_id, 0u);
+    EXPECT_EQ(this->storage_->GetEntry("absent"), std::nullopt);
+    EXPECT_EQ(this->InBucket(core::BucketOf("with"), ""),
+              (std::vector<BucketEntry>{{"with", "v1", 42}}));
+    this->Reopen();
+  }
+}
+
+TYPED_TEST(StorageTest, DigestMatchesTheCommittedSet) {
+  EXPECT_EQ(this->storage_->Digest(), std::vector<uint64_t>(core::kDigestBuckets));
+  const std::vector<std::string> same = KeysInOneBucket("same", 3);
+  const uint32_t shared_bucket = core::BucketOf(same[0]);
+  for (int batch = 0; batch < 5; ++batch) {
+    core::WriteBatch b;
+    for (int i = 0; i < 300; ++i) {
+      std::string key = absl::StrCat("k", batch, "/", i);
+      if (core::BucketOf(key) == shared_bucket) continue;
+      b.mutations.push_back(core::PutCommitted{std::move(key), absl::StrCat("v", i), uint64_t(i)});
+    }
+    b.mutations.push_back(core::PutCommitted{same[batch % 3], "shared"});  // repeats too
+    ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
+  }
+  const std::vector<uint64_t> digest = this->storage_->Digest();
+  ASSERT_EQ(digest.size(), core::kDigestBuckets);
+  EXPECT_EQ(digest, this->RecomputedDigest());
+  // Three keys XORed into one bucket.
+  EXPECT_EQ(digest[shared_bucket], core::EntryHash(same[0], "shared") ^
+                                       core::EntryHash(same[1], "shared") ^
+                                       core::EntryHash(same[2], "shared"));
+  this->Reopen();
+  EXPECT_EQ(this->storage_->Digest(), digest);
+  EXPECT_EQ(this->RecomputedDigest(), digest);
+  // Still maintained after reopen.
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"late", "v"}})).ok());
+  const std::vector<uint64_t> later = this->storage_->Digest();
+  EXPECT_EQ(later[core::BucketOf("late")],
+            digest[core::BucketOf("late")] ^ core::EntryHash("late", "v"));
+  EXPECT_EQ(later, this->RecomputedDigest());
+}
+
+TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
+  std::vector<std::string> keys = KeysInOneBucket("b", 6);
+  const uint32_t bucket = core::BucketOf(keys[0]);
+  core::WriteBatch b;
+  // Written out of order, with neighbours in the buckets around it.
+  for (size_t i = keys.size(); i-- > 0;) {
+    b.mutations.push_back(core::PutCommitted{keys[i], "v" + keys[i], 100 + i});
+  }
+  for (int n = 0, placed = 0; placed < 40; ++n) {
+    std::string key = absl::StrCat("n", n);
+    const uint32_t kb = core::BucketOf(key);
+    if (kb != bucket && (kb + 1 == bucket || kb == bucket + 1 || n < 30)) {
+      b.mutations.push_back(core::PutCommitted{key, "other"});
+      ++placed;
+    }
+  }
+  ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
+  std::vector<BucketEntry> expected;
+  for (size_t i = 0; i < keys.size(); ++i) expected.push_back({keys[i], "v" + keys[i], 100 + i});
+  std::sort(expected.begin(), expected.end(),
+            [](const BucketEntry& x, const BucketEntry& y) { return x.key < y.key; });
+  this->Reopen();
+  EXPECT_EQ(this->InBucket(bucket, ""), expected);
+  // `after` is exclusive, whether present or not.
+  EXPECT_EQ(this->InBucket(bucket, expected[1].key),
+            std::vector<BucketEntry>(expected.begin() + 2, expected.end()));
+  EXPECT_EQ(this->InBucket(bucket, expected[1].key + std::string("\0", 1)),
+            std::vector<BucketEntry>(expected.begin() + 2, expected.end()));
+  EXPECT_EQ(this->InBucket(bucket, expected.back().key), std::vector<BucketEntry>{});
+  EXPECT_EQ(this->InBucket(bucket, "\xff\xff\xff"), std::vector<BucketEntry>{});
+  // Early stop.
+  EXPECT_EQ(this->InBucket(bucket, "", 2),
+            std::vector<BucketEntry>(expected.begin(), expected.begin() + 2));
+  EXPECT_EQ(this->InBucket(core::kDigestBuckets, ""), std::vector<BucketEntry>{});
+  // Every bucket together is the committed set, each key in its own bucket.
+  Entries from_buckets;
+  for (uint32_t bk = 0; bk < core::kDigestBuckets; ++bk) {
+    for (const BucketEntry& e : this->InBucket(bk, "")) {
+      EXPECT_EQ(core::BucketOf(e.key), bk) << e;
+      from_buckets.emplace_back(e.key, e.value);
+    }
+  }
+  EXPECT_EQ(from_buckets, this->Scan("", 100000));
+}
+
+TYPED_TEST(StorageTest, ForEachInBucketVisitorMayCallBack) {
+  // More than one in-memory scan chunk in one bucket.
+  const std::vector<std::string> keys = KeysInOneBucket("cb", 300);
+  core::WriteBatch b;
+  for (const std::string& k : keys) b.mutations.push_back(core::PutCommitted{k, "v"});
+  ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
+  size_t visited = 0;
+  this->storage_->ForEachInBucket(core::BucketOf(keys[0]), "",
+                                  [&](const core::Key& k, const core::CommittedEntry&) {
+                                    EXPECT_TRUE(this->storage_->GetEntry(k).has_value());
+                                    ++visited;
+                                    return true;
+                                  });
+  EXPECT_EQ(visited, keys.size());
+}
+
+TYPED_TEST(StorageTest, CommittedValueIsWriteOnce) {
+  const core::ProposalId p = Proposal("12D3KooWc", 1, 1);
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 1}})).ok());
+  const std::vector<uint64_t> digest = this->storage_->Digest();
+
+  // The same value again, under another request id: changes nothing.
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 2}})).ok());
+  // Another value: the batch is refused whole, its reservation included.
+  absl::Status refused =
+      this->WriteAndWait(Batch({PutReservation("r", p, "v"), core::PutCommitted{"k", "second", 3},
+                                core::PutCommitted{"new", "v"}}));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
+  EXPECT_NE(refused.message().find("'k'"), std::string::npos) << refused;
+  // Two values for one key within a batch: refused too.
+  EXPECT_EQ(this->WriteAndWait(
+                    Batch({core::PutCommitted{"twice", "a"}, core::PutCommitted{"twice", "b"}}))
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(this->storage_->stats().writes_refused, 2u);
+
+  // A refused batch among others written without waiting: only it fails.
+  std::vector<std::promise<absl::Status>> promises(3);
+  const std::vector<core::WriteBatch> batches = {Batch({core::PutCommitted{"g1", "v"}}),
+                                                 Batch({core::PutCommitted{"k", "third"}}),
+                                                 Batch({core::PutCommitted{"g2", "v"}})};
+  for (size_t i = 0; i < batches.size(); ++i) {
+    this->storage_->Write(batches[i],
+                          [&promises, i](absl::Status s) { promises[i].set_value(std::move(s)); });
+  }
+  EXPECT_TRUE(promises[0].get_future().get().ok());
+  EXPECT_EQ(promises[1].get_future().get().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(promises[2].get_future().get().ok());
+
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
+    std::optional<core::CommittedEntry> k = this->storage_->GetEntry("k");
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(k->value, "first");
+    EXPECT_EQ(k->request_id, 1u);
+    EXPECT_EQ(this->storage_->GetEntry("new"), std::nullopt);
+    EXPECT_EQ(this->storage_->GetEntry("twice"), std::nullopt);
+    EXPECT_EQ(this->storage_->CommittedCount(), 3u);  // k, g1, g2
+    std::vector<uint64_t> expected = digest;
+    expected[core::BucketOf("g1")] ^= core::EntryHash("g1", "v");
+    expected[core::BucketOf("g2")] ^= core::EntryHash("g2", "v");
+    EXPECT_EQ(this->storage_->Digest(), expected);
+    EXPECT_EQ(this->RecomputedDigest(), expected);
+    absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_TRUE(state->reservations.empty());
+    this->Reopen();
+  }
 }
 
 // --- RocksDB only -------------------------------------------------------------
@@ -463,7 +709,45 @@ TEST_F(RocksDbStorageTest, NewerFormatIsRefused) {
   RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(internal::kFormatVersion + 1));
   absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
-  EXPECT_NE(s.status().message().find("format version 2"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find(
+                absl::StrCat("has format version ", internal::kFormatVersion + 1,
+                             "; this build reads only version ", internal::kFormatVersion)),
+            std::string::npos)
+      << s.status();
+}
+
+// Version 1 stored committed values raw under 'c' + key; it is refused, not
+// misread.
+TEST_F(RocksDbStorageTest, OlderFormatIsRefusedNamingBothVersions) {
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(1));
+  RawPut("cold-layout-key", "raw value");
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
+  EXPECT_NE(s.status().message().find(absl::StrCat("data dir ", db_path(),
+                                                   " has format version 1; this build reads "
+                                                   "only version ",
+                                                   internal::kFormatVersion)),
+            std::string::npos)
+      << s.status();
+  EXPECT_NE(s.status().message().find("does not migrate"), std::string::npos) << s.status();
+}
+
+TEST_F(RocksDbStorageTest, CorruptCommittedRecordFailsOpen) {
+  MustOpen().reset();
+  RawPut(internal::CommittedKey("k"), "\x01\x05");
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("committed record"), std::string::npos) << s.status();
+}
+
+TEST_F(RocksDbStorageTest, CommittedRecordInTheWrongBucketFailsOpen) {
+  MustOpen().reset();
+  std::string record_key = internal::CommittedKey("k");
+  record_key[2] = static_cast<char>(record_key[2] ^ 1);
+  RawPut(record_key, internal::EncodeCommitted(0, "v"));
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("hashes to"), std::string::npos) << s.status();
 }
 
 TEST_F(RocksDbStorageTest, ForeignDatabaseIsRefused) {
