@@ -14,6 +14,7 @@
 #include "core/engine.h"
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -40,6 +41,9 @@ constexpr int kMaxRecoveryRounds = 4;
 // A resolve may take a prepare and an accept round, and a retry.
 constexpr TimeMs kResolveDeadlineCalls = 4;
 constexpr TimeMs kUnseeded = std::numeric_limits<TimeMs>::min();
+// Catch-up pulls in flight at once; bounds the memory a round can pin
+// (this many pages of EngineConfig::catchup_pull_max_bytes).
+constexpr size_t kMaxPullsInFlight = 8;
 
 // A representative gets most of the caller's remaining time, so that its
 // answer (with the votes it collected) arrives before the caller gives up.
@@ -83,15 +87,22 @@ class Engine::Impl {
   void SetTopology(Topology topology, TimeMs now) {
     Input in(this, now);
     topology_ = std::move(topology);
+    // A catch-up asked for while there was nobody to ask starts once there is.
+    if (catchup_wanted_ && !catchup_ && !CatchUpPeers().empty()) StartCatchUpRound(now);
   }
 
-  void StartPut(uint64_t put_id, Key key, Value value, TimeMs now);
+  void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now);
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
   void OnRequest(uint64_t inbound_id, Request request, TimeMs now);
   void OnResponse(uint64_t call_id, Response response, TimeMs now);
   void OnWriteDone(uint64_t write_id, TimeMs now);
   void Tick(TimeMs now);
   std::optional<TimeMs> NextWakeup() const;
+  void StartCatchUp(TimeMs now) {
+    Input in(this, now);
+    StartCatchUpRound(now);
+  }
+  bool caught_up() const { return caught_up_ || CatchUpPeers().empty(); }
 
   std::vector<Effect> TakeEffects() {
     std::vector<Effect> out;
@@ -138,10 +149,12 @@ class Engine::Impl {
   // it before the CommittedView does.
   struct PendingCommit {
     Value value;
+    uint64_t request_id = 0;
     uint64_t write_id = 0;
   };
   struct CommittedLookup {
     Value value;
+    uint64_t request_id = 0;
     uint64_t pending_write = 0;  // 0 when already durable
   };
   struct PendingWrite {
@@ -171,6 +184,10 @@ class Engine::Impl {
     uint64_t put_id = 0;
     Key key;
     Value value;
+    uint64_t request_id = 0;
+    // Later StartPuts of the same (key, request_id, value) that share this
+    // put's outcome.
+    std::vector<uint64_t> joined;
     TimeMs started = 0;
     int attempt = 0;  // 1-based number of the current attempt
     Phase phase = Phase::kReserve;
@@ -238,11 +255,22 @@ class Engine::Impl {
     std::optional<std::string> unavailable;
   };
 
+  // One catch-up round: the peer's digest, then pulls of the buckets that
+  // differ from this node's.
+  struct CatchUpRound {
+    uint64_t id = 0;
+    PeerId peer;
+    std::deque<uint32_t> buckets;  // differing, not pulled yet
+    size_t pulls_in_flight = 0;
+    uint64_t last_write = 0;  // the round is complete once this is durable
+  };
+
   // --- Plumbing ----------------------------------------------------------------
 
   void Observe(TimeMs now) {
     if (seeded_) return;
     seeded_ = true;
+    if (config_.catchup_interval_ms > 0) next_catchup_at_ = now + config_.catchup_interval_ms;
     // Recovered reservations are treated as fresh: their stored `since` is
     // another run's clock.
     for (auto& [key, e] : reservations_) {
@@ -295,14 +323,40 @@ class Engine::Impl {
 
   std::optional<CommittedLookup> LookupCommitted(const Key& key) const {
     if (auto it = pending_committed_.find(key); it != pending_committed_.end()) {
-      return CommittedLookup{it->second.value, it->second.write_id};
+      return CommittedLookup{it->second.value, it->second.request_id, it->second.write_id};
     }
     if (committed_ != nullptr) {
-      if (std::optional<Value> v = committed_->GetCommitted(key)) {
-        return CommittedLookup{std::move(*v), 0};
+      if (std::optional<CommittedEntry> e = committed_->GetEntry(key)) {
+        return CommittedLookup{std::move(e->value), e->request_id, 0};
       }
     }
     return std::nullopt;
+  }
+
+  // Writes (key, value) as committed; lookups see it at once. Returns the
+  // write id. The caller has checked that the key is not committed here.
+  uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id) {
+    uint64_t w = Mutate(PutCommitted{key, value, request_id});
+    pending_committed_[key] = PendingCommit{value, request_id, w};
+    AfterWrite(w, [this, key, w]() {
+      if (auto it = pending_committed_.find(key);
+          it != pending_committed_.end() && it->second.write_id == w) {
+        pending_committed_.erase(it);
+      }
+    });
+    return w;
+  }
+
+  // A put of (value, request_id) over a key committed with `c` was already
+  // applied: an earlier attempt of the same client put (a retry after a
+  // timeout or an unknown outcome) committed it.
+  static bool SamePut(const CommittedLookup& c, const Value& value, uint64_t request_id) {
+    return request_id != 0 && c.request_id == request_id && c.value == value;
+  }
+  static PutOutcome OutcomeOverCommitted(CommittedLookup c, const Value& value,
+                                         uint64_t request_id) {
+    if (SamePut(c, value, request_id)) return PutOutcome{PutOutcome::Kind::kOk, {}, {}};
+    return PutOutcome{PutOutcome::Kind::kKeyExists, std::move(c.value), {}};
   }
 
   void RecordDecision(const ProposalId& p, Decision d) {
@@ -352,7 +406,8 @@ class Engine::Impl {
 
   void HandleReplicaOp(const ReplicaOp& op, VoteFn reply, TimeMs now);
   void Reserve(const ReserveOp& op, VoteFn reply, TimeMs now);
-  void ApplyCommit(const Key& key, const Value& value, const ProposalId& p, VoteFn reply);
+  void ApplyCommit(const Key& key, const Value& value, uint64_t request_id, const ProposalId& p,
+                   VoteFn reply);
   void ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply);
   void EraseReservation(const Key& key) { reservations_.erase(key); }
 
@@ -363,6 +418,19 @@ class Engine::Impl {
   void HandlePrepare(uint64_t inbound_id, const PrepareRequest& request);
   void HandleRead(uint64_t inbound_id, const ReadRequest& request);
   void HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now);
+  void HandleDigest(uint64_t inbound_id);
+  void HandlePull(uint64_t inbound_id, const PullRequest& request);
+
+  // --- Catch-up ---------------------------------------------------------------------
+
+  std::vector<PeerId> CatchUpPeers() const;
+  void StartCatchUpRound(TimeMs now);
+  void OnDigest(uint64_t round, Response&& r, TimeMs now);
+  void SendPull(uint32_t bucket, const Key& after, TimeMs now);
+  void OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r, TimeMs now);
+  void PumpPulls(TimeMs now);
+  void ApplyPulled(const PeerId& from, PulledEntry& entry);
+  void AbortCatchUp() { catchup_.reset(); }
 
   // --- Recovery proposer ---------------------------------------------------------
 
@@ -405,6 +473,7 @@ class Engine::Impl {
   TimeMs Backoff(const PutOp& op, const std::vector<ProposalId>& holders, TimeMs attempt_took);
   void NotifyResolveWaiters(PutOp& op, Decision d, TimeMs now);
   void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
+  void ErasePut(uint64_t id);
   void EmitPutDone(uint64_t put_id, PutOutcome outcome);
 
   // --- Reader -------------------------------------------------------------------
@@ -441,6 +510,17 @@ class Engine::Impl {
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;
   absl::flat_hash_map<uint64_t, CallFn> calls_;
+  // Puts in flight with a request id, by (key, request_id): later StartPuts
+  // of the same client put join them.
+  absl::flat_hash_map<std::pair<Key, uint64_t>, uint64_t> puts_by_request_;
+
+  // Catch-up.
+  std::optional<CatchUpRound> catchup_;
+  uint64_t next_round_id_ = 1;
+  TimeMs next_catchup_at_ = kUnseeded;  // periodic round; kUnseeded: none
+  bool caught_up_ = false;               // some round completed
+  bool catchup_wanted_ = false;          // a round found nobody to ask
+  std::optional<uint64_t> catchup_cursor_;  // round robin over CatchUpPeers()
 
   // Node-based maps: handlers hold references across calls that insert.
   std::unordered_map<uint64_t, ForwardOp> forwards_;
@@ -471,6 +551,10 @@ void Engine::Impl::OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
     HandleRead(inbound_id, *r);
   } else if (auto* s = std::get_if<ResolveRequest>(&request)) {
     HandleResolve(inbound_id, *s, now);
+  } else if (std::holds_alternative<DigestRequest>(request)) {
+    HandleDigest(inbound_id);
+  } else if (auto* q = std::get_if<PullRequest>(&request)) {
+    HandlePull(inbound_id, *q);
   }
 }
 
@@ -507,6 +591,10 @@ void Engine::Impl::Tick(TimeMs now) {
   }
   std::sort(due.begin(), due.end());
   for (const Key& key : due) RecoverLease(key, now);
+
+  if (!catchup_ && next_catchup_at_ != kUnseeded && next_catchup_at_ <= now) {
+    StartCatchUpRound(now);
+  }
 }
 
 std::optional<TimeMs> Engine::Impl::NextWakeup() const {
@@ -521,6 +609,8 @@ std::optional<TimeMs> Engine::Impl::NextWakeup() const {
   for (const auto& [key, e] : reservations_) {
     if (!e.resolving && e.recover_at != kUnseeded) consider(e.recover_at);
   }
+  // A running round schedules nothing; the next one is due once it ended.
+  if (!catchup_ && next_catchup_at_ != kUnseeded) consider(next_catchup_at_);
   return next;
 }
 
@@ -532,7 +622,7 @@ void Engine::Impl::HandleReplicaOp(const ReplicaOp& op, VoteFn reply, TimeMs now
   if (const auto* r = std::get_if<ReserveOp>(&op)) {
     Reserve(*r, std::move(reply), now);
   } else if (const auto* c = std::get_if<CommitOp>(&op)) {
-    ApplyCommit(c->key, c->value, c->proposal, std::move(reply));
+    ApplyCommit(c->key, c->value, c->request_id, c->proposal, std::move(reply));
   } else if (const auto* a = std::get_if<AbortOp>(&op)) {
     ApplyAbort(a->key, a->proposal, std::move(reply));
   }
@@ -542,6 +632,7 @@ void Engine::Impl::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   if (std::optional<CommittedLookup> c = LookupCommitted(op.key)) {
     Vote v = MakeVote(Vote::Kind::kStored);
     v.stored = std::move(c->value);
+    v.stored_request_id = c->request_id;
     AfterWrite(c->pending_write, [reply, v]() mutable { reply(std::move(v)); });
     return;
   }
@@ -579,7 +670,7 @@ void Engine::Impl::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
     }
     return;
   }
-  Reservation r{op.key, op.proposal, op.value, now};
+  Reservation r{op.key, op.proposal, op.value, now, op.request_id};
   uint64_t w = Mutate(PutReservation{r});
   ReservationEntry& e = reservations_[op.key];
   e.reservation = std::move(r);
@@ -596,8 +687,8 @@ void Engine::Impl::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   });
 }
 
-void Engine::Impl::ApplyCommit(const Key& key, const Value& value, const ProposalId& p,
-                               VoteFn reply) {
+void Engine::Impl::ApplyCommit(const Key& key, const Value& value, uint64_t request_id,
+                               const ProposalId& p, VoteFn reply) {
   RecordDecision(p, Decision::kCommit);
   auto held = reservations_.find(key);
   bool held_by_p = held != reservations_.end() && held->second.reservation.proposal == p;
@@ -611,6 +702,7 @@ void Engine::Impl::ApplyCommit(const Key& key, const Value& value, const Proposa
                             c->value.size(), " bytes")});
       Vote v = MakeVote(Vote::Kind::kStored);
       v.stored = std::move(c->value);
+      v.stored_request_id = c->request_id;
       if (reply) reply(std::move(v));
       return;
     }
@@ -625,18 +717,11 @@ void Engine::Impl::ApplyCommit(const Key& key, const Value& value, const Proposa
 
   // A commit without a reservation stores the value all the same; another
   // proposal's reservation stays (only its own decision may drop it).
-  uint64_t w = Mutate(PutCommitted{key, value});
+  uint64_t w = WriteCommitted(key, value, request_id);
   if (held_by_p) {
     Mutate(DeleteReservation{key});
     EraseReservation(key);
   }
-  pending_committed_[key] = PendingCommit{value, w};
-  AfterWrite(w, [this, key, w]() {
-    if (auto it = pending_committed_.find(key);
-        it != pending_committed_.end() && it->second.write_id == w) {
-      pending_committed_.erase(it);
-    }
-  });
   if (reply) AfterWrite(w, [this, reply]() { reply(MakeVote(Vote::Kind::kOk)); });
 }
 
@@ -988,15 +1073,30 @@ void Engine::Impl::FinishResolve(const ProposalId& p, std::optional<Decision> d,
 // Coordinator
 // ============================================================================
 
-void Engine::Impl::StartPut(uint64_t put_id, Key key, Value value, TimeMs now) {
+void Engine::Impl::StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id,
+                            TimeMs now) {
   Input in(this, now);
   if (std::optional<std::string> bad = ValidatePut(config_.limits, key, value)) {
     EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument, {}, *bad});
     return;
   }
   if (std::optional<CommittedLookup> c = LookupCommitted(key)) {
-    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(c->value), {}});
+    EmitPutDone(put_id, OutcomeOverCommitted(std::move(*c), value, request_id));
     return;
+  }
+  if (request_id != 0) {
+    // The same client put is in flight here (the client retried before it
+    // answered): share its outcome rather than race it. A different value
+    // under the same request id is a different put and goes its own way.
+    if (auto it = puts_by_request_.find(std::make_pair(key, request_id));
+        it != puts_by_request_.end()) {
+      PutOp& first = puts_.at(it->second);
+      if (first.value == value) {
+        first.joined.push_back(put_id);
+        ++stats_.puts_joined;
+        return;
+      }
+    }
   }
   if (std::optional<std::string> shortfall = QuorumShortfall()) {
     EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kUnavailable, {}, *shortfall});
@@ -1007,7 +1107,9 @@ void Engine::Impl::StartPut(uint64_t put_id, Key key, Value value, TimeMs now) {
   op.put_id = put_id;
   op.key = std::move(key);
   op.value = std::move(value);
+  op.request_id = request_id;
   op.started = now;
+  if (request_id != 0) puts_by_request_.emplace(std::make_pair(op.key, request_id), id);
   StartAttempt(id, now);
 }
 
@@ -1016,7 +1118,7 @@ void Engine::Impl::StartAttempt(uint64_t id, TimeMs now) {
   if (op.attempt > 0) {
     // A retry after backoff: the facts may have changed meanwhile.
     if (std::optional<CommittedLookup> c = LookupCommitted(op.key)) {
-      FinishPut(id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(c->value), {}}, now);
+      FinishPut(id, OutcomeOverCommitted(std::move(*c), op.value, op.request_id), now);
       return;
     }
     if (std::optional<std::string> shortfall = QuorumShortfall()) {
@@ -1038,7 +1140,7 @@ void Engine::Impl::StartAttempt(uint64_t id, TimeMs now) {
   op.remotes.clear();
 
   const int attempt = op.attempt;
-  const ReserveOp reserve{op.key, op.value, op.proposal};
+  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id};
   for (const PeerId& v : op.voters[config_.cluster]) {
     ++op.outstanding;
     Send(v, HandleRequest{reserve}, op.reserve_deadline,
@@ -1071,7 +1173,7 @@ void Engine::Impl::SendReserveForward(uint64_t id, const ClusterId& cluster, Tim
   // peer known down). TODO(perf): a shorter first deadline would let a
   // silent representative be replaced within the same attempt.
   Send(peer,
-       ForwardRequest{ReserveOp{op.key, op.value, op.proposal},
+       ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id},
                       RepresentativeBudget(op.reserve_deadline - now)},
        op.reserve_deadline, [this, id, attempt, cluster, peer](Response&& r, TimeMs t) {
          PutOp* put = FindPut(id, attempt, PutOp::Phase::kReserve);
@@ -1115,10 +1217,12 @@ void Engine::Impl::MaybeTally(uint64_t id, TimeMs now) {
     case K::kCommit:
       StartAccept(id, now);
       return;
-    case K::kKeyExists:
+    case K::kKeyExists: {
       AbortAttempt(op, now);
-      FinishPut(id, PutOutcome{PutOutcome::Kind::kKeyExists, std::move(t.existing), {}}, now);
+      CommittedLookup stored{std::move(t.existing), t.existing_request_id, 0};
+      FinishPut(id, OutcomeOverCommitted(std::move(stored), op.value, op.request_id), now);
       return;
+    }
     case K::kContention:
       AbortAttempt(op, now);
       if (op.attempt < config_.max_attempts && now - op.started < config_.max_retry_ms) {
@@ -1218,9 +1322,8 @@ void Engine::Impl::CommitChosen(uint64_t id, TimeMs now) {
   PutOp& op = puts_.at(id);
   RecordDecision(op.proposal, Decision::kCommit);
   NotifyResolveWaiters(op, Decision::kCommit, now);
-  EmitPutDone(op.put_id, PutOutcome{PutOutcome::Kind::kOk, {}, {}});
-  Fanout(op, CommitOp{op.key, op.value, op.proposal}, now);
-  puts_.erase(id);
+  Fanout(op, CommitOp{op.key, op.value, op.proposal, op.request_id}, now);
+  FinishPut(id, PutOutcome{PutOutcome::Kind::kOk, {}, {}}, now);
 }
 
 void Engine::Impl::AbortAttempt(PutOp& op, TimeMs now) {
@@ -1301,7 +1404,18 @@ void Engine::Impl::FinishPut(uint64_t id, PutOutcome outcome, TimeMs now) {
         absl::StrCat("coordinator gave up on proposal ", op.proposal.ToString()), now);
     }
   }
+  for (uint64_t joined : op.joined) effects_.push_back(PutDoneEffect{joined, outcome});
   EmitPutDone(op.put_id, std::move(outcome));
+  ErasePut(id);
+}
+
+void Engine::Impl::ErasePut(uint64_t id) {
+  auto it = puts_.find(id);
+  if (it == puts_.end()) return;
+  if (it->second.request_id != 0) {
+    auto idx = puts_by_request_.find(std::make_pair(it->second.key, it->second.request_id));
+    if (idx != puts_by_request_.end() && idx->second == id) puts_by_request_.erase(idx);
+  }
   puts_.erase(it);
 }
 
@@ -1473,9 +1587,159 @@ void Engine::Impl::ApplyDecision(const Key& key, const ProposalId& p, Decision d
   if (it == reservations_.end() || !(it->second.reservation.proposal == p)) return;
   if (d == Decision::kCommit) {
     const Value value = it->second.reservation.value;
-    ApplyCommit(key, value, p, nullptr);
+    const uint64_t request_id = it->second.reservation.request_id;
+    ApplyCommit(key, value, request_id, p, nullptr);
   } else {
     ApplyAbort(key, p, nullptr);
+  }
+}
+
+// ============================================================================
+// Catch-up (anti-entropy): serve digests and pulls; run rounds
+// ============================================================================
+
+void Engine::Impl::HandleDigest(uint64_t inbound_id) {
+  DigestResponse resp;
+  if (committed_ != nullptr) resp.buckets = committed_->Digest();
+  resp.buckets.resize(kDigestBuckets, 0);
+  Respond(inbound_id, std::move(resp));
+}
+
+void Engine::Impl::HandlePull(uint64_t inbound_id, const PullRequest& request) {
+  PullResponse resp;
+  if (committed_ != nullptr && request.bucket < kDigestBuckets) {
+    size_t bytes = 0;
+    // At least one entry per page, so a page larger than max_bytes still
+    // makes progress; `complete` is false only when an entry was left out.
+    committed_->ForEachInBucket(
+        request.bucket, request.after, [&](const Key& key, const CommittedEntry& e) {
+          const size_t size = key.size() + e.value.size();
+          if (!resp.entries.empty() && bytes + size > request.max_bytes) {
+            resp.complete = false;
+            return false;
+          }
+          resp.entries.push_back(PulledEntry{key, e.value, e.request_id});
+          bytes += size;
+          return true;
+        });
+  }
+  Respond(inbound_id, std::move(resp));
+}
+
+std::vector<PeerId> Engine::Impl::CatchUpPeers() const {
+  std::vector<PeerId> peers;
+  for (const Member& m : topology_.members) {
+    if (m.cluster != config_.cluster || m.id == config_.self) continue;
+    if (m.state == PeerState::kVoter || m.state == PeerState::kCatchingUp) peers.push_back(m.id);
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
+void Engine::Impl::StartCatchUpRound(TimeMs now) {
+  if (catchup_) return;
+  if (config_.catchup_interval_ms > 0) next_catchup_at_ = now + config_.catchup_interval_ms;
+  std::vector<PeerId> peers = CatchUpPeers();
+  if (peers.empty()) {
+    // Trivially caught up (caught_up() says so); start once someone appears.
+    catchup_wanted_ = true;
+    return;
+  }
+  catchup_wanted_ = false;
+  if (!catchup_cursor_) catchup_cursor_ = rng_();
+  const PeerId peer = peers[*catchup_cursor_ % peers.size()];
+  ++*catchup_cursor_;
+  CatchUpRound& round = catchup_.emplace();
+  round.id = next_round_id_++;
+  round.peer = peer;
+  const uint64_t id = round.id;
+  Send(peer, DigestRequest{}, now + config_.call_deadline_ms,
+       [this, id](Response&& r, TimeMs t) { OnDigest(id, std::move(r), t); });
+}
+
+void Engine::Impl::OnDigest(uint64_t round, Response&& r, TimeMs now) {
+  if (!catchup_ || catchup_->id != round) return;
+  auto* digest = std::get_if<DigestResponse>(&r);
+  if (digest == nullptr || digest->buckets.size() != kDigestBuckets) {
+    AbortCatchUp();  // retried at the next interval
+    return;
+  }
+  std::vector<uint64_t> mine;
+  if (committed_ != nullptr) mine = committed_->Digest();
+  mine.resize(kDigestBuckets, 0);
+  for (uint32_t b = 0; b < kDigestBuckets; ++b) {
+    if (digest->buckets[b] != mine[b]) catchup_->buckets.push_back(b);
+  }
+  PumpPulls(now);
+}
+
+void Engine::Impl::SendPull(uint32_t bucket, const Key& after, TimeMs now) {
+  CatchUpRound& round = *catchup_;
+  ++round.pulls_in_flight;
+  const uint64_t id = round.id;
+  Send(round.peer, PullRequest{bucket, after, config_.catchup_pull_max_bytes},
+       now + config_.call_deadline_ms, [this, id, bucket, after](Response&& r, TimeMs t) {
+         OnPull(id, bucket, after, std::move(r), t);
+       });
+}
+
+void Engine::Impl::OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r,
+                          TimeMs now) {
+  if (!catchup_ || catchup_->id != round) return;
+  --catchup_->pulls_in_flight;
+  auto* pull = std::get_if<PullResponse>(&r);
+  // An incomplete page must end past `after`, or paging would never end.
+  if (pull == nullptr ||
+      (!pull->complete && (pull->entries.empty() || pull->entries.back().key <= after))) {
+    AbortCatchUp();
+    return;
+  }
+  const PeerId peer = catchup_->peer;
+  for (PulledEntry& e : pull->entries) ApplyPulled(peer, e);
+  if (!pull->complete) SendPull(bucket, pull->entries.back().key, now);
+  PumpPulls(now);
+}
+
+void Engine::Impl::PumpPulls(TimeMs now) {
+  CatchUpRound& round = *catchup_;
+  while (round.pulls_in_flight < kMaxPullsInFlight && !round.buckets.empty()) {
+    const uint32_t b = round.buckets.front();
+    round.buckets.pop_front();
+    SendPull(b, Key(), now);
+  }
+  if (round.pulls_in_flight > 0 || !round.buckets.empty()) return;
+  // Every differing bucket was pulled; the round counts once what it
+  // applied is durable.
+  const uint64_t id = round.id;
+  AfterWrite(round.last_write, [this, id]() {
+    if (!catchup_ || catchup_->id != id) return;
+    catchup_.reset();
+    caught_up_ = true;
+    ++stats_.catchup_rounds;
+  });
+}
+
+void Engine::Impl::ApplyPulled(const PeerId& from, PulledEntry& entry) {
+  if (std::optional<CommittedLookup> c = LookupCommitted(entry.key)) {
+    if (c->value != entry.value) {
+      // Never overwrite a committed value; report it.
+      ++stats_.safety_violations;
+      effects_.push_back(ViolationEffect{
+          entry.key, absl::StrCat("catch-up from ", from, " pulled a value of ",
+                                  entry.value.size(), " bytes but the key is committed here "
+                                  "with another value of ", c->value.size(), " bytes")});
+    }
+    return;
+  }
+  catchup_->last_write = WriteCommitted(entry.key, entry.value, entry.request_id);
+  ++stats_.catchup_keys_pulled;
+  // A reservation of the key stays: only its own proposal's decision may
+  // drop it (lease recovery or its commit will settle it). If that decision
+  // is known here already, apply it now.
+  if (auto held = reservations_.find(entry.key); held != reservations_.end()) {
+    const ProposalId holder = held->second.reservation.proposal;
+    if (std::optional<Decision> d = decided_.Find(holder)) ApplyDecision(entry.key, holder, *d);
   }
 }
 
@@ -1492,8 +1756,8 @@ void Engine::SetTopology(Topology topology, TimeMs now) {
   impl_->SetTopology(std::move(topology), now);
 }
 const Topology& Engine::topology() const { return impl_->topology(); }
-void Engine::StartPut(uint64_t put_id, Key key, Value value, TimeMs now) {
-  impl_->StartPut(put_id, std::move(key), std::move(value), now);
+void Engine::StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now) {
+  impl_->StartPut(put_id, std::move(key), std::move(value), request_id, now);
 }
 void Engine::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now) {
   impl_->StartGet(get_id, std::move(key), consistency, now);
@@ -1508,6 +1772,8 @@ void Engine::OnResponse(uint64_t call_id, Response response, TimeMs now) {
 void Engine::OnWriteDone(uint64_t write_id, TimeMs now) { impl_->OnWriteDone(write_id, now); }
 void Engine::Tick(TimeMs now) { impl_->Tick(now); }
 std::optional<TimeMs> Engine::NextWakeup() const { return impl_->NextWakeup(); }
+void Engine::StartCatchUp(TimeMs now) { impl_->StartCatchUp(now); }
+bool Engine::caught_up() const { return impl_->caught_up(); }
 std::vector<Effect> Engine::TakeEffects() { return impl_->TakeEffects(); }
 bool Engine::HasEffects() const { return impl_->HasEffects(); }
 EngineStats Engine::stats() const { return impl_->stats(); }

@@ -11,7 +11,7 @@
 //
 //   Engine e(config, committed_view, recovered_state);
 //   e.SetTopology(topology, now);
-//   e.StartPut(/*put_id=*/1, "k", "v", now);
+//   e.StartPut(/*put_id=*/1, "k", "v", /*request_id=*/0, now);
 //   for (Effect& fx : e.TakeEffects()) { ...send, reply, write, finish... }
 #pragma once
 
@@ -28,15 +28,15 @@
 
 namespace replicator::core {
 
-// Read access to this node's durably committed entries. The engine calls it
-// synchronously; it must reflect every PutCommitted whose WriteBatch was
-// reported done by OnWriteDone.
 // A committed entry as stored.
 struct CommittedEntry {
   Value value;
   uint64_t request_id = 0;
 };
 
+// Read access to this node's durably committed entries. The engine calls it
+// synchronously; it must reflect every PutCommitted whose WriteBatch was
+// reported done by OnWriteDone.
 class CommittedView {
  public:
   virtual ~CommittedView() = default;
@@ -73,8 +73,12 @@ struct EngineConfig {
   TimeMs lease_ms = 2000;  // reservation age after which its holder resolves it
   // Catch-up: a round compares digests with a random peer of this cluster
   // and pulls the buckets that differ; one starts this often (and at once
-  // when the engine is told to StartCatchUp).
+  // when the engine is told to StartCatchUp). 0: only StartCatchUp starts
+  // rounds. A round asks the cluster's other members in turn (round robin
+  // from a random start), so n-1 rounds compare with every one of them.
   TimeMs catchup_interval_ms = 5000;
+  // Catch-up: the size of one pull's page, in bytes of keys and values.
+  uint32_t catchup_pull_max_bytes = 4 << 20;
   // Decisions remembered in memory (oldest evicted); a forgotten decision is
   // re-learned from the acceptors by recovery.
   size_t decision_cache_capacity = 100000;
@@ -136,12 +140,15 @@ using Effect = std::variant<SendEffect, RespondEffect, WriteEffect, PutDoneEffec
 
 struct EngineStats {
   uint64_t reservations = 0;  // held now
+  // One per PutDone answered, except that puts sharing an in-flight put's
+  // outcome (same key and request id) are counted once, in puts_joined.
   uint64_t puts_ok = 0;
   uint64_t puts_key_exists = 0;
   uint64_t puts_conflict = 0;
   uint64_t puts_unavailable = 0;
   uint64_t puts_invalid = 0;
   uint64_t put_retries = 0;
+  uint64_t puts_joined = 0;  // StartPuts that shared an in-flight put's outcome
   uint64_t gets = 0;
   uint64_t safety_violations = 0;
   uint64_t catchup_rounds = 0;        // completed

@@ -139,12 +139,15 @@ using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, P
 
 // --- Durable state ----------------------------------------------------------
 
-// A reservation as stored: key -> (proposal, value, since).
+// A reservation as stored: key -> (proposal, value, since, request_id).
 struct Reservation {
   Key key;
   ProposalId proposal;
   Value value;
   TimeMs since = 0;  // local clock when reserved; not meaningful after restart
+  // The put's client request id (0: none), stored with the value if lease
+  // recovery commits the reservation. Must survive a restart like the value.
+  uint64_t request_id = 0;
 };
 
 // Paxos acceptor state for one decision register.

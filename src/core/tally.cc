@@ -40,6 +40,7 @@ TallyOutcome Tally(const VoterSnapshot& voters, const std::vector<Vote>& votes,
     if (v.kind == Vote::Kind::kStored) {
       out.kind = TallyOutcome::Kind::kKeyExists;
       out.existing = v.stored;
+      out.existing_request_id = v.stored_request_id;
       return out;
     }
   }

@@ -24,6 +24,7 @@ struct TallyOutcome {
   };
   Kind kind = Kind::kUnavailable;
   Value existing;                   // kKeyExists: the stored value
+  uint64_t existing_request_id = 0;  // kKeyExists: the request id stored with it
   std::vector<ProposalId> holders;  // kContention: distinct conflicting holders
   std::string message;              // kContention, kUnavailable: for the client
 };

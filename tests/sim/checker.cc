@@ -198,6 +198,18 @@ void Checker::OnSend(int node, const core::Request& request) {
   if (auto* r = std::get_if<core::ReserveOp>(op)) {
     proposal_kv_.emplace(r->proposal, std::make_pair(r->key, r->value));
     proposals_of_value_[r->value].insert(r->proposal);
+    if (r->proposal.coordinator == self && !ops_of_proposal_.contains(r->proposal)) {
+      std::vector<int>& owners = ops_of_proposal_[r->proposal];
+      for (size_t i = 0; i < ops_.size(); ++i) {
+        const ClientOp& o = ops_[i];
+        if (o.type != ClientOp::Type::kPut || o.node != node || o.finished >= 0 ||
+            o.abandoned || o.key != r->key || o.value != r->value) {
+          continue;
+        }
+        owners.push_back(static_cast<int>(i));
+        proposals_of_op_[static_cast<int>(i)].push_back(r->proposal);
+      }
+    }
   } else if (auto* c = std::get_if<core::CommitOp>(op)) {
     proposal_kv_.emplace(c->proposal, std::make_pair(c->key, c->value));
     proposals_of_value_[c->value].insert(c->proposal);
@@ -238,13 +250,15 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
          absl::StrCat("two values decided commit: ", Quote(decided->second), " and ",
                       Quote(kv->second.second), " (", source, ")"));
   }
-  auto op = put_by_value_.find(kv->second.second);
-  if (op == put_by_value_.end()) return;
-  const ClientOp& put = ops_[op->second];
-  if (put.put && !MayCommit(put, *put.put)) {
-    Fail("2", absl::StrCat(KeySubject(put.key), " ", ProposalSubject(p)),
-         absl::StrCat("the put of ", Quote(put.value), " answered ", Describe(*put.put),
-                      " but its proposal is decided commit (", source, ")"));
+  auto owners = ops_of_proposal_.find(p);
+  if (owners == ops_of_proposal_.end()) return;
+  for (int index : owners->second) {
+    const ClientOp& put = ops_[index];
+    if (put.put && !MayCommit(put, *put.put)) {
+      Fail("2", absl::StrCat(KeySubject(put.key), " ", ProposalSubject(p)),
+           absl::StrCat("the put of ", Quote(put.value), " answered ", Describe(*put.put),
+                        " but its proposal is decided commit (", source, ")"));
+    }
   }
 }
 
@@ -252,7 +266,6 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
 
 int Checker::OnOpStarted(ClientOp op) {
   int index = static_cast<int>(ops_.size());
-  if (op.type == ClientOp::Type::kPut) put_by_value_.emplace(op.value, index);
   ops_.push_back(std::move(op));
   return index;
 }
@@ -335,10 +348,12 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
   switch (outcome.kind) {
     case PutOutcome::Kind::kOk: {
       auto [it, fresh] = ok_put_.emplace(op.key, index);
-      if (!fresh) {
+      const ClientOp& first = ops_[it->second];
+      if (!fresh && (op.request_id == 0 || first.request_id != op.request_id)) {
         Fail("2", KeySubject(op.key),
-             absl::StrCat("a second put answered ok: ", Quote(op.value), " after ",
-                          Quote(ops_[it->second].value)));
+             absl::StrCat("a second client put answered ok: ", Quote(op.value), " (request id ",
+                          op.request_id, ") after ", Quote(first.value), " (request id ",
+                          first.request_id, ")"));
       }
       CheckClaim(op.key, op.value, absl::StrCat("put ok at ", node_ids_[op.node]));
       CheckPutOk(index);
@@ -355,6 +370,11 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
         CheckClaim(op.key, outcome.existing,
                    absl::StrCat("put keyExists at ", node_ids_[op.node]));
       }
+      if (op.request_id != 0 && outcome.existing == op.value) {
+        Fail("2", KeySubject(op.key),
+             absl::StrCat("put of ", Quote(op.value), " with request id ", op.request_id,
+                          " answered keyExists of its own value instead of ok"));
+      }
       known_since_.emplace(op.key, *now_);
       break;
     }
@@ -362,8 +382,8 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
       break;
   }
   if (!MayCommit(op, outcome)) {
-    auto ps = proposals_of_value_.find(op.value);
-    if (ps == proposals_of_value_.end()) return;
+    auto ps = proposals_of_op_.find(index);
+    if (ps == proposals_of_op_.end()) return;
     for (const core::ProposalId& p : ps->second) {
       auto d = decisions_.find(p);
       if (d != decisions_.end() && d->second.decision == Decision::kCommit) {
@@ -450,8 +470,8 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
                           " after the quiet phase; missing at:", missing));
       }
     }
-    // TODO(test): on by default once catch-up (anti-entropy) lands: every
-    // node converges to every committed key (DESIGN.md invariant 5).
+    // DESIGN.md invariant 5: by catch-up, every node converges to every
+    // committed key.
     if (options_.check_convergence && !missing.empty()) {
       Fail("5", KeySubject(key),
            absl::StrCat("not converged: ", Quote(global->second), " missing at:", missing));

@@ -6,10 +6,13 @@
 //
 // Invariant ids in reports:
 //   1  at most one value ever committed per key, on any node
-//   2  at most one put per key answers ok, with the committed value; every
-//      other answer agrees with the committed value; a put that answered
-//      conflict, unavailable (other than "outcome unknown") or keyExists
-//      of another value never has its value committed
+//   2  at most one client put (request id) per key answers ok, with the
+//      committed value: a retry of the same client put (same request id)
+//      may answer ok again, two different client puts may not; every other
+//      answer agrees with the committed value; a put whose own proposal is
+//      decided commit did not answer conflict, unavailable (other than
+//      "outcome unknown") or keyExists of another value; a put with a
+//      request id never answers keyExists of its own value (it answers ok)
 //   3  a proposal's decision is chosen once: commit/abort messages, chosen
 //      acceptor majorities and resolve answers agree; Paxos acceptor state
 //      only moves forward
@@ -60,7 +63,9 @@ struct ClientOp {
   Type type = Type::kPut;
   int node = 0;
   core::Key key;
-  core::Value value;  // kPut
+  core::Value value;             // kPut; unique per client put
+  uint64_t request_id = 0;       // kPut; unique per client put, 0: none
+  int retry_of = -1;             // kPut: the first op of the client put this retries
   core::TimeMs started = 0;
   core::TimeMs finished = -1;  // -1 while pending
   bool abandoned = false;      // its node crashed first
@@ -133,7 +138,10 @@ class Checker {
   std::map<core::Key, std::vector<std::pair<core::Value, std::string>>> pending_claims_;
   // Invariant 2.
   std::map<core::Key, int> ok_put_;
-  std::map<core::Value, int> put_by_value_;  // values are unique per put
+  // Which put ops a proposal belongs to: the puts of its key and value
+  // pending at its coordinator when its first reserve was sent.
+  std::map<core::ProposalId, std::vector<int>> ops_of_proposal_;
+  std::map<int, std::vector<core::ProposalId>> proposals_of_op_;
   // Invariant 3.
   struct DecisionRecord {
     core::Decision decision;

@@ -17,6 +17,11 @@ std::string Quote(const std::string& bytes) {
 
 std::string Describe(const ProposalId& p) { return p.ToString(); }
 
+// " rid=N", or nothing for no request id.
+static std::string RequestId(uint64_t request_id) {
+  return request_id == 0 ? std::string() : absl::StrCat(" rid=", request_id);
+}
+
 std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.proposer); }
 
 std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
@@ -26,7 +31,8 @@ std::string Describe(const Vote& v) {
     case Vote::Kind::kOk:
       return absl::StrCat(v.peer, "=ok");
     case Vote::Kind::kStored:
-      return absl::StrCat(v.peer, "=stored(", Quote(v.stored), ")");
+      return absl::StrCat(v.peer, "=stored(", Quote(v.stored), RequestId(v.stored_request_id),
+                          ")");
     case Vote::Kind::kReserved:
       return absl::StrCat(v.peer, "=reserved(", Describe(v.holder), ")");
     case Vote::Kind::kUnreachable:
@@ -43,10 +49,10 @@ std::string Describe(const ReplicaOp& op) {
         using O = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<O, ReserveOp>) {
           return absl::StrCat("reserve(", Quote(o.key), ",", Quote(o.value), ",",
-                              Describe(o.proposal), ")");
+                              Describe(o.proposal), RequestId(o.request_id), ")");
         } else if constexpr (std::is_same_v<O, CommitOp>) {
           return absl::StrCat("commit(", Quote(o.key), ",", Quote(o.value), ",",
-                              Describe(o.proposal), ")");
+                              Describe(o.proposal), RequestId(o.request_id), ")");
         } else {
           return absl::StrCat("abort(", Quote(o.key), ",", Describe(o.proposal), ")");
         }
@@ -69,8 +75,14 @@ std::string Describe(const Request& r) {
           return absl::StrCat("Prepare ", Describe(q.proposal), " b=", Describe(q.ballot));
         } else if constexpr (std::is_same_v<Q, ReadRequest>) {
           return absl::StrCat("Read ", Quote(q.key));
-        } else {
+        } else if constexpr (std::is_same_v<Q, ResolveRequest>) {
           return absl::StrCat("Resolve ", Describe(q.proposal));
+        } else if constexpr (std::is_same_v<Q, DigestRequest>) {
+          return std::string("Digest");
+        } else {
+          static_assert(std::is_same_v<Q, PullRequest>);
+          return absl::StrCat("Pull bucket=", q.bucket, " after=", Quote(q.after),
+                              " max_bytes=", q.max_bytes);
         }
       },
       r);
@@ -110,6 +122,24 @@ std::string Describe(const Response& r) {
         } else if constexpr (std::is_same_v<S, ResolveResponse>) {
           if (!s.decision) return absl::StrCat("ResolveResp unavailable(", s.reason, ")");
           return absl::StrCat("ResolveResp ", Describe(*s.decision));
+        } else if constexpr (std::is_same_v<S, DigestResponse>) {
+          size_t nonzero = 0;
+          uint64_t mix = 0;
+          for (uint64_t b : s.buckets) {
+            nonzero += b != 0;
+            mix = mix * 1099511628211ULL ^ b;
+          }
+          return absl::StrCat("DigestResp ", s.buckets.size(), " buckets, ", nonzero,
+                              " non-empty, mix=", absl::Hex(mix));
+        } else if constexpr (std::is_same_v<S, PullResponse>) {
+          return absl::StrCat(
+              "PullResp [",
+              absl::StrJoin(s.entries, " ",
+                            [](std::string* out, const PulledEntry& e) {
+                              absl::StrAppend(out, Quote(e.key), "=", Quote(e.value),
+                                              RequestId(e.request_id));
+                            }),
+              "]", s.complete ? "" : " more");
         } else {
           return absl::StrCat("Unreachable(", s.reason, ")");
         }
@@ -128,7 +158,8 @@ std::string Describe(const Mutation& m) {
         } else if constexpr (std::is_same_v<X, DeleteReservation>) {
           return absl::StrCat("DeleteReservation(", Quote(x.key), ")");
         } else if constexpr (std::is_same_v<X, PutCommitted>) {
-          return absl::StrCat("PutCommitted(", Quote(x.key), ",", Quote(x.value), ")");
+          return absl::StrCat("PutCommitted(", Quote(x.key), ",", Quote(x.value),
+                              RequestId(x.request_id), ")");
         } else if constexpr (std::is_same_v<X, PutAcceptor>) {
           std::string acc = x.record.accepted ? absl::StrCat(Describe(x.record.accepted->ballot),
                                                              "/",

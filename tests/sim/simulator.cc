@@ -90,7 +90,10 @@ std::string SimConfig::Reproducer() const {
   if (fault.net_min_ms != p.fault.net_min_ms || fault.net_max_ms != p.fault.net_max_ms) {
     absl::StrAppend(&out, " --net-ms ", fault.net_min_ms, "..", fault.net_max_ms);
   }
-  if (check_convergence) absl::StrAppend(&out, " --converge");
+  if (!check_convergence) absl::StrAppend(&out, " --no-converge");
+  if (catchup_interval_ms != d.catchup_interval_ms) {
+    absl::StrAppend(&out, " --catchup-ms ", catchup_interval_ms);
+  }
   if (!check_race) absl::StrAppend(&out, " --no-race-check");
   return out;
 }
@@ -106,8 +109,11 @@ std::string SimResult::StatsLine() const {
                       s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
                       " duplicated=", s.duplicated, " crashes=", s.crashes,
                       " partitions=", s.partitions, " prepares=", s.prepares,
-                      " resolves=", s.resolves, " probe_race: ok ", s.probe_race_winners,
-                      " conflict ", s.probe_race_conflicts);
+                      " resolves=", s.resolves, " client: timeouts ", s.client_timeouts,
+                      ", retries ", s.client_retries, ", retry ok ", s.puts_retry_ok,
+                      ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
+                      ", pulled ", s.catchup_keys_pulled, " probe_race: ok ",
+                      s.probe_race_winners, " conflict ", s.probe_race_conflicts);
 }
 
 std::string SimResult::Report() const {
@@ -159,6 +165,7 @@ Simulator::Simulator(SimConfig config) : config_(std::move(config)), rng_(config
   checker_ = std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids),
                                        std::move(stores), config_.clusters, options, &now_);
   client_seq_.assign(config_.clients, 0);
+  client_retry_.assign(config_.clients, std::nullopt);
 }
 
 Simulator::~Simulator() = default;
@@ -257,6 +264,7 @@ void Simulator::StartEngine(Node& node) {
   engine_config.random_seed = rng_();
   engine_config.call_deadline_ms = config_.call_deadline_ms;
   engine_config.lease_ms = config_.lease_ms;
+  engine_config.catchup_interval_ms = config_.catchup_interval_ms;
   core::DurableState recovered = node.store->Recover();
   Trace(absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
                      recovered.reservations.size(), " reservation(s), ",
@@ -265,6 +273,8 @@ void Simulator::StartEngine(Node& node) {
   node.engine =
       std::make_unique<core::Engine>(engine_config, node.store.get(), std::move(recovered));
   node.engine->SetTopology(topology_, now_);
+  // As the node does: catch up from a peer at every start.
+  node.engine->StartCatchUp(now_);
   Drain(node);
 }
 
@@ -272,6 +282,10 @@ void Simulator::Crash(Node& node) {
   Trace(absl::StrCat(node.id, " CRASH (incarnation ", node.incarnation, ", ", node.writes.size(),
                      " write(s) lost, ", node.inbound.size(), " request(s) unanswered)"));
   stats_.crashes++;
+  const core::EngineStats lost_stats = node.engine->stats();
+  dead_engines_.puts_joined += lost_stats.puts_joined;
+  dead_engines_.catchup_rounds += lost_stats.catchup_rounds;
+  dead_engines_.catchup_keys_pulled += lost_stats.catchup_keys_pulled;
   node.engine.reset();
   node.writes.clear();
   node.inbound.clear();
@@ -320,7 +334,10 @@ void Simulator::Drain(Node& node, bool after_tick) {
                                  Quote(checker_->ops()[op].value), " -> ",
                                  Describe(fx.outcome)));
               switch (fx.outcome.kind) {
-                case core::PutOutcome::Kind::kOk: stats_.puts_ok++; break;
+                case core::PutOutcome::Kind::kOk:
+                  stats_.puts_ok++;
+                  if (checker_->ops()[op].retry_of >= 0) stats_.puts_retry_ok++;
+                  break;
                 case core::PutOutcome::Kind::kKeyExists: stats_.puts_exists++; break;
                 case core::PutOutcome::Kind::kConflict: stats_.puts_conflict++; break;
                 case core::PutOutcome::Kind::kUnavailable:
@@ -643,12 +660,16 @@ void Simulator::ScheduleCrash(TimeMs after) {
 // --- Workload ---------------------------------------------------------------
 
 void Simulator::ClientNext(int client) {
-  if (workload_done_ || ops_issued_ >= config_.ops) return;
+  if (workload_done_) return;
+  std::optional<RetryPlan> retry = std::move(client_retry_[client]);
+  client_retry_[client].reset();
+  if (!retry && ops_issued_ >= config_.ops) return;
   std::vector<int> up;
   for (const Node& node : nodes_) {
     if (node.engine) up.push_back(node.index);
   }
   if (up.empty()) {
+    client_retry_[client] = retry;
     At(now_ + 100, [this, client] { ClientNext(client); });
     return;
   }
@@ -656,11 +677,24 @@ void Simulator::ClientNext(int client) {
   ClientOp op;
   op.node = node.index;
   op.started = now_;
+  if (retry) {
+    // The same client put again: same key, value and request id.
+    const ClientOp& first = checker_->ops()[retry->first_op];
+    op.type = ClientOp::Type::kPut;
+    op.key = first.key;
+    op.value = first.value;
+    op.request_id = first.request_id;
+    op.retry_of = retry->first_op;
+    stats_.client_retries++;
+    StartOp(node, std::move(op), client, retry->attempt);
+    return;
+  }
   // A window of `keys` keys that slides by one key every few operations: each
   // key sees a burst of racing puts while fresh, then keyExists and gets.
   op.key = absl::StrCat("k", ops_issued_ / 4 + Uniform(0, config_.keys - 1));
   if (Chance(config_.put_share)) {
     op.type = ClientOp::Type::kPut;
+    op.request_id = (static_cast<uint64_t>(client) + 1) * 1'000'000 + client_seq_[client] + 1;
     op.value = absl::StrCat("v", client, ".", client_seq_[client]++);
     if (Chance(config_.invalid_share)) op.key.clear();
   } else {
@@ -671,7 +705,7 @@ void Simulator::ClientNext(int client) {
   StartOp(node, std::move(op), client);
 }
 
-int Simulator::StartOp(Node& node, ClientOp op, int client) {
+int Simulator::StartOp(Node& node, ClientOp op, int client, int attempt) {
   ops_pending_++;
   const ClientOp::Type type = op.type;
   core::Key key = op.key;
@@ -680,12 +714,24 @@ int Simulator::StartOp(Node& node, ClientOp op, int client) {
   op_client_.resize(index + 1, -1);
   op_client_[index] = client;
   node.client_ops.push_back(index);
+  op_attempt_.resize(index + 1, 0);
+  op_attempt_[index] = attempt;
   const uint64_t id = static_cast<uint64_t>(index) + 1;
   const std::string who = client >= 0 ? absl::StrCat("client", client) : "probe";
   if (type == ClientOp::Type::kPut) {
     stats_.puts++;
-    Trace(absl::StrCat(node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value)));
-    node.engine->StartPut(id, std::move(key), std::move(value), now_);
+    const uint64_t request_id = checker_->ops()[index].request_id;
+    const int retry_of = checker_->ops()[index].retry_of;
+    Trace(absl::StrCat(node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value),
+                       request_id != 0 ? absl::StrCat(" rid=", request_id) : std::string(),
+                       retry_of >= 0 ? absl::StrCat(" (retry of #", retry_of + 1, ")")
+                                     : std::string()));
+    if (client >= 0) {
+      const TimeMs timeout = config_.client_timeout_ms > 0 ? config_.client_timeout_ms
+                                                           : 2 * config_.call_deadline_ms;
+      At(now_ + timeout, [this, client, index] { ClientTimeout(client, index); });
+    }
+    node.engine->StartPut(id, std::move(key), std::move(value), request_id, now_);
   } else {
     stats_.gets++;
     const bool linearizable = type == ClientOp::Type::kGetLinearizable;
@@ -702,11 +748,38 @@ int Simulator::StartOp(Node& node, ClientOp op, int client) {
 
 void Simulator::OpFinished(int op) {
   ops_pending_--;
-  Node& node = nodes_[checker_->ops()[op].node];
+  const ClientOp& done = checker_->ops()[op];
+  Node& node = nodes_[done.node];
   auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
   if (it != node.client_ops.end()) node.client_ops.erase(it);
   const int client = op_client_[op];
-  if (client < 0) return;  // a probe
+  if (client < 0) return;  // a probe, or its client timed out and moved on
+  // An unknown outcome: a real client retries the same put.
+  if (done.type == ClientOp::Type::kPut && done.request_id != 0 &&
+      (done.abandoned ||
+       (done.put && done.put->kind == core::PutOutcome::Kind::kUnavailable))) {
+    PlanRetry(client, op);
+  }
+  At(now_ + static_cast<TimeMs>(Uniform(0, config_.think_max_ms)),
+     [this, client] { ClientNext(client); });
+}
+
+void Simulator::PlanRetry(int client, int op) {
+  const int attempt = op_attempt_[op] + 1;
+  if (attempt > config_.client_max_retries || !Chance(config_.client_retry)) return;
+  const ClientOp& o = checker_->ops()[op];
+  client_retry_[client] = RetryPlan{o.retry_of >= 0 ? o.retry_of : op, attempt};
+}
+
+void Simulator::ClientTimeout(int client, int op) {
+  const ClientOp& o = checker_->ops()[op];
+  if (o.finished >= 0 || o.abandoned || op_client_[op] != client || workload_done_) return;
+  // The client stops waiting; the put goes on at its node, and its answer,
+  // when it comes, is still checked.
+  stats_.client_timeouts++;
+  op_client_[op] = -1;
+  Trace(absl::StrCat("client", client, " gives up waiting for #", op + 1));
+  PlanRetry(client, op);
   At(now_ + static_cast<TimeMs>(Uniform(0, config_.think_max_ms)),
      [this, client] { ClientNext(client); });
 }
@@ -820,7 +893,11 @@ void Simulator::CheckFinal() {
   Trace("CHECK");
   std::vector<int> open_inbound;
   for (const Node& node : nodes_) {
-    if (!node.engine) checker_->Fail("C", "", absl::StrCat(node.id, " is down at the end"));
+    if (!node.engine) {
+      checker_->Fail("C", "", absl::StrCat(node.id, " is down at the end"));
+    } else if (config_.check_convergence && !node.engine->caught_up()) {
+      checker_->Fail("5", "", absl::StrCat(node.id, " never completed a catch-up round"));
+    }
     open_inbound.push_back(static_cast<int>(node.inbound.size()));
   }
   checker_->CheckFinal(open_inbound);
@@ -834,6 +911,16 @@ SimResult Simulator::Result() const {
   result.fingerprint = fingerprint_;
   result.stats = stats_;
   result.stats.end_ms = now_;
+  result.stats.puts_joined = dead_engines_.puts_joined;
+  result.stats.catchup_rounds = dead_engines_.catchup_rounds;
+  result.stats.catchup_keys_pulled = dead_engines_.catchup_keys_pulled;
+  for (const Node& node : nodes_) {
+    if (!node.engine) continue;
+    const core::EngineStats s = node.engine->stats();
+    result.stats.puts_joined += s.puts_joined;
+    result.stats.catchup_rounds += s.catchup_rounds;
+    result.stats.catchup_keys_pulled += s.catchup_keys_pulled;
+  }
   return result;
 }
 

@@ -67,14 +67,24 @@ struct SimConfig {
   double linearizable_share = 0.5;  // of gets
   double invalid_share = 0.02;      // puts with an empty key
   core::TimeMs think_max_ms = 30;   // client pause between operations
+  // A client whose put timed out (no answer within client_timeout_ms; 0:
+  // twice the call deadline), answered unavailable, or was lost with its
+  // node retries it with the same request id, at a random node, with this
+  // probability, at most client_max_retries times.
+  double client_retry = 0.7;
+  int client_max_retries = 2;
+  core::TimeMs client_timeout_ms = 0;
   core::TimeMs workload_max_ms = 60'000;
   // Engine timing.
   core::TimeMs call_deadline_ms = 1000;
   core::TimeMs lease_ms = 2000;
+  core::TimeMs catchup_interval_ms = 2000;  // every engine also catches up at its start
   // Quiet phase: faults healed, every node up; long enough for lease
   // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
   core::TimeMs quiet_ms = 0;
-  bool check_convergence = false;  // TODO(test): default on with catch-up
+  // Invariant 5 in full: after the quiet phase every node holds every
+  // committed key and has completed a catch-up round.
+  bool check_convergence = true;
   bool probe = true;               // RunProbe after the quiet phase
   // RunProbe also requires its race of every node on one fresh key to end
   // with exactly one ok (DESIGN.md "Contention").
@@ -97,6 +107,9 @@ struct SimStats {
       puts_invalid = 0, puts_abandoned = 0;
   int gets = 0, gets_found = 0, gets_not_found = 0, gets_unavailable = 0;
   int puts_outcome_unknown = 0;  // unavailable "outcome unknown": may yet commit
+  int client_timeouts = 0, client_retries = 0;
+  int puts_retry_ok = 0;  // ok answers to retries
+  uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0;  // engines' sums
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
   int prepares = 0, resolves = 0;  // recovery traffic
   int probe_race_conflicts = 0;
@@ -216,8 +229,12 @@ class Simulator {
   void SchedulePartition(core::TimeMs after);
   void ScheduleCrash(core::TimeMs after);
   void ClientNext(int client);
+  // Plans a retry of put `op` for its client, if the dice say so.
+  void PlanRetry(int client, int op);
+  void ClientTimeout(int client, int op);
   // `client` < 0: a probe, which issues nothing further when it finishes.
-  int StartOp(Node& node, ClientOp op, int client);
+  // `attempt`: retries of the same client put before this one.
+  int StartOp(Node& node, ClientOp op, int client, int attempt = 0);
   void OpFinished(int op);
   core::TimeMs NetDelay(bool self);
 
@@ -240,7 +257,14 @@ class Simulator {
   int ops_issued_ = 0;
   int ops_pending_ = 0;
   std::vector<int> client_seq_;
-  std::vector<int> op_client_;  // checker op index -> client
+  std::vector<int> op_client_;   // checker op index -> client; -1: probe or detached
+  std::vector<int> op_attempt_;  // checker op index -> retries before it (puts)
+  struct RetryPlan {
+    int first_op;
+    int attempt;
+  };
+  std::vector<std::optional<RetryPlan>> client_retry_;
+  core::EngineStats dead_engines_;  // stats of engines lost in crashes, summed
 
   std::deque<std::string> tail_;
   uint64_t fingerprint_ = 1469598103934665603ull;

@@ -203,7 +203,7 @@ TEST(EngineReplicaTest, CommittedButNotYetDurableIsSeenAndAnsweredAfterTheWrite)
   Replica r;
   r.Request(HandleRequest{CommitOp{"k", "v", kP}});  // write held
   // A put of the key sees the pending commit.
-  r.engine().StartPut(1, "k", "x", r.now);
+  r.engine().StartPut(1, "k", "x", 0, r.now);
   std::vector<Effect> fx = r.Take();
   ASSERT_EQ(fx.size(), 1u);
   auto* done = std::get_if<PutDoneEffect>(&fx[0]);
@@ -316,7 +316,7 @@ TEST(EngineReplicaTest, PutAndGetAnswersThatNeedNoPeer) {
     SCOPED_TRACE(c.name);
     Replica r({}, c.clusters);
     r.store().committed["done"] = "old";
-    r.engine().StartPut(7, c.key, c.value, r.now);
+    r.engine().StartPut(7, c.key, c.value, 0, r.now);
     std::vector<Effect> fx = r.Take();
     ASSERT_EQ(fx.size(), 1u);
     const auto& done = std::get<PutDoneEffect>(fx[0]);

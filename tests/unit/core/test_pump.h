@@ -20,12 +20,27 @@
 namespace replicator::core::testing {
 
 // Durable state of one node: committed entries, reservations, acceptors.
+// The digest is computed on demand: test stores are small.
 class MemoryStore : public CommittedView {
  public:
-  std::optional<Value> GetCommitted(const Key& key) const override {
+  std::optional<CommittedEntry> GetEntry(const Key& key) const override {
     auto it = committed.find(key);
     if (it == committed.end()) return std::nullopt;
-    return it->second;
+    auto rid = request_ids.find(key);
+    return CommittedEntry{it->second, rid == request_ids.end() ? 0 : rid->second};
+  }
+  std::vector<uint64_t> Digest() const override {
+    std::vector<uint64_t> d(kDigestBuckets, 0);
+    for (const auto& [k, v] : committed) d[BucketOf(k)] ^= EntryHash(k, v);
+    return d;
+  }
+  void ForEachInBucket(
+      uint32_t bucket, const Key& after,
+      const std::function<bool(const Key&, const CommittedEntry&)>& visit) const override {
+    for (auto it = committed.upper_bound(after); it != committed.end(); ++it) {
+      if (BucketOf(it->first) != bucket) continue;
+      if (!visit(it->first, *GetEntry(it->first))) return;
+    }
   }
   void Apply(const WriteBatch& batch) {
     for (const Mutation& m : batch.mutations) {
@@ -35,6 +50,7 @@ class MemoryStore : public CommittedView {
         reservations.erase(d->key);
       } else if (auto* c = std::get_if<PutCommitted>(&m)) {
         committed[c->key] = c->value;
+        request_ids[c->key] = c->request_id;
       } else if (auto* a = std::get_if<PutAcceptor>(&m)) {
         acceptors[a->record.proposal] = a->record;
       } else if (auto* x = std::get_if<DeleteAcceptor>(&m)) {
@@ -43,6 +59,7 @@ class MemoryStore : public CommittedView {
     }
   }
   std::map<Key, Value> committed;
+  std::map<Key, uint64_t> request_ids;  // of committed keys; absent: 0
   std::map<Key, Reservation> reservations;
   std::map<ProposalId, AcceptorRecord> acceptors;
 };
@@ -71,15 +88,18 @@ class Pump {
  public:
   static constexpr const char* kTester = "tester";
 
-  explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters) {
+  // `tweak`, if set, adjusts every engine's config.
+  explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters,
+                const std::function<void(EngineConfig&)>& tweak = nullptr) {
     topology_ = MakeTopology(clusters);
     uint64_t seed = 1;
     for (const auto& [cluster, peers] : clusters) {
       for (const PeerId& p : peers) {
         Node& n = nodes_[p];
         n.store = std::make_unique<MemoryStore>();
-        n.engine = std::make_unique<Engine>(ConfigFor(p, cluster, seed++), n.store.get(),
-                                            DurableState{});
+        EngineConfig config = ConfigFor(p, cluster, seed++);
+        if (tweak) tweak(config);
+        n.engine = std::make_unique<Engine>(config, n.store.get(), DurableState{});
         n.engine->SetTopology(topology_, now);
       }
     }
@@ -102,6 +122,7 @@ class Pump {
   }
   TimeMs now = 1000;
   std::map<uint64_t, PutOutcome> puts;
+  int duplicate_put_dones = 0;  // a second PutDone for one put_id: a contract bug
   std::map<uint64_t, GetOutcome> gets;
   std::vector<ViolationEffect> violations;
   // Every request sent, in order: (from, to, request).
@@ -114,8 +135,13 @@ class Pump {
   // Responses to requests issued with Call(), by tester call id.
   std::map<uint64_t, Response> tester_responses;
 
-  void StartPut(const PeerId& at, uint64_t put_id, Key key, Value value) {
-    engine(at).StartPut(put_id, std::move(key), std::move(value), now);
+  void StartPut(const PeerId& at, uint64_t put_id, Key key, Value value,
+                uint64_t request_id = 0) {
+    engine(at).StartPut(put_id, std::move(key), std::move(value), request_id, now);
+    Collect(at);
+  }
+  void StartCatchUp(const PeerId& at) {
+    engine(at).StartCatchUp(now);
     Collect(at);
   }
   void StartGet(const PeerId& at, uint64_t get_id, Key key, Consistency c) {
@@ -227,6 +253,7 @@ class Pump {
         e.OnWriteDone(w->write_id, now);
         Collect(p);
       } else if (auto* pd = std::get_if<PutDoneEffect>(&fx)) {
+        if (puts.count(pd->put_id)) ++duplicate_put_dones;
         puts[pd->put_id] = pd->outcome;
       } else if (auto* gd = std::get_if<GetDoneEffect>(&fx)) {
         gets[gd->get_id] = gd->outcome;
