@@ -1,0 +1,254 @@
+// Catch-up (anti-entropy): serving digests and paged pulls, and rounds that
+// compare digests with a peer of the cluster and pull what differs.
+// Asserted on stores, stats and the messages a node sends.
+#include <gtest/gtest.h>
+
+#include "core/engine.h"
+#include "test_pump.h"
+
+namespace replicator::core {
+namespace {
+
+using testing::ConfigFor;
+using testing::MakeTopology;
+using testing::MemoryStore;
+using testing::Pump;
+
+const std::map<ClusterId, std::vector<PeerId>> kOneByThree = {{"a", {"a1", "a2", "a3"}}};
+const ProposalId kP{"a2", 1, 1, 0};
+
+// Commits (key, value) at `peers` only, as if the others had missed it.
+void CommitAt(Pump& pump, const std::vector<PeerId>& peers, const Key& key, const Value& value,
+              uint64_t request_id = 0) {
+  for (const PeerId& p : peers) pump.Call(p, HandleRequest{CommitOp{key, value, kP, request_id}});
+  pump.Run();
+}
+
+// `n` keys that share one digest bucket, in key order.
+std::vector<Key> KeysInOneBucket(size_t n) {
+  const uint32_t bucket = BucketOf("x0");
+  std::vector<Key> keys;
+  for (int i = 0; keys.size() < n; ++i) {
+    Key k = "x" + std::to_string(i);
+    if (BucketOf(k) == bucket) keys.push_back(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+int Sent(const Pump& pump, const PeerId& from, size_t request_index) {
+  int n = 0;
+  for (const Pump::Sent& s : pump.sent) n += s.from == from && s.request.index() == request_index;
+  return n;
+}
+
+TEST(EngineCatchUpTest, ANodeMissingKeysCatchesUpFromAPeer) {
+  Pump pump(kOneByThree);
+  for (int i = 0; i < 50; ++i) {
+    CommitAt(pump, {"a2", "a3"}, "k" + std::to_string(i), "v" + std::to_string(i), 100 + i);
+  }
+  EXPECT_FALSE(pump.engine("a1").caught_up());
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+  for (int i = 0; i < 50; ++i) {
+    const Key k = "k" + std::to_string(i);
+    ASSERT_TRUE(pump.store("a1").GetEntry(k).has_value()) << k;
+    EXPECT_EQ(pump.store("a1").GetEntry(k)->value, "v" + std::to_string(i));
+    EXPECT_EQ(pump.store("a1").GetEntry(k)->request_id, static_cast<uint64_t>(100 + i));
+  }
+  EXPECT_EQ(pump.store("a1").Digest(), pump.store("a2").Digest());
+  const EngineStats s = pump.engine("a1").stats();
+  EXPECT_EQ(s.catchup_rounds, 1u);
+  EXPECT_EQ(s.catchup_keys_pulled, 50u);
+  EXPECT_EQ(Sent(pump, "a1", Request(DigestRequest{}).index()), 1);
+  // Only the buckets that differed were pulled.
+  EXPECT_LE(Sent(pump, "a1", Request(PullRequest{}).index()), 50);
+  EXPECT_TRUE(pump.violations.empty());
+
+  // A second round finds nothing to pull.
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 2u);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, 50u);
+}
+
+TEST(EngineCatchUpTest, PullsPageThroughABucketWithATinyMaxBytes) {
+  const std::vector<Key> keys = KeysInOneBucket(5);
+  Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_pull_max_bytes = 1; });
+  for (const Key& k : keys) CommitAt(pump, {"a2", "a3"}, k, "value-of-" + k);
+
+  // The server: one entry per page (at least one, however small max_bytes),
+  // complete only on the last.
+  Key after;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    uint64_t call = pump.Call("a2", PullRequest{BucketOf(keys[0]), after, 1});
+    pump.Run();
+    const auto& page = std::get<PullResponse>(pump.tester_responses.at(call));
+    ASSERT_EQ(page.entries.size(), 1u);
+    EXPECT_EQ(page.entries[0].key, keys[i]);
+    EXPECT_EQ(page.entries[0].value, "value-of-" + keys[i]);
+    EXPECT_EQ(page.complete, i + 1 == keys.size());
+    after = page.entries[0].key;
+  }
+  uint64_t all = pump.Call("a2", PullRequest{BucketOf(keys[0]), "", 1 << 20});
+  uint64_t other = pump.Call("a2", PullRequest{BucketOf(keys[0]) ^ 1, "", 1 << 20});
+  uint64_t bad = pump.Call("a2", PullRequest{kDigestBuckets, "", 1 << 20});
+  pump.Run();
+  EXPECT_EQ(std::get<PullResponse>(pump.tester_responses.at(all)).entries.size(), keys.size());
+  EXPECT_TRUE(std::get<PullResponse>(pump.tester_responses.at(all)).complete);
+  EXPECT_TRUE(std::get<PullResponse>(pump.tester_responses.at(other)).entries.empty());
+  EXPECT_TRUE(std::get<PullResponse>(pump.tester_responses.at(bad)).entries.empty());
+
+  // The client pages through with `after`.
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+  for (const Key& k : keys) EXPECT_EQ(pump.store("a1").GetCommitted(k), "value-of-" + k);
+  std::vector<Key> afters;
+  for (const Pump::Sent& s : pump.sent) {
+    if (s.from != "a1") continue;
+    if (auto* p = std::get_if<PullRequest>(&s.request)) afters.push_back(p->after);
+  }
+  std::vector<Key> want = {""};
+  want.insert(want.end(), keys.begin(), keys.end() - 1);
+  EXPECT_EQ(afters, want);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, keys.size());
+}
+
+TEST(EngineCatchUpTest, AConflictingValueIsReportedNotOverwritten) {
+  Pump pump(kOneByThree);
+  CommitAt(pump, {"a2", "a3"}, "k", "v");
+  CommitAt(pump, {"a2", "a3"}, "fine", "f");
+  pump.store("a1").committed["k"] = "other";  // corrupt: a second value
+  pump.StartCatchUp("a1");
+  pump.Run();
+  ASSERT_EQ(pump.violations.size(), 1u);
+  EXPECT_EQ(pump.violations[0].key, "k");
+  EXPECT_EQ(pump.engine("a1").stats().safety_violations, 1u);
+  EXPECT_EQ(pump.store("a1").GetCommitted("k"), "other");
+  EXPECT_EQ(pump.store("a1").GetCommitted("fine"), "f");
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+}
+
+TEST(EngineCatchUpTest, NoPeerToAskIsTriviallyCaughtUp) {
+  struct Case {
+    std::string name;
+    Topology topology;
+  };
+  Topology peers_down = MakeTopology(kOneByThree);
+  for (Member& m : peers_down.members) {
+    if (m.id != "a1") m.state = PeerState::kDown;
+  }
+  Topology other_cluster_only = MakeTopology({{"a", {"a1"}}, {"b", {"b1", "b2", "b3"}}});
+  const std::vector<Case> cases = {
+      {"alone in the cluster", MakeTopology({{"a", {"a1"}}})},
+      {"every other member down", peers_down},
+      {"peers only in other clusters", other_cluster_only},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    MemoryStore store;
+    Engine engine(ConfigFor("a1", "a"), &store, DurableState{});
+    engine.SetTopology(c.topology, 1000);
+    EXPECT_TRUE(engine.caught_up());
+    engine.StartCatchUp(1000);
+    for (const Effect& fx : engine.TakeEffects()) {
+      EXPECT_FALSE(std::holds_alternative<SendEffect>(fx));
+    }
+    EXPECT_TRUE(engine.caught_up());
+    // A peer appears: the catch-up asked for starts at once.
+    engine.SetTopology(MakeTopology(kOneByThree), 1001);
+    EXPECT_FALSE(engine.caught_up());
+    std::vector<Effect> fx = engine.TakeEffects();
+    ASSERT_EQ(fx.size(), 1u);
+    EXPECT_TRUE(std::holds_alternative<DigestRequest>(std::get<SendEffect>(fx[0]).request));
+  }
+}
+
+TEST(EngineCatchUpTest, AnUnreachablePeerAbortsTheRoundAndTheNextIntervalAsksAnother) {
+  Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_interval_ms = 1000; });
+  CommitAt(pump, {"a2", "a3"}, "k", "v");
+  pump.down = {"a2", "a3"};
+  const TimeMs start = pump.now;
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_FALSE(pump.engine("a1").caught_up());
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 0u);
+  EXPECT_EQ(pump.engine("a1").NextWakeup(), start + 1000);
+  // Two more rounds ask each peer in turn; one is back.
+  pump.down = {"a2"};
+  pump.AdvanceTo(start + 1000);
+  pump.AdvanceTo(start + 2000);
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+  EXPECT_EQ(pump.store("a1").GetCommitted("k"), "v");
+  std::set<PeerId> asked;
+  for (const Pump::Sent& s : pump.sent) {
+    if (s.from == "a1" && std::holds_alternative<DigestRequest>(s.request)) asked.insert(s.to);
+  }
+  EXPECT_EQ(asked, (std::set<PeerId>{"a2", "a3"}));
+}
+
+TEST(EngineCatchUpTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
+  struct Case {
+    std::string name;
+    bool decision_known;
+  };
+  for (const Case& c : std::vector<Case>{{"undecided: the reservation stays", false},
+                                         {"known committed: applied as a commit", true}}) {
+    SCOPED_TRACE(c.name);
+    Pump pump(kOneByThree);
+    const ProposalId holder{"a3", 1, 4, 0};
+    pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3}});
+    pump.Run();
+    // The commit of `holder` reached a2 only.
+    pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});
+    if (c.decision_known) {
+      // a1 learns the decision without the commit of "k" (a commit of
+      // another key of the same proposal stands in for any such path).
+      pump.Call("a1", HandleRequest{CommitOp{"elsewhere", "v", holder, 3}});
+    }
+    pump.Run();
+    pump.down = {"a3"};
+    pump.StartCatchUp("a1");
+    pump.Run();
+    if (!pump.engine("a1").caught_up()) {  // asked a3 first; the next round asks a2
+      pump.AdvanceTo(pump.now + pump.engine("a1").config().catchup_interval_ms);
+    }
+    ASSERT_TRUE(pump.engine("a1").caught_up());
+    EXPECT_EQ(pump.store("a1").GetCommitted("k"), "v");
+    EXPECT_EQ(pump.store("a1").GetEntry("k")->request_id, 3u);
+    EXPECT_EQ(pump.store("a1").reservations.count("k"), c.decision_known ? 0u : 1u);
+    EXPECT_TRUE(pump.violations.empty());
+  }
+}
+
+TEST(EngineCatchUpTest, TickStartsARoundEveryInterval) {
+  Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_interval_ms = 500; });
+  const TimeMs start = pump.now;
+  EXPECT_EQ(pump.engine("a1").NextWakeup(), start + 500);
+  CommitAt(pump, {"a2"}, "k", "v");
+  pump.AdvanceTo(start + 499);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 0u);
+  pump.AdvanceTo(start + 500);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 1u);
+  pump.AdvanceTo(start + 1000);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 2u);
+  // Between them a2 or a3 was asked: either way a2's key reached a3 too.
+  pump.AdvanceTo(start + 1500);
+  for (const PeerId& p : {"a1", "a3"}) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
+}
+
+TEST(EngineCatchUpTest, DigestIsTheStoresDigest) {
+  Pump pump(kOneByThree);
+  CommitAt(pump, {"a2"}, "k", "v");
+  uint64_t call = pump.Call("a2", DigestRequest{});
+  pump.Run();
+  const auto& d = std::get<DigestResponse>(pump.tester_responses.at(call));
+  ASSERT_EQ(d.buckets.size(), kDigestBuckets);
+  EXPECT_EQ(d.buckets, pump.store("a2").Digest());
+  EXPECT_EQ(d.buckets[BucketOf("k")], EntryHash("k", "v"));
+}
+
+}  // namespace
+}  // namespace replicator::core
