@@ -53,13 +53,14 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
   config.check_race = std::string(sweep.faults) == "none";
   std::vector<std::string> failures;
   std::string reports;
-  int puts = 0, conflicts = 0, ok = 0;
+  int puts = 0, conflicts = 0, ok = 0, retries = 0;
   for (uint64_t seed = sweep.first_seed; seed < sweep.first_seed + sweep.seeds; ++seed) {
     config.seed = seed;
     SimResult result = RunSimulation(config);
     puts += result.stats.puts - result.stats.puts_invalid;
     conflicts += result.stats.puts_conflict;
     ok += result.stats.puts_ok;
+    retries += result.stats.client_retries;
     if (!result.ok()) {
       failures.push_back(config.Reproducer());
       // The first few failures in full; the rest as reproducer lines.
@@ -72,6 +73,9 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
                                 << " seeds failed:\n"
                                 << all << reports;
   EXPECT_GT(ok, 0) << "no put ever succeeded: the sweep exercises nothing";
+  if (std::string(sweep.faults) != "none") {
+    EXPECT_GT(retries, 0) << "no client ever retried a put: request ids go unexercised";
+  }
   if (std::string(sweep.faults) == "none") {
     // Contention beyond the retry bound is the only excuse for conflict.
     EXPECT_LE(conflicts * 10, puts) << conflicts << " of " << puts
@@ -126,6 +130,53 @@ TEST(SimLiveness, RacesOnAFreshKeyEndWithOneWinnerAtWanDelays) {
   for (const std::string& f : failures) absl::StrAppend(&all, "  ", f, "\n");
   EXPECT_TRUE(failures.empty()) << failures.size() << " of 100 seeds had a race with no winner:\n"
                                 << all << first;
+}
+
+// DESIGN.md invariant 5: "a node that was down or joined late converges to
+// every committed key". Nodes stay down for up to 8 s, missing commits that
+// only catch-up brings back; every node must hold every committed key at
+// the end (check_convergence, on by default) and catch-up must have pulled.
+TEST(SimCatchUp, NodesDownForLongConvergeByCatchUp) {
+  SimConfig config = SimConfig::ForProfile("crash");
+  config.clusters = 2;
+  config.fault.down_max_ms = 8000;
+  ASSERT_TRUE(config.check_convergence);
+  std::vector<std::string> failures;
+  std::string first;
+  uint64_t pulled = 0;
+  for (uint64_t seed = 1; seed <= 100; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    pulled += result.stats.catchup_keys_pulled;
+    if (!result.ok()) {
+      failures.push_back(config.Reproducer());
+      if (first.empty()) first = result.Report();
+    }
+  }
+  std::string all;
+  for (const std::string& f : failures) absl::StrAppend(&all, "  ", f, " --trace\n");
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of 100 seeds failed:\n" << all << first;
+  EXPECT_GT(pulled, 0u) << "catch-up never pulled anything: convergence was not exercised";
+}
+
+// Without periodic rounds (only the one at each start), nodes that missed
+// commits late in the run stay behind; the checker must say so.
+TEST(SimCatchUp, TheCheckerNoticesANodeThatDidNotConverge) {
+  SimConfig config = SimConfig::ForProfile("crash");
+  config.clusters = 2;
+  config.fault.down_max_ms = 8000;
+  config.catchup_interval_ms = 0;
+  int not_converged = 0;
+  for (uint64_t seed = 1; seed <= 40 && not_converged == 0; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    for (const Violation& v : result.violations) {
+      if (v.invariant == "5" && v.detail.find("not converged") != std::string::npos) {
+        ++not_converged;
+      }
+    }
+  }
+  EXPECT_GT(not_converged, 0);
 }
 
 TEST(SimDeterminism, SameSeedSameRunBitForBit) {
@@ -208,10 +259,11 @@ class CheckerWorld : public testing::Test {
     Apply(0, core::PutAcceptor{rec});
     Apply(1, core::PutAcceptor{rec});
   }
-  int StartPut(const core::Key& key, const core::Value& value) {
+  int StartPut(const core::Key& key, const core::Value& value, uint64_t request_id = 0) {
     ClientOp op;
     op.key = key;
     op.value = value;
+    op.request_id = request_id;
     op.started = now_;
     return checker_->OnOpStarted(op);
   }
@@ -243,6 +295,72 @@ TEST_F(CheckerWorld, CatchesTwoOkPutsOnOneKey) {
   Propose(P(2), "k", "v2", {}, core::Decision::kCommit);
   checker_->OnPutDone(op2, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
   EXPECT_TRUE(HasInvariant(checker_->violations(), "2")) << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, AcceptsARetryOfOnePutAnsweringOkAgain) {
+  int first = StartPut("k", "v1", /*request_id=*/7);
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(first, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  int retry = StartPut("k", "v1", /*request_id=*/7);
+  checker_->OnPutDone(retry, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesTwoClientPutsWithDifferentRequestIdsAnsweringOk) {
+  int op1 = StartPut("k", "v1", /*request_id=*/7);
+  int op2 = StartPut("k", "v1", /*request_id=*/8);
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(op1, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  checker_->OnPutDone(op2, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "2") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAPutWithARequestIdAnsweringKeyExistsOfItsOwnValue) {
+  int op1 = StartPut("k", "v1", /*request_id=*/7);
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(op1, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  Apply(0, core::PutCommitted{"k", "v1", 7});
+  int retry = StartPut("k", "v1", /*request_id=*/7);
+  checker_->OnPutDone(retry, core::PutOutcome{core::PutOutcome::Kind::kKeyExists, "v1", ""});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "2") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesARetryThatAnsweredConflictThoughItsProposalCommitted) {
+  int first = StartPut("k", "v1", /*request_id=*/7);
+  checker_->OnOpAbandoned(first);  // its node crashed before answering
+  int retry = StartPut("k", "v1", /*request_id=*/7);
+  // The retry's own proposal (the first op is no longer pending at a0).
+  checker_->OnSend(0, core::HandleRequest{core::ReserveOp{"k", "v1", P(2), 7}});
+  checker_->OnPutDone(retry, core::PutOutcome{core::PutOutcome::Kind::kConflict, "", "busy"});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", P(2), 7}});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "2") << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesACommittedKeyMissingAtANodeWithConvergenceOn) {
+  std::vector<const SimStore*> stores;
+  for (auto& s : stores_) stores.push_back(&s);
+  CheckerOptions options;
+  options.check_convergence = true;
+  checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
+                                       std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
+                                                                 "b2"},
+                                       stores, 2, options, &now_);
+  int op = StartPut("k", "v1");
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  for (int n : {0, 1, 3, 4}) {
+    Apply(n, core::PutCommitted{"k", "v1"});
+    Apply(n, core::DeleteReservation{"k"});
+  }
+  ASSERT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "5") << Listing(checker_->violations());
+  EXPECT_NE(checker_->violations().front().detail.find("not converged"), std::string::npos);
 }
 
 TEST_F(CheckerWorld, CatchesAnOkPutNotDurableInEveryCluster) {
