@@ -44,6 +44,10 @@ constexpr TimeMs kUnseeded = std::numeric_limits<TimeMs>::min();
 // Catch-up pulls in flight at once; bounds the memory a round can pin
 // (this many pages of EngineConfig::catchup_pull_max_bytes).
 constexpr size_t kMaxPullsInFlight = 8;
+// A pull carries a page of up to catchup_pull_max_bytes (MiBs), not one
+// small message: it gets this many call deadlines. A round that still times
+// out keeps what it applied; the next round pulls only what still differs.
+constexpr TimeMs kCatchUpDeadlineCalls = 4;
 
 // A representative gets most of the caller's remaining time, so that its
 // answer (with the votes it collected) arrives before the caller gives up.
@@ -1654,7 +1658,7 @@ void Engine::Impl::StartCatchUpRound(TimeMs now) {
   round.id = next_round_id_++;
   round.peer = peer;
   const uint64_t id = round.id;
-  Send(peer, DigestRequest{}, now + config_.call_deadline_ms,
+  Send(peer, DigestRequest{}, now + kCatchUpDeadlineCalls * config_.call_deadline_ms,
        [this, id](Response&& r, TimeMs t) { OnDigest(id, std::move(r), t); });
 }
 
@@ -1679,7 +1683,8 @@ void Engine::Impl::SendPull(uint32_t bucket, const Key& after, TimeMs now) {
   ++round.pulls_in_flight;
   const uint64_t id = round.id;
   Send(round.peer, PullRequest{bucket, after, config_.catchup_pull_max_bytes},
-       now + config_.call_deadline_ms, [this, id, bucket, after](Response&& r, TimeMs t) {
+       now + kCatchUpDeadlineCalls * config_.call_deadline_ms,
+       [this, id, bucket, after](Response&& r, TimeMs t) {
          OnPull(id, bucket, after, std::move(r), t);
        });
 }
