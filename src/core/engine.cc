@@ -479,6 +479,7 @@ class Engine::Impl {
   void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
   void ErasePut(uint64_t id);
   void EmitPutDone(uint64_t put_id, PutOutcome outcome);
+  void EmitPutDone(const PutOp& op, PutOutcome outcome);
 
   // --- Reader -------------------------------------------------------------------
 
@@ -1326,8 +1327,9 @@ void Engine::Impl::CommitChosen(uint64_t id, TimeMs now) {
   PutOp& op = puts_.at(id);
   RecordDecision(op.proposal, Decision::kCommit);
   NotifyResolveWaiters(op, Decision::kCommit, now);
+  EmitPutDone(op, PutOutcome{PutOutcome::Kind::kOk, {}, {}});
   Fanout(op, CommitOp{op.key, op.value, op.proposal, op.request_id}, now);
-  FinishPut(id, PutOutcome{PutOutcome::Kind::kOk, {}, {}}, now);
+  ErasePut(id);
 }
 
 void Engine::Impl::AbortAttempt(PutOp& op, TimeMs now) {
@@ -1408,9 +1410,14 @@ void Engine::Impl::FinishPut(uint64_t id, PutOutcome outcome, TimeMs now) {
         absl::StrCat("coordinator gave up on proposal ", op.proposal.ToString()), now);
     }
   }
+  EmitPutDone(op, std::move(outcome));
+  ErasePut(id);
+}
+
+void Engine::Impl::EmitPutDone(const PutOp& op, PutOutcome outcome) {
+  // Joined puts are one client put with `op`: counted once, by op.
   for (uint64_t joined : op.joined) effects_.push_back(PutDoneEffect{joined, outcome});
   EmitPutDone(op.put_id, std::move(outcome));
-  ErasePut(id);
 }
 
 void Engine::Impl::ErasePut(uint64_t id) {
