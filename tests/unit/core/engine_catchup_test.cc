@@ -236,7 +236,7 @@ TEST(EngineCatchUpTest, TickStartsARoundEveryInterval) {
   EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 2u);
   // Between them a2 or a3 was asked: either way a2's key reached a3 too.
   pump.AdvanceTo(start + 1500);
-  for (const PeerId& p : {"a1", "a3"}) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
+  for (const char* p : {"a1", "a3"}) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
 }
 
 TEST(EngineCatchUpTest, DigestIsTheStoresDigest) {

@@ -193,7 +193,7 @@ TEST(EngineRequestIdTest, RetryAfterTheCoordinatorDiedIsContentionThenOk) {
 TEST(EngineRequestIdTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
   Pump pump(kTwoByThree);
   const ProposalId p{"a1", 1, 77, 0};
-  for (const PeerId& peer : {"a2", "a3", "b1", "b2"}) {
+  for (const char* peer : {"a2", "a3", "b1", "b2"}) {
     pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31}});
   }
   pump.Run();
