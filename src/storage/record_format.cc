@@ -144,6 +144,7 @@ std::string EncodeReservation(const core::Reservation& reservation) {
   PutVarint64(&out, kRecordVersion);
   PutProposal(&out, reservation.proposal);
   PutLengthPrefixed(&out, reservation.value);
+  PutVarint64(&out, reservation.request_id);
   return out;
 }
 
@@ -161,7 +162,7 @@ absl::StatusOr<core::Reservation> DecodeReservation(std::string_view record_key,
   r.key = std::string(record_key.substr(1));
   std::string_view reserved_value;
   if (!ReadProposal(&in, &r.proposal) || !in.ReadLengthPrefixed("value", &reserved_value) ||
-      !in.ExpectEnd()) {
+      !in.ReadVarint64("request_id", &r.request_id) || !in.ExpectEnd()) {
     return Corrupt(kKind, record_key, in.error());
   }
   r.value = std::string(reserved_value);

@@ -65,7 +65,7 @@ std::string ReservationKey(std::string_view key);
 // started_ms is not part of the identity and lives in the value.
 std::string AcceptorKey(const core::ProposalId& proposal);
 
-// Reservation value: version, proposal, value. The key is the record key's
+// Reservation value: version, proposal, value, request id. The key is the record key's
 // suffix; `since` is not stored.
 std::string EncodeReservation(const core::Reservation& reservation);
 // `record_key` is the full record key ('r' + key), used for the key and in

@@ -24,6 +24,7 @@ core::Reservation SampleReservation() {
   r.key = std::string("key\0with\xffnul", 12);
   r.proposal = Proposal("12D3KooWcoordinator", 7, ~uint64_t{0});
   r.value = std::string(300, 'v');  // length needs a two-byte varint
+  r.request_id = 0xfeedfacecafebeefULL;
   r.since = 99;
   return r;
 }
@@ -69,6 +70,7 @@ TEST(RecordFormatTest, ReservationRoundTripsWithoutSince) {
   EXPECT_EQ(out->proposal, r.proposal);
   EXPECT_EQ(out->proposal.started_ms, r.proposal.started_ms);
   EXPECT_EQ(out->value, r.value);
+  EXPECT_EQ(out->request_id, r.request_id);
   EXPECT_EQ(out->since, 0);
 }
 
