@@ -49,13 +49,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string SelfDir() {
-  char path[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) return ".";
-  path[n] = '\0';
-  return std::filesystem::path(path).parent_path().string();
-}
 
 struct Phase {
   std::string name;
@@ -202,7 +195,7 @@ int main(int argc, char** argv) {
     options.clusters = absl::GetFlag(FLAGS_clusters);
     options.nodes_per_cluster = absl::GetFlag(FLAGS_nodes);
     options.storage = absl::GetFlag(FLAGS_storage);
-    options.replicatord = SelfDir() + "/replicatord";
+    options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
     options.root_dir = root;
     auto d = replicator::node::LocalDeployment::Start(options);
     if (!d.ok()) {

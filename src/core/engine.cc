@@ -420,6 +420,8 @@ class Engine::Impl {
   void HandleForward(uint64_t inbound_id, ForwardRequest request, TimeMs now);
   void HandleAccept(uint64_t inbound_id, const AcceptRequest& request);
   void HandlePrepare(uint64_t inbound_id, const PrepareRequest& request);
+  template <typename Step>
+  void ApplyAcceptorStep(uint64_t inbound_id, const ProposalId& proposal, Step step);
   void HandleRead(uint64_t inbound_id, const ReadRequest& request);
   void HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now);
   void HandleDigest(uint64_t inbound_id);
@@ -773,24 +775,25 @@ void Engine::Impl::HandleForward(uint64_t inbound_id, ForwardRequest request, Ti
 
 void Engine::Impl::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
   auto it = acceptors_.find(request.proposal);
-  AcceptStep step = OnAccept(it == acceptors_.end() ? nullptr : &it->second, request);
-  if (!step.updated) {
-    Respond(inbound_id, step.response);
-    return;
-  }
-  acceptors_[request.proposal] = *step.updated;
-  uint64_t w = Mutate(PutAcceptor{*step.updated});
-  AfterWrite(w, [this, inbound_id, resp = step.response]() { Respond(inbound_id, resp); });
+  ApplyAcceptorStep(inbound_id, request.proposal,
+                    OnAccept(it == acceptors_.end() ? nullptr : &it->second, request));
 }
 
 void Engine::Impl::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
   auto it = acceptors_.find(request.proposal);
-  PrepareStep step = OnPrepare(it == acceptors_.end() ? nullptr : &it->second, request);
+  ApplyAcceptorStep(inbound_id, request.proposal,
+                    OnPrepare(it == acceptors_.end() ? nullptr : &it->second, request));
+}
+
+template <typename Step>
+void Engine::Impl::ApplyAcceptorStep(uint64_t inbound_id, const ProposalId& proposal,
+                                     Step step) {
+  // A promise or an accept is answered only once it is durable.
   if (!step.updated) {
     Respond(inbound_id, step.response);
     return;
   }
-  acceptors_[request.proposal] = *step.updated;
+  acceptors_[proposal] = *step.updated;
   uint64_t w = Mutate(PutAcceptor{*step.updated});
   AfterWrite(w, [this, inbound_id, resp = step.response]() { Respond(inbound_id, resp); });
 }

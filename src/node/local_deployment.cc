@@ -220,6 +220,12 @@ std::optional<size_t> LocalDeployment::Exited() {
   return std::nullopt;
 }
 
+std::string ExecutableDir() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : self.parent_path().string();
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                          const std::string& stdin_data) {
   CommandResult result;

@@ -73,6 +73,10 @@ class LocalDeployment {
   std::vector<NodeProcess> nodes_;
 };
 
+// The directory of the running executable (where replicatord sits beside the
+// launcher, the bench and the tests' binaries).
+std::string ExecutableDir();
+
 // Runs `argv` to completion with a time bound; captures stdout and stderr.
 struct CommandResult {
   int exit_code = -1;  // -1: killed at the time bound or by a signal

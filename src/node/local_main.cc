@@ -24,18 +24,6 @@ ABSL_FLAG(std::string, dir, "",
           "Directory for data dirs and logs (default: a new directory under /tmp).");
 ABSL_FLAG(std::string, storage, "rocksdb", "rocksdb or memory.");
 
-namespace {
-
-std::string SelfDir() {
-  char path[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) return ".";
-  path[n] = '\0';
-  return std::filesystem::path(path).parent_path().string();
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Starts a local Replicator deployment: replicator-local [--clusters=3] [--nodes=3]");
@@ -45,7 +33,7 @@ int main(int argc, char** argv) {
   options.clusters = absl::GetFlag(FLAGS_clusters);
   options.nodes_per_cluster = absl::GetFlag(FLAGS_nodes);
   options.storage = absl::GetFlag(FLAGS_storage);
-  options.replicatord = SelfDir() + "/replicatord";
+  options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
   options.root_dir = absl::GetFlag(FLAGS_dir);
   if (options.clusters < 1 || options.clusters > 26 || options.nodes_per_cluster < 1 ||
       options.nodes_per_cluster > 50) {
@@ -80,7 +68,7 @@ int main(int argc, char** argv) {
     fmt::print("  cluster {}  {}{}\n", n.cluster, n.address,
                &n == &nodes[0] ? "  (bootstrap peer)" : "");
   }
-  std::string bin = SelfDir();
+  std::string bin = replicator::node::ExecutableDir();
   fmt::print("\nTry:\n");
   fmt::print("  {}/replicator --node={} put greeting hello\n", bin, nodes.front().address);
   fmt::print("  {}/replicator --node={} get greeting\n", bin, nodes.back().address);
