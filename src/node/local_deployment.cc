@@ -46,6 +46,11 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
     return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   }
   if (pid == 0) {
+    // The launcher blocks SIGINT/SIGTERM to wait for them; a node must not
+    // inherit that mask, or it could never be stopped gracefully.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
     ::dup2(fd, 1);
@@ -239,6 +244,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);

@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
     }
   }
   fmt::print("stopping {} nodes\n", nodes.size());
+  std::fflush(stdout);
   (*deployment)->StopAll();
   return exit_code;
 }
