@@ -139,8 +139,12 @@ struct Bench {
     for (int w = 0; w < concurrency; ++w) {
       asio::co_spawn(reactor.io(), Worker(phase, count, is_put, &done), asio::detached);
     }
-    asio::error_code ec;
-    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // Workers may finish before this wait starts (co_spawn can run them
+    // inline), so wait on the count, not on a single cancel.
+    while (workers_left > 0) {
+      asio::error_code ec;
+      co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     phase->seconds = std::chrono::duration<double>(Clock::now() - start).count();
   }
 
@@ -173,7 +177,8 @@ struct Bench {
         phase->first_error = error;
       }
     }
-    if (--workers_left == 0) done->cancel();
+    --workers_left;
+    done->cancel();
   }
 };
 
