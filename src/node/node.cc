@@ -125,6 +125,7 @@ class Node::Impl {
     bool down = false;  // its watcher stopped answering
   };
   std::map<core::PeerId, Registration> registry_;
+  std::map<core::ClusterId, std::chrono::steady_clock::time_point> last_promotion_;
 
   // Connection to the directory (other nodes).
   std::unique_ptr<net::RpcConnection> directory_connection_;
@@ -143,6 +144,9 @@ class Node::Impl {
 namespace {
 
 const char* ShuttingDown() { return "node is shutting down"; }
+
+// Least time between two voter additions in one cluster (see Join).
+constexpr std::chrono::seconds kPromotionSpacing{5};
 
 // Cap'n Proto servers. Each call becomes an Asio coroutine on the reactor.
 
@@ -888,8 +892,17 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
   }
   bool was_voter = it != registry_.end() && it->second.member.state == core::PeerState::kVoter;
   bool promotion = it != registry_.end() && member.state == core::PeerState::kVoter;
+  // Promotions in one cluster are spaced out, so that every node has heard
+  // of one voter set before the next is formed: a coordinator whose view
+  // lagged two additions behind could count a majority that misses another
+  // view's majority. TODO(safety): record membership changes through
+  // consensus (joint majorities) instead of relying on spacing.
+  auto now = std::chrono::steady_clock::now();
+  auto& last = last_promotion_[member.cluster];
+  if (promotion && !was_voter && voters >= 3 && now - last < kPromotionSpacing) promotion = false;
   member.state = was_voter || promotion || voters < 3 ? core::PeerState::kVoter
                                                       : core::PeerState::kCatchingUp;
+  if (!was_voter && member.state == core::PeerState::kVoter) last = now;
   Registration& reg = registry_[member.id];
   reg.member = std::move(member);
   reg.watcher = std::move(watcher);
