@@ -106,7 +106,21 @@ class Engine::Impl {
     Input in(this, now);
     StartCatchUpRound(now);
   }
-  bool caught_up() const { return caught_up_ || CatchUpPeers().empty(); }
+  // A node holds every key committed before its catch-up began once it has
+  // completed rounds with a majority of its cluster's voters (itself counted
+  // if it votes): every committed key is durable at such a majority. A
+  // catching-up node must not be promoted on one peer's word, which may lag.
+  bool caught_up() const {
+    std::vector<PeerId> voters = CatchUpPeers();
+    if (voters.empty()) return true;
+    const std::vector<PeerId> all = topology_.Voters(config_.cluster);
+    const bool self_votes = std::find(all.begin(), all.end(), config_.self) != all.end();
+    const size_t cluster_voters = voters.size() + (self_votes ? 1 : 0);
+    const size_t need = cluster_voters / 2 + 1 - (self_votes ? 1 : 0);
+    size_t have = 0;
+    for (const PeerId& v : voters) have += caught_up_from_.count(v);
+    return have >= need;
+  }
 
   std::vector<Effect> TakeEffects() {
     std::vector<Effect> out;
@@ -132,7 +146,10 @@ class Engine::Impl {
   // and emits the input's batched mutations as one WriteEffect.
   class Input {
    public:
-    Input(Impl* impl, TimeMs now) : impl_(impl) { impl_->Observe(now); }
+    Input(Impl* impl, TimeMs now) : impl_(impl) {
+      impl_->last_now_ = now;
+      impl_->Observe(now);
+    }
     ~Input() { impl_->FlushWrite(); }
     Input(const Input&) = delete;
     Input& operator=(const Input&) = delete;
@@ -525,7 +542,8 @@ class Engine::Impl {
   std::optional<CatchUpRound> catchup_;
   uint64_t next_round_id_ = 1;
   TimeMs next_catchup_at_ = kUnseeded;  // periodic round; kUnseeded: none
-  bool caught_up_ = false;               // some round completed
+  std::set<PeerId> caught_up_from_;      // peers a round completed with
+  TimeMs last_now_ = 0;                  // `now` of the current input
   bool catchup_wanted_ = false;          // a round found nobody to ask
   std::optional<uint64_t> catchup_cursor_;  // round robin over CatchUpPeers()
 
@@ -1641,10 +1659,12 @@ void Engine::Impl::HandlePull(uint64_t inbound_id, const PullRequest& request) {
 }
 
 std::vector<PeerId> Engine::Impl::CatchUpPeers() const {
+  // Voters only: a catching-up member may itself lack keys, and a chain of
+  // new nodes vouching for each other must not pass for caught up.
   std::vector<PeerId> peers;
   for (const Member& m : topology_.members) {
     if (m.cluster != config_.cluster || m.id == config_.self) continue;
-    if (m.state == PeerState::kVoter || m.state == PeerState::kCatchingUp) peers.push_back(m.id);
+    if (m.state == PeerState::kVoter) peers.push_back(m.id);
   }
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
@@ -1729,9 +1749,11 @@ void Engine::Impl::PumpPulls(TimeMs now) {
   const uint64_t id = round.id;
   AfterWrite(round.last_write, [this, id]() {
     if (!catchup_ || catchup_->id != id) return;
+    caught_up_from_.insert(catchup_->peer);
     catchup_.reset();
-    caught_up_ = true;
     ++stats_.catchup_rounds;
+    // Not yet caught up from a majority: ask the next voter at once.
+    if (!caught_up()) next_catchup_at_ = last_now_;
   });
 }
 

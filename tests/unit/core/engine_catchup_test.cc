@@ -252,3 +252,44 @@ TEST(EngineCatchUpTest, DigestIsTheStoresDigest) {
 
 }  // namespace
 }  // namespace replicator::core
+
+namespace replicator::core {
+namespace {
+
+// A node that is not a voter yet is caught up only after rounds with a
+// majority of the voters: any one voter may have missed a committed key.
+TEST(EngineCatchUpTest, ANewNodeIsCaughtUpOnlyFromAMajorityOfVoters) {
+  Pump pump({{"a", {"a1", "a2", "a3", "a4"}}});
+  Topology t = pump.topology();
+  for (Member& m : t.members) {
+    if (m.id == "a4") m.state = PeerState::kCatchingUp;
+  }
+  for (const PeerId& p : {PeerId("a1"), PeerId("a2"), PeerId("a3"), PeerId("a4")}) {
+    pump.engine(p).SetTopology(t, pump.now);
+  }
+  // Each key is committed at two of the three voters (a majority), so no
+  // single voter holds both.
+  CommitAt(pump, {"a1", "a2"}, "k12", "v");
+  CommitAt(pump, {"a2", "a3"}, "k23", "v");
+  CommitAt(pump, {"a1", "a3"}, "k13", "v");
+  pump.StartCatchUp("a4");
+  pump.Run();
+  EXPECT_EQ(pump.engine("a4").stats().catchup_rounds, 1u);
+  EXPECT_FALSE(pump.engine("a4").caught_up()) << "one voter's word is not enough";
+  // The next round, with another voter, starts at once.
+  pump.AdvanceTo(pump.now + 1);
+  EXPECT_EQ(pump.engine("a4").stats().catchup_rounds, 2u);
+  EXPECT_TRUE(pump.engine("a4").caught_up());
+  for (const char* k : {"k12", "k23", "k13"}) {
+    EXPECT_EQ(pump.store("a4").GetCommitted(k), "v") << k;
+  }
+  std::set<PeerId> asked;
+  for (const Pump::Sent& s : pump.sent) {
+    if (s.from == "a4" && std::holds_alternative<DigestRequest>(s.request)) asked.insert(s.to);
+  }
+  EXPECT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked.count("a4"), 0u);
+}
+
+}  // namespace
+}  // namespace replicator::core
