@@ -109,11 +109,15 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::str
       }
     }
     result = co_await impl_->PutOnce(key, value, request_id);
-    // Only a failure of the call itself leaves the outcome unknown; every
-    // answer from the node is final.
-    bool transport_failure = !result.ok() && (absl::IsDeadlineExceeded(result.status()) ||
-                                              absl::IsUnavailable(result.status()));
-    if (!transport_failure) break;
+    // A failed call, or a node that could not learn its own decision
+    // (schema: `unavailable` starting "outcome unknown"), leaves the outcome
+    // unknown: the same request id asks again. Every other answer is final.
+    bool unknown = !result.ok() ? absl::IsDeadlineExceeded(result.status()) ||
+                                      absl::IsUnavailable(result.status())
+                                : result->kind == PutResult::Kind::kUnavailable &&
+                                      result->message.rfind("outcome unknown", 0) == 0;
+    if (!unknown) break;
+    if (result.ok()) result = absl::UnavailableError(result->message);
   }
   co_return result;
 }

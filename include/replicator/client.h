@@ -9,8 +9,10 @@
 //   auto put = co_await (*client)->Put("user/42", "alice");
 //   if (put.ok() && put->kind == replicator::PutResult::Kind::kKeyExists) { /* choose another */ }
 //
-// Transport failures come back as absl::Status (Unavailable, DeadlineExceeded);
-// protocol outcomes are values in PutResult / GetResult.
+// Protocol outcomes are values in PutResult / GetResult. An absl::Status error
+// (Unavailable, DeadlineExceeded) means the outcome is unknown: the call
+// failed, or the node could not learn its own decision, after every retry.
+// A put may then still have been applied; read the key before choosing another.
 #pragma once
 
 #include <chrono>
@@ -82,9 +84,10 @@ struct ClientOptions {
   // Bound on one call; a put takes a reserve round to every cluster and a
   // decision round in the node's cluster, plus backoff under contention.
   std::chrono::milliseconds call_timeout{10000};
-  // A put that times out or loses its connection is sent again, with the
-  // same request id, up to this many attempts in all: if the first attempt
-  // was applied, the retry answers kOk (never kKeyExists for its own value).
+  // A put whose outcome is unknown (timed out, lost its connection, or the
+  // node answered "outcome unknown") is sent again with the same request id,
+  // up to this many attempts in all: if an earlier attempt was applied, the
+  // retry answers kOk (never kKeyExists for its own value).
   int put_attempts = 3;
   // Called before each such retry (for logging).
   std::function<void(const absl::Status& failure, int next_attempt)> on_put_retry;
