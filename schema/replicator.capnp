@@ -129,7 +129,8 @@ enum PeerState {
   catchingUp @1;
   # Joined, still pulling committed keys; not counted in quorums.
   down @2;
-  # The directory lost its connection to the node.
+  # The node's watcher stopped answering the directory's pings. A liveness
+  # hint only: a down voter still counts in its cluster's quorums.
 }
 
 interface Directory {
@@ -147,6 +148,9 @@ interface Directory {
 
 interface Watcher {
   changed @0 (members :List(PeerInfo)) -> ();
+  ping @1 () -> ();
+  # Liveness: the directory pings every watcher every 2 s and shows a node
+  # that misses it as `down` until it joins again.
 }
 
 # ---------------------------------------------------------------------------

@@ -96,8 +96,13 @@ class Node::Impl {
   asio::awaitable<absl::StatusOr<wire::Peer::Client>> PeerClient(core::PeerId id,
                                                                 milliseconds timeout);
   void Broadcast();
-  asio::awaitable<void> Notify(std::weak_ptr<bool> token, core::PeerId id,
+  asio::awaitable<void> Notify(std::weak_ptr<bool> token, core::PeerId id, uint64_t generation,
                                wire::Watcher::Client watcher, std::vector<core::Member> members);
+  asio::awaitable<void> Ping(std::weak_ptr<bool> token, core::PeerId id, uint64_t generation,
+                             wire::Watcher::Client watcher);
+  // Shows a registration down when a call to its watcher failed.
+  void MarkDown(const core::PeerId& id, uint64_t generation);
+  asio::awaitable<void> WatchHealth(std::weak_ptr<bool> token);
   asio::awaitable<absl::Status> JoinDirectory();
   asio::awaitable<void> StayJoined(std::weak_ptr<bool> token);
   core::Member Self() const;
@@ -123,7 +128,9 @@ class Node::Impl {
     core::Member member;  // state: kVoter or kCatchingUp
     std::optional<wire::Watcher::Client> watcher;  // empty for this node itself
     bool down = false;  // its watcher stopped answering
+    uint64_t generation = 0;  // which join `watcher` came from
   };
+  uint64_t registry_generation_ = 0;
   std::map<core::PeerId, Registration> registry_;
   std::map<core::ClusterId, std::chrono::steady_clock::time_point> last_promotion_;
 
@@ -354,6 +361,10 @@ class WatcherServer final : public wire::Watcher::Server {
     impl_->OnMembers(std::move(members));
     return kj::READY_NOW;
   }
+  kj::Promise<void> ping(PingContext) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return kj::READY_NOW;
+  }
 
  private:
   Node::Impl* impl_;
@@ -476,8 +487,9 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   if (is_directory()) {
     core::Member self = Self();
     self.state = core::PeerState::kVoter;
-    registry_[identity_.peer_id] = Registration{self, std::nullopt, false};
+    registry_[identity_.peer_id] = Registration{self, std::nullopt, false, 0};
     Broadcast();
+    Spawn(WatchHealth(token()));
   } else {
     absl::Status joined = co_await JoinDirectory();
     if (!joined.ok()) co_return joined;
@@ -907,6 +919,7 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
   reg.member = std::move(member);
   reg.watcher = std::move(watcher);
   reg.down = false;
+  reg.generation = ++registry_generation_;
   Broadcast();
   return DirectoryMembers();
 }
@@ -914,25 +927,51 @@ absl::StatusOr<std::vector<core::Member>> Node::Impl::Join(core::Member member,
 void Node::Impl::Broadcast() {
   std::vector<core::Member> members = DirectoryMembers();
   for (auto& [id, reg] : registry_) {
-    if (reg.watcher) Spawn(Notify(token(), id, *reg.watcher, members));
+    if (reg.watcher) Spawn(Notify(token(), id, reg.generation, *reg.watcher, members));
   }
   OnMembers(std::move(members));
 }
 
 asio::awaitable<void> Node::Impl::Notify(std::weak_ptr<bool> token, core::PeerId id,
-                                         wire::Watcher::Client watcher,
+                                         uint64_t generation, wire::Watcher::Client watcher,
                                          std::vector<core::Member> members) {
   auto req = watcher.changedRequest();
   FillMembers(members, req.initMembers(members.size()));
   kj::Promise<void> sent = req.send().ignoreResult();
   absl::Status s = co_await net::AwaitWithin(kj::mv(sent), options_.call_deadline);
   if (token.expired() || s.ok()) co_return;
-  // The watcher is gone: mark its node down (once) and tell the others.
+  MarkDown(id, generation);
+}
+
+asio::awaitable<void> Node::Impl::Ping(std::weak_ptr<bool> token, core::PeerId id,
+                                       uint64_t generation, wire::Watcher::Client watcher) {
+  kj::Promise<void> sent = watcher.pingRequest().send().ignoreResult();
+  absl::Status s = co_await net::AwaitWithin(kj::mv(sent), options_.call_deadline);
+  if (token.expired() || s.ok()) co_return;
+  MarkDown(id, generation);
+}
+
+void Node::Impl::MarkDown(const core::PeerId& id, uint64_t generation) {
+  // Only the registration the failed call was made for: the node may have
+  // joined again since, with a new watcher.
   auto it = registry_.find(id);
-  if (it == registry_.end() || it->second.down) co_return;
+  if (it == registry_.end() || it->second.down || it->second.generation != generation) return;
   it->second.down = true;
   it->second.watcher.reset();
   Broadcast();
+}
+
+asio::awaitable<void> Node::Impl::WatchHealth(std::weak_ptr<bool> token) {
+  asio::steady_timer timer(io());
+  while (!token.expired() && !shut_down_) {
+    timer.expires_after(std::chrono::seconds(2));
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (token.expired() || shut_down_) co_return;
+    for (auto& [id, reg] : registry_) {
+      if (reg.watcher && !reg.down) Spawn(Ping(token, id, reg.generation, *reg.watcher));
+    }
+  }
 }
 
 asio::awaitable<absl::Status> Node::Impl::JoinDirectory() {

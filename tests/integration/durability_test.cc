@@ -81,6 +81,37 @@ TEST_F(DurabilityTest, KillNineOfEveryNodeAndRestartLosesNothing) {
   EXPECT_EQ(Put(deployment_->nodes()[5].address, "acked-3", "other").exit_code, 2);
 }
 
+// `status` tells a dead node from a live one (the directory pings every
+// watcher), and shows it a voter again once it is back.
+TEST_F(DurabilityTest, StatusShowsAKilledNodeDownAndBackAfterRestart) {
+  StartDeployment(2, 3, {}, "rocksdb");
+  const std::string victim = deployment_->nodes()[4].address;
+  auto state_of_victim = [&]() {
+    std::string s = StatusOf(0);
+    size_t at = s.find(victim);
+    if (at == std::string::npos) return std::string();
+    size_t end = s.find('\n', at);
+    return s.substr(at, end - at);
+  };
+  auto wait_for = [&](const std::string& want) {
+    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
+    std::string line = state_of_victim();
+    while (line.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(100));
+      line = state_of_victim();
+    }
+    return line;
+  };
+  deployment_->Kill(4);
+  EXPECT_NE(wait_for("down").find("down"), std::string::npos);
+  // A down voter still counts in its quorum: puts go on with 2 of 3 up.
+  EXPECT_EQ(Put(deployment_->nodes()[3].address, "while-shown-down", "v").exit_code, 0);
+  ASSERT_TRUE(deployment_->Restart(4).ok());
+  std::string back = wait_for("voter");
+  EXPECT_NE(back.find("voter"), std::string::npos) << back;
+  EXPECT_EQ(back.find("down"), std::string::npos) << back;
+}
+
 // The coordinator dies after reserving everywhere and before recording a
 // decision: holders resolve the reservations through its cluster (Paxos at
 // a higher ballot finds nothing accepted and aborts), so the key is free
