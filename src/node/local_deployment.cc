@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,10 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // A node outlives no launcher, bench or test that died without stopping
+    // it (a crash, a SIGKILL): it gets SIGTERM when its parent goes.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() == 1) _exit(1);  // the parent is already gone
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
     ::dup2(fd, 1);
