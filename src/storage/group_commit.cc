@@ -83,4 +83,17 @@ void GroupCommitter::Run() {
   }
 }
 
+StorageStats StatsFrom(const GroupCommitter::Counters& c, uint64_t syncs,
+                       uint64_t committed_keys) {
+  StorageStats s;
+  s.batches_written = c.groups_written;
+  s.syncs = syncs;
+  s.mutations = c.mutations;
+  s.committed_keys = committed_keys;
+  s.writes = c.requests_done;
+  s.write_errors = c.groups_failed;
+  s.writes_refused = c.batches_refused;
+  return s;
+}
+
 }  // namespace replicator::storage::internal

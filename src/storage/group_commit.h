@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "core/messages.h"
+#include "storage/storage.h"
 
 namespace replicator::storage::internal {
 
@@ -75,5 +76,10 @@ class GroupCommitter {
   Counters counters_;           // guarded by mu_
   std::thread thread_;          // last: starts after every other member exists
 };
+
+// The stats every Storage reports: the committer's counters plus what only
+// the implementation knows.
+StorageStats StatsFrom(const GroupCommitter::Counters& c, uint64_t syncs,
+                       uint64_t committed_keys);
 
 }  // namespace replicator::storage::internal

@@ -101,16 +101,7 @@ class MemoryStorage final : public Storage {
   }
 
   StorageStats stats() const override {
-    const internal::GroupCommitter::Counters c = committer_.counters();
-    StorageStats s;
-    s.batches_written = c.groups_written;
-    s.syncs = 0;
-    s.mutations = c.mutations;
-    s.committed_keys = CommittedCount();
-    s.writes = c.requests_done;
-    s.write_errors = c.groups_failed;
-    s.writes_refused = c.batches_refused;
-    return s;
+    return internal::StatsFrom(committer_.counters(), 0, CommittedCount());
   }
 
  private:

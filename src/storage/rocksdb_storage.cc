@@ -69,6 +69,33 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
 // An upper bound for iterating one record prefix: the next prefix byte.
 std::string PrefixEnd(char prefix) { return std::string(1, static_cast<char>(prefix + 1)); }
 
+// Calls `visit(record_key, entry)` for the committed records in [begin, end),
+// in record key order, until it returns false. DataLossError for a corrupt
+// record. Does not fill the block cache: a scan should not evict the hot
+// blocks that point reads rely on.
+template <typename F>
+absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const std::string& begin,
+                                const std::string& end, F visit) {
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper;
+  read.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    const std::string_view record_key = it->key().ToStringView();
+    absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<internal::CommittedValueView> entry =
+        internal::DecodeCommitted(record_key, it->value().ToStringView());
+    if (!entry.ok()) return entry.status();
+    if (!visit(*key, *entry)) return absl::OkStatus();
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir));
+  }
+  return absl::OkStatus();
+}
+
 // What one scan of the committed range finds at open.
 struct CommittedSummary {
   uint64_t count = 0;
@@ -189,43 +216,19 @@ class RocksDbStorage final : public Storage {
   }
 
   StorageStats stats() const override {
-    const internal::GroupCommitter::Counters c = committer_.counters();
-    StorageStats s;
-    s.batches_written = c.groups_written;
-    s.syncs = syncs_.load(std::memory_order_relaxed);
-    s.mutations = c.mutations;
-    s.committed_keys = CommittedCount();
-    s.writes = c.requests_done;
-    s.write_errors = c.groups_failed;
-    s.writes_refused = c.batches_refused;
-    return s;
+    return internal::StatsFrom(committer_.counters(), syncs_.load(std::memory_order_relaxed), CommittedCount());
   }
 
  private:
-  // Calls `visit(key, entry)` for the committed records in [begin, end), in
-  // record key order, until it returns false. DataLossError for a corrupt
-  // record. Does not fill the block cache: a scan should not evict the hot
-  // blocks that GetEntry relies on.
+  // Committed records in [begin, end) as (user key, entry); see
+  // ScanCommittedRange.
   template <typename F>
   absl::Status ScanCommitted(const std::string& begin, const std::string& end, F visit) const {
-    const rocksdb::Slice upper(end);
-    rocksdb::ReadOptions read;
-    read.iterate_upper_bound = &upper;
-    read.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
-    for (it->Seek(begin); it->Valid(); it->Next()) {
-      const std::string_view record_key = it->key().ToStringView();
-      absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
-      if (!key.ok()) return key.status();
-      absl::StatusOr<internal::CommittedValueView> entry =
-          internal::DecodeCommitted(record_key, it->value().ToStringView());
-      if (!entry.ok()) return entry.status();
-      if (!visit(key->key, *entry)) return absl::OkStatus();
-    }
-    if (!it->status().ok()) {
-      return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir_));
-    }
-    return absl::OkStatus();
+    return ScanCommittedRange(db_.get(), dir_, begin, end,
+                              [&](const internal::CommittedRecordKey& key,
+                                  const internal::CommittedValueView& entry) {
+                                return visit(key.key, entry);
+                              });
   }
 
   // Calls `record(key, value)` for every record with `prefix`, in key order.
@@ -406,28 +409,17 @@ absl::StatusOr<CommittedSummary> SummarizeCommitted(const std::string& dir, rock
   // open rather than being skipped.
   const std::string begin(1, internal::kCommittedPrefix);
   const std::string end = PrefixEnd(internal::kCommittedPrefix);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions read;
-  read.iterate_upper_bound = &upper;
-  read.fill_cache = false;
   // TODO(perf): persist the count and digest in meta records updated with
   // each group, if opening a store of many millions of keys becomes slow.
   CommittedSummary summary;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
-  for (it->Seek(begin); it->Valid(); it->Next()) {
-    const std::string_view record_key = it->key().ToStringView();
-    absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
-    if (!key.ok()) return key.status();
-    absl::StatusOr<internal::CommittedValueView> entry =
-        internal::DecodeCommitted(record_key, it->value().ToStringView());
-    if (!entry.ok()) return entry.status();
-    summary.digest[key->bucket] ^=
-        core::EntryHash(core::Key(key->key), core::Value(entry->value));
-    ++summary.count;
-  }
-  if (!it->status().ok()) {
-    return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir));
-  }
+  absl::Status s = ScanCommittedRange(
+      db, dir, begin, end,
+      [&](const internal::CommittedRecordKey& key, const internal::CommittedValueView& entry) {
+        summary.digest[key.bucket] ^= core::EntryHash(core::Key(key.key), core::Value(entry.value));
+        ++summary.count;
+        return true;
+      });
+  if (!s.ok()) return s;
   return summary;
 }
 
