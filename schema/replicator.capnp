@@ -25,6 +25,9 @@ interface Node {
   peer @1 () -> (peer :Peer);
   directory @2 () -> (directory :Directory);
   # Fails with an RPC exception if this node is not the bootstrap peer.
+  echo @3 (payload :Data) -> (payload :Data);
+  # Returns `payload` unchanged, touching nothing else: the cost of one call
+  # on this transport, for benchmarks (replicator-bench --workload=echo).
 }
 
 # ---------------------------------------------------------------------------

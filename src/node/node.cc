@@ -425,6 +425,10 @@ class NodeServer final : public wire::Node::Server {
     context.getResults().setDirectory(directory_);
     return kj::READY_NOW;
   }
+  kj::Promise<void> echo(EchoContext context) override {
+    context.getResults().setPayload(context.getParams().getPayload());
+    return kj::READY_NOW;
+  }
 
  private:
   Node::Impl* impl_;
