@@ -158,6 +158,8 @@ interface Watcher {
 
 # ---------------------------------------------------------------------------
 # Peer interface: the replication protocol. See docs/design.md for the rules.
+# Spoken between nodes of one release: unlike KeyValue, it makes no
+# compatibility promise before 1.0.
 
 struct ProposalId {
   coordinator @0 :Text;
@@ -253,40 +255,71 @@ struct ReadResult {
 }
 
 interface Peer {
-  handle @0 (request :PeerRequest, deadlineMs :UInt32) -> (vote :Vote);
-  # Applies one request at this node. For `reserve` the vote is sent only
-  # after the reservation is durable. `commit` and `abort` answer `ok` once
-  # applied; both are idempotent and check the proposal id.
+  call @0 (calls :List(PeerCall)) -> (replies :List(PeerReply));
+  # Applies a batch of protocol calls at this node and answers them in order:
+  # replies[i] answers calls[i]. A node sends every call it has for one peer
+  # in one turn of its event loop as one batch, so the cost of a round trip
+  # is shared by all the puts in flight. The batch is answered when its last
+  # call is; a call that fails alone answers `failed`.
 
-  forward @1 (request :PeerRequest, deadlineMs :UInt32) -> (votes :List(Vote));
-  # Representative: applies `request` at every voter of this node's cluster,
-  # itself included, waiting at most `deadlineMs` (a voter that misses it is
-  # an `unreachable` vote) and returns every vote.
-
-  accept @2 (proposal :ProposalId, ballot :Ballot, decision :Decision)
-      -> (result :AcceptResult);
-  # Paxos phase 2 on the register decision(proposal). Durable before reply.
-
-  prepare @3 (proposal :ProposalId, ballot :Ballot) -> (result :PrepareResult);
-  # Paxos phase 1 on decision(proposal). Durable before reply.
-
-  read @4 (key :Data) -> (result :ReadResult);
-  # This node's view of key, for linearizable reads.
-
-  resolve @5 (proposal :ProposalId) -> (result :ResolveResult);
-  # Asks a node of the proposal's coordinator cluster for decision(p): it
-  # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
-  # the highest accepted decision, else abort) and returns the outcome.
-
-  digest @6 () -> (buckets :List(UInt64));
+  digest @1 () -> (buckets :List(UInt64));
   # Catch-up: 4096 values; bucket b is the XOR of a 64-bit hash of every
   # committed (key, value) whose key hashes to b (see docs/design.md).
 
-  pull @7 (bucket :UInt32, after :Data, maxBytes :UInt32)
+  pull @2 (bucket :UInt32, after :Data, maxBytes :UInt32)
       -> (entries :List(CommittedEntry), complete :Bool);
   # Catch-up: committed entries of one bucket in key order, keys after
   # `after` (empty: from the start), about `maxBytes` at most; `complete`
   # is false when more follow the last entry returned.
+}
+
+struct PeerCall {
+  union {
+    handle @0 :PeerRequest;
+    # Applies one request at this node. For `reserve` the vote is sent only
+    # after the reservation is durable. `commit` and `abort` answer `ok` once
+    # applied; both are idempotent and check the proposal id.
+    # Reply: `vote`.
+
+    forward @1 :Forward;
+    # Representative: applies `request` at every voter of this node's
+    # cluster, itself included, waiting at most `deadlineMs` (a voter that
+    # misses it is an `unreachable` vote). Reply: `votes`, one per voter.
+
+    accept @2 :Accept;
+    # Paxos phase 2 on the register decision(proposal). Durable before reply.
+    # Reply: `accept`.
+
+    prepare @3 :Prepare;
+    # Paxos phase 1 on decision(proposal). Durable before reply.
+    # Reply: `prepare`.
+
+    read @4 :Data;
+    # This node's view of a key, for linearizable reads. Reply: `read`.
+
+    resolve @5 :ProposalId;
+    # Asks a node of the proposal's coordinator cluster for decision(p): it
+    # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
+    # the highest accepted decision, else abort) and returns the outcome.
+    # Reply: `resolve`.
+  }
+  struct Forward { request @0 :PeerRequest; deadlineMs @1 :UInt32; }
+  struct Accept { proposal @0 :ProposalId; ballot @1 :Ballot; decision @2 :Decision; }
+  struct Prepare { proposal @0 :ProposalId; ballot @1 :Ballot; }
+}
+
+struct PeerReply {
+  union {
+    vote @0 :Vote;
+    votes @1 :List(Vote);
+    accept @2 :AcceptResult;
+    prepare @3 :PrepareResult;
+    read @4 :ReadResult;
+    resolve @5 :ResolveResult;
+    failed @6 :Text;
+    # This call could not be answered (the node is shutting down, or the
+    # call was malformed); the caller treats the peer as unreachable for it.
+  }
 }
 
 struct CommittedEntry {

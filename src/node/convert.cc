@@ -1,5 +1,10 @@
 #include "node/convert.h"
 
+#include <type_traits>
+#include <variant>
+
+#include <kj/debug.h>
+
 namespace replicator::node {
 
 core::ProposalId FromWire(wire::ProposalId::Reader p) {
@@ -129,6 +134,185 @@ void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out) {
     x.setKey(AsData(a.key));
     ToWire(a.proposal, x.initProposal());
   }
+}
+
+core::Request FromWire(wire::PeerCall::Reader c) {
+  switch (c.which()) {
+    case wire::PeerCall::HANDLE:
+      return core::HandleRequest{FromWire(c.getHandle())};
+    case wire::PeerCall::FORWARD: {
+      auto f = c.getForward();
+      return core::ForwardRequest{FromWire(f.getRequest()), f.getDeadlineMs()};
+    }
+    case wire::PeerCall::ACCEPT: {
+      auto a = c.getAccept();
+      return core::AcceptRequest{FromWire(a.getProposal()), FromWire(a.getBallot()),
+                                 FromWire(a.getDecision())};
+    }
+    case wire::PeerCall::PREPARE: {
+      auto p = c.getPrepare();
+      return core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())};
+    }
+    case wire::PeerCall::READ:
+      return core::ReadRequest{ToString(c.getRead())};
+    case wire::PeerCall::RESOLVE:
+      return core::ResolveRequest{FromWire(c.getResolve())};
+  }
+  KJ_FAIL_REQUIRE("unknown peer call kind (a newer peer?)");
+}
+
+void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, core::HandleRequest>) {
+          ToWire(x.op, out.initHandle());
+        } else if constexpr (std::is_same_v<T, core::ForwardRequest>) {
+          auto f = out.initForward();
+          ToWire(x.op, f.initRequest());
+          f.setDeadlineMs(x.deadline_ms);
+        } else if constexpr (std::is_same_v<T, core::AcceptRequest>) {
+          auto a = out.initAccept();
+          ToWire(x.proposal, a.initProposal());
+          ToWire(x.ballot, a.initBallot());
+          a.setDecision(ToWire(x.decision));
+        } else if constexpr (std::is_same_v<T, core::PrepareRequest>) {
+          auto p = out.initPrepare();
+          ToWire(x.proposal, p.initProposal());
+          ToWire(x.ballot, p.initBallot());
+        } else if constexpr (std::is_same_v<T, core::ReadRequest>) {
+          out.setRead(AsData(x.key));
+        } else if constexpr (std::is_same_v<T, core::ResolveRequest>) {
+          ToWire(x.proposal, out.initResolve());
+        } else {
+          KJ_FAIL_REQUIRE("digest and pull are not batched");
+        }
+      },
+      r);
+}
+
+core::Response FromWire(wire::PeerReply::Reader r) {
+  switch (r.which()) {
+    case wire::PeerReply::VOTE:
+      return core::HandleResponse{FromWire(r.getVote())};
+    case wire::PeerReply::VOTES: {
+      core::ForwardResponse out;
+      for (auto v : r.getVotes()) out.votes.push_back(FromWire(v));
+      return out;
+    }
+    case wire::PeerReply::ACCEPT: {
+      auto a = r.getAccept();
+      core::AcceptResponse out;
+      out.accepted = a.isAccepted();
+      if (a.isRejected()) out.promised = FromWire(a.getRejected());
+      return out;
+    }
+    case wire::PeerReply::PREPARE: {
+      auto p = r.getPrepare();
+      core::PrepareResponse out;
+      if (p.isRejected()) {
+        out.higher = FromWire(p.getRejected());
+        return out;
+      }
+      out.promised = true;
+      auto accepted = p.getPromised();
+      if (accepted.isValue()) {
+        auto v = accepted.getValue();
+        out.accepted = core::AcceptedValue{FromWire(v.getBallot()), FromWire(v.getDecision())};
+      }
+      return out;
+    }
+    case wire::PeerReply::READ: {
+      auto rd = r.getRead();
+      core::ReadResponse out;
+      if (rd.isCommitted()) {
+        out.kind = core::ReadResponse::Kind::kCommitted;
+        out.value = ToString(rd.getCommitted());
+      } else if (rd.isReserved()) {
+        out.kind = core::ReadResponse::Kind::kReserved;
+        out.holder = FromWire(rd.getReserved().getProposal());
+        out.value = ToString(rd.getReserved().getValue());
+      }
+      return out;
+    }
+    case wire::PeerReply::RESOLVE: {
+      auto rs = r.getResolve();
+      core::ResolveResponse out;
+      if (rs.isDecided()) {
+        out.decision = FromWire(rs.getDecided());
+      } else {
+        out.reason = ToString(rs.getUnavailable());
+      }
+      return out;
+    }
+    case wire::PeerReply::FAILED:
+      return core::Unreachable{ToString(r.getFailed())};
+  }
+  return core::Unreachable{"unknown reply kind (a newer peer?)"};
+}
+
+void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, core::HandleResponse>) {
+          ToWire(x.vote, out.initVote());
+        } else if constexpr (std::is_same_v<T, core::ForwardResponse>) {
+          auto votes = out.initVotes(x.votes.size());
+          for (size_t i = 0; i < x.votes.size(); ++i) ToWire(x.votes[i], votes[i]);
+        } else if constexpr (std::is_same_v<T, core::AcceptResponse>) {
+          auto a = out.initAccept();
+          if (x.accepted) {
+            a.setAccepted();
+          } else {
+            ToWire(x.promised, a.initRejected());
+          }
+        } else if constexpr (std::is_same_v<T, core::PrepareResponse>) {
+          auto p = out.initPrepare();
+          if (!x.promised) {
+            ToWire(x.higher, p.initRejected());
+            return;
+          }
+          auto promised = p.initPromised();
+          if (x.accepted) {
+            auto v = promised.initValue();
+            ToWire(x.accepted->ballot, v.initBallot());
+            v.setDecision(ToWire(x.accepted->decision));
+          } else {
+            promised.setNone();
+          }
+        } else if constexpr (std::is_same_v<T, core::ReadResponse>) {
+          auto rd = out.initRead();
+          switch (x.kind) {
+            case core::ReadResponse::Kind::kCommitted:
+              rd.setCommitted(AsData(x.value));
+              break;
+            case core::ReadResponse::Kind::kReserved: {
+              auto e = rd.initReserved();
+              ToWire(x.holder, e.initProposal());
+              e.setValue(AsData(x.value));
+              break;
+            }
+            case core::ReadResponse::Kind::kAbsent:
+              rd.setAbsent();
+              break;
+          }
+        } else if constexpr (std::is_same_v<T, core::ResolveResponse>) {
+          auto rs = out.initResolve();
+          if (x.decision) {
+            rs.setDecided(ToWire(*x.decision));
+          } else {
+            rs.setUnavailable(x.reason);
+          }
+        } else if constexpr (std::is_same_v<T, core::Unreachable>) {
+          out.setFailed(x.reason);
+        } else {
+          // Digest and pull answer through their own methods; an engine
+          // answering a batched call with one is a bug, reported as a failure.
+          out.setFailed("engine answered with the wrong response type");
+        }
+      },
+      r);
 }
 
 core::Member FromWire(wire::PeerInfo::Reader m) {

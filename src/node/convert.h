@@ -36,6 +36,15 @@ void ToWire(const core::Vote& v, wire::Vote::Builder out);
 core::ReplicaOp FromWire(wire::PeerRequest::Reader r);
 void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out);
 
+// One protocol call in a Peer.call batch. Digest and pull have methods of
+// their own; ToWire must not be given them.
+core::Request FromWire(wire::PeerCall::Reader c);
+void ToWire(const core::Request& r, wire::PeerCall::Builder out);
+
+// The answer to one call. A `failed` reply becomes core::Unreachable.
+core::Response FromWire(wire::PeerReply::Reader r);
+void ToWire(const core::Response& r, wire::PeerReply::Builder out);
+
 core::Member FromWire(wire::PeerInfo::Reader m);
 void ToWire(const core::Member& m, wire::PeerInfo::Builder out);
 

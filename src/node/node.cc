@@ -63,8 +63,9 @@ class Node::Impl {
   asio::awaitable<core::GetOutcome> Get(core::Key key, core::Consistency consistency);
   void FillStatus(wire::NodeStatus::Builder out);
 
-  // Peer calls: hand `request` to the engine and await its response.
-  asio::awaitable<core::Response> Inbound(core::Request request);
+  // Peer calls: hand `requests` to the engine and await all their
+  // responses, in order.
+  asio::awaitable<std::vector<core::Response>> Inbound(std::vector<core::Request> requests);
 
   // Directory (bootstrap peer only).
   bool is_directory() const { return options_.bootstrap.empty(); }
@@ -91,8 +92,19 @@ class Node::Impl {
   // Test-only: exits the process at the point --failpoint names.
   void MaybeCrash(const core::Request& request) const;
   void ScheduleWakeup();
+  // Outbound calls. Protocol calls are queued per peer and sent as one
+  // Peer.call batch per turn of the loop (Flush); calls to this node itself
+  // go straight to the engine. Catch-up calls go one by one (CallCatchUp).
+  void Enqueue(core::SendEffect effect);
+  void Flush();
+  asio::awaitable<void> SendBatch(std::weak_ptr<bool> token, core::PeerId to,
+                                  std::vector<core::SendEffect> calls);
+  asio::awaitable<std::vector<core::Response>> CallBatch(const core::PeerId& to,
+                                                         const std::vector<core::SendEffect>& calls);
   asio::awaitable<void> Call(std::weak_ptr<bool> token, core::SendEffect effect);
-  asio::awaitable<core::Response> CallPeer(core::SendEffect effect);
+  asio::awaitable<core::Response> CallCatchUp(core::SendEffect effect);
+  // Answers inbound call `id` (a RespondEffect).
+  void Respond(uint64_t id, core::Response response);
   asio::awaitable<absl::StatusOr<wire::Peer::Client>> PeerClient(core::PeerId id,
                                                                 milliseconds timeout);
   void Broadcast();
@@ -137,7 +149,31 @@ class Node::Impl {
   // Connection to the directory (other nodes).
   std::unique_ptr<net::RpcConnection> directory_connection_;
 
-  Waiters<core::Response> inbound_;
+  // Inbound calls in flight: one batch per Peer.call, answered when its
+  // last call is.
+  struct InboundBatch {
+    InboundBatch(asio::any_io_executor ex, size_t n) : responses(n), remaining(n), done(ex) {
+      done.expires_at(asio::steady_timer::time_point::max());
+    }
+    std::vector<core::Response> responses;
+    size_t remaining;
+    asio::steady_timer done;  // cancelled when remaining reaches 0
+  };
+  struct InboundSlot {
+    std::shared_ptr<InboundBatch> batch;
+    size_t index = 0;
+  };
+  absl::flat_hash_map<uint64_t, InboundSlot> inbound_;
+  // Calls this node made to itself: inbound id -> the engine's call id.
+  absl::flat_hash_map<uint64_t, uint64_t> self_calls_;
+  // Outbound calls waiting for this turn's Flush.
+  struct Outbox {
+    std::vector<core::SendEffect> calls;
+    size_t bytes = 0;
+  };
+  absl::flat_hash_map<core::PeerId, Outbox> outboxes_;
+  std::vector<core::SendEffect> local_calls_;
+  bool flush_posted_ = false;
   Waiters<core::PutOutcome> puts_;
   Waiters<core::GetOutcome> gets_;
   uint64_t next_id_ = 1;
@@ -161,29 +197,9 @@ class PeerServer final : public wire::Peer::Server {
  public:
   explicit PeerServer(Node::Impl* impl) : impl_(impl), token_(impl->token()) {}
 
-  kj::Promise<void> handle(HandleContext context) override {
+  kj::Promise<void> call(CallContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Handle(impl_, context));
-  }
-  kj::Promise<void> forward(ForwardContext context) override {
-    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Forward(impl_, context));
-  }
-  kj::Promise<void> accept(AcceptContext context) override {
-    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Accept(impl_, context));
-  }
-  kj::Promise<void> prepare(PrepareContext context) override {
-    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Prepare(impl_, context));
-  }
-  kj::Promise<void> read(ReadContext context) override {
-    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Read(impl_, context));
-  }
-  kj::Promise<void> resolve(ResolveContext context) override {
-    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Resolve(impl_, context));
+    return net::ToPromise(impl_->io(), Call(impl_, context));
   }
   kj::Promise<void> digest(DigestContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -204,98 +220,29 @@ class PeerServer final : public wire::Peer::Server {
     throw std::logic_error("engine answered with the wrong response type");
   }
 
-  static asio::awaitable<void> Handle(Node::Impl* impl, HandleContext context) {
-    core::Request request = core::HandleRequest{FromWire(context.getParams().getRequest())};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    ToWire(Expect<core::HandleResponse>(r).vote, context.getResults().initVote());
-  }
-  static asio::awaitable<void> Forward(Node::Impl* impl, ForwardContext context) {
-    auto params = context.getParams();
-    core::Request request =
-        core::ForwardRequest{FromWire(params.getRequest()), params.getDeadlineMs()};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& votes = Expect<core::ForwardResponse>(r).votes;
-    auto out = context.getResults().initVotes(votes.size());
-    for (size_t i = 0; i < votes.size(); ++i) ToWire(votes[i], out[i]);
-  }
-  static asio::awaitable<void> Accept(Node::Impl* impl, AcceptContext context) {
-    auto p = context.getParams();
-    core::Request request = core::AcceptRequest{
-        FromWire(p.getProposal()), FromWire(p.getBallot()), FromWire(p.getDecision())};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& a = Expect<core::AcceptResponse>(r);
-    auto out = context.getResults().initResult();
-    if (a.accepted) {
-      out.setAccepted();
-    } else {
-      ToWire(a.promised, out.initRejected());
-    }
-  }
-  static asio::awaitable<void> Prepare(Node::Impl* impl, PrepareContext context) {
-    auto p = context.getParams();
-    core::Request request =
-        core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& pr = Expect<core::PrepareResponse>(r);
-    auto out = context.getResults().initResult();
-    if (!pr.promised) {
-      ToWire(pr.higher, out.initRejected());
-      co_return;
-    }
-    auto promised = out.initPromised();
-    if (pr.accepted) {
-      auto v = promised.initValue();
-      ToWire(pr.accepted->ballot, v.initBallot());
-      v.setDecision(ToWire(pr.accepted->decision));
-    } else {
-      promised.setNone();
-    }
-  }
-  static asio::awaitable<void> Read(Node::Impl* impl, ReadContext context) {
-    core::Request request = core::ReadRequest{ToString(context.getParams().getKey())};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& rr = Expect<core::ReadResponse>(r);
-    auto out = context.getResults().initResult();
-    switch (rr.kind) {
-      case core::ReadResponse::Kind::kCommitted:
-        out.setCommitted(AsData(rr.value));
-        break;
-      case core::ReadResponse::Kind::kReserved: {
-        auto e = out.initReserved();
-        ToWire(rr.holder, e.initProposal());
-        e.setValue(AsData(rr.value));
-        break;
-      }
-      case core::ReadResponse::Kind::kAbsent:
-        out.setAbsent();
-        break;
-    }
-  }
-  static asio::awaitable<void> Resolve(Node::Impl* impl, ResolveContext context) {
-    core::Request request = core::ResolveRequest{FromWire(context.getParams().getProposal())};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& rr = Expect<core::ResolveResponse>(r);
-    auto out = context.getResults().initResult();
-    if (rr.decision) {
-      out.setDecided(ToWire(*rr.decision));
-    } else {
-      out.setUnavailable(rr.reason);
-    }
+  static asio::awaitable<void> Call(Node::Impl* impl, CallContext context) {
+    auto calls = context.getParams().getCalls();
+    std::vector<core::Request> requests;
+    requests.reserve(calls.size());
+    for (auto c : calls) requests.push_back(FromWire(c));
+    std::vector<core::Response> responses = co_await impl->Inbound(std::move(requests));
+    auto out = context.getResults().initReplies(responses.size());
+    for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
   }
 
   static asio::awaitable<void> Digest(Node::Impl* impl, DigestContext context) {
-    core::Request request = core::DigestRequest{};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& d = Expect<core::DigestResponse>(r);
+    std::vector<core::Request> request{core::DigestRequest{}};
+    std::vector<core::Response> r = co_await impl->Inbound(std::move(request));
+    const auto& d = Expect<core::DigestResponse>(r.at(0));
     auto out = context.getResults().initBuckets(d.buckets.size());
     for (size_t i = 0; i < d.buckets.size(); ++i) out.set(i, d.buckets[i]);
   }
   static asio::awaitable<void> Pull(Node::Impl* impl, PullContext context) {
     auto p = context.getParams();
-    core::Request request =
-        core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes()};
-    core::Response r = co_await impl->Inbound(std::move(request));
-    const auto& pr = Expect<core::PullResponse>(r);
+    std::vector<core::Request> request{
+        core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes()}};
+    std::vector<core::Response> r = co_await impl->Inbound(std::move(request));
+    const auto& pr = Expect<core::PullResponse>(r.at(0));
     auto results = context.getResults();
     auto out = results.initEntries(pr.entries.size());
     for (size_t i = 0; i < pr.entries.size(); ++i) {
@@ -449,7 +396,6 @@ Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
       reactor_(reactor),
       storage_(std::move(storage)),
       self_peer_(kj::heap<PeerServer>(this)),
-      inbound_(reactor.io().get_executor()),
       puts_(reactor.io().get_executor()),
       gets_(reactor.io().get_executor()),
       wakeup_(reactor.io()) {
@@ -514,7 +460,15 @@ void Node::Impl::Shutdown() {
   puts_.CompleteAll(gone);
   gets_.CompleteAll(core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
                                      std::string(ShuttingDown())});
-  inbound_.CompleteAll(Unreachable(std::string(ShuttingDown())));
+  auto inbound = std::move(inbound_);
+  inbound_.clear();
+  for (auto& [id, slot] : inbound) {
+    slot.batch->responses[slot.index] = Unreachable(std::string(ShuttingDown()));
+    if (--slot.batch->remaining == 0) slot.batch->done.cancel();
+  }
+  self_calls_.clear();
+  outboxes_.clear();
+  local_calls_.clear();
   server_.reset();
   peers_.clear();
   directory_connection_.reset();
@@ -568,9 +522,14 @@ void Node::Impl::Carry(core::Effect& effect) {
         using T = std::decay_t<decltype(fx)>;
         if constexpr (std::is_same_v<T, core::SendEffect>) {
           MaybeCrash(fx.request);
-          Spawn(Call(token(), std::move(fx)));
+          if (std::holds_alternative<core::DigestRequest>(fx.request) ||
+              std::holds_alternative<core::PullRequest>(fx.request)) {
+            Spawn(Call(token(), std::move(fx)));
+          } else {
+            Enqueue(std::move(fx));
+          }
         } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
-          inbound_.Complete(fx.inbound_id, std::move(fx.response));
+          Respond(fx.inbound_id, std::move(fx.response));
         } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
           uint64_t id = fx.write_id;
           asio::io_context& ctx = io();
@@ -620,15 +579,155 @@ void Node::Impl::ScheduleWakeup() {
   });
 }
 
+// --- Outbound calls ---------------------------------------------------------
+
+namespace {
+
+// A batch is sent early once it holds this much, so one Peer.call message
+// stays far below Cap'n Proto's 64 MiB traversal limit.
+constexpr size_t kMaxBatchBytes = 8 << 20;
+constexpr size_t kMaxBatchCalls = 1024;
+
+size_t ApproxBytes(const core::Request& r) {
+  const core::ReplicaOp* op = nullptr;
+  if (const auto* h = std::get_if<core::HandleRequest>(&r)) op = &h->op;
+  if (const auto* f = std::get_if<core::ForwardRequest>(&r)) op = &f->op;
+  size_t bytes = 64;
+  if (op) {
+    std::visit(
+        [&](const auto& o) {
+          bytes += o.key.size();
+          if constexpr (!std::is_same_v<std::decay_t<decltype(o)>, core::AbortOp>) {
+            bytes += o.value.size();
+          }
+        },
+        *op);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+void Node::Impl::Enqueue(core::SendEffect effect) {
+  if (effect.to == identity_.peer_id) {
+    local_calls_.push_back(std::move(effect));
+  } else {
+    Outbox& box = outboxes_[effect.to];
+    box.bytes += ApproxBytes(effect.request);
+    box.calls.push_back(std::move(effect));
+    if (box.bytes >= kMaxBatchBytes || box.calls.size() >= kMaxBatchCalls) {
+      std::vector<core::SendEffect> calls = std::move(box.calls);
+      core::PeerId to = calls.front().to;
+      box = Outbox{};
+      Spawn(SendBatch(token(), std::move(to), std::move(calls)));
+    }
+  }
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  // Everything the engine asks for in this turn of the loop goes out together.
+  asio::post(io(), [this, alive = token()] {
+    if (!alive.expired()) Flush();
+  });
+}
+
+void Node::Impl::Flush() {
+  flush_posted_ = false;
+  if (shut_down_) return;
+  for (auto& [to, box] : outboxes_) {
+    if (box.calls.empty()) continue;
+    std::vector<core::SendEffect> calls = std::move(box.calls);
+    box = Outbox{};
+    // Runs inline up to the send: this is a plain Asio handler, not a KJ event.
+    asio::co_spawn(io(), SendBatch(token(), to, std::move(calls)), asio::detached);
+  }
+  // Calls to this node itself skip Cap'n Proto. They have no deadline of
+  // their own: the engine answers each once its writes are durable.
+  std::vector<core::SendEffect> local = std::move(local_calls_);
+  local_calls_.clear();
+  core::TimeMs now = Now();
+  for (core::SendEffect& fx : local) {
+    uint64_t id = next_id_++;
+    self_calls_[id] = fx.call_id;
+    engine_->OnRequest(id, identity_.peer_id, std::move(fx.request), now);
+  }
+  Pump();
+}
+
+void Node::Impl::Respond(uint64_t id, core::Response response) {
+  if (auto self = self_calls_.find(id); self != self_calls_.end()) {
+    uint64_t call_id = self->second;
+    self_calls_.erase(self);
+    engine_->OnResponse(call_id, std::move(response), Now());
+    return;  // Pump's loop picks up what this produced
+  }
+  auto it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  InboundBatch& batch = *it->second.batch;
+  batch.responses[it->second.index] = std::move(response);
+  if (--batch.remaining == 0) batch.done.cancel();
+  inbound_.erase(it);
+}
+
+asio::awaitable<void> Node::Impl::SendBatch(std::weak_ptr<bool> token, core::PeerId to,
+                                            std::vector<core::SendEffect> calls) {
+  std::vector<core::Response> responses = co_await CallBatch(to, calls);
+  if (token.expired() || shut_down_) co_return;
+  core::TimeMs now = Now();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    engine_->OnResponse(calls[i].call_id, std::move(responses[i]), now);
+  }
+  Pump();
+}
+
+asio::awaitable<std::vector<core::Response>> Node::Impl::CallBatch(
+    const core::PeerId& to, const std::vector<core::SendEffect>& calls) {
+  auto failed = [&](std::string reason) {
+    return std::vector<core::Response>(calls.size(), Unreachable(std::move(reason)));
+  };
+  // Calls queued in one turn have (nearly) the same deadline; the batch
+  // waits for the latest, so none is cut short.
+  core::TimeMs deadline = 0;
+  for (const core::SendEffect& fx : calls) deadline = std::max(deadline, fx.deadline);
+  milliseconds remaining(deadline - Now());
+  if (remaining.count() <= 0) co_return failed("deadline passed before the call was sent");
+  std::weak_ptr<bool> alive = token();
+  auto peer = co_await PeerClient(to, remaining);
+  if (alive.expired()) co_return failed(std::string(ShuttingDown()));
+  if (!peer.ok()) co_return failed(Reason(peer.status()));
+  remaining = milliseconds(std::max<core::TimeMs>(1, deadline - Now()));
+  try {
+    auto req = peer->callRequest();
+    auto list = req.initCalls(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) ToWire(calls[i].request, list[i]);
+    auto sent = req.send();
+    auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
+    if (!r.ok()) co_return failed(Reason(r.status()));
+    auto replies = r->getReplies();
+    if (replies.size() != calls.size()) {
+      co_return failed(absl::StrCat("peer answered ", calls.size(), " calls with ",
+                                    replies.size(), " replies"));
+    }
+    std::vector<core::Response> out;
+    out.reserve(calls.size());
+    for (auto reply : replies) out.push_back(FromWire(reply));
+    co_return out;
+  } catch (const kj::Exception& e) {
+    // A malformed answer from a peer: as good as none.
+    co_return failed(e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    co_return failed(e.what());
+  }
+}
+
 asio::awaitable<void> Node::Impl::Call(std::weak_ptr<bool> token, core::SendEffect effect) {
   uint64_t call_id = effect.call_id;
-  core::Response response = co_await CallPeer(std::move(effect));
+  core::Response response = co_await CallCatchUp(std::move(effect));
   if (token.expired() || shut_down_) co_return;
   engine_->OnResponse(call_id, std::move(response), Now());
   Pump();
 }
 
-asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
+asio::awaitable<core::Response> Node::Impl::CallCatchUp(core::SendEffect effect) {
   milliseconds remaining(effect.deadline - Now());
   if (remaining.count() <= 0) co_return Unreachable("deadline passed before the call was sent");
   std::weak_ptr<bool> alive = token();
@@ -637,79 +736,6 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
   if (!peer.ok()) co_return Unreachable(Reason(peer.status()));
   remaining = milliseconds(std::max<core::TimeMs>(1, effect.deadline - Now()));
   try {
-    if (auto* h = std::get_if<core::HandleRequest>(&effect.request)) {
-      auto req = peer->handleRequest();
-      ToWire(h->op, req.initRequest());
-      req.setDeadlineMs(static_cast<uint32_t>(remaining.count()));
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      co_return core::HandleResponse{FromWire(r->getVote())};
-    }
-    if (auto* f = std::get_if<core::ForwardRequest>(&effect.request)) {
-      auto req = peer->forwardRequest();
-      ToWire(f->op, req.initRequest());
-      req.setDeadlineMs(f->deadline_ms);
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      core::ForwardResponse out;
-      for (auto v : r->getVotes()) out.votes.push_back(FromWire(v));
-      co_return out;
-    }
-    if (auto* a = std::get_if<core::AcceptRequest>(&effect.request)) {
-      auto req = peer->acceptRequest();
-      ToWire(a->proposal, req.initProposal());
-      ToWire(a->ballot, req.initBallot());
-      req.setDecision(ToWire(a->decision));
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      auto result = r->getResult();
-      core::AcceptResponse out;
-      out.accepted = result.isAccepted();
-      if (result.isRejected()) out.promised = FromWire(result.getRejected());
-      co_return out;
-    }
-    if (auto* p = std::get_if<core::PrepareRequest>(&effect.request)) {
-      auto req = peer->prepareRequest();
-      ToWire(p->proposal, req.initProposal());
-      ToWire(p->ballot, req.initBallot());
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      auto result = r->getResult();
-      core::PrepareResponse out;
-      if (result.isRejected()) {
-        out.higher = FromWire(result.getRejected());
-      } else {
-        out.promised = true;
-        auto accepted = result.getPromised();
-        if (accepted.isValue()) {
-          auto v = accepted.getValue();
-          out.accepted = core::AcceptedValue{FromWire(v.getBallot()), FromWire(v.getDecision())};
-        }
-      }
-      co_return out;
-    }
-    if (auto* rd = std::get_if<core::ReadRequest>(&effect.request)) {
-      auto req = peer->readRequest();
-      req.setKey(AsData(rd->key));
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      auto result = r->getResult();
-      core::ReadResponse out;
-      if (result.isCommitted()) {
-        out.kind = core::ReadResponse::Kind::kCommitted;
-        out.value = ToString(result.getCommitted());
-      } else if (result.isReserved()) {
-        out.kind = core::ReadResponse::Kind::kReserved;
-        out.holder = FromWire(result.getReserved().getProposal());
-        out.value = ToString(result.getReserved().getValue());
-      }
-      co_return out;
-    }
     if (std::holds_alternative<core::DigestRequest>(effect.request)) {
       auto req = peer->digestRequest();
       auto sent = req.send();
@@ -719,38 +745,22 @@ asio::awaitable<core::Response> Node::Impl::CallPeer(core::SendEffect effect) {
       for (uint64_t b : r->getBuckets()) out.buckets.push_back(b);
       co_return out;
     }
-    if (auto* pl = std::get_if<core::PullRequest>(&effect.request)) {
-      auto req = peer->pullRequest();
-      req.setBucket(pl->bucket);
-      req.setAfter(AsData(pl->after));
-      req.setMaxBytes(pl->max_bytes);
-      auto sent = req.send();
-      auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
-      if (!r.ok()) co_return Unreachable(Reason(r.status()));
-      core::PullResponse out;
-      for (auto e : r->getEntries()) {
-        out.entries.push_back(
-            core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
-      }
-      out.complete = r->getComplete();
-      co_return out;
-    }
-    const auto& rs = std::get<core::ResolveRequest>(effect.request);
-    auto req = peer->resolveRequest();
-    ToWire(rs.proposal, req.initProposal());
+    const auto& pl = std::get<core::PullRequest>(effect.request);
+    auto req = peer->pullRequest();
+    req.setBucket(pl.bucket);
+    req.setAfter(AsData(pl.after));
+    req.setMaxBytes(pl.max_bytes);
     auto sent = req.send();
     auto r = co_await net::AwaitWithin(kj::mv(sent), remaining);
     if (!r.ok()) co_return Unreachable(Reason(r.status()));
-    auto result = r->getResult();
-    core::ResolveResponse out;
-    if (result.isDecided()) {
-      out.decision = FromWire(result.getDecided());
-    } else {
-      out.reason = ToString(result.getUnavailable());
+    core::PullResponse out;
+    for (auto e : r->getEntries()) {
+      out.entries.push_back(
+          core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
     }
+    out.complete = r->getComplete();
     co_return out;
   } catch (const kj::Exception& e) {
-    // A malformed answer from a peer: as good as none.
     co_return Unreachable(e.getDescription().cStr());
   } catch (const std::exception& e) {
     co_return Unreachable(e.what());
@@ -818,13 +828,25 @@ asio::awaitable<core::GetOutcome> Node::Impl::Get(core::Key key, core::Consisten
   co_return co_await Waiters<core::GetOutcome>::Wait(slot);
 }
 
-asio::awaitable<core::Response> Node::Impl::Inbound(core::Request request) {
-  if (shut_down_) co_return Unreachable(std::string(ShuttingDown()));
-  uint64_t id = next_id_++;
-  auto slot = inbound_.Add(id);
-  engine_->OnRequest(id, core::PeerId(), std::move(request), Now());
+asio::awaitable<std::vector<core::Response>> Node::Impl::Inbound(
+    std::vector<core::Request> requests) {
+  if (shut_down_) {
+    co_return std::vector<core::Response>(requests.size(),
+                                          Unreachable(std::string(ShuttingDown())));
+  }
+  auto batch = std::make_shared<InboundBatch>(io().get_executor(), requests.size());
+  core::TimeMs now = Now();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    uint64_t id = next_id_++;
+    inbound_[id] = InboundSlot{batch, i};
+    engine_->OnRequest(id, core::PeerId(), std::move(requests[i]), now);
+  }
   Pump();
-  co_return co_await Waiters<core::Response>::Wait(slot);
+  while (batch->remaining > 0) {
+    asio::error_code ec;
+    co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return std::move(batch->responses);
 }
 
 void Node::Impl::FillStatus(wire::NodeStatus::Builder out) {
