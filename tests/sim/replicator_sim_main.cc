@@ -1,8 +1,8 @@
-// replicator_sim: runs the deterministic simulation for one seed or a range
-// and exits non-zero when any run violates an invariant.
+// replicator-sim: runs the deterministic simulation for one seed or a sweep
+// of many and exits non-zero when any run violates an invariant.
 //
-//   replicator_sim --seed 42 --clusters 3 --nodes 3 --faults crash --trace
-//   replicator_sim --seeds=1..1000 --faults all
+//   replicator-sim --seed=42 --clusters=3 --nodes=3 --faults=crash --trace
+//   replicator-sim --seeds=1000 --seed-start=1 --faults=all
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -15,13 +15,15 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: replicator_sim [--seed N | --seeds A..B] [--clusters C] [--nodes N]\n"
+    "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
+    "         [--clusters C] [--nodes N]\n"
     "         [--faults none|net|partition|crash|all] [--clients K] [--keys K] [--ops N]\n"
     "         [--lease-ms MS] [--catchup-ms MS] [--no-converge] [--trace] [--tail N]\n"
     "         [--verbose] [--fingerprint] [--net-ms MIN..MAX] [--no-race-check]\n"
     "         [--inject-violation]\n"
-    "  --seed N        run one seed (default 1)\n"
-    "  --seeds A..B    run seeds A through B inclusive\n"
+    "  --seed=N        run one seed (default 1)\n"
+    "  --seeds=K       run K seeds, from --seed-start (default 1)\n"
+    "  --seeds=A..B    run seeds A through B inclusive\n"
     "  --net-ms A..B   one-way network delay range, overriding the profile's\n"
     "  --catchup-ms MS  interval of the engines' periodic catch-up rounds (default 2000)\n"
     "  --no-converge   do not require every node to hold every committed key at the end\n"
@@ -37,7 +39,7 @@ constexpr char kUsage[] =
     "exit status: 0 every run passed, 1 some run violated an invariant, 2 usage error\n";
 
 int Usage(const std::string& error) {
-  if (!error.empty()) std::fprintf(stderr, "replicator_sim: %s\n", error.c_str());
+  if (!error.empty()) std::fprintf(stderr, "replicator-sim: %s\n", error.c_str());
   std::fprintf(stderr, "%s", kUsage);
   return 2;
 }
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
   using replicator::sim::SimResult;
   SimConfig config;
   uint64_t first = 1, last = 1;
+  uint64_t count = 0;  // --seeds=K
+  uint64_t start = 1;  // --seed-start=S
   bool verbose = false, fingerprint = false, inject = false;
   std::string profile = "none";
   replicator::core::TimeMs net_min = -1, net_max = -1;
@@ -86,8 +90,15 @@ int main(int argc, char** argv) {
       std::string text;
       good = next(&text);
       std::vector<std::string> parts = absl::StrSplit(text, "..");
-      good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &first) &&
-             absl::SimpleAtoi(parts[1], &last) && first <= last;
+      if (parts.size() == 1) {
+        good = good && absl::SimpleAtoi(parts[0], &count) && count >= 1;
+      } else {
+        count = 0;
+        good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &first) &&
+               absl::SimpleAtoi(parts[1], &last) && first <= last;
+      }
+    } else if (arg == "--seed-start") {
+      good = number(&start);
     } else if (arg == "--clusters") {
       good = number(&config.clusters) && config.clusters >= 1;
     } else if (arg == "--nodes") {
@@ -130,6 +141,10 @@ int main(int argc, char** argv) {
       return Usage("unknown argument " + arg);
     }
     if (!good) return Usage("bad value for " + arg);
+  }
+  if (count > 0) {
+    first = start;
+    last = start + count - 1;
   }
   config.SetProfile(profile);
   if (net_min >= 0) {

@@ -1,6 +1,6 @@
 // Seed sweeps of the deterministic simulation across cluster shapes and fault
 // profiles, plus tests that the checker itself fails when it should. A
-// failing seed prints a reproducer: replicator_sim --seed N ... --trace
+// failing seed prints a reproducer: replicator-sim --seed=N ... --trace
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -213,7 +213,7 @@ TEST(SimChecker, CatchesASecondCommittedValue) {
   EXPECT_EQ(sim.checker().violations().front().invariant, "1")
       << Listing(sim.checker().violations());
   SimResult result = sim.Result();
-  EXPECT_NE(result.Report().find("replicator_sim --seed 3"), std::string::npos);
+  EXPECT_NE(result.Report().find("replicator-sim --seed=3 "), std::string::npos);
   EXPECT_NE(result.Report().find("INJECTED"), std::string::npos) << result.Report();
 }
 

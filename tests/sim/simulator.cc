@@ -80,19 +80,19 @@ SimConfig SimConfig::ForProfile(const std::string& profile) {
 
 std::string SimConfig::Reproducer() const {
   SimConfig d;
-  std::string out = absl::StrCat("replicator_sim --seed ", seed, " --clusters ", clusters,
-                                 " --nodes ", nodes_per_cluster, " --faults ", faults);
-  if (clients != d.clients) absl::StrAppend(&out, " --clients ", clients);
-  if (keys != d.keys) absl::StrAppend(&out, " --keys ", keys);
-  if (ops != d.ops) absl::StrAppend(&out, " --ops ", ops);
-  if (lease_ms != d.lease_ms) absl::StrAppend(&out, " --lease-ms ", lease_ms);
+  std::string out = absl::StrCat("replicator-sim --seed=", seed, " --clusters=", clusters,
+                                 " --nodes=", nodes_per_cluster, " --faults=", faults);
+  if (clients != d.clients) absl::StrAppend(&out, " --clients=", clients);
+  if (keys != d.keys) absl::StrAppend(&out, " --keys=", keys);
+  if (ops != d.ops) absl::StrAppend(&out, " --ops=", ops);
+  if (lease_ms != d.lease_ms) absl::StrAppend(&out, " --lease-ms=", lease_ms);
   SimConfig p = ForProfile(faults);
   if (fault.net_min_ms != p.fault.net_min_ms || fault.net_max_ms != p.fault.net_max_ms) {
-    absl::StrAppend(&out, " --net-ms ", fault.net_min_ms, "..", fault.net_max_ms);
+    absl::StrAppend(&out, " --net-ms=", fault.net_min_ms, "..", fault.net_max_ms);
   }
   if (!check_convergence) absl::StrAppend(&out, " --no-converge");
   if (catchup_interval_ms != d.catchup_interval_ms) {
-    absl::StrAppend(&out, " --catchup-ms ", catchup_interval_ms);
+    absl::StrAppend(&out, " --catchup-ms=", catchup_interval_ms);
   }
   if (!check_race) absl::StrAppend(&out, " --no-race-check");
   return out;
