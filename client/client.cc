@@ -48,7 +48,8 @@ class Client::Impl {
         address_(std::move(address)),
         options_(std::move(options)),
         connection_(std::move(connection)),
-        key_value_(connection_->Bootstrap<wire::Node>().keyValueRequest().send().getKeyValue()),
+        node_(connection_->Bootstrap<wire::Node>()),
+        key_value_(node_.keyValueRequest().send().getKeyValue()),
         request_ids_(std::random_device{}()) {}
 
   // Replaces a connection that failed.
@@ -57,7 +58,8 @@ class Client::Impl {
         co_await net::RpcConnection::Connect(reactor_, address_, options_.connect_timeout);
     if (!connection.ok()) co_return connection.status();
     connection_ = std::move(*connection);
-    key_value_ = connection_->Bootstrap<wire::Node>().keyValueRequest().send().getKeyValue();
+    node_ = connection_->Bootstrap<wire::Node>();
+    key_value_ = node_.keyValueRequest().send().getKeyValue();
     co_return absl::OkStatus();
   }
 
@@ -68,6 +70,7 @@ class Client::Impl {
   std::string address_;
   ClientOptions options_;
   std::unique_ptr<net::RpcConnection> connection_;
+  wire::Node::Client node_;
   wire::KeyValue::Client key_value_;
   std::mt19937_64 request_ids_;
 };
@@ -214,6 +217,15 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.storage_batches = s.getStorageBatches();
   out.storage_syncs = s.getStorageSyncs();
   co_return out;
+}
+
+asio::awaitable<absl::StatusOr<std::string>> Client::Echo(std::string payload) {
+  auto req = impl_->node_.echoRequest();
+  req.setPayload(AsData(payload));
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
+  if (!reply.ok()) co_return reply.status();
+  co_return ToString(reply->getPayload());
 }
 
 }  // namespace replicator

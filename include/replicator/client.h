@@ -110,6 +110,10 @@ class Client {
   asio::awaitable<absl::StatusOr<GetResult>> Get(std::string key,
                                                  Consistency consistency = Consistency::kLocal);
   asio::awaitable<absl::StatusOr<NodeStatus>> Status();
+  // Node.echo: the node returns `payload` unchanged and does nothing else.
+  // Over the same connection as every other call, so a benchmark can read
+  // put figures as a fraction of what the transport allows.
+  asio::awaitable<absl::StatusOr<std::string>> Echo(std::string payload);
 
   const std::string& address() const;
 

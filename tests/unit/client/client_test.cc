@@ -54,6 +54,10 @@ class ScriptedNode final : public wire::Node::Server {
     context.getResults().setKeyValue(kv_);
     return kj::READY_NOW;
   }
+  kj::Promise<void> echo(EchoContext context) override {
+    context.getResults().setPayload(context.getParams().getPayload());
+    return kj::READY_NOW;
+  }
 
  private:
   wire::KeyValue::Client kv_;
@@ -61,6 +65,7 @@ class ScriptedNode final : public wire::Node::Server {
 
 struct Outcome {
   absl::StatusOr<PutResult> put = absl::UnknownError("not run");
+  absl::StatusOr<std::string> echo = absl::UnknownError("not run");
   std::vector<uint64_t> request_ids;
   int retries_reported = 0;
 };
@@ -75,6 +80,8 @@ struct Run {
     auto client = co_await Client::Connect(reactor, address, options);
     if (client.ok()) {
       out->put = co_await (*client)->Put("k", "v");
+      std::string payload("echo\0\xff binary", 13);
+      out->echo = co_await (*client)->Echo(payload);
     } else {
       out->put = client.status();
     }
@@ -124,6 +131,12 @@ TEST(ClientTest, UnavailableWithNothingStoredIsFinal) {
   EXPECT_NE(o.put->message.find("nothing stored"), std::string::npos);
   EXPECT_EQ(o.request_ids.size(), 1u);
   EXPECT_EQ(o.retries_reported, 0);
+}
+
+TEST(ClientTest, EchoReturnsThePayloadByteForByte) {
+  Outcome o = PutAgainst({A::kOk});
+  ASSERT_TRUE(o.echo.ok()) << o.echo.status();
+  EXPECT_EQ(*o.echo, std::string("echo\0\xff binary", 13));
 }
 
 }  // namespace
