@@ -1,0 +1,222 @@
+// replicator-bench: load against a Replicator deployment, with throughput,
+// latency percentiles, a count per outcome and a correctness check of its
+// own. See bench/README.md.
+//
+//   build/bin/replicator-bench --local=1x3 --workload=put --concurrency=64 --duration=10s
+//   build/bin/replicator-bench --nodes=127.0.0.1:7001,127.0.0.1:7002 --workload=get
+//
+// --local=CxN starts C clusters of N real replicatord processes on loopback
+// and stops them by PID afterwards. Exit: 0 clean, 1 usage or a run that
+// could not start or finish, 2 correctness violations.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "bench.h"
+#include "fmt/format.h"
+#include "net/reactor.h"
+#include "node/local_deployment.h"
+#include "report.h"
+#include "util/dashed_flags.h"
+
+ABSL_FLAG(std::string, nodes, "", "Comma-separated HOST:PORT of running nodes to load.");
+ABSL_FLAG(std::string, local, "",
+          "CxN: start C clusters of N replicatord processes on 127.0.0.1 and stop them after "
+          "(the default, 1x3, when --nodes is not given).");
+ABSL_FLAG(std::string, storage, "rocksdb", "--local nodes' storage: rocksdb (synced) or memory.");
+ABSL_FLAG(std::vector<std::string>, node_flags, {},
+          "Comma-separated extra flags for every --local node (e.g. --lease-ms=5000).");
+ABSL_FLAG(bool, keep, false, "Keep the --local nodes' data directories and logs.");
+ABSL_FLAG(std::string, workload, "put",
+          "put (unique keys), conflict, get, mixed, or echo (Node.echo: the transport alone).");
+ABSL_FLAG(double, conflict_ratio, 0.5,
+          "conflict: share of puts aimed at a key put a moment ago (taken or contended).");
+ABSL_FLAG(double, read_ratio, 0.9, "mixed: share of gets (of keys answered ok).");
+ABSL_FLAG(std::string, consistency, "local", "get and mixed: local or linearizable.");
+ABSL_FLAG(int, concurrency, 64, "Calls in flight.");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
+          "Length of the timed phase (e.g. 10s); default 10s unless --ops is given.");
+ABSL_FLAG(uint64_t, ops, 0, "Calls in the timed phase; 0: bounded by --duration only.");
+ABSL_FLAG(uint64_t, max_ops, 20000000, "Hard cap on calls in the timed phase.");
+ABSL_FLAG(absl::Duration, hard_timeout, absl::Seconds(300),
+          "Bound on the whole run (start, preload, timed phase, read-back).");
+ABSL_FLAG(uint64_t, preload, 10000, "get and mixed: keys put before the timed phase.");
+ABSL_FLAG(int, key_size, 16, "Key size in bytes (at least 16).");
+ABSL_FLAG(int, value_size, 100, "Value (and echo payload) size in bytes.");
+ABSL_FLAG(uint64_t, seed, 0, "Seed of keys, values and the mix of calls; 0: random (printed).");
+ABSL_FLAG(int, connections, 1, "Connections per node; calls go round-robin over all of them.");
+ABSL_FLAG(bool, verify, true, "Read back every key answered ok after the timed phase.");
+ABSL_FLAG(std::string, json, "", "Also write the results to this file as JSON.");
+
+namespace {
+
+using replicator::bench::BenchConfig;
+using replicator::bench::Target;
+using replicator::bench::Workload;
+
+int Usage(const std::string& message) {
+  fmt::print(stderr, "replicator-bench: {}\n", message);
+  return 1;
+}
+
+bool ParseLayout(const std::string& s, int* clusters, int* nodes) {
+  std::vector<std::string> parts = absl::StrSplit(s, 'x');
+  return parts.size() == 2 && absl::SimpleAtoi(parts[0], clusters) &&
+         absl::SimpleAtoi(parts[1], nodes) && *clusters >= 1 && *nodes >= 1 && *clusters <= 16 &&
+         *nodes <= 16;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "load a Replicator deployment and report throughput, latency and outcomes.\n"
+      "  replicator-bench --local=1x3 --workload=put --concurrency=64 --duration=10s\n"
+      "  replicator-bench --nodes=HOST:PORT,... --workload=get --consistency=local");
+  replicator::util::DashedFlags dashed(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
+  if (positional.size() > 1) return Usage(fmt::format("unexpected argument {}", positional[1]));
+
+  BenchConfig config;
+  std::string workload = absl::GetFlag(FLAGS_workload);
+  if (workload == "put") {
+    config.workload = Workload::kPut;
+  } else if (workload == "conflict") {
+    config.workload = Workload::kConflict;
+  } else if (workload == "get") {
+    config.workload = Workload::kGet;
+  } else if (workload == "mixed") {
+    config.workload = Workload::kMixed;
+  } else if (workload == "echo") {
+    config.workload = Workload::kEcho;
+  } else {
+    return Usage("--workload must be put, conflict, get, mixed or echo");
+  }
+  std::string consistency = absl::GetFlag(FLAGS_consistency);
+  if (consistency != "local" && consistency != "linearizable") {
+    return Usage("--consistency must be local or linearizable");
+  }
+  config.consistency = consistency == "linearizable" ? replicator::Consistency::kLinearizable
+                                                     : replicator::Consistency::kLocal;
+  config.conflict_ratio = absl::GetFlag(FLAGS_conflict_ratio);
+  config.read_ratio = absl::GetFlag(FLAGS_read_ratio);
+  if (!(config.conflict_ratio >= 0 && config.conflict_ratio <= 1) ||
+      !(config.read_ratio >= 0 && config.read_ratio <= 1)) {
+    return Usage("--conflict-ratio and --read-ratio must be within [0, 1]");
+  }
+  config.concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (config.concurrency < 1 || config.concurrency > 100000) {
+    return Usage("--concurrency must be within [1, 100000]");
+  }
+  config.connections_per_node = absl::GetFlag(FLAGS_connections);
+  if (config.connections_per_node < 1 || config.connections_per_node > 64) {
+    return Usage("--connections must be within [1, 64]");
+  }
+  config.ops = absl::GetFlag(FLAGS_ops);
+  config.max_ops = std::max<uint64_t>(1, absl::GetFlag(FLAGS_max_ops));
+  absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  if (duration < absl::ZeroDuration()) return Usage("--duration must not be negative");
+  if (duration == absl::ZeroDuration() && config.ops == 0) duration = absl::Seconds(10);
+  config.duration = absl::ToChronoNanoseconds(duration);
+  absl::Duration hard_timeout = absl::GetFlag(FLAGS_hard_timeout);
+  if (hard_timeout <= duration) return Usage("--hard-timeout must exceed --duration");
+  config.preload = absl::GetFlag(FLAGS_preload);
+  config.key_size = absl::GetFlag(FLAGS_key_size);
+  config.value_size = absl::GetFlag(FLAGS_value_size);
+  if (config.key_size < replicator::bench::Keyspace::kMinKeySize || config.key_size > 1024) {
+    return Usage("--key-size must be within [16, 1024]");
+  }
+  if (config.value_size < 0 || config.value_size > (1 << 20)) {
+    return Usage("--value-size must be within [0, 1048576]");
+  }
+  config.seed = absl::GetFlag(FLAGS_seed);
+  if (config.seed == 0) config.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  config.verify = absl::GetFlag(FLAGS_verify);
+  config.progress = ::isatty(STDERR_FILENO);
+
+  Target target;
+  std::string nodes = absl::GetFlag(FLAGS_nodes);
+  std::string local = absl::GetFlag(FLAGS_local);
+  if (!nodes.empty() && !local.empty()) return Usage("give --nodes or --local, not both");
+  std::unique_ptr<replicator::node::LocalDeployment> deployment;
+  std::string root;
+  if (!nodes.empty()) {
+    target.addresses = absl::StrSplit(nodes, ',', absl::SkipEmpty());
+  } else {
+    if (local.empty()) local = "1x3";
+    if (!ParseLayout(local, &target.clusters, &target.nodes_per_cluster)) {
+      return Usage("--local must be CxN, e.g. 1x3 (at most 16x16)");
+    }
+    target.local = local;
+    target.storage = absl::GetFlag(FLAGS_storage);
+    if (target.storage != "rocksdb" && target.storage != "memory") {
+      return Usage("--storage must be rocksdb or memory");
+    }
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/replicator-bench-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) return Usage("cannot create a directory under " + tmpl);
+    root = tmpl;
+    replicator::node::DeploymentOptions options;
+    options.clusters = target.clusters;
+    options.nodes_per_cluster = target.nodes_per_cluster;
+    options.storage = target.storage;
+    options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
+    options.root_dir = root;
+    options.extra_flags = absl::GetFlag(FLAGS_node_flags);
+    fmt::print(stderr, "replicator-bench: starting {} nodes ({} storage) in {}\n", local,
+               target.storage, root);
+    auto d = replicator::node::LocalDeployment::Start(options);
+    if (!d.ok()) {
+      fmt::print(stderr, "replicator-bench: {}\n", std::string(d.status().message()));
+      return 1;
+    }
+    deployment = std::move(*d);
+    for (const auto& n : deployment->nodes()) target.addresses.push_back(n.address);
+    config.expected_voters = target.clusters * target.nodes_per_cluster;
+  }
+  config.addresses = target.addresses;
+  config.hard_deadline = replicator::bench::Clock::now() + absl::ToChronoNanoseconds(hard_timeout);
+
+  replicator::bench::BenchResult result;
+  {
+    replicator::net::Reactor reactor;
+    replicator::bench::Bench bench(reactor, config);
+    asio::co_spawn(reactor.io(), bench.Run(), asio::detached);
+    reactor.Run();
+    result = bench.result();
+  }
+  PrintReport(stdout, config, target, result);
+  std::fflush(stdout);
+  int exit_code = result.violations() > 0 ? 2 : result.failure.empty() ? 0 : 1;
+  if (std::string json = absl::GetFlag(FLAGS_json); !json.empty()) {
+    absl::Status written = WriteJson(json, config, target, result);
+    if (!written.ok()) {
+      fmt::print(stderr, "replicator-bench: {}\n", std::string(written.message()));
+      if (exit_code == 0) exit_code = 1;
+    }
+  }
+  deployment.reset();  // stops every node by its PID
+  if (!root.empty()) {
+    if (absl::GetFlag(FLAGS_keep) || exit_code != 0) {
+      fmt::print(stderr, "replicator-bench: node data and logs kept in {}\n", root);
+    } else {
+      std::error_code ec;
+      std::filesystem::remove_all(root, ec);
+    }
+  }
+  return exit_code;
+}

@@ -1,0 +1,196 @@
+#include "report.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "fmt/format.h"
+
+namespace replicator::bench {
+namespace {
+
+constexpr Outcome kAllOutcomes[] = {
+    Outcome::kOk,       Outcome::kKeyExists, Outcome::kConflict,
+    Outcome::kUnavailable, Outcome::kInvalidArgument, Outcome::kError,
+    Outcome::kFound,    Outcome::kNotFound,  Outcome::kEcho};
+static_assert(std::size(kAllOutcomes) == kOutcomeCount);
+
+// 1234567 -> "1,234,567"
+std::string Grouped(uint64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+double Ms(uint64_t ns) { return ns / 1e6; }
+
+double PerSecond(uint64_t n, double seconds) { return seconds > 0 ? n / seconds : 0; }
+
+std::string Layout(const Target& t) {
+  if (t.local.empty()) return fmt::format("{} given nodes", t.addresses.size());
+  return fmt::format("{} cluster{} x {} nodes, {} storage", t.clusters, t.clusters == 1 ? "" : "s",
+                     t.nodes_per_cluster, t.storage);
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (c < 0x20) {
+          out += fmt::format("\\u{:04x}", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string ConsistencyName(Consistency c) {
+  return c == Consistency::kLinearizable ? "linearizable" : "local";
+}
+
+}  // namespace
+
+void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const BenchResult& r) {
+  const PhaseStats& p = r.timed;
+  std::string what(WorkloadName(c.workload));
+  if (c.workload == Workload::kConflict) what += fmt::format(" (ratio {})", c.conflict_ratio);
+  if (c.workload == Workload::kMixed) what += fmt::format(" (read ratio {})", c.read_ratio);
+  if (c.workload == Workload::kGet || c.workload == Workload::kMixed) {
+    what += ", " + ConsistencyName(c.consistency) + " gets";
+  }
+  fmt::print(out, "replicator-bench: {} on {}\n", what, Layout(t));
+  fmt::print(out, "  concurrency {}, {} connection(s) per node, key {} B, value {} B, seed {}\n",
+             c.concurrency, c.connections_per_node, c.key_size, c.value_size, r.seed);
+  if (r.preloaded) fmt::print(out, "  preloaded {} keys (not timed)\n", Grouped(r.preloaded));
+  fmt::print(out, "\n");
+  auto row = [out](const std::string& name, const std::string& value) {
+    fmt::print(out, "  {:<22} {:>14}\n", name, value);
+  };
+  row("calls", Grouped(p.completed));
+  row("elapsed s", fmt::format("{:.2f}", p.seconds));
+  row("throughput calls/s", Grouped(static_cast<uint64_t>(PerSecond(p.completed, p.seconds))));
+  row("latency p50 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.50))));
+  row("latency p90 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.90))));
+  row("latency p99 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.99))));
+  row("latency p99.9 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.999))));
+  row("latency max ms", fmt::format("{:.3f}", Ms(p.latency.max())));
+  for (Outcome o : kAllOutcomes) row(std::string(OutcomeName(o)), Grouped(p.count(o)));
+  if (r.storage_nodes > 0) {
+    const NodeCounters& s = r.storage_delta;
+    row("storage writes", Grouped(s.writes));
+    row("group commits", Grouped(s.batches));
+    row("fsyncs", Grouped(s.syncs));
+    row("fsyncs/s (all nodes)", fmt::format("{:.0f}", PerSecond(s.syncs, p.seconds)));
+    row("writes per commit", fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
+  }
+  if (c.verify) {
+    row("read back: confirmed", Grouped(r.verified));
+    row("read back: no answer", Grouped(r.unverified));
+  }
+  row("violations", Grouped(r.violations()));
+  fmt::print(out, "\n");
+  if (!p.first_error.empty()) fmt::print(out, "  first error: {}\n", p.first_error);
+  if (r.node_safety_violations) {
+    fmt::print(out, "  VIOLATION: nodes' own safety-violation counters grew by {}\n",
+               r.node_safety_violations);
+  }
+  for (const std::string& v : r.violation_examples) fmt::print(out, "  VIOLATION: {}\n", v);
+  if (r.interrupted) fmt::print(out, "  interrupted: figures cover the calls made until then\n");
+  if (!r.failure.empty()) fmt::print(out, "  FAILED: {}\n", r.failure);
+}
+
+absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Target& t,
+                       const BenchResult& r) {
+  const PhaseStats& p = r.timed;
+  std::string j = "{\n";
+  j += "  \"config\": {\n";
+  j += fmt::format("    \"workload\": {},\n", JsonString(std::string(WorkloadName(c.workload))));
+  j += fmt::format("    \"local\": {},\n", t.local.empty() ? "null" : JsonString(t.local));
+  j += fmt::format("    \"clusters\": {},\n", t.clusters);
+  j += fmt::format("    \"nodes_per_cluster\": {},\n", t.nodes_per_cluster);
+  j += fmt::format("    \"storage\": {},\n", t.storage.empty() ? "null" : JsonString(t.storage));
+  std::string nodes;
+  for (const std::string& a : t.addresses) nodes += (nodes.empty() ? "" : ", ") + JsonString(a);
+  j += fmt::format("    \"nodes\": [{}],\n", nodes);
+  j += fmt::format("    \"connections_per_node\": {},\n", c.connections_per_node);
+  j += fmt::format("    \"concurrency\": {},\n", c.concurrency);
+  j += fmt::format("    \"duration_s\": {},\n",
+                   std::chrono::duration<double>(c.duration).count());
+  j += fmt::format("    \"ops_limit\": {},\n", c.ops);
+  j += fmt::format("    \"key_size\": {},\n", c.key_size);
+  j += fmt::format("    \"value_size\": {},\n", c.value_size);
+  j += fmt::format("    \"conflict_ratio\": {},\n", c.conflict_ratio);
+  j += fmt::format("    \"read_ratio\": {},\n", c.read_ratio);
+  j += fmt::format("    \"consistency\": {},\n", JsonString(ConsistencyName(c.consistency)));
+  j += fmt::format("    \"preload\": {},\n", c.preload);
+  j += fmt::format("    \"seed\": {}\n", r.seed);
+  j += "  },\n";
+  j += fmt::format("  \"calls\": {},\n", p.completed);
+  j += fmt::format("  \"elapsed_s\": {:.3f},\n", p.seconds);
+  j += fmt::format("  \"ops_per_sec\": {:.1f},\n", PerSecond(p.completed, p.seconds));
+  j += fmt::format("  \"errors\": {},\n", p.errors());
+  j += fmt::format(
+      "  \"latency_ms\": {{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, \"p999\": {:.3f}, "
+      "\"max\": {:.3f}}},\n",
+      Ms(p.latency.Percentile(0.5)), Ms(p.latency.Percentile(0.9)),
+      Ms(p.latency.Percentile(0.99)), Ms(p.latency.Percentile(0.999)), Ms(p.latency.max()));
+  std::string outcomes;
+  for (Outcome o : kAllOutcomes) {
+    outcomes += fmt::format("{}\"{}\": {}", outcomes.empty() ? "" : ", ", OutcomeName(o),
+                            p.count(o));
+  }
+  j += fmt::format("  \"outcomes\": {{{}}},\n", outcomes);
+  if (r.storage_nodes > 0) {
+    const NodeCounters& s = r.storage_delta;
+    j += fmt::format(
+        "  \"storage\": {{\"nodes\": {}, \"writes\": {}, \"group_commits\": {}, \"fsyncs\": {}, "
+        "\"fsyncs_per_sec\": {:.1f}, \"fsyncs_per_sec_per_node\": {:.1f}, "
+        "\"writes_per_group_commit\": {:.2f}}},\n",
+        r.storage_nodes, s.writes, s.batches, s.syncs, PerSecond(s.syncs, p.seconds),
+        PerSecond(s.syncs, p.seconds) / r.storage_nodes,
+        s.batches ? double(s.writes) / s.batches : 0.0);
+  } else {
+    j += "  \"storage\": null,\n";
+  }
+  j += fmt::format("  \"preloaded\": {},\n", r.preloaded);
+  j += fmt::format(
+      "  \"read_back\": {{\"enabled\": {}, \"confirmed\": {}, \"no_answer\": {}, \"seconds\": "
+      "{:.2f}}},\n",
+      c.verify ? "true" : "false", r.verified, r.unverified, r.verify_seconds);
+  j += fmt::format("  \"violations\": {},\n", r.violations());
+  j += fmt::format("  \"ledger_violations\": {},\n", r.ledger_violations);
+  j += fmt::format("  \"node_safety_violations\": {},\n", r.node_safety_violations);
+  std::string examples;
+  for (const std::string& v : r.violation_examples) {
+    examples += (examples.empty() ? "" : ", ") + JsonString(v);
+  }
+  j += fmt::format("  \"violation_examples\": [{}],\n", examples);
+  j += fmt::format("  \"first_error\": {},\n",
+                   p.first_error.empty() ? "null" : JsonString(p.first_error));
+  j += fmt::format("  \"interrupted\": {},\n", r.interrupted ? "true" : "false");
+  j += fmt::format("  \"failure\": {}\n", r.failure.empty() ? "null" : JsonString(r.failure));
+  j += "}\n";
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << j;
+  f.close();
+  if (!f) return absl::InternalError(fmt::format("cannot write {}: {}", path, strerror(errno)));
+  return absl::OkStatus();
+}
+
+}  // namespace replicator::bench
