@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "sim/describe.h"
 
 namespace replicator::sim {
@@ -14,18 +15,44 @@ using core::Decision;
 using core::GetOutcome;
 using core::PutOutcome;
 
+std::string Subject::ToString() const {
+  std::string out;
+  if (key) absl::StrAppend(&out, "key=", Quote(*key));
+  if (proposal) absl::StrAppend(&out, key ? " " : "", "proposal=", Describe(*proposal));
+  return out;
+}
+
 std::string Violation::ToString() const {
-  return absl::StrCat("invariant ", invariant, " violated at t=", time, "ms ", subject, ": ",
-                      detail);
+  return absl::StrCat("invariant ", invariant, " violated at t=", time, "ms ", subject.ToString(),
+                      ": ", detail);
+}
+
+void Liveness::Add(const Liveness& o) {
+  puts += o.puts;
+  ok += o.ok;
+  key_exists += o.key_exists;
+  conflict += o.conflict;
+  unavailable += o.unavailable;
+  outcome_unknown += o.outcome_unknown;
+  no_answer += o.no_answer;
+}
+
+std::string Liveness::ToString() const {
+  const double share = puts == 0 ? 100.0 : 100.0 * static_cast<double>(definite()) / puts;
+  return absl::StrCat(definite(), "/", puts, " puts definite (",
+                      absl::StrFormat("%.2f", share), "%): ok ", ok, ", keyExists ", key_exists,
+                      ", conflict ", conflict, ", unavailable ", unavailable,
+                      "; indefinite: outcome unknown ", outcome_unknown, ", no answer ",
+                      no_answer);
 }
 
 namespace {
 
-std::string KeySubject(const core::Key& key) { return absl::StrCat("key=", Quote(key)); }
+Subject KeySubject(const core::Key& key) { return Subject{key, std::nullopt}; }
 
-std::string ProposalSubject(const core::ProposalId& p) {
-  return absl::StrCat("proposal=", Describe(p));
-}
+Subject ProposalSubject(const core::ProposalId& p) { return Subject{std::nullopt, p}; }
+
+Subject KeyProposal(const core::Key& key, const core::ProposalId& p) { return Subject{key, p}; }
 
 const core::ReplicaOp* ReplicaOpOf(const core::Request& request) {
   if (auto* h = std::get_if<core::HandleRequest>(&request)) return &h->op;
@@ -41,6 +68,7 @@ Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_i
     : node_cluster_(std::move(node_cluster)),
       node_ids_(std::move(node_ids)),
       stores_(std::move(stores)),
+      durable_stores_(stores_),
       clusters_(clusters),
       cluster_size_(clusters, 0),
       options_(options),
@@ -48,9 +76,13 @@ Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_i
   for (int c : node_cluster_) cluster_size_[c]++;
 }
 
-void Checker::Fail(std::string invariant, std::string subject, std::string detail) {
+void Checker::Fail(std::string invariant, Subject subject, std::string detail) {
   violations_.push_back(
       Violation{std::move(invariant), *now_, std::move(subject), std::move(detail)});
+}
+
+void Checker::SetDurableStores(std::vector<const SimStore*> durable) {
+  durable_stores_ = std::move(durable);
 }
 
 std::optional<core::Value> Checker::GlobalCommitted(const core::Key& key) const {
@@ -108,7 +140,7 @@ void Checker::BeforeApply(int node, const core::Mutation& m) {
   } else if (auto* dr = std::get_if<core::DeleteReservation>(&m)) {
     auto it = store.reservations().find(dr->key);
     if (it != store.reservations().end() && !decisions_.contains(it->second.proposal)) {
-      Fail("R", absl::StrCat(KeySubject(dr->key), " ", ProposalSubject(it->second.proposal)),
+      Fail("R", KeyProposal(dr->key, it->second.proposal),
            absl::StrCat(self, " drops a reservation whose decision nobody has chosen or sent"));
     }
   } else if (auto* pc = std::get_if<core::PutCommitted>(&m)) {
@@ -246,7 +278,7 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
   if (kv == proposal_kv_.end()) return;
   auto [decided, first] = decided_value_.emplace(kv->second.first, kv->second.second);
   if (!first && decided->second != kv->second.second) {
-    Fail("1", absl::StrCat(KeySubject(kv->second.first), " ", ProposalSubject(p)),
+    Fail("1", KeySubject(kv->second.first),
          absl::StrCat("two values decided commit: ", Quote(decided->second), " and ",
                       Quote(kv->second.second), " (", source, ")"));
   }
@@ -255,7 +287,7 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
   for (int index : owners->second) {
     const ClientOp& put = ops_[index];
     if (put.put && !MayCommit(put, *put.put)) {
-      Fail("2", absl::StrCat(KeySubject(put.key), " ", ProposalSubject(p)),
+      Fail("2", KeyProposal(put.key, p),
            absl::StrCat("the put of ", Quote(put.value), " answered ", Describe(*put.put),
                         " but its proposal is decided commit (", source, ")"));
     }
@@ -266,6 +298,7 @@ void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::s
 
 int Checker::OnOpStarted(ClientOp op) {
   int index = static_cast<int>(ops_.size());
+  op.started_seq = ++history_seq_;
   ops_.push_back(std::move(op));
   return index;
 }
@@ -303,12 +336,13 @@ void Checker::CheckPutOk(int index) {
                       " answered ok, but no proposal of it is decided commit"));
     return;
   }
+  if (!options_.check_durable_at_ok) return;
   for (int c = 0; c < clusters_; ++c) {
     int durable = 0;
     std::string where;
-    for (size_t n = 0; n < stores_.size(); ++n) {
+    for (size_t n = 0; n < durable_stores_.size(); ++n) {
       if (node_cluster_[n] != c) continue;
-      const SimStore& s = *stores_[n];
+      const SimStore& s = *durable_stores_[n];
       auto committed = s.GetCommitted(op.key);
       auto r = s.reservations().find(op.key);
       bool has = (committed && *committed == op.value) ||
@@ -320,9 +354,9 @@ void Checker::CheckPutOk(int index) {
       }
     }
     if (durable < Majority(c)) {
-      Fail("4", absl::StrCat(KeySubject(op.key), " ", ProposalSubject(*chosen)),
+      Fail("4", KeyProposal(op.key, *chosen),
            absl::StrCat("put of ", Quote(op.value), " answered ok but cluster ", c,
-                        " holds it durably at only ", durable, "/", cluster_size_[c],
+                        " holds it durably (synced) at only ", durable, "/", cluster_size_[c],
                         " voters:", where));
     }
   }
@@ -337,6 +371,7 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
     return;
   }
   op.finished = *now_;
+  op.finished_seq = ++history_seq_;
   op.put = outcome;
   const bool valid = !core::ValidatePut(core::Limits{}, op.key, op.value).has_value();
   if (valid == (outcome.kind == PutOutcome::Kind::kInvalidArgument)) {
@@ -357,7 +392,7 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
       }
       CheckClaim(op.key, op.value, absl::StrCat("put ok at ", node_ids_[op.node]));
       CheckPutOk(index);
-      known_since_.emplace(op.key, *now_);
+      known_since_.emplace(op.key, Known{*now_, op.finished_seq});
       break;
     }
     case PutOutcome::Kind::kKeyExists: {
@@ -375,7 +410,7 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
              absl::StrCat("put of ", Quote(op.value), " with request id ", op.request_id,
                           " answered keyExists of its own value instead of ok"));
       }
-      known_since_.emplace(op.key, *now_);
+      known_since_.emplace(op.key, Known{*now_, op.finished_seq});
       break;
     }
     default:
@@ -387,7 +422,7 @@ void Checker::OnPutDone(int index, const PutOutcome& outcome) {
     for (const core::ProposalId& p : ps->second) {
       auto d = decisions_.find(p);
       if (d != decisions_.end() && d->second.decision == Decision::kCommit) {
-        Fail("2", absl::StrCat(KeySubject(op.key), " ", ProposalSubject(p)),
+        Fail("2", KeyProposal(op.key, p),
              absl::StrCat("the put of ", Quote(op.value), " answered ", Describe(outcome),
                           " but its proposal is decided commit (", d->second.source, ")"));
       }
@@ -402,6 +437,7 @@ void Checker::OnGetDone(int index, const GetOutcome& outcome) {
     return;
   }
   op.finished = *now_;
+  op.finished_seq = ++history_seq_;
   op.get = outcome;
   const bool valid = !core::ValidateKey(core::Limits{}, op.key).has_value();
   if (valid == (outcome.kind == GetOutcome::Kind::kInvalidArgument)) {
@@ -421,28 +457,62 @@ void Checker::OnGetDone(int index, const GetOutcome& outcome) {
     } else {
       CheckClaim(op.key, outcome.value, source);
     }
-    known_since_.emplace(op.key, *now_);
+    known_since_.emplace(op.key, Known{*now_, op.finished_seq});
   } else if (outcome.kind == GetOutcome::Kind::kNotFound && linearizable) {
     auto known = known_since_.find(op.key);
-    if (known != known_since_.end() && known->second < op.started) {
+    if (known != known_since_.end() && known->second.seq < op.started_seq) {
       Fail("L", KeySubject(op.key),
            absl::StrCat(source, " started at t=", op.started,
                         "ms answered notFound, but the key was known to exist since t=",
-                        known->second, "ms"));
+                        known->second.time, "ms (an answer before the get started)"));
     }
   }
 }
 
 // --- After the quiet phase --------------------------------------------------
 
-void Checker::CheckFinal(const std::vector<int>& open_inbound) {
+void Checker::CheckNoReservations(const std::vector<bool>& up, const std::string& when) {
   for (size_t n = 0; n < stores_.size(); ++n) {
+    if (!up[n]) continue;
     for (const auto& [key, r] : stores_[n]->reservations()) {
-      Fail("5", absl::StrCat(KeySubject(key), " ", ProposalSubject(r.proposal)),
+      Fail("K", KeyProposal(key, r.proposal),
            absl::StrCat(node_ids_[n], " still holds a reservation for ", Quote(r.value),
-                        " after the quiet phase"));
+                        " (since t=", r.since, "ms) ", when));
     }
   }
+}
+
+Liveness Checker::CountLiveness() const {
+  Liveness l;
+  for (const ClientOp& op : ops_) {
+    if (op.type != ClientOp::Type::kPut || op.probe) continue;
+    if (op.put && op.put->kind == PutOutcome::Kind::kInvalidArgument) continue;
+    if (!op.put && core::ValidatePut(core::Limits{}, op.key, op.value)) continue;
+    l.puts++;
+    if (!op.put) {
+      l.no_answer++;
+      continue;
+    }
+    switch (op.put->kind) {
+      case PutOutcome::Kind::kOk: l.ok++; break;
+      case PutOutcome::Kind::kKeyExists: l.key_exists++; break;
+      case PutOutcome::Kind::kConflict: l.conflict++; break;
+      case PutOutcome::Kind::kUnavailable:
+        if (MayCommit(op, *op.put)) {
+          l.outcome_unknown++;
+        } else {
+          l.unavailable++;
+        }
+        break;
+      case PutOutcome::Kind::kInvalidArgument: break;
+    }
+  }
+  return l;
+}
+
+void Checker::CheckFinal(const std::vector<int>& open_inbound) {
+  CheckNoReservations(std::vector<bool>(stores_.size(), true),
+                      "after the quiet phase, every node up");
   std::set<core::Key> keys;
   for (const auto& [key, value] : committed_) keys.insert(key);
   for (const auto& [key, op] : ok_put_) keys.insert(key);
@@ -495,7 +565,7 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
   }
   for (size_t n = 0; n < open_inbound.size(); ++n) {
     if (open_inbound[n] > 0) {
-      Fail("C", "", absl::StrCat(node_ids_[n], " never answered ", open_inbound[n],
+      Fail("C", {}, absl::StrCat(node_ids_[n], " never answered ", open_inbound[n],
                                  " request(s) after the quiet phase"));
     }
   }

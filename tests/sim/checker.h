@@ -17,16 +17,20 @@
 //      acceptor majorities and resolve answers agree; Paxos acceptor state
 //      only moves forward
 //   4  when a put answers ok, (key, value) is durable (reserved for the
-//      committed proposal or committed) at a strict majority of every cluster
-//   5  after the quiet phase: no reservation left; every committed key is
-//      committed at a strict majority of every cluster (and, with
-//      check_convergence, at every node)
-//   L  a linearizable get started after the key was known to exist finds it
+//      committed proposal or committed) at a strict majority of every
+//      cluster, counting only what the simulated disks have synced
+//   5  after the quiet phase every committed key is committed at a strict
+//      majority of every cluster (and, with check_convergence, at every node)
+//   K  no key stays reserved forever: once faults stop and every cluster has
+//      a majority up, every reservation held by an up node is resolved
+//      within a bound (CheckNoReservations)
+//   L  a linearizable get that started after the key was known to exist (a
+//      put answered ok or keyExists, or a get found it) finds it
 //   R  a node never replaces a reservation held for another proposal, nor
 //      reserves a key it has committed
 //   E  the engine raised a ViolationEffect
 //   C  engine contract (exactly one answer per request / put / get)
-//   V  liveness in fault-free runs
+//   V  liveness in fault-free runs, and of the healed system (probe)
 #pragma once
 
 #include <cstdint>
@@ -43,10 +47,19 @@
 
 namespace replicator::sim {
 
+// What a violation is about: its key, its proposal, both or neither. The
+// simulator cuts a failure's history excerpt down to the events touching it.
+struct Subject {
+  std::optional<core::Key> key;
+  std::optional<core::ProposalId> proposal;
+
+  std::string ToString() const;  // "key='k1' proposal=c0n0/1/3", or ""
+};
+
 struct Violation {
   std::string invariant;  // see the list above
   core::TimeMs time = 0;
-  std::string subject;  // "key=..." and/or "proposal=..."
+  Subject subject;
   std::string detail;
 
   std::string ToString() const;
@@ -55,6 +68,24 @@ struct Violation {
 struct CheckerOptions {
   bool check_convergence = false;  // invariant 5, full form (catch-up)
   bool expect_liveness = false;    // fault-free run: invariant V
+  // Invariant 4 at the moment of each ok. Off only to show that a lost
+  // write is also caught by its consequences (sim_test).
+  bool check_durable_at_ok = true;
+};
+
+// Liveness of client puts (valid keys; probes excluded): a definite answer
+// is ok, keyExists, conflict or unavailable with nothing stored; the rest
+// answered unavailable "outcome unknown" or never answered (their node
+// crashed first).
+struct Liveness {
+  int64_t puts = 0;
+  int64_t ok = 0, key_exists = 0, conflict = 0, unavailable = 0;
+  int64_t outcome_unknown = 0, no_answer = 0;
+
+  int64_t definite() const { return ok + key_exists + conflict + unavailable; }
+  void Add(const Liveness& other);
+  // "1180/1200 puts definite (98.3%): ok 400, keyExists ..., no answer 5"
+  std::string ToString() const;
 };
 
 // One client operation as the checker sees it.
@@ -66,8 +97,13 @@ struct ClientOp {
   core::Value value;             // kPut; unique per client put
   uint64_t request_id = 0;       // kPut; unique per client put, 0: none
   int retry_of = -1;             // kPut: the first op of the client put this retries
+  bool probe = false;            // issued by the simulator's probe, not a client
   core::TimeMs started = 0;
   core::TimeMs finished = -1;  // -1 while pending
+  // Positions in the history (start and answer events are numbered in the
+  // order they happen), so "after" is exact even within one virtual ms.
+  uint64_t started_seq = 0;
+  uint64_t finished_seq = 0;
   bool abandoned = false;      // its node crashed first
   std::optional<core::PutOutcome> put;
   std::optional<core::GetOutcome> get;
@@ -83,7 +119,13 @@ class Checker {
 
   bool failed() const { return !violations_.empty(); }
   const std::vector<Violation>& violations() const { return violations_; }
-  void Fail(std::string invariant, std::string subject, std::string detail);
+  void Fail(std::string invariant, Subject subject, std::string detail);
+
+  // The synced state of each node's disk, for invariant 4. By default the
+  // stores given to the constructor (they hold only synced writes); a
+  // simulation whose disks acknowledge before syncing passes the synced
+  // copies here.
+  void SetDurableStores(std::vector<const SimStore*> durable);
 
   // --- Observations -------------------------------------------------------
   // Node `node` is about to apply `m` (its WriteBatch completed).
@@ -104,9 +146,16 @@ class Checker {
   void OnOpAbandoned(int op);
   const std::vector<ClientOp>& ops() const { return ops_; }
 
+  // Invariant K: faults have been off for long enough and every cluster
+  // has a majority up; no node with `up[i]` may still hold a reservation.
+  // `when` says which phase, for the report.
+  void CheckNoReservations(const std::vector<bool>& up, const std::string& when);
+
   // After the quiet phase, every node up. `open_inbound[i]` counts requests
   // node i's engine never answered.
   void CheckFinal(const std::vector<int>& open_inbound);
+
+  Liveness CountLiveness() const;
 
   // Test hook: the committed value the checker believes in.
   std::optional<core::Value> GlobalCommitted(const core::Key& key) const;
@@ -122,6 +171,7 @@ class Checker {
   std::vector<int> node_cluster_;
   std::vector<core::PeerId> node_ids_;
   std::vector<const SimStore*> stores_;
+  std::vector<const SimStore*> durable_stores_;
   int clusters_;
   std::vector<int> cluster_size_;
   CheckerOptions options_;
@@ -129,6 +179,7 @@ class Checker {
 
   std::vector<Violation> violations_;
   std::vector<ClientOp> ops_;
+  uint64_t history_seq_ = 0;
 
   // Invariant 1: the first value ever committed per key.
   std::map<core::Key, core::Value> committed_;
@@ -155,8 +206,13 @@ class Checker {
   std::map<std::pair<core::ProposalId, core::Ballot>, AcceptSet> accepts_;
   std::map<core::ProposalId, std::pair<core::Key, core::Value>> proposal_kv_;
   std::map<core::Value, std::set<core::ProposalId>> proposals_of_value_;
-  // Linearizable get: earliest completion of an answer revealing the key.
-  std::map<core::Key, core::TimeMs> known_since_;
+  // Linearizable get: the earliest answer revealing the key (its time and
+  // history position).
+  struct Known {
+    core::TimeMs time;
+    uint64_t seq;
+  };
+  std::map<core::Key, Known> known_since_;
 };
 
 }  // namespace replicator::sim

@@ -1,5 +1,5 @@
 // One-line text forms of protocol values for simulation traces and failure
-// reports. Pure functions; the exact text feeds the run's fingerprint, so it
+// reports. Pure functions; the exact text feeds the run's history digest, so it
 // must depend only on the values themselves.
 #pragma once
 

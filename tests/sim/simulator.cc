@@ -72,6 +72,10 @@ bool SimConfig::SetProfile(const std::string& profile) {
   return true;
 }
 
+bool SimConfig::ValidUnsafe(const std::string& mode) {
+  return mode.empty() || mode == "no-sync-before-vote";
+}
+
 SimConfig SimConfig::ForProfile(const std::string& profile) {
   SimConfig config;
   config.SetProfile(profile);
@@ -95,6 +99,14 @@ std::string SimConfig::Reproducer() const {
     absl::StrAppend(&out, " --catchup-ms=", catchup_interval_ms);
   }
   if (!check_race) absl::StrAppend(&out, " --no-race-check");
+  if (fault.down_max_ms != p.fault.down_max_ms) {
+    absl::StrAppend(&out, " --down-max-ms=", fault.down_max_ms);
+  }
+  if (!unsafe.empty()) absl::StrAppend(&out, " --unsafe=", unsafe);
+  if (unsafe_sync_lag_ms != d.unsafe_sync_lag_ms) {
+    absl::StrAppend(&out, " --unsafe-sync-lag-ms=", unsafe_sync_lag_ms);
+  }
+  if (!check_durable_at_ok) absl::StrAppend(&out, " --no-ok-durability-check");
   return out;
 }
 
@@ -108,31 +120,44 @@ std::string SimResult::StatsLine() const {
                       s.gets_found, ", notFound ", s.gets_not_found, ", unavailable ",
                       s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
                       " duplicated=", s.duplicated, " crashes=", s.crashes,
-                      " partitions=", s.partitions, " prepares=", s.prepares,
+                      " partitions=", s.partitions, " (node ", s.partitions_node, ", cluster ",
+                      s.partitions_cluster, ") prepares=", s.prepares,
                       " resolves=", s.resolves, " client: timeouts ", s.client_timeouts,
                       ", retries ", s.client_retries, ", retry ok ", s.puts_retry_ok,
                       ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
                       ", pulled ", s.catchup_keys_pulled, " probe_race: ok ",
-                      s.probe_race_winners, " conflict ", s.probe_race_conflicts);
+                      s.probe_race_winners, " conflict ", s.probe_race_conflicts,
+                      config.unsafe.empty()
+                          ? std::string()
+                          : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
+}
+
+std::string SimResult::DigestLine() const {
+  return absl::StrCat("history digest: ", absl::Hex(history_digest, absl::kZeroPad16));
 }
 
 std::string SimResult::Report() const {
   std::string out;
   if (ok()) {
-    absl::StrAppend(&out, "PASS ", config.Reproducer(), "\n  ", StatsLine(), "\n");
+    absl::StrAppend(&out, "PASS ", config.Reproducer(), "\n  ", StatsLine(), "\n  liveness: ",
+                    liveness.ToString(), "\n");
     return out;
   }
-  absl::StrAppend(&out, "FAIL ", config.Reproducer(), " --trace\n");
-  absl::StrAppend(&out, "  first violation: ", violations.front().ToString(), "\n");
+  const Violation& first = violations.front();
+  absl::StrAppend(&out, "FAIL seed ", config.seed, ": invariant ", first.invariant,
+                  " violated\n");
+  absl::StrAppend(&out, "  reproduce: ", config.Reproducer(), " --trace\n");
+  absl::StrAppend(&out, "  first violation: ", first.ToString(), "\n");
   if (violations.size() > 1) {
     absl::StrAppend(&out, "  (", violations.size() - 1, " more)\n");
     for (size_t i = 1; i < violations.size() && i < 5; ++i) {
       absl::StrAppend(&out, "  also: ", violations[i].ToString(), "\n");
     }
   }
-  absl::StrAppend(&out, "  ", StatsLine(), "\n");
-  absl::StrAppend(&out, "  trace tail (last ", trace_tail.size(), " events):\n");
-  for (const std::string& line : trace_tail) absl::StrAppend(&out, "    ", line, "\n");
+  absl::StrAppend(&out, "  ", StatsLine(), "\n  liveness: ", liveness.ToString(), "\n");
+  absl::StrAppend(&out, "  history excerpt: ", excerpt_of, " (", excerpt.size(), " of ",
+                  history_events, " events):\n");
+  for (const std::string& line : excerpt) absl::StrAppend(&out, "    ", line, "\n");
   return out;
 }
 
@@ -153,6 +178,7 @@ Simulator::Simulator(SimConfig config) : config_(std::move(config)), rng_(config
     node.cluster = i / config_.nodes_per_cluster;
     node.id = absl::StrCat("c", node.cluster, "n", i % config_.nodes_per_cluster);
     node.store = std::make_unique<SimStore>();
+    if (!config_.unsafe.empty()) node.synced = std::make_unique<SimStore>();
     topology_.members.push_back(core::Member{node.id, absl::StrCat("c", node.cluster),
                                              absl::StrCat("sim:", i), core::PeerState::kVoter});
     node_cluster.push_back(node.cluster);
@@ -162,8 +188,14 @@ Simulator::Simulator(SimConfig config) : config_(std::move(config)), rng_(config
   CheckerOptions options;
   options.check_convergence = config_.check_convergence;
   options.expect_liveness = config_.faults == "none";
+  options.check_durable_at_ok = config_.check_durable_at_ok;
   checker_ = std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids),
                                        std::move(stores), config_.clusters, options, &now_);
+  if (!config_.unsafe.empty()) {
+    std::vector<const SimStore*> synced;
+    for (const Node& node : nodes_) synced.push_back(node.synced.get());
+    checker_->SetDurableStores(std::move(synced));
+  }
   client_seq_.assign(config_.clients, 0);
   client_retry_.assign(config_.clients, std::nullopt);
 }
@@ -196,7 +228,7 @@ bool Simulator::Step() {
   event.fn();
   if (checker_->failed()) stopped_ = true;
   if (stats_.events >= config_.max_events && !stopped_) {
-    checker_->Fail("V", "", absl::StrCat("livelock: ", stats_.events, " events"));
+    checker_->Fail("V", {}, absl::StrCat("livelock: ", stats_.events, " events"));
     stopped_ = true;
   }
   return !stopped_;
@@ -223,16 +255,164 @@ TimeMs Simulator::Exponential(TimeMs mean) {
   return 1 + static_cast<TimeMs>(-std::log1p(-u) * static_cast<double>(mean));
 }
 
-void Simulator::Trace(std::string line) {
+void Simulator::Trace(std::string line, const Tags& tags, LineKind kind, int node) {
   std::string full = absl::StrCat("t=", now_, " ", line);
   for (unsigned char c : full) {
-    fingerprint_ ^= c;
-    fingerprint_ *= 1099511628211ull;
+    digest_ ^= c;
+    digest_ *= 1099511628211ull;
   }
+  digest_ ^= '\n';
+  digest_ *= 1099511628211ull;
   if (config_.trace) std::printf("%s\n", full.c_str());
-  if (config_.trace_tail == 0) return;
-  if (tail_.size() >= config_.trace_tail) tail_.pop_front();
-  tail_.push_back(std::move(full));
+  const uint32_t begin = static_cast<uint32_t>(tag_pool_.size());
+  tag_pool_.insert(tag_pool_.end(), tags.begin(), tags.end());
+  trace_.push_back(
+      TraceLine{std::move(full), begin, static_cast<uint32_t>(tags.size()), kind, node});
+}
+
+int32_t Simulator::Intern(std::string tag) {
+  auto [it, fresh] = tag_ids_.emplace(std::move(tag), static_cast<int32_t>(tag_ids_.size()));
+  return it->second;
+}
+
+void Simulator::TagKey(Tags& tags, const core::Key& key) {
+  tags.push_back(Intern(absl::StrCat("k", key)));
+}
+
+void Simulator::TagClientKey(Tags& tags, const core::Key& key) {
+  TagKey(tags, key);
+  tags.push_back(Intern(absl::StrCat("c", key)));
+}
+
+void Simulator::TagProposal(Tags& tags, const core::ProposalId& p) {
+  std::string name = Describe(p);
+  auto key = proposal_key_.find(name);
+  if (key != proposal_key_.end()) TagKey(tags, key->second);
+  tags.push_back(Intern(absl::StrCat("p", std::move(name))));
+}
+
+Simulator::Tags Simulator::TagsOf(const core::Request& request) {
+  Tags tags;
+  const core::ReplicaOp* op = nullptr;
+  if (auto* h = std::get_if<core::HandleRequest>(&request)) op = &h->op;
+  if (auto* f = std::get_if<core::ForwardRequest>(&request)) op = &f->op;
+  if (op != nullptr) {
+    std::visit(
+        [&](const auto& o) {
+          proposal_key_.emplace(Describe(o.proposal), o.key);
+          TagProposal(tags, o.proposal);
+        },
+        *op);
+  } else if (auto* a = std::get_if<core::AcceptRequest>(&request)) {
+    TagProposal(tags, a->proposal);
+  } else if (auto* pr = std::get_if<core::PrepareRequest>(&request)) {
+    TagProposal(tags, pr->proposal);
+  } else if (auto* r = std::get_if<core::ReadRequest>(&request)) {
+    TagKey(tags, r->key);
+  } else if (auto* rs = std::get_if<core::ResolveRequest>(&request)) {
+    TagProposal(tags, rs->proposal);
+  }
+  return tags;
+}
+
+void Simulator::AddTags(Tags& tags, const core::Response& response) {
+  if (auto* pull = std::get_if<core::PullResponse>(&response)) {
+    for (const core::PulledEntry& e : pull->entries) TagKey(tags, e.key);
+  } else if (auto* read = std::get_if<core::ReadResponse>(&response)) {
+    if (read->kind == core::ReadResponse::Kind::kReserved) TagProposal(tags, read->holder);
+  }
+}
+
+void Simulator::AddTags(Tags& tags, const core::Mutation& mutation) {
+  std::visit(
+      [&](const auto& m) {
+        using M = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<M, core::PutReservation>) {
+          proposal_key_.emplace(Describe(m.reservation.proposal), m.reservation.key);
+          TagProposal(tags, m.reservation.proposal);
+        } else if constexpr (std::is_same_v<M, core::PutAcceptor>) {
+          TagProposal(tags, m.record.proposal);
+        } else if constexpr (std::is_same_v<M, core::DeleteAcceptor>) {
+          TagProposal(tags, m.proposal);
+        } else {
+          TagKey(tags, m.key);
+        }
+      },
+      mutation);
+}
+
+// A violation about a key: every event touching the key (its client calls,
+// its proposals' messages and writes, catch-up pulls carrying it). About a
+// proposal (with or without its key): the proposal's events and the client
+// calls of its key. Around them, the crashes and restarts of the nodes that
+// appear in them, and the partitions and phases from the first one on.
+void Simulator::Excerpt(const Violation& v, SimResult* result) const {
+  std::vector<int32_t> want;
+  auto find = [&](const std::string& tag) {
+    auto it = tag_ids_.find(tag);
+    if (it != tag_ids_.end()) want.push_back(it->second);
+  };
+  if (v.subject.proposal) {
+    const std::string name = Describe(*v.subject.proposal);
+    find(absl::StrCat("p", name));
+    std::optional<core::Key> key = v.subject.key;
+    if (!key) {
+      auto k = proposal_key_.find(name);
+      if (k != proposal_key_.end()) key = k->second;
+    }
+    if (key) find(absl::StrCat("c", *key));
+    result->excerpt_of = absl::StrCat("events of proposal ", name,
+                                      key ? absl::StrCat(" and client calls of key ", Quote(*key))
+                                          : std::string());
+  } else if (v.subject.key) {
+    find(absl::StrCat("k", *v.subject.key));
+    result->excerpt_of = absl::StrCat("events touching key ", Quote(*v.subject.key));
+  }
+  std::vector<size_t> chosen;
+  for (size_t i = 0; i < trace_.size(); ++i) {
+    const TraceLine& line = trace_[i];
+    for (uint32_t t = 0; t < line.tags_count; ++t) {
+      if (std::find(want.begin(), want.end(), tag_pool_[line.tags_begin + t]) != want.end()) {
+        chosen.push_back(i);
+        break;
+      }
+    }
+  }
+  if (chosen.empty()) {
+    result->excerpt_of = absl::StrCat("the last ", config_.trace_tail, " events");
+    const size_t from = trace_.size() > config_.trace_tail ? trace_.size() - config_.trace_tail : 0;
+    for (size_t i = from; i < trace_.size(); ++i) result->excerpt.push_back(trace_[i].text);
+    return;
+  }
+  std::vector<bool> involved(nodes_.size(), false);
+  for (size_t i : chosen) {
+    for (const Node& node : nodes_) {
+      if (trace_[i].text.find(node.id) != std::string::npos) involved[node.index] = true;
+    }
+  }
+  std::vector<size_t> lines;
+  size_t next = 0;
+  for (size_t i = 0; i < trace_.size(); ++i) {
+    const TraceLine& line = trace_[i];
+    if (next < chosen.size() && chosen[next] == i) {
+      lines.push_back(i);
+      ++next;
+    } else if (line.kind == LineKind::kNodeFault && line.node >= 0 && involved[line.node]) {
+      lines.push_back(i);
+    } else if (line.kind == LineKind::kGlobal && i > chosen.front()) {
+      lines.push_back(i);
+    }
+  }
+  // A hot key's history can be long: keep its start and its end.
+  constexpr size_t kHead = 100, kTail = 500;
+  for (size_t j = 0; j < lines.size(); ++j) {
+    if (lines.size() > kHead + kTail && j == kHead) {
+      result->excerpt.push_back(
+          absl::StrCat("... ", lines.size() - kHead - kTail, " events of the excerpt left out"));
+      j = lines.size() - kTail;
+    }
+    result->excerpt.push_back(trace_[lines[j]].text);
+  }
 }
 
 TimeMs Simulator::NetDelay(bool self) {
@@ -269,7 +449,8 @@ void Simulator::StartEngine(Node& node) {
   Trace(absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
                      recovered.reservations.size(), " reservation(s), ",
                      recovered.acceptors.size(), " acceptor record(s), ",
-                     node.store->committed().size(), " committed key(s)"));
+                     node.store->committed().size(), " committed key(s)"),
+        {}, LineKind::kNodeFault, node.index);
   node.engine =
       std::make_unique<core::Engine>(engine_config, node.store.get(), std::move(recovered));
   node.engine->SetTopology(topology_, now_);
@@ -280,7 +461,24 @@ void Simulator::StartEngine(Node& node) {
 
 void Simulator::Crash(Node& node) {
   Trace(absl::StrCat(node.id, " CRASH (incarnation ", node.incarnation, ", ", node.writes.size(),
-                     " write(s) lost, ", node.inbound.size(), " request(s) unanswered)"));
+                     " write(s) in flight lost, ", node.inbound.size(),
+                     " request(s) unanswered)"),
+        {}, LineKind::kNodeFault, node.index);
+  if (node.synced) {
+    // Unsafe mode: what the engine was told is durable but the disk had not
+    // synced is gone.
+    for (const UnsyncedWrite& w : node.unsynced) {
+      std::string what;
+      for (const core::Mutation& m : w.batch.mutations) absl::StrAppend(&what, " ", Describe(m));
+      Trace(absl::StrCat(node.id, " write#", w.write_id, " LOST: acknowledged, never synced:",
+                         what),
+            w.tags);
+      stats_.unsynced_lost++;
+    }
+    node.unsynced.clear();
+    *node.store = *node.synced;
+    node.sync_free_at = now_;
+  }
   stats_.crashes++;
   const core::EngineStats lost_stats = node.engine->stats();
   dead_engines_.puts_joined += lost_stats.puts_joined;
@@ -294,6 +492,9 @@ void Simulator::Crash(Node& node) {
   std::vector<int> lost = std::move(node.client_ops);
   node.client_ops.clear();
   for (int op : lost) {
+    Tags tags;
+    TagClientKey(tags, checker_->ops()[op].key);
+    Trace(absl::StrCat(node.id, " #", op + 1, " lost with its node: no answer"), tags);
     checker_->OnOpAbandoned(op);
     if (checker_->ops()[op].type == ClientOp::Type::kPut) stats_.puts_abandoned++;
     OpFinished(op);
@@ -323,16 +524,19 @@ void Simulator::Drain(Node& node, bool after_tick) {
               auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
               if (it == node.client_ops.end() || op < 0 ||
                   checker_->ops()[op].type != ClientOp::Type::kPut) {
-                checker_->Fail("C", "",
+                checker_->Fail("C", {},
                                absl::StrCat(node.id, " PutDone for put_id ", fx.put_id,
                                             " that is not pending there: ",
                                             Describe(fx.outcome)));
                 return;
               }
+              Tags tags;
+              TagClientKey(tags, checker_->ops()[op].key);
               Trace(absl::StrCat(node.id, " PutDone #", fx.put_id, " ",
                                  Quote(checker_->ops()[op].key), "=",
                                  Quote(checker_->ops()[op].value), " -> ",
-                                 Describe(fx.outcome)));
+                                 Describe(fx.outcome)),
+                    tags);
               switch (fx.outcome.kind) {
                 case core::PutOutcome::Kind::kOk:
                   stats_.puts_ok++;
@@ -355,14 +559,17 @@ void Simulator::Drain(Node& node, bool after_tick) {
               auto it = std::find(node.client_ops.begin(), node.client_ops.end(), op);
               if (it == node.client_ops.end() || op < 0 ||
                   checker_->ops()[op].type == ClientOp::Type::kPut) {
-                checker_->Fail("C", "",
+                checker_->Fail("C", {},
                                absl::StrCat(node.id, " GetDone for get_id ", fx.get_id,
                                             " that is not pending there: ",
                                             Describe(fx.outcome)));
                 return;
               }
+              Tags tags;
+              TagClientKey(tags, checker_->ops()[op].key);
               Trace(absl::StrCat(node.id, " GetDone #", fx.get_id, " ",
-                                 Quote(checker_->ops()[op].key), " -> ", Describe(fx.outcome)));
+                                 Quote(checker_->ops()[op].key), " -> ", Describe(fx.outcome)),
+                    tags);
               switch (fx.outcome.kind) {
                 case core::GetOutcome::Kind::kFound: stats_.gets_found++; break;
                 case core::GetOutcome::Kind::kNotFound: stats_.gets_not_found++; break;
@@ -371,7 +578,9 @@ void Simulator::Drain(Node& node, bool after_tick) {
               checker_->OnGetDone(op, fx.outcome);
               OpFinished(op);
             } else if constexpr (std::is_same_v<F, core::ViolationEffect>) {
-              Trace(absl::StrCat(node.id, " VIOLATION ", Quote(fx.key), ": ", fx.detail));
+              Tags tags;
+              TagKey(tags, fx.key);
+              Trace(absl::StrCat(node.id, " VIOLATION ", Quote(fx.key), ": ", fx.detail), tags);
               checker_->OnEngineViolation(node.index, fx);
             }
           },
@@ -409,27 +618,32 @@ void Simulator::HandleSend(Node& node, core::SendEffect send) {
   const int to = NodeOf(send.to);
   const uint64_t call = next_call_++;
   checker_->OnSend(node.index, send.request);
+  Tags tags = TagsOf(send.request);
   Trace(absl::StrCat(node.id, " -> ", send.to, " call#", send.call_id, " ",
-                     Describe(send.request), " deadline=", send.deadline));
-  calls_.emplace(call, Call{node.index, node.incarnation, send.call_id, to, send.deadline});
+                     Describe(send.request), " deadline=", send.deadline),
+        tags);
+  calls_.emplace(call, Call{node.index, node.incarnation, send.call_id, to, send.deadline, tags});
   At(send.deadline, [this, call] { CallDeadline(call); });
   if (to < 0) {
-    checker_->Fail("C", "", absl::StrCat(node.id, " sends to unknown peer '", send.to, "'"));
+    checker_->Fail("C", {}, absl::StrCat(node.id, " sends to unknown peer '", send.to, "'"));
     return;
   }
   const bool self = to == node.index;
   Node& target = nodes_[to];
   if (!target.engine) {
-    Trace(absl::StrCat("  lost: ", target.id, " is down"));
+    Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " lost: ", target.id, " is down"),
+          tags);
     return;
   }
   if (!self && !Connected(node.index, to)) {
-    Trace(absl::StrCat("  lost: partitioned from ", target.id));
+    Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " lost: partitioned from ",
+                       target.id),
+          tags);
     return;
   }
   if (!self && faults_active_ && Chance(config_.fault.drop)) {
     stats_.dropped++;
-    Trace("  dropped");
+    Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " dropped"), tags);
     return;
   }
   const int from = node.index;
@@ -451,21 +665,26 @@ void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inca
   Node& target = nodes_[to];
   if (!target.engine || target.incarnation != to_incarnation) {
     Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (receiver restarted): ",
-                       Describe(request)));
+                       Describe(request)),
+          TagsOf(request));
     return;
   }
   if (from != to && !Connected(from, to)) {
     Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (partitioned): ",
-                       Describe(request)));
+                       Describe(request)),
+          TagsOf(request));
     return;
   }
   const uint64_t inbound = target.next_inbound++;
   std::optional<core::ProposalId> resolve;
   if (auto* r = std::get_if<core::ResolveRequest>(&request)) resolve = r->proposal;
-  target.inbound.emplace(inbound, Inbound{call, duplicate, request.index(), std::move(resolve)});
-  checker_->OnDeliver(to, request);
+  Tags tags = TagsOf(request);
   Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " in#", inbound,
-                     duplicate ? " (duplicate) " : " ", Describe(request)));
+                     duplicate ? " (duplicate) " : " ", Describe(request)),
+        tags);
+  target.inbound.emplace(inbound, Inbound{call, duplicate, request.index(), std::move(resolve),
+                                          std::move(tags)});
+  checker_->OnDeliver(to, request);
   target.engine->OnRequest(inbound, nodes_[from].id, std::move(request), now_);
   Drain(target);
 }
@@ -473,7 +692,7 @@ void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inca
 void Simulator::HandleRespond(Node& node, core::RespondEffect respond) {
   auto it = node.inbound.find(respond.inbound_id);
   if (it == node.inbound.end()) {
-    checker_->Fail("C", "",
+    checker_->Fail("C", {},
                    absl::StrCat(node.id, " responds to in#", respond.inbound_id,
                                 " which is unknown or already answered: ",
                                 Describe(respond.response)));
@@ -481,10 +700,13 @@ void Simulator::HandleRespond(Node& node, core::RespondEffect respond) {
   }
   Inbound inbound = std::move(it->second);
   node.inbound.erase(it);
+  Tags tags = std::move(inbound.tags);
+  AddTags(tags, respond.response);
   Trace(absl::StrCat(node.id, " respond in#", respond.inbound_id, " ",
-                     Describe(respond.response)));
+                     Describe(respond.response)),
+        tags);
   if (respond.response.index() != inbound.request_kind) {
-    checker_->Fail("C", "",
+    checker_->Fail("C", {},
                    absl::StrCat(node.id, " answers a request of kind ", inbound.request_kind,
                                 " with ", Describe(respond.response)));
     return;
@@ -492,29 +714,30 @@ void Simulator::HandleRespond(Node& node, core::RespondEffect respond) {
   if (auto* r = std::get_if<core::ResolveResponse>(&respond.response); r && inbound.resolve) {
     checker_->OnResolveAnswered(node.index, *inbound.resolve, *r);
   }
+  const std::string what = absl::StrCat("  ", node.id, " answer to in#", respond.inbound_id);
   if (inbound.duplicate) {
-    Trace("  discarded: answer to a duplicate");
+    Trace(absl::StrCat(what, " discarded: answer to a duplicate"), tags);
     return;
   }
   auto call_it = calls_.find(inbound.call);
   if (call_it == calls_.end()) {
-    Trace("  discarded: the call already ended");
+    Trace(absl::StrCat(what, " discarded: the call already ended"), tags);
     return;
   }
   const Call& call = call_it->second;
   const bool self = call.from == node.index;
   const Node& caller = nodes_[call.from];
   if (!caller.engine || caller.incarnation != call.from_incarnation) {
-    Trace("  discarded: the caller restarted");
+    Trace(absl::StrCat(what, " discarded: the caller restarted"), tags);
     return;
   }
   if (!self && !Connected(call.from, node.index)) {
-    Trace(absl::StrCat("  lost: partitioned from ", caller.id));
+    Trace(absl::StrCat(what, " lost: partitioned from ", caller.id), tags);
     return;
   }
   if (!self && faults_active_ && Chance(config_.fault.drop)) {
     stats_.dropped++;
-    Trace("  dropped");
+    Trace(absl::StrCat(what, " dropped"), tags);
     return;
   }
   const uint64_t id = inbound.call;
@@ -532,18 +755,23 @@ void Simulator::DeliverResponse(uint64_t id, core::Response response) {
     calls_.erase(it);
     return;
   }
+  Tags tags = call.tags;
+  AddTags(tags, response);
   if (now_ >= call.deadline) {
     Trace(absl::StrCat(caller.id, " late response to call#", call.call_id,
-                       " discarded (deadline ", call.deadline, ")"));
+                       " discarded (deadline ", call.deadline, ")"),
+          tags);
     return;
   }
   if (call.to != call.from && !Connected(call.to, call.from)) {
-    Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"));
+    Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"),
+          tags);
     return;
   }
   calls_.erase(it);
   Trace(absl::StrCat(caller.id, " <- ", nodes_[call.to].id, " call#", call.call_id, " ",
-                     Describe(response)));
+                     Describe(response)),
+        tags);
   caller.engine->OnResponse(call.call_id, std::move(response), now_);
   Drain(caller);
 }
@@ -556,7 +784,8 @@ void Simulator::CallDeadline(uint64_t id) {
   Node& caller = nodes_[call.from];
   if (!caller.engine || caller.incarnation != call.from_incarnation) return;
   Trace(absl::StrCat(caller.id, " call#", call.call_id, " to ",
-                     call.to >= 0 ? nodes_[call.to].id : "?", " Unreachable(deadline)"));
+                     call.to >= 0 ? nodes_[call.to].id : "?", " Unreachable(deadline)"),
+        call.tags);
   caller.engine->OnResponse(call.call_id, core::Unreachable{"deadline exceeded"}, now_);
   Drain(caller);
 }
@@ -570,9 +799,13 @@ void Simulator::HandleWrite(Node& node, core::WriteEffect write) {
   const TimeMs done = std::max(now_ + delay, node.disk_free_at);  // in order, like a WAL
   node.disk_free_at = done;
   std::string what;
-  for (const core::Mutation& m : write.batch.mutations) absl::StrAppend(&what, " ", Describe(m));
-  Trace(absl::StrCat(node.id, " write#", write.write_id, " until t=", done, ":", what));
-  node.writes.push_back(PendingWrite{write.write_id, std::move(write.batch)});
+  Tags tags;
+  for (const core::Mutation& m : write.batch.mutations) {
+    absl::StrAppend(&what, " ", Describe(m));
+    AddTags(tags, m);
+  }
+  Trace(absl::StrCat(node.id, " write#", write.write_id, " until t=", done, ":", what), tags);
+  node.writes.push_back(PendingWrite{write.write_id, std::move(write.batch), std::move(tags)});
   const int index = node.index;
   const uint64_t incarnation = node.incarnation;
   const uint64_t write_id = write.write_id;
@@ -591,42 +824,92 @@ void Simulator::CompleteWrite(int index, uint64_t incarnation, uint64_t write_id
     checker_->BeforeApply(index, m);
     node.store->Apply(m);
   }
-  Trace(absl::StrCat(node.id, " write#", write_id, " durable"));
+  if (node.synced) {
+    // Unsafe mode: acknowledged now, synced later (or lost by a crash).
+    const TimeMs sync_at = std::max(
+        now_ + static_cast<TimeMs>(Uniform(0, config_.unsafe_sync_lag_ms)), node.sync_free_at);
+    node.sync_free_at = sync_at;
+    Trace(absl::StrCat(node.id, " write#", write_id, " acknowledged, NOT synced until t=",
+                       sync_at),
+          write.tags);
+    node.unsynced.push_back(UnsyncedWrite{write_id, std::move(write.batch), write.tags});
+    At(sync_at, [this, index, incarnation, write_id] { SyncWrite(index, incarnation, write_id); });
+  } else {
+    Trace(absl::StrCat(node.id, " write#", write_id, " durable"), write.tags);
+  }
   node.engine->OnWriteDone(write_id, now_);
   Drain(node);
 }
 
+void Simulator::SyncWrite(int index, uint64_t incarnation, uint64_t write_id) {
+  Node& node = nodes_[index];
+  if (node.incarnation != incarnation || node.unsynced.empty() ||
+      node.unsynced.front().write_id != write_id) {
+    return;  // lost in a crash
+  }
+  UnsyncedWrite write = std::move(node.unsynced.front());
+  node.unsynced.pop_front();
+  for (const core::Mutation& m : write.batch.mutations) node.synced->Apply(m);
+  Trace(absl::StrCat(node.id, " write#", write_id, " synced"), write.tags);
+}
+
 void Simulator::InjectMutationForTest(int node, const core::Mutation& mutation) {
-  Trace(absl::StrCat(nodes_[node].id, " INJECTED ", Describe(mutation)));
+  Tags tags;
+  AddTags(tags, mutation);
+  Trace(absl::StrCat(nodes_[node].id, " INJECTED ", Describe(mutation)), tags);
   checker_->BeforeApply(node, mutation);
   nodes_[node].store->Apply(mutation);
+  if (nodes_[node].synced) nodes_[node].synced->Apply(mutation);
 }
 
 // --- Faults -----------------------------------------------------------------
 
-void Simulator::SchedulePartition(TimeMs after) {
-  At(now_ + after, [this] {
-    if (!faults_active_) return;
-    const FaultParams& f = config_.fault;
+std::string Simulator::ChoosePartition() {
+  const int n = static_cast<int>(nodes_.size());
+  // 0: one node alone; 1: one whole cluster alone (a random split with a
+  // single cluster); 2: two random sides.
+  const uint64_t roll = Uniform(0, 2);
+  std::string kind;
+  if (roll == 0) {
+    const int alone = static_cast<int>(Uniform(0, n - 1));
+    for (Node& node : nodes_) node.group = node.index == alone ? 1 : 0;
+    stats_.partitions_node++;
+    kind = absl::StrCat("node ", nodes_[alone].id, " cut off");
+  } else if (roll == 1 && config_.clusters > 1) {
+    const int cluster = static_cast<int>(Uniform(0, config_.clusters - 1));
+    for (Node& node : nodes_) node.group = node.cluster == cluster ? 1 : 0;
+    stats_.partitions_cluster++;
+    kind = absl::StrCat("cluster c", cluster, " cut off");
+  } else {
     int in_zero = 0;
     for (Node& node : nodes_) {
       node.group = Chance(0.5) ? 1 : 0;
       in_zero += node.group == 0;
     }
-    if (in_zero == 0 || in_zero == static_cast<int>(nodes_.size())) {
-      Node& flip = nodes_[Uniform(0, nodes_.size() - 1)];
+    if (in_zero == 0 || in_zero == n) {
+      Node& flip = nodes_[Uniform(0, n - 1)];
       flip.group = 1 - flip.group;
     }
-    std::string sides[2];
-    for (const Node& node : nodes_) absl::StrAppend(&sides[node.group], " ", node.id);
+    kind = "random split";
+  }
+  std::string sides[2];
+  for (const Node& node : nodes_) absl::StrAppend(&sides[node.group], " ", node.id);
+  return absl::StrCat(kind, ": {", sides[0], " } | {", sides[1], " }");
+}
+
+void Simulator::SchedulePartition(TimeMs after) {
+  At(now_ + after, [this] {
+    if (!faults_active_) return;
+    const FaultParams& f = config_.fault;
+    const std::string shape = ChoosePartition();
     stats_.partitions++;
     const uint64_t generation = ++partition_generation_;
-    Trace(absl::StrCat("PARTITION {", sides[0], " } | {", sides[1], " }"));
+    Trace(absl::StrCat("PARTITION ", shape), {}, LineKind::kGlobal);
     At(now_ + static_cast<TimeMs>(Uniform(f.partition_min_ms, f.partition_max_ms)),
        [this, generation] {
          if (!faults_active_ || generation != partition_generation_) return;
          for (Node& node : nodes_) node.group = 0;
-         Trace("HEAL partition");
+         Trace("HEAL partition", {}, LineKind::kGlobal);
          SchedulePartition(Exponential(config_.fault.partition_every_ms));
        });
   });
@@ -718,6 +1001,8 @@ int Simulator::StartOp(Node& node, ClientOp op, int client, int attempt) {
   op_attempt_[index] = attempt;
   const uint64_t id = static_cast<uint64_t>(index) + 1;
   const std::string who = client >= 0 ? absl::StrCat("client", client) : "probe";
+  Tags tags;
+  TagClientKey(tags, key);
   if (type == ClientOp::Type::kPut) {
     stats_.puts++;
     const uint64_t request_id = checker_->ops()[index].request_id;
@@ -725,7 +1010,8 @@ int Simulator::StartOp(Node& node, ClientOp op, int client, int attempt) {
     Trace(absl::StrCat(node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value),
                        request_id != 0 ? absl::StrCat(" rid=", request_id) : std::string(),
                        retry_of >= 0 ? absl::StrCat(" (retry of #", retry_of + 1, ")")
-                                     : std::string()));
+                                     : std::string()),
+          tags);
     if (client >= 0) {
       const TimeMs timeout = config_.client_timeout_ms > 0 ? config_.client_timeout_ms
                                                            : 2 * config_.call_deadline_ms;
@@ -736,7 +1022,8 @@ int Simulator::StartOp(Node& node, ClientOp op, int client, int attempt) {
     stats_.gets++;
     const bool linearizable = type == ClientOp::Type::kGetLinearizable;
     Trace(absl::StrCat(node.id, " ", who, " StartGet #", id, " ", Quote(key),
-                       linearizable ? " linearizable" : " local"));
+                       linearizable ? " linearizable" : " local"),
+          tags);
     node.engine->StartGet(id, std::move(key),
                           linearizable ? core::Consistency::kLinearizable
                                        : core::Consistency::kLocal,
@@ -778,7 +1065,9 @@ void Simulator::ClientTimeout(int client, int op) {
   // when it comes, is still checked.
   stats_.client_timeouts++;
   op_client_[op] = -1;
-  Trace(absl::StrCat("client", client, " gives up waiting for #", op + 1));
+  Tags tags;
+  TagClientKey(tags, o.key);
+  Trace(absl::StrCat("client", client, " gives up waiting for #", op + 1), tags);
   PlanRetry(client, op);
   At(now_ + static_cast<TimeMs>(Uniform(0, config_.think_max_ms)),
      [this, client] { ClientNext(client); });
@@ -787,7 +1076,7 @@ void Simulator::ClientTimeout(int client, int op) {
 // --- Phases -----------------------------------------------------------------
 
 void Simulator::RunWorkload() {
-  Trace(absl::StrCat("BEGIN ", config_.Reproducer()));
+  Trace(absl::StrCat("BEGIN ", config_.Reproducer()), {}, LineKind::kGlobal);
   for (Node& node : nodes_) {
     node.incarnation = 1;
     StartEngine(node);
@@ -806,16 +1095,53 @@ void Simulator::RunWorkload() {
 void Simulator::StartQuiet() {
   workload_done_ = true;
   faults_active_ = false;
-  Trace("QUIET: faults off, partition healed, every node up");
   for (Node& node : nodes_) node.group = 0;
-  for (Node& node : nodes_) {
-    if (!node.engine) Restart(node);
-  }
 }
 
 void Simulator::RunQuiet() {
   if (stopped_) return;
   StartQuiet();
+  TimeMs minority_ms = config_.quiet_minority_down_ms;
+  if (minority_ms == 0) minority_ms = 2 * config_.lease_ms + 8 * config_.call_deadline_ms;
+  if (config_.fault.crash_every_ms > 0 && minority_ms > 0 && config_.nodes_per_cluster >= 3) {
+    // One node of every cluster stays down (crashed now if none is): every
+    // cluster has a majority up, so every reservation at an up node must be
+    // resolved by the time this part ends (invariant K).
+    std::string down;
+    for (int c = 0; c < config_.clusters; ++c) {
+      std::vector<int> members, dead;
+      for (const Node& node : nodes_) {
+        if (node.cluster != c) continue;
+        members.push_back(node.index);
+        if (!node.engine) dead.push_back(node.index);
+      }
+      const int keep = dead.empty() ? members[Uniform(0, members.size() - 1)]
+                                    : dead[Uniform(0, dead.size() - 1)];
+      if (nodes_[keep].engine) Crash(nodes_[keep]);
+      for (int m : members) {
+        if (m != keep && !nodes_[m].engine) Restart(nodes_[m]);
+      }
+      absl::StrAppend(&down, " ", nodes_[keep].id);
+    }
+    Trace(absl::StrCat("QUIET: faults off, partitions healed, down for ", minority_ms,
+                       " ms: one node per cluster:", down),
+          {}, LineKind::kGlobal);
+    RunUntil(now_ + minority_ms, [] { return false; });
+    if (stopped_) return;
+    std::vector<bool> up;
+    for (const Node& node : nodes_) up.push_back(node.engine != nullptr);
+    checker_->CheckNoReservations(
+        up, absl::StrCat("after ", minority_ms,
+                         " ms with faults off and only one node of each cluster down"));
+    if (checker_->failed()) {
+      stopped_ = true;
+      return;
+    }
+  }
+  Trace("QUIET: faults off, partitions healed, every node up", {}, LineKind::kGlobal);
+  for (Node& node : nodes_) {
+    if (!node.engine) Restart(node);
+  }
   const TimeMs end = now_ + config_.quiet_ms;
   RunUntil(end, [] { return false; });
 }
@@ -823,11 +1149,13 @@ void Simulator::RunQuiet() {
 void Simulator::RunProbe() {
   if (stopped_ || !config_.probe) return;
   Trace("PROBE: a fresh key per node, every node racing on one fresh key, a linearizable "
-        "get of every committed key");
+        "get of every committed key",
+        {}, LineKind::kGlobal);
   std::vector<int> own, race, gets;
   for (Node& node : nodes_) {
     ClientOp op;
     op.node = node.index;
+    op.probe = true;
     op.started = now_;
     op.key = absl::StrCat("probe-", node.id);
     op.value = absl::StrCat("p-", node.id);
@@ -844,6 +1172,7 @@ void Simulator::RunProbe() {
     if (key.rfind("probe-", 0) == 0) continue;
     ClientOp op;
     op.type = ClientOp::Type::kGetLinearizable;
+    op.probe = true;
     op.key = key;
     op.node = static_cast<int>(Uniform(0, nodes_.size() - 1));
     op.started = now_;
@@ -855,7 +1184,7 @@ void Simulator::RunProbe() {
   const auto& ops = checker_->ops();
   for (int i : own) {
     if (ops[i].put && ops[i].put->kind != core::PutOutcome::Kind::kOk) {
-      checker_->Fail("V", absl::StrCat("key=", Quote(ops[i].key)),
+      checker_->Fail("V", Subject{ops[i].key, std::nullopt},
                      absl::StrCat("healed cluster: a put of a fresh key at ", nodes_[ops[i].node].id,
                                   " answered ", Describe(*ops[i].put)));
     }
@@ -865,7 +1194,7 @@ void Simulator::RunProbe() {
     if (!ops[i].put) continue;
     race_ok += ops[i].put->kind == core::PutOutcome::Kind::kOk;
     if (ops[i].put->kind == core::PutOutcome::Kind::kUnavailable) {
-      checker_->Fail("V", "key='probe-race'",
+      checker_->Fail("V", Subject{std::string("probe-race"), std::nullopt},
                      absl::StrCat("healed cluster: a racing put at ", nodes_[ops[i].node].id,
                                   " answered ", Describe(*ops[i].put)));
     }
@@ -873,13 +1202,13 @@ void Simulator::RunProbe() {
   }
   stats_.probe_race_winners = race_ok;
   if (race_ok != 1 && (config_.check_race || race_ok > 1)) {
-    checker_->Fail("V", "key='probe-race'",
+    checker_->Fail("V", Subject{std::string("probe-race"), std::nullopt},
                    absl::StrCat("healed cluster: ", nodes_.size(), " puts raced on a fresh key and ",
                                 race_ok, " answered ok (want exactly 1)"));
   }
   for (int i : gets) {
     if (ops[i].get && ops[i].get->kind != core::GetOutcome::Kind::kFound) {
-      checker_->Fail("V", absl::StrCat("key=", Quote(ops[i].key)),
+      checker_->Fail("V", Subject{ops[i].key, std::nullopt},
                      absl::StrCat("healed cluster: a linearizable get of a committed key at ",
                                   nodes_[ops[i].node].id, " answered ", Describe(*ops[i].get)));
     }
@@ -890,13 +1219,13 @@ void Simulator::RunProbe() {
 
 void Simulator::CheckFinal() {
   if (stopped_) return;
-  Trace("CHECK");
+  Trace("CHECK", {}, LineKind::kGlobal);
   std::vector<int> open_inbound;
   for (const Node& node : nodes_) {
     if (!node.engine) {
-      checker_->Fail("C", "", absl::StrCat(node.id, " is down at the end"));
+      checker_->Fail("C", {}, absl::StrCat(node.id, " is down at the end"));
     } else if (config_.check_convergence && !node.engine->caught_up()) {
-      checker_->Fail("5", "", absl::StrCat(node.id, " never completed a catch-up round"));
+      checker_->Fail("5", {}, absl::StrCat(node.id, " never completed a catch-up round"));
     }
     open_inbound.push_back(static_cast<int>(node.inbound.size()));
   }
@@ -907,8 +1236,10 @@ SimResult Simulator::Result() const {
   SimResult result;
   result.config = config_;
   result.violations = checker_->violations();
-  result.trace_tail.assign(tail_.begin(), tail_.end());
-  result.fingerprint = fingerprint_;
+  if (!result.violations.empty()) Excerpt(result.violations.front(), &result);
+  result.history_events = trace_.size();
+  result.history_digest = digest_;
+  result.liveness = checker_->CountLiveness();
   result.stats = stats_;
   result.stats.end_ms = now_;
   result.stats.puts_joined = dead_engines_.puts_joined;

@@ -1,9 +1,11 @@
 // Simulator: drives C clusters x N nodes of core::Engine over a simulated
-// network, disk and clock, with seeded faults (delay spread, drop, duplicate
-// delivery, partitions, crashes and restarts, slow storage), a client
-// workload over a small key space and the invariant Checker. Everything is a
-// function of SimConfig: one event queue ordered by (virtual time, sequence)
-// and one seeded generator, so a seed replays bit for bit.
+// network, disk and clock, with seeded faults (delay spread and reordering,
+// drop, duplicate delivery, partitions of single nodes, whole clusters or
+// random halves, crashes and restarts, slow storage), a client workload over
+// a small key space and the invariant Checker. Everything is a function of
+// SimConfig: one event queue ordered by (virtual time, sequence) and one
+// seeded generator, so a seed replays bit for bit, and the history digest
+// (every event, client calls and answers included) proves it.
 //
 //   SimConfig config = SimConfig::ForProfile("crash");
 //   config.seed = 42;
@@ -15,6 +17,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,10 +38,14 @@ namespace replicator::sim {
 struct FaultParams {
   core::TimeMs net_min_ms = 1;  // one-way delay, uniform in [min, max]
   core::TimeMs net_max_ms = 5;
-  double slow_message = 0;  // extra delay up to slow_message_max_ms: reordering
+  // Every message gets its own delay, so messages overtake each other even
+  // between one pair of nodes (reordering). A slow message is later still.
+  double slow_message = 0;  // extra delay up to slow_message_max_ms
   core::TimeMs slow_message_max_ms = 0;
   double drop = 0;       // per request and per response
   double duplicate = 0;  // a request is delivered twice
+  // A partition cuts one node off, one whole cluster off (with 2+ clusters)
+  // or splits the nodes in two random sides, a third of the time each.
   core::TimeMs partition_every_ms = 0;  // mean gap between partitions; 0: none
   core::TimeMs partition_min_ms = 0;
   core::TimeMs partition_max_ms = 0;
@@ -82,6 +89,11 @@ struct SimConfig {
   // Quiet phase: faults healed, every node up; long enough for lease
   // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
   core::TimeMs quiet_ms = 0;
+  // With crashes in the profile, the quiet phase starts with one node of
+  // every cluster still down (a minority) for this long, after which no up
+  // node may hold a reservation (invariant K). 0: derived from lease_ms and
+  // call_deadline_ms; -1: skip this part.
+  core::TimeMs quiet_minority_down_ms = 0;
   // Invariant 5 in full: after the quiet phase every node holds every
   // committed key and has completed a catch-up round.
   bool check_convergence = true;
@@ -89,12 +101,22 @@ struct SimConfig {
   // RunProbe also requires its race of every node on one fresh key to end
   // with exactly one ok (DESIGN.md "Contention").
   bool check_race = true;
+  // A deliberately broken configuration, to prove that the checker bites.
+  // "" (safe) or "no-sync-before-vote": a disk acknowledges a write (so the
+  // engine votes, accepts, answers) before syncing it; the sync follows up
+  // to unsafe_sync_lag_ms later, and a crash loses what was not yet synced.
+  std::string unsafe;
+  core::TimeMs unsafe_sync_lag_ms = 3000;
+  // Invariant 4 at every ok (see CheckerOptions::check_durable_at_ok).
+  bool check_durable_at_ok = true;
   bool trace = false;              // print every event as it happens
-  size_t trace_tail = 50;
+  size_t trace_tail = 50;          // events in a report when nothing narrower fits
   uint64_t max_events = 3'000'000;  // a run beyond this is a livelock
 
   // `profile` must be one of the names above; false otherwise.
   bool SetProfile(const std::string& profile);
+  // `mode` must be "" or one of the unsafe modes above; false otherwise.
+  static bool ValidUnsafe(const std::string& mode);
   static SimConfig ForProfile(const std::string& profile);
   // The command line that replays this run.
   std::string Reproducer() const;
@@ -111,6 +133,8 @@ struct SimStats {
   int puts_retry_ok = 0;  // ok answers to retries
   uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0;  // engines' sums
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
+  int partitions_node = 0, partitions_cluster = 0;  // of partitions: shapes
+  int unsynced_lost = 0;  // unsafe mode: acknowledged writes lost in crashes
   int prepares = 0, resolves = 0;  // recovery traffic
   int probe_race_conflicts = 0;
   int probe_race_winners = -1;  // oks in the probe's race; -1: no probe
@@ -119,12 +143,23 @@ struct SimStats {
 struct SimResult {
   SimConfig config;
   std::vector<Violation> violations;  // the first one stopped the run
-  std::vector<std::string> trace_tail;
-  uint64_t fingerprint = 0;  // hash of the whole trace: equal runs, equal hash
+  // The first violation's history: every event touching its key or
+  // proposal, with the crashes and restarts of the nodes involved and the
+  // partitions and phases in between; the last trace_tail events when the
+  // violation names neither.
+  std::vector<std::string> excerpt;
+  std::string excerpt_of;  // what the excerpt was cut to
+  uint64_t history_events = 0;  // events in the whole history
+  // FNV-1a over the whole history: every event line in order, client calls
+  // and their answers included. Equal runs, equal digest.
+  uint64_t history_digest = 0;
   SimStats stats;
+  Liveness liveness;
 
   bool ok() const { return violations.empty(); }
-  // Reproducer line, first violation, trace tail.
+  // "history digest: 0123456789abcdef"
+  std::string DigestLine() const;
+  // Reproducer line, first violation, its history excerpt.
   std::string Report() const;
   std::string StatsLine() const;
 };
@@ -141,6 +176,9 @@ class Simulator {
 
   // Phases, for tests that inject faults into the checker's world.
   void RunWorkload();
+  // Faults off, partitions healed; with crashes in the profile, first a
+  // while with one node per cluster down (then invariant K at the up
+  // nodes), then every node up.
   void RunQuiet();
   // After the quiet phase, on a healed cluster: a put of a fresh key at every
   // node must answer ok; every node racing on one fresh key must produce
@@ -158,6 +196,8 @@ class Simulator {
   int node_count() const { return static_cast<int>(nodes_.size()); }
 
  private:
+  // Interned key and proposal tags of trace lines (see Excerpt).
+  using Tags = std::vector<int32_t>;
   struct Event {
     core::TimeMs time;
     uint64_t seq;
@@ -168,16 +208,43 @@ class Simulator {
     bool duplicate;
     size_t request_kind;                      // Request::index()
     std::optional<core::ProposalId> resolve;  // a ResolveRequest's proposal
+    Tags tags;                                // the request's
+  };
+  enum class LineKind : uint8_t {
+    kEvent,      // tagged with the keys and proposals it touches
+    kNodeFault,  // a node crashed or started: kept for the nodes involved
+    kGlobal,     // partition, heal, phase: kept inside the excerpt's window
+  };
+  struct TraceLine {
+    std::string text;
+    uint32_t tags_begin;
+    uint32_t tags_count;
+    LineKind kind;
+    int node;  // kNodeFault
   };
   struct PendingWrite {
     uint64_t write_id;
     core::WriteBatch batch;
+    Tags tags;
+  };
+  // Unsafe mode: a write acknowledged to the engine, synced later.
+  struct UnsyncedWrite {
+    uint64_t write_id;
+    core::WriteBatch batch;
+    Tags tags;
   };
   struct Node {
     int index = 0;
     int cluster = 0;
     core::PeerId id;
+    // What the engine reads and what survives a crash. In unsafe mode the
+    // engine reads `store` (acknowledged writes) and a crash rolls it back
+    // to `synced`; otherwise every write is synced before it is
+    // acknowledged and `synced` is unused.
     std::unique_ptr<SimStore> store;
+    std::unique_ptr<SimStore> synced;
+    std::deque<UnsyncedWrite> unsynced;  // in order
+    core::TimeMs sync_free_at = 0;
     std::unique_ptr<core::Engine> engine;  // null while down
     uint64_t incarnation = 0;              // of the current or last engine
     int group = 0;                         // partition side
@@ -194,6 +261,7 @@ class Simulator {
     uint64_t call_id;
     int to;
     core::TimeMs deadline;
+    Tags tags;  // the request's
   };
 
   // Event queue and randomness.
@@ -203,7 +271,19 @@ class Simulator {
   uint64_t Uniform(uint64_t lo, uint64_t hi);  // inclusive
   bool Chance(double p);
   core::TimeMs Exponential(core::TimeMs mean);
-  void Trace(std::string line);
+  void Trace(std::string line, const Tags& tags = {}, LineKind kind = LineKind::kEvent,
+             int node = -1);
+  // Tags: interned "key" and "proposal" identities. A proposal's tag set
+  // also carries its key once the key is known.
+  int32_t Intern(std::string tag);
+  void TagKey(Tags& tags, const core::Key& key);
+  void TagClientKey(Tags& tags, const core::Key& key);  // a client call or answer
+  void TagProposal(Tags& tags, const core::ProposalId& p);
+  Tags TagsOf(const core::Request& request);
+  void AddTags(Tags& tags, const core::Response& response);
+  void AddTags(Tags& tags, const core::Mutation& mutation);
+  // The shortest history that shows `v`; see SimResult::excerpt.
+  void Excerpt(const Violation& v, SimResult* result) const;
 
   // Nodes.
   void StartEngine(Node& node);
@@ -224,9 +304,12 @@ class Simulator {
   void DeliverResponse(uint64_t call, core::Response response);
   void CallDeadline(uint64_t call);
   void CompleteWrite(int node, uint64_t incarnation, uint64_t write_id);
+  void SyncWrite(int node, uint64_t incarnation, uint64_t write_id);
 
   // Faults and workload.
   void SchedulePartition(core::TimeMs after);
+  // Sets every node's partition side; returns the shape's description.
+  std::string ChoosePartition();
   void ScheduleCrash(core::TimeMs after);
   void ClientNext(int client);
   // Plans a retry of put `op` for its client, if the dice say so.
@@ -266,8 +349,11 @@ class Simulator {
   std::vector<std::optional<RetryPlan>> client_retry_;
   core::EngineStats dead_engines_;  // stats of engines lost in crashes, summed
 
-  std::deque<std::string> tail_;
-  uint64_t fingerprint_ = 1469598103934665603ull;
+  std::vector<TraceLine> trace_;  // the whole history
+  Tags tag_pool_;                 // TraceLine tags, concatenated
+  absl::flat_hash_map<std::string, int32_t> tag_ids_;
+  absl::flat_hash_map<std::string, core::Key> proposal_key_;  // Describe(p) -> key
+  uint64_t digest_ = 1469598103934665603ull;  // FNV-1a offset basis
   SimStats stats_;
 };
 
