@@ -1,9 +1,13 @@
 #include "bench.h"
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <asio/co_spawn.hpp>
@@ -24,6 +28,51 @@ constexpr int kReadBackAttempts = 3;
 
 uint64_t Nanos(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
+// CPU seconds (user + system) this process used so far.
+double OwnCpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds (user + system) of the processes `pids` so far, from
+// /proc/PID/stat; -1 if any cannot be read.
+double ProcessesCpuSeconds(const std::vector<int>& pids) {
+  if (pids.empty()) return -1;
+  double ticks = 0;
+  for (int pid : pids) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    size_t paren = stat.rfind(')');  // the command name may hold spaces
+    if (paren == std::string::npos) return -1;
+    std::istringstream fields(stat.substr(paren + 2));
+    std::string field;
+    // Fields after the name start at 3 (state); utime and stime are 14 and 15.
+    double utime = -1, stime = -1;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    if (utime < 0 || stime < 0) return -1;
+    ticks += utime + stime;
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Busy CPU seconds of the whole machine since boot (every field of the
+// "cpu" line of /proc/stat but idle and iowait); -1 if unreadable.
+double MachineCpuSeconds() {
+  std::ifstream f("/proc/stat");
+  std::string name;
+  if (!(f >> name) || name != "cpu") return -1;
+  double busy = 0, v = 0;
+  // user nice system idle iowait irq softirq steal (guest time is in user).
+  for (int i = 0; i < 8 && f >> v; ++i) {
+    if (i != 3 && i != 4) busy += v;
+  }
+  return busy / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // Uniform in [0, 1) from 53 bits of `r`.
@@ -110,13 +159,30 @@ asio::awaitable<void> Bench::RunInner() {
     }
   }
 
+  std::string label(WorkloadName(config_.workload));
+  if (config_.warmup.count() > 0) {
+    PhaseStats warmup;
+    co_await RunPhase(PhaseKind::kTimed, "warmup", config_.concurrency, config_.max_ops,
+                      Clock::now() + config_.warmup, &warmup);
+    result_.warmup_calls = warmup.completed;
+  }
+
   NodeCounters before = co_await Counters();
+  double bench_cpu = OwnCpuSeconds();
+  double nodes_cpu = ProcessesCpuSeconds(config_.node_pids);
+  double machine_cpu = MachineCpuSeconds();
   Clock::time_point deadline = Clock::time_point::max();
   if (config_.duration.count() > 0) deadline = Clock::now() + config_.duration;
   uint64_t limit = config_.ops > 0 ? std::min(config_.ops, config_.max_ops) : config_.max_ops;
-  std::string label(WorkloadName(config_.workload));
   co_await RunPhase(PhaseKind::kTimed, label, config_.concurrency, limit, deadline,
                     &result_.timed);
+  result_.bench_cpu_s = OwnCpuSeconds() - bench_cpu;
+  double nodes_cpu_after = ProcessesCpuSeconds(config_.node_pids);
+  if (nodes_cpu >= 0 && nodes_cpu_after >= 0) result_.nodes_cpu_s = nodes_cpu_after - nodes_cpu;
+  double machine_cpu_after = MachineCpuSeconds();
+  if (machine_cpu >= 0 && machine_cpu_after >= 0) {
+    result_.machine_cpu_s = machine_cpu_after - machine_cpu;
+  }
   NodeCounters after = co_await Counters();
   if (before.nodes_answered == static_cast<int>(nodes_) &&
       after.nodes_answered == static_cast<int>(nodes_)) {

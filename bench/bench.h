@@ -43,6 +43,7 @@ struct BenchConfig {
   double read_ratio = 0.9;      // mixed: share of gets
   Consistency consistency = Consistency::kLocal;
   int concurrency = 64;
+  Clock::duration warmup{0};    // untimed calls of the workload before the timed phase
   Clock::duration duration{0};  // timed phase bound; 0: none
   uint64_t ops = 0;             // timed phase bound in calls; 0: none
   uint64_t max_ops = 20'000'000;  // hard cap on calls of the timed phase
@@ -53,6 +54,7 @@ struct BenchConfig {
   bool verify = true;    // read back every key answered ok
   bool progress = false; // live progress line on stderr
   Clock::time_point hard_deadline = Clock::time_point::max();
+  std::vector<int> node_pids;  // --local nodes, for their CPU time; empty otherwise
 };
 
 // Answers and latencies of one phase.
@@ -88,7 +90,16 @@ struct BenchResult {
   bool interrupted = false;
   uint64_t seed = 0;
   uint64_t preloaded = 0;  // keys answered ok in the preload
+  uint64_t warmup_calls = 0;
   PhaseStats timed;
+  // CPU seconds (user + system) over the timed phase: the bench's own
+  // process, and the --local nodes' together (-1: not known).
+  double bench_cpu_s = 0;
+  double nodes_cpu_s = -1;
+  // Busy CPU seconds of the whole machine over the timed phase (from
+  // /proc/stat; -1: not known): what is left after the bench and the nodes
+  // is other load that makes the figures noisy.
+  double machine_cpu_s = -1;
   NodeCounters storage_delta;  // over the timed phase
   int storage_nodes = 0;       // nodes whose counters are in storage_delta
   // Read-back of keys answered ok: confirmed, or no answer after retries.

@@ -50,6 +50,8 @@ ABSL_FLAG(std::string, consistency, "local", "get and mixed: local or linearizab
 ABSL_FLAG(int, concurrency, 64, "Calls in flight.");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Length of the timed phase (e.g. 10s); default 10s unless --ops is given.");
+ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
+          "Calls of the workload before the timed phase: checked, not reported (e.g. 1s).");
 ABSL_FLAG(uint64_t, ops, 0, "Calls in the timed phase; 0: bounded by --duration only.");
 ABSL_FLAG(uint64_t, max_ops, 20000000, "Hard cap on calls in the timed phase.");
 ABSL_FLAG(absl::Duration, hard_timeout, absl::Seconds(300),
@@ -132,8 +134,13 @@ int main(int argc, char** argv) {
   if (duration < absl::ZeroDuration()) return Usage("--duration must not be negative");
   if (duration == absl::ZeroDuration() && config.ops == 0) duration = absl::Seconds(10);
   config.duration = absl::ToChronoNanoseconds(duration);
+  absl::Duration warmup = absl::GetFlag(FLAGS_warmup);
+  if (warmup < absl::ZeroDuration()) return Usage("--warmup must not be negative");
+  config.warmup = absl::ToChronoNanoseconds(warmup);
   absl::Duration hard_timeout = absl::GetFlag(FLAGS_hard_timeout);
-  if (hard_timeout <= duration) return Usage("--hard-timeout must exceed --duration");
+  if (hard_timeout <= duration + warmup) {
+    return Usage("--hard-timeout must exceed --duration plus --warmup");
+  }
   config.preload = absl::GetFlag(FLAGS_preload);
   config.key_size = absl::GetFlag(FLAGS_key_size);
   config.value_size = absl::GetFlag(FLAGS_value_size);
@@ -185,7 +192,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     deployment = std::move(*d);
-    for (const auto& n : deployment->nodes()) target.addresses.push_back(n.address);
+    for (const auto& n : deployment->nodes()) {
+      target.addresses.push_back(n.address);
+      config.node_pids.push_back(n.pid);
+    }
     config.expected_voters = target.clusters * target.nodes_per_cluster;
   }
   config.addresses = target.addresses;

@@ -1,6 +1,7 @@
 #include "report.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -78,6 +79,10 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
   fmt::print(out, "  concurrency {}, {} connection(s) per node, key {} B, value {} B, seed {}\n",
              c.concurrency, c.connections_per_node, c.key_size, c.value_size, r.seed);
   if (r.preloaded) fmt::print(out, "  preloaded {} keys (not timed)\n", Grouped(r.preloaded));
+  if (c.warmup.count() > 0) {
+    fmt::print(out, "  warm-up {:.1f} s, {} calls (checked, not timed)\n",
+               std::chrono::duration<double>(c.warmup).count(), Grouped(r.warmup_calls));
+  }
   fmt::print(out, "\n");
   auto row = [out](const std::string& name, const std::string& value) {
     fmt::print(out, "  {:<22} {:>14}\n", name, value);
@@ -98,6 +103,15 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     row("fsyncs", Grouped(s.syncs));
     row("fsyncs/s (all nodes)", fmt::format("{:.0f}", PerSecond(s.syncs, p.seconds)));
     row("writes per commit", fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
+  }
+  row("bench CPU %", fmt::format("{:.0f}", PerSecond(100 * r.bench_cpu_s, p.seconds)));
+  if (r.nodes_cpu_s >= 0) {
+    row("nodes CPU % (all)", fmt::format("{:.0f}", PerSecond(100 * r.nodes_cpu_s, p.seconds)));
+  }
+  if (r.machine_cpu_s >= 0) {
+    double others = r.machine_cpu_s - r.bench_cpu_s - std::max(0.0, r.nodes_cpu_s);
+    row("other CPU % (machine)", fmt::format("{:.0f}", PerSecond(100 * std::max(0.0, others),
+                                                                 p.seconds)));
   }
   if (c.verify) {
     row("read back: confirmed", Grouped(r.verified));
@@ -132,6 +146,7 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format("    \"concurrency\": {},\n", c.concurrency);
   j += fmt::format("    \"duration_s\": {},\n",
                    std::chrono::duration<double>(c.duration).count());
+  j += fmt::format("    \"warmup_s\": {},\n", std::chrono::duration<double>(c.warmup).count());
   j += fmt::format("    \"ops_limit\": {},\n", c.ops);
   j += fmt::format("    \"key_size\": {},\n", c.key_size);
   j += fmt::format("    \"value_size\": {},\n", c.value_size);
@@ -169,6 +184,13 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
     j += "  \"storage\": null,\n";
   }
   j += fmt::format("  \"preloaded\": {},\n", r.preloaded);
+  j += fmt::format("  \"warmup_calls\": {},\n", r.warmup_calls);
+  j += fmt::format("  \"bench_cpu_s\": {:.3f},\n", r.bench_cpu_s);
+  j += fmt::format("  \"nodes_cpu_s\": {},\n",
+                   r.nodes_cpu_s < 0 ? std::string("null") : fmt::format("{:.3f}", r.nodes_cpu_s));
+  j += fmt::format("  \"machine_cpu_s\": {},\n",
+                   r.machine_cpu_s < 0 ? std::string("null")
+                                       : fmt::format("{:.3f}", r.machine_cpu_s));
   j += fmt::format(
       "  \"read_back\": {{\"enabled\": {}, \"confirmed\": {}, \"no_answer\": {}, \"seconds\": "
       "{:.2f}}},\n",
