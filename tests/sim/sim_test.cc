@@ -2,12 +2,15 @@
 // profiles, plus tests that the checker itself fails when it should. A
 // failing seed prints a reproducer: replicator-sim --seed=N ... --trace
 #include <algorithm>
+#include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sim/checker.h"
+#include "sim/describe.h"
 #include "sim/simulator.h"
 
 namespace replicator::sim {
@@ -54,6 +57,8 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
   std::vector<std::string> failures;
   std::string reports;
   int puts = 0, conflicts = 0, ok = 0, retries = 0;
+  int partitions_node = 0, partitions_cluster = 0, partitions = 0;
+  Liveness liveness;
   for (uint64_t seed = sweep.first_seed; seed < sweep.first_seed + sweep.seeds; ++seed) {
     config.seed = seed;
     SimResult result = RunSimulation(config);
@@ -61,6 +66,10 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
     conflicts += result.stats.puts_conflict;
     ok += result.stats.puts_ok;
     retries += result.stats.client_retries;
+    partitions += result.stats.partitions;
+    partitions_node += result.stats.partitions_node;
+    partitions_cluster += result.stats.partitions_cluster;
+    liveness.Add(result.liveness);
     if (!result.ok()) {
       failures.push_back(config.Reproducer());
       // The first few failures in full; the rest as reproducer lines.
@@ -72,7 +81,16 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
   EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sweep.seeds
                                 << " seeds failed:\n"
                                 << all << reports;
+  std::printf("liveness %s (%d seeds): %s\n", sweep.name, sweep.seeds,
+              liveness.ToString().c_str());
   EXPECT_GT(ok, 0) << "no put ever succeeded: the sweep exercises nothing";
+  if (config.fault.partition_every_ms > 0) {
+    // Every partition shape happens: one node cut off, one whole cluster cut
+    // off, a random split.
+    EXPECT_GT(partitions_node, 0);
+    EXPECT_GT(partitions_cluster, 0);
+    EXPECT_GT(partitions - partitions_node - partitions_cluster, 0);
+  }
   if (std::string(sweep.faults) != "none") {
     EXPECT_GT(retries, 0) << "no client ever retried a put: request ids go unexercised";
   }
@@ -179,18 +197,147 @@ TEST(SimCatchUp, TheCheckerNoticesANodeThatDidNotConverge) {
   EXPECT_GT(not_converged, 0);
 }
 
-TEST(SimDeterminism, SameSeedSameRunBitForBit) {
+// `replicator-sim --seed=N` replays one run exactly: the history digest
+// (every event, client calls and answers included) is identical on every
+// replay, and differs between seeds and between fault mixes.
+TEST(SimDeterminism, SameSeedSameHistoryDigest) {
+  for (const char* faults : {"none", "net", "partition", "crash", "all"}) {
+    SimConfig config = SimConfig::ForProfile(faults);
+    config.clusters = 3;
+    config.seed = 7;
+    SimResult a = RunSimulation(config);
+    SimResult b = RunSimulation(config);
+    EXPECT_EQ(a.DigestLine(), b.DigestLine()) << faults;
+    EXPECT_EQ(a.history_events, b.history_events) << faults;
+    EXPECT_EQ(a.StatsLine(), b.StatsLine()) << faults;
+    EXPECT_EQ(a.liveness.ToString(), b.liveness.ToString()) << faults;
+    config.seed = 8;
+    SimResult c = RunSimulation(config);
+    EXPECT_NE(a.history_digest, c.history_digest) << faults << ": the seed does not steer the run";
+  }
+  SimConfig none = SimConfig::ForProfile("none");
+  SimConfig all = SimConfig::ForProfile("all");
+  none.seed = all.seed = 3;
+  EXPECT_NE(RunSimulation(none).history_digest, RunSimulation(all).history_digest);
+}
+
+TEST(SimDeterminism, DigestLineFormat) {
+  SimResult result;
+  result.history_digest = 0x0123456789abcdefull;
+  EXPECT_EQ(result.DigestLine(), "history digest: 0123456789abcdef");
+}
+
+// --- The checker bites on a broken configuration ---------------------------
+
+// A disk that acknowledges a write before syncing it (the engine votes ok,
+// accepts, commits on it) with crashes on: the first ok whose reservations
+// are not yet synced at a majority of some cluster is invariant 4. The same
+// seeds on a safe disk pass.
+TEST(SimUnsafe, NoSyncBeforeVoteBreaksDurabilityOfAnOk) {
+  SimConfig config = SimConfig::ForProfile("crash");
+  config.clusters = 2;
+  config.unsafe = "no-sync-before-vote";
+  int caught = 0;
+  std::string first;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    if (!result.ok() && result.violations.front().invariant == "4") {
+      ++caught;
+      if (first.empty()) first = result.Report();
+    }
+  }
+  EXPECT_EQ(caught, 10) << "the checker missed acknowledged-but-unsynced oks";
+  EXPECT_NE(first.find("replicator-sim --seed="), std::string::npos) << first;
+  EXPECT_NE(first.find("--unsafe=no-sync-before-vote"), std::string::npos) << first;
+  EXPECT_NE(first.find("durably (synced) at only"), std::string::npos) << first;
+  config.unsafe.clear();
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    EXPECT_TRUE(result.ok()) << result.Report();
+  }
+}
+
+// The same broken disk without invariant 4's direct check: the writes that
+// crashes lose surface as contradictions a user would see. Acceptors that
+// forgot their accept let recovery choose abort after commit was chosen
+// (3), two values get decided for one key (1), an acknowledged key ends up
+// nowhere (5) or a linearizable get misses it (L).
+TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
+  SimConfig config = SimConfig::ForProfile("crash");
+  config.clusters = 1;
+  config.unsafe = "no-sync-before-vote";
+  config.check_durable_at_ok = false;
+  std::set<std::string> seen;
+  int caught = 0;
+  std::string listing;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    if (result.ok()) continue;
+    ++caught;
+    const std::string& id = result.violations.front().invariant;
+    seen.insert(id);
+    absl::StrAppend(&listing, "  ", config.Reproducer(), ": ",
+                    result.violations.front().ToString(), "\n");
+    EXPECT_TRUE(id == "1" || id == "2" || id == "3" || id == "5" || id == "L" || id == "E")
+        << result.Report();
+    EXPECT_GT(result.stats.unsynced_lost, 0) << "failed without losing a write:\n"
+                                            << result.Report();
+  }
+  EXPECT_GE(caught, 4) << listing;
+  EXPECT_TRUE(seen.contains("3")) << listing;
+  EXPECT_TRUE(seen.contains("1") || seen.contains("5")) << listing;
+}
+
+// --- Failure reports ---------------------------------------------------------
+
+// A failure's excerpt holds the events of the offending key only (and the
+// crashes, restarts, partitions and phases around them), not everything.
+TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
   SimConfig config = SimConfig::ForProfile("all");
-  config.clusters = 3;
-  config.seed = 7;
-  SimResult a = RunSimulation(config);
-  SimResult b = RunSimulation(config);
-  EXPECT_EQ(a.history_digest, b.history_digest);
-  EXPECT_EQ(a.stats.events, b.stats.events);
-  EXPECT_EQ(a.StatsLine(), b.StatsLine());
-  config.seed = 8;
-  SimResult c = RunSimulation(config);
-  EXPECT_NE(a.history_digest, c.history_digest) << "the seed does not steer the run";
+  config.clusters = 2;
+  config.seed = 5;
+  Simulator sim(config);
+  SimResult clean = sim.Run();
+  ASSERT_TRUE(clean.ok()) << clean.Report();
+  const auto& committed = sim.store(0).committed();
+  ASSERT_FALSE(committed.empty());
+  const core::Key key = committed.begin()->first;
+  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second"});
+  SimResult result = sim.Result();
+  ASSERT_FALSE(result.ok());
+  const std::string report = result.Report();
+  EXPECT_NE(report.find(absl::StrCat("FAIL seed 5: invariant 1 violated")), std::string::npos)
+      << report;
+  EXPECT_NE(report.find("replicator-sim --seed=5 "), std::string::npos) << report;
+  EXPECT_NE(result.excerpt_of.find(Quote(key)), std::string::npos) << result.excerpt_of;
+  ASSERT_FALSE(result.excerpt.empty());
+  EXPECT_LT(result.excerpt.size() * 4, result.history_events) << report;
+  int about_key = 0, context = 0;
+  for (const std::string& line : result.excerpt) {
+    if (line.find(Quote(key)) != std::string::npos || line.find("call#") != std::string::npos ||
+        line.find(" in#") != std::string::npos || line.find("write#") != std::string::npos) {
+      ++about_key;
+    } else if (line.find("CRASH") != std::string::npos ||
+               line.find(" start incarnation") != std::string::npos ||
+               line.find("PARTITION") != std::string::npos ||
+               line.find("HEAL") != std::string::npos || line.find("QUIET") != std::string::npos ||
+               line.find("PROBE") != std::string::npos || line.find("BEGIN") != std::string::npos ||
+               line.find("CHECK") != std::string::npos) {
+      ++context;
+    } else {
+      ADD_FAILURE() << "excerpt line about something else: " << line;
+    }
+  }
+  EXPECT_GT(about_key, 0);
+  EXPECT_NE(result.excerpt.back().find("INJECTED"), std::string::npos) << report;
+  // Another key's client calls are not in it.
+  for (const std::string& line : result.excerpt) {
+    if (line.find("StartPut") == std::string::npos) continue;
+    EXPECT_NE(line.find(Quote(key)), std::string::npos) << line;
+  }
 }
 
 // --- The checker must be able to fail --------------------------------------
@@ -403,6 +550,81 @@ TEST_F(CheckerWorld, CatchesAStaleLinearizableGet) {
   checker_->OnGetDone(g, core::GetOutcome{core::GetOutcome::Kind::kNotFound, "", ""});
   ASSERT_TRUE(checker_->failed());
   EXPECT_EQ(checker_->violations().front().invariant, "L") << Listing(checker_->violations());
+}
+
+// Linearizable: a get that started after the put's ok returned, even within
+// the same virtual millisecond, must find the value.
+TEST_F(CheckerWorld, CatchesAStaleLinearizableGetStartedInTheSameMillisecond) {
+  int put = StartPut("k", "v1");
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  now_ = 10;
+  checker_->OnPutDone(put, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  ClientOp get;
+  get.type = ClientOp::Type::kGetLinearizable;
+  get.key = "k";
+  get.started = now_;
+  int g = checker_->OnOpStarted(get);
+  checker_->OnGetDone(g, core::GetOutcome{core::GetOutcome::Kind::kNotFound, "", ""});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "L") << Listing(checker_->violations());
+}
+
+// A get that began before the ok returned may miss it: they overlap.
+TEST_F(CheckerWorld, AcceptsAnOverlappingLinearizableGetThatMissesThePut) {
+  int put = StartPut("k", "v1");
+  ClientOp get;
+  get.type = ClientOp::Type::kGetLinearizable;
+  get.key = "k";
+  get.started = now_;
+  int g = checker_->OnOpStarted(get);
+  Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
+  checker_->OnPutDone(put, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+  checker_->OnGetDone(g, core::GetOutcome{core::GetOutcome::Kind::kNotFound, "", ""});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+}
+
+// Invariant K concerns up nodes only: a down node keeps its reservation
+// until it restarts.
+TEST_F(CheckerWorld, CatchesAReservationLeftAtAnUpNode) {
+  Apply(2, core::PutReservation{core::Reservation{"k", P(1), "v1", 0}});
+  checker_->CheckNoReservations({true, true, false, true, true, true}, "test");
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  Apply(4, core::PutReservation{core::Reservation{"k", P(1), "v1", 0}});
+  checker_->CheckNoReservations({true, true, false, true, true, true}, "test");
+  ASSERT_EQ(checker_->violations().size(), 1u) << Listing(checker_->violations());
+  EXPECT_EQ(checker_->violations().front().invariant, "K");
+  EXPECT_EQ(checker_->violations().front().subject.key, "k");
+  EXPECT_EQ(checker_->violations().front().subject.proposal, P(1));
+}
+
+TEST_F(CheckerWorld, CountsLivenessOfClientPuts) {
+  auto put = [&](const core::Value& value, std::optional<core::PutOutcome> outcome,
+                 bool probe = false) {
+    ClientOp op;
+    op.key = absl::StrCat("k-", value);
+    op.value = value;
+    op.probe = probe;
+    int i = checker_->OnOpStarted(op);
+    if (outcome) {
+      checker_->OnPutDone(i, *outcome);
+    } else {
+      checker_->OnOpAbandoned(i);
+    }
+  };
+  using K = core::PutOutcome::Kind;
+  put("a", core::PutOutcome{K::kConflict, "", "busy"});
+  put("b", core::PutOutcome{K::kUnavailable, "", "too few votes"});
+  put("c", core::PutOutcome{K::kUnavailable, "", "outcome unknown: no majority"});
+  put("d", std::nullopt);
+  put("e", core::PutOutcome{K::kConflict, "", "busy"}, /*probe=*/true);
+  Liveness l = checker_->CountLiveness();
+  EXPECT_EQ(l.puts, 4);
+  EXPECT_EQ(l.definite(), 2);
+  EXPECT_EQ(l.conflict, 1);
+  EXPECT_EQ(l.unavailable, 1);
+  EXPECT_EQ(l.outcome_unknown, 1);
+  EXPECT_EQ(l.no_answer, 1);
+  EXPECT_EQ(l.ToString().rfind("2/4 puts definite (50.00%)", 0), 0u) << l.ToString();
 }
 
 TEST_F(CheckerWorld, CatchesAReservationDroppedWithoutADecision) {

@@ -156,7 +156,7 @@ std::string SimResult::Report() const {
   }
   absl::StrAppend(&out, "  ", StatsLine(), "\n  liveness: ", liveness.ToString(), "\n");
   absl::StrAppend(&out, "  history excerpt: ", excerpt_of, " (", excerpt.size(), " of ",
-                  history_events, " events):\n");
+                  history_events, " history lines):\n");
   for (const std::string& line : excerpt) absl::StrAppend(&out, "    ", line, "\n");
   return out;
 }
