@@ -932,7 +932,8 @@ void Simulator::ScheduleCrash(TimeMs after) {
       At(now_ + static_cast<TimeMs>(Uniform(f.down_min_ms, f.down_max_ms)),
          [this, index, incarnation] {
            Node& node = nodes_[index];
-           if (node.engine || node.incarnation != incarnation) return;
+           // Once faults are off, the quiet phase decides who is up.
+           if (!faults_active_ || node.engine || node.incarnation != incarnation) return;
            Restart(node);
          });
     }
@@ -1102,7 +1103,11 @@ void Simulator::RunQuiet() {
   if (stopped_) return;
   StartQuiet();
   TimeMs minority_ms = config_.quiet_minority_down_ms;
-  if (minority_ms == 0) minority_ms = 2 * config_.lease_ms + 8 * config_.call_deadline_ms;
+  // Worst case for a reservation at an up node: a resolve already in flight
+  // to an unreachable node (4 call deadlines), the lease, a resolve sent
+  // first to the coordinator that is down (4 more), then Paxos rounds at the
+  // majority that is up.
+  if (minority_ms == 0) minority_ms = 2 * config_.lease_ms + 12 * config_.call_deadline_ms;
   if (config_.fault.crash_every_ms > 0 && minority_ms > 0 && config_.nodes_per_cluster >= 3) {
     // One node of every cluster stays down (crashed now if none is): every
     // cluster has a majority up, so every reservation at an up node must be

@@ -91,8 +91,8 @@ struct SimConfig {
   core::TimeMs quiet_ms = 0;
   // With crashes in the profile, the quiet phase starts with one node of
   // every cluster still down (a minority) for this long, after which no up
-  // node may hold a reservation (invariant K). 0: derived from lease_ms and
-  // call_deadline_ms; -1: skip this part.
+  // node may hold a reservation (invariant K). 0: 2 leases + 12 call
+  // deadlines; -1: skip this part.
   core::TimeMs quiet_minority_down_ms = 0;
   // Invariant 5 in full: after the quiet phase every node holds every
   // committed key and has completed a catch-up round.
