@@ -131,6 +131,7 @@ asio::awaitable<void> Bench::Run() {
   co_await RunInner();
   watchdog_.cancel();
   signals_.cancel();
+  finished_ = true;
   reactor_.Stop();
 }
 

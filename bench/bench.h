@@ -120,6 +120,11 @@ class Bench {
   asio::awaitable<void> Run();
   // Complete once the reactor stopped (partial if `failure` is set).
   const BenchResult& result() const { return result_; }
+  // True once Run() returned. If the reactor stopped before (hard timeout,
+  // second signal), coroutines of the run are still suspended on it: their
+  // ready work would resume into this Bench and its clients while the
+  // Reactor drains, so neither may be destroyed (the process should exit).
+  bool finished() const { return finished_; }
 
  private:
   enum class PhaseKind { kPreload, kTimed, kVerify };
@@ -170,6 +175,7 @@ class Bench {
   Clock::time_point progress_last_at_;
 
   bool stop_issuing_ = false;  // a signal arrived
+  bool finished_ = false;
   asio::signal_set signals_;
   asio::steady_timer watchdog_;
 };

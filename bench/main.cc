@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -203,11 +204,17 @@ int main(int argc, char** argv) {
 
   replicator::bench::BenchResult result;
   {
-    replicator::net::Reactor reactor;
-    replicator::bench::Bench bench(reactor, config);
-    asio::co_spawn(reactor.io(), bench.Run(), asio::detached);
-    reactor.Run();
-    result = bench.result();
+    auto reactor = std::make_unique<replicator::net::Reactor>();
+    auto bench = std::make_unique<replicator::bench::Bench>(*reactor, config);
+    asio::co_spawn(reactor->io(), bench->Run(), asio::detached);
+    reactor->Run();
+    result = bench->result();
+    if (!bench->finished()) {
+      // Stopped mid-run: tearing down would resume suspended calls into freed
+      // state (see Bench::finished). Report, stop the nodes, and exit.
+      (void)bench.release();
+      (void)reactor.release();
+    }
   }
   PrintReport(stdout, config, target, result);
   std::fflush(stdout);
