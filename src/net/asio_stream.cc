@@ -6,18 +6,20 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/post.hpp>
 #include <memory>
 
 namespace replicator::net {
 namespace {
 
-// iovecs per sendmsg(); the rest of a long message goes in the next call.
-constexpr size_t kMaxIov = 64;
+// Reads asking for less than this go through the stream's buffer.
+constexpr size_t kReadBuffer = 64 << 10;
+// A write waits for the outgoing buffer to drain below this.
+constexpr size_t kMaxUnsent = 4 << 20;
 
 bool IsDisconnect(int error) {
   switch (error) {
@@ -88,8 +90,20 @@ kj::Promise<void> AsioStream::Ready(asio::socket_base::wait_type wait) {
   }));
 }
 
+size_t AsioStream::TakeBuffered(kj::byte* out, size_t max_bytes) {
+  size_t n = std::min(max_bytes, in_end_ - in_begin_);
+  if (n == 0) return 0;
+  memcpy(out, in_.get() + in_begin_, n);
+  in_begin_ += n;
+  if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+  return n;
+}
+
 kj::Promise<size_t> AsioStream::tryRead(void* buffer, size_t min_bytes, size_t max_bytes) {
-  return ReadSome(static_cast<kj::byte*>(buffer), min_bytes, max_bytes, 0);
+  auto* out = static_cast<kj::byte*>(buffer);
+  size_t got = TakeBuffered(out, max_bytes);
+  if (got >= min_bytes) return got;
+  return ReadSome(out + got, min_bytes - got, max_bytes - got, got);
 }
 
 kj::Promise<size_t> AsioStream::ReadSome(kj::byte* buffer, size_t min_bytes, size_t max_bytes,
@@ -99,7 +113,11 @@ kj::Promise<size_t> AsioStream::ReadSome(kj::byte* buffer, size_t min_bytes, siz
                          kj::str("read on a closed socket"));
   }
   for (;;) {
-    ssize_t n = ::recv(socket_.native_handle(), buffer, max_bytes, 0);
+    // Our buffer is empty here. Large reads go straight to the caller's.
+    const bool direct = max_bytes >= kReadBuffer;
+    if (!direct && !in_) in_ = std::make_unique<kj::byte[]>(kReadBuffer);
+    ssize_t n = ::recv(socket_.native_handle(), direct ? buffer : in_.get(),
+                       direct ? max_bytes : kReadBuffer, 0);
     if (n < 0) {
       int error = errno;
       if (error == EINTR) continue;
@@ -113,6 +131,11 @@ kj::Promise<size_t> AsioStream::ReadSome(kj::byte* buffer, size_t min_bytes, siz
     }
     if (n == 0) return already_read;  // EOF
     size_t got = static_cast<size_t>(n);
+    if (!direct) {
+      in_begin_ = 0;
+      in_end_ = got;
+      got = TakeBuffered(buffer, max_bytes);
+    }
     already_read += got;
     if (got >= min_bytes) return already_read;
     buffer += got;
@@ -122,71 +145,95 @@ kj::Promise<size_t> AsioStream::ReadSome(kj::byte* buffer, size_t min_bytes, siz
 }
 
 kj::Promise<void> AsioStream::write(const void* buffer, size_t size) {
-  return WriteAll(kj::arrayPtr(static_cast<const kj::byte*>(buffer), size), nullptr);
+  kj::ArrayPtr<const kj::byte> piece(static_cast<const kj::byte*>(buffer), size);
+  return write(kj::arrayPtr(&piece, 1));
 }
 
 kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) {
-  if (pieces.size() == 0) return kj::READY_NOW;
-  return WriteAll(pieces[0], pieces.slice(1, pieces.size()));
-}
-
-kj::Promise<void> AsioStream::WriteAll(kj::ArrayPtr<const kj::byte> first,
-                                       kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> rest) {
-  if (!socket_.is_open()) {
+  KJ_IF_MAYBE(error, write_error_) { return kj::cp(*error); }
+  if (!socket_.is_open() || shutdown_after_flush_) {
     return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
                          kj::str("write on a closed socket"));
   }
-  for (;;) {
-    // Skip empty pieces so that "nothing left" is simply both empty.
-    while (first.size() == 0 && rest.size() > 0) {
-      first = rest[0];
-      rest = rest.slice(1, rest.size());
-    }
-    if (first.size() == 0) return kj::READY_NOW;
+  for (auto piece : pieces) out_.insert(out_.end(), piece.begin(), piece.end());
+  ScheduleFlush();
+  if (out_.size() - out_sent_ <= kMaxUnsent) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  drained_.push_back(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
+}
 
-    struct iovec iov[kMaxIov];
-    size_t count = 0;
-    iov[count++] = {const_cast<kj::byte*>(first.begin()), first.size()};
-    for (size_t i = 0; i < rest.size() && count < kMaxIov; ++i) {
-      if (rest[i].size() == 0) continue;
-      iov[count++] = {const_cast<kj::byte*>(rest[i].begin()), rest[i].size()};
-    }
-    struct msghdr msg {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+void AsioStream::ScheduleFlush() {
+  if (flush_posted_ || waiting_writable_) return;
+  flush_posted_ = true;
+  // Posted, so it runs after the rest of this turn of the KJ loop has
+  // written what it has to write.
+  asio::post(socket_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    flush_posted_ = false;
+    Flush();
+  });
+}
+
+void AsioStream::Flush() {
+  while (out_sent_ < out_.size()) {
+    ssize_t n = ::send(socket_.native_handle(), out_.data() + out_sent_, out_.size() - out_sent_,
+                       MSG_NOSIGNAL);
     if (n < 0) {
       int error = errno;
       if (error == EINTR) continue;
       if (error == EAGAIN || error == EWOULDBLOCK) {
-        return Ready(asio::socket_base::wait_write).then([this, first, rest] {
-          return WriteAll(first, rest);
-        });
+        waiting_writable_ = true;
+        socket_.async_wait(asio::socket_base::wait_write,
+                           [this, alive = std::weak_ptr<bool>(alive_)](const std::error_code& ec) {
+                             if (alive.expired()) return;
+                             waiting_writable_ = false;
+                             if (ec) {
+                               FailWrites(ErrorCodeException("socket wait", ec));
+                             } else {
+                               Flush();
+                             }
+                           });
+        // Keep the unsent tail at the front so the buffer does not grow
+        // without bound while the peer is slow.
+        if (out_sent_ > out_.size() / 2) {
+          out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_sent_));
+          out_sent_ = 0;
+        }
+        return;
       }
-      return ErrnoException("sendmsg", error);
+      FailWrites(ErrnoException("send", error));
+      return;
     }
-    size_t sent = static_cast<size_t>(n);
-    // Advance past what was sent.
-    if (sent < first.size()) {
-      first = first.slice(sent, first.size());
-      continue;
-    }
-    sent -= first.size();
-    first = nullptr;
-    while (rest.size() > 0 && sent >= rest[0].size()) {
-      sent -= rest[0].size();
-      rest = rest.slice(1, rest.size());
-    }
-    if (rest.size() > 0) {
-      first = rest[0].slice(sent, rest[0].size());
-      rest = rest.slice(1, rest.size());
-    }
+    out_sent_ += static_cast<size_t>(n);
   }
+  out_.clear();
+  out_sent_ = 0;
+  auto drained = std::move(drained_);
+  drained_.clear();
+  for (auto& f : drained) f->fulfill();
+  if (shutdown_after_flush_) {
+    std::error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+  }
+}
+
+void AsioStream::FailWrites(kj::Exception error) {
+  out_.clear();
+  out_sent_ = 0;
+  auto drained = std::move(drained_);
+  drained_.clear();
+  for (auto& f : drained) f->reject(kj::cp(error));
+  write_error_ = kj::mv(error);
 }
 
 kj::Promise<void> AsioStream::whenWriteDisconnected() { return kj::NEVER_DONE; }
 
 void AsioStream::shutdownWrite() {
+  if (out_sent_ < out_.size()) {
+    shutdown_after_flush_ = true;  // after what was written is sent
+    return;
+  }
   std::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_send, ignored);
 }

@@ -451,6 +451,11 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   db_options.create_if_missing = true;
   db_options.paranoid_checks = true;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Most lookups are for keys that are not there (every reserve of a fresh
+  // key checks for a committed value): a bloom filter over the memtable
+  // answers those without walking its skip list.
+  db_options.memtable_whole_key_filtering = true;
+  db_options.memtable_prefix_bloom_size_ratio = 0.05;
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
