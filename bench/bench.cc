@@ -161,6 +161,7 @@ asio::awaitable<void> Bench::RunInner() {
   }
 
   std::string label(WorkloadName(config_.workload));
+  phase_workload_ = config_.workload;
   if (config_.warmup.count() > 0) {
     PhaseStats warmup;
     co_await RunPhase(PhaseKind::kTimed, "warmup", config_.concurrency, config_.max_ops,
@@ -192,6 +193,15 @@ asio::awaitable<void> Bench::RunInner() {
     result_.storage_delta.batches = after.batches - before.batches;
     result_.storage_delta.syncs = after.syncs - before.syncs;
     result_.node_safety_violations = after.safety_violations - before.safety_violations;
+  }
+
+  if (config_.echo_baseline && !result_.interrupted) {
+    phase_workload_ = Workload::kEcho;
+    Clock::time_point echo_deadline = Clock::time_point::max();
+    if (config_.duration.count() > 0) echo_deadline = Clock::now() + config_.duration;
+    co_await RunPhase(PhaseKind::kTimed, "echo", config_.concurrency, limit, echo_deadline,
+                      &result_.echo);
+    phase_workload_ = config_.workload;
   }
 
   if (config_.verify && !result_.interrupted) {
@@ -355,7 +365,7 @@ asio::awaitable<void> Bench::TimedOp(uint64_t op) {
   uint64_t r = Keyspace::Mix(config_.seed ^ Keyspace::Mix(op));
   size_t client = op % clients_.size();
   bool read = false;
-  switch (config_.workload) {
+  switch (phase_workload_) {
     case Workload::kEcho:
       co_await EchoOp(client, op);
       co_return;
@@ -376,7 +386,7 @@ asio::awaitable<void> Bench::TimedOp(uint64_t op) {
   }
   uint64_t key;
   size_t recent = static_cast<size_t>(std::min<uint64_t>(recent_written_, recent_.size()));
-  if (config_.workload == Workload::kConflict && recent > 0 &&
+  if (phase_workload_ == Workload::kConflict && recent > 0 &&
       Unit(r) < config_.conflict_ratio) {
     // A key put a moment ago: taken already, or still contended.
     key = recent_[Keyspace::Mix(r) % recent];

@@ -52,6 +52,10 @@ struct BenchConfig {
   int value_size = 100;
   uint64_t seed = 1;
   bool verify = true;    // read back every key answered ok
+  // After the timed phase, as long again of Node.echo at the same
+  // concurrency over the same connections: the transport's ceiling, from
+  // the same run.
+  bool echo_baseline = false;
   bool progress = false; // live progress line on stderr
   Clock::time_point hard_deadline = Clock::time_point::max();
   std::vector<int> node_pids;  // --local nodes, for their CPU time; empty otherwise
@@ -92,6 +96,7 @@ struct BenchResult {
   uint64_t preloaded = 0;  // keys answered ok in the preload
   uint64_t warmup_calls = 0;
   PhaseStats timed;
+  PhaseStats echo;  // the echo baseline, when asked for
   // CPU seconds (user + system) over the timed phase: the bench's own
   // process, and the --local nodes' together (-1: not known).
   double bench_cpu_s = 0;
@@ -165,6 +170,7 @@ class Bench {
 
   // The phase in progress.
   PhaseKind phase_kind_ = PhaseKind::kTimed;
+  Workload phase_workload_ = Workload::kPut;  // of a kTimed phase
   std::string phase_label_;
   PhaseStats* phase_ = nullptr;
   uint64_t issued_ = 0, limit_ = 0;

@@ -62,6 +62,9 @@ ABSL_FLAG(int, key_size, 16, "Key size in bytes (at least 16).");
 ABSL_FLAG(int, value_size, 100, "Value (and echo payload) size in bytes.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of keys, values and the mix of calls; 0: random (printed).");
 ABSL_FLAG(int, connections, 1, "Connections per node; calls go round-robin over all of them.");
+ABSL_FLAG(bool, echo_baseline, false,
+          "After the timed phase, as long again of Node.echo at the same concurrency: what the "
+          "transport allows, measured in the same run.");
 ABSL_FLAG(bool, verify, true, "Read back every key answered ok after the timed phase.");
 ABSL_FLAG(std::string, json, "", "Also write the results to this file as JSON.");
 
@@ -154,6 +157,7 @@ int main(int argc, char** argv) {
   config.seed = absl::GetFlag(FLAGS_seed);
   if (config.seed == 0) config.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   config.verify = absl::GetFlag(FLAGS_verify);
+  config.echo_baseline = absl::GetFlag(FLAGS_echo_baseline);
   config.progress = ::isatty(STDERR_FILENO);
 
   Target target;

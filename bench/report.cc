@@ -117,6 +117,16 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     row("read back: confirmed", Grouped(r.verified));
     row("read back: no answer", Grouped(r.unverified));
   }
+  if (c.echo_baseline && r.echo.completed > 0) {
+    const PhaseStats& e = r.echo;
+    double echo_rate = PerSecond(e.completed, e.seconds);
+    row("echo baseline calls/s", Grouped(static_cast<uint64_t>(echo_rate)));
+    row("echo p50 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.50))));
+    row("echo p99 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.99))));
+    row("throughput / echo %",
+        fmt::format("{:.1f}", echo_rate > 0 ? 100 * PerSecond(p.completed, p.seconds) / echo_rate
+                                            : 0.0));
+  }
   row("violations", Grouped(r.violations()));
   fmt::print(out, "\n");
   if (!p.first_error.empty()) fmt::print(out, "  first error: {}\n", p.first_error);
@@ -165,6 +175,18 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
       "\"max\": {:.3f}}},\n",
       Ms(p.latency.Percentile(0.5)), Ms(p.latency.Percentile(0.9)),
       Ms(p.latency.Percentile(0.99)), Ms(p.latency.Percentile(0.999)), Ms(p.latency.max()));
+  if (c.echo_baseline) {
+    const PhaseStats& e = r.echo;
+    j += fmt::format(
+        "  \"echo_baseline\": {{\"calls\": {}, \"elapsed_s\": {:.3f}, \"ops_per_sec\": {:.1f}, "
+        "\"errors\": {}, \"latency_ms\": {{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, "
+        "\"p999\": {:.3f}, \"max\": {:.3f}}}}},\n",
+        e.completed, e.seconds, PerSecond(e.completed, e.seconds), e.errors(),
+        Ms(e.latency.Percentile(0.5)), Ms(e.latency.Percentile(0.9)),
+        Ms(e.latency.Percentile(0.99)), Ms(e.latency.Percentile(0.999)), Ms(e.latency.max()));
+  } else {
+    j += "  \"echo_baseline\": null,\n";
+  }
   std::string outcomes;
   for (Outcome o : kAllOutcomes) {
     outcomes += fmt::format("{}\"{}\": {}", outcomes.empty() ? "" : ", ", OutcomeName(o),
