@@ -79,10 +79,6 @@ class Engine::Impl {
       e.reservation = std::move(r);
       e.recover_at = kUnseeded;  // set on the first call that brings a clock
     }
-    for (AcceptorRecord& a : recovered.acceptors) {
-      ProposalId p = a.proposal;
-      acceptors_[p] = std::move(a);
-    }
   }
 
   const EngineConfig& config() const { return config_; }
@@ -527,10 +523,21 @@ class Engine::Impl {
   uint64_t open_write_ = 0;  // batch of the current input, 0 if none
 
   absl::flat_hash_map<Key, ReservationEntry> reservations_;
-  // TODO(perf): acceptor records are kept forever (here and on disk). They
-  // may go only once no recovery can ask for them, i.e. once every voter
-  // holding a reservation of the proposal has applied its decision.
-  absl::flat_hash_map<ProposalId, AcceptorRecord> acceptors_;
+  // Acceptor records written by this engine and not yet durable; durable
+  // ones are read through CommittedView::GetAcceptor, so memory holds only
+  // the proposals in flight, however many were ever decided.
+  // TODO(perf): records stay on disk forever. They may go only once no
+  // recovery can ask for them: once every voter holding a reservation of
+  // the proposal has applied its decision and no resolve is in flight.
+  struct PendingAcceptor {
+    AcceptorRecord record;
+    uint64_t write = 0;  // the write that makes `record` durable
+  };
+  absl::flat_hash_map<ProposalId, PendingAcceptor> acceptors_;
+  std::optional<AcceptorRecord> FindAcceptor(const ProposalId& p) const {
+    if (auto it = acceptors_.find(p); it != acceptors_.end()) return it->second.record;
+    return committed_->GetAcceptor(p);
+  }
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;
   absl::flat_hash_map<uint64_t, CallFn> calls_;
@@ -792,15 +799,15 @@ void Engine::Impl::HandleForward(uint64_t inbound_id, ForwardRequest request, Ti
 }
 
 void Engine::Impl::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
-  auto it = acceptors_.find(request.proposal);
+  std::optional<AcceptorRecord> current = FindAcceptor(request.proposal);
   ApplyAcceptorStep(inbound_id, request.proposal,
-                    OnAccept(it == acceptors_.end() ? nullptr : &it->second, request));
+                    OnAccept(current ? &*current : nullptr, request));
 }
 
 void Engine::Impl::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
-  auto it = acceptors_.find(request.proposal);
+  std::optional<AcceptorRecord> current = FindAcceptor(request.proposal);
   ApplyAcceptorStep(inbound_id, request.proposal,
-                    OnPrepare(it == acceptors_.end() ? nullptr : &it->second, request));
+                    OnPrepare(current ? &*current : nullptr, request));
 }
 
 template <typename Step>
@@ -811,9 +818,15 @@ void Engine::Impl::ApplyAcceptorStep(uint64_t inbound_id, const ProposalId& prop
     Respond(inbound_id, step.response);
     return;
   }
-  acceptors_[proposal] = *step.updated;
   uint64_t w = Mutate(PutAcceptor{*step.updated});
-  AfterWrite(w, [this, inbound_id, resp = step.response]() { Respond(inbound_id, resp); });
+  acceptors_[proposal] = PendingAcceptor{*step.updated, w};
+  AfterWrite(w, [this, inbound_id, proposal, w, resp = step.response]() {
+    // Durable: storage answers for it from now on.
+    if (auto it = acceptors_.find(proposal); it != acceptors_.end() && it->second.write == w) {
+      acceptors_.erase(it);
+    }
+    Respond(inbound_id, resp);
+  });
 }
 
 void Engine::Impl::HandleRead(uint64_t inbound_id, const ReadRequest& request) {
@@ -893,11 +906,9 @@ void Engine::Impl::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs no
   op.proposal = p;
   op.voters = topology_.Voters(config_.cluster);
   op.waiters.push_back(std::move(then));
-  if (auto a = acceptors_.find(p); a != acceptors_.end()) {
-    op.max_round_seen = a->second.promised.round;
-    if (a->second.accepted) {
-      op.max_round_seen = std::max(op.max_round_seen, a->second.accepted->ballot.round);
-    }
+  if (std::optional<AcceptorRecord> a = FindAcceptor(p)) {
+    op.max_round_seen = a->promised.round;
+    if (a->accepted) op.max_round_seen = std::max(op.max_round_seen, a->accepted->ballot.round);
   }
   RecoveryPrepare(op, now);
 }

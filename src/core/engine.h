@@ -34,9 +34,9 @@ struct CommittedEntry {
   uint64_t request_id = 0;
 };
 
-// Read access to this node's durably committed entries. The engine calls it
-// synchronously; it must reflect every PutCommitted whose WriteBatch was
-// reported done by OnWriteDone.
+// Read access to this node's durable state: committed entries and Paxos
+// acceptor records. The engine calls it synchronously; it must reflect every
+// mutation whose WriteBatch was reported done by OnWriteDone.
 class CommittedView {
  public:
   virtual ~CommittedView() = default;
@@ -54,6 +54,10 @@ class CommittedView {
   virtual void ForEachInBucket(
       uint32_t bucket, const Key& after,
       const std::function<bool(const Key&, const CommittedEntry&)>& visit) const = 0;
+  // The durable acceptor record of decision(p), if any. Read on demand (a
+  // prepare, an accept, a recovery) rather than held in memory: there is
+  // one per proposal ever accepted here.
+  virtual std::optional<AcceptorRecord> GetAcceptor(const ProposalId& p) const = 0;
 };
 
 struct EngineConfig {

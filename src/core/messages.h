@@ -182,10 +182,10 @@ struct WriteBatch {
   std::vector<Mutation> mutations;
 };
 
-// What a node recovers from storage at start.
+// What a node recovers from storage at start. Acceptor records stay in
+// storage; the engine reads them on demand (CommittedView::GetAcceptor).
 struct DurableState {
   std::vector<Reservation> reservations;
-  std::vector<AcceptorRecord> acceptors;
 };
 
 }  // namespace replicator::core

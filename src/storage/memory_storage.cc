@@ -46,8 +46,6 @@ class MemoryStorage final : public Storage {
       state.reservations.push_back(reservation);
       state.reservations.back().since = 0;
     }
-    state.acceptors.reserve(acceptors_.size());
-    for (const auto& [key, record] : acceptors_) state.acceptors.push_back(record);
     return state;
   }
 
@@ -60,6 +58,14 @@ class MemoryStorage final : public Storage {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = committed_.find(id);
     if (it == committed_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
+    const std::string key = internal::AcceptorKey(p);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = acceptors_.find(key);
+    if (it == acceptors_.end()) return std::nullopt;
     return it->second;
   }
 

@@ -135,12 +135,11 @@ class RocksDbStorage final : public Storage {
                             return absl::OkStatus();
                           });
     if (!s.ok()) return s;
+    // Acceptor records are read on demand, but a damaged one is reported
+    // here, at start, rather than when a recovery first needs it.
     s = Scan(internal::kAcceptorPrefix,
              [&](std::string_view key, std::string_view value) -> absl::Status {
-               absl::StatusOr<core::AcceptorRecord> a = internal::DecodeAcceptor(key, value);
-               if (!a.ok()) return a.status();
-               state.acceptors.push_back(*std::move(a));
-               return absl::OkStatus();
+               return internal::DecodeAcceptor(key, value).status();
              });
     if (!s.ok()) return s;
     return state;
@@ -161,6 +160,21 @@ class RocksDbStorage final : public Storage {
         internal::DecodeCommitted(record_key, value.ToStringView());
     if (!entry.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), entry.status());
     return core::CommittedEntry{core::Value(entry->value), entry->request_id};
+  }
+
+  std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
+    const std::string record_key = internal::AcceptorKey(p);
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) FailStop(absl::StrCat("reading an acceptor record in ", dir_), s);
+    absl::StatusOr<core::AcceptorRecord> record =
+        internal::DecodeAcceptor(record_key, value.ToStringView());
+    if (!record.ok()) {
+      FailStop(absl::StrCat("reading an acceptor record in ", dir_), record.status());
+    }
+    return *std::move(record);
   }
 
   std::vector<uint64_t> Digest() const override {

@@ -54,8 +54,8 @@ class Storage : public core::CommittedView {
   // thread. No Write() may begin concurrently with or after destruction.
   ~Storage() override;
 
-  // Reservations and acceptor records now durable, in key order of their
-  // records. Call before the engine starts writing; Reservation::since is 0
+  // Reservations now durable, in key order of their records (acceptor
+  // records are read on demand through GetAcceptor). Call before the engine starts writing; Reservation::since is 0
   // (it is local-clock time and is not stored). Decode failures are
   // DataLossError naming the record.
   virtual absl::StatusOr<core::DurableState> Recover() = 0;

@@ -51,10 +51,15 @@ void SimStore::Apply(const core::Mutation& mutation) {
       mutation);
 }
 
+std::optional<core::AcceptorRecord> SimStore::GetAcceptor(const core::ProposalId& p) const {
+  auto it = acceptors_.find(p);
+  if (it == acceptors_.end()) return std::nullopt;
+  return it->second;
+}
+
 core::DurableState SimStore::Recover() const {
   core::DurableState state;
   for (const auto& [key, r] : reservations_) state.reservations.push_back(r);
-  for (const auto& [p, a] : acceptors_) state.acceptors.push_back(a);
   return state;
 }
 

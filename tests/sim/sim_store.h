@@ -30,13 +30,15 @@ class SimStore : public core::CommittedView {
                        const std::function<bool(const core::Key&, const core::CommittedEntry&)>&
                            visit) const override;
 
+  std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override;
+
   // Applies one mutation of a completed WriteBatch. A PutCommitted never
   // replaces a different committed value (the checker reports that case
   // before it reaches the store).
   void Apply(const core::Mutation& mutation);
 
-  // What a restarting engine recovers: reservations and acceptor records, in
-  // key / proposal order.
+  // What a restarting engine recovers: reservations, in key order (acceptor
+  // records are read on demand through GetAcceptor).
   core::DurableState Recover() const;
 
   const std::map<core::Key, core::Value>& committed() const { return committed_; }

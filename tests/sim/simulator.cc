@@ -448,7 +448,7 @@ void Simulator::StartEngine(Node& node) {
   core::DurableState recovered = node.store->Recover();
   Trace(absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
                      recovered.reservations.size(), " reservation(s), ",
-                     recovered.acceptors.size(), " acceptor record(s), ",
+                     node.store->acceptors().size(), " acceptor record(s), ",
                      node.store->committed().size(), " committed key(s)"),
         {}, LineKind::kNodeFault, node.index);
   node.engine =

@@ -276,11 +276,12 @@ TEST(EngineReplicaTest, ReadRules) {
   }
 }
 
-TEST(EngineReplicaTest, RecoveredStateSeedsReservationsAndAcceptors) {
+TEST(EngineReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   DurableState recovered;
   recovered.reservations.push_back(Reservation{"k", kQ, "w", 12345});
-  recovered.acceptors.push_back(AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt});
   Replica r(recovered);
+  // Acceptor records are read from storage on demand, never preloaded.
+  r.store().acceptors[kP] = AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt};
   EXPECT_EQ(r.engine().stats().reservations, 1u);
   EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP}})).kind,
             Vote::Kind::kReserved);

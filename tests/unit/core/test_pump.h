@@ -42,6 +42,11 @@ class MemoryStore : public CommittedView {
       if (!visit(it->first, *GetEntry(it->first))) return;
     }
   }
+  std::optional<AcceptorRecord> GetAcceptor(const ProposalId& p) const override {
+    auto it = acceptors.find(p);
+    if (it == acceptors.end()) return std::nullopt;
+    return it->second;
+  }
   void Apply(const WriteBatch& batch) {
     for (const Mutation& m : batch.mutations) {
       if (auto* r = std::get_if<PutReservation>(&m)) {
