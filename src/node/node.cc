@@ -60,7 +60,10 @@ class Node::Impl {
 
   // Client calls.
   asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value, uint64_t request_id);
-  asio::awaitable<core::GetOutcome> Get(core::Key key, core::Consistency consistency);
+  // Starts a get. The slot holds the outcome at once for a local read (no
+  // coroutine, no hop through Asio), later for a linearizable one.
+  std::shared_ptr<Waiters<core::GetOutcome>::Slot> StartGet(core::Key key,
+                                                            core::Consistency consistency);
   void FillStatus(wire::NodeStatus::Builder out);
 
   // Peer calls: hand `requests` to the engine and await all their
@@ -267,7 +270,16 @@ class KeyValueServer final : public wire::KeyValue::Server {
   }
   kj::Promise<void> get(GetContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(impl_->io(), Get(impl_, context));
+    auto p = context.getParams();
+    auto consistency = p.getConsistency() == wire::Consistency::LINEARIZABLE
+                           ? core::Consistency::kLinearizable
+                           : core::Consistency::kLocal;
+    auto slot = impl_->StartGet(ToString(p.getKey()), consistency);
+    if (slot->value) {
+      ToWire(*slot->value, context.getResults().initResult());
+      return kj::READY_NOW;
+    }
+    return net::ToPromise(impl_->io(), FinishGet(std::move(slot), context));
   }
   kj::Promise<void> status(StatusContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -283,13 +295,9 @@ class KeyValueServer final : public wire::KeyValue::Server {
     core::PutOutcome o = co_await impl->Put(std::move(key), std::move(value), p.getRequestId());
     ToWire(o, context.getResults().initResult());
   }
-  static asio::awaitable<void> Get(Node::Impl* impl, GetContext context) {
-    auto p = context.getParams();
-    auto consistency = p.getConsistency() == wire::Consistency::LINEARIZABLE
-                           ? core::Consistency::kLinearizable
-                           : core::Consistency::kLocal;
-    std::string key = ToString(p.getKey());
-    core::GetOutcome o = co_await impl->Get(std::move(key), consistency);
+  static asio::awaitable<void> FinishGet(std::shared_ptr<Waiters<core::GetOutcome>::Slot> slot,
+                                         GetContext context) {
+    core::GetOutcome o = co_await Waiters<core::GetOutcome>::Wait(std::move(slot));
     ToWire(o, context.getResults().initResult());
   }
 
@@ -816,16 +824,19 @@ asio::awaitable<core::PutOutcome> Node::Impl::Put(core::Key key, core::Value val
   co_return outcome;
 }
 
-asio::awaitable<core::GetOutcome> Node::Impl::Get(core::Key key, core::Consistency consistency) {
+std::shared_ptr<Waiters<core::GetOutcome>::Slot> Node::Impl::StartGet(
+    core::Key key, core::Consistency consistency) {
   if (shut_down_) {
-    co_return core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
-                               std::string(ShuttingDown())};
+    auto slot = std::make_shared<Waiters<core::GetOutcome>::Slot>(io().get_executor());
+    slot->value = core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
+                                   std::string(ShuttingDown())};
+    return slot;
   }
   uint64_t id = next_id_++;
   auto slot = gets_.Add(id);
   engine_->StartGet(id, std::move(key), consistency, Now());
   Pump();
-  co_return co_await Waiters<core::GetOutcome>::Wait(slot);
+  return slot;
 }
 
 asio::awaitable<std::vector<core::Response>> Node::Impl::Inbound(
