@@ -39,11 +39,10 @@ void Liveness::Add(const Liveness& o) {
 
 std::string Liveness::ToString() const {
   const double share = puts == 0 ? 100.0 : 100.0 * static_cast<double>(definite()) / puts;
-  return absl::StrCat(definite(), "/", puts, " puts definite (",
-                      absl::StrFormat("%.2f", share), "%): ok ", ok, ", keyExists ", key_exists,
-                      ", conflict ", conflict, ", unavailable ", unavailable,
-                      "; indefinite: outcome unknown ", outcome_unknown, ", no answer ",
-                      no_answer);
+  return absl::StrCat(definite(), "/", puts, " puts definite (", absl::StrFormat("%.2f", share),
+                      "%): ok ", ok, ", keyExists ", key_exists, ", conflict ", conflict,
+                      ", unavailable ", unavailable, "; indefinite: outcome unknown ",
+                      outcome_unknown, ", no answer ", no_answer);
 }
 
 namespace {
@@ -494,9 +493,15 @@ Liveness Checker::CountLiveness() const {
       continue;
     }
     switch (op.put->kind) {
-      case PutOutcome::Kind::kOk: l.ok++; break;
-      case PutOutcome::Kind::kKeyExists: l.key_exists++; break;
-      case PutOutcome::Kind::kConflict: l.conflict++; break;
+      case PutOutcome::Kind::kOk:
+        l.ok++;
+        break;
+      case PutOutcome::Kind::kKeyExists:
+        l.key_exists++;
+        break;
+      case PutOutcome::Kind::kConflict:
+        l.conflict++;
+        break;
       case PutOutcome::Kind::kUnavailable:
         if (MayCommit(op, *op.put)) {
           l.outcome_unknown++;
@@ -504,7 +509,8 @@ Liveness Checker::CountLiveness() const {
           l.unavailable++;
         }
         break;
-      case PutOutcome::Kind::kInvalidArgument: break;
+      case PutOutcome::Kind::kInvalidArgument:
+        break;
     }
   }
   return l;
@@ -565,8 +571,9 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
   }
   for (size_t n = 0; n < open_inbound.size(); ++n) {
     if (open_inbound[n] > 0) {
-      Fail("C", {}, absl::StrCat(node_ids_[n], " never answered ", open_inbound[n],
-                                 " request(s) after the quiet phase"));
+      Fail("C", {},
+           absl::StrCat(node_ids_[n], " never answered ", open_inbound[n],
+                        " request(s) after the quiet phase"));
     }
   }
   if (!options_.expect_liveness) return;

@@ -236,8 +236,7 @@ int main(int argc, char** argv) {
     if (sweep) {
       const std::string shape =
           absl::StrCat("--clusters=", config.clusters, " --nodes=", config.nodes_per_cluster,
-                       " --faults=", mix, config.unsafe.empty() ? "" : " --unsafe=",
-                       config.unsafe);
+                       " --faults=", mix, config.unsafe.empty() ? "" : " --unsafe=", config.unsafe);
       std::string summary = absl::StrCat(
           passed, "/", passed + failed, " seeds passed (", shape, ") in ",
           absl::StrFormat("%.1f s, %.1f seeds/s", seconds, (passed + failed) / seconds));

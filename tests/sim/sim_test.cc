@@ -81,8 +81,7 @@ TEST_P(SimSweep, EverySeedKeepsTheInvariants) {
   EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sweep.seeds
                                 << " seeds failed:\n"
                                 << all << reports;
-  std::printf("liveness %s (%d seeds): %s\n", sweep.name, sweep.seeds,
-              liveness.ToString().c_str());
+  std::printf("liveness %s (%d seeds): %s\n", sweep.name, sweep.seeds, liveness.ToString().c_str());
   EXPECT_GT(ok, 0) << "no put ever succeeded: the sweep exercises nothing";
   if (config.fault.partition_every_ms > 0) {
     // Every partition shape happens: one node cut off, one whole cluster cut
@@ -279,12 +278,12 @@ TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
     ++caught;
     const std::string& id = result.violations.front().invariant;
     seen.insert(id);
-    absl::StrAppend(&listing, "  ", config.Reproducer(), ": ",
-                    result.violations.front().ToString(), "\n");
+    absl::StrAppend(&listing, "  ", config.Reproducer(), ": ", result.violations.front().ToString(),
+                    "\n");
     EXPECT_TRUE(id == "1" || id == "2" || id == "3" || id == "5" || id == "L" || id == "E")
         << result.Report();
     EXPECT_GT(result.stats.unsynced_lost, 0) << "failed without losing a write:\n"
-                                            << result.Report();
+                                             << result.Report();
   }
   EXPECT_GE(caught, 4) << listing;
   EXPECT_TRUE(seen.contains("3")) << listing;

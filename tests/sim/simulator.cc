@@ -112,24 +112,21 @@ std::string SimConfig::Reproducer() const {
 
 std::string SimResult::StatsLine() const {
   const SimStats& s = stats;
-  return absl::StrCat("events=", s.events, " end=", s.end_ms, "ms puts=", s.puts, " (ok ",
-                      s.puts_ok, ", exists ", s.puts_exists, ", conflict ", s.puts_conflict,
-                      ", unavailable ", s.puts_unavailable, " of which outcome unknown ",
-                      s.puts_outcome_unknown, ", invalid ", s.puts_invalid,
-                      ", abandoned ", s.puts_abandoned, ") gets=", s.gets, " (found ",
-                      s.gets_found, ", notFound ", s.gets_not_found, ", unavailable ",
-                      s.gets_unavailable, ") messages=", s.messages, " dropped=", s.dropped,
-                      " duplicated=", s.duplicated, " crashes=", s.crashes,
-                      " partitions=", s.partitions, " (node ", s.partitions_node, ", cluster ",
-                      s.partitions_cluster, ") prepares=", s.prepares,
-                      " resolves=", s.resolves, " client: timeouts ", s.client_timeouts,
-                      ", retries ", s.client_retries, ", retry ok ", s.puts_retry_ok,
-                      ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
-                      ", pulled ", s.catchup_keys_pulled, " probe_race: ok ",
-                      s.probe_race_winners, " conflict ", s.probe_race_conflicts,
-                      config.unsafe.empty()
-                          ? std::string()
-                          : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
+  return absl::StrCat(
+      "events=", s.events, " end=", s.end_ms, "ms puts=", s.puts, " (ok ", s.puts_ok, ", exists ",
+      s.puts_exists, ", conflict ", s.puts_conflict, ", unavailable ", s.puts_unavailable,
+      " of which outcome unknown ", s.puts_outcome_unknown, ", invalid ", s.puts_invalid,
+      ", abandoned ", s.puts_abandoned, ") gets=", s.gets, " (found ", s.gets_found, ", notFound ",
+      s.gets_not_found, ", unavailable ", s.gets_unavailable, ") messages=", s.messages,
+      " dropped=", s.dropped, " duplicated=", s.duplicated, " crashes=", s.crashes,
+      " partitions=", s.partitions, " (node ", s.partitions_node, ", cluster ",
+      s.partitions_cluster, ") prepares=", s.prepares, " resolves=", s.resolves,
+      " client: timeouts ", s.client_timeouts, ", retries ", s.client_retries, ", retry ok ",
+      s.puts_retry_ok, ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
+      ", pulled ", s.catchup_keys_pulled, " probe_race: ok ", s.probe_race_winners, " conflict ",
+      s.probe_race_conflicts,
+      config.unsafe.empty() ? std::string()
+                            : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
 }
 
 std::string SimResult::DigestLine() const {
@@ -139,13 +136,12 @@ std::string SimResult::DigestLine() const {
 std::string SimResult::Report() const {
   std::string out;
   if (ok()) {
-    absl::StrAppend(&out, "PASS ", config.Reproducer(), "\n  ", StatsLine(), "\n  liveness: ",
-                    liveness.ToString(), "\n");
+    absl::StrAppend(&out, "PASS ", config.Reproducer(), "\n  ", StatsLine(),
+                    "\n  liveness: ", liveness.ToString(), "\n");
     return out;
   }
   const Violation& first = violations.front();
-  absl::StrAppend(&out, "FAIL seed ", config.seed, ": invariant ", first.invariant,
-                  " violated\n");
+  absl::StrAppend(&out, "FAIL seed ", config.seed, ": invariant ", first.invariant, " violated\n");
   absl::StrAppend(&out, "  reproduce: ", config.Reproducer(), " --trace\n");
   absl::StrAppend(&out, "  first violation: ", first.ToString(), "\n");
   if (violations.size() > 1) {
@@ -361,9 +357,9 @@ void Simulator::Excerpt(const Violation& v, SimResult* result) const {
       if (k != proposal_key_.end()) key = k->second;
     }
     if (key) find(absl::StrCat("c", *key));
-    result->excerpt_of = absl::StrCat("events of proposal ", name,
-                                      key ? absl::StrCat(" and client calls of key ", Quote(*key))
-                                          : std::string());
+    result->excerpt_of =
+        absl::StrCat("events of proposal ", name,
+                     key ? absl::StrCat(" and client calls of key ", Quote(*key)) : std::string());
   } else if (v.subject.key) {
     find(absl::StrCat("k", *v.subject.key));
     result->excerpt_of = absl::StrCat("events touching key ", Quote(*v.subject.key));
@@ -461,8 +457,7 @@ void Simulator::StartEngine(Node& node) {
 
 void Simulator::Crash(Node& node) {
   Trace(absl::StrCat(node.id, " CRASH (incarnation ", node.incarnation, ", ", node.writes.size(),
-                     " write(s) in flight lost, ", node.inbound.size(),
-                     " request(s) unanswered)"),
+                     " write(s) in flight lost, ", node.inbound.size(), " request(s) unanswered)"),
         {}, LineKind::kNodeFault, node.index);
   if (node.synced) {
     // Unsafe mode: what the engine was told is durable but the disk had not
@@ -470,9 +465,9 @@ void Simulator::Crash(Node& node) {
     for (const UnsyncedWrite& w : node.unsynced) {
       std::string what;
       for (const core::Mutation& m : w.batch.mutations) absl::StrAppend(&what, " ", Describe(m));
-      Trace(absl::StrCat(node.id, " write#", w.write_id, " LOST: acknowledged, never synced:",
-                         what),
-            w.tags);
+      Trace(
+          absl::StrCat(node.id, " write#", w.write_id, " LOST: acknowledged, never synced:", what),
+          w.tags);
       stats_.unsynced_lost++;
     }
     node.unsynced.clear();
@@ -526,16 +521,14 @@ void Simulator::Drain(Node& node, bool after_tick) {
                   checker_->ops()[op].type != ClientOp::Type::kPut) {
                 checker_->Fail("C", {},
                                absl::StrCat(node.id, " PutDone for put_id ", fx.put_id,
-                                            " that is not pending there: ",
-                                            Describe(fx.outcome)));
+                                            " that is not pending there: ", Describe(fx.outcome)));
                 return;
               }
               Tags tags;
               TagClientKey(tags, checker_->ops()[op].key);
               Trace(absl::StrCat(node.id, " PutDone #", fx.put_id, " ",
                                  Quote(checker_->ops()[op].key), "=",
-                                 Quote(checker_->ops()[op].value), " -> ",
-                                 Describe(fx.outcome)),
+                                 Quote(checker_->ops()[op].value), " -> ", Describe(fx.outcome)),
                     tags);
               switch (fx.outcome.kind) {
                 case core::PutOutcome::Kind::kOk:
@@ -561,8 +554,7 @@ void Simulator::Drain(Node& node, bool after_tick) {
                   checker_->ops()[op].type == ClientOp::Type::kPut) {
                 checker_->Fail("C", {},
                                absl::StrCat(node.id, " GetDone for get_id ", fx.get_id,
-                                            " that is not pending there: ",
-                                            Describe(fx.outcome)));
+                                            " that is not pending there: ", Describe(fx.outcome)));
                 return;
               }
               Tags tags;
@@ -619,8 +611,8 @@ void Simulator::HandleSend(Node& node, core::SendEffect send) {
   const uint64_t call = next_call_++;
   checker_->OnSend(node.index, send.request);
   Tags tags = TagsOf(send.request);
-  Trace(absl::StrCat(node.id, " -> ", send.to, " call#", send.call_id, " ",
-                     Describe(send.request), " deadline=", send.deadline),
+  Trace(absl::StrCat(node.id, " -> ", send.to, " call#", send.call_id, " ", Describe(send.request),
+                     " deadline=", send.deadline),
         tags);
   calls_.emplace(call, Call{node.index, node.incarnation, send.call_id, to, send.deadline, tags});
   At(send.deadline, [this, call] { CallDeadline(call); });
@@ -636,9 +628,9 @@ void Simulator::HandleSend(Node& node, core::SendEffect send) {
     return;
   }
   if (!self && !Connected(node.index, to)) {
-    Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " lost: partitioned from ",
-                       target.id),
-          tags);
+    Trace(
+        absl::StrCat("  ", node.id, " call#", send.call_id, " lost: partitioned from ", target.id),
+        tags);
     return;
   }
   if (!self && faults_active_ && Chance(config_.fault.drop)) {
@@ -664,14 +656,14 @@ void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inca
                                core::Request request, bool duplicate) {
   Node& target = nodes_[to];
   if (!target.engine || target.incarnation != to_incarnation) {
-    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (receiver restarted): ",
-                       Describe(request)),
+    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id,
+                       " lost (receiver restarted): ", Describe(request)),
           TagsOf(request));
     return;
   }
   if (from != to && !Connected(from, to)) {
-    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " lost (partitioned): ",
-                       Describe(request)),
+    Trace(absl::StrCat(target.id, " <- ", nodes_[from].id,
+                       " lost (partitioned): ", Describe(request)),
           TagsOf(request));
     return;
   }
@@ -682,8 +674,8 @@ void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inca
   Trace(absl::StrCat(target.id, " <- ", nodes_[from].id, " in#", inbound,
                      duplicate ? " (duplicate) " : " ", Describe(request)),
         tags);
-  target.inbound.emplace(inbound, Inbound{call, duplicate, request.index(), std::move(resolve),
-                                          std::move(tags)});
+  target.inbound.emplace(
+      inbound, Inbound{call, duplicate, request.index(), std::move(resolve), std::move(tags)});
   checker_->OnDeliver(to, request);
   target.engine->OnRequest(inbound, nodes_[from].id, std::move(request), now_);
   Drain(target);
@@ -692,18 +684,17 @@ void Simulator::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inca
 void Simulator::HandleRespond(Node& node, core::RespondEffect respond) {
   auto it = node.inbound.find(respond.inbound_id);
   if (it == node.inbound.end()) {
-    checker_->Fail("C", {},
-                   absl::StrCat(node.id, " responds to in#", respond.inbound_id,
-                                " which is unknown or already answered: ",
-                                Describe(respond.response)));
+    checker_->Fail(
+        "C", {},
+        absl::StrCat(node.id, " responds to in#", respond.inbound_id,
+                     " which is unknown or already answered: ", Describe(respond.response)));
     return;
   }
   Inbound inbound = std::move(it->second);
   node.inbound.erase(it);
   Tags tags = std::move(inbound.tags);
   AddTags(tags, respond.response);
-  Trace(absl::StrCat(node.id, " respond in#", respond.inbound_id, " ",
-                     Describe(respond.response)),
+  Trace(absl::StrCat(node.id, " respond in#", respond.inbound_id, " ", Describe(respond.response)),
         tags);
   if (respond.response.index() != inbound.request_kind) {
     checker_->Fail("C", {},
@@ -758,14 +749,13 @@ void Simulator::DeliverResponse(uint64_t id, core::Response response) {
   Tags tags = call.tags;
   AddTags(tags, response);
   if (now_ >= call.deadline) {
-    Trace(absl::StrCat(caller.id, " late response to call#", call.call_id,
-                       " discarded (deadline ", call.deadline, ")"),
+    Trace(absl::StrCat(caller.id, " late response to call#", call.call_id, " discarded (deadline ",
+                       call.deadline, ")"),
           tags);
     return;
   }
   if (call.to != call.from && !Connected(call.to, call.from)) {
-    Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"),
-          tags);
+    Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"), tags);
     return;
   }
   calls_.erase(it);
@@ -829,8 +819,7 @@ void Simulator::CompleteWrite(int index, uint64_t incarnation, uint64_t write_id
     const TimeMs sync_at = std::max(
         now_ + static_cast<TimeMs>(Uniform(0, config_.unsafe_sync_lag_ms)), node.sync_free_at);
     node.sync_free_at = sync_at;
-    Trace(absl::StrCat(node.id, " write#", write_id, " acknowledged, NOT synced until t=",
-                       sync_at),
+    Trace(absl::StrCat(node.id, " write#", write_id, " acknowledged, NOT synced until t=", sync_at),
           write.tags);
     node.unsynced.push_back(UnsyncedWrite{write_id, std::move(write.batch), write.tags});
     At(sync_at, [this, index, incarnation, write_id] { SyncWrite(index, incarnation, write_id); });
@@ -1008,10 +997,10 @@ int Simulator::StartOp(Node& node, ClientOp op, int client, int attempt) {
     stats_.puts++;
     const uint64_t request_id = checker_->ops()[index].request_id;
     const int retry_of = checker_->ops()[index].retry_of;
-    Trace(absl::StrCat(node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value),
-                       request_id != 0 ? absl::StrCat(" rid=", request_id) : std::string(),
-                       retry_of >= 0 ? absl::StrCat(" (retry of #", retry_of + 1, ")")
-                                     : std::string()),
+    Trace(absl::StrCat(
+              node.id, " ", who, " StartPut #", id, " ", Quote(key), "=", Quote(value),
+              request_id != 0 ? absl::StrCat(" rid=", request_id) : std::string(),
+              retry_of >= 0 ? absl::StrCat(" (retry of #", retry_of + 1, ")") : std::string()),
           tags);
     if (client >= 0) {
       const TimeMs timeout = config_.client_timeout_ms > 0 ? config_.client_timeout_ms
@@ -1153,9 +1142,10 @@ void Simulator::RunQuiet() {
 
 void Simulator::RunProbe() {
   if (stopped_ || !config_.probe) return;
-  Trace("PROBE: a fresh key per node, every node racing on one fresh key, a linearizable "
-        "get of every committed key",
-        {}, LineKind::kGlobal);
+  Trace(
+      "PROBE: a fresh key per node, every node racing on one fresh key, a linearizable "
+      "get of every committed key",
+      {}, LineKind::kGlobal);
   std::vector<int> own, race, gets;
   for (Node& node : nodes_) {
     ClientOp op;
@@ -1190,8 +1180,8 @@ void Simulator::RunProbe() {
   for (int i : own) {
     if (ops[i].put && ops[i].put->kind != core::PutOutcome::Kind::kOk) {
       checker_->Fail("V", Subject{ops[i].key, std::nullopt},
-                     absl::StrCat("healed cluster: a put of a fresh key at ", nodes_[ops[i].node].id,
-                                  " answered ", Describe(*ops[i].put)));
+                     absl::StrCat("healed cluster: a put of a fresh key at ",
+                                  nodes_[ops[i].node].id, " answered ", Describe(*ops[i].put)));
     }
   }
   int race_ok = 0;
@@ -1207,9 +1197,10 @@ void Simulator::RunProbe() {
   }
   stats_.probe_race_winners = race_ok;
   if (race_ok != 1 && (config_.check_race || race_ok > 1)) {
-    checker_->Fail("V", Subject{std::string("probe-race"), std::nullopt},
-                   absl::StrCat("healed cluster: ", nodes_.size(), " puts raced on a fresh key and ",
-                                race_ok, " answered ok (want exactly 1)"));
+    checker_->Fail(
+        "V", Subject{std::string("probe-race"), std::nullopt},
+        absl::StrCat("healed cluster: ", nodes_.size(), " puts raced on a fresh key and ", race_ok,
+                     " answered ok (want exactly 1)"));
   }
   for (int i : gets) {
     if (ops[i].get && ops[i].get->kind != core::GetOutcome::Kind::kFound) {

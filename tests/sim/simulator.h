@@ -17,8 +17,8 @@
 
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -134,7 +134,7 @@ struct SimStats {
   uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0;  // engines' sums
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
   int partitions_node = 0, partitions_cluster = 0;  // of partitions: shapes
-  int unsynced_lost = 0;  // unsafe mode: acknowledged writes lost in crashes
+  int unsynced_lost = 0;           // unsafe mode: acknowledged writes lost in crashes
   int prepares = 0, resolves = 0;  // recovery traffic
   int probe_race_conflicts = 0;
   int probe_race_winners = -1;  // oks in the probe's race; -1: no probe
@@ -148,7 +148,7 @@ struct SimResult {
   // partitions and phases in between; the last trace_tail events when the
   // violation names neither.
   std::vector<std::string> excerpt;
-  std::string excerpt_of;  // what the excerpt was cut to
+  std::string excerpt_of;       // what the excerpt was cut to
   uint64_t history_events = 0;  // events in the whole history
   // FNV-1a over the whole history: every event line in order, client calls
   // and their answers included. Equal runs, equal digest.
@@ -353,7 +353,7 @@ class Simulator {
   Tags tag_pool_;                 // TraceLine tags, concatenated
   absl::flat_hash_map<std::string, int32_t> tag_ids_;
   absl::flat_hash_map<std::string, core::Key> proposal_key_;  // Describe(p) -> key
-  uint64_t digest_ = 1469598103934665603ull;  // FNV-1a offset basis
+  uint64_t digest_ = 1469598103934665603ull;                  // FNV-1a offset basis
   SimStats stats_;
 };
 
