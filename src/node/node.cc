@@ -641,12 +641,17 @@ void Node::Impl::Enqueue(core::SendEffect effect) {
 void Node::Impl::Flush() {
   flush_posted_ = false;
   if (shut_down_) return;
+  // Take every batch first: a send that fails at once feeds the engine,
+  // which may queue more calls (into outboxes_) before this loop is done.
+  std::vector<std::pair<core::PeerId, std::vector<core::SendEffect>>> ready;
   for (auto& [to, box] : outboxes_) {
     if (box.calls.empty()) continue;
-    std::vector<core::SendEffect> calls = std::move(box.calls);
+    ready.emplace_back(to, std::move(box.calls));
     box = Outbox{};
+  }
+  for (auto& [to, calls] : ready) {
     // Runs inline up to the send: this is a plain Asio handler, not a KJ event.
-    asio::co_spawn(io(), SendBatch(token(), to, std::move(calls)), asio::detached);
+    asio::co_spawn(io(), SendBatch(token(), std::move(to), std::move(calls)), asio::detached);
   }
   // Calls to this node itself skip Cap'n Proto. They have no deadline of
   // their own: the engine answers each once its writes are durable.
