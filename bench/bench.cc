@@ -61,6 +61,20 @@ double ProcessesCpuSeconds(const std::vector<int>& pids) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// VmRSS and VmHWM of process `pid` in MiB, from /proc/PID/status; -1 if
+// unreadable.
+std::pair<double, double> ResidentMiB(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  double rss = -1, peak = -1;
+  while (std::getline(f, line)) {
+    double kib = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %lf kB", &kib) == 1) rss = kib / 1024;
+    if (std::sscanf(line.c_str(), "VmHWM: %lf kB", &kib) == 1) peak = kib / 1024;
+  }
+  return {rss, peak};
+}
+
 // Busy CPU seconds of the whole machine since boot (every field of the
 // "cpu" line of /proc/stat but idle and iowait); -1 if unreadable.
 double MachineCpuSeconds() {
@@ -138,6 +152,8 @@ asio::awaitable<void> Bench::Run() {
 asio::awaitable<void> Bench::RunInner() {
   if (!co_await Connect()) co_return;
   if (config_.expected_voters > 0 && !co_await WaitForVoters()) co_return;
+  // The nodes' own safety-violation counters, over the whole run.
+  NodeCounters at_start = co_await Counters();
 
   if (config_.workload == Workload::kGet || config_.workload == Workload::kMixed) {
     NodeCounters before = co_await Counters();
@@ -192,7 +208,6 @@ asio::awaitable<void> Bench::RunInner() {
     result_.storage_delta.writes = after.writes - before.writes;
     result_.storage_delta.batches = after.batches - before.batches;
     result_.storage_delta.syncs = after.syncs - before.syncs;
-    result_.node_safety_violations = after.safety_violations - before.safety_violations;
   }
 
   if (config_.echo_baseline && !result_.interrupted) {
@@ -214,6 +229,22 @@ asio::awaitable<void> Bench::RunInner() {
                       config_.hard_deadline, &verify);
     result_.verify_seconds = verify.seconds;
     result_.unverified += verify_keys_.size() - std::min<uint64_t>(issued_, verify_keys_.size());
+  }
+  NodeCounters at_end = co_await Counters();
+  for (size_t n = 0; n < config_.node_pids.size(); ++n) {
+    auto [rss, peak] = ResidentMiB(config_.node_pids[n]);
+    if (rss > result_.node_rss_mib) {
+      result_.node_rss_mib = rss;
+      result_.node_peak_rss_mib = peak;
+      result_.node_rss_committed_keys =
+          n < at_end.committed_keys.size() && at_end.nodes_answered == static_cast<int>(nodes_)
+              ? static_cast<int64_t>(at_end.committed_keys[n])
+              : -1;
+    }
+  }
+  if (at_start.nodes_answered == static_cast<int>(nodes_) &&
+      at_end.nodes_answered == static_cast<int>(nodes_)) {
+    result_.node_safety_violations = at_end.safety_violations - at_start.safety_violations;
   }
   ledger_.Finish();
   result_.ledger_violations = ledger_.violations();

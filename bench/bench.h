@@ -105,6 +105,10 @@ struct BenchResult {
   // /proc/stat; -1: not known): what is left after the bench and the nodes
   // is other load that makes the figures noisy.
   double machine_cpu_s = -1;
+  // At the end of the run, the --local node with the most resident memory:
+  // its resident and peak resident MiB and its committed keys (-1: unknown).
+  double node_rss_mib = -1, node_peak_rss_mib = -1;
+  int64_t node_rss_committed_keys = -1;
   NodeCounters storage_delta;  // over the timed phase
   int storage_nodes = 0;       // nodes whose counters are in storage_delta
   // Read-back of keys answered ok: confirmed, or no answer after retries.

@@ -113,6 +113,13 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     row("other CPU % (machine)", fmt::format("{:.0f}", PerSecond(100 * std::max(0.0, others),
                                                                  p.seconds)));
   }
+  if (r.node_rss_mib >= 0) {
+    row("largest node RSS MiB", fmt::format("{:.0f}", r.node_rss_mib));
+    row("  its peak RSS MiB", fmt::format("{:.0f}", r.node_peak_rss_mib));
+    if (r.node_rss_committed_keys >= 0) {
+      row("  its committed keys", Grouped(static_cast<uint64_t>(r.node_rss_committed_keys)));
+    }
+  }
   if (c.verify) {
     row("read back: confirmed", Grouped(r.verified));
     row("read back: no answer", Grouped(r.unverified));
@@ -204,6 +211,16 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
         s.batches ? double(s.writes) / s.batches : 0.0);
   } else {
     j += "  \"storage\": null,\n";
+  }
+  if (r.node_rss_mib >= 0) {
+    j += fmt::format(
+        "  \"largest_node\": {{\"rss_mib\": {:.1f}, \"peak_rss_mib\": {:.1f}, "
+        "\"committed_keys\": {}}},\n",
+        r.node_rss_mib, r.node_peak_rss_mib,
+        r.node_rss_committed_keys < 0 ? std::string("null")
+                                      : std::to_string(r.node_rss_committed_keys));
+  } else {
+    j += "  \"largest_node\": null,\n";
   }
   j += fmt::format("  \"preloaded\": {},\n", r.preloaded);
   j += fmt::format("  \"warmup_calls\": {},\n", r.warmup_calls);
