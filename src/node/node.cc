@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <utility>
 #include <variant>
 
@@ -89,6 +90,8 @@ class Node::Impl {
  private:
   void Pump();
   void Carry(core::Effect& effect);
+  // Hands the engine every storage write completed since the last drain.
+  void DrainCompletedWrites();
   // Starts `work` on the reactor from a later handler: co_spawn alone may run
   // it inline, and this may be called from inside a KJ event.
   void Spawn(asio::awaitable<void> work);
@@ -177,6 +180,12 @@ class Node::Impl {
   absl::flat_hash_map<core::PeerId, Outbox> outboxes_;
   std::vector<core::SendEffect> local_calls_;
   bool flush_posted_ = false;
+  // Writes made durable by the storage thread, not yet given to the engine.
+  struct CompletedWrites {
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, absl::Status>> writes;  // guarded by mu
+  };
+  std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
   Waiters<core::PutOutcome> puts_;
   Waiters<core::GetOutcome> gets_;
   uint64_t next_id_ = 1;
@@ -539,25 +548,23 @@ void Node::Impl::Carry(core::Effect& effect) {
         } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
           Respond(fx.inbound_id, std::move(fx.response));
         } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
-          uint64_t id = fx.write_id;
-          asio::io_context& ctx = io();
-          std::weak_ptr<bool> alive = token();
-          core::Engine* engine = engine_.get();
-          storage_->Write(std::move(fx.batch), [&ctx, alive, engine, id, this](absl::Status s) {
-            asio::post(ctx, [alive, engine, id, this, s] {
-              if (alive.expired()) return;
-              if (!s.ok()) {
-                // A replica that cannot make its promises durable must not
-                // make them at all: stop rather than answer.
-                fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n",
-                           s.ToString());
-                std::fflush(stderr);
-                std::abort();
-              }
-              engine->OnWriteDone(id, Now());
-              Pump();
-            });
-          });
+          // Called on the storage thread. Completions of one group commit
+          // reach the reactor as one posted handler, so the engine takes
+          // them all in one turn and the node pumps once.
+          storage_->Write(std::move(fx.batch),
+                          [done = completed_writes_, &ctx = io(), alive = token(), this,
+                           id = fx.write_id](absl::Status s) {
+                            bool first = false;
+                            {
+                              std::lock_guard<std::mutex> lock(done->mu);
+                              first = done->writes.empty();
+                              done->writes.emplace_back(id, std::move(s));
+                            }
+                            if (!first) return;  // a drain is already posted
+                            asio::post(ctx, [alive, this] {
+                              if (!alive.expired()) DrainCompletedWrites();
+                            });
+                          });
         } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
           puts_.Complete(fx.put_id, std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
@@ -570,6 +577,26 @@ void Node::Impl::Carry(core::Effect& effect) {
         }
       },
       effect);
+}
+
+void Node::Impl::DrainCompletedWrites() {
+  std::vector<std::pair<uint64_t, absl::Status>> writes;
+  {
+    std::lock_guard<std::mutex> lock(completed_writes_->mu);
+    writes.swap(completed_writes_->writes);
+  }
+  core::TimeMs now = Now();
+  for (auto& [id, status] : writes) {
+    if (!status.ok()) {
+      // A replica that cannot make its promises durable must not make them
+      // at all: stop rather than answer.
+      fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n", status.ToString());
+      std::fflush(stderr);
+      std::abort();
+    }
+    engine_->OnWriteDone(id, now);
+  }
+  Pump();
 }
 
 void Node::Impl::ScheduleWakeup() {
