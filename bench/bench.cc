@@ -5,15 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-#include <utility>
-
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <utility>
 
 #include "fmt/format.h"
 
@@ -192,8 +191,7 @@ asio::awaitable<void> Bench::RunInner() {
   Clock::time_point deadline = Clock::time_point::max();
   if (config_.duration.count() > 0) deadline = Clock::now() + config_.duration;
   uint64_t limit = config_.ops > 0 ? std::min(config_.ops, config_.max_ops) : config_.max_ops;
-  co_await RunPhase(PhaseKind::kTimed, label, config_.concurrency, limit, deadline,
-                    &result_.timed);
+  co_await RunPhase(PhaseKind::kTimed, label, config_.concurrency, limit, deadline, &result_.timed);
   result_.bench_cpu_s = OwnCpuSeconds() - bench_cpu;
   double nodes_cpu_after = ProcessesCpuSeconds(config_.node_pids);
   if (nodes_cpu >= 0 && nodes_cpu_after >= 0) result_.nodes_cpu_s = nodes_cpu_after - nodes_cpu;
@@ -263,7 +261,8 @@ asio::awaitable<bool> Bench::Connect() {
       auto connect = Client::Connect(reactor_, std::move(address));
       absl::StatusOr<std::unique_ptr<Client>> c = co_await std::move(connect);
       if (!c.ok()) {
-        result_.failure = fmt::format("cannot connect to {}: {}", a, std::string(c.status().message()));
+        result_.failure =
+            fmt::format("cannot connect to {}: {}", a, std::string(c.status().message()));
         co_return false;
       }
       clients_.push_back(std::move(*c));
@@ -284,11 +283,11 @@ asio::awaitable<bool> Bench::WaitForVoters() {
         if (voters >= config_.expected_voters) break;
       }
       if (Clock::now() >= until) {
-        result_.failure =
-            s.ok() ? fmt::format("node {} sees {} voters, not {}", config_.addresses[n], voters,
-                                 config_.expected_voters)
-                   : fmt::format("status of node {} failed: {}", config_.addresses[n],
-                                 std::string(s.status().message()));
+        result_.failure = s.ok()
+                              ? fmt::format("node {} sees {} voters, not {}", config_.addresses[n],
+                                            voters, config_.expected_voters)
+                              : fmt::format("status of node {} failed: {}", config_.addresses[n],
+                                            std::string(s.status().message()));
         co_return false;
       }
       co_await Sleep(std::chrono::milliseconds(50));
@@ -325,8 +324,9 @@ asio::awaitable<void> Bench::WaitForCommitted(std::vector<uint64_t> at_least) {
     if (all) co_return;
     co_await Sleep(std::chrono::milliseconds(50));
   }
-  fmt::print(stderr, "replicator-bench: not every node applied the preload within {} s; local "
-                     "gets may answer not_found\n",
+  fmt::print(stderr,
+             "replicator-bench: not every node applied the preload within {} s; local "
+             "gets may answer not_found\n",
              std::chrono::duration_cast<std::chrono::seconds>(kCommitWait).count());
 }
 
@@ -417,8 +417,7 @@ asio::awaitable<void> Bench::TimedOp(uint64_t op) {
   }
   uint64_t key;
   size_t recent = static_cast<size_t>(std::min<uint64_t>(recent_written_, recent_.size()));
-  if (phase_workload_ == Workload::kConflict && recent > 0 &&
-      Unit(r) < config_.conflict_ratio) {
+  if (phase_workload_ == Workload::kConflict && recent > 0 && Unit(r) < config_.conflict_ratio) {
     // A key put a moment ago: taken already, or still contended.
     key = recent_[Keyspace::Mix(r) % recent];
   } else {
@@ -576,8 +575,8 @@ void Bench::PrintProgress(bool final) {
   if (final) {
     fmt::print(stderr, "\r\033[K");
   } else {
-    fmt::print(stderr, "\r\033[K{:<9} {:6.1f} s  {:>10} calls  {:>9.0f} /s  {} errors", phase_label_,
-               elapsed, done, rate, phase_->errors());
+    fmt::print(stderr, "\r\033[K{:<9} {:6.1f} s  {:>10} calls  {:>9.0f} /s  {} errors",
+               phase_label_, elapsed, done, rate, phase_->errors());
   }
   std::fflush(stderr);
 }

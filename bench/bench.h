@@ -11,15 +11,14 @@
 #pragma once
 
 #include <array>
+#include <asio/awaitable.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <asio/awaitable.hpp>
-#include <asio/signal_set.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "keyspace.h"
 #include "latency_histogram.h"
@@ -43,20 +42,20 @@ struct BenchConfig {
   double read_ratio = 0.9;      // mixed: share of gets
   Consistency consistency = Consistency::kLocal;
   int concurrency = 64;
-  Clock::duration warmup{0};    // untimed calls of the workload before the timed phase
-  Clock::duration duration{0};  // timed phase bound; 0: none
-  uint64_t ops = 0;             // timed phase bound in calls; 0: none
+  Clock::duration warmup{0};      // untimed calls of the workload before the timed phase
+  Clock::duration duration{0};    // timed phase bound; 0: none
+  uint64_t ops = 0;               // timed phase bound in calls; 0: none
   uint64_t max_ops = 20'000'000;  // hard cap on calls of the timed phase
   uint64_t preload = 10'000;      // keys put before a get or mixed phase
   int key_size = 16;
   int value_size = 100;
   uint64_t seed = 1;
-  bool verify = true;    // read back every key answered ok
+  bool verify = true;  // read back every key answered ok
   // After the timed phase, as long again of Node.echo at the same
   // concurrency over the same connections: the transport's ceiling, from
   // the same run.
   bool echo_baseline = false;
-  bool progress = false; // live progress line on stderr
+  bool progress = false;  // live progress line on stderr
   Clock::time_point hard_deadline = Clock::time_point::max();
   std::vector<int> node_pids;  // --local nodes, for their CPU time; empty otherwise
 };
@@ -77,8 +76,7 @@ struct PhaseStats {
   uint64_t count(Outcome o) const { return outcomes[static_cast<int>(o)]; }
   // Calls that failed or were refused for want of nodes or valid input.
   uint64_t errors() const {
-    return count(Outcome::kError) + count(Outcome::kUnavailable) +
-           count(Outcome::kInvalidArgument);
+    return count(Outcome::kError) + count(Outcome::kUnavailable) + count(Outcome::kInvalidArgument);
   }
 };
 
@@ -143,8 +141,8 @@ class Bench {
   asio::awaitable<bool> WaitForVoters();
   asio::awaitable<NodeCounters> Counters();
   asio::awaitable<void> WaitForCommitted(std::vector<uint64_t> at_least);
-  asio::awaitable<void> RunPhase(PhaseKind kind, std::string label, int concurrency,
-                                 uint64_t limit, Clock::time_point deadline, PhaseStats* stats);
+  asio::awaitable<void> RunPhase(PhaseKind kind, std::string label, int concurrency, uint64_t limit,
+                                 Clock::time_point deadline, PhaseStats* stats);
   asio::awaitable<void> Worker();
   asio::awaitable<void> TimedOp(uint64_t op);
   asio::awaitable<void> PutOp(size_t client, uint64_t key, uint64_t put_id);

@@ -65,8 +65,8 @@ void Ledger::OnGet(uint64_t key, bool found, std::string_view value, bool author
                                  r.ok_put));
     }
   } else if (authoritative) {
-    Violation(key, fmt::format("not found by a linearizable get after put {} was answered ok",
-                               r.ok_put));
+    Violation(
+        key, fmt::format("not found by a linearizable get after put {} was answered ok", r.ok_put));
   }
 }
 

@@ -11,15 +11,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -155,7 +154,8 @@ int main(int argc, char** argv) {
     return Usage("--value-size must be within [0, 1048576]");
   }
   config.seed = absl::GetFlag(FLAGS_seed);
-  if (config.seed == 0) config.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  if (config.seed == 0)
+    config.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   config.verify = absl::GetFlag(FLAGS_verify);
   config.echo_baseline = absl::GetFlag(FLAGS_echo_baseline);
   config.progress = ::isatty(STDERR_FILENO);

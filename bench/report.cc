@@ -1,7 +1,7 @@
 #include "report.h"
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 
@@ -11,9 +11,9 @@ namespace replicator::bench {
 namespace {
 
 constexpr Outcome kAllOutcomes[] = {
-    Outcome::kOk,       Outcome::kKeyExists, Outcome::kConflict,
+    Outcome::kOk,          Outcome::kKeyExists,       Outcome::kConflict,
     Outcome::kUnavailable, Outcome::kInvalidArgument, Outcome::kError,
-    Outcome::kFound,    Outcome::kNotFound,  Outcome::kEcho};
+    Outcome::kFound,       Outcome::kNotFound,        Outcome::kEcho};
 static_assert(std::size(kAllOutcomes) == kOutcomeCount);
 
 // 1234567 -> "1,234,567"
@@ -110,8 +110,8 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
   }
   if (r.machine_cpu_s >= 0) {
     double others = r.machine_cpu_s - r.bench_cpu_s - std::max(0.0, r.nodes_cpu_s);
-    row("other CPU % (machine)", fmt::format("{:.0f}", PerSecond(100 * std::max(0.0, others),
-                                                                 p.seconds)));
+    row("other CPU % (machine)",
+        fmt::format("{:.0f}", PerSecond(100 * std::max(0.0, others), p.seconds)));
   }
   if (r.node_rss_mib >= 0) {
     row("largest node RSS MiB", fmt::format("{:.0f}", r.node_rss_mib));
@@ -131,8 +131,8 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     row("echo p50 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.50))));
     row("echo p99 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.99))));
     row("throughput / echo %",
-        fmt::format("{:.1f}", echo_rate > 0 ? 100 * PerSecond(p.completed, p.seconds) / echo_rate
-                                            : 0.0));
+        fmt::format("{:.1f}",
+                    echo_rate > 0 ? 100 * PerSecond(p.completed, p.seconds) / echo_rate : 0.0));
   }
   row("violations", Grouped(r.violations()));
   fmt::print(out, "\n");
@@ -161,8 +161,7 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format("    \"nodes\": [{}],\n", nodes);
   j += fmt::format("    \"connections_per_node\": {},\n", c.connections_per_node);
   j += fmt::format("    \"concurrency\": {},\n", c.concurrency);
-  j += fmt::format("    \"duration_s\": {},\n",
-                   std::chrono::duration<double>(c.duration).count());
+  j += fmt::format("    \"duration_s\": {},\n", std::chrono::duration<double>(c.duration).count());
   j += fmt::format("    \"warmup_s\": {},\n", std::chrono::duration<double>(c.warmup).count());
   j += fmt::format("    \"ops_limit\": {},\n", c.ops);
   j += fmt::format("    \"key_size\": {},\n", c.key_size);
@@ -180,8 +179,8 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format(
       "  \"latency_ms\": {{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, \"p999\": {:.3f}, "
       "\"max\": {:.3f}}},\n",
-      Ms(p.latency.Percentile(0.5)), Ms(p.latency.Percentile(0.9)),
-      Ms(p.latency.Percentile(0.99)), Ms(p.latency.Percentile(0.999)), Ms(p.latency.max()));
+      Ms(p.latency.Percentile(0.5)), Ms(p.latency.Percentile(0.9)), Ms(p.latency.Percentile(0.99)),
+      Ms(p.latency.Percentile(0.999)), Ms(p.latency.max()));
   if (c.echo_baseline) {
     const PhaseStats& e = r.echo;
     j += fmt::format(
@@ -196,8 +195,8 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   }
   std::string outcomes;
   for (Outcome o : kAllOutcomes) {
-    outcomes += fmt::format("{}\"{}\": {}", outcomes.empty() ? "" : ", ", OutcomeName(o),
-                            p.count(o));
+    outcomes +=
+        fmt::format("{}\"{}\": {}", outcomes.empty() ? "" : ", ", OutcomeName(o), p.count(o));
   }
   j += fmt::format("  \"outcomes\": {{{}}},\n", outcomes);
   if (r.storage_nodes > 0) {
@@ -227,9 +226,9 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format("  \"bench_cpu_s\": {:.3f},\n", r.bench_cpu_s);
   j += fmt::format("  \"nodes_cpu_s\": {},\n",
                    r.nodes_cpu_s < 0 ? std::string("null") : fmt::format("{:.3f}", r.nodes_cpu_s));
-  j += fmt::format("  \"machine_cpu_s\": {},\n",
-                   r.machine_cpu_s < 0 ? std::string("null")
-                                       : fmt::format("{:.3f}", r.machine_cpu_s));
+  j += fmt::format("  \"machine_cpu_s\": {},\n", r.machine_cpu_s < 0
+                                                     ? std::string("null")
+                                                     : fmt::format("{:.3f}", r.machine_cpu_s));
   j += fmt::format(
       "  \"read_back\": {{\"enabled\": {}, \"confirmed\": {}, \"no_answer\": {}, \"seconds\": "
       "{:.2f}}},\n",
