@@ -185,7 +185,9 @@ class Engine::Impl {
   // Representative fan-out of one ForwardRequest.
   struct ForwardOp {
     uint64_t inbound_id = 0;
+    size_t voters = 0;
     size_t outstanding = 0;
+    size_t oks = 0;
     std::vector<Vote> votes;
   };
 
@@ -782,6 +784,7 @@ void Engine::Impl::HandleForward(uint64_t inbound_id, ForwardRequest request, Ti
   uint64_t id = next_op_id_++;
   ForwardOp& op = forwards_[id];
   op.inbound_id = inbound_id;
+  op.voters = voters.size();
   op.outstanding = voters.size();
   TimeMs deadline = now + request.deadline_ms;
   for (const PeerId& voter : voters) {
@@ -791,7 +794,13 @@ void Engine::Impl::HandleForward(uint64_t inbound_id, ForwardRequest request, Ti
            if (it == forwards_.end()) return;
            ForwardOp& f = it->second;
            f.votes.push_back(VoteFrom(voter, config_.cluster, r));
-           if (--f.outstanding > 0) return;
+           if (f.votes.back().kind == Vote::Kind::kOk) ++f.oks;
+           // A majority of ok decides this cluster for the coordinator (it
+           // decides early on the same rule), so a slow or dead voter does
+           // not hold the answer up until the deadline. Otherwise every
+           // vote is needed: the coordinator weighs stored, reserved and
+           // unreachable ones.
+           if (--f.outstanding > 0 && !IsMajority(f.oks, f.voters)) return;
            Respond(f.inbound_id, ForwardResponse{std::move(f.votes)});
            forwards_.erase(it);
          });

@@ -215,6 +215,47 @@ TEST(EngineClusterTest, RepresentativeReturnsEveryVoteOfItsCluster) {
   EXPECT_EQ(pump.engine("b2").stats().reservations, 1u);
 }
 
+TEST(EngineClusterTest, RepresentativeAnswersOnceAMajorityIsOk) {
+  Pump pump(kTwoByThree);
+  // b3 is slow: the request to it waits, undelivered.
+  pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
+  const ProposalId p{"a1", 1, 5, 0};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  pump.Run();
+  ASSERT_TRUE(pump.tester_responses.count(call)) << "the answer waited for the slow voter";
+  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
+  std::map<PeerId, Vote::Kind> kinds;
+  for (const Vote& v : resp.votes) kinds[v.peer] = v.kind;
+  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
+                                                 {"b2", Vote::Kind::kOk}}));
+  // The slow voter still gets the reserve.
+  pump.Release();
+  pump.Run();
+  EXPECT_EQ(pump.engine("b3").stats().reservations, 1u);
+}
+
+TEST(EngineClusterTest, RepresentativeWaitsForEveryVoteWithoutAnOkMajority) {
+  Pump pump(kTwoByThree);
+  const ProposalId q{"a2", 1, 1, 0};
+  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q}});
+  pump.Run();
+  pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
+  const ProposalId p{"a1", 1, 5, 0};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  pump.Run();
+  // b1 ok, b2 reserved for q: b3's vote decides, so the answer waits for it.
+  EXPECT_FALSE(pump.tester_responses.count(call));
+  pump.Release();
+  pump.Run();
+  ASSERT_TRUE(pump.tester_responses.count(call));
+  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
+  std::map<PeerId, Vote::Kind> kinds;
+  for (const Vote& v : resp.votes) kinds[v.peer] = v.kind;
+  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
+                                                 {"b2", Vote::Kind::kReserved},
+                                                 {"b3", Vote::Kind::kOk}}));
+}
+
 // Reserves `key` for proposal `p` at `peers` as if p's coordinator had run
 // the reserve phase and then gone silent.
 void Strand(Pump& pump, const ProposalId& p, const Key& key, const Value& value,
