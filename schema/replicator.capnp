@@ -284,7 +284,9 @@ struct PeerCall {
     forward @1 :Forward;
     # Representative: applies `request` at every voter of this node's
     # cluster, itself included, waiting at most `deadlineMs` (a voter that
-    # misses it is an `unreachable` vote). Reply: `votes`, one per voter.
+    # misses it is an `unreachable` vote). Reply: `votes`, one per voter
+    # that answered: sent as soon as a majority of the cluster voted `ok`,
+    # else once every voter answered or the deadline passed.
 
     accept @2 :Accept;
     # Paxos phase 2 on the register decision(proposal). Durable before reply.
