@@ -63,8 +63,17 @@ class Client::Impl {
     co_return absl::OkStatus();
   }
 
+  // Reconnects first if the connection is known to have failed (the node
+  // restarted, say), so one lost connection does not fail every later call.
+  asio::awaitable<absl::Status> EnsureConnected() {
+    if (!connection_->disconnected()) co_return absl::OkStatus();
+    co_return co_await Reconnect();
+  }
+
   asio::awaitable<absl::StatusOr<PutResult>> PutOnce(std::string key, std::string value,
                                                      uint64_t request_id);
+  asio::awaitable<absl::StatusOr<GetResult>> GetOnce(const std::string& key,
+                                                     Consistency consistency);
 
   net::Reactor& reactor_;
   std::string address_;
@@ -101,15 +110,13 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::str
   absl::StatusOr<PutResult> result = absl::UnavailableError("no attempt made");
   int attempts = std::max(1, impl_->options_.put_attempts);
   for (int attempt = 1; attempt <= attempts; ++attempt) {
-    if (attempt > 1) {
-      if (impl_->options_.on_put_retry) impl_->options_.on_put_retry(result.status(), attempt);
-      if (impl_->connection_->disconnected()) {
-        absl::Status reconnected = co_await impl_->Reconnect();
-        if (!reconnected.ok()) {
-          result = reconnected;
-          continue;
-        }
-      }
+    if (attempt > 1 && impl_->options_.on_put_retry) {
+      impl_->options_.on_put_retry(result.status(), attempt);
+    }
+    absl::Status connected = co_await impl_->EnsureConnected();
+    if (!connected.ok()) {
+      result = connected;
+      continue;
     }
     result = co_await impl_->PutOnce(key, value, request_id);
     // A failed call, or a node that could not learn its own decision
@@ -164,12 +171,26 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
 }
 
 asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consistency consistency) {
-  auto req = impl_->key_value_.getRequest();
+  // A get changes nothing, so a call lost with its connection is asked once
+  // more on a new one.
+  absl::StatusOr<GetResult> result = absl::UnavailableError("no attempt made");
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    absl::Status connected = co_await impl_->EnsureConnected();
+    if (!connected.ok()) co_return connected;
+    result = co_await impl_->GetOnce(key, consistency);
+    if (result.ok() || !impl_->connection_->disconnected()) break;
+  }
+  co_return result;
+}
+
+asio::awaitable<absl::StatusOr<GetResult>> Client::Impl::GetOnce(const std::string& key,
+                                                                 Consistency consistency) {
+  auto req = key_value_.getRequest();
   req.setKey(AsData(key));
   req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
                                                                : wire::Consistency::LOCAL);
   auto sent = req.send();
-  auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
   auto r = reply->getResult();
   GetResult out;
@@ -196,6 +217,8 @@ asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consiste
 }
 
 asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
+  absl::Status connected = co_await impl_->EnsureConnected();
+  if (!connected.ok()) co_return connected;
   auto sent = impl_->key_value_.statusRequest().send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
   if (!reply.ok()) co_return reply.status();
@@ -220,6 +243,8 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
 }
 
 asio::awaitable<absl::StatusOr<std::string>> Client::Echo(std::string payload) {
+  absl::Status connected = co_await impl_->EnsureConnected();
+  if (!connected.ok()) co_return connected;
   auto req = impl_->node_.echoRequest();
   req.setPayload(AsData(payload));
   auto sent = req.send();

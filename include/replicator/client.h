@@ -95,7 +95,9 @@ struct ClientOptions {
 
 class Client {
  public:
-  // Connects to the node at "host:port".
+  // Connects to the node at "host:port". A call made after the connection
+  // failed (the node restarted, say) connects again first; a get lost with
+  // its connection is asked once more on the new one.
   static asio::awaitable<absl::StatusOr<std::unique_ptr<Client>>> Connect(
       net::Reactor& reactor, std::string address, ClientOptions options = {});
   ~Client();

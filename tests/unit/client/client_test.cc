@@ -5,6 +5,9 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <chrono>
 
 #include "gtest/gtest.h"
 #include "net/reactor.h"
@@ -131,6 +134,66 @@ TEST(ClientTest, UnavailableWithNothingStoredIsFinal) {
   EXPECT_NE(o.put->message.find("nothing stored"), std::string::npos);
   EXPECT_EQ(o.request_ids.size(), 1u);
   EXPECT_EQ(o.retries_reported, 0);
+}
+
+// Serves gets: every key is found with the value "v".
+class FoundKeyValue final : public wire::KeyValue::Server {
+ public:
+  kj::Promise<void> get(GetContext context) override {
+    context.getResults().initResult().setFound(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>("v"), 1));
+    return kj::READY_NOW;
+  }
+};
+
+TEST(ClientTest, CallsAfterTheNodeRestartedConnectAgain) {
+  net::Reactor reactor;
+  std::string address;
+  std::vector<std::string> got;
+  {
+    auto first = net::RpcServer::Listen(reactor, "127.0.0.1:0",
+                                        kj::heap<ScriptedNode>(kj::heap<FoundKeyValue>()));
+    ASSERT_TRUE(first.ok()) << first.status();
+    address = (*first)->address();
+    std::unique_ptr<net::RpcServer> server = std::move(*first);
+    asio::co_spawn(
+        reactor.io(),
+        [&]() -> asio::awaitable<void> {
+          auto client = co_await Client::Connect(reactor, address);
+          if (!client.ok()) {
+            got.push_back("connect: " + std::string(client.status().message()));
+            reactor.Stop();
+            co_return;
+          }
+          auto record = [&](const absl::StatusOr<GetResult>& r) {
+            got.push_back(r.ok() ? r->value : "error: " + std::string(r.status().message()));
+          };
+          std::string key = "k";
+          absl::StatusOr<GetResult> before = co_await (*client)->Get(key);
+          record(before);
+          // The node goes away and comes back at the same address.
+          server.reset();
+          asio::steady_timer pause(reactor.io(), std::chrono::milliseconds(20));
+          co_await pause.async_wait(asio::use_awaitable);
+          auto again = net::RpcServer::Listen(reactor, address,
+                                              kj::heap<ScriptedNode>(kj::heap<FoundKeyValue>()));
+          if (!again.ok()) {
+            got.push_back("listen again: " + std::string(again.status().message()));
+            reactor.Stop();
+            co_return;
+          }
+          server = std::move(*again);
+          absl::StatusOr<GetResult> after = co_await (*client)->Get(key);
+          record(after);
+          absl::StatusOr<std::string> echo = co_await (*client)->Echo("e");
+          got.push_back(echo.ok() ? *echo : "error: " + std::string(echo.status().message()));
+          server.reset();
+          reactor.Stop();
+        },
+        asio::detached);
+    reactor.Run();
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"v", "v", "e"}));
 }
 
 TEST(ClientTest, EchoReturnsThePayloadByteForByte) {
