@@ -152,10 +152,7 @@ class RocksDbStorage final : public Storage {
   std::optional<core::CommittedEntry> GetEntry(const core::Key& key) const override {
     const std::string record_key = CommittedKey(key);
     rocksdb::PinnableSlice value;
-    rocksdb::Status s =
-        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
-    if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), s);
+    if (!ReadValue(record_key, "a committed key", &value)) return std::nullopt;
     absl::StatusOr<internal::CommittedValueView> entry =
         internal::DecodeCommitted(record_key, value.ToStringView());
     if (!entry.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), entry.status());
@@ -165,10 +162,7 @@ class RocksDbStorage final : public Storage {
   std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
     const std::string record_key = internal::AcceptorKey(p);
     rocksdb::PinnableSlice value;
-    rocksdb::Status s =
-        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
-    if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) FailStop(absl::StrCat("reading an acceptor record in ", dir_), s);
+    if (!ReadValue(record_key, "an acceptor record", &value)) return std::nullopt;
     absl::StatusOr<core::AcceptorRecord> record =
         internal::DecodeAcceptor(record_key, value.ToStringView());
     if (!record.ok()) {
@@ -234,6 +228,18 @@ class RocksDbStorage final : public Storage {
   }
 
  private:
+  // Reads the value at `record_key` into `value` (pinned, not copied);
+  // false when there is none. A read failure stops the node (see FailStop);
+  // `what` names the record.
+  bool ReadValue(const std::string& record_key, const char* what,
+                 rocksdb::PinnableSlice* value) const {
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) FailStop(absl::StrCat("reading ", what, " in ", dir_), s);
+    return true;
+  }
+
   // Committed records in [begin, end) as (user key, entry); see
   // ScanCommittedRange.
   template <typename F>
