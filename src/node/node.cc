@@ -234,10 +234,21 @@ class PeerServer final : public wire::Peer::Server {
 
   static asio::awaitable<void> Call(Node::Impl* impl, CallContext context) {
     auto calls = context.getParams().getCalls();
+    // A call this node cannot read (a kind from a newer peer) fails alone.
+    std::vector<core::Response> responses(calls.size());
     std::vector<core::Request> requests;
+    std::vector<size_t> positions;
     requests.reserve(calls.size());
-    for (auto c : calls) requests.push_back(FromWire(c));
-    std::vector<core::Response> responses = co_await impl->Inbound(std::move(requests));
+    positions.reserve(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) {
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { requests.push_back(FromWire(calls[i])); })) {
+        responses[i] = Unreachable(absl::StrCat("malformed call: ", e->getDescription().cStr()));
+      } else {
+        positions.push_back(i);
+      }
+    }
+    std::vector<core::Response> answered = co_await impl->Inbound(std::move(requests));
+    for (size_t j = 0; j < positions.size(); ++j) responses[positions[j]] = std::move(answered[j]);
     auto out = context.getResults().initReplies(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
   }
