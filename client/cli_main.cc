@@ -168,9 +168,11 @@ struct Command {
     fmt::print("node      {} (cluster {}, {}, {})\n", s.self.id, s.self.cluster, s.self.address,
                s.self.state);
     fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
-    fmt::print("puts      {} ok, {} key exists, {} conflict, {} unavailable, {} invalid\n",
-               s.puts_ok, s.puts_key_exists, s.puts_conflict, s.puts_unavailable,
-               s.puts_invalid);
+    fmt::print(
+        "puts      {} ok, {} key exists, {} conflict, {} unavailable, {} invalid, {} outcome "
+        "unknown\n",
+        s.puts_ok, s.puts_key_exists, s.puts_conflict, s.puts_unavailable, s.puts_invalid,
+        s.puts_outcome_unknown);
     fmt::print("gets      {}\n", s.gets);
     fmt::print("storage   {} writes in {} group commits, {} fsyncs\n", s.storage_writes,
                s.storage_batches, s.storage_syncs);

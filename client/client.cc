@@ -120,14 +120,11 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Put(std::string key, std::str
     }
     result = co_await impl_->PutOnce(key, value, request_id);
     // A failed call, or a node that could not learn its own decision
-    // (schema: `unavailable` starting "outcome unknown"), leaves the outcome
-    // unknown: the same request id asks again. Every other answer is final.
-    bool unknown = !result.ok() ? absl::IsDeadlineExceeded(result.status()) ||
-                                      absl::IsUnavailable(result.status())
-                                : result->kind == PutResult::Kind::kUnavailable &&
-                                      result->message.rfind("outcome unknown", 0) == 0;
+    // (PutOnce turns `outcomeUnknown` into Unavailable), leaves the outcome
+    // unknown: the same request id asks again. Every answer is final.
+    bool unknown = !result.ok() && (absl::IsDeadlineExceeded(result.status()) ||
+                                    absl::IsUnavailable(result.status()));
     if (!unknown) break;
-    if (result.ok()) result = absl::UnavailableError(result->message);
   }
   co_return result;
 }
@@ -164,6 +161,9 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
       out.kind = PutResult::Kind::kInvalidArgument;
       out.message = ToString(r.getInvalidArgument());
       break;
+    case wire::PutResult::OUTCOME_UNKNOWN:
+      co_return absl::UnavailableError(
+          absl::StrCat("outcome unknown: ", ToString(r.getOutcomeUnknown())));
     default:
       co_return absl::InternalError("node answered put with an unknown result kind");
   }
@@ -233,6 +233,7 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.puts_conflict = s.getPutsConflict();
   out.puts_unavailable = s.getPutsUnavailable();
   out.puts_invalid = s.getPutsInvalid();
+  out.puts_outcome_unknown = s.getPutsOutcomeUnknown();
   out.gets = s.getGets();
   out.uptime_ms = s.getUptimeMs();
   out.safety_violations = s.getSafetyViolations();

@@ -67,11 +67,14 @@ struct PutResult {
     unavailable @3 :Text;
     # Too few nodes voted (a cluster below 3 voters, or a majority of some
     # cluster unreachable): nothing was stored, and the text says which
-    # cluster. If the text starts with "outcome unknown", the decision could
-    # not be recorded in time and the put may still commit: read the key
-    # before choosing another one.
+    # cluster.
     invalidArgument @4 :Text;
     # The request was malformed (empty or oversized key, oversized value).
+    outcomeUnknown @5 :Text;
+    # The node could not learn whether the put committed (its decision
+    # could not be recorded in time, or the node shut down mid-put): it may
+    # still commit. Send it again with the same requestId (it answers `ok`
+    # if it was applied), or read the key before choosing another one.
   }
 }
 
@@ -98,6 +101,7 @@ struct NodeStatus {
   putsConflict @6 :UInt64;
   putsUnavailable @7 :UInt64;
   putsInvalid @8 :UInt64;
+  putsOutcomeUnknown @15 :UInt64;
   # Outcomes of puts coordinated by this node since it started.
   gets @9 :UInt64;
   uptimeMs @10 :UInt64;

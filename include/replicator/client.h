@@ -71,6 +71,7 @@ struct NodeStatus {
   uint64_t puts_conflict = 0;
   uint64_t puts_unavailable = 0;
   uint64_t puts_invalid = 0;
+  uint64_t puts_outcome_unknown = 0;  // may still have committed
   uint64_t gets = 0;
   uint64_t uptime_ms = 0;
   uint64_t safety_violations = 0;

@@ -1351,8 +1351,9 @@ void Engine::Impl::OnPutRecovered(uint64_t id, int attempt, std::optional<Decisi
   PutOp* op = FindPut(id, attempt, PutOp::Phase::kRecover);
   if (op == nullptr) return;
   if (!d) {
-    FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {},
-                             absl::StrCat("outcome unknown: ", reason)}, now);
+    FinishPut(id, PutOutcome{PutOutcome::Kind::kOutcomeUnknown, {},
+                             absl::StrCat("the decision could not be learned: ", reason)},
+              now);
     return;
   }
   if (*d == Decision::kCommit) {
@@ -1478,6 +1479,7 @@ void Engine::Impl::EmitPutDone(uint64_t put_id, PutOutcome outcome) {
     case PutOutcome::Kind::kConflict: ++stats_.puts_conflict; break;
     case PutOutcome::Kind::kUnavailable: ++stats_.puts_unavailable; break;
     case PutOutcome::Kind::kInvalidArgument: ++stats_.puts_invalid; break;
+    case PutOutcome::Kind::kOutcomeUnknown: ++stats_.puts_outcome_unknown; break;
   }
   effects_.push_back(PutDoneEffect{put_id, std::move(outcome)});
 }

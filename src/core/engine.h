@@ -91,10 +91,19 @@ struct EngineConfig {
 enum class Consistency : uint8_t { kLocal, kLinearizable };
 
 struct PutOutcome {
-  enum class Kind : uint8_t { kOk, kKeyExists, kConflict, kUnavailable, kInvalidArgument };
+  // kUnavailable: nothing was stored. kOutcomeUnknown: the put may still
+  // commit (its decision could not be learned in time).
+  enum class Kind : uint8_t {
+    kOk,
+    kKeyExists,
+    kConflict,
+    kUnavailable,
+    kInvalidArgument,
+    kOutcomeUnknown,
+  };
   Kind kind = Kind::kUnavailable;
   Value existing;       // kKeyExists: the committed value
-  std::string message;  // kConflict, kUnavailable, kInvalidArgument
+  std::string message;  // every kind but kOk and kKeyExists
 };
 
 struct GetOutcome {
@@ -150,6 +159,7 @@ struct EngineStats {
   uint64_t puts_key_exists = 0;
   uint64_t puts_conflict = 0;
   uint64_t puts_unavailable = 0;
+  uint64_t puts_outcome_unknown = 0;
   uint64_t puts_invalid = 0;
   uint64_t put_retries = 0;
   uint64_t puts_joined = 0;  // StartPuts that shared an in-flight put's outcome

@@ -369,6 +369,9 @@ void ToWire(const core::PutOutcome& o, wire::PutResult::Builder out) {
     case core::PutOutcome::Kind::kInvalidArgument:
       out.setInvalidArgument(o.message);
       break;
+    case core::PutOutcome::Kind::kOutcomeUnknown:
+      out.setOutcomeUnknown(o.message);
+      break;
   }
 }
 

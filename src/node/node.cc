@@ -484,7 +484,9 @@ void Node::Impl::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   wakeup_.cancel();
-  core::PutOutcome gone{core::PutOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
+  // A put in flight may have reached its voters: its outcome is unknown.
+  core::PutOutcome gone{core::PutOutcome::Kind::kOutcomeUnknown, {},
+                        std::string(ShuttingDown())};
   puts_.CompleteAll(gone);
   gets_.CompleteAll(core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {},
                                      std::string(ShuttingDown())});
@@ -917,6 +919,7 @@ void Node::Impl::FillStatus(wire::NodeStatus::Builder out) {
   out.setPutsKeyExists(s.puts_key_exists);
   out.setPutsConflict(s.puts_conflict);
   out.setPutsUnavailable(s.puts_unavailable);
+  out.setPutsOutcomeUnknown(s.puts_outcome_unknown);
   out.setPutsInvalid(s.puts_invalid);
   out.setGets(s.gets);
   out.setSafetyViolations(s.safety_violations);

@@ -101,16 +101,16 @@ int Checker::ClusterOfPeer(const core::PeerId& peer) const {
 
 // Answers after which the put's value may or may not end up committed: ok,
 // keyExists naming the put's own value (an earlier attempt of it won), and
-// unavailable "outcome unknown" (the coordinator could not learn its own
-// decision; docs/design.md). Any other answer promises nothing was stored.
+// outcomeUnknown (the coordinator could not learn its own decision;
+// docs/design.md). Any other answer promises nothing was stored.
 bool Checker::MayCommit(const ClientOp& op, const PutOutcome& outcome) {
   switch (outcome.kind) {
     case PutOutcome::Kind::kOk:
       return true;
     case PutOutcome::Kind::kKeyExists:
       return outcome.existing == op.value;
-    case PutOutcome::Kind::kUnavailable:
-      return outcome.message.rfind("outcome unknown", 0) == 0;
+    case PutOutcome::Kind::kOutcomeUnknown:
+      return true;
     default:
       return false;
   }
@@ -503,11 +503,10 @@ Liveness Checker::CountLiveness() const {
         l.conflict++;
         break;
       case PutOutcome::Kind::kUnavailable:
-        if (MayCommit(op, *op.put)) {
-          l.outcome_unknown++;
-        } else {
-          l.unavailable++;
-        }
+        l.unavailable++;
+        break;
+      case PutOutcome::Kind::kOutcomeUnknown:
+        l.outcome_unknown++;
         break;
       case PutOutcome::Kind::kInvalidArgument:
         break;

@@ -10,8 +10,8 @@
 //      committed value: a retry of the same client put (same request id)
 //      may answer ok again, two different client puts may not; every other
 //      answer agrees with the committed value; a put whose own proposal is
-//      decided commit did not answer conflict, unavailable (other than
-//      "outcome unknown") or keyExists of another value; a put with a
+//      decided commit did not answer conflict, unavailable or keyExists of
+//      another value (outcomeUnknown is allowed); a put with a
 //      request id never answers keyExists of its own value (it answers ok)
 //   3  a proposal's decision is chosen once: commit/abort messages, chosen
 //      acceptor majorities and resolve answers agree; Paxos acceptor state
@@ -75,7 +75,7 @@ struct CheckerOptions {
 
 // Liveness of client puts (valid keys; probes excluded): a definite answer
 // is ok, keyExists, conflict or unavailable with nothing stored; the rest
-// answered unavailable "outcome unknown" or never answered (their node
+// answered outcomeUnknown or never answered (their node
 // crashed first).
 struct Liveness {
   int64_t puts = 0;

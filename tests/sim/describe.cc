@@ -186,6 +186,8 @@ std::string Describe(const PutOutcome& o) {
       return absl::StrCat("unavailable(", o.message, ")");
     case PutOutcome::Kind::kInvalidArgument:
       return absl::StrCat("invalidArgument(", o.message, ")");
+    case PutOutcome::Kind::kOutcomeUnknown:
+      return absl::StrCat("outcomeUnknown(", o.message, ")");
   }
   return "?";
 }

@@ -649,7 +649,7 @@ TEST_F(CheckerWorld, CountsLivenessOfClientPuts) {
   using K = core::PutOutcome::Kind;
   put("a", core::PutOutcome{K::kConflict, "", "busy"});
   put("b", core::PutOutcome{K::kUnavailable, "", "too few votes"});
-  put("c", core::PutOutcome{K::kUnavailable, "", "outcome unknown: no majority"});
+  put("c", core::PutOutcome{K::kOutcomeUnknown, "", "the decision could not be learned"});
   put("d", std::nullopt);
   put("e", core::PutOutcome{K::kConflict, "", "busy"}, /*probe=*/true);
   Liveness l = checker_->CountLiveness();

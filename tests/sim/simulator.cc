@@ -537,11 +537,10 @@ void Simulator::Drain(Node& node, bool after_tick) {
                   break;
                 case core::PutOutcome::Kind::kKeyExists: stats_.puts_exists++; break;
                 case core::PutOutcome::Kind::kConflict: stats_.puts_conflict++; break;
-                case core::PutOutcome::Kind::kUnavailable:
-                  stats_.puts_unavailable++;
-                  if (fx.outcome.message.rfind("outcome unknown", 0) == 0) {
-                    stats_.puts_outcome_unknown++;
-                  }
+                case core::PutOutcome::Kind::kUnavailable: stats_.puts_unavailable++; break;
+                case core::PutOutcome::Kind::kOutcomeUnknown:
+                  stats_.puts_unavailable++;  // reported as "of which outcome unknown"
+                  stats_.puts_outcome_unknown++;
                   break;
                 case core::PutOutcome::Kind::kInvalidArgument: stats_.puts_invalid++; break;
               }

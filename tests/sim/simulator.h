@@ -128,7 +128,7 @@ struct SimStats {
   int puts = 0, puts_ok = 0, puts_exists = 0, puts_conflict = 0, puts_unavailable = 0,
       puts_invalid = 0, puts_abandoned = 0;
   int gets = 0, gets_found = 0, gets_not_found = 0, gets_unavailable = 0;
-  int puts_outcome_unknown = 0;  // unavailable "outcome unknown": may yet commit
+  int puts_outcome_unknown = 0;  // outcomeUnknown (counted in puts_unavailable too): may yet commit
   int client_timeouts = 0, client_retries = 0;
   int puts_retry_ok = 0;  // ok answers to retries
   uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0;  // engines' sums

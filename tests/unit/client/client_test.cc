@@ -38,7 +38,7 @@ class ScriptedKeyValue final : public wire::KeyValue::Server {
         result.setUnavailable("cluster c2 has 1 of 3 voters reachable; aborted, nothing stored");
         break;
       case Answer::kOutcomeUnknown:
-        result.setUnavailable("outcome unknown: the decision could not be recorded in time");
+        result.setOutcomeUnknown("the decision could not be recorded in time");
         break;
     }
     return kj::READY_NOW;

@@ -386,7 +386,7 @@ TEST(EngineClusterTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
                                  std::holds_alternative<PrepareRequest>(r));
          };
        },
-       PutOutcome::Kind::kUnavailable, "outcome unknown: ", std::nullopt},
+       PutOutcome::Kind::kOutcomeUnknown, "the decision could not be learned: ", std::nullopt},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
