@@ -37,8 +37,9 @@ ABSL_FLAG(int64_t, lease_ms, 2000,
           "Age after which a reservation of unknown outcome is resolved by its holder.");
 ABSL_FLAG(int64_t, bootstrap_timeout_ms, 5000,
           "How long to try reaching the bootstrap peer at start before exiting.");
-ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes.");
-ABSL_FLAG(int64_t, max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
+ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes (at most 65536).");
+ABSL_FLAG(int64_t, max_value_bytes, 1 << 20,
+          "Largest value accepted, in bytes (at most 33554432, 32 MiB).");
 ABSL_FLAG(std::string, failpoint, "",
           "For tests only: crash-before-decide or crash-before-commit makes the node exit when "
           "it coordinates a put and reaches that point; slow-first-put-reply holds the answer "
@@ -123,6 +124,17 @@ int main(int argc, char** argv) {
       !positive(absl::GetFlag(FLAGS_bootstrap_timeout_ms)) ||
       !positive(absl::GetFlag(FLAGS_max_key_bytes)) || absl::GetFlag(FLAGS_max_value_bytes) < 0) {
     return Fail("durations and key limits must be positive");
+  }
+  // One Cap'n Proto message must stay under its 64 MiB traversal limit, and
+  // a peer batch may hold a full-size value beside ~8 MiB of others.
+  constexpr int64_t kMaxKeyLimit = 64 << 10;
+  constexpr int64_t kMaxValueLimit = 32 << 20;
+  if (absl::GetFlag(FLAGS_max_key_bytes) > kMaxKeyLimit ||
+      absl::GetFlag(FLAGS_max_value_bytes) > kMaxValueLimit) {
+    return Fail(fmt::format(
+        "--max-key-bytes is at most {} and --max-value-bytes at most {} (32 MiB): one "
+        "message must stay under Cap'n Proto's 64 MiB limit",
+        kMaxKeyLimit, kMaxValueLimit));
   }
   options.call_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_deadline_ms));
   options.lease = std::chrono::milliseconds(absl::GetFlag(FLAGS_lease_ms));

@@ -220,6 +220,11 @@ TEST(StartupTest, BadFlagsAreRefusedClearly) {
       milliseconds(20000));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cluster id"), std::string::npos) << r.err;
+  CommandResult huge = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir,
+                                   "--storage=memory", "--max-value-bytes=100000000"},
+                                  milliseconds(20000));
+  EXPECT_EQ(huge.exit_code, 1);
+  EXPECT_NE(huge.err.find("--max-value-bytes at most"), std::string::npos) << huge.err;
   CommandResult no_node = RunCommand({REPLICATOR_CLI_PATH, "get", "k"}, milliseconds(20000));
   EXPECT_EQ(no_node.exit_code, 1);
   EXPECT_NE(no_node.err.find("--node"), std::string::npos) << no_node.err;
