@@ -81,13 +81,24 @@ std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint) {
   return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
 }
 
+// Messages up to 1 GiB: a node batches many protocol calls to one peer into one message, and
+// the reply to a batch of reserves can carry a stored value per vote (node.cc bounds a batch's
+// worst-case reply at 256 MiB). Cap'n Proto's default, 64 MiB, would drop the connection.
+namespace {
+capnp::ReaderOptions ReceiveOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = (uint64_t{1} << 30) / sizeof(capnp::word);
+  return options;
+}
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // RpcServer
 
 struct RpcServer::Session {
   Session(asio::ip::tcp::socket socket, capnp::Capability::Client bootstrap)
       : stream(std::move(socket)),
-        network(stream, capnp::rpc::twoparty::Side::SERVER),
+        network(stream, capnp::rpc::twoparty::Side::SERVER, ReceiveOptions()),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
 
   // Destroyed in reverse: the RPC system, then the network, then the socket.
@@ -212,7 +223,7 @@ size_t RpcServer::connection_count() const { return sessions_.size(); }
 struct RpcConnection::Session {
   explicit Session(asio::ip::tcp::socket socket)
       : stream(std::move(socket)),
-        network(stream, capnp::rpc::twoparty::Side::CLIENT),
+        network(stream, capnp::rpc::twoparty::Side::CLIENT, ReceiveOptions()),
         rpc(capnp::makeRpcClient(network)) {}
 
   AsioStream stream;

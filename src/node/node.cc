@@ -175,8 +175,13 @@ class Node::Impl {
   // Outbound calls waiting for this turn's Flush.
   struct Outbox {
     std::vector<core::SendEffect> calls;
-    size_t bytes = 0;
+    size_t bytes = 0;        // of the calls
+    size_t reply_bytes = 0;  // the most their replies may carry
   };
+  // The most the reply to `effect` may carry: a reserve's vote can be
+  // `stored` with a value of up to the value limit, one per voter for a
+  // forward, and a read can return one.
+  size_t ReplyBound(const core::SendEffect& effect) const;
   absl::flat_hash_map<core::PeerId, Outbox> outboxes_;
   std::vector<core::SendEffect> local_calls_;
   bool flush_posted_ = false;
@@ -631,10 +636,14 @@ void Node::Impl::ScheduleWakeup() {
 
 namespace {
 
-// A batch is sent early once it holds this much, so one Peer.call message
-// stays far below Cap'n Proto's 64 MiB traversal limit.
+// A batch is sent early once its calls hold this much, or once their
+// replies could: one message must stay under the connections' traversal
+// limit (net/rpc.cc: 1 GiB) however many of a batch's reserves find the key
+// stored with a large value.
 constexpr size_t kMaxBatchBytes = 8 << 20;
+constexpr size_t kMaxBatchReplyBytes = 256 << 20;
 constexpr size_t kMaxBatchCalls = 1024;
+constexpr size_t kReplyOverhead = 256;  // ids, ballots and framing of one answer
 
 size_t ApproxBytes(const core::Request& r) {
   const core::ReplicaOp* op = nullptr;
@@ -656,14 +665,35 @@ size_t ApproxBytes(const core::Request& r) {
 
 }  // namespace
 
+size_t Node::Impl::ReplyBound(const core::SendEffect& effect) const {
+  const size_t value = options_.limits.max_value_bytes + kReplyOverhead;
+  if (const auto* h = std::get_if<core::HandleRequest>(&effect.request)) {
+    return std::holds_alternative<core::ReserveOp>(h->op) ? value : kReplyOverhead;
+  }
+  if (const auto* f = std::get_if<core::ForwardRequest>(&effect.request)) {
+    std::string_view cluster;
+    for (const core::Member& m : members_) {
+      if (m.id == effect.to) cluster = m.cluster;
+    }
+    size_t voters = 0;
+    for (const core::Member& m : members_) voters += m.cluster == cluster ? 1 : 0;
+    voters = std::max<size_t>(voters, 1);
+    return voters * (std::holds_alternative<core::ReserveOp>(f->op) ? value : kReplyOverhead);
+  }
+  if (std::holds_alternative<core::ReadRequest>(effect.request)) return value;
+  return kReplyOverhead;
+}
+
 void Node::Impl::Enqueue(core::SendEffect effect) {
   if (effect.to == identity_.peer_id) {
     local_calls_.push_back(std::move(effect));
   } else {
     Outbox& box = outboxes_[effect.to];
     box.bytes += ApproxBytes(effect.request);
+    box.reply_bytes += ReplyBound(effect);
     box.calls.push_back(std::move(effect));
-    if (box.bytes >= kMaxBatchBytes || box.calls.size() >= kMaxBatchCalls) {
+    if (box.bytes >= kMaxBatchBytes || box.reply_bytes >= kMaxBatchReplyBytes ||
+        box.calls.size() >= kMaxBatchCalls) {
       std::vector<core::SendEffect> calls = std::move(box.calls);
       core::PeerId to = calls.front().to;
       box = Outbox{};

@@ -198,6 +198,87 @@ TEST_F(ReplicationTest, ClientLibraryPutsAndGetsFromCoroutines) {
   EXPECT_EQ(run.log, (std::vector<std::string>{"put ok", "exists lib-value", "got lib-value"}));
 }
 
+// Batching sends many protocol calls to one peer in one message, and the
+// answers can carry large values (a read returns the committed value, a
+// reserve's vote the stored one): a batch's reply must never outgrow what a
+// connection accepts, or the connection drops with every call in flight.
+TEST_F(ReplicationTest, ConcurrentCallsOnLargeValuesAllGetAnswers) {
+  // A generous call deadline: the point is the size of the answers, not
+  // how fast this machine moves a few hundred MiB.
+  StartDeployment(1, 3, {"--max-value-bytes=4194304", "--call-deadline-ms=20000"});
+  net::Reactor reactor;
+  struct Run {
+    net::Reactor& reactor;
+    std::string address;
+    std::string big = std::string(4 << 20, 'x');
+    int found_big = 0, fresh_ok = 0, other = 0, pending = 0;
+    std::string first_other;
+    std::vector<std::unique_ptr<Client>> clients;
+    void Other(std::string what) {
+      if (other++ == 0) first_other = std::move(what);
+    }
+    void Done() {
+      if (--pending == 0) reactor.Stop();
+    }
+    asio::awaitable<void> Read(Client* client, std::string key) {
+      auto r = co_await client->Get(key, Consistency::kLinearizable);
+      if (r.ok() && r->kind == GetResult::Kind::kFound && r->value == big) {
+        ++found_big;
+      } else {
+        Other(r.ok() ? absl::StrCat("get ", key, ": ", r->message)
+                     : std::string(r.status().message()));
+      }
+      Done();
+    }
+    asio::awaitable<void> Write(Client* client, std::string key) {
+      std::string value = "small";
+      auto r = co_await client->Put(key, value);
+      if (r.ok() && r->kind == PutResult::Kind::kOk) {
+        ++fresh_ok;
+      } else {
+        Other(r.ok() ? absl::StrCat("put ", key, ": ", r->message)
+                     : std::string(r.status().message()));
+      }
+      Done();
+    }
+    asio::awaitable<void> Go() {
+      auto client = co_await Client::Connect(reactor, address);
+      if (!client.ok()) {
+        Other("connect failed");
+        reactor.Stop();
+        co_return;
+      }
+      for (int i = 0; i < 12; ++i) {
+        std::string key = absl::StrCat("big/", i);
+        auto r = co_await (*client)->Put(key, big);
+        if (!r.ok() || r->kind != PutResult::Kind::kOk) {
+          Other(absl::StrCat("preload of ", key, " failed"));
+          reactor.Stop();
+          co_return;
+        }
+      }
+      // 24 linearizable reads of 4 MiB values (each asks every voter, and
+      // each voter answers with the value: 96 MiB from each peer, past Cap'n
+      // Proto's default 64 MiB per message) and 8 fresh puts, all at once.
+      Client* c = client->get();
+      clients.push_back(std::move(*client));
+      pending = 32;
+      for (int i = 0; i < 32; ++i) {
+        if (i % 4 == 0) {
+          asio::co_spawn(reactor.io(), Write(c, absl::StrCat("fresh/", i)), asio::detached);
+        } else {
+          asio::co_spawn(reactor.io(), Read(c, absl::StrCat("big/", i % 12)), asio::detached);
+        }
+      }
+    }
+  } run{reactor, AddressesOf("c1")[0]};
+  asio::co_spawn(reactor.io(), run.Go(), asio::detached);
+  reactor.Run();
+  EXPECT_EQ(run.found_big, 24) << run.first_other;
+  EXPECT_EQ(run.fresh_ok, 8) << run.first_other;
+  EXPECT_EQ(run.other, 0) << run.first_other;
+}
+
 TEST(StartupTest, UnreachableBootstrapPeerExitsWithAClearError) {
   std::string dir = TempDir("bootstrap");
   // Port 1 on loopback: nothing listens there. The node must give up by
