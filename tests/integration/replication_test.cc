@@ -212,8 +212,8 @@ TEST_F(ReplicationTest, ConcurrentCallsOnLargeValuesAllGetAnswers) {
     std::string address;
     std::string big = std::string(4 << 20, 'x');
     int found_big = 0, fresh_ok = 0, other = 0, pending = 0;
-    std::string first_other;
-    std::vector<std::unique_ptr<Client>> clients;
+    std::string first_other{};
+    std::vector<std::unique_ptr<Client>> clients{};
     void Other(std::string what) {
       if (other++ == 0) first_other = std::move(what);
     }
