@@ -12,8 +12,9 @@
 # `node.keyValue().put(key, value, requestId)` pipelined in one round trip.
 #
 # Limits: keys are 1..1024 bytes and values 0..1 MiB by default (node flags
-# --max-key-bytes, --max-value-bytes). Outcomes are values (the result unions
-# below); an RPC exception only ever means the transport or the node failed.
+# --max-key-bytes, --max-value-bytes; at most 64 KiB and 32 MiB). Outcomes are
+# values (the result unions below); an RPC exception only ever means the
+# transport or the node failed. Messages of up to 1 GiB are accepted.
 
 @0xf78b9b9588d0c482;
 
