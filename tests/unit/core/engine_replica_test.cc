@@ -276,6 +276,27 @@ TEST(EngineReplicaTest, ReadRules) {
   }
 }
 
+TEST(EngineReplicaTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
+  Replica r;
+  r.Settle(AcceptRequest{kP, Ballot{0, "a2"}, Decision::kCommit});
+  // While a promise is being written the engine answers from its own copy:
+  // a second prepare at the same ballot must not wait for storage.
+  std::vector<Effect> fx = r.Request(PrepareRequest{kP, Ballot{3, "a3"}});
+  EXPECT_EQ(Replica::Mutations(fx), std::vector<std::string>{"PutAcceptor"});
+  std::vector<Response> rs = Replica::Responses(r.Request(PrepareRequest{kP, Ballot{2, "a2"}}));
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);  // 2 < the pending 3
+  r.CompleteWrites();
+  // Once durable, storage is the only copy: what it holds is what counts.
+  // (Raised behind the engine's back here; an engine answering from a
+  // remembered copy would still promise round 4.)
+  r.store().acceptors.at(kP).promised = Ballot{9, "a9"};
+  rs = Replica::Responses(r.Request(PrepareRequest{kP, Ballot{4, "a2"}}));
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);
+  EXPECT_EQ(std::get<PrepareResponse>(rs[0]).higher, (Ballot{9, "a9"}));
+}
+
 TEST(EngineReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   DurableState recovered;
   recovered.reservations.push_back(Reservation{"k", kQ, "w", 12345});
