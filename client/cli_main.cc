@@ -93,6 +93,16 @@ struct Command {
     co_return co_await Status(**client);
   }
 
+  // Answers put and get share: nothing stored or read, or a bad request.
+  static int Unavailable(const std::string& message) {
+    fmt::print(stderr, "unavailable: {}\n", message);
+    return kUnavailable;
+  }
+  static int InvalidArgument(const std::string& message) {
+    fmt::print(stderr, "invalid argument: {}\n", message);
+    return kUsage;
+  }
+
   asio::awaitable<int> Put(replicator::Client& client) {
     const std::string& key = args[1];
     auto r = co_await client.Put(key, value);
@@ -122,11 +132,9 @@ struct Command {
                    Printable(key), r->message);
         co_return kConflict;
       case K::kUnavailable:
-        fmt::print(stderr, "unavailable: {}\n", r->message);
-        co_return kUnavailable;
+        co_return Unavailable(r->message);
       case K::kInvalidArgument:
-        fmt::print(stderr, "invalid argument: {}\n", r->message);
-        co_return kUsage;
+        co_return InvalidArgument(r->message);
     }
     co_return kUsage;
   }
@@ -149,11 +157,9 @@ struct Command {
         fmt::print(stderr, "key '{}' not found\n", Printable(key));
         co_return kNotFound;
       case K::kUnavailable:
-        fmt::print(stderr, "unavailable: {}\n", r->message);
-        co_return kUnavailable;
+        co_return Unavailable(r->message);
       case K::kInvalidArgument:
-        fmt::print(stderr, "invalid argument: {}\n", r->message);
-        co_return kUsage;
+        co_return InvalidArgument(r->message);
     }
     co_return kUsage;
   }
