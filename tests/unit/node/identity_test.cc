@@ -14,28 +14,14 @@
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
+#include "tests/unit/temp_dir.h"
 #include "openssl/evp.h"
 #include "openssl/pem.h"
 
 namespace replicator::node {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = testing::TempDir() + "identity_test.XXXXXX";
-    EXPECT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 std::string Hex(std::string_view hex) {
   return absl::HexStringToBytes(absl::string_view(hex.data(), hex.size()));
@@ -132,7 +118,7 @@ TEST(PeerIdTest, RejectsWrongShapes) {
 }
 
 TEST(IdentityTest, CreatesAKeyFileAndIsStableAcrossLoads) {
-  TempDir dir;
+  TempDir dir{"identity_test"};
   const std::string data_dir = dir.path() + "/node/data";  // created on demand
   absl::StatusOr<Identity> first = LoadOrCreateIdentity(data_dir);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -160,8 +146,8 @@ TEST(IdentityTest, CreatesAKeyFileAndIsStableAcrossLoads) {
 }
 
 TEST(IdentityTest, DifferentDirsHaveDifferentIdentities) {
-  TempDir a;
-  TempDir b;
+  TempDir a{"identity_test"};
+  TempDir b{"identity_test"};
   absl::StatusOr<Identity> ia = LoadOrCreateIdentity(a.path());
   absl::StatusOr<Identity> ib = LoadOrCreateIdentity(b.path());
   ASSERT_TRUE(ia.ok() && ib.ok());
@@ -172,7 +158,7 @@ TEST(IdentityTest, DifferentDirsHaveDifferentIdentities) {
 // A key written by another tool (here: OpenSSL from a known seed) loads and
 // yields the libp2p peer id of that key.
 TEST(IdentityTest, LoadsAnExistingPkcs8Key) {
-  TempDir dir;
+  TempDir dir{"identity_test"};
   const std::string seed = Hex(kSeedHex);
   EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key(
       EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
@@ -190,7 +176,7 @@ TEST(IdentityTest, LoadsAnExistingPkcs8Key) {
 }
 
 TEST(IdentityTest, GarbageKeyFileIsAClearError) {
-  TempDir dir;
+  TempDir dir{"identity_test"};
   WriteFile(KeyPath(dir.path()), "this is not a key\n");
   absl::StatusOr<Identity> id = LoadOrCreateIdentity(dir.path());
   EXPECT_EQ(id.status().code(), absl::StatusCode::kDataLoss) << id.status();
@@ -204,7 +190,7 @@ TEST(IdentityTest, GarbageKeyFileIsAClearError) {
 }
 
 TEST(IdentityTest, NonEd25519KeyIsRefused) {
-  TempDir dir;
+  TempDir dir{"identity_test"};
   EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519");
   ASSERT_NE(pkey, nullptr);
   FILE* f = fopen(KeyPath(dir.path()).c_str(), "w");
@@ -221,7 +207,7 @@ TEST(IdentityTest, NonEd25519KeyIsRefused) {
 
 TEST(IdentityTest, UnreadableKeyFileIsAClearError) {
   if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  TempDir dir;
+  TempDir dir{"identity_test"};
   ASSERT_TRUE(LoadOrCreateIdentity(dir.path()).ok());
   ASSERT_EQ(chmod(KeyPath(dir.path()).c_str(), 0), 0);
   absl::StatusOr<Identity> id = LoadOrCreateIdentity(dir.path());
@@ -230,7 +216,7 @@ TEST(IdentityTest, UnreadableKeyFileIsAClearError) {
 }
 
 TEST(IdentityTest, KeyPathThatIsADirectoryIsAClearError) {
-  TempDir dir;
+  TempDir dir{"identity_test"};
   std::filesystem::create_directory(KeyPath(dir.path()));
   absl::StatusOr<Identity> id = LoadOrCreateIdentity(dir.path());
   EXPECT_FALSE(id.ok());

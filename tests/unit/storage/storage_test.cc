@@ -24,30 +24,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/unit/temp_dir.h"
 #include "rocksdb/db.h"
 #include "storage/record_format.h"
 
 namespace replicator::storage {
 namespace {
 
-// A fresh directory under the test temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = testing::TempDir() + "storage_test.XXXXXX";
-    char* made = mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 struct MemoryBackend {
   static constexpr bool kPersistent = false;
@@ -61,7 +45,7 @@ struct RocksDbBackend {
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *std::move(s) : nullptr;
   }
-  TempDir dir;
+  TempDir dir{"storage_test"};
 };
 
 core::ProposalId Proposal(std::string coordinator, uint64_t incarnation, uint64_t sequence) {
@@ -671,7 +655,7 @@ class RocksDbStorageTest : public testing::Test {
     delete db;
   }
 
-  TempDir dir_;
+  TempDir dir_{"storage_test"};
 };
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
