@@ -134,6 +134,7 @@ class Node::Impl {
   std::unique_ptr<net::RpcServer> server_;
   wire::Peer::Client self_peer_;
   std::vector<core::Member> members_;  // as the directory reported them
+  absl::flat_hash_map<core::PeerId, size_t> cluster_size_of_;  // members of a peer's cluster
 
   struct PeerConnection {
     std::unique_ptr<net::RpcConnection> connection;
@@ -671,13 +672,8 @@ size_t Node::Impl::ReplyBound(const core::SendEffect& effect) const {
     return std::holds_alternative<core::ReserveOp>(h->op) ? value : kReplyOverhead;
   }
   if (const auto* f = std::get_if<core::ForwardRequest>(&effect.request)) {
-    std::string_view cluster;
-    for (const core::Member& m : members_) {
-      if (m.id == effect.to) cluster = m.cluster;
-    }
-    size_t voters = 0;
-    for (const core::Member& m : members_) voters += m.cluster == cluster ? 1 : 0;
-    voters = std::max<size_t>(voters, 1);
+    auto known = cluster_size_of_.find(effect.to);
+    const size_t voters = known == cluster_size_of_.end() ? 1 : std::max<size_t>(known->second, 1);
     return voters * (std::holds_alternative<core::ReserveOp>(f->op) ? value : kReplyOverhead);
   }
   if (std::holds_alternative<core::ReadRequest>(effect.request)) return value;
@@ -966,6 +962,12 @@ void Node::Impl::FillStatus(wire::NodeStatus::Builder out) {
 
 void Node::Impl::OnMembers(std::vector<core::Member> members) {
   members_ = std::move(members);
+  // How many members each peer's cluster has: a forward's reply holds a
+  // vote per member (ReplyBound), looked up per call.
+  absl::flat_hash_map<std::string_view, size_t> per_cluster;
+  for (const core::Member& m : members_) ++per_cluster[m.cluster];
+  cluster_size_of_.clear();
+  for (const core::Member& m : members_) cluster_size_of_[m.id] = per_cluster[m.cluster];
   // `down` is a liveness hint for people reading `status`; a down voter
   // still counts in its cluster's quorum, or a partition could shrink a
   // majority below half of the real voters.
