@@ -132,7 +132,6 @@ class Node::Impl {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::unique_ptr<net::RpcServer> server_;
-  wire::Peer::Client self_peer_;
   std::vector<core::Member> members_;  // as the directory reported them
   absl::flat_hash_map<core::PeerId, size_t> cluster_size_of_;  // members of a peer's cluster
 
@@ -429,7 +428,6 @@ Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
       identity_(std::move(identity)),
       reactor_(reactor),
       storage_(std::move(storage)),
-      self_peer_(kj::heap<PeerServer>(this)),
       puts_(reactor.io().get_executor()),
       gets_(reactor.io().get_executor()),
       wakeup_(reactor.io()) {
@@ -558,8 +556,11 @@ void Node::Impl::Carry(core::Effect& effect) {
         using T = std::decay_t<decltype(fx)>;
         if constexpr (std::is_same_v<T, core::SendEffect>) {
           MaybeCrash(fx.request);
-          if (std::holds_alternative<core::DigestRequest>(fx.request) ||
-              std::holds_alternative<core::PullRequest>(fx.request)) {
+          // Catch-up calls to another node go one by one; everything else,
+          // and every call to this node itself, through Enqueue.
+          if (fx.to != identity_.peer_id &&
+              (std::holds_alternative<core::DigestRequest>(fx.request) ||
+               std::holds_alternative<core::PullRequest>(fx.request))) {
             Spawn(Call(token(), std::move(fx)));
           } else {
             Enqueue(std::move(fx));
@@ -848,7 +849,8 @@ asio::awaitable<core::Response> Node::Impl::CallCatchUp(core::SendEffect effect)
 
 asio::awaitable<absl::StatusOr<wire::Peer::Client>> Node::Impl::PeerClient(core::PeerId id,
                                                                           milliseconds timeout) {
-  if (id == identity_.peer_id) co_return self_peer_;
+  // Calls to this node never get here: Enqueue hands them to the engine.
+  if (id == identity_.peer_id) co_return absl::InternalError("a node does not call itself");
   std::string address;
   for (const core::Member& m : members_) {
     if (m.id == id) address = m.address;
