@@ -1,5 +1,7 @@
 #include "core/acceptor.h"
 
+#include "core/check.h"
+
 namespace replicator::core {
 
 PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& request) {
@@ -33,6 +35,52 @@ AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request)
   step.response.accepted = true;
   step.updated = std::move(record);
   return step;
+}
+
+void Acceptors::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
+  std::optional<AcceptorRecord> current = Find(request.proposal);
+  PrepareStep step = OnPrepare(current ? &*current : nullptr, request);
+  Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
+}
+
+void Acceptors::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
+  std::optional<AcceptorRecord> current = Find(request.proposal);
+  AcceptStep step = OnAccept(current ? &*current : nullptr, request);
+  Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
+}
+
+void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
+                      const std::optional<AcceptorRecord>& updated, Response response) {
+  // A promise or an accept is answered only once it is durable.
+  if (!updated) {
+    ctx_.Respond(inbound_id, std::move(response));
+    return;
+  }
+  uint64_t w = ctx_.Mutate(PutAcceptor{*updated});
+  pending_[proposal] = Pending{*updated, w};
+  ctx_.AfterWrite(w, [this, inbound_id, proposal, w, resp = std::move(response)]() {
+    // Durable: storage answers for it from now on.
+    if (auto it = pending_.find(proposal); it != pending_.end() && it->second.write == w) {
+      pending_.erase(it);
+    }
+    ctx_.Respond(inbound_id, resp);
+  });
+}
+
+std::optional<AcceptorRecord> Acceptors::Find(const ProposalId& p) const {
+  if (auto it = pending_.find(p); it != pending_.end()) return it->second.record;
+  return ctx_.committed().GetAcceptor(p);
+}
+
+void Acceptors::CheckInvariants() const {
+  for (const auto& [p, a] : pending_) {
+    RP_CHECK(a.record.proposal == p, "acceptor record of ", a.record.proposal.ToString(),
+             " filed under ", p.ToString());
+    RP_CHECK(ctx_.WritePending(a.write), "acceptor record of ", p.ToString(),
+             " waits for write ", a.write, ", which is not in flight");
+    RP_CHECK(!a.record.accepted || !(a.record.promised < a.record.accepted->ballot),
+             "acceptor of ", p.ToString(), " accepted above its promise");
+  }
 }
 
 }  // namespace replicator::core

@@ -1,11 +1,14 @@
-// Paxos acceptor rules for one decision register decision(p), as pure
-// functions over the register's record. The engine owns the records,
-// persists every changed record (PutAcceptor) and answers only after the
-// write is durable. Thread-safe (no state).
+// Paxos acceptor for the decision registers decision(p) of this node: the
+// rules as pure functions over one register's record (thread-safe), and
+// Acceptors, the engine's role that serves prepare and accept with them,
+// persists every changed record (PutAcceptor) and answers only once the
+// write is durable. Acceptors is part of one Engine; single-threaded.
 #pragma once
 
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
+#include "core/context.h"
 #include "core/messages.h"
 
 namespace replicator::core {
@@ -28,5 +31,35 @@ PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& reque
 // fresh register without a prepare): promised = accepted ballot = b.
 // Otherwise refuse, naming the promised ballot.
 AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request);
+
+// Serves prepare and accept. Durable records are read through
+// CommittedView::GetAcceptor, so memory holds only the records still being
+// written, however many proposals were ever decided.
+// TODO(perf): records stay on disk forever. They may go only once no
+// recovery can ask for them: once every voter holding a reservation of the
+// proposal has applied its decision and no resolve is in flight.
+class Acceptors {
+ public:
+  explicit Acceptors(Context& ctx) : ctx_(ctx) {}
+
+  void HandlePrepare(uint64_t inbound_id, const PrepareRequest& request);
+  void HandleAccept(uint64_t inbound_id, const AcceptRequest& request);
+  // The current record of decision(p): in flight here, else durable.
+  std::optional<AcceptorRecord> Find(const ProposalId& p) const;
+
+  void CheckInvariants() const;
+
+ private:
+  struct Pending {
+    AcceptorRecord record;
+    uint64_t write = 0;  // the write that makes `record` durable
+  };
+  // Persists `updated` (if set) and answers `response` once it is durable.
+  void Apply(uint64_t inbound_id, const ProposalId& proposal,
+             const std::optional<AcceptorRecord>& updated, Response response);
+
+  Context& ctx_;
+  absl::flat_hash_map<ProposalId, Pending> pending_;
+};
 
 }  // namespace replicator::core

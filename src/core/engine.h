@@ -86,6 +86,9 @@ struct EngineConfig {
   // Decisions remembered in memory (oldest evicted); a forgotten decision is
   // re-learned from the acceptors by recovery.
   size_t decision_cache_capacity = 100000;
+  // RP_CHECK every role's invariants after every input (CheckInvariants):
+  // O(state) per input, for the simulator and tests.
+  bool check_invariants = false;
 };
 
 enum class Consistency : uint8_t { kLocal, kLinearizable };
@@ -190,7 +193,11 @@ class Engine {
   // whose key is already committed with the same request id answers kOk,
   // and a second put with the same (key, request_id) while the first is in
   // flight here shares its outcome.
-  void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now);
+  // `now` is engine time (monotonic); `wall_ms`, this node's wall clock,
+  // orders racing puts of one key across nodes (ProposalId::started_ms)
+  // and defaults to `now` where the two are one clock (the simulator).
+  void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now,
+                std::optional<TimeMs> wall_ms = std::nullopt);
   // A client's get. Finishes with exactly one GetDoneEffect for `get_id`
   // (at once for kLocal).
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
@@ -217,6 +224,11 @@ class Engine {
   bool HasEffects() const;
 
   EngineStats stats() const;
+
+  // RP_CHECKs the engine's own invariants (every role's bookkeeping agrees
+  // with itself and with the writes in flight). Costs O(state); meant for
+  // the simulator and tests, between inputs.
+  void CheckInvariants() const;
 
  private:
   class Impl;

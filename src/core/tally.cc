@@ -54,7 +54,7 @@ TallyOutcome Tally(const VoterSnapshot& voters, const std::vector<Vote>& votes,
   }
   const std::pair<const ClusterId, std::vector<PeerId>>* short_cluster = nullptr;
   for (const auto& entry : voters) {
-    if (!IsMajority(ok[entry.first].size(), entry.second.size())) {
+    if (!OkMajorityIsFinal(ok[entry.first].size(), entry.second.size())) {
       short_cluster = &entry;
       break;
     }

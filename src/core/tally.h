@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/quorum.h"
 #include "core/types.h"
 
 namespace replicator::core {
@@ -27,6 +28,10 @@ struct TallyOutcome {
   uint64_t existing_request_id = 0;  // kKeyExists: the request id stored with it
   std::vector<ProposalId> holders;  // kContention: distinct conflicting holders
   std::string message;              // kContention, kUnavailable: for the client
+
+  // kCommit and kKeyExists cannot change as more votes arrive (see Tally);
+  // the other kinds may, while answers are outstanding.
+  bool final() const { return kind == Kind::kCommit || kind == Kind::kKeyExists; }
 };
 
 // Decides over `votes` for proposal `self`. A vote counts for a cluster only
@@ -40,8 +45,5 @@ struct TallyOutcome {
 // answered stored or reserved).
 TallyOutcome Tally(const VoterSnapshot& voters, const std::vector<Vote>& votes,
                    const ProposalId& self);
-
-// True iff `count` is a strict majority of `of` (false when `of` is 0).
-inline bool IsMajority(size_t count, size_t of) { return 2 * count > of; }
 
 }  // namespace replicator::core

@@ -75,6 +75,7 @@ inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint
   c.cluster = cluster;
   c.incarnation = 1;
   c.random_seed = seed;
+  c.check_invariants = true;  // every input of every test engine
   return c;
 }
 

@@ -1,22 +1,29 @@
-// Engines of 2 clusters x 3 nodes wired by the tiny in-test pump: whole
-// puts, concurrent puts, representative failover, linearizable gets and
-// lease recovery, asserted by what clients and stores can see.
+// The coordinator over engines of 2 clusters x 3 nodes wired by the in-test
+// pump: whole puts, races on one key, representative failover, ballot 0
+// refused, and request ids (a retried put answers ok when an earlier
+// attempt was applied, and shares the outcome of one in flight).
 #include <gtest/gtest.h>
 
 #include "core/engine.h"
 #include "core/rendezvous.h"
+#include "fixtures.h"
 #include "test_pump.h"
 
 namespace replicator::core {
 namespace {
 
+using testing::ConfigFor;
+using testing::kAll;
+using testing::kTwoByThree;
+using testing::MakeTopology;
+using testing::MemoryStore;
+using testing::OneEngine;
 using testing::Pump;
+using testing::Strand;
+using testing::VoteOf;
 
-const std::map<ClusterId, std::vector<PeerId>> kTwoByThree = {{"a", {"a1", "a2", "a3"}},
-                                                              {"b", {"b1", "b2", "b3"}}};
-const std::vector<PeerId> kAll = {"a1", "a2", "a3", "b1", "b2", "b3"};
 
-TEST(EngineClusterTest, PutCommitsEverywhere) {
+TEST(CoordinatorTest, PutCommitsEverywhere) {
   Pump pump(kTwoByThree);
   pump.StartPut("a1", 1, "k", "v");
   pump.Run();
@@ -46,7 +53,7 @@ TEST(EngineClusterTest, PutCommitsEverywhere) {
   EXPECT_TRUE(pump.violations.empty());
 }
 
-TEST(EngineClusterTest, ConcurrentPutsOfOneKeyEndWithExactlyOneOk) {
+TEST(CoordinatorTest, ConcurrentPutsOfOneKeyEndWithExactlyOneOk) {
   // Several interleavings: the coordinators and their start order vary.
   const std::vector<std::vector<PeerId>> racers = {
       {"a1", "b1"}, {"b2", "a3"}, {"a1", "a2"}, {"a1", "a2", "b1", "b3"}};
@@ -75,7 +82,7 @@ TEST(EngineClusterTest, ConcurrentPutsOfOneKeyEndWithExactlyOneOk) {
   }
 }
 
-TEST(EngineClusterTest, RacesUnderReorderedDeliveryKeepOneOkAndLeaveNoReservations) {
+TEST(CoordinatorTest, RacesUnderReorderedDeliveryKeepOneOkAndLeaveNoReservations) {
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937_64 rng(seed);
@@ -107,7 +114,7 @@ TEST(EngineClusterTest, RacesUnderReorderedDeliveryKeepOneOkAndLeaveNoReservatio
   }
 }
 
-TEST(EngineClusterTest, RacesWithLostMessagesStaySafeAndRecoveryCleansUp) {
+TEST(CoordinatorTest, RacesWithLostMessagesStaySafeAndRecoveryCleansUp) {
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937_64 rng(seed);
@@ -157,7 +164,7 @@ TEST(EngineClusterTest, RacesWithLostMessagesStaySafeAndRecoveryCleansUp) {
   }
 }
 
-TEST(EngineClusterTest, UnreachableRepresentativeFailsOverToTheNext) {
+TEST(CoordinatorTest, UnreachableRepresentativeFailsOverToTheNext) {
   Pump pump(kTwoByThree);
   std::vector<PeerId> order = RendezvousOrder("k", {"b1", "b2", "b3"});
   pump.down.insert(order[0]);
@@ -180,7 +187,7 @@ TEST(EngineClusterTest, UnreachableRepresentativeFailsOverToTheNext) {
   }
 }
 
-TEST(EngineClusterTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted) {
+TEST(CoordinatorTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted) {
   Pump pump(kTwoByThree);
   pump.down = {"b1", "b2"};
   pump.StartPut("a1", 1, "k", "v");
@@ -194,168 +201,7 @@ TEST(EngineClusterTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAbort
   EXPECT_EQ(pump.engine("a1").stats().puts_unavailable, 1u);
 }
 
-TEST(EngineClusterTest, RepresentativeReturnsEveryVoteOfItsCluster) {
-  Pump pump(kTwoByThree);
-  pump.down.insert("b3");
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
-  pump.Run();
-  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
-  std::map<PeerId, Vote::Kind> kinds;
-  for (const Vote& v : resp.votes) {
-    EXPECT_EQ(v.cluster, "b");
-    kinds[v.peer] = v.kind;
-    if (v.kind == Vote::Kind::kUnreachable) {
-      EXPECT_NE(v.reason.find("down"), std::string::npos) << v.reason;
-    }
-  }
-  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
-                                                 {"b2", Vote::Kind::kOk},
-                                                 {"b3", Vote::Kind::kUnreachable}}));
-  EXPECT_EQ(pump.engine("b2").stats().reservations, 1u);
-}
-
-TEST(EngineClusterTest, RepresentativeAnswersOnceAMajorityIsOk) {
-  Pump pump(kTwoByThree);
-  // b3 is slow: the request to it waits, undelivered.
-  pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
-  pump.Run();
-  ASSERT_TRUE(pump.tester_responses.count(call)) << "the answer waited for the slow voter";
-  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
-  std::map<PeerId, Vote::Kind> kinds;
-  for (const Vote& v : resp.votes) kinds[v.peer] = v.kind;
-  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
-                                                 {"b2", Vote::Kind::kOk}}));
-  // The slow voter still gets the reserve.
-  pump.Release();
-  pump.Run();
-  EXPECT_EQ(pump.engine("b3").stats().reservations, 1u);
-}
-
-TEST(EngineClusterTest, RepresentativeWaitsForEveryVoteWithoutAnOkMajority) {
-  Pump pump(kTwoByThree);
-  const ProposalId q{"a2", 1, 1, 0};
-  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q}});
-  pump.Run();
-  pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
-  pump.Run();
-  // b1 ok, b2 reserved for q: b3's vote decides, so the answer waits for it.
-  EXPECT_FALSE(pump.tester_responses.count(call));
-  pump.Release();
-  pump.Run();
-  ASSERT_TRUE(pump.tester_responses.count(call));
-  const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
-  std::map<PeerId, Vote::Kind> kinds;
-  for (const Vote& v : resp.votes) kinds[v.peer] = v.kind;
-  EXPECT_EQ(kinds, (std::map<PeerId, Vote::Kind>{{"b1", Vote::Kind::kOk},
-                                                 {"b2", Vote::Kind::kReserved},
-                                                 {"b3", Vote::Kind::kOk}}));
-}
-
-// Reserves `key` for proposal `p` at `peers` as if p's coordinator had run
-// the reserve phase and then gone silent.
-void Strand(Pump& pump, const ProposalId& p, const Key& key, const Value& value,
-            const std::vector<PeerId>& peers) {
-  for (const PeerId& peer : peers) pump.Call(peer, HandleRequest{ReserveOp{key, value, p}});
-  pump.Run();
-}
-
-TEST(EngineClusterTest, LinearizableGetResolvesReservations) {
-  struct Case {
-    std::string name;
-    bool coordinator_accepted_commit;  // ballot 0 accepted at a majority of a
-    GetOutcome::Kind want;
-  };
-  const std::vector<Case> cases = {
-      {"undecided proposal is aborted, the key absent", false, GetOutcome::Kind::kNotFound},
-      {"chosen commit is found", true, GetOutcome::Kind::kFound},
-  };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    Pump pump(kTwoByThree);
-    const ProposalId p{"a1", 1, 77, 0};
-    Strand(pump, p, "k", "v", {"a1", "a2", "a3", "b1", "b2", "b3"});
-    if (c.coordinator_accepted_commit) {
-      for (const char* peer : {"a2", "a3"}) {
-        pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
-      }
-      pump.Run();
-    }
-    pump.StartGet("b2", 1, "k", Consistency::kLinearizable);
-    pump.Run();
-    ASSERT_EQ(pump.gets.count(1), 1u);
-    EXPECT_EQ(pump.gets[1].kind, c.want) << pump.gets[1].message;
-    if (c.want == GetOutcome::Kind::kFound) {
-      EXPECT_EQ(pump.gets[1].value, "v");
-    }
-    // The decision, once resolved, is final for later readers too.
-    pump.StartGet("a3", 2, "k", Consistency::kLinearizable);
-    pump.Run();
-    EXPECT_EQ(pump.gets[2].kind, c.want);
-  }
-}
-
-TEST(EngineClusterTest, LinearizableGetWaitsForAnUndecidedPutInsteadOfAbortingIt) {
-  Pump pump(kTwoByThree);
-  // Park the reserve forwards to cluster b: the put stays undecided while
-  // its reservations are visible in cluster a.
-  pump.hold = [](const PeerId& from, const PeerId&, const Request& r) {
-    return from == "a1" && std::holds_alternative<ForwardRequest>(r);
-  };
-  pump.StartPut("a1", 1, "k", "v");
-  pump.Run();
-  EXPECT_EQ(pump.puts.count(1), 0u);
-  pump.StartGet("a2", 1, "k", Consistency::kLinearizable);
-  pump.Run();
-  EXPECT_EQ(pump.gets.count(1), 0u) << "the get must wait for the coordinator's decision";
-  pump.Release();
-  pump.Run();
-  EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
-  ASSERT_EQ(pump.gets.count(1), 1u);
-  EXPECT_EQ(pump.gets[1].kind, GetOutcome::Kind::kFound);
-  EXPECT_EQ(pump.gets[1].value, "v");
-}
-
-TEST(EngineClusterTest, LeaseRecoveryAbortsAReservationNobodyDecided) {
-  Pump pump(kTwoByThree);
-  const ProposalId p{"a1", 1, 77, 0};
-  Strand(pump, p, "k", "v", {"a2", "b1", "b3"});
-  EXPECT_EQ(pump.engine("b1").stats().reservations, 1u);
-  // Before the lease expires nothing happens.
-  pump.AdvanceTo(pump.now + pump.engine("b1").config().lease_ms - 1);
-  EXPECT_EQ(pump.engine("b1").stats().reservations, 1u);
-  pump.RunUntilQuiet();
-  for (const PeerId& peer : kAll) {
-    EXPECT_EQ(pump.engine(peer).stats().reservations, 0u) << peer;
-    EXPECT_TRUE(pump.store(peer).reservations.empty()) << peer;
-    EXPECT_EQ(pump.store(peer).GetCommitted("k"), std::nullopt) << peer;
-  }
-  // The key is free again.
-  pump.StartPut("b2", 1, "k", "w");
-  pump.Run();
-  EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
-}
-
-TEST(EngineClusterTest, LeaseRecoveryCommitsAChosenCommit) {
-  Pump pump(kTwoByThree);
-  const ProposalId p{"a1", 1, 77, 0};
-  Strand(pump, p, "k", "v", {"a2", "a3", "b1", "b2"});
-  for (const char* peer : {"a1", "a2"}) {
-    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
-  }
-  pump.Run();
-  pump.RunUntilQuiet();
-  for (const char* peer : {"a2", "a3", "b1", "b2"}) {
-    EXPECT_EQ(pump.store(peer).GetCommitted("k"), "v") << peer;
-    EXPECT_TRUE(pump.store(peer).reservations.empty()) << peer;
-  }
-}
-
-TEST(EngineClusterTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
+TEST(CoordinatorTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
   // a1's first put is proposal a1/1/1; the tester interferes with its
   // decision register before the put starts.
   const ProposalId p{"a1", 1, 1, 0};
@@ -402,6 +248,177 @@ TEST(EngineClusterTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
     for (const PeerId& peer : kAll) EXPECT_EQ(pump.store(peer).GetCommitted("k"), c.committed);
     EXPECT_TRUE(pump.violations.empty());
   }
+}
+
+TEST(CoordinatorRequestIdTest, PutOverALocallyCommittedKey) {
+  struct Case {
+    std::string name;
+    uint64_t stored_request_id;
+    Value value;
+    uint64_t request_id;
+    PutOutcome::Kind want;
+  };
+  const std::vector<Case> cases = {
+      {"same request id and value: applied before", 7, "v", 7, PutOutcome::Kind::kOk},
+      {"another request id", 7, "v", 8, PutOutcome::Kind::kKeyExists},
+      {"same request id, another value", 7, "w", 7, PutOutcome::Kind::kKeyExists},
+      {"no request id matches nothing", 0, "v", 0, PutOutcome::Kind::kKeyExists},
+      {"no request id on the put", 7, "v", 0, PutOutcome::Kind::kKeyExists},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    MemoryStore store;
+    store.committed["k"] = "v";
+    store.request_ids["k"] = c.stored_request_id;
+    Engine engine(ConfigFor("a1", "a"), &store, DurableState{});
+    engine.SetTopology(MakeTopology({{"a", {"a1", "a2", "a3"}}}), 1000);
+    engine.StartPut(1, "k", c.value, c.request_id, 1000);
+    std::vector<Effect> fx = engine.TakeEffects();
+    ASSERT_EQ(fx.size(), 1u);
+    const auto& done = std::get<PutDoneEffect>(fx[0]);
+    EXPECT_EQ(done.outcome.kind, c.want);
+    if (c.want == PutOutcome::Kind::kKeyExists) {
+      EXPECT_EQ(done.outcome.existing, "v");
+    }
+    EXPECT_EQ(engine.stats().puts_ok, c.want == PutOutcome::Kind::kOk ? 1u : 0u);
+  }
+}
+
+TEST(CoordinatorRequestIdTest, RequestIdTravelsWithReserveAndCommitAndIsStored) {
+  Pump pump(kTwoByThree);
+  pump.StartPut("a1", 1, "k", "v", 42);
+  pump.Run();
+  ASSERT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+  int reserves = 0, commits = 0;
+  for (const Pump::Sent& s : pump.sent) {
+    const ReplicaOp* op = nullptr;
+    if (auto* h = std::get_if<HandleRequest>(&s.request)) op = &h->op;
+    if (auto* f = std::get_if<ForwardRequest>(&s.request)) op = &f->op;
+    if (op == nullptr) continue;
+    if (auto* r = std::get_if<ReserveOp>(op)) {
+      ++reserves;
+      EXPECT_EQ(r->request_id, 42u);
+    }
+    if (auto* c = std::get_if<CommitOp>(op)) {
+      ++commits;
+      EXPECT_EQ(c->request_id, 42u);
+    }
+  }
+  EXPECT_GT(reserves, 0);
+  EXPECT_GT(commits, 0);
+  for (const PeerId& p : kAll) {
+    EXPECT_EQ(pump.store(p).GetEntry("k")->request_id, 42u) << p;
+  }
+}
+
+TEST(CoordinatorRequestIdTest, StoredVoteWithTheSameRequestIdAnswersOk) {
+  struct Case {
+    std::string name;
+    uint64_t request_id;
+    Value value;
+    PutOutcome::Kind want;
+  };
+  const std::vector<Case> cases = {
+      {"the same client put, applied elsewhere", 9, "v", PutOutcome::Kind::kOk},
+      {"another client put", 10, "v", PutOutcome::Kind::kKeyExists},
+      {"the same request id with another value", 9, "w", PutOutcome::Kind::kKeyExists},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Pump pump(kTwoByThree);
+    // Committed everywhere but at the coordinator a1, as if a1 had missed
+    // the commit of an earlier attempt coordinated by b1.
+    const ProposalId earlier{"b1", 1, 3, 0};
+    for (const PeerId& p : kAll) {
+      if (p != "a1") pump.Call(p, HandleRequest{CommitOp{"k", "v", earlier, 9}});
+    }
+    pump.Run();
+    pump.StartPut("a1", 1, "k", c.value, c.request_id);
+    pump.Run();
+    ASSERT_EQ(pump.puts.count(1), 1u);
+    EXPECT_EQ(pump.puts[1].kind, c.want) << pump.puts[1].message;
+    EXPECT_EQ(pump.engine("a1").stats().puts_ok, c.want == PutOutcome::Kind::kOk ? 1u : 0u);
+    EXPECT_EQ(pump.engine("a1").stats().puts_key_exists,
+              c.want == PutOutcome::Kind::kKeyExists ? 1u : 0u);
+    for (const PeerId& p : kAll) EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    EXPECT_TRUE(pump.violations.empty());
+  }
+}
+
+TEST(CoordinatorRequestIdTest, ASecondStartPutOfTheSameRequestInFlightSharesItsOutcome) {
+  struct Case {
+    std::string name;
+    uint64_t first_id, second_id;
+    Value second_value;
+    bool shared;
+  };
+  const std::vector<Case> cases = {
+      {"same key, request id and value: shared", 5, 5, "v", true},
+      {"same request id, another value: its own put", 5, 5, "w", false},
+      {"no request id: its own put", 0, 0, "v", false},
+      {"another request id: its own put", 5, 6, "v", false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Pump pump(kTwoByThree);
+    // Park the reserve forwards: the first put stays in flight.
+    pump.hold = [](const PeerId&, const PeerId&, const Request& r) {
+      return std::holds_alternative<ForwardRequest>(r);
+    };
+    pump.StartPut("a1", 1, "k", "v", c.first_id);
+    pump.Run();
+    pump.StartPut("a1", 2, "k", c.second_value, c.second_id);
+    pump.Run();
+    EXPECT_EQ(pump.puts.count(2), 0u) << "answered before the first put was decided";
+    pump.Release();
+    pump.RunUntilQuiet();
+    ASSERT_EQ(pump.puts.count(1), 1u);
+    ASSERT_EQ(pump.puts.count(2), 1u);
+    EXPECT_EQ(pump.duplicate_put_dones, 0);
+    EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+    const EngineStats s = pump.engine("a1").stats();
+    if (c.shared) {
+      EXPECT_EQ(pump.puts[2].kind, PutOutcome::Kind::kOk) << pump.puts[2].message;
+      EXPECT_EQ(s.puts_ok, 1u);  // one client put, counted once
+      EXPECT_EQ(s.puts_joined, 1u);
+    } else {
+      EXPECT_EQ(s.puts_joined, 0u);
+      // Both raced; the first holds the key, so the second cannot be ok
+      // unless it is the same client put.
+      EXPECT_NE(pump.puts[2].kind, PutOutcome::Kind::kOk) << pump.puts[2].message;
+    }
+    for (const PeerId& p : kAll) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
+  }
+}
+
+TEST(CoordinatorRequestIdTest, RetryAfterTheCoordinatorDiedIsContentionThenOk) {
+  // a1 decides commit for request 7 and dies before any commit goes out.
+  // The client retries at a2: a1's reservations are ordinary contention;
+  // lease recovery commits them, and the retry then hears ok.
+  Pump pump(kTwoByThree, [](EngineConfig& c) { c.lease_ms = 300; });
+  pump.cut = [](const PeerId& from, const PeerId&, const Request& r) {
+    const ReplicaOp* op = nullptr;
+    if (auto* h = std::get_if<HandleRequest>(&r)) op = &h->op;
+    if (auto* f = std::get_if<ForwardRequest>(&r)) op = &f->op;
+    return from == "a1" && op != nullptr && std::holds_alternative<CommitOp>(*op);
+  };
+  pump.StartPut("a1", 1, "k", "v", 7);
+  pump.Run();
+  ASSERT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+  pump.down.insert("a1");
+  pump.cut = nullptr;
+  pump.StartPut("a2", 2, "k", "v", 7);
+  pump.RunUntilQuiet(5000);
+  ASSERT_EQ(pump.puts.count(2), 1u);
+  EXPECT_EQ(pump.puts[2].kind, PutOutcome::Kind::kOk) << pump.puts[2].message;
+  EXPECT_GT(pump.engine("a2").stats().put_retries, 0u) << "expected contention first";
+  for (const PeerId& p : kAll) {
+    if (p == "a1") continue;
+    EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
+    EXPECT_EQ(pump.store(p).GetEntry("k")->request_id, 7u) << p;
+    EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+  }
+  EXPECT_TRUE(pump.violations.empty());
 }
 
 }  // namespace

@@ -1,0 +1,213 @@
+#include "core/catchup.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+
+namespace replicator::core {
+namespace {
+
+// Catch-up pulls in flight at once; bounds the memory a round can pin
+// (this many pages of EngineConfig::catchup_pull_max_bytes).
+constexpr size_t kMaxPullsInFlight = 8;
+// A pull carries a page of up to catchup_pull_max_bytes (MiBs), not one
+// small message: it gets this many call deadlines. A round that still times
+// out keeps what it applied; the next round pulls only what still differs.
+constexpr TimeMs kCatchUpDeadlineCalls = 4;
+
+}  // namespace
+
+void CatchUp::Observe(TimeMs now) {
+  if (ctx_.config().catchup_interval_ms > 0) {
+    next_round_at_ = now + ctx_.config().catchup_interval_ms;
+  }
+}
+
+void CatchUp::OnTopology(TimeMs now) {
+  if (wanted_ && !round_ && !Peers().empty()) StartRound(now);
+}
+
+void CatchUp::HandleDigest(uint64_t inbound_id) {
+  DigestResponse resp;
+  resp.buckets = ctx_.committed().Digest();
+  resp.buckets.resize(kDigestBuckets, 0);
+  ctx_.Respond(inbound_id, std::move(resp));
+}
+
+void CatchUp::HandlePull(uint64_t inbound_id, const PullRequest& request) {
+  PullResponse resp;
+  if (request.bucket < kDigestBuckets) {
+    size_t bytes = 0;
+    // At least one entry per page, so a page larger than max_bytes still
+    // makes progress; `complete` is false only when an entry was left out.
+    ctx_.committed().ForEachInBucket(
+        request.bucket, request.after, [&](const Key& key, const CommittedEntry& e) {
+          const size_t size = key.size() + e.value.size();
+          if (!resp.entries.empty() && bytes + size > request.max_bytes) {
+            resp.complete = false;
+            return false;
+          }
+          resp.entries.push_back(PulledEntry{key, e.value, e.request_id});
+          bytes += size;
+          return true;
+        });
+  }
+  ctx_.Respond(inbound_id, std::move(resp));
+}
+
+std::vector<PeerId> CatchUp::Peers() const {
+  // Voters only: a catching-up member may itself lack keys, and a chain of
+  // new nodes vouching for each other must not pass for caught up.
+  std::vector<PeerId> peers;
+  for (const Member& m : ctx_.topology().members) {
+    if (m.cluster != ctx_.cluster() || m.id == ctx_.self()) continue;
+    if (m.state == PeerState::kVoter) peers.push_back(m.id);
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
+bool CatchUp::caught_up() const {
+  std::vector<PeerId> voters = Peers();
+  if (voters.empty()) return true;
+  const std::vector<PeerId> all = ctx_.topology().Voters(ctx_.cluster());
+  const bool self_votes = std::find(all.begin(), all.end(), ctx_.self()) != all.end();
+  const size_t cluster_voters = voters.size() + (self_votes ? 1 : 0);
+  const size_t need = cluster_voters / 2 + 1 - (self_votes ? 1 : 0);
+  size_t have = 0;
+  for (const PeerId& v : voters) have += caught_up_from_.count(v);
+  return have >= need;
+}
+
+void CatchUp::Tick(TimeMs now) {
+  if (!round_ && next_round_at_ != kUnseeded && next_round_at_ <= now) StartRound(now);
+}
+
+std::optional<TimeMs> CatchUp::NextRound() const {
+  // A running round schedules nothing; the next one is due once it ended.
+  if (round_ || next_round_at_ == kUnseeded) return std::nullopt;
+  return next_round_at_;
+}
+
+void CatchUp::StartRound(TimeMs now) {
+  if (round_) return;
+  if (ctx_.config().catchup_interval_ms > 0) {
+    next_round_at_ = now + ctx_.config().catchup_interval_ms;
+  }
+  std::vector<PeerId> peers = Peers();
+  if (peers.empty()) {
+    // Trivially caught up (caught_up() says so); start once someone appears.
+    wanted_ = true;
+    return;
+  }
+  wanted_ = false;
+  if (!cursor_) cursor_ = ctx_.rng()();
+  const PeerId peer = peers[*cursor_ % peers.size()];
+  ++*cursor_;
+  Round& round = round_.emplace();
+  round.id = next_round_id_++;
+  round.peer = peer;
+  const uint64_t id = round.id;
+  ctx_.Send(peer, DigestRequest{}, now + kCatchUpDeadlineCalls * ctx_.config().call_deadline_ms,
+            [this, id](Response&& r, TimeMs t) { OnDigest(id, std::move(r), t); });
+}
+
+void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
+  if (!round_ || round_->id != round) return;
+  auto* digest = std::get_if<DigestResponse>(&r);
+  if (digest == nullptr || digest->buckets.size() != kDigestBuckets) {
+    round_.reset();  // retried at the next interval
+    return;
+  }
+  std::vector<uint64_t> mine = ctx_.committed().Digest();
+  mine.resize(kDigestBuckets, 0);
+  for (uint32_t b = 0; b < kDigestBuckets; ++b) {
+    if (digest->buckets[b] != mine[b]) round_->buckets.push_back(b);
+  }
+  PumpPulls(now);
+}
+
+void CatchUp::SendPull(uint32_t bucket, const Key& after, TimeMs now) {
+  Round& round = *round_;
+  ++round.pulls_in_flight;
+  const uint64_t id = round.id;
+  ctx_.Send(round.peer, PullRequest{bucket, after, ctx_.config().catchup_pull_max_bytes},
+            now + kCatchUpDeadlineCalls * ctx_.config().call_deadline_ms,
+            [this, id, bucket, after](Response&& r, TimeMs t) {
+              OnPull(id, bucket, after, std::move(r), t);
+            });
+}
+
+void CatchUp::OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r,
+                     TimeMs now) {
+  if (!round_ || round_->id != round) return;
+  --round_->pulls_in_flight;
+  auto* pull = std::get_if<PullResponse>(&r);
+  // An incomplete page must end past `after`, or paging would never end.
+  if (pull == nullptr ||
+      (!pull->complete && (pull->entries.empty() || pull->entries.back().key <= after))) {
+    round_.reset();
+    return;
+  }
+  const PeerId peer = round_->peer;
+  for (PulledEntry& e : pull->entries) ApplyPulled(peer, e);
+  if (!pull->complete) SendPull(bucket, pull->entries.back().key, now);
+  PumpPulls(now);
+}
+
+void CatchUp::PumpPulls(TimeMs now) {
+  Round& round = *round_;
+  while (round.pulls_in_flight < kMaxPullsInFlight && !round.buckets.empty()) {
+    const uint32_t b = round.buckets.front();
+    round.buckets.pop_front();
+    SendPull(b, Key(), now);
+  }
+  if (round.pulls_in_flight > 0 || !round.buckets.empty()) return;
+  // Every differing bucket was pulled; the round counts once what it
+  // applied is durable.
+  const uint64_t id = round.id;
+  ctx_.AfterWrite(round.last_write, [this, id]() {
+    if (!round_ || round_->id != id) return;
+    caught_up_from_.insert(round_->peer);
+    round_.reset();
+    ++ctx_.stats().catchup_rounds;
+    // Not yet caught up from a majority: ask the next voter at once.
+    if (!caught_up()) next_round_at_ = ctx_.now();
+  });
+}
+
+void CatchUp::ApplyPulled(const PeerId& from, PulledEntry& entry) {
+  if (std::optional<Replica::Committed> c = replica_.LookupCommitted(entry.key)) {
+    if (c->value != entry.value) {
+      // Never overwrite a committed value; report it.
+      ctx_.ReportViolation(
+          entry.key, absl::StrCat("catch-up from ", from, " pulled a value of ",
+                                  entry.value.size(), " bytes but the key is committed here "
+                                  "with another value of ", c->value.size(), " bytes"));
+    }
+    return;
+  }
+  round_->last_write = replica_.WriteCommitted(entry.key, entry.value, entry.request_id);
+  ++ctx_.stats().catchup_keys_pulled;
+  // A reservation of the key stays: only its own proposal's decision may
+  // drop it (lease recovery or its commit will settle it). If that decision
+  // is known here already, apply it now.
+  if (Replica::Entry* held = replica_.Find(entry.key)) {
+    const ProposalId holder = held->reservation.proposal;
+    if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
+      replica_.ApplyDecision(entry.key, holder, *d);
+    }
+  }
+}
+
+void CatchUp::CheckInvariants() const {
+  if (!round_) return;
+  RP_CHECK(round_->pulls_in_flight <= kMaxPullsInFlight, "catch-up round ", round_->id, " has ",
+           round_->pulls_in_flight, " pulls in flight");
+  RP_CHECK(round_->peer != ctx_.self(), "catch-up round ", round_->id, " pulls from itself");
+  RP_CHECK(round_->id < next_round_id_, "catch-up round ", round_->id, " was never started");
+}
+
+}  // namespace replicator::core

@@ -1,0 +1,140 @@
+#include "core/reader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/quorum.h"
+
+namespace replicator::core {
+
+void Reader::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now) {
+  ++ctx_.stats().gets;
+  if (std::optional<std::string> bad = ValidateKey(ctx_.config().limits, key)) {
+    ctx_.Emit(GetDoneEffect{get_id, GetOutcome{GetOutcome::Kind::kInvalidArgument, {}, *bad}});
+    return;
+  }
+  if (consistency == Consistency::kLocal) {
+    GetOutcome out;
+    if (std::optional<Replica::Committed> c = replica_.LookupCommitted(key)) {
+      out.kind = GetOutcome::Kind::kFound;
+      out.value = std::move(c->value);
+    }
+    ctx_.Emit(GetDoneEffect{get_id, std::move(out)});
+    return;
+  }
+  std::vector<PeerId> voters = ctx_.topology().Voters(ctx_.cluster());
+  if (voters.empty()) {
+    ctx_.Emit(GetDoneEffect{
+        get_id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
+                           absl::StrCat("cluster ", ctx_.cluster(), " has no voters")}});
+    return;
+  }
+  uint64_t id = ctx_.NextOpId();
+  GetOp& op = gets_[id];
+  op.get_id = get_id;
+  op.key = key;
+  op.voters = voters.size();
+  op.outstanding = voters.size();
+  for (const PeerId& v : voters) {
+    ctx_.Send(v, ReadRequest{key}, now + ctx_.config().call_deadline_ms,
+              [this, id](Response&& r, TimeMs t) { OnRead(id, std::move(r), t); });
+  }
+}
+
+void Reader::OnRead(uint64_t id, Response&& r, TimeMs now) {
+  auto it = gets_.find(id);
+  if (it == gets_.end()) return;
+  GetOp& op = it->second;
+  --op.outstanding;
+  if (auto* rr = std::get_if<ReadResponse>(&r)) {
+    ++op.answered;
+    op.reads.push_back(std::move(*rr));
+  } else if (op.first_error.empty()) {
+    op.first_error = ReasonOf(r);
+  }
+  if (op.phase != GetOp::Phase::kRead) return;
+  if (IsMajority(op.answered, op.voters) || op.outstanding == 0) EvaluateReads(id, now);
+}
+
+void Reader::EvaluateReads(uint64_t id, TimeMs now) {
+  auto it = gets_.find(id);
+  RP_CHECK(it != gets_.end(), "get ", id, " is not in flight");
+  GetOp& op = it->second;
+  if (!IsMajority(op.answered, op.voters)) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
+                             absl::StrCat("only ", op.answered, " of ", op.voters,
+                                          " voters of cluster ", ctx_.cluster(),
+                                          " answered; ", op.first_error)});
+    return;
+  }
+  for (ReadResponse& r : op.reads) {
+    if (r.kind == ReadResponse::Kind::kCommitted) {
+      FinishGet(id, GetOutcome{GetOutcome::Kind::kFound, std::move(r.value), {}});
+      return;
+    }
+  }
+  // A reservation may belong to a put that already answered ok: its
+  // decision must be known before the key can be reported absent.
+  std::vector<std::pair<ProposalId, Value>> pending;
+  for (const ReadResponse& r : op.reads) {
+    if (r.kind != ReadResponse::Kind::kReserved) continue;
+    bool seen = std::any_of(pending.begin(), pending.end(),
+                            [&](const auto& e) { return e.first == r.holder; });
+    if (!seen) pending.emplace_back(r.holder, r.value);
+  }
+  if (pending.empty()) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kNotFound, {}, {}});
+    return;
+  }
+  op.phase = GetOp::Phase::kResolve;
+  op.resolving = pending.size();
+  for (auto& [holder, value] : pending) {
+    recovery_.ResolveRemote(
+        holder,
+        [this, id, value = std::move(value)](std::optional<Decision> d, const std::string& reason,
+                                             TimeMs) { OnResolved(id, value, d, reason); },
+        now);
+  }
+}
+
+void Reader::OnResolved(uint64_t id, const Value& value, std::optional<Decision> d,
+                        const std::string& reason) {
+  auto it = gets_.find(id);
+  if (it == gets_.end()) return;
+  GetOp& g = it->second;
+  if (d == Decision::kCommit) {
+    g.found = value;
+  } else if (!d && !g.unavailable) {
+    g.unavailable = absl::StrCat("a reservation's outcome is unknown: ", reason);
+  }
+  if (--g.resolving > 0) return;
+  if (g.found) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kFound, *g.found, {}});
+  } else if (g.unavailable) {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {}, *g.unavailable});
+  } else {
+    FinishGet(id, GetOutcome{GetOutcome::Kind::kNotFound, {}, {}});
+  }
+}
+
+void Reader::FinishGet(uint64_t id, GetOutcome outcome) {
+  auto it = gets_.find(id);
+  RP_CHECK(it != gets_.end(), "get ", id, " finished twice");
+  ctx_.Emit(GetDoneEffect{it->second.get_id, std::move(outcome)});
+  gets_.erase(it);
+}
+
+void Reader::CheckInvariants() const {
+  for (const auto& [id, op] : gets_) {
+    RP_CHECK(op.answered + op.outstanding <= op.voters, "get ", id, " counts ", op.answered,
+             " answers and ", op.outstanding, " outstanding of ", op.voters, " voters");
+    RP_CHECK(op.phase == GetOp::Phase::kResolve || op.outstanding > 0, "get ", id,
+             " reads with no answer outstanding");
+    RP_CHECK(op.phase == GetOp::Phase::kRead || op.resolving > 0, "get ", id,
+             " resolves nothing");
+  }
+}
+
+}  // namespace replicator::core

@@ -1,0 +1,58 @@
+// Reader: the client gets that arrive at this node. A local get answers
+// from this node's committed entries at once. A linearizable get reads at
+// a majority of this cluster: any committed value wins; otherwise every
+// reservation found is resolved first, since a put that answered ok is
+// durable as a reservation at a majority before its commit lands.
+// Part of one Engine; single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/context.h"
+#include "core/recovery.h"
+#include "core/replica.h"
+
+namespace replicator::core {
+
+class Reader {
+ public:
+  Reader(Context& ctx, Replica& replica, Recovery& recovery)
+      : ctx_(ctx), replica_(replica), recovery_(recovery) {}
+
+  void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
+
+  void CheckInvariants() const;
+
+ private:
+  struct GetOp {
+    enum class Phase : uint8_t { kRead, kResolve };
+    uint64_t get_id = 0;
+    Key key;
+    Phase phase = Phase::kRead;
+    size_t voters = 0;
+    size_t answered = 0;
+    size_t outstanding = 0;
+    std::string first_error;
+    std::vector<ReadResponse> reads;
+    size_t resolving = 0;
+    std::optional<Value> found;
+    std::optional<std::string> unavailable;
+  };
+
+  void OnRead(uint64_t id, Response&& r, TimeMs now);
+  void EvaluateReads(uint64_t id, TimeMs now);
+  void OnResolved(uint64_t id, const Value& value, std::optional<Decision> d,
+                  const std::string& reason);
+  void FinishGet(uint64_t id, GetOutcome outcome);
+
+  Context& ctx_;
+  Replica& replica_;
+  Recovery& recovery_;
+  std::unordered_map<uint64_t, GetOp> gets_;
+};
+
+}  // namespace replicator::core

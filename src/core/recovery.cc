@@ -1,0 +1,330 @@
+#include "core/recovery.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/coordinator.h"
+#include "core/quorum.h"
+
+namespace replicator::core {
+namespace {
+
+// Prepare/accept rounds a recovery proposer makes before it gives up.
+constexpr int kMaxRecoveryRounds = 4;
+// A resolve may take a prepare and an accept round, and a retry.
+constexpr TimeMs kResolveDeadlineCalls = 4;
+
+}  // namespace
+
+// --- Recovery proposer --------------------------------------------------------
+
+void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
+  if (std::optional<Decision> d = ctx_.FindDecision(p)) {
+    then(d, "", now);
+    return;
+  }
+  if (auto it = recoveries_.find(p); it != recoveries_.end()) {
+    it->second.waiters.push_back(std::move(then));
+    return;
+  }
+  Proposer& op = recoveries_[p];
+  op.proposal = p;
+  op.voters = ctx_.topology().Voters(ctx_.cluster());
+  op.waiters.push_back(std::move(then));
+  if (std::optional<AcceptorRecord> a = acceptors_.Find(p)) {
+    op.max_round_seen = a->promised.round;
+    if (a->accepted) op.max_round_seen = std::max(op.max_round_seen, a->accepted->ballot.round);
+  }
+  Prepare(op, now);
+}
+
+void Recovery::Prepare(Proposer& op, TimeMs now) {
+  ++op.rounds;
+  op.ballot = Ballot{op.max_round_seen + 1, ctx_.self()};
+  op.max_round_seen = op.ballot.round;
+  op.phase = Proposer::Phase::kPrepare;
+  op.granted = op.failed = 0;
+  op.rejected = false;
+  op.highest.reset();
+  if (op.voters.empty()) {
+    FinishRecovery(op.proposal, std::nullopt,
+                   absl::StrCat("cluster ", ctx_.cluster(), " has no voters"), now);
+    return;
+  }
+  const ProposalId p = op.proposal;
+  const uint64_t round = op.ballot.round;
+  const std::vector<PeerId> voters = op.voters;
+  for (const PeerId& v : voters) {
+    ctx_.Send(v, PrepareRequest{p, Ballot{round, ctx_.self()}},
+              now + ctx_.config().call_deadline_ms,
+              [this, p, round](Response&& r, TimeMs t) { OnPrepareReply(p, round, std::move(r), t); });
+  }
+}
+
+void Recovery::Refused(Proposer& op, const char* step, const Ballot& higher) {
+  ++op.failed;
+  op.rejected = true;
+  op.max_round_seen = std::max(op.max_round_seen, higher.round);
+  op.last_error =
+      absl::StrCat(step, " refused: ballot round ", higher.round, " promised to ", higher.proposer);
+}
+
+void Recovery::OnPrepareReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  Proposer& op = it->second;
+  if (op.ballot.round != round || op.phase != Proposer::Phase::kPrepare) return;
+  if (auto* pr = std::get_if<PrepareResponse>(&r)) {
+    if (pr->promised) {
+      ++op.granted;
+      if (pr->accepted && (!op.highest || op.highest->ballot < pr->accepted->ballot)) {
+        op.highest = pr->accepted;
+      }
+    } else {
+      Refused(op, "prepare", pr->higher);
+    }
+  } else {
+    ++op.failed;
+    op.last_error = ReasonOf(r);
+  }
+  const size_t n = op.voters.size();
+  if (IsMajority(op.granted, n)) {
+    // Adopt the highest accepted decision; none accepted means the
+    // coordinator's ballot 0 (the only commit proposal) was not chosen.
+    op.decision = op.highest ? op.highest->decision : Decision::kAbort;
+    Accept(op, now);
+  } else if (!IsMajority(n - op.failed, n)) {
+    RoundFailed(p, now);
+  }
+}
+
+void Recovery::Accept(Proposer& op, TimeMs now) {
+  op.phase = Proposer::Phase::kAccept;
+  op.granted = op.failed = 0;
+  op.rejected = false;
+  const ProposalId p = op.proposal;
+  const uint64_t round = op.ballot.round;
+  const Decision d = op.decision;
+  const std::vector<PeerId> voters = op.voters;
+  for (const PeerId& v : voters) {
+    ctx_.Send(v, AcceptRequest{p, Ballot{round, ctx_.self()}, d},
+              now + ctx_.config().call_deadline_ms,
+              [this, p, round](Response&& r, TimeMs t) { OnAcceptReply(p, round, std::move(r), t); });
+  }
+}
+
+void Recovery::OnAcceptReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  Proposer& op = it->second;
+  if (op.ballot.round != round || op.phase != Proposer::Phase::kAccept) return;
+  if (auto* ar = std::get_if<AcceptResponse>(&r)) {
+    if (ar->accepted) {
+      ++op.granted;
+    } else {
+      Refused(op, "accept", ar->promised);
+    }
+  } else {
+    ++op.failed;
+    op.last_error = ReasonOf(r);
+  }
+  const size_t n = op.voters.size();
+  if (IsMajority(op.granted, n)) {
+    FinishRecovery(p, op.decision, "", now);
+  } else if (!IsMajority(n - op.failed, n)) {
+    RoundFailed(p, now);
+  }
+}
+
+void Recovery::RoundFailed(const ProposalId& p, TimeMs now) {
+  auto it = recoveries_.find(p);
+  RP_CHECK(it != recoveries_.end(), "round of recovery ", p.ToString(), " failed after it ended");
+  Proposer& op = it->second;
+  // Only a competing proposer is worth outbidding; lost answers would be
+  // lost again at once.
+  if (op.rejected && op.rounds < kMaxRecoveryRounds) {
+    Prepare(op, now);
+    return;
+  }
+  FinishRecovery(p, std::nullopt,
+                 absl::StrCat("decision of proposal ", p.ToString(), " not settled in cluster ",
+                              ctx_.cluster(), " after ", op.rounds, " round",
+                              op.rounds == 1 ? "" : "s", " over ", op.voters.size(),
+                              " voters; last error: ", op.last_error),
+                 now);
+}
+
+void Recovery::FinishRecovery(const ProposalId& p, std::optional<Decision> d,
+                              const std::string& reason, TimeMs now) {
+  auto it = recoveries_.find(p);
+  if (it == recoveries_.end()) return;
+  std::vector<DecisionFn> waiters = std::move(it->second.waiters);
+  recoveries_.erase(it);
+  if (d) ctx_.RecordDecision(p, *d);
+  for (DecisionFn& fn : waiters) fn(d, reason, now);
+}
+
+// --- Resolve: decision(p) from p's coordinator cluster ------------------------
+
+void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
+  if (std::optional<Decision> d = ctx_.FindDecision(p)) {
+    then(d, "", now);
+    return;
+  }
+  if (auto it = resolves_.find(p); it != resolves_.end()) {
+    it->second.waiters.push_back(std::move(then));
+    return;
+  }
+  const Member* coordinator = ctx_.topology().Find(p.coordinator);
+  if (coordinator == nullptr) {
+    then(std::nullopt,
+         absl::StrCat("coordinator ", p.coordinator, " of proposal ", p.ToString(),
+                      " is not in the membership"),
+         now);
+    return;
+  }
+  // The coordinator knows its own decisions best; any voter of its cluster
+  // can settle the decision by recovery.
+  std::vector<PeerId> candidates;
+  if (coordinator->state != PeerState::kDown) candidates.push_back(coordinator->id);
+  for (PeerId& v : ctx_.topology().Voters(coordinator->cluster)) {
+    if (v != coordinator->id) candidates.push_back(std::move(v));
+  }
+  if (candidates.empty()) {
+    then(std::nullopt, absl::StrCat("cluster ", coordinator->cluster, " has no voters"), now);
+    return;
+  }
+  Resolve& op = resolves_[p];
+  op.candidates = std::move(candidates);
+  op.waiters.push_back(std::move(then));
+  SendResolve(p, now);
+}
+
+void Recovery::SendResolve(const ProposalId& p, TimeMs now) {
+  auto it = resolves_.find(p);
+  RP_CHECK(it != resolves_.end(), "resolve of ", p.ToString(), " sent after it ended");
+  const PeerId peer = it->second.candidates[it->second.next];
+  ctx_.Send(peer, ResolveRequest{p}, now + kResolveDeadlineCalls * ctx_.config().call_deadline_ms,
+            [this, p, peer](Response&& r, TimeMs t) { OnResolveReply(p, peer, std::move(r), t); });
+}
+
+void Recovery::OnResolveReply(const ProposalId& p, const PeerId& peer, Response&& r, TimeMs now) {
+  auto it = resolves_.find(p);
+  if (it == resolves_.end()) return;
+  if (auto* rr = std::get_if<ResolveResponse>(&r)) {
+    FinishResolve(p, rr->decision, rr->reason, now);
+    return;
+  }
+  Resolve& cur = it->second;
+  if (++cur.next < cur.candidates.size()) {
+    SendResolve(p, now);
+    return;
+  }
+  FinishResolve(p, std::nullopt,
+                absl::StrCat("no node of the coordinator's cluster answered resolve of ",
+                             p.ToString(), "; last: ", peer, ": ", ReasonOf(r)),
+                now);
+}
+
+void Recovery::FinishResolve(const ProposalId& p, std::optional<Decision> d,
+                             const std::string& reason, TimeMs now) {
+  auto it = resolves_.find(p);
+  if (it == resolves_.end()) return;
+  std::vector<DecisionFn> waiters = std::move(it->second.waiters);
+  resolves_.erase(it);
+  if (d) ctx_.RecordDecision(p, *d);
+  for (DecisionFn& fn : waiters) fn(d, reason, now);
+}
+
+void Recovery::HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now) {
+  const ProposalId& p = request.proposal;
+  DecisionFn answer = [this, inbound_id](std::optional<Decision> d, const std::string& reason,
+                                         TimeMs) {
+    ResolveResponse resp;
+    resp.decision = d;
+    if (!d) resp.reason = reason;
+    ctx_.Respond(inbound_id, std::move(resp));
+  };
+  if (std::optional<Decision> d = ctx_.FindDecision(p)) {
+    answer(d, "", now);
+    return;
+  }
+  // Our own proposal, still being decided: wait for the coordinator's own
+  // decision rather than abort it from under the put.
+  RP_CHECK(coordinator_ != nullptr, "recovery has no coordinator");
+  if (coordinator_->AwaitOwnDecision(p, answer)) return;
+  // decision(p) lives in the acceptors of p's coordinator cluster only.
+  const Member* coordinator = ctx_.topology().Find(p.coordinator);
+  if (coordinator == nullptr) {
+    answer(std::nullopt,
+           absl::StrCat("coordinator ", p.coordinator, " of proposal ", p.ToString(),
+                        " is not in this node's membership view"),
+           now);
+    return;
+  }
+  if (coordinator->cluster != ctx_.cluster()) {
+    answer(std::nullopt,
+           absl::StrCat("proposal ", p.ToString(), " belongs to cluster ", coordinator->cluster,
+                        ", not to this node's cluster ", ctx_.cluster()),
+           now);
+    return;
+  }
+  StartRecovery(p, std::move(answer), now);
+}
+
+// --- Lease recovery -----------------------------------------------------------
+
+void Recovery::RecoverLeases(TimeMs now) {
+  for (const Key& key : replica_.DueForRecovery(now)) RecoverLease(key, now);
+}
+
+void Recovery::RecoverLease(const Key& key, TimeMs now) {
+  Replica::Entry* e = replica_.Find(key);
+  if (e == nullptr) return;
+  const ProposalId p = e->reservation.proposal;
+  if (std::optional<Decision> d = ctx_.FindDecision(p)) {
+    replica_.ApplyDecision(key, p, *d);
+    return;
+  }
+  if (ctx_.topology().Find(p.coordinator) == nullptr) {
+    // Nobody to ask; a later membership view may know the coordinator.
+    e->recover_at = now + ctx_.config().lease_ms;
+    return;
+  }
+  e->resolving = true;
+  ResolveRemote(
+      p,
+      [this, key, p](std::optional<Decision> d, const std::string&, TimeMs t) {
+        Replica::Entry* held = replica_.Find(key);
+        if (held == nullptr || !(held->reservation.proposal == p)) return;
+        held->resolving = false;
+        if (!d) {
+          held->recover_at = t + ctx_.config().lease_ms;  // try again later
+          return;
+        }
+        replica_.ApplyDecision(key, p, *d);
+      },
+      now);
+}
+
+void Recovery::CheckInvariants() const {
+  for (const auto& [p, op] : recoveries_) {
+    RP_CHECK(op.proposal == p, "recovery of ", op.proposal.ToString(), " filed under ",
+             p.ToString());
+    RP_CHECK(!op.waiters.empty(), "recovery of ", p.ToString(), " has nobody waiting");
+    RP_CHECK(op.rounds >= 1 && op.rounds <= kMaxRecoveryRounds, "recovery of ", p.ToString(),
+             " is in round ", op.rounds);
+    RP_CHECK(op.ballot.round >= 1 && op.ballot.proposer == ctx_.self(), "recovery of ",
+             p.ToString(), " runs a ballot that is not its own");
+    RP_CHECK(op.granted + op.failed <= op.voters.size(), "recovery of ", p.ToString(),
+             " counted more answers than voters");
+  }
+  for (const auto& [p, op] : resolves_) {
+    RP_CHECK(!op.waiters.empty(), "resolve of ", p.ToString(), " has nobody waiting");
+    RP_CHECK(op.next < op.candidates.size(), "resolve of ", p.ToString(),
+             " is past its last candidate");
+  }
+}
+
+}  // namespace replicator::core

@@ -1,0 +1,94 @@
+// Recovery: the whole rule for settling a proposal whose coordinator went
+// quiet. The recovery proposer runs Paxos on decision(p) over this node's
+// cluster at a ballot above any seen (prepare at a majority, adopt the
+// highest accepted decision, else abort; accept it at a majority). Resolve
+// asks p's coordinator cluster to do that and answers others' resolves.
+// Lease recovery resolves a reservation older than its lease, so no key
+// stays reserved forever and none is dropped without its decision.
+// Part of one Engine; single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/hash/hash.h"
+#include "core/acceptor.h"
+#include "core/context.h"
+#include "core/replica.h"
+
+namespace replicator::core {
+
+class Coordinator;
+
+class Recovery {
+ public:
+  Recovery(Context& ctx, Replica& replica, Acceptors& acceptors)
+      : ctx_(ctx), replica_(replica), acceptors_(acceptors) {}
+  // The coordinator whose own proposals a resolve waits for rather than
+  // aborts. Set once, before the first input.
+  void set_coordinator(Coordinator* coordinator) { coordinator_ = coordinator; }
+
+  // Settles decision(p) over this node's cluster; `then` gets it, or why not.
+  void StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now);
+  // Asks p's coordinator cluster for decision(p).
+  void ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now);
+  // Another node's ResolveRequest: decision(p) lives in this cluster.
+  void HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now);
+  // Resolves every reservation whose lease ran out.
+  void RecoverLeases(TimeMs now);
+
+  void CheckInvariants() const;
+
+ private:
+  struct Proposer {
+    enum class Phase : uint8_t { kPrepare, kAccept };
+    ProposalId proposal;
+    std::vector<PeerId> voters;
+    int rounds = 0;
+    Ballot ballot;
+    Phase phase = Phase::kPrepare;
+    size_t granted = 0;
+    size_t failed = 0;
+    bool rejected = false;        // some acceptor named a higher ballot
+    uint64_t max_round_seen = 0;  // highest round seen for the proposal
+    std::optional<AcceptedValue> highest;
+    Decision decision = Decision::kAbort;
+    std::string last_error;
+    std::vector<DecisionFn> waiters;
+  };
+  struct Resolve {
+    std::vector<PeerId> candidates;
+    size_t next = 0;
+    std::vector<DecisionFn> waiters;
+  };
+
+  void Prepare(Proposer& op, TimeMs now);
+  void Accept(Proposer& op, TimeMs now);
+  void OnPrepareReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now);
+  void OnAcceptReply(const ProposalId& p, uint64_t round, Response&& r, TimeMs now);
+  // Counts a refusal that names `higher` (the acceptor's promise).
+  static void Refused(Proposer& op, const char* step, const Ballot& higher);
+  void RoundFailed(const ProposalId& p, TimeMs now);
+  void FinishRecovery(const ProposalId& p, std::optional<Decision> d, const std::string& reason,
+                      TimeMs now);
+
+  void SendResolve(const ProposalId& p, TimeMs now);
+  void OnResolveReply(const ProposalId& p, const PeerId& peer, Response&& r, TimeMs now);
+  void FinishResolve(const ProposalId& p, std::optional<Decision> d, const std::string& reason,
+                     TimeMs now);
+
+  void RecoverLease(const Key& key, TimeMs now);
+
+  Context& ctx_;
+  Replica& replica_;
+  Acceptors& acceptors_;
+  Coordinator* coordinator_ = nullptr;
+  // Node-based maps: handlers hold references across calls that insert.
+  std::unordered_map<ProposalId, Proposer, absl::Hash<ProposalId>> recoveries_;
+  std::unordered_map<ProposalId, Resolve, absl::Hash<ProposalId>> resolves_;
+};
+
+}  // namespace replicator::core

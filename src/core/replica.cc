@@ -1,0 +1,234 @@
+#include "core/replica.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+
+namespace replicator::core {
+
+Replica::Replica(Context& ctx, std::vector<Reservation> recovered) : ctx_(ctx) {
+  for (Reservation& r : recovered) {
+    Key key = r.key;
+    Entry& e = reservations_[key];
+    e.reservation = std::move(r);
+    e.recover_at = kUnseeded;  // set by Observe, on the first input
+  }
+}
+
+void Replica::Observe(TimeMs now) {
+  for (auto& [key, e] : reservations_) {
+    if (e.recover_at == kUnseeded) {
+      e.reservation.since = now;
+      e.recover_at = now + ctx_.config().lease_ms;
+    }
+  }
+}
+
+void Replica::Handle(const ReplicaOp& op, VoteFn reply, TimeMs now) {
+  if (const auto* r = std::get_if<ReserveOp>(&op)) {
+    Reserve(*r, std::move(reply), now);
+  } else if (const auto* c = std::get_if<CommitOp>(&op)) {
+    ApplyCommit(c->key, c->value, c->request_id, c->proposal, std::move(reply));
+  } else if (const auto* a = std::get_if<AbortOp>(&op)) {
+    ApplyAbort(a->key, a->proposal, std::move(reply));
+  }
+}
+
+void Replica::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
+  if (std::optional<Committed> c = LookupCommitted(op.key)) {
+    Vote v = ctx_.MakeVote(Vote::Kind::kStored);
+    v.stored = std::move(c->value);
+    v.stored_request_id = c->request_id;
+    ctx_.AfterWrite(c->pending_write, [reply, v]() mutable { reply(std::move(v)); });
+    return;
+  }
+  // A decided proposal must never gain a reservation: after an abort it
+  // would hold the key until its lease ran out.
+  if (ctx_.FindDecision(op.proposal)) {
+    reply(ctx_.MakeVote(Vote::Kind::kDecided));
+    return;
+  }
+  if (auto it = reservations_.find(op.key); it != reservations_.end()) {
+    const ProposalId holder = it->second.reservation.proposal;
+    if (!(holder == op.proposal)) {
+      if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
+        // The holder's decision is known here but its commit or abort has
+        // not arrived (lost, or still on its way): apply it now instead of
+        // blocking the key until the lease runs out.
+        ApplyDecision(op.key, holder, *d);
+        auto again = reservations_.find(op.key);
+        if (again == reservations_.end() || !(again->second.reservation.proposal == holder)) {
+          Reserve(op, std::move(reply), now);
+          return;
+        }
+      }
+    }
+  }
+  if (auto it = reservations_.find(op.key); it != reservations_.end()) {
+    const Entry& e = it->second;
+    if (e.reservation.proposal == op.proposal) {
+      // Idempotent; a duplicate answers only once the first is durable.
+      OkAfter(e.pending_write, std::move(reply));
+    } else {
+      Vote v = ctx_.MakeVote(Vote::Kind::kReserved);
+      v.holder = e.reservation.proposal;
+      reply(std::move(v));
+    }
+    return;
+  }
+  Reservation r{op.key, op.proposal, op.value, now, op.request_id};
+  uint64_t w = ctx_.Mutate(PutReservation{r});
+  Entry& e = reservations_[op.key];
+  e.reservation = std::move(r);
+  e.pending_write = w;
+  e.recover_at = now + ctx_.config().lease_ms;
+  Key key = op.key;
+  ctx_.AfterWrite(w, [this, key, w, reply]() {
+    if (auto it = reservations_.find(key);
+        it != reservations_.end() && it->second.pending_write == w) {
+      it->second.pending_write = 0;
+    }
+    reply(ctx_.MakeVote(Vote::Kind::kOk));
+  });
+}
+
+void Replica::ApplyCommit(const Key& key, const Value& value, uint64_t request_id,
+                          const ProposalId& p, VoteFn reply) {
+  ctx_.RecordDecision(p, Decision::kCommit);
+  auto held = reservations_.find(key);
+  bool held_by_p = held != reservations_.end() && held->second.reservation.proposal == p;
+
+  if (std::optional<Committed> c = LookupCommitted(key)) {
+    if (c->value != value) {
+      ctx_.ReportViolation(
+          key, absl::StrCat("commit of proposal ", p.ToString(), " carries a value of ",
+                            value.size(), " bytes but the key is committed with another value of ",
+                            c->value.size(), " bytes"));
+      Vote v = ctx_.MakeVote(Vote::Kind::kStored);
+      v.stored = std::move(c->value);
+      v.stored_request_id = c->request_id;
+      if (reply) reply(std::move(v));
+      return;
+    }
+    uint64_t w = c->pending_write;
+    if (held_by_p) {
+      w = ctx_.Mutate(DeleteReservation{key});
+      reservations_.erase(key);
+    }
+    if (reply) OkAfter(w, std::move(reply));
+    return;
+  }
+
+  // A commit without a reservation stores the value all the same; another
+  // proposal's reservation stays (only its own decision may drop it).
+  uint64_t w = WriteCommitted(key, value, request_id);
+  if (held_by_p) {
+    ctx_.Mutate(DeleteReservation{key});
+    reservations_.erase(key);
+  }
+  if (reply) OkAfter(w, std::move(reply));
+}
+
+void Replica::ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply) {
+  ctx_.RecordDecision(p, Decision::kAbort);
+  auto held = reservations_.find(key);
+  if (held == reservations_.end() || !(held->second.reservation.proposal == p)) {
+    if (reply) reply(ctx_.MakeVote(Vote::Kind::kOk));
+    return;
+  }
+  uint64_t w = ctx_.Mutate(DeleteReservation{key});
+  reservations_.erase(key);
+  if (reply) OkAfter(w, std::move(reply));
+}
+
+void Replica::OkAfter(uint64_t w, VoteFn reply) {
+  ctx_.AfterWrite(w, [this, reply]() { reply(ctx_.MakeVote(Vote::Kind::kOk)); });
+}
+
+void Replica::ApplyDecision(const Key& key, const ProposalId& p, Decision d) {
+  auto it = reservations_.find(key);
+  if (it == reservations_.end() || !(it->second.reservation.proposal == p)) return;
+  if (d == Decision::kCommit) {
+    const Value value = it->second.reservation.value;
+    const uint64_t request_id = it->second.reservation.request_id;
+    ApplyCommit(key, value, request_id, p, nullptr);
+  } else {
+    ApplyAbort(key, p, nullptr);
+  }
+}
+
+void Replica::HandleRead(uint64_t inbound_id, const ReadRequest& request) {
+  ReadResponse resp;
+  // A committed value is final even before it is durable here: the commit
+  // was chosen, so reporting it early cannot be contradicted later.
+  if (std::optional<Committed> c = LookupCommitted(request.key)) {
+    resp.kind = ReadResponse::Kind::kCommitted;
+    resp.value = std::move(c->value);
+  } else if (auto it = reservations_.find(request.key); it != reservations_.end()) {
+    resp.kind = ReadResponse::Kind::kReserved;
+    resp.value = it->second.reservation.value;
+    resp.holder = it->second.reservation.proposal;
+  }
+  ctx_.Respond(inbound_id, std::move(resp));
+}
+
+std::optional<Replica::Committed> Replica::LookupCommitted(const Key& key) const {
+  if (auto it = pending_committed_.find(key); it != pending_committed_.end()) {
+    return Committed{it->second.value, it->second.request_id, it->second.write_id};
+  }
+  if (std::optional<CommittedEntry> e = ctx_.committed().GetEntry(key)) {
+    return Committed{std::move(e->value), e->request_id, 0};
+  }
+  return std::nullopt;
+}
+
+uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t request_id) {
+  uint64_t w = ctx_.Mutate(PutCommitted{key, value, request_id});
+  pending_committed_[key] = PendingCommit{value, request_id, w};
+  ctx_.AfterWrite(w, [this, key, w]() {
+    if (auto it = pending_committed_.find(key);
+        it != pending_committed_.end() && it->second.write_id == w) {
+      pending_committed_.erase(it);
+    }
+  });
+  return w;
+}
+
+Replica::Entry* Replica::Find(const Key& key) {
+  auto it = reservations_.find(key);
+  return it == reservations_.end() ? nullptr : &it->second;
+}
+
+std::vector<Key> Replica::DueForRecovery(TimeMs now) const {
+  std::vector<Key> due;
+  for (const auto& [key, e] : reservations_) {
+    if (!e.resolving && e.recover_at != kUnseeded && e.recover_at <= now) due.push_back(key);
+  }
+  std::sort(due.begin(), due.end());  // deterministic order
+  return due;
+}
+
+std::optional<TimeMs> Replica::NextRecovery() const {
+  // TODO(perf): index reservations by recover_at instead of scanning.
+  std::optional<TimeMs> next;
+  for (const auto& [key, e] : reservations_) {
+    if (e.resolving || e.recover_at == kUnseeded) continue;
+    if (!next || e.recover_at < *next) next = e.recover_at;
+  }
+  return next;
+}
+
+void Replica::CheckInvariants() const {
+  for (const auto& [key, e] : reservations_) {
+    RP_CHECK(e.reservation.key == key, "reservation of ", e.reservation.key, " filed under ", key);
+    RP_CHECK(e.pending_write == 0 || ctx_.WritePending(e.pending_write), "reservation of ", key,
+             " waits for write ", e.pending_write, ", which is not in flight");
+  }
+  for (const auto& [key, c] : pending_committed_) {
+    RP_CHECK(ctx_.WritePending(c.write_id), "committed entry of ", key, " waits for write ",
+             c.write_id, ", which is not in flight");
+  }
+}
+
+}  // namespace replicator::core

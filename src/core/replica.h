@@ -1,0 +1,86 @@
+// Replica: the vote rule. Owns this node's reservation table and the
+// committed entries it wrote that are not durable yet; votes on reserve,
+// applies commit and abort (each only for its own proposal), and serves
+// reads. Every answer that depends on a change waits until it is durable.
+// Part of one Engine; single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/context.h"
+#include "core/messages.h"
+#include "core/types.h"
+
+namespace replicator::core {
+
+class Replica {
+ public:
+  struct Entry {
+    Reservation reservation;
+    uint64_t pending_write = 0;  // the PutReservation write, until durable
+    TimeMs recover_at = 0;       // lease expiry, or when to try resolving again
+    bool resolving = false;      // a lease-recovery resolve is in flight
+  };
+  // A committed entry as this engine sees it: durable, or written by this
+  // engine and still in flight (`pending_write` names the write).
+  struct Committed {
+    Value value;
+    uint64_t request_id = 0;
+    uint64_t pending_write = 0;  // 0 when already durable
+  };
+
+  // `recovered`: the reservations storage held at start.
+  Replica(Context& ctx, std::vector<Reservation> recovered);
+
+  // Gives recovered reservations this run's clock (their stored `since` is
+  // another run's): they count as fresh, with a full lease.
+  void Observe(TimeMs now);
+
+  // Reserve, commit or abort; `reply` (may be null for commit and abort)
+  // gets the vote once what it reports is durable.
+  void Handle(const ReplicaOp& op, VoteFn reply, TimeMs now);
+  void HandleRead(uint64_t inbound_id, const ReadRequest& request);
+
+  // The committed entry of `key`, durable or in flight from this engine.
+  std::optional<Committed> LookupCommitted(const Key& key) const;
+  // Writes (key, value) as committed; lookups see it at once. Returns the
+  // write id. Precondition: `key` is not committed here.
+  uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id);
+
+  // Applies decision `d` of proposal `p` to `key`'s reservation, if `p`
+  // holds it.
+  void ApplyDecision(const Key& key, const ProposalId& p, Decision d);
+
+  // The reservation table, for lease recovery and catch-up.
+  Entry* Find(const Key& key);
+  // Keys whose lease (or retry time) is due and that are not resolving, in
+  // key order.
+  std::vector<Key> DueForRecovery(TimeMs now) const;
+  std::optional<TimeMs> NextRecovery() const;
+  size_t size() const { return reservations_.size(); }
+
+  void CheckInvariants() const;
+
+ private:
+  struct PendingCommit {
+    Value value;
+    uint64_t request_id = 0;
+    uint64_t write_id = 0;
+  };
+
+  void Reserve(const ReserveOp& op, VoteFn reply, TimeMs now);
+  void ApplyCommit(const Key& key, const Value& value, uint64_t request_id, const ProposalId& p,
+                   VoteFn reply);
+  void ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply);
+  // Answers `reply` with ok once write `w` (0: none) is durable.
+  void OkAfter(uint64_t w, VoteFn reply);
+
+  Context& ctx_;
+  absl::flat_hash_map<Key, Entry> reservations_;
+  absl::flat_hash_map<Key, PendingCommit> pending_committed_;
+};
+
+}  // namespace replicator::core

@@ -1,0 +1,86 @@
+// The engine's contract as a whole: answers that need no peer, and inputs
+// that name nothing in flight.
+#include <gtest/gtest.h>
+
+#include "core/engine.h"
+#include "fixtures.h"
+#include "test_pump.h"
+
+namespace replicator::core {
+namespace {
+
+using testing::ConfigFor;
+using testing::kAll;
+using testing::kTwoByThree;
+using testing::MakeTopology;
+using testing::MemoryStore;
+using testing::OneEngine;
+using testing::Pump;
+using testing::Strand;
+using testing::VoteOf;
+const ProposalId kP{"a2", 1, 1, 100};
+const ProposalId kQ{"a3", 1, 9, 200};
+
+
+TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
+  struct Case {
+    std::string name;
+    std::map<ClusterId, std::vector<PeerId>> clusters;
+    Key key;
+    Value value;
+    PutOutcome::Kind want;
+    std::string message_has;
+  };
+  const std::map<ClusterId, std::vector<PeerId>> three = {{"a", {"a1", "a2", "a3"}}};
+  const std::vector<Case> cases = {
+      {"empty key", three, "", "v", PutOutcome::Kind::kInvalidArgument, "key is empty"},
+      {"oversized key", three, std::string(1025, 'k'), "v", PutOutcome::Kind::kInvalidArgument,
+       "1025 bytes"},
+      {"oversized value", three, "k", std::string((1 << 20) + 1, 'v'),
+       PutOutcome::Kind::kInvalidArgument, "value is"},
+      {"own cluster too small", {{"a", {"a1", "a2"}}}, "k", "v", PutOutcome::Kind::kUnavailable,
+       "cluster a has 2 voters; puts need at least 3"},
+      {"remote cluster too small", {{"a", {"a1", "a2", "a3"}}, {"eu", {"e1", "e2"}}}, "k", "v",
+       PutOutcome::Kind::kUnavailable, "cluster eu has 2 voters; puts need at least 3"},
+      {"committed locally", three, "done", "v", PutOutcome::Kind::kKeyExists, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    OneEngine r({}, c.clusters);
+    r.store().committed["done"] = "old";
+    r.engine().StartPut(7, c.key, c.value, 0, r.now);
+    std::vector<Effect> fx = r.Take();
+    ASSERT_EQ(fx.size(), 1u);
+    const auto& done = std::get<PutDoneEffect>(fx[0]);
+    EXPECT_EQ(done.put_id, 7u);
+    EXPECT_EQ(done.outcome.kind, c.want);
+    EXPECT_NE(done.outcome.message.find(c.message_has), std::string::npos) << done.outcome.message;
+    if (c.want == PutOutcome::Kind::kKeyExists) {
+      EXPECT_EQ(done.outcome.existing, "old");
+    }
+  }
+
+  OneEngine r;
+  r.store().committed["k"] = "v";
+  r.engine().StartGet(1, "k", Consistency::kLocal, r.now);
+  r.engine().StartGet(2, "missing", Consistency::kLocal, r.now);
+  r.engine().StartGet(3, "", Consistency::kLinearizable, r.now);
+  std::vector<Effect> fx = r.Take();
+  ASSERT_EQ(fx.size(), 3u);
+  EXPECT_EQ(std::get<GetDoneEffect>(fx[0]).outcome.kind, GetOutcome::Kind::kFound);
+  EXPECT_EQ(std::get<GetDoneEffect>(fx[0]).outcome.value, "v");
+  EXPECT_EQ(std::get<GetDoneEffect>(fx[1]).outcome.kind, GetOutcome::Kind::kNotFound);
+  EXPECT_EQ(std::get<GetDoneEffect>(fx[2]).outcome.kind, GetOutcome::Kind::kInvalidArgument);
+  EXPECT_EQ(r.engine().stats().gets, 3u);
+}
+
+TEST(EngineTest, StrayResponsesAndWritesAreIgnored) {
+  OneEngine r;
+  r.engine().OnResponse(424242, Unreachable{"late"}, r.now);
+  r.engine().OnWriteDone(99, r.now);
+  r.engine().Tick(r.now);
+  EXPECT_TRUE(r.Take().empty());
+}
+
+}  // namespace
+}  // namespace replicator::core
