@@ -82,8 +82,9 @@ std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint) {
 }
 
 // Messages up to 1 GiB: a node batches many protocol calls to one peer into one message, and
-// the reply to a batch of reserves can carry a stored value per vote (node.cc bounds a batch's
-// worst-case reply at 256 MiB). Cap'n Proto's default, 64 MiB, would drop the connection.
+// the reply to a batch of reserves can carry a stored value per vote (node/peer_network.cc
+// bounds a batch's worst-case reply at 256 MiB). Cap'n Proto's default, 64 MiB, would drop the
+// connection.
 namespace {
 capnp::ReaderOptions ReceiveOptions() {
   capnp::ReaderOptions options;

@@ -352,6 +352,62 @@ void ToWire(const core::Member& m, wire::PeerInfo::Builder out) {
   }
 }
 
+std::vector<core::Member> FromWire(capnp::List<wire::PeerInfo>::Reader members) {
+  std::vector<core::Member> out;
+  for (auto m : members) out.push_back(FromWire(m));
+  return out;
+}
+
+void ToWire(const std::vector<core::Member>& members, capnp::List<wire::PeerInfo>::Builder out) {
+  for (size_t i = 0; i < members.size(); ++i) ToWire(members[i], out[i]);
+}
+
+core::DigestResponse FromWire(wire::Peer::DigestResults::Reader r) {
+  core::DigestResponse out;
+  for (uint64_t b : r.getBuckets()) out.buckets.push_back(b);
+  return out;
+}
+
+void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder out) {
+  auto buckets = out.initBuckets(r.buckets.size());
+  for (size_t i = 0; i < r.buckets.size(); ++i) buckets.set(i, r.buckets[i]);
+}
+
+core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {
+  return core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes()};
+}
+
+void ToWire(const core::PullRequest& p, wire::Peer::PullParams::Builder out) {
+  out.setBucket(p.bucket);
+  out.setAfter(AsData(p.after));
+  out.setMaxBytes(p.max_bytes);
+}
+
+core::PullResponse FromWire(wire::Peer::PullResults::Reader r) {
+  core::PullResponse out;
+  for (auto e : r.getEntries()) {
+    out.entries.push_back(
+        core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
+  }
+  out.complete = r.getComplete();
+  return out;
+}
+
+void ToWire(const core::PullResponse& r, wire::Peer::PullResults::Builder out) {
+  auto entries = out.initEntries(r.entries.size());
+  for (size_t i = 0; i < r.entries.size(); ++i) {
+    entries[i].setKey(AsData(r.entries[i].key));
+    entries[i].setValue(AsData(r.entries[i].value));
+    entries[i].setRequestId(r.entries[i].request_id);
+  }
+  out.setComplete(r.complete);
+}
+
+core::Consistency FromWire(wire::Consistency c) {
+  return c == wire::Consistency::LINEARIZABLE ? core::Consistency::kLinearizable
+                                              : core::Consistency::kLocal;
+}
+
 void ToWire(const core::PutOutcome& o, wire::PutResult::Builder out) {
   switch (o.kind) {
     case core::PutOutcome::Kind::kOk:
@@ -390,6 +446,25 @@ void ToWire(const core::GetOutcome& o, wire::GetResult::Builder out) {
       out.setInvalidArgument(o.message);
       break;
   }
+}
+
+void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
+  ToWire(s.self, out.initSelf());
+  ToWire(s.members, out.initMembers(s.members.size()));
+  out.setCommittedKeys(s.committed_keys);
+  out.setReservations(s.engine.reservations);
+  out.setPutsOk(s.engine.puts_ok);
+  out.setPutsKeyExists(s.engine.puts_key_exists);
+  out.setPutsConflict(s.engine.puts_conflict);
+  out.setPutsUnavailable(s.engine.puts_unavailable);
+  out.setPutsOutcomeUnknown(s.engine.puts_outcome_unknown);
+  out.setPutsInvalid(s.engine.puts_invalid);
+  out.setGets(s.engine.gets);
+  out.setSafetyViolations(s.engine.safety_violations);
+  out.setStorageWrites(s.storage.writes);
+  out.setStorageBatches(s.storage.batches_written);
+  out.setStorageSyncs(s.storage.syncs);
+  out.setUptimeMs(s.uptime_ms);
 }
 
 }  // namespace replicator::node

@@ -1,15 +1,19 @@
 // Translation between the wire schema (schema/replicator.capnp) and the
-// protocol core's plain values. The only place besides client/ that knows
-// both. Pure functions; thread-compatible.
+// protocol core's plain values: every conversion the node makes, for peer
+// calls, client calls, membership and status. The only place besides
+// client/ that knows both. Pure functions; thread-compatible.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/engine.h"
 #include "core/messages.h"
 #include "core/types.h"
 #include "schema/replicator.capnp.h"
+#include "storage/storage.h"
 
 namespace replicator::node {
 
@@ -48,7 +52,31 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out);
 core::Member FromWire(wire::PeerInfo::Reader m);
 void ToWire(const core::Member& m, wire::PeerInfo::Builder out);
 
+std::vector<core::Member> FromWire(capnp::List<wire::PeerInfo>::Reader members);
+// `out` holds members.size() elements.
+void ToWire(const std::vector<core::Member>& members, capnp::List<wire::PeerInfo>::Builder out);
+
+// Catch-up's own methods, Peer.digest and Peer.pull.
+core::DigestResponse FromWire(wire::Peer::DigestResults::Reader r);
+void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder out);
+core::PullRequest FromWire(wire::Peer::PullParams::Reader p);
+void ToWire(const core::PullRequest& p, wire::Peer::PullParams::Builder out);
+core::PullResponse FromWire(wire::Peer::PullResults::Reader r);
+void ToWire(const core::PullResponse& r, wire::Peer::PullResults::Builder out);
+
+core::Consistency FromWire(wire::Consistency c);
 void ToWire(const core::PutOutcome& o, wire::PutResult::Builder out);
 void ToWire(const core::GetOutcome& o, wire::GetResult::Builder out);
+
+// What KeyValue.status reports (wire::NodeStatus).
+struct StatusReport {
+  core::Member self;
+  std::vector<core::Member> members;  // ordered by cluster, then id
+  uint64_t committed_keys = 0;
+  core::EngineStats engine;
+  storage::StorageStats storage;
+  int64_t uptime_ms = 0;
+};
+void ToWire(const StatusReport& s, wire::NodeStatus::Builder out);
 
 }  // namespace replicator::node

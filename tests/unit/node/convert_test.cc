@@ -10,6 +10,7 @@
 
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace replicator::node {
 namespace {
@@ -163,6 +164,66 @@ TEST(ConvertTest, UnknownKindsFailInsteadOfBeingMisread) {
     ASSERT_TRUE(std::holds_alternative<core::Unreachable>(r));
     EXPECT_NE(std::get<core::Unreachable>(r).reason.find("unknown"), std::string::npos);
   }
+}
+
+TEST(ConvertTest, CatchUpMethodsRoundTrip) {
+  std::string value("v\0\xff", 3);
+  {
+    capnp::MallocMessageBuilder message;
+    auto params = message.initRoot<wire::Peer::PullParams>();
+    ToWire(core::PullRequest{7, "after", 1234}, params);
+    core::PullRequest p = FromWire(params.asReader());
+    EXPECT_EQ(p.bucket, 7u);
+    EXPECT_EQ(p.after, "after");
+    EXPECT_EQ(p.max_bytes, 1234u);
+  }
+  {
+    capnp::MallocMessageBuilder message;
+    auto results = message.initRoot<wire::Peer::PullResults>();
+    core::PullResponse sent;
+    sent.entries.push_back(core::PulledEntry{"k", value, 42});
+    sent.complete = false;
+    ToWire(sent, results);
+    core::PullResponse r = FromWire(results.asReader());
+    ASSERT_EQ(r.entries.size(), 1u);
+    EXPECT_EQ(r.entries[0].key, "k");
+    EXPECT_EQ(r.entries[0].value, value);
+    EXPECT_EQ(r.entries[0].request_id, 42u);
+    EXPECT_FALSE(r.complete);
+  }
+  {
+    capnp::MallocMessageBuilder message;
+    auto results = message.initRoot<wire::Peer::DigestResults>();
+    ToWire(core::DigestResponse{{1, 0, ~uint64_t{0}}}, results);
+    core::DigestResponse r = FromWire(results.asReader());
+    EXPECT_EQ(r.buckets, (std::vector<uint64_t>{1, 0, ~uint64_t{0}}));
+  }
+}
+
+TEST(ConvertTest, MembersAndStatusKeepEveryField) {
+  std::vector<core::Member> members{
+      {"12D3KooWa", "c0", "127.0.0.1:1", core::PeerState::kVoter},
+      {"12D3KooWb", "c1", "127.0.0.1:2", core::PeerState::kDown},
+  };
+  capnp::MallocMessageBuilder message;
+  auto status = message.initRoot<wire::NodeStatus>();
+  StatusReport report;
+  report.self = members[0];
+  report.members = members;
+  report.committed_keys = 5;
+  report.engine.puts_ok = 3;
+  report.storage.syncs = 2;
+  report.uptime_ms = 99;
+  ToWire(report, status);
+  auto read = status.asReader();
+  std::vector<core::Member> back = FromWire(read.getMembers());
+  EXPECT_TRUE(back == members);
+  EXPECT_TRUE(FromWire(read.getSelf()) == members[0]);
+  EXPECT_EQ(read.getCommittedKeys(), 5u);
+  EXPECT_EQ(read.getPutsOk(), 3u);
+  EXPECT_EQ(read.getStorageSyncs(), 2u);
+  EXPECT_EQ(read.getUptimeMs(), 99u);
+  EXPECT_EQ(FromWire(wire::Consistency::LINEARIZABLE), core::Consistency::kLinearizable);
 }
 
 }  // namespace

@@ -1,0 +1,141 @@
+#include "node/directory_service.h"
+
+#include <utility>
+
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "net/bridge.h"
+#include "node/convert.h"
+
+namespace replicator::node {
+namespace {
+
+// Least time between two voter additions in one cluster (see Join).
+constexpr std::chrono::seconds kPromotionSpacing{5};
+
+}  // namespace
+
+DirectoryService::DirectoryService(const NodeContext& ctx, DirectoryClient& membership)
+    : ctx_(ctx), membership_(membership) {}
+
+void DirectoryService::Start() {
+  core::Member self = membership_.Self();
+  self.state = core::PeerState::kVoter;
+  registry_[ctx_.identity.peer_id] = Registration{self, std::nullopt, false, 0};
+  Broadcast();
+  ctx_.Spawn(WatchHealth(ctx_.alive));
+}
+
+std::vector<core::Member> DirectoryService::Members() const {
+  std::vector<core::Member> out;
+  for (const auto& [id, reg] : registry_) {
+    out.push_back(reg.member);
+    // Only a voter is shown down: the state must still say it votes.
+    if (reg.down && reg.member.state == core::PeerState::kVoter) {
+      out.back().state = core::PeerState::kDown;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member member,
+                                                                 wire::Watcher::Client watcher) {
+  if (auto bad = core::ValidateClusterId(member.cluster)) return absl::InvalidArgumentError(*bad);
+  if (member.id.empty() || member.address.empty()) {
+    return absl::InvalidArgumentError("join needs a peer id and an address");
+  }
+  // TODO(security): a joining node should prove it holds the key behind its
+  // peer id (sign a challenge); until then any caller can take an id over.
+  auto it = registry_.find(member.id);
+  if (it != registry_.end() && it->second.member.cluster != member.cluster) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("peer ", member.id, " is registered in cluster ", it->second.member.cluster,
+                     "; a peer cannot move to cluster ", member.cluster));
+  }
+  // A voter stays a voter (it kept its durable state across a restart). A
+  // node new to a cluster that already has the minimum of voters first
+  // catches up and then asks to be promoted by joining with state voter; a
+  // cluster still forming takes it as a voter at once. Voters are added one
+  // join at a time, so any two consecutive voter sets' majorities intersect.
+  size_t voters = 0;
+  for (const auto& [id, reg] : registry_) {
+    voters += id != member.id && reg.member.cluster == member.cluster &&
+              reg.member.state == core::PeerState::kVoter;
+  }
+  bool was_voter = it != registry_.end() && it->second.member.state == core::PeerState::kVoter;
+  bool promotion = it != registry_.end() && member.state == core::PeerState::kVoter;
+  // Promotions in one cluster are spaced out, so that every node has heard
+  // of one voter set before the next is formed: a coordinator whose view
+  // lagged two additions behind could count a majority that misses another
+  // view's majority. TODO(safety): record membership changes through
+  // consensus (joint majorities) instead of relying on spacing.
+  auto now = std::chrono::steady_clock::now();
+  auto& last = last_promotion_[member.cluster];
+  if (promotion && !was_voter && voters >= 3 && now - last < kPromotionSpacing) promotion = false;
+  member.state =
+      was_voter || promotion || voters < 3 ? core::PeerState::kVoter : core::PeerState::kCatchingUp;
+  if (!was_voter && member.state == core::PeerState::kVoter) last = now;
+  Registration& reg = registry_[member.id];
+  reg.member = std::move(member);
+  reg.watcher = std::move(watcher);
+  reg.down = false;
+  reg.generation = ++registry_generation_;
+  Broadcast();
+  return Members();
+}
+
+void DirectoryService::Broadcast() {
+  std::vector<core::Member> members = Members();
+  for (auto& [id, reg] : registry_) {
+    if (reg.watcher) ctx_.Spawn(Notify(ctx_.alive, id, reg.generation, *reg.watcher, members));
+  }
+  membership_.OnMembers(std::move(members));
+}
+
+asio::awaitable<void> DirectoryService::Notify(std::weak_ptr<bool> token, core::PeerId id,
+                                               uint64_t generation, wire::Watcher::Client watcher,
+                                               std::vector<core::Member> members) {
+  auto req = watcher.changedRequest();
+  ToWire(members, req.initMembers(members.size()));
+  kj::Promise<void> sent = req.send().ignoreResult();
+  absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
+  if (token.expired() || s.ok()) co_return;
+  MarkDown(id, generation);
+}
+
+asio::awaitable<void> DirectoryService::Ping(std::weak_ptr<bool> token, core::PeerId id,
+                                             uint64_t generation, wire::Watcher::Client watcher) {
+  kj::Promise<void> sent = watcher.pingRequest().send().ignoreResult();
+  absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
+  if (token.expired() || s.ok()) co_return;
+  MarkDown(id, generation);
+}
+
+void DirectoryService::MarkDown(const core::PeerId& id, uint64_t generation) {
+  // Only the registration the failed call was made for: the node may have
+  // joined again since, with a new watcher.
+  auto it = registry_.find(id);
+  if (it == registry_.end() || it->second.down || it->second.generation != generation) return;
+  it->second.down = true;
+  it->second.watcher.reset();
+  Broadcast();
+}
+
+asio::awaitable<void> DirectoryService::WatchHealth(std::weak_ptr<bool> token) {
+  asio::steady_timer timer(ctx_.io());
+  while (!token.expired() && !ctx_.shut_down) {
+    timer.expires_after(std::chrono::seconds(2));
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (token.expired() || ctx_.shut_down) co_return;
+    for (auto& [id, reg] : registry_) {
+      if (reg.watcher && !reg.down) ctx_.Spawn(Ping(token, id, reg.generation, *reg.watcher));
+    }
+  }
+}
+
+}  // namespace replicator::node

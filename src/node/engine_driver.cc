@@ -1,0 +1,282 @@
+#include "node/engine_driver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <variant>
+
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "fmt/format.h"
+#include "net/reactor.h"
+
+namespace replicator::node {
+
+using std::chrono::milliseconds;
+
+EngineDriver::EngineDriver(const NodeContext& ctx, storage::Storage* storage,
+                           core::DurableState recovered, uint64_t incarnation, PeerNetwork& network,
+                           Failpoints& failpoints)
+    : ctx_(ctx),
+      storage_(storage),
+      network_(network),
+      failpoints_(failpoints),
+      puts_(ctx.io().get_executor()),
+      gets_(ctx.io().get_executor()),
+      wakeup_(ctx.io()) {
+  core::EngineConfig config;
+  config.self = ctx_.identity.peer_id;
+  config.cluster = ctx_.options.cluster;
+  config.incarnation = incarnation;
+  config.random_seed = std::hash<std::string>()(ctx_.identity.peer_id) ^ incarnation;
+  config.limits = ctx_.options.limits;
+  config.call_deadline_ms = ctx_.options.call_deadline.count();
+  config.lease_ms = ctx_.options.lease.count();
+  engine_ = std::make_unique<core::Engine>(config, storage_, std::move(recovered));
+}
+
+void EngineDriver::Shutdown() {
+  wakeup_.cancel();
+  // A put in flight may have reached its voters: its outcome is unknown.
+  core::PutOutcome gone{core::PutOutcome::Kind::kOutcomeUnknown, {}, std::string(ShuttingDown())};
+  puts_.CompleteAll(gone);
+  gets_.CompleteAll(
+      core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())});
+  auto inbound = std::move(inbound_);
+  inbound_.clear();
+  for (auto& [id, slot] : inbound) {
+    slot.batch->responses[slot.index] = Unreachable(std::string(ShuttingDown()));
+    if (--slot.batch->remaining == 0) slot.batch->done.cancel();
+  }
+  self_calls_.clear();
+  local_calls_.clear();
+}
+
+void EngineDriver::SetTopology(core::Topology topology) {
+  engine_->SetTopology(std::move(topology), Now());
+  Pump();
+}
+
+void EngineDriver::StartCatchUp() {
+  engine_->StartCatchUp(Now());
+  Pump();
+}
+
+// --- Driving the engine -----------------------------------------------------
+
+void EngineDriver::Pump() {
+  // Effects carried out here may feed the engine again (a call that fails at
+  // once); the outer loop picks up whatever that produced.
+  if (pumping_ || ctx_.shut_down) return;
+  pumping_ = true;
+  while (engine_->HasEffects()) {
+    for (core::Effect& effect : engine_->TakeEffects()) Carry(effect);
+  }
+  pumping_ = false;
+  ScheduleWakeup();
+}
+
+void EngineDriver::Carry(core::Effect& effect) {
+  std::visit(
+      [&](auto& fx) {
+        using T = std::decay_t<decltype(fx)>;
+        if constexpr (std::is_same_v<T, core::SendEffect>) {
+          failpoints_.MaybeCrash(fx.request);
+          Send(std::move(fx));
+        } else if constexpr (std::is_same_v<T, core::RespondEffect>) {
+          Respond(fx.inbound_id, std::move(fx.response));
+        } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
+          Write(std::move(fx));
+        } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
+          puts_.Complete(fx.put_id, std::move(fx.outcome));
+        } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
+          gets_.Complete(fx.get_id, std::move(fx.outcome));
+        } else if constexpr (std::is_same_v<T, core::ViolationEffect>) {
+          fmt::print(stderr,
+                     "replicatord: SAFETY VIOLATION: two values for one key ({} bytes): {}\n",
+                     fx.key.size(), fx.detail);
+          std::fflush(stderr);
+        }
+      },
+      effect);
+}
+
+void EngineDriver::Send(core::SendEffect effect) {
+  if (effect.to == ctx_.identity.peer_id) {
+    local_calls_.push_back(std::move(effect));
+  } else if (!network_.Send(std::move(effect))) {
+    return;  // sent alone, not at the end of the turn
+  }
+  PostFlush();
+}
+
+void EngineDriver::Write(core::WriteEffect effect) {
+  // The callback runs on the storage thread. Completions of one group commit
+  // reach the reactor as one posted handler, so the engine takes them all in
+  // one turn and the node pumps once.
+  storage_->Write(std::move(effect.batch),
+                  [done = completed_writes_, &ctx = ctx_.io(), alive = ctx_.alive, this,
+                   id = effect.write_id](absl::Status s) {
+                    bool first = false;
+                    {
+                      std::lock_guard<std::mutex> lock(done->mu);
+                      first = done->writes.empty();
+                      done->writes.emplace_back(id, std::move(s));
+                    }
+                    if (!first) return;  // a drain is already posted
+                    asio::post(ctx, [alive, this] {
+                      if (!alive.expired()) DrainCompletedWrites();
+                    });
+                  });
+}
+
+void EngineDriver::DrainCompletedWrites() {
+  std::vector<std::pair<uint64_t, absl::Status>> writes;
+  {
+    std::lock_guard<std::mutex> lock(completed_writes_->mu);
+    writes.swap(completed_writes_->writes);
+  }
+  core::TimeMs now = Now();
+  for (auto& [id, status] : writes) {
+    if (!status.ok()) {
+      // A replica that cannot make its promises durable must not make them
+      // at all: stop rather than answer.
+      fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n", status.ToString());
+      std::fflush(stderr);
+      std::abort();
+    }
+    engine_->OnWriteDone(id, now);
+  }
+  Pump();
+}
+
+void EngineDriver::ScheduleWakeup() {
+  std::optional<core::TimeMs> next = engine_->NextWakeup();
+  if (!next || ctx_.shut_down) return;
+  if (wakeup_at_ && *wakeup_at_ <= *next) return;  // an earlier wake-up is armed
+  wakeup_at_ = next;
+  wakeup_.expires_after(milliseconds(std::max<core::TimeMs>(0, *next - Now())));
+  std::weak_ptr<bool> alive = ctx_.alive;
+  wakeup_.async_wait([this, alive](asio::error_code ec) {
+    if (ec || alive.expired()) return;
+    wakeup_at_.reset();
+    engine_->Tick(Now());
+    Pump();
+  });
+}
+
+// --- Calls out and their answers --------------------------------------------
+
+void EngineDriver::PostFlush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(ctx_.io(), [this, alive = ctx_.alive] {
+    if (!alive.expired()) Flush();
+  });
+}
+
+void EngineDriver::Flush() {
+  flush_posted_ = false;
+  if (ctx_.shut_down) return;
+  network_.Flush();
+  // Calls to this node itself skip Cap'n Proto. They have no deadline of
+  // their own: the engine answers each once its writes are durable.
+  std::vector<core::SendEffect> local = std::move(local_calls_);
+  local_calls_.clear();
+  core::TimeMs now = Now();
+  for (core::SendEffect& fx : local) {
+    uint64_t id = next_id_++;
+    self_calls_[id] = fx.call_id;
+    engine_->OnRequest(id, ctx_.identity.peer_id, std::move(fx.request), now);
+  }
+  Pump();
+}
+
+void EngineDriver::OnResponses(const std::vector<core::SendEffect>& calls,
+                               std::vector<core::Response> responses) {
+  core::TimeMs now = Now();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    engine_->OnResponse(calls[i].call_id, std::move(responses[i]), now);
+  }
+  Pump();
+}
+
+void EngineDriver::Respond(uint64_t id, core::Response response) {
+  if (auto self = self_calls_.find(id); self != self_calls_.end()) {
+    uint64_t call_id = self->second;
+    self_calls_.erase(self);
+    engine_->OnResponse(call_id, std::move(response), Now());
+    return;  // Pump's loop picks up what this produced
+  }
+  auto it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  InboundBatch& batch = *it->second.batch;
+  batch.responses[it->second.index] = std::move(response);
+  if (--batch.remaining == 0) batch.done.cancel();
+  inbound_.erase(it);
+}
+
+// --- Client and peer calls in ------------------------------------------------
+
+asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value value,
+                                                    uint64_t request_id) {
+  if (ctx_.shut_down) {
+    co_return core::PutOutcome{
+        core::PutOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
+  }
+  uint64_t id = next_id_++;
+  auto slot = puts_.Add(id);
+  engine_->StartPut(id, std::move(key), std::move(value), request_id, Now());
+  Pump();
+  core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
+  if (failpoints_.TakeSlowPutReply()) {
+    asio::steady_timer delay(ctx_.io(), Failpoints::kSlowPutReply);
+    asio::error_code ec;
+    co_await delay.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return outcome;
+}
+
+std::shared_ptr<Waiters<core::GetOutcome>::Slot> EngineDriver::StartGet(
+    core::Key key, core::Consistency consistency) {
+  if (ctx_.shut_down) {
+    auto slot = std::make_shared<Waiters<core::GetOutcome>::Slot>(ctx_.io().get_executor());
+    slot->value =
+        core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
+    return slot;
+  }
+  uint64_t id = next_id_++;
+  auto slot = gets_.Add(id);
+  engine_->StartGet(id, std::move(key), consistency, Now());
+  Pump();
+  return slot;
+}
+
+asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
+    std::vector<core::Request> requests) {
+  if (ctx_.shut_down) {
+    co_return std::vector<core::Response>(requests.size(),
+                                          Unreachable(std::string(ShuttingDown())));
+  }
+  auto batch = std::make_shared<InboundBatch>(ctx_.io().get_executor(), requests.size());
+  core::TimeMs now = Now();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    uint64_t id = next_id_++;
+    inbound_[id] = InboundSlot{batch, i};
+    engine_->OnRequest(id, core::PeerId(), std::move(requests[i]), now);
+  }
+  Pump();
+  while (batch->remaining > 0) {
+    asio::error_code ec;
+    co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return std::move(batch->responses);
+}
+
+}  // namespace replicator::node

@@ -1,0 +1,116 @@
+// EngineDriver: carries out the engine's effects on the reactor. Owns the
+// core::Engine, the waiters of client puts and gets, the inbound peer calls
+// in flight, the calls this node makes to itself and the engine's wake-up
+// timer. Storage completions arrive on the storage thread and are posted to
+// the reactor; everything else is reactor thread only. Owned by Node::Impl.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "core/engine.h"
+#include "node/failpoints.h"
+#include "node/node_context.h"
+#include "node/peer_network.h"
+#include "node/waiters.h"
+#include "storage/storage.h"
+
+namespace replicator::node {
+
+class EngineDriver {
+ public:
+  // `storage` outlives the driver's use of it: its completions find the
+  // liveness token gone once the node is destroyed.
+  EngineDriver(const NodeContext& ctx, storage::Storage* storage, core::DurableState recovered,
+               uint64_t incarnation, PeerNetwork& network, Failpoints& failpoints);
+
+  // Client calls.
+  asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value, uint64_t request_id);
+  // Starts a get. The slot holds the outcome at once for a local read (no
+  // coroutine, no hop through Asio), later for a linearizable one.
+  std::shared_ptr<Waiters<core::GetOutcome>::Slot> StartGet(core::Key key,
+                                                            core::Consistency consistency);
+
+  // Peer calls: hands `requests` to the engine and awaits all their
+  // responses, in order.
+  asio::awaitable<std::vector<core::Response>> Inbound(std::vector<core::Request> requests);
+  // The responses to calls this node sent, in their order.
+  void OnResponses(const std::vector<core::SendEffect>& calls,
+                   std::vector<core::Response> responses);
+
+  void SetTopology(core::Topology topology);
+  void StartCatchUp();
+  bool caught_up() const { return engine_->caught_up(); }
+  core::EngineStats stats() const { return engine_->stats(); }
+
+  // Answers everything waiting: puts `outcomeUnknown`, gets `unavailable`,
+  // inbound calls Unreachable. Requires ctx.shut_down to be set.
+  void Shutdown();
+
+ private:
+  // Inbound calls in flight: one batch per Peer.call, answered when its
+  // last call is.
+  struct InboundBatch {
+    InboundBatch(asio::any_io_executor ex, size_t n) : responses(n), remaining(n), done(ex) {
+      done.expires_at(asio::steady_timer::time_point::max());
+    }
+    std::vector<core::Response> responses;
+    size_t remaining;
+    asio::steady_timer done;  // cancelled when remaining reaches 0
+  };
+  struct InboundSlot {
+    std::shared_ptr<InboundBatch> batch;
+    size_t index = 0;
+  };
+  // Writes made durable by the storage thread, not yet given to the engine.
+  struct CompletedWrites {
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, absl::Status>> writes;  // guarded by mu
+  };
+
+  void Pump();
+  void Carry(core::Effect& effect);
+  // Calls to this node itself wait for this turn's Flush; all others go
+  // through the peer network.
+  void Send(core::SendEffect effect);
+  void Write(core::WriteEffect effect);
+  // Hands the engine every storage write completed since the last drain.
+  void DrainCompletedWrites();
+  // Answers inbound call `id` (a RespondEffect).
+  void Respond(uint64_t id, core::Response response);
+  // Everything the engine asks for in one turn of the loop goes out
+  // together, at the end of the turn.
+  void PostFlush();
+  void Flush();
+  void ScheduleWakeup();
+
+  const NodeContext& ctx_;
+  storage::Storage* storage_;
+  PeerNetwork& network_;
+  Failpoints& failpoints_;
+  std::unique_ptr<core::Engine> engine_;
+
+  absl::flat_hash_map<uint64_t, InboundSlot> inbound_;
+  // Calls this node made to itself: inbound id -> the engine's call id.
+  absl::flat_hash_map<uint64_t, uint64_t> self_calls_;
+  std::vector<core::SendEffect> local_calls_;  // waiting for this turn's Flush
+  bool flush_posted_ = false;
+  std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
+  Waiters<core::PutOutcome> puts_;
+  Waiters<core::GetOutcome> gets_;
+  uint64_t next_id_ = 1;
+  bool pumping_ = false;
+  asio::steady_timer wakeup_;
+  std::optional<core::TimeMs> wakeup_at_;
+};
+
+}  // namespace replicator::node

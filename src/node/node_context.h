@@ -1,0 +1,46 @@
+// NodeContext: what every part of one node shares: the reactor, the node's
+// options, identity and address, the shut-down flag and the liveness token.
+// Owned by Node::Impl, which outlives every part that holds a reference to
+// it; read on the reactor thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+
+#include "core/messages.h"
+#include "core/types.h"
+#include "node/identity.h"
+#include "node/node.h"
+
+namespace replicator::node {
+
+// Engine time: wall-clock milliseconds, so proposal start times are
+// comparable across nodes for backoff priority.
+core::TimeMs Now();
+
+inline const char* ShuttingDown() { return "node is shutting down"; }
+
+inline core::Response Unreachable(std::string reason) {
+  return core::Unreachable{std::move(reason)};
+}
+
+struct NodeContext {
+  net::Reactor& reactor;
+  const NodeOptions& options;
+  const Identity& identity;
+  const std::string& address;  // "host:port", empty until the node serves
+  const bool& shut_down;       // set once, by Node::Impl::Shutdown
+  // Expires when Node::Impl is destroyed; a handler or coroutine that
+  // outlives the node checks it before touching any part.
+  std::weak_ptr<bool> alive;
+
+  asio::io_context& io() const;
+  // Starts `work` on the reactor from a later handler: co_spawn alone may run
+  // it inline, and this may be called from inside a KJ event.
+  void Spawn(asio::awaitable<void> work) const;
+};
+
+}  // namespace replicator::node

@@ -1,0 +1,223 @@
+#include "node/servers.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <kj/debug.h>
+
+#include "absl/strings/str_cat.h"
+#include "net/bridge.h"
+#include "node/directory_client.h"
+#include "node/directory_service.h"
+#include "node/engine_driver.h"
+
+namespace replicator::node {
+namespace {
+
+class PeerServer final : public wire::Peer::Server {
+ public:
+  explicit PeerServer(const ServedParts& parts)
+      : ctx_(parts.ctx), driver_(parts.driver), token_(parts.ctx->alive) {}
+
+  kj::Promise<void> call(CallContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(ctx_->io(), Call(driver_, context));
+  }
+  kj::Promise<void> digest(DigestContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(ctx_->io(), Digest(driver_, context));
+  }
+  kj::Promise<void> pull(PullContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(ctx_->io(), Pull(driver_, context));
+  }
+
+ private:
+  // The engine answered with a response of another kind, or the node shut
+  // down (Unreachable): the caller sees a failed call.
+  template <typename T>
+  static const T& Expect(const core::Response& r) {
+    if (const auto* t = std::get_if<T>(&r)) return *t;
+    if (const auto* u = std::get_if<core::Unreachable>(&r)) throw std::runtime_error(u->reason);
+    throw std::logic_error("engine answered with the wrong response type");
+  }
+
+  static asio::awaitable<void> Call(EngineDriver* driver, CallContext context) {
+    auto calls = context.getParams().getCalls();
+    // A call this node cannot read (a kind from a newer peer) fails alone.
+    std::vector<core::Response> responses(calls.size());
+    std::vector<core::Request> requests;
+    std::vector<size_t> positions;
+    requests.reserve(calls.size());
+    positions.reserve(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) {
+      KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { requests.push_back(FromWire(calls[i])); })) {
+        responses[i] = Unreachable(absl::StrCat("malformed call: ", e->getDescription().cStr()));
+      } else {
+        positions.push_back(i);
+      }
+    }
+    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests));
+    for (size_t j = 0; j < positions.size(); ++j) responses[positions[j]] = std::move(answered[j]);
+    auto out = context.getResults().initReplies(responses.size());
+    for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
+  }
+
+  static asio::awaitable<void> Digest(EngineDriver* driver, DigestContext context) {
+    std::vector<core::Request> request{core::DigestRequest{}};
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
+  }
+  static asio::awaitable<void> Pull(EngineDriver* driver, PullContext context) {
+    std::vector<core::Request> request{FromWire(context.getParams())};
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
+  }
+
+  const NodeContext* ctx_;
+  EngineDriver* driver_;
+  std::weak_ptr<bool> token_;
+};
+
+class KeyValueServer final : public wire::KeyValue::Server {
+ public:
+  explicit KeyValueServer(const ServedParts& parts)
+      : ctx_(parts.ctx), driver_(parts.driver), status_(parts.status), token_(parts.ctx->alive) {}
+
+  kj::Promise<void> put(PutContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return net::ToPromise(ctx_->io(), Put(driver_, context));
+  }
+  kj::Promise<void> get(GetContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    auto p = context.getParams();
+    auto slot = driver_->StartGet(ToString(p.getKey()), FromWire(p.getConsistency()));
+    if (slot->value) {
+      ToWire(*slot->value, context.getResults().initResult());
+      return kj::READY_NOW;
+    }
+    return net::ToPromise(ctx_->io(), FinishGet(std::move(slot), context));
+  }
+  kj::Promise<void> status(StatusContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    ToWire(status_(), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+
+ private:
+  static asio::awaitable<void> Put(EngineDriver* driver, PutContext context) {
+    auto p = context.getParams();
+    std::string key = ToString(p.getKey());
+    std::string value = ToString(p.getValue());
+    uint64_t request_id = p.getRequestId();
+    core::PutOutcome o = co_await driver->Put(std::move(key), std::move(value), request_id);
+    ToWire(o, context.getResults().initResult());
+  }
+  static asio::awaitable<void> FinishGet(std::shared_ptr<Waiters<core::GetOutcome>::Slot> slot,
+                                         GetContext context) {
+    core::GetOutcome o = co_await Waiters<core::GetOutcome>::Wait(std::move(slot));
+    ToWire(o, context.getResults().initResult());
+  }
+
+  const NodeContext* ctx_;
+  EngineDriver* driver_;
+  std::function<StatusReport()> status_;
+  std::weak_ptr<bool> token_;
+};
+
+class WatcherServer final : public wire::Watcher::Server {
+ public:
+  WatcherServer(const NodeContext& ctx, DirectoryClient* membership)
+      : membership_(membership), token_(ctx.alive) {}
+
+  kj::Promise<void> changed(ChangedContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    membership_->OnMembers(FromWire(context.getParams().getMembers()));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> ping(PingContext) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    return kj::READY_NOW;
+  }
+
+ private:
+  DirectoryClient* membership_;
+  std::weak_ptr<bool> token_;
+};
+
+class DirectoryServer final : public wire::Directory::Server {
+ public:
+  explicit DirectoryServer(const ServedParts& parts)
+      : directory_(parts.directory), token_(parts.ctx->alive) {}
+
+  kj::Promise<void> join(JoinContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    auto p = context.getParams();
+    auto members = directory_->Join(FromWire(p.getSelf()), p.getWatcher());
+    if (!members.ok()) {
+      return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
+    }
+    ToWire(*members, context.getResults().initMembers(members->size()));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> list(ListContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    auto members = directory_->Members();
+    ToWire(members, context.getResults().initMembers(members.size()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  DirectoryService* directory_;
+  std::weak_ptr<bool> token_;
+};
+
+class NodeServer final : public wire::Node::Server {
+ public:
+  explicit NodeServer(const ServedParts& parts)
+      : serves_directory_(parts.ctx->options.bootstrap.empty()),
+        key_value_(kj::heap<KeyValueServer>(parts)),
+        peer_(kj::heap<PeerServer>(parts)),
+        directory_(kj::heap<DirectoryServer>(parts)) {}
+
+  kj::Promise<void> keyValue(KeyValueContext context) override {
+    context.getResults().setKeyValue(key_value_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> peer(PeerContext context) override {
+    context.getResults().setPeer(peer_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> directory(DirectoryContext context) override {
+    if (!serves_directory_) {
+      return KJ_EXCEPTION(FAILED, "this node is not the bootstrap peer; it serves no directory");
+    }
+    context.getResults().setDirectory(directory_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> echo(EchoContext context) override {
+    context.getResults().setPayload(context.getParams().getPayload());
+    return kj::READY_NOW;
+  }
+
+ private:
+  bool serves_directory_;  // the bootstrap peer only
+  wire::KeyValue::Client key_value_;
+  wire::Peer::Client peer_;
+  wire::Directory::Client directory_;
+};
+
+}  // namespace
+
+kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts) { return kj::heap<NodeServer>(parts); }
+
+kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx,
+                                                DirectoryClient* membership) {
+  return kj::heap<WatcherServer>(ctx, membership);
+}
+
+}  // namespace replicator::node

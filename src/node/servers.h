@@ -1,0 +1,36 @@
+// The Cap'n Proto servers of one node (Node, KeyValue, Peer, Directory,
+// Watcher), each a thin adapter: it converts through convert.h and runs the
+// work as an Asio coroutine on the reactor thread, where KJ calls it. Each
+// holds the node's parts by pointer plus the node's liveness token, and
+// answers DISCONNECTED ("node is shutting down") once the node is gone.
+#pragma once
+
+#include <functional>
+
+#include <kj/memory.h>
+
+#include "node/convert.h"
+#include "node/node_context.h"
+#include "schema/replicator.capnp.h"
+
+namespace replicator::node {
+
+class EngineDriver;
+class DirectoryClient;
+class DirectoryService;
+
+// What the servers answer from. Every pointer stays valid while
+// ctx->alive has not expired.
+struct ServedParts {
+  const NodeContext* ctx;
+  EngineDriver* driver;
+  DirectoryService* directory;  // answers only on the bootstrap peer
+  std::function<StatusReport()> status;
+};
+
+kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts);
+// The watcher this node registers with the directory.
+kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx,
+                                                DirectoryClient* membership);
+
+}  // namespace replicator::node
