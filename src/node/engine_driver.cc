@@ -232,7 +232,7 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
   }
   uint64_t id = next_id_++;
   auto slot = puts_.Add(id);
-  engine_->StartPut(id, std::move(key), std::move(value), request_id, Now());
+  engine_->StartPut(id, std::move(key), std::move(value), request_id, Now(), WallNow());
   Pump();
   core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
   if (failpoints_.TakeSlowPutReply()) {

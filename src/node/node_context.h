@@ -17,9 +17,12 @@
 
 namespace replicator::node {
 
-// Engine time: wall-clock milliseconds, so proposal start times are
-// comparable across nodes for backoff priority.
+// Engine time: monotonic milliseconds (steady_clock), so leases, deadlines
+// and backoff do not move when the wall clock is stepped.
 core::TimeMs Now();
+// Wall-clock milliseconds since the Unix epoch: only where a time must be
+// comparable across nodes (a put's start, which orders racing proposals).
+core::TimeMs WallNow();
 
 inline const char* ShuttingDown() { return "node is shutting down"; }
 
