@@ -118,8 +118,9 @@ std::vector<int32_t> History::WantedTags(const Violation& v, std::string* of) co
       if (k != proposal_key_.end()) key = k->second;
     }
     if (key) find(absl::StrCat("c", *key));
-    *of = absl::StrCat("events of proposal ", name,
-                       key ? absl::StrCat(" and client calls of key ", Quote(*key)) : std::string());
+    *of =
+        absl::StrCat("events of proposal ", name,
+                     key ? absl::StrCat(" and client calls of key ", Quote(*key)) : std::string());
   } else if (v.subject.key) {
     find(absl::StrCat("k", *v.subject.key));
     *of = absl::StrCat("events touching key ", Quote(*v.subject.key));

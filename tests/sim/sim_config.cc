@@ -4,7 +4,6 @@
 
 namespace replicator::sim {
 
-
 bool SimConfig::SetProfile(const std::string& profile) {
   FaultParams f;  // "none": short, fixed-order-free delays, no faults
   if (profile == "none") {

@@ -13,19 +13,19 @@ using core::TimeMs;
 
 SimDisk::SimDisk(World* world) : world_(*world), disks_(world->node_count()) {
   for (Disk& disk : disks_) {
-    disk.store = std::make_unique<SimStore>();
-    if (!world_.config().unsafe.empty()) disk.synced = std::make_unique<SimStore>();
+    disk.store = std::make_unique<core::MemoryState>();
+    if (!world_.config().unsafe.empty()) disk.synced = std::make_unique<core::MemoryState>();
   }
 }
 
-std::vector<const SimStore*> SimDisk::stores() const {
-  std::vector<const SimStore*> out;
+std::vector<const core::MemoryState*> SimDisk::stores() const {
+  std::vector<const core::MemoryState*> out;
   for (const Disk& disk : disks_) out.push_back(disk.store.get());
   return out;
 }
 
-std::vector<const SimStore*> SimDisk::durable_stores() const {
-  std::vector<const SimStore*> out;
+std::vector<const core::MemoryState*> SimDisk::durable_stores() const {
+  std::vector<const core::MemoryState*> out;
   for (const Disk& disk : disks_) out.push_back(disk.synced ? disk.synced.get() : disk.store.get());
   return out;
 }

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/memory_state.h"
 #include "core/messages.h"
 #include "core/types.h"
 #include "sim/history.h"
-#include "sim/sim_store.h"
 #include "sim/sim_world.h"
 
 namespace replicator::sim {
@@ -34,11 +34,11 @@ class SimDisk {
   void InjectMutationForTest(int node, const core::Mutation& mutation);
 
   int writes_in_flight(int node) const { return static_cast<int>(disks_[node].writes.size()); }
-  const SimStore& store(int node) const { return *disks_[node].store; }
+  const core::MemoryState& store(int node) const { return *disks_[node].store; }
   // What the engines read, by node.
-  std::vector<const SimStore*> stores() const;
+  std::vector<const core::MemoryState*> stores() const;
   // What survives a crash, by node: stores() unless writes are synced late.
-  std::vector<const SimStore*> durable_stores() const;
+  std::vector<const core::MemoryState*> durable_stores() const;
 
  private:
   struct PendingWrite {
@@ -56,8 +56,8 @@ class SimDisk {
     // In unsafe mode the engine reads `store` (acknowledged writes) and a
     // crash rolls it back to `synced`; otherwise every write is synced
     // before it is acknowledged and `synced` is null.
-    std::unique_ptr<SimStore> store;
-    std::unique_ptr<SimStore> synced;
+    std::unique_ptr<core::MemoryState> store;
+    std::unique_ptr<core::MemoryState> synced;
     std::deque<UnsyncedWrite> unsynced;  // in order
     core::TimeMs sync_free_at = 0;
     std::deque<PendingWrite> writes;  // completes in order

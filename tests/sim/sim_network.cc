@@ -146,8 +146,8 @@ void SimNetwork::HandleRespond(int index, core::RespondEffect respond) {
       tags);
   if (respond.response.index() != inbound.request_kind) {
     world_.checker().Fail("C", {},
-                          absl::StrCat(node.id, " answers a request of kind ",
-                                       inbound.request_kind, " with ", Describe(respond.response)));
+                          absl::StrCat(node.id, " answers a request of kind ", inbound.request_kind,
+                                       " with ", Describe(respond.response)));
     return;
   }
   if (auto* r = std::get_if<core::ResolveResponse>(&respond.response); r && inbound.resolve) {
@@ -204,13 +204,13 @@ void SimNetwork::DeliverResponse(uint64_t id, core::Response response) {
     return;
   }
   if (call.to != call.from && !Connected(call.to, call.from)) {
-    world_.Trace(
-        absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"), tags);
+    world_.Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"),
+                 tags);
     return;
   }
   calls_.erase(it);
-  world_.Trace(absl::StrCat(caller.id, " <- ", world_.node(call.to).id, " call#", call.call_id,
-                            " ", Describe(response)),
+  world_.Trace(absl::StrCat(caller.id, " <- ", world_.node(call.to).id, " call#", call.call_id, " ",
+                            Describe(response)),
                tags);
   caller.engine->OnResponse(call.call_id, std::move(response), world_.now());
   world_.Drain(call.from);
@@ -224,8 +224,7 @@ void SimNetwork::CallDeadline(uint64_t id) {
   SimNode& caller = world_.node(call.from);
   if (!caller.engine || caller.incarnation != call.from_incarnation) return;
   world_.Trace(absl::StrCat(caller.id, " call#", call.call_id, " to ",
-                            call.to >= 0 ? world_.node(call.to).id : "?",
-                            " Unreachable(deadline)"),
+                            call.to >= 0 ? world_.node(call.to).id : "?", " Unreachable(deadline)"),
                call.tags);
   caller.engine->OnResponse(call.call_id, core::Unreachable{"deadline exceeded"}, world_.now());
   world_.Drain(call.from);
@@ -279,14 +278,14 @@ void SimNetwork::SchedulePartition(TimeMs after) {
     world_.stats().partitions++;
     const uint64_t generation = ++partition_generation_;
     world_.Trace(absl::StrCat("PARTITION ", shape), {}, History::LineKind::kGlobal);
-    world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(f.partition_min_ms,
-                                                                f.partition_max_ms)),
-              [this, generation] {
-                if (!world_.faults_active() || generation != partition_generation_) return;
-                for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
-                world_.Trace("HEAL partition", {}, History::LineKind::kGlobal);
-                SchedulePartition(world_.Exponential(world_.config().fault.partition_every_ms));
-              });
+    world_.At(
+        world_.now() + static_cast<TimeMs>(world_.Uniform(f.partition_min_ms, f.partition_max_ms)),
+        [this, generation] {
+          if (!world_.faults_active() || generation != partition_generation_) return;
+          for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
+          world_.Trace("HEAL partition", {}, History::LineKind::kGlobal);
+          SchedulePartition(world_.Exponential(world_.config().fault.partition_every_ms));
+        });
   });
 }
 

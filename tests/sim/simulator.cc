@@ -73,10 +73,7 @@ SimConfig WithDefaults(SimConfig config) {
 }  // namespace
 
 Simulator::Simulator(SimConfig run)
-    : world_(WithDefaults(std::move(run))),
-      disk_(&world_),
-      network_(&world_),
-      workload_(&world_) {
+    : world_(WithDefaults(std::move(run))), disk_(&world_), network_(&world_), workload_(&world_) {
   std::vector<int> node_cluster;
   std::vector<core::PeerId> node_ids;
   for (const SimNode& node : world_.nodes()) {
@@ -90,9 +87,9 @@ Simulator::Simulator(SimConfig run)
   options.check_convergence = config().check_convergence;
   options.expect_liveness = config().faults == "none";
   options.check_durable_at_ok = config().check_durable_at_ok;
-  auto checker = std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids),
-                                           disk_.stores(), config().clusters, options,
-                                           world_.clock());
+  auto checker =
+      std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids), disk_.stores(),
+                                config().clusters, options, world_.clock());
   if (!config().unsafe.empty()) checker->SetDurableStores(disk_.durable_stores());
   world_.SetChecker(std::move(checker));
   world_.SetDrain([this](int node) { Drain(node); });
@@ -134,13 +131,13 @@ void Simulator::StartEngine(SimNode& node) {
   engine_config.call_deadline_ms = config().call_deadline_ms;
   engine_config.lease_ms = config().lease_ms;
   engine_config.catchup_interval_ms = config().catchup_interval_ms;
-  const SimStore& store = disk_.store(node.index);
+  const core::MemoryState& store = disk_.store(node.index);
   core::DurableState recovered = store.Recover();
-  world_.Trace(absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
-                            recovered.reservations.size(), " reservation(s), ",
-                            store.acceptors().size(), " acceptor record(s), ",
-                            store.committed().size(), " committed key(s)"),
-               {}, History::LineKind::kNodeFault, node.index);
+  world_.Trace(
+      absl::StrCat(node.id, " start incarnation ", node.incarnation, " with ",
+                   recovered.reservations.size(), " reservation(s), ", store.acceptors().size(),
+                   " acceptor record(s), ", store.committed().size(), " committed key(s)"),
+      {}, History::LineKind::kNodeFault, node.index);
   node.engine = std::make_unique<core::Engine>(engine_config, &store, std::move(recovered));
   node.engine->SetTopology(topology_, world_.now());
   // As the node does: catch up from a peer at every start.

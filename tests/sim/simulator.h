@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/memory_state.h"
 #include "core/messages.h"
 #include "core/types.h"
 #include "sim/checker.h"
 #include "sim/sim_config.h"
 #include "sim/sim_disk.h"
 #include "sim/sim_network.h"
-#include "sim/sim_store.h"
 #include "sim/sim_world.h"
 #include "sim/workload.h"
 
@@ -62,7 +62,6 @@ struct SimResult {
   std::string StatsLine() const;
 };
 
-
 class Simulator {
  public:
   explicit Simulator(SimConfig config);
@@ -91,7 +90,7 @@ class Simulator {
   // take, so the checker must notice.
   void InjectMutationForTest(int node, const core::Mutation& mutation);
   const Checker& checker() const { return world_.checker(); }
-  const SimStore& store(int node) const { return disk_.store(node); }
+  const core::MemoryState& store(int node) const { return disk_.store(node); }
   int node_count() const { return world_.node_count(); }
 
  private:

@@ -132,8 +132,7 @@ void Workload::OpFinished(int op) {
   if (client < 0) return;  // a probe, or its client timed out and moved on
   // An unknown outcome: a real client retries the same put.
   if (done.type == ClientOp::Type::kPut && done.request_id != 0 &&
-      (done.abandoned ||
-       (done.put && done.put->kind == core::PutOutcome::Kind::kUnavailable))) {
+      (done.abandoned || (done.put && done.put->kind == core::PutOutcome::Kind::kUnavailable))) {
     PlanRetry(client, op);
   }
   world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, world_.config().think_max_ms)),
@@ -142,7 +141,8 @@ void Workload::OpFinished(int op) {
 
 void Workload::PlanRetry(int client, int op) {
   const int attempt = op_attempt_[op] + 1;
-  if (attempt > world_.config().client_max_retries || !world_.Chance(world_.config().client_retry)) {
+  if (attempt > world_.config().client_max_retries ||
+      !world_.Chance(world_.config().client_retry)) {
     return;
   }
   const ClientOp& o = world_.checker().ops()[op];
@@ -189,14 +189,22 @@ void Workload::OnPutDone(int node_index, const core::PutDoneEffect& fx) {
       stats.puts_ok++;
       if (checker.ops()[op].retry_of >= 0) stats.puts_retry_ok++;
       break;
-    case core::PutOutcome::Kind::kKeyExists: stats.puts_exists++; break;
-    case core::PutOutcome::Kind::kConflict: stats.puts_conflict++; break;
-    case core::PutOutcome::Kind::kUnavailable: stats.puts_unavailable++; break;
+    case core::PutOutcome::Kind::kKeyExists:
+      stats.puts_exists++;
+      break;
+    case core::PutOutcome::Kind::kConflict:
+      stats.puts_conflict++;
+      break;
+    case core::PutOutcome::Kind::kUnavailable:
+      stats.puts_unavailable++;
+      break;
     case core::PutOutcome::Kind::kOutcomeUnknown:
       stats.puts_unavailable++;  // reported as "of which outcome unknown"
       stats.puts_outcome_unknown++;
       break;
-    case core::PutOutcome::Kind::kInvalidArgument: stats.puts_invalid++; break;
+    case core::PutOutcome::Kind::kInvalidArgument:
+      stats.puts_invalid++;
+      break;
   }
   checker.OnPutDone(op, fx.outcome);
   OpFinished(op);
@@ -221,9 +229,15 @@ void Workload::OnGetDone(int node_index, const core::GetDoneEffect& fx) {
                             " -> ", Describe(fx.outcome)),
                tags);
   switch (fx.outcome.kind) {
-    case core::GetOutcome::Kind::kFound: stats.gets_found++; break;
-    case core::GetOutcome::Kind::kNotFound: stats.gets_not_found++; break;
-    default: stats.gets_unavailable++; break;
+    case core::GetOutcome::Kind::kFound:
+      stats.gets_found++;
+      break;
+    case core::GetOutcome::Kind::kNotFound:
+      stats.gets_not_found++;
+      break;
+    default:
+      stats.gets_unavailable++;
+      break;
   }
   checker.OnGetDone(op, fx.outcome);
   OpFinished(op);
@@ -301,10 +315,10 @@ void Workload::CheckProbe(const Probe& probe) {
   }
   world_.stats().probe_race_winners = race_ok;
   if (race_ok != 1 && (world_.config().check_race || race_ok > 1)) {
-    checker.Fail("V", Subject{std::string("probe-race"), std::nullopt},
-                 absl::StrCat("healed cluster: ", world_.node_count(),
-                              " puts raced on a fresh key and ", race_ok,
-                              " answered ok (want exactly 1)"));
+    checker.Fail(
+        "V", Subject{std::string("probe-race"), std::nullopt},
+        absl::StrCat("healed cluster: ", world_.node_count(), " puts raced on a fresh key and ",
+                     race_ok, " answered ok (want exactly 1)"));
   }
   for (int i : probe.gets) {
     if (ops[i].get && ops[i].get->kind != core::GetOutcome::Kind::kFound) {
