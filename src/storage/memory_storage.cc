@@ -1,8 +1,7 @@
-// In-memory Storage: ordered maps under one mutex, completed by a
+// In-memory Storage: a core::MemoryState under one mutex, completed by a
 // GroupCommitter thread like the RocksDB implementation so that callers see
 // the same threading in simulation and production. Committed entries are
-// keyed by (bucket, key), the order of the RocksDB records.
-#include <map>
+// scanned in (bucket, key) order, the order of the RocksDB records.
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -11,8 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/memory_state.h"
 #include "storage/group_commit.h"
-#include "storage/record_format.h"
 #include "storage/storage.h"
 #include "storage/write_once.h"
 
@@ -24,7 +23,7 @@ namespace {
 constexpr size_t kScanChunk = 256;
 
 // Position of a committed entry: the order of ForEachCommitted.
-using CommittedId = std::pair<uint32_t, core::Key>;
+using CommittedId = core::MemoryState::Position;
 
 CommittedId IdOf(const core::Key& key) { return {core::BucketOf(key), key}; }
 
@@ -40,12 +39,8 @@ class MemoryStorage final : public Storage {
 
   absl::StatusOr<core::DurableState> Recover() override {
     std::lock_guard<std::mutex> lock(mu_);
-    core::DurableState state;
-    state.reservations.reserve(reservations_.size());
-    for (const auto& [key, reservation] : reservations_) {
-      state.reservations.push_back(reservation);
-      state.reservations.back().since = 0;
-    }
+    core::DurableState state = state_.Recover();
+    for (core::Reservation& reservation : state.reservations) reservation.since = 0;
     return state;
   }
 
@@ -54,24 +49,18 @@ class MemoryStorage final : public Storage {
   }
 
   std::optional<core::CommittedEntry> GetEntry(const core::Key& key) const override {
-    const CommittedId id = IdOf(key);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = committed_.find(id);
-    if (it == committed_.end()) return std::nullopt;
-    return it->second;
+    return state_.GetEntry(key);
   }
 
   std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
-    const std::string key = internal::AcceptorKey(p);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = acceptors_.find(key);
-    if (it == acceptors_.end()) return std::nullopt;
-    return it->second;
+    return state_.GetAcceptor(p);
   }
 
   std::vector<uint64_t> Digest() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    return digest_;
+    return state_.Digest();
   }
 
   void ForEachInBucket(uint32_t bucket, const core::Key& after,
@@ -86,7 +75,7 @@ class MemoryStorage final : public Storage {
 
   uint64_t CommittedCount() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    return committed_.size();
+    return state_.committed().size();
   }
 
   absl::Status ForEachCommitted(
@@ -124,11 +113,12 @@ class MemoryStorage final : public Storage {
       chunk.clear();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = inclusive ? committed_.lower_bound(cursor) : committed_.upper_bound(cursor);
-        for (; it != committed_.end() && chunk.size() < kScanChunk; ++it) {
-          if (only_bucket.has_value() && it->first.first != *only_bucket) break;
-          chunk.emplace_back(it->first, it->second);
-        }
+        state_.ForEachFrom(cursor, inclusive,
+                           [&](const CommittedId& id, const core::CommittedEntry& entry) {
+                             if (only_bucket.has_value() && id.first != *only_bucket) return false;
+                             chunk.emplace_back(id, entry);
+                             return chunk.size() < kScanChunk;
+                           });
       }
       if (chunk.empty()) return;
       for (const auto& [id, entry] : chunk) {
@@ -147,9 +137,9 @@ class MemoryStorage final : public Storage {
     std::lock_guard<std::mutex> lock(mu_);
     const internal::CommittedValueLookup lookup =
         [this](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
-      auto it = committed_.find(IdOf(key));
-      if (it == committed_.end()) return std::nullopt;
-      return it->second.value;
+      std::optional<core::CommittedEntry> entry = state_.GetEntry(key);
+      if (!entry) return std::nullopt;
+      return std::move(entry->value);
     };
     std::vector<const core::PutCommitted*> added;
     for (size_t i = 0; i < group.size(); ++i) {
@@ -159,40 +149,19 @@ class MemoryStorage final : public Storage {
         continue;
       }
       if (!checked.ok()) return checked;  // unreachable: the lookup cannot fail
+      // `added`: the commits that add a key, each once, as CheckWriteOnce
+      // decided them.
       for (const core::Mutation& mutation : group[i].mutations) {
-        if (!std::holds_alternative<core::PutCommitted>(mutation)) {
-          std::visit([this](const auto& m) { ApplyLocked(m); }, mutation);
-        }
+        if (!std::holds_alternative<core::PutCommitted>(mutation)) state_.Apply(mutation);
       }
-      for (const core::PutCommitted* put : added) {
-        CommittedId id = IdOf(put->key);
-        digest_[id.first] ^= core::EntryHash(put->key, put->value);
-        committed_.emplace(std::move(id), core::CommittedEntry{put->value, put->request_id});
-      }
+      for (const core::PutCommitted* put : added) state_.Apply(*put);
     }
     return absl::OkStatus();
   }
 
-  void ApplyLocked(const core::PutReservation& m) {
-    reservations_.insert_or_assign(m.reservation.key, m.reservation);
-  }
-  void ApplyLocked(const core::DeleteReservation& m) { reservations_.erase(m.key); }
-  void ApplyLocked(const core::PutCommitted&) {}  // by Apply, after the write-once check
-  void ApplyLocked(const core::PutAcceptor& m) {
-    acceptors_.insert_or_assign(internal::AcceptorKey(m.record.proposal), m.record);
-  }
-  void ApplyLocked(const core::DeleteAcceptor& m) {
-    acceptors_.erase(internal::AcceptorKey(m.proposal));
-  }
-
   mutable std::mutex mu_;
-  std::map<CommittedId, core::CommittedEntry> committed_;  // guarded by mu_
-  // kDigestBuckets XORs of EntryHash over committed_.
-  std::vector<uint64_t> digest_ = std::vector<uint64_t>(core::kDigestBuckets);  // guarded by mu_
-  std::map<core::Key, core::Reservation> reservations_;  // guarded by mu_
-  // Keyed like the RocksDB records so Recover() returns the same order.
-  std::map<std::string, core::AcceptorRecord> acceptors_;  // guarded by mu_
-  uint64_t incarnation_ = 0;                               // guarded by mu_
+  core::MemoryState state_;  // guarded by mu_
+  uint64_t incarnation_ = 0;  // guarded by mu_
   // Last: its thread starts once every member above exists, and Stop() in
   // the destructor ends it before they go.
   internal::GroupCommitter committer_;

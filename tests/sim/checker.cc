@@ -62,7 +62,7 @@ const core::ReplicaOp* ReplicaOpOf(const core::Request& request) {
 }  // namespace
 
 Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_ids,
-                 std::vector<const SimStore*> stores, int clusters, CheckerOptions options,
+                 std::vector<const core::MemoryState*> stores, int clusters, CheckerOptions options,
                  const core::TimeMs* now)
     : node_cluster_(std::move(node_cluster)),
       node_ids_(std::move(node_ids)),
@@ -80,7 +80,7 @@ void Checker::Fail(std::string invariant, Subject subject, std::string detail) {
       Violation{std::move(invariant), *now_, std::move(subject), std::move(detail)});
 }
 
-void Checker::SetDurableStores(std::vector<const SimStore*> durable) {
+void Checker::SetDurableStores(std::vector<const core::MemoryState*> durable) {
   durable_stores_ = std::move(durable);
 }
 
@@ -119,7 +119,7 @@ bool Checker::MayCommit(const ClientOp& op, const PutOutcome& outcome) {
 // --- Durable mutations ------------------------------------------------------
 
 void Checker::BeforeApply(int node, const core::Mutation& m) {
-  const SimStore& store = *stores_[node];
+  const core::MemoryState& store = *stores_[node];
   const core::PeerId& self = node_ids_[node];
   if (auto* pr = std::get_if<core::PutReservation>(&m)) {
     const core::Reservation& r = pr->reservation;
@@ -341,7 +341,7 @@ void Checker::CheckPutOk(int index) {
     std::string where;
     for (size_t n = 0; n < durable_stores_.size(); ++n) {
       if (node_cluster_[n] != c) continue;
-      const SimStore& s = *durable_stores_[n];
+      const core::MemoryState& s = *durable_stores_[n];
       auto committed = s.GetCommitted(op.key);
       auto r = s.reservations().find(op.key);
       bool has = (committed && *committed == op.value) ||

@@ -43,7 +43,7 @@
 #include "core/engine.h"
 #include "core/messages.h"
 #include "core/types.h"
-#include "sim/sim_store.h"
+#include "core/memory_state.h"
 
 namespace replicator::sim {
 
@@ -114,7 +114,7 @@ class Checker {
   // `node_cluster[i]` is node i's cluster index in [0, clusters); `stores[i]`
   // its durable store, valid for the checker's lifetime.
   Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_ids,
-          std::vector<const SimStore*> stores, int clusters, CheckerOptions options,
+          std::vector<const core::MemoryState*> stores, int clusters, CheckerOptions options,
           const core::TimeMs* now);
 
   bool failed() const { return !violations_.empty(); }
@@ -125,7 +125,7 @@ class Checker {
   // stores given to the constructor (they hold only synced writes); a
   // simulation whose disks acknowledge before syncing passes the synced
   // copies here.
-  void SetDurableStores(std::vector<const SimStore*> durable);
+  void SetDurableStores(std::vector<const core::MemoryState*> durable);
 
   // --- Observations -------------------------------------------------------
   // Node `node` is about to apply `m` (its WriteBatch completed).
@@ -170,8 +170,8 @@ class Checker {
 
   std::vector<int> node_cluster_;
   std::vector<core::PeerId> node_ids_;
-  std::vector<const SimStore*> stores_;
-  std::vector<const SimStore*> durable_stores_;
+  std::vector<const core::MemoryState*> stores_;
+  std::vector<const core::MemoryState*> durable_stores_;
   int clusters_;
   std::vector<int> cluster_size_;
   CheckerOptions options_;

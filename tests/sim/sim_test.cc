@@ -420,7 +420,7 @@ TEST(SimChecker, CatchesAReservationLeftAfterTheQuietPhase) {
 class CheckerWorld : public testing::Test {
  protected:
   CheckerWorld() {
-    std::vector<const SimStore*> stores;
+    std::vector<const core::MemoryState*> stores;
     for (auto& s : stores_) stores.push_back(&s);
     checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
                                          std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
@@ -451,7 +451,7 @@ class CheckerWorld : public testing::Test {
   }
 
   core::TimeMs now_ = 0;
-  SimStore stores_[6];
+  core::MemoryState stores_[6];
   std::unique_ptr<Checker> checker_;
 };
 
@@ -523,7 +523,7 @@ TEST_F(CheckerWorld, CatchesARetryThatAnsweredConflictThoughItsProposalCommitted
 }
 
 TEST_F(CheckerWorld, CatchesACommittedKeyMissingAtANodeWithConvergenceOn) {
-  std::vector<const SimStore*> stores;
+  std::vector<const core::MemoryState*> stores;
   for (auto& s : stores_) stores.push_back(&s);
   CheckerOptions options;
   options.check_convergence = true;

@@ -148,7 +148,9 @@ TEST(AcceptorTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
   // Once durable, storage is the only copy: what it holds is what counts.
   // (Raised behind the engine's back here; an engine answering from a
   // remembered copy would still promise round 4.)
-  r.store().acceptors.at(kRemoteP).promised = Ballot{9, "a9"};
+  AcceptorRecord raised = r.store().acceptors.at(kRemoteP);
+  raised.promised = Ballot{9, "a9"};
+  r.store().Apply(PutAcceptor{raised});
   rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{4, "a2"}}));
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);

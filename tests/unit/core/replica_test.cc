@@ -168,7 +168,7 @@ TEST(ReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   recovered.reservations.push_back(Reservation{"k", kQ, "w", 12345});
   OneEngine r(recovered);
   // Acceptor records are read from storage on demand, never preloaded.
-  r.store().acceptors[kP] = AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt};
+  r.store().Apply(PutAcceptor{AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt}});
   EXPECT_EQ(r.engine().stats().reservations, 1u);
   EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP}})).kind,
             Vote::Kind::kReserved);

@@ -1,6 +1,6 @@
-// Test support for the core unit tests: an in-memory store and a tiny
-// message pump wiring engines together (FIFO delivery, writes durable at
-// once, down peers unreachable at once). Deliberately minimal; the seeded
+// Test support for the core unit tests: an in-memory store (a
+// core::MemoryState) and a tiny message pump wiring engines together (FIFO
+// delivery, writes durable at once, down peers unreachable at once). Deliberately minimal; the seeded
 // simulator with faults lives in tests/sim. Single-threaded.
 #pragma once
 
@@ -16,57 +16,60 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/memory_state.h"
 
 namespace replicator::core::testing {
 
-// Durable state of one node: committed entries, reservations, acceptors.
-// The digest is computed on demand: test stores are small.
-class MemoryStore : public CommittedView {
+// Durable state of one node: a core::MemoryState whose public members keep
+// the names of the plain maps it once was, so a test can plant state behind
+// an engine's back. `committed[k] = v` and `request_ids[k] = id` plant a
+// committed entry (replacing one of k; the digest and bucket index follow;
+// a request id of a key not committed plants nothing); `acceptors` and
+// `reservations` are read-only (plant those with Apply). Not copyable: the members
+// refer to the store itself.
+class MemoryStore : public MemoryState {
  public:
-  std::optional<CommittedEntry> GetEntry(const Key& key) const override {
-    auto it = committed.find(key);
-    if (it == committed.end()) return std::nullopt;
-    auto rid = request_ids.find(key);
-    return CommittedEntry{it->second, rid == request_ids.end() ? 0 : rid->second};
+  MemoryStore() = default;
+  MemoryStore(const MemoryStore&) = delete;
+  MemoryStore& operator=(const MemoryStore&) = delete;
+
+  template <typename T>
+  class Planter {
+   public:
+    struct Slot {
+      MemoryStore* store;
+      Key key;
+      void operator=(const T& x) const { store->Plant(key, x); }
+    };
+    explicit Planter(MemoryStore* store) : store_(store) {}
+    Slot operator[](Key key) const { return Slot{store_, std::move(key)}; }
+
+   private:
+    MemoryStore* store_;
+  };
+
+  Planter<Value> committed{this};
+  Planter<uint64_t> request_ids{this};
+  const std::map<Key, Reservation>& reservations = MemoryState::reservations();
+  const std::map<ProposalId, AcceptorRecord>& acceptors = MemoryState::acceptors();
+
+ private:
+  void Plant(const Key& key, const Value& value) { Replace(key, value, request_id(key)); }
+  void Plant(const Key& key, uint64_t request_id) {
+    if (std::optional<CommittedEntry> e = GetEntry(key)) Replace(key, e->value, request_id);
   }
-  std::vector<uint64_t> Digest() const override {
-    std::vector<uint64_t> d(kDigestBuckets, 0);
-    for (const auto& [k, v] : committed) d[BucketOf(k)] ^= EntryHash(k, v);
-    return d;
-  }
-  void ForEachInBucket(
-      uint32_t bucket, const Key& after,
-      const std::function<bool(const Key&, const CommittedEntry&)>& visit) const override {
-    for (auto it = committed.upper_bound(after); it != committed.end(); ++it) {
-      if (BucketOf(it->first) != bucket) continue;
-      if (!visit(it->first, *GetEntry(it->first))) return;
+  // Committed entries are write-once, so the state is rebuilt with the new
+  // entry applied first.
+  void Replace(const Key& key, const Value& value, uint64_t request_id) {
+    MemoryState rebuilt;
+    rebuilt.Apply(PutCommitted{key, value, request_id});
+    for (const auto& [k, e] : MemoryState::committed()) {
+      rebuilt.Apply(PutCommitted{k, e.value, e.request_id});
     }
+    for (const auto& [k, r] : MemoryState::reservations()) rebuilt.Apply(PutReservation{r});
+    for (const auto& [p, a] : MemoryState::acceptors()) rebuilt.Apply(PutAcceptor{a});
+    MemoryState::operator=(std::move(rebuilt));
   }
-  std::optional<AcceptorRecord> GetAcceptor(const ProposalId& p) const override {
-    auto it = acceptors.find(p);
-    if (it == acceptors.end()) return std::nullopt;
-    return it->second;
-  }
-  void Apply(const WriteBatch& batch) {
-    for (const Mutation& m : batch.mutations) {
-      if (auto* r = std::get_if<PutReservation>(&m)) {
-        reservations[r->reservation.key] = r->reservation;
-      } else if (auto* d = std::get_if<DeleteReservation>(&m)) {
-        reservations.erase(d->key);
-      } else if (auto* c = std::get_if<PutCommitted>(&m)) {
-        committed[c->key] = c->value;
-        request_ids[c->key] = c->request_id;
-      } else if (auto* a = std::get_if<PutAcceptor>(&m)) {
-        acceptors[a->record.proposal] = a->record;
-      } else if (auto* x = std::get_if<DeleteAcceptor>(&m)) {
-        acceptors.erase(x->proposal);
-      }
-    }
-  }
-  std::map<Key, Value> committed;
-  std::map<Key, uint64_t> request_ids;  // of committed keys; absent: 0
-  std::map<Key, Reservation> reservations;
-  std::map<ProposalId, AcceptorRecord> acceptors;
 };
 
 inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint64_t seed = 1) {

@@ -1,0 +1,296 @@
+#include "sim/sim_network.h"
+
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "sim/describe.h"
+
+namespace replicator::sim {
+
+using core::TimeMs;
+
+SimNetwork::SimNetwork(World* world) : world_(*world), endpoints_(world->node_count()) {}
+
+bool SimNetwork::Connected(int a, int b) const {
+  return endpoints_[a].group == endpoints_[b].group;
+}
+
+int SimNetwork::NodeOf(const core::PeerId& id) const {
+  for (const SimNode& node : world_.nodes()) {
+    if (node.id == id) return node.index;
+  }
+  return -1;
+}
+
+void SimNetwork::OnCrash(int node) { endpoints_[node].inbound.clear(); }
+
+int SimNetwork::open_requests(int node) const {
+  return static_cast<int>(endpoints_[node].inbound.size());
+}
+
+TimeMs SimNetwork::NetDelay(bool self) {
+  if (self) return static_cast<TimeMs>(world_.Uniform(0, 1));
+  const FaultParams& f = world_.config().fault;
+  TimeMs delay = static_cast<TimeMs>(world_.Uniform(f.net_min_ms, f.net_max_ms));
+  if (world_.faults_active() && world_.Chance(f.slow_message)) {
+    delay += static_cast<TimeMs>(world_.Uniform(0, f.slow_message_max_ms));
+  }
+  return delay;
+}
+
+// --- Requests and responses -------------------------------------------------
+
+void SimNetwork::HandleSend(int from_index, core::SendEffect send) {
+  SimStats& stats = world_.stats();
+  const SimNode& node = world_.node(from_index);
+  stats.messages++;
+  if (std::holds_alternative<core::PrepareRequest>(send.request)) stats.prepares++;
+  if (std::holds_alternative<core::ResolveRequest>(send.request)) stats.resolves++;
+  const int to = NodeOf(send.to);
+  const uint64_t call = next_call_++;
+  world_.checker().OnSend(node.index, send.request);
+  History::Tags tags = world_.history().TagsOf(send.request);
+  world_.Trace(absl::StrCat(node.id, " -> ", send.to, " call#", send.call_id, " ",
+                            Describe(send.request), " deadline=", send.deadline),
+               tags);
+  calls_.emplace(call, Call{node.index, node.incarnation, send.call_id, to, send.deadline, tags});
+  world_.At(send.deadline, [this, call] { CallDeadline(call); });
+  if (to < 0) {
+    world_.checker().Fail("C", {}, absl::StrCat(node.id, " sends to unknown peer '", send.to, "'"));
+    return;
+  }
+  const bool self = to == node.index;
+  const SimNode& target = world_.node(to);
+  if (!target.engine) {
+    world_.Trace(
+        absl::StrCat("  ", node.id, " call#", send.call_id, " lost: ", target.id, " is down"),
+        tags);
+    return;
+  }
+  if (!self && !Connected(node.index, to)) {
+    world_.Trace(
+        absl::StrCat("  ", node.id, " call#", send.call_id, " lost: partitioned from ", target.id),
+        tags);
+    return;
+  }
+  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
+    stats.dropped++;
+    world_.Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " dropped"), tags);
+    return;
+  }
+  const int from = node.index;
+  const uint64_t incarnation = target.incarnation;
+  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.duplicate)) {
+    stats.duplicated++;
+    world_.At(world_.now() + NetDelay(false),
+              [this, call, from, to, incarnation, request = send.request] {
+                DeliverRequest(call, from, to, incarnation, request, /*duplicate=*/true);
+              });
+  }
+  world_.At(world_.now() + NetDelay(self),
+            [this, call, from, to, incarnation, request = std::move(send.request)]() mutable {
+              DeliverRequest(call, from, to, incarnation, std::move(request),
+                             /*duplicate=*/false);
+            });
+}
+
+void SimNetwork::DeliverRequest(uint64_t call, int from, int to, uint64_t to_incarnation,
+                                core::Request request, bool duplicate) {
+  SimNode& target = world_.node(to);
+  const SimNode& sender = world_.node(from);
+  if (!target.engine || target.incarnation != to_incarnation) {
+    world_.Trace(absl::StrCat(target.id, " <- ", sender.id,
+                              " lost (receiver restarted): ", Describe(request)),
+                 world_.history().TagsOf(request));
+    return;
+  }
+  if (from != to && !Connected(from, to)) {
+    world_.Trace(
+        absl::StrCat(target.id, " <- ", sender.id, " lost (partitioned): ", Describe(request)),
+        world_.history().TagsOf(request));
+    return;
+  }
+  Endpoint& endpoint = endpoints_[to];
+  const uint64_t inbound = endpoint.next_inbound++;
+  std::optional<core::ProposalId> resolve;
+  if (auto* r = std::get_if<core::ResolveRequest>(&request)) resolve = r->proposal;
+  History::Tags tags = world_.history().TagsOf(request);
+  world_.Trace(absl::StrCat(target.id, " <- ", sender.id, " in#", inbound,
+                            duplicate ? " (duplicate) " : " ", Describe(request)),
+               tags);
+  endpoint.inbound.emplace(
+      inbound, Inbound{call, duplicate, request.index(), std::move(resolve), std::move(tags)});
+  world_.checker().OnDeliver(to, request);
+  target.engine->OnRequest(inbound, sender.id, std::move(request), world_.now());
+  world_.Drain(to);
+}
+
+void SimNetwork::HandleRespond(int index, core::RespondEffect respond) {
+  const SimNode& node = world_.node(index);
+  Endpoint& endpoint = endpoints_[index];
+  auto it = endpoint.inbound.find(respond.inbound_id);
+  if (it == endpoint.inbound.end()) {
+    world_.checker().Fail(
+        "C", {},
+        absl::StrCat(node.id, " responds to in#", respond.inbound_id,
+                     " which is unknown or already answered: ", Describe(respond.response)));
+    return;
+  }
+  Inbound inbound = std::move(it->second);
+  endpoint.inbound.erase(it);
+  History::Tags tags = std::move(inbound.tags);
+  world_.history().AddTags(tags, respond.response);
+  world_.Trace(
+      absl::StrCat(node.id, " respond in#", respond.inbound_id, " ", Describe(respond.response)),
+      tags);
+  if (respond.response.index() != inbound.request_kind) {
+    world_.checker().Fail("C", {},
+                          absl::StrCat(node.id, " answers a request of kind ", inbound.request_kind,
+                                       " with ", Describe(respond.response)));
+    return;
+  }
+  if (auto* r = std::get_if<core::ResolveResponse>(&respond.response); r && inbound.resolve) {
+    world_.checker().OnResolveAnswered(index, *inbound.resolve, *r);
+  }
+  const std::string what = absl::StrCat("  ", node.id, " answer to in#", respond.inbound_id);
+  if (inbound.duplicate) {
+    world_.Trace(absl::StrCat(what, " discarded: answer to a duplicate"), tags);
+    return;
+  }
+  auto call_it = calls_.find(inbound.call);
+  if (call_it == calls_.end()) {
+    world_.Trace(absl::StrCat(what, " discarded: the call already ended"), tags);
+    return;
+  }
+  const Call& call = call_it->second;
+  const bool self = call.from == index;
+  const SimNode& caller = world_.node(call.from);
+  if (!caller.engine || caller.incarnation != call.from_incarnation) {
+    world_.Trace(absl::StrCat(what, " discarded: the caller restarted"), tags);
+    return;
+  }
+  if (!self && !Connected(call.from, index)) {
+    world_.Trace(absl::StrCat(what, " lost: partitioned from ", caller.id), tags);
+    return;
+  }
+  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
+    world_.stats().dropped++;
+    world_.Trace(absl::StrCat(what, " dropped"), tags);
+    return;
+  }
+  const uint64_t id = inbound.call;
+  world_.At(world_.now() + NetDelay(self),
+            [this, id, response = std::move(respond.response)]() mutable {
+              DeliverResponse(id, std::move(response));
+            });
+}
+
+void SimNetwork::DeliverResponse(uint64_t id, core::Response response) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  const Call call = it->second;
+  SimNode& caller = world_.node(call.from);
+  if (!caller.engine || caller.incarnation != call.from_incarnation) {
+    calls_.erase(it);
+    return;
+  }
+  History::Tags tags = call.tags;
+  world_.history().AddTags(tags, response);
+  if (world_.now() >= call.deadline) {
+    world_.Trace(absl::StrCat(caller.id, " late response to call#", call.call_id,
+                              " discarded (deadline ", call.deadline, ")"),
+                 tags);
+    return;
+  }
+  if (call.to != call.from && !Connected(call.to, call.from)) {
+    world_.Trace(absl::StrCat(caller.id, " response to call#", call.call_id, " lost (partitioned)"),
+                 tags);
+    return;
+  }
+  calls_.erase(it);
+  world_.Trace(absl::StrCat(caller.id, " <- ", world_.node(call.to).id, " call#", call.call_id, " ",
+                            Describe(response)),
+               tags);
+  caller.engine->OnResponse(call.call_id, std::move(response), world_.now());
+  world_.Drain(call.from);
+}
+
+void SimNetwork::CallDeadline(uint64_t id) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  const Call call = it->second;
+  calls_.erase(it);
+  SimNode& caller = world_.node(call.from);
+  if (!caller.engine || caller.incarnation != call.from_incarnation) return;
+  world_.Trace(absl::StrCat(caller.id, " call#", call.call_id, " to ",
+                            call.to >= 0 ? world_.node(call.to).id : "?", " Unreachable(deadline)"),
+               call.tags);
+  caller.engine->OnResponse(call.call_id, core::Unreachable{"deadline exceeded"}, world_.now());
+  world_.Drain(call.from);
+}
+
+// --- Partitions -------------------------------------------------------------
+
+std::string SimNetwork::ChoosePartition() {
+  const int n = world_.node_count();
+  const std::vector<SimNode>& nodes = world_.nodes();
+  // 0: one node alone; 1: one whole cluster alone (a random split with a
+  // single cluster); 2: two random sides.
+  const uint64_t roll = world_.Uniform(0, 2);
+  std::string kind;
+  if (roll == 0) {
+    const int alone = static_cast<int>(world_.Uniform(0, n - 1));
+    for (const SimNode& node : nodes) endpoints_[node.index].group = node.index == alone ? 1 : 0;
+    world_.stats().partitions_node++;
+    kind = absl::StrCat("node ", nodes[alone].id, " cut off");
+  } else if (roll == 1 && world_.config().clusters > 1) {
+    const int cluster = static_cast<int>(world_.Uniform(0, world_.config().clusters - 1));
+    for (const SimNode& node : nodes) {
+      endpoints_[node.index].group = node.cluster == cluster ? 1 : 0;
+    }
+    world_.stats().partitions_cluster++;
+    kind = absl::StrCat("cluster c", cluster, " cut off");
+  } else {
+    int in_zero = 0;
+    for (Endpoint& endpoint : endpoints_) {
+      endpoint.group = world_.Chance(0.5) ? 1 : 0;
+      in_zero += endpoint.group == 0;
+    }
+    if (in_zero == 0 || in_zero == n) {
+      Endpoint& flip = endpoints_[world_.Uniform(0, n - 1)];
+      flip.group = 1 - flip.group;
+    }
+    kind = "random split";
+  }
+  std::string sides[2];
+  for (const SimNode& node : nodes) {
+    absl::StrAppend(&sides[endpoints_[node.index].group], " ", node.id);
+  }
+  return absl::StrCat(kind, ": {", sides[0], " } | {", sides[1], " }");
+}
+
+void SimNetwork::SchedulePartition(TimeMs after) {
+  world_.At(world_.now() + after, [this] {
+    if (!world_.faults_active()) return;
+    const FaultParams& f = world_.config().fault;
+    const std::string shape = ChoosePartition();
+    world_.stats().partitions++;
+    const uint64_t generation = ++partition_generation_;
+    world_.Trace(absl::StrCat("PARTITION ", shape), {}, History::LineKind::kGlobal);
+    world_.At(
+        world_.now() + static_cast<TimeMs>(world_.Uniform(f.partition_min_ms, f.partition_max_ms)),
+        [this, generation] {
+          if (!world_.faults_active() || generation != partition_generation_) return;
+          for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
+          world_.Trace("HEAL partition", {}, History::LineKind::kGlobal);
+          SchedulePartition(world_.Exponential(world_.config().fault.partition_every_ms));
+        });
+  });
+}
+
+void SimNetwork::Heal() {
+  for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
+}
+
+}  // namespace replicator::sim
