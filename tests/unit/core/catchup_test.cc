@@ -42,7 +42,7 @@ int Sent(const Pump& pump, const PeerId& from, size_t request_index) {
   return n;
 }
 
-TEST(CatchUpTest, ANodeMissingKeysCatchesUpFromAPeer) {
+TEST(CatchUpRoleTest, ANodeMissingKeysCatchesUpFromAPeer) {
   Pump pump(kOneByThree);
   for (int i = 0; i < 50; ++i) {
     CommitAt(pump, {"a2", "a3"}, "k" + std::to_string(i), "v" + std::to_string(i), 100 + i);
@@ -73,7 +73,7 @@ TEST(CatchUpTest, ANodeMissingKeysCatchesUpFromAPeer) {
   EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, 50u);
 }
 
-TEST(CatchUpTest, PullsPageThroughABucketWithATinyMaxBytes) {
+TEST(CatchUpRoleTest, PullsPageThroughABucketWithATinyMaxBytes) {
   const std::vector<Key> keys = KeysInOneBucket(5);
   Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_pull_max_bytes = 1; });
   for (const Key& k : keys) CommitAt(pump, {"a2", "a3"}, k, "value-of-" + k);
@@ -116,7 +116,7 @@ TEST(CatchUpTest, PullsPageThroughABucketWithATinyMaxBytes) {
   EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, keys.size());
 }
 
-TEST(CatchUpTest, AConflictingValueIsReportedNotOverwritten) {
+TEST(CatchUpRoleTest, AConflictingValueIsReportedNotOverwritten) {
   Pump pump(kOneByThree);
   CommitAt(pump, {"a2", "a3"}, "k", "v");
   CommitAt(pump, {"a2", "a3"}, "fine", "f");
@@ -131,7 +131,7 @@ TEST(CatchUpTest, AConflictingValueIsReportedNotOverwritten) {
   EXPECT_TRUE(pump.engine("a1").caught_up());
 }
 
-TEST(CatchUpTest, NoPeerToAskIsTriviallyCaughtUp) {
+TEST(CatchUpRoleTest, NoPeerToAskIsTriviallyCaughtUp) {
   struct Case {
     std::string name;
     Topology topology;
@@ -166,7 +166,7 @@ TEST(CatchUpTest, NoPeerToAskIsTriviallyCaughtUp) {
   }
 }
 
-TEST(CatchUpTest, AnUnreachablePeerAbortsTheRoundAndTheNextIntervalAsksAnother) {
+TEST(CatchUpRoleTest, AnUnreachablePeerAbortsTheRoundAndTheNextIntervalAsksAnother) {
   Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_interval_ms = 1000; });
   CommitAt(pump, {"a2", "a3"}, "k", "v");
   pump.down = {"a2", "a3"};
@@ -189,7 +189,7 @@ TEST(CatchUpTest, AnUnreachablePeerAbortsTheRoundAndTheNextIntervalAsksAnother) 
   EXPECT_EQ(asked, (std::set<PeerId>{"a2", "a3"}));
 }
 
-TEST(CatchUpTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
+TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
   struct Case {
     std::string name;
     bool decision_known;
@@ -223,7 +223,7 @@ TEST(CatchUpTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
   }
 }
 
-TEST(CatchUpTest, TickStartsARoundEveryInterval) {
+TEST(CatchUpRoleTest, TickStartsARoundEveryInterval) {
   Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_interval_ms = 500; });
   const TimeMs start = pump.now;
   EXPECT_EQ(pump.engine("a1").NextWakeup(), start + 500);
@@ -239,7 +239,7 @@ TEST(CatchUpTest, TickStartsARoundEveryInterval) {
   for (const char* p : {"a1", "a3"}) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
 }
 
-TEST(CatchUpTest, DigestIsTheStoresDigest) {
+TEST(CatchUpRoleTest, DigestIsTheStoresDigest) {
   Pump pump(kOneByThree);
   CommitAt(pump, {"a2"}, "k", "v");
   uint64_t call = pump.Call("a2", DigestRequest{});
@@ -258,7 +258,7 @@ namespace {
 
 // A node that is not a voter yet is caught up only after rounds with a
 // majority of the voters: any one voter may have missed a committed key.
-TEST(CatchUpTest, ANewNodeIsCaughtUpOnlyFromAMajorityOfVoters) {
+TEST(CatchUpRoleTest, ANewNodeIsCaughtUpOnlyFromAMajorityOfVoters) {
   Pump pump({{"a", {"a1", "a2", "a3", "a4"}}});
   Topology t = pump.topology();
   for (Member& m : t.members) {
