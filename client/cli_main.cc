@@ -179,9 +179,16 @@ struct Command {
         "unknown\n",
         s.puts_ok, s.puts_key_exists, s.puts_conflict, s.puts_unavailable, s.puts_invalid,
         s.puts_outcome_unknown);
+    fmt::print("          {} attempts retried after a race, {} joined an identical put\n",
+               s.put_retries, s.puts_joined);
     fmt::print("gets      {}\n", s.gets);
-    fmt::print("storage   {} writes in {} group commits, {} fsyncs\n", s.storage_writes,
-               s.storage_batches, s.storage_syncs);
+    fmt::print("catch-up  {} rounds, {} keys pulled\n", s.catchup_rounds, s.catchup_keys_pulled);
+    fmt::print("storage   {} writes ({} mutations) in {} group commits, {} fsyncs\n",
+               s.storage_writes, s.storage_mutations, s.storage_batches, s.storage_syncs);
+    if (s.storage_write_errors || s.storage_writes_refused) {
+      fmt::print("STORAGE ERRORS {} failed group commits, {} writes refused\n",
+                 s.storage_write_errors, s.storage_writes_refused);
+    }
     fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
     if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
     std::string cluster;

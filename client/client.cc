@@ -240,6 +240,13 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.storage_writes = s.getStorageWrites();
   out.storage_batches = s.getStorageBatches();
   out.storage_syncs = s.getStorageSyncs();
+  out.put_retries = s.getPutRetries();
+  out.puts_joined = s.getPutsJoined();
+  out.catchup_rounds = s.getCatchupRounds();
+  out.catchup_keys_pulled = s.getCatchupKeysPulled();
+  out.storage_mutations = s.getStorageMutations();
+  out.storage_write_errors = s.getStorageWriteErrors();
+  out.storage_writes_refused = s.getStorageWritesRefused();
   co_return out;
 }
 

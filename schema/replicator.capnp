@@ -115,6 +115,21 @@ struct NodeStatus {
   # Group commits: each made many write requests durable at once.
   storageSyncs @14 :UInt64;
   # fsyncs (0 with --storage=memory).
+  putRetries @16 :UInt64;
+  # Attempts retried after losing a race on their key (contention backoff).
+  putsJoined @17 :UInt64;
+  # Puts that arrived while the same put (key and request id) was in flight
+  # here and shared its outcome; counted once, in the first put's outcome.
+  catchupRounds @18 :UInt64;
+  # Catch-up rounds completed (digest compared with a voter, differences pulled).
+  catchupKeysPulled @19 :UInt64;
+  # Committed entries this node learned from catch-up rather than a commit.
+  storageMutations @20 :UInt64;
+  # Mutations applied (a write request carries one or more).
+  storageWriteErrors @21 :UInt64;
+  # Group commits that failed; each failed every write request in it.
+  storageWritesRefused @22 :UInt64;
+  # Write requests refused because they would change a committed value.
 }
 
 # ---------------------------------------------------------------------------

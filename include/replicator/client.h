@@ -78,6 +78,13 @@ struct NodeStatus {
   uint64_t storage_writes = 0;   // write requests made durable
   uint64_t storage_batches = 0;  // group commits
   uint64_t storage_syncs = 0;    // fsyncs
+  uint64_t put_retries = 0;      // attempts retried after losing a race
+  uint64_t puts_joined = 0;      // puts that shared an identical put in flight
+  uint64_t catchup_rounds = 0;
+  uint64_t catchup_keys_pulled = 0;
+  uint64_t storage_mutations = 0;
+  uint64_t storage_write_errors = 0;    // failed group commits
+  uint64_t storage_writes_refused = 0;  // would have changed a committed value
 };
 
 struct ClientOptions {

@@ -150,8 +150,7 @@ void Engine::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs 
   impl_->reader_.StartGet(get_id, std::move(key), consistency, now);
 }
 
-void Engine::OnRequest(uint64_t inbound_id, const PeerId& /*from*/, Request request,
-                       TimeMs now) {
+void Engine::OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
   impl_->OnRequest(inbound_id, std::move(request), now);
 }
 

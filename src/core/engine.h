@@ -204,7 +204,7 @@ class Engine {
 
   // A peer's request. Finishes with exactly one RespondEffect for
   // `inbound_id`.
-  void OnRequest(uint64_t inbound_id, const PeerId& from, Request request, TimeMs now);
+  void OnRequest(uint64_t inbound_id, Request request, TimeMs now);
   // The outcome of SendEffect `call_id`.
   void OnResponse(uint64_t call_id, Response response, TimeMs now);
   // WriteEffect `write_id` is durable.

@@ -276,9 +276,4 @@ capnp::Capability::Client RpcConnection::BootstrapCapability() {
   return session_->rpc.bootstrap(vat_id);
 }
 
-kj::Promise<void> RpcConnection::OnDisconnect() {
-  if (disconnected_) return kj::READY_NOW;
-  return session_->network.onDisconnect().then([] {}, [](kj::Exception&&) {});
-}
-
 }  // namespace replicator::net

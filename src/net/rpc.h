@@ -95,8 +95,6 @@ class RpcConnection {
 
   // True once the transport failed or closed. Never becomes false again: reconnect instead.
   bool disconnected() const { return disconnected_; }
-  // Resolves when the transport fails or closes.
-  kj::Promise<void> OnDisconnect();
   // host_port as given to Connect().
   const std::string& address() const { return address_; }
 

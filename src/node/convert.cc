@@ -464,6 +464,13 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setStorageWrites(s.storage.writes);
   out.setStorageBatches(s.storage.batches_written);
   out.setStorageSyncs(s.storage.syncs);
+  out.setPutRetries(s.engine.put_retries);
+  out.setPutsJoined(s.engine.puts_joined);
+  out.setCatchupRounds(s.engine.catchup_rounds);
+  out.setCatchupKeysPulled(s.engine.catchup_keys_pulled);
+  out.setStorageMutations(s.storage.mutations);
+  out.setStorageWriteErrors(s.storage.write_errors);
+  out.setStorageWritesRefused(s.storage.writes_refused);
   out.setUptimeMs(s.uptime_ms);
 }
 

@@ -193,7 +193,7 @@ void EngineDriver::Flush() {
   for (core::SendEffect& fx : local) {
     uint64_t id = next_id_++;
     self_calls_[id] = fx.call_id;
-    engine_->OnRequest(id, ctx_.identity.peer_id, std::move(fx.request), now);
+    engine_->OnRequest(id, std::move(fx.request), now);
   }
   Pump();
 }
@@ -269,7 +269,7 @@ asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
   for (size_t i = 0; i < requests.size(); ++i) {
     uint64_t id = next_id_++;
     inbound_[id] = InboundSlot{batch, i};
-    engine_->OnRequest(id, core::PeerId(), std::move(requests[i]), now);
+    engine_->OnRequest(id, std::move(requests[i]), now);
   }
   Pump();
   while (batch->remaining > 0) {

@@ -1,6 +1,7 @@
 // Convergence and safe retries with real processes and RocksDB: a node that
 // was down catches up, a new node joins a running cluster, and a put retried
 // after the client timed out learns it was applied.
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,13 @@ TEST_F(CatchUpTest, FourthNodeJoinsARunningClusterCatchesUpAndVotes) {
                                             line - status.out.rfind('\n', line));
   EXPECT_NE(self_line.find(address), std::string::npos) << status.out;
   EXPECT_NE(self_line.find("voter"), std::string::npos) << status.out;
+  // What it learned came through catch-up, and status says so.
+  std::smatch counts;
+  ASSERT_TRUE(std::regex_search(status.out, counts,
+                                std::regex("catch-up  ([0-9]+) rounds, ([0-9]+) keys pulled")))
+      << status.out;
+  EXPECT_GE(std::stoull(counts[1].str()), 1u) << status.out;
+  EXPECT_GE(std::stoull(counts[2].str()), 1u) << status.out;
   // Puts keep working with four voters in c1, through the new node too.
   std::vector<std::string> later = Keys("later-", 10);
   EXPECT_EQ(PutAll({address, deployment_->nodes()[3].address}, later),

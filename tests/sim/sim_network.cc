@@ -122,7 +122,7 @@ void SimNetwork::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inc
   endpoint.inbound.emplace(
       inbound, Inbound{call, duplicate, request.index(), std::move(resolve), std::move(tags)});
   world_.checker().OnDeliver(to, request);
-  target.engine->OnRequest(inbound, sender.id, std::move(request), world_.now());
+  target.engine->OnRequest(inbound, std::move(request), world_.now());
   world_.Drain(to);
 }
 

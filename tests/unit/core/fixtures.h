@@ -42,7 +42,7 @@ class OneEngine {
 
   // Hands `request` to the engine; returns its effects. Writes are held.
   std::vector<Effect> Request(core::Request request) {
-    engine_.OnRequest(next_inbound_++, "a2", std::move(request), now);
+    engine_.OnRequest(next_inbound_++, std::move(request), now);
     return Take();
   }
   // Makes every held write durable, in order; returns the effects.

@@ -229,7 +229,7 @@ class Pump {
                                        request = std::move(request)]() mutable {
       uint64_t inbound = next_inbound_++;
       inbound_[inbound] = Caller{from, call_id};
-      engine(to).OnRequest(inbound, from, std::move(request), now);
+      engine(to).OnRequest(inbound, std::move(request), now);
       Collect(to);
     });
   }

@@ -213,6 +213,13 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   report.committed_keys = 5;
   report.engine.puts_ok = 3;
   report.storage.syncs = 2;
+  report.engine.put_retries = 11;
+  report.engine.puts_joined = 12;
+  report.engine.catchup_rounds = 13;
+  report.engine.catchup_keys_pulled = 14;
+  report.storage.mutations = 15;
+  report.storage.write_errors = 16;
+  report.storage.writes_refused = 17;
   report.uptime_ms = 99;
   ToWire(report, status);
   auto read = status.asReader();
@@ -222,6 +229,13 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   EXPECT_EQ(read.getCommittedKeys(), 5u);
   EXPECT_EQ(read.getPutsOk(), 3u);
   EXPECT_EQ(read.getStorageSyncs(), 2u);
+  EXPECT_EQ(read.getPutRetries(), 11u);
+  EXPECT_EQ(read.getPutsJoined(), 12u);
+  EXPECT_EQ(read.getCatchupRounds(), 13u);
+  EXPECT_EQ(read.getCatchupKeysPulled(), 14u);
+  EXPECT_EQ(read.getStorageMutations(), 15u);
+  EXPECT_EQ(read.getStorageWriteErrors(), 16u);
+  EXPECT_EQ(read.getStorageWritesRefused(), 17u);
   EXPECT_EQ(read.getUptimeMs(), 99u);
   EXPECT_EQ(FromWire(wire::Consistency::LINEARIZABLE), core::Consistency::kLinearizable);
 }
