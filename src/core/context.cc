@@ -32,12 +32,32 @@ void Context::EndInput() {
 uint64_t Context::Send(const PeerId& to, Request request, TimeMs deadline, CallFn then) {
   uint64_t id = next_call_id_++;
   if (then) calls_.emplace(id, std::move(then));
+  if (to == config_.self) {
+    const uint64_t inbound = next_self_inbound_++;
+    self_calls_.emplace(inbound, id);
+    self_work_.push_back(SelfRequest{inbound, std::move(request)});
+    return id;
+  }
   effects_.push_back(SendEffect{id, to, std::move(request), deadline});
   return id;
 }
 
 void Context::Respond(uint64_t inbound_id, Response response) {
+  if (inbound_id >= kSelfInbound) {
+    auto it = self_calls_.find(inbound_id);
+    RP_CHECK(it != self_calls_.end(), "self call ", inbound_id, " answered twice");
+    self_work_.push_back(SelfResponse{it->second, std::move(response)});
+    self_calls_.erase(it);
+    return;
+  }
   effects_.push_back(RespondEffect{inbound_id, std::move(response)});
+}
+
+std::optional<Context::SelfWork> Context::TakeSelfWork() {
+  if (self_work_.empty()) return std::nullopt;
+  SelfWork w = std::move(self_work_.front());
+  self_work_.pop_front();
+  return w;
 }
 
 void Context::ReportViolation(Key key, std::string detail) {
@@ -112,6 +132,11 @@ std::vector<Effect> Context::TakeEffects() {
 
 void Context::CheckInvariants() const {
   RP_CHECK(open_write_ == 0, "write ", open_write_, " is still open between inputs");
+  RP_CHECK(self_work_.empty(), self_work_.size(), " self calls left unhandled by an input");
+  for (const auto& [inbound, call] : self_calls_) {
+    RP_CHECK(inbound >= kSelfInbound && inbound < next_self_inbound_ && call < next_call_id_,
+             "self call ", inbound, " -> ", call, " was never made");
+  }
   for (const auto& [id, w] : writes_) {
     RP_CHECK(w.emitted, "write ", id, " was never emitted");
     RP_CHECK(w.batch.mutations.empty(), "write ", id, " kept mutations the driver holds");

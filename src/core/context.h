@@ -8,11 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <optional>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -69,9 +71,24 @@ class Context {
   uint64_t NextSequence() { return ++sequence_; }
 
   // Sends `request` to `to`; `then` (may be null: fire-and-forget) gets the
-  // response or Unreachable. Returns the call id.
+  // response or Unreachable. Returns the call id. A call to this node itself
+  // never leaves the engine: it becomes SelfWork, handled before the input
+  // ends, and has no deadline (the answer waits only for this node's writes).
   uint64_t Send(const PeerId& to, Request request, TimeMs deadline, CallFn then);
   void Respond(uint64_t inbound_id, Response response);
+
+  // A call this engine made to itself, or the answer to one.
+  struct SelfRequest {
+    uint64_t inbound_id = 0;
+    Request request;
+  };
+  struct SelfResponse {
+    uint64_t call_id = 0;
+    Response response;
+  };
+  using SelfWork = std::variant<SelfRequest, SelfResponse>;
+  // The oldest self call or answer not handled yet, in the order made.
+  std::optional<SelfWork> TakeSelfWork();
   void Emit(Effect effect) { effects_.push_back(std::move(effect)); }
   // Counts and reports a safety violation.
   void ReportViolation(Key key, std::string detail);
@@ -127,6 +144,13 @@ class Context {
   uint64_t open_write_ = 0;  // batch of the current input, 0 if none
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;
   absl::flat_hash_map<uint64_t, CallFn> calls_;
+
+  // Inbound ids of self calls start here, far above any driver's ids.
+  static constexpr uint64_t kSelfInbound = uint64_t{1} << 63;
+  uint64_t next_self_inbound_ = kSelfInbound;
+  std::deque<SelfWork> self_work_;
+  // Self calls not answered yet: inbound id -> the caller's call id.
+  absl::flat_hash_map<uint64_t, uint64_t> self_calls_;
 };
 
 }  // namespace replicator::core

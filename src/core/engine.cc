@@ -52,6 +52,7 @@ class Engine::Impl {
       }
     }
     ~Input() {
+      impl_->HandleSelfWork();
       impl_->ctx_.EndInput();
       if (impl_->ctx_.config().check_invariants) impl_->CheckInvariants();
     }
@@ -64,6 +65,23 @@ class Engine::Impl {
 
   void OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
     Input in(this, now);
+    Dispatch(inbound_id, std::move(request), now);
+  }
+
+  // Calls this engine made to itself, and their answers, in the order made,
+  // until none is left: one input's self calls join its write batch.
+  void HandleSelfWork() {
+    while (std::optional<Context::SelfWork> w = ctx_.TakeSelfWork()) {
+      if (auto* r = std::get_if<Context::SelfRequest>(&*w)) {
+        Dispatch(r->inbound_id, std::move(r->request), ctx_.now());
+      } else {
+        auto& s = std::get<Context::SelfResponse>(*w);
+        ctx_.OnResponse(s.call_id, std::move(s.response), ctx_.now());
+      }
+    }
+  }
+
+  void Dispatch(uint64_t inbound_id, Request request, TimeMs now) {
     if (auto* h = std::get_if<HandleRequest>(&request)) {
       replica_.Handle(
           h->op,

@@ -118,7 +118,8 @@ struct GetOutcome {
 
 // --- Effects: what the driver must do ---------------------------------------
 
-// Deliver `request` to peer `to` (possibly this node itself). The driver must
+// Deliver `request` to peer `to`, never this node itself (the engine handles
+// its calls to itself before the input that made them returns). The driver must
 // call OnResponse(call_id, ...) exactly once: with the peer's response, or
 // with Unreachable when the call fails or `deadline` (engine time) passes.
 struct SendEffect {

@@ -54,8 +54,6 @@ void EngineDriver::Shutdown() {
     slot.batch->responses[slot.index] = Unreachable(std::string(ShuttingDown()));
     if (--slot.batch->remaining == 0) slot.batch->done.cancel();
   }
-  self_calls_.clear();
-  local_calls_.clear();
 }
 
 void EngineDriver::SetTopology(core::Topology topology) {
@@ -108,11 +106,8 @@ void EngineDriver::Carry(core::Effect& effect) {
 }
 
 void EngineDriver::Send(core::SendEffect effect) {
-  if (effect.to == ctx_.identity.peer_id) {
-    local_calls_.push_back(std::move(effect));
-  } else if (!network_.Send(std::move(effect))) {
-    return;  // sent alone, not at the end of the turn
-  }
+  // The engine handles its calls to this node itself; the network refuses one.
+  if (!network_.Send(std::move(effect))) return;  // sent alone, not at the end of the turn
   PostFlush();
 }
 
@@ -185,16 +180,6 @@ void EngineDriver::Flush() {
   flush_posted_ = false;
   if (ctx_.shut_down) return;
   network_.Flush();
-  // Calls to this node itself skip Cap'n Proto. They have no deadline of
-  // their own: the engine answers each once its writes are durable.
-  std::vector<core::SendEffect> local = std::move(local_calls_);
-  local_calls_.clear();
-  core::TimeMs now = Now();
-  for (core::SendEffect& fx : local) {
-    uint64_t id = next_id_++;
-    self_calls_[id] = fx.call_id;
-    engine_->OnRequest(id, std::move(fx.request), now);
-  }
   Pump();
 }
 
@@ -208,12 +193,6 @@ void EngineDriver::OnResponses(const std::vector<core::SendEffect>& calls,
 }
 
 void EngineDriver::Respond(uint64_t id, core::Response response) {
-  if (auto self = self_calls_.find(id); self != self_calls_.end()) {
-    uint64_t call_id = self->second;
-    self_calls_.erase(self);
-    engine_->OnResponse(call_id, std::move(response), Now());
-    return;  // Pump's loop picks up what this produced
-  }
   auto it = inbound_.find(id);
   if (it == inbound_.end()) return;
   InboundBatch& batch = *it->second.batch;

@@ -1,7 +1,6 @@
 // EngineDriver: carries out the engine's effects on the reactor. Owns the
 // core::Engine, the waiters of client puts and gets, the inbound peer calls
-// in flight, the calls this node makes to itself and the engine's wake-up
-// timer. Storage completions arrive on the storage thread and are posted to
+// in flight and the engine's wake-up timer. Storage completions arrive on the storage thread and are posted to
 // the reactor; everything else is reactor thread only. Owned by Node::Impl.
 #pragma once
 
@@ -79,8 +78,7 @@ class EngineDriver {
 
   void Pump();
   void Carry(core::Effect& effect);
-  // Calls to this node itself wait for this turn's Flush; all others go
-  // through the peer network.
+  // Through the peer network: the engine never sends to this node itself.
   void Send(core::SendEffect effect);
   void Write(core::WriteEffect effect);
   // Hands the engine every storage write completed since the last drain.
@@ -100,9 +98,6 @@ class EngineDriver {
   std::unique_ptr<core::Engine> engine_;
 
   absl::flat_hash_map<uint64_t, InboundSlot> inbound_;
-  // Calls this node made to itself: inbound id -> the engine's call id.
-  absl::flat_hash_map<uint64_t, uint64_t> self_calls_;
-  std::vector<core::SendEffect> local_calls_;  // waiting for this turn's Flush
   bool flush_posted_ = false;
   std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
   Waiters<core::PutOutcome> puts_;

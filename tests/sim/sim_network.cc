@@ -29,8 +29,7 @@ int SimNetwork::open_requests(int node) const {
   return static_cast<int>(endpoints_[node].inbound.size());
 }
 
-TimeMs SimNetwork::NetDelay(bool self) {
-  if (self) return static_cast<TimeMs>(world_.Uniform(0, 1));
+TimeMs SimNetwork::NetDelay() {
   const FaultParams& f = world_.config().fault;
   TimeMs delay = static_cast<TimeMs>(world_.Uniform(f.net_min_ms, f.net_max_ms));
   if (world_.faults_active() && world_.Chance(f.slow_message)) {
@@ -60,7 +59,12 @@ void SimNetwork::HandleSend(int from_index, core::SendEffect send) {
     world_.checker().Fail("C", {}, absl::StrCat(node.id, " sends to unknown peer '", send.to, "'"));
     return;
   }
-  const bool self = to == node.index;
+  if (to == node.index) {
+    // The engine contract: an engine handles its calls to itself.
+    world_.checker().Fail("C", {}, absl::StrCat(node.id, " sends ", Describe(send.request),
+                                                " to itself"));
+    return;
+  }
   const SimNode& target = world_.node(to);
   if (!target.engine) {
     world_.Trace(
@@ -68,27 +72,27 @@ void SimNetwork::HandleSend(int from_index, core::SendEffect send) {
         tags);
     return;
   }
-  if (!self && !Connected(node.index, to)) {
+  if (!Connected(node.index, to)) {
     world_.Trace(
         absl::StrCat("  ", node.id, " call#", send.call_id, " lost: partitioned from ", target.id),
         tags);
     return;
   }
-  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
+  if (world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
     stats.dropped++;
     world_.Trace(absl::StrCat("  ", node.id, " call#", send.call_id, " dropped"), tags);
     return;
   }
   const int from = node.index;
   const uint64_t incarnation = target.incarnation;
-  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.duplicate)) {
+  if (world_.faults_active() && world_.Chance(world_.config().fault.duplicate)) {
     stats.duplicated++;
-    world_.At(world_.now() + NetDelay(false),
+    world_.At(world_.now() + NetDelay(),
               [this, call, from, to, incarnation, request = send.request] {
                 DeliverRequest(call, from, to, incarnation, request, /*duplicate=*/true);
               });
   }
-  world_.At(world_.now() + NetDelay(self),
+  world_.At(world_.now() + NetDelay(),
             [this, call, from, to, incarnation, request = std::move(send.request)]() mutable {
               DeliverRequest(call, from, to, incarnation, std::move(request),
                              /*duplicate=*/false);
@@ -164,23 +168,22 @@ void SimNetwork::HandleRespond(int index, core::RespondEffect respond) {
     return;
   }
   const Call& call = call_it->second;
-  const bool self = call.from == index;
   const SimNode& caller = world_.node(call.from);
   if (!caller.engine || caller.incarnation != call.from_incarnation) {
     world_.Trace(absl::StrCat(what, " discarded: the caller restarted"), tags);
     return;
   }
-  if (!self && !Connected(call.from, index)) {
+  if (!Connected(call.from, index)) {
     world_.Trace(absl::StrCat(what, " lost: partitioned from ", caller.id), tags);
     return;
   }
-  if (!self && world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
+  if (world_.faults_active() && world_.Chance(world_.config().fault.drop)) {
     world_.stats().dropped++;
     world_.Trace(absl::StrCat(what, " dropped"), tags);
     return;
   }
   const uint64_t id = inbound.call;
-  world_.At(world_.now() + NetDelay(self),
+  world_.At(world_.now() + NetDelay(),
             [this, id, response = std::move(respond.response)]() mutable {
               DeliverResponse(id, std::move(response));
             });

@@ -65,7 +65,7 @@ class SimNetwork {
   void CallDeadline(uint64_t call);
   // Sets every node's partition side; returns the shape's description.
   std::string ChoosePartition();
-  core::TimeMs NetDelay(bool self);
+  core::TimeMs NetDelay();
   bool Connected(int a, int b) const;
   int NodeOf(const core::PeerId& id) const;
 

@@ -82,5 +82,34 @@ TEST(EngineTest, StrayResponsesAndWritesAreIgnored) {
   EXPECT_TRUE(r.Take().empty());
 }
 
+// A node's calls to itself (its own reserve, accept, commit, read) are
+// handled inside the engine: no SendEffect names the node itself, and its
+// own vote still counts.
+TEST(EngineTest, CallsToItselfNeverLeaveTheEngine) {
+  Pump pump(kTwoByThree);
+  pump.StartPut("a1", 1, "k", "v");
+  pump.RunUntilQuiet();
+  ASSERT_EQ(pump.puts.at(1).kind, PutOutcome::Kind::kOk);
+  pump.StartGet("a2", 2, "k", Consistency::kLinearizable);
+  pump.RunUntilQuiet();
+  ASSERT_EQ(pump.gets.at(2).kind, GetOutcome::Kind::kFound);
+  ASSERT_FALSE(pump.sent.empty());
+  for (const Pump::Sent& s : pump.sent) EXPECT_NE(s.from, s.to) << "request " << s.request.index();
+  for (const PeerId& p : kAll) EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
+}
+
+// With a1's peers down, only a1's own vote is in: a majority of three is
+// out of reach, so nothing is stored and the reservation a1 made through
+// its call to itself is aborted again.
+TEST(EngineTest, ASelfVoteAloneIsNoMajority) {
+  Pump pump({{"a", {"a1", "a2", "a3"}}});
+  pump.down = {"a2", "a3"};
+  pump.StartPut("a1", 1, "k", "v");
+  pump.RunUntilQuiet();
+  EXPECT_EQ(pump.puts.at(1).kind, PutOutcome::Kind::kUnavailable);
+  EXPECT_EQ(pump.engine("a1").stats().reservations, 0u);
+  EXPECT_EQ(pump.store("a1").GetEntry("k"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace replicator::core
