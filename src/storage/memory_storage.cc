@@ -22,10 +22,8 @@ namespace {
 // storage thread, and lets `visit` call back into storage.
 constexpr size_t kScanChunk = 256;
 
-// Position of a committed entry: the order of ForEachCommitted.
+// Position of a committed entry: the order of a scan.
 using CommittedId = core::MemoryState::Position;
-
-CommittedId IdOf(const core::Key& key) { return {core::BucketOf(key), key}; }
 
 class MemoryStorage final : public Storage {
  public:
@@ -67,7 +65,7 @@ class MemoryStorage final : public Storage {
                        const std::function<bool(const core::Key&, const core::CommittedEntry&)>&
                            visit) const override {
     if (bucket >= core::kDigestBuckets) return;
-    Scan(CommittedId{bucket, after}, /*inclusive=*/false, bucket,
+    Scan(CommittedId{bucket, after},
          [&](const CommittedId& id, const core::CommittedEntry& entry) {
            return visit(id.second, entry);
          });
@@ -76,18 +74,6 @@ class MemoryStorage final : public Storage {
   uint64_t CommittedCount() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return state_.committed().size();
-  }
-
-  absl::Status ForEachCommitted(
-      std::string_view from,
-      const std::function<bool(std::string_view key, std::string_view value)>& visit)
-      const override {
-    const CommittedId start = from.empty() ? CommittedId{} : IdOf(core::Key(from));
-    Scan(start, /*inclusive=*/true, std::nullopt,
-         [&](const CommittedId& id, const core::CommittedEntry& entry) {
-           return visit(id.second, entry.value);
-         });
-    return absl::OkStatus();
   }
 
   absl::StatusOr<uint64_t> NextIncarnation() override {
@@ -100,22 +86,22 @@ class MemoryStorage final : public Storage {
   }
 
  private:
-  // Visits committed entries from `start` (inclusive or not) in (bucket, key)
-  // order, within `only_bucket` if given, until `visit` returns false. Copies
+  // Visits the committed entries of `cursor`'s bucket after `cursor`, in key
+  // order, until `visit` returns false. Copies
   // kScanChunk entries per lock hold and visits them unlocked; committed
   // entries are never removed, so resuming after the last visited one misses
   // nothing that existed when the scan began.
   template <typename F>
-  void Scan(CommittedId cursor, bool inclusive, std::optional<uint32_t> only_bucket,
-            F visit) const {
+  void Scan(CommittedId cursor, F visit) const {
+    const uint32_t bucket = cursor.first;
     std::vector<std::pair<CommittedId, core::CommittedEntry>> chunk;
     for (;;) {
       chunk.clear();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        state_.ForEachFrom(cursor, inclusive,
+        state_.ForEachFrom(cursor, /*inclusive=*/false,
                            [&](const CommittedId& id, const core::CommittedEntry& entry) {
-                             if (only_bucket.has_value() && id.first != *only_bucket) return false;
+                             if (id.first != bucket) return false;
                              chunk.emplace_back(id, entry);
                              return chunk.size() < kScanChunk;
                            });
@@ -126,7 +112,6 @@ class MemoryStorage final : public Storage {
       }
       if (chunk.size() < kScanChunk) return;
       cursor = std::move(chunk.back().first);
-      inclusive = false;
     }
   }
 

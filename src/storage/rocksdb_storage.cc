@@ -196,20 +196,6 @@ class RocksDbStorage final : public Storage {
     return committed_count_.load(std::memory_order_acquire);
   }
 
-  absl::Status ForEachCommitted(
-      std::string_view from,
-      const std::function<bool(std::string_view key, std::string_view value)>& visit)
-      const override {
-    // The whole 'c' range, so that a record with a damaged bucket field is
-    // reported rather than skipped.
-    const std::string start =
-        from.empty() ? std::string(1, internal::kCommittedPrefix) : CommittedKey(core::Key(from));
-    return ScanCommitted(start, PrefixEnd(internal::kCommittedPrefix),
-                         [&](std::string_view key, const internal::CommittedValueView& entry) {
-                           return visit(key, entry.value);
-                         });
-  }
-
   absl::StatusOr<uint64_t> NextIncarnation() override {
     std::lock_guard<std::mutex> lock(incarnation_mu_);
     const uint64_t next = incarnation_ + 1;

@@ -5,7 +5,7 @@
 // Thread rules: one storage thread per instance group-commits writes. Write()
 // may be called from any thread; its `done` runs on the storage thread, so a
 // caller posts back to its own reactor. The reads (GetEntry, Digest,
-// ForEachInBucket, CommittedCount, ForEachCommitted), NextIncarnation and
+// ForEachInBucket, CommittedCount), NextIncarnation and
 // stats are thread-safe and see every batch whose `done` has run.
 //
 //   auto storage = OpenRocksDbStorage("/var/lib/replicatord/db");
@@ -93,20 +93,6 @@ class Storage : public core::CommittedView {
 
   // Number of distinct committed keys. O(1).
   virtual uint64_t CommittedCount() const = 0;
-
-  // Visits committed entries (key, value) in (core::BucketOf(key), key)
-  // order — bucket by bucket, keys in unsigned byte order within one, NOT
-  // overall key order — until `visit` returns false or the entries run out.
-  // Empty `from` starts at the first entry; otherwise at the first entry
-  // whose (bucket, key) >= (BucketOf(from), from), so passing the last key
-  // visited resumes a scan (visiting that key again). Every entry whose write
-  // was done before the call is visited; entries committed during the call
-  // may or may not be. The views are valid only during the call. `visit` may
-  // call into this storage, but not destroy it. A corrupt record is
-  // DataLossError.
-  virtual absl::Status ForEachCommitted(
-      std::string_view from,
-      const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
 
   // A number this data dir never returned before, >= 1, strictly greater
   // than every earlier one (a durable counter, synced before it returns).

@@ -84,7 +84,7 @@ core::WriteBatch Batch(std::vector<core::Mutation> mutations) {
 
 using Entries = std::vector<std::pair<std::string, std::string>>;
 
-// `entries` in the order ForEachCommitted visits them.
+// `entries` in catch-up order: by (BucketOf(key), key).
 Entries InVisitOrder(Entries entries) {
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     return std::make_pair(core::BucketOf(a.first), a.first) <
@@ -140,15 +140,12 @@ class StorageTest : public testing::Test {
     return result.get();
   }
 
-  // Digest() as recomputed from what ForEachCommitted visits.
+  // Digest() as recomputed from what ForEachInBucket visits.
   std::vector<uint64_t> RecomputedDigest() {
     std::vector<uint64_t> digest(core::kDigestBuckets);
-    absl::Status s = storage_->ForEachCommitted("", [&](std::string_view k, std::string_view v) {
-      const core::Key key(k);
-      digest[core::BucketOf(key)] ^= core::EntryHash(key, core::Value(v));
-      return true;
-    });
-    EXPECT_TRUE(s.ok()) << s;
+    for (const auto& [key, value] : AllCommitted()) {
+      digest[core::BucketOf(key)] ^= core::EntryHash(key, value);
+    }
     return digest;
   }
 
@@ -163,14 +160,14 @@ class StorageTest : public testing::Test {
     return out;
   }
 
-  std::vector<std::pair<std::string, std::string>> Scan(std::string_view from,
-                                                        size_t limit = 1000) {
-    std::vector<std::pair<std::string, std::string>> out;
-    absl::Status s = storage_->ForEachCommitted(from, [&](std::string_view k, std::string_view v) {
-      out.emplace_back(k, v);
-      return out.size() < limit;
-    });
-    EXPECT_TRUE(s.ok()) << s;
+  // Every committed entry, bucket by bucket: catch-up order.
+  Entries AllCommitted() {
+    Entries out;
+    for (uint32_t bucket = 0; bucket < core::kDigestBuckets; ++bucket) {
+      for (BucketEntry& e : InBucket(bucket, "", 1000000)) {
+        out.emplace_back(std::move(e.key), std::move(e.value));
+      }
+    }
     return out;
   }
 
@@ -399,7 +396,7 @@ TYPED_TEST(StorageTest, NextIncarnationStrictlyIncreasesAcrossReopen) {
   EXPECT_GT(*c, *b);
 }
 
-TYPED_TEST(StorageTest, ForEachCommittedVisitsInBucketKeyOrderFrom) {
+TYPED_TEST(StorageTest, BucketsHoldOnlyCommittedEntriesInUnsignedKeyOrder) {
   const core::ProposalId p = Proposal("12D3KooWc", 1, 1);
   // Within a bucket, bytes compare unsigned: "\xff" sorts after "a".
   const std::vector<std::string> same = KeysInOneBucket("s", 3);
@@ -418,45 +415,13 @@ TYPED_TEST(StorageTest, ForEachCommittedVisitsInBucketKeyOrderFrom) {
   b.mutations.push_back(PutAcceptor(p, 1, std::nullopt));
   ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
   this->Reopen();
-  EXPECT_EQ(this->Scan(""), all);
-  for (size_t i = 0; i < all.size(); ++i) {
-    // Starting at a present key includes it.
-    EXPECT_EQ(this->Scan(all[i].first), Entries(all.begin() + i, all.end())) << i;
-  }
-  // Starting at an absent key: the entries after its (bucket, key) position.
-  const std::string absent = "bb";
-  const Entries expected = [&] {
-    Entries out;
-    for (const auto& e : all) {
-      if (std::make_pair(core::BucketOf(e.first), e.first) >
-          std::make_pair(core::BucketOf(absent), absent)) {
-        out.push_back(e);
-      }
-    }
-    return out;
-  }();
-  EXPECT_EQ(this->Scan(absent), expected);
-  EXPECT_EQ(this->Scan("", 2), Entries(all.begin(), all.begin() + 2));
-}
-
-TYPED_TEST(StorageTest, ForEachCommittedCoversManyEntries) {
-  // More entries than one in-memory scan chunk, so resumption is exercised.
-  core::WriteBatch b;
-  Entries written;
-  for (int i = 0; i < 1000; ++i) {
-    written.emplace_back(absl::StrCat(10000 + i), "v");
-    b.mutations.push_back(core::PutCommitted{written.back().first, "v"});
-  }
-  ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
-  EXPECT_EQ(this->Scan("", 100000), InVisitOrder(written));
-  // A visitor may call back into storage.
-  int visited = 0;
-  absl::Status s = this->storage_->ForEachCommitted("", [&](std::string_view k, std::string_view) {
-    EXPECT_TRUE(this->storage_->GetCommitted(std::string(k)).has_value());
-    return ++visited < 600;
-  });
-  EXPECT_TRUE(s.ok()) << s;
-  EXPECT_EQ(visited, 600);
+  EXPECT_EQ(this->AllCommitted(), all);
+  const std::vector<BucketEntry> in_same = this->InBucket(core::BucketOf(same[0]), "");
+  ASSERT_EQ(in_same.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(in_same.begin(), in_same.end(),
+                             [](const BucketEntry& x, const BucketEntry& y) {
+                               return x.key < y.key;
+                             }));
 }
 
 TYPED_TEST(StorageTest, RequestIdIsStoredWithTheValue) {
@@ -521,14 +486,17 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
   const uint32_t bucket = core::BucketOf(keys[0]);
   core::WriteBatch b;
   // Written out of order, with neighbours in the buckets around it.
+  Entries written;
   for (size_t i = keys.size(); i-- > 0;) {
     b.mutations.push_back(core::PutCommitted{keys[i], "v" + keys[i], 100 + i});
+    written.emplace_back(keys[i], "v" + keys[i]);
   }
   for (int n = 0, placed = 0; placed < 40; ++n) {
     std::string key = absl::StrCat("n", n);
     const uint32_t kb = core::BucketOf(key);
     if (kb != bucket && (kb + 1 == bucket || kb == bucket + 1 || n < 30)) {
       b.mutations.push_back(core::PutCommitted{key, "other"});
+      written.emplace_back(key, "other");
       ++placed;
     }
   }
@@ -558,7 +526,7 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
       from_buckets.emplace_back(e.key, e.value);
     }
   }
-  EXPECT_EQ(from_buckets, this->Scan("", 100000));
+  EXPECT_EQ(from_buckets, InVisitOrder(written));
 }
 
 TYPED_TEST(StorageTest, ForEachInBucketVisitorMayCallBack) {
