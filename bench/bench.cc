@@ -153,45 +153,64 @@ asio::awaitable<void> Bench::RunInner() {
   if (config_.expected_voters > 0 && !co_await WaitForVoters()) co_return;
   // The nodes' own safety-violation counters, over the whole run.
   NodeCounters at_start = co_await Counters();
-
   if (config_.workload == Workload::kGet || config_.workload == Workload::kMixed) {
-    NodeCounters before = co_await Counters();
-    PhaseStats preload;
-    int concurrency = std::max(kSideConcurrency, config_.concurrency);
-    co_await RunPhase(PhaseKind::kPreload, "preload", concurrency, config_.preload,
-                      config_.hard_deadline, &preload);
-    result_.preloaded = preload.count(Outcome::kOk);
-    if (result_.preloaded == 0) {
-      result_.failure = fmt::format("the preload stored no key ({} of {} puts failed; first: {})",
-                                    preload.errors(), preload.completed, preload.first_error);
-      co_return;
-    }
-    // Local gets at nodes other than a key's coordinator may lag its
-    // asynchronous commit: let every node catch up before timing.
-    if (before.nodes_answered == static_cast<int>(nodes_)) {
-      std::vector<uint64_t> want = before.committed_keys;
-      for (uint64_t& w : want) w += result_.preloaded;
-      co_await WaitForCommitted(std::move(want));
-    }
+    if (!co_await Preload()) co_return;
   }
-
-  std::string label(WorkloadName(config_.workload));
   phase_workload_ = config_.workload;
-  if (config_.warmup.count() > 0) {
-    PhaseStats warmup;
-    co_await RunPhase(PhaseKind::kTimed, "warmup", config_.concurrency, config_.max_ops,
-                      Clock::now() + config_.warmup, &warmup);
-    result_.warmup_calls = warmup.completed;
+  if (config_.warmup.count() > 0) co_await Warmup();
+  const uint64_t limit = config_.ops > 0 ? std::min(config_.ops, config_.max_ops) : config_.max_ops;
+  co_await TimedPhase(limit);
+  if (config_.echo_baseline && !result_.interrupted) co_await EchoBaseline(limit);
+  if (config_.verify && !result_.interrupted) co_await ReadBack();
+  NodeCounters at_end = co_await Counters();
+  RecordLargestNode(at_end);
+  if (at_start.nodes_answered == static_cast<int>(nodes_) &&
+      at_end.nodes_answered == static_cast<int>(nodes_)) {
+    result_.node_safety_violations = at_end.safety_violations - at_start.safety_violations;
   }
+  ledger_.Finish();
+  result_.ledger_violations = ledger_.violations();
+  result_.violation_examples = ledger_.examples();
+}
 
+asio::awaitable<bool> Bench::Preload() {
+  NodeCounters before = co_await Counters();
+  PhaseStats preload;
+  int concurrency = std::max(kSideConcurrency, config_.concurrency);
+  co_await RunPhase(PhaseKind::kPreload, "preload", concurrency, config_.preload,
+                    config_.hard_deadline, &preload);
+  result_.preloaded = preload.count(Outcome::kOk);
+  if (result_.preloaded == 0) {
+    result_.failure = fmt::format("the preload stored no key ({} of {} puts failed; first: {})",
+                                  preload.errors(), preload.completed, preload.first_error);
+    co_return false;
+  }
+  // Local gets at nodes other than a key's coordinator may lag its
+  // asynchronous commit: let every node catch up before timing.
+  if (before.nodes_answered == static_cast<int>(nodes_)) {
+    std::vector<uint64_t> want = before.committed_keys;
+    for (uint64_t& w : want) w += result_.preloaded;
+    co_await WaitForCommitted(std::move(want));
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Bench::Warmup() {
+  PhaseStats warmup;
+  co_await RunPhase(PhaseKind::kTimed, "warmup", config_.concurrency, config_.max_ops,
+                    Clock::now() + config_.warmup, &warmup);
+  result_.warmup_calls = warmup.completed;
+}
+
+asio::awaitable<void> Bench::TimedPhase(uint64_t limit) {
   NodeCounters before = co_await Counters();
   double bench_cpu = OwnCpuSeconds();
   double nodes_cpu = ProcessesCpuSeconds(config_.node_pids);
   double machine_cpu = MachineCpuSeconds();
   Clock::time_point deadline = Clock::time_point::max();
   if (config_.duration.count() > 0) deadline = Clock::now() + config_.duration;
-  uint64_t limit = config_.ops > 0 ? std::min(config_.ops, config_.max_ops) : config_.max_ops;
-  co_await RunPhase(PhaseKind::kTimed, label, config_.concurrency, limit, deadline, &result_.timed);
+  co_await RunPhase(PhaseKind::kTimed, std::string(WorkloadName(config_.workload)),
+                    config_.concurrency, limit, deadline, &result_.timed);
   result_.bench_cpu_s = OwnCpuSeconds() - bench_cpu;
   double nodes_cpu_after = ProcessesCpuSeconds(config_.node_pids);
   if (nodes_cpu >= 0 && nodes_cpu_after >= 0) result_.nodes_cpu_s = nodes_cpu_after - nodes_cpu;
@@ -207,28 +226,30 @@ asio::awaitable<void> Bench::RunInner() {
     result_.storage_delta.batches = after.batches - before.batches;
     result_.storage_delta.syncs = after.syncs - before.syncs;
   }
+}
 
-  if (config_.echo_baseline && !result_.interrupted) {
-    phase_workload_ = Workload::kEcho;
-    Clock::time_point echo_deadline = Clock::time_point::max();
-    if (config_.duration.count() > 0) echo_deadline = Clock::now() + config_.duration;
-    co_await RunPhase(PhaseKind::kTimed, "echo", config_.concurrency, limit, echo_deadline,
-                      &result_.echo);
-    phase_workload_ = config_.workload;
-  }
+asio::awaitable<void> Bench::EchoBaseline(uint64_t limit) {
+  phase_workload_ = Workload::kEcho;
+  Clock::time_point echo_deadline = Clock::time_point::max();
+  if (config_.duration.count() > 0) echo_deadline = Clock::now() + config_.duration;
+  co_await RunPhase(PhaseKind::kTimed, "echo", config_.concurrency, limit, echo_deadline,
+                    &result_.echo);
+  phase_workload_ = config_.workload;
+}
 
-  if (config_.verify && !result_.interrupted) {
-    for (uint64_t key = 0; key < ledger_.keys(); ++key) {
-      if (ledger_.OkPut(key)) verify_keys_.push_back(key);
-    }
-    PhaseStats verify;
-    int concurrency = std::max(kSideConcurrency, config_.concurrency);
-    co_await RunPhase(PhaseKind::kVerify, "read-back", concurrency, verify_keys_.size(),
-                      config_.hard_deadline, &verify);
-    result_.verify_seconds = verify.seconds;
-    result_.unverified += verify_keys_.size() - std::min<uint64_t>(issued_, verify_keys_.size());
+asio::awaitable<void> Bench::ReadBack() {
+  for (uint64_t key = 0; key < ledger_.keys(); ++key) {
+    if (ledger_.OkPut(key)) verify_keys_.push_back(key);
   }
-  NodeCounters at_end = co_await Counters();
+  PhaseStats verify;
+  int concurrency = std::max(kSideConcurrency, config_.concurrency);
+  co_await RunPhase(PhaseKind::kVerify, "read-back", concurrency, verify_keys_.size(),
+                    config_.hard_deadline, &verify);
+  result_.verify_seconds = verify.seconds;
+  result_.unverified += verify_keys_.size() - std::min<uint64_t>(issued_, verify_keys_.size());
+}
+
+void Bench::RecordLargestNode(const NodeCounters& at_end) {
   for (size_t n = 0; n < config_.node_pids.size(); ++n) {
     auto [rss, peak] = ResidentMiB(config_.node_pids[n]);
     if (rss > result_.node_rss_mib) {
@@ -240,13 +261,6 @@ asio::awaitable<void> Bench::RunInner() {
               : -1;
     }
   }
-  if (at_start.nodes_answered == static_cast<int>(nodes_) &&
-      at_end.nodes_answered == static_cast<int>(nodes_)) {
-    result_.node_safety_violations = at_end.safety_violations - at_start.safety_violations;
-  }
-  ledger_.Finish();
-  result_.ledger_violations = ledger_.violations();
-  result_.violation_examples = ledger_.examples();
 }
 
 asio::awaitable<bool> Bench::Connect() {

@@ -137,6 +137,14 @@ class Bench {
   enum class PhaseKind { kPreload, kTimed, kVerify };
 
   asio::awaitable<void> RunInner();
+  // The phases of a run, in order. Preload is false when no key was stored.
+  asio::awaitable<bool> Preload();
+  asio::awaitable<void> Warmup();
+  asio::awaitable<void> TimedPhase(uint64_t limit);
+  asio::awaitable<void> EchoBaseline(uint64_t limit);
+  asio::awaitable<void> ReadBack();
+  // The --local node with the most resident memory, into result_.
+  void RecordLargestNode(const NodeCounters& at_end);
   asio::awaitable<bool> Connect();
   asio::awaitable<bool> WaitForVoters();
   asio::awaitable<NodeCounters> Counters();

@@ -23,6 +23,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -85,6 +86,180 @@ bool ParseLayout(const std::string& s, int* clusters, int* nodes) {
          *nodes <= 16;
 }
 
+// The flags checked below each return the first usage error, or "".
+
+std::string WorkloadFromFlags(BenchConfig* config) {
+  std::string workload = absl::GetFlag(FLAGS_workload);
+  if (workload == "put") {
+    config->workload = Workload::kPut;
+  } else if (workload == "conflict") {
+    config->workload = Workload::kConflict;
+  } else if (workload == "get") {
+    config->workload = Workload::kGet;
+  } else if (workload == "mixed") {
+    config->workload = Workload::kMixed;
+  } else if (workload == "echo") {
+    config->workload = Workload::kEcho;
+  } else {
+    return "--workload must be put, conflict, get, mixed or echo";
+  }
+  std::string consistency = absl::GetFlag(FLAGS_consistency);
+  if (consistency != "local" && consistency != "linearizable") {
+    return "--consistency must be local or linearizable";
+  }
+  config->consistency = consistency == "linearizable" ? replicator::Consistency::kLinearizable
+                                                      : replicator::Consistency::kLocal;
+  config->conflict_ratio = absl::GetFlag(FLAGS_conflict_ratio);
+  config->read_ratio = absl::GetFlag(FLAGS_read_ratio);
+  if (!(config->conflict_ratio >= 0 && config->conflict_ratio <= 1) ||
+      !(config->read_ratio >= 0 && config->read_ratio <= 1)) {
+    return "--conflict-ratio and --read-ratio must be within [0, 1]";
+  }
+  return "";
+}
+
+std::string LoadFromFlags(BenchConfig* config) {
+  config->concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (config->concurrency < 1 || config->concurrency > 100000) {
+    return "--concurrency must be within [1, 100000]";
+  }
+  config->connections_per_node = absl::GetFlag(FLAGS_connections);
+  if (config->connections_per_node < 1 || config->connections_per_node > 64) {
+    return "--connections must be within [1, 64]";
+  }
+  return "";
+}
+
+std::string LengthFromFlags(BenchConfig* config, absl::Duration* hard_timeout) {
+  config->ops = absl::GetFlag(FLAGS_ops);
+  config->max_ops = std::max<uint64_t>(1, absl::GetFlag(FLAGS_max_ops));
+  absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  if (duration < absl::ZeroDuration()) return "--duration must not be negative";
+  if (duration == absl::ZeroDuration() && config->ops == 0) duration = absl::Seconds(10);
+  config->duration = absl::ToChronoNanoseconds(duration);
+  absl::Duration warmup = absl::GetFlag(FLAGS_warmup);
+  if (warmup < absl::ZeroDuration()) return "--warmup must not be negative";
+  config->warmup = absl::ToChronoNanoseconds(warmup);
+  *hard_timeout = absl::GetFlag(FLAGS_hard_timeout);
+  if (*hard_timeout <= duration + warmup) {
+    return "--hard-timeout must exceed --duration plus --warmup";
+  }
+  return "";
+}
+
+std::string DataFromFlags(BenchConfig* config) {
+  config->preload = absl::GetFlag(FLAGS_preload);
+  config->key_size = absl::GetFlag(FLAGS_key_size);
+  config->value_size = absl::GetFlag(FLAGS_value_size);
+  if (config->key_size < replicator::bench::Keyspace::kMinKeySize || config->key_size > 1024) {
+    return "--key-size must be within [16, 1024]";
+  }
+  if (config->value_size < 0 || config->value_size > (1 << 20)) {
+    return "--value-size must be within [0, 1048576]";
+  }
+  config->seed = absl::GetFlag(FLAGS_seed);
+  if (config->seed == 0)
+    config->seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  return "";
+}
+
+std::string ConfigFromFlags(BenchConfig* config, absl::Duration* hard_timeout) {
+  std::string error = WorkloadFromFlags(config);
+  if (error.empty()) error = LoadFromFlags(config);
+  if (error.empty()) error = LengthFromFlags(config, hard_timeout);
+  if (error.empty()) error = DataFromFlags(config);
+  if (!error.empty()) return error;
+  config->verify = absl::GetFlag(FLAGS_verify);
+  config->echo_baseline = absl::GetFlag(FLAGS_echo_baseline);
+  config->progress = ::isatty(STDERR_FILENO);
+  return "";
+}
+
+// --nodes, or the layout and storage of --local (1x3 when neither is given).
+std::string TargetFromFlags(Target* target) {
+  std::string nodes = absl::GetFlag(FLAGS_nodes);
+  std::string local = absl::GetFlag(FLAGS_local);
+  if (!nodes.empty() && !local.empty()) return "give --nodes or --local, not both";
+  if (!nodes.empty()) {
+    target->addresses = absl::StrSplit(nodes, ',', absl::SkipEmpty());
+    return "";
+  }
+  if (local.empty()) local = "1x3";
+  if (!ParseLayout(local, &target->clusters, &target->nodes_per_cluster)) {
+    return "--local must be CxN, e.g. 1x3 (at most 16x16)";
+  }
+  target->local = local;
+  target->storage = absl::GetFlag(FLAGS_storage);
+  if (target->storage != "rocksdb" && target->storage != "memory") {
+    return "--storage must be rocksdb or memory";
+  }
+  return "";
+}
+
+// Starts the --local nodes with their data under `root`, and points the
+// target and config at them.
+absl::StatusOr<std::unique_ptr<replicator::node::LocalDeployment>> StartLocal(
+    const std::string& root, Target* target, BenchConfig* config) {
+  replicator::node::DeploymentOptions options;
+  options.clusters = target->clusters;
+  options.nodes_per_cluster = target->nodes_per_cluster;
+  options.storage = target->storage;
+  options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
+  options.root_dir = root;
+  options.extra_flags = absl::GetFlag(FLAGS_node_flags);
+  fmt::print(stderr, "replicator-bench: starting {} nodes ({} storage) in {}\n", target->local,
+             target->storage, root);
+  auto deployment = replicator::node::LocalDeployment::Start(options);
+  if (!deployment.ok()) return deployment.status();
+  for (const auto& n : (*deployment)->nodes()) {
+    target->addresses.push_back(n.address);
+    config->node_pids.push_back(n.pid);
+  }
+  config->expected_voters = target->clusters * target->nodes_per_cluster;
+  return deployment;
+}
+
+replicator::bench::BenchResult RunBench(const BenchConfig& config) {
+  auto reactor = std::make_unique<replicator::net::Reactor>();
+  auto bench = std::make_unique<replicator::bench::Bench>(*reactor, config);
+  asio::co_spawn(reactor->io(), bench->Run(), asio::detached);
+  reactor->Run();
+  replicator::bench::BenchResult result = bench->result();
+  if (!bench->finished()) {
+    // Stopped mid-run: tearing down would resume suspended calls into freed
+    // state (see Bench::finished). Report, stop the nodes, and exit.
+    (void)bench.release();
+    (void)reactor.release();
+  }
+  return result;
+}
+
+// Prints the report and writes the JSON; returns the exit status.
+int Report(const BenchConfig& config, const Target& target,
+           const replicator::bench::BenchResult& result) {
+  PrintReport(stdout, config, target, result);
+  std::fflush(stdout);
+  int exit_code = result.violations() > 0 ? 2 : result.failure.empty() ? 0 : 1;
+  if (std::string json = absl::GetFlag(FLAGS_json); !json.empty()) {
+    absl::Status written = WriteJson(json, config, target, result);
+    if (!written.ok()) {
+      fmt::print(stderr, "replicator-bench: {}\n", std::string(written.message()));
+      if (exit_code == 0) exit_code = 1;
+    }
+  }
+  return exit_code;
+}
+
+// Keeps the --local nodes' directory after a failed run, or with --keep.
+void RemoveOrKeep(const std::string& root, int exit_code) {
+  if (absl::GetFlag(FLAGS_keep) || exit_code != 0) {
+    fmt::print(stderr, "replicator-bench: node data and logs kept in {}\n", root);
+  } else {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,147 +272,32 @@ int main(int argc, char** argv) {
   if (positional.size() > 1) return Usage(fmt::format("unexpected argument {}", positional[1]));
 
   BenchConfig config;
-  std::string workload = absl::GetFlag(FLAGS_workload);
-  if (workload == "put") {
-    config.workload = Workload::kPut;
-  } else if (workload == "conflict") {
-    config.workload = Workload::kConflict;
-  } else if (workload == "get") {
-    config.workload = Workload::kGet;
-  } else if (workload == "mixed") {
-    config.workload = Workload::kMixed;
-  } else if (workload == "echo") {
-    config.workload = Workload::kEcho;
-  } else {
-    return Usage("--workload must be put, conflict, get, mixed or echo");
+  absl::Duration hard_timeout;
+  if (std::string error = ConfigFromFlags(&config, &hard_timeout); !error.empty()) {
+    return Usage(error);
   }
-  std::string consistency = absl::GetFlag(FLAGS_consistency);
-  if (consistency != "local" && consistency != "linearizable") {
-    return Usage("--consistency must be local or linearizable");
-  }
-  config.consistency = consistency == "linearizable" ? replicator::Consistency::kLinearizable
-                                                     : replicator::Consistency::kLocal;
-  config.conflict_ratio = absl::GetFlag(FLAGS_conflict_ratio);
-  config.read_ratio = absl::GetFlag(FLAGS_read_ratio);
-  if (!(config.conflict_ratio >= 0 && config.conflict_ratio <= 1) ||
-      !(config.read_ratio >= 0 && config.read_ratio <= 1)) {
-    return Usage("--conflict-ratio and --read-ratio must be within [0, 1]");
-  }
-  config.concurrency = absl::GetFlag(FLAGS_concurrency);
-  if (config.concurrency < 1 || config.concurrency > 100000) {
-    return Usage("--concurrency must be within [1, 100000]");
-  }
-  config.connections_per_node = absl::GetFlag(FLAGS_connections);
-  if (config.connections_per_node < 1 || config.connections_per_node > 64) {
-    return Usage("--connections must be within [1, 64]");
-  }
-  config.ops = absl::GetFlag(FLAGS_ops);
-  config.max_ops = std::max<uint64_t>(1, absl::GetFlag(FLAGS_max_ops));
-  absl::Duration duration = absl::GetFlag(FLAGS_duration);
-  if (duration < absl::ZeroDuration()) return Usage("--duration must not be negative");
-  if (duration == absl::ZeroDuration() && config.ops == 0) duration = absl::Seconds(10);
-  config.duration = absl::ToChronoNanoseconds(duration);
-  absl::Duration warmup = absl::GetFlag(FLAGS_warmup);
-  if (warmup < absl::ZeroDuration()) return Usage("--warmup must not be negative");
-  config.warmup = absl::ToChronoNanoseconds(warmup);
-  absl::Duration hard_timeout = absl::GetFlag(FLAGS_hard_timeout);
-  if (hard_timeout <= duration + warmup) {
-    return Usage("--hard-timeout must exceed --duration plus --warmup");
-  }
-  config.preload = absl::GetFlag(FLAGS_preload);
-  config.key_size = absl::GetFlag(FLAGS_key_size);
-  config.value_size = absl::GetFlag(FLAGS_value_size);
-  if (config.key_size < replicator::bench::Keyspace::kMinKeySize || config.key_size > 1024) {
-    return Usage("--key-size must be within [16, 1024]");
-  }
-  if (config.value_size < 0 || config.value_size > (1 << 20)) {
-    return Usage("--value-size must be within [0, 1048576]");
-  }
-  config.seed = absl::GetFlag(FLAGS_seed);
-  if (config.seed == 0)
-    config.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
-  config.verify = absl::GetFlag(FLAGS_verify);
-  config.echo_baseline = absl::GetFlag(FLAGS_echo_baseline);
-  config.progress = ::isatty(STDERR_FILENO);
-
   Target target;
-  std::string nodes = absl::GetFlag(FLAGS_nodes);
-  std::string local = absl::GetFlag(FLAGS_local);
-  if (!nodes.empty() && !local.empty()) return Usage("give --nodes or --local, not both");
+  if (std::string error = TargetFromFlags(&target); !error.empty()) return Usage(error);
   std::unique_ptr<replicator::node::LocalDeployment> deployment;
   std::string root;
-  if (!nodes.empty()) {
-    target.addresses = absl::StrSplit(nodes, ',', absl::SkipEmpty());
-  } else {
-    if (local.empty()) local = "1x3";
-    if (!ParseLayout(local, &target.clusters, &target.nodes_per_cluster)) {
-      return Usage("--local must be CxN, e.g. 1x3 (at most 16x16)");
-    }
-    target.local = local;
-    target.storage = absl::GetFlag(FLAGS_storage);
-    if (target.storage != "rocksdb" && target.storage != "memory") {
-      return Usage("--storage must be rocksdb or memory");
-    }
+  if (!target.local.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/replicator-bench-XXXXXX";
     if (!::mkdtemp(tmpl.data())) return Usage("cannot create a directory under " + tmpl);
     root = tmpl;
-    replicator::node::DeploymentOptions options;
-    options.clusters = target.clusters;
-    options.nodes_per_cluster = target.nodes_per_cluster;
-    options.storage = target.storage;
-    options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
-    options.root_dir = root;
-    options.extra_flags = absl::GetFlag(FLAGS_node_flags);
-    fmt::print(stderr, "replicator-bench: starting {} nodes ({} storage) in {}\n", local,
-               target.storage, root);
-    auto d = replicator::node::LocalDeployment::Start(options);
-    if (!d.ok()) {
-      fmt::print(stderr, "replicator-bench: {}\n", std::string(d.status().message()));
+    auto started = StartLocal(root, &target, &config);
+    if (!started.ok()) {
+      fmt::print(stderr, "replicator-bench: {}\n", std::string(started.status().message()));
       return 1;
     }
-    deployment = std::move(*d);
-    for (const auto& n : deployment->nodes()) {
-      target.addresses.push_back(n.address);
-      config.node_pids.push_back(n.pid);
-    }
-    config.expected_voters = target.clusters * target.nodes_per_cluster;
+    deployment = std::move(*started);
   }
   config.addresses = target.addresses;
   config.hard_deadline = replicator::bench::Clock::now() + absl::ToChronoNanoseconds(hard_timeout);
 
-  replicator::bench::BenchResult result;
-  {
-    auto reactor = std::make_unique<replicator::net::Reactor>();
-    auto bench = std::make_unique<replicator::bench::Bench>(*reactor, config);
-    asio::co_spawn(reactor->io(), bench->Run(), asio::detached);
-    reactor->Run();
-    result = bench->result();
-    if (!bench->finished()) {
-      // Stopped mid-run: tearing down would resume suspended calls into freed
-      // state (see Bench::finished). Report, stop the nodes, and exit.
-      (void)bench.release();
-      (void)reactor.release();
-    }
-  }
-  PrintReport(stdout, config, target, result);
-  std::fflush(stdout);
-  int exit_code = result.violations() > 0 ? 2 : result.failure.empty() ? 0 : 1;
-  if (std::string json = absl::GetFlag(FLAGS_json); !json.empty()) {
-    absl::Status written = WriteJson(json, config, target, result);
-    if (!written.ok()) {
-      fmt::print(stderr, "replicator-bench: {}\n", std::string(written.message()));
-      if (exit_code == 0) exit_code = 1;
-    }
-  }
+  const replicator::bench::BenchResult result = RunBench(config);
+  const int exit_code = Report(config, target, result);
   deployment.reset();  // stops every node by its PID
-  if (!root.empty()) {
-    if (absl::GetFlag(FLAGS_keep) || exit_code != 0) {
-      fmt::print(stderr, "replicator-bench: node data and logs kept in {}\n", root);
-    } else {
-      std::error_code ec;
-      std::filesystem::remove_all(root, ec);
-    }
-  }
+  if (!root.empty()) RemoveOrKeep(root, exit_code);
   return exit_code;
 }

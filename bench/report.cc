@@ -65,10 +65,8 @@ std::string ConsistencyName(Consistency c) {
   return c == Consistency::kLinearizable ? "linearizable" : "local";
 }
 
-}  // namespace
-
-void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const BenchResult& r) {
-  const PhaseStats& p = r.timed;
+// "put on 1 cluster x 3 nodes, ...", then the run's settings.
+void PrintHeader(std::FILE* out, const BenchConfig& c, const Target& t, const BenchResult& r) {
   std::string what(WorkloadName(c.workload));
   if (c.workload == Workload::kConflict) what += fmt::format(" (ratio {})", c.conflict_ratio);
   if (c.workload == Workload::kMixed) what += fmt::format(" (read ratio {})", c.read_ratio);
@@ -83,60 +81,66 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     fmt::print(out, "  warm-up {:.1f} s, {} calls (checked, not timed)\n",
                std::chrono::duration<double>(c.warmup).count(), Grouped(r.warmup_calls));
   }
-  fmt::print(out, "\n");
-  auto row = [out](const std::string& name, const std::string& value) {
-    fmt::print(out, "  {:<22} {:>14}\n", name, value);
-  };
-  row("calls", Grouped(p.completed));
-  row("elapsed s", fmt::format("{:.2f}", p.seconds));
-  row("throughput calls/s", Grouped(static_cast<uint64_t>(PerSecond(p.completed, p.seconds))));
-  row("latency p50 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.50))));
-  row("latency p90 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.90))));
-  row("latency p99 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.99))));
-  row("latency p99.9 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.999))));
-  row("latency max ms", fmt::format("{:.3f}", Ms(p.latency.max())));
-  for (Outcome o : kAllOutcomes) row(std::string(OutcomeName(o)), Grouped(p.count(o)));
+}
+
+void Row(std::FILE* out, const std::string& name, const std::string& value) {
+  fmt::print(out, "  {:<22} {:>14}\n", name, value);
+}
+
+void PrintTimedRows(std::FILE* out, const PhaseStats& p) {
+  Row(out, "calls", Grouped(p.completed));
+  Row(out, "elapsed s", fmt::format("{:.2f}", p.seconds));
+  Row(out, "throughput calls/s", Grouped(static_cast<uint64_t>(PerSecond(p.completed, p.seconds))));
+  Row(out, "latency p50 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.50))));
+  Row(out, "latency p90 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.90))));
+  Row(out, "latency p99 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.99))));
+  Row(out, "latency p99.9 ms", fmt::format("{:.3f}", Ms(p.latency.Percentile(0.999))));
+  Row(out, "latency max ms", fmt::format("{:.3f}", Ms(p.latency.max())));
+  for (Outcome o : kAllOutcomes) Row(out, std::string(OutcomeName(o)), Grouped(p.count(o)));
+}
+
+// Storage counters, CPU and memory, all over the timed phase `p`.
+void PrintResourceRows(std::FILE* out, const BenchResult& r, const PhaseStats& p) {
   if (r.storage_nodes > 0) {
     const NodeCounters& s = r.storage_delta;
-    row("storage writes", Grouped(s.writes));
-    row("group commits", Grouped(s.batches));
-    row("fsyncs", Grouped(s.syncs));
-    row("fsyncs/s (all nodes)", fmt::format("{:.0f}", PerSecond(s.syncs, p.seconds)));
-    row("writes per commit", fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
+    Row(out, "storage writes", Grouped(s.writes));
+    Row(out, "group commits", Grouped(s.batches));
+    Row(out, "fsyncs", Grouped(s.syncs));
+    Row(out, "fsyncs/s (all nodes)", fmt::format("{:.0f}", PerSecond(s.syncs, p.seconds)));
+    Row(out, "writes per commit",
+        fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
   }
-  row("bench CPU %", fmt::format("{:.0f}", PerSecond(100 * r.bench_cpu_s, p.seconds)));
+  Row(out, "bench CPU %", fmt::format("{:.0f}", PerSecond(100 * r.bench_cpu_s, p.seconds)));
   if (r.nodes_cpu_s >= 0) {
-    row("nodes CPU % (all)", fmt::format("{:.0f}", PerSecond(100 * r.nodes_cpu_s, p.seconds)));
+    Row(out, "nodes CPU % (all)", fmt::format("{:.0f}", PerSecond(100 * r.nodes_cpu_s, p.seconds)));
   }
   if (r.machine_cpu_s >= 0) {
     double others = r.machine_cpu_s - r.bench_cpu_s - std::max(0.0, r.nodes_cpu_s);
-    row("other CPU % (machine)",
+    Row(out, "other CPU % (machine)",
         fmt::format("{:.0f}", PerSecond(100 * std::max(0.0, others), p.seconds)));
   }
   if (r.node_rss_mib >= 0) {
-    row("largest node RSS MiB", fmt::format("{:.0f}", r.node_rss_mib));
-    row("  its peak RSS MiB", fmt::format("{:.0f}", r.node_peak_rss_mib));
+    Row(out, "largest node RSS MiB", fmt::format("{:.0f}", r.node_rss_mib));
+    Row(out, "  its peak RSS MiB", fmt::format("{:.0f}", r.node_peak_rss_mib));
     if (r.node_rss_committed_keys >= 0) {
-      row("  its committed keys", Grouped(static_cast<uint64_t>(r.node_rss_committed_keys)));
+      Row(out, "  its committed keys", Grouped(static_cast<uint64_t>(r.node_rss_committed_keys)));
     }
   }
-  if (c.verify) {
-    row("read back: confirmed", Grouped(r.verified));
-    row("read back: no answer", Grouped(r.unverified));
-  }
-  if (c.echo_baseline && r.echo.completed > 0) {
-    const PhaseStats& e = r.echo;
-    double echo_rate = PerSecond(e.completed, e.seconds);
-    row("echo baseline calls/s", Grouped(static_cast<uint64_t>(echo_rate)));
-    row("echo p50 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.50))));
-    row("echo p99 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.99))));
-    row("throughput / echo %",
-        fmt::format("{:.1f}",
-                    echo_rate > 0 ? 100 * PerSecond(p.completed, p.seconds) / echo_rate : 0.0));
-  }
-  row("violations", Grouped(r.violations()));
-  fmt::print(out, "\n");
-  if (!p.first_error.empty()) fmt::print(out, "  first error: {}\n", p.first_error);
+}
+
+void PrintEchoRows(std::FILE* out, const PhaseStats& e, const PhaseStats& p) {
+  double echo_rate = PerSecond(e.completed, e.seconds);
+  Row(out, "echo baseline calls/s", Grouped(static_cast<uint64_t>(echo_rate)));
+  Row(out, "echo p50 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.50))));
+  Row(out, "echo p99 ms", fmt::format("{:.3f}", Ms(e.latency.Percentile(0.99))));
+  Row(out, "throughput / echo %",
+      fmt::format("{:.1f}",
+                  echo_rate > 0 ? 100 * PerSecond(p.completed, p.seconds) / echo_rate : 0.0));
+}
+
+// What went wrong, below the table.
+void PrintProblems(std::FILE* out, const BenchResult& r) {
+  if (!r.timed.first_error.empty()) fmt::print(out, "  first error: {}\n", r.timed.first_error);
   if (r.node_safety_violations) {
     fmt::print(out, "  VIOLATION: nodes' own safety-violation counters grew by {}\n",
                r.node_safety_violations);
@@ -146,11 +150,9 @@ void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const Be
   if (!r.failure.empty()) fmt::print(out, "  FAILED: {}\n", r.failure);
 }
 
-absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Target& t,
-                       const BenchResult& r) {
-  const PhaseStats& p = r.timed;
-  std::string j = "{\n";
-  j += "  \"config\": {\n";
+// The "config" object of the JSON, with its trailing comma.
+std::string JsonConfig(const BenchConfig& c, const Target& t, const BenchResult& r) {
+  std::string j = "  \"config\": {\n";
   j += fmt::format("    \"workload\": {},\n", JsonString(std::string(WorkloadName(c.workload))));
   j += fmt::format("    \"local\": {},\n", t.local.empty() ? "null" : JsonString(t.local));
   j += fmt::format("    \"clusters\": {},\n", t.clusters);
@@ -172,33 +174,47 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format("    \"preload\": {},\n", c.preload);
   j += fmt::format("    \"seed\": {}\n", r.seed);
   j += "  },\n";
-  j += fmt::format("  \"calls\": {},\n", p.completed);
+  return j;
+}
+
+// {"p50": ..., "max": ...} in milliseconds.
+std::string JsonLatency(const LatencyHistogram& h) {
+  return fmt::format(
+      "{{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, \"p999\": {:.3f}, \"max\": {:.3f}}}",
+      Ms(h.Percentile(0.5)), Ms(h.Percentile(0.9)), Ms(h.Percentile(0.99)), Ms(h.Percentile(0.999)),
+      Ms(h.max()));
+}
+
+std::string JsonTimed(const PhaseStats& p) {
+  std::string j = fmt::format("  \"calls\": {},\n", p.completed);
   j += fmt::format("  \"elapsed_s\": {:.3f},\n", p.seconds);
   j += fmt::format("  \"ops_per_sec\": {:.1f},\n", PerSecond(p.completed, p.seconds));
   j += fmt::format("  \"errors\": {},\n", p.errors());
-  j += fmt::format(
-      "  \"latency_ms\": {{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, \"p999\": {:.3f}, "
-      "\"max\": {:.3f}}},\n",
-      Ms(p.latency.Percentile(0.5)), Ms(p.latency.Percentile(0.9)), Ms(p.latency.Percentile(0.99)),
-      Ms(p.latency.Percentile(0.999)), Ms(p.latency.max()));
-  if (c.echo_baseline) {
-    const PhaseStats& e = r.echo;
-    j += fmt::format(
-        "  \"echo_baseline\": {{\"calls\": {}, \"elapsed_s\": {:.3f}, \"ops_per_sec\": {:.1f}, "
-        "\"errors\": {}, \"latency_ms\": {{\"p50\": {:.3f}, \"p90\": {:.3f}, \"p99\": {:.3f}, "
-        "\"p999\": {:.3f}, \"max\": {:.3f}}}}},\n",
-        e.completed, e.seconds, PerSecond(e.completed, e.seconds), e.errors(),
-        Ms(e.latency.Percentile(0.5)), Ms(e.latency.Percentile(0.9)),
-        Ms(e.latency.Percentile(0.99)), Ms(e.latency.Percentile(0.999)), Ms(e.latency.max()));
-  } else {
-    j += "  \"echo_baseline\": null,\n";
-  }
+  j += fmt::format("  \"latency_ms\": {},\n", JsonLatency(p.latency));
+  return j;
+}
+
+std::string JsonEcho(const BenchConfig& c, const PhaseStats& e) {
+  if (!c.echo_baseline) return "  \"echo_baseline\": null,\n";
+  return fmt::format(
+      "  \"echo_baseline\": {{\"calls\": {}, \"elapsed_s\": {:.3f}, \"ops_per_sec\": {:.1f}, "
+      "\"errors\": {}, \"latency_ms\": {}}},\n",
+      e.completed, e.seconds, PerSecond(e.completed, e.seconds), e.errors(),
+      JsonLatency(e.latency));
+}
+
+std::string JsonOutcomes(const PhaseStats& p) {
   std::string outcomes;
   for (Outcome o : kAllOutcomes) {
     outcomes +=
         fmt::format("{}\"{}\": {}", outcomes.empty() ? "" : ", ", OutcomeName(o), p.count(o));
   }
-  j += fmt::format("  \"outcomes\": {{{}}},\n", outcomes);
+  return fmt::format("  \"outcomes\": {{{}}},\n", outcomes);
+}
+
+// Storage counters, memory and CPU; as in PrintResourceRows.
+std::string JsonResources(const BenchResult& r, const PhaseStats& p) {
+  std::string j;
   if (r.storage_nodes > 0) {
     const NodeCounters& s = r.storage_delta;
     j += fmt::format(
@@ -229,7 +245,13 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   j += fmt::format("  \"machine_cpu_s\": {},\n", r.machine_cpu_s < 0
                                                      ? std::string("null")
                                                      : fmt::format("{:.3f}", r.machine_cpu_s));
-  j += fmt::format(
+  return j;
+}
+
+// The read-back, the correctness check and what went wrong; the last
+// member, so no trailing comma.
+std::string JsonChecks(const BenchConfig& c, const BenchResult& r) {
+  std::string j = fmt::format(
       "  \"read_back\": {{\"enabled\": {}, \"confirmed\": {}, \"no_answer\": {}, \"seconds\": "
       "{:.2f}}},\n",
       c.verify ? "true" : "false", r.verified, r.unverified, r.verify_seconds);
@@ -242,10 +264,35 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   }
   j += fmt::format("  \"violation_examples\": [{}],\n", examples);
   j += fmt::format("  \"first_error\": {},\n",
-                   p.first_error.empty() ? "null" : JsonString(p.first_error));
+                   r.timed.first_error.empty() ? "null" : JsonString(r.timed.first_error));
   j += fmt::format("  \"interrupted\": {},\n", r.interrupted ? "true" : "false");
   j += fmt::format("  \"failure\": {}\n", r.failure.empty() ? "null" : JsonString(r.failure));
-  j += "}\n";
+  return j;
+}
+
+}  // namespace
+
+void PrintReport(std::FILE* out, const BenchConfig& c, const Target& t, const BenchResult& r) {
+  const PhaseStats& p = r.timed;
+  PrintHeader(out, c, t, r);
+  fmt::print(out, "\n");
+  PrintTimedRows(out, p);
+  PrintResourceRows(out, r, p);
+  if (c.verify) {
+    Row(out, "read back: confirmed", Grouped(r.verified));
+    Row(out, "read back: no answer", Grouped(r.unverified));
+  }
+  if (c.echo_baseline && r.echo.completed > 0) PrintEchoRows(out, r.echo, p);
+  Row(out, "violations", Grouped(r.violations()));
+  fmt::print(out, "\n");
+  PrintProblems(out, r);
+}
+
+absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Target& t,
+                       const BenchResult& r) {
+  const std::string j = "{\n" + JsonConfig(c, t, r) + JsonTimed(r.timed) + JsonEcho(c, r.echo) +
+                        JsonOutcomes(r.timed) + JsonResources(r, r.timed) + JsonChecks(c, r) +
+                        "}\n";
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << j;
   f.close();

@@ -119,103 +119,130 @@ bool Checker::MayCommit(const ClientOp& op, const PutOutcome& outcome) {
 // --- Durable mutations ------------------------------------------------------
 
 void Checker::BeforeApply(int node, const core::Mutation& m) {
+  if (auto* pr = std::get_if<core::PutReservation>(&m)) {
+    BeforePutReservation(node, pr->reservation);
+  } else if (auto* dr = std::get_if<core::DeleteReservation>(&m)) {
+    BeforeDeleteReservation(node, dr->key);
+  } else if (auto* pc = std::get_if<core::PutCommitted>(&m)) {
+    BeforePutCommitted(node, *pc);
+  } else if (auto* pa = std::get_if<core::PutAcceptor>(&m)) {
+    BeforePutAcceptor(node, pa->record);
+  }
+}
+
+void Checker::BeforePutReservation(int node, const core::Reservation& r) {
   const core::MemoryState& store = *stores_[node];
   const core::PeerId& self = node_ids_[node];
-  if (auto* pr = std::get_if<core::PutReservation>(&m)) {
-    const core::Reservation& r = pr->reservation;
-    proposal_kv_.emplace(r.proposal, std::make_pair(r.key, r.value));
-    proposals_of_value_[r.value].insert(r.proposal);
-    if (auto committed = store.GetCommitted(r.key)) {
-      Fail("R", KeySubject(r.key),
-           absl::StrCat(self, " reserves for ", Describe(r.proposal), " a key it has committed (",
-                        Quote(*committed), ")"));
+  proposal_kv_.emplace(r.proposal, std::make_pair(r.key, r.value));
+  proposals_of_value_[r.value].insert(r.proposal);
+  if (auto committed = store.GetCommitted(r.key)) {
+    Fail("R", KeySubject(r.key),
+         absl::StrCat(self, " reserves for ", Describe(r.proposal), " a key it has committed (",
+                      Quote(*committed), ")"));
+  }
+  auto it = store.reservations().find(r.key);
+  if (it != store.reservations().end() && !(it->second.proposal == r.proposal)) {
+    Fail("R", KeySubject(r.key),
+         absl::StrCat(self, " replaces the reservation of ", Describe(it->second.proposal),
+                      " with one for ", Describe(r.proposal), " without dropping it first"));
+  }
+}
+
+void Checker::BeforeDeleteReservation(int node, const core::Key& key) {
+  const core::MemoryState& store = *stores_[node];
+  auto it = store.reservations().find(key);
+  if (it != store.reservations().end() && !decisions_.contains(it->second.proposal)) {
+    Fail("R", KeyProposal(key, it->second.proposal),
+         absl::StrCat(node_ids_[node],
+                      " drops a reservation whose decision nobody has chosen or sent"));
+  }
+}
+
+void Checker::BeforePutCommitted(int node, const core::PutCommitted& pc) {
+  const core::PeerId& self = node_ids_[node];
+  auto mine = stores_[node]->GetCommitted(pc.key);
+  if (mine && *mine != pc.value) {
+    Fail("1", KeySubject(pc.key),
+         absl::StrCat(self, " commits ", Quote(pc.value), " over its committed ", Quote(*mine)));
+  }
+  CheckCommitAgainstHistory(self, pc.key, pc.value);
+  if (!SomeProposalDecidedCommit(pc.value)) {
+    Fail("3", KeySubject(pc.key),
+         absl::StrCat(self, " commits ", Quote(pc.value),
+                      " but no proposal of that value was decided commit"));
+  }
+}
+
+void Checker::CheckCommitAgainstHistory(const core::PeerId& self, const core::Key& key,
+                                        const core::Value& value) {
+  auto it = committed_.find(key);
+  if (it != committed_.end()) {
+    if (it->second != value) {
+      Fail("1", KeySubject(key),
+           absl::StrCat(self, " commits ", Quote(value), " but ", Quote(it->second),
+                        " was committed before"));
     }
-    auto it = store.reservations().find(r.key);
-    if (it != store.reservations().end() && !(it->second.proposal == r.proposal)) {
-      Fail("R", KeySubject(r.key),
-           absl::StrCat(self, " replaces the reservation of ", Describe(it->second.proposal),
-                        " with one for ", Describe(r.proposal), " without dropping it first"));
+    return;
+  }
+  committed_.emplace(key, value);
+  auto claims = pending_claims_.find(key);
+  if (claims == pending_claims_.end()) return;
+  for (const auto& [claimed, source] : claims->second) {
+    if (claimed != value) {
+      Fail("2", KeySubject(key),
+           absl::StrCat(source, " reported ", Quote(claimed), " but ", self, " commits ",
+                        Quote(value)));
     }
-  } else if (auto* dr = std::get_if<core::DeleteReservation>(&m)) {
-    auto it = store.reservations().find(dr->key);
-    if (it != store.reservations().end() && !decisions_.contains(it->second.proposal)) {
-      Fail("R", KeyProposal(dr->key, it->second.proposal),
-           absl::StrCat(self, " drops a reservation whose decision nobody has chosen or sent"));
+  }
+  pending_claims_.erase(claims);
+}
+
+bool Checker::SomeProposalDecidedCommit(const core::Value& value) const {
+  auto ps = proposals_of_value_.find(value);
+  if (ps == proposals_of_value_.end()) return false;
+  for (const core::ProposalId& p : ps->second) {
+    auto d = decisions_.find(p);
+    if (d != decisions_.end() && d->second.decision == Decision::kCommit) return true;
+  }
+  return false;
+}
+
+void Checker::BeforePutAcceptor(int node, const core::AcceptorRecord& rec) {
+  const core::PeerId& self = node_ids_[node];
+  auto prev = stores_[node]->acceptors().find(rec.proposal);
+  if (prev != stores_[node]->acceptors().end()) {
+    if (rec.promised < prev->second.promised) {
+      Fail("3", ProposalSubject(rec.proposal),
+           absl::StrCat(self, " lowers its promise from ", Describe(prev->second.promised), " to ",
+                        Describe(rec.promised)));
     }
-  } else if (auto* pc = std::get_if<core::PutCommitted>(&m)) {
-    auto mine = store.GetCommitted(pc->key);
-    if (mine && *mine != pc->value) {
-      Fail("1", KeySubject(pc->key),
-           absl::StrCat(self, " commits ", Quote(pc->value), " over its committed ",
-                        Quote(*mine)));
+    if (prev->second.accepted &&
+        (!rec.accepted || rec.accepted->ballot < prev->second.accepted->ballot)) {
+      Fail("3", ProposalSubject(rec.proposal),
+           absl::StrCat(self, " forgets or lowers its accepted ballot ",
+                        Describe(prev->second.accepted->ballot)));
     }
-    auto it = committed_.find(pc->key);
-    if (it != committed_.end()) {
-      if (it->second != pc->value) {
-        Fail("1", KeySubject(pc->key),
-             absl::StrCat(self, " commits ", Quote(pc->value), " but ", Quote(it->second),
-                          " was committed before"));
-      }
-    } else {
-      committed_.emplace(pc->key, pc->value);
-      auto claims = pending_claims_.find(pc->key);
-      if (claims != pending_claims_.end()) {
-        for (const auto& [value, source] : claims->second) {
-          if (value != pc->value) {
-            Fail("2", KeySubject(pc->key),
-                 absl::StrCat(source, " reported ", Quote(value), " but ", self, " commits ",
-                              Quote(pc->value)));
-          }
-        }
-        pending_claims_.erase(claims);
-      }
-    }
-    // Some proposal with this value must have been decided commit.
-    bool decided = false;
-    auto ps = proposals_of_value_.find(pc->value);
-    if (ps != proposals_of_value_.end()) {
-      for (const core::ProposalId& p : ps->second) {
-        auto d = decisions_.find(p);
-        if (d != decisions_.end() && d->second.decision == Decision::kCommit) decided = true;
-      }
-    }
-    if (!decided) {
-      Fail("3", KeySubject(pc->key),
-           absl::StrCat(self, " commits ", Quote(pc->value),
-                        " but no proposal of that value was decided commit"));
-    }
-  } else if (auto* pa = std::get_if<core::PutAcceptor>(&m)) {
-    const core::AcceptorRecord& rec = pa->record;
-    auto prev = store.acceptors().find(rec.proposal);
-    if (prev != store.acceptors().end()) {
-      if (rec.promised < prev->second.promised) {
-        Fail("3", ProposalSubject(rec.proposal),
-             absl::StrCat(self, " lowers its promise from ", Describe(prev->second.promised),
-                          " to ", Describe(rec.promised)));
-      }
-      if (prev->second.accepted &&
-          (!rec.accepted || rec.accepted->ballot < prev->second.accepted->ballot)) {
-        Fail("3", ProposalSubject(rec.proposal),
-             absl::StrCat(self, " forgets or lowers its accepted ballot ",
-                          Describe(prev->second.accepted->ballot)));
-      }
-    }
-    if (rec.accepted) {
-      auto& set = accepts_[{rec.proposal, rec.accepted->ballot}];
-      if (!set.nodes.empty() && set.decision != rec.accepted->decision) {
-        Fail("3", ProposalSubject(rec.proposal),
-             absl::StrCat("ballot ", Describe(rec.accepted->ballot), " carries both ",
-                          Describe(set.decision), " and ", Describe(rec.accepted->decision)));
-      }
-      set.decision = rec.accepted->decision;
-      int c0 = ClusterOfPeer(rec.proposal.coordinator);
-      if (c0 >= 0 && node_cluster_[node] == c0) {
-        set.nodes.insert(node);
-        if (static_cast<int>(set.nodes.size()) == Majority(c0)) {
-          RecordDecision(rec.proposal, set.decision,
-                         absl::StrCat("chosen at ballot ", Describe(rec.accepted->ballot)));
-        }
-      }
+  }
+  if (rec.accepted) CountAccept(node, rec.proposal, *rec.accepted);
+}
+
+// A majority of the coordinator's cluster accepting one ballot chooses its
+// decision; acceptors in other clusters do not count towards it.
+void Checker::CountAccept(int node, const core::ProposalId& proposal,
+                          const core::AcceptedValue& accepted) {
+  auto& set = accepts_[{proposal, accepted.ballot}];
+  if (!set.nodes.empty() && set.decision != accepted.decision) {
+    Fail("3", ProposalSubject(proposal),
+         absl::StrCat("ballot ", Describe(accepted.ballot), " carries both ",
+                      Describe(set.decision), " and ", Describe(accepted.decision)));
+  }
+  set.decision = accepted.decision;
+  int c0 = ClusterOfPeer(proposal.coordinator);
+  if (c0 >= 0 && node_cluster_[node] == c0) {
+    set.nodes.insert(node);
+    if (static_cast<int>(set.nodes.size()) == Majority(c0)) {
+      RecordDecision(proposal, set.decision,
+                     absl::StrCat("chosen at ballot ", Describe(accepted.ballot)));
     }
   }
 }
@@ -521,37 +548,46 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
   std::set<core::Key> keys;
   for (const auto& [key, value] : committed_) keys.insert(key);
   for (const auto& [key, op] : ok_put_) keys.insert(key);
-  for (const core::Key& key : keys) {
-    auto global = committed_.find(key);
-    if (global == committed_.end()) {
-      Fail("5", KeySubject(key), "a put answered ok but no node ever committed the key");
-      continue;
-    }
-    std::vector<int> have(clusters_, 0);
-    std::string missing;
-    for (size_t n = 0; n < stores_.size(); ++n) {
-      auto v = stores_[n]->GetCommitted(key);
-      if (v && *v == global->second) {
-        have[node_cluster_[n]]++;
-      } else {
-        absl::StrAppend(&missing, " ", node_ids_[n]);
-      }
-    }
-    for (int c = 0; c < clusters_; ++c) {
-      if (have[c] < Majority(c)) {
-        Fail("5", KeySubject(key),
-             absl::StrCat("committed ", Quote(global->second), " at only ", have[c], "/",
-                          cluster_size_[c], " voters of cluster ", c,
-                          " after the quiet phase; missing at:", missing));
-      }
-    }
-    // DESIGN.md invariant 5: by catch-up, every node converges to every
-    // committed key.
-    if (options_.check_convergence && !missing.empty()) {
-      Fail("5", KeySubject(key),
-           absl::StrCat("not converged: ", Quote(global->second), " missing at:", missing));
+  for (const core::Key& key : keys) CheckKeyReplicated(key);
+  CheckNoClaimLeft();
+  CheckEveryOpFinished();
+  CheckEveryRequestAnswered(open_inbound);
+  if (options_.expect_liveness) CheckFaultFreeLiveness();
+}
+
+void Checker::CheckKeyReplicated(const core::Key& key) {
+  auto global = committed_.find(key);
+  if (global == committed_.end()) {
+    Fail("5", KeySubject(key), "a put answered ok but no node ever committed the key");
+    return;
+  }
+  std::vector<int> have(clusters_, 0);
+  std::string missing;
+  for (size_t n = 0; n < stores_.size(); ++n) {
+    auto v = stores_[n]->GetCommitted(key);
+    if (v && *v == global->second) {
+      have[node_cluster_[n]]++;
+    } else {
+      absl::StrAppend(&missing, " ", node_ids_[n]);
     }
   }
+  for (int c = 0; c < clusters_; ++c) {
+    if (have[c] < Majority(c)) {
+      Fail("5", KeySubject(key),
+           absl::StrCat("committed ", Quote(global->second), " at only ", have[c], "/",
+                        cluster_size_[c], " voters of cluster ", c,
+                        " after the quiet phase; missing at:", missing));
+    }
+  }
+  // DESIGN.md invariant 5: by catch-up, every node converges to every
+  // committed key.
+  if (options_.check_convergence && !missing.empty()) {
+    Fail("5", KeySubject(key),
+         absl::StrCat("not converged: ", Quote(global->second), " missing at:", missing));
+  }
+}
+
+void Checker::CheckNoClaimLeft() {
   for (const auto& [key, claims] : pending_claims_) {
     for (const auto& [value, source] : claims) {
       Fail("2", KeySubject(key),
@@ -559,6 +595,9 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
                         " but the key was never committed anywhere"));
     }
   }
+}
+
+void Checker::CheckEveryOpFinished() {
   for (size_t i = 0; i < ops_.size(); ++i) {
     const ClientOp& op = ops_[i];
     if (op.finished < 0 && !op.abandoned) {
@@ -568,6 +607,9 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
                         "ms never finished, and its node stayed up"));
     }
   }
+}
+
+void Checker::CheckEveryRequestAnswered(const std::vector<int>& open_inbound) {
   for (size_t n = 0; n < open_inbound.size(); ++n) {
     if (open_inbound[n] > 0) {
       Fail("C", {},
@@ -575,10 +617,12 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
                         " request(s) after the quiet phase"));
     }
   }
-  if (!options_.expect_liveness) return;
+}
+
+void Checker::CheckFaultFreeLiveness() {
   std::set<core::Key> put_keys;
   for (const ClientOp& op : ops_) {
-    if (op.finished < 0) continue;  // reported above
+    if (op.finished < 0) continue;  // reported by CheckEveryOpFinished
     if (op.put) {
       if (op.put->kind == PutOutcome::Kind::kUnavailable) {
         Fail("V", KeySubject(op.key),

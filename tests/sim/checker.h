@@ -166,6 +166,23 @@ class Checker {
   void RecordDecision(const core::ProposalId& p, core::Decision d, const std::string& source);
   void CheckClaim(const core::Key& key, const core::Value& value, const std::string& source);
   void CheckPutOk(int op);
+  // BeforeApply, one per kind of mutation.
+  void BeforePutReservation(int node, const core::Reservation& r);
+  void BeforeDeleteReservation(int node, const core::Key& key);
+  void BeforePutCommitted(int node, const core::PutCommitted& pc);
+  void BeforePutAcceptor(int node, const core::AcceptorRecord& rec);
+  // Invariants 1 and 2 when `self` commits (key, value): the first commit of
+  // the key settles the claims made before it.
+  void CheckCommitAgainstHistory(const core::PeerId& self, const core::Key& key,
+                                 const core::Value& value);
+  bool SomeProposalDecidedCommit(const core::Value& value) const;
+  void CountAccept(int node, const core::ProposalId& proposal, const core::AcceptedValue& accepted);
+  // The checks of CheckFinal, by invariant id.
+  void CheckKeyReplicated(const core::Key& key);                         // 5
+  void CheckNoClaimLeft();                                               // 2
+  void CheckEveryOpFinished();                                           // C
+  void CheckEveryRequestAnswered(const std::vector<int>& open_inbound);  // C
+  void CheckFaultFreeLiveness();                                         // V
   static bool MayCommit(const ClientOp& op, const core::PutOutcome& outcome);
 
   std::vector<int> node_cluster_;

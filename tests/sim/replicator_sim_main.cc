@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@
 #include "sim/simulator.h"
 
 namespace {
+
+using replicator::sim::SimConfig;
+using replicator::sim::SimResult;
 
 constexpr char kUsage[] =
     "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
@@ -66,12 +70,7 @@ void Mix(uint64_t* digest, uint64_t value) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using replicator::sim::Liveness;
-  using replicator::sim::SimConfig;
-  using replicator::sim::SimResult;
+struct Flags {
   SimConfig config;
   uint64_t first = 1, last = 1;
   uint64_t count = 0;  // --seeds=K
@@ -79,181 +78,291 @@ int main(int argc, char** argv) {
   bool verbose = false, digests = false, inject = false;
   std::string faults = "none";
   replicator::core::TimeMs net_min = -1, net_max = -1, down_max = -1;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (auto eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
+};
+
+// The command line, one argument at a time: "--name=value" is split into its
+// name and value; otherwise a flag's value is the next argument.
+class Args {
+ public:
+  Args(int argc, char** argv) : argc_(argc), argv_(argv) {}
+
+  bool Next() {
+    if (++i_ >= argc_) return false;
+    name_ = argv_[i_];
+    value_.clear();
+    has_value_ = false;
+    if (auto eq = name_.find('='); eq != std::string::npos && name_.rfind("--", 0) == 0) {
+      value_ = name_.substr(eq + 1);
+      name_ = name_.substr(0, eq);
+      has_value_ = true;
     }
-    auto next = [&](std::string* out) {
-      if (has_value) {
-        *out = value;
-        return true;
-      }
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
+    return true;
+  }
+  const std::string& name() const { return name_; }
+  bool Value(std::string* out) {
+    if (has_value_) {
+      *out = value_;
       return true;
-    };
-    auto number = [&](auto* out) {
-      std::string text;
-      if (!next(&text)) return false;
-      return absl::SimpleAtoi(text, out);
-    };
-    bool good = true;
+    }
+    if (i_ + 1 >= argc_) return false;
+    *out = argv_[++i_];
+    return true;
+  }
+  template <typename T>
+  bool Number(T* out) {
+    std::string text;
+    if (!Value(&text)) return false;
+    return absl::SimpleAtoi(text, out);
+  }
+
+ private:
+  int argc_;
+  char** argv_;
+  int i_ = 0;
+  std::string name_, value_;
+  bool has_value_ = false;
+};
+
+// What one flag did; kUnknown also means "not this parser's flag".
+enum class Parsed { kGood, kBadValue, kUnknown };
+
+Parsed Good(bool good) { return good ? Parsed::kGood : Parsed::kBadValue; }
+
+Parsed ParseSeedFlag(Args& args, Flags* f) {
+  const std::string& arg = args.name();
+  if (arg == "--seed") {
+    const bool good = args.Number(&f->first);
+    f->last = f->first;
+    f->count = 0;
+    return Good(good);
+  }
+  if (arg == "--seeds") {
+    std::string text;
+    bool good = args.Value(&text);
+    std::vector<std::string> parts = absl::StrSplit(text, "..");
+    if (parts.size() == 1) {
+      good = good && absl::SimpleAtoi(parts[0], &f->count) && f->count >= 1;
+    } else {
+      f->count = 0;
+      good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &f->first) &&
+             absl::SimpleAtoi(parts[1], &f->last) && f->first <= f->last;
+    }
+    return Good(good);
+  }
+  if (arg == "--seed-start") return Good(args.Number(&f->start));
+  return Parsed::kUnknown;
+}
+
+Parsed ParseFaultFlag(Args& args, Flags* f) {
+  const std::string& arg = args.name();
+  if (arg == "--faults") {
+    bool good = args.Value(&f->faults);
+    for (const std::string& mix : std::vector<std::string>(absl::StrSplit(f->faults, ','))) {
+      good = good && SimConfig().SetProfile(mix);
+    }
+    return Good(good);
+  }
+  if (arg == "--net-ms") {
+    std::string text;
+    const bool good = args.Value(&text);
+    std::vector<std::string> parts = absl::StrSplit(text, "..");
+    return Good(good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &f->net_min) &&
+                absl::SimpleAtoi(parts[1], &f->net_max) && 0 <= f->net_min &&
+                f->net_min <= f->net_max);
+  }
+  if (arg == "--down-max-ms") return Good(args.Number(&f->down_max) && f->down_max >= 0);
+  return Parsed::kUnknown;
+}
+
+Parsed ParseShapeFlag(Args& args, SimConfig* c) {
+  const std::string& arg = args.name();
+  if (arg == "--clusters") return Good(args.Number(&c->clusters) && c->clusters >= 1);
+  if (arg == "--nodes") {
+    return Good(args.Number(&c->nodes_per_cluster) && c->nodes_per_cluster >= 1);
+  }
+  if (arg == "--clients") return Good(args.Number(&c->clients) && c->clients >= 1);
+  if (arg == "--keys") return Good(args.Number(&c->keys) && c->keys >= 1);
+  if (arg == "--ops") return Good(args.Number(&c->ops) && c->ops >= 0);
+  if (arg == "--lease-ms") return Good(args.Number(&c->lease_ms) && c->lease_ms > 0);
+  if (arg == "--catchup-ms") {
+    return Good(args.Number(&c->catchup_interval_ms) && c->catchup_interval_ms >= 0);
+  }
+  return Parsed::kUnknown;
+}
+
+Parsed ParseCheckFlag(Args& args, SimConfig* c) {
+  const std::string& arg = args.name();
+  if (arg == "--converge") {
+    c->check_convergence = true;  // the default; kept for old reproducer lines
+  } else if (arg == "--no-converge") {
+    c->check_convergence = false;
+  } else if (arg == "--no-race-check") {
+    c->check_race = false;
+  } else if (arg == "--unsafe") {
+    return Good(args.Value(&c->unsafe) && SimConfig::ValidUnsafe(c->unsafe));
+  } else if (arg == "--unsafe-sync-lag-ms") {
+    return Good(args.Number(&c->unsafe_sync_lag_ms) && c->unsafe_sync_lag_ms >= 0);
+  } else if (arg == "--no-ok-durability-check") {
+    c->check_durable_at_ok = false;
+  } else {
+    return Parsed::kUnknown;
+  }
+  return Parsed::kGood;
+}
+
+Parsed ParseOutputFlag(Args& args, Flags* f) {
+  const std::string& arg = args.name();
+  if (arg == "--tail") return Good(args.Number(&f->config.trace_tail));
+  if (arg == "--trace") {
+    f->config.trace = true;
+  } else if (arg == "--verbose") {
+    f->verbose = true;
+  } else if (arg == "--digests" || arg == "--fingerprint") {
+    f->digests = true;
+  } else if (arg == "--inject-violation") {
+    f->inject = true;
+  } else {
+    return Parsed::kUnknown;
+  }
+  return Parsed::kGood;
+}
+
+Parsed ParseFlag(Args& args, Flags* f) {
+  Parsed p = ParseSeedFlag(args, f);
+  if (p == Parsed::kUnknown) p = ParseFaultFlag(args, f);
+  if (p == Parsed::kUnknown) p = ParseShapeFlag(args, &f->config);
+  if (p == Parsed::kUnknown) p = ParseCheckFlag(args, &f->config);
+  if (p == Parsed::kUnknown) p = ParseOutputFlag(args, f);
+  return p;
+}
+
+// Parses the command line into `f`. Returns the exit status when the
+// program should stop (help printed, or a usage error), nullopt to run.
+std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
+  Args args(argc, argv);
+  while (args.Next()) {
+    const std::string& arg = args.name();
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
       return 0;
-    } else if (arg == "--seed") {
-      good = number(&first);
-      last = first;
-      count = 0;
-    } else if (arg == "--seeds") {
-      std::string text;
-      good = next(&text);
-      std::vector<std::string> parts = absl::StrSplit(text, "..");
-      if (parts.size() == 1) {
-        good = good && absl::SimpleAtoi(parts[0], &count) && count >= 1;
-      } else {
-        count = 0;
-        good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &first) &&
-               absl::SimpleAtoi(parts[1], &last) && first <= last;
-      }
-    } else if (arg == "--seed-start") {
-      good = number(&start);
-    } else if (arg == "--clusters") {
-      good = number(&config.clusters) && config.clusters >= 1;
-    } else if (arg == "--nodes") {
-      good = number(&config.nodes_per_cluster) && config.nodes_per_cluster >= 1;
-    } else if (arg == "--faults") {
-      good = next(&faults);
-      for (const std::string& mix : std::vector<std::string>(absl::StrSplit(faults, ','))) {
-        good = good && SimConfig().SetProfile(mix);
-      }
-    } else if (arg == "--clients") {
-      good = number(&config.clients) && config.clients >= 1;
-    } else if (arg == "--keys") {
-      good = number(&config.keys) && config.keys >= 1;
-    } else if (arg == "--ops") {
-      good = number(&config.ops) && config.ops >= 0;
-    } else if (arg == "--net-ms") {
-      std::string text;
-      good = next(&text);
-      std::vector<std::string> parts = absl::StrSplit(text, "..");
-      good = good && parts.size() == 2 && absl::SimpleAtoi(parts[0], &net_min) &&
-             absl::SimpleAtoi(parts[1], &net_max) && 0 <= net_min && net_min <= net_max;
-    } else if (arg == "--down-max-ms") {
-      good = number(&down_max) && down_max >= 0;
-    } else if (arg == "--lease-ms") {
-      good = number(&config.lease_ms) && config.lease_ms > 0;
-    } else if (arg == "--tail") {
-      good = number(&config.trace_tail);
-    } else if (arg == "--converge") {
-      config.check_convergence = true;  // the default; kept for old reproducer lines
-    } else if (arg == "--no-converge") {
-      config.check_convergence = false;
-    } else if (arg == "--catchup-ms") {
-      good = number(&config.catchup_interval_ms) && config.catchup_interval_ms >= 0;
-    } else if (arg == "--no-race-check") {
-      config.check_race = false;
-    } else if (arg == "--unsafe") {
-      good = next(&config.unsafe) && SimConfig::ValidUnsafe(config.unsafe);
-    } else if (arg == "--unsafe-sync-lag-ms") {
-      good = number(&config.unsafe_sync_lag_ms) && config.unsafe_sync_lag_ms >= 0;
-    } else if (arg == "--no-ok-durability-check") {
-      config.check_durable_at_ok = false;
-    } else if (arg == "--trace") {
-      config.trace = true;
-    } else if (arg == "--verbose") {
-      verbose = true;
-    } else if (arg == "--digests" || arg == "--fingerprint") {
-      digests = true;
-    } else if (arg == "--inject-violation") {
-      inject = true;
-    } else {
-      return Usage("unknown argument " + arg);
     }
-    if (!good) return Usage("bad value for " + arg);
+    switch (ParseFlag(args, f)) {
+      case Parsed::kGood:
+        break;
+      case Parsed::kBadValue:
+        return Usage("bad value for " + arg);
+      case Parsed::kUnknown:
+        return Usage("unknown argument " + arg);
+    }
   }
-  if (count > 0) {
-    first = start;
-    last = start + count - 1;
+  if (f->count > 0) {
+    f->first = f->start;
+    f->last = f->start + f->count - 1;
   }
-  const bool sweep = first != last;
-  std::vector<std::string> mixes = absl::StrSplit(faults, ',');
+  return std::nullopt;
+}
 
-  uint64_t total_passed = 0, total_failed = 0;
-  uint64_t sweep_digest = 1469598103934665603ull;
-  uint64_t single_digest = 0;
-  std::vector<std::string> summaries;
-  for (const std::string& mix : mixes) {
-    config.SetProfile(mix);
-    if (net_min >= 0) {
-      config.fault.net_min_ms = net_min;
-      config.fault.net_max_ms = net_max;
+// The runs so far, over every mix.
+struct Totals {
+  uint64_t passed = 0, failed = 0;
+  uint64_t sweep_digest = 1469598103934665603ull;  // FNV-1a offset basis
+  uint64_t single_digest = 0;                      // the last run's
+};
+
+// One seed's run; with `inject`, a passing run then gets a second committed
+// value for one key, which the checker must report.
+SimResult RunSeed(const SimConfig& config, bool inject) {
+  replicator::sim::Simulator sim(config);
+  SimResult result = sim.Run();
+  if (inject && result.ok()) {
+    const auto& committed = sim.store(0).committed();
+    const std::string key = committed.empty() ? "injected" : committed.begin()->first;
+    if (committed.empty()) {
+      sim.InjectMutationForTest(0, replicator::core::PutCommitted{key, "first"});
     }
-    if (down_max >= 0) config.fault.down_max_ms = down_max;
-    uint64_t passed = 0, failed = 0;
-    Liveness liveness;
-    const auto began = std::chrono::steady_clock::now();
-    for (uint64_t seed = first;; ++seed) {
-      config.seed = seed;
-      replicator::sim::Simulator sim(config);
-      SimResult result = sim.Run();
-      if (inject && result.ok()) {
-        const auto& committed = sim.store(0).committed();
-        const std::string key = committed.empty() ? "injected" : committed.begin()->first;
-        if (committed.empty()) {
-          sim.InjectMutationForTest(0, replicator::core::PutCommitted{key, "first"});
-        }
-        sim.InjectMutationForTest(sim.node_count() - 1,
-                                  replicator::core::PutCommitted{key, "injected-second"});
-        result = sim.Result();
-      }
-      liveness.Add(result.liveness);
-      Mix(&sweep_digest, result.history_digest);
-      single_digest = result.history_digest;
-      if (result.ok()) {
-        passed++;
-        if (verbose || !sweep) std::printf("%s", result.Report().c_str());
-      } else {
-        failed++;
-        std::printf("%s", result.Report().c_str());
-      }
-      if (digests && sweep) {
-        std::printf("seed %llu %s\n", static_cast<unsigned long long>(seed),
-                    result.DigestLine().c_str());
-      }
-      std::fflush(stdout);
-      if (seed == last) break;
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-    total_passed += passed;
-    total_failed += failed;
-    if (sweep) {
-      const std::string shape =
-          absl::StrCat("--clusters=", config.clusters, " --nodes=", config.nodes_per_cluster,
-                       " --faults=", mix, config.unsafe.empty() ? "" : " --unsafe=", config.unsafe);
-      std::string summary = absl::StrCat(
-          passed, "/", passed + failed, " seeds passed (", shape, ") in ",
-          absl::StrFormat("%.1f s, %.1f seeds/s", seconds, (passed + failed) / seconds));
-      std::printf("%s\n", summary.c_str());
-      std::printf("liveness %s: %s\n", mix.c_str(), liveness.ToString().c_str());
-      summaries.push_back(std::move(summary));
-    } else if (mixes.size() > 1) {
-      std::printf("liveness %s: %s\n", mix.c_str(), liveness.ToString().c_str());
-    }
+    sim.InjectMutationForTest(sim.node_count() - 1,
+                              replicator::core::PutCommitted{key, "injected-second"});
+    result = sim.Result();
   }
+  return result;
+}
+
+void PrintSeed(const Flags& f, bool sweep, uint64_t seed, const SimResult& result) {
+  if (!result.ok() || f.verbose || !sweep) std::printf("%s", result.Report().c_str());
+  if (f.digests && sweep) {
+    std::printf("seed %llu %s\n", static_cast<unsigned long long>(seed),
+                result.DigestLine().c_str());
+  }
+  std::fflush(stdout);
+}
+
+void PrintMixSummary(const SimConfig& config, const std::string& mix, uint64_t passed,
+                     uint64_t failed, double seconds) {
+  const std::string shape =
+      absl::StrCat("--clusters=", config.clusters, " --nodes=", config.nodes_per_cluster,
+                   " --faults=", mix, config.unsafe.empty() ? "" : " --unsafe=", config.unsafe);
+  std::string summary =
+      absl::StrCat(passed, "/", passed + failed, " seeds passed (", shape, ") in ",
+                   absl::StrFormat("%.1f s, %.1f seeds/s", seconds, (passed + failed) / seconds));
+  std::printf("%s\n", summary.c_str());
+}
+
+// Every seed of `f` under fault mix `mix`. `config` carries over from one
+// mix to the next, as the flags left it.
+void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* config,
+            Totals* totals) {
+  config->SetProfile(mix);
+  if (f.net_min >= 0) {
+    config->fault.net_min_ms = f.net_min;
+    config->fault.net_max_ms = f.net_max;
+  }
+  if (f.down_max >= 0) config->fault.down_max_ms = f.down_max;
+  const bool sweep = f.first != f.last;
+  uint64_t passed = 0, failed = 0;
+  replicator::sim::Liveness liveness;
+  const auto began = std::chrono::steady_clock::now();
+  for (uint64_t seed = f.first;; ++seed) {
+    config->seed = seed;
+    SimResult result = RunSeed(*config, f.inject);
+    liveness.Add(result.liveness);
+    Mix(&totals->sweep_digest, result.history_digest);
+    totals->single_digest = result.history_digest;
+    if (result.ok()) {
+      passed++;
+    } else {
+      failed++;
+    }
+    PrintSeed(f, sweep, seed, result);
+    if (seed == f.last) break;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  totals->passed += passed;
+  totals->failed += failed;
+  if (sweep) PrintMixSummary(*config, mix, passed, failed, seconds);
+  if (sweep || many_mixes) {
+    std::printf("liveness %s: %s\n", mix.c_str(), liveness.ToString().c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (std::optional<int> status = ParseFlags(argc, argv, &flags)) return *status;
+  const bool sweep = flags.first != flags.last;
+  std::vector<std::string> mixes = absl::StrSplit(flags.faults, ',');
+  SimConfig config = flags.config;
+  Totals totals;
+  for (const std::string& mix : mixes) RunMix(flags, mix, mixes.size() > 1, &config, &totals);
   if (mixes.size() > 1 && sweep) {
     std::printf("total: %llu/%llu runs passed over %zu fault mixes\n",
-                static_cast<unsigned long long>(total_passed),
-                static_cast<unsigned long long>(total_passed + total_failed), mixes.size());
+                static_cast<unsigned long long>(totals.passed),
+                static_cast<unsigned long long>(totals.passed + totals.failed), mixes.size());
   }
   const bool one_run = !sweep && mixes.size() == 1;
-  std::printf("history digest: %016llx\n",
-              static_cast<unsigned long long>(one_run ? single_digest : sweep_digest));
-  return total_failed == 0 ? 0 : 1;
+  std::printf(
+      "history digest: %016llx\n",
+      static_cast<unsigned long long>(one_run ? totals.single_digest : totals.sweep_digest));
+  return totals.failed == 0 ? 0 : 1;
 }
