@@ -62,7 +62,7 @@ std::vector<PeerId> CatchUp::Peers() const {
   std::vector<PeerId> peers;
   for (const Member& m : ctx_.topology().members) {
     if (m.cluster != ctx_.cluster() || m.id == ctx_.self()) continue;
-    if (m.state == PeerState::kVoter) peers.push_back(m.id);
+    if (m.state != PeerState::kCatchingUp) peers.push_back(m.id);
   }
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());

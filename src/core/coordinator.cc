@@ -182,7 +182,7 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   }
   for (const auto& [cluster, voters] : op.voters) {
     if (cluster == ctx_.cluster()) continue;
-    op.remotes[cluster].candidates = RendezvousOrder(op.key, voters);
+    op.remotes[cluster].candidates = RepresentativeOrder(op.key, voters, topology);
   }
   std::vector<ClusterId> remote_clusters;
   for (const auto& [cluster, rc] : op.remotes) remote_clusters.push_back(cluster);
@@ -193,17 +193,19 @@ void Coordinator::SendReserveForward(uint64_t id, const ClusterId& cluster, Time
   PutOp& op = Get(id);
   auto rc = op.remotes.find(cluster);
   RP_CHECK(rc != op.remotes.end(), "put ", id, " has no remote cluster ", cluster);
-  const PeerId peer = rc->second.candidates[rc->second.next];
+  const RemoteCluster& remote = rc->second;
+  const PeerId peer = remote.candidates[remote.next];
   const int attempt = op.attempt;
   ++op.outstanding;
-  // The call may use all the attempt's remaining time, so failover happens
-  // only on failures reported before the deadline (refused connection, a
-  // peer known down). TODO(perf): a shorter first deadline would let a
-  // silent representative be replaced within the same attempt.
+  // A silent representative must not use up the attempt: while there is a
+  // fallback it gets half the time left, and its failure (reported, or its
+  // deadline) moves on to the next.
+  const TimeMs deadline = RepresentativeDeadline(now, op.reserve_deadline,
+                                                 remote.candidates.size() - remote.next - 1);
   ctx_.Send(peer,
             ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id},
-                           RepresentativeBudget(op.reserve_deadline - now)},
-            op.reserve_deadline, [this, id, attempt, cluster, peer](Response&& r, TimeMs t) {
+                           RepresentativeBudget(deadline - now)},
+            deadline, [this, id, attempt, cluster, peer](Response&& r, TimeMs t) {
               OnForwardReply(id, attempt, cluster, peer, std::move(r), t);
             });
 }

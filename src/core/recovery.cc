@@ -185,12 +185,14 @@ void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
     return;
   }
   // The coordinator knows its own decisions best; any voter of its cluster
-  // can settle the decision by recovery.
+  // can settle the decision by recovery. One shown down is asked last.
   std::vector<PeerId> candidates;
-  if (coordinator->state != PeerState::kDown) candidates.push_back(coordinator->id);
+  const bool coordinator_down = coordinator->state == PeerState::kDown;
+  if (!coordinator_down) candidates.push_back(coordinator->id);
   for (PeerId& v : ctx_.topology().Voters(coordinator->cluster)) {
     if (v != coordinator->id) candidates.push_back(std::move(v));
   }
+  if (coordinator_down) candidates.push_back(coordinator->id);
   if (candidates.empty()) {
     then(std::nullopt, absl::StrCat("cluster ", coordinator->cluster, " has no voters"), now);
     return;

@@ -56,4 +56,19 @@ std::vector<PeerId> RendezvousOrder(std::string_view key, std::vector<PeerId> pe
   return out;
 }
 
+std::vector<PeerId> RepresentativeOrder(std::string_view key, std::vector<PeerId> voters,
+                                        const Topology& topology) {
+  std::vector<PeerId> order = RendezvousOrder(key, std::move(voters));
+  std::stable_partition(order.begin(), order.end(), [&](const PeerId& p) {
+    const Member* m = topology.Find(p);
+    return m == nullptr || m->state != PeerState::kDown;
+  });
+  return order;
+}
+
+TimeMs RepresentativeDeadline(TimeMs now, TimeMs attempt_deadline, size_t untried) {
+  if (untried == 0 || attempt_deadline <= now) return attempt_deadline;
+  return now + (attempt_deadline - now) / 2;
+}
+
 }  // namespace replicator::core

@@ -1,8 +1,10 @@
-// Rendezvous (highest-random-weight) ordering of a cluster's voters for one
-// key: the first peer is the key's representative in that cluster, the rest
-// are its fallbacks in order. Every node of a build computes the same order,
-// so the hash is a fixed function (FNV-1a then a SplitMix64 finalizer), never
-// a per-process seeded hash. Pure functions; thread-safe.
+// Representatives: which voter of a remote cluster a put asks, in what
+// order, and with how much of its time. Rendezvous (highest-random-weight)
+// ordering of a cluster's voters for one key: the first peer is the key's
+// representative in that cluster, the rest are its fallbacks in order. Every
+// node of a build computes the same order, so the hash is a fixed function
+// (FNV-1a then a SplitMix64 finalizer), never a per-process seeded hash.
+// Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -19,5 +21,19 @@ uint64_t RendezvousWeight(std::string_view key, std::string_view peer);
 // `peers` ordered by descending weight for `key`; ties (astronomically
 // unlikely) are broken by peer id so the order is total.
 std::vector<PeerId> RendezvousOrder(std::string_view key, std::vector<PeerId> peers);
+
+// The representatives to try for `key` among `voters`: rendezvous order, but
+// voters `topology` shows down go last (in their rendezvous order), so a
+// node known to be down is tried only when every other one failed. Down is a
+// liveness hint: it only reorders, never removes.
+std::vector<PeerId> RepresentativeOrder(std::string_view key, std::vector<PeerId> voters,
+                                        const Topology& topology);
+
+// The deadline of one representative's call, made at `now` within an
+// attempt that ends at `attempt_deadline`, with `untried` candidates left
+// after this one. While there is a fallback, a representative gets half the
+// time left, so a silent one costs at most that and the next still has the
+// other half; the last gets everything.
+TimeMs RepresentativeDeadline(TimeMs now, TimeMs attempt_deadline, size_t untried);
 
 }  // namespace replicator::core

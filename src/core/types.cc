@@ -21,7 +21,7 @@ const Member* Topology::Find(const PeerId& id) const {
 std::vector<PeerId> Topology::Voters(const ClusterId& cluster) const {
   std::vector<PeerId> out;
   for (const Member& m : members) {
-    if (m.cluster == cluster && m.state == PeerState::kVoter) out.push_back(m.id);
+    if (m.cluster == cluster && m.state != PeerState::kCatchingUp) out.push_back(m.id);
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -76,6 +76,9 @@ struct Vote {
   std::string reason;  // kUnreachable
 };
 
+// kDown is a voter that missed the directory's ping: a liveness hint that
+// steers whom to ask first. It still votes and still counts in quorums (a
+// partition must not shrink a majority below half of the real voters).
 enum class PeerState : uint8_t { kVoter = 0, kCatchingUp = 1, kDown = 2 };
 
 struct Member {
@@ -92,7 +95,7 @@ struct Topology {
   std::vector<Member> members;
 
   const Member* Find(const PeerId& id) const;
-  // Voters of `cluster`, ordered by id.
+  // Voters of `cluster`, down ones included, ordered by id.
   std::vector<PeerId> Voters(const ClusterId& cluster) const;
   // Every cluster with at least one member, ordered.
   std::vector<ClusterId> Clusters() const;

@@ -34,14 +34,10 @@ core::Member DirectoryClient::Self() const {
 void DirectoryClient::OnMembers(std::vector<core::Member> members) {
   members_ = std::move(members);
   network_.SetMembers(members_);
-  // `down` is a liveness hint for people reading `status`; a down voter
-  // still counts in its cluster's quorum, or a partition could shrink a
-  // majority below half of the real voters.
+  // `down` is a liveness hint: the engine asks a down voter last, and still
+  // counts it in its cluster's quorum (core::PeerState).
   core::Topology topology;
-  for (core::Member m : members_) {
-    if (m.state == core::PeerState::kDown) m.state = core::PeerState::kVoter;
-    topology.members.push_back(std::move(m));
-  }
+  topology.members = members_;
   driver_.SetTopology(std::move(topology));
 }
 

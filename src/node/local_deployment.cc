@@ -191,6 +191,14 @@ void LocalDeployment::Kill(size_t index) {
   p.pid = -1;
 }
 
+void LocalDeployment::Pause(size_t index) {
+  if (nodes_[index].pid > 0) ::kill(nodes_[index].pid, SIGSTOP);
+}
+
+void LocalDeployment::Resume(size_t index) {
+  if (nodes_[index].pid > 0) ::kill(nodes_[index].pid, SIGCONT);
+}
+
 absl::Status LocalDeployment::Restart(size_t index) {
   if (nodes_[index].pid > 0) return absl::FailedPreconditionError("node is running");
   return Launch(index, nodes_[index].address);
@@ -198,7 +206,10 @@ absl::Status LocalDeployment::Restart(size_t index) {
 
 void LocalDeployment::StopAll(std::chrono::milliseconds grace) {
   for (NodeProcess& p : nodes_) {
-    if (p.pid > 0) ::kill(p.pid, SIGTERM);
+    if (p.pid > 0) {
+      ::kill(p.pid, SIGTERM);
+      ::kill(p.pid, SIGCONT);  // a paused node handles SIGTERM once it runs
+    }
   }
   for (NodeProcess& p : nodes_) {
     StopProcess(p.pid, SIGTERM, grace);

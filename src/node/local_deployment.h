@@ -50,6 +50,10 @@ class LocalDeployment {
 
   // SIGKILL, then reap.
   void Kill(size_t index);
+  // SIGSTOP / SIGCONT: the node freezes as in a long GC pause or a VM stall,
+  // its sockets open but silent, and later goes on where it was.
+  void Pause(size_t index);
+  void Resume(size_t index);
   // Restarts a stopped node with its data dir (it keeps its peer id) and the
   // address it had.
   absl::Status Restart(size_t index);
@@ -57,7 +61,8 @@ class LocalDeployment {
   // returns its index.
   absl::StatusOr<size_t> AddNode(const std::string& cluster,
                                  std::vector<std::string> flags = {});
-  // SIGTERM every node; SIGKILL what is left after `grace`.
+  // SIGTERM every node (continuing paused ones); SIGKILL what is left after
+  // `grace`.
   void StopAll(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
   // Waits up to `bound` for node `index` to exit on its own; true if it did
   // (it is then reaped and marked stopped).

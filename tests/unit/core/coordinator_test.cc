@@ -187,6 +187,96 @@ TEST(CoordinatorTest, UnreachableRepresentativeFailsOverToTheNext) {
   }
 }
 
+Vote OkVote(const PeerId& peer, const ClusterId& cluster) {
+  Vote v;
+  v.peer = peer;
+  v.cluster = cluster;
+  v.kind = Vote::Kind::kOk;
+  return v;
+}
+
+// A representative that never answers costs the put half its attempt, not
+// all of it: its call times out at half the time left and the next one
+// gets the rest, so the same attempt commits. Driven by hand, with the
+// driver's deadline delivered as Unreachable.
+TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
+  MemoryStore store;
+  Engine a1(ConfigFor("a1", "a"), &store, DurableState{});
+  TimeMs now = 1000;
+  a1.SetTopology(MakeTopology(kTwoByThree), now);
+  std::vector<SendEffect> sent;
+  auto drive = [&] {
+    for (Effect& fx : a1.TakeEffects()) {
+      if (auto* w = std::get_if<WriteEffect>(&fx)) {
+        store.Apply(w->batch);
+        a1.OnWriteDone(w->write_id, now);
+        for (Effect& more : a1.TakeEffects()) {
+          if (auto* s = std::get_if<SendEffect>(&more)) sent.push_back(*s);
+        }
+      } else if (auto* s = std::get_if<SendEffect>(&fx)) {
+        sent.push_back(*s);
+      }
+    }
+  };
+  auto forwards = [&] {
+    std::vector<SendEffect> out;
+    for (const SendEffect& s : sent) {
+      if (std::holds_alternative<ForwardRequest>(s.request)) out.push_back(s);
+    }
+    return out;
+  };
+  a1.StartPut(1, "k", "v", 0, now);
+  drive();
+  const std::vector<PeerId> order = RendezvousOrder("k", {"b1", "b2", "b3"});
+  ASSERT_EQ(forwards().size(), 1u);
+  EXPECT_EQ(forwards()[0].to, order[0]);
+  EXPECT_EQ(forwards()[0].deadline, 1500) << "half of the 1000 ms attempt";
+  // a2 and a3 vote ok; a1's own vote is in already.
+  for (const SendEffect& s : std::vector<SendEffect>(sent)) {
+    if (std::holds_alternative<HandleRequest>(s.request)) {
+      a1.OnResponse(s.call_id, HandleResponse{OkVote(s.to, "a")}, now);
+      drive();
+    }
+  }
+  now = 1500;
+  a1.OnResponse(forwards()[0].call_id, Unreachable{"deadline exceeded"}, now);
+  drive();
+  ASSERT_EQ(forwards().size(), 2u);
+  EXPECT_EQ(forwards()[1].to, order[1]);
+  EXPECT_EQ(forwards()[1].deadline, 1750) << "half of what is left: one more fallback";
+  std::vector<Vote> votes;
+  for (const char* b : {"b1", "b2", "b3"}) votes.push_back(OkVote(b, "b"));
+  now = 1520;
+  a1.OnResponse(forwards()[1].call_id, ForwardResponse{votes}, now);
+  drive();
+  // The attempt committed: ballot 0 goes to a2 and a3, no retry was needed.
+  size_t accepts = 0;
+  for (const SendEffect& s : sent) accepts += std::holds_alternative<AcceptRequest>(s.request);
+  EXPECT_EQ(accepts, 2u);
+  EXPECT_EQ(a1.stats().put_retries, 0u);
+}
+
+// A voter the membership shows down is asked last.
+TEST(CoordinatorTest, ARepresentativeShownDownIsAskedLast) {
+  Topology t = MakeTopology(kTwoByThree);
+  const std::vector<PeerId> order = RendezvousOrder("k", {"b1", "b2", "b3"});
+  for (Member& m : t.members) {
+    if (m.id == order[0]) m.state = PeerState::kDown;
+  }
+  MemoryStore store;
+  Engine a1(ConfigFor("a1", "a"), &store, DurableState{});
+  a1.SetTopology(t, 1000);
+  a1.StartPut(1, "k", "v", 0, 1000);
+  std::vector<PeerId> forwarded;
+  for (Effect& fx : a1.TakeEffects()) {
+    if (auto* s = std::get_if<SendEffect>(&fx);
+        s != nullptr && std::holds_alternative<ForwardRequest>(s->request)) {
+      forwarded.push_back(s->to);
+    }
+  }
+  EXPECT_EQ(forwarded, std::vector<PeerId>{order[1]});
+}
+
 TEST(CoordinatorTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted) {
   Pump pump(kTwoByThree);
   pump.down = {"b1", "b2"};

@@ -61,5 +61,36 @@ TEST(RendezvousTest, EmptyAndSingle) {
   EXPECT_EQ(RendezvousOrder("k", {"only"}), std::vector<PeerId>{"only"});
 }
 
+TEST(RendezvousTest, RepresentativesShownDownGoLastInTheirOrder) {
+  Topology t;
+  for (const PeerId& p : kPeers) t.members.push_back(Member{p, "b", p + ":1", PeerState::kVoter});
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "key-" + std::to_string(i);
+    const std::vector<PeerId> full = RendezvousOrder(key, kPeers);
+    EXPECT_EQ(RepresentativeOrder(key, kPeers, t), full) << "nobody down: " << key;
+    // The first and third are down: the others keep their order, and the
+    // down ones follow in theirs.
+    Topology down = t;
+    for (Member& m : down.members) {
+      if (m.id == full[0] || m.id == full[2]) m.state = PeerState::kDown;
+    }
+    std::vector<PeerId> expected;
+    for (size_t j = 0; j < full.size(); ++j) {
+      if (j != 0 && j != 2) expected.push_back(full[j]);
+    }
+    expected.push_back(full[0]);
+    expected.push_back(full[2]);
+    EXPECT_EQ(RepresentativeOrder(key, kPeers, down), expected) << key;
+  }
+}
+
+TEST(RendezvousTest, ARepresentativeWithAFallbackGetsHalfTheTimeLeft) {
+  EXPECT_EQ(RepresentativeDeadline(1000, 2000, 2), 1500);
+  EXPECT_EQ(RepresentativeDeadline(1500, 2000, 1), 1750);
+  EXPECT_EQ(RepresentativeDeadline(1750, 2000, 0), 2000) << "the last gets everything";
+  EXPECT_EQ(RepresentativeDeadline(2000, 2000, 2), 2000) << "no time left";
+  EXPECT_EQ(RepresentativeDeadline(2100, 2000, 1), 2000);
+}
+
 }  // namespace
 }  // namespace replicator::core
