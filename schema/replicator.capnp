@@ -157,23 +157,30 @@ enum PeerState {
 }
 
 interface Directory {
-  join @0 (self :PeerInfo, watcher :Watcher) -> (members :List(PeerInfo));
+  join @0 (self :PeerInfo, watcher :Watcher)
+      -> (members :List(PeerInfo), directory :UInt64, version :UInt64);
   # Registers (or re-registers) a node and returns every member. A node new
   # to a cluster that already has 3 voters joins as `catchingUp`; otherwise,
   # and for a node already registered as a voter, as `voter`. A catching-up
   # node that has caught up joins again with state `voter` to be promoted. The
   # directory calls `watcher.changed` with the full map on every later change
-  # and marks the node `down` when the watcher's connection drops.
+  # and marks the node `down` while the watcher does not answer (it keeps
+  # calling it: down is a liveness hint, never a removal). `directory` names
+  # this run of the directory (random, never 0) and `version` counts its
+  # changes; a node applies a map only if it is newer than the one it has
+  # from the same directory, so a reply overtaken by a later change never
+  # brings an older map back. 0 for both: unversioned, always applied.
   # Fails with an RPC exception if the id is already registered at another
   # address by a live node, or the cluster id is malformed.
   list @1 () -> (members :List(PeerInfo));
 }
 
 interface Watcher {
-  changed @0 (members :List(PeerInfo)) -> ();
+  changed @0 (members :List(PeerInfo), directory :UInt64, version :UInt64) -> ();
+  # The whole map after a change; `directory` and `version` as for `join`.
   ping @1 () -> ();
   # Liveness: the directory pings every watcher every 2 s and shows a node
-  # that misses it as `down` until it joins again.
+  # that misses it as `down` until it answers again.
 }
 
 # ---------------------------------------------------------------------------

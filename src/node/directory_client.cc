@@ -31,7 +31,9 @@ core::Member DirectoryClient::Self() const {
   return core::Member{ctx_.identity.peer_id, ctx_.options.cluster, ctx_.address, state};
 }
 
-void DirectoryClient::OnMembers(std::vector<core::Member> members) {
+void DirectoryClient::OnMembers(std::vector<core::Member> members, MapVersion version) {
+  if (!Supersedes(version, applied_)) return;  // older than applied, or the same again
+  applied_ = version;
   members_ = std::move(members);
   network_.SetMembers(members_);
   // `down` is a liveness hint: the engine asks a down voter last, and still
@@ -85,8 +87,9 @@ asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
                      " refused to register this node: ", reply.status().message()));
   }
   std::vector<core::Member> members = FromWire(reply->getMembers());
+  const MapVersion version{reply->getDirectory(), reply->getVersion()};
   directory_connection_ = std::move(*connection);
-  OnMembers(std::move(members));
+  OnMembers(std::move(members), version);
   co_return absl::OkStatus();
 }
 

@@ -19,6 +19,22 @@
 
 namespace replicator::node {
 
+// Which map a membership message carries: `directory` names one run of
+// the directory (random, never 0), `version` counts its changes. Zero:
+// unversioned (always applied).
+struct MapVersion {
+  uint64_t directory = 0;
+  uint64_t version = 0;
+};
+
+// Whether a map carrying `incoming` replaces the map applied at `applied`:
+// anything unversioned, anything from another directory run (a restarted
+// directory counts again from 1), else only a later version.
+inline bool Supersedes(const MapVersion& incoming, const MapVersion& applied) {
+  if (incoming.directory == 0 || incoming.directory != applied.directory) return true;
+  return incoming.version > applied.version;
+}
+
 class DirectoryClient {
  public:
   DirectoryClient(const NodeContext& ctx, EngineDriver& driver, PeerNetwork& network);
@@ -31,8 +47,10 @@ class DirectoryClient {
   // has caught up and may be promoted to voter. Runs until shutdown.
   asio::awaitable<void> StayJoined(std::weak_ptr<bool> token);
 
-  // A new membership map from the directory.
-  void OnMembers(std::vector<core::Member> members);
+  // A membership map from the directory. Ignored when it is not newer than
+  // the map this node has from the same directory run: join replies and
+  // notifications may arrive in any order.
+  void OnMembers(std::vector<core::Member> members, MapVersion version);
   // This node as the directory last reported it; a node it has not listed
   // yet is catching up.
   core::Member Self() const;
@@ -46,6 +64,7 @@ class DirectoryClient {
   EngineDriver& driver_;
   PeerNetwork& network_;
   std::vector<core::Member> members_;                         // as the directory reported them
+  MapVersion applied_;                                        // of members_
   std::unique_ptr<net::RpcConnection> directory_connection_;  // not on the bootstrap peer
 };
 

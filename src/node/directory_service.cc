@@ -1,5 +1,7 @@
 #include "node/directory_service.h"
 
+#include <random>
+
 #include <utility>
 
 #include <asio/redirect_error.hpp>
@@ -17,10 +19,20 @@ namespace {
 // Least time between two voter additions in one cluster (see Join).
 constexpr std::chrono::seconds kPromotionSpacing{5};
 
+// Names one run of the directory in its maps' versions: random, never 0.
+uint64_t NewDirectoryRun() {
+  std::random_device rd;
+  uint64_t run = 0;
+  while (run == 0) run = (uint64_t{rd()} << 32) ^ rd();
+  return run;
+}
+
 }  // namespace
 
 DirectoryService::DirectoryService(const NodeContext& ctx, DirectoryClient& membership)
-    : ctx_(ctx), membership_(membership) {}
+    : ctx_(ctx), membership_(membership) {
+  version_.directory = NewDirectoryRun();
+}
 
 void DirectoryService::Start() {
   core::Member self = membership_.Self();
@@ -89,18 +101,24 @@ absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member me
 }
 
 void DirectoryService::Broadcast() {
+  ++version_.version;
   std::vector<core::Member> members = Members();
   for (auto& [id, reg] : registry_) {
-    if (reg.watcher) ctx_.Spawn(Notify(ctx_.alive, id, reg.generation, *reg.watcher, members));
+    if (reg.watcher) {
+      ctx_.Spawn(Notify(ctx_.alive, id, reg.generation, *reg.watcher, members, version_));
+    }
   }
-  membership_.OnMembers(std::move(members));
+  membership_.OnMembers(std::move(members), version_);
 }
 
 asio::awaitable<void> DirectoryService::Notify(std::weak_ptr<bool> token, core::PeerId id,
                                                uint64_t generation, wire::Watcher::Client watcher,
-                                               std::vector<core::Member> members) {
+                                               std::vector<core::Member> members,
+                                               MapVersion version) {
   auto req = watcher.changedRequest();
   ToWire(members, req.initMembers(members.size()));
+  req.setDirectory(version.directory);
+  req.setVersion(version.version);
   kj::Promise<void> sent = req.send().ignoreResult();
   absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
   if (token.expired() || s.ok()) co_return;
@@ -111,8 +129,12 @@ asio::awaitable<void> DirectoryService::Ping(std::weak_ptr<bool> token, core::Pe
                                              uint64_t generation, wire::Watcher::Client watcher) {
   kj::Promise<void> sent = watcher.pingRequest().send().ignoreResult();
   absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
-  if (token.expired() || s.ok()) co_return;
-  MarkDown(id, generation);
+  if (token.expired()) co_return;
+  if (s.ok()) {
+    MarkUp(id, generation);
+  } else {
+    MarkDown(id, generation);
+  }
 }
 
 void DirectoryService::MarkDown(const core::PeerId& id, uint64_t generation) {
@@ -121,7 +143,13 @@ void DirectoryService::MarkDown(const core::PeerId& id, uint64_t generation) {
   auto it = registry_.find(id);
   if (it == registry_.end() || it->second.down || it->second.generation != generation) return;
   it->second.down = true;
-  it->second.watcher.reset();
+  Broadcast();
+}
+
+void DirectoryService::MarkUp(const core::PeerId& id, uint64_t generation) {
+  auto it = registry_.find(id);
+  if (it == registry_.end() || !it->second.down || it->second.generation != generation) return;
+  it->second.down = false;
   Broadcast();
 }
 
@@ -133,7 +161,7 @@ asio::awaitable<void> DirectoryService::WatchHealth(std::weak_ptr<bool> token) {
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || ctx_.shut_down) co_return;
     for (auto& [id, reg] : registry_) {
-      if (reg.watcher && !reg.down) ctx_.Spawn(Ping(token, id, reg.generation, *reg.watcher));
+      if (reg.watcher) ctx_.Spawn(Ping(token, id, reg.generation, *reg.watcher));
     }
   }
 }

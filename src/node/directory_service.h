@@ -33,6 +33,8 @@ class DirectoryService {
                                                  wire::Watcher::Client watcher);
   // Every registration; a voter whose watcher stopped answering shows down.
   std::vector<core::Member> Members() const;
+  // The map Members() returns now.
+  MapVersion version() const { return version_; }
 
  private:
   struct Registration {
@@ -44,16 +46,21 @@ class DirectoryService {
 
   void Broadcast();
   asio::awaitable<void> Notify(std::weak_ptr<bool> token, core::PeerId id, uint64_t generation,
-                               wire::Watcher::Client watcher, std::vector<core::Member> members);
+                               wire::Watcher::Client watcher, std::vector<core::Member> members,
+                               MapVersion version);
   asio::awaitable<void> Ping(std::weak_ptr<bool> token, core::PeerId id, uint64_t generation,
                              wire::Watcher::Client watcher);
-  // Shows a registration down when a call to its watcher failed.
+  // Shows a registration down when a call to its watcher failed, and up
+  // again when one succeeds. The watcher is kept either way: a node that
+  // was paused hears every later change once it runs again.
   void MarkDown(const core::PeerId& id, uint64_t generation);
+  void MarkUp(const core::PeerId& id, uint64_t generation);
   asio::awaitable<void> WatchHealth(std::weak_ptr<bool> token);
 
   const NodeContext& ctx_;
   DirectoryClient& membership_;
   uint64_t registry_generation_ = 0;
+  MapVersion version_;  // directory: random per run; version: one per Broadcast
   std::map<core::PeerId, Registration> registry_;
   std::map<core::ClusterId, std::chrono::steady_clock::time_point> last_promotion_;
 };

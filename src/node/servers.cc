@@ -136,7 +136,8 @@ class WatcherServer final : public wire::Watcher::Server {
 
   kj::Promise<void> changed(ChangedContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    membership_->OnMembers(FromWire(context.getParams().getMembers()));
+    auto p = context.getParams();
+    membership_->OnMembers(FromWire(p.getMembers()), MapVersion{p.getDirectory(), p.getVersion()});
     return kj::READY_NOW;
   }
   kj::Promise<void> ping(PingContext) override {
@@ -161,7 +162,10 @@ class DirectoryServer final : public wire::Directory::Server {
     if (!members.ok()) {
       return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
     }
-    ToWire(*members, context.getResults().initMembers(members->size()));
+    auto results = context.getResults();
+    ToWire(*members, results.initMembers(members->size()));
+    results.setDirectory(directory_->version().directory);
+    results.setVersion(directory_->version().version);
     return kj::READY_NOW;
   }
   kj::Promise<void> list(ListContext context) override {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -14,7 +15,9 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "net/reactor.h"
 #include "node/local_deployment.h"
@@ -133,6 +136,51 @@ TEST_F(ReplicationTest, PutsSucceedWithOneNodeOfARemoteClusterPaused) {
     }
   }
   deployment_->Resume(4);
+}
+
+// Down is a liveness hint, not a removal. A node paused across several of
+// the directory's pings is shown down; once it runs again it is shown up,
+// and it hears of the changes made meanwhile. (Its watcher used to be
+// dropped for good, so it kept an old map of the voters forever.)
+TEST_F(ReplicationTest, APausedNodeHearsTheChangesMadeWhileItWasPaused) {
+  StartDeployment(1, 3);
+  // The line of `status` at node `at` that lists the member at `address`.
+  auto member_line = [&](size_t at, const std::string& address) {
+    CommandResult r = Cli({"--node=" + deployment_->nodes()[at].address, "status"});
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      if (absl::StartsWith(line, "  ") && absl::StrContains(line, "  " + address + " ")) {
+        return std::string(line);
+      }
+    }
+    return std::string();
+  };
+  auto eventually = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  };
+  const std::string paused = deployment_->nodes()[2].address;
+  deployment_->Pause(2);
+  EXPECT_TRUE(eventually([&] { return absl::StrContains(member_line(0, paused), "down"); }))
+      << member_line(0, paused);
+  absl::StatusOr<size_t> added = deployment_->AddNode("c1");
+  ASSERT_TRUE(added.ok()) << added.status();
+  const std::string newcomer = deployment_->nodes()[*added].address;
+  ASSERT_FALSE(member_line(0, newcomer).empty());
+  deployment_->Resume(2);
+  EXPECT_TRUE(eventually([&] { return !member_line(2, newcomer).empty(); }))
+      << "the resumed node never heard of " << newcomer;
+  EXPECT_TRUE(eventually([&] { return absl::StrContains(member_line(0, paused), "voter"); }))
+      << member_line(0, paused);
+  // And it votes again: a put there is ok and reads back everywhere.
+  CommandResult put = Put(paused, "after-pause", "v");
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  for (size_t reader : {size_t{0}, size_t{1}}) {
+    EXPECT_EQ(Get(deployment_->nodes()[reader].address, "after-pause", "linearizable").out, "v");
+  }
 }
 
 TEST_F(ReplicationTest, BadInputIsRefusedAndTheNodeKeepsServing) {
