@@ -1,5 +1,6 @@
 #include "node/directory_service.h"
 
+#include <algorithm>
 #include <random>
 
 #include <utility>
@@ -12,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "net/bridge.h"
 #include "node/convert.h"
+#include "node/directory_state.h"
+#include "node/durable_file.h"
 
 namespace replicator::node {
 namespace {
@@ -34,12 +37,43 @@ DirectoryService::DirectoryService(const NodeContext& ctx, DirectoryClient& memb
   version_.directory = NewDirectoryRun();
 }
 
-void DirectoryService::Start() {
+absl::Status DirectoryService::Start() {
+  const std::string path = absl::StrCat(ctx_.options.data_dir, "/", kDirectoryStateFile);
+  absl::StatusOr<std::string> saved = ReadWholeFile(path, "membership file");
+  std::map<core::PeerId, Registration> registry;
+  if (saved.ok()) {
+    absl::StatusOr<std::vector<core::Member>> members = DecodeDirectoryState(*saved, path);
+    if (!members.ok()) return members.status();
+    // Everyone but this node is down until it joins again with a watcher;
+    // voters stay voters, so no quorum is counted over a rebuilt set.
+    for (core::Member& m : *members) {
+      const core::PeerId id = m.id;
+      registry[id] = Registration{std::move(m), std::nullopt, true, 0};
+    }
+    persisted_ = *saved;
+  } else if (!absl::IsNotFound(saved.status())) {
+    return saved.status();
+  }
   core::Member self = membership_.Self();
   self.state = core::PeerState::kVoter;
-  registry_[ctx_.identity.peer_id] = Registration{self, std::nullopt, false, 0};
+  registry[ctx_.identity.peer_id] = Registration{self, std::nullopt, false, 0};
+  std::vector<core::Member> members;
+  for (const auto& [id, reg] : registry) members.push_back(reg.member);
+  if (absl::Status s = Persist(members); !s.ok()) return s;
+  registry_ = std::move(registry);
   Broadcast();
   ctx_.Spawn(WatchHealth(ctx_.alive));
+  return absl::OkStatus();
+}
+
+absl::Status DirectoryService::Persist(const std::vector<core::Member>& members) {
+  std::string text = EncodeDirectoryState(members);
+  if (text == persisted_) return absl::OkStatus();
+  // TODO(perf): a blocking fsync on the reactor thread; joins are rare.
+  absl::Status s =
+      ReplaceFileDurably(ctx_.options.data_dir, kDirectoryStateFile, text, "membership file");
+  if (s.ok()) persisted_ = std::move(text);
+  return s;
 }
 
 std::vector<core::Member> DirectoryService::Members() const {
@@ -91,11 +125,21 @@ absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member me
   member.state =
       was_voter || promotion || voters < 3 ? core::PeerState::kVoter : core::PeerState::kCatchingUp;
   if (!was_voter && member.state == core::PeerState::kVoter) last = now;
-  Registration& reg = registry_[member.id];
-  reg.member = std::move(member);
-  reg.watcher = std::move(watcher);
-  reg.down = false;
-  reg.generation = ++registry_generation_;
+  // Durable before it is answered or told to anyone.
+  std::vector<core::Member> next;
+  for (const auto& [id, r] : registry_) {
+    if (id != member.id) next.push_back(r.member);
+  }
+  next.push_back(member);
+  std::sort(next.begin(), next.end(),
+            [](const core::Member& a, const core::Member& b) { return a.id < b.id; });
+  if (absl::Status s = Persist(next); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("the directory cannot record the join: ",
+                                               s.message()));
+  }
+  const core::PeerId id = member.id;
+  registry_[id] = Registration{std::move(member), std::move(watcher), false,
+                               ++registry_generation_};
   Broadcast();
   return Members();
 }

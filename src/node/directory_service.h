@@ -26,8 +26,11 @@ class DirectoryService {
   // This node's own membership view is `membership`, fed on every change.
   DirectoryService(const NodeContext& ctx, DirectoryClient& membership);
 
-  // Registers this node itself as a voter and starts watching health.
-  void Start();
+  // Loads the registrations this directory had before a restart (from the
+  // data dir; each shown down until it joins again), registers this node
+  // itself as a voter and starts watching health. Fails, naming the file,
+  // if the saved membership cannot be read or written.
+  absl::Status Start();
 
   absl::StatusOr<std::vector<core::Member>> Join(core::Member member,
                                                  wire::Watcher::Client watcher);
@@ -44,6 +47,9 @@ class DirectoryService {
     uint64_t generation = 0;                       // which join `watcher` came from
   };
 
+  // Makes `members` (ordered by id) durable, unless it is what was last
+  // written. Every change is durable before anyone hears of it.
+  absl::Status Persist(const std::vector<core::Member>& members);
   void Broadcast();
   asio::awaitable<void> Notify(std::weak_ptr<bool> token, core::PeerId id, uint64_t generation,
                                wire::Watcher::Client watcher, std::vector<core::Member> members,
@@ -62,6 +68,7 @@ class DirectoryService {
   uint64_t registry_generation_ = 0;
   MapVersion version_;  // directory: random per run; version: one per Broadcast
   std::map<core::PeerId, Registration> registry_;
+  std::string persisted_;  // the membership file's contents as last written
   std::map<core::ClusterId, std::chrono::steady_clock::time_point> last_promotion_;
 };
 

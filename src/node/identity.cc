@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "node/durable_file.h"
 #include "openssl/bio.h"
 #include "openssl/err.h"
 #include "openssl/evp.h"
@@ -54,38 +55,8 @@ std::string OpenSslErrors() {
 // daemon cannot answer, so an encrypted file simply fails to load.
 int NoPassphrase(char*, int, int, void*) { return -1; }
 
-absl::Status ErrnoStatus(int err, const std::string& message) {
-  const std::string text = absl::StrCat(message, ": ", std::strerror(err));
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(text);
-  return absl::FailedPreconditionError(text);
-}
-
 // absl::StrCat wants Abseil's own string_view in this build of Abseil.
 std::string S(std::string_view s) { return std::string(s); }
-
-// Reads the whole file; NotFoundError if it does not exist.
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(path);
-    return ErrnoStatus(errno, absl::StrCat("cannot read identity key ", path));
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus(err, absl::StrCat("cannot read identity key ", path));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
-}
 
 absl::StatusOr<Identity> IdentityOf(EVP_PKEY* pkey, const std::string& path) {
   std::array<unsigned char, kEd25519KeyBytes> raw;
@@ -121,17 +92,6 @@ absl::StatusOr<Identity> ParseKey(const std::string& pem, const std::string& pat
   return IdentityOf(pkey.get(), path);
 }
 
-// Makes the directory entry of a just-linked file durable.
-absl::Status SyncDir(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open ", dir));
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return ErrnoStatus(err, absl::StrCat("cannot sync ", dir));
-  return absl::OkStatus();
-}
-
 // Writes a new key to `path` unless one appears there first: the identity
 // of the new key, or AlreadyExistsError when another process created the
 // file meanwhile (load that one instead).
@@ -159,17 +119,9 @@ absl::StatusOr<Identity> CreateKey(const std::string& dir, const std::string& pa
   // fchmod: the creation mode is subject to umask, which may only narrow it,
   // but be explicit about the one mode the file must have.
   if (fchmod(fd, 0600) != 0) status = ErrnoStatus(errno, absl::StrCat("cannot chmod ", temp));
-  for (long written = 0; status.ok() && written < pem_length;) {
-    const ssize_t n = write(fd, pem + written, static_cast<size_t>(pem_length - written));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      status = ErrnoStatus(errno, absl::StrCat("cannot write identity key ", temp));
-      break;
-    }
-    written += n;
-  }
-  if (status.ok() && fsync(fd) != 0) {
-    status = ErrnoStatus(errno, absl::StrCat("cannot sync identity key ", temp));
+  if (status.ok()) {
+    status = WriteAllAndSync(fd, std::string(pem, static_cast<size_t>(pem_length)), temp,
+                             "identity key");
   }
   close(fd);
   if (status.ok() && link(temp.c_str(), path.c_str()) != 0) {
@@ -195,7 +147,7 @@ absl::StatusOr<Identity> LoadOrCreateIdentity(const std::string& data_dir) {
   const std::string path = absl::StrCat(data_dir, "/", S(kIdentityKeyFile));
   // Two rounds at most: a lost creation race loads the winner's key.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    absl::StatusOr<std::string> pem = ReadFile(path);
+    absl::StatusOr<std::string> pem = ReadWholeFile(path, "identity key");
     if (pem.ok()) return ParseKey(*pem, path);
     if (!absl::IsNotFound(pem.status())) return pem.status();
     absl::StatusOr<Identity> created = CreateKey(data_dir, path);

@@ -87,7 +87,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   server_ = std::move(*server);
   address_ = server_->address();
   if (is_directory()) {
-    directory_.Start();
+    if (absl::Status started = directory_.Start(); !started.ok()) co_return started;
   } else {
     absl::Status joined = co_await membership_.JoinDirectory();
     if (!joined.ok()) co_return joined;

@@ -7,11 +7,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "node/local_deployment.h"
 
@@ -90,6 +93,28 @@ class DeploymentTest : public ::testing::Test {
         std::this_thread::sleep_for(milliseconds(50));
       }
     }
+  }
+
+  // The line of `status` at node `at` that lists the member at `address`
+  // ("  <peer id>  <address>  <state>"); empty if it is not listed.
+  std::string MemberLine(size_t at, const std::string& address) {
+    CommandResult r = Cli({"--node=" + deployment_->nodes()[at].address, "status"});
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      if (absl::StartsWith(line, "  ") && absl::StrContains(line, "  " + address + " ")) {
+        return std::string(line);
+      }
+    }
+    return std::string();
+  }
+
+  // Polls `done` until it holds or kConvergeBound passes; whether it held.
+  static bool Eventually(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return false;
   }
 
   // Polls a local get at `node` until it returns `value`.
