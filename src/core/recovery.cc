@@ -155,14 +155,20 @@ void Recovery::RoundFailed(const ProposalId& p, TimeMs now) {
                  now);
 }
 
-void Recovery::FinishRecovery(const ProposalId& p, std::optional<Decision> d,
-                              const std::string& reason, TimeMs now) {
-  auto it = recoveries_.find(p);
-  if (it == recoveries_.end()) return;
+template <typename Ops>
+void Recovery::Finish(Ops& ops, const ProposalId& p, std::optional<Decision> d,
+                      const std::string& reason, TimeMs now) {
+  auto it = ops.find(p);
+  if (it == ops.end()) return;
   std::vector<DecisionFn> waiters = std::move(it->second.waiters);
-  recoveries_.erase(it);
+  ops.erase(it);
   if (d) ctx_.RecordDecision(p, *d);
   for (DecisionFn& fn : waiters) fn(d, reason, now);
+}
+
+void Recovery::FinishRecovery(const ProposalId& p, std::optional<Decision> d,
+                              const std::string& reason, TimeMs now) {
+  Finish(recoveries_, p, d, reason, now);
 }
 
 // --- Resolve: decision(p) from p's coordinator cluster ------------------------
@@ -231,12 +237,7 @@ void Recovery::OnResolveReply(const ProposalId& p, const PeerId& peer, Response&
 
 void Recovery::FinishResolve(const ProposalId& p, std::optional<Decision> d,
                              const std::string& reason, TimeMs now) {
-  auto it = resolves_.find(p);
-  if (it == resolves_.end()) return;
-  std::vector<DecisionFn> waiters = std::move(it->second.waiters);
-  resolves_.erase(it);
-  if (d) ctx_.RecordDecision(p, *d);
-  for (DecisionFn& fn : waiters) fn(d, reason, now);
+  Finish(resolves_, p, d, reason, now);
 }
 
 void Recovery::HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now) {

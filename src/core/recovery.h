@@ -81,6 +81,11 @@ class Recovery {
                      TimeMs now);
 
   void RecoverLease(const Key& key, TimeMs now);
+  // Ends the operation on `p` in `ops` (recoveries_ or resolves_): records
+  // the decision if learned and answers every waiter.
+  template <typename Ops>
+  void Finish(Ops& ops, const ProposalId& p, std::optional<Decision> d, const std::string& reason,
+              TimeMs now);
 
   Context& ctx_;
   Replica& replica_;

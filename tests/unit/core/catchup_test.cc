@@ -9,6 +9,8 @@
 namespace replicator::core {
 namespace {
 
+using testing::KeysInOneBucket;
+
 using testing::ConfigFor;
 using testing::MakeTopology;
 using testing::MemoryStore;
@@ -24,17 +26,6 @@ void CommitAt(Pump& pump, const std::vector<PeerId>& peers, const Key& key, cons
   pump.Run();
 }
 
-// `n` keys that share one digest bucket, in key order.
-std::vector<Key> KeysInOneBucket(size_t n) {
-  const uint32_t bucket = BucketOf("x0");
-  std::vector<Key> keys;
-  for (int i = 0; keys.size() < n; ++i) {
-    Key k = "x" + std::to_string(i);
-    if (BucketOf(k) == bucket) keys.push_back(k);
-  }
-  std::sort(keys.begin(), keys.end());
-  return keys;
-}
 
 int Sent(const Pump& pump, const PeerId& from, size_t request_index) {
   int n = 0;

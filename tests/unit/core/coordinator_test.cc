@@ -17,10 +17,7 @@ using testing::kAll;
 using testing::kTwoByThree;
 using testing::MakeTopology;
 using testing::MemoryStore;
-using testing::OneEngine;
 using testing::Pump;
-using testing::Strand;
-using testing::VoteOf;
 
 
 TEST(CoordinatorTest, PutCommitsEverywhere) {

@@ -9,17 +9,10 @@
 namespace replicator::core {
 namespace {
 
-using testing::ConfigFor;
 using testing::kAll;
 using testing::kTwoByThree;
-using testing::MakeTopology;
-using testing::MemoryStore;
 using testing::OneEngine;
 using testing::Pump;
-using testing::Strand;
-using testing::VoteOf;
-const ProposalId kP{"a2", 1, 1, 100};
-const ProposalId kQ{"a3", 1, 9, 200};
 
 
 TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {

@@ -10,20 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "test_pump.h"
+
 namespace replicator::core {
 namespace {
 
-// `n` keys that share one digest bucket, in key order.
-std::vector<Key> KeysInOneBucket(size_t n) {
-  const uint32_t bucket = BucketOf("x0");
-  std::vector<Key> keys;
-  for (int i = 0; keys.size() < n; ++i) {
-    Key k = "x" + std::to_string(i);
-    if (BucketOf(k) == bucket) keys.push_back(k);
-  }
-  std::sort(keys.begin(), keys.end());
-  return keys;
-}
+using testing::KeysInOneBucket;
+
 
 // Every (key, request id) ForEachInBucket visits after `after`, stopping
 // after `limit` visits.

@@ -9,15 +9,9 @@
 namespace replicator::core {
 namespace {
 
-using testing::ConfigFor;
-using testing::kAll;
 using testing::kTwoByThree;
-using testing::MakeTopology;
-using testing::MemoryStore;
-using testing::OneEngine;
 using testing::Pump;
 using testing::Strand;
-using testing::VoteOf;
 
 
 TEST(ReaderTest, LinearizableGetResolvesReservations) {

@@ -4,6 +4,7 @@
 // simulator with faults lives in tests/sim. Single-threaded.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -80,6 +81,18 @@ inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint
   c.random_seed = seed;
   c.check_invariants = true;  // every input of every test engine
   return c;
+}
+
+// `n` keys that share one digest bucket, in key order.
+inline std::vector<Key> KeysInOneBucket(size_t n) {
+  const uint32_t bucket = BucketOf("x0");
+  std::vector<Key> keys;
+  for (int i = 0; keys.size() < n; ++i) {
+    Key k = "x" + std::to_string(i);
+    if (BucketOf(k) == bucket) keys.push_back(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 // `clusters` maps a cluster id to its voters.
