@@ -167,18 +167,23 @@ TEST_F(ReplicationTest, APausedNodeHearsTheChangesMadeWhileItWasPaused) {
 
 // The bootstrap peer keeps its directory in its data dir. Restarted while
 // the other voters cannot re-register yet (paused), it still lists them as
-// voters (down), so new nodes join as catching up instead of becoming
-// voters of a fresh, empty voter set, and a key committed before is never
-// written twice through them. (Before, it listed only itself, and the
-// newcomers became voters at once.)
+// voters (down): a linearizable get there cannot pass one node off as a
+// majority and miss a key committed while it was down; new nodes join as
+// catching up instead of becoming voters of a fresh, empty voter set; and a
+// key committed before is never written twice through them. (Before, it
+// listed only itself, answered "not found" and made the newcomers voters.)
 TEST_F(ReplicationTest, ARestartedBootstrapPeerKeepsItsVoters) {
   StartDeployment(1, 3, {}, "rocksdb");
+  deployment_->Kill(0);
   ASSERT_EQ(Put(deployment_->nodes()[1].address, "before", "first").exit_code, 0);
   deployment_->Pause(1);
   deployment_->Pause(2);
-  deployment_->Kill(0);
   ASSERT_TRUE(deployment_->Restart(0).ok());
   const std::string bootstrap = deployment_->nodes()[0].address;
+  CommandResult alone = Get(bootstrap, "before", "linearizable");
+  EXPECT_EQ(alone.exit_code, 5) << alone.out << alone.err;
+  EXPECT_TRUE(absl::StrContains(alone.err, "only 1 of 3 voters of cluster c1 answered"))
+      << "one voter of three is no majority: " << alone.err;
   CommandResult status = Cli({"--node=" + bootstrap, "status"});
   ASSERT_EQ(status.exit_code, 0) << status.err;
   for (size_t i : {size_t{1}, size_t{2}}) {
