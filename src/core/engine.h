@@ -204,7 +204,8 @@ class Engine {
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
 
   // A peer's request. Finishes with exactly one RespondEffect for
-  // `inbound_id`.
+  // `inbound_id`, which must be below 2^63 (the engine numbers its calls to
+  // itself from there).
   void OnRequest(uint64_t inbound_id, Request request, TimeMs now);
   // The outcome of SendEffect `call_id`.
   void OnResponse(uint64_t call_id, Response response, TimeMs now);

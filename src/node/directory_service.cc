@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <random>
-
 #include <utility>
 
 #include <asio/redirect_error.hpp>
