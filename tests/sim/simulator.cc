@@ -238,6 +238,14 @@ void Simulator::ScheduleCrash(TimeMs after) {
       Crash(victim);
       const int index = victim.index;
       const uint64_t incarnation = victim.incarnation;
+      // A missed ping shows it down, 1 to 3 s later, if it is still down.
+      world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(1000, 3000)),
+                [this, index, incarnation] {
+                  const SimNode& node = world_.node(index);
+                  if (world_.faults_active() && !node.engine && node.incarnation == incarnation) {
+                    ShowDown(index, true);
+                  }
+                });
       world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(f.down_min_ms, f.down_max_ms)),
                 [this, index, incarnation] {
                   SimNode& node = world_.node(index);
@@ -246,9 +254,53 @@ void Simulator::ScheduleCrash(TimeMs after) {
                     return;
                   }
                   Restart(node);
+                  const uint64_t restarted = node.incarnation;
+                  // The next ping shows it up again.
+                  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, 2000)),
+                            [this, index, restarted] {
+                              const SimNode& n = world_.node(index);
+                              if (n.engine && n.incarnation == restarted) ShowDown(index, false);
+                            });
                 });
     }
     ScheduleCrash(world_.Exponential(f.crash_every_ms));
+  });
+}
+
+void Simulator::ShowDown(int index, bool down) {
+  const SimNode& shown = world_.node(index);
+  bool changed = false;
+  for (core::Member& m : topology_.members) {
+    if (m.id != shown.id || m.state == core::PeerState::kCatchingUp) continue;
+    const core::PeerState state = down ? core::PeerState::kDown : core::PeerState::kVoter;
+    changed = changed || m.state != state;
+    m.state = state;
+  }
+  if (!changed) return;
+  world_.Trace(absl::StrCat("HINT ", shown.id, down ? " shown down" : " shown up"), {},
+               History::LineKind::kGlobal);
+  for (SimNode& node : world_.nodes()) {
+    if (!node.engine) continue;
+    node.engine->SetTopology(topology_, world_.now());
+    Drain(node.index);
+  }
+}
+
+void Simulator::ScheduleFalseHint(TimeMs after) {
+  world_.At(world_.now() + after, [this] {
+    if (!world_.faults_active()) return;
+    const int index = static_cast<int>(world_.Uniform(0, world_.node_count() - 1));
+    const SimNode& node = world_.node(index);
+    if (node.engine) {
+      ShowDown(index, true);
+      const uint64_t incarnation = node.incarnation;
+      world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(500, 4000)),
+                [this, index, incarnation] {
+                  const SimNode& n = world_.node(index);
+                  if (n.engine && n.incarnation == incarnation) ShowDown(index, false);
+                });
+    }
+    ScheduleFalseHint(world_.Exponential(4000));
   });
 }
 
@@ -271,6 +323,9 @@ void Simulator::RunWorkload() {
   if (config().fault.crash_every_ms > 0) {
     ScheduleCrash(world_.Exponential(config().fault.crash_every_ms));
   }
+  if (config().fault.crash_every_ms > 0 || config().fault.partition_every_ms > 0) {
+    ScheduleFalseHint(world_.Exponential(4000));
+  }
   RunUntil(config().workload_max_ms, [this] { return workload_.finished(); });
 }
 
@@ -278,6 +333,8 @@ void Simulator::StartQuiet() {
   workload_.Stop();
   world_.StopFaults();
   network_.Heal();
+  // The directory's pings reach everyone again.
+  for (const SimNode& node : world_.nodes()) ShowDown(node.index, false);
 }
 
 bool Simulator::RunQuietMinorityDown(TimeMs minority_ms) {

@@ -111,6 +111,14 @@ class Simulator {
   void ScheduleTick(SimNode& node, bool after_tick);
   void ScheduleCrash(core::TimeMs after);
 
+  // Liveness hints, as the directory's pings give them: a crashed node is
+  // shown down a while after it crashed and up a while after it restarts;
+  // under partitions and crashes a live node is sometimes shown down when
+  // it is not (a ping lost or late). Hints only steer whom engines ask
+  // first; the checker's invariants must hold whatever they say.
+  void ShowDown(int node, bool down);
+  void ScheduleFalseHint(core::TimeMs after);
+
   // Quiet phase: one node of every cluster down for `minority_ms`, then
   // invariant K; false if the run stopped.
   bool RunQuietMinorityDown(core::TimeMs minority_ms);
