@@ -322,7 +322,8 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
     } else if (line.find("CRASH") != std::string::npos ||
                line.find(" start incarnation") != std::string::npos ||
                line.find("PARTITION") != std::string::npos ||
-               line.find("HEAL") != std::string::npos || line.find("QUIET") != std::string::npos ||
+               line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
+               line.find("QUIET") != std::string::npos ||
                line.find("PROBE") != std::string::npos || line.find("BEGIN") != std::string::npos ||
                line.find("CHECK") != std::string::npos) {
       ++context;
