@@ -3,6 +3,7 @@
 //   replicator --node=HOST:PORT put KEY --value-file=PATH   (or - for stdin)
 //   replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]
 //   replicator --node=HOST:PORT status
+//   replicator --node=HOST:PORT member list
 // Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists,
 // 3 reserved by a concurrent put, 4 key not found, 5 unavailable.
 #include <unistd.h>
@@ -45,6 +46,7 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT put KEY --value-file=PATH|-\n"
     "  replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]\n"
     "  replicator --node=HOST:PORT status\n"
+    "  replicator --node=HOST:PORT member list\n"
     "Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists, 3 reserved by a\n"
     "concurrent put, 4 key not found, 5 unavailable.";
 
@@ -90,6 +92,7 @@ struct Command {
     const std::string& verb = args[0];
     if (verb == "put") co_return co_await Put(**client);
     if (verb == "get") co_return co_await Get(**client);
+    if (verb == "member") co_return co_await MemberList(**client);
     co_return co_await Status(**client);
   }
 
@@ -164,6 +167,30 @@ struct Command {
     co_return kUsage;
   }
 
+  // Every member the node knows, one a line, as etcdctl member list does:
+  // cluster, role (voter, or learner while catching up), liveness (down
+  // while the directory's pings go unanswered; a down voter still votes),
+  // peer id, address.
+  asio::awaitable<int> MemberList(replicator::Client& client) {
+    auto r = co_await client.Status();
+    if (!r.ok()) {
+      fmt::print(stderr, "replicator: member list failed: {}\n",
+                 std::string(r.status().message()));
+      co_return kUsage;
+    }
+    size_t cluster_width = 7;
+    for (const auto& m : r->members) cluster_width = std::max(cluster_width, m.cluster.size());
+    fmt::print("{:<{}}  {:<7}  {:<8}  {:<52}  {}\n", "CLUSTER", cluster_width, "ROLE",
+               "LIVENESS", "PEER ID", "ADDRESS");
+    for (const auto& m : r->members) {
+      const char* role = m.state == "catching up" ? "learner" : "voter";
+      const char* liveness = m.state == "down" ? "down" : "up";
+      fmt::print("{:<{}}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, role, liveness,
+                 m.id, m.address);
+    }
+    co_return kOk;
+  }
+
   asio::awaitable<int> Status(replicator::Client& client) {
     auto r = co_await client.Status();
     if (!r.ok()) {
@@ -213,7 +240,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   std::string node = absl::GetFlag(FLAGS_node);
   if (node.empty()) return Usage("--node=HOST:PORT is required");
-  if (args.empty()) return Usage("missing command: put, get or status");
+  if (args.empty()) return Usage("missing command: put, get, status or member");
   const std::string& verb = args[0];
   std::string value_file = absl::GetFlag(FLAGS_value_file);
   std::string value;
@@ -237,6 +264,8 @@ int main(int argc, char** argv) {
     if (args.size() != 2) return Usage("get takes KEY");
   } else if (verb == "status") {
     if (args.size() != 1) return Usage("status takes no operands");
+  } else if (verb == "member") {
+    if (args.size() != 2 || args[1] != "list") return Usage("member takes one subcommand: list");
   } else {
     return Usage(fmt::format("unknown command '{}'", verb));
   }

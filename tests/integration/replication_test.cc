@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "net/reactor.h"
@@ -252,6 +253,46 @@ TEST_F(ReplicationTest, AFiveVoterClusterKeepsItsVotersAcrossABootstrapRestart) 
   for (size_t n = 0; n < deployment_->nodes().size(); ++n) {
     EXPECT_EQ(Get(deployment_->nodes()[n].address, "grown", "linearizable").out, "v") << n;
   }
+}
+
+// `member list` shows every member as an operator expects from etcdctl: a
+// header, one line each with cluster, role, liveness, peer id and address;
+// a killed voter turns down and stays a voter; a wrong subcommand is a
+// usage error.
+TEST_F(ReplicationTest, MemberListShowsRolesAndLiveness) {
+  StartDeployment(2, 3);
+  const std::string at = deployment_->nodes()[0].address;
+  auto lines_of = [&] {
+    CommandResult r = Cli({"--node=" + at, "member", "list"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+    return lines;
+  };
+  std::vector<std::string> lines = lines_of();
+  ASSERT_EQ(lines.size(), 7u) << absl::StrJoin(lines, "\n");
+  EXPECT_TRUE(absl::StartsWith(lines[0], "CLUSTER  ROLE     LIVENESS  PEER ID")) << lines[0];
+  for (size_t i = 0; i < deployment_->nodes().size(); ++i) {
+    const auto& n = deployment_->nodes()[i];
+    bool found = false;
+    for (const std::string& line : lines) {
+      if (!absl::StrContains(line, n.address)) continue;
+      found = true;
+      EXPECT_TRUE(absl::StartsWith(line, n.cluster + " ")) << line;
+      EXPECT_TRUE(absl::StrContains(line, " voter    up ")) << line;
+    }
+    EXPECT_TRUE(found) << n.address;
+  }
+  const std::string killed = deployment_->nodes()[4].address;
+  deployment_->Kill(4);
+  EXPECT_TRUE(Eventually([&] {
+    for (const std::string& line : lines_of()) {
+      if (absl::StrContains(line, killed)) return absl::StrContains(line, " voter    down ");
+    }
+    return false;
+  })) << absl::StrJoin(lines_of(), "\n");
+  CommandResult bad = Cli({"--node=" + at, "member", "remove", "12D3KooWx"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(bad.err, "member takes one subcommand: list")) << bad.err;
 }
 
 TEST_F(ReplicationTest, BadInputIsRefusedAndTheNodeKeepsServing) {
