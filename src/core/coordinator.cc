@@ -108,18 +108,32 @@ void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t reque
 
 void Coordinator::Tick(TimeMs now) {
   std::vector<uint64_t> retries;
+  std::vector<std::pair<uint64_t, ClusterId>> hedges;
   for (const auto& [id, op] : puts_) {
     if (op.phase == PutOp::Phase::kBackoff && op.retry_at <= now) retries.push_back(id);
+    if (op.phase != PutOp::Phase::kReserve) continue;
+    for (const auto& [cluster, rc] : op.remotes) {
+      if (!rc.settled && rc.hedge_at && *rc.hedge_at <= now) hedges.emplace_back(id, cluster);
+    }
   }
   std::sort(retries.begin(), retries.end());  // deterministic order
+  std::sort(hedges.begin(), hedges.end());
   for (uint64_t id : retries) StartAttempt(id, now);
+  // A representative silent for half the time left: ask the next one too.
+  for (const auto& [id, cluster] : hedges) SendReserveForward(id, cluster, now);
 }
 
 std::optional<TimeMs> Coordinator::NextRetry() const {
   std::optional<TimeMs> next;
+  auto consider = [&next](TimeMs t) {
+    if (!next || t < *next) next = t;
+  };
   for (const auto& [id, op] : puts_) {
-    if (op.phase != PutOp::Phase::kBackoff) continue;
-    if (!next || op.retry_at < *next) next = op.retry_at;
+    if (op.phase == PutOp::Phase::kBackoff) consider(op.retry_at);
+    if (op.phase != PutOp::Phase::kReserve) continue;
+    for (const auto& [cluster, rc] : op.remotes) {
+      if (!rc.settled && rc.hedge_at) consider(*rc.hedge_at);
+    }
   }
   return next;
 }
@@ -193,43 +207,56 @@ void Coordinator::SendReserveForward(uint64_t id, const ClusterId& cluster, Time
   PutOp& op = Get(id);
   auto rc = op.remotes.find(cluster);
   RP_CHECK(rc != op.remotes.end(), "put ", id, " has no remote cluster ", cluster);
-  const RemoteCluster& remote = rc->second;
-  const PeerId peer = remote.candidates[remote.next];
+  RemoteCluster& remote = rc->second;
+  RP_CHECK(remote.next < remote.candidates.size(), "put ", id, " has no representative of ",
+           cluster, " left to ask");
+  const size_t index = remote.next++;
+  const PeerId peer = remote.candidates[index];
   const int attempt = op.attempt;
   ++op.outstanding;
-  // A silent representative must not use up the attempt: while there is a
-  // fallback it gets half the time left, and its failure (reported, or its
-  // deadline) moves on to the next.
-  const TimeMs deadline = RepresentativeDeadline(now, op.reserve_deadline,
-                                                 remote.candidates.size() - remote.next - 1);
+  ++remote.in_flight;
+  // A silent representative must not use up the attempt: if it has not
+  // answered by half the time left, the next is asked too (Tick), and the
+  // first answer with votes counts. A failure reported early moves on at
+  // once (OnForwardReply).
+  remote.hedge_at = RepresentativeHedgeAt(now, op.reserve_deadline,
+                                          remote.candidates.size() - remote.next);
   ctx_.Send(peer,
             ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id},
-                           RepresentativeBudget(deadline - now)},
-            deadline, [this, id, attempt, cluster, peer](Response&& r, TimeMs t) {
-              OnForwardReply(id, attempt, cluster, peer, std::move(r), t);
+                           RepresentativeBudget(op.reserve_deadline - now)},
+            op.reserve_deadline, [this, id, attempt, cluster, index](Response&& r, TimeMs t) {
+              OnForwardReply(id, attempt, cluster, index, std::move(r), t);
             });
 }
 
 void Coordinator::OnForwardReply(uint64_t id, int attempt, const ClusterId& cluster,
-                                 const PeerId& peer, Response&& r, TimeMs now) {
+                                 size_t index, Response&& r, TimeMs now) {
   PutOp* put = Find(id, attempt, PutOp::Phase::kReserve);
   if (put == nullptr) return;
   --put->outstanding;
   auto rc = put->remotes.find(cluster);
   RP_CHECK(rc != put->remotes.end(), "put ", id, " has no remote cluster ", cluster);
   RemoteCluster& remote = rc->second;
-  if (auto* fr = std::get_if<ForwardResponse>(&r)) {
-    remote.answered = remote.next;
+  --remote.in_flight;
+  if (remote.settled) {
+    // Another representative of the cluster answered first; its votes count.
+  } else if (auto* fr = std::get_if<ForwardResponse>(&r)) {
+    remote.settled = true;
+    remote.hedge_at.reset();
+    remote.answered = index;
     for (Vote& v : fr->votes) {
       put->votes.push_back(std::move(v));
       RepairStaleReservation(*put, put->votes.back(), now);
     }
+  } else if (remote.in_flight > 0) {
+    // A representative asked later is still on it.
+  } else if (remote.next < remote.candidates.size() && now < put->reserve_deadline) {
+    SendReserveForward(id, cluster, now);
+    return;
   } else {
-    ++remote.next;
-    if (remote.next < remote.candidates.size() && now < put->reserve_deadline) {
-      SendReserveForward(id, cluster, now);
-      return;
-    }
+    remote.settled = true;
+    remote.hedge_at.reset();
+    const PeerId& peer = remote.candidates[index];
     for (const PeerId& v : Voters(*put, cluster)) {
       Vote vote;
       vote.peer = v;
@@ -488,6 +515,13 @@ void Coordinator::CheckInvariants() const {
              " is reserving with no answer outstanding");
     RP_CHECK(op.phase != PutOp::Phase::kBackoff || op.outstanding == 0, "put ", id,
              " backs off with ", op.outstanding, " answers outstanding");
+    for (const auto& [cluster, rc] : op.remotes) {
+      RP_CHECK(rc.in_flight <= rc.next && rc.next <= rc.candidates.size(), "put ", id,
+               " asked ", rc.next, " of ", rc.candidates.size(), " representatives of ", cluster,
+               " with ", rc.in_flight, " in flight");
+      RP_CHECK(!rc.settled || !rc.hedge_at, "put ", id, " would hedge settled cluster ",
+               cluster);
+    }
   }
   for (const auto& [index, id] : puts_by_request_) {
     auto it = puts_.find(id);

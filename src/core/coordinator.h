@@ -44,7 +44,10 @@ class Coordinator {
   // Remote cluster of one put attempt.
   struct RemoteCluster {
     std::vector<PeerId> candidates;  // rendezvous order for the key
-    size_t next = 0;                 // candidate being (or next to be) tried
+    size_t next = 0;                 // the next candidate not asked yet
+    size_t in_flight = 0;            // forwards asked and not answered
+    std::optional<TimeMs> hedge_at;  // when to ask the next one too
+    bool settled = false;            // its votes (or their absence) are in
     std::optional<size_t> answered;  // the representative that answered
   };
   struct PutOp {
@@ -92,7 +95,7 @@ class Coordinator {
 
   void StartAttempt(uint64_t id, TimeMs now);
   void SendReserveForward(uint64_t id, const ClusterId& cluster, TimeMs now);
-  void OnForwardReply(uint64_t id, int attempt, const ClusterId& cluster, const PeerId& peer,
+  void OnForwardReply(uint64_t id, int attempt, const ClusterId& cluster, size_t index,
                       Response&& r, TimeMs now);
   void MaybeTally(uint64_t id, TimeMs now);
   void StartAccept(uint64_t id, TimeMs now);

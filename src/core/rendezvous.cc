@@ -66,8 +66,9 @@ std::vector<PeerId> RepresentativeOrder(std::string_view key, std::vector<PeerId
   return order;
 }
 
-TimeMs RepresentativeDeadline(TimeMs now, TimeMs attempt_deadline, size_t untried) {
-  if (untried == 0 || attempt_deadline <= now) return attempt_deadline;
+std::optional<TimeMs> RepresentativeHedgeAt(TimeMs now, TimeMs attempt_deadline,
+                                            size_t untried) {
+  if (untried == 0 || attempt_deadline <= now) return std::nullopt;
   return now + (attempt_deadline - now) / 2;
 }
 

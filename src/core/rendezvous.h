@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -29,11 +30,12 @@ std::vector<PeerId> RendezvousOrder(std::string_view key, std::vector<PeerId> pe
 std::vector<PeerId> RepresentativeOrder(std::string_view key, std::vector<PeerId> voters,
                                         const Topology& topology);
 
-// The deadline of one representative's call, made at `now` within an
-// attempt that ends at `attempt_deadline`, with `untried` candidates left
-// after this one. While there is a fallback, a representative gets half the
-// time left, so a silent one costs at most that and the next still has the
-// other half; the last gets everything.
-TimeMs RepresentativeDeadline(TimeMs now, TimeMs attempt_deadline, size_t untried);
+// When to ask the next representative too, if the one asked at `now` (within
+// an attempt that ends at `attempt_deadline`, with `untried` candidates
+// left after it) has not answered: half the time left, so a silent one costs
+// at most that and the next still has the other half. Each call keeps the
+// whole attempt as its deadline, so a slow but live representative's answer
+// still counts. nullopt when there is no one left to ask.
+std::optional<TimeMs> RepresentativeHedgeAt(TimeMs now, TimeMs attempt_deadline, size_t untried);
 
 }  // namespace replicator::core

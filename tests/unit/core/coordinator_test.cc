@@ -193,9 +193,10 @@ Vote OkVote(const PeerId& peer, const ClusterId& cluster) {
 }
 
 // A representative that never answers costs the put half its attempt, not
-// all of it: its call times out at half the time left and the next one
-// gets the rest, so the same attempt commits. Driven by hand, with the
-// driver's deadline delivered as Unreachable.
+// all of it: after half the time left the next one is asked too, and its
+// answer commits the same attempt. Both calls keep the whole attempt as
+// deadline, so a slow representative's answer would still have counted.
+// Driven by hand.
 TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
   MemoryStore store;
   Engine a1(ConfigFor("a1", "a"), &store, DurableState{});
@@ -227,7 +228,7 @@ TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
   const std::vector<PeerId> order = RendezvousOrder("k", {"b1", "b2", "b3"});
   ASSERT_EQ(forwards().size(), 1u);
   EXPECT_EQ(forwards()[0].to, order[0]);
-  EXPECT_EQ(forwards()[0].deadline, 1500) << "half of the 1000 ms attempt";
+  EXPECT_EQ(forwards()[0].deadline, 2000) << "the whole attempt";
   // a2 and a3 vote ok; a1's own vote is in already.
   for (const SendEffect& s : std::vector<SendEffect>(sent)) {
     if (std::holds_alternative<HandleRequest>(s.request)) {
@@ -235,16 +236,26 @@ TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
       drive();
     }
   }
+  EXPECT_EQ(a1.NextWakeup(), 1500) << "half of the 1000 ms attempt";
+  now = 1499;
+  a1.Tick(now);
+  drive();
+  EXPECT_EQ(forwards().size(), 1u) << "not yet";
   now = 1500;
-  a1.OnResponse(forwards()[0].call_id, Unreachable{"deadline exceeded"}, now);
+  a1.Tick(now);
   drive();
   ASSERT_EQ(forwards().size(), 2u);
   EXPECT_EQ(forwards()[1].to, order[1]);
-  EXPECT_EQ(forwards()[1].deadline, 1750) << "half of what is left: one more fallback";
+  EXPECT_EQ(forwards()[1].deadline, 2000);
+  EXPECT_EQ(a1.NextWakeup(), 1750) << "then the third, if both stay silent";
   std::vector<Vote> votes;
   for (const char* b : {"b1", "b2", "b3"}) votes.push_back(OkVote(b, "b"));
   now = 1520;
   a1.OnResponse(forwards()[1].call_id, ForwardResponse{votes}, now);
+  drive();
+  // The first one's deadline passes later; it changes nothing.
+  now = 2000;
+  a1.OnResponse(forwards()[0].call_id, Unreachable{"deadline exceeded"}, now);
   drive();
   // The attempt committed: ballot 0 goes to a2 and a3, no retry was needed.
   size_t accepts = 0;

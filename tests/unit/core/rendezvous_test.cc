@@ -84,12 +84,12 @@ TEST(RendezvousTest, RepresentativesShownDownGoLastInTheirOrder) {
   }
 }
 
-TEST(RendezvousTest, ARepresentativeWithAFallbackGetsHalfTheTimeLeft) {
-  EXPECT_EQ(RepresentativeDeadline(1000, 2000, 2), 1500);
-  EXPECT_EQ(RepresentativeDeadline(1500, 2000, 1), 1750);
-  EXPECT_EQ(RepresentativeDeadline(1750, 2000, 0), 2000) << "the last gets everything";
-  EXPECT_EQ(RepresentativeDeadline(2000, 2000, 2), 2000) << "no time left";
-  EXPECT_EQ(RepresentativeDeadline(2100, 2000, 1), 2000);
+TEST(RendezvousTest, TheNextRepresentativeIsAskedTooAfterHalfTheTimeLeft) {
+  EXPECT_EQ(RepresentativeHedgeAt(1000, 2000, 2), 1500);
+  EXPECT_EQ(RepresentativeHedgeAt(1500, 2000, 1), 1750);
+  EXPECT_EQ(RepresentativeHedgeAt(1750, 2000, 0), std::nullopt) << "nobody left to ask";
+  EXPECT_EQ(RepresentativeHedgeAt(2000, 2000, 2), std::nullopt) << "no time left";
+  EXPECT_EQ(RepresentativeHedgeAt(2100, 2000, 1), std::nullopt);
 }
 
 }  // namespace
