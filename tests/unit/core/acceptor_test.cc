@@ -111,7 +111,7 @@ TEST(AcceptorTest, AcceptorRepliesWaitForTheirWrite) {
   std::vector<Response> rs = OneEngine::Responses(r.CompleteWrites());
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_TRUE(std::get<AcceptResponse>(rs[0]).accepted);
-  ASSERT_EQ(r.store().acceptors.size(), 1u);
+  ASSERT_EQ(r.store().acceptors().size(), 1u);
 
   fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a3"}});
   EXPECT_TRUE(OneEngine::Responses(fx).empty());
@@ -148,7 +148,7 @@ TEST(AcceptorTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
   // Once durable, storage is the only copy: what it holds is what counts.
   // (Raised behind the engine's back here; an engine answering from a
   // remembered copy would still promise round 4.)
-  AcceptorRecord raised = r.store().acceptors.at(kRemoteP);
+  AcceptorRecord raised = r.store().acceptors().at(kRemoteP);
   raised.promised = Ballot{9, "a9"};
   r.store().Apply(PutAcceptor{raised});
   rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{4, "a2"}}));

@@ -111,7 +111,7 @@ TEST(CatchUpRoleTest, AConflictingValueIsReportedNotOverwritten) {
   Pump pump(kOneByThree);
   CommitAt(pump, {"a2", "a3"}, "k", "v");
   CommitAt(pump, {"a2", "a3"}, "fine", "f");
-  pump.store("a1").committed["k"] = "other";  // corrupt: a second value
+  pump.store("a1").Plant("k", "other");  // corrupt: a second value
   pump.StartCatchUp("a1");
   pump.Run();
   ASSERT_EQ(pump.violations.size(), 1u);
@@ -223,7 +223,7 @@ TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
     ASSERT_TRUE(pump.engine("a1").caught_up());
     EXPECT_EQ(pump.store("a1").GetCommitted("k"), "v");
     EXPECT_EQ(pump.store("a1").GetEntry("k")->request_id, 3u);
-    EXPECT_EQ(pump.store("a1").reservations.count("k"), c.decision_known ? 0u : 1u);
+    EXPECT_EQ(pump.store("a1").reservations().count("k"), c.decision_known ? 0u : 1u);
     EXPECT_TRUE(pump.violations.empty());
   }
 }

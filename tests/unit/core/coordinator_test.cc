@@ -28,7 +28,7 @@ TEST(CoordinatorTest, PutCommitsEverywhere) {
   EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
   for (const PeerId& p : kAll) {
     EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
-    EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
     EXPECT_EQ(pump.engine(p).stats().reservations, 0u) << p;
   }
   EXPECT_EQ(pump.engine("a1").stats().puts_ok, 1u);
@@ -105,7 +105,7 @@ TEST(CoordinatorTest, RacesUnderReorderedDeliveryKeepOneOkAndLeaveNoReservations
     EXPECT_EQ(oks, 1);
     for (const PeerId& p : kAll) {
       EXPECT_EQ(pump.store(p).GetCommitted("k"), winner) << p;
-      EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+      EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
     }
     EXPECT_TRUE(pump.violations.empty());
   }
@@ -139,7 +139,7 @@ TEST(CoordinatorTest, RacesWithLostMessagesStaySafeAndRecoveryCleansUp) {
     std::optional<Value> committed;
     std::map<ClusterId, int> holders;
     for (const PeerId& p : kAll) {
-      EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+      EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
       std::optional<Value> v = pump.store(p).GetCommitted("k");
       if (!v) continue;
       if (committed) {
@@ -294,7 +294,7 @@ TEST(CoordinatorTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted
   EXPECT_NE(pump.puts[1].message.find("cluster b"), std::string::npos) << pump.puts[1].message;
   for (const PeerId& p : kAll) {
     EXPECT_EQ(pump.store(p).GetCommitted("k"), std::nullopt) << p;
-    EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
   }
   EXPECT_EQ(pump.engine("a1").stats().puts_unavailable, 1u);
 }
@@ -366,8 +366,7 @@ TEST(CoordinatorRequestIdTest, PutOverALocallyCommittedKey) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     MemoryStore store;
-    store.committed["k"] = "v";
-    store.request_ids["k"] = c.stored_request_id;
+    store.Plant("k", "v", c.stored_request_id);
     Engine engine(ConfigFor("a1", "a"), &store, DurableState{});
     engine.SetTopology(MakeTopology({{"a", {"a1", "a2", "a3"}}}), 1000);
     engine.StartPut(1, "k", c.value, c.request_id, 1000);
@@ -438,7 +437,7 @@ TEST(CoordinatorRequestIdTest, StoredVoteWithTheSameRequestIdAnswersOk) {
     EXPECT_EQ(pump.engine("a1").stats().puts_ok, c.want == PutOutcome::Kind::kOk ? 1u : 0u);
     EXPECT_EQ(pump.engine("a1").stats().puts_key_exists,
               c.want == PutOutcome::Kind::kKeyExists ? 1u : 0u);
-    for (const PeerId& p : kAll) EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    for (const PeerId& p : kAll) EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
     EXPECT_TRUE(pump.violations.empty());
   }
 }
@@ -514,7 +513,7 @@ TEST(CoordinatorRequestIdTest, RetryAfterTheCoordinatorDiedIsContentionThenOk) {
     if (p == "a1") continue;
     EXPECT_EQ(pump.store(p).GetCommitted("k"), "v") << p;
     EXPECT_EQ(pump.store(p).GetEntry("k")->request_id, 7u) << p;
-    EXPECT_TRUE(pump.store(p).reservations.empty()) << p;
+    EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
   }
   EXPECT_TRUE(pump.violations.empty());
 }

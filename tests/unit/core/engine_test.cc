@@ -40,7 +40,7 @@ TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     OneEngine r({}, c.clusters);
-    r.store().committed["done"] = "old";
+    r.store().Plant("done", "old");
     r.engine().StartPut(7, c.key, c.value, 0, r.now);
     std::vector<Effect> fx = r.Take();
     ASSERT_EQ(fx.size(), 1u);
@@ -54,7 +54,7 @@ TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
   }
 
   OneEngine r;
-  r.store().committed["k"] = "v";
+  r.store().Plant("k", "v");
   r.engine().StartGet(1, "k", Consistency::kLocal, r.now);
   r.engine().StartGet(2, "missing", Consistency::kLocal, r.now);
   r.engine().StartGet(3, "", Consistency::kLinearizable, r.now);
@@ -100,7 +100,12 @@ TEST(EngineTest, ASelfVoteAloneIsNoMajority) {
   pump.StartPut("a1", 1, "k", "v");
   pump.RunUntilQuiet();
   EXPECT_EQ(pump.puts.at(1).kind, PutOutcome::Kind::kUnavailable);
+  // a1's own vote was counted: its call to itself reserved the key durably.
+  EXPECT_NE(pump.puts.at(1).message.find("reserved at 1 of 3 voters"), std::string::npos)
+      << pump.puts.at(1).message;
+  // ...and its abort, also a call to itself, dropped the reservation again.
   EXPECT_EQ(pump.engine("a1").stats().reservations, 0u);
+  EXPECT_TRUE(pump.store("a1").reservations().empty());
   EXPECT_EQ(pump.store("a1").GetEntry("k"), std::nullopt);
 }
 

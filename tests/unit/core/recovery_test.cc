@@ -29,7 +29,7 @@ TEST(RecoveryTest, LeaseRecoveryAbortsAReservationNobodyDecided) {
   pump.RunUntilQuiet();
   for (const PeerId& peer : kAll) {
     EXPECT_EQ(pump.engine(peer).stats().reservations, 0u) << peer;
-    EXPECT_TRUE(pump.store(peer).reservations.empty()) << peer;
+    EXPECT_TRUE(pump.store(peer).reservations().empty()) << peer;
     EXPECT_EQ(pump.store(peer).GetCommitted("k"), std::nullopt) << peer;
   }
   // The key is free again.
@@ -49,7 +49,7 @@ TEST(RecoveryTest, LeaseRecoveryCommitsAChosenCommit) {
   pump.RunUntilQuiet();
   for (const char* peer : {"a2", "a3", "b1", "b2"}) {
     EXPECT_EQ(pump.store(peer).GetCommitted("k"), "v") << peer;
-    EXPECT_TRUE(pump.store(peer).reservations.empty()) << peer;
+    EXPECT_TRUE(pump.store(peer).reservations().empty()) << peer;
   }
 }
 
@@ -60,7 +60,7 @@ TEST(RecoveryTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
     pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31}});
   }
   pump.Run();
-  EXPECT_EQ(pump.store("b1").reservations.at("k").request_id, 31u);
+  EXPECT_EQ(pump.store("b1").reservations().at("k").request_id, 31u);
   for (const char* peer : {"a1", "a2"}) {
     pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
   }

@@ -83,7 +83,7 @@ TEST(ReplicaTest, VoteRules) {
       EXPECT_EQ(v.holder, *c.holder);
     }
     EXPECT_EQ(r.engine().stats().reservations, c.reservations_after);
-    EXPECT_EQ(r.store().reservations.size(), c.reservations_after);
+    EXPECT_EQ(r.store().reservations().size(), c.reservations_after);
     EXPECT_EQ(r.store().GetCommitted("k"), c.committed_after);
     bool violated = false;
     for (const Effect& e : fx) violated |= std::holds_alternative<ViolationEffect>(e);

@@ -21,54 +21,19 @@
 
 namespace replicator::core::testing {
 
-// Durable state of one node: a core::MemoryState whose public members keep
-// the names of the plain maps it once was, so a test can plant state behind
-// an engine's back. `committed[k] = v` and `request_ids[k] = id` plant a
-// committed entry (replacing one of k; the digest and bucket index follow;
-// a request id of a key not committed plants nothing); `acceptors` and
-// `reservations` are read-only (plant those with Apply). Not copyable: the members
-// refer to the store itself.
+// Durable state of one node, with one hook for planting state behind an
+// engine's back.
 class MemoryStore : public MemoryState {
  public:
-  MemoryStore() = default;
-  MemoryStore(const MemoryStore&) = delete;
-  MemoryStore& operator=(const MemoryStore&) = delete;
-
-  template <typename T>
-  class Planter {
-   public:
-    struct Slot {
-      MemoryStore* store;
-      Key key;
-      void operator=(const T& x) const { store->Plant(key, x); }
-    };
-    explicit Planter(MemoryStore* store) : store_(store) {}
-    Slot operator[](Key key) const { return Slot{store_, std::move(key)}; }
-
-   private:
-    MemoryStore* store_;
-  };
-
-  Planter<Value> committed{this};
-  Planter<uint64_t> request_ids{this};
-  const std::map<Key, Reservation>& reservations = MemoryState::reservations();
-  const std::map<ProposalId, AcceptorRecord>& acceptors = MemoryState::acceptors();
-
- private:
-  void Plant(const Key& key, const Value& value) { Replace(key, value, request_id(key)); }
-  void Plant(const Key& key, uint64_t request_id) {
-    if (std::optional<CommittedEntry> e = GetEntry(key)) Replace(key, e->value, request_id);
-  }
-  // Committed entries are write-once, so the state is rebuilt with the new
-  // entry applied first.
-  void Replace(const Key& key, const Value& value, uint64_t request_id) {
+  // Commits (key, value, request_id), replacing a value `key` already has:
+  // committed entries are otherwise write-once, so this is how a test makes
+  // a corrupt store. The state is rebuilt with the planted entry first.
+  void Plant(const Key& key, const Value& value, uint64_t request_id = 0) {
     MemoryState rebuilt;
     rebuilt.Apply(PutCommitted{key, value, request_id});
-    for (const auto& [k, e] : MemoryState::committed()) {
-      rebuilt.Apply(PutCommitted{k, e.value, e.request_id});
-    }
-    for (const auto& [k, r] : MemoryState::reservations()) rebuilt.Apply(PutReservation{r});
-    for (const auto& [p, a] : MemoryState::acceptors()) rebuilt.Apply(PutAcceptor{a});
+    for (const auto& [k, e] : committed()) rebuilt.Apply(PutCommitted{k, e.value, e.request_id});
+    for (const auto& [k, r] : reservations()) rebuilt.Apply(PutReservation{r});
+    for (const auto& [p, a] : acceptors()) rebuilt.Apply(PutAcceptor{a});
     MemoryState::operator=(std::move(rebuilt));
   }
 };
