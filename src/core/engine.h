@@ -86,6 +86,11 @@ struct EngineConfig {
   // Decisions remembered in memory (oldest evicted); a forgotten decision is
   // re-learned from the acceptors by recovery.
   size_t decision_cache_capacity = 100000;
+  // Membership: a member of this cluster that is not a voter (a learner)
+  // proposes its own promotion once it caught up, retrying this often.
+  // A node that was a voter once and was removed never does.
+  bool auto_promote = true;
+  TimeMs promote_retry_ms = 1000;
   // RP_CHECK every role's invariants after every input (CheckInvariants):
   // O(state) per input, for the simulator and tests.
   bool check_invariants = false;
@@ -114,6 +119,27 @@ struct GetOutcome {
   Kind kind = Kind::kNotFound;
   Value value;          // kFound
   std::string message;  // kUnavailable, kInvalidArgument
+};
+
+// An operator's change of this node's cluster: one voter added or removed.
+struct MembershipChange {
+  enum class Kind : uint8_t { kAdd, kRemove };
+  Kind kind = Kind::kAdd;
+  PeerId peer;
+  // Removing below 3 voters is refused unless forced.
+  bool force = false;
+};
+
+struct ChangeOutcome {
+  enum class Kind : uint8_t {
+    kOk,               // chosen; `config` is the new configuration
+    kInvalidArgument,  // not a change that may be made (`message` says why)
+    kBusy,             // another change of the cluster won or is in progress
+    kUnavailable,      // no majority of the voters answered in time
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string message;
+  Configuration config;  // kOk: the new one; else the newest known
 };
 
 // --- Effects: what the driver must do ---------------------------------------
@@ -152,8 +178,12 @@ struct ViolationEffect {
   Key key;
   std::string detail;
 };
+struct ChangeDoneEffect {
+  uint64_t change_id = 0;
+  ChangeOutcome outcome;
+};
 using Effect = std::variant<SendEffect, RespondEffect, WriteEffect, PutDoneEffect, GetDoneEffect,
-                            ViolationEffect>;
+                            ViolationEffect, ChangeDoneEffect>;
 
 struct EngineStats {
   uint64_t reservations = 0;  // held now
@@ -171,6 +201,9 @@ struct EngineStats {
   uint64_t safety_violations = 0;
   uint64_t catchup_rounds = 0;        // completed
   uint64_t catchup_keys_pulled = 0;   // entries applied from pulls
+  uint64_t config_epoch = 0;          // of this node's cluster (0: none yet)
+  uint64_t config_changes = 0;        // configurations this node got chosen
+  uint64_t stale_epoch_refusals = 0;  // requests refused for a wrong epoch
 };
 
 class Engine {
@@ -188,6 +221,15 @@ class Engine {
   // with; fan-outs started later use the new one.
   void SetTopology(Topology topology, TimeMs now);
   const Topology& topology() const;
+
+  // Changes this node's cluster by consensus among its voters (see
+  // core/membership.h). Finishes with exactly one ChangeDoneEffect.
+  void ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now);
+  // This node's cluster's newest configuration it knows (epoch 0: none).
+  const Configuration& configuration() const;
+  // Every configuration known here: this cluster's whole history, the
+  // newest of each other cluster heard of.
+  std::vector<Configuration> configurations() const;
 
   // A client's put. Finishes with exactly one PutDoneEffect for `put_id`.
   // `request_id` (0: none) names the client's put across retries: a put

@@ -18,11 +18,16 @@ namespace replicator::core {
 // `request_id` is the client's id for the put (0: none). It travels with the
 // value and is stored with the committed entry, so a client retrying the
 // same put learns that it was applied (see PutOutcome).
+// `epoch` is the configuration epoch of the receiving node's cluster that
+// the vote is counted under; a voter whose epoch differs refuses
+// (Vote::kWrongEpoch). Commit and abort carry none: a decision is final
+// under every configuration.
 struct ReserveOp {
   Key key;
   Value value;
   ProposalId proposal;
   uint64_t request_id = 0;
+  uint64_t epoch = 0;
 };
 struct CommitOp {
   Key key;
@@ -35,6 +40,17 @@ struct AbortOp {
   ProposalId proposal;
 };
 using ReplicaOp = std::variant<ReserveOp, CommitOp, AbortOp>;
+
+// A reservation as stored: key -> (proposal, value, since, request_id).
+struct Reservation {
+  Key key;
+  ProposalId proposal;
+  Value value;
+  TimeMs since = 0;  // local clock when reserved; not meaningful after restart
+  // The put's client request id (0: none), stored with the value if lease
+  // recovery commits the reservation. Must survive a restart like the value.
+  uint64_t request_id = 0;
+};
 
 // --- Requests ---------------------------------------------------------------
 
@@ -59,9 +75,11 @@ struct PrepareRequest {
   ProposalId proposal;
   Ballot ballot;
 };
-// The receiver's view of `key`. Answer: ReadResponse.
+// The receiver's view of `key`, counted under `epoch` of its cluster.
+// Answer: ReadResponse.
 struct ReadRequest {
   Key key;
+  uint64_t epoch = 0;
 };
 // To a node of the proposal's coordinator cluster: learn or settle
 // decision(proposal). Answer: ResolveResponse.
@@ -69,7 +87,8 @@ struct ResolveRequest {
   ProposalId proposal;
 };
 
-// Catch-up: the receiver's committed-set digest (kDigestBuckets values).
+// Catch-up: the receiver's committed-set digest (kDigestBuckets values),
+// its epoch and the reservations it holds, all taken at one instant.
 // Answer: DigestResponse.
 struct DigestRequest {};
 // Catch-up: the receiver's committed entries of one bucket, in key order,
@@ -81,16 +100,44 @@ struct PullRequest {
   uint32_t max_bytes = 4 << 20;
 };
 
+// Membership (core/membership.h): Paxos phase 1 and 2 on the register
+// config(cluster, epoch), whose acceptors are the voters of epoch - 1.
+// `known` is what the sender knows of the cluster's configurations, for a
+// receiver that lags to adopt first. Answer: ConfigVoteResponse.
+struct ConfigPrepareRequest {
+  ClusterId cluster;
+  uint64_t epoch = 0;
+  Ballot ballot;
+  std::vector<Configuration> known;
+};
+struct ConfigAcceptRequest {
+  ClusterId cluster;
+  uint64_t epoch = 0;
+  Ballot ballot;
+  std::vector<PeerId> voters;  // the proposed configuration `epoch`
+  std::vector<Configuration> known;
+};
+// Tells the receiver the configurations the sender knows; the receiver
+// adopts what is newer and answers with what it knows (so either side
+// learns). Answer: ConfigLearnResponse.
+struct ConfigLearnRequest {
+  std::vector<Configuration> known;
+};
+
 using Request = std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest,
-                             ReadRequest, ResolveRequest, DigestRequest, PullRequest>;
+                             ReadRequest, ResolveRequest, DigestRequest, PullRequest,
+                             ConfigPrepareRequest, ConfigAcceptRequest, ConfigLearnRequest>;
 
 // --- Responses --------------------------------------------------------------
 
 struct HandleResponse {
   Vote vote;
 };
+// `config` is the configuration of the representative's cluster the votes
+// were asked under (epoch 0: it knows none, and there are no votes).
 struct ForwardResponse {
   std::vector<Vote> votes;
+  Configuration config;
 };
 struct AcceptResponse {
   bool accepted = false;
@@ -106,17 +153,25 @@ struct PrepareResponse {
   std::optional<AcceptedValue> accepted;  // when promised
 };
 struct ReadResponse {
-  enum class Kind : uint8_t { kCommitted, kReserved, kAbsent };
+  // kWrongEpoch: as Vote::Kind::kWrongEpoch.
+  enum class Kind : uint8_t { kCommitted, kReserved, kAbsent, kWrongEpoch };
   Kind kind = Kind::kAbsent;
   Value value;        // kCommitted: the value; kReserved: the reserved value
   ProposalId holder;  // kReserved
+  uint64_t epoch = 0;                  // kWrongEpoch: the receiver's epoch
+  std::vector<Configuration> configs;  // kWrongEpoch
 };
 struct ResolveResponse {
   std::optional<Decision> decision;  // empty: unavailable
   std::string reason;                // why unavailable
 };
+// `epoch`: the responder's epoch of its cluster, durable before it
+// answered (0: none). `reservations`: every reservation it held when the
+// digest was taken.
 struct DigestResponse {
   std::vector<uint64_t> buckets;
+  uint64_t epoch = 0;
+  std::vector<Reservation> reservations;
 };
 struct PulledEntry {
   Key key;
@@ -127,6 +182,28 @@ struct PullResponse {
   std::vector<PulledEntry> entries;
   bool complete = true;  // false: more entries follow the last one
 };
+struct ConfigAccepted {
+  Ballot ballot;
+  std::vector<PeerId> voters;
+  friend bool operator==(const ConfigAccepted&, const ConfigAccepted&) = default;
+};
+struct ConfigVoteResponse {
+  enum class Kind : uint8_t {
+    kGranted,   // promised (prepare) or accepted (accept), durably
+    kRejected,  // promised to `higher`
+    kChosen,    // the register is decided: `known` holds its configuration
+    kNotReady,  // the acceptor cannot vote yet (`reason`: e.g. settling)
+  };
+  Kind kind = Kind::kNotReady;
+  Ballot higher;                          // kRejected
+  std::optional<ConfigAccepted> accepted;  // kGranted to a prepare
+  std::vector<Configuration> known;       // kChosen
+  std::string reason;                     // kNotReady
+};
+struct ConfigLearnResponse {
+  std::vector<Configuration> known;
+};
+
 // The call did not complete: transport failure or deadline. Delivered by the
 // driver, never sent by a peer.
 struct Unreachable {
@@ -135,20 +212,9 @@ struct Unreachable {
 
 using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, PrepareResponse,
                               ReadResponse, ResolveResponse, DigestResponse, PullResponse,
-                              Unreachable>;
+                              ConfigVoteResponse, ConfigLearnResponse, Unreachable>;
 
 // --- Durable state ----------------------------------------------------------
-
-// A reservation as stored: key -> (proposal, value, since, request_id).
-struct Reservation {
-  Key key;
-  ProposalId proposal;
-  Value value;
-  TimeMs since = 0;  // local clock when reserved; not meaningful after restart
-  // The put's client request id (0: none), stored with the value if lease
-  // recovery commits the reservation. Must survive a restart like the value.
-  uint64_t request_id = 0;
-};
 
 // Paxos acceptor state for one decision register.
 struct AcceptorRecord {
@@ -171,11 +237,26 @@ struct PutCommitted {
 struct PutAcceptor {
   AcceptorRecord record;
 };
+// Paxos acceptor state for one configuration register config(cluster, epoch).
+struct ConfigAcceptorRecord {
+  ClusterId cluster;
+  uint64_t epoch = 0;
+  Ballot promised;
+  std::optional<ConfigAccepted> accepted;
+};
+// A configuration this node learned was chosen; one record per (cluster,
+// epoch), never changed once written.
+struct PutConfig {
+  Configuration config;
+};
+struct PutConfigAcceptor {
+  ConfigAcceptorRecord record;
+};
 struct DeleteAcceptor {
   ProposalId proposal;
 };
-using Mutation =
-    std::variant<PutReservation, DeleteReservation, PutCommitted, PutAcceptor, DeleteAcceptor>;
+using Mutation = std::variant<PutReservation, DeleteReservation, PutCommitted, PutAcceptor,
+                              DeleteAcceptor, PutConfig, PutConfigAcceptor>;
 
 // Applied atomically and synced before it is reported done.
 struct WriteBatch {
@@ -184,8 +265,12 @@ struct WriteBatch {
 
 // What a node recovers from storage at start. Acceptor records stay in
 // storage; the engine reads them on demand (CommittedView::GetAcceptor).
+// Configurations and configuration acceptor records are few (one per
+// membership change) and are all recovered.
 struct DurableState {
   std::vector<Reservation> reservations;
+  std::vector<Configuration> configs;
+  std::vector<ConfigAcceptorRecord> config_acceptors;
 };
 
 }  // namespace replicator::core

@@ -20,12 +20,16 @@ using TimeMs = int64_t;         // monotonic milliseconds, virtual in simulation
 
 // One attempt to store (key, value). Unique forever: the coordinator never
 // reuses an (incarnation, sequence) pair. `started_ms` is carried for
-// backoff priority only and is not part of the identity.
+// backoff priority only and is not part of the identity. `epoch` is the
+// configuration epoch of the coordinator's cluster the proposal was made
+// under: decision(p)'s acceptors are that configuration's voters, forever.
+// Fixed at creation, so it is not part of the identity either.
 struct ProposalId {
   PeerId coordinator;
   uint64_t incarnation = 0;
   uint64_t sequence = 0;
   uint64_t started_ms = 0;
+  uint64_t epoch = 0;
 
   friend bool operator==(const ProposalId& a, const ProposalId& b) {
     return a.coordinator == b.coordinator && a.incarnation == b.incarnation &&
@@ -58,6 +62,19 @@ struct Ballot {
 
 enum class Decision : uint8_t { kCommit = 0, kAbort = 1 };
 
+// One configuration of a cluster: the voters its quorums are counted over.
+// Epoch 1 is the cluster's founding set (the first voters the directory
+// shows); epoch e+1 is chosen by consensus among epoch e's voters and
+// differs from epoch e by exactly one voter (see core/membership.h).
+struct Configuration {
+  ClusterId cluster;
+  uint64_t epoch = 0;          // 0: none known
+  std::vector<PeerId> voters;  // sorted, unique
+
+  bool Has(const PeerId& id) const;
+  friend bool operator==(const Configuration&, const Configuration&) = default;
+};
+
 // A voter's answer to reserve (or its acknowledgement of commit/abort).
 struct Vote {
   enum class Kind : uint8_t {
@@ -66,6 +83,10 @@ struct Vote {
     kReserved,     // key reserved for `holder`, another proposal
     kUnreachable,  // no answer within the deadline; `reason` says why
     kDecided,      // the proposal is already decided; reservation refused
+    // The request named another epoch of the voter's cluster than the
+    // voter's own (`epoch`); nothing was done. When the voter's is newer,
+    // `configs` carries what it knows, for the sender to adopt and retry.
+    kWrongEpoch,
   };
   PeerId peer;
   ClusterId cluster;
@@ -74,6 +95,8 @@ struct Vote {
   uint64_t stored_request_id = 0;  // kStored: the request id stored with it
   ProposalId holder;   // kReserved
   std::string reason;  // kUnreachable
+  uint64_t epoch = 0;  // kWrongEpoch: the voter's epoch
+  std::vector<Configuration> configs;  // kWrongEpoch
 };
 
 // kDown is a voter that missed the directory's ping: a liveness hint that
@@ -93,6 +116,10 @@ struct Member {
 // A node's view of the membership. Quorums count voters only.
 struct Topology {
   std::vector<Member> members;
+  // Each cluster's founding configuration (epoch 1), named once by the
+  // directory. A node that knows no configuration of its cluster adopts its
+  // cluster's; every later one is chosen by consensus.
+  std::vector<Configuration> founding;
 
   const Member* Find(const PeerId& id) const;
   // Voters of `cluster`, down ones included, ordered by id.
