@@ -91,6 +91,12 @@ struct EngineConfig {
   // A node that was a voter once and was removed never does.
   bool auto_promote = true;
   TimeMs promote_retry_ms = 1000;
+  // A deliberately broken membership rule, for the simulator's proof that
+  // its checker catches one; never set outside tests. kSkipSettle: an
+  // acceptor votes on config(e+1) without having settled epoch e.
+  // kIgnoreEpoch: a voter votes under whatever epoch a request names.
+  enum class UnsafeMembership : uint8_t { kNone, kSkipSettle, kIgnoreEpoch };
+  UnsafeMembership unsafe_membership = UnsafeMembership::kNone;
   // RP_CHECK every role's invariants after every input (CheckInvariants):
   // O(state) per input, for the simulator and tests.
   bool check_invariants = false;

@@ -149,6 +149,9 @@ bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
 }
 
 bool Membership::Votes(uint64_t epoch) const {
+  if (ctx_.config().unsafe_membership == EngineConfig::UnsafeMembership::kIgnoreEpoch) {
+    return epoch != 0;
+  }
   return epoch != 0 && epoch == this->epoch() && Current().Has(ctx_.self());
 }
 
@@ -204,7 +207,9 @@ std::optional<ConfigVoteResponse> Membership::CannotVote(const ClusterId& cluste
     no.reason = absl::StrCat(ctx_.self(), " is not a voter of epoch ", epoch());
     return no;
   }
-  if (!settled_ || !settled_()) {
+  const bool skip_settle =
+      ctx_.config().unsafe_membership == EngineConfig::UnsafeMembership::kSkipSettle;
+  if (!skip_settle && (!settled_ || !settled_())) {
     no.reason = absl::StrCat(ctx_.self(), " is still settling epoch ", epoch(),
                              " (catching up from a majority of its voters)");
     return no;
