@@ -125,6 +125,7 @@ class Pump {
   std::map<uint64_t, PutOutcome> puts;
   int duplicate_put_dones = 0;  // a second PutDone for one put_id: a contract bug
   std::map<uint64_t, GetOutcome> gets;
+  std::map<uint64_t, ChangeOutcome> changes;
   std::vector<ViolationEffect> violations;
   // Every request sent, in order: (from, to, request).
   struct Sent {
@@ -139,6 +140,10 @@ class Pump {
   void StartPut(const PeerId& at, uint64_t put_id, Key key, Value value,
                 uint64_t request_id = 0) {
     engine(at).StartPut(put_id, std::move(key), std::move(value), request_id, now);
+    Collect(at);
+  }
+  void ChangeMembership(const PeerId& at, uint64_t change_id, MembershipChange change) {
+    engine(at).ChangeMembership(change_id, std::move(change), now);
     Collect(at);
   }
   void StartCatchUp(const PeerId& at) {
@@ -260,6 +265,8 @@ class Pump {
         gets[gd->get_id] = gd->outcome;
       } else if (auto* v = std::get_if<ViolationEffect>(&fx)) {
         violations.push_back(*v);
+      } else if (auto* c = std::get_if<ChangeDoneEffect>(&fx)) {
+        changes[c->change_id] = c->outcome;
       }
     }
   }
