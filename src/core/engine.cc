@@ -112,6 +112,8 @@ class Engine::Impl {
       membership_.HandleAccept(inbound_id, *ca, now);
     } else if (auto* cl = std::get_if<ConfigLearnRequest>(&request)) {
       membership_.HandleLearn(inbound_id, *cl, now);
+    } else if (auto* ch = std::get_if<ChangeRequest>(&request)) {
+      membership_.HandleChange(inbound_id, *ch, now);
     }
   }
 
@@ -172,7 +174,12 @@ void Engine::SetTopology(Topology topology, TimeMs now) {
 
 void Engine::ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now) {
   Impl::Input in(impl_.get(), now);
-  impl_->membership_.Change(change_id, change, now);
+  impl_->membership_.Change(
+      change,
+      [this, change_id](ChangeOutcome outcome) {
+        impl_->ctx_.Emit(ChangeDoneEffect{change_id, std::move(outcome)});
+      },
+      now);
 }
 
 const Configuration& Engine::configuration() const { return impl_->membership_.Current(); }

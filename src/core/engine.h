@@ -127,27 +127,6 @@ struct GetOutcome {
   std::string message;  // kUnavailable, kInvalidArgument
 };
 
-// An operator's change of this node's cluster: one voter added or removed.
-struct MembershipChange {
-  enum class Kind : uint8_t { kAdd, kRemove };
-  Kind kind = Kind::kAdd;
-  PeerId peer;
-  // Removing below 3 voters is refused unless forced.
-  bool force = false;
-};
-
-struct ChangeOutcome {
-  enum class Kind : uint8_t {
-    kOk,               // chosen; `config` is the new configuration
-    kInvalidArgument,  // not a change that may be made (`message` says why)
-    kBusy,             // another change of the cluster won or is in progress
-    kUnavailable,      // no majority of the voters answered in time
-  };
-  Kind kind = Kind::kUnavailable;
-  std::string message;
-  Configuration config;  // kOk: the new one; else the newest known
-};
-
 // --- Effects: what the driver must do ---------------------------------------
 
 // Deliver `request` to peer `to`, never this node itself (the engine handles
@@ -228,9 +207,10 @@ class Engine {
   void SetTopology(Topology topology, TimeMs now);
   const Topology& topology() const;
 
-  // Changes this node's cluster by consensus among its voters (see
-  // core/membership.h). Finishes with exactly one ChangeDoneEffect for
-  // `change_id`, which must not be 0.
+  // Changes the cluster of `change.peer` by consensus among its voters (see
+  // core/membership.h): here if it is this node's cluster, else through one
+  // of that cluster's voters. Finishes with exactly one ChangeDoneEffect
+  // for `change_id`.
   void ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now);
   // This node's cluster's newest configuration it knows (epoch 0: none).
   const Configuration& configuration() const;

@@ -294,10 +294,70 @@ void Membership::HandleLearn(uint64_t inbound_id, const ConfigLearnRequest& requ
 
 // --- Proposer -----------------------------------------------------------------
 
-void Membership::Change(uint64_t change_id, const MembershipChange& change, TimeMs now) {
+void Membership::Change(const MembershipChange& change, ChangeFn done, TimeMs now) {
+  // The cluster the change is of: the peer's, as the membership view or a
+  // configuration known here shows it.
+  std::optional<ClusterId> cluster;
+  if (const Member* m = ctx_.topology().Find(change.peer)) cluster = m->cluster;
+  for (const Configuration& c : Known()) {
+    if (!cluster && c.Has(change.peer)) cluster = c.cluster;
+  }
+  if (!cluster) {
+    done(ChangeOutcome{ChangeOutcome::Kind::kInvalidArgument,
+                       absl::StrCat("peer ", change.peer, " is not a member of any cluster known at ",
+                                    ctx_.self()),
+                       Current()});
+    return;
+  }
+  if (*cluster == ctx_.cluster()) {
+    ChangeHere(change, std::move(done), now);
+    return;
+  }
+  const Configuration* there = Latest(*cluster);
+  ChangeThere(*cluster, there != nullptr ? there->voters : ctx_.topology().Voters(*cluster), 0,
+              change, std::move(done), now);
+}
+
+void Membership::ChangeThere(const ClusterId& cluster, std::vector<PeerId> voters, size_t next,
+                             const MembershipChange& change, ChangeFn done, TimeMs now) {
+  if (next >= voters.size()) {
+    done(ChangeOutcome{ChangeOutcome::Kind::kUnavailable,
+                       absl::StrCat("no voter of cluster ", cluster, " answered the change"), {}});
+    return;
+  }
+  const PeerId to = voters[next];
+  // The voter may take every round of its change, and the call's own time.
+  const TimeMs deadline = now + (kChangeDeadlineCalls + 1) * ctx_.config().call_deadline_ms;
+  ctx_.Send(to, ChangeRequest{change}, deadline,
+            [this, cluster, voters = std::move(voters), next, change,
+             done = std::move(done)](Response&& r, TimeMs t) mutable {
+              if (auto* cr = std::get_if<ChangeResponse>(&r)) {
+                Learn({cr->outcome.config}, t);
+                done(std::move(cr->outcome));
+                return;
+              }
+              ChangeThere(cluster, std::move(voters), next + 1, change, std::move(done), t);
+            });
+}
+
+void Membership::HandleChange(uint64_t inbound_id, const ChangeRequest& request, TimeMs now) {
+  ChangeFn done = [this, inbound_id](ChangeOutcome outcome) {
+    ctx_.Respond(inbound_id, ChangeResponse{std::move(outcome)});
+  };
+  const Member* m = ctx_.topology().Find(request.change.peer);
+  if (m != nullptr && m->cluster != ctx_.cluster()) {
+    done(ChangeOutcome{ChangeOutcome::Kind::kInvalidArgument,
+                       absl::StrCat("peer ", request.change.peer, " is of cluster ", m->cluster,
+                                    ", not ", ctx_.cluster()),
+                       Current()});
+    return;
+  }
+  ChangeHere(request.change, std::move(done), now);
+}
+
+void Membership::ChangeHere(const MembershipChange& change, ChangeFn done, TimeMs now) {
   auto refuse = [&](ChangeOutcome::Kind kind, std::string message) {
-    if (change_id == 0) return;
-    ctx_.Emit(ChangeDoneEffect{change_id, ChangeOutcome{kind, std::move(message), Current()}});
+    if (done) done(ChangeOutcome{kind, std::move(message), Current()});
   };
   if (proposer_) {
     refuse(ChangeOutcome::Kind::kBusy,
@@ -315,7 +375,7 @@ void Membership::Change(uint64_t change_id, const MembershipChange& change, Time
     return;
   }
   Proposer& op = proposer_.emplace();
-  op.change_id = change_id;
+  op.done = std::move(done);
   op.change = change;
   op.base = Current();
   op.voters = std::move(pc.voters);
@@ -473,11 +533,11 @@ void Membership::Broadcast(TimeMs now) {
 }
 
 void Membership::Finish(ChangeOutcome outcome, TimeMs now) {
-  const uint64_t change_id = proposer_->change_id;
+  ChangeFn done = std::move(proposer_->done);
   const bool ok = outcome.kind == ChangeOutcome::Kind::kOk;
   proposer_.reset();
-  if (change_id != 0) {
-    ctx_.Emit(ChangeDoneEffect{change_id, std::move(outcome)});
+  if (done) {
+    done(std::move(outcome));
   } else if (!ok) {
     const TimeMs retry = std::max<TimeMs>(1, ctx_.config().promote_retry_ms);
     promote_at_ = now + retry + static_cast<TimeMs>(ctx_.rng()() % retry);
@@ -499,7 +559,7 @@ void Membership::Tick(TimeMs now) {
     StartRound(now);
   }
   if (std::optional<TimeMs> at = NextWakeup(); at && *at <= now && !proposer_) {
-    Change(0, MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false}, now);
+    ChangeHere(MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false}, nullptr, now);
   }
 }
 

@@ -92,8 +92,13 @@ class Membership {
   void HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& request, TimeMs now);
   void HandleLearn(uint64_t inbound_id, const ConfigLearnRequest& request, TimeMs now);
 
-  // An operator's change; answers one ChangeDoneEffect.
-  void Change(uint64_t change_id, const MembershipChange& change, TimeMs now);
+  // Gets a change's outcome (null: nobody waits, as for a promotion).
+  using ChangeFn = std::function<void(ChangeOutcome)>;
+  // An operator's change of any cluster: run here when it is this node's
+  // cluster, else asked of that cluster's voters in turn (ChangeRequest).
+  void Change(const MembershipChange& change, ChangeFn done, TimeMs now);
+  // A ChangeRequest from a node of another cluster.
+  void HandleChange(uint64_t inbound_id, const ChangeRequest& request, TimeMs now);
   // Retries a change's round and proposes this node's own promotion when due.
   void Tick(TimeMs now);
   std::optional<TimeMs> NextWakeup() const;
@@ -108,7 +113,7 @@ class Membership {
  private:
   struct Proposer {
     enum class Phase : uint8_t { kPrepare, kAccept, kWaiting };
-    uint64_t change_id = 0;  // 0: this node's own promotion
+    ChangeFn done;  // null: this node's own promotion
     MembershipChange change;
     Configuration base;          // epoch e, whose voters are the acceptors
     std::vector<PeerId> voters;  // proposed for epoch e+1
@@ -131,6 +136,11 @@ class Membership {
                                                const std::vector<Configuration>& known,
                                                TimeMs now);
   ConfigAcceptorRecord& Record(uint64_t epoch);
+  // Runs `change` of this node's cluster.
+  void ChangeHere(const MembershipChange& change, ChangeFn done, TimeMs now);
+  // Asks the voters of `cluster` in turn, from `next`, to run `change`.
+  void ChangeThere(const ClusterId& cluster, std::vector<PeerId> voters, size_t next,
+                   const MembershipChange& change, ChangeFn done, TimeMs now);
   void RespondDurably(uint64_t inbound_id, ConfigVoteResponse response, uint64_t write);
 
   void StartRound(TimeMs now);

@@ -52,6 +52,27 @@ struct Reservation {
   uint64_t request_id = 0;
 };
 
+// An operator's change of a cluster: one voter added or removed.
+struct MembershipChange {
+  enum class Kind : uint8_t { kAdd, kRemove };
+  Kind kind = Kind::kAdd;
+  PeerId peer;
+  // Removing below 3 voters is refused unless forced.
+  bool force = false;
+};
+
+struct ChangeOutcome {
+  enum class Kind : uint8_t {
+    kOk,               // chosen; `config` is the new configuration
+    kInvalidArgument,  // not a change that may be made (`message` says why)
+    kBusy,             // another change of the cluster won or is in progress
+    kUnavailable,      // no majority of the voters answered in time
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string message;
+  Configuration config;  // kOk: the new one; else the newest known
+};
+
 // --- Requests ---------------------------------------------------------------
 
 // Apply `op` at the receiving node only. Answer: HandleResponse.
@@ -124,9 +145,16 @@ struct ConfigLearnRequest {
   std::vector<Configuration> known;
 };
 
+// An operator's change of the receiver's cluster, asked of one of its
+// voters by a node of another cluster. Answer: ChangeResponse.
+struct ChangeRequest {
+  MembershipChange change;
+};
+
 using Request = std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest,
                              ReadRequest, ResolveRequest, DigestRequest, PullRequest,
-                             ConfigPrepareRequest, ConfigAcceptRequest, ConfigLearnRequest>;
+                             ConfigPrepareRequest, ConfigAcceptRequest, ConfigLearnRequest,
+                             ChangeRequest>;
 
 // --- Responses --------------------------------------------------------------
 
@@ -203,6 +231,9 @@ struct ConfigVoteResponse {
 struct ConfigLearnResponse {
   std::vector<Configuration> known;
 };
+struct ChangeResponse {
+  ChangeOutcome outcome;
+};
 
 // The call did not complete: transport failure or deadline. Delivered by the
 // driver, never sent by a peer.
@@ -212,7 +243,8 @@ struct Unreachable {
 
 using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, PrepareResponse,
                               ReadResponse, ResolveResponse, DigestResponse, PullResponse,
-                              ConfigVoteResponse, ConfigLearnResponse, Unreachable>;
+                              ConfigVoteResponse, ConfigLearnResponse, ChangeResponse,
+                              Unreachable>;
 
 // --- Durable state ----------------------------------------------------------
 

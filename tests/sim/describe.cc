@@ -102,9 +102,13 @@ std::string Describe(const Request& r) {
         } else if constexpr (std::is_same_v<Q, ConfigAcceptRequest>) {
           return absl::StrCat("ConfigAccept ", q.cluster, "@", q.epoch, " b=", Describe(q.ballot),
                               " {", absl::StrJoin(q.voters, ","), "}");
-        } else {
-          static_assert(std::is_same_v<Q, ConfigLearnRequest>);
+        } else if constexpr (std::is_same_v<Q, ConfigLearnRequest>) {
           return absl::StrCat("ConfigLearn ", Describe(q.known));
+        } else {
+          static_assert(std::is_same_v<Q, ChangeRequest>);
+          return absl::StrCat("Change ",
+                              q.change.kind == MembershipChange::Kind::kAdd ? "add " : "remove ",
+                              q.change.peer, q.change.force ? " forced" : "");
         }
       },
       r);
@@ -183,6 +187,9 @@ std::string Describe(const Response& r) {
           return std::string("ConfigVote ?");
         } else if constexpr (std::is_same_v<S, ConfigLearnResponse>) {
           return absl::StrCat("ConfigLearnResp ", Describe(s.known));
+        } else if constexpr (std::is_same_v<S, ChangeResponse>) {
+          return absl::StrCat("ChangeResp ", static_cast<int>(s.outcome.kind), " ",
+                              s.outcome.message, " ", Describe(s.outcome.config));
         } else {
           return absl::StrCat("Unreachable(", s.reason, ")");
         }
