@@ -19,10 +19,17 @@
 namespace replicator::storage::internal {
 
 // Version of the whole layout, kept in kFormatKey. A build reads exactly the
-// versions it knows; bump on any incompatible change of keys or values.
+// versions it knows; bump on any incompatible change of keys or values, or
+// when records appear that an older build would ignore.
 // Version 1 (committed key = 'c' + key, raw value) is not read: nothing
-// running it was ever deployed.
-inline constexpr uint64_t kFormatVersion = 2;
+// running it was ever deployed. Version 3 adds configuration and
+// configuration acceptor records, which a version-2 build would silently
+// skip (forgetting Paxos promises), so it must refuse them.
+inline constexpr uint64_t kFormatVersion = 3;
+// The oldest layout this build opens. Every record of a version-2 data dir
+// reads as it is under version 3, so open rewrites its format record to 3
+// (after which a version-2 build refuses it).
+inline constexpr uint64_t kOldestFormatVersion = 2;
 // Version (varint) leading every encoded value, so one record kind can
 // evolve without a layout bump. Committed, counter, configuration and
 // configuration acceptor values are at version 1.

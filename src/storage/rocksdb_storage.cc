@@ -430,7 +430,8 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
   return FromRocks(s, absl::StrCat("cannot open RocksDB in data dir ", dir));
 }
 
-// Checks the format record, writing it into a fresh database.
+// Checks the format record, writing it into a fresh database and upgrading
+// an older one this build reads as it is.
 absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   std::string value;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(internal::kFormatKey), &value);
@@ -453,15 +454,28 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   if (!s.ok()) return FromRocks(s, absl::StrCat("reading the format record of ", dir));
   absl::StatusOr<uint64_t> version = internal::DecodeCounter(internal::kFormatKey, value);
   if (!version.ok()) return version.status();
-  if (*version != internal::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", dir, " has format version ", *version, "; this build reads only version ",
-        internal::kFormatVersion,
-        *version < internal::kFormatVersion
-            ? " and does not migrate older ones (start from an empty data dir)"
-            : " (written by a newer build?)"));
+  if (*version == internal::kFormatVersion) return absl::OkStatus();
+  if (*version >= internal::kOldestFormatVersion && *version < internal::kFormatVersion) {
+    // Its records read as they are; from now on a build of its version must
+    // refuse the dir, which may soon hold records it does not know. Synced
+    // before anything else is written.
+    rocksdb::WriteOptions write;
+    write.sync = sync;
+    s = db->Put(write, std::string(internal::kFormatKey),
+                internal::EncodeCounter(internal::kFormatVersion));
+    if (!s.ok()) {
+      return FromRocks(s, absl::StrCat("upgrading the format record of ", dir, " from version ",
+                                       *version, " to ", internal::kFormatVersion));
+    }
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "data dir ", dir, " has format version ", *version, "; this build reads only version ",
+      internal::kFormatVersion,
+      *version < internal::kFormatVersion
+          ? absl::StrCat(" (and upgrades version ", internal::kOldestFormatVersion,
+                         ") and does not migrate older ones (start from an empty data dir)")
+          : std::string(" (written by a newer build?)")));
 }
 
 // One scan of the committed range: the count and the digest, checking every

@@ -126,7 +126,10 @@ struct RocksDbOptions {
 // DataLossError for a corrupt or unversioned database or a corrupt committed
 // record (all are read at open, to build the digest),
 // FailedPreconditionError for a format version this build does not read
-// (older or newer; the message names both versions).
+// (older or newer; the message names both versions). A data dir of an older
+// version whose records this build reads as they are
+// (internal::kOldestFormatVersion) is upgraded at open: its format record is
+// rewritten, after which the older build refuses it.
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& dir,
                                                             RocksDbOptions options = {});
 

@@ -820,6 +820,46 @@ TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
       << state.status();
 }
 
+// A format-2 data dir holds reservations and acceptor records at record
+// version 1 (no epoch). It opens, reads them with epoch 0, and is marked
+// format 3 so that a format-2 build no longer opens it.
+TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
+  ASSERT_EQ(internal::kFormatVersion, 3u);
+  const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
+  std::string reservation;
+  internal::PutVarint64(&reservation, 1);
+  internal::PutLengthPrefixed(&reservation, p.coordinator);
+  internal::PutVarint64(&reservation, p.incarnation);
+  internal::PutVarint64(&reservation, p.sequence);
+  internal::PutVarint64(&reservation, p.started_ms);
+  std::string acceptor = reservation;  // the same version and proposal
+  internal::PutLengthPrefixed(&reservation, "v");
+  internal::PutVarint64(&reservation, 5);  // request id
+  internal::PutVarint64(&acceptor, 3);     // promised round
+  internal::PutLengthPrefixed(&acceptor, "12D3KooWpromised");
+  acceptor.push_back('\0');  // nothing accepted
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(2));
+  RawPut(internal::ReservationKey("k"), reservation);
+  RawPut(internal::AcceptorKey(p), acceptor);
+  RawPut(internal::CommittedKey("c"), internal::EncodeCommitted(1, "cv"));
+
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->reservations.size(), 1u);
+  EXPECT_EQ(state->reservations[0].proposal, p);
+  EXPECT_EQ(state->reservations[0].proposal.epoch, 0u);
+  EXPECT_EQ(state->reservations[0].request_id, 5u);
+  std::optional<core::AcceptorRecord> a = storage->GetAcceptor(p);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->proposal.epoch, 0u);
+  EXPECT_EQ(a->promised, (core::Ballot{3, "12D3KooWpromised"}));
+  EXPECT_EQ(storage->GetCommitted("c"), std::optional<core::Value>("cv"));
+  storage.reset();
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(3));
+}
+
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
   MustOpen().reset();
   RawPut(internal::ReservationKey("broken-key"), std::string("\x01\x05"
