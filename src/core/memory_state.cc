@@ -60,6 +60,12 @@ void MemoryState::Apply(const Mutation& mutation) {
           acceptors_.insert_or_assign(m.record.proposal, m.record);
         } else if constexpr (std::is_same_v<M, DeleteAcceptor>) {
           acceptors_.erase(m.proposal);
+        } else if constexpr (std::is_same_v<M, PutConfig>) {
+          configs_.emplace(ConfigId{m.config.cluster, m.config.epoch}, m.config);
+        } else if constexpr (std::is_same_v<M, PutConfigAcceptor>) {
+          config_acceptors_.insert_or_assign(ConfigId{m.record.cluster, m.record.epoch}, m.record);
+        } else {
+          static_assert(std::is_same_v<M, void>, "a mutation kind MemoryState does not apply");
         }
       },
       mutation);
@@ -73,6 +79,10 @@ DurableState MemoryState::Recover() const {
   DurableState state;
   state.reservations.reserve(reservations_.size());
   for (const auto& [key, r] : reservations_) state.reservations.push_back(r);
+  state.configs.reserve(configs_.size());
+  for (const auto& [id, config] : configs_) state.configs.push_back(config);
+  state.config_acceptors.reserve(config_acceptors_.size());
+  for (const auto& [id, record] : config_acceptors_) state.config_acceptors.push_back(record);
   return state;
 }
 

@@ -1,7 +1,8 @@
 // MemoryState: one node's durable state held in memory — committed entries
 // with their request ids (indexed by key and by (bucket, key), with the
 // per-bucket catch-up digest kept up to date as entries commit),
-// reservations and Paxos acceptor records — and the CommittedView an engine
+// reservations, Paxos acceptor records, chosen configurations and the
+// acceptor records of configuration registers — and the CommittedView an engine
 // reads it through. A value: a copy is a snapshot. Not thread-safe; its
 // owner serialises every call (the simulator is single-threaded, in-memory
 // storage holds it under its lock).
@@ -29,6 +30,8 @@ class MemoryState : public CommittedView {
  public:
   // Where a committed entry sits in catch-up order: (BucketOf(key), key).
   using Position = std::pair<uint32_t, Key>;
+  // A configuration register: (cluster, epoch).
+  using ConfigId = std::pair<ClusterId, uint64_t>;
 
   MemoryState();
 
@@ -45,12 +48,17 @@ class MemoryState : public CommittedView {
   // of a key already committed changes nothing, its request id included,
   // whatever its value. A caller that must refuse a different value checks
   // first (storage refuses the batch; the simulator's checker reports it).
+  // Configurations are write-once the same way: a PutConfig of a (cluster,
+  // epoch) already held changes nothing, whatever its voters. A
+  // PutConfigAcceptor replaces the record of its (cluster, epoch).
   void Apply(const Mutation& mutation);
   // The batch's mutations in order.
   void Apply(const WriteBatch& batch);
 
   // What a restarting engine recovers: the reservations, in key order, as
-  // stored (acceptor records are read on demand through GetAcceptor).
+  // stored; every configuration and configuration acceptor record, in
+  // (cluster, epoch) order. Acceptor records of decision registers are read
+  // on demand through GetAcceptor.
   DurableState Recover() const;
 
   // Visits committed entries in Position order across buckets, from the
@@ -64,6 +72,10 @@ class MemoryState : public CommittedView {
   uint64_t request_id(const Key& key) const;
   const std::map<Key, Reservation>& reservations() const { return reservations_; }
   const std::map<ProposalId, AcceptorRecord>& acceptors() const { return acceptors_; }
+  const std::map<ConfigId, Configuration>& configs() const { return configs_; }
+  const std::map<ConfigId, ConfigAcceptorRecord>& config_acceptors() const {
+    return config_acceptors_;
+  }
 
  private:
   std::map<Key, CommittedEntry> committed_;
@@ -71,6 +83,8 @@ class MemoryState : public CommittedView {
   std::vector<uint64_t> digest_;    // digest_[b]: XOR of EntryHash over bucket b's entries
   std::map<Key, Reservation> reservations_;
   std::map<ProposalId, AcceptorRecord> acceptors_;
+  std::map<ConfigId, Configuration> configs_;
+  std::map<ConfigId, ConfigAcceptorRecord> config_acceptors_;
 };
 
 }  // namespace replicator::core

@@ -30,7 +30,9 @@ void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
   }
   // decision(p)'s acceptors are fixed when p is made: the voters of the
   // epoch it was made under, whatever the cluster's voters are now.
-  const Configuration* acceptors = membership_.At(p.epoch);
+  // A proposal stored before epochs existed (epoch 0, from an older data
+  // dir) was counted over the founding voters.
+  const Configuration* acceptors = membership_.At(p.epoch == 0 ? 1 : p.epoch);
   if (acceptors == nullptr) {
     then(std::nullopt,
          absl::StrCat("epoch ", p.epoch, " of cluster ", ctx_.cluster(), " (proposal ",

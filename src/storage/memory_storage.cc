@@ -120,13 +120,20 @@ class MemoryStorage final : public Storage {
   absl::Status Apply(const std::vector<core::WriteBatch>& group,
                      std::vector<absl::Status>* batch_status) {
     std::lock_guard<std::mutex> lock(mu_);
-    const internal::CommittedValueLookup lookup =
-        [this](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
+    internal::WriteOnceLookup lookup;
+    lookup.committed = [this](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
       std::optional<core::CommittedEntry> entry = state_.GetEntry(key);
       if (!entry) return std::nullopt;
       return std::move(entry->value);
     };
-    std::vector<const core::PutCommitted*> added;
+    lookup.config =
+        [this](const core::ClusterId& cluster,
+               uint64_t epoch) -> absl::StatusOr<std::optional<std::vector<core::PeerId>>> {
+      auto it = state_.configs().find({cluster, epoch});
+      if (it == state_.configs().end()) return std::nullopt;
+      return it->second.voters;
+    };
+    internal::WriteOnceAdded added;
     for (size_t i = 0; i < group.size(); ++i) {
       absl::Status checked = internal::CheckWriteOnce(group[i], lookup, &added);
       if (checked.code() == absl::StatusCode::kAlreadyExists) {
@@ -134,12 +141,16 @@ class MemoryStorage final : public Storage {
         continue;
       }
       if (!checked.ok()) return checked;  // unreachable: the lookup cannot fail
-      // `added`: the commits that add a key, each once, as CheckWriteOnce
-      // decided them.
+      // `added`: the commits and configurations that are new, each once, as
+      // CheckWriteOnce decided them; the rest of them change nothing.
       for (const core::Mutation& mutation : group[i].mutations) {
-        if (!std::holds_alternative<core::PutCommitted>(mutation)) state_.Apply(mutation);
+        if (!std::holds_alternative<core::PutCommitted>(mutation) &&
+            !std::holds_alternative<core::PutConfig>(mutation)) {
+          state_.Apply(mutation);
+        }
       }
-      for (const core::PutCommitted* put : added) state_.Apply(*put);
+      for (const core::PutConfig* put : added.configs) state_.Apply(*put);
+      for (const core::PutCommitted* put : added.committed) state_.Apply(*put);
     }
     return absl::OkStatus();
   }

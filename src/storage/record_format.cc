@@ -1,6 +1,7 @@
 #include "storage/record_format.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -31,18 +32,23 @@ void PutProposalIdentity(std::string* out, const core::ProposalId& p) {
   PutVarint64(out, p.sequence);
 }
 
+// As of kProposalRecordVersion.
 void PutProposal(std::string* out, const core::ProposalId& p) {
   PutProposalIdentity(out, p);
   PutVarint64(out, p.started_ms);
+  PutVarint64(out, p.epoch);
 }
 
-bool ReadProposal(Reader* in, core::ProposalId* p) {
+// `record_version` 1 has no epoch: it reads as 0.
+bool ReadProposal(Reader* in, uint64_t record_version, core::ProposalId* p) {
   std::string_view coordinator;
   if (!in->ReadLengthPrefixed("proposal.coordinator", &coordinator)) return false;
   p->coordinator = std::string(coordinator);
+  p->epoch = 0;
   return in->ReadVarint64("proposal.incarnation", &p->incarnation) &&
          in->ReadVarint64("proposal.sequence", &p->sequence) &&
-         in->ReadVarint64("proposal.started_ms", &p->started_ms);
+         in->ReadVarint64("proposal.started_ms", &p->started_ms) &&
+         (record_version < 2 || in->ReadVarint64("proposal.epoch", &p->epoch));
 }
 
 void PutBallot(std::string* out, const core::Ballot& b) {
@@ -60,6 +66,50 @@ bool ReadBallot(Reader* in, std::string_view field, core::Ballot* b) {
   return true;
 }
 
+void PutVoters(std::string* out, const std::vector<core::PeerId>& voters) {
+  PutVarint64(out, voters.size());
+  for (const core::PeerId& voter : voters) PutLengthPrefixed(out, voter);
+}
+
+// Nothing is reserved from the count: a damaged count runs out of input.
+bool ReadVoters(Reader* in, std::string_view field, std::vector<core::PeerId>* voters) {
+  uint64_t count = 0;
+  if (!in->ReadVarint64(absl::StrCat(Av(field), ".count"), &count)) return false;
+  voters->clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string_view voter;
+    if (!in->ReadLengthPrefixed(field, &voter)) return false;
+    voters->emplace_back(voter);
+  }
+  return true;
+}
+
+std::string ConfigRecordKey(char prefix, const core::ClusterId& cluster, uint64_t epoch) {
+  std::string out;
+  out.reserve(1 + cluster.size() + 1 + 8);
+  out.push_back(prefix);
+  out.append(cluster);
+  out.push_back('\0');
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((epoch >> shift) & 0xff));
+  }
+  return out;
+}
+
+// The (cluster, epoch) leading a configuration or configuration acceptor
+// value.
+void PutConfigId(std::string* out, const core::ClusterId& cluster, uint64_t epoch) {
+  PutLengthPrefixed(out, cluster);
+  PutVarint64(out, epoch);
+}
+
+bool ReadConfigId(Reader* in, core::ClusterId* cluster, uint64_t* epoch) {
+  std::string_view c;
+  if (!in->ReadLengthPrefixed("cluster", &c) || !in->ReadVarint64("epoch", epoch)) return false;
+  *cluster = std::string(c);
+  return true;
+}
+
 absl::Status Corrupt(std::string_view kind, std::string_view record_key, std::string_view why) {
   return absl::DataLossError(
       absl::StrCat("corrupt ", Av(kind), " record ", DescribeRecordKey(record_key), ": ", Av(why)));
@@ -68,10 +118,31 @@ absl::Status Corrupt(std::string_view kind, std::string_view record_key, std::st
 // Reads and checks the leading record version.
 bool ReadVersion(Reader* in, uint64_t* version) { return in->ReadVarint64("version", version); }
 
-absl::Status CheckVersion(std::string_view kind, std::string_view record_key, uint64_t version) {
-  if (version == kRecordVersion) return absl::OkStatus();
+// OK for a record version in [oldest, newest].
+absl::Status CheckVersion(std::string_view kind, std::string_view record_key, uint64_t version,
+                          uint64_t oldest = kRecordVersion, uint64_t newest = kRecordVersion) {
+  if (version >= oldest && version <= newest) return absl::OkStatus();
   return Corrupt(kind, record_key,
-                 absl::StrCat("record version ", version, ", this build reads ", kRecordVersion));
+                 oldest == newest
+                     ? absl::StrCat("record version ", version, ", this build reads ", newest)
+                     : absl::StrCat("record version ", version, ", this build reads ", oldest,
+                                    " to ", newest));
+}
+
+absl::Status CheckProposalVersion(std::string_view kind, std::string_view record_key,
+                                  uint64_t version) {
+  return CheckVersion(kind, record_key, version, 1, kProposalRecordVersion);
+}
+
+// A configuration or configuration acceptor value names its (cluster,
+// epoch); a mismatch with its key means one of them was damaged.
+absl::Status CheckConfigKey(std::string_view kind, std::string_view record_key,
+                            std::string_view expected_key, const core::ClusterId& cluster,
+                            uint64_t epoch) {
+  if (expected_key == record_key) return absl::OkStatus();
+  return Corrupt(kind, record_key,
+                 absl::StrCat("key does not match the value's cluster '",
+                              absl::CHexEscape(Av(cluster)), "' epoch ", epoch));
 }
 
 }  // namespace
@@ -141,7 +212,7 @@ std::string AcceptorKey(const core::ProposalId& proposal) {
 
 std::string EncodeReservation(const core::Reservation& reservation) {
   std::string out;
-  PutVarint64(&out, kRecordVersion);
+  PutVarint64(&out, kProposalRecordVersion);
   PutProposal(&out, reservation.proposal);
   PutLengthPrefixed(&out, reservation.value);
   PutVarint64(&out, reservation.request_id);
@@ -157,11 +228,12 @@ absl::StatusOr<core::Reservation> DecodeReservation(std::string_view record_key,
   Reader in(value);
   uint64_t version = 0;
   if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
-  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  if (absl::Status s = CheckProposalVersion(kKind, record_key, version); !s.ok()) return s;
   core::Reservation r;
   r.key = std::string(record_key.substr(1));
   std::string_view reserved_value;
-  if (!ReadProposal(&in, &r.proposal) || !in.ReadLengthPrefixed("value", &reserved_value) ||
+  if (!ReadProposal(&in, version, &r.proposal) ||
+      !in.ReadLengthPrefixed("value", &reserved_value) ||
       !in.ReadVarint64("request_id", &r.request_id) || !in.ExpectEnd()) {
     return Corrupt(kKind, record_key, in.error());
   }
@@ -172,7 +244,7 @@ absl::StatusOr<core::Reservation> DecodeReservation(std::string_view record_key,
 
 std::string EncodeAcceptor(const core::AcceptorRecord& record) {
   std::string out;
-  PutVarint64(&out, kRecordVersion);
+  PutVarint64(&out, kProposalRecordVersion);
   PutProposal(&out, record.proposal);
   PutBallot(&out, record.promised);
   if (record.accepted.has_value()) {
@@ -191,10 +263,11 @@ absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
   Reader in(value);
   uint64_t version = 0;
   if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
-  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  if (absl::Status s = CheckProposalVersion(kKind, record_key, version); !s.ok()) return s;
   core::AcceptorRecord record;
   uint8_t has_accepted = 0;
-  if (!ReadProposal(&in, &record.proposal) || !ReadBallot(&in, "promised", &record.promised) ||
+  if (!ReadProposal(&in, version, &record.proposal) ||
+      !ReadBallot(&in, "promised", &record.promised) ||
       !in.ReadByte("accepted.present", &has_accepted)) {
     return Corrupt(kKind, record_key, in.error());
   }
@@ -221,6 +294,91 @@ absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
     return Corrupt(
         kKind, record_key,
         absl::StrCat("key does not match the value's proposal ", record.proposal.ToString()));
+  }
+  return record;
+}
+
+std::string ConfigKey(const core::ClusterId& cluster, uint64_t epoch) {
+  return ConfigRecordKey(kConfigPrefix, cluster, epoch);
+}
+
+std::string ConfigAcceptorKey(const core::ClusterId& cluster, uint64_t epoch) {
+  return ConfigRecordKey(kConfigAcceptorPrefix, cluster, epoch);
+}
+
+std::string EncodeConfig(const core::Configuration& config) {
+  std::string out;
+  PutVarint64(&out, kRecordVersion);
+  PutConfigId(&out, config.cluster, config.epoch);
+  PutVoters(&out, config.voters);
+  return out;
+}
+
+absl::StatusOr<core::Configuration> DecodeConfig(std::string_view record_key,
+                                                 std::string_view value) {
+  constexpr std::string_view kKind = "configuration";
+  Reader in(value);
+  uint64_t version = 0;
+  if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
+  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  core::Configuration config;
+  if (!ReadConfigId(&in, &config.cluster, &config.epoch) ||
+      !ReadVoters(&in, "voters", &config.voters) || !in.ExpectEnd()) {
+    return Corrupt(kKind, record_key, in.error());
+  }
+  if (absl::Status s = CheckConfigKey(kKind, record_key, ConfigKey(config.cluster, config.epoch),
+                                      config.cluster, config.epoch);
+      !s.ok()) {
+    return s;
+  }
+  return config;
+}
+
+std::string EncodeConfigAcceptor(const core::ConfigAcceptorRecord& record) {
+  std::string out;
+  PutVarint64(&out, kRecordVersion);
+  PutConfigId(&out, record.cluster, record.epoch);
+  PutBallot(&out, record.promised);
+  if (record.accepted.has_value()) {
+    out.push_back(static_cast<char>(kHasAccepted));
+    PutBallot(&out, record.accepted->ballot);
+    PutVoters(&out, record.accepted->voters);
+  } else {
+    out.push_back(static_cast<char>(kNoAccepted));
+  }
+  return out;
+}
+
+absl::StatusOr<core::ConfigAcceptorRecord> DecodeConfigAcceptor(std::string_view record_key,
+                                                                std::string_view value) {
+  constexpr std::string_view kKind = "configuration acceptor";
+  Reader in(value);
+  uint64_t version = 0;
+  if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
+  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  core::ConfigAcceptorRecord record;
+  uint8_t has_accepted = 0;
+  if (!ReadConfigId(&in, &record.cluster, &record.epoch) ||
+      !ReadBallot(&in, "promised", &record.promised) ||
+      !in.ReadByte("accepted.present", &has_accepted)) {
+    return Corrupt(kKind, record_key, in.error());
+  }
+  if (has_accepted == kHasAccepted) {
+    core::ConfigAccepted accepted;
+    if (!ReadBallot(&in, "accepted.ballot", &accepted.ballot) ||
+        !ReadVoters(&in, "accepted.voters", &accepted.voters)) {
+      return Corrupt(kKind, record_key, in.error());
+    }
+    record.accepted = std::move(accepted);
+  } else if (has_accepted != kNoAccepted) {
+    return Corrupt(kKind, record_key, absl::StrCat("bad accepted.present byte ", has_accepted));
+  }
+  if (!in.ExpectEnd()) return Corrupt(kKind, record_key, in.error());
+  if (absl::Status s =
+          CheckConfigKey(kKind, record_key, ConfigAcceptorKey(record.cluster, record.epoch),
+                         record.cluster, record.epoch);
+      !s.ok()) {
+    return s;
   }
   return record;
 }

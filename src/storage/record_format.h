@@ -1,7 +1,8 @@
 // The on-disk record format of RocksDB storage (docs/storage.md is the
 // reference): record keys by prefix, and a versioned, length-prefixed binary
-// encoding of committed entries, reservations, acceptor records and counters
-// built from LEB128 varints. Decoding never trusts its input: every failure is a DataLossError
+// encoding of committed entries, reservations, acceptor records,
+// configurations, configuration acceptor records and counters built from
+// LEB128 varints. Decoding never trusts its input: every failure is a DataLossError
 // naming the record. Pure functions; thread-safe. Internal to src/storage
 // (exposed for its tests).
 #pragma once
@@ -18,20 +19,33 @@
 namespace replicator::storage::internal {
 
 // Version of the whole layout, kept in kFormatKey. A build reads exactly the
-// versions it knows; bump on any incompatible change of keys or values.
+// versions it knows; bump on any incompatible change of keys or values, or
+// when records appear that an older build would ignore.
 // Version 1 (committed key = 'c' + key, raw value) is not read: nothing
-// running it was ever deployed.
-inline constexpr uint64_t kFormatVersion = 2;
-// Version byte (varint) leading every encoded reservation, acceptor and
-// counter value, so one record kind can evolve without a layout bump.
+// running it was ever deployed. Version 3 adds configuration and
+// configuration acceptor records, which a version-2 build would silently
+// skip (forgetting Paxos promises), so it must refuse them.
+inline constexpr uint64_t kFormatVersion = 3;
+// The oldest layout this build opens. Every record of a version-2 data dir
+// reads as it is under version 3, so open rewrites its format record to 3
+// (after which a version-2 build refuses it).
+inline constexpr uint64_t kOldestFormatVersion = 2;
+// Version (varint) leading every encoded value, so one record kind can
+// evolve without a layout bump. Committed, counter, configuration and
+// configuration acceptor values are at version 1.
 inline constexpr uint64_t kRecordVersion = 1;
+// Reservation and acceptor values: version 2 stores ProposalId::epoch;
+// version 1 (written by format 2) is still read, with epoch 0.
+inline constexpr uint64_t kProposalRecordVersion = 2;
 
 // Record keys: one byte of prefix, then the rest. Prefixes sort c < m < r so
 // committed entries form one contiguous range, and within it each digest
 // bucket (core::BucketOf) forms one contiguous range.
 inline constexpr char kAcceptorPrefix = 'a';
 inline constexpr char kCommittedPrefix = 'c';
+inline constexpr char kConfigPrefix = 'e';
 inline constexpr char kMetaPrefix = 'm';
+inline constexpr char kConfigAcceptorPrefix = 'p';
 inline constexpr char kReservationPrefix = 'r';
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kIncarnationKey = "mincarnation";
@@ -65,20 +79,39 @@ std::string ReservationKey(std::string_view key);
 // started_ms is not part of the identity and lives in the value.
 std::string AcceptorKey(const core::ProposalId& proposal);
 
-// Reservation value: version, proposal, value, request id. The key is the record key's
-// suffix; `since` is not stored.
+// Reservation value: version, proposal (with its epoch), value, request id.
+// The key is the record key's suffix; `since` is not stored.
 std::string EncodeReservation(const core::Reservation& reservation);
 // `record_key` is the full record key ('r' + key), used for the key and in
 // errors.
 absl::StatusOr<core::Reservation> DecodeReservation(std::string_view record_key,
                                                     std::string_view value);
 
-// Acceptor value: version, proposal, promised ballot, optional accepted
-// (ballot, decision). Decoding checks that the value's proposal matches the
-// record key.
+// Acceptor value: version, proposal (with its epoch), promised ballot,
+// optional accepted (ballot, decision). Decoding checks that the value's
+// proposal matches the record key.
 std::string EncodeAcceptor(const core::AcceptorRecord& record);
 absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
                                                     std::string_view value);
+
+// 'e' (configuration) or 'p' (its acceptor record) + cluster + '\0' +
+// big-endian 64-bit epoch. Cluster ids hold no NUL (core::ValidateClusterId),
+// so records sort by (cluster, epoch), epochs numerically.
+std::string ConfigKey(const core::ClusterId& cluster, uint64_t epoch);
+std::string ConfigAcceptorKey(const core::ClusterId& cluster, uint64_t epoch);
+
+// Configuration value: version, cluster, epoch, voters (count, then each).
+// Decoding checks that the value's (cluster, epoch) matches the record key.
+std::string EncodeConfig(const core::Configuration& config);
+absl::StatusOr<core::Configuration> DecodeConfig(std::string_view record_key,
+                                                 std::string_view value);
+
+// Configuration acceptor value: version, cluster, epoch, promised ballot,
+// optional accepted (ballot, voters). Decoding checks that the value's
+// (cluster, epoch) matches the record key.
+std::string EncodeConfigAcceptor(const core::ConfigAcceptorRecord& record);
+absl::StatusOr<core::ConfigAcceptorRecord> DecodeConfigAcceptor(std::string_view record_key,
+                                                                std::string_view value);
 
 // Counter value (format version, incarnation): version, varint.
 std::string EncodeCounter(uint64_t value);

@@ -135,6 +135,25 @@ class RocksDbStorage final : public Storage {
                             return absl::OkStatus();
                           });
     if (!s.ok()) return s;
+    // Configurations and their acceptor records are few; all are recovered,
+    // in (cluster, epoch) order, the order of their record keys.
+    s = Scan(internal::kConfigPrefix,
+             [&](std::string_view key, std::string_view value) -> absl::Status {
+               absl::StatusOr<core::Configuration> c = internal::DecodeConfig(key, value);
+               if (!c.ok()) return c.status();
+               state.configs.push_back(*std::move(c));
+               return absl::OkStatus();
+             });
+    if (!s.ok()) return s;
+    s = Scan(internal::kConfigAcceptorPrefix,
+             [&](std::string_view key, std::string_view value) -> absl::Status {
+               absl::StatusOr<core::ConfigAcceptorRecord> r =
+                   internal::DecodeConfigAcceptor(key, value);
+               if (!r.ok()) return r.status();
+               state.config_acceptors.push_back(*std::move(r));
+               return absl::OkStatus();
+             });
+    if (!s.ok()) return s;
     // Acceptor records are read on demand, but a damaged one is reported
     // here, at start, rather than when a recovery first needs it.
     s = Scan(internal::kAcceptorPrefix,
@@ -266,18 +285,30 @@ class RocksDbStorage final : public Storage {
     // deleted, so a key present on disk stays present.
     absl::flat_hash_map<std::string_view, const core::PutCommitted*> added_by_group;
     std::vector<const core::PutCommitted*> added_in_order;
+    // Likewise configurations, (cluster, epoch) -> the record viewing into
+    // `group`.
+    absl::flat_hash_map<std::pair<std::string_view, uint64_t>, const core::Configuration*>
+        configs_by_group;
     absl::Status status;
     auto check = [&](const rocksdb::Status& s) {
       if (!s.ok() && status.ok()) status = FromRocks(s, absl::StrCat("building a write in ", dir_));
     };
-    const internal::CommittedValueLookup lookup =
-        [&](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
+    internal::WriteOnceLookup lookup;
+    lookup.committed = [&](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
       if (auto it = added_by_group.find(key); it != added_by_group.end()) {
         return it->second->value;
       }
       return ReadCommittedValue(key);
     };
-    std::vector<const core::PutCommitted*> added;
+    lookup.config =
+        [&](const core::ClusterId& cluster,
+            uint64_t epoch) -> absl::StatusOr<std::optional<std::vector<core::PeerId>>> {
+      if (auto it = configs_by_group.find({cluster, epoch}); it != configs_by_group.end()) {
+        return it->second->voters;
+      }
+      return ReadConfigVoters(cluster, epoch);
+    };
+    internal::WriteOnceAdded added;
     for (size_t i = 0; i < group.size(); ++i) {
       // TODO(perf): the write-once probe is a synchronous read on the storage
       // thread per PutCommitted; batch it with MultiGet if commits dominate.
@@ -298,10 +329,19 @@ class RocksDbStorage final : public Storage {
                                 internal::EncodeAcceptor(put_a->record)));
         } else if (const auto* del_a = std::get_if<core::DeleteAcceptor>(&mutation)) {
           check(write_batch.Delete(AcceptorKey(del_a->proposal)));
+        } else if (const auto* put_ca = std::get_if<core::PutConfigAcceptor>(&mutation)) {
+          check(write_batch.Put(
+              internal::ConfigAcceptorKey(put_ca->record.cluster, put_ca->record.epoch),
+              internal::EncodeConfigAcceptor(put_ca->record)));
         }
-        // PutCommitted: below, only the ones that add a key.
+        // PutCommitted, PutConfig: below, only the ones that add a record.
       }
-      for (const core::PutCommitted* put : added) {
+      for (const core::PutConfig* put : added.configs) {
+        const core::Configuration& c = put->config;
+        check(write_batch.Put(internal::ConfigKey(c.cluster, c.epoch), internal::EncodeConfig(c)));
+        configs_by_group.emplace(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
+      }
+      for (const core::PutCommitted* put : added.committed) {
         check(write_batch.Put(CommittedKey(put->key),
                               internal::EncodeCommitted(put->request_id, put->value)));
         added_by_group.emplace(put->key, put);
@@ -342,6 +382,22 @@ class RocksDbStorage final : public Storage {
     return core::Value(entry->value);
   }
 
+  // The voters of configuration (cluster, epoch) on disk, for the
+  // write-once check.
+  absl::StatusOr<std::optional<std::vector<core::PeerId>>> ReadConfigVoters(
+      const core::ClusterId& cluster, uint64_t epoch) const {
+    const std::string record_key = internal::ConfigKey(cluster, epoch);
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), record_key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return FromRocks(s, absl::StrCat("probing a configuration in ", dir_));
+    absl::StatusOr<core::Configuration> config =
+        internal::DecodeConfig(record_key, value.ToStringView());
+    if (!config.ok()) return config.status();
+    return std::move(config->voters);
+  }
+
   const std::string dir_;
   const RocksDbOptions options_;
   const std::unique_ptr<rocksdb::DB> db_;
@@ -374,7 +430,8 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
   return FromRocks(s, absl::StrCat("cannot open RocksDB in data dir ", dir));
 }
 
-// Checks the format record, writing it into a fresh database.
+// Checks the format record, writing it into a fresh database and upgrading
+// an older one this build reads as it is.
 absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   std::string value;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(internal::kFormatKey), &value);
@@ -397,15 +454,28 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   if (!s.ok()) return FromRocks(s, absl::StrCat("reading the format record of ", dir));
   absl::StatusOr<uint64_t> version = internal::DecodeCounter(internal::kFormatKey, value);
   if (!version.ok()) return version.status();
-  if (*version != internal::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", dir, " has format version ", *version, "; this build reads only version ",
-        internal::kFormatVersion,
-        *version < internal::kFormatVersion
-            ? " and does not migrate older ones (start from an empty data dir)"
-            : " (written by a newer build?)"));
+  if (*version == internal::kFormatVersion) return absl::OkStatus();
+  if (*version >= internal::kOldestFormatVersion && *version < internal::kFormatVersion) {
+    // Its records read as they are; from now on a build of its version must
+    // refuse the dir, which may soon hold records it does not know. Synced
+    // before anything else is written.
+    rocksdb::WriteOptions write;
+    write.sync = sync;
+    s = db->Put(write, std::string(internal::kFormatKey),
+                internal::EncodeCounter(internal::kFormatVersion));
+    if (!s.ok()) {
+      return FromRocks(s, absl::StrCat("upgrading the format record of ", dir, " from version ",
+                                       *version, " to ", internal::kFormatVersion));
+    }
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "data dir ", dir, " has format version ", *version, "; this build reads only version ",
+      internal::kFormatVersion,
+      *version < internal::kFormatVersion
+          ? absl::StrCat(" (and upgrades version ", internal::kOldestFormatVersion,
+                         ") and does not migrate older ones (start from an empty data dir)")
+          : std::string(" (written by a newer build?)")));
 }
 
 // One scan of the committed range: the count and the digest, checking every

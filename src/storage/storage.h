@@ -1,5 +1,6 @@
 // Storage: one node's durable state (committed entries, reservations, Paxos
-// acceptor records, an incarnation counter) behind one interface, with a
+// acceptor records, configurations and their acceptor records, an
+// incarnation counter) behind one interface, with a
 // RocksDB implementation for production and an in-memory one for simulation.
 //
 // Thread rules: one storage thread per instance group-commits writes. Write()
@@ -54,10 +55,12 @@ class Storage : public core::CommittedView {
   // thread. No Write() may begin concurrently with or after destruction.
   ~Storage() override;
 
-  // Reservations now durable, in key order of their records (acceptor
-  // records are read on demand through GetAcceptor). Call before the engine starts writing; Reservation::since is 0
-  // (it is local-clock time and is not stored). Decode failures are
-  // DataLossError naming the record.
+  // Reservations now durable, in key order of their records, and every
+  // configuration and configuration acceptor record, in (cluster, epoch)
+  // order (acceptor records of decision registers are read on demand
+  // through GetAcceptor). Call before the engine starts writing;
+  // Reservation::since is 0 (it is local-clock time and is not stored).
+  // Decode failures are DataLossError naming the record.
   virtual absl::StatusOr<core::DurableState> Recover() = 0;
 
   // Applies `batch` atomically together with every other batch taken in the
@@ -73,7 +76,11 @@ class Storage : public core::CommittedView {
   // different value refuses its batch alone: none of the batch's mutations
   // apply, its `done` gets AlreadyExistsError naming the key, the rest of
   // the group is written. The engine never asks for that (DESIGN.md
-  // invariant 1); storage refuses rather than trust it.
+  // invariant 1); storage refuses rather than trust it. Configurations are
+  // write-once the same way: a PutConfig of a (cluster, epoch) already held
+  // with the same voters changes nothing, one with other voters refuses its
+  // batch alone with AlreadyExistsError naming the configuration. A
+  // PutConfigAcceptor replaces the record of its (cluster, epoch).
   virtual void Write(core::WriteBatch batch, Done done) = 0;
 
   // core::CommittedView. GetEntry: the committed value and request id of
@@ -119,7 +126,10 @@ struct RocksDbOptions {
 // DataLossError for a corrupt or unversioned database or a corrupt committed
 // record (all are read at open, to build the digest),
 // FailedPreconditionError for a format version this build does not read
-// (older or newer; the message names both versions).
+// (older or newer; the message names both versions). A data dir of an older
+// version whose records this build reads as they are
+// (internal::kOldestFormatVersion) is upgraded at open: its format record is
+// rewritten, after which the older build refuses it.
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& dir,
                                                             RocksDbOptions options = {});
 

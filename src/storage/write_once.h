@@ -1,9 +1,11 @@
-// Write-once checking of a batch's PutCommitted mutations, shared by the
-// Storage implementations: a committed key keeps its first value and request
-// id forever. Runs on the storage thread, inside ApplyGroup. Internal to
+// Write-once checking of a batch's PutCommitted and PutConfig mutations,
+// shared by the Storage implementations: a committed key keeps its first
+// value and request id forever, a configuration (cluster, epoch) its first
+// voters. Runs on the storage thread, inside ApplyGroup. Internal to
 // src/storage.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -15,19 +17,33 @@
 
 namespace replicator::storage::internal {
 
-// The value `key` was committed with before the batch being checked
-// (including earlier batches of its group); nullopt if none. An error is a
-// read failure (never kAlreadyExists).
-using CommittedValueLookup =
-    std::function<absl::StatusOr<std::optional<core::Value>>(const core::Key& key)>;
+// What was durable before the batch being checked (including earlier
+// batches of its group); nullopt if none. An error is a read failure (never
+// kAlreadyExists).
+struct WriteOnceLookup {
+  // The value `key` was committed with.
+  std::function<absl::StatusOr<std::optional<core::Value>>(const core::Key& key)> committed;
+  // The voters of configuration (cluster, epoch).
+  std::function<absl::StatusOr<std::optional<std::vector<core::PeerId>>>(
+      const core::ClusterId& cluster, uint64_t epoch)>
+      config;
+};
 
-// Sets `*added` to the PutCommitted mutations of `batch` that add a key, in
-// batch order, each key once. A PutCommitted of a key already committed
-// (before the batch or earlier in it) with the same value changes nothing,
-// not even the request id, and is left out. One with a different value
-// refuses the whole batch: AlreadyExistsError naming the key and both values'
-// sizes; `*added` is then meaningless. Any other error is `lookup`'s.
-absl::Status CheckWriteOnce(const core::WriteBatch& batch, const CommittedValueLookup& lookup,
-                            std::vector<const core::PutCommitted*>* added);
+// The mutations of a batch that add a committed key or a configuration, in
+// batch order, each key or (cluster, epoch) once.
+struct WriteOnceAdded {
+  std::vector<const core::PutCommitted*> committed;
+  std::vector<const core::PutConfig*> configs;
+};
+
+// Sets `*added` to what `batch` adds. A PutCommitted of a key already
+// committed (before the batch or earlier in it) with the same value changes
+// nothing, not even the request id, and is left out; likewise a PutConfig of
+// a (cluster, epoch) already held with the same voters. One with a different
+// value or voters refuses the whole batch: AlreadyExistsError naming the key
+// (and both values' sizes) or the configuration (and both voter lists);
+// `*added` is then meaningless. Any other error is `lookup`'s.
+absl::Status CheckWriteOnce(const core::WriteBatch& batch, const WriteOnceLookup& lookup,
+                            WriteOnceAdded* added);
 
 }  // namespace replicator::storage::internal

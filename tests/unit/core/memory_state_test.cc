@@ -164,15 +164,72 @@ TEST(MemoryStateTest, AcceptorRecordsAreReplacedAndDeleted) {
   EXPECT_TRUE(s.Recover().reservations.empty());  // acceptors are not preloaded
 }
 
+TEST(MemoryStateTest, ConfigsAreWriteOnceAndRecoveredInClusterEpochOrder) {
+  MemoryState s;
+  // Applied out of order; "a-" sorts after "a", epoch 10 after 9.
+  s.Apply(PutConfig{Configuration{"b", 1, {"p1", "p2", "p3"}}});
+  s.Apply(PutConfig{Configuration{"a", 10, {"p1", "p2", "p4"}}});
+  s.Apply(PutConfig{Configuration{"a-", 1, {"q1", "q2", "q3"}}});
+  s.Apply(PutConfig{Configuration{"a", 9, {"p1", "p2", "p3"}}});
+  // Another voter set for a configuration held: nothing changes.
+  s.Apply(PutConfig{Configuration{"a", 9, {"p1", "p2"}}});
+  ASSERT_EQ(s.configs().size(), 4u);
+  EXPECT_EQ(s.configs().at({"a", 9}).voters, (std::vector<PeerId>{"p1", "p2", "p3"}));
+  const DurableState d = s.Recover();
+  const std::vector<Configuration> want = {
+      Configuration{"a", 9, {"p1", "p2", "p3"}}, Configuration{"a", 10, {"p1", "p2", "p4"}},
+      Configuration{"a-", 1, {"q1", "q2", "q3"}}, Configuration{"b", 1, {"p1", "p2", "p3"}}};
+  EXPECT_EQ(d.configs, want);
+  EXPECT_TRUE(d.reservations.empty());
+  EXPECT_TRUE(d.config_acceptors.empty());
+}
+
+TEST(MemoryStateTest, ConfigAcceptorRecordsAreReplacedAndRecovered) {
+  MemoryState s;
+  s.Apply(PutConfigAcceptor{ConfigAcceptorRecord{"c1", 2, Ballot{1, "p1"}, std::nullopt}});
+  s.Apply(PutConfigAcceptor{ConfigAcceptorRecord{"c1", 1, Ballot{4, "p2"}, std::nullopt}});
+  // A later write of (c1, 2) replaces the first.
+  const ConfigAccepted accepted{Ballot{3, "p3"}, {"p1", "p2", "p3", "p4"}};
+  s.Apply(PutConfigAcceptor{ConfigAcceptorRecord{"c1", 2, Ballot{3, "p3"}, accepted}});
+  ASSERT_EQ(s.config_acceptors().size(), 2u);
+  const DurableState d = s.Recover();
+  ASSERT_EQ(d.config_acceptors.size(), 2u);
+  EXPECT_EQ(d.config_acceptors[0].cluster, "c1");
+  EXPECT_EQ(d.config_acceptors[0].epoch, 1u);
+  EXPECT_EQ(d.config_acceptors[0].promised, (Ballot{4, "p2"}));
+  EXPECT_FALSE(d.config_acceptors[0].accepted.has_value());
+  EXPECT_EQ(d.config_acceptors[1].epoch, 2u);
+  EXPECT_EQ(d.config_acceptors[1].promised, (Ballot{3, "p3"}));
+  EXPECT_EQ(d.config_acceptors[1].accepted, std::optional<ConfigAccepted>(accepted));
+  EXPECT_TRUE(d.configs.empty());
+}
+
+TEST(MemoryStateTest, ProposalEpochIsKeptInReservationsAndAcceptorRecords) {
+  ProposalId p{"a1", 1, 1, 500};
+  p.epoch = 7;
+  MemoryState s;
+  s.Apply(PutReservation{Reservation{"k", p, "v", 0, 0}});
+  s.Apply(PutAcceptor{AcceptorRecord{p, Ballot{0, "a1"}, std::nullopt}});
+  const DurableState d = s.Recover();
+  ASSERT_EQ(d.reservations.size(), 1u);
+  EXPECT_EQ(d.reservations[0].proposal.epoch, 7u);
+  ASSERT_TRUE(s.GetAcceptor(p).has_value());
+  EXPECT_EQ(s.GetAcceptor(p)->proposal.epoch, 7u);
+}
+
 TEST(MemoryStateTest, ACopyIsASnapshot) {
   MemoryState s;
   s.Apply(PutCommitted{"k", "v", 1});
   const MemoryState snapshot = s;
   s.Apply(PutCommitted{"later", "w", 2});
   s.Apply(PutReservation{Reservation{"r", ProposalId{"a1", 1, 1, 0, 1}, "x", 0, 0}});
+  s.Apply(PutConfig{Configuration{"c1", 2, {"p1", "p2", "p3"}}});
+  s.Apply(PutConfigAcceptor{ConfigAcceptorRecord{"c1", 3, Ballot{1, "p1"}, std::nullopt}});
   s = snapshot;  // a crash rolling back to what was synced
   EXPECT_FALSE(s.GetEntry("later").has_value());
   EXPECT_TRUE(s.reservations().empty());
+  EXPECT_TRUE(s.configs().empty());
+  EXPECT_TRUE(s.config_acceptors().empty());
   EXPECT_EQ(s.Digest(), snapshot.Digest());
   EXPECT_EQ(s.committed().size(), 1u);
   for (const auto& [key, rid] : Scan(s, BucketOf("later"), "")) EXPECT_NE(key, "later");

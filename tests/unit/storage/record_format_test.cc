@@ -3,6 +3,7 @@
 #include "storage/record_format.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -16,6 +17,7 @@ core::ProposalId Proposal(std::string coordinator, uint64_t incarnation, uint64_
   p.incarnation = incarnation;
   p.sequence = sequence;
   p.started_ms = 1234567;
+  p.epoch = 300;  // two varint bytes
   return p;
 }
 
@@ -27,6 +29,30 @@ core::Reservation SampleReservation() {
   r.request_id = 0xfeedfacecafebeefULL;
   r.since = 99;
   return r;
+}
+
+core::Configuration SampleConfig() {
+  return core::Configuration{"eu-west.1", 300, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}};
+}
+
+core::ConfigAcceptorRecord SampleConfigAcceptor(bool accepted) {
+  core::ConfigAcceptorRecord r;
+  r.cluster = "eu-west.1";
+  r.epoch = 4;
+  r.promised = core::Ballot{9, "12D3KooWproposer"};
+  if (accepted) {
+    r.accepted = core::ConfigAccepted{core::Ballot{8, "12D3KooWother"},
+                                      {"12D3KooWa", "12D3KooWb", "12D3KooWc", "12D3KooWd"}};
+  }
+  return r;
+}
+
+// The proposal as format 2 wrote it (record version 1): no epoch.
+void PutVersion1Proposal(std::string* out, const core::ProposalId& p) {
+  PutLengthPrefixed(out, p.coordinator);
+  PutVarint64(out, p.incarnation);
+  PutVarint64(out, p.sequence);
+  PutVarint64(out, p.started_ms);
 }
 
 core::AcceptorRecord SampleAcceptor(bool accepted) {
@@ -69,6 +95,7 @@ TEST(RecordFormatTest, ReservationRoundTripsWithoutSince) {
   EXPECT_EQ(out->key, r.key);
   EXPECT_EQ(out->proposal, r.proposal);
   EXPECT_EQ(out->proposal.started_ms, r.proposal.started_ms);
+  EXPECT_EQ(out->proposal.epoch, r.proposal.epoch);
   EXPECT_EQ(out->value, r.value);
   EXPECT_EQ(out->request_id, r.request_id);
   EXPECT_EQ(out->since, 0);
@@ -82,6 +109,7 @@ TEST(RecordFormatTest, AcceptorRoundTrips) {
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_EQ(out->proposal, a.proposal);
     EXPECT_EQ(out->proposal.started_ms, a.proposal.started_ms);
+    EXPECT_EQ(out->proposal.epoch, a.proposal.epoch);
     EXPECT_EQ(out->promised, a.promised);
     ASSERT_EQ(out->accepted.has_value(), accepted);
     if (accepted) {
@@ -89,6 +117,102 @@ TEST(RecordFormatTest, AcceptorRoundTrips) {
       EXPECT_EQ(out->accepted->decision, a.accepted->decision);
     }
   }
+}
+
+// Format 2 wrote reservations and acceptor records at record version 1,
+// without the proposal's epoch; they read with epoch 0.
+TEST(RecordFormatTest, Version1ReservationsAndAcceptorsReadWithEpochZero) {
+  const core::Reservation r = SampleReservation();
+  std::string rvalue;
+  PutVarint64(&rvalue, 1);
+  PutVersion1Proposal(&rvalue, r.proposal);
+  PutLengthPrefixed(&rvalue, r.value);
+  PutVarint64(&rvalue, r.request_id);
+  absl::StatusOr<core::Reservation> rout = DecodeReservation(ReservationKey(r.key), rvalue);
+  ASSERT_TRUE(rout.ok()) << rout.status();
+  EXPECT_EQ(rout->proposal, r.proposal);
+  EXPECT_EQ(rout->proposal.started_ms, r.proposal.started_ms);
+  EXPECT_EQ(rout->proposal.epoch, 0u);
+  EXPECT_EQ(rout->value, r.value);
+  EXPECT_EQ(rout->request_id, r.request_id);
+
+  const core::AcceptorRecord a = SampleAcceptor(false);
+  std::string avalue;
+  PutVarint64(&avalue, 1);
+  PutVersion1Proposal(&avalue, a.proposal);
+  PutVarint64(&avalue, a.promised.round);
+  PutLengthPrefixed(&avalue, a.promised.proposer);
+  avalue.push_back('\0');  // nothing accepted
+  absl::StatusOr<core::AcceptorRecord> aout = DecodeAcceptor(AcceptorKey(a.proposal), avalue);
+  ASSERT_TRUE(aout.ok()) << aout.status();
+  EXPECT_EQ(aout->proposal, a.proposal);
+  EXPECT_EQ(aout->proposal.epoch, 0u);
+  EXPECT_EQ(aout->promised, a.promised);
+  EXPECT_FALSE(aout->accepted.has_value());
+}
+
+TEST(RecordFormatTest, ConfigRoundTrips) {
+  for (const core::Configuration& config : {SampleConfig(), core::Configuration{"c", 1, {}}}) {
+    absl::StatusOr<core::Configuration> out =
+        DecodeConfig(ConfigKey(config.cluster, config.epoch), EncodeConfig(config));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(*out, config);
+  }
+}
+
+TEST(RecordFormatTest, ConfigAcceptorRoundTrips) {
+  for (bool accepted : {false, true}) {
+    const core::ConfigAcceptorRecord r = SampleConfigAcceptor(accepted);
+    absl::StatusOr<core::ConfigAcceptorRecord> out =
+        DecodeConfigAcceptor(ConfigAcceptorKey(r.cluster, r.epoch), EncodeConfigAcceptor(r));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->cluster, r.cluster);
+    EXPECT_EQ(out->epoch, r.epoch);
+    EXPECT_EQ(out->promised, r.promised);
+    EXPECT_EQ(out->accepted, r.accepted);
+  }
+}
+
+// Recovery lists configurations in record key order, which must be
+// (cluster, epoch) order with epochs compared as numbers.
+TEST(RecordFormatTest, ConfigKeysSortByClusterThenEpoch) {
+  const std::vector<std::string> keys = {ConfigKey("a", 9),   ConfigKey("a", 10),
+                                         ConfigKey("a", 256), ConfigKey("a-", 1),
+                                         ConfigKey("b", 0),   ConfigKey("b", ~uint64_t{0})};
+  for (size_t i = 1; i < keys.size(); ++i) EXPECT_LT(keys[i - 1], keys[i]) << i;
+  EXPECT_EQ(ConfigKey("a", 1)[0], kConfigPrefix);
+  EXPECT_EQ(ConfigAcceptorKey("a", 1)[0], kConfigAcceptorPrefix);
+  EXPECT_EQ(ConfigKey("a", 1).substr(1), ConfigAcceptorKey("a", 1).substr(1));
+}
+
+TEST(RecordFormatTest, ConfigKeyMustMatchItsValue) {
+  const core::Configuration config = SampleConfig();
+  absl::StatusOr<core::Configuration> out =
+      DecodeConfig(ConfigKey(config.cluster, config.epoch + 1), EncodeConfig(config));
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("key does not match"), std::string::npos) << out.status();
+  EXPECT_EQ(DecodeConfig(ConfigKey("other", config.epoch), EncodeConfig(config)).status().code(),
+            absl::StatusCode::kDataLoss);
+  // A configuration value under an acceptor key, and the reverse.
+  EXPECT_EQ(DecodeConfig(ConfigAcceptorKey(config.cluster, config.epoch), EncodeConfig(config))
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
+  const core::ConfigAcceptorRecord r = SampleConfigAcceptor(true);
+  EXPECT_EQ(
+      DecodeConfigAcceptor(ConfigKey(r.cluster, r.epoch), EncodeConfigAcceptor(r)).status().code(),
+      absl::StatusCode::kDataLoss);
+}
+
+TEST(RecordFormatTest, BadConfigAcceptedByteIsDataLoss) {
+  const core::ConfigAcceptorRecord r = SampleConfigAcceptor(false);
+  std::string value = EncodeConfigAcceptor(r);
+  value.back() = 2;  // the accepted.present byte is last when nothing is accepted
+  absl::StatusOr<core::ConfigAcceptorRecord> out =
+      DecodeConfigAcceptor(ConfigAcceptorKey(r.cluster, r.epoch), value);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("bad accepted.present byte 2"), std::string::npos)
+      << out.status();
 }
 
 TEST(RecordFormatTest, CounterRoundTrips) {
@@ -107,6 +231,12 @@ TEST(RecordFormatTest, TruncatedOrExtendedValuesAreDataLoss) {
   const std::string akey = AcceptorKey(a.proposal);
   const std::string avalue = EncodeAcceptor(a);
   const std::string cvalue = EncodeCounter(1u << 20);
+  const core::Configuration config = SampleConfig();
+  const std::string gkey = ConfigKey(config.cluster, config.epoch);
+  const std::string gvalue = EncodeConfig(config);
+  const core::ConfigAcceptorRecord ca = SampleConfigAcceptor(true);
+  const std::string pkey = ConfigAcceptorKey(ca.cluster, ca.epoch);
+  const std::string pvalue = EncodeConfigAcceptor(ca);
   for (size_t n = 0; n <= rvalue.size(); ++n) {
     const std::string damaged = n < rvalue.size() ? rvalue.substr(0, n) : rvalue + "x";
     absl::StatusOr<core::Reservation> out = DecodeReservation(rkey, damaged);
@@ -124,14 +254,41 @@ TEST(RecordFormatTest, TruncatedOrExtendedValuesAreDataLoss) {
     ASSERT_EQ(out.status().code(), absl::StatusCode::kDataLoss) << n;
     EXPECT_NE(out.status().message().find("mincarnation"), std::string::npos) << out.status();
   }
+  for (size_t n = 0; n <= gvalue.size(); ++n) {
+    const std::string damaged = n < gvalue.size() ? gvalue.substr(0, n) : gvalue + "x";
+    absl::StatusOr<core::Configuration> out = DecodeConfig(gkey, damaged);
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kDataLoss) << n;
+    EXPECT_NE(out.status().message().find("corrupt configuration record 'eeu-west.1\\x00"),
+              std::string::npos)
+        << out.status();
+  }
+  for (size_t n = 0; n <= pvalue.size(); ++n) {
+    const std::string damaged = n < pvalue.size() ? pvalue.substr(0, n) : pvalue + "x";
+    absl::StatusOr<core::ConfigAcceptorRecord> out = DecodeConfigAcceptor(pkey, damaged);
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kDataLoss) << n;
+    EXPECT_NE(out.status().message().find("corrupt configuration acceptor record 'peu-west.1"),
+              std::string::npos)
+        << out.status();
+  }
 }
 
 TEST(RecordFormatTest, UnknownRecordVersionIsDataLoss) {
   std::string value = EncodeReservation(SampleReservation());
-  value[0] = 2;
+  ASSERT_EQ(value[0], static_cast<char>(kProposalRecordVersion));
+  value[0] = kProposalRecordVersion + 1;
   absl::StatusOr<core::Reservation> out = DecodeReservation(ReservationKey("k"), value);
   EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(out.status().message().find("record version 2"), std::string::npos) << out.status();
+  EXPECT_NE(out.status().message().find("record version 3, this build reads 1 to 2"),
+            std::string::npos)
+      << out.status();
+  std::string config = EncodeConfig(SampleConfig());
+  config[0] = 2;
+  absl::StatusOr<core::Configuration> config_out =
+      DecodeConfig(ConfigKey(SampleConfig().cluster, SampleConfig().epoch), config);
+  EXPECT_EQ(config_out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(config_out.status().message().find("record version 2, this build reads 1"),
+            std::string::npos)
+      << config_out.status();
 }
 
 TEST(RecordFormatTest, AcceptorKeyMustMatchItsValue) {

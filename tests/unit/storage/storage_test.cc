@@ -76,6 +76,24 @@ core::Mutation PutAcceptor(const core::ProposalId& p, uint64_t promised_round,
   return core::PutAcceptor{std::move(a)};
 }
 
+core::Mutation PutConfig(std::string cluster, uint64_t epoch, std::vector<core::PeerId> voters) {
+  return core::PutConfig{core::Configuration{std::move(cluster), epoch, std::move(voters)}};
+}
+
+core::ConfigAcceptorRecord ConfigAcceptor(std::string cluster, uint64_t epoch,
+                                          uint64_t promised_round,
+                                          std::vector<core::PeerId> accepted_voters = {}) {
+  core::ConfigAcceptorRecord r;
+  r.cluster = std::move(cluster);
+  r.epoch = epoch;
+  r.promised = core::Ballot{promised_round, "12D3KooWpromised"};
+  if (!accepted_voters.empty()) {
+    r.accepted =
+        core::ConfigAccepted{core::Ballot{promised_round, "12D3KooWa"}, std::move(accepted_voters)};
+  }
+  return r;
+}
+
 core::WriteBatch Batch(std::vector<core::Mutation> mutations) {
   core::WriteBatch b;
   b.mutations = std::move(mutations);
@@ -599,6 +617,130 @@ TYPED_TEST(StorageTest, CommittedValueIsWriteOnce) {
   }
 }
 
+TYPED_TEST(StorageTest, ConfigsAndConfigAcceptorsAreRecoveredInClusterEpochOrder) {
+  // Written out of order over two batches; "a-" sorts after "a", epoch 10
+  // after 9 and 256 after both.
+  ASSERT_TRUE(this->WriteAndWait(Batch({
+                                     PutConfig("b", 1, {"p1", "p2", "p3"}),
+                                     PutConfig("a", 10, {"p1", "p2", "p3", "p4"}),
+                                     core::PutConfigAcceptor{ConfigAcceptor("a", 11, 2)},
+                                     core::PutConfigAcceptor{ConfigAcceptor("a", 10, 1)},
+                                 }))
+                  .ok());
+  ASSERT_TRUE(this
+                  ->WriteAndWait(Batch({
+                      PutConfig("a", 256, {"p2", "p3", "p4"}),
+                      PutConfig("a-", 1, {"q1", "q2", "q3"}),
+                      PutConfig("a", 9, {"p1", "p2", "p3"}),
+                      // Replaces the earlier record of (a, 11).
+                      core::PutConfigAcceptor{ConfigAcceptor("a", 11, 5, {"p1", "p2", "p3", "p5"})},
+                      core::PutConfigAcceptor{ConfigAcceptor("a-", 2, 1)},
+                  }))
+                  .ok());
+  this->Reopen();
+  absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  const std::vector<core::Configuration> want = {
+      {"a", 9, {"p1", "p2", "p3"}},   {"a", 10, {"p1", "p2", "p3", "p4"}},
+      {"a", 256, {"p2", "p3", "p4"}}, {"a-", 1, {"q1", "q2", "q3"}},
+      {"b", 1, {"p1", "p2", "p3"}},
+  };
+  EXPECT_EQ(state->configs, want);
+  ASSERT_EQ(state->config_acceptors.size(), 3u);
+  const core::ConfigAcceptorRecord& a10 = state->config_acceptors[0];
+  EXPECT_EQ(a10.cluster, "a");
+  EXPECT_EQ(a10.epoch, 10u);
+  EXPECT_EQ(a10.promised, (core::Ballot{1, "12D3KooWpromised"}));
+  EXPECT_FALSE(a10.accepted.has_value());
+  const core::ConfigAcceptorRecord& a11 = state->config_acceptors[1];
+  EXPECT_EQ(a11.epoch, 11u);
+  EXPECT_EQ(a11.promised, (core::Ballot{5, "12D3KooWpromised"}));
+  ASSERT_TRUE(a11.accepted.has_value());
+  EXPECT_EQ(a11.accepted->ballot, (core::Ballot{5, "12D3KooWa"}));
+  EXPECT_EQ(a11.accepted->voters, (std::vector<core::PeerId>{"p1", "p2", "p3", "p5"}));
+  EXPECT_EQ(state->config_acceptors[2].cluster, "a-");
+  EXPECT_EQ(state->config_acceptors[2].epoch, 2u);
+  EXPECT_TRUE(state->reservations.empty());
+  EXPECT_EQ(this->storage_->CommittedCount(), 0u);
+}
+
+TYPED_TEST(StorageTest, ConfigIsWriteOnce) {
+  const core::ProposalId p = Proposal("12D3KooWc", 1, 1);
+  const std::vector<core::PeerId> voters = {"p1", "p2", "p3"};
+  ASSERT_TRUE(this->WriteAndWait(Batch({PutConfig("c1", 2, voters)})).ok());
+  // The same voters again: changes nothing.
+  ASSERT_TRUE(this->WriteAndWait(Batch({PutConfig("c1", 2, voters)})).ok());
+  // Other voters: the batch is refused whole, its other mutations included.
+  absl::Status refused = this->WriteAndWait(
+      Batch({PutReservation("r", p, "v"), core::PutConfigAcceptor{ConfigAcceptor("c1", 3, 1)},
+             PutConfig("c1", 2, {"p1", "p2", "p4"}), PutConfig("c1", 3, {"p1", "p2"}),
+             core::PutCommitted{"k", "v"}}));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
+  EXPECT_NE(refused.message().find("configuration 'c1' epoch 2"), std::string::npos) << refused;
+  // Two voter sets for one configuration within a batch: refused too.
+  EXPECT_EQ(this->WriteAndWait(
+                    Batch({PutConfig("c1", 4, {"p1", "p2"}), PutConfig("c1", 4, {"p1", "p3"})}))
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+  // Another cluster's configuration of the same epoch is another record.
+  ASSERT_TRUE(this->WriteAndWait(Batch({PutConfig("c2", 2, {"q1", "q2", "q3"})})).ok());
+  EXPECT_EQ(this->storage_->stats().writes_refused, 2u);
+
+  // Written without waiting, so that they may share a group: a later batch
+  // is checked against the configuration an earlier one adds.
+  std::vector<std::promise<absl::Status>> promises(3);
+  const std::vector<core::WriteBatch> batches = {Batch({PutConfig("c1", 5, voters)}),
+                                                 Batch({PutConfig("c1", 5, {"p9"})}),
+                                                 Batch({PutConfig("c1", 5, voters)})};
+  for (size_t i = 0; i < batches.size(); ++i) {
+    this->storage_->Write(
+        batches[i], [&promises, i](absl::Status st) { promises[i].set_value(std::move(st)); });
+  }
+  EXPECT_TRUE(promises[0].get_future().get().ok());
+  EXPECT_EQ(promises[1].get_future().get().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(promises[2].get_future().get().ok());
+
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
+    absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    const std::vector<core::Configuration> want = {
+        {"c1", 2, voters}, {"c1", 5, voters}, {"c2", 2, {"q1", "q2", "q3"}}};
+    EXPECT_EQ(state->configs, want);
+    EXPECT_TRUE(state->config_acceptors.empty());
+    EXPECT_TRUE(state->reservations.empty());
+    EXPECT_EQ(this->storage_->GetEntry("k"), std::nullopt);
+    this->Reopen();
+  }
+  // A configuration held before a reopen is checked against after it.
+  EXPECT_EQ(this->WriteAndWait(Batch({PutConfig("c1", 2, {"p1"})})).code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TYPED_TEST(StorageTest, ProposalEpochSurvivesARestart) {
+  core::ProposalId p = Proposal("12D3KooWc", 1, 1);
+  p.epoch = 7;
+  core::ProposalId q = Proposal("12D3KooWc", 1, 2);
+  q.epoch = ~uint64_t{0};
+  ASSERT_TRUE(this->WriteAndWait(Batch({PutReservation("k", p, "v"), PutReservation("l", q, "w"),
+                                        PutAcceptor(p, 0, core::Decision::kCommit),
+                                        PutAcceptor(q, 2, std::nullopt)}))
+                  .ok());
+  this->Reopen();
+  absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->reservations.size(), 2u);
+  EXPECT_EQ(state->reservations[0].proposal.epoch, 7u);
+  EXPECT_EQ(state->reservations[1].proposal.epoch, ~uint64_t{0});
+  std::optional<core::AcceptorRecord> ap = this->storage_->GetAcceptor(p);
+  std::optional<core::AcceptorRecord> aq = this->storage_->GetAcceptor(q);
+  ASSERT_TRUE(ap.has_value());
+  ASSERT_TRUE(aq.has_value());
+  EXPECT_EQ(ap->proposal.epoch, 7u);
+  EXPECT_EQ(ap->proposal.started_ms, p.started_ms);
+  EXPECT_EQ(aq->proposal.epoch, ~uint64_t{0});
+}
+
 // --- RocksDB only -------------------------------------------------------------
 
 class RocksDbStorageTest : public testing::Test {
@@ -623,8 +765,100 @@ class RocksDbStorageTest : public testing::Test {
     delete db;
   }
 
+  // Reads a raw record; storage must be closed.
+  std::optional<std::string> RawGet(const std::string& key) {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::Options(), db_path(), &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return std::nullopt;
+    std::string value;
+    s = db->Get(rocksdb::ReadOptions(), key, &value);
+    delete db;
+    if (!s.ok()) return std::nullopt;
+    return value;
+  }
+
   TempDir dir_{"storage_test"};
 };
+
+TEST_F(RocksDbStorageTest, CorruptConfigIsDataLossNamingTheRecord) {
+  MustOpen().reset();
+  RawPut(internal::ConfigKey("c1", 2), std::string("\x01\x02"
+                                                   "c1"));  // truncated in the epoch
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_EQ(state.status().code(), absl::StatusCode::kDataLoss) << state.status();
+  EXPECT_NE(state.status().message().find("corrupt configuration record 'ec1\\x00"),
+            std::string::npos)
+      << state.status();
+}
+
+TEST_F(RocksDbStorageTest, ConfigFiledUnderAnotherEpochIsDataLoss) {
+  MustOpen().reset();
+  RawPut(internal::ConfigKey("c1", 3),
+         internal::EncodeConfig(core::Configuration{"c1", 2, {"p1", "p2", "p3"}}));
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_EQ(state.status().code(), absl::StatusCode::kDataLoss) << state.status();
+  EXPECT_NE(state.status().message().find("key does not match"), std::string::npos)
+      << state.status();
+}
+
+TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
+  MustOpen().reset();
+  std::string value = internal::EncodeConfigAcceptor(ConfigAcceptor("c1", 2, 1, {"p1", "p2"}));
+  value.pop_back();
+  RawPut(internal::ConfigAcceptorKey("c1", 2), value);
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_EQ(state.status().code(), absl::StatusCode::kDataLoss) << state.status();
+  EXPECT_NE(state.status().message().find("corrupt configuration acceptor record 'pc1"),
+            std::string::npos)
+      << state.status();
+}
+
+// A format-2 data dir holds reservations and acceptor records at record
+// version 1 (no epoch). It opens, reads them with epoch 0, and is marked
+// format 3 so that a format-2 build no longer opens it.
+TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
+  ASSERT_EQ(internal::kFormatVersion, 3u);
+  const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
+  std::string reservation;
+  internal::PutVarint64(&reservation, 1);
+  internal::PutLengthPrefixed(&reservation, p.coordinator);
+  internal::PutVarint64(&reservation, p.incarnation);
+  internal::PutVarint64(&reservation, p.sequence);
+  internal::PutVarint64(&reservation, p.started_ms);
+  std::string acceptor = reservation;  // the same version and proposal
+  internal::PutLengthPrefixed(&reservation, "v");
+  internal::PutVarint64(&reservation, 5);  // request id
+  internal::PutVarint64(&acceptor, 3);     // promised round
+  internal::PutLengthPrefixed(&acceptor, "12D3KooWpromised");
+  acceptor.push_back('\0');  // nothing accepted
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(2));
+  RawPut(internal::ReservationKey("k"), reservation);
+  RawPut(internal::AcceptorKey(p), acceptor);
+  RawPut(internal::CommittedKey("c"), internal::EncodeCommitted(1, "cv"));
+
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->reservations.size(), 1u);
+  EXPECT_EQ(state->reservations[0].proposal, p);
+  EXPECT_EQ(state->reservations[0].proposal.epoch, 0u);
+  EXPECT_EQ(state->reservations[0].request_id, 5u);
+  std::optional<core::AcceptorRecord> a = storage->GetAcceptor(p);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->proposal.epoch, 0u);
+  EXPECT_EQ(a->promised, (core::Ballot{3, "12D3KooWpromised"}));
+  EXPECT_EQ(storage->GetCommitted("c"), std::optional<core::Value>("cv"));
+  storage.reset();
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(3));
+}
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
   MustOpen().reset();
