@@ -57,7 +57,6 @@ class EngineDriver {
 
   void SetTopology(core::Topology topology);
   void StartCatchUp();
-  bool caught_up() const { return engine_->caught_up(); }
   // This node's cluster's newest configuration known here (epoch 0: none).
   const core::Configuration& configuration() const { return engine_->configuration(); }
   std::vector<core::Configuration> configurations() const { return engine_->configurations(); }
