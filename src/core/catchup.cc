@@ -1,9 +1,11 @@
 #include "core/catchup.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "core/quorum.h"
 
 namespace replicator::core {
 namespace {
@@ -28,11 +30,28 @@ void CatchUp::OnTopology(TimeMs now) {
   if (wanted_ && !round_ && !Peers().empty()) StartRound(now);
 }
 
+void CatchUp::OnEpoch(TimeMs now) {
+  if (settled()) return;
+  if (round_) {
+    next_round_at_ = now;  // the next round starts once this one ends
+  } else {
+    StartRound(now);
+  }
+}
+
 void CatchUp::HandleDigest(uint64_t inbound_id) {
-  DigestResponse resp;
-  resp.buckets = ctx_.committed().Digest();
-  resp.buckets.resize(kDigestBuckets, 0);
-  ctx_.Respond(inbound_id, std::move(resp));
+  // The reservations now; the digest once everything written until now is
+  // durable, so that a key committed here in memory and no longer reserved
+  // is in the digest. The epoch reported is durable by then too: a settle
+  // counts this answer as given at that epoch.
+  auto resp = std::make_shared<DigestResponse>();
+  resp->reservations = replica_.Reservations();
+  ctx_.AfterWrite(ctx_.LastWrite(), [this, inbound_id, resp]() {
+    resp->buckets = ctx_.committed().Digest();
+    resp->buckets.resize(kDigestBuckets, 0);
+    resp->epoch = membership_.epoch();
+    ctx_.Respond(inbound_id, std::move(*resp));
+  });
 }
 
 void CatchUp::HandlePull(uint64_t inbound_id, const PullRequest& request) {
@@ -60,6 +79,12 @@ std::vector<PeerId> CatchUp::Peers() const {
   // Voters only: a catching-up member may itself lack keys, and a chain of
   // new nodes vouching for each other must not pass for caught up.
   std::vector<PeerId> peers;
+  if (membership_.epoch() != 0) {
+    for (const PeerId& v : membership_.Current().voters) {
+      if (v != ctx_.self()) peers.push_back(v);
+    }
+    return peers;
+  }
   for (const Member& m : ctx_.topology().members) {
     if (m.cluster != ctx_.cluster() || m.id == ctx_.self()) continue;
     if (m.state != PeerState::kCatchingUp) peers.push_back(m.id);
@@ -70,15 +95,18 @@ std::vector<PeerId> CatchUp::Peers() const {
 }
 
 bool CatchUp::caught_up() const {
-  std::vector<PeerId> voters = Peers();
-  if (voters.empty()) return true;
-  const std::vector<PeerId> all = ctx_.topology().Voters(ctx_.cluster());
-  const bool self_votes = std::find(all.begin(), all.end(), ctx_.self()) != all.end();
-  const size_t cluster_voters = voters.size() + (self_votes ? 1 : 0);
-  const size_t need = cluster_voters / 2 + 1 - (self_votes ? 1 : 0);
+  const Configuration& config = membership_.Current();
+  if (config.epoch == 0) return Peers().empty();
   size_t have = 0;
-  for (const PeerId& v : voters) have += caught_up_from_.count(v);
-  return have >= need;
+  for (const PeerId& v : config.voters) {
+    if (v == ctx_.self()) {
+      ++have;  // what it holds, it holds
+      continue;
+    }
+    auto it = caught_up_from_.find(v);
+    if (it != caught_up_from_.end() && it->second >= config.epoch) ++have;
+  }
+  return IsMajority(have, config.voters.size());
 }
 
 void CatchUp::Tick(TimeMs now) {
@@ -121,12 +149,73 @@ void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
     round_.reset();  // retried at the next interval
     return;
   }
+  round_->peer_epoch = digest->epoch;
+  if (digest->epoch != membership_.epoch()) {
+    membership_.OnWrongEpoch(round_->peer, digest->epoch, {}, now);
+  }
   std::vector<uint64_t> mine = ctx_.committed().Digest();
   mine.resize(kDigestBuckets, 0);
   for (uint32_t b = 0; b < kDigestBuckets; ++b) {
     if (digest->buckets[b] != mine[b]) round_->buckets.push_back(b);
   }
+  // Held open while the resolves start: one may answer at once.
+  const uint64_t id = round_->id;
+  ++round_->resolving;
+  // Only a settle needs the peer's reservations decided; a periodic round
+  // leaves them to their leases.
+  if (!settled()) {
+    for (Reservation& held : digest->reservations) {
+      Resolve(std::move(held), now);
+      if (!round_ || round_->id != id) return;  // a resolve failed: the round ended
+    }
+  }
+  --round_->resolving;
   PumpPulls(now);
+}
+
+void CatchUp::Resolve(Reservation r, TimeMs now) {
+  if (replica_.LookupCommitted(r.key)) return;  // final here already
+  if (std::optional<Decision> d = ctx_.FindDecision(r.proposal)) {
+    OnResolved(round_->id, r, d);
+    return;
+  }
+  ++round_->resolving;
+  const uint64_t id = round_->id;
+  recovery_.ResolveRemote(
+      r.proposal,
+      [this, id, r](std::optional<Decision> d, const std::string&, TimeMs) {
+        if (!round_ || round_->id != id) return;
+        --round_->resolving;
+        if (!d) {
+          round_.reset();  // not settled from this peer; a later round retries
+          return;
+        }
+        OnResolved(id, r, d);
+        MaybeComplete();
+      },
+      now);
+}
+
+void CatchUp::OnResolved(uint64_t round, const Reservation& r, std::optional<Decision> d) {
+  if (!round_ || round_->id != round || !d) return;
+  if (Replica::Entry* held = replica_.Find(r.key);
+      held != nullptr && held->reservation.proposal == r.proposal) {
+    replica_.ApplyDecision(r.key, r.proposal, *d);
+  }
+  if (*d != Decision::kCommit) return;
+  if (std::optional<Replica::Committed> c = replica_.LookupCommitted(r.key)) {
+    if (c->value != r.value) {
+      ctx_.ReportViolation(r.key, absl::StrCat("catch-up learned that proposal ",
+                                               r.proposal.ToString(), " committed a value of ",
+                                               r.value.size(), " bytes but the key is committed "
+                                               "here with another value of ",
+                                               c->value.size(), " bytes"));
+    }
+    round_->last_write = std::max(round_->last_write, c->pending_write);
+    return;
+  }
+  round_->last_write = replica_.WriteCommitted(r.key, r.value, r.request_id);
+  ++ctx_.stats().catchup_keys_pulled;
 }
 
 void CatchUp::SendPull(uint32_t bucket, const Key& after, TimeMs now) {
@@ -164,13 +253,19 @@ void CatchUp::PumpPulls(TimeMs now) {
     round.buckets.pop_front();
     SendPull(b, Key(), now);
   }
-  if (round.pulls_in_flight > 0 || !round.buckets.empty()) return;
-  // Every differing bucket was pulled; the round counts once what it
-  // applied is durable.
+  MaybeComplete();
+}
+
+void CatchUp::MaybeComplete() {
+  Round& round = *round_;
+  if (round.pulls_in_flight > 0 || !round.buckets.empty() || round.resolving > 0) return;
+  // Every differing bucket was pulled and every reservation's decision
+  // applied; the round counts once what it applied is durable.
   const uint64_t id = round.id;
   ctx_.AfterWrite(round.last_write, [this, id]() {
     if (!round_ || round_->id != id) return;
-    caught_up_from_.insert(round_->peer);
+    uint64_t& epoch = caught_up_from_[round_->peer];
+    epoch = std::max(epoch, round_->peer_epoch);
     round_.reset();
     ++ctx_.stats().catchup_rounds;
     // Not yet caught up from a majority: ask the next voter at once.

@@ -1,30 +1,40 @@
 // CatchUp: anti-entropy over the committed set, a grow-only set that
-// replicas converge on by union. Serves digests (4096 bucket hashes) and
-// pulls (a bucket's entries, paged); runs rounds that compare this node's
-// digest with one voter's and pull every bucket that differs. A node is
-// caught up once rounds completed with a majority of its cluster's voters.
+// replicas converge on by union. Serves digests (4096 bucket hashes, with
+// the server's epoch and the reservations it holds) and pulls (a bucket's
+// entries, paged); runs rounds that compare this node's digest with one
+// voter's, pull every bucket that differs and learn the decision of every
+// reservation the voter held, applying the commits. It is also the settle
+// rule of membership: a node has settled its cluster's epoch e once rounds
+// completed with a majority of e's voters (itself counted if it votes) that
+// answered at epoch e or later; it then holds everything such a majority
+// held, including what was reserved under earlier epochs (docs/design.md).
 // Part of one Engine; single-threaded.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <optional>
-#include <set>
+#include <map>
 #include <vector>
 
 #include "core/context.h"
+#include "core/membership.h"
+#include "core/recovery.h"
 #include "core/replica.h"
 
 namespace replicator::core {
 
 class CatchUp {
  public:
-  CatchUp(Context& ctx, Replica& replica) : ctx_(ctx), replica_(replica) {}
+  CatchUp(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership)
+      : ctx_(ctx), replica_(replica), recovery_(recovery), membership_(membership) {}
 
   // Schedules the first periodic round, on the first input.
   void Observe(TimeMs now);
   // A round asked for while there was nobody to ask starts once there is.
   void OnTopology(TimeMs now);
+  // This node's cluster moved to a newer epoch: settle it at once.
+  void OnEpoch(TimeMs now);
 
   void HandleDigest(uint64_t inbound_id);
   void HandlePull(uint64_t inbound_id, const PullRequest& request);
@@ -35,9 +45,13 @@ class CatchUp {
   std::optional<TimeMs> NextRound() const;
   // A node holds every key committed before its catch-up began once it has
   // completed rounds with a majority of its cluster's voters (itself counted
-  // if it votes): every committed key is durable at such a majority. A
-  // catching-up node must not be promoted on one peer's word, which may lag.
+  // if it votes) of the current epoch, each answering at that epoch or
+  // later: every committed key is durable at such a majority. A catching-up
+  // node must not be promoted on one peer's word, which may lag.
   bool caught_up() const;
+  // Membership's settle rule: caught up under the current epoch, as above,
+  // which an epoch with no epoch before it (the founding one) needs not be.
+  bool settled() const { return membership_.epoch() <= 1 || caught_up(); }
 
   void CheckInvariants() const;
 
@@ -49,6 +63,8 @@ class CatchUp {
     std::deque<uint32_t> buckets;  // differing, not pulled yet
     size_t pulls_in_flight = 0;
     uint64_t last_write = 0;  // the round is complete once this is durable
+    uint64_t peer_epoch = 0;  // the epoch the peer answered at
+    size_t resolving = 0;     // the peer's reservations whose decision is awaited
   };
 
   // Voters of this cluster but this node, sorted.
@@ -58,13 +74,21 @@ class CatchUp {
   void OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r, TimeMs now);
   void PumpPulls(TimeMs now);
   void ApplyPulled(const PeerId& from, PulledEntry& entry);
+  // Learns reservation `r`'s decision (the peer held it) and applies it.
+  void Resolve(Reservation r, TimeMs now);
+  void OnResolved(uint64_t round, const Reservation& r, std::optional<Decision> d);
+  // Ends the round once every pull and resolve is done and durable.
+  void MaybeComplete();
 
   Context& ctx_;
   Replica& replica_;
+  Recovery& recovery_;
+  Membership& membership_;
   std::optional<Round> round_;
   uint64_t next_round_id_ = 1;
   TimeMs next_round_at_ = kUnseeded;  // periodic round; kUnseeded: none
-  std::set<PeerId> caught_up_from_;    // peers a round completed with
+  // Peers a round completed with, and the newest epoch each answered at.
+  std::map<PeerId, uint64_t> caught_up_from_;
   bool wanted_ = false;                // a round found nobody to ask
   std::optional<uint64_t> cursor_;     // round robin over Peers()
 };

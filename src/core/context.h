@@ -95,6 +95,9 @@ class Context {
 
   // Adds `m` to the current input's batch; returns the batch's write id.
   uint64_t Mutate(Mutation m);
+  // The newest write handed out so far (0: none): once it is durable, every
+  // mutation made until now is.
+  uint64_t LastWrite() const { return next_write_id_ - 1; }
   // Runs `fn` once write `write_id` is durable; at once if it already is
   // (or `write_id` is 0).
   void AfterWrite(uint64_t write_id, WriteFn fn);

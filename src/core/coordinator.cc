@@ -12,10 +12,6 @@
 namespace replicator::core {
 namespace {
 
-// Every cluster needs this many voters before a put is attempted: with fewer,
-// a majority cannot survive the loss of a single voter.
-constexpr size_t kMinVoters = 3;
-
 // A put of (value, request_id) over a key committed with `c` was already
 // applied: an earlier attempt of the same client put (a retry after a
 // timeout or an unknown outcome) committed it.
@@ -51,19 +47,28 @@ Coordinator::PutOp* Coordinator::Find(uint64_t id, int attempt, PutOp::Phase pha
 }
 
 std::optional<std::string> Coordinator::QuorumShortfall() const {
-  const Topology& topology = ctx_.topology();
-  std::vector<ClusterId> clusters = topology.Clusters();
+  std::vector<ClusterId> clusters = ctx_.topology().Clusters();
   if (std::find(clusters.begin(), clusters.end(), ctx_.cluster()) == clusters.end()) {
     clusters.insert(clusters.begin(), ctx_.cluster());
   }
   for (const ClusterId& c : clusters) {
-    size_t n = topology.Voters(c).size();
-    if (n < kMinVoters) {
-      return absl::StrCat("cluster ", c, " has ", n, " voter", n == 1 ? "" : "s",
-                          "; puts need at least ", kMinVoters);
-    }
+    if (membership_.Latest(c) != nullptr) continue;
+    size_t n = 0;
+    for (const Member& m : ctx_.topology().members) n += m.cluster == c ? 1 : 0;
+    return absl::StrCat("cluster ", c, " is not founded yet (", n, " member", n == 1 ? "" : "s",
+                        " known; it is founded by its first 3 voters)");
   }
   return std::nullopt;
+}
+
+void Coordinator::AddVote(PutOp& op, Vote vote, TimeMs now) {
+  if (vote.kind == Vote::Kind::kWrongEpoch) {
+    op.epoch_moved = true;
+    membership_.OnWrongEpoch(vote.peer, vote.epoch, vote.configs, now);
+    vote.configs.clear();  // learned; the tally needs none of it
+  }
+  op.votes.push_back(std::move(vote));
+  RepairStaleReservation(op, op.votes.back(), now);
 }
 
 void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id,
@@ -168,20 +173,25 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   }
   ++op.attempt;
   op.attempt_started = now;
+  const Configuration& own = membership_.Current();
   op.proposal = ProposalId{ctx_.self(), ctx_.config().incarnation, ctx_.NextSequence(),
-                           op.started_wall_ms};
+                           op.started_wall_ms, own.epoch};
   op.phase = PutOp::Phase::kReserve;
   op.voters.clear();
   const Topology& topology = ctx_.topology();
-  for (const ClusterId& c : topology.Clusters()) op.voters[c] = topology.Voters(c);
-  op.voters[ctx_.cluster()] = topology.Voters(ctx_.cluster());
+  for (const ClusterId& c : topology.Clusters()) {
+    const Configuration* known = membership_.Latest(c);
+    op.voters[c] = known != nullptr ? known->voters : topology.Voters(c);
+  }
+  op.voters[ctx_.cluster()] = own.voters;
+  op.epoch_moved = false;
   op.reserve_deadline = now + ctx_.config().call_deadline_ms;
   op.votes.clear();
   op.outstanding = 0;
   op.remotes.clear();
 
   const int attempt = op.attempt;
-  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id};
+  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id, own.epoch};
   for (const PeerId& v : op.voters[ctx_.cluster()]) {
     ++op.outstanding;
     ctx_.Send(v, HandleRequest{reserve}, op.reserve_deadline,
@@ -189,8 +199,7 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
                 PutOp* put = Find(id, attempt, PutOp::Phase::kReserve);
                 if (put == nullptr) return;
                 --put->outstanding;
-                put->votes.push_back(Context::VoteFrom(v, ctx_.cluster(), r));
-                RepairStaleReservation(*put, put->votes.back(), t);
+                AddVote(*put, Context::VoteFrom(v, ctx_.cluster(), r), t);
                 MaybeTally(id, t);
               });
   }
@@ -238,16 +247,23 @@ void Coordinator::OnForwardReply(uint64_t id, int attempt, const ClusterId& clus
   RP_CHECK(rc != put->remotes.end(), "put ", id, " has no remote cluster ", cluster);
   RemoteCluster& remote = rc->second;
   --remote.in_flight;
+  auto* fr = std::get_if<ForwardResponse>(&r);
+  if (fr != nullptr && fr->config.epoch == 0) {
+    r = Unreachable{absl::StrCat("representative ", remote.candidates[index],
+                                 " knows no configuration of cluster ", cluster)};
+    fr = nullptr;
+  }
   if (remote.settled) {
     // Another representative of the cluster answered first; its votes count.
-  } else if (auto* fr = std::get_if<ForwardResponse>(&r)) {
+  } else if (fr != nullptr) {
     remote.settled = true;
     remote.hedge_at.reset();
     remote.answered = index;
-    for (Vote& v : fr->votes) {
-      put->votes.push_back(std::move(v));
-      RepairStaleReservation(*put, put->votes.back(), now);
-    }
+    // The cluster's votes count over the configuration they were asked
+    // under, which the representative names.
+    membership_.Learn({fr->config}, now);
+    put->voters[cluster] = std::move(fr->config.voters);
+    for (Vote& v : fr->votes) AddVote(*put, std::move(v), now);
   } else if (remote.in_flight > 0) {
     // A representative asked later is still on it.
   } else if (remote.next < remote.candidates.size() && now < put->reserve_deadline) {
@@ -302,6 +318,14 @@ void Coordinator::MaybeTally(uint64_t id, TimeMs now) {
       return;
     case K::kUnavailable:
       AbortAttempt(op, now);
+      if (op.epoch_moved && op.attempt < ctx_.config().max_attempts &&
+          now - op.started < ctx_.config().max_retry_ms) {
+        // Asked under an epoch some voter has left: again, under the newest.
+        op.phase = PutOp::Phase::kBackoff;
+        op.retry_at = now;
+        ++ctx_.stats().put_retries;
+        return;
+      }
       FinishPut(id, PutOutcome{PutOutcome::Kind::kUnavailable, {},
                                absl::StrCat(t.message, "; aborted, nothing stored")}, now);
       return;

@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/context.h"
+#include "core/membership.h"
 #include "core/recovery.h"
 #include "core/replica.h"
 #include "core/tally.h"
@@ -26,8 +27,8 @@ namespace replicator::core {
 
 class Coordinator {
  public:
-  Coordinator(Context& ctx, Replica& replica, Recovery& recovery)
-      : ctx_(ctx), replica_(replica), recovery_(recovery) {}
+  Coordinator(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership)
+      : ctx_(ctx), replica_(replica), recovery_(recovery), membership_(membership) {}
 
   void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now,
                 TimeMs started_wall_ms);
@@ -65,7 +66,13 @@ class Coordinator {
     Phase phase = Phase::kReserve;
     // The current attempt.
     ProposalId proposal;
+    // This cluster's voters of proposal.epoch; another cluster's, those of
+    // the configuration its representative answered under (until then, the
+    // newest known here, to pick representatives from).
     VoterSnapshot voters;
+    // Some voter is at another epoch than the one it was asked under: an
+    // attempt that falls short retries at once under the newer one.
+    bool epoch_moved = false;
     TimeMs reserve_deadline = 0;
     std::vector<Vote> votes;
     size_t outstanding = 0;  // reserve calls not yet answered
@@ -90,6 +97,8 @@ class Coordinator {
   // The attempt's voters of `cluster`, as it saw them.
   static const std::vector<PeerId>& Voters(const PutOp& op, const ClusterId& cluster);
   PutOp* Find(uint64_t id, int attempt, PutOp::Phase phase);
+  // Counts `vote` into the attempt (learning from a wrong-epoch refusal).
+  void AddVote(PutOp& op, Vote vote, TimeMs now);
   // Why a put cannot be attempted with the current membership, if so.
   std::optional<std::string> QuorumShortfall() const;
 
@@ -116,6 +125,7 @@ class Coordinator {
   Context& ctx_;
   Replica& replica_;
   Recovery& recovery_;
+  Membership& membership_;
   // Node-based maps: handlers hold references across calls that insert.
   std::unordered_map<uint64_t, PutOp> puts_;
   std::unordered_map<uint64_t, FanoutOp> fanouts_;

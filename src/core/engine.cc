@@ -1,6 +1,7 @@
 // Engine: the public API and dispatch only. Each input goes to the role
-// that owns it (see the role headers: replica, acceptor, representative,
-// coordinator, recovery, reader, catch-up); the roles share one Context.
+// that owns it (see the role headers: membership, replica, acceptor,
+// representative, coordinator, recovery, reader, catch-up); the roles share
+// one Context.
 //
 // Shape of the code: every outgoing call carries a continuation in the
 // Context; every in-flight operation is a small struct in its role's map,
@@ -18,6 +19,7 @@
 #include "core/catchup.h"
 #include "core/context.h"
 #include "core/coordinator.h"
+#include "core/membership.h"
 #include "core/reader.h"
 #include "core/recovery.h"
 #include "core/replica.h"
@@ -29,14 +31,17 @@ class Engine::Impl {
  public:
   Impl(EngineConfig config, const CommittedView* committed, DurableState recovered)
       : ctx_(std::move(config), committed),
-        replica_(ctx_, std::move(recovered.reservations)),
+        membership_(ctx_, std::move(recovered.configs), std::move(recovered.config_acceptors)),
+        replica_(ctx_, membership_, std::move(recovered.reservations)),
         acceptors_(ctx_),
-        representative_(ctx_),
-        recovery_(ctx_, replica_, acceptors_),
-        coordinator_(ctx_, replica_, recovery_),
-        reader_(ctx_, replica_, recovery_),
-        catchup_(ctx_, replica_) {
+        representative_(ctx_, membership_),
+        recovery_(ctx_, replica_, acceptors_, membership_),
+        coordinator_(ctx_, replica_, recovery_, membership_),
+        reader_(ctx_, replica_, recovery_, membership_),
+        catchup_(ctx_, replica_, recovery_, membership_) {
     recovery_.set_coordinator(&coordinator_);
+    membership_.set_settled([this]() { return catchup_.settled(); });
+    membership_.set_on_epoch([this](TimeMs now) { catchup_.OnEpoch(now); });
   }
 
   // Brackets every input: gives recovered state this run's clock on the
@@ -101,6 +106,12 @@ class Engine::Impl {
       catchup_.HandleDigest(inbound_id);
     } else if (auto* q = std::get_if<PullRequest>(&request)) {
       catchup_.HandlePull(inbound_id, *q);
+    } else if (auto* cp = std::get_if<ConfigPrepareRequest>(&request)) {
+      membership_.HandlePrepare(inbound_id, *cp, now);
+    } else if (auto* ca = std::get_if<ConfigAcceptRequest>(&request)) {
+      membership_.HandleAccept(inbound_id, *ca, now);
+    } else if (auto* cl = std::get_if<ConfigLearnRequest>(&request)) {
+      membership_.HandleLearn(inbound_id, *cl, now);
     }
   }
 
@@ -109,12 +120,14 @@ class Engine::Impl {
     coordinator_.Tick(now);
     recovery_.RecoverLeases(now);
     catchup_.Tick(now);
+    membership_.Tick(now);
   }
 
   std::optional<TimeMs> NextWakeup() const {
     std::optional<TimeMs> next;
     for (std::optional<TimeMs> t :
-         {coordinator_.NextRetry(), replica_.NextRecovery(), catchup_.NextRound()}) {
+         {coordinator_.NextRetry(), replica_.NextRecovery(), catchup_.NextRound(),
+          membership_.NextWakeup()}) {
       if (t && (!next || *t < *next)) next = t;
     }
     return next;
@@ -122,6 +135,7 @@ class Engine::Impl {
 
   void CheckInvariants() const {
     ctx_.CheckInvariants();
+    membership_.CheckInvariants();
     replica_.CheckInvariants();
     acceptors_.CheckInvariants();
     representative_.CheckInvariants();
@@ -132,6 +146,7 @@ class Engine::Impl {
   }
 
   Context ctx_;
+  Membership membership_;
   Replica replica_;
   Acceptors acceptors_;
   Representative representative_;
@@ -151,7 +166,19 @@ const EngineConfig& Engine::config() const { return impl_->ctx_.config(); }
 void Engine::SetTopology(Topology topology, TimeMs now) {
   Impl::Input in(impl_.get(), now);
   impl_->ctx_.set_topology(std::move(topology));
+  impl_->membership_.OnTopology(now);
   impl_->catchup_.OnTopology(now);
+}
+
+void Engine::ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now) {
+  Impl::Input in(impl_.get(), now);
+  impl_->membership_.Change(change_id, change, now);
+}
+
+const Configuration& Engine::configuration() const { return impl_->membership_.Current(); }
+
+std::vector<Configuration> Engine::configurations() const {
+  return impl_->membership_.Known();
 }
 
 const Topology& Engine::topology() const { return impl_->ctx_.topology(); }

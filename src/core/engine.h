@@ -223,7 +223,8 @@ class Engine {
   const Topology& topology() const;
 
   // Changes this node's cluster by consensus among its voters (see
-  // core/membership.h). Finishes with exactly one ChangeDoneEffect.
+  // core/membership.h). Finishes with exactly one ChangeDoneEffect for
+  // `change_id`, which must not be 0.
   void ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now);
   // This node's cluster's newest configuration it knows (epoch 0: none).
   const Configuration& configuration() const;

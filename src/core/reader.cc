@@ -24,31 +24,46 @@ void Reader::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs 
     ctx_.Emit(GetDoneEffect{get_id, std::move(out)});
     return;
   }
-  std::vector<PeerId> voters = ctx_.topology().Voters(ctx_.cluster());
-  if (voters.empty()) {
+  StartReads(get_id, std::move(key), 1, now);
+}
+
+void Reader::StartReads(uint64_t get_id, Key key, int attempt, TimeMs now) {
+  const Configuration& config = membership_.Current();
+  if (config.epoch == 0) {
     ctx_.Emit(GetDoneEffect{
         get_id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
-                           absl::StrCat("cluster ", ctx_.cluster(), " has no voters")}});
+                           absl::StrCat("cluster ", ctx_.cluster(), " is not founded yet")}});
     return;
   }
   uint64_t id = ctx_.NextOpId();
   GetOp& op = gets_[id];
   op.get_id = get_id;
   op.key = key;
-  op.voters = voters.size();
-  op.outstanding = voters.size();
+  op.epoch = config.epoch;
+  op.attempt = attempt;
+  op.voters = config.voters.size();
+  op.outstanding = config.voters.size();
+  const std::vector<PeerId> voters = config.voters;
   for (const PeerId& v : voters) {
-    ctx_.Send(v, ReadRequest{key}, now + ctx_.config().call_deadline_ms,
-              [this, id](Response&& r, TimeMs t) { OnRead(id, std::move(r), t); });
+    ctx_.Send(v, ReadRequest{key, op.epoch}, now + ctx_.config().call_deadline_ms,
+              [this, id, v](Response&& r, TimeMs t) { OnRead(id, v, std::move(r), t); });
   }
 }
 
-void Reader::OnRead(uint64_t id, Response&& r, TimeMs now) {
+void Reader::OnRead(uint64_t id, const PeerId& peer, Response&& r, TimeMs now) {
   auto it = gets_.find(id);
   if (it == gets_.end()) return;
   GetOp& op = it->second;
   --op.outstanding;
-  if (auto* rr = std::get_if<ReadResponse>(&r)) {
+  auto* rr = std::get_if<ReadResponse>(&r);
+  if (rr != nullptr && rr->kind == ReadResponse::Kind::kWrongEpoch) {
+    // Not a read under this epoch: it does not count toward the majority.
+    op.epoch_moved = true;
+    if (op.first_error.empty()) {
+      op.first_error = absl::StrCat("a voter is at epoch ", rr->epoch, ", not ", op.epoch);
+    }
+    membership_.OnWrongEpoch(peer, rr->epoch, rr->configs, now);
+  } else if (rr != nullptr) {
     ++op.answered;
     op.reads.push_back(std::move(*rr));
   } else if (op.first_error.empty()) {
@@ -63,6 +78,17 @@ void Reader::EvaluateReads(uint64_t id, TimeMs now) {
   RP_CHECK(it != gets_.end(), "get ", id, " is not in flight");
   GetOp& op = it->second;
   if (!IsMajority(op.answered, op.voters)) {
+    // Some voter moved on: read again under the epoch learned (a bounded
+    // number of times; each is a real configuration change).
+    constexpr int kMaxReadAttempts = 3;
+    if (op.epoch_moved && op.attempt < kMaxReadAttempts && membership_.epoch() != op.epoch) {
+      const uint64_t get_id = op.get_id;
+      Key key = std::move(op.key);
+      const int attempt = op.attempt + 1;
+      gets_.erase(it);
+      StartReads(get_id, std::move(key), attempt, now);
+      return;
+    }
     FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
                              absl::StrCat("only ", op.answered, " of ", op.voters,
                                           " voters of cluster ", ctx_.cluster(),

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "core/membership.h"
 #include "core/recovery.h"
 #include "core/replica.h"
 
@@ -20,8 +21,8 @@ namespace replicator::core {
 
 class Reader {
  public:
-  Reader(Context& ctx, Replica& replica, Recovery& recovery)
-      : ctx_(ctx), replica_(replica), recovery_(recovery) {}
+  Reader(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership)
+      : ctx_(ctx), replica_(replica), recovery_(recovery), membership_(membership) {}
 
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
 
@@ -34,6 +35,9 @@ class Reader {
     Key key;
     Phase phase = Phase::kRead;
     size_t voters = 0;
+    uint64_t epoch = 0;  // of this cluster, the reads are counted under
+    int attempt = 1;     // a read restarts when a voter moved to a newer epoch
+    bool epoch_moved = false;
     size_t answered = 0;
     size_t outstanding = 0;
     std::string first_error;
@@ -43,7 +47,9 @@ class Reader {
     std::optional<std::string> unavailable;
   };
 
-  void OnRead(uint64_t id, Response&& r, TimeMs now);
+  // Sends the reads of a linearizable get, under the newest epoch known.
+  void StartReads(uint64_t get_id, Key key, int attempt, TimeMs now);
+  void OnRead(uint64_t id, const PeerId& peer, Response&& r, TimeMs now);
   void EvaluateReads(uint64_t id, TimeMs now);
   void OnResolved(uint64_t id, const Value& value, std::optional<Decision> d,
                   const std::string& reason);
@@ -52,6 +58,7 @@ class Reader {
   Context& ctx_;
   Replica& replica_;
   Recovery& recovery_;
+  Membership& membership_;
   std::unordered_map<uint64_t, GetOp> gets_;
 };
 

@@ -28,9 +28,19 @@ void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
     it->second.waiters.push_back(std::move(then));
     return;
   }
+  // decision(p)'s acceptors are fixed when p is made: the voters of the
+  // epoch it was made under, whatever the cluster's voters are now.
+  const Configuration* acceptors = membership_.At(p.epoch);
+  if (acceptors == nullptr) {
+    then(std::nullopt,
+         absl::StrCat("epoch ", p.epoch, " of cluster ", ctx_.cluster(), " (proposal ",
+                      p.ToString(), ") is not known at ", ctx_.self()),
+         now);
+    return;
+  }
   Proposer& op = recoveries_[p];
   op.proposal = p;
-  op.voters = ctx_.topology().Voters(ctx_.cluster());
+  op.voters = acceptors->voters;
   op.waiters.push_back(std::move(then));
   if (std::optional<AcceptorRecord> a = acceptors_.Find(p)) {
     op.max_round_seen = a->promised.round;
@@ -195,8 +205,10 @@ void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
   std::vector<PeerId> candidates;
   const bool coordinator_down = coordinator->state == PeerState::kDown;
   if (!coordinator_down) candidates.push_back(coordinator->id);
-  for (PeerId& v : ctx_.topology().Voters(coordinator->cluster)) {
-    if (v != coordinator->id) candidates.push_back(std::move(v));
+  const Configuration* known = membership_.Latest(coordinator->cluster);
+  for (const PeerId& v :
+       known != nullptr ? known->voters : ctx_.topology().Voters(coordinator->cluster)) {
+    if (v != coordinator->id) candidates.push_back(v);
   }
   if (coordinator_down) candidates.push_back(coordinator->id);
   if (candidates.empty()) {

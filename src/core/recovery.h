@@ -17,6 +17,7 @@
 #include "absl/hash/hash.h"
 #include "core/acceptor.h"
 #include "core/context.h"
+#include "core/membership.h"
 #include "core/replica.h"
 
 namespace replicator::core {
@@ -25,13 +26,14 @@ class Coordinator;
 
 class Recovery {
  public:
-  Recovery(Context& ctx, Replica& replica, Acceptors& acceptors)
-      : ctx_(ctx), replica_(replica), acceptors_(acceptors) {}
+  Recovery(Context& ctx, Replica& replica, Acceptors& acceptors, const Membership& membership)
+      : ctx_(ctx), replica_(replica), acceptors_(acceptors), membership_(membership) {}
   // The coordinator whose own proposals a resolve waits for rather than
   // aborts. Set once, before the first input.
   void set_coordinator(Coordinator* coordinator) { coordinator_ = coordinator; }
 
-  // Settles decision(p) over this node's cluster; `then` gets it, or why not.
+  // Settles decision(p) over its acceptors, the voters of epoch p.epoch of
+  // this node's cluster; `then` gets it, or why not.
   void StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now);
   // Asks p's coordinator cluster for decision(p).
   void ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now);
@@ -90,6 +92,7 @@ class Recovery {
   Context& ctx_;
   Replica& replica_;
   Acceptors& acceptors_;
+  const Membership& membership_;
   Coordinator* coordinator_ = nullptr;
   // Node-based maps: handlers hold references across calls that insert.
   std::unordered_map<ProposalId, Proposer, absl::Hash<ProposalId>> recoveries_;

@@ -7,7 +7,8 @@
 
 namespace replicator::core {
 
-Replica::Replica(Context& ctx, std::vector<Reservation> recovered) : ctx_(ctx) {
+Replica::Replica(Context& ctx, const Membership& membership, std::vector<Reservation> recovered)
+    : ctx_(ctx), membership_(membership) {
   for (Reservation& r : recovered) {
     Key key = r.key;
     Entry& e = reservations_[key];
@@ -47,6 +48,13 @@ void Replica::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   // would hold the key until its lease ran out.
   if (ctx_.FindDecision(op.proposal)) {
     reply(ctx_.MakeVote(Vote::Kind::kDecided));
+    return;
+  }
+  // The epoch rule: an ok (or a reservation's holder) counts only under the
+  // epoch this node votes in. A stored value is final under every epoch, so
+  // it is reported above whatever the epoch.
+  if (!membership_.Votes(op.epoch)) {
+    reply(WrongEpoch(op.epoch));
     return;
   }
   if (auto it = reservations_.find(op.key); it != reservations_.end()) {
@@ -165,12 +173,32 @@ void Replica::HandleRead(uint64_t inbound_id, const ReadRequest& request) {
   if (std::optional<Committed> c = LookupCommitted(request.key)) {
     resp.kind = ReadResponse::Kind::kCommitted;
     resp.value = std::move(c->value);
+  } else if (!membership_.Votes(request.epoch)) {
+    ++ctx_.stats().stale_epoch_refusals;
+    resp.kind = ReadResponse::Kind::kWrongEpoch;
+    resp.epoch = membership_.RefusalEpoch();
+    resp.configs = membership_.RefusalConfigs(request.epoch);
   } else if (auto it = reservations_.find(request.key); it != reservations_.end()) {
     resp.kind = ReadResponse::Kind::kReserved;
     resp.value = it->second.reservation.value;
     resp.holder = it->second.reservation.proposal;
   }
   ctx_.Respond(inbound_id, std::move(resp));
+}
+
+Vote Replica::WrongEpoch(uint64_t request_epoch) {
+  ++ctx_.stats().stale_epoch_refusals;
+  Vote v = ctx_.MakeVote(Vote::Kind::kWrongEpoch);
+  v.epoch = membership_.RefusalEpoch();
+  v.configs = membership_.RefusalConfigs(request_epoch);
+  return v;
+}
+
+std::vector<Reservation> Replica::Reservations() const {
+  std::vector<Reservation> out;
+  out.reserve(reservations_.size());
+  for (const auto& [key, e] : reservations_) out.push_back(e.reservation);
+  return out;
 }
 
 std::optional<Replica::Committed> Replica::LookupCommitted(const Key& key) const {

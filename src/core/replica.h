@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/context.h"
+#include "core/membership.h"
 #include "core/messages.h"
 #include "core/types.h"
 
@@ -33,7 +34,7 @@ class Replica {
   };
 
   // `recovered`: the reservations storage held at start.
-  Replica(Context& ctx, std::vector<Reservation> recovered);
+  Replica(Context& ctx, const Membership& membership, std::vector<Reservation> recovered);
 
   // Gives recovered reservations this run's clock (their stored `since` is
   // another run's): they count as fresh, with a full lease.
@@ -61,6 +62,8 @@ class Replica {
   std::vector<Key> DueForRecovery(TimeMs now) const;
   std::optional<TimeMs> NextRecovery() const;
   size_t size() const { return reservations_.size(); }
+  // Every reservation held now, as stored (for catch-up's settle).
+  std::vector<Reservation> Reservations() const;
 
   void CheckInvariants() const;
 
@@ -75,10 +78,13 @@ class Replica {
   void ApplyCommit(const Key& key, const Value& value, uint64_t request_id, const ProposalId& p,
                    VoteFn reply);
   void ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply);
+  // A vote refusing a request under `request_epoch` (the epoch rule).
+  Vote WrongEpoch(uint64_t request_epoch);
   // Answers `reply` with ok once write `w` (0: none) is durable.
   void OkAfter(uint64_t w, VoteFn reply);
 
   Context& ctx_;
+  const Membership& membership_;
   absl::flat_hash_map<Key, Entry> reservations_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
 };

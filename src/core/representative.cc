@@ -14,33 +14,40 @@ uint32_t RepresentativeBudget(TimeMs remaining) {
 }
 
 void Representative::HandleForward(uint64_t inbound_id, ForwardRequest request, TimeMs now) {
-  std::vector<PeerId> voters = ctx_.topology().Voters(ctx_.cluster());
-  if (voters.empty()) {
-    ctx_.Respond(inbound_id, ForwardResponse{});
+  const Configuration& config = membership_.Current();
+  if (config.epoch == 0) {
+    ctx_.Respond(inbound_id, ForwardResponse{});  // no configuration: no votes
     return;
   }
+  // A reserve is counted under this node's epoch of its cluster: the
+  // coordinator cannot know it, and tallies under the one answered with.
+  if (auto* reserve = std::get_if<ReserveOp>(&request.op)) reserve->epoch = config.epoch;
   uint64_t id = ctx_.NextOpId();
   Fanout& op = forwards_[id];
   op.inbound_id = inbound_id;
-  op.voters = voters.size();
-  op.outstanding = voters.size();
+  op.config = config;
+  op.voters = config.voters.size();
+  op.outstanding = config.voters.size();
   TimeMs deadline = now + request.deadline_ms;
+  const std::vector<PeerId> voters = config.voters;
   for (const PeerId& voter : voters) {
     ctx_.Send(voter, HandleRequest{request.op}, deadline,
-              [this, id, voter](Response&& r, TimeMs) { OnVote(id, voter, std::move(r)); });
+              [this, id, voter](Response&& r, TimeMs t) { OnVote(id, voter, std::move(r), t); });
   }
 }
 
-void Representative::OnVote(uint64_t id, const PeerId& voter, Response&& r) {
+void Representative::OnVote(uint64_t id, const PeerId& voter, Response&& r, TimeMs now) {
   auto it = forwards_.find(id);
   if (it == forwards_.end()) return;
   Fanout& f = it->second;
   f.votes.push_back(Context::VoteFrom(voter, ctx_.cluster(), r));
-  if (f.votes.back().kind == Vote::Kind::kOk) ++f.oks;
+  const Vote& v = f.votes.back();
+  if (v.kind == Vote::Kind::kOk) ++f.oks;
+  if (v.kind == Vote::Kind::kWrongEpoch) membership_.OnWrongEpoch(v.peer, v.epoch, v.configs, now);
   // Without an ok majority every vote is needed: the coordinator weighs
   // stored, reserved and unreachable ones.
   if (--f.outstanding > 0 && !OkMajorityIsFinal(f.oks, f.voters)) return;
-  ctx_.Respond(f.inbound_id, ForwardResponse{std::move(f.votes)});
+  ctx_.Respond(f.inbound_id, ForwardResponse{std::move(f.votes), std::move(f.config)});
   forwards_.erase(it);
 }
 

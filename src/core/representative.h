@@ -1,6 +1,7 @@
 // Representative: serves a ForwardRequest from another cluster's
 // coordinator by fanning its reserve, commit or abort out to every voter of
-// this node's cluster (itself included) and answering with their votes:
+// this node's cluster (itself included) under the newest configuration it
+// knows, and answering with their votes and that configuration:
 // as soon as a strict majority voted ok (that settles the cluster for the
 // coordinator), else once every voter answered or the deadline passed.
 // Part of one Engine; single-threaded.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "core/membership.h"
 #include "core/messages.h"
 
 namespace replicator::core {
@@ -22,7 +24,7 @@ uint32_t RepresentativeBudget(TimeMs remaining);
 
 class Representative {
  public:
-  explicit Representative(Context& ctx) : ctx_(ctx) {}
+  Representative(Context& ctx, Membership& membership) : ctx_(ctx), membership_(membership) {}
 
   void HandleForward(uint64_t inbound_id, ForwardRequest request, TimeMs now);
 
@@ -35,10 +37,12 @@ class Representative {
     size_t outstanding = 0;
     size_t oks = 0;
     std::vector<Vote> votes;
+    Configuration config;
   };
-  void OnVote(uint64_t id, const PeerId& voter, Response&& r);
+  void OnVote(uint64_t id, const PeerId& voter, Response&& r, TimeMs now);
 
   Context& ctx_;
+  Membership& membership_;
   std::unordered_map<uint64_t, Fanout> forwards_;
 };
 

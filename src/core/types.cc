@@ -11,6 +11,10 @@ std::string ProposalId::ToString() const {
   return absl::StrCat(coordinator, "/", incarnation, "/", sequence);
 }
 
+bool Configuration::Has(const PeerId& id) const {
+  return std::binary_search(voters.begin(), voters.end(), id);
+}
+
 const Member* Topology::Find(const PeerId& id) const {
   for (const Member& m : members) {
     if (m.id == id) return &m;

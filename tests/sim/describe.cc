@@ -26,6 +26,18 @@ std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.prop
 
 std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
 
+// "c1@3{n1,n2,n3}": cluster, epoch and voters.
+static std::string Describe(const Configuration& c) {
+  return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}");
+}
+static std::string Describe(const std::vector<Configuration>& configs) {
+  return absl::StrCat(
+      "[",
+      absl::StrJoin(configs, " ",
+                    [](std::string* out, const Configuration& c) { out->append(Describe(c)); }),
+      "]");
+}
+
 std::string Describe(const Vote& v) {
   switch (v.kind) {
     case Vote::Kind::kOk:
@@ -39,6 +51,8 @@ std::string Describe(const Vote& v) {
       return absl::StrCat(v.peer, "=unreachable(", v.reason, ")");
     case Vote::Kind::kDecided:
       return absl::StrCat(v.peer, "=decided");
+    case Vote::Kind::kWrongEpoch:
+      return absl::StrCat(v.peer, "=wrong-epoch(at ", v.epoch, ")");
   }
   return "?";
 }
@@ -49,7 +63,7 @@ std::string Describe(const ReplicaOp& op) {
         using O = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<O, ReserveOp>) {
           return absl::StrCat("reserve(", Quote(o.key), ",", Quote(o.value), ",",
-                              Describe(o.proposal), RequestId(o.request_id), ")");
+                              Describe(o.proposal), RequestId(o.request_id), " @", o.epoch, ")");
         } else if constexpr (std::is_same_v<O, CommitOp>) {
           return absl::StrCat("commit(", Quote(o.key), ",", Quote(o.value), ",",
                               Describe(o.proposal), RequestId(o.request_id), ")");
@@ -74,15 +88,23 @@ std::string Describe(const Request& r) {
         } else if constexpr (std::is_same_v<Q, PrepareRequest>) {
           return absl::StrCat("Prepare ", Describe(q.proposal), " b=", Describe(q.ballot));
         } else if constexpr (std::is_same_v<Q, ReadRequest>) {
-          return absl::StrCat("Read ", Quote(q.key));
+          return absl::StrCat("Read ", Quote(q.key), " @", q.epoch);
         } else if constexpr (std::is_same_v<Q, ResolveRequest>) {
           return absl::StrCat("Resolve ", Describe(q.proposal));
         } else if constexpr (std::is_same_v<Q, DigestRequest>) {
           return std::string("Digest");
-        } else {
-          static_assert(std::is_same_v<Q, PullRequest>);
+        } else if constexpr (std::is_same_v<Q, PullRequest>) {
           return absl::StrCat("Pull bucket=", q.bucket, " after=", Quote(q.after),
                               " max_bytes=", q.max_bytes);
+        } else if constexpr (std::is_same_v<Q, ConfigPrepareRequest>) {
+          return absl::StrCat("ConfigPrepare ", q.cluster, "@", q.epoch, " b=",
+                              Describe(q.ballot));
+        } else if constexpr (std::is_same_v<Q, ConfigAcceptRequest>) {
+          return absl::StrCat("ConfigAccept ", q.cluster, "@", q.epoch, " b=", Describe(q.ballot),
+                              " {", absl::StrJoin(q.voters, ","), "}");
+        } else {
+          static_assert(std::is_same_v<Q, ConfigLearnRequest>);
+          return absl::StrCat("ConfigLearn ", Describe(q.known));
         }
       },
       r);
@@ -96,7 +118,7 @@ std::string Describe(const Response& r) {
           return absl::StrCat("HandleResp ", Describe(s.vote));
         } else if constexpr (std::is_same_v<S, ForwardResponse>) {
           return absl::StrCat(
-              "ForwardResp [",
+              "ForwardResp ", Describe(s.config), " [",
               absl::StrJoin(s.votes, " ",
                             [](std::string* out, const Vote& v) { out->append(Describe(v)); }),
               "]");
@@ -117,6 +139,8 @@ std::string Describe(const Response& r) {
                                   Describe(s.holder));
             case ReadResponse::Kind::kAbsent:
               return std::string("ReadResp absent");
+            case ReadResponse::Kind::kWrongEpoch:
+              return absl::StrCat("ReadResp wrong-epoch(at ", s.epoch, ")");
           }
           return std::string("ReadResp ?");
         } else if constexpr (std::is_same_v<S, ResolveResponse>) {
@@ -130,7 +154,8 @@ std::string Describe(const Response& r) {
             mix = mix * 1099511628211ULL ^ b;
           }
           return absl::StrCat("DigestResp ", s.buckets.size(), " buckets, ", nonzero,
-                              " non-empty, mix=", absl::Hex(mix));
+                              " non-empty, mix=", absl::Hex(mix), " @", s.epoch, ", ",
+                              s.reservations.size(), " reserved");
         } else if constexpr (std::is_same_v<S, PullResponse>) {
           return absl::StrCat(
               "PullResp [",
@@ -140,6 +165,24 @@ std::string Describe(const Response& r) {
                                               RequestId(e.request_id));
                             }),
               "]", s.complete ? "" : " more");
+        } else if constexpr (std::is_same_v<S, ConfigVoteResponse>) {
+          switch (s.kind) {
+            case ConfigVoteResponse::Kind::kGranted:
+              return absl::StrCat("ConfigVote granted",
+                                  s.accepted ? absl::StrCat(" accepted=", Describe(s.accepted->ballot),
+                                                            "{", absl::StrJoin(s.accepted->voters, ","),
+                                                            "}")
+                                             : std::string());
+            case ConfigVoteResponse::Kind::kRejected:
+              return absl::StrCat("ConfigVote rejected higher=", Describe(s.higher));
+            case ConfigVoteResponse::Kind::kChosen:
+              return absl::StrCat("ConfigVote chosen ", Describe(s.known));
+            case ConfigVoteResponse::Kind::kNotReady:
+              return absl::StrCat("ConfigVote not-ready(", s.reason, ")");
+          }
+          return std::string("ConfigVote ?");
+        } else if constexpr (std::is_same_v<S, ConfigLearnResponse>) {
+          return absl::StrCat("ConfigLearnResp ", Describe(s.known));
         } else {
           return absl::StrCat("Unreachable(", s.reason, ")");
         }
@@ -167,8 +210,14 @@ std::string Describe(const Mutation& m) {
                                               : std::string("none");
           return absl::StrCat("PutAcceptor(", Describe(x.record.proposal),
                               " promised=", Describe(x.record.promised), " accepted=", acc, ")");
-        } else {
+        } else if constexpr (std::is_same_v<X, DeleteAcceptor>) {
           return absl::StrCat("DeleteAcceptor(", Describe(x.proposal), ")");
+        } else if constexpr (std::is_same_v<X, PutConfig>) {
+          return absl::StrCat("PutConfig(", Describe(x.config), ")");
+        } else {
+          static_assert(std::is_same_v<X, PutConfigAcceptor>);
+          return absl::StrCat("PutConfigAcceptor(", x.record.cluster, "@", x.record.epoch,
+                              " promised=", Describe(x.record.promised), ")");
         }
       },
       m);

@@ -92,6 +92,9 @@ void History::AddTags(Tags& tags, const core::Mutation& mutation) {
           TagProposal(tags, m.record.proposal);
         } else if constexpr (std::is_same_v<M, core::DeleteAcceptor>) {
           TagProposal(tags, m.proposal);
+        } else if constexpr (std::is_same_v<M, core::PutConfig> ||
+                             std::is_same_v<M, core::PutConfigAcceptor>) {
+          // Membership is no key's: its changes are traced as global lines.
         } else {
           TagKey(tags, m.key);
         }

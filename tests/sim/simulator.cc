@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <type_traits>
@@ -82,6 +83,13 @@ Simulator::Simulator(SimConfig run)
                                              core::PeerState::kVoter});
     node_cluster.push_back(node.cluster);
     node_ids.push_back(node.id);
+  }
+  // Every initial node of a cluster is one of its founding voters.
+  std::map<core::ClusterId, std::vector<core::PeerId>> founders;
+  for (const core::Member& m : topology_.members) founders[m.cluster].push_back(m.id);
+  for (auto& [cluster, voters] : founders) {
+    std::sort(voters.begin(), voters.end());
+    topology_.founding.push_back(core::Configuration{cluster, 1, std::move(voters)});
   }
   CheckerOptions options;
   options.check_convergence = config().check_convergence;

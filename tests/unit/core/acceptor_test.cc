@@ -15,9 +15,9 @@ namespace {
 using testing::OneEngine;
 using testing::VoteOf;
 
-const ProposalId kP{"a1", 1, 1, 0};
+const ProposalId kP{"a1", 1, 1, 0, 1};
 // A proposal of another coordinator, for the role tests on engine a1.
-const ProposalId kRemoteP{"a2", 1, 1, 100};
+const ProposalId kRemoteP{"a2", 1, 1, 100, 1};
 const Ballot kB0{0, "a1"};
 const Ballot kB1x{1, "a2"};
 const Ballot kB1y{1, "a3"};  // (1, a3) > (1, a2): proposer breaks round ties

@@ -8,8 +8,8 @@
 namespace replicator::core {
 namespace {
 
-const ProposalId kOld{"a1", 1, 1, /*started_ms=*/100};
-const ProposalId kYoung{"b1", 1, 7, /*started_ms=*/200};
+const ProposalId kOld{"a1", 1, 1, /*started_ms=*/100, 1};
+const ProposalId kYoung{"b1", 1, 7, /*started_ms=*/200, 1};
 
 TEST(BackoffTest, TheOldestRetriesWithinOneAttempt) {
   std::mt19937_64 rng(1);
@@ -48,14 +48,14 @@ TEST(BackoffTest, TheUnitIsAtLeastTheBaseAndAtLeastOneMillisecond) {
 }
 
 TEST(BackoffTest, EqualStartsAreOrderedByProposalAndNoHolderMeansOldest) {
-  const ProposalId a{"a1", 1, 1, 100};
-  const ProposalId b{"a2", 1, 1, 100};
+  const ProposalId a{"a1", 1, 1, 100, 1};
+  const ProposalId b{"a2", 1, 1, 100, 1};
   std::mt19937_64 rng(1);
   EXPECT_LE(ContentionBackoff(a, 4, {b}, 50, 10, rng), 50);  // a < b
   EXPECT_GE(ContentionBackoff(b, 4, {a}, 50, 10, rng), 100);
   EXPECT_LE(ContentionBackoff(b, 4, {}, 50, 10, rng), 50);
   // Older than one holder but younger than another: not the oldest.
-  EXPECT_GE(ContentionBackoff(kYoung, 1, {kOld, ProposalId{"c1", 1, 1, 300}}, 50, 10, rng), 100);
+  EXPECT_GE(ContentionBackoff(kYoung, 1, {kOld, ProposalId{"c1", 1, 1, 300, 1}}, 50, 10, rng), 100);
 }
 
 TEST(BackoffTest, TheSameSeedGivesTheSameWaits) {

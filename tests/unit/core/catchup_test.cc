@@ -17,7 +17,7 @@ using testing::MemoryStore;
 using testing::Pump;
 
 const std::map<ClusterId, std::vector<PeerId>> kOneByThree = {{"a", {"a1", "a2", "a3"}}};
-const ProposalId kP{"a2", 1, 1, 0};
+const ProposalId kP{"a2", 1, 1, 0, 1};
 
 // Commits (key, value) at `peers` only, as if the others had missed it.
 void CommitAt(Pump& pump, const std::vector<PeerId>& peers, const Key& key, const Value& value,
@@ -26,6 +26,14 @@ void CommitAt(Pump& pump, const std::vector<PeerId>& peers, const Key& key, cons
   pump.Run();
 }
 
+
+std::vector<SendEffect> Sends(std::vector<Effect> effects) {
+  std::vector<SendEffect> out;
+  for (Effect& fx : effects) {
+    if (auto* s = std::get_if<SendEffect>(&fx)) out.push_back(std::move(*s));
+  }
+  return out;
+}
 
 int Sent(const Pump& pump, const PeerId& from, size_t request_index) {
   int n = 0;
@@ -146,9 +154,9 @@ TEST(CatchUpRoleTest, NoPeerToAskIsTriviallyCaughtUp) {
     // A peer appears: the catch-up asked for starts at once.
     engine.SetTopology(MakeTopology(kOneByThree), 1001);
     EXPECT_FALSE(engine.caught_up());
-    std::vector<Effect> fx = engine.TakeEffects();
-    ASSERT_EQ(fx.size(), 1u);
-    EXPECT_TRUE(std::holds_alternative<DigestRequest>(std::get<SendEffect>(fx[0]).request));
+    std::vector<SendEffect> sends = Sends(engine.TakeEffects());
+    ASSERT_EQ(sends.size(), 1u);
+    EXPECT_TRUE(std::holds_alternative<DigestRequest>(sends[0].request));
   }
 }
 
@@ -164,9 +172,9 @@ TEST(CatchUpRoleTest, VotersShownDownStillCount) {
   engine.SetTopology(peers_down, 1000);
   EXPECT_FALSE(engine.caught_up());
   engine.StartCatchUp(1000);
-  std::vector<Effect> fx = engine.TakeEffects();
-  ASSERT_EQ(fx.size(), 1u);
-  const SendEffect& digest = std::get<SendEffect>(fx[0]);
+  std::vector<SendEffect> sends = Sends(engine.TakeEffects());
+  ASSERT_EQ(sends.size(), 1u);
+  const SendEffect& digest = sends[0];
   EXPECT_TRUE(std::holds_alternative<DigestRequest>(digest.request));
   EXPECT_TRUE(digest.to == "a2" || digest.to == "a3") << digest.to;
 }
@@ -203,8 +211,8 @@ TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
                                          {"known committed: applied as a commit", true}}) {
     SCOPED_TRACE(c.name);
     Pump pump(kOneByThree);
-    const ProposalId holder{"a3", 1, 4, 0};
-    pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3}});
+    const ProposalId holder{"a3", 1, 4, 0, 1};
+    pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3, 1}});
     pump.Run();
     // The commit of `holder` reached a2 only.
     pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});
@@ -264,14 +272,7 @@ namespace {
 // A node that is not a voter yet is caught up only after rounds with a
 // majority of the voters: any one voter may have missed a committed key.
 TEST(CatchUpRoleTest, ANewNodeIsCaughtUpOnlyFromAMajorityOfVoters) {
-  Pump pump({{"a", {"a1", "a2", "a3", "a4"}}});
-  Topology t = pump.topology();
-  for (Member& m : t.members) {
-    if (m.id == "a4") m.state = PeerState::kCatchingUp;
-  }
-  for (const PeerId& p : {PeerId("a1"), PeerId("a2"), PeerId("a3"), PeerId("a4")}) {
-    pump.engine(p).SetTopology(t, pump.now);
-  }
+  Pump pump({{"a", {"a1", "a2", "a3", "a4"}}}, nullptr, /*learners=*/{"a4"});
   // Each key is committed at two of the three voters (a majority), so no
   // single voter holds both.
   CommitAt(pump, {"a1", "a2"}, "k12", "v");

@@ -251,7 +251,7 @@ TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
   std::vector<Vote> votes;
   for (const char* b : {"b1", "b2", "b3"}) votes.push_back(OkVote(b, "b"));
   now = 1520;
-  a1.OnResponse(forwards()[1].call_id, ForwardResponse{votes}, now);
+  a1.OnResponse(forwards()[1].call_id, ForwardResponse{votes, Configuration{"b", 1, {"b1", "b2", "b3"}}}, now);
   drive();
   // The first one's deadline passes later; it changes nothing.
   now = 2000;
@@ -302,7 +302,7 @@ TEST(CoordinatorTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted
 TEST(CoordinatorTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
   // a1's first put is proposal a1/1/1; the tester interferes with its
   // decision register before the put starts.
-  const ProposalId p{"a1", 1, 1, 0};
+  const ProposalId p{"a1", 1, 1, 0, 1};
   struct Case {
     std::string name;
     std::function<void(Pump&)> interfere;
@@ -369,6 +369,7 @@ TEST(CoordinatorRequestIdTest, PutOverALocallyCommittedKey) {
     store.Plant("k", "v", c.stored_request_id);
     Engine engine(ConfigFor("a1", "a"), &store, DurableState{});
     engine.SetTopology(MakeTopology({{"a", {"a1", "a2", "a3"}}}), 1000);
+    engine.TakeEffects();  // adopting the founding configuration
     engine.StartPut(1, "k", c.value, c.request_id, 1000);
     std::vector<Effect> fx = engine.TakeEffects();
     ASSERT_EQ(fx.size(), 1u);
@@ -425,7 +426,7 @@ TEST(CoordinatorRequestIdTest, StoredVoteWithTheSameRequestIdAnswersOk) {
     Pump pump(kTwoByThree);
     // Committed everywhere but at the coordinator a1, as if a1 had missed
     // the commit of an earlier attempt coordinated by b1.
-    const ProposalId earlier{"b1", 1, 3, 0};
+    const ProposalId earlier{"b1", 1, 3, 0, 1};
     for (const PeerId& p : kAll) {
       if (p != "a1") pump.Call(p, HandleRequest{CommitOp{"k", "v", earlier, 9}});
     }

@@ -32,9 +32,9 @@ TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
       {"oversized value", three, "k", std::string((1 << 20) + 1, 'v'),
        PutOutcome::Kind::kInvalidArgument, "value is"},
       {"own cluster too small", {{"a", {"a1", "a2"}}}, "k", "v", PutOutcome::Kind::kUnavailable,
-       "cluster a has 2 voters; puts need at least 3"},
+       "cluster a is not founded yet (2 members known; it is founded by its first 3 voters)"},
       {"remote cluster too small", {{"a", {"a1", "a2", "a3"}}, {"eu", {"e1", "e2"}}}, "k", "v",
-       PutOutcome::Kind::kUnavailable, "cluster eu has 2 voters; puts need at least 3"},
+       PutOutcome::Kind::kUnavailable, "cluster eu is not founded yet (2 members known"},
       {"committed locally", three, "done", "v", PutOutcome::Kind::kKeyExists, ""},
   };
   for (const Case& c : cases) {

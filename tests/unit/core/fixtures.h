@@ -22,7 +22,8 @@ inline const std::vector<PeerId> kAll = {"a1", "a2", "a3", "b1", "b2", "b3"};
 
 inline std::string MutationName(const Mutation& m) {
   static const char* kNames[] = {"PutReservation", "DeleteReservation", "PutCommitted",
-                                 "PutAcceptor", "DeleteAcceptor"};
+                                 "PutAcceptor",    "DeleteAcceptor",    "PutConfig",
+                                 "PutConfigAcceptor"};
   return kNames[m.index()];
 }
 
@@ -34,6 +35,10 @@ class OneEngine {
                    std::map<ClusterId, std::vector<PeerId>> clusters = {{"a", {"a1", "a2", "a3"}}})
       : engine_(ConfigFor("a1", "a"), &store_, std::move(recovered)) {
     engine_.SetTopology(MakeTopology(clusters), now);
+    // The founding configuration is adopted durably before the test begins.
+    Take();
+    CompleteWrites();
+    last_writes_.clear();
   }
 
   Engine& engine() { return engine_; }
@@ -111,7 +116,7 @@ inline Vote VoteOf(const Response& r) {
 // the reserve phase and then gone silent.
 inline void Strand(Pump& pump, const ProposalId& p, const Key& key, const Value& value,
                    const std::vector<PeerId>& peers) {
-  for (const PeerId& peer : peers) pump.Call(peer, HandleRequest{ReserveOp{key, value, p}});
+  for (const PeerId& peer : peers) pump.Call(peer, HandleRequest{ReserveOp{key, value, p, 0, 1}});
   pump.Run();
 }
 

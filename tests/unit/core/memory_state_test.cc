@@ -129,7 +129,7 @@ TEST(MemoryStateTest, ForEachFromCrossesBucketsInPositionOrder) {
 }
 
 TEST(MemoryStateTest, RecoverReturnsReservationsInKeyOrderAsStored) {
-  const ProposalId p1{"a1", 1, 1, 0}, p2{"a1", 1, 2, 0};
+  const ProposalId p1{"a1", 1, 1, 0, 1}, p2{"a1", 1, 2, 0, 1};
   MemoryState s;
   s.Apply(WriteBatch{{PutReservation{Reservation{"z", p1, "vz", 5, 11}},
                       PutReservation{Reservation{"m", p2, "vm", 6, 0}},
@@ -148,7 +148,7 @@ TEST(MemoryStateTest, RecoverReturnsReservationsInKeyOrderAsStored) {
 }
 
 TEST(MemoryStateTest, AcceptorRecordsAreReplacedAndDeleted) {
-  const ProposalId p{"a1", 1, 1, 0}, q{"a1", 1, 2, 0};
+  const ProposalId p{"a1", 1, 1, 0, 1}, q{"a1", 1, 2, 0, 1};
   MemoryState s;
   s.Apply(PutAcceptor{AcceptorRecord{p, Ballot{1, "a1"}, std::nullopt}});
   s.Apply(PutAcceptor{AcceptorRecord{q, Ballot{1, "a2"}, std::nullopt}});
@@ -169,7 +169,7 @@ TEST(MemoryStateTest, ACopyIsASnapshot) {
   s.Apply(PutCommitted{"k", "v", 1});
   const MemoryState snapshot = s;
   s.Apply(PutCommitted{"later", "w", 2});
-  s.Apply(PutReservation{Reservation{"r", ProposalId{"a1", 1, 1, 0}, "x", 0, 0}});
+  s.Apply(PutReservation{Reservation{"r", ProposalId{"a1", 1, 1, 0, 1}, "x", 0, 0}});
   s = snapshot;  // a crash rolling back to what was synced
   EXPECT_FALSE(s.GetEntry("later").has_value());
   EXPECT_TRUE(s.reservations().empty());

@@ -27,7 +27,7 @@ TEST(ReaderTest, LinearizableGetResolvesReservations) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     Pump pump(kTwoByThree);
-    const ProposalId p{"a1", 1, 77, 0};
+    const ProposalId p{"a1", 1, 77, 0, 1};
     Strand(pump, p, "k", "v", {"a1", "a2", "a3", "b1", "b2", "b3"});
     if (c.coordinator_accepted_commit) {
       for (const char* peer : {"a2", "a3"}) {

@@ -15,12 +15,12 @@ using testing::kTwoByThree;
 using testing::OneEngine;
 using testing::Pump;
 using testing::Strand;
-const ProposalId kP{"a2", 1, 1, 100};
+const ProposalId kP{"a2", 1, 1, 100, 1};
 
 
 TEST(RecoveryTest, LeaseRecoveryAbortsAReservationNobodyDecided) {
   Pump pump(kTwoByThree);
-  const ProposalId p{"a1", 1, 77, 0};
+  const ProposalId p{"a1", 1, 77, 0, 1};
   Strand(pump, p, "k", "v", {"a2", "b1", "b3"});
   EXPECT_EQ(pump.engine("b1").stats().reservations, 1u);
   // Before the lease expires nothing happens.
@@ -40,7 +40,7 @@ TEST(RecoveryTest, LeaseRecoveryAbortsAReservationNobodyDecided) {
 
 TEST(RecoveryTest, LeaseRecoveryCommitsAChosenCommit) {
   Pump pump(kTwoByThree);
-  const ProposalId p{"a1", 1, 77, 0};
+  const ProposalId p{"a1", 1, 77, 0, 1};
   Strand(pump, p, "k", "v", {"a2", "a3", "b1", "b2"});
   for (const char* peer : {"a1", "a2"}) {
     pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
@@ -55,9 +55,9 @@ TEST(RecoveryTest, LeaseRecoveryCommitsAChosenCommit) {
 
 TEST(RecoveryTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
   Pump pump(kTwoByThree);
-  const ProposalId p{"a1", 1, 77, 0};
+  const ProposalId p{"a1", 1, 77, 0, 1};
   for (const char* peer : {"a2", "a3", "b1", "b2"}) {
-    pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31}});
+    pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31, 1}});
   }
   pump.Run();
   EXPECT_EQ(pump.store("b1").reservations().at("k").request_id, 31u);

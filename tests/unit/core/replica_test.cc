@@ -12,8 +12,8 @@ namespace {
 
 using testing::OneEngine;
 using testing::VoteOf;
-const ProposalId kP{"a2", 1, 1, 100};
-const ProposalId kQ{"a3", 1, 9, 200};
+const ProposalId kP{"a2", 1, 1, 100, 1};
+const ProposalId kQ{"a3", 1, 9, 200, 1};
 
 
 struct VoteCase {
@@ -31,31 +31,31 @@ struct VoteCase {
 
 TEST(ReplicaTest, VoteRules) {
   const std::vector<VoteCase> cases = {
-      {"reserve a fresh key", {}, ReserveOp{"k", "v", kP}, Vote::Kind::kOk, {"PutReservation"},
+      {"reserve a fresh key", {}, ReserveOp{"k", "v", kP, 0, 1}, Vote::Kind::kOk, {"PutReservation"},
        "", std::nullopt, 1},
-      {"reserve a committed key", {CommitOp{"k", "old", kQ}}, ReserveOp{"k", "v", kP},
+      {"reserve a committed key", {CommitOp{"k", "old", kQ}}, ReserveOp{"k", "v", kP, 0, 1},
        Vote::Kind::kStored, {}, "old", std::nullopt, 0, "old"},
-      {"reserve again for the same proposal", {ReserveOp{"k", "v", kP}}, ReserveOp{"k", "v", kP},
+      {"reserve again for the same proposal", {ReserveOp{"k", "v", kP, 0, 1}}, ReserveOp{"k", "v", kP, 0, 1},
        Vote::Kind::kOk, {}, "", std::nullopt, 1},
-      {"reserve a key held by another proposal", {ReserveOp{"k", "w", kQ}},
-       ReserveOp{"k", "v", kP}, Vote::Kind::kReserved, {}, "", kQ, 1},
-      {"reserve for a proposal known aborted", {AbortOp{"k", kP}}, ReserveOp{"k", "v", kP},
+      {"reserve a key held by another proposal", {ReserveOp{"k", "w", kQ, 0, 1}},
+       ReserveOp{"k", "v", kP, 0, 1}, Vote::Kind::kReserved, {}, "", kQ, 1},
+      {"reserve for a proposal known aborted", {AbortOp{"k", kP}}, ReserveOp{"k", "v", kP, 0, 1},
        Vote::Kind::kDecided, {}, "", std::nullopt, 0},
       {"reserve for a proposal known committed elsewhere", {CommitOp{"other", "v", kP}},
-       ReserveOp{"k", "v", kP}, Vote::Kind::kDecided, {}, "", std::nullopt, 0},
-      {"commit with its own reservation", {ReserveOp{"k", "v", kP}}, CommitOp{"k", "v", kP},
+       ReserveOp{"k", "v", kP, 0, 1}, Vote::Kind::kDecided, {}, "", std::nullopt, 0},
+      {"commit with its own reservation", {ReserveOp{"k", "v", kP, 0, 1}}, CommitOp{"k", "v", kP},
        Vote::Kind::kOk, {"PutCommitted", "DeleteReservation"}, "", std::nullopt, 0, "v"},
       {"commit without a reservation stores all the same", {}, CommitOp{"k", "v", kP},
        Vote::Kind::kOk, {"PutCommitted"}, "", std::nullopt, 0, "v"},
-      {"commit keeps another proposal's reservation", {ReserveOp{"k", "w", kQ}},
+      {"commit keeps another proposal's reservation", {ReserveOp{"k", "w", kQ, 0, 1}},
        CommitOp{"k", "v", kP}, Vote::Kind::kOk, {"PutCommitted"}, "", std::nullopt, 1, "v"},
       {"commit of the committed value again", {CommitOp{"k", "v", kP}}, CommitOp{"k", "v", kP},
        Vote::Kind::kOk, {}, "", std::nullopt, 0, "v"},
       {"commit of a conflicting value is a violation", {CommitOp{"k", "old", kQ}},
        CommitOp{"k", "v", kP}, Vote::Kind::kStored, {}, "old", std::nullopt, 0, "old", true},
-      {"abort drops its own reservation", {ReserveOp{"k", "v", kP}}, AbortOp{"k", kP},
+      {"abort drops its own reservation", {ReserveOp{"k", "v", kP, 0, 1}}, AbortOp{"k", kP},
        Vote::Kind::kOk, {"DeleteReservation"}, "", std::nullopt, 0},
-      {"abort leaves another proposal's reservation", {ReserveOp{"k", "w", kQ}},
+      {"abort leaves another proposal's reservation", {ReserveOp{"k", "w", kQ, 0, 1}},
        AbortOp{"k", kP}, Vote::Kind::kOk, {}, "", std::nullopt, 1},
       {"abort of an unknown key", {}, AbortOp{"k", kP}, Vote::Kind::kOk, {}, "", std::nullopt, 0},
   };
@@ -94,14 +94,14 @@ TEST(ReplicaTest, VoteRules) {
 
 TEST(ReplicaTest, ReservationIsVisibleBeforeItIsDurable) {
   OneEngine r;
-  std::vector<Effect> first = r.Request(HandleRequest{ReserveOp{"k", "v", kP}});
+  std::vector<Effect> first = r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}});
   EXPECT_TRUE(OneEngine::Responses(first).empty());
   // A rival sees the pending reservation at once.
-  std::vector<Effect> rival = r.Request(HandleRequest{ReserveOp{"k", "w", kQ}});
+  std::vector<Effect> rival = r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1}});
   ASSERT_EQ(OneEngine::Responses(rival).size(), 1u);
   EXPECT_EQ(VoteOf(OneEngine::Responses(rival)[0]).kind, Vote::Kind::kReserved);
   // A duplicate of the pending reserve waits for the same write.
-  std::vector<Effect> dup = r.Request(HandleRequest{ReserveOp{"k", "v", kP}});
+  std::vector<Effect> dup = r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}});
   EXPECT_TRUE(OneEngine::Responses(dup).empty());
   EXPECT_TRUE(OneEngine::Mutations(dup).empty());
   std::vector<Response> done = OneEngine::Responses(r.CompleteWrites());
@@ -122,7 +122,7 @@ TEST(ReplicaTest, CommittedButNotYetDurableIsSeenAndAnsweredAfterTheWrite) {
   EXPECT_EQ(done->outcome.kind, PutOutcome::Kind::kKeyExists);
   EXPECT_EQ(done->outcome.existing, "v");
   // A reserve's stored vote waits until the commit is durable.
-  EXPECT_TRUE(OneEngine::Responses(r.Request(HandleRequest{ReserveOp{"k", "w", kQ}})).empty());
+  EXPECT_TRUE(OneEngine::Responses(r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1}})).empty());
   std::vector<Response> rs = OneEngine::Responses(r.CompleteWrites());
   ASSERT_EQ(rs.size(), 2u);  // the commit, then the reserve
   EXPECT_EQ(VoteOf(rs[1]).kind, Vote::Kind::kStored);
@@ -137,17 +137,17 @@ TEST(ReplicaTest, ReadRules) {
   };
   const std::vector<Case> cases = {
       {"absent", {}, ReadResponse::Kind::kAbsent, ""},
-      {"reserved carries holder and value", {ReserveOp{"k", "v", kP}},
+      {"reserved carries holder and value", {ReserveOp{"k", "v", kP, 0, 1}},
        ReadResponse::Kind::kReserved, "v"},
       {"committed", {CommitOp{"k", "v", kP}}, ReadResponse::Kind::kCommitted, "v"},
       {"committed wins over another's reservation",
-       {ReserveOp{"k", "w", kQ}, CommitOp{"k", "v", kP}}, ReadResponse::Kind::kCommitted, "v"},
+       {ReserveOp{"k", "w", kQ, 0, 1}, CommitOp{"k", "v", kP}}, ReadResponse::Kind::kCommitted, "v"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     OneEngine r;
     for (const ReplicaOp& op : c.setup) r.Settle(HandleRequest{op});
-    auto read = std::get<ReadResponse>(r.Settle(ReadRequest{"k"}));
+    auto read = std::get<ReadResponse>(r.Settle(ReadRequest{"k", 1}));
     EXPECT_EQ(read.kind, c.want);
     EXPECT_EQ(read.value, c.value);
     if (c.want == ReadResponse::Kind::kReserved) {
@@ -163,7 +163,7 @@ TEST(ReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   // Acceptor records are read from storage on demand, never preloaded.
   r.store().Apply(PutAcceptor{AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt}});
   EXPECT_EQ(r.engine().stats().reservations, 1u);
-  EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP}})).kind,
+  EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}})).kind,
             Vote::Kind::kReserved);
   auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kP, Ballot{4, "a2"}}));
   EXPECT_FALSE(promise.promised);

@@ -16,8 +16,8 @@ using testing::Pump;
 TEST(RepresentativeTest, RepresentativeReturnsEveryVoteOfItsCluster) {
   Pump pump(kTwoByThree);
   pump.down.insert("b3");
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  const ProposalId p{"a1", 1, 5, 0, 1};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
   pump.Run();
   const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
   std::map<PeerId, Vote::Kind> kinds;
@@ -38,8 +38,8 @@ TEST(RepresentativeTest, RepresentativeAnswersOnceAMajorityIsOk) {
   Pump pump(kTwoByThree);
   // b3 is slow: the request to it waits, undelivered.
   pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  const ProposalId p{"a1", 1, 5, 0, 1};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
   pump.Run();
   ASSERT_TRUE(pump.tester_responses.count(call)) << "the answer waited for the slow voter";
   const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
@@ -55,12 +55,12 @@ TEST(RepresentativeTest, RepresentativeAnswersOnceAMajorityIsOk) {
 
 TEST(RepresentativeTest, RepresentativeWaitsForEveryVoteWithoutAnOkMajority) {
   Pump pump(kTwoByThree);
-  const ProposalId q{"a2", 1, 1, 0};
-  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q}});
+  const ProposalId q{"a2", 1, 1, 0, 1};
+  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q, 0, 1}});
   pump.Run();
   pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
-  const ProposalId p{"a1", 1, 5, 0};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p}, 500});
+  const ProposalId p{"a1", 1, 5, 0, 1};
+  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
   pump.Run();
   // b1 ok, b2 reserved for q: b3's vote decides, so the answer waits for it.
   EXPECT_FALSE(pump.tester_responses.count(call));

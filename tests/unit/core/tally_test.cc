@@ -8,7 +8,7 @@ namespace {
 using K = TallyOutcome::Kind;
 
 ProposalId Proposal(const std::string& coordinator, uint64_t seq) {
-  return ProposalId{coordinator, 1, seq, 0};
+  return ProposalId{coordinator, 1, seq, 0, 1};
 }
 
 const ProposalId kSelf = Proposal("a1", 1);

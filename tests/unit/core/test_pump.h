@@ -45,6 +45,7 @@ inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint
   c.incarnation = 1;
   c.random_seed = seed;
   c.check_invariants = true;  // every input of every test engine
+  c.auto_promote = false;     // the membership tests turn it on
   return c;
 }
 
@@ -60,11 +61,22 @@ inline std::vector<Key> KeysInOneBucket(size_t n) {
   return keys;
 }
 
-// `clusters` maps a cluster id to its voters.
-inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clusters) {
+// `clusters` maps a cluster id to its members; all but `learners` are its
+// founding voters (epoch 1), as the directory names them once a cluster has
+// 3. A cluster with fewer is not founded.
+inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clusters,
+                             const std::set<PeerId>& learners = {}) {
   Topology t;
   for (const auto& [cluster, peers] : clusters) {
-    for (const PeerId& p : peers) t.members.push_back(Member{p, cluster, p + ":1", PeerState::kVoter});
+    std::vector<PeerId> voters;
+    for (const PeerId& p : peers) {
+      const bool learner = learners.contains(p);
+      t.members.push_back(
+          Member{p, cluster, p + ":1", learner ? PeerState::kCatchingUp : PeerState::kVoter});
+      if (!learner) voters.push_back(p);
+    }
+    std::sort(voters.begin(), voters.end());
+    if (voters.size() >= 3) t.founding.push_back(Configuration{cluster, 1, std::move(voters)});
   }
   return t;
 }
@@ -76,9 +88,11 @@ class Pump {
   static constexpr const char* kTester = "tester";
 
   // `tweak`, if set, adjusts every engine's config.
+  // `learners` are members but not founding voters.
   explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters,
-                const std::function<void(EngineConfig&)>& tweak = nullptr) {
-    topology_ = MakeTopology(clusters);
+                const std::function<void(EngineConfig&)>& tweak = nullptr,
+                const std::set<PeerId>& learners = {}) {
+    topology_ = MakeTopology(clusters, learners);
     uint64_t seed = 1;
     for (const auto& [cluster, peers] : clusters) {
       for (const PeerId& p : peers) {

@@ -1,0 +1,543 @@
+#include "core/membership.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/check.h"
+#include "core/quorum.h"
+
+namespace replicator::core {
+namespace {
+
+// Fewer voters than this may be configured only by a forced removal.
+constexpr size_t kMinVoters = 3;
+// A change keeps trying rounds for this many call deadlines: its acceptors
+// may still be settling the current epoch.
+constexpr TimeMs kChangeDeadlineCalls = 10;
+
+const Configuration& NoConfiguration() {
+  static const Configuration* none = new Configuration();
+  return *none;
+}
+
+bool Sorted(const std::vector<PeerId>& v) {
+  return std::is_sorted(v.begin(), v.end()) &&
+         std::adjacent_find(v.begin(), v.end()) == v.end();
+}
+
+// The peers in exactly one of `a` and `b` (both sorted).
+size_t Difference(const std::vector<PeerId>& a, const std::vector<PeerId>& b) {
+  std::vector<PeerId> diff;
+  std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(),
+                                std::back_inserter(diff));
+  return diff.size();
+}
+
+}  // namespace
+
+ProposedChange ProposeChange(const Configuration& base, const MembershipChange& change,
+                             const std::vector<PeerId>& members) {
+  ProposedChange out;
+  if (base.epoch == 0) {
+    out.error = absl::StrCat("cluster ", base.cluster, " has no configuration yet");
+    return out;
+  }
+  const bool voter = base.Has(change.peer);
+  if (change.kind == MembershipChange::Kind::kAdd) {
+    if (voter) {
+      out.error = absl::StrCat("peer ", change.peer, " is already a voter of cluster ",
+                               base.cluster, " (epoch ", base.epoch, ")");
+    } else if (std::find(members.begin(), members.end(), change.peer) == members.end()) {
+      out.error = absl::StrCat("peer ", change.peer, " is not a member of cluster ", base.cluster);
+    } else {
+      out.voters = base.voters;
+      out.voters.push_back(change.peer);
+      std::sort(out.voters.begin(), out.voters.end());
+    }
+    return out;
+  }
+  if (!voter) {
+    out.error = absl::StrCat("peer ", change.peer, " is not a voter of cluster ", base.cluster,
+                             " (epoch ", base.epoch, ")");
+  } else if (base.voters.size() == 1) {
+    out.error = absl::StrCat("peer ", change.peer, " is the last voter of cluster ", base.cluster);
+  } else if (base.voters.size() - 1 < kMinVoters && !change.force) {
+    out.error = absl::StrCat("removing ", change.peer, " would leave cluster ", base.cluster,
+                             " with ", base.voters.size() - 1, " voters; at least ", kMinVoters,
+                             " are needed to survive a failure (force to remove anyway)");
+  } else {
+    for (const PeerId& v : base.voters) {
+      if (v != change.peer) out.voters.push_back(v);
+    }
+  }
+  return out;
+}
+
+Membership::Membership(Context& ctx, std::vector<Configuration> recovered,
+                       std::vector<ConfigAcceptorRecord> recovered_acceptors)
+    : ctx_(ctx) {
+  for (Configuration& c : recovered) {
+    if (c.cluster == ctx_.cluster()) {
+      own_[c.epoch] = std::move(c);
+    } else if (c.epoch > others_[c.cluster].epoch) {
+      others_[c.cluster] = std::move(c);
+    }
+  }
+  for (ConfigAcceptorRecord& r : recovered_acceptors) {
+    if (r.cluster == ctx_.cluster()) acceptor_[r.epoch] = std::move(r);
+  }
+  ctx_.stats().config_epoch = epoch();
+}
+
+const Configuration& Membership::Current() const {
+  return own_.empty() ? NoConfiguration() : own_.rbegin()->second;
+}
+
+const Configuration* Membership::At(uint64_t epoch) const {
+  auto it = own_.find(epoch);
+  return it == own_.end() ? nullptr : &it->second;
+}
+
+const Configuration* Membership::Latest(const ClusterId& cluster) const {
+  if (cluster == ctx_.cluster()) return own_.empty() ? nullptr : &own_.rbegin()->second;
+  auto it = others_.find(cluster);
+  return it == others_.end() ? nullptr : &it->second;
+}
+
+std::vector<Configuration> Membership::OwnHistory() const {
+  std::vector<Configuration> out;
+  for (const auto& [e, c] : own_) out.push_back(c);
+  return out;
+}
+
+std::vector<Configuration> Membership::Known() const {
+  std::vector<Configuration> out = OwnHistory();
+  for (const auto& [cluster, c] : others_) out.push_back(c);
+  return out;
+}
+
+bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
+  const uint64_t before = epoch();
+  for (const Configuration& c : configs) {
+    if (c.epoch == 0 || c.voters.empty() || !Sorted(c.voters)) continue;
+    if (c.cluster != ctx_.cluster()) {
+      Configuration& known = others_[c.cluster];
+      if (c.epoch > known.epoch) known = c;
+      continue;
+    }
+    auto it = own_.find(c.epoch);
+    if (it != own_.end()) {
+      if (it->second.voters != c.voters) {
+        // Two configurations chosen for one epoch: consensus failed.
+        ctx_.ReportViolation(
+            absl::StrCat("config/", c.cluster, "/", c.epoch),
+            absl::StrCat("epoch ", c.epoch, " of cluster ", c.cluster, " is known here as {",
+                         absl::StrJoin(it->second.voters, ","), "} and was heard as {",
+                         absl::StrJoin(c.voters, ","), "}"));
+      }
+      continue;
+    }
+    own_[c.epoch] = c;
+    durable_write_ = ctx_.Mutate(PutConfig{c});
+  }
+  if (epoch() == before) return false;
+  ctx_.stats().config_epoch = epoch();
+  if (on_epoch_) on_epoch_(now);
+  return true;
+}
+
+bool Membership::Votes(uint64_t epoch) const {
+  return epoch != 0 && epoch == this->epoch() && Current().Has(ctx_.self());
+}
+
+std::vector<Configuration> Membership::RefusalConfigs(uint64_t request_epoch) const {
+  if (request_epoch < epoch() || (request_epoch == epoch() && epoch() != 0)) return OwnHistory();
+  return {};
+}
+
+void Membership::OnWrongEpoch(const PeerId& peer, uint64_t their_epoch,
+                              const std::vector<Configuration>& configs, TimeMs now) {
+  Learn(configs, now);
+  if (their_epoch >= epoch() && !configs.empty()) return;
+  // Either side may lag: a learn carries what this node knows, and its
+  // answer what the peer knows.
+  uint64_t& told = told_[peer];
+  if (told >= epoch() && their_epoch <= epoch()) return;
+  told = epoch();
+  ctx_.Send(peer, ConfigLearnRequest{Known()}, now + ctx_.config().call_deadline_ms,
+            [this](Response&& r, TimeMs t) {
+              if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+            });
+}
+
+void Membership::AfterDurable(std::function<void()> fn) {
+  ctx_.AfterWrite(durable_write_, std::move(fn));
+}
+
+void Membership::OnTopology(TimeMs now) { Learn(ctx_.topology().founding, now); }
+
+// --- Acceptor -----------------------------------------------------------------
+
+std::optional<ConfigVoteResponse> Membership::CannotVote(const ClusterId& cluster,
+                                                         uint64_t target,
+                                                         const std::vector<Configuration>& known,
+                                                         TimeMs now) {
+  ConfigVoteResponse no;
+  no.kind = ConfigVoteResponse::Kind::kNotReady;
+  if (cluster != ctx_.cluster()) {
+    no.reason = absl::StrCat(ctx_.self(), " is of cluster ", ctx_.cluster(), ", not ", cluster);
+    return no;
+  }
+  Learn(known, now);
+  if (epoch() >= target) {
+    no.kind = ConfigVoteResponse::Kind::kChosen;
+    no.known = OwnHistory();
+    return no;
+  }
+  if (epoch() + 1 < target) {
+    no.reason = absl::StrCat(ctx_.self(), " knows epoch ", epoch(), " only");
+    return no;
+  }
+  if (!Current().Has(ctx_.self())) {
+    no.reason = absl::StrCat(ctx_.self(), " is not a voter of epoch ", epoch());
+    return no;
+  }
+  if (!settled_ || !settled_()) {
+    no.reason = absl::StrCat(ctx_.self(), " is still settling epoch ", epoch(),
+                             " (catching up from a majority of its voters)");
+    return no;
+  }
+  return std::nullopt;
+}
+
+ConfigAcceptorRecord& Membership::Record(uint64_t epoch) {
+  ConfigAcceptorRecord& r = acceptor_[epoch];
+  r.cluster = ctx_.cluster();
+  r.epoch = epoch;
+  return r;
+}
+
+void Membership::RespondDurably(uint64_t inbound_id, ConfigVoteResponse response,
+                                uint64_t write) {
+  // Writes become durable in order: the later of the two covers both.
+  ctx_.AfterWrite(std::max(write, durable_write_),
+                  [this, inbound_id, response = std::move(response)]() mutable {
+                    ctx_.Respond(inbound_id, std::move(response));
+                  });
+}
+
+void Membership::HandlePrepare(uint64_t inbound_id, const ConfigPrepareRequest& request,
+                               TimeMs now) {
+  if (std::optional<ConfigVoteResponse> no =
+          CannotVote(request.cluster, request.epoch, request.known, now)) {
+    RespondDurably(inbound_id, std::move(*no), 0);
+    return;
+  }
+  ConfigAcceptorRecord& rec = Record(request.epoch);
+  ConfigVoteResponse resp;
+  uint64_t write = 0;
+  if (rec.promised < request.ballot || rec.promised == request.ballot) {
+    rec.promised = request.ballot;
+    resp.kind = ConfigVoteResponse::Kind::kGranted;
+    resp.accepted = rec.accepted;
+    write = ctx_.Mutate(PutConfigAcceptor{rec});
+  } else {
+    resp.kind = ConfigVoteResponse::Kind::kRejected;
+    resp.higher = rec.promised;
+  }
+  RespondDurably(inbound_id, std::move(resp), write);
+}
+
+void Membership::HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& request,
+                              TimeMs now) {
+  if (std::optional<ConfigVoteResponse> no =
+          CannotVote(request.cluster, request.epoch, request.known, now)) {
+    RespondDurably(inbound_id, std::move(*no), 0);
+    return;
+  }
+  // One voter per epoch, checked where it is voted on.
+  if (!Sorted(request.voters) || Difference(Current().voters, request.voters) != 1) {
+    ConfigVoteResponse no;
+    no.kind = ConfigVoteResponse::Kind::kNotReady;
+    no.reason = absl::StrCat("{", absl::StrJoin(request.voters, ","),
+                             "} is not a one-voter change of epoch ", epoch());
+    RespondDurably(inbound_id, std::move(no), 0);
+    return;
+  }
+  ConfigAcceptorRecord& rec = Record(request.epoch);
+  ConfigVoteResponse resp;
+  uint64_t write = 0;
+  if (request.ballot < rec.promised) {
+    resp.kind = ConfigVoteResponse::Kind::kRejected;
+    resp.higher = rec.promised;
+  } else {
+    rec.promised = request.ballot;
+    rec.accepted = ConfigAccepted{request.ballot, request.voters};
+    resp.kind = ConfigVoteResponse::Kind::kGranted;
+    write = ctx_.Mutate(PutConfigAcceptor{rec});
+  }
+  RespondDurably(inbound_id, std::move(resp), write);
+}
+
+void Membership::HandleLearn(uint64_t inbound_id, const ConfigLearnRequest& request,
+                             TimeMs now) {
+  Learn(request.known, now);
+  AfterDurable([this, inbound_id]() { ctx_.Respond(inbound_id, ConfigLearnResponse{Known()}); });
+}
+
+// --- Proposer -----------------------------------------------------------------
+
+void Membership::Change(uint64_t change_id, const MembershipChange& change, TimeMs now) {
+  auto refuse = [&](ChangeOutcome::Kind kind, std::string message) {
+    if (change_id == 0) return;
+    ctx_.Emit(ChangeDoneEffect{change_id, ChangeOutcome{kind, std::move(message), Current()}});
+  };
+  if (proposer_) {
+    refuse(ChangeOutcome::Kind::kBusy,
+           absl::StrCat("a change of cluster ", ctx_.cluster(), " to epoch ",
+                        proposer_->base.epoch + 1, " is in progress; retry when it is done"));
+    return;
+  }
+  std::vector<PeerId> members = Current().voters;
+  for (const Member& m : ctx_.topology().members) {
+    if (m.cluster == ctx_.cluster()) members.push_back(m.id);
+  }
+  ProposedChange pc = ProposeChange(Current(), change, members);
+  if (!pc.error.empty()) {
+    refuse(ChangeOutcome::Kind::kInvalidArgument, std::move(pc.error));
+    return;
+  }
+  Proposer& op = proposer_.emplace();
+  op.change_id = change_id;
+  op.change = change;
+  op.base = Current();
+  op.voters = std::move(pc.voters);
+  op.give_up_at = now + kChangeDeadlineCalls * ctx_.config().call_deadline_ms;
+  if (auto it = acceptor_.find(op.base.epoch + 1); it != acceptor_.end()) {
+    op.max_round_seen = it->second.promised.round;
+  }
+  StartRound(now);
+}
+
+void Membership::StartRound(TimeMs now) {
+  Proposer& op = *proposer_;
+  ++op.rounds;
+  op.ballot = Ballot{op.max_round_seen + 1, ctx_.self()};
+  op.max_round_seen = op.ballot.round;
+  op.phase = Proposer::Phase::kPrepare;
+  op.granted = op.answered = 0;
+  op.highest.reset();
+  const uint64_t round = op.ballot.round;
+  const ConfigPrepareRequest prepare{ctx_.cluster(), op.base.epoch + 1, op.ballot, OwnHistory()};
+  for (const PeerId& v : op.base.voters) {
+    ctx_.Send(v, prepare, now + ctx_.config().call_deadline_ms,
+              [this, round](Response&& r, TimeMs t) { OnPrepareReply(round, std::move(r), t); });
+  }
+}
+
+void Membership::OnPrepareReply(uint64_t round, Response&& r, TimeMs now) {
+  if (!proposer_ || proposer_->phase != Proposer::Phase::kPrepare ||
+      proposer_->ballot.round != round) {
+    return;
+  }
+  Proposer& op = *proposer_;
+  ++op.answered;
+  auto* vr = std::get_if<ConfigVoteResponse>(&r);
+  if (vr != nullptr && vr->kind == ConfigVoteResponse::Kind::kGranted) {
+    ++op.granted;
+    if (vr->accepted && (!op.highest || op.highest->ballot < vr->accepted->ballot)) {
+      op.highest = vr->accepted;
+    }
+  } else {
+    Refused(vr, r, now);
+    return;
+  }
+  const size_t n = op.base.voters.size();
+  if (!IsMajority(op.granted, n)) {
+    if (op.answered == n) RoundFailed(now);
+    return;
+  }
+  // Phase 2: the highest value accepted in an earlier ballot, if any, else
+  // this change.
+  op.phase = Proposer::Phase::kAccept;
+  op.value = op.highest ? op.highest->voters : op.voters;
+  op.granted = op.answered = 0;
+  const ConfigAcceptRequest accept{ctx_.cluster(), op.base.epoch + 1, op.ballot, op.value,
+                                   OwnHistory()};
+  for (const PeerId& v : op.base.voters) {
+    ctx_.Send(v, accept, now + ctx_.config().call_deadline_ms,
+              [this, round](Response&& reply, TimeMs t) { OnAcceptReply(round, std::move(reply), t); });
+  }
+}
+
+void Membership::OnAcceptReply(uint64_t round, Response&& r, TimeMs now) {
+  if (!proposer_ || proposer_->phase != Proposer::Phase::kAccept ||
+      proposer_->ballot.round != round) {
+    return;
+  }
+  Proposer& op = *proposer_;
+  ++op.answered;
+  auto* vr = std::get_if<ConfigVoteResponse>(&r);
+  if (vr == nullptr || vr->kind != ConfigVoteResponse::Kind::kGranted) {
+    Refused(vr, r, now);
+    return;
+  }
+  ++op.granted;
+  if (IsMajority(op.granted, op.base.voters.size())) Chosen(op.value, now);
+}
+
+void Membership::Refused(const ConfigVoteResponse* vr, const Response& r, TimeMs now) {
+  Proposer& op = *proposer_;
+  if (vr != nullptr && vr->kind == ConfigVoteResponse::Kind::kChosen) {
+    // The register was decided already; learn how, and end.
+    const uint64_t target = op.base.epoch + 1;
+    Learn(vr->known, now);
+    const Configuration* chosen = At(target);
+    if (chosen != nullptr && chosen->voters == op.voters) {
+      Finish(ChangeOutcome{ChangeOutcome::Kind::kOk, {}, *chosen}, now);
+    } else {
+      Finish(ChangeOutcome{ChangeOutcome::Kind::kBusy,
+                           absl::StrCat("cluster ", ctx_.cluster(), " moved to epoch ",
+                                        epoch(), " by another change; retry against it"),
+                           Current()},
+             now);
+    }
+    return;
+  }
+  if (vr != nullptr && vr->kind == ConfigVoteResponse::Kind::kRejected) {
+    op.max_round_seen = std::max(op.max_round_seen, vr->higher.round);
+    op.last_error = absl::StrCat("ballot round ", vr->higher.round, " was promised to ",
+                                 vr->higher.proposer);
+  } else if (vr != nullptr) {
+    op.last_error = vr->reason;
+  } else {
+    op.last_error = ReasonOf(r);
+  }
+  const size_t n = op.base.voters.size();
+  if (!IsMajority(op.granted + (n - op.answered), n)) RoundFailed(now);
+}
+
+void Membership::RoundFailed(TimeMs now) {
+  Proposer& op = *proposer_;
+  if (now < op.give_up_at) {
+    op.phase = Proposer::Phase::kWaiting;
+    const TimeMs pause = std::max<TimeMs>(1, ctx_.config().call_deadline_ms / 4);
+    op.retry_at = now + pause + static_cast<TimeMs>(ctx_.rng()() % pause);
+    return;
+  }
+  Finish(ChangeOutcome{ChangeOutcome::Kind::kUnavailable,
+                       absl::StrCat("no majority of the ", op.base.voters.size(),
+                                    " voters of epoch ", op.base.epoch, " of cluster ",
+                                    ctx_.cluster(), " agreed to epoch ", op.base.epoch + 1,
+                                    " after ", op.rounds, " rounds; last: ", op.last_error),
+                       Current()},
+         now);
+}
+
+void Membership::Chosen(std::vector<PeerId> voters, TimeMs now) {
+  Proposer& op = *proposer_;
+  Configuration next{ctx_.cluster(), op.base.epoch + 1, std::move(voters)};
+  Learn({next}, now);
+  ++ctx_.stats().config_changes;
+  Broadcast(now);
+  if (next.voters == op.voters) {
+    Finish(ChangeOutcome{ChangeOutcome::Kind::kOk, {}, next}, now);
+  } else {
+    Finish(ChangeOutcome{ChangeOutcome::Kind::kBusy,
+                         absl::StrCat("an earlier proposal for epoch ", next.epoch, " of cluster ",
+                                      ctx_.cluster(), " won ({", absl::StrJoin(next.voters, ","),
+                                      "}); retry against it"),
+                         next},
+           now);
+  }
+}
+
+void Membership::Broadcast(TimeMs now) {
+  std::set<PeerId> to(Current().voters.begin(), Current().voters.end());
+  for (const Member& m : ctx_.topology().members) to.insert(m.id);
+  if (proposer_) to.insert(proposer_->base.voters.begin(), proposer_->base.voters.end());
+  to.erase(ctx_.self());
+  const ConfigLearnRequest learn{Known()};
+  for (const PeerId& peer : to) {
+    ctx_.Send(peer, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
+      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+    });
+  }
+}
+
+void Membership::Finish(ChangeOutcome outcome, TimeMs now) {
+  const uint64_t change_id = proposer_->change_id;
+  const bool ok = outcome.kind == ChangeOutcome::Kind::kOk;
+  proposer_.reset();
+  if (change_id != 0) {
+    ctx_.Emit(ChangeDoneEffect{change_id, std::move(outcome)});
+  } else if (!ok) {
+    const TimeMs retry = std::max<TimeMs>(1, ctx_.config().promote_retry_ms);
+    promote_at_ = now + retry + static_cast<TimeMs>(ctx_.rng()() % retry);
+  }
+}
+
+bool Membership::removed() const {
+  if (Current().Has(ctx_.self())) return false;
+  for (const auto& [e, c] : own_) {
+    if (c.Has(ctx_.self())) return true;
+  }
+  return false;
+}
+
+// --- Time -----------------------------------------------------------------------
+
+void Membership::Tick(TimeMs now) {
+  if (proposer_ && proposer_->phase == Proposer::Phase::kWaiting && proposer_->retry_at <= now) {
+    StartRound(now);
+  }
+  if (std::optional<TimeMs> at = NextWakeup(); at && *at <= now && !proposer_) {
+    Change(0, MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false}, now);
+  }
+}
+
+std::optional<TimeMs> Membership::NextWakeup() const {
+  if (proposer_) {
+    if (proposer_->phase == Proposer::Phase::kWaiting) return proposer_->retry_at;
+    return std::nullopt;
+  }
+  // This node's own promotion: a learner of a configured cluster, caught up.
+  const Member* self = ctx_.topology().Find(ctx_.self());
+  if (!ctx_.config().auto_promote || epoch() == 0 || Current().Has(ctx_.self()) || removed() ||
+      self == nullptr || self->cluster != ctx_.cluster() || !settled_ || !settled_()) {
+    return std::nullopt;
+  }
+  return promote_at_ == kUnseeded ? ctx_.now() : promote_at_;
+}
+
+void Membership::CheckInvariants() const {
+  const Configuration* prev = nullptr;
+  for (const auto& [e, c] : own_) {
+    RP_CHECK(c.epoch == e && c.cluster == ctx_.cluster(), "configuration filed as epoch ", e,
+             " is epoch ", c.epoch, " of ", c.cluster);
+    RP_CHECK(!c.voters.empty() && Sorted(c.voters), "epoch ", e, " has unsorted or no voters");
+    if (prev != nullptr && prev->epoch + 1 == e) {
+      RP_CHECK(Difference(prev->voters, c.voters) == 1, "epoch ", e,
+               " differs from the one before by other than one voter");
+    }
+    prev = &c;
+  }
+  for (const auto& [e, r] : acceptor_) {
+    RP_CHECK(r.epoch == e && r.cluster == ctx_.cluster(), "config acceptor record filed as ", e,
+             " is epoch ", r.epoch, " of ", r.cluster);
+    RP_CHECK(!r.accepted || !(r.promised < r.accepted->ballot), "config acceptor ", e,
+             " accepted above its promise");
+  }
+  if (proposer_) {
+    const Proposer& op = *proposer_;
+    RP_CHECK(op.granted <= op.answered && op.answered <= op.base.voters.size(),
+             "config proposer counted ", op.granted, " grants of ", op.answered, " answers from ",
+             op.base.voters.size(), " voters");
+    RP_CHECK(Difference(op.base.voters, op.voters) == 1,
+             "config proposer proposes other than a one-voter change");
+  }
+}
+
+}  // namespace replicator::core
