@@ -130,6 +130,15 @@ struct NodeStatus {
   # Group commits that failed; each failed every write request in it.
   storageWritesRefused @22 :UInt64;
   # Write requests refused because they would change a committed value.
+  configEpoch @23 :UInt64;
+  # The epoch of this node's cluster's newest configuration it knows (0:
+  # none yet). Epoch 1 is the cluster's founding set; each later epoch adds
+  # or removes one voter.
+  configChanges @24 :UInt64;
+  # Configurations this node got chosen (membership changes it proposed).
+  staleEpochRefusals @25 :UInt64;
+  # Peer requests this node refused because they named another epoch of
+  # its cluster than its own.
 }
 
 # ---------------------------------------------------------------------------
@@ -148,24 +157,45 @@ struct PeerInfo {
 
 enum PeerState {
   voter @0;
-  # Counted in its cluster's quorums.
+  # A voter of its cluster's newest configuration (as the node itself
+  # reported it), or of the cluster's founding one.
   catchingUp @1;
-  # Joined, still pulling committed keys; not counted in quorums.
+  # Joined, not a voter: still pulling committed keys and waiting to be
+  # added by consensus, or removed.
   down @2;
   # The node's watcher stopped answering the directory's pings. A liveness
   # hint only: a down voter still counts in its cluster's quorums.
 }
 
+struct Configuration {
+  # One configuration of a cluster: the voters its quorums are counted over.
+  cluster @0 :Text;
+  # Cluster id, as in PeerInfo.
+  epoch @1 :UInt64;
+  # 1: the cluster's founding set, named once by the directory. Epoch e+1
+  # is chosen by consensus (Paxos) among epoch e's voters and differs from
+  # it by exactly one voter. 0: no configuration (`voters` is empty).
+  voters @2 :List(Text);
+  # Peer ids, sorted bytewise, each once.
+}
+
 interface Directory {
   join @0 (self :PeerInfo, watcher :Watcher)
-      -> (members :List(PeerInfo), directory :UInt64, version :UInt64);
-  # Registers (or re-registers) a node and returns every member. A node new
-  # to a cluster that already has 3 voters joins as `catchingUp`; otherwise,
-  # and for a node already registered as a voter, as `voter`. A catching-up
-  # node that has caught up joins again with state `voter` to be promoted. The
-  # directory calls `watcher.changed` with the full map on every later change
-  # and marks the node `down` while the watcher does not answer (it keeps
-  # calling it: down is a liveness hint, never a removal). `directory` names
+      -> (members :List(PeerInfo), directory :UInt64, version :UInt64,
+          founding :List(Configuration));
+  # Registers (or re-registers) a node and returns every member and each
+  # cluster's founding configuration: epoch 1, the first 3 voters the
+  # cluster had, named once and kept forever (a cluster that never had 3
+  # has none yet). While a cluster has fewer than 3 voters, joiners are
+  # voters at once, and the third one founds it. Afterwards a founding
+  # voter is always shown `voter`, and any other node as it says: `voter`
+  # when its cluster's newest configuration it knows includes it,
+  # `catchingUp` otherwise (the directory decides no promotion; voters
+  # are added and removed by consensus, see Configuration); it joins again
+  # when that changes. The directory calls `watcher.changed` with the
+  # full map on every later change and marks the node `down` while the
+  # watcher does not answer (it keeps calling it: down is a liveness hint,
+  # never a removal). `directory` names
   # this run of the directory (random, never 0) and `version` counts its
   # changes; a node applies a map only if it is newer than the one it has
   # from the same directory, so a reply overtaken by a later change never
@@ -176,8 +206,10 @@ interface Directory {
 }
 
 interface Watcher {
-  changed @0 (members :List(PeerInfo), directory :UInt64, version :UInt64) -> ();
-  # The whole map after a change; `directory` and `version` as for `join`.
+  changed @0 (members :List(PeerInfo), directory :UInt64, version :UInt64,
+              founding :List(Configuration)) -> ();
+  # The whole map after a change; `founding`, `directory` and `version` as
+  # for `join`.
   ping @1 () -> ();
   # Liveness: the directory pings every watcher every 2 s and shows a node
   # that misses it as `down` until it answers again.
@@ -198,6 +230,10 @@ struct ProposalId {
   startedMs @3 :UInt64;
   # Wall-clock milliseconds when the client's put began (first attempt).
   # Used only for backoff priority: the older put backs off less.
+  epoch @4 :UInt64;
+  # The configuration epoch of the coordinator's cluster the proposal was
+  # made under: decision(proposal)'s acceptors are that configuration's
+  # voters, forever. Fixed at creation; not part of the identity.
 }
 
 struct StoredEntry {
@@ -222,7 +258,20 @@ struct Vote {
     # fanned out to it).
     decided @6 :Void;
     # This proposal is already decided; the voter refused to reserve.
+    wrongEpoch @7 :WrongEpoch;
+    # The request named another epoch of the voter's cluster than the
+    # voter's own; nothing was done.
   }
+}
+
+struct WrongEpoch {
+  # A refusal of a request counted under another epoch than the
+  # receiver's (a vote or a read).
+  epoch @0 :UInt64;
+  # The receiver's epoch of its cluster (0: it knows none).
+  configs @1 :List(Configuration);
+  # When the receiver's epoch is newer: the configurations it knows, for
+  # the sender to adopt before it retries. Empty otherwise.
 }
 
 enum Decision {
@@ -243,7 +292,16 @@ struct PeerRequest {
     commit @1 :Commit;
     abort @2 :Abort;
   }
-  struct Reserve { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
+  struct Reserve {
+    key @0 :Data;
+    value @1 :Data;
+    proposal @2 :ProposalId;
+    requestId @3 :UInt64;
+    epoch @4 :UInt64;
+    # The epoch of the receiving node's cluster the vote is counted under;
+    # a voter whose epoch differs answers `wrongEpoch`. (Commit and abort
+    # carry none: a decision holds under every configuration.)
+  }
   struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
   # requestId: the client's id for the put (0: none), stored with the value.
   struct Abort { key @0 :Data; proposal @1 :ProposalId; }
@@ -277,8 +335,58 @@ struct ReadResult {
     reserved @1 :ReservedEntry;
     # Held by this proposal, whose decision the node does not know yet.
     absent @2 :Void;
+    wrongEpoch @3 :WrongEpoch;
+    # The read named another epoch of this node's cluster; nothing was read.
   }
   struct ReservedEntry { proposal @0 :ProposalId; value @1 :Data; }
+}
+
+struct ForwardResult {
+  votes @0 :List(Vote);
+  # One per voter that answered (see PeerCall.forward).
+  config @1 :Configuration;
+  # The configuration of the representative's cluster the votes were asked
+  # under. Epoch 0: the representative knows none, and `votes` is empty.
+}
+
+struct ConfigVote {
+  # An acceptor's answer to configPrepare or configAccept.
+  union {
+    granted @0 :Granted;
+    # Promised (prepare) or accepted (accept), durably.
+    rejected @1 :Ballot;
+    # Promised to this higher ballot.
+    chosen @2 :List(Configuration);
+    # The register is already decided: what the acceptor knows of the
+    # cluster's configurations, the chosen one included.
+    notReady @3 :Text;
+    # The acceptor cannot vote yet; the text says why.
+  }
+  struct Granted {
+    union {
+      none @0 :Void;
+      # An accept's answer, or a prepare's when nothing was accepted.
+      accepted @1 :Accepted;
+      # A prepare's answer: the highest proposal accepted for the register.
+    }
+  }
+  struct Accepted { ballot @0 :Ballot; voters @1 :List(Text); }
+}
+
+struct ConfigLearn {
+  known @0 :List(Configuration);
+  # Configurations chosen: as a call, what the caller knows of them; as a
+  # reply, every one the answering node knows (its cluster's whole history,
+  # the newest of each other cluster it heard of).
+}
+
+struct Reservation {
+  # A reservation as a voter holds it (catch-up's digest).
+  key @0 :Data;
+  value @1 :Data;
+  proposal @2 :ProposalId;
+  requestId @3 :UInt64;
+  # The put's client request id (0: none).
 }
 
 interface Peer {
@@ -289,9 +397,12 @@ interface Peer {
   # is shared by all the puts in flight. The batch is answered when its last
   # call is; a call that fails alone answers `failed`.
 
-  digest @1 () -> (buckets :List(UInt64));
+  digest @1 () -> (buckets :List(UInt64), epoch :UInt64, reservations :List(Reservation));
   # Catch-up: 4096 values; bucket b is the XOR of a 64-bit hash of every
   # committed (key, value) whose key hashes to b (see docs/design.md).
+  # `epoch`: this node's epoch of its cluster, durable before it answered
+  # (0: none). `reservations`: every reservation it held, taken at the same
+  # instant as the buckets.
 
   pull @2 (bucket :UInt32, after :Data, maxBytes :UInt32)
       -> (entries :List(CommittedEntry), complete :Bool);
@@ -311,9 +422,9 @@ struct PeerCall {
     forward @1 :Forward;
     # Representative: applies `request` at every voter of this node's
     # cluster, itself included, waiting at most `deadlineMs` (a voter that
-    # misses it is an `unreachable` vote). Reply: `votes`, one per voter
-    # that answered: sent as soon as a majority of the cluster voted `ok`,
-    # else once every voter answered or the deadline passed.
+    # misses it is an `unreachable` vote). Reply: `forward`, with a vote
+    # per voter that answered: sent as soon as a majority of the cluster
+    # voted `ok`, else once every voter answered or the deadline passed.
 
     accept @2 :Accept;
     # Paxos phase 2 on the register decision(proposal). Durable before reply.
@@ -323,24 +434,60 @@ struct PeerCall {
     # Paxos phase 1 on decision(proposal). Durable before reply.
     # Reply: `prepare`.
 
-    read @4 :Data;
-    # This node's view of a key, for linearizable reads. Reply: `read`.
+    read @4 :Read;
+    # This node's view of a key, for linearizable reads, counted under
+    # `epoch` of this node's cluster (a node whose epoch differs answers
+    # `wrongEpoch`). Reply: `read`.
 
     resolve @5 :ProposalId;
     # Asks a node of the proposal's coordinator cluster for decision(p): it
     # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
     # the highest accepted decision, else abort) and returns the outcome.
     # Reply: `resolve`.
+
+    configPrepare @6 :ConfigPrepare;
+    # Membership: Paxos phase 1 on the register config(cluster, epoch),
+    # whose acceptors are the voters of configuration epoch - 1. Durable
+    # before reply. Reply: `configVote`.
+
+    configAccept @7 :ConfigAccept;
+    # Membership: Paxos phase 2 on config(cluster, epoch), proposing
+    # `voters` as configuration `epoch`. Durable before reply.
+    # Reply: `configVote`.
+
+    configLearn @8 :ConfigLearn;
+    # Membership: the configurations the caller knows. This node adopts
+    # what is newer than its own and answers with what it knows, so either
+    # side learns. Reply: `configLearn`.
   }
   struct Forward { request @0 :PeerRequest; deadlineMs @1 :UInt32; }
   struct Accept { proposal @0 :ProposalId; ballot @1 :Ballot; decision @2 :Decision; }
   struct Prepare { proposal @0 :ProposalId; ballot @1 :Ballot; }
+  struct Read { key @0 :Data; epoch @1 :UInt64; }
+  struct ConfigPrepare {
+    cluster @0 :Text;
+    epoch @1 :UInt64;
+    # The configuration being chosen (>= 2).
+    ballot @2 :Ballot;
+    known @3 :List(Configuration);
+    # What the caller knows of the cluster's configurations, for an
+    # acceptor that lags to adopt first.
+  }
+  struct ConfigAccept {
+    cluster @0 :Text;
+    epoch @1 :UInt64;
+    ballot @2 :Ballot;
+    voters @3 :List(Text);
+    # The proposed configuration `epoch`: peer ids, sorted, each once.
+    known @4 :List(Configuration);
+    # As for ConfigPrepare.
+  }
 }
 
 struct PeerReply {
   union {
     vote @0 :Vote;
-    votes @1 :List(Vote);
+    forward @1 :ForwardResult;
     accept @2 :AcceptResult;
     prepare @3 :PrepareResult;
     read @4 :ReadResult;
@@ -348,6 +495,8 @@ struct PeerReply {
     failed @6 :Text;
     # This call could not be answered (the node is shutting down, or the
     # call was malformed); the caller treats the peer as unreachable for it.
+    configVote @7 :ConfigVote;
+    configLearn @8 :ConfigLearn;
   }
 }
 

@@ -1,15 +1,124 @@
 #include "node/convert.h"
 
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include <kj/debug.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace replicator::node {
+namespace {
+
+// Refuses untrusted input the core must not see, with `why` as the whole
+// description (KJ_REQUIRE would append its expression).
+[[noreturn]] void Malformed(std::string_view why) {
+  kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                        kj::heapString(why.data(), why.size())));
+}
+
+core::ClusterId ClusterFromWire(capnp::Text::Reader text) {
+  core::ClusterId cluster = ToString(text);
+  if (auto bad = core::ValidateClusterId(cluster)) Malformed(absl::StrCat("cluster id: ", *bad));
+  return cluster;
+}
+
+// Voters of a configuration: non-empty peer ids, sorted and each once.
+std::vector<core::PeerId> VotersFromWire(capnp::List<capnp::Text>::Reader voters) {
+  std::vector<core::PeerId> out;
+  out.reserve(voters.size());
+  for (auto v : voters) {
+    core::PeerId id = ToString(v);
+    if (id.empty()) Malformed("a configuration names an empty peer id");
+    if (!out.empty() && !(out.back() < id)) {
+      Malformed(absl::StrCat("a configuration's voters are not sorted and unique at ", id));
+    }
+    out.push_back(std::move(id));
+  }
+  return out;
+}
+
+void VotersToWire(const std::vector<core::PeerId>& voters,
+                  capnp::List<capnp::Text>::Builder out) {
+  for (size_t i = 0; i < voters.size(); ++i) out.set(i, voters[i]);
+}
+
+core::Reservation ReservationFromWire(wire::Reservation::Reader r) {
+  core::Reservation out;
+  out.key = ToString(r.getKey());
+  out.value = ToString(r.getValue());
+  out.proposal = FromWire(r.getProposal());
+  out.request_id = r.getRequestId();
+  return out;  // `since` is the holder's clock: not carried
+}
+
+void ReservationToWire(const core::Reservation& r, wire::Reservation::Builder out) {
+  out.setKey(AsData(r.key));
+  out.setValue(AsData(r.value));
+  ToWire(r.proposal, out.initProposal());
+  out.setRequestId(r.request_id);
+}
+
+core::ConfigVoteResponse ConfigVoteFromWire(wire::ConfigVote::Reader v) {
+  core::ConfigVoteResponse out;
+  switch (v.which()) {
+    case wire::ConfigVote::GRANTED: {
+      out.kind = core::ConfigVoteResponse::Kind::kGranted;
+      auto granted = v.getGranted();
+      if (granted.isAccepted()) {
+        auto a = granted.getAccepted();
+        out.accepted = core::ConfigAccepted{FromWire(a.getBallot()), VotersFromWire(a.getVoters())};
+      }
+      return out;
+    }
+    case wire::ConfigVote::REJECTED:
+      out.kind = core::ConfigVoteResponse::Kind::kRejected;
+      out.higher = FromWire(v.getRejected());
+      return out;
+    case wire::ConfigVote::CHOSEN:
+      out.kind = core::ConfigVoteResponse::Kind::kChosen;
+      out.known = FromWire(v.getChosen());
+      return out;
+    case wire::ConfigVote::NOT_READY:
+      out.kind = core::ConfigVoteResponse::Kind::kNotReady;
+      out.reason = ToString(v.getNotReady());
+      return out;
+  }
+  Malformed("unknown configuration vote kind (a newer peer?)");
+}
+
+void ConfigVoteToWire(const core::ConfigVoteResponse& v, wire::ConfigVote::Builder out) {
+  switch (v.kind) {
+    case core::ConfigVoteResponse::Kind::kGranted: {
+      auto granted = out.initGranted();
+      if (v.accepted) {
+        auto a = granted.initAccepted();
+        ToWire(v.accepted->ballot, a.initBallot());
+        VotersToWire(v.accepted->voters, a.initVoters(v.accepted->voters.size()));
+      } else {
+        granted.setNone();
+      }
+      break;
+    }
+    case core::ConfigVoteResponse::Kind::kRejected:
+      ToWire(v.higher, out.initRejected());
+      break;
+    case core::ConfigVoteResponse::Kind::kChosen:
+      ToWire(v.known, out.initChosen(v.known.size()));
+      break;
+    case core::ConfigVoteResponse::Kind::kNotReady:
+      out.setNotReady(v.reason);
+      break;
+  }
+}
+
+}  // namespace
 
 core::ProposalId FromWire(wire::ProposalId::Reader p) {
   return core::ProposalId{ToString(p.getCoordinator()), p.getIncarnation(), p.getSequence(),
-                          p.getStartedMs()};
+                          p.getStartedMs(), p.getEpoch()};
 }
 
 void ToWire(const core::ProposalId& p, wire::ProposalId::Builder out) {
@@ -17,6 +126,7 @@ void ToWire(const core::ProposalId& p, wire::ProposalId::Builder out) {
   out.setIncarnation(p.incarnation);
   out.setSequence(p.sequence);
   out.setStartedMs(p.started_ms);
+  out.setEpoch(p.epoch);
 }
 
 core::Ballot FromWire(wire::Ballot::Reader b) {
@@ -34,6 +144,41 @@ core::Decision FromWire(wire::Decision d) {
 
 wire::Decision ToWire(core::Decision d) {
   return d == core::Decision::kCommit ? wire::Decision::COMMIT : wire::Decision::ABORT;
+}
+
+core::Configuration FromWire(wire::Configuration::Reader c) {
+  core::Configuration out;
+  out.epoch = c.getEpoch();
+  out.voters = VotersFromWire(c.getVoters());
+  if (out.epoch == 0) {
+    // None known: a cluster may be named, voters may not.
+    if (!out.voters.empty()) Malformed("a configuration of epoch 0 names voters");
+    out.cluster = ToString(c.getCluster());
+    if (out.cluster.empty()) return out;
+  }
+  out.cluster = ClusterFromWire(c.getCluster());
+  return out;
+}
+
+void ToWire(const core::Configuration& c, wire::Configuration::Builder out) {
+  out.setCluster(c.cluster);
+  out.setEpoch(c.epoch);
+  VotersToWire(c.voters, out.initVoters(c.voters.size()));
+}
+
+std::vector<core::Configuration> FromWire(capnp::List<wire::Configuration>::Reader configs) {
+  std::vector<core::Configuration> out;
+  out.reserve(configs.size());
+  for (auto c : configs) {
+    out.push_back(FromWire(c));
+    if (out.back().epoch == 0) Malformed("a list of configurations holds one of epoch 0");
+  }
+  return out;
+}
+
+void ToWire(const std::vector<core::Configuration>& configs,
+            capnp::List<wire::Configuration>::Builder out) {
+  for (size_t i = 0; i < configs.size(); ++i) ToWire(configs[i], out[i]);
 }
 
 core::Vote FromWire(wire::Vote::Reader v) {
@@ -59,6 +204,11 @@ core::Vote FromWire(wire::Vote::Reader v) {
       break;
     case wire::Vote::DECIDED:
       out.kind = core::Vote::Kind::kDecided;
+      break;
+    case wire::Vote::WRONG_EPOCH:
+      out.kind = core::Vote::Kind::kWrongEpoch;
+      out.epoch = v.getWrongEpoch().getEpoch();
+      out.configs = FromWire(v.getWrongEpoch().getConfigs());
       break;
     default:
       // A vote kind from a newer peer: not an ok, so never counted towards
@@ -92,6 +242,12 @@ void ToWire(const core::Vote& v, wire::Vote::Builder out) {
     case core::Vote::Kind::kDecided:
       out.setDecided();
       break;
+    case core::Vote::Kind::kWrongEpoch: {
+      auto w = out.initWrongEpoch();
+      w.setEpoch(v.epoch);
+      ToWire(v.configs, w.initConfigs(v.configs.size()));
+      break;
+    }
   }
 }
 
@@ -100,7 +256,7 @@ core::ReplicaOp FromWire(wire::PeerRequest::Reader r) {
     case wire::PeerRequest::RESERVE: {
       auto x = r.getReserve();
       return core::ReserveOp{ToString(x.getKey()), ToString(x.getValue()),
-                             FromWire(x.getProposal()), x.getRequestId()};
+                             FromWire(x.getProposal()), x.getRequestId(), x.getEpoch()};
     }
     case wire::PeerRequest::COMMIT: {
       auto x = r.getCommit();
@@ -122,6 +278,7 @@ void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out) {
     x.setValue(AsData(r->value));
     ToWire(r->proposal, x.initProposal());
     x.setRequestId(r->request_id);
+    x.setEpoch(r->epoch);
   } else if (auto* c = std::get_if<core::CommitOp>(&op)) {
     auto x = out.initCommit();
     x.setKey(AsData(c->key));
@@ -154,11 +311,24 @@ core::Request FromWire(wire::PeerCall::Reader c) {
       return core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())};
     }
     case wire::PeerCall::READ:
-      return core::ReadRequest{ToString(c.getRead())};
+      return core::ReadRequest{ToString(c.getRead().getKey()), c.getRead().getEpoch()};
     case wire::PeerCall::RESOLVE:
       return core::ResolveRequest{FromWire(c.getResolve())};
+    case wire::PeerCall::CONFIG_PREPARE: {
+      auto p = c.getConfigPrepare();
+      return core::ConfigPrepareRequest{ClusterFromWire(p.getCluster()), p.getEpoch(),
+                                        FromWire(p.getBallot()), FromWire(p.getKnown())};
+    }
+    case wire::PeerCall::CONFIG_ACCEPT: {
+      auto a = c.getConfigAccept();
+      return core::ConfigAcceptRequest{ClusterFromWire(a.getCluster()), a.getEpoch(),
+                                       FromWire(a.getBallot()), VotersFromWire(a.getVoters()),
+                                       FromWire(a.getKnown())};
+    }
+    case wire::PeerCall::CONFIG_LEARN:
+      return core::ConfigLearnRequest{FromWire(c.getConfigLearn().getKnown())};
   }
-  KJ_FAIL_REQUIRE("unknown peer call kind (a newer peer?)");
+  Malformed("unknown peer call kind (a newer peer?)");
 }
 
 void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
@@ -181,9 +351,26 @@ void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
           ToWire(x.proposal, p.initProposal());
           ToWire(x.ballot, p.initBallot());
         } else if constexpr (std::is_same_v<T, core::ReadRequest>) {
-          out.setRead(AsData(x.key));
+          auto rd = out.initRead();
+          rd.setKey(AsData(x.key));
+          rd.setEpoch(x.epoch);
         } else if constexpr (std::is_same_v<T, core::ResolveRequest>) {
           ToWire(x.proposal, out.initResolve());
+        } else if constexpr (std::is_same_v<T, core::ConfigPrepareRequest>) {
+          auto p = out.initConfigPrepare();
+          p.setCluster(x.cluster);
+          p.setEpoch(x.epoch);
+          ToWire(x.ballot, p.initBallot());
+          ToWire(x.known, p.initKnown(x.known.size()));
+        } else if constexpr (std::is_same_v<T, core::ConfigAcceptRequest>) {
+          auto a = out.initConfigAccept();
+          a.setCluster(x.cluster);
+          a.setEpoch(x.epoch);
+          ToWire(x.ballot, a.initBallot());
+          VotersToWire(x.voters, a.initVoters(x.voters.size()));
+          ToWire(x.known, a.initKnown(x.known.size()));
+        } else if constexpr (std::is_same_v<T, core::ConfigLearnRequest>) {
+          ToWire(x.known, out.initConfigLearn().initKnown(x.known.size()));
         } else {
           KJ_FAIL_REQUIRE("digest and pull are not batched");
         }
@@ -191,13 +378,19 @@ void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
       r);
 }
 
-core::Response FromWire(wire::PeerReply::Reader r) {
+namespace {
+
+// Throws for a malformed reply; FromWire makes that reply Unreachable.
+core::Response ReplyFromWire(wire::PeerReply::Reader r) {
   switch (r.which()) {
     case wire::PeerReply::VOTE:
       return core::HandleResponse{FromWire(r.getVote())};
-    case wire::PeerReply::VOTES: {
+    case wire::PeerReply::FORWARD: {
+      auto f = r.getForward();
       core::ForwardResponse out;
-      for (auto v : r.getVotes()) out.votes.push_back(FromWire(v));
+      out.votes.reserve(f.getVotes().size());
+      for (auto v : f.getVotes()) out.votes.push_back(FromWire(v));
+      out.config = FromWire(f.getConfig());
       return out;
     }
     case wire::PeerReply::ACCEPT: {
@@ -232,6 +425,12 @@ core::Response FromWire(wire::PeerReply::Reader r) {
         out.kind = core::ReadResponse::Kind::kReserved;
         out.holder = FromWire(rd.getReserved().getProposal());
         out.value = ToString(rd.getReserved().getValue());
+      } else if (rd.isWrongEpoch()) {
+        out.kind = core::ReadResponse::Kind::kWrongEpoch;
+        out.epoch = rd.getWrongEpoch().getEpoch();
+        out.configs = FromWire(rd.getWrongEpoch().getConfigs());
+      } else if (!rd.isAbsent()) {
+        Malformed("unknown read result kind (a newer peer?)");
       }
       return out;
     }
@@ -247,8 +446,22 @@ core::Response FromWire(wire::PeerReply::Reader r) {
     }
     case wire::PeerReply::FAILED:
       return core::Unreachable{ToString(r.getFailed())};
+    case wire::PeerReply::CONFIG_VOTE:
+      return ConfigVoteFromWire(r.getConfigVote());
+    case wire::PeerReply::CONFIG_LEARN:
+      return core::ConfigLearnResponse{FromWire(r.getConfigLearn().getKnown())};
   }
   return core::Unreachable{"unknown reply kind (a newer peer?)"};
+}
+
+}  // namespace
+
+core::Response FromWire(wire::PeerReply::Reader r) {
+  core::Response out;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { out = ReplyFromWire(r); })) {
+    return core::Unreachable{absl::StrCat("malformed reply: ", e->getDescription().cStr())};
+  }
+  return out;
 }
 
 void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
@@ -258,8 +471,10 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
         if constexpr (std::is_same_v<T, core::HandleResponse>) {
           ToWire(x.vote, out.initVote());
         } else if constexpr (std::is_same_v<T, core::ForwardResponse>) {
-          auto votes = out.initVotes(x.votes.size());
+          auto f = out.initForward();
+          auto votes = f.initVotes(x.votes.size());
           for (size_t i = 0; i < x.votes.size(); ++i) ToWire(x.votes[i], votes[i]);
+          ToWire(x.config, f.initConfig());
         } else if constexpr (std::is_same_v<T, core::AcceptResponse>) {
           auto a = out.initAccept();
           if (x.accepted) {
@@ -296,6 +511,12 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
             case core::ReadResponse::Kind::kAbsent:
               rd.setAbsent();
               break;
+            case core::ReadResponse::Kind::kWrongEpoch: {
+              auto w = rd.initWrongEpoch();
+              w.setEpoch(x.epoch);
+              ToWire(x.configs, w.initConfigs(x.configs.size()));
+              break;
+            }
           }
         } else if constexpr (std::is_same_v<T, core::ResolveResponse>) {
           auto rs = out.initResolve();
@@ -304,6 +525,10 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
           } else {
             rs.setUnavailable(x.reason);
           }
+        } else if constexpr (std::is_same_v<T, core::ConfigVoteResponse>) {
+          ConfigVoteToWire(x, out.initConfigVote());
+        } else if constexpr (std::is_same_v<T, core::ConfigLearnResponse>) {
+          ToWire(x.known, out.initConfigLearn().initKnown(x.known.size()));
         } else if constexpr (std::is_same_v<T, core::Unreachable>) {
           out.setFailed(x.reason);
         } else {
@@ -364,13 +589,20 @@ void ToWire(const std::vector<core::Member>& members, capnp::List<wire::PeerInfo
 
 core::DigestResponse FromWire(wire::Peer::DigestResults::Reader r) {
   core::DigestResponse out;
+  out.buckets.reserve(r.getBuckets().size());
   for (uint64_t b : r.getBuckets()) out.buckets.push_back(b);
+  out.epoch = r.getEpoch();
+  out.reservations.reserve(r.getReservations().size());
+  for (auto res : r.getReservations()) out.reservations.push_back(ReservationFromWire(res));
   return out;
 }
 
 void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder out) {
   auto buckets = out.initBuckets(r.buckets.size());
   for (size_t i = 0; i < r.buckets.size(); ++i) buckets.set(i, r.buckets[i]);
+  out.setEpoch(r.epoch);
+  auto reservations = out.initReservations(r.reservations.size());
+  for (size_t i = 0; i < r.reservations.size(); ++i) ReservationToWire(r.reservations[i], reservations[i]);
 }
 
 core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {
@@ -471,6 +703,9 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setStorageMutations(s.storage.mutations);
   out.setStorageWriteErrors(s.storage.write_errors);
   out.setStorageWritesRefused(s.storage.writes_refused);
+  out.setConfigEpoch(s.engine.config_epoch);
+  out.setConfigChanges(s.engine.config_changes);
+  out.setStaleEpochRefusals(s.engine.stale_epoch_refusals);
   out.setUptimeMs(s.uptime_ms);
 }
 

@@ -2,6 +2,11 @@
 // protocol core's plain values: every conversion the node makes, for peer
 // calls, client calls, membership and status. The only place besides
 // client/ that knows both. Pure functions; thread-compatible.
+//
+// What comes off the wire is untrusted. A reader throws kj::Exception for
+// input the core must never see (a malformed configuration, a call kind
+// this build does not know); the one exception is FromWire(PeerReply),
+// which answers such a reply core::Unreachable, as it does a `failed` one.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +38,16 @@ void ToWire(const core::Ballot& b, wire::Ballot::Builder out);
 
 core::Decision FromWire(wire::Decision d);
 wire::Decision ToWire(core::Decision d);
+
+// A configuration is well formed when its voters are non-empty peer ids,
+// sorted and each once, and its cluster id is valid (or empty, with no
+// voters, at epoch 0: none). In a list, every configuration has an epoch.
+core::Configuration FromWire(wire::Configuration::Reader c);
+void ToWire(const core::Configuration& c, wire::Configuration::Builder out);
+std::vector<core::Configuration> FromWire(capnp::List<wire::Configuration>::Reader configs);
+// `out` holds configs.size() elements.
+void ToWire(const std::vector<core::Configuration>& configs,
+            capnp::List<wire::Configuration>::Builder out);
 
 core::Vote FromWire(wire::Vote::Reader v);
 void ToWire(const core::Vote& v, wire::Vote::Builder out);

@@ -8,6 +8,7 @@
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <kj/exception.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,21 @@ namespace replicator::node {
 
 using std::chrono::milliseconds;
 
+namespace {
+
+// Not in the coroutine: g++ 12 warns wrongly (mismatched-new-delete) about
+// a coroutine that catches a KJ exception.
+absl::StatusOr<std::vector<core::Configuration>> FoundingFromWire(
+    wire::Directory::JoinResults::Reader reply) {
+  std::vector<core::Configuration> founding;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { founding = FromWire(reply.getFounding()); })) {
+    return absl::InvalidArgumentError(e->getDescription().cStr());
+  }
+  return founding;
+}
+
+}  // namespace
+
 DirectoryClient::DirectoryClient(const NodeContext& ctx, EngineDriver& driver, PeerNetwork& network)
     : ctx_(ctx), driver_(driver), network_(network) {}
 
@@ -31,7 +47,13 @@ core::Member DirectoryClient::Self() const {
   return core::Member{ctx_.identity.peer_id, ctx_.options.cluster, ctx_.address, state};
 }
 
-void DirectoryClient::OnMembers(std::vector<core::Member> members, MapVersion version) {
+core::PeerState DirectoryClient::Claim() const {
+  return driver_.configuration().Has(ctx_.identity.peer_id) ? core::PeerState::kVoter
+                                                            : core::PeerState::kCatchingUp;
+}
+
+void DirectoryClient::OnMembers(std::vector<core::Member> members,
+                                std::vector<core::Configuration> founding, MapVersion version) {
   if (!Supersedes(version, applied_)) return;  // older than applied, or the same again
   applied_ = version;
   members_ = std::move(members);
@@ -40,6 +62,7 @@ void DirectoryClient::OnMembers(std::vector<core::Member> members, MapVersion ve
   // counts it in its cluster's quorum (core::PeerState).
   core::Topology topology;
   topology.members = members_;
+  topology.founding = std::move(founding);
   driver_.SetTopology(std::move(topology));
 }
 
@@ -73,9 +96,7 @@ asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
   auto directory = (*connection)->Bootstrap<wire::Node>().directoryRequest().send().getDirectory();
   auto req = directory.joinRequest();
   core::Member self = Self();
-  if (self.state == core::PeerState::kCatchingUp && driver_.caught_up()) {
-    self.state = core::PeerState::kVoter;  // ask to be promoted
-  }
+  self.state = Claim();
   ToWire(self, req.initSelf());
   req.setWatcher(NewWatcherServer(ctx_, this));
   auto sent = req.send();
@@ -87,9 +108,16 @@ asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
                      " refused to register this node: ", reply.status().message()));
   }
   std::vector<core::Member> members = FromWire(reply->getMembers());
+  absl::StatusOr<std::vector<core::Configuration>> founding = FoundingFromWire(*reply);
+  if (!founding.ok()) {
+    co_return absl::UnavailableError(absl::StrCat("bootstrap peer ", options.bootstrap,
+                                                  " sent a malformed founding configuration: ",
+                                                  founding.status().message()));
+  }
   const MapVersion version{reply->getDirectory(), reply->getVersion()};
   directory_connection_ = std::move(*connection);
-  OnMembers(std::move(members), version);
+  claimed_ = self.state;
+  OnMembers(std::move(members), std::move(*founding), version);
   co_return absl::OkStatus();
 }
 
@@ -103,8 +131,10 @@ asio::awaitable<void> DirectoryClient::StayJoined(std::weak_ptr<bool> token) {
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || ctx_.shut_down) co_return;
     bool connected = directory_connection_ && !directory_connection_->disconnected();
-    bool promote = Self().state == core::PeerState::kCatchingUp && driver_.caught_up();
-    if (connected && !promote) continue;
+    // Consensus added or removed this node: show it (the directory's
+    // display; quorums count configurations, not the directory).
+    bool reclaim = claimed_ != Claim();
+    if (connected && !reclaim) continue;
     absl::Status s = co_await JoinDirectory();
     if (token.expired()) co_return;
     if (s.ok() && !connected) {

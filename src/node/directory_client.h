@@ -1,11 +1,12 @@
 // DirectoryClient: this node's membership view, as the directory last
 // reported it, and its registration with the directory on the bootstrap
 // peer (join at start; join again when the directory comes back or this
-// node has caught up). On the bootstrap peer itself the directory feeds
-// OnMembers directly. Owned by Node::Impl; reactor thread only.
+// node's claim to vote changed). On the bootstrap peer itself the directory
+// feeds OnMembers directly. Owned by Node::Impl; reactor thread only.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <asio/awaitable.hpp>
@@ -43,17 +44,23 @@ class DirectoryClient {
   // (naming the address) when it cannot be reached within
   // options.bootstrap_timeout or refuses the registration.
   asio::awaitable<absl::Status> JoinDirectory();
-  // Joins again whenever the directory connection is lost, or this node
-  // has caught up and may be promoted to voter. Runs until shutdown.
+  // Joins again whenever the directory connection is lost, or Claim()
+  // changed since the last join. Runs until shutdown.
   asio::awaitable<void> StayJoined(std::weak_ptr<bool> token);
 
-  // A membership map from the directory. Ignored when it is not newer than
-  // the map this node has from the same directory run: join replies and
-  // notifications may arrive in any order.
-  void OnMembers(std::vector<core::Member> members, MapVersion version);
+  // A membership map from the directory, with each cluster's founding
+  // configuration. Ignored when it is not newer than the map this node has
+  // from the same directory run: join replies and notifications may arrive
+  // in any order.
+  void OnMembers(std::vector<core::Member> members, std::vector<core::Configuration> founding,
+                 MapVersion version);
   // This node as the directory last reported it; a node it has not listed
   // yet is catching up.
   core::Member Self() const;
+  // The state this node joins with: a voter when its cluster's newest
+  // configuration it knows includes it, else catching up. (The directory
+  // shows a founding voter as a voter whatever it claims.)
+  core::PeerState Claim() const;
   const std::vector<core::Member>& members() const { return members_; }
 
   // Closes the connection to the directory (shutdown).
@@ -65,6 +72,7 @@ class DirectoryClient {
   PeerNetwork& network_;
   std::vector<core::Member> members_;                         // as the directory reported them
   MapVersion applied_;                                        // of members_
+  std::optional<core::PeerState> claimed_;  // Claim() at the last join the directory took
   std::unique_ptr<net::RpcConnection> directory_connection_;  // not on the bootstrap peer
 };
 

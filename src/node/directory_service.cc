@@ -1,7 +1,9 @@
 #include "node/directory_service.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
+#include <set>
 #include <utility>
 
 #include <asio/redirect_error.hpp>
@@ -10,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
 #include "net/bridge.h"
 #include "node/convert.h"
 #include "node/directory_state.h"
@@ -18,8 +22,7 @@
 namespace replicator::node {
 namespace {
 
-// Least time between two voter additions in one cluster (see Join).
-constexpr std::chrono::seconds kPromotionSpacing{5};
+bool ById(const core::Member& a, const core::Member& b) { return a.id < b.id; }
 
 // Names one run of the directory in its maps' versions: random, never 0.
 uint64_t NewDirectoryRun() {
@@ -39,34 +42,44 @@ DirectoryService::DirectoryService(const NodeContext& ctx, DirectoryClient& memb
 absl::Status DirectoryService::Start() {
   const std::string path = absl::StrCat(ctx_.options.data_dir, "/", kDirectoryStateFile);
   absl::StatusOr<std::string> saved = ReadWholeFile(path, "membership file");
-  std::map<core::PeerId, Registration> registry;
+  DirectoryState state;
   if (saved.ok()) {
-    absl::StatusOr<std::vector<core::Member>> members = DecodeDirectoryState(*saved, path);
-    if (!members.ok()) return members.status();
-    // Everyone but this node is down until it joins again with a watcher;
-    // voters stay voters, so no quorum is counted over a rebuilt set.
-    for (core::Member& m : *members) {
-      const core::PeerId id = m.id;
-      registry[id] = Registration{std::move(m), std::nullopt, true, 0};
-    }
+    absl::StatusOr<DirectoryState> loaded = DecodeDirectoryState(*saved, path);
+    if (!loaded.ok()) return loaded.status();
+    state = std::move(*loaded);
     persisted_ = *saved;
   } else if (!absl::IsNotFound(saved.status())) {
     return saved.status();
   }
   core::Member self = membership_.Self();
-  self.state = core::PeerState::kVoter;
-  registry[ctx_.identity.peer_id] = Registration{self, std::nullopt, false, 0};
-  std::vector<core::Member> members;
-  for (const auto& [id, reg] : registry) members.push_back(reg.member);
-  if (absl::Status s = Persist(members); !s.ok()) return s;
+  self.state = membership_.Claim();
+  self.state = RegisteredState(state.founding, self);
+  std::erase_if(state.members, [&](const core::Member& m) { return m.id == self.id; });
+  state.members.push_back(self);
+  std::sort(state.members.begin(), state.members.end(), ById);
+  // A file from before founding sets: a cluster that has its 3 voters is
+  // founded with every voter it has, the set its quorums counted until now.
+  std::set<core::ClusterId> clusters;
+  for (const core::Member& m : state.members) clusters.insert(m.cluster);
+  for (const core::ClusterId& c : clusters) MaybeFound(state, c);
+  if (absl::Status s = Persist(state); !s.ok()) return s;
+  // Everyone but this node is down until it joins again with a watcher;
+  // voters stay voters, so no quorum is counted over a rebuilt set.
+  std::map<core::PeerId, Registration> registry;
+  for (core::Member& m : state.members) {
+    const core::PeerId id = m.id;
+    registry[id] = Registration{std::move(m), std::nullopt, id != self.id, 0};
+  }
   registry_ = std::move(registry);
+  founding_ = std::move(state.founding);
   Broadcast();
   ctx_.Spawn(WatchHealth(ctx_.alive));
+  ctx_.Spawn(WatchSelf(ctx_.alive));
   return absl::OkStatus();
 }
 
-absl::Status DirectoryService::Persist(const std::vector<core::Member>& members) {
-  std::string text = EncodeDirectoryState(members);
+absl::Status DirectoryService::Persist(const DirectoryState& state) {
+  std::string text = EncodeDirectoryState(state);
   if (text == persisted_) return absl::OkStatus();
   // TODO(perf): a blocking fsync on the reactor thread; joins are rare.
   absl::Status s =
@@ -101,46 +114,40 @@ absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member me
         absl::StrCat("peer ", member.id, " is registered in cluster ", it->second.member.cluster,
                      "; a peer cannot move to cluster ", member.cluster));
   }
-  // A voter stays a voter (it kept its durable state across a restart). A
-  // node new to a cluster that already has the minimum of voters first
-  // catches up and then asks to be promoted by joining with state voter; a
-  // cluster still forming takes it as a voter at once. Voters are added one
-  // join at a time, so any two consecutive voter sets' majorities intersect.
-  size_t voters = 0;
-  for (const auto& [id, reg] : registry_) {
-    voters += id != member.id && reg.member.cluster == member.cluster &&
-              reg.member.state == core::PeerState::kVoter;
-  }
-  bool was_voter = it != registry_.end() && it->second.member.state == core::PeerState::kVoter;
-  bool promotion = it != registry_.end() && member.state == core::PeerState::kVoter;
-  // Promotions in one cluster are spaced out, so that every node has heard
-  // of one voter set before the next is formed: a coordinator whose view
-  // lagged two additions behind could count a majority that misses another
-  // view's majority. TODO(safety): record membership changes through
-  // consensus (joint majorities) instead of relying on spacing.
-  auto now = std::chrono::steady_clock::now();
-  auto& last = last_promotion_[member.cluster];
-  if (promotion && !was_voter && voters >= 3 && now - last < kPromotionSpacing) promotion = false;
-  member.state =
-      was_voter || promotion || voters < 3 ? core::PeerState::kVoter : core::PeerState::kCatchingUp;
-  if (!was_voter && member.state == core::PeerState::kVoter) last = now;
-  // Durable before it is answered or told to anyone.
-  std::vector<core::Member> next;
-  for (const auto& [id, r] : registry_) {
-    if (id != member.id) next.push_back(r.member);
-  }
-  next.push_back(member);
-  std::sort(next.begin(), next.end(),
-            [](const core::Member& a, const core::Member& b) { return a.id < b.id; });
-  if (absl::Status s = Persist(next); !s.ok()) {
+  // Beyond its cluster's founding set, a node votes when it says so: it
+  // knows its cluster's configurations, which consensus chose; the
+  // directory only shows them.
+  member.state = RegisteredState(founding_, member);
+  if (absl::Status s = Register(std::move(member), std::move(watcher)); !s.ok()) {
     return absl::UnavailableError(absl::StrCat("the directory cannot record the join: ",
                                                s.message()));
+  }
+  return Members();
+}
+
+absl::Status DirectoryService::Register(core::Member member,
+                                        std::optional<wire::Watcher::Client> watcher) {
+  DirectoryState next{{}, founding_};
+  for (const auto& [id, r] : registry_) {
+    if (id != member.id) next.members.push_back(r.member);
+  }
+  next.members.push_back(member);
+  std::sort(next.members.begin(), next.members.end(), ById);
+  const bool founded = MaybeFound(next, member.cluster);
+  // Durable before it is answered or told to anyone.
+  if (absl::Status s = Persist(next); !s.ok()) return s;
+  for (const core::Configuration& c : next.founding) {
+    if (founded && c.cluster == member.cluster) {
+      fmt::print(stderr, "replicatord: directory: cluster {} founded by {}\n", c.cluster,
+                 fmt::join(c.voters, ", "));
+    }
   }
   const core::PeerId id = member.id;
   registry_[id] = Registration{std::move(member), std::move(watcher), false,
                                ++registry_generation_};
+  founding_ = std::move(next.founding);
   Broadcast();
-  return Members();
+  return absl::OkStatus();
 }
 
 void DirectoryService::Broadcast() {
@@ -148,18 +155,21 @@ void DirectoryService::Broadcast() {
   std::vector<core::Member> members = Members();
   for (auto& [id, reg] : registry_) {
     if (reg.watcher) {
-      ctx_.Spawn(Notify(ctx_.alive, id, reg.generation, *reg.watcher, members, version_));
+      ctx_.Spawn(
+          Notify(ctx_.alive, id, reg.generation, *reg.watcher, members, founding_, version_));
     }
   }
-  membership_.OnMembers(std::move(members), version_);
+  membership_.OnMembers(std::move(members), founding_, version_);
 }
 
 asio::awaitable<void> DirectoryService::Notify(std::weak_ptr<bool> token, core::PeerId id,
                                                uint64_t generation, wire::Watcher::Client watcher,
                                                std::vector<core::Member> members,
+                                               std::vector<core::Configuration> founding,
                                                MapVersion version) {
   auto req = watcher.changedRequest();
   ToWire(members, req.initMembers(members.size()));
+  ToWire(founding, req.initFounding(founding.size()));
   req.setDirectory(version.directory);
   req.setVersion(version.version);
   kj::Promise<void> sent = req.send().ignoreResult();
@@ -205,6 +215,25 @@ asio::awaitable<void> DirectoryService::WatchHealth(std::weak_ptr<bool> token) {
     if (token.expired() || ctx_.shut_down) co_return;
     for (auto& [id, reg] : registry_) {
       if (reg.watcher) ctx_.Spawn(Ping(token, id, reg.generation, *reg.watcher));
+    }
+  }
+}
+
+asio::awaitable<void> DirectoryService::WatchSelf(std::weak_ptr<bool> token) {
+  asio::steady_timer timer(ctx_.io());
+  while (!token.expired() && !ctx_.shut_down) {
+    timer.expires_after(std::chrono::seconds(1));
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (token.expired() || ctx_.shut_down) co_return;
+    core::Member self = membership_.Self();
+    self.state = membership_.Claim();
+    self.state = RegisteredState(founding_, self);
+    auto it = registry_.find(self.id);
+    if (it != registry_.end() && it->second.member == self) continue;
+    if (absl::Status s = Register(std::move(self), std::nullopt); !s.ok()) {
+      fmt::print(stderr, "replicatord: directory: cannot record this node's own state: {}\n",
+                 s.ToString());
     }
   }
 }

@@ -48,6 +48,14 @@ void EngineDriver::Shutdown() {
   puts_.CompleteAll(gone);
   gets_.CompleteAll(
       core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())});
+  // A change in flight may still be chosen: unavailable says only that
+  // this node will not learn it (configuration() shows what it knows).
+  auto changes = std::move(changes_);
+  changes_.clear();
+  for (auto& [id, done] : changes) {
+    done(core::ChangeOutcome{core::ChangeOutcome::Kind::kUnavailable, std::string(ShuttingDown()),
+                             engine_->configuration()});
+  }
   auto inbound = std::move(inbound_);
   inbound_.clear();
   for (auto& [id, slot] : inbound) {
@@ -95,6 +103,12 @@ void EngineDriver::Carry(core::Effect& effect) {
           puts_.Complete(fx.put_id, std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
           gets_.Complete(fx.get_id, std::move(fx.outcome));
+        } else if constexpr (std::is_same_v<T, core::ChangeDoneEffect>) {
+          auto it = changes_.find(fx.change_id);
+          if (it == changes_.end()) return;
+          auto done = std::move(it->second);
+          changes_.erase(it);
+          done(std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::ViolationEffect>) {
           fmt::print(stderr,
                      "replicatord: SAFETY VIOLATION: two values for one key ({} bytes): {}\n",
@@ -235,6 +249,19 @@ std::shared_ptr<Waiters<core::GetOutcome>::Slot> EngineDriver::StartGet(
   engine_->StartGet(id, std::move(key), consistency, Now());
   Pump();
   return slot;
+}
+
+void EngineDriver::ChangeMembership(core::MembershipChange change,
+                                    std::function<void(core::ChangeOutcome)> done) {
+  if (ctx_.shut_down) {
+    done(core::ChangeOutcome{core::ChangeOutcome::Kind::kUnavailable, std::string(ShuttingDown()),
+                             engine_->configuration()});
+    return;
+  }
+  uint64_t id = next_id_++;
+  changes_.emplace(id, std::move(done));
+  engine_->ChangeMembership(id, std::move(change), Now());
+  Pump();
 }
 
 asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(

@@ -1,10 +1,12 @@
 // EngineDriver: carries out the engine's effects on the reactor. Owns the
-// core::Engine, the waiters of client puts and gets, the inbound peer calls
-// in flight and the engine's wake-up timer. Storage completions arrive on the storage thread and are posted to
+// core::Engine, the waiters of client puts and gets, the callbacks of
+// membership changes, the inbound peer calls in flight and the engine's
+// wake-up timer. Storage completions arrive on the storage thread and are posted to
 // the reactor; everything else is reactor thread only. Owned by Node::Impl.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +41,13 @@ class EngineDriver {
   std::shared_ptr<Waiters<core::GetOutcome>::Slot> StartGet(core::Key key,
                                                             core::Consistency consistency);
 
+  // Changes this node's cluster by consensus (core::Engine::ChangeMembership).
+  // `done` runs exactly once, on the reactor thread and possibly before
+  // this returns: with the outcome, or with kUnavailable when the node
+  // shuts down first (or has already).
+  void ChangeMembership(core::MembershipChange change,
+                        std::function<void(core::ChangeOutcome)> done);
+
   // Peer calls: hands `requests` to the engine and awaits all their
   // responses, in order.
   asio::awaitable<std::vector<core::Response>> Inbound(std::vector<core::Request> requests);
@@ -48,11 +57,14 @@ class EngineDriver {
 
   void SetTopology(core::Topology topology);
   void StartCatchUp();
-  bool caught_up() const { return engine_->caught_up(); }
+  // This node's cluster's newest configuration known here (epoch 0: none).
+  const core::Configuration& configuration() const { return engine_->configuration(); }
+  std::vector<core::Configuration> configurations() const { return engine_->configurations(); }
   core::EngineStats stats() const { return engine_->stats(); }
 
-  // Answers everything waiting: puts `outcomeUnknown`, gets `unavailable`,
-  // inbound calls Unreachable. Requires ctx.shut_down to be set.
+  // Answers everything waiting: puts `outcomeUnknown`, gets and membership
+  // changes `unavailable`, inbound calls Unreachable. Requires ctx.shut_down
+  // to be set.
   void Shutdown();
 
  private:
@@ -102,6 +114,7 @@ class EngineDriver {
   std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
   Waiters<core::PutOutcome> puts_;
   Waiters<core::GetOutcome> gets_;
+  absl::flat_hash_map<uint64_t, std::function<void(core::ChangeOutcome)>> changes_;
   uint64_t next_id_ = 1;
   bool pumping_ = false;
   asio::steady_timer wakeup_;

@@ -137,7 +137,9 @@ class WatcherServer final : public wire::Watcher::Server {
   kj::Promise<void> changed(ChangedContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     auto p = context.getParams();
-    membership_->OnMembers(FromWire(p.getMembers()), MapVersion{p.getDirectory(), p.getVersion()});
+    // A malformed founding set throws: the directory hears the failure.
+    membership_->OnMembers(FromWire(p.getMembers()), FromWire(p.getFounding()),
+                           MapVersion{p.getDirectory(), p.getVersion()});
     return kj::READY_NOW;
   }
   kj::Promise<void> ping(PingContext) override {
@@ -164,6 +166,8 @@ class DirectoryServer final : public wire::Directory::Server {
     }
     auto results = context.getResults();
     ToWire(*members, results.initMembers(members->size()));
+    const std::vector<core::Configuration>& founding = directory_->founding();
+    ToWire(founding, results.initFounding(founding.size()));
     results.setDirectory(directory_->version().directory);
     results.setVersion(directory_->version().version);
     return kj::READY_NOW;

@@ -225,7 +225,8 @@ TEST_F(ReplicationTest, AFiveVoterClusterKeepsItsVotersAcrossABootstrapRestart) 
     ASSERT_TRUE(n.ok()) << n.status();
     added.push_back(*n);
   }
-  // Promotions are spaced 5 s apart per cluster: allow for two of them.
+  // Each newcomer is added by consensus once it caught up, one voter per
+  // configuration: allow for two additions.
   auto all_voters_at = [&](size_t at) {
     for (const auto& n : deployment_->nodes()) {
       std::string line = MemberLine(at, n.address);

@@ -15,7 +15,9 @@
 namespace replicator::node {
 namespace {
 
-const core::ProposalId kP{"12D3KooWcoordinator", 3, 17, 1234};
+const core::ProposalId kP{"12D3KooWcoordinator", 3, 17, 1234, /*epoch=*/6};
+const core::Configuration kC2{"c2", 4, {"12D3KooWa", "12D3KooWb", "12D3KooWc", "12D3KooWd"}};
+const core::Configuration kC0{"c0", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}};
 
 core::Request RoundTrip(const core::Request& r) {
   capnp::MallocMessageBuilder message;
@@ -41,7 +43,14 @@ TEST(ConvertTest, EveryBatchedCallKindRoundTrips) {
     EXPECT_EQ(op.value, value);
     EXPECT_EQ(op.proposal, kP);
     EXPECT_EQ(op.proposal.started_ms, kP.started_ms);
+    EXPECT_EQ(op.proposal.epoch, kP.epoch);
     EXPECT_EQ(op.request_id, 99u);
+    EXPECT_EQ(op.epoch, 0u);
+  }
+  {
+    auto r = std::get<core::ForwardRequest>(
+        RoundTrip(core::ForwardRequest{core::ReserveOp{"k", value, kP, 99, /*epoch=*/4}, 800}));
+    EXPECT_EQ(std::get<core::ReserveOp>(r.op).epoch, 4u);
   }
   {
     auto r = std::get<core::ForwardRequest>(
@@ -68,8 +77,39 @@ TEST(ConvertTest, EveryBatchedCallKindRoundTrips) {
         RoundTrip(core::PrepareRequest{kP, core::Ballot{2, "12D3KooWp"}}));
     EXPECT_EQ(r.ballot, (core::Ballot{2, "12D3KooWp"}));
   }
-  EXPECT_EQ(std::get<core::ReadRequest>(RoundTrip(core::ReadRequest{value})).key, value);
+  {
+    auto r = std::get<core::ReadRequest>(RoundTrip(core::ReadRequest{value, /*epoch=*/3}));
+    EXPECT_EQ(r.key, value);
+    EXPECT_EQ(r.epoch, 3u);
+  }
   EXPECT_EQ(std::get<core::ResolveRequest>(RoundTrip(core::ResolveRequest{kP})).proposal, kP);
+}
+
+TEST(ConvertTest, EveryConfigurationCallRoundTrips) {
+  const core::Ballot ballot{5, "12D3KooWproposer"};
+  {
+    auto r = std::get<core::ConfigPrepareRequest>(
+        RoundTrip(core::ConfigPrepareRequest{"c2", 5, ballot, {kC0, kC2}}));
+    EXPECT_EQ(r.cluster, "c2");
+    EXPECT_EQ(r.epoch, 5u);
+    EXPECT_EQ(r.ballot, ballot);
+    EXPECT_TRUE(r.known == (std::vector<core::Configuration>{kC0, kC2}));
+  }
+  {
+    auto r = std::get<core::ConfigAcceptRequest>(RoundTrip(core::ConfigAcceptRequest{
+        "c2", 5, ballot, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, {kC2}}));
+    EXPECT_EQ(r.cluster, "c2");
+    EXPECT_EQ(r.epoch, 5u);
+    EXPECT_EQ(r.ballot, ballot);
+    EXPECT_EQ(r.voters, (std::vector<core::PeerId>{"12D3KooWa", "12D3KooWb", "12D3KooWc"}));
+    EXPECT_TRUE(r.known == std::vector<core::Configuration>{kC2});
+  }
+  {
+    auto r = std::get<core::ConfigLearnRequest>(RoundTrip(core::ConfigLearnRequest{{kC2, kC0}}));
+    EXPECT_TRUE(r.known == (std::vector<core::Configuration>{kC2, kC0}));
+    EXPECT_TRUE(std::get<core::ConfigLearnRequest>(RoundTrip(core::ConfigLearnRequest{}))
+                    .known.empty());
+  }
 }
 
 TEST(ConvertTest, EveryReplyKindRoundTrips) {
@@ -90,10 +130,27 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     core::Vote reserved = stored;
     reserved.kind = core::Vote::Kind::kReserved;
     reserved.holder = kP;
-    auto r = std::get<core::ForwardResponse>(RoundTrip(core::ForwardResponse{{stored, reserved}}));
-    ASSERT_EQ(r.votes.size(), 2u);
+    core::Vote wrong = stored;
+    wrong.kind = core::Vote::Kind::kWrongEpoch;
+    wrong.epoch = 4;
+    wrong.configs = {kC2};
+    auto r = std::get<core::ForwardResponse>(
+        RoundTrip(core::ForwardResponse{{stored, reserved, wrong}, kC2}));
+    ASSERT_EQ(r.votes.size(), 3u);
     EXPECT_EQ(r.votes[1].kind, core::Vote::Kind::kReserved);
     EXPECT_EQ(r.votes[1].holder, kP);
+    EXPECT_EQ(r.votes[1].holder.epoch, kP.epoch);
+    EXPECT_EQ(r.votes[2].kind, core::Vote::Kind::kWrongEpoch);
+    EXPECT_EQ(r.votes[2].epoch, 4u);
+    EXPECT_TRUE(r.votes[2].configs == std::vector<core::Configuration>{kC2});
+    EXPECT_TRUE(r.config == kC2);
+    // A representative that knows no configuration: epoch 0, no votes.
+    auto none = std::get<core::ForwardResponse>(
+        RoundTrip(core::ForwardResponse{{}, core::Configuration{"c2", 0, {}}}));
+    EXPECT_TRUE(none.votes.empty());
+    EXPECT_TRUE(none.config == (core::Configuration{"c2", 0, {}}));
+    EXPECT_TRUE(std::get<core::ForwardResponse>(RoundTrip(core::ForwardResponse{})).config ==
+                core::Configuration{});
   }
   {
     auto r = std::get<core::AcceptResponse>(
@@ -125,11 +182,63 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     EXPECT_EQ(r.kind, core::ReadResponse::Kind::kReserved);
     EXPECT_EQ(r.value, "w");
     EXPECT_EQ(r.holder, kP);
+    core::ReadResponse wrong;
+    wrong.kind = core::ReadResponse::Kind::kWrongEpoch;
+    wrong.epoch = 7;
+    wrong.configs = {kC0, kC2};
+    auto w = std::get<core::ReadResponse>(RoundTrip(wrong));
+    EXPECT_EQ(w.kind, core::ReadResponse::Kind::kWrongEpoch);
+    EXPECT_EQ(w.epoch, 7u);
+    EXPECT_TRUE(w.configs == wrong.configs);
+    EXPECT_EQ(std::get<core::ReadResponse>(RoundTrip(core::ReadResponse{})).kind,
+              core::ReadResponse::Kind::kAbsent);
   }
   {
     auto r = std::get<core::ResolveResponse>(RoundTrip(core::ResolveResponse{std::nullopt, "no"}));
     EXPECT_FALSE(r.decision.has_value());
     EXPECT_EQ(r.reason, "no");
+  }
+  {
+    using Kind = core::ConfigVoteResponse::Kind;
+    core::ConfigVoteResponse promised;
+    promised.kind = Kind::kGranted;
+    promised.accepted = core::ConfigAccepted{core::Ballot{2, "12D3KooWp"}, kC2.voters};
+    auto r = std::get<core::ConfigVoteResponse>(RoundTrip(promised));
+    EXPECT_EQ(r.kind, Kind::kGranted);
+    ASSERT_TRUE(r.accepted.has_value());
+    EXPECT_TRUE(*r.accepted == *promised.accepted);
+
+    core::ConfigVoteResponse granted;
+    granted.kind = Kind::kGranted;
+    r = std::get<core::ConfigVoteResponse>(RoundTrip(granted));
+    EXPECT_EQ(r.kind, Kind::kGranted);
+    EXPECT_FALSE(r.accepted.has_value());
+
+    core::ConfigVoteResponse rejected;
+    rejected.kind = Kind::kRejected;
+    rejected.higher = core::Ballot{9, "12D3KooWq"};
+    r = std::get<core::ConfigVoteResponse>(RoundTrip(rejected));
+    EXPECT_EQ(r.kind, Kind::kRejected);
+    EXPECT_EQ(r.higher, rejected.higher);
+
+    core::ConfigVoteResponse chosen;
+    chosen.kind = Kind::kChosen;
+    chosen.known = {kC2};
+    r = std::get<core::ConfigVoteResponse>(RoundTrip(chosen));
+    EXPECT_EQ(r.kind, Kind::kChosen);
+    EXPECT_TRUE(r.known == chosen.known);
+
+    core::ConfigVoteResponse not_ready;
+    not_ready.kind = Kind::kNotReady;
+    not_ready.reason = "settling epoch 4";
+    r = std::get<core::ConfigVoteResponse>(RoundTrip(not_ready));
+    EXPECT_EQ(r.kind, Kind::kNotReady);
+    EXPECT_EQ(r.reason, "settling epoch 4");
+  }
+  {
+    auto r = std::get<core::ConfigLearnResponse>(
+        RoundTrip(core::ConfigLearnResponse{{kC0, kC2}}));
+    EXPECT_TRUE(r.known == (std::vector<core::Configuration>{kC0, kC2}));
   }
   // A call that could not be answered travels as `failed` and comes back as
   // Unreachable, with its reason.
@@ -151,7 +260,7 @@ TEST(ConvertTest, UnknownKindsFailInsteadOfBeingMisread) {
   {
     capnp::MallocMessageBuilder message;
     auto call = message.initRoot<wire::PeerCall>();
-    call.setRead(capnp::Data::Reader(reinterpret_cast<const kj::byte*>("k"), 1));
+    call.initRead().setKey(AsData("k"));
     SetUnknownKind(call);
     EXPECT_THROW(FromWire(call.asReader()), kj::Exception);
   }
@@ -164,6 +273,57 @@ TEST(ConvertTest, UnknownKindsFailInsteadOfBeingMisread) {
     ASSERT_TRUE(std::holds_alternative<core::Unreachable>(r));
     EXPECT_NE(std::get<core::Unreachable>(r).reason.find("unknown"), std::string::npos);
   }
+}
+
+// Configurations from a peer are checked before the core sees them: a
+// malformed one fails its call (the receiver answers `failed`) or turns its
+// reply into Unreachable, never the batch, never a crash.
+TEST(ConvertTest, MalformedConfigurationsAreRefused) {
+  const struct {
+    core::Configuration config;
+    std::string names;  // in the error
+  } cases[] = {
+      {{"c2", 3, {"12D3KooWb", "12D3KooWa"}}, "not sorted"},
+      {{"c2", 3, {"12D3KooWa", "12D3KooWa"}}, "not sorted and unique"},
+      {{"c2", 3, {"12D3KooWa", ""}}, "empty peer id"},
+      {{"c/2", 3, {"12D3KooWa"}}, "cluster id"},
+      {{"", 3, {"12D3KooWa"}}, "cluster id"},
+      {{"c2", 0, {}}, "epoch 0"},  // in a list, every one has an epoch
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.names);
+    EXPECT_THROW(RoundTrip(core::ConfigLearnRequest{{kC0, c.config}}), kj::Exception);
+    core::Vote wrong;
+    wrong.kind = core::Vote::Kind::kWrongEpoch;
+    wrong.configs = {c.config};
+    core::Response r = RoundTrip(core::HandleResponse{wrong});
+    ASSERT_TRUE(std::holds_alternative<core::Unreachable>(r));
+    EXPECT_NE(std::get<core::Unreachable>(r).reason.find("malformed reply"), std::string::npos);
+    EXPECT_NE(std::get<core::Unreachable>(r).reason.find(c.names), std::string::npos)
+        << std::get<core::Unreachable>(r).reason;
+  }
+  // Epoch 0 stands alone (a representative that knows none) without voters.
+  core::Response r =
+      RoundTrip(core::ForwardResponse{{}, core::Configuration{"c2", 0, {"12D3KooWa"}}});
+  ASSERT_TRUE(std::holds_alternative<core::Unreachable>(r));
+  EXPECT_NE(std::get<core::Unreachable>(r).reason.find("epoch 0"), std::string::npos);
+  // A proposed voter set and a cluster id are checked like a configuration's.
+  EXPECT_THROW(RoundTrip(core::ConfigAcceptRequest{
+                   "c2", 5, core::Ballot{1, "12D3KooWp"}, {"12D3KooWb", "12D3KooWa"}, {}}),
+               kj::Exception);
+  EXPECT_THROW(RoundTrip(core::ConfigPrepareRequest{"", 5, core::Ballot{1, "12D3KooWp"}, {}}),
+               kj::Exception);
+  core::ConfigVoteResponse granted;
+  granted.kind = core::ConfigVoteResponse::Kind::kGranted;
+  granted.accepted = core::ConfigAccepted{core::Ballot{}, {"12D3KooWb", "12D3KooWa"}};
+  EXPECT_TRUE(std::holds_alternative<core::Unreachable>(RoundTrip(granted)));
+}
+
+TEST(ConvertTest, ConfigurationListsRoundTrip) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<wire::ConfigLearn>().initKnown(2);
+  ToWire(std::vector<core::Configuration>{kC0, kC2}, list);
+  EXPECT_TRUE(FromWire(list.asReader()) == (std::vector<core::Configuration>{kC0, kC2}));
 }
 
 TEST(ConvertTest, CatchUpMethodsRoundTrip) {
@@ -194,9 +354,21 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
   {
     capnp::MallocMessageBuilder message;
     auto results = message.initRoot<wire::Peer::DigestResults>();
-    ToWire(core::DigestResponse{{1, 0, ~uint64_t{0}}}, results);
+    core::DigestResponse sent;
+    sent.buckets = {1, 0, ~uint64_t{0}};
+    sent.epoch = 3;
+    sent.reservations.push_back(core::Reservation{"k", kP, value, /*since=*/55, 42});
+    ToWire(sent, results);
     core::DigestResponse r = FromWire(results.asReader());
     EXPECT_EQ(r.buckets, (std::vector<uint64_t>{1, 0, ~uint64_t{0}}));
+    EXPECT_EQ(r.epoch, 3u);
+    ASSERT_EQ(r.reservations.size(), 1u);
+    EXPECT_EQ(r.reservations[0].key, "k");
+    EXPECT_EQ(r.reservations[0].proposal, kP);
+    EXPECT_EQ(r.reservations[0].proposal.epoch, kP.epoch);
+    EXPECT_EQ(r.reservations[0].value, value);
+    EXPECT_EQ(r.reservations[0].request_id, 42u);
+    EXPECT_EQ(r.reservations[0].since, 0) << "the holder's clock is not carried";
   }
 }
 
@@ -221,6 +393,9 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   report.storage.write_errors = 16;
   report.storage.writes_refused = 17;
   report.uptime_ms = 99;
+  report.engine.config_epoch = 18;
+  report.engine.config_changes = 19;
+  report.engine.stale_epoch_refusals = 20;
   ToWire(report, status);
   auto read = status.asReader();
   std::vector<core::Member> back = FromWire(read.getMembers());
@@ -237,6 +412,9 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   EXPECT_EQ(read.getStorageWriteErrors(), 16u);
   EXPECT_EQ(read.getStorageWritesRefused(), 17u);
   EXPECT_EQ(read.getUptimeMs(), 99u);
+  EXPECT_EQ(read.getConfigEpoch(), 18u);
+  EXPECT_EQ(read.getConfigChanges(), 19u);
+  EXPECT_EQ(read.getStaleEpochRefusals(), 20u);
   EXPECT_EQ(FromWire(wire::Consistency::LINEARIZABLE), core::Consistency::kLinearizable);
 }
 
