@@ -4,8 +4,11 @@
 //   replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]
 //   replicator --node=HOST:PORT status
 //   replicator --node=HOST:PORT member list
+//   replicator --node=HOST:PORT member promote PEER_ID
+//   replicator --node=HOST:PORT member remove PEER_ID [--force]
 // Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists,
-// 3 reserved by a concurrent put, 4 key not found, 5 unavailable.
+// 3 reserved by a concurrent put (or, for member, a concurrent change),
+// 4 key not found, 5 unavailable.
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
 #include "net/reactor.h"
 #include "replicator/client.h"
 #include "util/dashed_flags.h"
@@ -34,7 +38,11 @@ ABSL_FLAG(std::string, value_file, "",
           "line; for binary values.");
 ABSL_FLAG(std::string, consistency, "local",
           "get: local (this node's committed value) or linearizable (a majority of its cluster).");
-ABSL_FLAG(int64_t, timeout_ms, 10000, "Give up on a call after this long.");
+ABSL_FLAG(int64_t, timeout_ms, 10000,
+          "Give up on a call after this long (a member change gets at least 15000).");
+ABSL_FLAG(bool, force, false,
+          "member remove: allow leaving fewer than 3 voters, a cluster that then survives no "
+          "failure.");
 
 namespace {
 
@@ -47,8 +55,10 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]\n"
     "  replicator --node=HOST:PORT status\n"
     "  replicator --node=HOST:PORT member list\n"
+    "  replicator --node=HOST:PORT member promote PEER_ID\n"
+    "  replicator --node=HOST:PORT member remove PEER_ID [--force]\n"
     "Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists, 3 reserved by a\n"
-    "concurrent put, 4 key not found, 5 unavailable.";
+    "concurrent put (member: a concurrent change), 4 key not found, 5 unavailable.";
 
 int Usage(const std::string& why) {
   fmt::print(stderr, "replicator: {}\n{}\n", why, kUsageText);
@@ -74,6 +84,7 @@ struct Command {
   std::vector<std::string> args;  // verb and its operands
   std::string value;
   replicator::Consistency consistency = replicator::Consistency::kLocal;
+  bool force = false;  // member remove
   replicator::ClientOptions options;
   int exit_code = kUsage;
 
@@ -92,7 +103,8 @@ struct Command {
     const std::string& verb = args[0];
     if (verb == "put") co_return co_await Put(**client);
     if (verb == "get") co_return co_await Get(**client);
-    if (verb == "member") co_return co_await MemberList(**client);
+    if (verb == "member" && args[1] == "list") co_return co_await MemberList(**client);
+    if (verb == "member") co_return co_await MemberChange(**client);
     co_return co_await Status(**client);
   }
 
@@ -168,9 +180,10 @@ struct Command {
   }
 
   // Every member the node knows, one a line, as etcdctl member list does:
-  // cluster, role (voter, or learner while catching up), liveness (down
-  // while the directory's pings go unanswered; a down voter still votes),
-  // peer id, address.
+  // cluster, the epoch of the cluster's newest configuration the node
+  // knows, role (voter if that configuration counts it, else learner),
+  // liveness (down while the directory's pings go unanswered; a down voter
+  // still votes), peer id, address.
   asio::awaitable<int> MemberList(replicator::Client& client) {
     auto r = co_await client.Status();
     if (!r.ok()) {
@@ -178,17 +191,64 @@ struct Command {
                  std::string(r.status().message()));
       co_return kUsage;
     }
+    auto config_of = [&](const std::string& cluster) -> const replicator::Configuration* {
+      for (const auto& c : r->configurations) {
+        if (c.cluster == cluster) return &c;
+      }
+      return nullptr;
+    };
     size_t cluster_width = 7;
     for (const auto& m : r->members) cluster_width = std::max(cluster_width, m.cluster.size());
-    fmt::print("{:<{}}  {:<7}  {:<8}  {:<52}  {}\n", "CLUSTER", cluster_width, "ROLE",
-               "LIVENESS", "PEER ID", "ADDRESS");
+    fmt::print("{:<{}}  {:<5}  {:<7}  {:<8}  {:<52}  {}\n", "CLUSTER", cluster_width, "EPOCH",
+               "ROLE", "LIVENESS", "PEER ID", "ADDRESS");
     for (const auto& m : r->members) {
-      const char* role = m.state == "catching up" ? "learner" : "voter";
+      const replicator::Configuration* c = config_of(m.cluster);
+      const bool voter = c != nullptr && std::find(c->voters.begin(), c->voters.end(), m.id) !=
+                                             c->voters.end();
+      const std::string epoch = c != nullptr ? std::to_string(c->epoch) : "-";
       const char* liveness = m.state == "down" ? "down" : "up";
-      fmt::print("{:<{}}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, role, liveness,
-                 m.id, m.address);
+      fmt::print("{:<{}}  {:<5}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, epoch,
+                 voter ? "voter" : "learner", liveness, m.id, m.address);
     }
     co_return kOk;
+  }
+
+  // member promote|remove PEER_ID: waits for the new configuration.
+  asio::awaitable<int> MemberChange(replicator::Client& client) {
+    const std::string sub = args[1];
+    const std::string peer = args[2];
+    // Named locals and one co_await per statement (see docs/design.md,
+    // "Implementation notes": g++ 12 and temporaries across co_await).
+    absl::StatusOr<replicator::MemberChangeResult> r =
+        absl::UnknownError("no membership change was asked");
+    if (sub == "promote") {
+      std::string target = peer;
+      r = co_await client.PromoteMember(std::move(target));
+    } else {
+      std::string target = peer;
+      r = co_await client.RemoveMember(std::move(target), force);
+    }
+    if (!r.ok()) {
+      fmt::print(stderr, "replicator: member {} failed: {}; list the members to see whether it "
+                 "was applied\n", sub, std::string(r.status().message()));
+      co_return kUnavailable;
+    }
+    using K = replicator::MemberChangeResult::Kind;
+    switch (r->kind) {
+      case K::kOk:
+        fmt::print("Member {} {} cluster {}: epoch {}, voters {}\n", peer,
+                   sub == "promote" ? "promoted in" : "removed from", r->config.cluster,
+                   r->config.epoch, fmt::join(r->config.voters, ","));
+        co_return kOk;
+      case K::kInvalidArgument:
+        co_return InvalidArgument(r->message);
+      case K::kBusy:
+        fmt::print(stderr, "busy: {}\n", r->message);
+        co_return kConflict;
+      case K::kUnavailable:
+        co_return Unavailable(r->message);
+    }
+    co_return kUsage;
   }
 
   asio::awaitable<int> Status(replicator::Client& client) {
@@ -265,7 +325,17 @@ int main(int argc, char** argv) {
   } else if (verb == "status") {
     if (args.size() != 1) return Usage("status takes no operands");
   } else if (verb == "member") {
-    if (args.size() != 2 || args[1] != "list") return Usage("member takes one subcommand: list");
+    const std::string sub = args.size() >= 2 ? args[1] : "";
+    if (sub == "list") {
+      if (args.size() != 2) return Usage("member list takes no operands");
+    } else if (sub == "promote" || sub == "remove") {
+      if (args.size() != 3) return Usage(fmt::format("member {} takes PEER_ID", sub));
+    } else {
+      return Usage("member takes a subcommand: list, promote PEER_ID or remove PEER_ID");
+    }
+    if (absl::GetFlag(FLAGS_force) && sub != "remove") {
+      return Usage("--force applies to member remove only");
+    }
   } else {
     return Usage(fmt::format("unknown command '{}'", verb));
   }
@@ -280,7 +350,7 @@ int main(int argc, char** argv) {
   if (timeout <= 0) return Usage("--timeout_ms must be positive");
 
   replicator::net::Reactor reactor;
-  Command command{reactor, node, args, value, consistency, {}, kUsage};
+  Command command{reactor, node, args, value, consistency, absl::GetFlag(FLAGS_force), {}, kUsage};
   command.options.connect_timeout = std::chrono::milliseconds(std::min<int64_t>(timeout, 5000));
   command.options.call_timeout = std::chrono::milliseconds(timeout);
   command.options.on_put_retry = [](const absl::Status& failure, int attempt) {

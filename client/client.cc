@@ -38,6 +38,17 @@ PeerStatus FromWire(wire::PeerInfo::Reader p) {
   return out;
 }
 
+Configuration ConfigurationFromWire(wire::Configuration::Reader c) {
+  Configuration out{ToString(c.getCluster()), c.getEpoch(), {}};
+  for (auto v : c.getVoters()) out.voters.push_back(ToString(v));
+  return out;
+}
+
+// A membership change waits for a majority of a cluster to settle and agree.
+std::chrono::milliseconds ChangeTimeout(const ClientOptions& options) {
+  return std::max(options.call_timeout, std::chrono::milliseconds(15000));
+}
+
 }  // namespace
 
 class Client::Impl {
@@ -247,7 +258,68 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.storage_mutations = s.getStorageMutations();
   out.storage_write_errors = s.getStorageWriteErrors();
   out.storage_writes_refused = s.getStorageWritesRefused();
+  out.config_epoch = s.getConfigEpoch();
+  out.config_changes = s.getConfigChanges();
+  out.stale_epoch_refusals = s.getStaleEpochRefusals();
+  for (auto c : s.getConfigurations()) out.configurations.push_back(ConfigurationFromWire(c));
   co_return out;
+}
+
+namespace {
+
+asio::awaitable<absl::StatusOr<MemberChangeResult>> ChangeMember(
+    wire::KeyValue::Client& key_value, std::chrono::milliseconds timeout,
+    wire::MemberChange::Kind kind, const std::string& peer, bool force) {
+  auto req = key_value.changeMemberRequest();
+  auto change = req.initChange();
+  change.setKind(kind);
+  change.setPeer(peer);
+  change.setForce(force);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
+  if (!reply.ok()) co_return reply.status();
+  auto r = reply->getResult();
+  MemberChangeResult out;
+  switch (r.which()) {
+    case wire::MemberChangeResult::OK:
+      out.kind = MemberChangeResult::Kind::kOk;
+      break;
+    case wire::MemberChangeResult::INVALID_ARGUMENT:
+      out.kind = MemberChangeResult::Kind::kInvalidArgument;
+      out.message = ToString(r.getInvalidArgument());
+      break;
+    case wire::MemberChangeResult::BUSY:
+      out.kind = MemberChangeResult::Kind::kBusy;
+      out.message = ToString(r.getBusy());
+      break;
+    case wire::MemberChangeResult::UNAVAILABLE:
+      out.kind = MemberChangeResult::Kind::kUnavailable;
+      out.message = ToString(r.getUnavailable());
+      break;
+    default:
+      co_return absl::UnimplementedError("unknown membership change result (a newer node?)");
+  }
+  out.config = ConfigurationFromWire(r.getConfig());
+  co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<absl::StatusOr<MemberChangeResult>> Client::PromoteMember(std::string peer) {
+  absl::Status connected = co_await impl_->EnsureConnected();
+  if (!connected.ok()) co_return connected;
+  const std::chrono::milliseconds timeout = ChangeTimeout(impl_->options_);
+  co_return co_await ChangeMember(impl_->key_value_, timeout, wire::MemberChange::Kind::PROMOTE,
+                                  peer, false);
+}
+
+asio::awaitable<absl::StatusOr<MemberChangeResult>> Client::RemoveMember(std::string peer,
+                                                                         bool force) {
+  absl::Status connected = co_await impl_->EnsureConnected();
+  if (!connected.ok()) co_return connected;
+  const std::chrono::milliseconds timeout = ChangeTimeout(impl_->options_);
+  co_return co_await ChangeMember(impl_->key_value_, timeout, wire::MemberChange::Kind::REMOVE,
+                                  peer, force);
 }
 
 asio::awaitable<absl::StatusOr<std::string>> Client::Echo(std::string payload) {

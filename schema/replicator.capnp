@@ -44,6 +44,44 @@ interface KeyValue {
   get @1 (key :Data, consistency :Consistency) -> (result :GetResult);
 
   status @2 () -> (status :NodeStatus);
+
+  changeMember @3 (change :MemberChange) -> (result :MemberChangeResult);
+  # Membership: adds (promotes) or removes one voter of the peer's cluster,
+  # by consensus among that cluster's current voters; this node runs it, or
+  # asks a voter of the peer's cluster to. Answers once the new
+  # configuration is chosen, or why not.
+}
+
+struct MemberChange {
+  kind @0 :Kind;
+  peer @1 :Text;
+  # Peer id of the node to promote or remove.
+  force @2 :Bool;
+  # remove: allow leaving fewer than 3 voters (a cluster that can then
+  # survive no failure).
+  enum Kind {
+    promote @0;
+    # Make a member (a learner) of the cluster a voter.
+    remove @1;
+    # Stop counting a voter. A removed node never votes again.
+  }
+}
+
+struct MemberChangeResult {
+  union {
+    ok @0 :Void;
+    # Chosen: `config` is the new configuration.
+    invalidArgument @1 :Text;
+    # Not a change that may be made: an unknown peer, a voter promoted
+    # twice, a removal below 3 voters without `force`.
+    busy @2 :Text;
+    # Another change of the cluster is in progress or won: retry.
+    unavailable @3 :Text;
+    # No majority of the cluster's voters agreed in time; nothing changed,
+    # or the change may still be chosen (list the members to see).
+  }
+  config @4 :Configuration;
+  # ok: the new configuration; otherwise the newest the node knows.
 }
 
 enum Consistency {
@@ -139,6 +177,9 @@ struct NodeStatus {
   staleEpochRefusals @25 :UInt64;
   # Peer requests this node refused because they named another epoch of
   # its cluster than its own.
+  configurations @26 :List(Configuration);
+  # The newest configuration of every cluster this node knows, its own
+  # first.
 }
 
 # ---------------------------------------------------------------------------
@@ -459,6 +500,10 @@ struct PeerCall {
     # Membership: the configurations the caller knows. This node adopts
     # what is newer than its own and answers with what it knows, so either
     # side learns. Reply: `configLearn`.
+
+    change @9 :MemberChange;
+    # Membership: an operator's change of this node's cluster, asked by a
+    # node of another cluster. Reply: `change`.
   }
   struct Forward { request @0 :PeerRequest; deadlineMs @1 :UInt32; }
   struct Accept { proposal @0 :ProposalId; ballot @1 :Ballot; decision @2 :Decision; }
@@ -497,6 +542,7 @@ struct PeerReply {
     # call was malformed); the caller treats the peer as unreachable for it.
     configVote @7 :ConfigVote;
     configLearn @8 :ConfigLearn;
+    change @9 :MemberChangeResult;
   }
 }
 

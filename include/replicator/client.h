@@ -61,9 +61,34 @@ struct PeerStatus {
   std::string state;  // "voter", "catching up", "down"
 };
 
+// One configuration of a cluster: the voters its quorums count, at an
+// epoch (1: the founding set; each later epoch adds or removes one voter).
+struct Configuration {
+  std::string cluster;
+  uint64_t epoch = 0;
+  std::vector<std::string> voters;
+};
+
+struct MemberChangeResult {
+  enum class Kind {
+    kOk,               // chosen; `config` is the new configuration
+    kInvalidArgument,  // not a change that may be made; see message
+    kBusy,             // another change of the cluster is in progress: retry
+    kUnavailable,      // no majority of the cluster's voters agreed in time
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string message;
+  Configuration config;  // kOk: the new one; otherwise the newest known
+};
+
 struct NodeStatus {
   PeerStatus self;
   std::vector<PeerStatus> members;
+  // The newest configuration of every cluster the node knows, its own first.
+  std::vector<Configuration> configurations;
+  uint64_t config_epoch = 0;  // of the node's cluster
+  uint64_t config_changes = 0;
+  uint64_t stale_epoch_refusals = 0;
   uint64_t committed_keys = 0;
   uint64_t reservations = 0;
   uint64_t puts_ok = 0;
@@ -120,6 +145,13 @@ class Client {
   asio::awaitable<absl::StatusOr<GetResult>> Get(std::string key,
                                                  Consistency consistency = Consistency::kLocal);
   asio::awaitable<absl::StatusOr<NodeStatus>> Status();
+  // Membership, as etcdctl member promote/remove: makes `peer` a voter of
+  // its cluster, or removes it (below 3 voters only with `force`), by
+  // consensus among the cluster's voters. Waits until the new configuration
+  // is chosen (or why not); a change takes longer than a put, so the call
+  // gets at least 15 s.
+  asio::awaitable<absl::StatusOr<MemberChangeResult>> PromoteMember(std::string peer);
+  asio::awaitable<absl::StatusOr<MemberChangeResult>> RemoveMember(std::string peer, bool force);
   // Node.echo: the node returns `payload` unchanged and does nothing else.
   // Over the same connection as every other call, so a benchmark can read
   // put figures as a fraction of what the transport allows.

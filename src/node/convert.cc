@@ -166,6 +166,67 @@ void ToWire(const core::Configuration& c, wire::Configuration::Builder out) {
   VotersToWire(c.voters, out.initVoters(c.voters.size()));
 }
 
+core::MembershipChange FromWire(wire::MemberChange::Reader c) {
+  core::MembershipChange out;
+  out.kind = c.getKind() == wire::MemberChange::Kind::REMOVE ? core::MembershipChange::Kind::kRemove
+                                                             : core::MembershipChange::Kind::kAdd;
+  out.peer = ToString(c.getPeer());
+  if (out.peer.empty()) Malformed("a membership change names no peer id");
+  if (out.peer.size() > 256) Malformed("a membership change names a peer id over 256 bytes");
+  out.force = c.getForce();
+  return out;
+}
+
+void ToWire(const core::MembershipChange& c, wire::MemberChange::Builder out) {
+  out.setKind(c.kind == core::MembershipChange::Kind::kRemove ? wire::MemberChange::Kind::REMOVE
+                                                              : wire::MemberChange::Kind::PROMOTE);
+  out.setPeer(c.peer);
+  out.setForce(c.force);
+}
+
+core::ChangeOutcome FromWire(wire::MemberChangeResult::Reader r) {
+  core::ChangeOutcome out;
+  switch (r.which()) {
+    case wire::MemberChangeResult::OK:
+      out.kind = core::ChangeOutcome::Kind::kOk;
+      break;
+    case wire::MemberChangeResult::INVALID_ARGUMENT:
+      out.kind = core::ChangeOutcome::Kind::kInvalidArgument;
+      out.message = ToString(r.getInvalidArgument());
+      break;
+    case wire::MemberChangeResult::BUSY:
+      out.kind = core::ChangeOutcome::Kind::kBusy;
+      out.message = ToString(r.getBusy());
+      break;
+    case wire::MemberChangeResult::UNAVAILABLE:
+      out.kind = core::ChangeOutcome::Kind::kUnavailable;
+      out.message = ToString(r.getUnavailable());
+      break;
+    default:
+      Malformed("unknown membership change result (a newer peer?)");
+  }
+  out.config = FromWire(r.getConfig());
+  return out;
+}
+
+void ToWire(const core::ChangeOutcome& o, wire::MemberChangeResult::Builder out) {
+  switch (o.kind) {
+    case core::ChangeOutcome::Kind::kOk:
+      out.setOk();
+      break;
+    case core::ChangeOutcome::Kind::kInvalidArgument:
+      out.setInvalidArgument(o.message);
+      break;
+    case core::ChangeOutcome::Kind::kBusy:
+      out.setBusy(o.message);
+      break;
+    case core::ChangeOutcome::Kind::kUnavailable:
+      out.setUnavailable(o.message);
+      break;
+  }
+  ToWire(o.config, out.initConfig());
+}
+
 std::vector<core::Configuration> FromWire(capnp::List<wire::Configuration>::Reader configs) {
   std::vector<core::Configuration> out;
   out.reserve(configs.size());
@@ -327,6 +388,8 @@ core::Request FromWire(wire::PeerCall::Reader c) {
     }
     case wire::PeerCall::CONFIG_LEARN:
       return core::ConfigLearnRequest{FromWire(c.getConfigLearn().getKnown())};
+    case wire::PeerCall::CHANGE:
+      return core::ChangeRequest{FromWire(c.getChange())};
   }
   Malformed("unknown peer call kind (a newer peer?)");
 }
@@ -371,6 +434,8 @@ void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
           ToWire(x.known, a.initKnown(x.known.size()));
         } else if constexpr (std::is_same_v<T, core::ConfigLearnRequest>) {
           ToWire(x.known, out.initConfigLearn().initKnown(x.known.size()));
+        } else if constexpr (std::is_same_v<T, core::ChangeRequest>) {
+          ToWire(x.change, out.initChange());
         } else {
           KJ_FAIL_REQUIRE("digest and pull are not batched");
         }
@@ -450,6 +515,8 @@ core::Response ReplyFromWire(wire::PeerReply::Reader r) {
       return ConfigVoteFromWire(r.getConfigVote());
     case wire::PeerReply::CONFIG_LEARN:
       return core::ConfigLearnResponse{FromWire(r.getConfigLearn().getKnown())};
+    case wire::PeerReply::CHANGE:
+      return core::ChangeResponse{FromWire(r.getChange())};
   }
   return core::Unreachable{"unknown reply kind (a newer peer?)"};
 }
@@ -529,6 +596,8 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
           ConfigVoteToWire(x, out.initConfigVote());
         } else if constexpr (std::is_same_v<T, core::ConfigLearnResponse>) {
           ToWire(x.known, out.initConfigLearn().initKnown(x.known.size()));
+        } else if constexpr (std::is_same_v<T, core::ChangeResponse>) {
+          ToWire(x.outcome, out.initChange());
         } else if constexpr (std::is_same_v<T, core::Unreachable>) {
           out.setFailed(x.reason);
         } else {
@@ -682,6 +751,7 @@ void ToWire(const core::GetOutcome& o, wire::GetResult::Builder out) {
 
 void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   ToWire(s.self, out.initSelf());
+  ToWire(s.configurations, out.initConfigurations(s.configurations.size()));
   ToWire(s.members, out.initMembers(s.members.size()));
   out.setCommittedKeys(s.committed_keys);
   out.setReservations(s.engine.reservations);

@@ -49,6 +49,12 @@ std::vector<core::Configuration> FromWire(capnp::List<wire::Configuration>::Read
 void ToWire(const std::vector<core::Configuration>& configs,
             capnp::List<wire::Configuration>::Builder out);
 
+// A membership change names a non-empty peer id of at most 256 bytes.
+core::MembershipChange FromWire(wire::MemberChange::Reader c);
+void ToWire(const core::MembershipChange& c, wire::MemberChange::Builder out);
+core::ChangeOutcome FromWire(wire::MemberChangeResult::Reader r);
+void ToWire(const core::ChangeOutcome& o, wire::MemberChangeResult::Builder out);
+
 core::Vote FromWire(wire::Vote::Reader v);
 void ToWire(const core::Vote& v, wire::Vote::Builder out);
 
@@ -89,6 +95,8 @@ struct StatusReport {
   std::vector<core::Member> members;  // ordered by cluster, then id
   uint64_t committed_keys = 0;
   core::EngineStats engine;
+  // The newest configuration of every cluster known, this node's first.
+  std::vector<core::Configuration> configurations;
   storage::StorageStats storage;
   int64_t uptime_ms = 0;
 };

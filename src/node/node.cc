@@ -118,6 +118,13 @@ StatusReport Node::Impl::Status() const {
               return std::tie(a.cluster, a.id) < std::tie(b.cluster, b.id);
             });
   s.engine = driver_.stats();
+  // The newest of each cluster, this node's own first.
+  for (core::Configuration& c : driver_.configurations()) {
+    if (c.cluster == s.self.cluster) continue;
+    s.configurations.push_back(std::move(c));
+  }
+  const core::Configuration& own = driver_.configuration();
+  if (own.epoch != 0) s.configurations.insert(s.configurations.begin(), own);
   s.committed_keys = storage_->CommittedCount();
   s.storage = storage_->stats();
   s.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

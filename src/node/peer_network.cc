@@ -45,10 +45,13 @@ size_t ApproxBytes(const core::Request& r) {
   return bytes;
 }
 
-// Catch-up calls (large, rare) have methods of their own and go alone.
-bool IsCatchUp(const core::Request& r) {
+// Catch-up calls (large, rare) have methods of their own and go alone; so
+// does a membership change (rare, and answered only once chosen, which
+// would hold up every call batched with it).
+bool GoesAlone(const core::Request& r) {
   return std::holds_alternative<core::DigestRequest>(r) ||
-         std::holds_alternative<core::PullRequest>(r);
+         std::holds_alternative<core::PullRequest>(r) ||
+         std::holds_alternative<core::ChangeRequest>(r);
 }
 
 // A rejected Cap'n Proto call carries its reason in the status message.
@@ -85,7 +88,7 @@ size_t PeerNetwork::ReplyBound(const core::SendEffect& effect) const {
 }
 
 bool PeerNetwork::Send(core::SendEffect effect) {
-  if (IsCatchUp(effect.request)) {
+  if (GoesAlone(effect.request)) {
     core::PeerId to = effect.to;
     std::vector<core::SendEffect> call;
     call.push_back(std::move(effect));

@@ -107,8 +107,33 @@ class KeyValueServer final : public wire::KeyValue::Server {
     ToWire(status_(), context.getResults().initStatus());
     return kj::READY_NOW;
   }
+  kj::Promise<void> changeMember(ChangeMemberContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    core::MembershipChange change;
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions(
+                        [&] { change = FromWire(context.getParams().getChange()); })) {
+      ToWire(core::ChangeOutcome{core::ChangeOutcome::Kind::kInvalidArgument,
+                                 e->getDescription().cStr(), driver_->configuration()},
+             context.getResults().initResult());
+      return kj::READY_NOW;
+    }
+    return net::ToPromise(ctx_->io(), ChangeMember(ctx_, driver_, std::move(change), context));
+  }
 
  private:
+  static asio::awaitable<void> ChangeMember(const NodeContext* ctx, EngineDriver* driver,
+                                            core::MembershipChange change,
+                                            ChangeMemberContext context) {
+    using Slot = Waiters<core::ChangeOutcome>::Slot;
+    auto slot = std::make_shared<Slot>(ctx->io().get_executor());
+    driver->ChangeMembership(std::move(change), [slot](core::ChangeOutcome o) {
+      slot->value = std::move(o);
+      slot->timer.cancel();
+    });
+    core::ChangeOutcome o = co_await Waiters<core::ChangeOutcome>::Wait(std::move(slot));
+    ToWire(o, context.getResults().initResult());
+  }
+
   static asio::awaitable<void> Put(EngineDriver* driver, PutContext context) {
     auto p = context.getParams();
     std::string key = ToString(p.getKey());

@@ -271,14 +271,14 @@ TEST_F(ReplicationTest, MemberListShowsRolesAndLiveness) {
   };
   std::vector<std::string> lines = lines_of();
   ASSERT_EQ(lines.size(), 7u) << absl::StrJoin(lines, "\n");
-  EXPECT_TRUE(absl::StartsWith(lines[0], "CLUSTER  ROLE     LIVENESS  PEER ID")) << lines[0];
+  EXPECT_TRUE(absl::StartsWith(lines[0], "CLUSTER  EPOCH  ROLE     LIVENESS  PEER ID")) << lines[0];
   for (size_t i = 0; i < deployment_->nodes().size(); ++i) {
     const auto& n = deployment_->nodes()[i];
     bool found = false;
     for (const std::string& line : lines) {
       if (!absl::StrContains(line, n.address)) continue;
       found = true;
-      EXPECT_TRUE(absl::StartsWith(line, n.cluster + " ")) << line;
+      EXPECT_TRUE(absl::StartsWith(line, n.cluster + "       1      ")) << line;
       EXPECT_TRUE(absl::StrContains(line, " voter    up ")) << line;
     }
     EXPECT_TRUE(found) << n.address;
@@ -291,9 +291,23 @@ TEST_F(ReplicationTest, MemberListShowsRolesAndLiveness) {
     }
     return false;
   })) << absl::StrJoin(lines_of(), "\n");
-  CommandResult bad = Cli({"--node=" + at, "member", "remove", "12D3KooWx"});
+  CommandResult unknown = Cli({"--node=" + at, "member", "remove", "12D3KooWx"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "peer 12D3KooWx is not a member of any cluster"))
+      << unknown.err;
+  CommandResult bad = Cli({"--node=" + at, "member", "rename"});
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(bad.err, "member takes one subcommand: list")) << bad.err;
+  EXPECT_TRUE(absl::StrContains(bad.err, "member takes a subcommand: list, promote")) << bad.err;
+  // The killed voter is removed from a cluster of three only when forced.
+  std::string killed_id;
+  for (const std::string& line : lines_of()) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() == 6 && cols[5] == killed) killed_id = cols[4];
+  }
+  ASSERT_FALSE(killed_id.empty());
+  CommandResult refused = Cli({"--node=" + at, "member", "remove", killed_id});
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c2 with 2 voters")) << refused.err;
 }
 
 TEST_F(ReplicationTest, BadInputIsRefusedAndTheNodeKeepsServing) {
@@ -334,7 +348,7 @@ TEST_F(ReplicationTest, ClusterWithTooFewVotersRefusesPuts) {
   StartDeployment(2, 2);
   CommandResult r = Put(AddressesOf("c1")[0], "k", "v");
   EXPECT_EQ(r.exit_code, 5) << r.err;
-  EXPECT_NE(r.err.find("at least 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is not founded yet"), std::string::npos) << r.err;
 }
 
 TEST_F(ReplicationTest, StatusListsClustersPeersAndCounts) {
