@@ -1,0 +1,188 @@
+// Membership by consensus on real processes: replacing a dead voter (add,
+// then remove) so that quorums shrink safely, the operator commands'
+// answers, and nodes started together ending in one configuration. Each
+// test asserts that every acknowledged key is read back by linearizable
+// gets at every cluster and that no key answered ok twice.
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "harness.h"
+
+namespace replicator {
+namespace {
+
+class MembershipTest : public DeploymentTest {
+ protected:
+  // One parsed line of `member list`.
+  struct Row {
+    std::string cluster;
+    std::string epoch;
+    std::string role;
+    std::string liveness;
+    std::string id;
+    std::string address;
+  };
+
+  std::vector<Row> Members(const std::string& at) {
+    CommandResult r = Cli({"--node=" + at, "member", "list"});
+    std::vector<Row> rows;
+    if (r.exit_code != 0) return rows;
+    bool header = true;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+      if (header) {
+        header = false;
+        continue;
+      }
+      std::vector<std::string> c = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (c.size() == 6) rows.push_back(Row{c[0], c[1], c[2], c[3], c[4], c[5]});
+    }
+    return rows;
+  }
+  std::optional<Row> RowOf(const std::string& at, const std::string& address) {
+    for (Row& row : Members(at)) {
+      if (row.address == address) return row;
+    }
+    return std::nullopt;
+  }
+  std::string ListText(const std::string& at) {
+    return Cli({"--node=" + at, "member", "list"}).out;
+  }
+
+  // Puts `keys` through `nodes` in turn; every put must answer ok.
+  void PutAllOk(const std::vector<std::string>& nodes, const std::vector<std::string>& keys) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      CommandResult r = Put(nodes[i % nodes.size()], keys[i], "v-" + keys[i]);
+      ASSERT_EQ(r.exit_code, 0) << keys[i] << ": " << r.err;
+    }
+  }
+  // Every key is read back, with its value, by a linearizable get at each
+  // of `nodes`.
+  void ExpectReadBack(const std::vector<std::string>& nodes, const std::vector<std::string>& keys) {
+    for (const std::string& node : nodes) {
+      for (const std::string& k : keys) {
+        CommandResult r = Get(node, k, "linearizable");
+        EXPECT_EQ(r.exit_code, 0) << node << " " << k << ": " << r.err;
+        EXPECT_EQ(r.out, "v-" + k) << node << " " << k;
+      }
+    }
+  }
+  // A second put of every key answers keyExists with the first value.
+  void ExpectNoSecondOk(const std::string& node, const std::vector<std::string>& keys) {
+    for (const std::string& k : keys) {
+      CommandResult r = Put(node, k, "other");
+      EXPECT_EQ(r.exit_code, 2) << k << ": " << r.out << r.err;
+    }
+  }
+  static std::vector<std::string> Keys(const std::string& prefix, int n) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(i));
+    return keys;
+  }
+};
+
+TEST_F(MembershipTest, ADeadVoterIsReplacedAndTheShrunkQuorumsStillCommit) {
+  StartDeployment(2, 3, {}, "rocksdb");
+  const auto& nodes = deployment_->nodes();
+  const std::string c2 = AddressesOf("c2")[0];
+  const std::vector<std::string> before = Keys("before-", 10);
+  PutAllOk({nodes[0].address, c2}, before);
+  // A voter of c1 dies for good.
+  const std::string dead_address = nodes[2].address;
+  std::optional<Row> dead = RowOf(c2, dead_address);
+  ASSERT_TRUE(dead.has_value()) << ListText(c2);
+  deployment_->Kill(2);
+  // A fresh node joins c1, catches up and promotes itself through consensus.
+  auto added = deployment_->AddNode("c1");
+  ASSERT_TRUE(added.ok()) << added.status();
+  const std::string fresh = deployment_->nodes()[*added].address;
+  EXPECT_TRUE(Eventually([&] {
+    std::optional<Row> row = RowOf(c2, fresh);
+    return row && row->role == "voter" && row->epoch == "2";
+  })) << ListText(c2);
+  // The dead one is removed, asked at a node of the other cluster.
+  CommandResult removed = Cli({"--node=" + c2, "member", "remove", dead->id});
+  ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+  EXPECT_TRUE(absl::StrContains(removed.out, "removed from cluster c1: epoch 3")) << removed.out;
+  EXPECT_TRUE(Eventually([&] {
+    std::optional<Row> row = RowOf(nodes[0].address, dead_address);
+    return row && row->role == "learner" && row->epoch == "3";
+  })) << ListText(nodes[0].address);
+  // c1 counts 3 voters again: with one more of the old ones gone, two of
+  // three still commit (two of four would not have).
+  deployment_->Kill(1);
+  const std::vector<std::string> after = Keys("after-", 10);
+  PutAllOk({fresh, nodes[0].address, c2}, after);
+  std::vector<std::string> all = before;
+  all.insert(all.end(), after.begin(), after.end());
+  ExpectReadBack({nodes[0].address, fresh, c2, AddressesOf("c2")[2]}, all);
+  ExpectNoSecondOk(fresh, all);
+}
+
+TEST_F(MembershipTest, OperatorCommandsAnswerLikeEtcdctl) {
+  StartDeployment(1, 4);
+  const auto& nodes = deployment_->nodes();
+  const std::string at = nodes[0].address;
+  // Everyone became a voter: epoch 1 founded by three, epoch 2 added one.
+  std::vector<Row> rows;
+  EXPECT_TRUE(Eventually([&] {
+    rows = Members(at);
+    return rows.size() == 4 && std::all_of(rows.begin(), rows.end(), [](const Row& row) {
+             return row.role == "voter" && row.epoch == "2";
+           });
+  })) << ListText(at);
+  ASSERT_EQ(rows.size(), 4u) << ListText(at);
+  CommandResult twice = Cli({"--node=" + at, "member", "promote", rows[1].id});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(twice.err, "is already a voter of cluster c1 (epoch 2)"))
+      << twice.err;
+  CommandResult unknown = Cli({"--node=" + at, "member", "remove", "12D3KooWnobody"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "is not a member of any cluster")) << unknown.err;
+  CommandResult missing = Cli({"--node=" + at, "member", "remove"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(missing.err, "member remove takes PEER_ID")) << missing.err;
+  CommandResult force = Cli({"--node=" + at, "member", "promote", rows[1].id, "--force"});
+  EXPECT_EQ(force.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(force.err, "--force applies to member remove only")) << force.err;
+  // Four to three is allowed; three to two only when forced.
+  CommandResult first = Cli({"--node=" + at, "member", "remove", rows[3].id});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_TRUE(absl::StrContains(first.out, "epoch 3")) << first.out;
+  CommandResult refused = Cli({"--node=" + at, "member", "remove", rows[2].id});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c1 with 2 voters")) << refused.err;
+  CommandResult forced = Cli({"--node=" + at, "member", "remove", rows[2].id, "--force"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_TRUE(absl::StrContains(forced.out, "epoch 4")) << forced.out;
+  // The removed nodes still serve their reads and take puts as
+  // coordinators, but no longer vote.
+  const std::vector<std::string> keys = Keys("k", 5);
+  PutAllOk({rows[3].address, rows[0].address}, keys);
+  ExpectReadBack({rows[0].address, rows[1].address}, keys);
+  ExpectNoSecondOk(rows[2].address, keys);
+}
+
+TEST_F(MembershipTest, NodesStartedTogetherEndInOneConfiguration) {
+  StartDeployment(2, 5);
+  // Five voters: founded by three (epoch 1), two promotions, one at a time;
+  // every node of every cluster ends at epoch 3 of each, all voters.
+  for (const auto& n : deployment_->nodes()) {
+    EXPECT_TRUE(Eventually([&] {
+      std::vector<Row> rows = Members(n.address);
+      if (rows.size() != 10) return false;
+      for (const Row& row : rows) {
+        if (row.role != "voter" || row.epoch != "3") return false;
+      }
+      return true;
+    })) << ListText(n.address);
+  }
+  const std::vector<std::string> keys = Keys("k", 10);
+  PutAllOk(AddressesOf("c1"), keys);
+  ExpectReadBack(AddressesOf("c2"), keys);
+}
+
+}  // namespace
+}  // namespace replicator
