@@ -276,6 +276,14 @@ struct Command {
       fmt::print("STORAGE ERRORS {} failed group commits, {} writes refused\n",
                  s.storage_write_errors, s.storage_writes_refused);
     }
+    if (!s.configurations.empty() && s.configurations.front().cluster == s.self.cluster) {
+      const replicator::Configuration& c = s.configurations.front();
+      fmt::print("config    epoch {} of cluster {}: {} voters; {} changes made here, {} requests "
+                 "refused for another epoch\n",
+                 c.epoch, c.cluster, c.voters.size(), s.config_changes, s.stale_epoch_refusals);
+    } else {
+      fmt::print("config    cluster {} is not founded yet\n", s.self.cluster);
+    }
     fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
     if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
     std::string cluster;
