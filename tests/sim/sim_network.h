@@ -41,7 +41,7 @@ class SimNetwork {
   struct Inbound {
     uint64_t call;  // key of calls_
     bool duplicate;
-    size_t request_kind;                      // Request::index()
+    size_t answer_kind;                       // the Response::index() that answers it
     std::optional<core::ProposalId> resolve;  // a ResolveRequest's proposal
     History::Tags tags;                       // the request's
   };
