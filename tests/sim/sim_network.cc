@@ -61,7 +61,8 @@ size_t AnswerKind(const core::Request& request) {
 SimNetwork::SimNetwork(World* world) : world_(*world), endpoints_(world->node_count()) {}
 
 bool SimNetwork::Connected(int a, int b) const {
-  return endpoints_[a].group == endpoints_[b].group;
+  return endpoints_[a].group == endpoints_[b].group && !endpoints_[a].isolated &&
+         !endpoints_[b].isolated;
 }
 
 int SimNetwork::NodeOf(const core::PeerId& id) const {
@@ -341,7 +342,10 @@ void SimNetwork::SchedulePartition(TimeMs after) {
 }
 
 void SimNetwork::Heal() {
-  for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
+  for (Endpoint& endpoint : endpoints_) {
+    endpoint.group = 0;
+    endpoint.isolated = false;
+  }
 }
 
 }  // namespace replicator::sim

@@ -293,7 +293,8 @@ TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
 // --- Failure reports ---------------------------------------------------------
 
 // A failure's excerpt holds the events of the offending key only (and the
-// crashes, restarts, partitions and phases around them), not everything.
+// crashes, restarts, partitions, membership changes and phases around
+// them), not everything.
 TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
   SimConfig config = SimConfig::ForProfile("all");
   config.clusters = 2;
@@ -325,7 +326,10 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
                line.find("QUIET") != std::string::npos ||
                line.find("PROBE") != std::string::npos || line.find("BEGIN") != std::string::npos ||
-               line.find("CHECK") != std::string::npos) {
+               line.find("CHECK") != std::string::npos || line.find("JOIN") != std::string::npos ||
+               line.find(" adopts c") != std::string::npos ||
+               line.find("CHANGE #") != std::string::npos ||
+               line.find("PAUSE") != std::string::npos || line.find("RESUME") != std::string::npos) {
       ++context;
     } else {
       ADD_FAILURE() << "excerpt line about something else: " << line;
