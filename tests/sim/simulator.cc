@@ -724,8 +724,19 @@ void Simulator::RunProbe() {
   RunUntil(end, [this] { return workload_.pending() == 0; });
   if (stopped_) return;
   workload_.CheckProbe(probe);
-  // Let the probes' asynchronous commits land before the final checks.
-  RunUntil(world_.now() + 2 * config().call_deadline_ms, [] { return false; });
+  // Let the probes' asynchronous commits land before the final checks. A
+  // node that votes in no configuration (retired, or a learner) gets them
+  // only by catch-up: give it two rounds' worth too.
+  TimeMs settle = 2 * config().call_deadline_ms;
+  for (const SimNode& node : world_.nodes()) {
+    const core::Configuration* newest =
+        world_.checker().Newest(absl::StrCat("c", node.cluster));
+    if (newest != nullptr && !newest->Has(node.id)) {
+      settle += 2 * config().catchup_interval_ms;
+      break;
+    }
+  }
+  RunUntil(world_.now() + settle, [] { return false; });
 }
 
 void Simulator::CheckFinal() {
