@@ -757,11 +757,30 @@ void Checker::CheckConfigurationsConverged() {
   for (size_t n = 0; n < node_ids_.size(); ++n) {
     const core::ClusterId& cluster = cluster_ids_[node_cluster_[n]];
     const core::Configuration* newest = Newest(cluster);
-    if (newest == nullptr || own_epoch_[n] == newest->epoch) continue;
-    Fail("M", ClusterSubject(cluster),
-         absl::StrCat("configurations not converged: ", node_ids_[n], " knows epoch ",
-                      own_epoch_[n], " of ", cluster, " after the quiet phase, not the newest, ",
-                      Describe(*newest)));
+    if (newest == nullptr) continue;
+    if (own_epoch_[n] != newest->epoch) {
+      Fail("M", ClusterSubject(cluster),
+           absl::StrCat("configurations not converged: ", node_ids_[n], " knows epoch ",
+                        own_epoch_[n], " of ", cluster, " after the quiet phase, not the newest, ",
+                        Describe(*newest)));
+      continue;
+    }
+    // Its cluster's whole history (docs/design.md): decision(p)'s
+    // acceptors are the voters of p.epoch, which recovery looks up there.
+    std::set<uint64_t> known;
+    for (const core::Configuration& c : known_by_node_[n]) {
+      if (c.cluster == cluster) known.insert(c.epoch);
+    }
+    std::string missing;
+    for (uint64_t e = 1; e <= newest->epoch; ++e) {
+      if (!known.contains(e)) absl::StrAppend(&missing, missing.empty() ? "" : ",", e);
+    }
+    if (!missing.empty()) {
+      Fail("M", ClusterSubject(cluster),
+           absl::StrCat("configurations not converged: ", node_ids_[n], " is at epoch ",
+                        newest->epoch, " of ", cluster, " but lacks epoch(s) ", missing,
+                        " of its history"));
+    }
   }
 }
 

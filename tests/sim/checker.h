@@ -34,7 +34,8 @@
 //      again (the simulator never adds one back); an engine restarts at
 //      least at the epoch of its cluster it made durable; a change answered
 //      ok names a configuration with the change applied; after the quiet
-//      phase every node knows its cluster's newest epoch
+//      phase every node knows its cluster's newest epoch and every epoch
+//      before it (its whole history)
 //   E  the engine raised a ViolationEffect
 //   C  engine contract (exactly one answer per request / put / get /
 //      membership change)

@@ -880,6 +880,31 @@ TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {
       << Listing(checker_->violations());
 }
 
+// docs/design.md: every node keeps its cluster's whole history (recovery
+// looks a proposal's epoch up in it). A node at the newest epoch that
+// skipped one — it learned the newest as hearsay — has not converged.
+TEST_F(CheckerWorld, CatchesANodeMissingAnEpochOfItsHistoryWithConvergenceOn) {
+  std::vector<const core::MemoryState*> stores;
+  for (auto& s : stores_) stores.push_back(&s);
+  CheckerOptions options;
+  options.check_convergence = true;
+  checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
+                                       std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
+                                                                 "b2"},
+                                       stores, 2, options, &now_);
+  const std::vector<core::Configuration> whole = {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"}),
+                                                  C0(3, {"a0"})};
+  checker_->OnConfigurations(0, whole);
+  checker_->OnConfigurations(1, whole);
+  checker_->OnConfigurations(2, {whole[0], whole[2]});
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_NE(checker_->violations().front().detail.find("a2 is at epoch 3 of c0 but lacks epoch(s) 2"),
+            std::string::npos)
+      << Listing(checker_->violations());
+}
+
 // Quorums follow the configuration: once epoch 2 of c0 is {a0, a1}, a
 // decision of a proposal made under it is chosen by both of them, not by
 // any two of the cluster's nodes.
