@@ -362,8 +362,8 @@ void Checker::OnEngineViolation(int node, const core::ViolationEffect& v) {
   constexpr std::string_view kConfig = "config/";
   Subject subject = KeySubject(v.key);
   if (v.key.rfind(kConfig, 0) == 0) {
-    subject = ClusterSubject(v.key.substr(kConfig.size(), v.key.find('/', kConfig.size()) -
-                                                              kConfig.size()));
+    subject = ClusterSubject(
+        v.key.substr(kConfig.size(), v.key.find('/', kConfig.size()) - kConfig.size()));
   }
   Fail("E", std::move(subject), absl::StrCat(node_ids_[node], " reports: ", v.detail));
 }
@@ -644,8 +644,8 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
     if (it->second.voters != c.voters) {
       Fail("M", ClusterSubject(c.cluster),
            absl::StrCat("two voter sets for epoch ", c.epoch, " of ", c.cluster, ": ",
-                        node_ids_[node], " knows ", Describe(c), ", ",
-                        config_known_first_at_[key], " knew ", Describe(it->second)));
+                        node_ids_[node], " knows ", Describe(c), ", ", config_known_first_at_[key],
+                        " knew ", Describe(it->second)));
     }
     return false;
   }
@@ -661,8 +661,8 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
   if (c.epoch == 1 && c.voters != founders_[cluster]) {
     Fail("M", ClusterSubject(c.cluster),
          absl::StrCat(node_ids_[node], " knows ", Describe(c),
-                      " but the founding set (epoch 1) is {", absl::StrJoin(founders_[cluster], ","),
-                      "}"));
+                      " but the founding set (epoch 1) is {",
+                      absl::StrJoin(founders_[cluster], ","), "}"));
   }
   CheckConfigSequence(c.cluster, c.epoch);
   return true;
@@ -676,8 +676,8 @@ void Checker::CheckConfigSequence(const core::ClusterId& cluster, uint64_t epoch
     const std::vector<core::PeerId> diff = SymmetricDifference(it->second.voters, c.voters);
     if (diff.size() != 1) {
       Fail("M", ClusterSubject(cluster),
-           absl::StrCat("consecutive epochs differ by ", diff.size(), " voters, not one: ",
-                        Describe(other < epoch ? it->second : c), " then ",
+           absl::StrCat("consecutive epochs differ by ", diff.size(),
+                        " voters, not one: ", Describe(other < epoch ? it->second : c), " then ",
                         Describe(other < epoch ? c : it->second)));
     }
   }
@@ -723,8 +723,7 @@ void Checker::OnChangeDone(int node, const core::ChangeDoneEffect& done) {
   const core::Configuration& config = done.outcome.config;
   const bool has = config.Has(change.change.peer);
   const bool add = change.change.kind == core::MembershipChange::Kind::kAdd;
-  if (config.epoch < 2 || has != add ||
-      config.cluster != cluster_ids_[node_cluster_[node]]) {
+  if (config.epoch < 2 || has != add || config.cluster != cluster_ids_[node_cluster_[node]]) {
     Fail("M", ClusterSubject(cluster_ids_[node_cluster_[node]]),
          absl::StrCat(node_ids_[node], " answered change #", done.change_id, " (",
                       Describe(change.change), ") ok with ", Describe(config)));
@@ -866,8 +865,8 @@ void Checker::CheckKeyReplicated(const core::Key& key) {
     if (have < voters.size() / 2 + 1) {
       const core::Configuration* newest = Newest(cluster_ids_[c]);
       Fail("5", KeySubject(key),
-           absl::StrCat("committed ", Quote(global->second), " at only ", have, "/",
-                        voters.size(), " voters of cluster ", c,
+           absl::StrCat("committed ", Quote(global->second), " at only ", have, "/", voters.size(),
+                        " voters of cluster ", c,
                         newest != nullptr ? absl::StrCat(" (", Describe(*newest), ")") : "",
                         " after the quiet phase; missing at:", missing));
     }

@@ -375,9 +375,9 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
           "membership %s: joins %d, epochs gained %d (promotions %d, removals %d); changes %d "
           "(ok %d, refused %d, busy %d, unavailable %d, lost %d; replacements %d); pauses %d "
           "(across 2+ changes %d)\n",
-          mix.c_str(), m.joins, m.epochs_gained, m.promotions, m.removals, m.changes,
-          m.changes_ok, m.changes_refused, m.changes_busy, m.changes_unavailable, m.changes_lost,
-          m.replacements, m.pauses, m.pauses_across_changes);
+          mix.c_str(), m.joins, m.epochs_gained, m.promotions, m.removals, m.changes, m.changes_ok,
+          m.changes_refused, m.changes_busy, m.changes_unavailable, m.changes_lost, m.replacements,
+          m.pauses, m.pauses_across_changes);
     }
   }
 }

@@ -155,8 +155,8 @@ struct SimStats {
   // Operator changes: asked, and how they ended (lost: their node crashed
   // first). Replacements: removals asked while a spare of the cluster was
   // joining (in the topology, not yet a voter).
-  int changes = 0, changes_ok = 0, changes_refused = 0, changes_busy = 0,
-      changes_unavailable = 0, changes_lost = 0, replacements = 0;
+  int changes = 0, changes_ok = 0, changes_refused = 0, changes_busy = 0, changes_unavailable = 0,
+      changes_lost = 0, replacements = 0;
   // Long pauses, and those during which the paused node's cluster moved on
   // by two epochs or more.
   int pauses = 0, pauses_across_changes = 0;

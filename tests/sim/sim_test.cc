@@ -413,7 +413,9 @@ void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds) {
 
 TEST(SimUnsafe, SkippingTheSettleRuleIsCaught) { ExpectUnsafeMembershipCaught("skip-settle", 300); }
 
-TEST(SimUnsafe, IgnoringTheEpochRuleIsCaught) { ExpectUnsafeMembershipCaught("ignore-epoch", 1000); }
+TEST(SimUnsafe, IgnoringTheEpochRuleIsCaught) {
+  ExpectUnsafeMembershipCaught("ignore-epoch", 1000);
+}
 
 // --- Failure reports ---------------------------------------------------------
 
@@ -449,12 +451,13 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find(" start incarnation") != std::string::npos ||
                line.find("PARTITION") != std::string::npos ||
                line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
-               line.find("QUIET") != std::string::npos ||
-               line.find("PROBE") != std::string::npos || line.find("BEGIN") != std::string::npos ||
-               line.find("CHECK") != std::string::npos || line.find("JOIN") != std::string::npos ||
+               line.find("QUIET") != std::string::npos || line.find("PROBE") != std::string::npos ||
+               line.find("BEGIN") != std::string::npos || line.find("CHECK") != std::string::npos ||
+               line.find("JOIN") != std::string::npos ||
                line.find(" adopts c") != std::string::npos ||
                line.find("CHANGE #") != std::string::npos ||
-               line.find("PAUSE") != std::string::npos || line.find("RESUME") != std::string::npos) {
+               line.find("PAUSE") != std::string::npos ||
+               line.find("RESUME") != std::string::npos) {
       ++context;
     } else {
       ADD_FAILURE() << "excerpt line about something else: " << line;
@@ -865,10 +868,9 @@ TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {
   for (auto& s : stores_) stores.push_back(&s);
   CheckerOptions options;
   options.check_convergence = true;
-  checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
-                                       std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
-                                                                 "b2"},
-                                       stores, 2, options, &now_);
+  checker_ = std::make_unique<Checker>(
+      std::vector<int>{0, 0, 0, 1, 1, 1},
+      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
   for (int n : {0, 1}) {
     checker_->OnConfigurations(n, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
   }
@@ -888,10 +890,9 @@ TEST_F(CheckerWorld, CatchesANodeMissingAnEpochOfItsHistoryWithConvergenceOn) {
   for (auto& s : stores_) stores.push_back(&s);
   CheckerOptions options;
   options.check_convergence = true;
-  checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
-                                       std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
-                                                                 "b2"},
-                                       stores, 2, options, &now_);
+  checker_ = std::make_unique<Checker>(
+      std::vector<int>{0, 0, 0, 1, 1, 1},
+      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
   const std::vector<core::Configuration> whole = {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"}),
                                                   C0(3, {"a0"})};
   checker_->OnConfigurations(0, whole);
@@ -900,8 +901,9 @@ TEST_F(CheckerWorld, CatchesANodeMissingAnEpochOfItsHistoryWithConvergenceOn) {
   checker_->CheckFinal({0, 0, 0, 0, 0, 0});
   ASSERT_TRUE(checker_->failed());
   EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
-  EXPECT_NE(checker_->violations().front().detail.find("a2 is at epoch 3 of c0 but lacks epoch(s) 2"),
-            std::string::npos)
+  EXPECT_NE(
+      checker_->violations().front().detail.find("a2 is at epoch 3 of c0 but lacks epoch(s) 2"),
+      std::string::npos)
       << Listing(checker_->violations());
 }
 
@@ -912,8 +914,8 @@ TEST_F(CheckerWorld, CountsAcceptsOverTheProposalsEpoch) {
   checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
   const core::ProposalId p{"a0", 1, 7, 0, /*epoch=*/2};
   checker_->OnSend(0, core::HandleRequest{core::ReserveOp{"k", "v1", p, 0, 2}});
-  core::AcceptorRecord rec{p, core::Ballot{0, "a0"}, core::AcceptedValue{{0, "a0"},
-                                                                         core::Decision::kCommit}};
+  core::AcceptorRecord rec{p, core::Ballot{0, "a0"},
+                           core::AcceptedValue{{0, "a0"}, core::Decision::kCommit}};
   Apply(2, core::PutAcceptor{rec});  // a2 is no acceptor of epoch 2
   Apply(0, core::PutAcceptor{rec});
   // Not chosen yet: an abort sent now is no contradiction.

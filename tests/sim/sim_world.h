@@ -31,8 +31,8 @@ struct SimNode {
   int index = 0;
   int cluster = 0;
   core::PeerId id;
-  bool spare = false;   // not a founder of its cluster
-  bool joined = false;  // in the topology (founders: from the start)
+  bool spare = false;                    // not a founder of its cluster
+  bool joined = false;                   // in the topology (founders: from the start)
   std::unique_ptr<core::Engine> engine;  // null while down
   uint64_t incarnation = 0;              // of the current or last engine
   std::optional<core::TimeMs> tick_at;   // the Tick event scheduled, if any

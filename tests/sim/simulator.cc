@@ -36,12 +36,11 @@ std::string SimResult::StatsLine() const {
               config.fault.pause_every_ms == 0
           ? std::string()
           : absl::StrCat(" membership: joins ", s.joins, ", epochs gained ", s.epochs_gained,
-                         " (promotions ", s.promotions, ", removals ", s.removals,
-                         "), changes ", s.changes, " (ok ", s.changes_ok, ", refused ",
-                         s.changes_refused, ", busy ", s.changes_busy, ", unavailable ",
-                         s.changes_unavailable, ", lost ", s.changes_lost, ", replacements ",
-                         s.replacements, "), pauses ", s.pauses, " (across changes ",
-                         s.pauses_across_changes, ")"),
+                         " (promotions ", s.promotions, ", removals ", s.removals, "), changes ",
+                         s.changes, " (ok ", s.changes_ok, ", refused ", s.changes_refused,
+                         ", busy ", s.changes_busy, ", unavailable ", s.changes_unavailable,
+                         ", lost ", s.changes_lost, ", replacements ", s.replacements, "), pauses ",
+                         s.pauses, " (across changes ", s.pauses_across_changes, ")"),
       !config.unsafe_disk() ? std::string()
                             : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
 }
@@ -331,8 +330,7 @@ core::Topology Simulator::BuildTopology() const {
     const bool voter = newest != nullptr ? newest->Has(node.id) : !node.spare;
     core::PeerState state = core::PeerState::kCatchingUp;
     if (voter) state = shown_down_[node.index] ? core::PeerState::kDown : core::PeerState::kVoter;
-    t.members.push_back(
-        core::Member{node.id, cluster, absl::StrCat("sim:", node.index), state});
+    t.members.push_back(core::Member{node.id, cluster, absl::StrCat("sim:", node.index), state});
   }
   return t;
 }
@@ -395,9 +393,9 @@ void Simulator::Join(int index) {
   world_.stats().joins++;
   History::Tags tags;
   world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
-  world_.Trace(absl::StrCat("JOIN ", node.id, ": a member of c", node.cluster,
-                            ", catching up (a learner)"),
-               tags, History::LineKind::kGlobal);
+  world_.Trace(
+      absl::StrCat("JOIN ", node.id, ": a member of c", node.cluster, ", catching up (a learner)"),
+      tags, History::LineKind::kGlobal);
   topology_ = BuildTopology();
   node.incarnation = 1;
   StartEngine(node);
@@ -415,8 +413,8 @@ void Simulator::Join(int index) {
   }
   // Half the time another node of the cluster pauses through the changes
   // the join sets off (the promotion, the replacement's removal).
-  if (world_.faults_active() && config().fault.pause_every_ms > 0 &&
-      !ClusterPaused(node.cluster) && world_.Chance(0.5)) {
+  if (world_.faults_active() && config().fault.pause_every_ms > 0 && !ClusterPaused(node.cluster) &&
+      world_.Chance(0.5)) {
     std::vector<int> others;
     for (const SimNode& n : world_.nodes()) {
       if (n.cluster == node.cluster && n.joined && n.index != index) others.push_back(n.index);
@@ -475,9 +473,9 @@ void Simulator::RequestRemoval(int cluster) {
     for (const SimNode& n : world_.nodes()) {
       if (n.id == m.id) spare = &n;
     }
-    joining = joining || (spare != nullptr && spare->spare && spare->cluster == cluster &&
-                          m.state == core::PeerState::kCatchingUp &&
-                          !world_.checker().EverVoter(m.id));
+    joining =
+        joining || (spare != nullptr && spare->spare && spare->cluster == cluster &&
+                    m.state == core::PeerState::kCatchingUp && !world_.checker().EverVoter(m.id));
   }
   const uint64_t id = next_change_id_++;
   SimStats& stats = world_.stats();
@@ -497,9 +495,9 @@ void Simulator::OnChangeDone(int index, const core::ChangeDoneEffect& done) {
   const SimNode& node = world_.node(index);
   History::Tags tags;
   world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
-  world_.Trace(absl::StrCat("CHANGE #", done.change_id, " at ", node.id, " -> ",
-                            Describe(done.outcome)),
-               tags, History::LineKind::kGlobal);
+  world_.Trace(
+      absl::StrCat("CHANGE #", done.change_id, " at ", node.id, " -> ", Describe(done.outcome)),
+      tags, History::LineKind::kGlobal);
   SimStats& stats = world_.stats();
   switch (done.outcome.kind) {
     case core::ChangeOutcome::Kind::kOk:
@@ -566,8 +564,8 @@ void Simulator::Pause(int index, bool through_changes) {
   });
 }
 
-void Simulator::ResumeWhenDue(int index, uint64_t generation, uint64_t epoch,
-                              bool through_changes, TimeMs give_up) {
+void Simulator::ResumeWhenDue(int index, uint64_t generation, uint64_t epoch, bool through_changes,
+                              TimeMs give_up) {
   // Once faults are off, the quiet phase has reconnected it.
   if (!world_.faults_active() || pause_generation_[index] != generation) return;
   const SimNode& n = world_.node(index);
@@ -632,8 +630,7 @@ void Simulator::RunWorkload() {
   if (f.change_every_ms > 0) ScheduleChange(world_.Exponential(f.change_every_ms));
   if (f.pause_every_ms > 0) SchedulePause(world_.Exponential(f.pause_every_ms));
   // Every spare joins, and the window passes, before the quiet phase.
-  RunUntil(config().workload_max_ms,
-           [this] { return workload_.finished() && MembershipDone(); });
+  RunUntil(config().workload_max_ms, [this] { return workload_.finished() && MembershipDone(); });
 }
 
 void Simulator::StartQuiet() {
@@ -729,8 +726,7 @@ void Simulator::RunProbe() {
   // only by catch-up: give it two rounds' worth too.
   TimeMs settle = 2 * config().call_deadline_ms;
   for (const SimNode& node : world_.nodes()) {
-    const core::Configuration* newest =
-        world_.checker().Newest(absl::StrCat("c", node.cluster));
+    const core::Configuration* newest = world_.checker().Newest(absl::StrCat("c", node.cluster));
     if (newest != nullptr && !newest->Has(node.id)) {
       settle += 2 * config().catchup_interval_ms;
       break;

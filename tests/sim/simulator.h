@@ -162,8 +162,8 @@ class Simulator {
   SimNetwork network_;
   Workload workload_;
   core::Topology topology_;
-  std::vector<bool> shown_down_;         // by node: the liveness hint
-  std::vector<uint64_t> traced_epoch_;   // by node: its cluster's epoch, last traced
+  std::vector<bool> shown_down_;            // by node: the liveness hint
+  std::vector<uint64_t> traced_epoch_;      // by node: its cluster's epoch, last traced
   std::vector<uint64_t> pause_generation_;  // by node: its pause, if cut off
   uint64_t next_change_id_ = 1;
   bool publish_scheduled_ = false;

@@ -21,8 +21,7 @@ Workload::Workload(World* world)
 
 void Workload::Start() {
   for (int c = 0; c < world_.config().clients; ++c) {
-    world_.At(static_cast<TimeMs>(world_.Uniform(0, think_max_ms_)),
-              [this, c] { ClientNext(c); });
+    world_.At(static_cast<TimeMs>(world_.Uniform(0, think_max_ms_)), [this, c] { ClientNext(c); });
   }
 }
 
