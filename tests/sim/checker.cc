@@ -1,12 +1,16 @@
 #include "sim/checker.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "sim/describe.h"
 
 namespace replicator::sim {
@@ -19,6 +23,7 @@ std::string Subject::ToString() const {
   std::string out;
   if (key) absl::StrAppend(&out, "key=", Quote(*key));
   if (proposal) absl::StrAppend(&out, key ? " " : "", "proposal=", Describe(*proposal));
+  if (cluster) absl::StrAppend(&out, out.empty() ? "" : " ", "cluster=", *cluster);
   return out;
 }
 
@@ -53,6 +58,12 @@ Subject ProposalSubject(const core::ProposalId& p) { return Subject{std::nullopt
 
 Subject KeyProposal(const core::Key& key, const core::ProposalId& p) { return Subject{key, p}; }
 
+Subject ClusterSubject(const core::ClusterId& cluster) {
+  Subject s;
+  s.cluster = cluster;
+  return s;
+}
+
 const core::ReplicaOp* ReplicaOpOf(const core::Request& request) {
   if (auto* h = std::get_if<core::HandleRequest>(&request)) return &h->op;
   if (auto* f = std::get_if<core::ForwardRequest>(&request)) return &f->op;
@@ -69,10 +80,22 @@ Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_i
       stores_(std::move(stores)),
       durable_stores_(stores_),
       clusters_(clusters),
-      cluster_size_(clusters, 0),
+      founders_(clusters),
       options_(options),
-      now_(now) {
-  for (int c : node_cluster_) cluster_size_[c]++;
+      now_(now),
+      known_by_node_(node_ids_.size()),
+      own_epoch_(node_ids_.size(), 0),
+      durable_epoch_(node_ids_.size(), 0),
+      started_(node_ids_.size(), false) {
+  for (int c = 0; c < clusters_; ++c) cluster_ids_.push_back(absl::StrCat("c", c));
+  for (size_t n = 0; n < node_ids_.size(); ++n) founders_[node_cluster_[n]].push_back(node_ids_[n]);
+}
+
+void Checker::SetMembership(std::vector<core::ClusterId> cluster_ids,
+                            std::vector<std::vector<core::PeerId>> founders) {
+  cluster_ids_ = std::move(cluster_ids);
+  founders_ = std::move(founders);
+  for (std::vector<core::PeerId>& f : founders_) std::sort(f.begin(), f.end());
 }
 
 void Checker::Fail(std::string invariant, Subject subject, std::string detail) {
@@ -90,13 +113,48 @@ std::optional<core::Value> Checker::GlobalCommitted(const core::Key& key) const 
   return it->second;
 }
 
-int Checker::Majority(int cluster) const { return cluster_size_[cluster] / 2 + 1; }
-
-int Checker::ClusterOfPeer(const core::PeerId& peer) const {
+int Checker::NodeOfPeer(const core::PeerId& peer) const {
   for (size_t i = 0; i < node_ids_.size(); ++i) {
-    if (node_ids_[i] == peer) return node_cluster_[i];
+    if (node_ids_[i] == peer) return static_cast<int>(i);
   }
   return -1;
+}
+
+int Checker::ClusterOfPeer(const core::PeerId& peer) const {
+  const int node = NodeOfPeer(peer);
+  return node < 0 ? -1 : node_cluster_[node];
+}
+
+int Checker::ClusterIndex(const core::ClusterId& cluster) const {
+  for (size_t c = 0; c < cluster_ids_.size(); ++c) {
+    if (cluster_ids_[c] == cluster) return static_cast<int>(c);
+  }
+  return -1;
+}
+
+std::vector<int> Checker::VoterNodes(int cluster, uint64_t epoch) const {
+  auto it = configs_.find(ConfigKey{cluster_ids_[cluster], epoch});
+  const std::vector<core::PeerId>& voters =
+      it != configs_.end() ? it->second.voters : founders_[cluster];
+  std::vector<int> nodes;
+  for (const core::PeerId& v : voters) {
+    const int node = NodeOfPeer(v);
+    if (node >= 0) nodes.push_back(node);
+  }
+  return nodes;
+}
+
+std::vector<int> Checker::NewestVoterNodes(int cluster) const {
+  const core::Configuration* newest = Newest(cluster_ids_[cluster]);
+  return VoterNodes(cluster, newest != nullptr ? newest->epoch : 0);
+}
+
+const core::Configuration* Checker::Newest(const core::ClusterId& cluster) const {
+  // configs_ is ordered by (cluster, epoch): the last entry of `cluster`.
+  auto it = configs_.lower_bound(ConfigKey{cluster, UINT64_MAX});
+  if (it == configs_.begin()) return nullptr;
+  --it;
+  return it->first.first == cluster ? &it->second : nullptr;
 }
 
 // Answers after which the put's value may or may not end up committed: ok,
@@ -127,6 +185,10 @@ void Checker::BeforeApply(int node, const core::Mutation& m) {
     BeforePutCommitted(node, *pc);
   } else if (auto* pa = std::get_if<core::PutAcceptor>(&m)) {
     BeforePutAcceptor(node, pa->record);
+  } else if (auto* config = std::get_if<core::PutConfig>(&m)) {
+    if (config->config.cluster == cluster_ids_[node_cluster_[node]]) {
+      durable_epoch_[node] = std::max(durable_epoch_[node], config->config.epoch);
+    }
   }
 }
 
@@ -226,8 +288,9 @@ void Checker::BeforePutAcceptor(int node, const core::AcceptorRecord& rec) {
   if (rec.accepted) CountAccept(node, rec.proposal, *rec.accepted);
 }
 
-// A majority of the coordinator's cluster accepting one ballot chooses its
-// decision; acceptors in other clusters do not count towards it.
+// A majority of the voters of the proposal's epoch of the coordinator's
+// cluster accepting one ballot chooses its decision; other acceptors do not
+// count towards it.
 void Checker::CountAccept(int node, const core::ProposalId& proposal,
                           const core::AcceptedValue& accepted) {
   auto& set = accepts_[{proposal, accepted.ballot}];
@@ -237,13 +300,15 @@ void Checker::CountAccept(int node, const core::ProposalId& proposal,
                       Describe(set.decision), " and ", Describe(accepted.decision)));
   }
   set.decision = accepted.decision;
-  int c0 = ClusterOfPeer(proposal.coordinator);
-  if (c0 >= 0 && node_cluster_[node] == c0) {
-    set.nodes.insert(node);
-    if (static_cast<int>(set.nodes.size()) == Majority(c0)) {
-      RecordDecision(proposal, set.decision,
-                     absl::StrCat("chosen at ballot ", Describe(accepted.ballot)));
-    }
+  const int c0 = ClusterOfPeer(proposal.coordinator);
+  if (c0 < 0) return;
+  // decision(p)'s acceptors are the voters of p's epoch, forever.
+  const std::vector<int> voters = VoterNodes(c0, proposal.epoch);
+  if (std::find(voters.begin(), voters.end(), node) == voters.end()) return;
+  set.nodes.insert(node);
+  if (set.nodes.size() == voters.size() / 2 + 1) {
+    RecordDecision(proposal, set.decision,
+                   absl::StrCat("chosen at ballot ", Describe(accepted.ballot)));
   }
 }
 
@@ -256,6 +321,11 @@ void Checker::OnSend(int node, const core::Request& request) {
   if (auto* r = std::get_if<core::ReserveOp>(op)) {
     proposal_kv_.emplace(r->proposal, std::make_pair(r->key, r->value));
     proposals_of_value_[r->value].insert(r->proposal);
+    // A HandleRequest goes to a voter of the sender's own cluster (from
+    // the coordinator or a representative), counted under `epoch` of it.
+    if (std::holds_alternative<core::HandleRequest>(request)) {
+      reserve_epochs_[{r->proposal, node_cluster_[node]}].insert(r->epoch);
+    }
     if (r->proposal.coordinator == self && !ops_of_proposal_.contains(r->proposal)) {
       std::vector<int>& owners = ops_of_proposal_[r->proposal];
       for (size_t i = 0; i < ops_.size(); ++i) {
@@ -288,7 +358,14 @@ void Checker::OnResolveAnswered(int node, const core::ProposalId& proposal,
 }
 
 void Checker::OnEngineViolation(int node, const core::ViolationEffect& v) {
-  Fail("E", KeySubject(v.key), absl::StrCat(node_ids_[node], " reports: ", v.detail));
+  // Membership's violations name "config/<cluster>/<epoch>" as their key.
+  constexpr std::string_view kConfig = "config/";
+  Subject subject = KeySubject(v.key);
+  if (v.key.rfind(kConfig, 0) == 0) {
+    subject = ClusterSubject(
+        v.key.substr(kConfig.size(), v.key.find('/', kConfig.size()) - kConfig.size()));
+  }
+  Fail("E", std::move(subject), absl::StrCat(node_ids_[node], " reports: ", v.detail));
 }
 
 void Checker::RecordDecision(const core::ProposalId& p, Decision d, const std::string& source) {
@@ -364,26 +441,39 @@ void Checker::CheckPutOk(int index) {
   }
   if (!options_.check_durable_at_ok) return;
   for (int c = 0; c < clusters_; ++c) {
-    int durable = 0;
-    std::string where;
-    for (size_t n = 0; n < durable_stores_.size(); ++n) {
-      if (node_cluster_[n] != c) continue;
-      const core::MemoryState& s = *durable_stores_[n];
-      auto committed = s.GetCommitted(op.key);
-      auto r = s.reservations().find(op.key);
-      bool has = (committed && *committed == op.value) ||
-                 (r != s.reservations().end() && r->second.proposal == *chosen &&
-                  r->second.value == op.value);
-      if (has) {
-        durable++;
-        absl::StrAppend(&where, " ", node_ids_[n]);
-      }
+    // Durable at a majority of the voters of some epoch the reserves were
+    // counted under (votes are only ever ok under the voter's own epoch).
+    std::set<uint64_t> epochs{0};
+    if (auto it = reserve_epochs_.find({*chosen, c}); it != reserve_epochs_.end()) {
+      epochs = it->second;
     }
-    if (durable < Majority(c)) {
+    bool enough = false;
+    std::string report;
+    for (uint64_t epoch : epochs) {
+      const std::vector<int> voters = VoterNodes(c, epoch);
+      size_t durable = 0;
+      std::string where;
+      for (int n : voters) {
+        const core::MemoryState& s = *durable_stores_[n];
+        auto committed = s.GetCommitted(op.key);
+        auto r = s.reservations().find(op.key);
+        bool has = (committed && *committed == op.value) ||
+                   (r != s.reservations().end() && r->second.proposal == *chosen &&
+                    r->second.value == op.value);
+        if (has) {
+          durable++;
+          absl::StrAppend(&where, " ", node_ids_[n]);
+        }
+      }
+      enough = enough || durable >= voters.size() / 2 + 1;
+      absl::StrAppend(&report, report.empty() ? "" : ";", " ", durable, "/", voters.size(),
+                      " voters", epoch == 0 ? std::string() : absl::StrCat(" of epoch ", epoch),
+                      ":", where);
+    }
+    if (!enough) {
       Fail("4", KeyProposal(op.key, *chosen),
            absl::StrCat("put of ", Quote(op.value), " answered ok but cluster ", c,
-                        " holds it durably (synced) at only ", durable, "/", cluster_size_[c],
-                        " voters:", where));
+                        " holds it durably (synced) at only", report));
     }
   }
 }
@@ -495,6 +585,204 @@ void Checker::OnGetDone(int index, const GetOutcome& outcome) {
   }
 }
 
+// --- Membership -------------------------------------------------------------
+
+namespace {
+
+// The peers in exactly one of `a` and `b` (both sorted).
+std::vector<core::PeerId> SymmetricDifference(const std::vector<core::PeerId>& a,
+                                              const std::vector<core::PeerId>& b) {
+  std::vector<core::PeerId> out;
+  std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+}  // namespace
+
+void Checker::OnEngineStart(int node) { started_[node] = true; }
+
+bool Checker::EverVoter(const core::PeerId& peer) const {
+  for (const auto& [key, c] : configs_) {
+    if (c.Has(peer)) return true;
+  }
+  return false;
+}
+
+bool Checker::OnConfigurations(int node, const std::vector<core::Configuration>& known) {
+  if (!started_[node] && known == known_by_node_[node]) return false;
+  bool fresh = false;
+  for (const core::Configuration& c : known) fresh = RecordConfiguration(node, c) || fresh;
+  const core::ClusterId& own = cluster_ids_[node_cluster_[node]];
+  uint64_t epoch = 0;
+  for (const core::Configuration& c : known) {
+    if (c.cluster == own) epoch = std::max(epoch, c.epoch);
+  }
+  // A restart must not take a node back to an older epoch it adopted
+  // durably (it may have answered under it). Only synced state counts, so
+  // this holds unless the disk itself is broken.
+  if (started_[node] && epoch < durable_epoch_[node] && durable_stores_ == stores_) {
+    Fail("M", ClusterSubject(own),
+         absl::StrCat(node_ids_[node], " restarted at epoch ", epoch, " of ", own,
+                      " though it had made epoch ", durable_epoch_[node], " durable"));
+  }
+  started_[node] = false;
+  own_epoch_[node] = epoch;
+  known_by_node_[node] = known;
+  return fresh;
+}
+
+bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
+  const int cluster = ClusterIndex(c.cluster);
+  if (cluster < 0) {
+    Fail("M", ClusterSubject(c.cluster),
+         absl::StrCat(node_ids_[node], " knows ", Describe(c), " of an unknown cluster"));
+    return false;
+  }
+  const ConfigKey key{c.cluster, c.epoch};
+  auto it = configs_.find(key);
+  if (it != configs_.end()) {
+    if (it->second.voters != c.voters) {
+      Fail("M", ClusterSubject(c.cluster),
+           absl::StrCat("two voter sets for epoch ", c.epoch, " of ", c.cluster, ": ",
+                        node_ids_[node], " knows ", Describe(c), ", ", config_known_first_at_[key],
+                        " knew ", Describe(it->second)));
+    }
+    return false;
+  }
+  configs_.emplace(key, c);
+  config_known_first_at_.emplace(key, node_ids_[node]);
+  for (const core::PeerId& v : c.voters) {
+    if (ClusterOfPeer(v) != cluster) {
+      Fail("M", ClusterSubject(c.cluster),
+           absl::StrCat(node_ids_[node], " knows ", Describe(c), ", whose voter ", v,
+                        " is not a node of ", c.cluster));
+    }
+  }
+  if (c.epoch == 1 && c.voters != founders_[cluster]) {
+    Fail("M", ClusterSubject(c.cluster),
+         absl::StrCat(node_ids_[node], " knows ", Describe(c),
+                      " but the founding set (epoch 1) is {",
+                      absl::StrJoin(founders_[cluster], ","), "}"));
+  }
+  CheckConfigSequence(c.cluster, c.epoch);
+  return true;
+}
+
+void Checker::CheckConfigSequence(const core::ClusterId& cluster, uint64_t epoch) {
+  const core::Configuration& c = configs_.at(ConfigKey{cluster, epoch});
+  for (uint64_t other : {epoch - 1, epoch + 1}) {
+    auto it = configs_.find(ConfigKey{cluster, other});
+    if (other == 0 || it == configs_.end()) continue;
+    const std::vector<core::PeerId> diff = SymmetricDifference(it->second.voters, c.voters);
+    if (diff.size() != 1) {
+      Fail("M", ClusterSubject(cluster),
+           absl::StrCat("consecutive epochs differ by ", diff.size(),
+                        " voters, not one: ", Describe(other < epoch ? it->second : c), " then ",
+                        Describe(other < epoch ? c : it->second)));
+    }
+  }
+  // Nothing here adds a removed voter back, and a removed node never
+  // promotes itself again: over the epochs known, each peer is a voter in
+  // one unbroken run of them.
+  std::map<core::PeerId, int> state;  // 0: not yet a voter, 1: a voter, 2: removed
+  for (auto it = configs_.lower_bound(ConfigKey{cluster, 0});
+       it != configs_.end() && it->first.first == cluster; ++it) {
+    const core::Configuration& e = it->second;
+    for (const core::PeerId& v : e.voters) {
+      int& st = state[v];
+      if (st == 2) {
+        Fail("M", ClusterSubject(cluster),
+             absl::StrCat(v, " is a voter again in ", Describe(e), " after it was removed"));
+        return;
+      }
+      st = 1;
+    }
+    for (auto& [peer, st] : state) {
+      if (st == 1 && !e.Has(peer)) st = 2;
+    }
+  }
+}
+
+void Checker::OnChangeRequested(uint64_t change_id, int node,
+                                const core::MembershipChange& change) {
+  auto [it, fresh] = changes_.emplace(change_id, Change{node, change});
+  if (!fresh) Fail("C", {}, absl::StrCat("membership change id ", change_id, " used twice"));
+}
+
+void Checker::OnChangeDone(int node, const core::ChangeDoneEffect& done) {
+  auto it = changes_.find(done.change_id);
+  if (it == changes_.end() || it->second.node != node || it->second.done || it->second.lost) {
+    Fail("C", {},
+         absl::StrCat(node_ids_[node], " ChangeDone for change #", done.change_id,
+                      " that is not pending there: ", Describe(done.outcome)));
+    return;
+  }
+  Change& change = it->second;
+  change.done = true;
+  if (done.outcome.kind != core::ChangeOutcome::Kind::kOk) return;
+  const core::Configuration& config = done.outcome.config;
+  const bool has = config.Has(change.change.peer);
+  const bool add = change.change.kind == core::MembershipChange::Kind::kAdd;
+  if (config.epoch < 2 || has != add || config.cluster != cluster_ids_[node_cluster_[node]]) {
+    Fail("M", ClusterSubject(cluster_ids_[node_cluster_[node]]),
+         absl::StrCat(node_ids_[node], " answered change #", done.change_id, " (",
+                      Describe(change.change), ") ok with ", Describe(config)));
+  }
+  RecordConfiguration(node, config);
+}
+
+int Checker::OnNodeCrashed(int node) {
+  int lost = 0;
+  for (auto& [id, change] : changes_) {
+    if (change.node == node && !change.done && !change.lost) {
+      change.lost = true;
+      ++lost;
+    }
+  }
+  return lost;
+}
+
+void Checker::CheckEveryChangeFinished() {
+  for (const auto& [id, change] : changes_) {
+    if (!change.done && !change.lost) {
+      Fail("C", ClusterSubject(cluster_ids_[node_cluster_[change.node]]),
+           absl::StrCat("membership change #", id, " (", Describe(change.change), ") at ",
+                        node_ids_[change.node], " never finished, and its node stayed up"));
+    }
+  }
+}
+
+void Checker::CheckConfigurationsConverged() {
+  for (size_t n = 0; n < node_ids_.size(); ++n) {
+    const core::ClusterId& cluster = cluster_ids_[node_cluster_[n]];
+    const core::Configuration* newest = Newest(cluster);
+    if (newest == nullptr) continue;
+    if (own_epoch_[n] != newest->epoch) {
+      Fail("M", ClusterSubject(cluster),
+           absl::StrCat("configurations not converged: ", node_ids_[n], " knows epoch ",
+                        own_epoch_[n], " of ", cluster, " after the quiet phase, not the newest, ",
+                        Describe(*newest)));
+      continue;
+    }
+    // Its cluster's whole history (docs/design.md): decision(p)'s
+    // acceptors are the voters of p.epoch, which recovery looks up there.
+    std::set<uint64_t> known;
+    for (const core::Configuration& c : known_by_node_[n]) {
+      if (c.cluster == cluster) known.insert(c.epoch);
+    }
+    std::string missing;
+    for (uint64_t e = 1; e <= newest->epoch; ++e) {
+      if (!known.contains(e)) absl::StrAppend(&missing, missing.empty() ? "" : ",", e);
+    }
+    if (!missing.empty()) {
+      Fail("M", ClusterSubject(cluster),
+           absl::StrCat("configurations not converged: ", node_ids_[n], " is at epoch ",
+                        newest->epoch, " of ", cluster, " but lacks epoch(s) ", missing,
+                        " of its history"));
+    }
+  }
+}
+
 // --- After the quiet phase --------------------------------------------------
 
 void Checker::CheckNoReservations(const std::vector<bool>& up, const std::string& when) {
@@ -551,7 +839,9 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
   for (const core::Key& key : keys) CheckKeyReplicated(key);
   CheckNoClaimLeft();
   CheckEveryOpFinished();
+  CheckEveryChangeFinished();
   CheckEveryRequestAnswered(open_inbound);
+  if (options_.check_convergence) CheckConfigurationsConverged();
   if (options_.expect_liveness) CheckFaultFreeLiveness();
 }
 
@@ -561,21 +851,23 @@ void Checker::CheckKeyReplicated(const core::Key& key) {
     Fail("5", KeySubject(key), "a put answered ok but no node ever committed the key");
     return;
   }
-  std::vector<int> have(clusters_, 0);
+  std::vector<bool> has(stores_.size(), false);
   std::string missing;
   for (size_t n = 0; n < stores_.size(); ++n) {
     auto v = stores_[n]->GetCommitted(key);
-    if (v && *v == global->second) {
-      have[node_cluster_[n]]++;
-    } else {
-      absl::StrAppend(&missing, " ", node_ids_[n]);
-    }
+    has[n] = v && *v == global->second;
+    if (!has[n]) absl::StrAppend(&missing, " ", node_ids_[n]);
   }
   for (int c = 0; c < clusters_; ++c) {
-    if (have[c] < Majority(c)) {
+    const std::vector<int> voters = NewestVoterNodes(c);
+    size_t have = 0;
+    for (int n : voters) have += has[n];
+    if (have < voters.size() / 2 + 1) {
+      const core::Configuration* newest = Newest(cluster_ids_[c]);
       Fail("5", KeySubject(key),
-           absl::StrCat("committed ", Quote(global->second), " at only ", have[c], "/",
-                        cluster_size_[c], " voters of cluster ", c,
+           absl::StrCat("committed ", Quote(global->second), " at only ", have, "/", voters.size(),
+                        " voters of cluster ", c,
+                        newest != nullptr ? absl::StrCat(" (", Describe(*newest), ")") : "",
                         " after the quiet phase; missing at:", missing));
     }
   }

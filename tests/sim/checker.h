@@ -28,9 +28,26 @@
 //      put answered ok or keyExists, or a get found it) finds it
 //   R  a node never replaces a reservation held for another proposal, nor
 //      reserves a key it has committed
+//   M  membership: no two engines ever know different voters for one
+//      (cluster, epoch); epoch 1 is the founding set; consecutive epochs
+//      differ by exactly one voter; a voter once removed is never a voter
+//      again (the simulator never adds one back); an engine restarts at
+//      least at the epoch of its cluster it made durable; a change answered
+//      ok names a configuration with the change applied; after the quiet
+//      phase every node knows its cluster's newest epoch and every epoch
+//      before it (its whole history)
 //   E  the engine raised a ViolationEffect
-//   C  engine contract (exactly one answer per request / put / get)
+//   C  engine contract (exactly one answer per request / put / get /
+//      membership change)
 //   V  liveness in fault-free runs, and of the healed system (probe)
+//
+// Majorities are counted over configurations: a decision is chosen by a
+// majority of the voters of its proposal's epoch (of the coordinator's
+// cluster), an ok must be durable at a majority of the voters of an epoch
+// the proposal's reserves were counted under in each cluster (invariant 4),
+// and invariant 5 counts the voters of each cluster's newest epoch. A
+// configuration no engine knew (epoch 0, as in hand-built checker worlds)
+// is the founding set.
 #pragma once
 
 #include <cstdint>
@@ -47,13 +64,15 @@
 
 namespace replicator::sim {
 
-// What a violation is about: its key, its proposal, both or neither. The
-// simulator cuts a failure's history excerpt down to the events touching it.
+// What a violation is about: its key, its proposal, a cluster's membership,
+// some of them or none. The simulator cuts a failure's history excerpt down
+// to the events touching it.
 struct Subject {
   std::optional<core::Key> key;
   std::optional<core::ProposalId> proposal;
+  std::optional<core::ClusterId> cluster = std::nullopt;  // its membership
 
-  std::string ToString() const;  // "key='k1' proposal=c0n0/1/3", or ""
+  std::string ToString() const;  // "key='k1' proposal=c0n0/1/3 cluster=c0", or ""
 };
 
 struct Violation {
@@ -121,6 +140,12 @@ class Checker {
   const std::vector<Violation>& violations() const { return violations_; }
   void Fail(std::string invariant, Subject subject, std::string detail);
 
+  // The clusters' ids (`cluster_ids[c]` is cluster index c's) and founding
+  // voters (epoch 1). Without this call cluster c is "c<c>" and every node
+  // of it is a founder.
+  void SetMembership(std::vector<core::ClusterId> cluster_ids,
+                     std::vector<std::vector<core::PeerId>> founders);
+
   // The synced state of each node's disk, for invariant 4. By default the
   // stores given to the constructor (they hold only synced writes); a
   // simulation whose disks acknowledge before syncing passes the synced
@@ -139,6 +164,26 @@ class Checker {
                          const core::ResolveResponse& response);
   void OnEngineViolation(int node, const core::ViolationEffect& v);
 
+  // Membership. Node `node` started an engine (after a crash, from its
+  // durable state); its next OnConfigurations is checked against that.
+  void OnEngineStart(int node);
+  // Node `node`'s engine knows `known` (Engine::configurations()) after an
+  // input. True iff some (cluster, epoch) in it no engine knew before.
+  bool OnConfigurations(int node, const std::vector<core::Configuration>& known);
+  // An operator's change asked of node `node`'s engine, and its answer.
+  void OnChangeRequested(uint64_t change_id, int node, const core::MembershipChange& change);
+  void OnChangeDone(int node, const core::ChangeDoneEffect& done);
+  // `node` crashed: its changes in flight will never be answered. Returns
+  // how many there were.
+  int OnNodeCrashed(int node);
+  // Every configuration any engine knew, by (cluster, epoch).
+  using ConfigKey = std::pair<core::ClusterId, uint64_t>;
+  const std::map<ConfigKey, core::Configuration>& configurations() const { return configs_; }
+  // The newest configuration of `cluster` any engine knew, or null.
+  const core::Configuration* Newest(const core::ClusterId& cluster) const;
+  // True iff some configuration any engine knew has `peer` as a voter.
+  bool EverVoter(const core::PeerId& peer) const;
+
   // Client operations; `op` indexes ops() and is stable.
   int OnOpStarted(ClientOp op);
   void OnPutDone(int op, const core::PutOutcome& outcome);
@@ -152,7 +197,8 @@ class Checker {
   void CheckNoReservations(const std::vector<bool>& up, const std::string& when);
 
   // After the quiet phase, every node up. `open_inbound[i]` counts requests
-  // node i's engine never answered.
+  // node i's engine never answered. With check_convergence, every node must
+  // know its cluster's newest epoch (invariant M).
   void CheckFinal(const std::vector<int>& open_inbound);
 
   Liveness CountLiveness() const;
@@ -161,8 +207,18 @@ class Checker {
   std::optional<core::Value> GlobalCommitted(const core::Key& key) const;
 
  private:
-  int Majority(int cluster) const;
   int ClusterOfPeer(const core::PeerId& peer) const;
+  int NodeOfPeer(const core::PeerId& peer) const;
+  int ClusterIndex(const core::ClusterId& cluster) const;
+  // Node indexes of the voters of cluster index `cluster` at `epoch`: the
+  // founders when no engine knew that epoch. Newest: at its newest epoch.
+  std::vector<int> VoterNodes(int cluster, uint64_t epoch) const;
+  std::vector<int> NewestVoterNodes(int cluster) const;
+  // Invariant M for one configuration node `node` knows.
+  bool RecordConfiguration(int node, const core::Configuration& c);
+  void CheckConfigSequence(const core::ClusterId& cluster, uint64_t epoch);
+  void CheckConfigurationsConverged();  // M
+  void CheckEveryChangeFinished();      // C
   void RecordDecision(const core::ProposalId& p, core::Decision d, const std::string& source);
   void CheckClaim(const core::Key& key, const core::Value& value, const std::string& source);
   void CheckPutOk(int op);
@@ -190,7 +246,8 @@ class Checker {
   std::vector<const core::MemoryState*> stores_;
   std::vector<const core::MemoryState*> durable_stores_;
   int clusters_;
-  std::vector<int> cluster_size_;
+  std::vector<core::ClusterId> cluster_ids_;
+  std::vector<std::vector<core::PeerId>> founders_;
   CheckerOptions options_;
   const core::TimeMs* now_;
 
@@ -230,6 +287,23 @@ class Checker {
     uint64_t seq;
   };
   std::map<core::Key, Known> known_since_;
+  // Invariant 4: the epochs the reserves of a proposal named, per cluster
+  // index (a reserve is counted under its receiver's cluster's epoch).
+  std::map<std::pair<core::ProposalId, int>, std::set<uint64_t>> reserve_epochs_;
+  // Invariant M.
+  std::map<ConfigKey, core::Configuration> configs_;
+  std::map<ConfigKey, core::PeerId> config_known_first_at_;
+  std::vector<std::vector<core::Configuration>> known_by_node_;  // at the last observation
+  std::vector<uint64_t> own_epoch_;      // of its cluster, at the last observation
+  std::vector<uint64_t> durable_epoch_;  // of its cluster, the newest PutConfig applied
+  std::vector<bool> started_;            // an engine started, not observed since
+  struct Change {
+    int node;
+    core::MembershipChange change;
+    bool done = false;
+    bool lost = false;
+  };
+  std::map<uint64_t, Change> changes_;
 };
 
 }  // namespace replicator::sim

@@ -27,7 +27,7 @@ std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.prop
 std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
 
 // "c1@3{n1,n2,n3}": cluster, epoch and voters.
-static std::string Describe(const Configuration& c) {
+std::string Describe(const Configuration& c) {
   return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}");
 }
 static std::string Describe(const std::vector<Configuration>& configs) {
@@ -258,6 +258,25 @@ std::string Describe(const GetOutcome& o) {
       return absl::StrCat("unavailable(", o.message, ")");
     case GetOutcome::Kind::kInvalidArgument:
       return absl::StrCat("invalidArgument(", o.message, ")");
+  }
+  return "?";
+}
+
+std::string Describe(const MembershipChange& c) {
+  return absl::StrCat(c.kind == MembershipChange::Kind::kAdd ? "add " : "remove ", c.peer,
+                      c.force ? " (forced)" : "");
+}
+
+std::string Describe(const ChangeOutcome& o) {
+  switch (o.kind) {
+    case ChangeOutcome::Kind::kOk:
+      return absl::StrCat("ok ", Describe(o.config));
+    case ChangeOutcome::Kind::kInvalidArgument:
+      return absl::StrCat("invalidArgument(", o.message, ")");
+    case ChangeOutcome::Kind::kBusy:
+      return absl::StrCat("busy(", o.message, ") at ", Describe(o.config));
+    case ChangeOutcome::Kind::kUnavailable:
+      return absl::StrCat("unavailable(", o.message, ")");
   }
   return "?";
 }

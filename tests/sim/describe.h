@@ -21,6 +21,10 @@ std::string Describe(const core::Response& r);
 std::string Describe(const core::Mutation& m);
 std::string Describe(const core::PutOutcome& o);
 std::string Describe(const core::GetOutcome& o);
+// "c1@3{c1n0,c1n2,c1n3}": cluster, epoch and voters.
+std::string Describe(const core::Configuration& c);
+std::string Describe(const core::MembershipChange& c);
+std::string Describe(const core::ChangeOutcome& o);
 // Long values are shortened; the simulator's values are short anyway.
 std::string Quote(const std::string& bytes);
 

@@ -49,6 +49,11 @@ void History::TagProposal(Tags& tags, const core::ProposalId& p) {
   tags.push_back(Intern(absl::StrCat("p", std::move(name))));
 }
 
+void History::TagCluster(Tags& tags, const core::ClusterId& cluster) {
+  const int32_t tag = Intern(absl::StrCat("m", cluster));
+  if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.push_back(tag);
+}
+
 History::Tags History::TagsOf(const core::Request& request) {
   Tags tags;
   const core::ReplicaOp* op = nullptr;
@@ -69,6 +74,12 @@ History::Tags History::TagsOf(const core::Request& request) {
     TagKey(tags, r->key);
   } else if (auto* rs = std::get_if<core::ResolveRequest>(&request)) {
     TagProposal(tags, rs->proposal);
+  } else if (auto* cp = std::get_if<core::ConfigPrepareRequest>(&request)) {
+    TagCluster(tags, cp->cluster);
+  } else if (auto* ca = std::get_if<core::ConfigAcceptRequest>(&request)) {
+    TagCluster(tags, ca->cluster);
+  } else if (auto* cl = std::get_if<core::ConfigLearnRequest>(&request)) {
+    for (const core::Configuration& c : cl->known) TagCluster(tags, c.cluster);
   }
   return tags;
 }
@@ -92,9 +103,10 @@ void History::AddTags(Tags& tags, const core::Mutation& mutation) {
           TagProposal(tags, m.record.proposal);
         } else if constexpr (std::is_same_v<M, core::DeleteAcceptor>) {
           TagProposal(tags, m.proposal);
-        } else if constexpr (std::is_same_v<M, core::PutConfig> ||
-                             std::is_same_v<M, core::PutConfigAcceptor>) {
-          // Membership is no key's: its changes are traced as global lines.
+        } else if constexpr (std::is_same_v<M, core::PutConfig>) {
+          TagCluster(tags, m.config.cluster);
+        } else if constexpr (std::is_same_v<M, core::PutConfigAcceptor>) {
+          TagCluster(tags, m.record.cluster);
         } else {
           TagKey(tags, m.key);
         }
@@ -105,7 +117,9 @@ void History::AddTags(Tags& tags, const core::Mutation& mutation) {
 // A violation about a key: every event touching the key (its client calls,
 // its proposals' messages and writes, catch-up pulls carrying it). About a
 // proposal (with or without its key): the proposal's events and the client
-// calls of its key.
+// calls of its key. About a cluster's membership: its configurations as
+// each engine adopts them, the changes asked and their outcomes, joins,
+// pauses, and the configuration traffic and writes.
 std::vector<int32_t> History::WantedTags(const Violation& v, std::string* of) const {
   std::vector<int32_t> want;
   auto find = [&](const std::string& tag) {
@@ -127,6 +141,11 @@ std::vector<int32_t> History::WantedTags(const Violation& v, std::string* of) co
   } else if (v.subject.key) {
     find(absl::StrCat("k", *v.subject.key));
     *of = absl::StrCat("events touching key ", Quote(*v.subject.key));
+  }
+  if (v.subject.cluster) {
+    find(absl::StrCat("m", *v.subject.cluster));
+    absl::StrAppend(of, of->empty() ? "" : "; ", "membership events of cluster ",
+                    *v.subject.cluster);
   }
   return want;
 }

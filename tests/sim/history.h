@@ -43,6 +43,8 @@ class History {
   void TagKey(Tags& tags, const core::Key& key);
   void TagClientKey(Tags& tags, const core::Key& key);  // a client call or answer
   void TagProposal(Tags& tags, const core::ProposalId& p);
+  // Membership of `cluster`: its configurations, changes and their traffic.
+  void TagCluster(Tags& tags, const core::ClusterId& cluster);
   // Also learns the key of the request's proposal, if it names both.
   Tags TagsOf(const core::Request& request);
   void AddTags(Tags& tags, const core::Response& response);

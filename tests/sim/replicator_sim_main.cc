@@ -28,16 +28,18 @@ constexpr char kUsage[] =
     "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
     "         [--clusters=C] [--nodes=N] [--faults=MIX[,MIX...]] [--clients=K] [--keys=K]\n"
     "         [--ops=N] [--lease-ms=MS] [--catchup-ms=MS] [--net-ms=MIN..MAX]\n"
-    "         [--down-max-ms=MS] [--no-converge] [--no-race-check] [--trace] [--tail=N]\n"
-    "         [--verbose] [--digests] [--unsafe=MODE] [--unsafe-sync-lag-ms=MS]\n"
+    "         [--down-max-ms=MS] [--spares=N] [--no-converge] [--no-race-check] [--trace]\n"
+    "         [--tail=N] [--verbose] [--digests] [--unsafe=MODE] [--unsafe-sync-lag-ms=MS]\n"
     "         [--no-ok-durability-check] [--inject-violation]\n"
     "  --seed=N        run one seed (default 1); prints its report and history digest\n"
     "  --seeds=K       run K seeds, from --seed-start (default 1)\n"
     "  --seeds=A..B    run seeds A through B inclusive\n"
-    "  --faults=MIX    fault mix: none, net, partition, crash, all; a comma list runs the\n"
-    "                  seeds under each mix and prints one liveness line per mix\n"
+    "  --faults=MIX    fault mix: none, net, partition, crash, membership, all; a comma\n"
+    "                  list runs the seeds under each mix and prints one liveness line per mix\n"
     "  --net-ms=A..B   one-way network delay range, overriding the mix's\n"
     "  --down-max-ms=MS  longest a crashed node stays down, overriding the mix's\n"
+    "  --spares=N      spare nodes per cluster that join during the run, overriding the\n"
+    "                  mix's (membership: 2, all: 1, others: 0)\n"
     "  --catchup-ms=MS interval of the engines' periodic catch-up rounds (default 2000)\n"
     "  --no-converge   do not require every node to hold every committed key at the end\n"
     "                  (invariant 5 in full, by catch-up; on by default)\n"
@@ -51,6 +53,10 @@ constexpr char kUsage[] =
     "                  a broken disk: writes are acknowledged before they are synced (the\n"
     "                  sync follows within --unsafe-sync-lag-ms, default 3000) and a crash\n"
     "                  loses the unsynced ones; the checker must report violations\n"
+    "  --unsafe=skip-settle | --unsafe=ignore-epoch\n"
+    "                  a broken membership rule in every engine: an acceptor votes on the\n"
+    "                  next configuration without having settled the current epoch, or a\n"
+    "                  voter votes under whatever epoch a request names\n"
     "  --no-ok-durability-check  skip invariant 4 at each ok (then only the consequences\n"
     "                  of a lost write can fail the run)\n"
     "  --inject-violation  after each run, commit a second value for a key at one node\n"
@@ -78,6 +84,7 @@ struct Flags {
   bool verbose = false, digests = false, inject = false;
   std::string faults = "none";
   replicator::core::TimeMs net_min = -1, net_max = -1, down_max = -1;
+  int spares = -1;
 };
 
 // The command line, one argument at a time: "--name=value" is split into its
@@ -171,6 +178,7 @@ Parsed ParseFaultFlag(Args& args, Flags* f) {
                 f->net_min <= f->net_max);
   }
   if (arg == "--down-max-ms") return Good(args.Number(&f->down_max) && f->down_max >= 0);
+  if (arg == "--spares") return Good(args.Number(&f->spares) && f->spares >= 0);
   return Parsed::kUnknown;
 }
 
@@ -287,6 +295,22 @@ SimResult RunSeed(const SimConfig& config, bool inject) {
   return result;
 }
 
+void AddMembership(const replicator::sim::SimStats& s, replicator::sim::SimStats* sum) {
+  sum->joins += s.joins;
+  sum->epochs_gained += s.epochs_gained;
+  sum->promotions += s.promotions;
+  sum->removals += s.removals;
+  sum->changes += s.changes;
+  sum->changes_ok += s.changes_ok;
+  sum->changes_refused += s.changes_refused;
+  sum->changes_busy += s.changes_busy;
+  sum->changes_unavailable += s.changes_unavailable;
+  sum->changes_lost += s.changes_lost;
+  sum->replacements += s.replacements;
+  sum->pauses += s.pauses;
+  sum->pauses_across_changes += s.pauses_across_changes;
+}
+
 void PrintSeed(const Flags& f, bool sweep, uint64_t seed, const SimResult& result) {
   if (!result.ok() || f.verbose || !sweep) std::printf("%s", result.Report().c_str());
   if (f.digests && sweep) {
@@ -317,14 +341,17 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
     config->fault.net_max_ms = f.net_max;
   }
   if (f.down_max >= 0) config->fault.down_max_ms = f.down_max;
+  if (f.spares >= 0) config->fault.spares = f.spares;
   const bool sweep = f.first != f.last;
   uint64_t passed = 0, failed = 0;
   replicator::sim::Liveness liveness;
+  replicator::sim::SimStats membership;  // the membership counts, summed
   const auto began = std::chrono::steady_clock::now();
   for (uint64_t seed = f.first;; ++seed) {
     config->seed = seed;
     SimResult result = RunSeed(*config, f.inject);
     liveness.Add(result.liveness);
+    AddMembership(result.stats, &membership);
     Mix(&totals->sweep_digest, result.history_digest);
     totals->single_digest = result.history_digest;
     if (result.ok()) {
@@ -342,6 +369,16 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
   if (sweep) PrintMixSummary(*config, mix, passed, failed, seconds);
   if (sweep || many_mixes) {
     std::printf("liveness %s: %s\n", mix.c_str(), liveness.ToString().c_str());
+    const replicator::sim::SimStats& m = membership;
+    if (m.joins + m.changes + m.pauses > 0) {
+      std::printf(
+          "membership %s: joins %d, epochs gained %d (promotions %d, removals %d); changes %d "
+          "(ok %d, refused %d, busy %d, unavailable %d, lost %d; replacements %d); pauses %d "
+          "(across 2+ changes %d)\n",
+          mix.c_str(), m.joins, m.epochs_gained, m.promotions, m.removals, m.changes, m.changes_ok,
+          m.changes_refused, m.changes_busy, m.changes_unavailable, m.changes_lost, m.replacements,
+          m.pauses, m.pauses_across_changes);
+    }
   }
 }
 

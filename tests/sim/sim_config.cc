@@ -34,6 +34,31 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.disk_max_ms = 5;
     f.slow_disk = 0.1;
     f.slow_disk_max_ms = 300;
+  } else if (profile == "membership") {
+    // Membership is the main fault: every spare joins and promotes itself,
+    // voters are removed, nodes pause across changes; around it a mild
+    // network, a rare crash and a slow disk now and then.
+    f.net_min_ms = 1;
+    f.net_max_ms = 20;
+    f.slow_message = 0.05;
+    f.slow_message_max_ms = 1500;
+    f.drop = 0.01;
+    f.duplicate = 0.01;
+    f.crash_every_ms = 4000;
+    f.down_min_ms = 50;
+    f.down_max_ms = 3000;
+    f.max_down = 1;
+    f.disk_max_ms = 5;
+    f.slow_disk = 0.05;
+    f.slow_disk_max_ms = 300;
+    f.spares = 2;
+    f.change_every_ms = 1000;
+    f.window_ms = 8000;
+    f.replace = 0.5;
+    f.pause_every_ms = 2500;
+    f.pause_min_ms = 2000;
+    f.pause_max_ms = 8000;
+    f.think_max_ms = 1500;
   } else if (profile == "all") {
     f.net_min_ms = 1;
     f.net_max_ms = 20;
@@ -51,6 +76,13 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.disk_max_ms = 5;
     f.slow_disk = 0.1;
     f.slow_disk_max_ms = 300;
+    f.spares = 1;
+    f.change_every_ms = 1500;
+    f.window_ms = 6000;
+    f.replace = 0.5;
+    f.pause_every_ms = 5000;
+    f.pause_min_ms = 1000;
+    f.pause_max_ms = 5000;
   } else {
     return false;
   }
@@ -60,7 +92,15 @@ bool SimConfig::SetProfile(const std::string& profile) {
 }
 
 bool SimConfig::ValidUnsafe(const std::string& mode) {
-  return mode.empty() || mode == "no-sync-before-vote";
+  return mode.empty() || mode == "no-sync-before-vote" || mode == "skip-settle" ||
+         mode == "ignore-epoch";
+}
+
+core::EngineConfig::UnsafeMembership SimConfig::unsafe_membership() const {
+  using U = core::EngineConfig::UnsafeMembership;
+  if (unsafe == "skip-settle") return U::kSkipSettle;
+  if (unsafe == "ignore-epoch") return U::kIgnoreEpoch;
+  return U::kNone;
 }
 
 SimConfig SimConfig::ForProfile(const std::string& profile) {
@@ -89,6 +129,7 @@ std::string SimConfig::Reproducer() const {
   if (fault.down_max_ms != p.fault.down_max_ms) {
     absl::StrAppend(&out, " --down-max-ms=", fault.down_max_ms);
   }
+  if (fault.spares != p.fault.spares) absl::StrAppend(&out, " --spares=", fault.spares);
   if (!unsafe.empty()) absl::StrAppend(&out, " --unsafe=", unsafe);
   if (unsafe_sync_lag_ms != d.unsafe_sync_lag_ms) {
     absl::StrAppend(&out, " --unsafe-sync-lag-ms=", unsafe_sync_lag_ms);

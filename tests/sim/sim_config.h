@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/engine.h"
 #include "core/types.h"
 
 namespace replicator::sim {
@@ -35,6 +36,33 @@ struct FaultParams {
   core::TimeMs disk_max_ms = 2;
   double slow_disk = 0;  // a write takes up to slow_disk_max_ms more
   core::TimeMs slow_disk_max_ms = 0;
+  // Membership. Spares: nodes of each cluster beyond the founders, not in
+  // the topology at first; each joins (as a learner, catching up, then
+  // promoting itself by consensus) at a random time in the first three
+  // quarters of the window. An operator removes a random voter of a random
+  // cluster about every change_every_ms while faults are on, when its newest
+  // configuration has more than 3 voters (and, 1 time in 10, when it has
+  // 3: a change the engine must refuse); a spare's join is followed within
+  // 3 s, while it catches up and promotes itself, by such a removal with
+  // probability `replace` (a replacement). The workload phase lasts at
+  // least window_ms.
+  int spares = 0;
+  core::TimeMs change_every_ms = 0;  // 0: no operator changes
+  core::TimeMs window_ms = 0;
+  double replace = 0;
+  // Long pauses: a node cut off from every other (a one-node partition,
+  // which may overlap the partition fault) for pause_min..max_ms, shown down
+  // by the liveness hints 1-3 s in; long enough to miss several changes.
+  // One node of a cluster at a time; half the joins also pause a node of
+  // the joiner's cluster until the cluster gained two epochs (within 3
+  // pause_max_ms): through the changes the join sets off.
+  core::TimeMs pause_every_ms = 0;  // mean gap between pauses; 0: none
+  core::TimeMs pause_min_ms = 0;
+  core::TimeMs pause_max_ms = 0;
+  // Clients' pause between operations, overriding SimConfig::think_max_ms
+  // (0: keep it): a mix whose faults need time spreads the operations over
+  // its window, so puts and gets interleave with the membership changes.
+  core::TimeMs think_max_ms = 0;
 };
 
 struct SimConfig {
@@ -42,7 +70,8 @@ struct SimConfig {
   int clusters = 2;
   int nodes_per_cluster = 3;
   // Fault profile: none, net (delay spread, drop, duplicate), partition,
-  // crash (crash/restart, slow disk), all.
+  // crash (crash/restart, slow disk), membership (joins, promotions,
+  // removals, long pauses), all.
   std::string faults = "none";
   FaultParams fault;
   int clients = 4;
@@ -80,9 +109,11 @@ struct SimConfig {
   // with exactly one ok (DESIGN.md "Contention").
   bool check_race = true;
   // A deliberately broken configuration, to prove that the checker bites.
-  // "" (safe) or "no-sync-before-vote": a disk acknowledges a write (so the
+  // "" (safe); "no-sync-before-vote": a disk acknowledges a write (so the
   // engine votes, accepts, answers) before syncing it; the sync follows up
-  // to unsafe_sync_lag_ms later, and a crash loses what was not yet synced.
+  // to unsafe_sync_lag_ms later, and a crash loses what was not yet synced;
+  // "skip-settle", "ignore-epoch": every engine runs with that
+  // EngineConfig::unsafe_membership rule.
   std::string unsafe;
   core::TimeMs unsafe_sync_lag_ms = 3000;
   // Invariant 4 at every ok (see CheckerOptions::check_durable_at_ok).
@@ -95,6 +126,8 @@ struct SimConfig {
   bool SetProfile(const std::string& profile);
   // `mode` must be "" or one of the unsafe modes above; false otherwise.
   static bool ValidUnsafe(const std::string& mode);
+  bool unsafe_disk() const { return unsafe == "no-sync-before-vote"; }
+  core::EngineConfig::UnsafeMembership unsafe_membership() const;
   static SimConfig ForProfile(const std::string& profile);
   // The command line that replays this run.
   std::string Reproducer() const;
@@ -116,6 +149,17 @@ struct SimStats {
   int prepares = 0, resolves = 0;  // recovery traffic
   int probe_race_conflicts = 0;
   int probe_race_winners = -1;  // oks in the probe's race; -1: no probe
+  // Membership. Epochs gained: configurations chosen beyond the founding
+  // ones, each a promotion (a voter added) or a removal.
+  int joins = 0, epochs_gained = 0, promotions = 0, removals = 0;
+  // Operator changes: asked, and how they ended (lost: their node crashed
+  // first). Replacements: removals asked while a spare of the cluster was
+  // joining (in the topology, not yet a voter).
+  int changes = 0, changes_ok = 0, changes_refused = 0, changes_busy = 0, changes_unavailable = 0,
+      changes_lost = 0, replacements = 0;
+  // Long pauses, and those during which the paused node's cluster moved on
+  // by two epochs or more.
+  int pauses = 0, pauses_across_changes = 0;
 };
 
 }  // namespace replicator::sim

@@ -14,7 +14,7 @@ using core::TimeMs;
 SimDisk::SimDisk(World* world) : world_(*world), disks_(world->node_count()) {
   for (Disk& disk : disks_) {
     disk.store = std::make_unique<core::MemoryState>();
-    if (!world_.config().unsafe.empty()) disk.synced = std::make_unique<core::MemoryState>();
+    if (world_.config().unsafe_disk()) disk.synced = std::make_unique<core::MemoryState>();
   }
 }
 

@@ -1,5 +1,7 @@
 #include "sim/sim_network.h"
 
+#include <cstddef>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -10,10 +12,57 @@ namespace replicator::sim {
 
 using core::TimeMs;
 
+namespace {
+
+template <typename Variant, typename T, size_t I = 0>
+constexpr size_t IndexOf() {
+  if constexpr (std::is_same_v<std::variant_alternative_t<I, Variant>, T>) {
+    return I;
+  } else {
+    return IndexOf<Variant, T, I + 1>();
+  }
+}
+
+// The Response alternative that answers `request` (messages.h pairs them).
+size_t AnswerKind(const core::Request& request) {
+  return std::visit(
+      [](const auto& q) -> size_t {
+        using Q = std::decay_t<decltype(q)>;
+        using R = core::Response;
+        if constexpr (std::is_same_v<Q, core::HandleRequest>) {
+          return IndexOf<R, core::HandleResponse>();
+        } else if constexpr (std::is_same_v<Q, core::ForwardRequest>) {
+          return IndexOf<R, core::ForwardResponse>();
+        } else if constexpr (std::is_same_v<Q, core::AcceptRequest>) {
+          return IndexOf<R, core::AcceptResponse>();
+        } else if constexpr (std::is_same_v<Q, core::PrepareRequest>) {
+          return IndexOf<R, core::PrepareResponse>();
+        } else if constexpr (std::is_same_v<Q, core::ReadRequest>) {
+          return IndexOf<R, core::ReadResponse>();
+        } else if constexpr (std::is_same_v<Q, core::ResolveRequest>) {
+          return IndexOf<R, core::ResolveResponse>();
+        } else if constexpr (std::is_same_v<Q, core::DigestRequest>) {
+          return IndexOf<R, core::DigestResponse>();
+        } else if constexpr (std::is_same_v<Q, core::PullRequest>) {
+          return IndexOf<R, core::PullResponse>();
+        } else if constexpr (std::is_same_v<Q, core::ConfigPrepareRequest> ||
+                             std::is_same_v<Q, core::ConfigAcceptRequest>) {
+          return IndexOf<R, core::ConfigVoteResponse>();
+        } else {
+          static_assert(std::is_same_v<Q, core::ConfigLearnRequest>);
+          return IndexOf<R, core::ConfigLearnResponse>();
+        }
+      },
+      request);
+}
+
+}  // namespace
+
 SimNetwork::SimNetwork(World* world) : world_(*world), endpoints_(world->node_count()) {}
 
 bool SimNetwork::Connected(int a, int b) const {
-  return endpoints_[a].group == endpoints_[b].group;
+  return endpoints_[a].group == endpoints_[b].group && !endpoints_[a].isolated &&
+         !endpoints_[b].isolated;
 }
 
 int SimNetwork::NodeOf(const core::PeerId& id) const {
@@ -124,7 +173,7 @@ void SimNetwork::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inc
                             duplicate ? " (duplicate) " : " ", Describe(request)),
                tags);
   endpoint.inbound.emplace(
-      inbound, Inbound{call, duplicate, request.index(), std::move(resolve), std::move(tags)});
+      inbound, Inbound{call, duplicate, AnswerKind(request), std::move(resolve), std::move(tags)});
   world_.checker().OnDeliver(to, request);
   target.engine->OnRequest(inbound, std::move(request), world_.now());
   world_.Drain(to);
@@ -148,10 +197,10 @@ void SimNetwork::HandleRespond(int index, core::RespondEffect respond) {
   world_.Trace(
       absl::StrCat(node.id, " respond in#", respond.inbound_id, " ", Describe(respond.response)),
       tags);
-  if (respond.response.index() != inbound.request_kind) {
+  if (respond.response.index() != inbound.answer_kind) {
     world_.checker().Fail("C", {},
-                          absl::StrCat(node.id, " answers a request of kind ", inbound.request_kind,
-                                       " with ", Describe(respond.response)));
+                          absl::StrCat(node.id, " answers in#", respond.inbound_id, " with ",
+                                       Describe(respond.response), ", not the kind it asked for"));
     return;
   }
   if (auto* r = std::get_if<core::ResolveResponse>(&respond.response); r && inbound.resolve) {
@@ -293,7 +342,10 @@ void SimNetwork::SchedulePartition(TimeMs after) {
 }
 
 void SimNetwork::Heal() {
-  for (Endpoint& endpoint : endpoints_) endpoint.group = 0;
+  for (Endpoint& endpoint : endpoints_) {
+    endpoint.group = 0;
+    endpoint.isolated = false;
+  }
 }
 
 }  // namespace replicator::sim

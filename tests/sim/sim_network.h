@@ -1,8 +1,9 @@
 // SimNetwork: the simulated network of one run — calls in flight with their
 // deadlines, requests delivered to a node and not yet answered, partition
-// sides — carrying SendEffects and RespondEffects between the World's
-// engines with seeded delay spread (so reordering), slow messages, drops,
-// duplicates and partitions of one node, one cluster or random halves.
+// sides, nodes cut off on their own — carrying SendEffects and
+// RespondEffects between the World's engines with seeded delay spread (so
+// reordering), slow messages, drops, duplicates, partitions of one node, one
+// cluster or random halves, and long pauses of single nodes.
 // Owns that state; single-threaded, one per run.
 #pragma once
 
@@ -30,8 +31,13 @@ class SimNetwork {
   // Starts the partition fault: the first partition `after` ms from now,
   // each followed by a heal and the next partition.
   void SchedulePartition(core::TimeMs after);
-  // Every node on one side, for good (partitions check faults_active).
+  // Every node on one side and none cut off, for good (partitions check
+  // faults_active).
   void Heal();
+  // Cuts `node` off from every other node, or reconnects it; independent of
+  // the partition fault's sides.
+  void Isolate(int node, bool isolated) { endpoints_[node].isolated = isolated; }
+  bool isolated(int node) const { return endpoints_[node].isolated; }
   // `node` crashed: the requests it was given die unanswered.
   void OnCrash(int node);
   // Requests delivered to `node` and not yet answered.
@@ -41,7 +47,7 @@ class SimNetwork {
   struct Inbound {
     uint64_t call;  // key of calls_
     bool duplicate;
-    size_t request_kind;                      // Request::index()
+    size_t answer_kind;                       // the Response::index() that answers it
     std::optional<core::ProposalId> resolve;  // a ResolveRequest's proposal
     History::Tags tags;                       // the request's
   };
@@ -55,6 +61,7 @@ class SimNetwork {
   };
   struct Endpoint {
     int group = 0;  // partition side
+    bool isolated = false;  // paused: cut off from every other node
     uint64_t next_inbound = 1;
     absl::flat_hash_map<uint64_t, Inbound> inbound;
   };

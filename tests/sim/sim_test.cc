@@ -3,6 +3,7 @@
 // failing seed prints a reproducer: replicator-sim --seed=N ... --trace
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -116,6 +117,8 @@ INSTANTIATE_TEST_SUITE_P(
         Sweep{"All_2x3", 2, 3, "all", 1, 150},
         Sweep{"All_3x3", 3, 3, "all", 1, 150},
         Sweep{"All_2x5", 2, 5, "all", 1, 60},
+        Sweep{"Membership_1x3", 1, 3, "membership", 1, 100},
+        Sweep{"Membership_3x3", 3, 3, "membership", 1, 100},
         Sweep{"All_3x3_HotKey", 3, 3, "all", 1, 100, /*keys=*/1, /*clients=*/8},
         // Leases shorter than a call deadline: recovery races live coordinators.
         Sweep{"All_3x3_ShortLease", 3, 3, "all", 1, 150, 3, 4, /*lease_ms=*/150},
@@ -200,7 +203,7 @@ TEST(SimCatchUp, TheCheckerNoticesANodeThatDidNotConverge) {
 // (every event, client calls and answers included) is identical on every
 // replay, and differs between seeds and between fault mixes.
 TEST(SimDeterminism, SameSeedSameHistoryDigest) {
-  for (const char* faults : {"none", "net", "partition", "crash", "all"}) {
+  for (const char* faults : {"none", "net", "partition", "crash", "membership", "all"}) {
     SimConfig config = SimConfig::ForProfile(faults);
     config.clusters = 3;
     config.seed = 7;
@@ -290,10 +293,135 @@ TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
   EXPECT_TRUE(seen.contains("1") || seen.contains("5")) << listing;
 }
 
+// --- Membership --------------------------------------------------------------
+
+// The membership mix does what it says: every spare joins and promotes
+// itself through consensus, operators remove voters (some while a spare is
+// joining, some refused because only 3 voters are left), nodes pause through
+// two or more changes, and every run keeps the invariants, configurations
+// converged (invariant M) included.
+TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
+  SimConfig config = SimConfig::ForProfile("membership");
+  config.clusters = 3;
+  ASSERT_TRUE(config.check_convergence);
+  SimStats sum;
+  int seeds = 0;
+  std::string failures;
+  for (uint64_t seed = 1; seed <= 20; ++seed, ++seeds) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    if (!result.ok()) absl::StrAppend(&failures, result.Report());
+    const SimStats& s = result.stats;
+    EXPECT_EQ(s.joins, 3 * config.fault.spares) << config.Reproducer();
+    EXPECT_EQ(s.epochs_gained, s.promotions + s.removals) << config.Reproducer();
+    sum.joins += s.joins;
+    sum.promotions += s.promotions;
+    sum.removals += s.removals;
+    sum.changes += s.changes;
+    sum.changes_ok += s.changes_ok;
+    sum.changes_refused += s.changes_refused;
+    sum.changes_busy += s.changes_busy;
+    sum.replacements += s.replacements;
+    sum.pauses += s.pauses;
+    sum.pauses_across_changes += s.pauses_across_changes;
+  }
+  EXPECT_TRUE(failures.empty()) << failures;
+  // Every spare that joined was promoted (nothing ever removes a learner).
+  EXPECT_EQ(sum.promotions, sum.joins);
+  EXPECT_GT(sum.removals, seeds) << "fewer than one removal per run";
+  EXPECT_GT(sum.changes_ok, 0);
+  EXPECT_GT(sum.changes_refused, 0) << "no removal below 3 voters was ever asked and refused";
+  EXPECT_GT(sum.changes_busy, 0) << "no two changes ever raced";
+  EXPECT_GT(sum.replacements, 0);
+  EXPECT_GT(sum.pauses_across_changes, 0) << "no node was cut off across two changes";
+}
+
+// One fixed seed: it runs clean, and the history shows the membership as it
+// moved — each engine's adoption of each epoch, every change asked and its
+// outcome, joins and pauses — which is what a failure about a cluster's
+// membership is cut down to.
+TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
+  SimConfig config = SimConfig::ForProfile("membership");
+  config.clusters = 2;
+  config.seed = 11;
+  Simulator sim(config);
+  SimResult result = sim.Run();
+  ASSERT_TRUE(result.ok()) << result.Report();
+  EXPECT_EQ(result.stats.joins, 4);
+  EXPECT_EQ(result.stats.promotions, 4);
+  EXPECT_GT(result.stats.removals, 0);
+  EXPECT_GT(result.stats.changes_ok, 0);
+  int gained = 0;
+  for (const char* cluster : {"c0", "c1"}) {
+    const core::Configuration* newest = sim.checker().Newest(cluster);
+    ASSERT_NE(newest, nullptr) << cluster;
+    EXPECT_GE(newest->voters.size(), 3u) << Describe(*newest);
+    gained += static_cast<int>(newest->epoch) - 1;
+  }
+  EXPECT_EQ(gained, result.stats.epochs_gained);
+  Violation about_c0;
+  about_c0.invariant = "M";
+  about_c0.subject.cluster = "c0";
+  std::vector<core::PeerId> ids;
+  for (int i = 0; i < sim.node_count(); ++i) ids.push_back(absl::StrCat("c", i / 5, "n", i % 5));
+  History::Excerpt excerpt = sim.history().ExcerptOf(about_c0, ids, 50);
+  EXPECT_EQ(excerpt.of, "membership events of cluster c0");
+  int joins = 0, adoptions = 0, changes = 0;
+  for (const std::string& line : excerpt.lines) {
+    joins += line.find("JOIN c0n") != std::string::npos;
+    adoptions += line.find(" adopts c0@") != std::string::npos;
+    changes += line.find("CHANGE #") != std::string::npos;
+    EXPECT_EQ(line.find("StartPut"), std::string::npos) << line;
+  }
+  // (A long excerpt keeps its first 100 and last 500 lines.)
+  EXPECT_GE(joins, 1);
+  EXPECT_GT(adoptions, 5 * 2) << "every node of c0 adopts epoch 1 and at least one more";
+  EXPECT_GT(changes, 0);
+}
+
+// A broken membership rule in every engine (EngineConfig::unsafe_membership)
+// under the membership mix, one cluster (where no other cluster's votes can
+// mask a lost write): the checker must report a violation within a bounded
+// sweep, and the seed it fails must pass with the rule intact.
+//   skip-settle: an acceptor votes on config(e+1) before it settled e, so
+//     a new configuration can be chosen by voters that lack what the old
+//     quorums held.
+//   ignore-epoch: a voter votes under whatever epoch a request names, so a
+//     stale coordinator's quorum need not meet the current one.
+void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds) {
+  SimConfig config = SimConfig::ForProfile("membership");
+  config.clusters = 1;
+  config.unsafe = mode;
+  std::optional<SimResult> caught;
+  for (uint64_t seed = 1; seed <= seeds && !caught; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    if (!result.ok()) caught = std::move(result);
+  }
+  ASSERT_TRUE(caught) << "--unsafe=" << mode << " went unnoticed for " << seeds << " seeds";
+  const std::string& id = caught->violations.front().invariant;
+  EXPECT_TRUE(id == "1" || id == "2" || id == "3" || id == "4" || id == "5" || id == "L" ||
+              id == "K" || id == "M" || id == "E")
+      << caught->Report();
+  const std::string report = caught->Report();
+  EXPECT_NE(report.find(absl::StrCat("--unsafe=", mode)), std::string::npos) << report;
+  config.seed = caught->config.seed;
+  config.unsafe.clear();
+  SimResult safe = RunSimulation(config);
+  EXPECT_TRUE(safe.ok()) << "the seed fails with the rule intact too:\n" << safe.Report();
+}
+
+TEST(SimUnsafe, SkippingTheSettleRuleIsCaught) { ExpectUnsafeMembershipCaught("skip-settle", 300); }
+
+TEST(SimUnsafe, IgnoringTheEpochRuleIsCaught) {
+  ExpectUnsafeMembershipCaught("ignore-epoch", 1000);
+}
+
 // --- Failure reports ---------------------------------------------------------
 
 // A failure's excerpt holds the events of the offending key only (and the
-// crashes, restarts, partitions and phases around them), not everything.
+// crashes, restarts, partitions, membership changes and phases around
+// them), not everything.
 TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
   SimConfig config = SimConfig::ForProfile("all");
   config.clusters = 2;
@@ -323,9 +451,13 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find(" start incarnation") != std::string::npos ||
                line.find("PARTITION") != std::string::npos ||
                line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
-               line.find("QUIET") != std::string::npos ||
-               line.find("PROBE") != std::string::npos || line.find("BEGIN") != std::string::npos ||
-               line.find("CHECK") != std::string::npos) {
+               line.find("QUIET") != std::string::npos || line.find("PROBE") != std::string::npos ||
+               line.find("BEGIN") != std::string::npos || line.find("CHECK") != std::string::npos ||
+               line.find("JOIN") != std::string::npos ||
+               line.find(" adopts c") != std::string::npos ||
+               line.find("CHANGE #") != std::string::npos ||
+               line.find("PAUSE") != std::string::npos ||
+               line.find("RESUME") != std::string::npos) {
       ++context;
     } else {
       ADD_FAILURE() << "excerpt line about something else: " << line;
@@ -364,6 +496,11 @@ TEST(SimRegression, SeedsThatOnceFailed) {
       // node (4 deadlines) + the lease + a resolve to the down coordinator
       // (4 deadlines) + a contended Paxos round. Now 2 leases + 12 deadlines.
       {"all", 3, 1704, 150, 0, "minority-down window shorter than two resolve deadlines"},
+      // Simulator: a retired node learns commits only by catch-up, and the
+      // final checks came 2 call deadlines after the probe, before its next
+      // round (invariant 5 reported falsely). Now two catch-up intervals
+      // more when some node votes in no configuration.
+      {"membership", 1, 1565, 2000, 0, "retired node checked before its next catch-up round"},
   };
   for (const Regression& r : regressions) {
     SimConfig config = SimConfig::ForProfile(r.faults);
@@ -661,6 +798,138 @@ TEST_F(CheckerWorld, CountsLivenessOfClientPuts) {
   EXPECT_EQ(l.outcome_unknown, 1);
   EXPECT_EQ(l.no_answer, 1);
   EXPECT_EQ(l.ToString().rfind("2/4 puts definite (50.00%)", 0), 0u) << l.ToString();
+}
+
+// Invariant M, each detector on its own. Cluster index 0 is "c0" here,
+// founded by a0, a1, a2.
+core::Configuration C0(uint64_t epoch, std::vector<core::PeerId> voters) {
+  return core::Configuration{"c0", epoch, std::move(voters)};
+}
+
+TEST_F(CheckerWorld, AcceptsConfigurationsThatMoveOneVoterAtATime) {
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  checker_->OnConfigurations(1, {C0(1, {"a0", "a1", "a2"})});
+  checker_->OnConfigurations(1, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  checker_->OnConfigurations(2, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  ASSERT_NE(checker_->Newest("c0"), nullptr);
+  EXPECT_EQ(checker_->Newest("c0")->epoch, 2u);
+  EXPECT_TRUE(checker_->EverVoter("a2"));
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesTwoVoterSetsForOneEpoch) {
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  checker_->OnConfigurations(1, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a1", "a2"})});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_EQ(checker_->violations().front().subject.cluster, "c0");
+  EXPECT_NE(checker_->violations().front().detail.find("two voter sets for epoch 2"),
+            std::string::npos);
+}
+
+TEST_F(CheckerWorld, CatchesEpochsThatDifferByMoreThanOneVoter) {
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0"})});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_NE(checker_->violations().front().detail.find("differ by 2 voters"), std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesAnEpochOneThatIsNotTheFoundingSet) {
+  checker_->OnConfigurations(3, {core::Configuration{"c1", 1, {"b0", "b1"}}});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_NE(checker_->violations().front().detail.find("founding set"), std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesARemovedVoterVotingAgain) {
+  checker_->OnConfigurations(
+      0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"}), C0(3, {"a0", "a1", "a2"})});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("a2 is a voter again"), std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesARestartToAnOlderEpochThanItMadeDurable) {
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  Apply(0, core::PutConfig{C0(2, {"a0", "a1"})});
+  checker_->OnEngineStart(0);
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"})});  // forgot epoch 2
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("restarted at epoch 1"), std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {
+  std::vector<const core::MemoryState*> stores;
+  for (auto& s : stores_) stores.push_back(&s);
+  CheckerOptions options;
+  options.check_convergence = true;
+  checker_ = std::make_unique<Checker>(
+      std::vector<int>{0, 0, 0, 1, 1, 1},
+      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
+  for (int n : {0, 1}) {
+    checker_->OnConfigurations(n, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  }
+  checker_->OnConfigurations(2, {C0(1, {"a0", "a1", "a2"})});
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_NE(checker_->violations().front().detail.find("a2 knows epoch 1"), std::string::npos)
+      << Listing(checker_->violations());
+}
+
+// docs/design.md: every node keeps its cluster's whole history (recovery
+// looks a proposal's epoch up in it). A node at the newest epoch that
+// skipped one — it learned the newest as hearsay — has not converged.
+TEST_F(CheckerWorld, CatchesANodeMissingAnEpochOfItsHistoryWithConvergenceOn) {
+  std::vector<const core::MemoryState*> stores;
+  for (auto& s : stores_) stores.push_back(&s);
+  CheckerOptions options;
+  options.check_convergence = true;
+  checker_ = std::make_unique<Checker>(
+      std::vector<int>{0, 0, 0, 1, 1, 1},
+      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
+  const std::vector<core::Configuration> whole = {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"}),
+                                                  C0(3, {"a0"})};
+  checker_->OnConfigurations(0, whole);
+  checker_->OnConfigurations(1, whole);
+  checker_->OnConfigurations(2, {whole[0], whole[2]});
+  checker_->CheckFinal({0, 0, 0, 0, 0, 0});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M") << Listing(checker_->violations());
+  EXPECT_NE(
+      checker_->violations().front().detail.find("a2 is at epoch 3 of c0 but lacks epoch(s) 2"),
+      std::string::npos)
+      << Listing(checker_->violations());
+}
+
+// Quorums follow the configuration: once epoch 2 of c0 is {a0, a1}, a
+// decision of a proposal made under it is chosen by both of them, not by
+// any two of the cluster's nodes.
+TEST_F(CheckerWorld, CountsAcceptsOverTheProposalsEpoch) {
+  checker_->OnConfigurations(0, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
+  const core::ProposalId p{"a0", 1, 7, 0, /*epoch=*/2};
+  checker_->OnSend(0, core::HandleRequest{core::ReserveOp{"k", "v1", p, 0, 2}});
+  core::AcceptorRecord rec{p, core::Ballot{0, "a0"},
+                           core::AcceptedValue{{0, "a0"}, core::Decision::kCommit}};
+  Apply(2, core::PutAcceptor{rec});  // a2 is no acceptor of epoch 2
+  Apply(0, core::PutAcceptor{rec});
+  // Not chosen yet: an abort sent now is no contradiction.
+  core::AcceptorRecord other = rec;
+  other.accepted->decision = core::Decision::kAbort;
+  other.promised = other.accepted->ballot = core::Ballot{1, "a1"};
+  Apply(1, core::PutAcceptor{other});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  Apply(0, core::PutAcceptor{other});  // a0 and a1 at ballot 1: abort chosen
+  checker_->OnSend(0, core::HandleRequest{core::AbortOp{"k", p}});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", p}});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "3") << Listing(checker_->violations());
 }
 
 TEST_F(CheckerWorld, CatchesAReservationDroppedWithoutADecision) {

@@ -9,13 +9,16 @@ namespace replicator::sim {
 
 World::World(SimConfig config)
     : config_(std::move(config)), rng_(config_.seed), history_(&now_, config_.trace) {
-  const int n = config_.clusters * config_.nodes_per_cluster;
+  const int per_cluster = config_.nodes_per_cluster + std::max(0, config_.fault.spares);
+  const int n = config_.clusters * per_cluster;
   nodes_.resize(n);
   for (int i = 0; i < n; ++i) {
     SimNode& node = nodes_[i];
     node.index = i;
-    node.cluster = i / config_.nodes_per_cluster;
-    node.id = absl::StrCat("c", node.cluster, "n", i % config_.nodes_per_cluster);
+    node.cluster = i / per_cluster;
+    node.spare = i % per_cluster >= config_.nodes_per_cluster;
+    node.joined = !node.spare;
+    node.id = absl::StrCat("c", node.cluster, "n", i % per_cluster);
   }
 }
 

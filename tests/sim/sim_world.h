@@ -25,11 +25,14 @@
 namespace replicator::sim {
 
 // One simulated node as every part sees it: its identity and its engine.
-// What survives a crash lives in SimDisk.
+// What survives a crash lives in SimDisk. A spare is not in the topology
+// (and has no engine) until it joins.
 struct SimNode {
   int index = 0;
   int cluster = 0;
   core::PeerId id;
+  bool spare = false;                    // not a founder of its cluster
+  bool joined = false;                   // in the topology (founders: from the start)
   std::unique_ptr<core::Engine> engine;  // null while down
   uint64_t incarnation = 0;              // of the current or last engine
   std::optional<core::TimeMs> tick_at;   // the Tick event scheduled, if any
@@ -37,7 +40,8 @@ struct SimNode {
 
 class World {
  public:
-  // Builds config.clusters x config.nodes_per_cluster nodes, all down.
+  // Builds config.clusters x (config.nodes_per_cluster founders + the
+  // mix's spares) nodes, all down; a cluster's nodes are contiguous.
   explicit World(SimConfig config);
   World(const World&) = delete;
   World& operator=(const World&) = delete;

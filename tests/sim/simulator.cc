@@ -32,7 +32,16 @@ std::string SimResult::StatsLine() const {
       s.puts_retry_ok, ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
       ", pulled ", s.catchup_keys_pulled, " probe_race: ok ", s.probe_race_winners, " conflict ",
       s.probe_race_conflicts,
-      config.unsafe.empty() ? std::string()
+      config.fault.spares == 0 && config.fault.change_every_ms == 0 &&
+              config.fault.pause_every_ms == 0
+          ? std::string()
+          : absl::StrCat(" membership: joins ", s.joins, ", epochs gained ", s.epochs_gained,
+                         " (promotions ", s.promotions, ", removals ", s.removals, "), changes ",
+                         s.changes, " (ok ", s.changes_ok, ", refused ", s.changes_refused,
+                         ", busy ", s.changes_busy, ", unavailable ", s.changes_unavailable,
+                         ", lost ", s.changes_lost, ", replacements ", s.replacements, "), pauses ",
+                         s.pauses, " (across changes ", s.pauses_across_changes, ")"),
+      !config.unsafe_disk() ? std::string()
                             : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
 }
 
@@ -74,22 +83,28 @@ SimConfig WithDefaults(SimConfig config) {
 }  // namespace
 
 Simulator::Simulator(SimConfig run)
-    : world_(WithDefaults(std::move(run))), disk_(&world_), network_(&world_), workload_(&world_) {
+    : world_(WithDefaults(std::move(run))),
+      disk_(&world_),
+      network_(&world_),
+      workload_(&world_),
+      shown_down_(world_.node_count(), false),
+      traced_epoch_(world_.node_count(), 0),
+      pause_generation_(world_.node_count(), 0) {
   std::vector<int> node_cluster;
   std::vector<core::PeerId> node_ids;
+  // Every initial node of a cluster is one of its founding voters; spares
+  // are no one's.
+  std::vector<core::ClusterId> cluster_ids;
+  std::vector<std::vector<core::PeerId>> founders(config().clusters);
+  for (int c = 0; c < config().clusters; ++c) cluster_ids.push_back(absl::StrCat("c", c));
   for (const SimNode& node : world_.nodes()) {
-    topology_.members.push_back(core::Member{node.id, absl::StrCat("c", node.cluster),
-                                             absl::StrCat("sim:", node.index),
-                                             core::PeerState::kVoter});
     node_cluster.push_back(node.cluster);
     node_ids.push_back(node.id);
+    if (!node.spare) founders[node.cluster].push_back(node.id);
   }
-  // Every initial node of a cluster is one of its founding voters.
-  std::map<core::ClusterId, std::vector<core::PeerId>> founders;
-  for (const core::Member& m : topology_.members) founders[m.cluster].push_back(m.id);
-  for (auto& [cluster, voters] : founders) {
-    std::sort(voters.begin(), voters.end());
-    topology_.founding.push_back(core::Configuration{cluster, 1, std::move(voters)});
+  for (int c = 0; c < config().clusters; ++c) {
+    std::sort(founders[c].begin(), founders[c].end());
+    topology_.founding.push_back(core::Configuration{cluster_ids[c], 1, founders[c]});
   }
   CheckerOptions options;
   options.check_convergence = config().check_convergence;
@@ -98,9 +113,11 @@ Simulator::Simulator(SimConfig run)
   auto checker =
       std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids), disk_.stores(),
                                 config().clusters, options, world_.clock());
-  if (!config().unsafe.empty()) checker->SetDurableStores(disk_.durable_stores());
+  checker->SetMembership(std::move(cluster_ids), std::move(founders));
+  if (config().unsafe_disk()) checker->SetDurableStores(disk_.durable_stores());
   world_.SetChecker(std::move(checker));
   world_.SetDrain([this](int node) { Drain(node); });
+  topology_.members = BuildTopology().members;
 }
 
 Simulator::~Simulator() = default;
@@ -139,6 +156,10 @@ void Simulator::StartEngine(SimNode& node) {
   engine_config.call_deadline_ms = config().call_deadline_ms;
   engine_config.lease_ms = config().lease_ms;
   engine_config.catchup_interval_ms = config().catchup_interval_ms;
+  // A learner (a spare that joined) catches up, then proposes its own
+  // promotion by consensus among the voters.
+  engine_config.auto_promote = true;
+  engine_config.unsafe_membership = config().unsafe_membership();
   // The engine RP_CHECKs its own invariants after every input (TigerBeetle's
   // invariants()); the Checker judges what clients and stores can see.
   engine_config.check_invariants = true;
@@ -150,6 +171,7 @@ void Simulator::StartEngine(SimNode& node) {
                    " acceptor record(s), ", store.committed().size(), " committed key(s)"),
       {}, History::LineKind::kNodeFault, node.index);
   node.engine = std::make_unique<core::Engine>(engine_config, &store, std::move(recovered));
+  world_.checker().OnEngineStart(node.index);
   node.engine->SetTopology(topology_, world_.now());
   // As the node does: catch up from a peer at every start.
   node.engine->StartCatchUp(world_.now());
@@ -167,6 +189,7 @@ void Simulator::Crash(SimNode& node) {
   dead_engines_.puts_joined += lost_stats.puts_joined;
   dead_engines_.catchup_rounds += lost_stats.catchup_rounds;
   dead_engines_.catchup_keys_pulled += lost_stats.catchup_keys_pulled;
+  world_.stats().changes_lost += world_.checker().OnNodeCrashed(node.index);
   node.engine.reset();
   network_.OnCrash(node.index);
   node.tick_at.reset();
@@ -184,6 +207,7 @@ void Simulator::Drain(int index, bool after_tick) {
     std::vector<core::Effect> effects = node.engine->TakeEffects();
     for (core::Effect& effect : effects) Dispatch(index, effect);
   }
+  ObserveConfigurations(node);
   ScheduleTick(node, after_tick);
 }
 
@@ -204,10 +228,15 @@ void Simulator::Dispatch(int index, core::Effect& effect) {
         } else if constexpr (std::is_same_v<F, core::ViolationEffect>) {
           History::Tags tags;
           world_.history().TagKey(tags, fx.key);
+          if (fx.key.rfind("config/", 0) == 0) {
+            world_.history().TagCluster(tags, absl::StrCat("c", world_.node(index).cluster));
+          }
           world_.Trace(
               absl::StrCat(world_.node(index).id, " VIOLATION ", Quote(fx.key), ": ", fx.detail),
               tags);
           world_.checker().OnEngineViolation(index, fx);
+        } else if constexpr (std::is_same_v<F, core::ChangeDoneEffect>) {
+          OnChangeDone(index, fx);
         }
       },
       effect);
@@ -237,10 +266,14 @@ void Simulator::ScheduleCrash(TimeMs after) {
     if (!world_.faults_active()) return;
     const FaultParams& f = config().fault;
     std::vector<int> up;
+    int down = 0;
     for (const SimNode& node : world_.nodes()) {
-      if (node.engine) up.push_back(node.index);
+      if (node.engine) {
+        up.push_back(node.index);
+      } else if (node.joined) {
+        ++down;
+      }
     }
-    const int down = world_.node_count() - static_cast<int>(up.size());
     if (down < f.max_down && !up.empty()) {
       SimNode& victim = world_.node(up[world_.Uniform(0, up.size() - 1)]);
       Crash(victim);
@@ -277,21 +310,280 @@ void Simulator::ScheduleCrash(TimeMs after) {
 
 void Simulator::ShowDown(int index, bool down) {
   const SimNode& shown = world_.node(index);
-  bool changed = false;
-  for (core::Member& m : topology_.members) {
-    if (m.id != shown.id || m.state == core::PeerState::kCatchingUp) continue;
-    const core::PeerState state = down ? core::PeerState::kDown : core::PeerState::kVoter;
-    changed = changed || m.state != state;
-    m.state = state;
-  }
-  if (!changed) return;
+  shown_down_[index] = down;
+  const core::Topology next = BuildTopology();
+  if (next.members == topology_.members) return;  // a learner is never shown down
   world_.Trace(absl::StrCat("HINT ", shown.id, down ? " shown down" : " shown up"), {},
                History::LineKind::kGlobal);
+  PublishTopology();
+}
+
+// --- The directory and membership -------------------------------------------
+
+core::Topology Simulator::BuildTopology() const {
+  core::Topology t;
+  t.founding = topology_.founding;
+  for (const SimNode& node : world_.nodes()) {
+    if (!node.joined) continue;
+    const core::ClusterId cluster = absl::StrCat("c", node.cluster);
+    const core::Configuration* newest = world_.checker().Newest(cluster);
+    const bool voter = newest != nullptr ? newest->Has(node.id) : !node.spare;
+    core::PeerState state = core::PeerState::kCatchingUp;
+    if (voter) state = shown_down_[node.index] ? core::PeerState::kDown : core::PeerState::kVoter;
+    t.members.push_back(core::Member{node.id, cluster, absl::StrCat("sim:", node.index), state});
+  }
+  return t;
+}
+
+bool Simulator::PublishTopology() {
+  core::Topology next = BuildTopology();
+  if (next.members == topology_.members) return false;
+  topology_ = std::move(next);
   for (SimNode& node : world_.nodes()) {
     if (!node.engine) continue;
     node.engine->SetTopology(topology_, world_.now());
     Drain(node.index);
   }
+  return true;
+}
+
+uint64_t Simulator::NewestEpoch(int cluster) const {
+  const core::Configuration* newest = world_.checker().Newest(absl::StrCat("c", cluster));
+  return newest == nullptr ? 0 : newest->epoch;
+}
+
+void Simulator::ObserveConfigurations(SimNode& node) {
+  if (!node.engine) return;
+  const core::Configuration& own = node.engine->configuration();
+  if (own.epoch != traced_epoch_[node.index]) {
+    traced_epoch_[node.index] = own.epoch;
+    History::Tags tags;
+    world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
+    world_.Trace(absl::StrCat("CONFIG ", node.id, " adopts ", Describe(own)), tags,
+                 History::LineKind::kGlobal);
+  }
+  if (!world_.checker().OnConfigurations(node.index, node.engine->configurations())) return;
+  // A new epoch: the directory shows who votes now, a moment later (as the
+  // nodes tell it). The founding epochs are in the first topology already.
+  bool beyond_founding = false;
+  for (const auto& [key, config] : world_.checker().configurations()) {
+    beyond_founding = beyond_founding || key.second > 1;
+  }
+  if (!beyond_founding || publish_scheduled_) return;
+  publish_scheduled_ = true;
+  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, 200)), [this] {
+    publish_scheduled_ = false;
+    const core::Topology before = topology_;
+    if (!PublishTopology()) return;
+    std::string shown;
+    for (size_t i = 0; i < topology_.members.size(); ++i) {
+      const core::Member& m = topology_.members[i];
+      if (i < before.members.size() && before.members[i].state == m.state) continue;
+      absl::StrAppend(&shown, " ", m.id,
+                      m.state == core::PeerState::kCatchingUp ? " catching up" : " voter");
+    }
+    world_.Trace(absl::StrCat("HINT directory shows", shown), {}, History::LineKind::kGlobal);
+  });
+}
+
+void Simulator::Join(int index) {
+  SimNode& node = world_.node(index);
+  if (node.joined) return;
+  node.joined = true;
+  world_.stats().joins++;
+  History::Tags tags;
+  world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
+  world_.Trace(
+      absl::StrCat("JOIN ", node.id, ": a member of c", node.cluster, ", catching up (a learner)"),
+      tags, History::LineKind::kGlobal);
+  topology_ = BuildTopology();
+  node.incarnation = 1;
+  StartEngine(node);
+  for (SimNode& other : world_.nodes()) {
+    if (!other.engine || other.index == index) continue;
+    other.engine->SetTopology(topology_, world_.now());
+    Drain(other.index);
+  }
+  // A replacement: a voter goes while the newcomer catches up and
+  // promotes itself.
+  if (world_.faults_active() && world_.Chance(config().fault.replace)) {
+    const int cluster = node.cluster;
+    world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, 3000)),
+              [this, cluster] { RequestRemoval(cluster); });
+  }
+  // Half the time another node of the cluster pauses through the changes
+  // the join sets off (the promotion, the replacement's removal).
+  if (world_.faults_active() && config().fault.pause_every_ms > 0 && !ClusterPaused(node.cluster) &&
+      world_.Chance(0.5)) {
+    std::vector<int> others;
+    for (const SimNode& n : world_.nodes()) {
+      if (n.cluster == node.cluster && n.joined && n.index != index) others.push_back(n.index);
+    }
+    Pause(others[world_.Uniform(0, others.size() - 1)], /*through_changes=*/true);
+  }
+}
+
+void Simulator::ScheduleJoins() {
+  const TimeMs latest = config().fault.window_ms * 3 / 4;
+  for (const SimNode& node : world_.nodes()) {
+    if (!node.spare) continue;
+    const int index = node.index;
+    world_.At(static_cast<TimeMs>(world_.Uniform(0, latest)), [this, index] { Join(index); });
+  }
+}
+
+bool Simulator::MembershipDone() const {
+  if (world_.now() < config().fault.window_ms) return false;
+  for (const SimNode& node : world_.nodes()) {
+    if (!node.joined) return false;
+  }
+  return true;
+}
+
+void Simulator::ScheduleChange(TimeMs after) {
+  world_.At(world_.now() + after, [this] {
+    if (!world_.faults_active()) return;
+    RequestRemoval(static_cast<int>(world_.Uniform(0, config().clusters - 1)));
+    ScheduleChange(world_.Exponential(config().fault.change_every_ms));
+  });
+}
+
+void Simulator::RequestRemoval(int cluster) {
+  if (!world_.faults_active()) return;
+  std::vector<int> live;
+  const core::Configuration* newest = nullptr;
+  for (const SimNode& node : world_.nodes()) {
+    if (node.cluster != cluster || !node.engine) continue;
+    live.push_back(node.index);
+    const core::Configuration& c = node.engine->configuration();
+    if (newest == nullptr || c.epoch > newest->epoch) newest = &c;
+  }
+  if (live.empty() || newest == nullptr || newest->voters.empty()) return;
+  // Down to 3 voters; 1 time in 10 also below, which must be refused.
+  if (newest->voters.size() <= 3 && !world_.Chance(0.1)) return;
+  core::MembershipChange change;
+  change.kind = core::MembershipChange::Kind::kRemove;
+  change.peer = newest->voters[world_.Uniform(0, newest->voters.size() - 1)];
+  const core::Configuration base = *newest;
+  const int asked = live[world_.Uniform(0, live.size() - 1)];
+  SimNode& node = world_.node(asked);
+  bool joining = false;  // a spare of the cluster catching up: a replacement
+  for (const core::Member& m : topology_.members) {
+    const SimNode* spare = nullptr;
+    for (const SimNode& n : world_.nodes()) {
+      if (n.id == m.id) spare = &n;
+    }
+    joining =
+        joining || (spare != nullptr && spare->spare && spare->cluster == cluster &&
+                    m.state == core::PeerState::kCatchingUp && !world_.checker().EverVoter(m.id));
+  }
+  const uint64_t id = next_change_id_++;
+  SimStats& stats = world_.stats();
+  stats.changes++;
+  if (joining) stats.replacements++;
+  History::Tags tags;
+  world_.history().TagCluster(tags, base.cluster);
+  world_.Trace(absl::StrCat("CHANGE #", id, " at ", node.id, ": ", Describe(change), " (newest ",
+                            Describe(base), joining ? ", a spare joining" : "", ")"),
+               tags, History::LineKind::kGlobal);
+  world_.checker().OnChangeRequested(id, asked, change);
+  node.engine->ChangeMembership(id, change, world_.now());
+  Drain(asked);
+}
+
+void Simulator::OnChangeDone(int index, const core::ChangeDoneEffect& done) {
+  const SimNode& node = world_.node(index);
+  History::Tags tags;
+  world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
+  world_.Trace(
+      absl::StrCat("CHANGE #", done.change_id, " at ", node.id, " -> ", Describe(done.outcome)),
+      tags, History::LineKind::kGlobal);
+  SimStats& stats = world_.stats();
+  switch (done.outcome.kind) {
+    case core::ChangeOutcome::Kind::kOk:
+      stats.changes_ok++;
+      break;
+    case core::ChangeOutcome::Kind::kInvalidArgument:
+      stats.changes_refused++;
+      break;
+    case core::ChangeOutcome::Kind::kBusy:
+      stats.changes_busy++;
+      break;
+    case core::ChangeOutcome::Kind::kUnavailable:
+      stats.changes_unavailable++;
+      break;
+  }
+  world_.checker().OnChangeDone(index, done);
+}
+
+void Simulator::SchedulePause(TimeMs after) {
+  world_.At(world_.now() + after, [this] {
+    if (!world_.faults_active()) return;
+    SchedulePause(world_.Exponential(config().fault.pause_every_ms));
+    std::vector<int> candidates;
+    for (const SimNode& node : world_.nodes()) {
+      if (node.joined && !ClusterPaused(node.cluster)) candidates.push_back(node.index);
+    }
+    if (!candidates.empty()) {
+      Pause(candidates[world_.Uniform(0, candidates.size() - 1)], /*through_changes=*/false);
+    }
+  });
+}
+
+bool Simulator::ClusterPaused(int cluster) const {
+  for (const SimNode& node : world_.nodes()) {
+    if (node.cluster == cluster && network_.isolated(node.index)) return true;
+  }
+  return false;
+}
+
+void Simulator::Pause(int index, bool through_changes) {
+  const FaultParams& f = config().fault;
+  const SimNode& node = world_.node(index);
+  const TimeMs length = static_cast<TimeMs>(world_.Uniform(f.pause_min_ms, f.pause_max_ms));
+  const uint64_t generation = ++pause_generation_[index];
+  const uint64_t epoch = NewestEpoch(node.cluster);
+  network_.Isolate(index, true);
+  world_.stats().pauses++;
+  History::Tags tags;
+  world_.history().TagCluster(tags, absl::StrCat("c", node.cluster));
+  world_.Trace(absl::StrCat("PAUSE ", node.id, " cut off from every node for ", length, " ms",
+                            through_changes ? ", or until its cluster moved on by two epochs" : ""),
+               tags, History::LineKind::kGlobal);
+  // A missed ping shows it down, 1 to 3 s in, if it is still cut off.
+  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(1000, 3000)),
+            [this, index, generation] {
+              if (world_.faults_active() && network_.isolated(index) &&
+                  pause_generation_[index] == generation && world_.node(index).engine) {
+                ShowDown(index, true);
+              }
+            });
+  const TimeMs give_up = world_.now() + 3 * f.pause_max_ms;
+  world_.At(world_.now() + length, [this, index, generation, epoch, through_changes, give_up] {
+    ResumeWhenDue(index, generation, epoch, through_changes, give_up);
+  });
+}
+
+void Simulator::ResumeWhenDue(int index, uint64_t generation, uint64_t epoch, bool through_changes,
+                              TimeMs give_up) {
+  // Once faults are off, the quiet phase has reconnected it.
+  if (!world_.faults_active() || pause_generation_[index] != generation) return;
+  const SimNode& n = world_.node(index);
+  const uint64_t now_epoch = NewestEpoch(n.cluster);
+  if (through_changes && now_epoch < epoch + 2 && world_.now() < give_up) {
+    world_.At(world_.now() + 500, [this, index, generation, epoch, give_up] {
+      ResumeWhenDue(index, generation, epoch, /*through_changes=*/true, give_up);
+    });
+    return;
+  }
+  network_.Isolate(index, false);
+  if (now_epoch >= epoch + 2) world_.stats().pauses_across_changes++;
+  History::Tags t;
+  world_.history().TagCluster(t, absl::StrCat("c", n.cluster));
+  world_.Trace(absl::StrCat("RESUME ", n.id, ": its cluster went from epoch ", epoch, " to ",
+                            now_epoch, " meanwhile"),
+               t, History::LineKind::kGlobal);
+  if (n.engine) ShowDown(index, false);
 }
 
 void Simulator::ScheduleFalseHint(TimeMs after) {
@@ -321,23 +613,32 @@ void Simulator::InjectMutationForTest(int node, const core::Mutation& mutation) 
 void Simulator::RunWorkload() {
   world_.Trace(absl::StrCat("BEGIN ", config().Reproducer()), {}, History::LineKind::kGlobal);
   for (SimNode& node : world_.nodes()) {
+    if (!node.joined) continue;  // a spare starts when it joins
     node.incarnation = 1;
     StartEngine(node);
   }
   workload_.Start();
-  if (config().fault.partition_every_ms > 0) {
-    network_.SchedulePartition(world_.Exponential(config().fault.partition_every_ms));
+  const FaultParams& f = config().fault;
+  if (f.partition_every_ms > 0) {
+    network_.SchedulePartition(world_.Exponential(f.partition_every_ms));
   }
-  if (config().fault.crash_every_ms > 0) {
-    ScheduleCrash(world_.Exponential(config().fault.crash_every_ms));
-  }
-  if (config().fault.crash_every_ms > 0 || config().fault.partition_every_ms > 0) {
+  if (f.crash_every_ms > 0) ScheduleCrash(world_.Exponential(f.crash_every_ms));
+  if (f.crash_every_ms > 0 || f.partition_every_ms > 0 || f.pause_every_ms > 0) {
     ScheduleFalseHint(world_.Exponential(4000));
   }
-  RunUntil(config().workload_max_ms, [this] { return workload_.finished(); });
+  ScheduleJoins();
+  if (f.change_every_ms > 0) ScheduleChange(world_.Exponential(f.change_every_ms));
+  if (f.pause_every_ms > 0) SchedulePause(world_.Exponential(f.pause_every_ms));
+  // Every spare joins, and the window passes, before the quiet phase.
+  RunUntil(config().workload_max_ms, [this] { return workload_.finished() && MembershipDone(); });
 }
 
 void Simulator::StartQuiet() {
+  // A spare that has not joined yet (the workload phase hit its time bound)
+  // joins now: the quiet phase must see every node.
+  for (const SimNode& node : world_.nodes()) {
+    if (!node.joined) Join(node.index);
+  }
   workload_.Stop();
   world_.StopFaults();
   network_.Heal();
@@ -353,7 +654,7 @@ bool Simulator::RunQuietMinorityDown(TimeMs minority_ms) {
   for (int c = 0; c < config().clusters; ++c) {
     std::vector<int> members, dead;
     for (const SimNode& node : world_.nodes()) {
-      if (node.cluster != c) continue;
+      if (node.cluster != c || !node.joined) continue;
       members.push_back(node.index);
       if (!node.engine) dead.push_back(node.index);
     }
@@ -420,8 +721,18 @@ void Simulator::RunProbe() {
   RunUntil(end, [this] { return workload_.pending() == 0; });
   if (stopped_) return;
   workload_.CheckProbe(probe);
-  // Let the probes' asynchronous commits land before the final checks.
-  RunUntil(world_.now() + 2 * config().call_deadline_ms, [] { return false; });
+  // Let the probes' asynchronous commits land before the final checks. A
+  // node that votes in no configuration (retired, or a learner) gets them
+  // only by catch-up: give it two rounds' worth too.
+  TimeMs settle = 2 * config().call_deadline_ms;
+  for (const SimNode& node : world_.nodes()) {
+    const core::Configuration* newest = world_.checker().Newest(absl::StrCat("c", node.cluster));
+    if (newest != nullptr && !newest->Has(node.id)) {
+      settle += 2 * config().catchup_interval_ms;
+      break;
+    }
+  }
+  RunUntil(world_.now() + settle, [] { return false; });
 }
 
 void Simulator::CheckFinal() {
@@ -465,6 +776,17 @@ SimResult Simulator::Result() const {
     result.stats.puts_joined += s.puts_joined;
     result.stats.catchup_rounds += s.catchup_rounds;
     result.stats.catchup_keys_pulled += s.catchup_keys_pulled;
+  }
+  const auto& configs = world_.checker().configurations();
+  for (const auto& [key, config] : configs) {
+    auto before = configs.find({key.first, key.second - 1});
+    if (key.second <= 1 || before == configs.end()) continue;
+    result.stats.epochs_gained++;
+    if (config.voters.size() > before->second.voters.size()) {
+      result.stats.promotions++;
+    } else {
+      result.stats.removals++;
+    }
   }
   return result;
 }

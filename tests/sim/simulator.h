@@ -1,15 +1,18 @@
 // Simulator: drives C clusters x N nodes of core::Engine over a simulated
 // network, disk and clock, with seeded faults (delay spread and reordering,
 // drop, duplicate delivery, partitions of single nodes, whole clusters or
-// random halves, crashes and restarts, slow storage), a client workload over
-// a small key space and the invariant Checker. Everything is a function of
+// random halves, crashes and restarts, slow storage, long pauses of single
+// nodes, and membership: spares that join and promote themselves, voters an
+// operator removes), a client workload over a small key space and the
+// invariant Checker. Everything is a function of
 // SimConfig: one event queue ordered by (virtual time, sequence) and one
 // seeded generator, so a seed replays bit for bit, and the history digest
 // (every event, client calls and answers included) proves it.
 //
 // The Simulator owns the run loop, the engines' lifecycle (start, crash,
-// restart, ticks), the phases and the wiring of engine effects to the
-// parts: SimNetwork (sim_network.h), SimDisk (sim_disk.h) and Workload
+// restart, ticks), the membership directory (the topology every engine is
+// shown, joins, operator changes), the phases and the wiring of engine
+// effects to the parts: SimNetwork (sim_network.h), SimDisk (sim_disk.h) and Workload
 // (workload.h), which share one World (sim_world.h).
 //
 //   SimConfig config = SimConfig::ForProfile("crash");
@@ -90,6 +93,7 @@ class Simulator {
   // take, so the checker must notice.
   void InjectMutationForTest(int node, const core::Mutation& mutation);
   const Checker& checker() const { return world_.checker(); }
+  const History& history() const { return world_.history(); }
   const core::MemoryState& store(int node) const { return disk_.store(node); }
   int node_count() const { return world_.node_count(); }
 
@@ -119,6 +123,35 @@ class Simulator {
   void ShowDown(int node, bool down);
   void ScheduleFalseHint(core::TimeMs after);
 
+  // The directory. The topology: every node that joined, a voter (or down)
+  // if its cluster's newest configuration any engine knows has it, else
+  // catching up — as nodes tell the directory whether they vote.
+  core::Topology BuildTopology() const;
+  // Shows every live engine the topology if it changed; true if it did.
+  bool PublishTopology();
+  // Membership faults: a spare joins (sometimes with a removal, a
+  // replacement, and another node of its cluster pausing through both); an
+  // operator removes a voter of `cluster` (if its newest configuration has
+  // more than 3); a node pauses.
+  void Join(int node);
+  void ScheduleJoins();
+  void ScheduleChange(core::TimeMs after);
+  void RequestRemoval(int cluster);
+  void OnChangeDone(int node, const core::ChangeDoneEffect& done);
+  void SchedulePause(core::TimeMs after);
+  // Cuts `node` off for a while (see FaultParams::pause_min_ms) or, when
+  // `through_changes`, at least until its cluster gained two epochs (within
+  // 3 pause_max_ms).
+  void Pause(int node, bool through_changes);
+  void ResumeWhenDue(int node, uint64_t generation, uint64_t epoch, bool through_changes,
+                     core::TimeMs give_up);
+  bool ClusterPaused(int cluster) const;
+  // Traces an engine's move to another epoch of its cluster and reports
+  // what it knows to the checker (invariant M).
+  void ObserveConfigurations(SimNode& node);
+  uint64_t NewestEpoch(int cluster) const;
+  bool MembershipDone() const;
+
   // Quiet phase: one node of every cluster down for `minority_ms`, then
   // invariant K; false if the run stopped.
   bool RunQuietMinorityDown(core::TimeMs minority_ms);
@@ -129,6 +162,11 @@ class Simulator {
   SimNetwork network_;
   Workload workload_;
   core::Topology topology_;
+  std::vector<bool> shown_down_;            // by node: the liveness hint
+  std::vector<uint64_t> traced_epoch_;      // by node: its cluster's epoch, last traced
+  std::vector<uint64_t> pause_generation_;  // by node: its pause, if cut off
+  uint64_t next_change_id_ = 1;
+  bool publish_scheduled_ = false;
   bool stopped_ = false;
   core::EngineStats dead_engines_;  // stats of engines lost in crashes, summed
 };

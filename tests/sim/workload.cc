@@ -15,12 +15,13 @@ Workload::Workload(World* world)
     : world_(*world),
       node_ops_(world->node_count()),
       client_seq_(world->config().clients, 0),
-      client_retry_(world->config().clients, std::nullopt) {}
+      client_retry_(world->config().clients, std::nullopt),
+      think_max_ms_(world->config().fault.think_max_ms > 0 ? world->config().fault.think_max_ms
+                                                           : world->config().think_max_ms) {}
 
 void Workload::Start() {
   for (int c = 0; c < world_.config().clients; ++c) {
-    world_.At(static_cast<TimeMs>(world_.Uniform(0, world_.config().think_max_ms)),
-              [this, c] { ClientNext(c); });
+    world_.At(static_cast<TimeMs>(world_.Uniform(0, think_max_ms_)), [this, c] { ClientNext(c); });
   }
 }
 
@@ -135,7 +136,7 @@ void Workload::OpFinished(int op) {
       (done.abandoned || (done.put && done.put->kind == core::PutOutcome::Kind::kUnavailable))) {
     PlanRetry(client, op);
   }
-  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, world_.config().think_max_ms)),
+  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, think_max_ms_)),
             [this, client] { ClientNext(client); });
 }
 
@@ -160,7 +161,7 @@ void Workload::ClientTimeout(int client, int op) {
   world_.history().TagClientKey(tags, o.key);
   world_.Trace(absl::StrCat("client", client, " gives up waiting for #", op + 1), tags);
   PlanRetry(client, op);
-  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, world_.config().think_max_ms)),
+  world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(0, think_max_ms_)),
             [this, client] { ClientNext(client); });
 }
 

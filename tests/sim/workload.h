@@ -71,6 +71,7 @@ class Workload {
   std::vector<int> op_client_;   // checker op index -> client; -1: probe or detached
   std::vector<int> op_attempt_;  // checker op index -> retries before it (puts)
   std::vector<std::optional<RetryPlan>> client_retry_;
+  core::TimeMs think_max_ms_;  // a client's pause between operations, at most
 };
 
 }  // namespace replicator::sim
