@@ -41,6 +41,7 @@ class Engine::Impl {
         catchup_(ctx_, replica_, recovery_, membership_) {
     recovery_.set_coordinator(&coordinator_);
     membership_.set_settled([this]() { return catchup_.settled(); });
+    membership_.set_caught_up([this]() { return catchup_.caught_up(); });
     membership_.set_on_epoch([this](TimeMs now) { catchup_.OnEpoch(now); });
   }
 

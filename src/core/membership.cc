@@ -142,10 +142,26 @@ bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
     own_[c.epoch] = c;
     durable_write_ = ctx_.Mutate(PutConfig{c});
   }
+  FillHistory(now);
   if (epoch() == before) return false;
   ctx_.stats().config_epoch = epoch();
   if (on_epoch_) on_epoch_(now);
   return true;
+}
+
+void Membership::FillHistory(TimeMs now) {
+  if (own_.empty() || own_.size() == epoch() || history_asked_ >= epoch()) return;
+  history_asked_ = epoch();
+  // Any voter of the newest epoch learned every epoch before it (it settled
+  // or was told them); ask each, the first answer fills the gaps.
+  const ConfigLearnRequest learn{Known()};
+  for (const PeerId& v : Current().voters) {
+    if (v == ctx_.self()) continue;
+    ctx_.Send(v, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
+      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+      if (own_.size() != epoch()) history_asked_ = 0;  // still missing: ask again at a tick
+    });
+  }
 }
 
 bool Membership::Votes(uint64_t epoch) const {
@@ -555,6 +571,7 @@ bool Membership::removed() const {
 // --- Time -----------------------------------------------------------------------
 
 void Membership::Tick(TimeMs now) {
+  FillHistory(now);
   if (proposer_ && proposer_->phase == Proposer::Phase::kWaiting && proposer_->retry_at <= now) {
     StartRound(now);
   }
@@ -568,10 +585,11 @@ std::optional<TimeMs> Membership::NextWakeup() const {
     if (proposer_->phase == Proposer::Phase::kWaiting) return proposer_->retry_at;
     return std::nullopt;
   }
-  // This node's own promotion: a learner of a configured cluster, caught up.
+  // This node's own promotion: a learner of a configured cluster, caught up
+  // (not merely settled, which the founding epoch always is).
   const Member* self = ctx_.topology().Find(ctx_.self());
   if (!ctx_.config().auto_promote || epoch() == 0 || Current().Has(ctx_.self()) || removed() ||
-      self == nullptr || self->cluster != ctx_.cluster() || !settled_ || !settled_()) {
+      self == nullptr || self->cluster != ctx_.cluster() || !caught_up_ || !caught_up_()) {
     return std::nullopt;
   }
   return promote_at_ == kUnseeded ? ctx_.now() : promote_at_;

@@ -48,6 +48,10 @@ class Membership {
   // True iff this node's cluster has settled (see CatchUp::settled) its
   // current epoch. Set once, before the first input.
   void set_settled(std::function<bool()> settled) { settled_ = std::move(settled); }
+  // True iff this node caught up from a majority of its cluster's current
+  // voters (CatchUp::caught_up): a learner proposes its promotion only then.
+  // Set once, before the first input.
+  void set_caught_up(std::function<bool()> caught_up) { caught_up_ = std::move(caught_up); }
   // Runs when this node's cluster moves to a newer epoch. Set once.
   void set_on_epoch(std::function<void(TimeMs)> on_epoch) { on_epoch_ = std::move(on_epoch); }
 
@@ -156,6 +160,7 @@ class Membership {
 
   Context& ctx_;
   std::function<bool()> settled_;
+  std::function<bool()> caught_up_;
   std::function<void(TimeMs)> on_epoch_;
   std::map<uint64_t, Configuration> own_;        // this cluster, by epoch
   std::map<ClusterId, Configuration> others_;    // newest of each other cluster
@@ -164,6 +169,12 @@ class Membership {
   std::optional<Proposer> proposer_;
   // The epoch each lagging peer was last told of, so it is told once.
   std::map<PeerId, uint64_t> told_;
+  // The newest epoch whose missing predecessors were asked for.
+  uint64_t history_asked_ = 0;
+  // Asks the current voters for this cluster's whole history when epochs
+  // before the newest are missing (adopted second-hand, from a node of
+  // another cluster, which knows only the newest).
+  void FillHistory(TimeMs now);
   TimeMs promote_at_ = kUnseeded;
 };
 

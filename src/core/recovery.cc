@@ -234,18 +234,21 @@ void Recovery::SendResolve(const ProposalId& p, TimeMs now) {
 void Recovery::OnResolveReply(const ProposalId& p, const PeerId& peer, Response&& r, TimeMs now) {
   auto it = resolves_.find(p);
   if (it == resolves_.end()) return;
-  if (auto* rr = std::get_if<ResolveResponse>(&r)) {
+  auto* rr = std::get_if<ResolveResponse>(&r);
+  if (rr != nullptr && rr->decision) {
     FinishResolve(p, rr->decision, rr->reason, now);
     return;
   }
+  // No decision from this one (unreachable, no majority there, or it does
+  // not know p's epoch yet): the next candidate may do better.
   Resolve& cur = it->second;
   if (++cur.next < cur.candidates.size()) {
     SendResolve(p, now);
     return;
   }
   FinishResolve(p, std::nullopt,
-                absl::StrCat("no node of the coordinator's cluster answered resolve of ",
-                             p.ToString(), "; last: ", peer, ": ", ReasonOf(r)),
+                absl::StrCat("no node of the coordinator's cluster resolved ", p.ToString(),
+                             "; last: ", peer, ": ", rr != nullptr ? rr->reason : ReasonOf(r)),
                 now);
 }
 

@@ -198,6 +198,10 @@ std::vector<Reservation> Replica::Reservations() const {
   std::vector<Reservation> out;
   out.reserve(reservations_.size());
   for (const auto& [key, e] : reservations_) out.push_back(e.reservation);
+  // In key order: the hash map's order differs between processes, and a
+  // simulated run must replay exactly.
+  std::sort(out.begin(), out.end(),
+            [](const Reservation& a, const Reservation& b) { return a.key < b.key; });
   return out;
 }
 

@@ -48,9 +48,11 @@ size_t AnswerKind(const core::Request& request) {
         } else if constexpr (std::is_same_v<Q, core::ConfigPrepareRequest> ||
                              std::is_same_v<Q, core::ConfigAcceptRequest>) {
           return IndexOf<R, core::ConfigVoteResponse>();
-        } else {
-          static_assert(std::is_same_v<Q, core::ConfigLearnRequest>);
+        } else if constexpr (std::is_same_v<Q, core::ConfigLearnRequest>) {
           return IndexOf<R, core::ConfigLearnResponse>();
+        } else {
+          static_assert(std::is_same_v<Q, core::ChangeRequest>);
+          return IndexOf<R, core::ChangeResponse>();
         }
       },
       request);
