@@ -570,17 +570,46 @@ bool Membership::removed() const {
 
 // --- Time -----------------------------------------------------------------------
 
+void Membership::Gossip(TimeMs now) {
+  const TimeMs every = ctx_.config().catchup_interval_ms;
+  if (every <= 0) return;
+  if (gossip_at_ == kUnseeded) gossip_at_ = now + every;
+  if (gossip_at_ > now) return;
+  gossip_at_ = now + every;
+  std::map<ClusterId, std::vector<PeerId>> others;
+  for (const Member& m : ctx_.topology().members) {
+    if (m.cluster != ctx_.cluster()) others[m.cluster].push_back(m.id);
+  }
+  const ConfigLearnRequest learn{Known()};
+  for (const auto& [cluster, members] : others) {
+    const PeerId& to = members[ctx_.rng()() % members.size()];
+    ctx_.Send(to, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
+      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+    });
+  }
+}
+
 void Membership::Tick(TimeMs now) {
   FillHistory(now);
+  Gossip(now);
   if (proposer_ && proposer_->phase == Proposer::Phase::kWaiting && proposer_->retry_at <= now) {
     StartRound(now);
   }
-  if (std::optional<TimeMs> at = NextWakeup(); at && *at <= now && !proposer_) {
+  if (std::optional<TimeMs> at = ChangeWakeup(); at && *at <= now && !proposer_) {
     ChangeHere(MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false}, nullptr, now);
   }
 }
 
 std::optional<TimeMs> Membership::NextWakeup() const {
+  std::optional<TimeMs> gossip;
+  if (gossip_at_ != kUnseeded) gossip = gossip_at_;
+  std::optional<TimeMs> change = ChangeWakeup();
+  if (!gossip) return change;
+  if (!change) return gossip;
+  return std::min(*gossip, *change);
+}
+
+std::optional<TimeMs> Membership::ChangeWakeup() const {
   if (proposer_) {
     if (proposer_->phase == Proposer::Phase::kWaiting) return proposer_->retry_at;
     return std::nullopt;

@@ -106,6 +106,8 @@ class Membership {
   // Retries a change's round and proposes this node's own promotion when due.
   void Tick(TimeMs now);
   std::optional<TimeMs> NextWakeup() const;
+  // The next retry of a change's round, or this node's own promotion.
+  std::optional<TimeMs> ChangeWakeup() const;
 
   // True iff some configuration of this cluster known here had this node as
   // a voter and the newest does not: it was removed, and never proposes its
@@ -175,6 +177,11 @@ class Membership {
   // before the newest are missing (adopted second-hand, from a node of
   // another cluster, which knows only the newest).
   void FillHistory(TimeMs now);
+  // Every catch-up interval: tells one member of each other cluster what
+  // this node knows and learns what it knows, so that every node converges
+  // on every cluster's newest configuration (member list shows them).
+  void Gossip(TimeMs now);
+  TimeMs gossip_at_ = kUnseeded;
   TimeMs promote_at_ = kUnseeded;
 };
 
