@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -19,9 +21,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -203,8 +202,8 @@ struct Command {
                "ROLE", "LIVENESS", "PEER ID", "ADDRESS");
     for (const auto& m : r->members) {
       const replicator::Configuration* c = config_of(m.cluster);
-      const bool voter = c != nullptr && std::find(c->voters.begin(), c->voters.end(), m.id) !=
-                                             c->voters.end();
+      const bool voter =
+          c != nullptr && std::find(c->voters.begin(), c->voters.end(), m.id) != c->voters.end();
       const std::string epoch = c != nullptr ? std::to_string(c->epoch) : "-";
       const char* liveness = m.state == "down" ? "down" : "up";
       fmt::print("{:<{}}  {:<5}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, epoch,
@@ -229,8 +228,10 @@ struct Command {
       r = co_await client.RemoveMember(std::move(target), force);
     }
     if (!r.ok()) {
-      fmt::print(stderr, "replicator: member {} failed: {}; list the members to see whether it "
-                 "was applied\n", sub, std::string(r.status().message()));
+      fmt::print(stderr,
+                 "replicator: member {} failed: {}; list the members to see whether it "
+                 "was applied\n",
+                 sub, std::string(r.status().message()));
       co_return kUnavailable;
     }
     using K = replicator::MemberChangeResult::Kind;
@@ -278,9 +279,10 @@ struct Command {
     }
     if (!s.configurations.empty() && s.configurations.front().cluster == s.self.cluster) {
       const replicator::Configuration& c = s.configurations.front();
-      fmt::print("config    epoch {} of cluster {}: {} voters; {} changes made here, {} requests "
-                 "refused for another epoch\n",
-                 c.epoch, c.cluster, c.voters.size(), s.config_changes, s.stale_epoch_refusals);
+      fmt::print(
+          "config    epoch {} of cluster {}: {} voters; {} changes made here, {} requests "
+          "refused for another epoch\n",
+          c.epoch, c.cluster, c.voters.size(), s.config_changes, s.stale_epoch_refusals);
     } else {
       fmt::print("config    cluster {} is not founded yet\n", s.self.cluster);
     }

@@ -267,9 +267,11 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
 
 namespace {
 
-asio::awaitable<absl::StatusOr<MemberChangeResult>> ChangeMember(
-    wire::KeyValue::Client& key_value, std::chrono::milliseconds timeout,
-    wire::MemberChange::Kind kind, const std::string& peer, bool force) {
+asio::awaitable<absl::StatusOr<MemberChangeResult>> ChangeMember(wire::KeyValue::Client& key_value,
+                                                                 std::chrono::milliseconds timeout,
+                                                                 wire::MemberChange::Kind kind,
+                                                                 const std::string& peer,
+                                                                 bool force) {
   auto req = key_value.changeMemberRequest();
   auto change = req.initChange();
   change.setKind(kind);

@@ -205,11 +205,12 @@ void CatchUp::OnResolved(uint64_t round, const Reservation& r, std::optional<Dec
   if (*d != Decision::kCommit) return;
   if (std::optional<Replica::Committed> c = replica_.LookupCommitted(r.key)) {
     if (c->value != r.value) {
-      ctx_.ReportViolation(r.key, absl::StrCat("catch-up learned that proposal ",
-                                               r.proposal.ToString(), " committed a value of ",
-                                               r.value.size(), " bytes but the key is committed "
-                                               "here with another value of ",
-                                               c->value.size(), " bytes"));
+      ctx_.ReportViolation(r.key,
+                           absl::StrCat("catch-up learned that proposal ", r.proposal.ToString(),
+                                        " committed a value of ", r.value.size(),
+                                        " bytes but the key is committed "
+                                        "here with another value of ",
+                                        c->value.size(), " bytes"));
     }
     round_->last_write = std::max(round_->last_write, c->pending_write);
     return;

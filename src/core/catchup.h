@@ -13,8 +13,8 @@
 
 #include <cstdint>
 #include <deque>
-#include <optional>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "core/context.h"

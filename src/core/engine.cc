@@ -128,9 +128,8 @@ class Engine::Impl {
 
   std::optional<TimeMs> NextWakeup() const {
     std::optional<TimeMs> next;
-    for (std::optional<TimeMs> t :
-         {coordinator_.NextRetry(), replica_.NextRecovery(), catchup_.NextRound(),
-          membership_.NextWakeup()}) {
+    for (std::optional<TimeMs> t : {coordinator_.NextRetry(), replica_.NextRecovery(),
+                                    catchup_.NextRound(), membership_.NextWakeup()}) {
       if (t && (!next || *t < *next)) next = t;
     }
     return next;
@@ -185,9 +184,7 @@ void Engine::ChangeMembership(uint64_t change_id, MembershipChange change, TimeM
 
 const Configuration& Engine::configuration() const { return impl_->membership_.Current(); }
 
-std::vector<Configuration> Engine::configurations() const {
-  return impl_->membership_.Known();
-}
+std::vector<Configuration> Engine::configurations() const { return impl_->membership_.Known(); }
 
 const Topology& Engine::topology() const { return impl_->ctx_.topology(); }
 

@@ -23,15 +23,13 @@ const Configuration& NoConfiguration() {
 }
 
 bool Sorted(const std::vector<PeerId>& v) {
-  return std::is_sorted(v.begin(), v.end()) &&
-         std::adjacent_find(v.begin(), v.end()) == v.end();
+  return std::is_sorted(v.begin(), v.end()) && std::adjacent_find(v.begin(), v.end()) == v.end();
 }
 
 // The peers in exactly one of `a` and `b` (both sorted).
 size_t Difference(const std::vector<PeerId>& a, const std::vector<PeerId>& b) {
   std::vector<PeerId> diff;
-  std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(),
-                                std::back_inserter(diff));
+  std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(diff));
   return diff.size();
 }
 
@@ -199,8 +197,7 @@ void Membership::OnTopology(TimeMs now) { Learn(ctx_.topology().founding, now); 
 
 // --- Acceptor -----------------------------------------------------------------
 
-std::optional<ConfigVoteResponse> Membership::CannotVote(const ClusterId& cluster,
-                                                         uint64_t target,
+std::optional<ConfigVoteResponse> Membership::CannotVote(const ClusterId& cluster, uint64_t target,
                                                          const std::vector<Configuration>& known,
                                                          TimeMs now) {
   ConfigVoteResponse no;
@@ -240,8 +237,7 @@ ConfigAcceptorRecord& Membership::Record(uint64_t epoch) {
   return r;
 }
 
-void Membership::RespondDurably(uint64_t inbound_id, ConfigVoteResponse response,
-                                uint64_t write) {
+void Membership::RespondDurably(uint64_t inbound_id, ConfigVoteResponse response, uint64_t write) {
   // Writes become durable in order: the later of the two covers both.
   ctx_.AfterWrite(std::max(write, durable_write_),
                   [this, inbound_id, response = std::move(response)]() mutable {
@@ -271,8 +267,7 @@ void Membership::HandlePrepare(uint64_t inbound_id, const ConfigPrepareRequest& 
   RespondDurably(inbound_id, std::move(resp), write);
 }
 
-void Membership::HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& request,
-                              TimeMs now) {
+void Membership::HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& request, TimeMs now) {
   if (std::optional<ConfigVoteResponse> no =
           CannotVote(request.cluster, request.epoch, request.known, now)) {
     RespondDurably(inbound_id, std::move(*no), 0);
@@ -302,8 +297,7 @@ void Membership::HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& re
   RespondDurably(inbound_id, std::move(resp), write);
 }
 
-void Membership::HandleLearn(uint64_t inbound_id, const ConfigLearnRequest& request,
-                             TimeMs now) {
+void Membership::HandleLearn(uint64_t inbound_id, const ConfigLearnRequest& request, TimeMs now) {
   Learn(request.known, now);
   AfterDurable([this, inbound_id]() { ctx_.Respond(inbound_id, ConfigLearnResponse{Known()}); });
 }
@@ -320,8 +314,8 @@ void Membership::Change(const MembershipChange& change, ChangeFn done, TimeMs no
   }
   if (!cluster) {
     done(ChangeOutcome{ChangeOutcome::Kind::kInvalidArgument,
-                       absl::StrCat("peer ", change.peer, " is not a member of any cluster known at ",
-                                    ctx_.self()),
+                       absl::StrCat("peer ", change.peer,
+                                    " is not a member of any cluster known at ", ctx_.self()),
                        Current()});
     return;
   }
@@ -338,15 +332,16 @@ void Membership::ChangeThere(const ClusterId& cluster, std::vector<PeerId> voter
                              const MembershipChange& change, ChangeFn done, TimeMs now) {
   if (next >= voters.size()) {
     done(ChangeOutcome{ChangeOutcome::Kind::kUnavailable,
-                       absl::StrCat("no voter of cluster ", cluster, " answered the change"), {}});
+                       absl::StrCat("no voter of cluster ", cluster, " answered the change"),
+                       {}});
     return;
   }
   const PeerId to = voters[next];
   // The voter may take every round of its change, and the call's own time.
   const TimeMs deadline = now + (kChangeDeadlineCalls + 1) * ctx_.config().call_deadline_ms;
   ctx_.Send(to, ChangeRequest{change}, deadline,
-            [this, cluster, voters = std::move(voters), next, change,
-             done = std::move(done)](Response&& r, TimeMs t) mutable {
+            [this, cluster, voters = std::move(voters), next, change, done = std::move(done)](
+                Response&& r, TimeMs t) mutable {
               if (auto* cr = std::get_if<ChangeResponse>(&r)) {
                 Learn({cr->outcome.config}, t);
                 done(std::move(cr->outcome));
@@ -448,8 +443,9 @@ void Membership::OnPrepareReply(uint64_t round, Response&& r, TimeMs now) {
   const ConfigAcceptRequest accept{ctx_.cluster(), op.base.epoch + 1, op.ballot, op.value,
                                    OwnHistory()};
   for (const PeerId& v : op.base.voters) {
-    ctx_.Send(v, accept, now + ctx_.config().call_deadline_ms,
-              [this, round](Response&& reply, TimeMs t) { OnAcceptReply(round, std::move(reply), t); });
+    ctx_.Send(
+        v, accept, now + ctx_.config().call_deadline_ms,
+        [this, round](Response&& reply, TimeMs t) { OnAcceptReply(round, std::move(reply), t); });
   }
 }
 
@@ -480,8 +476,8 @@ void Membership::Refused(const ConfigVoteResponse* vr, const Response& r, TimeMs
       Finish(ChangeOutcome{ChangeOutcome::Kind::kOk, {}, *chosen}, now);
     } else {
       Finish(ChangeOutcome{ChangeOutcome::Kind::kBusy,
-                           absl::StrCat("cluster ", ctx_.cluster(), " moved to epoch ",
-                                        epoch(), " by another change; retry against it"),
+                           absl::StrCat("cluster ", ctx_.cluster(), " moved to epoch ", epoch(),
+                                        " by another change; retry against it"),
                            Current()},
              now);
     }
@@ -489,8 +485,8 @@ void Membership::Refused(const ConfigVoteResponse* vr, const Response& r, TimeMs
   }
   if (vr != nullptr && vr->kind == ConfigVoteResponse::Kind::kRejected) {
     op.max_round_seen = std::max(op.max_round_seen, vr->higher.round);
-    op.last_error = absl::StrCat("ballot round ", vr->higher.round, " was promised to ",
-                                 vr->higher.proposer);
+    op.last_error =
+        absl::StrCat("ballot round ", vr->higher.round, " was promised to ", vr->higher.proposer);
   } else if (vr != nullptr) {
     op.last_error = vr->reason;
   } else {

@@ -139,8 +139,7 @@ class Membership {
   // The acceptor's check before it votes on config(cluster, epoch); empty
   // when it may vote, else why not (a ConfigVoteResponse to send).
   std::optional<ConfigVoteResponse> CannotVote(const ClusterId& cluster, uint64_t epoch,
-                                               const std::vector<Configuration>& known,
-                                               TimeMs now);
+                                               const std::vector<Configuration>& known, TimeMs now);
   ConfigAcceptorRecord& Record(uint64_t epoch);
   // Runs `change` of this node's cluster.
   void ChangeHere(const MembershipChange& change, ChangeFn done, TimeMs now);
@@ -164,10 +163,10 @@ class Membership {
   std::function<bool()> settled_;
   std::function<bool()> caught_up_;
   std::function<void(TimeMs)> on_epoch_;
-  std::map<uint64_t, Configuration> own_;        // this cluster, by epoch
-  std::map<ClusterId, Configuration> others_;    // newest of each other cluster
+  std::map<uint64_t, Configuration> own_;              // this cluster, by epoch
+  std::map<ClusterId, Configuration> others_;          // newest of each other cluster
   std::map<uint64_t, ConfigAcceptorRecord> acceptor_;  // this cluster's registers
-  uint64_t durable_write_ = 0;  // the newest PutConfig write
+  uint64_t durable_write_ = 0;                         // the newest PutConfig write
   std::optional<Proposer> proposer_;
   // The epoch each lagging peer was last told of, so it is told once.
   std::map<PeerId, uint64_t> told_;

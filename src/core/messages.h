@@ -151,10 +151,10 @@ struct ChangeRequest {
   MembershipChange change;
 };
 
-using Request = std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest,
-                             ReadRequest, ResolveRequest, DigestRequest, PullRequest,
-                             ConfigPrepareRequest, ConfigAcceptRequest, ConfigLearnRequest,
-                             ChangeRequest>;
+using Request =
+    std::variant<HandleRequest, ForwardRequest, AcceptRequest, PrepareRequest, ReadRequest,
+                 ResolveRequest, DigestRequest, PullRequest, ConfigPrepareRequest,
+                 ConfigAcceptRequest, ConfigLearnRequest, ChangeRequest>;
 
 // --- Responses --------------------------------------------------------------
 
@@ -223,10 +223,10 @@ struct ConfigVoteResponse {
     kNotReady,  // the acceptor cannot vote yet (`reason`: e.g. settling)
   };
   Kind kind = Kind::kNotReady;
-  Ballot higher;                          // kRejected
+  Ballot higher;                           // kRejected
   std::optional<ConfigAccepted> accepted;  // kGranted to a prepare
-  std::vector<Configuration> known;       // kChosen
-  std::string reason;                     // kNotReady
+  std::vector<Configuration> known;        // kChosen
+  std::string reason;                      // kNotReady
 };
 struct ConfigLearnResponse {
   std::vector<Configuration> known;
@@ -243,8 +243,7 @@ struct Unreachable {
 
 using Response = std::variant<HandleResponse, ForwardResponse, AcceptResponse, PrepareResponse,
                               ReadResponse, ResolveResponse, DigestResponse, PullResponse,
-                              ConfigVoteResponse, ConfigLearnResponse, ChangeResponse,
-                              Unreachable>;
+                              ConfigVoteResponse, ConfigLearnResponse, ChangeResponse, Unreachable>;
 
 // --- Durable state ----------------------------------------------------------
 

@@ -31,7 +31,8 @@ void Reader::StartReads(uint64_t get_id, Key key, int attempt, TimeMs now) {
   const Configuration& config = membership_.Current();
   if (config.epoch == 0) {
     ctx_.Emit(GetDoneEffect{
-        get_id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
+        get_id, GetOutcome{GetOutcome::Kind::kUnavailable,
+                           {},
                            absl::StrCat("cluster ", ctx_.cluster(), " is not founded yet")}});
     return;
   }

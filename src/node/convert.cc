@@ -1,11 +1,11 @@
 #include "node/convert.h"
 
+#include <kj/debug.h>
+
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
-
-#include <kj/debug.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -40,8 +40,7 @@ std::vector<core::PeerId> VotersFromWire(capnp::List<capnp::Text>::Reader voters
   return out;
 }
 
-void VotersToWire(const std::vector<core::PeerId>& voters,
-                  capnp::List<capnp::Text>::Builder out) {
+void VotersToWire(const std::vector<core::PeerId>& voters, capnp::List<capnp::Text>::Builder out) {
   for (size_t i = 0; i < voters.size(); ++i) out.set(i, voters[i]);
 }
 
@@ -671,7 +670,8 @@ void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder ou
   for (size_t i = 0; i < r.buckets.size(); ++i) buckets.set(i, r.buckets[i]);
   out.setEpoch(r.epoch);
   auto reservations = out.initReservations(r.reservations.size());
-  for (size_t i = 0; i < r.reservations.size(); ++i) ReservationToWire(r.reservations[i], reservations[i]);
+  for (size_t i = 0; i < r.reservations.size(); ++i)
+    ReservationToWire(r.reservations[i], reservations[i]);
 }
 
 core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {

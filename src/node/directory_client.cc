@@ -1,14 +1,14 @@
 #include "node/directory_client.h"
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <utility>
+#include <kj/exception.h>
 
+#include <algorithm>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <kj/exception.h>
+#include <chrono>
+#include <cstdio>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -110,9 +110,9 @@ asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
   std::vector<core::Member> members = FromWire(reply->getMembers());
   absl::StatusOr<std::vector<core::Configuration>> founding = FoundingFromWire(*reply);
   if (!founding.ok()) {
-    co_return absl::UnavailableError(absl::StrCat("bootstrap peer ", options.bootstrap,
-                                                  " sent a malformed founding configuration: ",
-                                                  founding.status().message()));
+    co_return absl::UnavailableError(
+        absl::StrCat("bootstrap peer ", options.bootstrap,
+                     " sent a malformed founding configuration: ", founding.status().message()));
   }
   const MapVersion version{reply->getDirectory(), reply->getVersion()};
   directory_connection_ = std::move(*connection);

@@ -5,11 +5,10 @@
 // feeds OnMembers directly. Owned by Node::Impl; reactor thread only.
 #pragma once
 
+#include <asio/awaitable.hpp>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include <asio/awaitable.hpp>
 
 #include "absl/status/status.h"
 #include "core/engine.h"

@@ -1,14 +1,13 @@
 #include "node/directory_service.h"
 
 #include <algorithm>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <cstdio>
 #include <random>
 #include <set>
 #include <utility>
-
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -119,8 +118,8 @@ absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member me
   // directory only shows them.
   member.state = RegisteredState(founding_, member);
   if (absl::Status s = Register(std::move(member), std::move(watcher)); !s.ok()) {
-    return absl::UnavailableError(absl::StrCat("the directory cannot record the join: ",
-                                               s.message()));
+    return absl::UnavailableError(
+        absl::StrCat("the directory cannot record the join: ", s.message()));
   }
   return Members();
 }

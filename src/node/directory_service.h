@@ -8,14 +8,13 @@
 // thread only.
 #pragma once
 
+#include <asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include <asio/awaitable.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/engine.h"
@@ -85,7 +84,7 @@ class DirectoryService {
   MapVersion version_;  // directory: random per run; version: one per Broadcast
   std::map<core::PeerId, Registration> registry_;
   std::vector<core::Configuration> founding_;  // ordered by cluster; each named once
-  std::string persisted_;  // the membership file's contents as last written
+  std::string persisted_;                      // the membership file's contents as last written
 };
 
 }  // namespace replicator::node

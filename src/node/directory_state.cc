@@ -104,7 +104,7 @@ core::PeerState RegisteredState(const std::vector<core::Configuration>& founding
     if (c.cluster != joining.cluster) continue;
     bool founder = std::binary_search(c.voters.begin(), c.voters.end(), joining.id);
     return founder || joining.state == core::PeerState::kVoter ? core::PeerState::kVoter
-                                                                : core::PeerState::kCatchingUp;
+                                                               : core::PeerState::kCatchingUp;
   }
   return core::PeerState::kVoter;
 }

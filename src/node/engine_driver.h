@@ -5,6 +5,8 @@
 // the reactor; everything else is reactor thread only. Owned by Node::Impl.
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -12,9 +14,6 @@
 #include <optional>
 #include <utility>
 #include <vector>
-
-#include <asio/awaitable.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"

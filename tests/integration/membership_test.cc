@@ -153,7 +153,8 @@ TEST_F(MembershipTest, OperatorCommandsAnswerLikeEtcdctl) {
   EXPECT_TRUE(absl::StrContains(first.out, "epoch 3")) << first.out;
   CommandResult refused = Cli({"--node=" + at, "member", "remove", rows[2].id});
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c1 with 2 voters")) << refused.err;
+  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c1 with 2 voters"))
+      << refused.err;
   CommandResult forced = Cli({"--node=" + at, "member", "remove", rows[2].id, "--force"});
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_TRUE(absl::StrContains(forced.out, "epoch 4")) << forced.out;

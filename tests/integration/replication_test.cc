@@ -307,7 +307,8 @@ TEST_F(ReplicationTest, MemberListShowsRolesAndLiveness) {
   ASSERT_FALSE(killed_id.empty());
   CommandResult refused = Cli({"--node=" + at, "member", "remove", killed_id});
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
-  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c2 with 2 voters")) << refused.err;
+  EXPECT_TRUE(absl::StrContains(refused.err, "would leave cluster c2 with 2 voters"))
+      << refused.err;
 }
 
 TEST_F(ReplicationTest, BadInputIsRefusedAndTheNodeKeepsServing) {

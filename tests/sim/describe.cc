@@ -97,8 +97,7 @@ std::string Describe(const Request& r) {
           return absl::StrCat("Pull bucket=", q.bucket, " after=", Quote(q.after),
                               " max_bytes=", q.max_bytes);
         } else if constexpr (std::is_same_v<Q, ConfigPrepareRequest>) {
-          return absl::StrCat("ConfigPrepare ", q.cluster, "@", q.epoch, " b=",
-                              Describe(q.ballot));
+          return absl::StrCat("ConfigPrepare ", q.cluster, "@", q.epoch, " b=", Describe(q.ballot));
         } else if constexpr (std::is_same_v<Q, ConfigAcceptRequest>) {
           return absl::StrCat("ConfigAccept ", q.cluster, "@", q.epoch, " b=", Describe(q.ballot),
                               " {", absl::StrJoin(q.voters, ","), "}");
@@ -172,11 +171,11 @@ std::string Describe(const Response& r) {
         } else if constexpr (std::is_same_v<S, ConfigVoteResponse>) {
           switch (s.kind) {
             case ConfigVoteResponse::Kind::kGranted:
-              return absl::StrCat("ConfigVote granted",
-                                  s.accepted ? absl::StrCat(" accepted=", Describe(s.accepted->ballot),
-                                                            "{", absl::StrJoin(s.accepted->voters, ","),
-                                                            "}")
-                                             : std::string());
+              return absl::StrCat(
+                  "ConfigVote granted",
+                  s.accepted ? absl::StrCat(" accepted=", Describe(s.accepted->ballot), "{",
+                                            absl::StrJoin(s.accepted->voters, ","), "}")
+                             : std::string());
             case ConfigVoteResponse::Kind::kRejected:
               return absl::StrCat("ConfigVote rejected higher=", Describe(s.higher));
             case ConfigVoteResponse::Kind::kChosen:

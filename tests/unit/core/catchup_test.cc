@@ -26,7 +26,6 @@ void CommitAt(Pump& pump, const std::vector<PeerId>& peers, const Key& key, cons
   pump.Run();
 }
 
-
 std::vector<SendEffect> Sends(std::vector<Effect> effects) {
   std::vector<SendEffect> out;
   for (Effect& fx : effects) {

@@ -251,7 +251,8 @@ TEST(CoordinatorTest, ASilentRepresentativeTimesOutInTimeForTheNext) {
   std::vector<Vote> votes;
   for (const char* b : {"b1", "b2", "b3"}) votes.push_back(OkVote(b, "b"));
   now = 1520;
-  a1.OnResponse(forwards()[1].call_id, ForwardResponse{votes, Configuration{"b", 1, {"b1", "b2", "b3"}}}, now);
+  a1.OnResponse(forwards()[1].call_id,
+                ForwardResponse{votes, Configuration{"b", 1, {"b1", "b2", "b3"}}}, now);
   drive();
   // The first one's deadline passes later; it changes nothing.
   now = 2000;

@@ -21,8 +21,8 @@ inline const std::map<ClusterId, std::vector<PeerId>> kTwoByThree = {{"a", {"a1"
 inline const std::vector<PeerId> kAll = {"a1", "a2", "a3", "b1", "b2", "b3"};
 
 inline std::string MutationName(const Mutation& m) {
-  static const char* kNames[] = {"PutReservation", "DeleteReservation", "PutCommitted",
-                                 "PutAcceptor",    "DeleteAcceptor",    "PutConfig",
+  static const char* kNames[] = {"PutReservation",   "DeleteReservation", "PutCommitted",
+                                 "PutAcceptor",      "DeleteAcceptor",    "PutConfig",
                                  "PutConfigAcceptor"};
   return kNames[m.index()];
 }

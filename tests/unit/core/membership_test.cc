@@ -42,7 +42,10 @@ TEST(MembershipTest, ProposeChangeAllowsOneVoterAtATime) {
       {"remove a non-voter", three, Remove("a5"), {}, "not a voter of cluster a"},
       {"remove below three", three, Remove("a1"), {}, "would leave cluster a with 2 voters"},
       {"remove below three, forced", three, Remove("a1", true), {"a2", "a3"}, ""},
-      {"remove the last voter", Configuration{"a", 9, {"a1"}}, Remove("a1", true), {},
+      {"remove the last voter",
+       Configuration{"a", 9, {"a1"}},
+       Remove("a1", true),
+       {},
        "last voter"},
       {"no configuration", Configuration{"a", 0, {}}, Add("a4"), {}, "no configuration yet"},
   };
@@ -111,8 +114,7 @@ TEST(MembershipTest, ChangesTheRulesRefuseAreClearErrors) {
   pump.ChangeMembership("a1", 3, Add("a2"));
   pump.Run();
   EXPECT_EQ(pump.changes[1].kind, ChangeOutcome::Kind::kInvalidArgument);
-  EXPECT_NE(pump.changes[1].message.find("would leave cluster a with 2 voters"),
-            std::string::npos)
+  EXPECT_NE(pump.changes[1].message.find("would leave cluster a with 2 voters"), std::string::npos)
       << pump.changes[1].message;
   EXPECT_EQ(pump.changes[2].kind, ChangeOutcome::Kind::kInvalidArgument);
   EXPECT_EQ(pump.changes[3].kind, ChangeOutcome::Kind::kInvalidArgument);
@@ -228,12 +230,10 @@ TEST(MembershipTest, AnAcceptorRefusesMoreThanOneVoterOfChange) {
       one.Settle(ConfigAcceptRequest{"a", 2, Ballot{1, "a2"}, {"a1", "a2", "a3", "a4"}, {}}));
   EXPECT_EQ(r.kind, ConfigVoteResponse::Kind::kGranted);
   // A lower ballot is refused after that.
-  r = std::get<ConfigVoteResponse>(
-      one.Settle(ConfigPrepareRequest{"a", 2, Ballot{0, "a3"}, {}}));
+  r = std::get<ConfigVoteResponse>(one.Settle(ConfigPrepareRequest{"a", 2, Ballot{0, "a3"}, {}}));
   EXPECT_EQ(r.kind, ConfigVoteResponse::Kind::kRejected);
   // A higher one is promised and told what was accepted.
-  r = std::get<ConfigVoteResponse>(
-      one.Settle(ConfigPrepareRequest{"a", 2, Ballot{2, "a3"}, {}}));
+  r = std::get<ConfigVoteResponse>(one.Settle(ConfigPrepareRequest{"a", 2, Ballot{2, "a3"}, {}}));
   ASSERT_EQ(r.kind, ConfigVoteResponse::Kind::kGranted);
   ASSERT_TRUE(r.accepted.has_value());
   EXPECT_EQ(r.accepted->voters, (std::vector<PeerId>{"a1", "a2", "a3", "a4"}));

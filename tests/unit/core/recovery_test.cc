@@ -17,7 +17,6 @@ using testing::Pump;
 using testing::Strand;
 const ProposalId kP{"a2", 1, 1, 100, 1};
 
-
 TEST(RecoveryTest, LeaseRecoveryAbortsAReservationNobodyDecided) {
   Pump pump(kTwoByThree);
   const ProposalId p{"a1", 1, 77, 0, 1};

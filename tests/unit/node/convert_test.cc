@@ -107,8 +107,8 @@ TEST(ConvertTest, EveryConfigurationCallRoundTrips) {
   {
     auto r = std::get<core::ConfigLearnRequest>(RoundTrip(core::ConfigLearnRequest{{kC2, kC0}}));
     EXPECT_TRUE(r.known == (std::vector<core::Configuration>{kC2, kC0}));
-    EXPECT_TRUE(std::get<core::ConfigLearnRequest>(RoundTrip(core::ConfigLearnRequest{}))
-                    .known.empty());
+    EXPECT_TRUE(
+        std::get<core::ConfigLearnRequest>(RoundTrip(core::ConfigLearnRequest{})).known.empty());
   }
 }
 
@@ -236,8 +236,7 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     EXPECT_EQ(r.reason, "settling epoch 4");
   }
   {
-    auto r = std::get<core::ConfigLearnResponse>(
-        RoundTrip(core::ConfigLearnResponse{{kC0, kC2}}));
+    auto r = std::get<core::ConfigLearnResponse>(RoundTrip(core::ConfigLearnResponse{{kC0, kC2}}));
     EXPECT_TRUE(r.known == (std::vector<core::Configuration>{kC0, kC2}));
   }
   // A call that could not be answered travels as `failed` and comes back as

@@ -67,8 +67,7 @@ TEST(DirectoryStateTest, ADownVoterIsSavedAsAVoter) {
 
 TEST(DirectoryStateTest, MalformedFilesAreRefusedNamingTheLine) {
   const std::string header = "replicator-membership 2\n";
-  const std::string eu =
-      "12D3KooWa eu a:1 voter\n12D3KooWb eu b:1 voter\n12D3KooWc eu c:1 voter\n";
+  const std::string eu = "12D3KooWa eu a:1 voter\n12D3KooWb eu b:1 voter\n12D3KooWc eu c:1 voter\n";
   const struct {
     std::string text;
     std::string names;  // in the error message
