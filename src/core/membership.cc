@@ -155,11 +155,19 @@ void Membership::FillHistory(TimeMs now) {
   const ConfigLearnRequest learn{Known()};
   for (const PeerId& v : Current().voters) {
     if (v == ctx_.self()) continue;
-    ctx_.Send(v, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
-      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+    Exchange(v, learn, now, [this] {
       if (own_.size() != epoch()) history_asked_ = 0;  // still missing: ask again at a tick
     });
   }
+}
+
+void Membership::Exchange(const PeerId& to, const ConfigLearnRequest& learn, TimeMs now,
+                          std::function<void()> then) {
+  ctx_.Send(to, learn, now + ctx_.config().call_deadline_ms,
+            [this, then = std::move(then)](Response&& r, TimeMs t) {
+              if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
+              if (then) then();
+            });
 }
 
 bool Membership::Votes(uint64_t epoch) const {
@@ -183,10 +191,7 @@ void Membership::OnWrongEpoch(const PeerId& peer, uint64_t their_epoch,
   uint64_t& told = told_[peer];
   if (told >= epoch() && their_epoch <= epoch()) return;
   told = epoch();
-  ctx_.Send(peer, ConfigLearnRequest{Known()}, now + ctx_.config().call_deadline_ms,
-            [this](Response&& r, TimeMs t) {
-              if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
-            });
+  Exchange(peer, ConfigLearnRequest{Known()}, now);
 }
 
 void Membership::AfterDurable(std::function<void()> fn) {
@@ -537,11 +542,7 @@ void Membership::Broadcast(TimeMs now) {
   if (proposer_) to.insert(proposer_->base.voters.begin(), proposer_->base.voters.end());
   to.erase(ctx_.self());
   const ConfigLearnRequest learn{Known()};
-  for (const PeerId& peer : to) {
-    ctx_.Send(peer, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
-      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
-    });
-  }
+  for (const PeerId& peer : to) Exchange(peer, learn, now);
 }
 
 void Membership::Finish(ChangeOutcome outcome, TimeMs now) {
@@ -578,10 +579,7 @@ void Membership::Gossip(TimeMs now) {
   }
   const ConfigLearnRequest learn{Known()};
   for (const auto& [cluster, members] : others) {
-    const PeerId& to = members[ctx_.rng()() % members.size()];
-    ctx_.Send(to, learn, now + ctx_.config().call_deadline_ms, [this](Response&& r, TimeMs t) {
-      if (auto* lr = std::get_if<ConfigLearnResponse>(&r)) Learn(lr->known, t);
-    });
+    Exchange(members[ctx_.rng()() % members.size()], learn, now);
   }
 }
 

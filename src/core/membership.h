@@ -176,6 +176,10 @@ class Membership {
   // before the newest are missing (adopted second-hand, from a node of
   // another cluster, which knows only the newest).
   void FillHistory(TimeMs now);
+  // Sends `learn` (what this node knows) to `to` and adopts what its answer
+  // knows; `then` (may be null) runs once the answer, or its failure, is in.
+  void Exchange(const PeerId& to, const ConfigLearnRequest& learn, TimeMs now,
+                std::function<void()> then = nullptr);
   // Every catch-up interval: tells one member of each other cluster what
   // this node knows and learns what it knows, so that every node converges
   // on every cluster's newest configuration (member list shows them).

@@ -123,7 +123,7 @@ asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
 
 asio::awaitable<void> DirectoryClient::StayJoined(std::weak_ptr<bool> token) {
   // Nodes keep working while the bootstrap peer is down, and re-register
-  // when it is back (it keeps its directory in memory only).
+  // when it is back (so it sees them up again and has their watchers).
   asio::steady_timer timer(ctx_.io());
   while (!token.expired() && !ctx_.shut_down) {
     timer.expires_after(std::chrono::seconds(1));

@@ -552,13 +552,20 @@ TEST(SimChecker, CatchesAReservationLeftAfterTheQuietPhase) {
 // A hand-built world: 2 clusters x 3 nodes, stores driven directly.
 class CheckerWorld : public testing::Test {
  protected:
-  CheckerWorld() {
+  CheckerWorld() { UseChecker(CheckerOptions{}); }
+  // A fresh checker of the two clusters a0..a2, b0..b2 over stores_.
+  void UseChecker(const CheckerOptions& options) {
     std::vector<const core::MemoryState*> stores;
     for (auto& s : stores_) stores.push_back(&s);
     checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
                                          std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
                                                                    "b2"},
-                                         stores, 2, CheckerOptions{}, &now_);
+                                         stores, 2, options, &now_);
+  }
+  void UseConvergenceChecker() {
+    CheckerOptions options;
+    options.check_convergence = true;
+    UseChecker(options);
   }
   void Apply(int node, const core::Mutation& m) {
     checker_->BeforeApply(node, m);
@@ -656,14 +663,7 @@ TEST_F(CheckerWorld, CatchesARetryThatAnsweredConflictThoughItsProposalCommitted
 }
 
 TEST_F(CheckerWorld, CatchesACommittedKeyMissingAtANodeWithConvergenceOn) {
-  std::vector<const core::MemoryState*> stores;
-  for (auto& s : stores_) stores.push_back(&s);
-  CheckerOptions options;
-  options.check_convergence = true;
-  checker_ = std::make_unique<Checker>(std::vector<int>{0, 0, 0, 1, 1, 1},
-                                       std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1",
-                                                                 "b2"},
-                                       stores, 2, options, &now_);
+  UseConvergenceChecker();
   int op = StartPut("k", "v1");
   Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
   checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
@@ -859,13 +859,7 @@ TEST_F(CheckerWorld, CatchesARestartToAnOlderEpochThanItMadeDurable) {
 }
 
 TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {
-  std::vector<const core::MemoryState*> stores;
-  for (auto& s : stores_) stores.push_back(&s);
-  CheckerOptions options;
-  options.check_convergence = true;
-  checker_ = std::make_unique<Checker>(
-      std::vector<int>{0, 0, 0, 1, 1, 1},
-      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
+  UseConvergenceChecker();
   for (int n : {0, 1}) {
     checker_->OnConfigurations(n, {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"})});
   }
@@ -881,13 +875,7 @@ TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {
 // looks a proposal's epoch up in it). A node at the newest epoch that
 // skipped one — it learned the newest as hearsay — has not converged.
 TEST_F(CheckerWorld, CatchesANodeMissingAnEpochOfItsHistoryWithConvergenceOn) {
-  std::vector<const core::MemoryState*> stores;
-  for (auto& s : stores_) stores.push_back(&s);
-  CheckerOptions options;
-  options.check_convergence = true;
-  checker_ = std::make_unique<Checker>(
-      std::vector<int>{0, 0, 0, 1, 1, 1},
-      std::vector<core::PeerId>{"a0", "a1", "a2", "b0", "b1", "b2"}, stores, 2, options, &now_);
+  UseConvergenceChecker();
   const std::vector<core::Configuration> whole = {C0(1, {"a0", "a1", "a2"}), C0(2, {"a0", "a1"}),
                                                   C0(3, {"a0"})};
   checker_->OnConfigurations(0, whole);
