@@ -6,7 +6,7 @@
 #
 #   KeyValue   for applications (the client interface): put, get, status.
 #   Peer       for other nodes: the reservation protocol (see docs/design.md).
-#   Directory  for membership: served by the bootstrap peer only.
+#   Directory  for membership: served by every node.
 #
 # Example (any language): connect, `bootstrap()` -> Node, then
 # `node.keyValue().put(key, value, requestId)` pipelined in one round trip.
@@ -25,7 +25,6 @@ interface Node {
   keyValue @0 () -> (keyValue :KeyValue);
   peer @1 () -> (peer :Peer);
   directory @2 () -> (directory :Directory);
-  # Fails with an RPC exception if this node is not the bootstrap peer.
   echo @3 (payload :Data) -> (payload :Data);
   # Returns `payload` unchanged, touching nothing else: the cost of one call
   # on this transport, for benchmarks (replicator-bench --workload=echo).
@@ -194,6 +193,11 @@ struct PeerInfo {
   address @2 :Text;
   # "HOST:PORT" where the node serves `Node`.
   state @3 :PeerState;
+  stamp @4 :UInt64;
+  # Orders the node's descriptions of itself: each change it makes to its
+  # own entry (a restart, a new address, a new claim to vote) is stamped
+  # higher than the last, and a map keeps the entry with the highest stamp.
+  # 0: unstamped, superseded by any stamped entry.
 }
 
 enum PeerState {
@@ -204,8 +208,10 @@ enum PeerState {
   # Joined, not a voter: still pulling committed keys and waiting to be
   # added by consensus, or removed.
   down @2;
-  # The node's watcher stopped answering the directory's pings. A liveness
-  # hint only: a down voter still counts in its cluster's quorums.
+  # The node this map was read from cannot reach it (it has not registered
+  # there, or stopped answering its pings). A liveness hint, local to each
+  # node and never passed on: a down voter still counts in its cluster's
+  # quorums.
 }
 
 struct Configuration {
@@ -213,47 +219,52 @@ struct Configuration {
   cluster @0 :Text;
   # Cluster id, as in PeerInfo.
   epoch @1 :UInt64;
-  # 1: the cluster's founding set, named once by the directory. Epoch e+1
-  # is chosen by consensus (Paxos) among epoch e's voters and differs from
-  # it by exactly one voter. 0: no configuration (`voters` is empty).
+  # 1: the cluster's founding set, named once by the node that started the
+  # federation. Epoch e+1 is chosen by consensus (Paxos) among epoch e's
+  # voters and differs from it by exactly one voter. 0: no configuration (`voters` is empty).
   voters @2 :List(Text);
   # Peer ids, sorted bytewise, each once.
 }
 
 interface Directory {
-  join @0 (self :PeerInfo, watcher :Watcher)
-      -> (members :List(PeerInfo), directory :UInt64, version :UInt64,
+  join @0 (self :PeerInfo, watcher :Watcher, federation :UInt64)
+      -> (members :List(PeerInfo), federation :UInt64, version :UInt64,
           founding :List(Configuration));
-  # Registers (or re-registers) a node and returns every member and each
-  # cluster's founding configuration: epoch 1, the first 3 voters the
-  # cluster had, named once and kept forever (a cluster that never had 3
-  # has none yet). While a cluster has fewer than 3 voters, joiners are
-  # voters at once, and the third one founds it. Afterwards a founding
-  # voter is always shown `voter`, and any other node as it says: `voter`
-  # when its cluster's newest configuration it knows includes it,
-  # `catchingUp` otherwise (the directory decides no promotion; voters
-  # are added and removed by consensus, see Configuration); it joins again
-  # when that changes. The directory calls `watcher.changed` with the
-  # full map on every later change and marks the node `down` while the
-  # watcher does not answer (it keeps calling it: down is a liveness hint,
-  # never a removal). `directory` names
-  # this run of the directory (random, never 0) and `version` counts its
-  # changes; a node applies a map only if it is newer than the one it has
-  # from the same directory, so a reply overtaken by a later change never
-  # brings an older map back. 0 for both: unversioned, always applied.
-  # Fails with an RPC exception if the id is already registered at another
-  # address by a live node, or the cluster id is malformed.
+  # Every node serves the directory: it keeps the federation's member map
+  # (every node it has heard of, each entry as that node last described
+  # itself, see PeerInfo.stamp) and each cluster's founding configuration
+  # (epoch 1, named once by the node that started the federation and kept
+  # forever), and passes both on by gossip. `join` registers (or
+  # re-registers) the caller, `self`, and returns the whole map. Nodes
+  # register with every member they know, so each hears of a change from
+  # everyone who saw it, and keeps hearing while any one of them is up.
+  # The receiver calls `watcher.changed` with its whole map whenever it
+  # changes, pings the watcher every 2 s, and shows the caller `down` while
+  # it does not answer (a liveness hint of the receiver's, never a
+  # removal, never passed on).
+  # `federation` names the federation (random, never 0): a caller of
+  # another federation is refused; 0 (a node joining for the first time)
+  # takes the receiver's. `version` counts the receiver's changes to its
+  # map (informational). Shown states: a founding voter is `voter`; any
+  # other node as it claims, `voter` when its cluster's newest
+  # configuration it knows includes it, `catchingUp` otherwise (the
+  # directory decides no promotion; voters are added and removed by
+  # consensus, see Configuration); while a cluster has no founding set its
+  # members are all `voter`.
+  # Fails with an RPC exception if the caller's cluster id is malformed,
+  # its id is a member of another cluster, or it is of another federation.
   list @1 () -> (members :List(PeerInfo));
 }
 
 interface Watcher {
-  changed @0 (members :List(PeerInfo), directory :UInt64, version :UInt64,
+  changed @0 (members :List(PeerInfo), federation :UInt64, version :UInt64,
               founding :List(Configuration)) -> ();
-  # The whole map after a change; `founding`, `directory` and `version` as
-  # for `join`.
+  # The sender's whole map after a change; fields as for `join`. The
+  # receiver merges it into its own (PeerInfo.stamp) and passes on what
+  # was new to it.
   ping @1 () -> ();
-  # Liveness: the directory pings every watcher every 2 s and shows a node
-  # that misses it as `down` until it answers again.
+  # Liveness: every node pings the watchers registered with it every 2 s
+  # and shows a node that misses it as `down` until it answers again.
 }
 
 # ---------------------------------------------------------------------------

@@ -6,12 +6,12 @@
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <chrono>
 #include <cstdio>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "fmt/format.h"
 #include "net/bridge.h"
 #include "node/convert.h"
@@ -23,122 +23,131 @@ using std::chrono::milliseconds;
 
 namespace {
 
+struct MapReply {
+  std::vector<Entry> entries;
+  std::vector<core::Configuration> founding;
+  uint64_t federation = 0;
+};
+
 // Not in the coroutine: g++ 12 warns wrongly (mismatched-new-delete) about
 // a coroutine that catches a KJ exception.
-absl::StatusOr<std::vector<core::Configuration>> FoundingFromWire(
-    wire::Directory::JoinResults::Reader reply) {
-  std::vector<core::Configuration> founding;
-  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { founding = FromWire(reply.getFounding()); })) {
+absl::StatusOr<MapReply> MapFromWire(wire::Directory::JoinResults::Reader reply) {
+  MapReply out;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 out.entries = EntriesFromWire(reply.getMembers());
+                 out.founding = FromWire(reply.getFounding());
+               })) {
     return absl::InvalidArgumentError(e->getDescription().cStr());
   }
-  return founding;
+  out.federation = reply.getFederation();
+  return out;
 }
 
 }  // namespace
 
-DirectoryClient::DirectoryClient(const NodeContext& ctx, EngineDriver& driver, PeerNetwork& network)
-    : ctx_(ctx), driver_(driver), network_(network) {}
+DirectoryClient::DirectoryClient(const NodeContext& ctx, DirectoryService& directory)
+    : ctx_(ctx), directory_(directory) {}
 
-core::Member DirectoryClient::Self() const {
-  core::PeerState state = core::PeerState::kCatchingUp;
-  for (const core::Member& m : members_) {
-    if (m.id == ctx_.identity.peer_id) state = m.state;
-  }
-  return core::Member{ctx_.identity.peer_id, ctx_.options.cluster, ctx_.address, state};
-}
-
-core::PeerState DirectoryClient::Claim() const {
-  return driver_.configuration().Has(ctx_.identity.peer_id) ? core::PeerState::kVoter
-                                                            : core::PeerState::kCatchingUp;
-}
-
-void DirectoryClient::OnMembers(std::vector<core::Member> members,
-                                std::vector<core::Configuration> founding, MapVersion version) {
-  if (!Supersedes(version, applied_)) return;  // older than applied, or the same again
-  applied_ = version;
-  members_ = std::move(members);
-  network_.SetMembers(members_);
-  // `down` is a liveness hint: the engine asks a down voter last, and still
-  // counts it in its cluster's quorum (core::PeerState).
-  core::Topology topology;
-  topology.members = members_;
-  topology.founding = std::move(founding);
-  driver_.SetTopology(std::move(topology));
-}
-
-asio::awaitable<absl::Status> DirectoryClient::JoinDirectory() {
+asio::awaitable<absl::Status> DirectoryClient::JoinAt(std::string address, milliseconds timeout) {
   std::weak_ptr<bool> alive = ctx_.alive;
+  absl::StatusOr<std::unique_ptr<net::RpcConnection>> connection =
+      co_await net::RpcConnection::Connect(ctx_.reactor, address, timeout);
+  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  if (!connection.ok()) {
+    if (absl::IsInvalidArgument(connection.status())) co_return connection.status();
+    co_return absl::UnavailableError(
+        absl::StrCat("cannot reach ", address, ": ", connection.status().message()));
+  }
+  auto directory = (*connection)->Bootstrap<wire::Node>().directoryRequest().send().getDirectory();
+  auto req = directory.joinRequest();
+  ToWire(directory_.self(), req.initSelf());
+  req.setWatcher(NewWatcherServer(ctx_, &directory_, address));
+  req.setFederation(directory_.federation());
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
+  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+  if (!reply.ok()) {
+    co_return absl::FailedPreconditionError(
+        absl::StrCat(address, " refused to register this node: ", reply.status().message()));
+  }
+  absl::StatusOr<MapReply> map = MapFromWire(*reply);
+  if (!map.ok()) {
+    co_return absl::InvalidArgumentError(
+        absl::StrCat(address, " sent a malformed map: ", map.status().message()));
+  }
+  absl::Status merged = directory_.OnMap(map->entries, map->founding, map->federation, address);
+  if (!merged.ok()) co_return merged;
+  registrations_[address] = std::move(*connection);
+  co_return absl::OkStatus();
+}
+
+asio::awaitable<absl::Status> DirectoryClient::JoinFederation() {
   const NodeOptions& options = ctx_.options;
   // Nodes of a deployment often start together: keep trying for the whole
   // bootstrap timeout before giving up.
   auto give_up = std::chrono::steady_clock::now() + options.bootstrap_timeout;
   asio::steady_timer pause(ctx_.io());
-  absl::StatusOr<std::unique_ptr<net::RpcConnection>> connection;
+  absl::Status last = absl::UnavailableError("no bootstrap peer given");
   while (true) {
-    auto left =
-        std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
-    milliseconds timeout = std::max(left, milliseconds(1));
-    connection = co_await net::RpcConnection::Connect(ctx_.reactor, options.bootstrap, timeout);
-    if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
-    if (connection.ok() || absl::IsInvalidArgument(connection.status()) ||
-        std::chrono::steady_clock::now() + milliseconds(200) >= give_up) {
-      break;
+    for (const std::string& address : options.bootstrap) {
+      auto left =
+          std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
+      milliseconds timeout = std::clamp(left, milliseconds(1), milliseconds(2000));
+      last = co_await JoinAt(address, timeout);
+      if (last.ok()) co_return last;
+      // A bad address or a refusal will not change by retrying.
+      if (absl::IsInvalidArgument(last) || absl::IsFailedPrecondition(last)) {
+        co_return absl::UnavailableError(
+            absl::StrCat("bootstrap peer ", address, ": ", last.message()));
+      }
+      if (ctx_.alive.expired()) co_return absl::UnavailableError(ShuttingDown());
     }
+    if (std::chrono::steady_clock::now() + milliseconds(200) >= give_up) break;
     pause.expires_after(milliseconds(200));
     asio::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
+    if (ctx_.alive.expired()) co_return absl::UnavailableError(ShuttingDown());
   }
-  if (!connection.ok()) {
-    co_return absl::UnavailableError(absl::StrCat("cannot reach bootstrap peer ", options.bootstrap,
-                                                  ": ", connection.status().message()));
-  }
-  auto directory = (*connection)->Bootstrap<wire::Node>().directoryRequest().send().getDirectory();
-  auto req = directory.joinRequest();
-  core::Member self = Self();
-  self.state = Claim();
-  ToWire(self, req.initSelf());
-  req.setWatcher(NewWatcherServer(ctx_, this));
-  auto sent = req.send();
-  auto reply = co_await net::AwaitWithin(kj::mv(sent), options.bootstrap_timeout);
-  if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
-  if (!reply.ok()) {
-    co_return absl::UnavailableError(
-        absl::StrCat("bootstrap peer ", options.bootstrap,
-                     " refused to register this node: ", reply.status().message()));
-  }
-  std::vector<core::Member> members = FromWire(reply->getMembers());
-  absl::StatusOr<std::vector<core::Configuration>> founding = FoundingFromWire(*reply);
-  if (!founding.ok()) {
-    co_return absl::UnavailableError(
-        absl::StrCat("bootstrap peer ", options.bootstrap,
-                     " sent a malformed founding configuration: ", founding.status().message()));
-  }
-  const MapVersion version{reply->getDirectory(), reply->getVersion()};
-  directory_connection_ = std::move(*connection);
-  claimed_ = self.state;
-  OnMembers(std::move(members), std::move(*founding), version);
-  co_return absl::OkStatus();
+  co_return absl::UnavailableError(
+      absl::StrCat("cannot reach any bootstrap peer (", absl::StrJoin(options.bootstrap, ", "),
+                   ") within ", options.bootstrap_timeout.count(), " ms: ", last.message()));
 }
 
-asio::awaitable<void> DirectoryClient::StayJoined(std::weak_ptr<bool> token) {
-  // Nodes keep working while the bootstrap peer is down, and re-register
-  // when it is back (so it sees them up again and has their watchers).
+asio::awaitable<void> DirectoryClient::Register(std::weak_ptr<bool> token, std::string address) {
+  absl::Status s = co_await JoinAt(address, ctx_.options.call_deadline);
+  if (token.expired()) co_return;
+  joining_.erase(address);
+  std::string& reported = reported_[address];
+  if (s.ok()) {
+    if (!reported.empty()) fmt::print(stderr, "replicatord: registered with {} again\n", address);
+    reported.clear();
+    co_return;
+  }
+  // Once per failure, not every second.
+  if (reported != s.message() && !absl::IsUnavailable(s)) {
+    fmt::print(stderr, "replicatord: directory: {}\n", std::string(s.message()));
+  }
+  reported = std::string(s.message());
+}
+
+asio::awaitable<void> DirectoryClient::StayRegistered(std::weak_ptr<bool> token) {
   asio::steady_timer timer(ctx_.io());
   while (!token.expired() && !ctx_.shut_down) {
     timer.expires_after(std::chrono::seconds(1));
     asio::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || ctx_.shut_down) co_return;
-    bool connected = directory_connection_ && !directory_connection_->disconnected();
-    // Consensus added or removed this node: show it (the directory's
-    // display; quorums count configurations, not the directory).
-    bool reclaim = claimed_ != Claim();
-    if (connected && !reclaim) continue;
-    absl::Status s = co_await JoinDirectory();
-    if (token.expired()) co_return;
-    if (s.ok() && !connected) {
-      fmt::print(stderr, "replicatord: re-registered with {}\n", ctx_.options.bootstrap);
+    std::set<std::string> wanted(ctx_.options.bootstrap.begin(), ctx_.options.bootstrap.end());
+    for (const Entry& e : directory_.Entries()) wanted.insert(e.member.address);
+    wanted.erase(ctx_.address);
+    wanted.erase(directory_.self().member.address);
+    // A member that moved: its old address is no one's now.
+    std::erase_if(registrations_, [&](const auto& r) { return !wanted.contains(r.first); });
+    for (const std::string& address : wanted) {
+      auto it = registrations_.find(address);
+      if (it != registrations_.end() && !it->second->disconnected()) continue;
+      if (!joining_.insert(address).second) continue;
+      ctx_.Spawn(Register(token, address));
     }
   }
 }

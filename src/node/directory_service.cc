@@ -4,6 +4,7 @@
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <set>
@@ -15,166 +16,259 @@
 #include "fmt/ranges.h"
 #include "net/bridge.h"
 #include "node/convert.h"
-#include "node/directory_state.h"
 #include "node/durable_file.h"
 
 namespace replicator::node {
 namespace {
 
-bool ById(const core::Member& a, const core::Member& b) { return a.id < b.id; }
-
-// Names one run of the directory in its maps' versions: random, never 0.
-uint64_t NewDirectoryRun() {
+// Names a new federation: random, never 0.
+uint64_t NewFederation() {
   std::random_device rd;
-  uint64_t run = 0;
-  while (run == 0) run = (uint64_t{rd()} << 32) ^ rd();
-  return run;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{rd()} << 32) ^ rd();
+  return id;
 }
+
+// Wall-clock microseconds: a node's stamps grow across restarts while its
+// clock does; RestampSelf also keeps them above any stamp seen.
+uint64_t NowMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string FederationName(uint64_t id) { return fmt::format("{:016x}", id); }
 
 }  // namespace
 
-DirectoryService::DirectoryService(const NodeContext& ctx, DirectoryClient& membership)
-    : ctx_(ctx), membership_(membership) {
-  version_.directory = NewDirectoryRun();
+Entry EntryFromWire(wire::PeerInfo::Reader m) {
+  Entry e{FromWire(m), m.getStamp()};
+  // An entry carries a claim; `down` is the sender's own liveness view.
+  if (e.member.state == core::PeerState::kDown) e.member.state = core::PeerState::kVoter;
+  return e;
 }
 
-absl::Status DirectoryService::Start() {
+void ToWire(const Entry& e, wire::PeerInfo::Builder out) {
+  ToWire(e.member, out);
+  out.setStamp(e.stamp);
+}
+
+std::vector<Entry> EntriesFromWire(capnp::List<wire::PeerInfo>::Reader list) {
+  std::vector<Entry> out;
+  out.reserve(list.size());
+  for (auto m : list) out.push_back(EntryFromWire(m));
+  return out;
+}
+
+void ToWire(const std::vector<Entry>& entries, capnp::List<wire::PeerInfo>::Builder out) {
+  for (size_t i = 0; i < entries.size(); ++i) ToWire(entries[i], out[i]);
+}
+
+DirectoryService::DirectoryService(const NodeContext& ctx, EngineDriver& driver,
+                                   PeerNetwork& network)
+    : ctx_(ctx), driver_(driver), network_(network) {}
+
+absl::StatusOr<bool> DirectoryService::Load() {
   const std::string path = absl::StrCat(ctx_.options.data_dir, "/", kDirectoryStateFile);
   absl::StatusOr<std::string> saved = ReadWholeFile(path, "membership file");
-  DirectoryState state;
-  if (saved.ok()) {
-    absl::StatusOr<DirectoryState> loaded = DecodeDirectoryState(*saved, path);
-    if (!loaded.ok()) return loaded.status();
-    state = std::move(*loaded);
-    persisted_ = *saved;
-  } else if (!absl::IsNotFound(saved.status())) {
-    return saved.status();
+  self_.member = core::Member{ctx_.identity.peer_id, ctx_.options.cluster, ctx_.address, Claim()};
+  self_.stamp = NowMicros();
+  if (absl::IsNotFound(saved.status())) return false;
+  if (!saved.ok()) return saved.status();
+  absl::StatusOr<DirectoryState> loaded = DecodeDirectoryState(*saved, path);
+  if (!loaded.ok()) return loaded.status();
+  state_ = std::move(*loaded);
+  persisted_ = *saved;
+  // A file from before every node kept one was the first node's: it names
+  // founding sets, and now names the federation too.
+  if (state_.federation == 0) state_.federation = NewFederation();
+  for (const Entry& e : state_.members) {
+    if (e.member.id == self_.member.id) self_.stamp = std::max(self_.stamp, e.stamp + 1);
   }
-  core::Member self = membership_.Self();
-  self.state = membership_.Claim();
-  self.state = RegisteredState(state.founding, self);
-  std::erase_if(state.members, [&](const core::Member& m) { return m.id == self.id; });
-  state.members.push_back(self);
-  std::sort(state.members.begin(), state.members.end(), ById);
-  // A file from before founding sets: a cluster that has its 3 voters is
-  // founded with every voter it has, the set its quorums counted until now.
+  return true;
+}
+
+void DirectoryService::StartFederation() {
+  state_.federation = NewFederation();
+  state_.names_founding = true;
+  fmt::print(stderr, "replicatord: started federation {}; this node names founding sets\n",
+             FederationName(state_.federation));
+}
+
+absl::Status DirectoryService::Run() {
+  DirectoryState next = state_;
+  RestampSelf(next);
+  // A file from before founding sets, or a cluster that formed while this
+  // (naming) node was down.
   std::set<core::ClusterId> clusters;
-  for (const core::Member& m : state.members) clusters.insert(m.cluster);
-  for (const core::ClusterId& c : clusters) MaybeFound(state, c);
-  if (absl::Status s = Persist(state); !s.ok()) return s;
-  // Everyone but this node is down until it joins again with a watcher;
-  // voters stay voters, so no quorum is counted over a rebuilt set.
-  std::map<core::PeerId, Registration> registry;
-  for (core::Member& m : state.members) {
-    const core::PeerId id = m.id;
-    registry[id] = Registration{std::move(m), std::nullopt, id != self.id, 0};
-  }
-  registry_ = std::move(registry);
-  founding_ = std::move(state.founding);
-  Broadcast();
+  for (const Entry& e : next.members) clusters.insert(e.member.cluster);
+  for (const core::ClusterId& c : clusters) MaybeFound(next, c);
+  if (absl::Status s = Commit(std::move(next)); !s.ok()) return s;
   ctx_.Spawn(WatchHealth(ctx_.alive));
   ctx_.Spawn(WatchSelf(ctx_.alive));
   return absl::OkStatus();
 }
 
-absl::Status DirectoryService::Persist(const DirectoryState& state) {
-  std::string text = EncodeDirectoryState(state);
-  if (text == persisted_) return absl::OkStatus();
-  // TODO(perf): a blocking fsync on the reactor thread; joins are rare.
-  absl::Status s =
-      ReplaceFileDurably(ctx_.options.data_dir, kDirectoryStateFile, text, "membership file");
-  if (s.ok()) persisted_ = std::move(text);
-  return s;
+core::PeerState DirectoryService::Claim() const {
+  return driver_.configuration().Has(ctx_.identity.peer_id) ? core::PeerState::kVoter
+                                                            : core::PeerState::kCatchingUp;
+}
+
+void DirectoryService::RestampSelf(DirectoryState& next) {
+  uint64_t stamp = std::max(self_.stamp + 1, NowMicros());
+  for (const Entry& e : next.members) {
+    if (e.member.id == self_.member.id) stamp = std::max(stamp, e.stamp + 1);
+  }
+  self_.stamp = stamp;
+  absl::StatusOr<bool> merged = MergeEntry(next, self_);
+  if (!merged.ok()) {
+    // This node's id in another cluster: its data dir was moved to a node
+    // started with another --cluster. Replace the entry: it is its own.
+    std::erase_if(next.members, [&](const Entry& e) { return e.member.id == self_.member.id; });
+    (void)MergeEntry(next, self_);
+  }
+}
+
+absl::StatusOr<bool> DirectoryService::Merge(DirectoryState& next, const Entry& e) {
+  absl::StatusOr<bool> merged = MergeEntry(next, e);
+  if (!merged.ok() || !*merged) return merged;
+  if (MaybeFound(next, e.member.cluster)) {
+    for (const core::Configuration& c : next.founding) {
+      if (c.cluster == e.member.cluster) {
+        fmt::print(stderr, "replicatord: directory: cluster {} founded by {}\n", c.cluster,
+                   fmt::join(c.voters, ", "));
+      }
+    }
+  }
+  return true;
+}
+
+absl::Status DirectoryService::Commit(DirectoryState next) {
+  if (next == state_ && !persisted_.empty()) return absl::OkStatus();
+  std::string text = EncodeDirectoryState(next);
+  if (text != persisted_) {
+    // Durable before anyone hears of it: a founding set once named is
+    // never named again, even across a crash.
+    // TODO(perf): a blocking fsync on the reactor thread; changes are rare.
+    absl::Status s =
+        ReplaceFileDurably(ctx_.options.data_dir, kDirectoryStateFile, text, "membership file");
+    if (!s.ok()) return s;
+    persisted_ = std::move(text);
+  }
+  state_ = std::move(next);
+  ++version_;
+  Publish();
+  if (!broadcast_pending_) {
+    broadcast_pending_ = true;
+    ctx_.Spawn(Broadcast(ctx_.alive));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<core::Member> DirectoryService::Members() const {
   std::vector<core::Member> out;
-  for (const auto& [id, reg] : registry_) {
-    out.push_back(reg.member);
+  out.reserve(state_.members.size());
+  for (const Entry& e : state_.members) {
+    core::Member m = e.member;
+    m.state = ShownState(state_.founding, m);
     // Only a voter is shown down: the state must still say it votes.
-    if (reg.down && reg.member.state == core::PeerState::kVoter) {
-      out.back().state = core::PeerState::kDown;
-    }
+    auto w = watches_.find(m.id);
+    bool up = m.id == self_.member.id || (w != watches_.end() && !w->second.down);
+    if (!up && m.state == core::PeerState::kVoter) m.state = core::PeerState::kDown;
+    out.push_back(std::move(m));
   }
   return out;
 }
 
-absl::StatusOr<std::vector<core::Member>> DirectoryService::Join(core::Member member,
-                                                                 wire::Watcher::Client watcher) {
-  if (auto bad = core::ValidateClusterId(member.cluster)) return absl::InvalidArgumentError(*bad);
-  if (member.id.empty() || member.address.empty()) {
+void DirectoryService::Publish() {
+  std::vector<core::Member> members = Members();
+  network_.SetMembers(members);
+  // `down` is a liveness hint: the engine asks a down voter last, and still
+  // counts it in its cluster's quorum (core::PeerState).
+  core::Topology topology;
+  topology.members = std::move(members);
+  topology.founding = state_.founding;
+  driver_.SetTopology(std::move(topology));
+}
+
+absl::StatusOr<std::vector<Entry>> DirectoryService::Join(Entry joining, uint64_t federation,
+                                                          wire::Watcher::Client watcher) {
+  const core::Member& m = joining.member;
+  if (auto bad = core::ValidateClusterId(m.cluster)) return absl::InvalidArgumentError(*bad);
+  if (m.id.empty() || m.address.empty()) {
     return absl::InvalidArgumentError("join needs a peer id and an address");
   }
+  if (m.id == self_.member.id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("peer ", m.id, " is this node itself (at ", ctx_.address, ")"));
+  }
+  // A new node joins with 0 and takes this node's.
+  if (federation != 0) {
+    if (absl::Status s = SameFederation(state_.federation, federation, "peer " + m.id); !s.ok()) {
+      return s;
+    }
+  }
   // TODO(security): a joining node should prove it holds the key behind its
-  // peer id (sign a challenge); until then any caller can take an id over.
-  auto it = registry_.find(member.id);
-  if (it != registry_.end() && it->second.member.cluster != member.cluster) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("peer ", member.id, " is registered in cluster ", it->second.member.cluster,
-                     "; a peer cannot move to cluster ", member.cluster));
+  // peer id (issue 11); until then any caller can take an id over.
+  DirectoryState next = state_;
+  absl::StatusOr<bool> merged = Merge(next, joining);
+  if (!merged.ok()) return merged.status();
+  if (absl::Status s = Commit(std::move(next)); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("this node cannot record the join: ", s.message()));
   }
-  // Beyond its cluster's founding set, a node votes when it says so: it
-  // knows its cluster's configurations, which consensus chose; the
-  // directory only shows them.
-  member.state = RegisteredState(founding_, member);
-  if (absl::Status s = Register(std::move(member), std::move(watcher)); !s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("the directory cannot record the join: ", s.message()));
-  }
-  return Members();
+  const core::PeerId id = m.id;
+  watches_.insert_or_assign(id, Watch{std::move(watcher), ++watch_generation_, false});
+  Publish();  // it is up now
+  return state_.members;
 }
 
-absl::Status DirectoryService::Register(core::Member member,
-                                        std::optional<wire::Watcher::Client> watcher) {
-  DirectoryState next{{}, founding_};
-  for (const auto& [id, r] : registry_) {
-    if (id != member.id) next.members.push_back(r.member);
+absl::Status DirectoryService::OnMap(const std::vector<Entry>& entries,
+                                     const std::vector<core::Configuration>& founding,
+                                     uint64_t federation, const std::string& from) {
+  if (absl::Status s = SameFederation(state_.federation, federation, "the node at " + from);
+      !s.ok()) {
+    return s;
   }
-  next.members.push_back(member);
-  std::sort(next.members.begin(), next.members.end(), ById);
-  const bool founded = MaybeFound(next, member.cluster);
-  // Durable before it is answered or told to anyone.
-  if (absl::Status s = Persist(next); !s.ok()) return s;
-  for (const core::Configuration& c : next.founding) {
-    if (founded && c.cluster == member.cluster) {
-      fmt::print(stderr, "replicatord: directory: cluster {} founded by {}\n", c.cluster,
-                 fmt::join(c.voters, ", "));
+  DirectoryState next = state_;
+  next.federation = federation;  // a new node takes the first it joins
+  // A contradiction (a founding set other than the one held, a peer moved
+  // to another cluster) is logged and skipped; the rest is taken.
+  auto skip = [&](const absl::Status& s) {
+    fmt::print(stderr, "replicatord: directory: from {}: {}\n", from, std::string(s.message()));
+  };
+  for (const core::Configuration& c : founding) {
+    if (absl::StatusOr<bool> r = MergeFounding(next, c); !r.ok()) skip(r.status());
+  }
+  bool restamp = false;
+  for (const Entry& e : entries) {
+    if (e.member.id == self_.member.id) {
+      // Only this node writes its entry: a newer-looking one is an old run's.
+      restamp = restamp || (e.stamp >= self_.stamp && !(e == self_));
+      continue;
     }
+    if (absl::StatusOr<bool> r = Merge(next, e); !r.ok()) skip(r.status());
   }
-  const core::PeerId id = member.id;
-  registry_[id] = Registration{std::move(member), std::move(watcher), false,
-                               ++registry_generation_};
-  founding_ = std::move(next.founding);
-  Broadcast();
-  return absl::OkStatus();
+  if (restamp) RestampSelf(next);
+  return Commit(std::move(next));
 }
 
-void DirectoryService::Broadcast() {
-  ++version_.version;
-  std::vector<core::Member> members = Members();
-  for (auto& [id, reg] : registry_) {
-    if (reg.watcher) {
-      ctx_.Spawn(
-          Notify(ctx_.alive, id, reg.generation, *reg.watcher, members, founding_, version_));
-    }
-  }
-  membership_.OnMembers(std::move(members), founding_, version_);
+asio::awaitable<void> DirectoryService::Broadcast(std::weak_ptr<bool> token) {
+  if (token.expired()) co_return;
+  broadcast_pending_ = false;
+  for (auto& [id, w] : watches_) ctx_.Spawn(Notify(token, id, w.generation, w.watcher));
 }
 
 asio::awaitable<void> DirectoryService::Notify(std::weak_ptr<bool> token, core::PeerId id,
-                                               uint64_t generation, wire::Watcher::Client watcher,
-                                               std::vector<core::Member> members,
-                                               std::vector<core::Configuration> founding,
-                                               MapVersion version) {
+                                               uint64_t generation, wire::Watcher::Client watcher) {
   auto req = watcher.changedRequest();
-  ToWire(members, req.initMembers(members.size()));
-  ToWire(founding, req.initFounding(founding.size()));
-  req.setDirectory(version.directory);
-  req.setVersion(version.version);
+  ToWire(state_.members, req.initMembers(state_.members.size()));
+  ToWire(state_.founding, req.initFounding(state_.founding.size()));
+  req.setFederation(state_.federation);
+  req.setVersion(version_);
   kj::Promise<void> sent = req.send().ignoreResult();
   absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
   if (token.expired() || s.ok()) co_return;
-  MarkDown(id, generation);
+  SetDown(id, generation, true);
 }
 
 asio::awaitable<void> DirectoryService::Ping(std::weak_ptr<bool> token, core::PeerId id,
@@ -182,27 +276,16 @@ asio::awaitable<void> DirectoryService::Ping(std::weak_ptr<bool> token, core::Pe
   kj::Promise<void> sent = watcher.pingRequest().send().ignoreResult();
   absl::Status s = co_await net::AwaitWithin(kj::mv(sent), ctx_.options.call_deadline);
   if (token.expired()) co_return;
-  if (s.ok()) {
-    MarkUp(id, generation);
-  } else {
-    MarkDown(id, generation);
+  SetDown(id, generation, !s.ok());
+}
+
+void DirectoryService::SetDown(const core::PeerId& id, uint64_t generation, bool down) {
+  auto it = watches_.find(id);
+  if (it == watches_.end() || it->second.down == down || it->second.generation != generation) {
+    return;
   }
-}
-
-void DirectoryService::MarkDown(const core::PeerId& id, uint64_t generation) {
-  // Only the registration the failed call was made for: the node may have
-  // joined again since, with a new watcher.
-  auto it = registry_.find(id);
-  if (it == registry_.end() || it->second.down || it->second.generation != generation) return;
-  it->second.down = true;
-  Broadcast();
-}
-
-void DirectoryService::MarkUp(const core::PeerId& id, uint64_t generation) {
-  auto it = registry_.find(id);
-  if (it == registry_.end() || !it->second.down || it->second.generation != generation) return;
-  it->second.down = false;
-  Broadcast();
+  it->second.down = down;
+  Publish();
 }
 
 asio::awaitable<void> DirectoryService::WatchHealth(std::weak_ptr<bool> token) {
@@ -212,9 +295,7 @@ asio::awaitable<void> DirectoryService::WatchHealth(std::weak_ptr<bool> token) {
     asio::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || ctx_.shut_down) co_return;
-    for (auto& [id, reg] : registry_) {
-      if (reg.watcher) ctx_.Spawn(Ping(token, id, reg.generation, *reg.watcher));
-    }
+    for (auto& [id, w] : watches_) ctx_.Spawn(Ping(token, id, w.generation, w.watcher));
   }
 }
 
@@ -225,12 +306,13 @@ asio::awaitable<void> DirectoryService::WatchSelf(std::weak_ptr<bool> token) {
     asio::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (token.expired() || ctx_.shut_down) co_return;
-    core::Member self = membership_.Self();
-    self.state = membership_.Claim();
-    self.state = RegisteredState(founding_, self);
-    auto it = registry_.find(self.id);
-    if (it != registry_.end() && it->second.member == self) continue;
-    if (absl::Status s = Register(std::move(self), std::nullopt); !s.ok()) {
+    // Consensus added or removed this node: show it (the map's display;
+    // quorums count configurations, not the map).
+    if (self_.member.state == Claim()) continue;
+    DirectoryState next = state_;
+    self_.member.state = Claim();
+    RestampSelf(next);
+    if (absl::Status s = Commit(std::move(next)); !s.ok()) {
       fmt::print(stderr, "replicatord: directory: cannot record this node's own state: {}\n",
                  s.ToString());
     }

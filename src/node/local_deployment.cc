@@ -139,7 +139,13 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
                                    "--data-dir=" + p.data_dir,
                                    "--storage=" + options_.storage,
                                    "--address-file=" + address_file};
-  if (index != 0) argv.push_back("--bootstrap=" + nodes_[0].address);
+  // Any member can introduce a new node: give it the first three that have
+  // started (the very first node starts the federation with none).
+  std::vector<std::string> bootstrap;
+  for (size_t j = 0; j < nodes_.size() && j < 3; ++j) {
+    if (j != index && !nodes_[j].address.empty()) bootstrap.push_back(nodes_[j].address);
+  }
+  if (!bootstrap.empty()) argv.push_back("--bootstrap=" + absl::StrJoin(bootstrap, ","));
   for (const std::string& f : options_.extra_flags) argv.push_back(f);
   if (auto it = options_.node_flags.find(index); it != options_.node_flags.end()) {
     for (const std::string& f : it->second) argv.push_back(f);

@@ -39,8 +39,9 @@ class LocalDeployment {
     pid_t pid = -1;       // -1 when not running
   };
 
-  // Starts every node: the first node of the first cluster is the bootstrap
-  // peer; the others join through it.
+  // Starts every node: the first node of the first cluster starts the
+  // federation; each other joins through the first three nodes
+  // (--bootstrap, a list: any of them can introduce it).
   static absl::StatusOr<std::unique_ptr<LocalDeployment>> Start(DeploymentOptions options);
   ~LocalDeployment();  // stops every node
 
@@ -57,8 +58,8 @@ class LocalDeployment {
   // Restarts a stopped node with its data dir (it keeps its peer id) and the
   // address it had.
   absl::Status Restart(size_t index);
-  // Starts one more node in `cluster` (joining through the bootstrap peer);
-  // returns its index.
+  // Starts one more node in `cluster` (joining through the first three
+  // nodes, whichever answers); returns its index.
   absl::StatusOr<size_t> AddNode(const std::string& cluster,
                                  std::vector<std::string> flags = {});
   // SIGTERM every node (continuing paused ones); SIGKILL what is left after

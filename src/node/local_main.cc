@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
              options.nodes_per_cluster, options.root_dir);
   for (const auto& n : nodes) {
     fmt::print("  cluster {}  {}{}\n", n.cluster, n.address,
-               &n == &nodes[0] ? "  (bootstrap peer)" : "");
+               &n == &nodes[0] ? "  (started the federation)" : "");
   }
   std::string bin = replicator::node::ExecutableDir();
   fmt::print("\nTry:\n");

@@ -1,6 +1,9 @@
 // replicatord: one Replicator node. See README.md and docs/design.md.
 #include <unistd.h>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/signal_set.hpp>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -9,13 +12,11 @@
 #include <fstream>
 #include <string>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/signal_set.hpp>
-
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "node/node.h"
@@ -25,8 +26,9 @@ ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT to serve on; port 0 picks a free port (see --address-file).");
 ABSL_FLAG(std::string, bootstrap, "",
-          "HOST:PORT of the bootstrap peer. Without it this node is the bootstrap peer and "
-          "serves the membership directory.");
+          "Comma-separated HOST:PORT of members to join through, tried in turn: needed only "
+          "the first time a node starts (afterwards it knows its peers from its data dir). "
+          "A new node without it starts a new federation.");
 ABSL_FLAG(std::string, data_dir, "", "Directory for this node's identity and data (required).");
 ABSL_FLAG(std::string, storage, "rocksdb",
           "rocksdb (durable, in --data-dir/db) or memory (loses every key and reservation when "
@@ -36,7 +38,7 @@ ABSL_FLAG(int64_t, call_deadline_ms, 1000,
 ABSL_FLAG(int64_t, lease_ms, 2000,
           "Age after which a reservation of unknown outcome is resolved by its holder.");
 ABSL_FLAG(int64_t, bootstrap_timeout_ms, 5000,
-          "How long to try reaching the bootstrap peer at start before exiting.");
+          "How long a new node tries reaching a bootstrap peer at start before exiting.");
 ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes (at most 65536).");
 ABSL_FLAG(int64_t, max_value_bytes, 1 << 20,
           "Largest value accepted, in bytes (at most 33554432, 32 MiB).");
@@ -85,9 +87,8 @@ struct Daemon {
       co_return;
     }
     node = std::move(*started);
-    fmt::print("replicatord: peer {} cluster {} serving {}{}\n", node->identity().peer_id,
-               options.cluster, node->address(),
-               options.bootstrap.empty() ? " (bootstrap peer)" : "");
+    fmt::print("replicatord: peer {} cluster {} serving {}\n", node->identity().peer_id,
+               options.cluster, node->address());
     std::fflush(stdout);
     if (!address_file.empty() && !WriteAtomically(address_file, node->address())) {
       fmt::print(stderr, "replicatord: cannot write {}\n", address_file);
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Replicator node.\n"
       "  replicatord --cluster=ID --data-dir=DIR [--listen=HOST:PORT] "
-      "[--bootstrap=HOST:PORT]");
+      "[--bootstrap=HOST:PORT[,HOST:PORT...]]");
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (rest.size() > 1) return Fail(fmt::format("unexpected argument '{}'", rest[1]));
@@ -109,7 +110,10 @@ int main(int argc, char** argv) {
   node::NodeOptions options;
   options.cluster = absl::GetFlag(FLAGS_cluster);
   options.listen = absl::GetFlag(FLAGS_listen);
-  options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  for (absl::string_view a :
+       absl::StrSplit(absl::GetFlag(FLAGS_bootstrap), ',', absl::SkipEmpty())) {
+    options.bootstrap.emplace_back(absl::StripAsciiWhitespace(a));
+  }
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   std::string storage = absl::GetFlag(FLAGS_storage);
   if (options.cluster.empty()) return Fail("--cluster is required");

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -38,7 +39,6 @@ class Node::Impl {
   std::string address_;
 
  private:
-  bool is_directory() const { return options_.bootstrap.empty(); }
   StatusReport Status() const;
 
   bool shut_down_ = false;
@@ -49,8 +49,8 @@ class Node::Impl {
   Failpoints failpoints_;
   PeerNetwork network_;
   EngineDriver driver_;
-  DirectoryClient membership_;
-  DirectoryService directory_;  // serves only on the bootstrap peer
+  DirectoryService directory_;
+  DirectoryClient registrar_;
   std::unique_ptr<net::RpcServer> server_;
 };
 
@@ -70,8 +70,8 @@ Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
                  driver_.OnResponses(calls, std::move(responses));
                }),
       driver_(context_, storage_.get(), std::move(recovered), incarnation, network_, failpoints_),
-      membership_(context_, driver_, network_),
-      directory_(context_, membership_) {}
+      directory_(context_, driver_, network_),
+      registrar_(context_, directory_) {}
 
 Node::Impl::~Impl() {
   Shutdown();
@@ -86,13 +86,26 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
   address_ = server_->address();
-  if (is_directory()) {
-    if (absl::Status started = directory_.Start(); !started.ok()) co_return started;
-  } else {
-    absl::Status joined = co_await membership_.JoinDirectory();
+  absl::StatusOr<bool> known = directory_.Load();
+  if (!known.ok()) co_return known.status();
+  if (!*known && options_.bootstrap.empty()) {
+    // Data of a federation but no map: this is no new node (its membership
+    // file was lost or predates this release). Starting a second
+    // federation here could name a second founding set for its cluster.
+    if (!driver_.configurations().empty()) {
+      co_return absl::FailedPreconditionError(
+          absl::StrCat("data dir ", options_.data_dir,
+                       " holds configurations of a federation but no "
+                       "membership file: start this node with --bootstrap=HOST:PORT of a member"));
+    }
+    directory_.StartFederation();
+  } else if (!*known) {
+    absl::Status joined = co_await registrar_.JoinFederation();
     if (!joined.ok()) co_return joined;
-    context_.Spawn(membership_.StayJoined(context_.alive));
   }
+  // A restarted node serves from the map it had, whoever is up.
+  if (absl::Status s = directory_.Run(); !s.ok()) co_return s;
+  context_.Spawn(registrar_.StayRegistered(context_.alive));
   // Converge with the cluster at once: this node may have been down while
   // keys were committed, or be new.
   driver_.StartCatchUp();
@@ -106,13 +119,16 @@ void Node::Impl::Shutdown() {
   network_.DropQueued();
   server_.reset();
   network_.Disconnect();
-  membership_.Disconnect();
+  registrar_.Disconnect();
 }
 
 StatusReport Node::Impl::Status() const {
   StatusReport s;
-  s.self = membership_.Self();
-  s.members = membership_.members();
+  s.self = directory_.self().member;
+  s.members = directory_.Members();
+  for (const core::Member& m : s.members) {
+    if (m.id == s.self.id) s.self = m;  // as shown: a founder is a voter
+  }
   std::sort(s.members.begin(), s.members.end(),
             [](const core::Member& a, const core::Member& b) {
               return std::tie(a.cluster, a.id) < std::tie(b.cluster, b.id);

@@ -30,7 +30,10 @@ namespace replicator::node {
 struct NodeOptions {
   core::ClusterId cluster;
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
-  std::string bootstrap;               // empty: this node is the bootstrap peer
+  // HOST:PORT of members to join through, tried in turn, when this node has
+  // no membership map yet (a new node). Empty for a new node: it starts a
+  // new federation. Afterwards the node knows its peers from its own map.
+  std::vector<std::string> bootstrap;
   std::string data_dir;
   bool memory_storage = false;         // lose everything on exit (tests)
   core::Limits limits;
@@ -43,9 +46,9 @@ struct NodeOptions {
 
 class Node {
  public:
-  // Opens identity and storage, starts serving and joins the directory.
-  // Fails (with a message naming the address) when the bootstrap peer
-  // cannot be reached within options.bootstrap_timeout.
+  // Opens identity and storage, starts serving and, for a new node, joins
+  // the federation. Fails (with a message naming the addresses) when a new
+  // node can reach no bootstrap peer within options.bootstrap_timeout.
   static asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Start(net::Reactor& reactor,
                                                                       NodeOptions options);
   ~Node();

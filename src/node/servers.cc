@@ -1,5 +1,7 @@
 #include "node/servers.h"
 
+#include <kj/debug.h>
+
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -7,11 +9,8 @@
 #include <variant>
 #include <vector>
 
-#include <kj/debug.h>
-
 #include "absl/strings/str_cat.h"
 #include "net/bridge.h"
-#include "node/directory_client.h"
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
 
@@ -154,17 +153,31 @@ class KeyValueServer final : public wire::KeyValue::Server {
   std::weak_ptr<bool> token_;
 };
 
+// Not in the server: g++ 12 and KJ exceptions, as in directory_client.cc.
+absl::Status MergeNotification(DirectoryService* directory, wire::Watcher::ChangedParams::Reader p,
+                               const std::string& from) {
+  std::vector<Entry> entries;
+  std::vector<core::Configuration> founding;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 entries = EntriesFromWire(p.getMembers());
+                 founding = FromWire(p.getFounding());
+               })) {
+    return absl::InvalidArgumentError(e->getDescription().cStr());
+  }
+  return directory->OnMap(entries, founding, p.getFederation(), from);
+}
+
 class WatcherServer final : public wire::Watcher::Server {
  public:
-  WatcherServer(const NodeContext& ctx, DirectoryClient* membership)
-      : membership_(membership), token_(ctx.alive) {}
+  WatcherServer(const NodeContext& ctx, DirectoryService* directory, std::string from)
+      : directory_(directory), from_(std::move(from)), token_(ctx.alive) {}
 
   kj::Promise<void> changed(ChangedContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    auto p = context.getParams();
-    // A malformed founding set throws: the directory hears the failure.
-    membership_->OnMembers(FromWire(p.getMembers()), FromWire(p.getFounding()),
-                           MapVersion{p.getDirectory(), p.getVersion()});
+    // A map this node cannot take (malformed, another federation) fails the
+    // call: the sender hears of it.
+    absl::Status s = MergeNotification(directory_, context.getParams(), from_);
+    if (!s.ok()) return KJ_EXCEPTION(FAILED, std::string(s.message()).c_str());
     return kj::READY_NOW;
   }
   kj::Promise<void> ping(PingContext) override {
@@ -173,7 +186,8 @@ class WatcherServer final : public wire::Watcher::Server {
   }
 
  private:
-  DirectoryClient* membership_;
+  DirectoryService* directory_;
+  std::string from_;
   std::weak_ptr<bool> token_;
 };
 
@@ -185,7 +199,7 @@ class DirectoryServer final : public wire::Directory::Server {
   kj::Promise<void> join(JoinContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     auto p = context.getParams();
-    auto members = directory_->Join(FromWire(p.getSelf()), p.getWatcher());
+    auto members = directory_->Join(EntryFromWire(p.getSelf()), p.getFederation(), p.getWatcher());
     if (!members.ok()) {
       return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
     }
@@ -193,8 +207,8 @@ class DirectoryServer final : public wire::Directory::Server {
     ToWire(*members, results.initMembers(members->size()));
     const std::vector<core::Configuration>& founding = directory_->founding();
     ToWire(founding, results.initFounding(founding.size()));
-    results.setDirectory(directory_->version().directory);
-    results.setVersion(directory_->version().version);
+    results.setFederation(directory_->federation());
+    results.setVersion(directory_->version());
     return kj::READY_NOW;
   }
   kj::Promise<void> list(ListContext context) override {
@@ -212,8 +226,7 @@ class DirectoryServer final : public wire::Directory::Server {
 class NodeServer final : public wire::Node::Server {
  public:
   explicit NodeServer(const ServedParts& parts)
-      : serves_directory_(parts.ctx->options.bootstrap.empty()),
-        key_value_(kj::heap<KeyValueServer>(parts)),
+      : key_value_(kj::heap<KeyValueServer>(parts)),
         peer_(kj::heap<PeerServer>(parts)),
         directory_(kj::heap<DirectoryServer>(parts)) {}
 
@@ -226,9 +239,6 @@ class NodeServer final : public wire::Node::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> directory(DirectoryContext context) override {
-    if (!serves_directory_) {
-      return KJ_EXCEPTION(FAILED, "this node is not the bootstrap peer; it serves no directory");
-    }
     context.getResults().setDirectory(directory_);
     return kj::READY_NOW;
   }
@@ -238,7 +248,6 @@ class NodeServer final : public wire::Node::Server {
   }
 
  private:
-  bool serves_directory_;  // the bootstrap peer only
   wire::KeyValue::Client key_value_;
   wire::Peer::Client peer_;
   wire::Directory::Client directory_;
@@ -248,9 +257,9 @@ class NodeServer final : public wire::Node::Server {
 
 kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts) { return kj::heap<NodeServer>(parts); }
 
-kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx,
-                                                DirectoryClient* membership) {
-  return kj::heap<WatcherServer>(ctx, membership);
+kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx, DirectoryService* directory,
+                                                std::string from) {
+  return kj::heap<WatcherServer>(ctx, directory, std::move(from));
 }
 
 }  // namespace replicator::node

@@ -5,9 +5,10 @@
 // answers DISCONNECTED ("node is shutting down") once the node is gone.
 #pragma once
 
-#include <functional>
-
 #include <kj/memory.h>
+
+#include <functional>
+#include <string>
 
 #include "node/convert.h"
 #include "node/node_context.h"
@@ -16,7 +17,6 @@
 namespace replicator::node {
 
 class EngineDriver;
-class DirectoryClient;
 class DirectoryService;
 
 // What the servers answer from. Every pointer stays valid while
@@ -24,13 +24,14 @@ class DirectoryService;
 struct ServedParts {
   const NodeContext* ctx;
   EngineDriver* driver;
-  DirectoryService* directory;  // answers only on the bootstrap peer
+  DirectoryService* directory;
   std::function<StatusReport()> status;
 };
 
 kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts);
-// The watcher this node registers with the directory.
-kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx,
-                                                DirectoryClient* membership);
+// The watcher this node registers with the directory of the node at
+// `from`: its notifications are merged into `directory`.
+kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx, DirectoryService* directory,
+                                                std::string from);
 
 }  // namespace replicator::node

@@ -185,5 +185,48 @@ TEST_F(MembershipTest, NodesStartedTogetherEndInOneConfiguration) {
   ExpectReadBack(AddressesOf("c2"), keys);
 }
 
+// Every node keeps and serves the member map: with the federation's first
+// node down, a new node joins through another one, is promoted, a dead
+// voter is removed, puts commit; the first node, restarted, learns all of
+// it from the others.
+TEST_F(MembershipTest, TheFirstNodeDownStopsNoJoinPutOrChange) {
+  StartDeployment(2, 3, {}, "rocksdb");
+  const auto& nodes = deployment_->nodes();
+  const std::string c2 = AddressesOf("c2")[0];
+  const std::vector<std::string> before = Keys("before-", 6);
+  PutAllOk({nodes[1].address, c2}, before);
+  const std::string first_address = nodes[0].address;
+  std::optional<Row> first = RowOf(c2, first_address);
+  ASSERT_TRUE(first.has_value()) << ListText(c2);
+  deployment_->Kill(0);
+  // Its --bootstrap list starts with the dead first node.
+  auto added = deployment_->AddNode("c1");
+  ASSERT_TRUE(added.ok()) << added.status();
+  const std::string fresh = deployment_->nodes()[*added].address;
+  EXPECT_TRUE(Eventually([&] {
+    std::optional<Row> row = RowOf(c2, fresh);
+    return row && row->role == "voter" && row->epoch == "2";
+  })) << ListText(c2);
+  CommandResult removed = Cli({"--node=" + fresh, "member", "remove", first->id});
+  ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+  EXPECT_TRUE(absl::StrContains(removed.out, "epoch 3")) << removed.out;
+  const std::vector<std::string> after = Keys("after-", 6);
+  PutAllOk({fresh, c2, nodes[2].address}, after);
+  std::vector<std::string> all = before;
+  all.insert(all.end(), after.begin(), after.end());
+  ExpectReadBack({fresh, nodes[1].address, c2}, all);
+
+  // The first node comes back with its own map and hears the rest from
+  // the others: the new member, and that it was removed.
+  ASSERT_TRUE(deployment_->Restart(0).ok());
+  EXPECT_TRUE(Eventually([&] {
+    std::optional<Row> row = RowOf(first_address, fresh);
+    std::optional<Row> self = RowOf(first_address, first_address);
+    return row && row->role == "voter" && row->epoch == "3" && self && self->role == "learner";
+  })) << ListText(first_address);
+  ExpectReadBack({first_address}, all);
+  ExpectNoSecondOk(first_address, all);
+}
+
 }  // namespace
 }  // namespace replicator

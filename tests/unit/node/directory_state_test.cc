@@ -1,22 +1,34 @@
-// The directory's membership file: what is written reads back the same,
-// down voters are saved as voters, files written before founding sets
-// existed still read, and anything malformed is refused with the file and
-// line named, never half-loaded.
+// The member map every node keeps: what is written reads back the same,
+// down voters are saved as voters, files of earlier versions still read,
+// anything malformed is refused with the file and line named, never
+// half-loaded; maps merge to the same result in any order; founding sets
+// are named once, by the namer only, and never replaced.
 #include "node/directory_state.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace replicator::node {
 namespace {
 
-const std::vector<core::Member> kMembers = {
-    {"12D3KooWa", "eu", "10.0.0.1:7001", core::PeerState::kVoter},
-    {"12D3KooWb", "eu", "node-b.example:7001", core::PeerState::kCatchingUp},
-    {"12D3KooWc", "us-east.1", "[::1]:7001", core::PeerState::kVoter},
-    {"12D3KooWd", "eu", "10.0.0.4:7001", core::PeerState::kVoter},
-    {"12D3KooWe", "eu", "10.0.0.5:7001", core::PeerState::kVoter},
+using core::PeerState;
+
+Entry E(core::PeerId id, core::ClusterId cluster, std::string address, PeerState state,
+        uint64_t stamp) {
+  return Entry{core::Member{std::move(id), std::move(cluster), std::move(address), state}, stamp};
+}
+
+const std::vector<Entry> kMembers = {
+    E("12D3KooWa", "eu", "10.0.0.1:7001", PeerState::kVoter, 11),
+    E("12D3KooWb", "eu", "node-b.example:7001", PeerState::kCatchingUp, 12),
+    E("12D3KooWc", "us-east.1", "[::1]:7001", PeerState::kVoter, 13),
+    E("12D3KooWd", "eu", "10.0.0.4:7001", PeerState::kVoter, 14),
+    E("12D3KooWe", "eu", "10.0.0.5:7001", PeerState::kVoter, 15),
 };
 const DirectoryState kState = {
+    0x0123456789abcdefULL,
+    true,
     kMembers,
     {core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}}},
 };
@@ -24,31 +36,59 @@ const DirectoryState kState = {
 TEST(DirectoryStateTest, WhatIsWrittenReadsBack) {
   const std::string text = EncodeDirectoryState(kState);
   EXPECT_EQ(text,
-            "replicator-membership 2\n"
-            "12D3KooWa eu 10.0.0.1:7001 voter\n"
-            "12D3KooWb eu node-b.example:7001 catching-up\n"
-            "12D3KooWc us-east.1 [::1]:7001 voter\n"
-            "12D3KooWd eu 10.0.0.4:7001 voter\n"
-            "12D3KooWe eu 10.0.0.5:7001 voter\n"
+            "replicator-membership 3\n"
+            "federation 0123456789abcdef\n"
+            "names-founding yes\n"
+            "12D3KooWa eu 10.0.0.1:7001 voter 11\n"
+            "12D3KooWb eu node-b.example:7001 catching-up 12\n"
+            "12D3KooWc us-east.1 [::1]:7001 voter 13\n"
+            "12D3KooWd eu 10.0.0.4:7001 voter 14\n"
+            "12D3KooWe eu 10.0.0.5:7001 voter 15\n"
             "founding eu 12D3KooWa 12D3KooWd 12D3KooWe\n");
   absl::StatusOr<DirectoryState> back = DecodeDirectoryState(text, "m");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(*back == kState);
-  absl::StatusOr<DirectoryState> empty = DecodeDirectoryState(EncodeDirectoryState({}), "m");
+  DirectoryState joiner;
+  joiner.federation = 7;
+  absl::StatusOr<DirectoryState> empty = DecodeDirectoryState(EncodeDirectoryState(joiner), "m");
   ASSERT_TRUE(empty.ok()) << empty.status();
-  EXPECT_TRUE(empty->members.empty());
-  EXPECT_TRUE(empty->founding.empty());
+  EXPECT_TRUE(*empty == joiner);
+  EXPECT_FALSE(empty->names_founding);
 }
 
-TEST(DirectoryStateTest, AFileWrittenBeforeFoundingSetsReadsAsMembersOnly) {
-  absl::StatusOr<DirectoryState> back = DecodeDirectoryState(
+TEST(DirectoryStateTest, FilesOfTheFirstNodeFromEarlierVersionsStillRead) {
+  // Version 2: the bootstrap peer's directory, with founding sets.
+  absl::StatusOr<DirectoryState> v2 = DecodeDirectoryState(
+      "replicator-membership 2\n"
+      "12D3KooWa eu 10.0.0.1:7001 voter\n"
+      "12D3KooWb eu node-b.example:7001 catching-up\n"
+      "12D3KooWd eu 10.0.0.4:7001 voter\n"
+      "12D3KooWe eu 10.0.0.5:7001 voter\n"
+      "founding eu 12D3KooWa 12D3KooWd 12D3KooWe\n",
+      "m");
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_TRUE(v2->names_founding) << "only the first node wrote one";
+  EXPECT_EQ(v2->federation, 0u) << "named by the caller";
+  ASSERT_EQ(v2->members.size(), 4u);
+  EXPECT_EQ(v2->members[1].member.state, PeerState::kCatchingUp);
+  EXPECT_EQ(v2->members[1].stamp, 0u);
+  ASSERT_EQ(v2->founding.size(), 1u);
+
+  // Version 1, from before founding sets: a cluster with 3 voters is
+  // founded with every voter it has, the set its quorums counted.
+  absl::StatusOr<DirectoryState> v1 = DecodeDirectoryState(
       "replicator-membership 1\n"
       "12D3KooWa eu 10.0.0.1:7001 voter\n"
-      "12D3KooWb eu node-b.example:7001 catching-up\n",
+      "12D3KooWb eu node-b.example:7001 catching-up\n"
+      "12D3KooWc us-east.1 [::1]:7001 voter\n"
+      "12D3KooWd eu 10.0.0.4:7001 voter\n"
+      "12D3KooWe eu 10.0.0.5:7001 voter\n",
       "m");
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_TRUE(back->members == std::vector<core::Member>(kMembers.begin(), kMembers.begin() + 2));
-  EXPECT_TRUE(back->founding.empty());
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  ASSERT_EQ(v1->founding.size(), 1u);
+  EXPECT_TRUE(v1->founding[0] ==
+              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}}))
+      << "a catching-up member is no founder; us-east.1 has one voter";
   // Version 1 knew no founding lines.
   EXPECT_FALSE(DecodeDirectoryState("replicator-membership 1\n"
                                     "12D3KooWa eu 10.0.0.1:7001 voter\n"
@@ -59,38 +99,46 @@ TEST(DirectoryStateTest, AFileWrittenBeforeFoundingSetsReadsAsMembersOnly) {
 
 TEST(DirectoryStateTest, ADownVoterIsSavedAsAVoter) {
   DirectoryState down = kState;
-  down.members[0].state = core::PeerState::kDown;
+  down.members[0].member.state = PeerState::kDown;
   absl::StatusOr<DirectoryState> back = DecodeDirectoryState(EncodeDirectoryState(down), "m");
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->members[0].state, core::PeerState::kVoter);
+  EXPECT_EQ(back->members[0].member.state, PeerState::kVoter);
 }
 
 TEST(DirectoryStateTest, MalformedFilesAreRefusedNamingTheLine) {
-  const std::string header = "replicator-membership 2\n";
-  const std::string eu = "12D3KooWa eu a:1 voter\n12D3KooWb eu b:1 voter\n12D3KooWc eu c:1 voter\n";
+  const std::string header =
+      "replicator-membership 3\nfederation 00000000000000aa\nnames-founding no\n";
+  const std::string eu =
+      "12D3KooWa eu a:1 voter 1\n12D3KooWb eu b:1 voter 1\n12D3KooWc eu c:1 voter 1\n";
   const struct {
     std::string text;
     std::string names;  // in the error message
   } cases[] = {
-      {"", "line 1: expected 'replicator-membership 2'"},
-      {"replicator-membership 3\n", "line 1"},
-      {header + "12D3KooWa eu 10.0.0.1:7001\n", "line 2: expected"},
-      {header + "12D3KooWa eu 10.0.0.1:7001 voter extra\n", "line 2: expected"},
-      {header + "12D3KooWa e/u 10.0.0.1:7001 voter\n", "line 2"},
-      {header + "12D3KooWa eu 10.0.0.1:7001 leader\n", "line 2: unknown state 'leader'"},
-      {header + "12D3KooWa eu a:1 voter\n12D3KooWa us b:1 voter\n",
-       "line 3: peer 12D3KooWa listed twice"},
-      {header + eu + "founding e/u 12D3KooWa 12D3KooWb 12D3KooWc\n", "line 5"},
-      {header + eu + "founding eu 12D3KooWa 12D3KooWb\n", "line 5"},
-      {header + eu + "founding eu 12D3KooWb 12D3KooWa 12D3KooWc\n", "line 5: a founding set's"},
-      {header + eu + "founding eu 12D3KooWa 12D3KooWa 12D3KooWc\n", "line 5: a founding set's"},
+      {"", "line 1: expected 'replicator-membership 3'"},
+      {"replicator-membership 4\n", "line 1"},
+      {"replicator-membership 3\n", "line 2: expected 'federation"},
+      {"replicator-membership 3\nfederation 12\nnames-founding no\n", "line 2"},
+      {"replicator-membership 3\nfederation 00000000000000zz\nnames-founding no\n", "line 2"},
+      {"replicator-membership 3\nfederation 00000000000000aa\nnames-founding maybe\n",
+       "line 3: expected 'names-founding"},
+      {header + "12D3KooWa eu 10.0.0.1:7001 voter\n", "line 4: expected"},
+      {header + "12D3KooWa eu 10.0.0.1:7001 voter 1 extra\n", "line 4: expected"},
+      {header + "12D3KooWa eu 10.0.0.1:7001 voter -1\n", "line 4: bad stamp '-1'"},
+      {header + "12D3KooWa e/u 10.0.0.1:7001 voter 1\n", "line 4"},
+      {header + "12D3KooWa eu 10.0.0.1:7001 leader 1\n", "line 4: unknown state 'leader'"},
+      {header + "12D3KooWa eu a:1 voter 1\n12D3KooWa us b:1 voter 2\n",
+       "line 5: peer 12D3KooWa listed twice"},
+      {header + eu + "founding e/u 12D3KooWa 12D3KooWb 12D3KooWc\n", "line 7"},
+      {header + eu + "founding eu 12D3KooWa 12D3KooWb\n", "line 7"},
+      {header + eu + "founding eu 12D3KooWb 12D3KooWa 12D3KooWc\n", "line 7: a founding set's"},
+      {header + eu + "founding eu 12D3KooWa 12D3KooWa 12D3KooWc\n", "line 7: a founding set's"},
       {header + eu + "founding eu 12D3KooWa 12D3KooWb 12D3KooWc\n" +
            "founding eu 12D3KooWa 12D3KooWb 12D3KooWc\n",
-       "line 6: cluster eu founded twice"},
+       "line 8: cluster eu founded twice"},
       {header + eu + "founding eu 12D3KooWa 12D3KooWb 12D3KooWz\n",
-       "line 5: founding voter 12D3KooWz is not a member of cluster eu"},
+       "line 7: founding voter 12D3KooWz is not a member of cluster eu"},
       {header + eu + "founding us 12D3KooWa 12D3KooWb 12D3KooWc\n",
-       "line 5: founding voter 12D3KooWa is not a member of cluster us"},
+       "line 7: founding voter 12D3KooWa is not a member of cluster us"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<DirectoryState> got = DecodeDirectoryState(c.text, "/d/membership");
@@ -101,72 +149,134 @@ TEST(DirectoryStateTest, MalformedFilesAreRefusedNamingTheLine) {
   }
 }
 
-core::Member Joining(core::PeerId id, core::ClusterId cluster, core::PeerState claims) {
-  return core::Member{std::move(id), std::move(cluster), "h:1", claims};
+// Maps arrive late, twice and in any order (a join reply overtaken by the
+// notification after it, a restarted node's old entry still gossiped):
+// every order of the same entries merges to the same map, with each node's
+// newest description.
+TEST(DirectoryMergeTest, EveryOrderOfTheSameEntriesMergesToTheSameMap) {
+  std::vector<Entry> heard = {
+      E("12D3KooWa", "eu", "a:1", PeerState::kCatchingUp, 5),
+      E("12D3KooWa", "eu", "a:2", PeerState::kVoter, 9),  // restarted on a new port
+      E("12D3KooWb", "eu", "b:1", PeerState::kVoter, 3),
+      E("12D3KooWa", "eu", "a:1", PeerState::kVoter, 7),
+      E("12D3KooWc", "us", "c:1", PeerState::kVoter, 1),
+      E("12D3KooWb", "eu", "b:1", PeerState::kVoter, 3),  // the same again
+  };
+  std::sort(heard.begin(), heard.end(),
+            [](const Entry& x, const Entry& y) { return x.stamp < y.stamp; });
+  std::optional<DirectoryState> first;
+  int orders = 0;
+  do {
+    DirectoryState s;
+    for (const Entry& e : heard) ASSERT_TRUE(MergeEntry(s, e).ok());
+    if (!first) first = s;
+    EXPECT_TRUE(s == *first);
+    ++orders;
+  } while (std::next_permutation(heard.begin(), heard.end(),
+                                 [](const Entry& x, const Entry& y) { return x.stamp < y.stamp; }));
+  EXPECT_EQ(orders, 360);  // 6! / 2! orders of distinct stamps
+  ASSERT_EQ(first->members.size(), 3u);
+  EXPECT_EQ(first->members[0].member.address, "a:2");
+  EXPECT_EQ(first->members[0].stamp, 9u);
 }
 
-TEST(DirectoryRulesTest, AClusterIsFoundedByItsFirstThreeVotersOnce) {
-  using core::PeerState;
-  DirectoryState state;
-  for (const char* id : {"12D3KooWc", "12D3KooWa", "12D3KooWb"}) {
-    EXPECT_FALSE(MaybeFound(state, "eu")) << "fewer than 3 voters found nothing";
-    // Still forming: a joiner votes whatever it claims.
-    core::Member m = Joining(id, "eu", PeerState::kCatchingUp);
-    m.state = RegisteredState(state.founding, m);
-    EXPECT_EQ(m.state, PeerState::kVoter);
-    state.members.push_back(m);
+TEST(DirectoryMergeTest, ANodeNeverMovesToAnotherCluster) {
+  DirectoryState s;
+  ASSERT_TRUE(MergeEntry(s, E("12D3KooWa", "eu", "a:1", PeerState::kVoter, 1)).ok());
+  absl::StatusOr<bool> moved = MergeEntry(s, E("12D3KooWa", "us", "a:1", PeerState::kVoter, 2));
+  ASSERT_FALSE(moved.ok());
+  EXPECT_NE(moved.status().message().find("cannot move to cluster us"), absl::string_view::npos);
+  EXPECT_EQ(s.members[0].member.cluster, "eu");
+  // An older stamp is no change; the same entry again is none either.
+  EXPECT_FALSE(*MergeEntry(s, E("12D3KooWa", "eu", "a:0", PeerState::kVoter, 0)));
+  EXPECT_FALSE(*MergeEntry(s, E("12D3KooWa", "eu", "a:1", PeerState::kVoter, 1)));
+}
+
+TEST(DirectoryMergeTest, AFoundingSetIsTakenOnceAndNeverReplaced) {
+  DirectoryState s;
+  const core::Configuration eu{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}};
+  EXPECT_TRUE(*MergeFounding(s, eu));
+  EXPECT_FALSE(*MergeFounding(s, eu)) << "the same again";
+  absl::StatusOr<bool> other =
+      MergeFounding(s, core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWd"}});
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("keeping the first"), absl::string_view::npos);
+  ASSERT_EQ(s.founding.size(), 1u);
+  EXPECT_TRUE(s.founding[0] == eu);
+  // Malformed sets are refused: fewer than 3, unsorted, repeated, not epoch 1.
+  for (const core::Configuration& bad :
+       {core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWb"}},
+        core::Configuration{"us", 1, {"12D3KooWb", "12D3KooWa", "12D3KooWc"}},
+        core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWa", "12D3KooWc"}},
+        core::Configuration{"us", 2, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}}) {
+    EXPECT_FALSE(MergeFounding(s, bad).ok()) << bad.voters.size();
   }
-  state.members.push_back(Joining("12D3KooWz", "us", PeerState::kVoter));
-  ASSERT_TRUE(MaybeFound(state, "eu"));
-  ASSERT_EQ(state.founding.size(), 1u);
-  EXPECT_TRUE(state.founding[0] ==
-              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}));
-  EXPECT_FALSE(MaybeFound(state, "us"));
-
-  // A fourth voter, by its own account, founds nothing new.
-  state.members.push_back(Joining("12D3KooWd", "eu", PeerState::kVoter));
-  EXPECT_FALSE(MaybeFound(state, "eu"));
-  EXPECT_EQ(state.founding[0].voters.size(), 3u);
+  // Kept ordered by cluster.
+  EXPECT_TRUE(
+      *MergeFounding(s, core::Configuration{"ap", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}}));
+  EXPECT_EQ(s.founding[0].cluster, "ap");
+  EXPECT_EQ(s.founding[1].cluster, "eu");
 }
 
-TEST(DirectoryRulesTest, AfterFoundingFoundersVoteAndOthersAreWhatTheyClaim) {
-  using core::PeerState;
+TEST(DirectoryRulesTest, TwoFederationsNeverMix) {
+  EXPECT_TRUE(SameFederation(0xaa, 0xaa, "x").ok());
+  EXPECT_TRUE(SameFederation(0, 0xaa, "x").ok()) << "a new node takes the first it joins";
+  absl::Status other = SameFederation(0xaa, 0xbb, "the node at h:1");
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(other));
+  EXPECT_NE(other.message().find("the node at h:1 is of federation 00000000000000bb; this node "
+                                 "is of 00000000000000aa"),
+            absl::string_view::npos)
+      << other;
+  EXPECT_FALSE(SameFederation(0xaa, 0, "x").ok()) << "a map must name its federation";
+  EXPECT_FALSE(SameFederation(0, 0, "x").ok());
+}
+
+TEST(DirectoryRulesTest, OnlyTheNamerFoundsAClusterAndOnlyOnceWithItsFirstThree) {
+  for (bool namer : {false, true}) {
+    DirectoryState state;
+    state.names_founding = namer;
+    for (const char* id : {"12D3KooWc", "12D3KooWa"}) {
+      ASSERT_TRUE(MergeEntry(state, E(id, "eu", "h:1", PeerState::kCatchingUp, 1)).ok());
+      EXPECT_FALSE(MaybeFound(state, "eu")) << "fewer than 3 found nothing";
+    }
+    ASSERT_TRUE(MergeEntry(state, E("12D3KooWz", "us", "h:1", PeerState::kVoter, 1)).ok());
+    ASSERT_TRUE(MergeEntry(state, E("12D3KooWb", "eu", "h:1", PeerState::kCatchingUp, 1)).ok());
+    ASSERT_EQ(MaybeFound(state, "eu"), namer);
+    if (!namer) {
+      EXPECT_TRUE(state.founding.empty()) << "another node only passes founding sets on";
+      continue;
+    }
+    ASSERT_EQ(state.founding.size(), 1u);
+    EXPECT_TRUE(state.founding[0] ==
+                (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}));
+    EXPECT_FALSE(MaybeFound(state, "us"));
+    // A fourth founds nothing new.
+    ASSERT_TRUE(MergeEntry(state, E("12D3KooWd", "eu", "h:1", PeerState::kVoter, 1)).ok());
+    EXPECT_FALSE(MaybeFound(state, "eu"));
+    EXPECT_EQ(state.founding[0].voters.size(), 3u);
+  }
+}
+
+TEST(DirectoryRulesTest, FoundersVoteAndOthersAreShownAsTheyClaim) {
   const std::vector<core::Configuration> founding = {
       {"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}};
   const struct {
-    core::Member joining;
-    PeerState registered;
+    Entry member;
+    PeerState shown;
   } cases[] = {
-      {Joining("12D3KooWa", "eu", PeerState::kCatchingUp), PeerState::kVoter},
-      {Joining("12D3KooWb", "eu", PeerState::kVoter), PeerState::kVoter},
-      {Joining("12D3KooWd", "eu", PeerState::kCatchingUp), PeerState::kCatchingUp},
-      {Joining("12D3KooWd", "eu", PeerState::kVoter), PeerState::kVoter},
-      {Joining("12D3KooWd", "eu", PeerState::kDown), PeerState::kCatchingUp},
+      {E("12D3KooWa", "eu", "h:1", PeerState::kCatchingUp, 1), PeerState::kVoter},
+      {E("12D3KooWb", "eu", "h:1", PeerState::kVoter, 1), PeerState::kVoter},
+      {E("12D3KooWd", "eu", "h:1", PeerState::kCatchingUp, 1), PeerState::kCatchingUp},
+      {E("12D3KooWd", "eu", "h:1", PeerState::kVoter, 1), PeerState::kVoter},
+      {E("12D3KooWd", "eu", "h:1", PeerState::kDown, 1), PeerState::kCatchingUp},
       // Another cluster, still forming.
-      {Joining("12D3KooWa", "us", PeerState::kCatchingUp), PeerState::kVoter},
+      {E("12D3KooWa", "us", "h:1", PeerState::kCatchingUp, 1), PeerState::kVoter},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(RegisteredState(founding, c.joining), c.registered)
-        << c.joining.id << " in " << c.joining.cluster;
+    EXPECT_EQ(ShownState(founding, c.member.member), c.shown)
+        << c.member.member.id << " in " << c.member.member.cluster;
   }
-}
-
-TEST(DirectoryRulesTest, AFileFromBeforeFoundingSetsFoundsWithEveryVoterItHas) {
-  DirectoryState state{kMembers, {}};
-  ASSERT_TRUE(MaybeFound(state, "eu"));
-  EXPECT_FALSE(MaybeFound(state, "us-east.1")) << "one voter";
-  ASSERT_EQ(state.founding.size(), 1u);
-  EXPECT_TRUE(state.founding[0] ==
-              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}}))
-      << "a catching-up member is no founder";
-  // Founding sets stay ordered by cluster, whatever order clusters form in.
-  state.members.push_back(Joining("12D3KooWx", "ap", core::PeerState::kVoter));
-  state.members.push_back(Joining("12D3KooWy", "ap", core::PeerState::kVoter));
-  state.members.push_back(Joining("12D3KooWz", "ap", core::PeerState::kDown));
-  ASSERT_TRUE(MaybeFound(state, "ap"));
-  ASSERT_EQ(state.founding.size(), 2u);
-  EXPECT_EQ(state.founding[0].cluster, "ap");
-  EXPECT_EQ(state.founding[1].cluster, "eu");
 }
 
 }  // namespace
