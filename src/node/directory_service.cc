@@ -239,17 +239,34 @@ absl::Status DirectoryService::OnMap(const std::vector<Entry>& entries,
   for (const core::Configuration& c : founding) {
     if (absl::StatusOr<bool> r = MergeFounding(next, c); !r.ok()) skip(r.status());
   }
-  bool restamp = false;
+  const Entry* newer_self = nullptr;
   for (const Entry& e : entries) {
     if (e.member.id == self_.member.id) {
       // Only this node writes its entry: a newer-looking one is an old run's.
-      restamp = restamp || (e.stamp >= self_.stamp && !(e == self_));
+      if (e.stamp >= self_.stamp && !(e == self_)) newer_self = &e;
       continue;
     }
     if (absl::StatusOr<bool> r = Merge(next, e); !r.ok()) skip(r.status());
   }
-  if (restamp) RestampSelf(next);
+  if (newer_self != nullptr && OutStampOldRun(*newer_self)) RestampSelf(next);
   return Commit(std::move(next));
+}
+
+bool DirectoryService::OutStampOldRun(const Entry& seen) {
+  // At this node's own address: an earlier run of it (whose clock was
+  // ahead). Elsewhere: maybe a second process with this data dir's
+  // identity, which would answer each restamp with its own; out-stamp it
+  // at most every 10 s, and say so, rather than gossip without end.
+  if (seen.member.address == self_.member.address) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_foreign_restamp_ < std::chrono::seconds(10)) return false;
+  last_foreign_restamp_ = now;
+  fmt::print(stderr,
+             "replicatord: directory: an entry for this node's peer id at {} (stamp {}) is "
+             "newer than this node's own: an earlier run, or another process using this data "
+             "dir's identity\n",
+             seen.member.address, seen.stamp);
+  return true;
 }
 
 asio::awaitable<void> DirectoryService::Broadcast(std::weak_ptr<bool> token) {

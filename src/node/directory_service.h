@@ -11,6 +11,7 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -84,6 +85,9 @@ class DirectoryService {
   // Stamps `self_` afresh (higher than any stamp seen for it) and merges it
   // into `next`.
   void RestampSelf(DirectoryState& next);
+  // Whether to restamp this node's entry above `seen`, an entry for this
+  // node's id that looks newer than its own.
+  bool OutStampOldRun(const Entry& seen);
   // Merges `e` into `next` and, on the namer, founds its cluster if it is
   // now due.
   absl::StatusOr<bool> Merge(DirectoryState& next, const Entry& e);
@@ -113,6 +117,7 @@ class DirectoryService {
   std::map<core::PeerId, Watch> watches_;
   uint64_t watch_generation_ = 0;
   bool broadcast_pending_ = false;
+  std::chrono::steady_clock::time_point last_foreign_restamp_;
   std::string persisted_;  // the membership file's contents as last written
 };
 
