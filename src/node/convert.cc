@@ -115,6 +115,12 @@ void ConfigVoteToWire(const core::ConfigVoteResponse& v, wire::ConfigVote::Build
 
 }  // namespace
 
+std::string ToString(capnp::Text::Reader text) {
+  std::string out(text.cStr(), text.size());
+  if (out.find('\0') != std::string::npos) Malformed("text holds a NUL byte");
+  return out;
+}
+
 core::ProposalId FromWire(wire::ProposalId::Reader p) {
   return core::ProposalId{ToString(p.getCoordinator()), p.getIncarnation(), p.getSequence(),
                           p.getStartedMs(), p.getEpoch()};

@@ -25,7 +25,10 @@ namespace replicator::node {
 inline std::string ToString(capnp::Data::Reader data) {
   return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
 }
-inline std::string ToString(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+// Text from a peer or client: a NUL inside it is refused (KJ exception), as
+// every consumer of a C string, Cap'n Proto's own setters among them, would
+// cut the text there and see another peer id, cluster or address.
+std::string ToString(capnp::Text::Reader text);
 inline capnp::Data::Reader AsData(std::string_view bytes) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size());
 }
