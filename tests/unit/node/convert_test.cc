@@ -277,6 +277,25 @@ TEST(ConvertTest, UnknownKindsFailInsteadOfBeingMisread) {
 // Configurations from a peer are checked before the core sees them: a
 // malformed one fails its call (the receiver answers `failed`) or turns its
 // reply into Unreachable, never the batch, never a crash.
+// Found by fuzz_wire: a peer id holding a NUL was taken whole, and every
+// C-string consumer (Cap'n Proto's own setters too) then saw another id.
+TEST(ConvertTest, TextHoldingANulIsRefused) {
+  capnp::MallocMessageBuilder message;
+  auto call = message.initRoot<wire::PeerCall>();
+  auto change = call.initChange();
+  change.setKind(wire::MemberChange::Kind::REMOVE);
+  const char peer[] = "12D3KooWa\0b";
+  change.setPeer(capnp::Text::Reader(peer, sizeof(peer) - 1));
+  EXPECT_THROW(FromWire(call.asReader()), kj::Exception);
+  auto info = message.initRoot<wire::PeerInfo>();
+  info.setId("12D3KooWa");
+  info.setCluster(capnp::Text::Reader("c1\0", 3));
+  info.setAddress("h:1");
+  EXPECT_THROW(FromWire(info.asReader()), kj::Exception);
+  info.setCluster("c1");
+  EXPECT_EQ(FromWire(info.asReader()).cluster, "c1");
+}
+
 TEST(ConvertTest, MalformedConfigurationsAreRefused) {
   const struct {
     core::Configuration config;
