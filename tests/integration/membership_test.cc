@@ -76,6 +76,22 @@ class MembershipTest : public DeploymentTest {
       EXPECT_EQ(r.exit_code, 2) << k << ": " << r.out << r.err;
     }
   }
+  // Starts a node of `cluster` and waits until `member list` at `at` shows
+  // it a voter at `epoch` (it catches up and promotes itself). Its address,
+  // or empty (with the failure recorded) if it never did.
+  std::string AddVoter(const std::string& cluster, const std::string& at,
+                       const std::string& epoch) {
+    auto added = deployment_->AddNode(cluster);
+    EXPECT_TRUE(added.ok()) << added.status();
+    if (!added.ok()) return "";
+    const std::string address = deployment_->nodes()[*added].address;
+    bool promoted = Eventually([&] {
+      std::optional<Row> row = RowOf(at, address);
+      return row && row->role == "voter" && row->epoch == epoch;
+    });
+    EXPECT_TRUE(promoted) << ListText(at);
+    return promoted ? address : "";
+  }
   static std::vector<std::string> Keys(const std::string& prefix, int n) {
     std::vector<std::string> keys;
     for (int i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(i));
@@ -95,13 +111,8 @@ TEST_F(MembershipTest, ADeadVoterIsReplacedAndTheShrunkQuorumsStillCommit) {
   ASSERT_TRUE(dead.has_value()) << ListText(c2);
   deployment_->Kill(2);
   // A fresh node joins c1, catches up and promotes itself through consensus.
-  auto added = deployment_->AddNode("c1");
-  ASSERT_TRUE(added.ok()) << added.status();
-  const std::string fresh = deployment_->nodes()[*added].address;
-  EXPECT_TRUE(Eventually([&] {
-    std::optional<Row> row = RowOf(c2, fresh);
-    return row && row->role == "voter" && row->epoch == "2";
-  })) << ListText(c2);
+  const std::string fresh = AddVoter("c1", c2, "2");
+  ASSERT_FALSE(fresh.empty());
   // The dead one is removed, asked at a node of the other cluster.
   CommandResult removed = Cli({"--node=" + c2, "member", "remove", dead->id});
   ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
@@ -200,13 +211,8 @@ TEST_F(MembershipTest, TheFirstNodeDownStopsNoJoinPutOrChange) {
   ASSERT_TRUE(first.has_value()) << ListText(c2);
   deployment_->Kill(0);
   // Its --bootstrap list starts with the dead first node.
-  auto added = deployment_->AddNode("c1");
-  ASSERT_TRUE(added.ok()) << added.status();
-  const std::string fresh = deployment_->nodes()[*added].address;
-  EXPECT_TRUE(Eventually([&] {
-    std::optional<Row> row = RowOf(c2, fresh);
-    return row && row->role == "voter" && row->epoch == "2";
-  })) << ListText(c2);
+  const std::string fresh = AddVoter("c1", c2, "2");
+  ASSERT_FALSE(fresh.empty());
   CommandResult removed = Cli({"--node=" + fresh, "member", "remove", first->id});
   ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
   EXPECT_TRUE(absl::StrContains(removed.out, "epoch 3")) << removed.out;
