@@ -1,14 +1,15 @@
 #include "node/peer_network.h"
 
+#include <kj/debug.h>
+
 #include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <type_traits>
 #include <variant>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <kj/debug.h>
-
 #include "absl/strings/str_cat.h"
+#include "core/validate.h"
 #include "net/bridge.h"
 #include "net/reactor.h"
 #include "node/convert.h"
@@ -173,6 +174,20 @@ asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::Exchan
   return CallBatch(std::move(peer), calls, within);
 }
 
+namespace {
+
+// A peer's answer over this node's limits counts as no answer
+// (core/validate.h).
+void Screen(const core::Limits& limits, std::vector<core::Response>& responses) {
+  for (core::Response& r : responses) {
+    if (std::optional<std::string> bad = core::ValidateResponse(limits, r)) {
+      r = Unreachable(absl::StrCat("refused the peer's answer: ", *bad));
+    }
+  }
+}
+
+}  // namespace
+
 asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::CallBatch(
     wire::Peer::Client peer, const std::vector<core::SendEffect>& calls, milliseconds within) {
   auto req = peer.callRequest();
@@ -189,6 +204,7 @@ asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::CallBa
   std::vector<core::Response> out;
   out.reserve(calls.size());
   for (auto reply : replies) out.push_back(FromWire(reply));
+  Screen(ctx_.options.limits, out);
   co_return out;
 }
 
@@ -200,6 +216,7 @@ asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::CallDi
   if (!r.ok()) co_return r.status();
   std::vector<core::Response> out;
   out.push_back(FromWire(*r));
+  Screen(ctx_.options.limits, out);
   co_return out;
 }
 
@@ -212,6 +229,7 @@ asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::CallPu
   if (!r.ok()) co_return r.status();
   std::vector<core::Response> out;
   out.push_back(FromWire(*r));
+  Screen(ctx_.options.limits, out);
   co_return out;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/validate.h"
 #include "net/bridge.h"
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
@@ -24,7 +25,7 @@ class PeerServer final : public wire::Peer::Server {
 
   kj::Promise<void> call(CallContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(ctx_->io(), Call(driver_, context));
+    return net::ToPromise(ctx_->io(), Call(driver_, ctx_->options.limits, context));
   }
   kj::Promise<void> digest(DigestContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -32,7 +33,11 @@ class PeerServer final : public wire::Peer::Server {
   }
   kj::Promise<void> pull(PullContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(ctx_->io(), Pull(driver_, context));
+    core::PullRequest pull = FromWire(context.getParams());
+    if (auto bad = core::ValidateRequest(ctx_->options.limits, pull)) {
+      return KJ_EXCEPTION(FAILED, absl::StrCat("refused call: ", *bad).c_str());
+    }
+    return net::ToPromise(ctx_->io(), Pull(driver_, std::move(pull), context));
   }
 
  private:
@@ -45,7 +50,8 @@ class PeerServer final : public wire::Peer::Server {
     throw std::logic_error("engine answered with the wrong response type");
   }
 
-  static asio::awaitable<void> Call(EngineDriver* driver, CallContext context) {
+  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits,
+                                    CallContext context) {
     auto calls = context.getParams().getCalls();
     // A call this node cannot read (a kind from a newer peer) fails alone.
     std::vector<core::Response> responses(calls.size());
@@ -54,9 +60,13 @@ class PeerServer final : public wire::Peer::Server {
     requests.reserve(calls.size());
     positions.reserve(calls.size());
     for (size_t i = 0; i < calls.size(); ++i) {
-      KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { requests.push_back(FromWire(calls[i])); })) {
+      core::Request request;
+      KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { request = FromWire(calls[i]); })) {
         responses[i] = Unreachable(absl::StrCat("malformed call: ", e->getDescription().cStr()));
+      } else if (auto bad = core::ValidateRequest(limits, request)) {
+        responses[i] = Unreachable(absl::StrCat("refused call: ", *bad));
       } else {
+        requests.push_back(std::move(request));
         positions.push_back(i);
       }
     }
@@ -71,8 +81,9 @@ class PeerServer final : public wire::Peer::Server {
     std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
     ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
   }
-  static asio::awaitable<void> Pull(EngineDriver* driver, PullContext context) {
-    std::vector<core::Request> request{FromWire(context.getParams())};
+  static asio::awaitable<void> Pull(EngineDriver* driver, core::PullRequest pull,
+                                    PullContext context) {
+    std::vector<core::Request> request{std::move(pull)};
     std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
     ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
   }
