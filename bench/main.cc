@@ -33,6 +33,7 @@
 #include "node/local_deployment.h"
 #include "report.h"
 #include "util/dashed_flags.h"
+#include "util/help.h"
 
 ABSL_FLAG(std::string, nodes, "", "Comma-separated HOST:PORT of running nodes to load.");
 ABSL_FLAG(std::string, local, "",
@@ -263,10 +264,20 @@ void RemoveOrKeep(const std::string& root, int exit_code) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "load a Replicator deployment and report throughput, latency and outcomes.\n"
+  constexpr char kUsage[] =
+      "replicator-bench: load a Replicator deployment and report throughput, latency and "
+      "outcomes.\n"
       "  replicator-bench --local=1x3 --workload=put --concurrency=64 --duration=10s\n"
-      "  replicator-bench --nodes=HOST:PORT,... --workload=get --consistency=local");
+      "  replicator-bench --nodes=HOST:PORT,... --workload=get --consistency=local";
+  absl::SetProgramUsageMessage(kUsage);
+  replicator::util::PrintHelpIfAsked(
+      argc, argv, kUsage, __FILE__,
+      {{"Target", {"local", "nodes", "storage", "node_flags", "keep", "connections"}},
+       {"Workload",
+        {"workload", "conflict_ratio", "read_ratio", "consistency", "key_size", "value_size",
+         "preload", "seed"}},
+       {"Load", {"concurrency", "duration", "warmup", "ops", "max_ops", "hard_timeout"}},
+       {"Report", {"verify", "json", "echo_baseline"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (positional.size() > 1) return Usage(fmt::format("unexpected argument {}", positional[1]));

@@ -30,6 +30,7 @@
 #include "net/reactor.h"
 #include "replicator/client.h"
 #include "util/dashed_flags.h"
+#include "util/help.h"
 
 ABSL_FLAG(std::string, node, "", "HOST:PORT of any Replicator node (required).");
 ABSL_FLAG(std::string, value_file, "",
@@ -305,6 +306,10 @@ struct Command {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsageText);
+  replicator::util::PrintHelpIfAsked(argc, argv, kUsageText, __FILE__,
+                                     {{"Connection", {"node", "timeout_ms"}},
+                                      {"put and get", {"value_file", "consistency"}},
+                                      {"member", {"force"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   std::vector<std::string> args(positional.begin() + 1, positional.end());

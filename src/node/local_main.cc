@@ -17,6 +17,7 @@
 #include "fmt/format.h"
 #include "node/local_deployment.h"
 #include "util/dashed_flags.h"
+#include "util/help.h"
 
 ABSL_FLAG(int, clusters, 3, "Number of clusters.");
 ABSL_FLAG(int, nodes, 3, "Nodes per cluster (3 or more for puts to succeed).");
@@ -25,8 +26,12 @@ ABSL_FLAG(std::string, dir, "",
 ABSL_FLAG(std::string, storage, "rocksdb", "rocksdb or memory.");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Starts a local Replicator deployment: replicator-local [--clusters=3] [--nodes=3]");
+  constexpr char kUsage[] =
+      "replicator-local: starts a local Replicator deployment, prints its addresses and runs "
+      "until Ctrl-C.\n  replicator-local [--clusters=3] [--nodes=3] [--dir=DIR]";
+  absl::SetProgramUsageMessage(kUsage);
+  replicator::util::PrintHelpIfAsked(argc, argv, kUsage, __FILE__,
+                                     {{"Deployment", {"clusters", "nodes", "dir", "storage"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   absl::ParseCommandLine(dashed.argc(), dashed.argv());
   replicator::node::DeploymentOptions options;

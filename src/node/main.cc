@@ -21,6 +21,7 @@
 #include "net/reactor.h"
 #include "node/node.h"
 #include "util/dashed_flags.h"
+#include "util/help.h"
 
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
@@ -99,10 +100,18 @@ struct Daemon {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Replicator node.\n"
+  constexpr char kUsage[] =
+      "replicatord: a Replicator node.\n"
       "  replicatord --cluster=ID --data-dir=DIR [--listen=HOST:PORT] "
-      "[--bootstrap=HOST:PORT[,HOST:PORT...]]");
+      "[--bootstrap=HOST:PORT[,HOST:PORT...]]";
+  absl::SetProgramUsageMessage(kUsage);
+  replicator::util::PrintHelpIfAsked(
+      argc, argv, kUsage, __FILE__,
+      {{"Node", {"cluster", "data_dir", "listen", "address_file", "storage"}},
+       {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
+       {"Protocol", {"call_deadline_ms", "lease_ms"}},
+       {"Limits", {"max_key_bytes", "max_value_bytes"}},
+       {"Testing", {"failpoint"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (rest.size() > 1) return Fail(fmt::format("unexpected argument '{}'", rest[1]));

@@ -494,6 +494,23 @@ TEST(StartupTest, UnreachableBootstrapPeerExitsWithAClearError) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(StartupTest, HelpListsEachProgramsOwnFlagsWithDefaults) {
+  const struct {
+    const char* binary;
+    std::vector<const char*> shows;
+  } programs[] = {
+      {REPLICATORD_PATH, {"--data-dir=", "--bootstrap=", "--lease-ms=2000", "Membership:"}},
+      {REPLICATOR_CLI_PATH, {"--node=", "--timeout-ms=10000", "member remove"}},
+  };
+  for (const auto& p : programs) {
+    CommandResult r = RunCommand({p.binary, "--help"}, milliseconds(10000));
+    EXPECT_EQ(r.exit_code, 0) << p.binary << r.err;
+    for (const char* s : p.shows) EXPECT_NE(r.out.find(s), std::string::npos) << s << r.out;
+    EXPECT_EQ(r.out.find("No flags matched"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("absl"), std::string::npos) << "only the program's own flags";
+  }
+}
+
 TEST(StartupTest, BadFlagsAreRefusedClearly) {
   std::string dir = TempDir("flags");
   CommandResult r = RunCommand(
