@@ -17,6 +17,15 @@
 
 namespace replicator::node {
 
+// Where and how one node runs, for nodes not on 127.0.0.1 (e.g. each in its
+// own network namespace).
+struct NodePlacement {
+  // Put before the replicatord command line, e.g. {"/usr/sbin/ip", "netns",
+  // "exec", "NS"}. It must exec the node, so that the PID is the node's.
+  std::vector<std::string> command_prefix;
+  std::string listen = "127.0.0.1:0";  // --listen at first start
+};
+
 struct DeploymentOptions {
   int clusters = 3;
   int nodes_per_cluster = 3;
@@ -26,6 +35,8 @@ struct DeploymentOptions {
   std::vector<std::string> extra_flags;  // passed to every node
   // Flags for single nodes, by index (e.g. a failpoint on one coordinator).
   std::map<size_t, std::vector<std::string>> node_flags;
+  // Placements of single nodes, by index; the others run on 127.0.0.1.
+  std::map<size_t, NodePlacement> node_placement;
   std::chrono::milliseconds start_timeout{15000};
 };
 
@@ -57,10 +68,10 @@ class LocalDeployment {
   // Restarts a stopped node with its data dir (it keeps its peer id) and the
   // address it had.
   absl::Status Restart(size_t index);
-  // Starts one more node in `cluster` (joining through the bootstrap peer);
-  // returns its index.
-  absl::StatusOr<size_t> AddNode(const std::string& cluster,
-                                 std::vector<std::string> flags = {});
+  // Starts one more node in `cluster` (joining through the bootstrap peer),
+  // placed as `placement` says; returns its index.
+  absl::StatusOr<size_t> AddNode(const std::string& cluster, std::vector<std::string> flags = {},
+                                 std::optional<NodePlacement> placement = std::nullopt);
   // SIGTERM every node (continuing paused ones); SIGKILL what is left after
   // `grace`.
   void StopAll(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
