@@ -11,8 +11,8 @@
 // links rpv.../rpb...), so parallel test processes never collide; the
 // destructor deletes every namespace and link it made, and Create first
 // deletes the namespaces (and their bridges) of test processes that died
-// without cleaning up. Stop every process running in a namespace before
-// destroying the NamespaceNet.
+// without cleaning up, killing any node left running in them. Stop every process running in a
+// namespace before destroying the NamespaceNet.
 #pragma once
 
 #include <fcntl.h>
@@ -76,7 +76,10 @@ class NamespaceNet {
   }
 
   ~NamespaceNet() {
-    // Deleting a namespace deletes the veth pair it holds.
+    // Deleting a namespace would delete its veth pair too, but only once
+    // the kernel gets round to destroying the namespace: delete the pairs
+    // first, at once.
+    for (const std::string& veth : veths_) Ip({"link", "del", veth}).IgnoreError();
     for (const std::string& ns : namespaces_) Ip({"netns", "del", ns}).IgnoreError();
     if (!bridge_.empty()) Ip({"link", "del", bridge_}).IgnoreError();
   }
@@ -96,8 +99,13 @@ class NamespaceNet {
     const std::string veth = NewName("rpv");
     // The namespace's end is created in it as eth0; the root end joins the
     // bridge.
+    if (absl::Status s =
+            Ip({"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns});
+        !s.ok()) {
+      return s;
+    }
+    veths_.push_back(veth);
     for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
-             {"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
              {"link", "set", veth, "master", bridge_, "up"},
              {"-n", ns, "addr", "add", ip(host) + "/24", "dev", "eth0"},
              {"-n", ns, "link", "set", "eth0", "up"},
@@ -205,6 +213,13 @@ class NamespaceNet {
       pid_t pid = PidIn(name, "rpn");
       if (!Dead(pid)) continue;
       dead.insert(pid);
+      // A node left in it (one paused when its test was killed ignores the
+      // SIGTERM its parent's death sent) is killed first, by its PID.
+      node::CommandResult pids = node::RunCommand({ip_, "netns", "pids", name}, kIpTimeout);
+      for (absl::string_view p : absl::StrSplit(pids.out, '\n', absl::SkipEmpty())) {
+        int left = 0;
+        if (absl::SimpleAtoi(p, &left) && left > 1) ::kill(left, SIGKILL);
+      }
       Ip({"netns", "del", name}).IgnoreError();
     }
     if (dead.empty()) return;
@@ -289,6 +304,7 @@ class NamespaceNet {
   std::string subnet_;                   // "10.X.Y."
   std::string bridge_;                   // in the root namespace
   std::vector<std::string> namespaces_;  // by host (one more once probed)
+  std::vector<std::string> veths_;       // root ends, by host
   size_t hosts_ = 0;
   std::set<std::pair<size_t, size_t>> cuts_;  // (from, to): a blackhole route in `from`
 };
