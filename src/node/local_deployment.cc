@@ -112,9 +112,7 @@ absl::StatusOr<std::unique_ptr<LocalDeployment>> LocalDeployment::Start(
     }
   }
   for (size_t i = 0; i < d->nodes_.size(); ++i) {
-    auto placed = o.node_placement.find(i);
-    std::string listen = placed == o.node_placement.end() ? "127.0.0.1:0" : placed->second.listen;
-    if (absl::Status s = d->Launch(i, listen); !s.ok()) return s;
+    if (absl::Status s = d->Launch(i, "127.0.0.1:0"); !s.ok()) return s;
   }
   return d;
 }
@@ -129,8 +127,10 @@ std::vector<std::string> LocalDeployment::ClusterIds() const {
   return out;
 }
 
-absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
+absl::Status LocalDeployment::Launch(size_t index, std::string listen) {
   NodeProcess& p = nodes_[index];
+  auto placed = options_.node_placement.find(index);
+  if (placed != options_.node_placement.end() && p.address.empty()) listen = placed->second.listen;
   std::string address_file = p.data_dir + "/address";
   std::error_code ec;
   fs::create_directories(p.data_dir, ec);
@@ -141,14 +141,14 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
                                    "--data-dir=" + p.data_dir,
                                    "--storage=" + options_.storage,
                                    "--address-file=" + address_file};
-  if (auto it = options_.node_placement.find(index); it != options_.node_placement.end()) {
-    const std::vector<std::string>& prefix = it->second.command_prefix;
-    argv.insert(argv.begin(), prefix.begin(), prefix.end());
-  }
   if (index != 0) argv.push_back("--bootstrap=" + nodes_[0].address);
   for (const std::string& f : options_.extra_flags) argv.push_back(f);
   if (auto it = options_.node_flags.find(index); it != options_.node_flags.end()) {
     for (const std::string& f : it->second) argv.push_back(f);
+  }
+  if (placed != options_.node_placement.end()) {
+    const std::vector<std::string>& prefix = placed->second.command_prefix;
+    argv.insert(argv.begin(), prefix.begin(), prefix.end());
   }
   auto pid = Spawn(argv, p.log_path);
   if (!pid.ok()) return pid.status();
@@ -176,8 +176,7 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
 }
 
 absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
-                                                std::vector<std::string> flags,
-                                                std::optional<NodePlacement> placement) {
+                                                std::vector<std::string> flags) {
   size_t index = nodes_.size();
   size_t in_cluster = 0;
   for (const NodeProcess& n : nodes_) in_cluster += n.cluster == cluster;
@@ -188,13 +187,15 @@ absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
   p.log_path = absl::StrCat(options_.root_dir, "/", name, ".log");
   nodes_.push_back(std::move(p));
   if (!flags.empty()) options_.node_flags[index] = std::move(flags);
-  std::string listen = "127.0.0.1:0";
-  if (placement) {
-    listen = placement->listen;
-    options_.node_placement[index] = std::move(*placement);
-  }
-  if (absl::Status s = Launch(index, listen); !s.ok()) return s;
+  if (absl::Status s = Launch(index, "127.0.0.1:0"); !s.ok()) return s;
   return index;
+}
+
+absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
+                                                std::vector<std::string> flags,
+                                                NodePlacement placement) {
+  options_.node_placement[nodes_.size()] = std::move(placement);
+  return AddNode(cluster, std::move(flags));
 }
 
 void LocalDeployment::Kill(size_t index) {

@@ -68,10 +68,10 @@ class LocalDeployment {
   // Restarts a stopped node with its data dir (it keeps its peer id) and the
   // address it had.
   absl::Status Restart(size_t index);
-  // Starts one more node in `cluster` (joining through the bootstrap peer),
-  // placed as `placement` says; returns its index.
-  absl::StatusOr<size_t> AddNode(const std::string& cluster, std::vector<std::string> flags = {},
-                                 std::optional<NodePlacement> placement = std::nullopt);
+  // Starts one more node in `cluster` (joining through the bootstrap peer);
+  // returns its index.
+  absl::StatusOr<size_t> AddNode(const std::string& cluster,
+                                 std::vector<std::string> flags = {});
   // SIGTERM every node (continuing paused ones); SIGKILL what is left after
   // `grace`.
   void StopAll(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
@@ -80,10 +80,14 @@ class LocalDeployment {
   bool WaitForExit(size_t index, std::chrono::milliseconds bound);
   // The first node (by index) that exited on its own, if any.
   std::optional<size_t> Exited();
+  // AddNode, the new node placed as `placement` says.
+  absl::StatusOr<size_t> AddNode(const std::string& cluster, std::vector<std::string> flags,
+                                 NodePlacement placement);
 
  private:
   explicit LocalDeployment(DeploymentOptions options) : options_(std::move(options)) {}
-  absl::Status Launch(size_t index, const std::string& listen);
+  // `listen` unless the node is placed and starts for the first time.
+  absl::Status Launch(size_t index, std::string listen);
 
   DeploymentOptions options_;
   std::vector<NodeProcess> nodes_;
