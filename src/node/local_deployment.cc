@@ -127,8 +127,10 @@ std::vector<std::string> LocalDeployment::ClusterIds() const {
   return out;
 }
 
-absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
+absl::Status LocalDeployment::Launch(size_t index, std::string listen) {
   NodeProcess& p = nodes_[index];
+  auto placed = options_.node_placement.find(index);
+  if (placed != options_.node_placement.end() && p.address.empty()) listen = placed->second.listen;
   std::string address_file = p.data_dir + "/address";
   std::error_code ec;
   fs::create_directories(p.data_dir, ec);
@@ -149,6 +151,10 @@ absl::Status LocalDeployment::Launch(size_t index, const std::string& listen) {
   for (const std::string& f : options_.extra_flags) argv.push_back(f);
   if (auto it = options_.node_flags.find(index); it != options_.node_flags.end()) {
     for (const std::string& f : it->second) argv.push_back(f);
+  }
+  if (placed != options_.node_placement.end()) {
+    const std::vector<std::string>& prefix = placed->second.command_prefix;
+    argv.insert(argv.begin(), prefix.begin(), prefix.end());
   }
   auto pid = Spawn(argv, p.log_path);
   if (!pid.ok()) return pid.status();
@@ -189,6 +195,13 @@ absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
   if (!flags.empty()) options_.node_flags[index] = std::move(flags);
   if (absl::Status s = Launch(index, "127.0.0.1:0"); !s.ok()) return s;
   return index;
+}
+
+absl::StatusOr<size_t> LocalDeployment::AddNode(const std::string& cluster,
+                                                std::vector<std::string> flags,
+                                                NodePlacement placement) {
+  options_.node_placement[nodes_.size()] = std::move(placement);
+  return AddNode(cluster, std::move(flags));
 }
 
 void LocalDeployment::Kill(size_t index) {

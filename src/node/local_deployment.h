@@ -17,6 +17,15 @@
 
 namespace replicator::node {
 
+// Where and how one node runs, for nodes not on 127.0.0.1 (e.g. each in its
+// own network namespace).
+struct NodePlacement {
+  // Put before the replicatord command line, e.g. {"/usr/sbin/ip", "netns",
+  // "exec", "NS"}. It must exec the node, so that the PID is the node's.
+  std::vector<std::string> command_prefix;
+  std::string listen = "127.0.0.1:0";  // --listen at first start
+};
+
 struct DeploymentOptions {
   int clusters = 3;
   int nodes_per_cluster = 3;
@@ -26,6 +35,8 @@ struct DeploymentOptions {
   std::vector<std::string> extra_flags;  // passed to every node
   // Flags for single nodes, by index (e.g. a failpoint on one coordinator).
   std::map<size_t, std::vector<std::string>> node_flags;
+  // Placements of single nodes, by index; the others run on 127.0.0.1.
+  std::map<size_t, NodePlacement> node_placement;
   std::chrono::milliseconds start_timeout{15000};
 };
 
@@ -70,10 +81,14 @@ class LocalDeployment {
   bool WaitForExit(size_t index, std::chrono::milliseconds bound);
   // The first node (by index) that exited on its own, if any.
   std::optional<size_t> Exited();
+  // AddNode, the new node placed as `placement` says.
+  absl::StatusOr<size_t> AddNode(const std::string& cluster, std::vector<std::string> flags,
+                                 NodePlacement placement);
 
  private:
   explicit LocalDeployment(DeploymentOptions options) : options_(std::move(options)) {}
-  absl::Status Launch(size_t index, const std::string& listen);
+  // `listen` unless the node is placed and starts for the first time.
+  absl::Status Launch(size_t index, std::string listen);
 
   DeploymentOptions options_;
   std::vector<NodeProcess> nodes_;

@@ -41,7 +41,8 @@ class DeploymentTest : public ::testing::Test {
  protected:
   void StartDeployment(int clusters, int nodes, std::vector<std::string> extra_flags = {},
                        std::string storage = "memory",
-                       std::map<size_t, std::vector<std::string>> node_flags = {}) {
+                       std::map<size_t, std::vector<std::string>> node_flags = {},
+                       std::map<size_t, node::NodePlacement> node_placement = {}) {
     root_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     node::DeploymentOptions options;
     options.clusters = clusters;
@@ -51,6 +52,7 @@ class DeploymentTest : public ::testing::Test {
     options.storage = std::move(storage);
     options.extra_flags = std::move(extra_flags);
     options.node_flags = std::move(node_flags);
+    options.node_placement = std::move(node_placement);
     auto d = LocalDeployment::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     deployment_ = std::move(*d);
