@@ -33,6 +33,7 @@
 #include "node/local_deployment.h"
 #include "report.h"
 #include "util/dashed_flags.h"
+#include "util/duration_flag.h"
 #include "util/help.h"
 
 ABSL_FLAG(std::string, nodes, "", "Comma-separated HOST:PORT of running nodes to load.");
@@ -50,14 +51,16 @@ ABSL_FLAG(double, conflict_ratio, 0.5,
 ABSL_FLAG(double, read_ratio, 0.9, "mixed: share of gets (of keys answered ok).");
 ABSL_FLAG(std::string, consistency, "local", "get and mixed: local or linearizable.");
 ABSL_FLAG(int, concurrency, 64, "Calls in flight.");
-ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
-          "Length of the timed phase (e.g. 10s); default 10s unless --ops is given.");
-ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
-          "Calls of the workload before the timed phase: checked, not reported (e.g. 1s).");
+ABSL_FLAG(replicator::util::Seconds, duration, {},
+          "Length of the timed phase (seconds, or 10s, 500ms, 2m); default 10s unless --ops "
+          "is given.");
+ABSL_FLAG(replicator::util::Seconds, warmup, {},
+          "Calls of the workload before the timed phase: checked, not reported (seconds, or "
+          "1s, 500ms).");
 ABSL_FLAG(uint64_t, ops, 0, "Calls in the timed phase; 0: bounded by --duration only.");
 ABSL_FLAG(uint64_t, max_ops, 20000000, "Hard cap on calls in the timed phase.");
-ABSL_FLAG(absl::Duration, hard_timeout, absl::Seconds(300),
-          "Bound on the whole run (start, preload, timed phase, read-back).");
+ABSL_FLAG(replicator::util::Seconds, hard_timeout, replicator::util::Seconds{absl::Seconds(300)},
+          "Bound on the whole run: start, preload, timed phase, read-back (seconds, or 5m).");
 ABSL_FLAG(uint64_t, preload, 10000, "get and mixed: keys put before the timed phase.");
 ABSL_FLAG(int, key_size, 16, "Key size in bytes (at least 16).");
 ABSL_FLAG(int, value_size, 100, "Value (and echo payload) size in bytes.");
@@ -134,14 +137,14 @@ std::string LoadFromFlags(BenchConfig* config) {
 std::string LengthFromFlags(BenchConfig* config, absl::Duration* hard_timeout) {
   config->ops = absl::GetFlag(FLAGS_ops);
   config->max_ops = std::max<uint64_t>(1, absl::GetFlag(FLAGS_max_ops));
-  absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  absl::Duration duration = absl::GetFlag(FLAGS_duration).value;
   if (duration < absl::ZeroDuration()) return "--duration must not be negative";
   if (duration == absl::ZeroDuration() && config->ops == 0) duration = absl::Seconds(10);
   config->duration = absl::ToChronoNanoseconds(duration);
-  absl::Duration warmup = absl::GetFlag(FLAGS_warmup);
+  absl::Duration warmup = absl::GetFlag(FLAGS_warmup).value;
   if (warmup < absl::ZeroDuration()) return "--warmup must not be negative";
   config->warmup = absl::ToChronoNanoseconds(warmup);
-  *hard_timeout = absl::GetFlag(FLAGS_hard_timeout);
+  *hard_timeout = absl::GetFlag(FLAGS_hard_timeout).value;
   if (*hard_timeout <= duration + warmup) {
     return "--hard-timeout must exceed --duration plus --warmup";
   }

@@ -30,6 +30,7 @@
 #include "net/reactor.h"
 #include "replicator/client.h"
 #include "util/dashed_flags.h"
+#include "util/duration_flag.h"
 #include "util/help.h"
 
 ABSL_FLAG(std::string, node, "", "HOST:PORT of any Replicator node (required).");
@@ -38,8 +39,10 @@ ABSL_FLAG(std::string, value_file, "",
           "line; for binary values.");
 ABSL_FLAG(std::string, consistency, "local",
           "get: local (this node's committed value) or linearizable (a majority of its cluster).");
-ABSL_FLAG(int64_t, timeout_ms, 10000,
-          "Give up on a call after this long (a member change gets at least 15000).");
+ABSL_FLAG(replicator::util::Millis, timeout_ms,
+          replicator::util::Millis{std::chrono::milliseconds(10000)},
+          "Give up on a call after this long (milliseconds, or 10s; a member change gets at "
+          "least 15s).");
 ABSL_FLAG(bool, force, false,
           "member remove: allow leaving fewer than 3 voters, a cluster that then survives no "
           "failure.");
@@ -361,8 +364,8 @@ int main(int argc, char** argv) {
   } else if (c != "local") {
     return Usage(fmt::format("--consistency must be local or linearizable, not '{}'", c));
   }
-  int64_t timeout = absl::GetFlag(FLAGS_timeout_ms);
-  if (timeout <= 0) return Usage("--timeout_ms must be positive");
+  int64_t timeout = absl::GetFlag(FLAGS_timeout_ms).value.count();
+  if (timeout <= 0) return Usage("--timeout-ms must be positive");
 
   replicator::net::Reactor reactor;
   Command command{reactor, node, args, value, consistency, absl::GetFlag(FLAGS_force), {}, kUsage};

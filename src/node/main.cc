@@ -21,6 +21,7 @@
 #include "net/reactor.h"
 #include "node/node.h"
 #include "util/dashed_flags.h"
+#include "util/duration_flag.h"
 #include "util/help.h"
 
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
@@ -34,12 +35,18 @@ ABSL_FLAG(std::string, data_dir, "", "Directory for this node's identity and dat
 ABSL_FLAG(std::string, storage, "rocksdb",
           "rocksdb (durable, in --data-dir/db) or memory (loses every key and reservation when "
           "the process exits; for tests only).");
-ABSL_FLAG(int64_t, call_deadline_ms, 1000,
-          "Deadline of each fan-out to peers; a peer that misses it is an unreachable vote.");
-ABSL_FLAG(int64_t, lease_ms, 2000,
-          "Age after which a reservation of unknown outcome is resolved by its holder.");
-ABSL_FLAG(int64_t, bootstrap_timeout_ms, 5000,
-          "How long a new node tries reaching a bootstrap peer at start before exiting.");
+ABSL_FLAG(replicator::util::Millis, call_deadline_ms,
+          replicator::util::Millis{std::chrono::milliseconds(1000)},
+          "Deadline of each fan-out to peers; a peer that misses it is an unreachable vote "
+          "(milliseconds, or 1s, 500ms...).");
+ABSL_FLAG(replicator::util::Millis, lease_ms,
+          replicator::util::Millis{std::chrono::milliseconds(2000)},
+          "Age after which a reservation of unknown outcome is resolved by its holder "
+          "(milliseconds, or 2s...).");
+ABSL_FLAG(replicator::util::Millis, bootstrap_timeout_ms,
+          replicator::util::Millis{std::chrono::milliseconds(5000)},
+          "How long a new node tries reaching a bootstrap peer at start before exiting "
+          "(milliseconds, or 5s...).");
 ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes (at most 65536).");
 ABSL_FLAG(int64_t, max_value_bytes, 1 << 20,
           "Largest value accepted, in bytes (at most 33554432, 32 MiB).");
@@ -132,9 +139,10 @@ int main(int argc, char** argv) {
   }
   options.memory_storage = storage == "memory";
   auto positive = [](int64_t v) { return v > 0; };
-  if (!positive(absl::GetFlag(FLAGS_call_deadline_ms)) ||
-      !positive(absl::GetFlag(FLAGS_lease_ms)) ||
-      !positive(absl::GetFlag(FLAGS_bootstrap_timeout_ms)) ||
+  auto positive_ms = [](replicator::util::Millis m) { return m.value.count() > 0; };
+  if (!positive_ms(absl::GetFlag(FLAGS_call_deadline_ms)) ||
+      !positive_ms(absl::GetFlag(FLAGS_lease_ms)) ||
+      !positive_ms(absl::GetFlag(FLAGS_bootstrap_timeout_ms)) ||
       !positive(absl::GetFlag(FLAGS_max_key_bytes)) || absl::GetFlag(FLAGS_max_value_bytes) < 0) {
     return Fail("durations and key limits must be positive");
   }
@@ -149,9 +157,9 @@ int main(int argc, char** argv) {
         "message must stay under Cap'n Proto's 64 MiB limit",
         kMaxKeyLimit, kMaxValueLimit));
   }
-  options.call_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_deadline_ms));
-  options.lease = std::chrono::milliseconds(absl::GetFlag(FLAGS_lease_ms));
-  options.bootstrap_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_bootstrap_timeout_ms));
+  options.call_deadline = absl::GetFlag(FLAGS_call_deadline_ms).value;
+  options.lease = absl::GetFlag(FLAGS_lease_ms).value;
+  options.bootstrap_timeout = absl::GetFlag(FLAGS_bootstrap_timeout_ms).value;
   options.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
   options.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   std::string address_file = absl::GetFlag(FLAGS_address_file);
