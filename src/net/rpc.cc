@@ -2,10 +2,14 @@
 
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <asio/experimental/deferred.hpp>
 #include <asio/experimental/parallel_group.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <charconv>
@@ -13,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "net/asio_stream.h"
+#include "net/bridge.h"
 
 namespace replicator::net {
 namespace {
@@ -97,15 +102,27 @@ capnp::ReaderOptions ReceiveOptions() {
 // RpcServer
 
 struct RpcServer::Session {
-  Session(asio::ip::tcp::socket socket, capnp::Capability::Client bootstrap)
-      : stream(std::move(socket)),
-        network(stream, capnp::rpc::twoparty::Side::SERVER, ReceiveOptions()),
+  Session(kj::Own<kj::AsyncIoStream> transport, capnp::Capability::Client bootstrap)
+      : stream(kj::mv(transport)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, ReceiveOptions()),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
 
-  // Destroyed in reverse: the RPC system, then the network, then the socket.
-  AsioStream stream;
+  // Destroyed in reverse: the RPC system, then the network, then the stream (and socket).
+  kj::Own<kj::AsyncIoStream> stream;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+};
+
+// A TLS connection still in its handshake.
+struct RpcServer::Handshake {
+  Handshake(kj::Own<TlsStream> tls, asio::io_context& io, std::string peer_address)
+      : stream(kj::mv(tls)), timer(io), peer(std::move(peer_address)) {}
+
+  kj::Own<TlsStream> stream;
+  asio::steady_timer timer;
+  std::string peer;
+  // Declared last: drops the handshake's promises before the stream they use goes.
+  kj::Canceler canceler;
 };
 
 // The listening socket, with a flag its pending handlers check: they may run after the server
@@ -134,6 +151,20 @@ class RpcServer::Acceptor {
 
 namespace {
 
+// What a plaintext Cap'n Proto client gets from a TLS server: an Abort message, which fails its
+// calls with this reason instead of a bare disconnection.
+std::string PlaintextRefusal() {
+  capnp::MallocMessageBuilder message;
+  auto abort = message.initRoot<capnp::rpc::Message>().initAbort();
+  abort.setReason(
+      "this server accepts only TLS connections (TLS 1.3, with a certificate of its federation's "
+      "CA)");
+  abort.setType(capnp::rpc::Exception::Type::FAILED);
+  auto words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return std::string(bytes.begin(), bytes.end());
+}
+
 class IgnoreErrors final : public kj::TaskSet::ErrorHandler {
  public:
   void taskFailed(kj::Exception&&) override {}
@@ -146,6 +177,15 @@ IgnoreErrors ignore_errors;
 absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(Reactor& reactor,
                                                              std::string_view host_port,
                                                              capnp::Capability::Client bootstrap) {
+  auto shared = std::make_shared<capnp::Capability::Client>(kj::mv(bootstrap));
+  return Listen(
+      reactor, host_port,
+      [shared](const PeerCertificate*) -> capnp::Capability::Client { return *shared; }, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(
+    Reactor& reactor, std::string_view host_port, BootstrapFactory bootstrap,
+    std::shared_ptr<const TlsContext> tls) {
   auto endpoint = ParseEndpoint(host_port);
   if (!endpoint.ok()) return endpoint.status();
   asio::ip::tcp::acceptor acceptor(reactor.io());
@@ -158,23 +198,25 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(Reactor& reactor,
     return absl::UnavailableError(
         fmt::format("cannot listen on {}: {}", host_port, error.message()));
   }
-  auto server =
-      std::unique_ptr<RpcServer>(new RpcServer(reactor, std::move(acceptor), kj::mv(bootstrap)));
+  auto server = std::unique_ptr<RpcServer>(
+      new RpcServer(reactor, std::move(acceptor), std::move(bootstrap), std::move(tls)));
   server->AcceptNext();
   return server;
 }
 
-RpcServer::RpcServer(Reactor& reactor, asio::ip::tcp::acceptor acceptor,
-                     capnp::Capability::Client bootstrap)
+RpcServer::RpcServer(Reactor& reactor, asio::ip::tcp::acceptor acceptor, BootstrapFactory bootstrap,
+                     std::shared_ptr<const TlsContext> tls)
     : reactor_(reactor),
       local_(acceptor.local_endpoint()),
-      bootstrap_(kj::mv(bootstrap)),
+      bootstrap_(std::move(bootstrap)),
+      tls_(std::move(tls)),
       tasks_(kj::heap<kj::TaskSet>(ignore_errors)),
       acceptor_(std::make_unique<Acceptor>(std::move(acceptor))) {}
 
 RpcServer::~RpcServer() {
   acceptor_.reset();
   tasks_ = nullptr;
+  handshakes_.clear();
   sessions_.clear();
 }
 
@@ -197,7 +239,74 @@ void RpcServer::AcceptNext() {
 
 void RpcServer::OnAccepted(asio::ip::tcp::socket socket) {
   uint64_t id = next_session_id_++;
-  auto session = kj::heap<Session>(std::move(socket), bootstrap_);
+  if (!tls_) {
+    StartSession(id, kj::heap<AsioStream>(std::move(socket)), nullptr);
+    return;
+  }
+  std::error_code ignored;
+  std::string peer = FormatEndpoint(socket.remote_endpoint(ignored));
+  auto stream = kj::heap<TlsStream>(kj::heap<AsioStream>(std::move(socket)), tls_,
+                                    TlsStream::Side::kServer, reactor_.io());
+  static const std::string* const refusal = new std::string(PlaintextRefusal());
+  stream->set_plaintext_reply(*refusal);
+  auto owned = std::make_unique<Handshake>(kj::mv(stream), reactor_.io(), std::move(peer));
+  Handshake& handshake = *owned;
+  handshakes_.emplace(id, std::move(owned));
+  handshake.timer.expires_after(tls_->handshake_timeout());
+  handshake.timer.async_wait([this, id, alive = acceptor_->alive()](const std::error_code& error) {
+    if (error || !*alive || handshakes_.count(id) == 0) return;
+    OnHandshakeFailed(
+        id, fmt::format("no TLS handshake within {} ms", tls_->handshake_timeout().count()));
+    handshakes_.erase(id);  // closes the connection
+  });
+  // The continuations run once the wrapped promise is done: erasing the handshake (and its
+  // canceler) there is safe.
+  tasks_->add(handshake.canceler.wrap(handshake.stream->Handshake())
+                  .then([this, id] { OnHandshake(id); },
+                        [this, id](kj::Exception&& e) {
+                          if (handshakes_.count(id) == 0) return;  // timed out meanwhile
+                          OnHandshakeFailed(id, e.getDescription().cStr());
+                          CloseAfterFlush(id);
+                        }));
+}
+
+void RpcServer::CloseAfterFlush(uint64_t id) {
+  // Let the alert (or Abort) that says why reach the client, then close.
+  Handshake& failed = *handshakes_.at(id);
+  tasks_->add(failed.canceler.wrap(failed.stream->Flush())
+                  .then(
+                      [this, id, alive = acceptor_->alive()] {
+                        // AsioStream sends after this turn of the loop: close after that.
+                        asio::post(reactor_.io(), [this, id, alive] {
+                          if (*alive) handshakes_.erase(id);
+                        });
+                      },
+                      [this, id](kj::Exception&&) { handshakes_.erase(id); }));
+}
+
+void RpcServer::OnHandshakeFailed(uint64_t id, const std::string& reason) {
+  ++handshake_failures_;
+  auto it = handshakes_.find(id);
+  if (on_handshake_failure_ && it != handshakes_.end()) {
+    on_handshake_failure_(it->second->peer, reason);
+  }
+}
+
+void RpcServer::OnHandshake(uint64_t id) {
+  auto it = handshakes_.find(id);
+  if (it == handshakes_.end()) return;
+  std::unique_ptr<Handshake> handshake = std::move(it->second);
+  handshakes_.erase(it);
+  handshake->timer.cancel();
+  kj::Own<TlsStream> stream = kj::mv(handshake->stream);
+  handshake.reset();
+  PeerCertificate peer = stream->peer_certificate();
+  StartSession(id, kj::mv(stream), &peer);
+}
+
+void RpcServer::StartSession(uint64_t id, kj::Own<kj::AsyncIoStream> stream,
+                             const PeerCertificate* peer) {
+  auto session = kj::heap<Session>(kj::mv(stream), bootstrap_(peer));
   kj::Promise<void> closed = session->network.onDisconnect();
   sessions_.emplace(id, kj::mv(session));
   tasks_->add(closed.then([this, id] { sessions_.erase(id); },
@@ -216,26 +325,28 @@ std::string RpcServer::address() const {
   return FormatEndpoint(dialable);
 }
 
-size_t RpcServer::connection_count() const { return sessions_.size(); }
+size_t RpcServer::connection_count() const { return sessions_.size() + handshakes_.size(); }
 
 // ---------------------------------------------------------------------------------------------
 // RpcConnection
 
 struct RpcConnection::Session {
-  explicit Session(asio::ip::tcp::socket socket)
-      : stream(std::move(socket)),
-        network(stream, capnp::rpc::twoparty::Side::CLIENT, ReceiveOptions()),
+  explicit Session(kj::Own<kj::AsyncIoStream> transport)
+      : stream(kj::mv(transport)),
+        network(*stream, capnp::rpc::twoparty::Side::CLIENT, ReceiveOptions()),
         rpc(capnp::makeRpcClient(network)) {}
 
-  AsioStream stream;
+  kj::Own<kj::AsyncIoStream> stream;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
 };
 
 asio::awaitable<absl::StatusOr<std::unique_ptr<RpcConnection>>> RpcConnection::Connect(
-    Reactor& reactor, std::string host_port, std::chrono::milliseconds timeout) {
+    Reactor& reactor, std::string host_port, std::chrono::milliseconds timeout,
+    std::shared_ptr<const TlsContext> tls) {
   auto endpoint = ParseEndpoint(host_port);
   if (!endpoint.ok()) co_return endpoint.status();
+  const auto start = std::chrono::steady_clock::now();
   asio::ip::tcp::socket socket(reactor.io());
   asio::steady_timer timer(reactor.io(), timeout);
   auto [order, connect_error, timer_error] =
@@ -252,12 +363,38 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<RpcConnection>>> RpcConnection::C
     co_return absl::UnavailableError(
         fmt::format("cannot connect to {}: {}", host_port, connect_error.message()));
   }
+  if (!tls) {
+    co_return std::unique_ptr<RpcConnection>(new RpcConnection(
+        std::move(host_port), kj::heap<AsioStream>(std::move(socket)), std::nullopt));
+  }
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  std::chrono::milliseconds deadline =
+      std::max(std::chrono::milliseconds(1), std::min(tls->handshake_timeout(), timeout - elapsed));
+  kj::Own<TlsStream> stream = kj::heap<TlsStream>(kj::heap<AsioStream>(std::move(socket)), tls,
+                                                  TlsStream::Side::kClient, reactor.io());
+  kj::Promise<void> handshake = stream->Handshake();
+  absl::Status status = co_await AwaitWithin(std::move(handshake), deadline);
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    co_return absl::UnavailableError(fmt::format(
+        "cannot connect to {}: no TLS handshake within {} ms", host_port, deadline.count()));
+  }
+  if (!status.ok()) {
+    std::string message =
+        fmt::format("cannot connect to {}: {}", host_port, std::string(status.message()));
+    if (stream->refused()) co_return absl::UnauthenticatedError(message);
+    co_return absl::UnavailableError(message);
+  }
+  std::optional<PeerCertificate> peer = stream->peer_certificate();
   co_return std::unique_ptr<RpcConnection>(
-      new RpcConnection(std::move(host_port), std::move(socket)));
+      new RpcConnection(std::move(host_port), kj::mv(stream), std::move(peer)));
 }
 
-RpcConnection::RpcConnection(std::string address, asio::ip::tcp::socket socket)
-    : address_(std::move(address)), session_(kj::heap<Session>(std::move(socket))) {
+RpcConnection::RpcConnection(std::string address, kj::Own<kj::AsyncIoStream> stream,
+                             std::optional<PeerCertificate> peer)
+    : address_(std::move(address)),
+      peer_(std::move(peer)),
+      session_(kj::heap<Session>(kj::mv(stream))) {
   watch_ =
       session_->network.onDisconnect()
           .then([this] { disconnected_ = true; }, [this](kj::Exception&&) { disconnected_ = true; })
