@@ -218,6 +218,11 @@ struct Configuration {
   # it by exactly one voter. 0: no configuration (`voters` is empty).
   voters @2 :List(Text);
   # Peer ids, sorted bytewise, each once.
+  generation @3 :UInt64;
+  # The cluster's founding generation: its place in the order the
+  # federation's clusters were founded (1: the first), named by the
+  # directory with the founding set and the same in every epoch of the
+  # cluster. 0: unknown (named before generations existed).
 }
 
 interface Directory {
@@ -342,6 +347,9 @@ struct PeerRequest {
     # The epoch of the receiving node's cluster the vote is counted under;
     # a voter whose epoch differs answers `wrongEpoch`. (Commit and abort
     # carry none: a decision holds under every configuration.)
+    generation @5 :UInt64;
+    # The coordinator's federation generation: it counts every cluster
+    # founded up to it (see docs/design.md, "New clusters").
   }
   struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
   # requestId: the client's id for the put (0: none), stored with the value.

@@ -191,7 +191,8 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   op.remotes.clear();
 
   const int attempt = op.attempt;
-  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id, own.epoch};
+  const ReserveOp reserve{op.key,        op.value,  op.proposal,
+                          op.request_id, own.epoch, membership_.generation()};
   for (const PeerId& v : op.voters[ctx_.cluster()]) {
     ++op.outstanding;
     ctx_.Send(v, HandleRequest{reserve}, op.reserve_deadline,
@@ -231,7 +232,8 @@ void Coordinator::SendReserveForward(uint64_t id, const ClusterId& cluster, Time
   remote.hedge_at = RepresentativeHedgeAt(now, op.reserve_deadline,
                                           remote.candidates.size() - remote.next);
   ctx_.Send(peer,
-            ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id},
+            ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id, 0,
+                                     membership_.generation()},
                            RepresentativeBudget(op.reserve_deadline - now)},
             op.reserve_deadline, [this, id, attempt, cluster, index](Response&& r, TimeMs t) {
               OnForwardReply(id, attempt, cluster, index, std::move(r), t);

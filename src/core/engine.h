@@ -189,6 +189,9 @@ struct EngineStats {
   uint64_t config_epoch = 0;          // of this node's cluster (0: none yet)
   uint64_t config_changes = 0;        // configurations this node got chosen
   uint64_t stale_epoch_refusals = 0;  // requests refused for a wrong epoch
+  // The federation generation (core/federation.h): every cluster founded
+  // up to it is known here and counted by the puts coordinated here.
+  uint64_t federation_generation = 0;
 };
 
 class Engine {

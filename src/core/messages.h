@@ -21,13 +21,16 @@ namespace replicator::core {
 // `epoch` is the configuration epoch of the receiving node's cluster that
 // the vote is counted under; a voter whose epoch differs refuses
 // (Vote::kWrongEpoch). Commit and abort carry none: a decision is final
-// under every configuration.
+// under every configuration. `generation` is the coordinator's federation
+// generation (core/federation.h): the clusters it counts are those founded
+// up to it. A representative forwards it unchanged.
 struct ReserveOp {
   Key key;
   Value value;
   ProposalId proposal;
   uint64_t request_id = 0;
   uint64_t epoch = 0;
+  uint64_t generation = 0;
 };
 struct CommitOp {
   Key key;

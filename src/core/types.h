@@ -66,10 +66,17 @@ enum class Decision : uint8_t { kCommit = 0, kAbort = 1 };
 // Epoch 1 is the cluster's founding set (the first voters the directory
 // shows); epoch e+1 is chosen by consensus among epoch e's voters and
 // differs from epoch e by exactly one voter (see core/membership.h).
+// `generation` is the cluster's place in the order the federation's
+// clusters were founded (1: the first), named by the directory with the
+// founding set and carried unchanged by every later epoch, so that a node
+// that knows only a cluster's newest configuration knows it too. 0: not
+// known (a record written before generations existed). See
+// core/federation.h.
 struct Configuration {
   ClusterId cluster;
   uint64_t epoch = 0;          // 0: none known
   std::vector<PeerId> voters;  // sorted, unique
+  uint64_t generation = 0;     // the cluster's founding generation; 0: unknown
 
   bool Has(const PeerId& id) const;
   friend bool operator==(const Configuration&, const Configuration&) = default;

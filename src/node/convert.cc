@@ -149,6 +149,7 @@ core::Configuration FromWire(wire::Configuration::Reader c) {
   core::Configuration out;
   out.epoch = c.getEpoch();
   out.voters = VotersFromWire(c.getVoters());
+  out.generation = c.getGeneration();
   if (out.epoch == 0) {
     // None known: a cluster may be named, voters may not.
     if (!out.voters.empty()) Malformed("a configuration of epoch 0 names voters");
@@ -163,6 +164,7 @@ void ToWire(const core::Configuration& c, wire::Configuration::Builder out) {
   out.setCluster(c.cluster);
   out.setEpoch(c.epoch);
   VotersToWire(c.voters, out.initVoters(c.voters.size()));
+  out.setGeneration(c.generation);
 }
 
 core::MembershipChange FromWire(wire::MemberChange::Reader c) {
@@ -315,8 +317,9 @@ core::ReplicaOp FromWire(wire::PeerRequest::Reader r) {
   switch (r.which()) {
     case wire::PeerRequest::RESERVE: {
       auto x = r.getReserve();
-      return core::ReserveOp{ToString(x.getKey()), ToString(x.getValue()),
-                             FromWire(x.getProposal()), x.getRequestId(), x.getEpoch()};
+      return core::ReserveOp{
+          ToString(x.getKey()), ToString(x.getValue()), FromWire(x.getProposal()),
+          x.getRequestId(),     x.getEpoch(),           x.getGeneration()};
     }
     case wire::PeerRequest::COMMIT: {
       auto x = r.getCommit();
@@ -339,6 +342,7 @@ void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out) {
     ToWire(r->proposal, x.initProposal());
     x.setRequestId(r->request_id);
     x.setEpoch(r->epoch);
+    x.setGeneration(r->generation);
   } else if (auto* c = std::get_if<core::CommitOp>(&op)) {
     auto x = out.initCommit();
     x.setKey(AsData(c->key));

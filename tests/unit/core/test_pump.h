@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <set>
 #include <string>
@@ -18,6 +19,17 @@
 
 #include "core/engine.h"
 #include "core/memory_state.h"
+
+namespace replicator::core {
+
+// gtest prints configurations readably: "a@2{a1,a2}g1".
+inline void PrintTo(const Configuration& c, std::ostream* os) {
+  *os << c.cluster << "@" << c.epoch << "{";
+  for (size_t i = 0; i < c.voters.size(); ++i) *os << (i ? "," : "") << c.voters[i];
+  *os << "}g" << c.generation;
+}
+
+}  // namespace replicator::core
 
 namespace replicator::core::testing {
 
@@ -63,10 +75,12 @@ inline std::vector<Key> KeysInOneBucket(size_t n) {
 
 // `clusters` maps a cluster id to its members; all but `learners` are its
 // founding voters (epoch 1), as the directory names them once a cluster has
-// 3. A cluster with fewer is not founded.
+// 3. A cluster with fewer is not founded. Founded clusters get generations
+// 1, 2, ... in id order, as if founded in that order.
 inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clusters,
                              const std::set<PeerId>& learners = {}) {
   Topology t;
+  uint64_t generation = 0;
   for (const auto& [cluster, peers] : clusters) {
     std::vector<PeerId> voters;
     for (const PeerId& p : peers) {
@@ -76,7 +90,9 @@ inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clu
       if (!learner) voters.push_back(p);
     }
     std::sort(voters.begin(), voters.end());
-    if (voters.size() >= 3) t.founding.push_back(Configuration{cluster, 1, std::move(voters)});
+    if (voters.size() >= 3) {
+      t.founding.push_back(Configuration{cluster, 1, std::move(voters), ++generation});
+    }
   }
   return t;
 }
