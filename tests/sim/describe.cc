@@ -26,9 +26,11 @@ std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.prop
 
 std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
 
-// "c1@3{n1,n2,n3}": cluster, epoch and voters.
+// "c1@3{n1,n2,n3}": cluster, epoch and voters; "g2" after it for a
+// cluster founded at generation 2.
 std::string Describe(const Configuration& c) {
-  return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}");
+  return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}",
+                      c.generation != 0 ? absl::StrCat("g", c.generation) : std::string());
 }
 static std::string Describe(const std::vector<Configuration>& configs) {
   return absl::StrCat(
@@ -63,7 +65,8 @@ std::string Describe(const ReplicaOp& op) {
         using O = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<O, ReserveOp>) {
           return absl::StrCat("reserve(", Quote(o.key), ",", Quote(o.value), ",",
-                              Describe(o.proposal), RequestId(o.request_id), " @", o.epoch, ")");
+                              Describe(o.proposal), RequestId(o.request_id), " @", o.epoch, " G",
+                              o.generation, ")");
         } else if constexpr (std::is_same_v<O, CommitOp>) {
           return absl::StrCat("commit(", Quote(o.key), ",", Quote(o.value), ",",
                               Describe(o.proposal), RequestId(o.request_id), ")");
