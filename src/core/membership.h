@@ -102,6 +102,8 @@ class Membership {
   // Adopts every configuration in `configs` newer than the one known here
   // (durably: PutConfig). Returns true iff this node's cluster moved on.
   bool Learn(const std::vector<Configuration>& configs, TimeMs now);
+  // Tells `peer` what this node knows and adopts what its answer knows.
+  void Tell(const PeerId& peer, TimeMs now) { Exchange(peer, ConfigLearnRequest{Known()}, now); }
   // Runs `fn` once every configuration adopted so far is durable: an answer
   // that tells a peer this node's epoch waits for it, so that a restart can
   // never take the node back to an older epoch it already spoke for.

@@ -94,6 +94,12 @@ struct Vote {
     // voter's own (`epoch`); nothing was done. When the voter's is newer,
     // `configs` carries what it knows, for the sender to adopt and retry.
     kWrongEpoch,
+    // The reserve was counted at a lower federation generation than the
+    // voter's (`generation`): its coordinator does not count some cluster
+    // founded since (core/federation.h). Nothing was done; `configs`
+    // carries the newest configuration of each such cluster, for the
+    // coordinator to adopt and retry counting them.
+    kWrongGeneration,
   };
   PeerId peer;
   ClusterId cluster;
@@ -103,7 +109,8 @@ struct Vote {
   ProposalId holder;   // kReserved
   std::string reason;  // kUnreachable
   uint64_t epoch = 0;  // kWrongEpoch: the voter's epoch
-  std::vector<Configuration> configs;  // kWrongEpoch
+  uint64_t generation = 0;             // kWrongGeneration: the voter's federation generation
+  std::vector<Configuration> configs;  // kWrongEpoch, kWrongGeneration
 };
 
 // kDown is a voter that missed the directory's ping: a liveness hint that

@@ -272,6 +272,11 @@ core::Vote FromWire(wire::Vote::Reader v) {
       out.epoch = v.getWrongEpoch().getEpoch();
       out.configs = FromWire(v.getWrongEpoch().getConfigs());
       break;
+    case wire::Vote::WRONG_GENERATION:
+      out.kind = core::Vote::Kind::kWrongGeneration;
+      out.generation = v.getWrongGeneration().getGeneration();
+      out.configs = FromWire(v.getWrongGeneration().getConfigs());
+      break;
     default:
       // A vote kind from a newer peer: not an ok, so never counted towards
       // a quorum.
@@ -307,6 +312,12 @@ void ToWire(const core::Vote& v, wire::Vote::Builder out) {
     case core::Vote::Kind::kWrongEpoch: {
       auto w = out.initWrongEpoch();
       w.setEpoch(v.epoch);
+      ToWire(v.configs, w.initConfigs(v.configs.size()));
+      break;
+    }
+    case core::Vote::Kind::kWrongGeneration: {
+      auto w = out.initWrongGeneration();
+      w.setGeneration(v.generation);
       ToWire(v.configs, w.initConfigs(v.configs.size()));
       break;
     }
@@ -497,6 +508,9 @@ core::Response ReplyFromWire(wire::PeerReply::Reader r) {
         out.kind = core::ReadResponse::Kind::kWrongEpoch;
         out.epoch = rd.getWrongEpoch().getEpoch();
         out.configs = FromWire(rd.getWrongEpoch().getConfigs());
+      } else if (rd.isNotReady()) {
+        out.kind = core::ReadResponse::Kind::kNotReady;
+        out.reason = ToString(rd.getNotReady());
       } else if (!rd.isAbsent()) {
         Malformed("unknown read result kind (a newer peer?)");
       }
@@ -587,6 +601,9 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
               ToWire(x.configs, w.initConfigs(x.configs.size()));
               break;
             }
+            case core::ReadResponse::Kind::kNotReady:
+              rd.setNotReady(x.reason);
+              break;
           }
         } else if constexpr (std::is_same_v<T, core::ResolveResponse>) {
           auto rs = out.initResolve();
@@ -666,6 +683,9 @@ core::DigestResponse FromWire(wire::Peer::DigestResults::Reader r) {
   out.epoch = r.getEpoch();
   out.reservations.reserve(r.getReservations().size());
   for (auto res : r.getReservations()) out.reservations.push_back(ReservationFromWire(res));
+  out.generation = r.getGeneration();
+  out.federation_settled = r.getFederationSettled();
+  out.known = FromWire(r.getKnown());
   return out;
 }
 
@@ -676,6 +696,9 @@ void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder ou
   auto reservations = out.initReservations(r.reservations.size());
   for (size_t i = 0; i < r.reservations.size(); ++i)
     ReservationToWire(r.reservations[i], reservations[i]);
+  out.setGeneration(r.generation);
+  out.setFederationSettled(r.federation_settled);
+  ToWire(r.known, out.initKnown(r.known.size()));
 }
 
 core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {
@@ -780,6 +803,9 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setConfigEpoch(s.engine.config_epoch);
   out.setConfigChanges(s.engine.config_changes);
   out.setStaleEpochRefusals(s.engine.stale_epoch_refusals);
+  out.setFederationGeneration(s.engine.federation_generation);
+  out.setFederationSettled(s.engine.federation_settled);
+  out.setGenerationRefusals(s.engine.generation_refusals);
   out.setUptimeMs(s.uptime_ms);
 }
 

@@ -471,7 +471,8 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
       "data dir ", dir, " has format version ", *version, "; this build reads only version ",
       internal::kFormatVersion,
       *version < internal::kFormatVersion
-          ? absl::StrCat(" (and upgrades version ", internal::kOldestFormatVersion,
+          ? absl::StrCat(" (and upgrades versions ", internal::kOldestFormatVersion, " to ",
+                         internal::kFormatVersion - 1,
                          ") and does not migrate older ones (start from an empty data dir)")
           : std::string(" (written by a newer build?)")));
 }

@@ -55,6 +55,9 @@ std::string Describe(const Vote& v) {
       return absl::StrCat(v.peer, "=decided");
     case Vote::Kind::kWrongEpoch:
       return absl::StrCat(v.peer, "=wrong-epoch(at ", v.epoch, ")");
+    case Vote::Kind::kWrongGeneration:
+      return absl::StrCat(v.peer, "=wrong-generation(at G", v.generation, " ", Describe(v.configs),
+                          ")");
   }
   return "?";
 }
@@ -147,6 +150,8 @@ std::string Describe(const Response& r) {
               return std::string("ReadResp absent");
             case ReadResponse::Kind::kWrongEpoch:
               return absl::StrCat("ReadResp wrong-epoch(at ", s.epoch, ")");
+            case ReadResponse::Kind::kNotReady:
+              return std::string("ReadResp not-ready (catching up with the federation)");
           }
           return std::string("ReadResp ?");
         } else if constexpr (std::is_same_v<S, ResolveResponse>) {
@@ -160,7 +165,8 @@ std::string Describe(const Response& r) {
             mix = mix * 1099511628211ULL ^ b;
           }
           return absl::StrCat("DigestResp ", s.buckets.size(), " buckets, ", nonzero,
-                              " non-empty, mix=", absl::Hex(mix), " @", s.epoch, ", ",
+                              " non-empty, mix=", absl::Hex(mix), " @", s.epoch, " G", s.generation,
+                              s.federation_settled ? " settled" : " unsettled", ", ",
                               s.reservations.size(), " reserved");
         } else if constexpr (std::is_same_v<S, PullResponse>) {
           return absl::StrCat(

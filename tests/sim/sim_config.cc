@@ -97,13 +97,14 @@ bool SimConfig::SetProfile(const std::string& profile) {
 
 bool SimConfig::ValidUnsafe(const std::string& mode) {
   return mode.empty() || mode == "no-sync-before-vote" || mode == "skip-settle" ||
-         mode == "ignore-epoch";
+         mode == "ignore-epoch" || mode == "skip-federation-settle";
 }
 
 core::EngineConfig::UnsafeMembership SimConfig::unsafe_membership() const {
   using U = core::EngineConfig::UnsafeMembership;
   if (unsafe == "skip-settle") return U::kSkipSettle;
   if (unsafe == "ignore-epoch") return U::kIgnoreEpoch;
+  if (unsafe == "skip-federation-settle") return U::kSkipFederationSettle;
   return U::kNone;
 }
 

@@ -307,7 +307,8 @@ TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
     SimResult result = RunSimulation(config);
     if (!result.ok()) absl::StrAppend(&failures, result.Report());
     const SimStats& s = result.stats;
-    EXPECT_EQ(s.joins, 3 * config.fault.spares) << config.Reproducer();
+    EXPECT_EQ(s.joins, config.total_clusters() * config.fault.spares) << config.Reproducer();
+    EXPECT_EQ(s.foundings, config.fault.new_clusters) << config.Reproducer();
     EXPECT_EQ(s.epochs_gained, s.promotions + s.removals) << config.Reproducer();
     sum.joins += s.joins;
     sum.promotions += s.promotions;
@@ -338,6 +339,7 @@ TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
 TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
   SimConfig config = SimConfig::ForProfile("membership");
   config.clusters = 2;
+  config.fault.new_clusters = 0;  // the two clusters' own membership only
   config.seed = 11;
   Simulator sim(config);
   SimResult result = sim.Run();
@@ -383,9 +385,14 @@ TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
 //     quorums held.
 //   ignore-epoch: a voter votes under whatever epoch a request names, so a
 //     stale coordinator's quorum need not meet the current one.
-void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds) {
+//   skip-federation-settle (three clusters, a fourth founded mid-run): a
+//     voter of the young cluster answers reads before it learned the keys
+//     committed before its cluster counted.
+void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds, int clusters = 1,
+                                  int new_clusters = 0) {
   SimConfig config = SimConfig::ForProfile("membership");
-  config.clusters = 1;
+  config.clusters = clusters;
+  config.fault.new_clusters = new_clusters;  // none by default: no other cluster's votes
   config.unsafe = mode;
   std::optional<SimResult> caught;
   for (uint64_t seed = 1; seed <= seeds && !caught; ++seed) {
@@ -410,6 +417,10 @@ TEST(SimUnsafe, SkippingTheSettleRuleIsCaught) { ExpectUnsafeMembershipCaught("s
 
 TEST(SimUnsafe, IgnoringTheEpochRuleIsCaught) {
   ExpectUnsafeMembershipCaught("ignore-epoch", 1000);
+}
+
+TEST(SimUnsafe, SkippingTheFederationSettleIsCaught) {
+  ExpectUnsafeMembershipCaught("skip-federation-settle", 20, /*clusters=*/3, /*new_clusters=*/1);
 }
 
 // --- Failure reports ---------------------------------------------------------
@@ -448,7 +459,7 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
                line.find("QUIET") != std::string::npos || line.find("PROBE") != std::string::npos ||
                line.find("BEGIN") != std::string::npos || line.find("CHECK") != std::string::npos ||
-               line.find("JOIN") != std::string::npos ||
+               line.find("JOIN") != std::string::npos || line.find("FOUND") != std::string::npos ||
                line.find(" adopts c") != std::string::npos ||
                line.find("CHANGE #") != std::string::npos ||
                line.find("PAUSE") != std::string::npos ||

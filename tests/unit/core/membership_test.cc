@@ -182,7 +182,8 @@ TEST(MembershipTest, StaleNodesAreRefusedLearnTheNewEpochAndRetry) {
   EXPECT_EQ(pump.engine("a5").configuration(), epoch2);
   // A reserve tagged with an old epoch is refused with what the voter knows.
   const ProposalId p{"a9", 1, 1, 0, 1};
-  const uint64_t call = pump.Call("a2", HandleRequest{ReserveOp{"k2", "v", p, 0, 1}});
+  const uint64_t call =
+      pump.Call("a2", HandleRequest{ReserveOp{"k2", "v", p, 0, 1, kTestGeneration}});
   pump.Run();
   const Vote& v = std::get<HandleResponse>(pump.tester_responses.at(call)).vote;
   EXPECT_EQ(v.kind, Vote::Kind::kWrongEpoch);
@@ -191,7 +192,8 @@ TEST(MembershipTest, StaleNodesAreRefusedLearnTheNewEpochAndRetry) {
   EXPECT_EQ(v.configs[1], epoch2);
   // So is a read, and a reserve at a node that no longer votes.
   const uint64_t read = pump.Call("a2", ReadRequest{"k2", 1});
-  const uint64_t retired = pump.Call("a3", HandleRequest{ReserveOp{"k2", "v", p, 0, 2}});
+  const uint64_t retired =
+      pump.Call("a3", HandleRequest{ReserveOp{"k2", "v", p, 0, 2, kTestGeneration}});
   pump.Run();
   EXPECT_EQ(std::get<ReadResponse>(pump.tester_responses.at(read)).kind,
             ReadResponse::Kind::kWrongEpoch);

@@ -50,6 +50,10 @@ class MemoryStore : public MemoryState {
   }
 };
 
+// The federation generation a test's hand-built reserves carry: no test
+// engine's is higher, so none refuses them for it (core/federation.h).
+inline constexpr uint64_t kTestGeneration = 100;
+
 inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint64_t seed = 1) {
   EngineConfig c;
   c.self = self;
@@ -105,24 +109,69 @@ class Pump {
 
   // `tweak`, if set, adjusts every engine's config.
   // `learners` are members but not founding voters.
+  // `hidden` clusters are founded, but only their own nodes know it yet:
+  // every other node is shown the membership without them (see Show), and
+  // nothing settles before the test begins.
   explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters,
                 const std::function<void(EngineConfig&)>& tweak = nullptr,
-                const std::set<PeerId>& learners = {}) {
+                const std::set<PeerId>& learners = {}, const std::set<ClusterId>& hidden = {}) {
     topology_ = MakeTopology(clusters, learners);
     uint64_t seed = 1;
     for (const auto& [cluster, peers] : clusters) {
       for (const PeerId& p : peers) {
         Node& n = nodes_[p];
         n.store = std::make_unique<MemoryStore>();
-        EngineConfig config = ConfigFor(p, cluster, seed++);
-        if (tweak) tweak(config);
-        n.engine = std::make_unique<Engine>(config, n.store.get(), DurableState{});
-        n.engine->SetTopology(topology_, now);
+        n.config = ConfigFor(p, cluster, seed++);
+        if (tweak) tweak(n.config);
+        n.engine = std::make_unique<Engine>(n.config, n.store.get(), DurableState{});
+        n.engine->SetTopology(hidden.contains(cluster) ? topology_ : Without(hidden), now);
       }
     }
+    for (auto& [p, n] : nodes_) Collect(p);
+    if (!hidden.empty()) return;
+    // The clusters were founded in order before the test begins: a younger
+    // one settles with the federation (core/federation.h) while every store
+    // is still empty, so that a test starts from settled engines and sees
+    // only its own messages.
+    Run();
+    // Each settle round starts the next one at the next tick.
+    for (int i = 0; i < 16 && !AllSettled(); ++i) AdvanceTo(now);
+    sent.clear();
+  }
+
+  // The whole membership without `clusters` (members and founding sets).
+  Topology Without(const std::set<ClusterId>& clusters) const {
+    Topology t;
+    for (const Member& m : topology_.members) {
+      if (!clusters.contains(m.cluster)) t.members.push_back(m);
+    }
+    for (const Configuration& f : topology_.founding) {
+      if (!clusters.contains(f.cluster)) t.founding.push_back(f);
+    }
+    return t;
+  }
+  // Shows `p` the membership `t` (by default the whole one).
+  void Show(const PeerId& p, std::optional<Topology> t = std::nullopt) {
+    engine(p).SetTopology(t ? *t : topology_, now);
+    Collect(p);
+  }
+  // A crash and restart of `p`: a new engine (the next incarnation) from
+  // its store, shown the whole membership unless `show` is false.
+  void Restart(const PeerId& p, bool show = true) {
+    Node& n = nodes_.at(p);
+    n.config.incarnation++;
+    n.engine = std::make_unique<Engine>(n.config, n.store.get(), n.store->Recover());
+    if (show) n.engine->SetTopology(topology_, now);
+    Collect(p);
   }
 
   Engine& engine(const PeerId& p) { return *nodes_.at(p).engine; }
+  bool AllSettled() {
+    for (auto& [p, n] : nodes_) {
+      if (!n.engine->stats().federation_settled) return false;
+    }
+    return true;
+  }
   MemoryStore& store(const PeerId& p) { return *nodes_.at(p).store; }
   const Topology& topology() const { return topology_; }
 
@@ -222,6 +271,7 @@ class Pump {
  private:
   struct Node {
     std::unique_ptr<MemoryStore> store;
+    EngineConfig config;
     std::unique_ptr<Engine> engine;
   };
   struct Caller {
