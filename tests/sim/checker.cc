@@ -360,6 +360,23 @@ void Checker::OnSend(int node, const core::Request& request) {
 
 void Checker::OnDeliver(int node, const core::Request& request) { OnSend(node, request); }
 
+void Checker::OnRespond(int node, const core::Response& response) {
+  const auto* digest = std::get_if<core::DigestResponse>(&response);
+  if (digest == nullptr || durable_stores_ != stores_) return;
+  std::set<uint64_t> durable;
+  for (const auto& [cluster, g] : durable_generations_[node]) durable.insert(g);
+  uint64_t g = 0;
+  while (durable.contains(g + 1)) ++g;
+  const core::ClusterId& own = cluster_ids_[node_cluster_[node]];
+  if (digest->generation > g || digest->epoch > durable_epoch_[node]) {
+    Fail("M", ClusterSubject(own),
+         absl::StrCat(node_ids_[node], " answered a digest at epoch ", digest->epoch,
+                      " and federation generation ", digest->generation,
+                      " but has made only epoch ", durable_epoch_[node], " and generation ", g,
+                      " durable: a restart could take it back"));
+  }
+}
+
 void Checker::OnResolveAnswered(int node, const core::ProposalId& proposal,
                                 const core::ResolveResponse& response) {
   if (response.decision) {

@@ -40,7 +40,7 @@
 //      before it (its whole history); every configuration carries its
 //      cluster's founding generation; a node's federation generation never
 //      goes down, not even across a restart (it is derived from durable
-//      configurations)
+//      configurations, and the one a digest answer reports is durable)
 //   E  the engine raised a ViolationEffect
 //   C  engine contract (exactly one answer per request / put / get /
 //      membership change)
@@ -166,6 +166,9 @@ class Checker {
   void OnSend(int node, const core::Request& request);
   // `request` was handed to node `node`'s engine.
   void OnDeliver(int node, const core::Request& request);
+  // Node `node` sends `response` to a request (a digest answer reports an
+  // epoch and a federation generation, which must be durable by then: M).
+  void OnRespond(int node, const core::Response& response);
   // Node `node` answered a ResolveRequest for `proposal`.
   void OnResolveAnswered(int node, const core::ProposalId& proposal,
                          const core::ResolveResponse& response);

@@ -697,6 +697,24 @@ TEST_F(CheckerWorld, CatchesAnOkPutNotDurableInEveryCluster) {
   EXPECT_EQ(checker_->violations().front().invariant, "4") << Listing(checker_->violations());
 }
 
+// Cluster b founded after a (generations 1, 2): a put counted at
+// generation 1 need not be durable at b (b's federation settle brings it
+// the put); one counted at 2 must.
+TEST_F(CheckerWorld, CountsInvariant4OverTheClustersFoundedUpToThePutsGeneration) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  for (uint64_t generation : {1, 2}) {
+    SCOPED_TRACE(generation);
+    const core::Key key = absl::StrCat("k", generation);
+    const core::ProposalId p = P(generation);
+    int op = StartPut(key, "v1");
+    checker_->OnSend(0, core::HandleRequest{core::ReserveOp{key, "v1", p, 0, 1, generation}});
+    Propose(p, key, "v1", {0, 1}, core::Decision::kCommit);  // none of b
+    checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+    EXPECT_EQ(checker_->failed(), generation == 2) << Listing(checker_->violations());
+  }
+  EXPECT_EQ(checker_->violations().front().invariant, "4") << Listing(checker_->violations());
+}
+
 TEST_F(CheckerWorld, CatchesCommitAndAbortOfOneProposal) {
   checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", P(1)}});
   checker_->OnSend(2, core::HandleRequest{core::AbortOp{"k", P(1)}});
@@ -867,6 +885,52 @@ TEST_F(CheckerWorld, CatchesARestartToAnOlderEpochThanItMadeDurable) {
   ASSERT_TRUE(checker_->failed());
   EXPECT_NE(checker_->violations().front().detail.find("restarted at epoch 1"), std::string::npos)
       << Listing(checker_->violations());
+}
+
+// The federation generation: the longest run 1, 2, ... of the generations
+// of the clusters a node knows. It never goes down, nor below what the
+// node's durable configurations give after a restart, and a digest answer
+// reports only a durable one.
+TEST_F(CheckerWorld, CatchesAFederationGenerationThatGoesDown) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  const core::Configuration a{"c0", 1, {"a0", "a1", "a2"}, 1};
+  const core::Configuration b{"c1", 1, {"b0", "b1", "b2"}, 2};
+  checker_->OnConfigurations(0, {a, b});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->OnConfigurations(0, {a});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("federation generation 2 down to 1"),
+            std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesARestartBelowItsDurableFederationGeneration) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  const core::Configuration a{"c0", 1, {"a0", "a1", "a2"}, 1};
+  const core::Configuration b{"c1", 1, {"b0", "b1", "b2"}, 2};
+  Apply(0, core::PutConfig{a});
+  Apply(0, core::PutConfig{b});
+  checker_->OnConfigurations(0, {a, b});
+  checker_->OnEngineStart(0);
+  checker_->OnConfigurations(0, {a});  // forgot b
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("restarted at federation generation 1"),
+            std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesADigestReportingAGenerationNotYetDurable) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  Apply(0, core::PutConfig{core::Configuration{"c0", 1, {"a0", "a1", "a2"}, 1}});
+  core::DigestResponse digest;
+  digest.epoch = 1;
+  digest.generation = 1;
+  checker_->OnRespond(0, digest);
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  digest.generation = 2;  // c1's founding set is not durable at a0
+  checker_->OnRespond(0, digest);
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M");
 }
 
 TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {

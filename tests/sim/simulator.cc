@@ -234,6 +234,7 @@ void Simulator::Dispatch(int index, core::Effect& effect) {
         if constexpr (std::is_same_v<F, core::SendEffect>) {
           network_.HandleSend(index, std::move(fx));
         } else if constexpr (std::is_same_v<F, core::RespondEffect>) {
+          world_.checker().OnRespond(index, fx.response);
           network_.HandleRespond(index, std::move(fx));
         } else if constexpr (std::is_same_v<F, core::WriteEffect>) {
           disk_.HandleWrite(index, std::move(fx));
