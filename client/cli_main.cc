@@ -290,6 +290,18 @@ struct Command {
     } else {
       fmt::print("config    cluster {} is not founded yet\n", s.self.cluster);
     }
+    if (s.federation_generation > 0) {
+      const uint64_t own = !s.configurations.empty() ? s.configurations.front().generation : 0;
+      fmt::print(
+          "federation generation {} (cluster {} founded {}); {}; {} reserves refused for "
+          "a lower generation\n",
+          s.federation_generation, s.self.cluster,
+          own == 0 ? std::string("at an unknown generation") : fmt::format("at generation {}", own),
+          s.federation_settled ? "settled"
+                               : "still catching up with the federation (linearizable "
+                                 "gets are refused)",
+          s.generation_refusals);
+    }
     fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
     if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
     std::string cluster;

@@ -39,7 +39,7 @@ PeerStatus FromWire(wire::PeerInfo::Reader p) {
 }
 
 Configuration ConfigurationFromWire(wire::Configuration::Reader c) {
-  Configuration out{ToString(c.getCluster()), c.getEpoch(), {}};
+  Configuration out{ToString(c.getCluster()), c.getEpoch(), {}, c.getGeneration()};
   for (auto v : c.getVoters()) out.voters.push_back(ToString(v));
   return out;
 }
@@ -261,6 +261,9 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.config_epoch = s.getConfigEpoch();
   out.config_changes = s.getConfigChanges();
   out.stale_epoch_refusals = s.getStaleEpochRefusals();
+  out.federation_generation = s.getFederationGeneration();
+  out.federation_settled = s.getFederationSettled();
+  out.generation_refusals = s.getGenerationRefusals();
   for (auto c : s.getConfigurations()) out.configurations.push_back(ConfigurationFromWire(c));
   co_return out;
 }

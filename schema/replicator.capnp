@@ -179,6 +179,15 @@ struct NodeStatus {
   configurations @26 :List(Configuration);
   # The newest configuration of every cluster this node knows, its own
   # first.
+  federationGeneration @27 :UInt64;
+  # Every cluster founded up to this generation is known here and counted
+  # by the puts this node coordinates (see Configuration.generation).
+  federationSettled @28 :Bool;
+  # This node holds every key committed before its cluster counted, and
+  # answers linearizable reads (always true in the first cluster).
+  generationRefusals @29 :UInt64;
+  # Reserves this node refused because their coordinator did not count a
+  # cluster founded since.
 }
 
 # ---------------------------------------------------------------------------
@@ -224,6 +233,11 @@ struct Configuration {
   # voters and differs from it by exactly one voter. 0: no configuration (`voters` is empty).
   voters @2 :List(Text);
   # Peer ids, sorted bytewise, each once.
+  generation @3 :UInt64;
+  # The cluster's founding generation: its place in the order the
+  # federation's clusters were founded (1: the first), named by the
+  # directory with the founding set and the same in every epoch of the
+  # cluster. 0: unknown (named before generations existed).
 }
 
 interface Directory {
@@ -313,7 +327,19 @@ struct Vote {
     wrongEpoch @7 :WrongEpoch;
     # The request named another epoch of the voter's cluster than the
     # voter's own; nothing was done.
+    wrongGeneration @8 :WrongGeneration;
+    # The reserve was counted at a lower federation generation than the
+    # voter's: its coordinator does not count a cluster founded since.
+    # Nothing was done.
   }
+}
+
+struct WrongGeneration {
+  generation @0 :UInt64;
+  # The voter's federation generation.
+  configs @1 :List(Configuration);
+  # The newest configuration of every cluster founded after the request's
+  # generation, for the coordinator to adopt before it retries.
 }
 
 struct WrongEpoch {
@@ -353,6 +379,9 @@ struct PeerRequest {
     # The epoch of the receiving node's cluster the vote is counted under;
     # a voter whose epoch differs answers `wrongEpoch`. (Commit and abort
     # carry none: a decision holds under every configuration.)
+    generation @5 :UInt64;
+    # The coordinator's federation generation: it counts every cluster
+    # founded up to it (see docs/design.md, "New clusters").
   }
   struct Commit { key @0 :Data; value @1 :Data; proposal @2 :ProposalId; requestId @3 :UInt64; }
   # requestId: the client's id for the put (0: none), stored with the value.
@@ -389,6 +418,10 @@ struct ReadResult {
     absent @2 :Void;
     wrongEpoch @3 :WrongEpoch;
     # The read named another epoch of this node's cluster; nothing was read.
+    notReady @4 :Text;
+    # This node's cluster was founded after others and the node has not yet
+    # learned every key committed before its cluster counted; nothing was
+    # read. The text says so.
   }
   struct ReservedEntry { proposal @0 :ProposalId; value @1 :Data; }
 }
@@ -449,12 +482,17 @@ interface Peer {
   # is shared by all the puts in flight. The batch is answered when its last
   # call is; a call that fails alone answers `failed`.
 
-  digest @1 () -> (buckets :List(UInt64), epoch :UInt64, reservations :List(Reservation));
+  digest @1 () -> (buckets :List(UInt64), epoch :UInt64, reservations :List(Reservation),
+                   generation :UInt64, federationSettled :Bool,
+                   known :List(Configuration));
   # Catch-up: 4096 values; bucket b is the XOR of a 64-bit hash of every
   # committed (key, value) whose key hashes to b (see docs/design.md).
   # `epoch`: this node's epoch of its cluster, durable before it answered
   # (0: none). `reservations`: every reservation it held, taken at the same
-  # instant as the buckets.
+  # instant as the buckets. `generation`: its federation generation, and
+  # `federationSettled` whether it holds every key committed before its
+  # cluster counted, both as of the reservations' instant. `known`: the
+  # newest configuration of every cluster it knows.
 
   pull @2 (bucket :UInt32, after :Data, maxBytes :UInt32)
       -> (entries :List(CommittedEntry), complete :Bool);

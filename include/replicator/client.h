@@ -67,6 +67,9 @@ struct Configuration {
   std::string cluster;
   uint64_t epoch = 0;
   std::vector<std::string> voters;
+  // The cluster's place in the order the federation's clusters were
+  // founded (1: the first; 0: unknown).
+  uint64_t generation = 0;
 };
 
 struct MemberChangeResult {
@@ -89,6 +92,14 @@ struct NodeStatus {
   uint64_t config_epoch = 0;  // of the node's cluster
   uint64_t config_changes = 0;
   uint64_t stale_epoch_refusals = 0;
+  // Every cluster founded up to this generation is known to the node and
+  // counted by its puts.
+  uint64_t federation_generation = 0;
+  // The node holds every key committed before its cluster counted (a
+  // cluster founded after others catches up with the federation first) and
+  // answers linearizable reads.
+  bool federation_settled = false;
+  uint64_t generation_refusals = 0;  // reserves refused: a cluster founded since
   uint64_t committed_keys = 0;
   uint64_t reservations = 0;
   uint64_t puts_ok = 0;

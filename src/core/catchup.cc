@@ -24,6 +24,8 @@ void CatchUp::Observe(TimeMs now) {
   if (ctx_.config().catchup_interval_ms > 0) {
     next_round_at_ = now + ctx_.config().catchup_interval_ms;
   }
+  // A node of a young cluster starts (or restarts) unsettled: settle at once.
+  if (!federation_.settled()) next_round_at_ = now;
 }
 
 void CatchUp::OnTopology(TimeMs now) {
@@ -39,17 +41,31 @@ void CatchUp::OnEpoch(TimeMs now) {
   }
 }
 
+void CatchUp::OnGeneration(TimeMs now) {
+  if (federation_.settled()) return;
+  if (round_) {
+    next_round_at_ = now;
+  } else {
+    StartRound(now);
+  }
+}
+
 void CatchUp::HandleDigest(uint64_t inbound_id) {
   // The reservations now; the digest once everything written until now is
   // durable, so that a key committed here in memory and no longer reserved
-  // is in the digest. The epoch reported is durable by then too: a settle
-  // counts this answer as given at that epoch.
+  // is in the digest. The epoch and the federation generation reported are
+  // this instant's, with the reservations (a vote given after it is not in
+  // them, and would be given at this epoch and generation or later), and
+  // durable by the answer: a settle counts this answer as given at them.
   auto resp = std::make_shared<DigestResponse>();
   resp->reservations = replica_.Reservations();
+  resp->epoch = membership_.epoch();
+  resp->generation = membership_.generation();
+  resp->federation_settled = federation_.settled();
+  resp->known = membership_.Newest();
   ctx_.AfterWrite(ctx_.LastWrite(), [this, inbound_id, resp]() {
     resp->buckets = ctx_.committed().Digest();
     resp->buckets.resize(kDigestBuckets, 0);
-    resp->epoch = membership_.epoch();
     ctx_.Respond(inbound_id, std::move(*resp));
   });
 }
@@ -124,34 +140,78 @@ void CatchUp::StartRound(TimeMs now) {
   if (ctx_.config().catchup_interval_ms > 0) {
     next_round_at_ = now + ctx_.config().catchup_interval_ms;
   }
-  std::vector<PeerId> peers = Peers();
-  if (peers.empty()) {
+  auto [peer, cluster] = NextPeer();
+  if (peer.empty()) {
     // Trivially caught up (caught_up() says so); start once someone appears.
     wanted_ = true;
     return;
   }
   wanted_ = false;
-  if (!cursor_) cursor_ = ctx_.rng()();
-  const PeerId peer = peers[*cursor_ % peers.size()];
-  ++*cursor_;
   Round& round = round_.emplace();
   round.id = next_round_id_++;
   round.peer = peer;
+  round.cluster = cluster;
   const uint64_t id = round.id;
-  ctx_.Send(peer, DigestRequest{}, now + kCatchUpDeadlineCalls * ctx_.config().call_deadline_ms,
+  // A digest is small; only pulls carry pages. While reads here wait for the
+  // federation settle, a silent peer costs one call deadline, not four.
+  const TimeMs calls = federation_.settled() ? kCatchUpDeadlineCalls : 1;
+  ctx_.Send(peer, DigestRequest{}, now + calls * ctx_.config().call_deadline_ms,
             [this, id](Response&& r, TimeMs t) { OnDigest(id, std::move(r), t); });
+}
+
+std::pair<PeerId, ClusterId> CatchUp::NextPeer() {
+  std::vector<PeerId> peers = Peers();
+  if (!federation_.settled()) {
+    // Every other round (every round, alone in the cluster) asks the source
+    // cluster, the first one included (its voters ran before this cluster
+    // was founded); the others ask this cluster's voters, one of which may
+    // have settled already (a node that restarts, or joins, inherits).
+    const ClusterId source = federation_.SourceCluster();
+    const Configuration* c = source.empty() ? nullptr : membership_.Latest(source);
+    const bool ask_source = c != nullptr && !c->voters.empty() && (source_turn_ || peers.empty());
+    source_turn_ = !source_turn_;
+    if (ask_source) {
+      if (!source_cursor_) source_cursor_ = ctx_.rng()();
+      const PeerId peer = c->voters[*source_cursor_ % c->voters.size()];
+      ++*source_cursor_;
+      return {peer, source};
+    }
+  }
+  if (peers.empty()) return {};
+  if (!cursor_) cursor_ = ctx_.rng()();
+  const PeerId peer = peers[*cursor_ % peers.size()];
+  ++*cursor_;
+  return {peer, ctx_.cluster()};
 }
 
 void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
   if (!round_ || round_->id != round) return;
   auto* digest = std::get_if<DigestResponse>(&r);
   if (digest == nullptr || digest->buckets.size() != kDigestBuckets) {
-    round_.reset();  // retried at the next interval
+    RoundFailed(now);
     return;
   }
   round_->peer_epoch = digest->epoch;
-  if (digest->epoch != membership_.epoch()) {
-    membership_.OnWrongEpoch(round_->peer, digest->epoch, {}, now);
+  round_->peer_generation = digest->generation;
+  round_->peer_settled = digest->federation_settled;
+  // What the peer knows is adopted, durably before the round counts: so a
+  // settle of this cluster's epoch also carries the federation generation
+  // (docs/design.md, "New clusters").
+  membership_.Learn(digest->known, now);
+  if (!round_ || round_->id != round) return;
+  round_->last_write = std::max(round_->last_write, ctx_.LastWrite());
+  if (round_->cluster == ctx_.cluster()) {
+    if (digest->epoch != membership_.epoch()) {
+      membership_.OnWrongEpoch(round_->peer, digest->epoch, {}, now);
+    }
+  } else {
+    // A settle source behind its cluster's newest epoch known here, or that
+    // does not know this node's cluster, does not count: tell it.
+    const Configuration* c = membership_.Latest(round_->cluster);
+    if ((c != nullptr && digest->epoch < c->epoch) ||
+        digest->generation < membership_.own_generation()) {
+      membership_.Tell(round_->peer, now);
+    }
   }
   std::vector<uint64_t> mine = ctx_.committed().Digest();
   mine.resize(kDigestBuckets, 0);
@@ -163,7 +223,7 @@ void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
   ++round_->resolving;
   // Only a settle needs the peer's reservations decided; a periodic round
   // leaves them to their leases.
-  if (!settled()) {
+  if (Settling()) {
     for (Reservation& held : digest->reservations) {
       Resolve(std::move(held), now);
       if (!round_ || round_->id != id) return;  // a resolve failed: the round ended
@@ -183,11 +243,11 @@ void CatchUp::Resolve(Reservation r, TimeMs now) {
   const uint64_t id = round_->id;
   recovery_.ResolveRemote(
       r.proposal,
-      [this, id, r](std::optional<Decision> d, const std::string&, TimeMs) {
+      [this, id, r](std::optional<Decision> d, const std::string&, TimeMs t) {
         if (!round_ || round_->id != id) return;
         --round_->resolving;
         if (!d) {
-          round_.reset();  // not settled from this peer; a later round retries
+          RoundFailed(t);  // not settled from this peer; a later round retries
           return;
         }
         OnResolved(id, r, d);
@@ -238,7 +298,7 @@ void CatchUp::OnPull(uint64_t round, uint32_t bucket, const Key& after, Response
   // An incomplete page must end past `after`, or paging would never end.
   if (pull == nullptr ||
       (!pull->complete && (pull->entries.empty() || pull->entries.back().key <= after))) {
-    round_.reset();
+    RoundFailed(now);
     return;
   }
   const PeerId peer = round_->peer;
@@ -265,13 +325,29 @@ void CatchUp::MaybeComplete() {
   const uint64_t id = round.id;
   ctx_.AfterWrite(round.last_write, [this, id]() {
     if (!round_ || round_->id != id) return;
-    uint64_t& epoch = caught_up_from_[round_->peer];
-    epoch = std::max(epoch, round_->peer_epoch);
+    Round done = std::move(*round_);
     round_.reset();
+    if (done.cluster == ctx_.cluster()) {
+      uint64_t& epoch = caught_up_from_[done.peer];
+      epoch = std::max(epoch, done.peer_epoch);
+    }
     ++ctx_.stats().catchup_rounds;
-    // Not yet caught up from a majority: ask the next voter at once.
-    if (!caught_up()) next_round_at_ = ctx_.now();
+    federation_.OnRound(done.peer, done.cluster, done.peer_epoch, done.peer_generation,
+                        done.peer_settled);
+    // Not yet caught up from a majority, or not settled with the
+    // federation: ask the next one at once.
+    if (!caught_up() || !federation_.settled()) next_round_at_ = ctx_.now();
   });
+}
+
+void CatchUp::RoundFailed(TimeMs now) {
+  round_.reset();
+  if (federation_.settled()) return;
+  // Linearizable reads here wait for the federation settle: try again soon
+  // (a round that failed at once, say at a node not started yet, must not
+  // cost a whole interval).
+  const TimeMs soon = now + std::max<TimeMs>(1, ctx_.config().call_deadline_ms / 10);
+  next_round_at_ = next_round_at_ == kUnseeded ? soon : std::min(next_round_at_, soon);
 }
 
 void CatchUp::ApplyPulled(const PeerId& from, PulledEntry& entry) {

@@ -8,6 +8,9 @@
 // completed with a majority of e's voters (itself counted if it votes) that
 // answered at epoch e or later; it then holds everything such a majority
 // held, including what was reserved under earlier epochs (docs/design.md).
+// And it runs the federation settle (core/federation.h): until that holds,
+// rounds alternate between this cluster's voters and the voters of the
+// oldest cluster, learning every reservation's decision.
 // Part of one Engine; single-threaded.
 #pragma once
 
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "core/federation.h"
 #include "core/membership.h"
 #include "core/recovery.h"
 #include "core/replica.h"
@@ -26,8 +30,13 @@ namespace replicator::core {
 
 class CatchUp {
  public:
-  CatchUp(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership)
-      : ctx_(ctx), replica_(replica), recovery_(recovery), membership_(membership) {}
+  CatchUp(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership,
+          Federation& federation)
+      : ctx_(ctx),
+        replica_(replica),
+        recovery_(recovery),
+        membership_(membership),
+        federation_(federation) {}
 
   // Schedules the first periodic round, on the first input.
   void Observe(TimeMs now);
@@ -35,6 +44,9 @@ class CatchUp {
   void OnTopology(TimeMs now);
   // This node's cluster moved to a newer epoch: settle it at once.
   void OnEpoch(TimeMs now);
+  // This node's federation generation grew (or its cluster's became
+  // known): settle with the federation at once if it must.
+  void OnGeneration(TimeMs now);
 
   void HandleDigest(uint64_t inbound_id);
   void HandlePull(uint64_t inbound_id, const PullRequest& request);
@@ -60,15 +72,24 @@ class CatchUp {
   struct Round {
     uint64_t id = 0;
     PeerId peer;
+    ClusterId cluster;             // the peer's: this node's, or the federation settle's source
     std::deque<uint32_t> buckets;  // differing, not pulled yet
     size_t pulls_in_flight = 0;
     uint64_t last_write = 0;  // the round is complete once this is durable
     uint64_t peer_epoch = 0;  // the epoch the peer answered at
+    uint64_t peer_generation = 0;  // the federation generation it answered at
+    bool peer_settled = false;     // it said it is federation-settled
     size_t resolving = 0;     // the peer's reservations whose decision is awaited
   };
 
   // Voters of this cluster but this node, sorted.
   std::vector<PeerId> Peers() const;
+  // Whom the next round asks, and of which cluster: round robin over
+  // Peers(), alternating, while not federation-settled, with the voters of
+  // the federation settle's source cluster. Empty when there is nobody.
+  std::pair<PeerId, ClusterId> NextPeer();
+  // A round must learn the decision of every reservation its peer holds.
+  bool Settling() const { return !settled() || !federation_.settled(); }
   void OnDigest(uint64_t round, Response&& r, TimeMs now);
   void SendPull(uint32_t bucket, const Key& after, TimeMs now);
   void OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r, TimeMs now);
@@ -79,11 +100,15 @@ class CatchUp {
   void OnResolved(uint64_t round, const Reservation& r, std::optional<Decision> d);
   // Ends the round once every pull and resolve is done and durable.
   void MaybeComplete();
+  // Ends the round without counting it; the next is due at the next
+  // interval, or soon while not settled with the federation (reads wait).
+  void RoundFailed(TimeMs now);
 
   Context& ctx_;
   Replica& replica_;
   Recovery& recovery_;
   Membership& membership_;
+  Federation& federation_;
   std::optional<Round> round_;
   uint64_t next_round_id_ = 1;
   TimeMs next_round_at_ = kUnseeded;  // periodic round; kUnseeded: none
@@ -91,6 +116,8 @@ class CatchUp {
   std::map<PeerId, uint64_t> caught_up_from_;
   bool wanted_ = false;                // a round found nobody to ask
   std::optional<uint64_t> cursor_;     // round robin over Peers()
+  std::optional<uint64_t> source_cursor_;  // round robin over the source cluster's voters
+  bool source_turn_ = true;                // the next unsettled round asks the source
 };
 
 }  // namespace replicator::core

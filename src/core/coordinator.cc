@@ -66,6 +66,13 @@ void Coordinator::AddVote(PutOp& op, Vote vote, TimeMs now) {
     op.epoch_moved = true;
     membership_.OnWrongEpoch(vote.peer, vote.epoch, vote.configs, now);
     vote.configs.clear();  // learned; the tally needs none of it
+  } else if (vote.kind == Vote::Kind::kWrongGeneration) {
+    // A cluster founded since this node's generation: adopted, counted by
+    // the next attempt (core/federation.h), which starts at once if this
+    // one falls short.
+    op.epoch_moved = true;
+    membership_.Learn(vote.configs, now);
+    vote.configs.clear();
   }
   op.votes.push_back(std::move(vote));
   RepairStaleReservation(op, op.votes.back(), now);
@@ -183,7 +190,12 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
     const Configuration* known = membership_.Latest(c);
     op.voters[c] = known != nullptr ? known->voters : topology.Voters(c);
   }
+  // And every cluster known from its configurations, whether or not the
+  // membership view shows it yet: a voter that refused an earlier attempt
+  // for its generation told this node of it (core/federation.h).
+  for (const Configuration& c : membership_.Newest()) op.voters[c.cluster] = c.voters;
   op.voters[ctx_.cluster()] = own.voters;
+  op.generation = membership_.generation();
   op.epoch_moved = false;
   op.reserve_deadline = now + ctx_.config().call_deadline_ms;
   op.votes.clear();
@@ -191,7 +203,7 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   op.remotes.clear();
 
   const int attempt = op.attempt;
-  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id, own.epoch};
+  const ReserveOp reserve{op.key, op.value, op.proposal, op.request_id, own.epoch, op.generation};
   for (const PeerId& v : op.voters[ctx_.cluster()]) {
     ++op.outstanding;
     ctx_.Send(v, HandleRequest{reserve}, op.reserve_deadline,
@@ -230,12 +242,13 @@ void Coordinator::SendReserveForward(uint64_t id, const ClusterId& cluster, Time
   // once (OnForwardReply).
   remote.hedge_at = RepresentativeHedgeAt(now, op.reserve_deadline,
                                           remote.candidates.size() - remote.next);
-  ctx_.Send(peer,
-            ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id},
-                           RepresentativeBudget(op.reserve_deadline - now)},
-            op.reserve_deadline, [this, id, attempt, cluster, index](Response&& r, TimeMs t) {
-              OnForwardReply(id, attempt, cluster, index, std::move(r), t);
-            });
+  ctx_.Send(
+      peer,
+      ForwardRequest{ReserveOp{op.key, op.value, op.proposal, op.request_id, 0, op.generation},
+                     RepresentativeBudget(op.reserve_deadline - now)},
+      op.reserve_deadline, [this, id, attempt, cluster, index](Response&& r, TimeMs t) {
+        OnForwardReply(id, attempt, cluster, index, std::move(r), t);
+      });
 }
 
 void Coordinator::OnForwardReply(uint64_t id, int attempt, const ClusterId& cluster,

@@ -70,8 +70,12 @@ class Coordinator {
     // the configuration its representative answered under (until then, the
     // newest known here, to pick representatives from).
     VoterSnapshot voters;
-    // Some voter is at another epoch than the one it was asked under: an
-    // attempt that falls short retries at once under the newer one.
+    // The federation generation the attempt counts at: every cluster
+    // founded up to it is in `voters`. Carried by all its reserves.
+    uint64_t generation = 0;
+    // Some voter is at another epoch than the one it was asked under, or at
+    // a higher federation generation: an attempt that falls short retries
+    // at once under the newer epoch, counting the clusters learned.
     bool epoch_moved = false;
     TimeMs reserve_deadline = 0;
     std::vector<Vote> votes;

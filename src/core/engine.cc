@@ -1,7 +1,7 @@
 // Engine: the public API and dispatch only. Each input goes to the role
 // that owns it (see the role headers: membership, replica, acceptor,
-// representative, coordinator, recovery, reader, catch-up); the roles share
-// one Context.
+// representative, coordinator, recovery, reader, catch-up, federation); the
+// roles share one Context.
 //
 // Shape of the code: every outgoing call carries a continuation in the
 // Context; every in-flight operation is a small struct in its role's map,
@@ -19,6 +19,7 @@
 #include "core/catchup.h"
 #include "core/context.h"
 #include "core/coordinator.h"
+#include "core/federation.h"
 #include "core/membership.h"
 #include "core/reader.h"
 #include "core/recovery.h"
@@ -32,17 +33,19 @@ class Engine::Impl {
   Impl(EngineConfig config, const CommittedView* committed, DurableState recovered)
       : ctx_(std::move(config), committed),
         membership_(ctx_, std::move(recovered.configs), std::move(recovered.config_acceptors)),
-        replica_(ctx_, membership_, std::move(recovered.reservations)),
+        federation_(ctx_, membership_),
+        replica_(ctx_, membership_, federation_, std::move(recovered.reservations)),
         acceptors_(ctx_),
         representative_(ctx_, membership_),
         recovery_(ctx_, replica_, acceptors_, membership_),
         coordinator_(ctx_, replica_, recovery_, membership_),
         reader_(ctx_, replica_, recovery_, membership_),
-        catchup_(ctx_, replica_, recovery_, membership_) {
+        catchup_(ctx_, replica_, recovery_, membership_, federation_) {
     recovery_.set_coordinator(&coordinator_);
     membership_.set_settled([this]() { return catchup_.settled(); });
     membership_.set_caught_up([this]() { return catchup_.caught_up(); });
     membership_.set_on_epoch([this](TimeMs now) { catchup_.OnEpoch(now); });
+    membership_.set_on_generation([this](TimeMs now) { catchup_.OnGeneration(now); });
   }
 
   // Brackets every input: gives recovered state this run's clock on the
@@ -124,12 +127,14 @@ class Engine::Impl {
     recovery_.RecoverLeases(now);
     catchup_.Tick(now);
     membership_.Tick(now);
+    federation_.Tick(now);
   }
 
   std::optional<TimeMs> NextWakeup() const {
     std::optional<TimeMs> next;
-    for (std::optional<TimeMs> t : {coordinator_.NextRetry(), replica_.NextRecovery(),
-                                    catchup_.NextRound(), membership_.NextWakeup()}) {
+    for (std::optional<TimeMs> t :
+         {coordinator_.NextRetry(), replica_.NextRecovery(), catchup_.NextRound(),
+          membership_.NextWakeup(), federation_.NextWakeup()}) {
       if (t && (!next || *t < *next)) next = t;
     }
     return next;
@@ -138,6 +143,7 @@ class Engine::Impl {
   void CheckInvariants() const {
     ctx_.CheckInvariants();
     membership_.CheckInvariants();
+    federation_.CheckInvariants();
     replica_.CheckInvariants();
     acceptors_.CheckInvariants();
     representative_.CheckInvariants();
@@ -149,6 +155,7 @@ class Engine::Impl {
 
   Context ctx_;
   Membership membership_;
+  Federation federation_;
   Replica replica_;
   Acceptors acceptors_;
   Representative representative_;
@@ -229,6 +236,7 @@ bool Engine::HasEffects() const { return impl_->ctx_.HasEffects(); }
 EngineStats Engine::stats() const {
   EngineStats s = impl_->ctx_.stats();
   s.reservations = impl_->replica_.size();
+  s.federation_settled = impl_->federation_.settled();
   return s;
 }
 

@@ -95,7 +95,9 @@ struct EngineConfig {
   // its checker catches one; never set outside tests. kSkipSettle: an
   // acceptor votes on config(e+1) without having settled epoch e.
   // kIgnoreEpoch: a voter votes under whatever epoch a request names.
-  enum class UnsafeMembership : uint8_t { kNone, kSkipSettle, kIgnoreEpoch };
+  // kSkipFederationSettle: a voter of a cluster founded after others
+  // answers reads as if it had settled with the federation from the start.
+  enum class UnsafeMembership : uint8_t { kNone, kSkipSettle, kIgnoreEpoch, kSkipFederationSettle };
   UnsafeMembership unsafe_membership = UnsafeMembership::kNone;
   // RP_CHECK every role's invariants after every input (CheckInvariants):
   // O(state) per input, for the simulator and tests.
@@ -189,6 +191,14 @@ struct EngineStats {
   uint64_t config_epoch = 0;          // of this node's cluster (0: none yet)
   uint64_t config_changes = 0;        // configurations this node got chosen
   uint64_t stale_epoch_refusals = 0;  // requests refused for a wrong epoch
+  // The federation generation (core/federation.h): every cluster founded
+  // up to it is known here and counted by the puts coordinated here.
+  uint64_t federation_generation = 0;
+  // This node holds every key committed by a put counted without its
+  // cluster, and answers linearizable reads (always, for the first cluster).
+  bool federation_settled = false;
+  uint64_t generation_refusals = 0;  // reserves refused for a lower generation
+  uint64_t reads_not_ready = 0;      // reads refused while not settled
 };
 
 class Engine {

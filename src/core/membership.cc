@@ -86,6 +86,20 @@ Membership::Membership(Context& ctx, std::vector<Configuration> recovered,
   for (ConfigAcceptorRecord& r : recovered_acceptors) {
     if (r.cluster == ctx_.cluster()) acceptor_[r.epoch] = std::move(r);
   }
+  // Each cluster's generation from any of its records that has one; every
+  // record held gets it.
+  for (const auto& [e, c] : own_) {
+    if (c.generation != 0) generations_.emplace(c.cluster, c.generation);
+  }
+  for (const auto& [cluster, c] : others_) {
+    if (c.generation != 0) generations_.emplace(cluster, c.generation);
+  }
+  for (const Configuration& c : recovered) {
+    if (!c.cluster.empty() && c.generation != 0) generations_.emplace(c.cluster, c.generation);
+  }
+  for (auto& [e, c] : own_) c.generation = GenerationOf(c.cluster);
+  for (auto& [cluster, c] : others_) c.generation = GenerationOf(cluster);
+  UpdateGeneration(kUnseeded);
   ctx_.stats().config_epoch = epoch();
 }
 
@@ -116,13 +130,89 @@ std::vector<Configuration> Membership::Known() const {
   return out;
 }
 
+std::vector<Configuration> Membership::Newest() const {
+  std::vector<Configuration> out;
+  if (!own_.empty()) out.push_back(own_.rbegin()->second);
+  for (const auto& [cluster, c] : others_) out.push_back(c);
+  return out;
+}
+
+uint64_t Membership::GenerationOf(const ClusterId& cluster) const {
+  auto it = generations_.find(cluster);
+  return it == generations_.end() ? 0 : it->second;
+}
+
+std::vector<Configuration> Membership::FoundedAfter(uint64_t g) const {
+  std::vector<Configuration> out;
+  for (const Configuration& c : Newest()) {
+    if (c.generation > g) out.push_back(c);
+  }
+  return out;
+}
+
+void Membership::NoteGeneration(Configuration& c) {
+  const uint64_t known = GenerationOf(c.cluster);
+  if (c.generation == 0 || c.generation == known) {
+    c.generation = known;
+    return;
+  }
+  if (known != 0) {
+    // Two founding generations for one cluster: the directory named it twice.
+    ctx_.ReportViolation(absl::StrCat("config/", c.cluster, "/generation"),
+                         absl::StrCat("cluster ", c.cluster,
+                                      " is known here as founded at "
+                                      "generation ",
+                                      known, " and was heard as generation ", c.generation));
+    c.generation = known;
+    return;
+  }
+  generations_[c.cluster] = c.generation;
+  // The records held without it get it, durably: the generation must not
+  // be forgotten by a restart.
+  if (c.cluster == ctx_.cluster()) {
+    for (auto& [e, held] : own_) {
+      held.generation = c.generation;
+      durable_write_ = ctx_.Mutate(PutConfig{held});
+    }
+  } else if (auto it = others_.find(c.cluster); it != others_.end() && it->second.epoch != 0) {
+    it->second.generation = c.generation;
+    durable_write_ = ctx_.Mutate(PutConfig{it->second});
+  }
+}
+
+void Membership::UpdateGeneration(TimeMs now) {
+  std::map<uint64_t, ClusterId> founded;
+  for (const auto& [cluster, g] : generations_) {
+    auto [it, fresh] = founded.emplace(g, cluster);
+    if (!fresh && now != kUnseeded) {
+      ctx_.ReportViolation(absl::StrCat("config/", cluster, "/generation"),
+                           absl::StrCat("clusters ", it->second, " and ", cluster,
+                                        " are both known as founded at generation ", g));
+    }
+  }
+  // The longest run 1, 2, ... known: a cluster founded at a generation in a
+  // gap would not be counted by this node's puts, so the gap caps G.
+  uint64_t g = 0;
+  while (founded.contains(g + 1)) ++g;
+  if (g <= generation_) return;
+  generation_ = g;
+  ctx_.stats().federation_generation = g;
+  if (now != kUnseeded && on_generation_) on_generation_(now);
+}
+
 bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
   const uint64_t before = epoch();
-  for (const Configuration& c : configs) {
-    if (c.epoch == 0 || c.voters.empty() || !Sorted(c.voters)) continue;
+  for (const Configuration& in : configs) {
+    if (in.epoch == 0 || in.voters.empty() || !Sorted(in.voters)) continue;
+    Configuration c = in;
+    NoteGeneration(c);
     if (c.cluster != ctx_.cluster()) {
+      // Durable like this cluster's: a restart must not lower G.
       Configuration& known = others_[c.cluster];
-      if (c.epoch > known.epoch) known = c;
+      if (c.epoch > known.epoch) {
+        known = c;
+        durable_write_ = ctx_.Mutate(PutConfig{c});
+      }
       continue;
     }
     auto it = own_.find(c.epoch);
@@ -140,6 +230,7 @@ bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
     own_[c.epoch] = c;
     durable_write_ = ctx_.Mutate(PutConfig{c});
   }
+  UpdateGeneration(now);
   FillHistory(now);
   if (epoch() == before) return false;
   ctx_.stats().config_epoch = epoch();
@@ -520,7 +611,7 @@ void Membership::RoundFailed(TimeMs now) {
 
 void Membership::Chosen(std::vector<PeerId> voters, TimeMs now) {
   Proposer& op = *proposer_;
-  Configuration next{ctx_.cluster(), op.base.epoch + 1, std::move(voters)};
+  Configuration next{ctx_.cluster(), op.base.epoch + 1, std::move(voters), op.base.generation};
   Learn({next}, now);
   ++ctx_.stats().config_changes;
   Broadcast(now);
@@ -629,6 +720,14 @@ void Membership::CheckInvariants() const {
                " differs from the one before by other than one voter");
     }
     prev = &c;
+  }
+  for (const auto& [e, c] : own_) {
+    RP_CHECK(c.generation == own_generation(), "epoch ", e, " of ", c.cluster, " has generation ",
+             c.generation, ", the cluster ", own_generation());
+  }
+  for (const auto& [cluster, c] : others_) {
+    RP_CHECK(c.cluster == cluster && c.generation == GenerationOf(cluster), "the newest of ",
+             cluster, " is filed as ", c.cluster, " with generation ", c.generation);
   }
   for (const auto& [e, r] : acceptor_) {
     RP_CHECK(r.epoch == e && r.cluster == ctx_.cluster(), "config acceptor record filed as ", e,

@@ -54,6 +54,10 @@ class Membership {
   void set_caught_up(std::function<bool()> caught_up) { caught_up_ = std::move(caught_up); }
   // Runs when this node's cluster moves to a newer epoch. Set once.
   void set_on_epoch(std::function<void(TimeMs)> on_epoch) { on_epoch_ = std::move(on_epoch); }
+  // Runs when this node's federation generation grows. Set once.
+  void set_on_generation(std::function<void(TimeMs)> on_generation) {
+    on_generation_ = std::move(on_generation);
+  }
 
   // This node's cluster's newest configuration (epoch 0: none yet).
   const Configuration& Current() const;
@@ -64,6 +68,21 @@ class Membership {
   const Configuration* Latest(const ClusterId& cluster) const;
   // What this node knows: its cluster's history and the newest of others.
   std::vector<Configuration> Known() const;
+  // The newest configuration of every cluster known here, this one's first.
+  std::vector<Configuration> Newest() const;
+
+  // Generations (core/federation.h). The federation generation G of this
+  // node: the highest g such that it knows a cluster founded at every
+  // generation 1..g, so that a put it coordinates counts every cluster
+  // founded up to G. Derived from the configurations it holds, so it only
+  // grows and is durable once AfterDurable runs. 0: none known.
+  uint64_t generation() const { return generation_; }
+  // The founding generation of `cluster` (0: unknown).
+  uint64_t GenerationOf(const ClusterId& cluster) const;
+  uint64_t own_generation() const { return GenerationOf(ctx_.cluster()); }
+  // The newest configuration of every cluster known here founded after
+  // generation `g`: what a node at `g` lacks.
+  std::vector<Configuration> FoundedAfter(uint64_t g) const;
   // This cluster's configurations only, to answer a peer that lags.
   std::vector<Configuration> OwnHistory() const;
 
@@ -83,6 +102,8 @@ class Membership {
   // Adopts every configuration in `configs` newer than the one known here
   // (durably: PutConfig). Returns true iff this node's cluster moved on.
   bool Learn(const std::vector<Configuration>& configs, TimeMs now);
+  // Tells `peer` what this node knows and adopts what its answer knows.
+  void Tell(const PeerId& peer, TimeMs now) { Exchange(peer, ConfigLearnRequest{Known()}, now); }
   // Runs `fn` once every configuration adopted so far is durable: an answer
   // that tells a peer this node's epoch waits for it, so that a restart can
   // never take the node back to an older epoch it already spoke for.
@@ -159,12 +180,23 @@ class Membership {
   void Finish(ChangeOutcome outcome, TimeMs now);
   void Broadcast(TimeMs now);
 
+  // Gives `c` its cluster's generation if it has none, or learns the
+  // cluster's from it (filling in the configurations held without one).
+  void NoteGeneration(Configuration& c);
+  // Recomputes generation_ from generations_.
+  void UpdateGeneration(TimeMs now);
+
   Context& ctx_;
   std::function<bool()> settled_;
   std::function<bool()> caught_up_;
   std::function<void(TimeMs)> on_epoch_;
+  std::function<void(TimeMs)> on_generation_;
   std::map<uint64_t, Configuration> own_;              // this cluster, by epoch
-  std::map<ClusterId, Configuration> others_;          // newest of each other cluster
+  // The newest of each other cluster, durable like this cluster's (the
+  // federation generation is derived from them).
+  std::map<ClusterId, Configuration> others_;
+  std::map<ClusterId, uint64_t> generations_;          // each known cluster's, when known
+  uint64_t generation_ = 0;                            // G, see generation()
   std::map<uint64_t, ConfigAcceptorRecord> acceptor_;  // this cluster's registers
   uint64_t durable_write_ = 0;                         // the newest PutConfig write
   std::optional<Proposer> proposer_;

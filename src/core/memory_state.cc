@@ -61,7 +61,12 @@ void MemoryState::Apply(const Mutation& mutation) {
         } else if constexpr (std::is_same_v<M, DeleteAcceptor>) {
           acceptors_.erase(m.proposal);
         } else if constexpr (std::is_same_v<M, PutConfig>) {
-          configs_.emplace(ConfigId{m.config.cluster, m.config.epoch}, m.config);
+          // Write-once, but a generation learned after the record was
+          // written (0: unknown) is filled in; the voters never change.
+          auto [it, fresh] = configs_.emplace(ConfigId{m.config.cluster, m.config.epoch}, m.config);
+          if (!fresh && it->second.generation == 0 && it->second.voters == m.config.voters) {
+            it->second.generation = m.config.generation;
+          }
         } else if constexpr (std::is_same_v<M, PutConfigAcceptor>) {
           config_acceptors_.insert_or_assign(ConfigId{m.record.cluster, m.record.epoch}, m.record);
         } else {

@@ -49,7 +49,9 @@ class MemoryState : public CommittedView {
   // whatever its value. A caller that must refuse a different value checks
   // first (storage refuses the batch; the simulator's checker reports it).
   // Configurations are write-once the same way: a PutConfig of a (cluster,
-  // epoch) already held changes nothing, whatever its voters. A
+  // epoch) already held changes nothing, whatever its voters, except that
+  // it fills in the cluster's generation if the record had none (0) and
+  // the voters match. A
   // PutConfigAcceptor replaces the record of its (cluster, epoch).
   void Apply(const Mutation& mutation);
   // The batch's mutations in order.

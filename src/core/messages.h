@@ -21,13 +21,16 @@ namespace replicator::core {
 // `epoch` is the configuration epoch of the receiving node's cluster that
 // the vote is counted under; a voter whose epoch differs refuses
 // (Vote::kWrongEpoch). Commit and abort carry none: a decision is final
-// under every configuration.
+// under every configuration. `generation` is the coordinator's federation
+// generation (core/federation.h): the clusters it counts are those founded
+// up to it. A representative forwards it unchanged.
 struct ReserveOp {
   Key key;
   Value value;
   ProposalId proposal;
   uint64_t request_id = 0;
   uint64_t epoch = 0;
+  uint64_t generation = 0;
 };
 struct CommitOp {
   Key key;
@@ -181,25 +184,35 @@ struct PrepareResponse {
   std::optional<AcceptedValue> accepted;  // when promised
 };
 struct ReadResponse {
-  // kWrongEpoch: as Vote::Kind::kWrongEpoch.
-  enum class Kind : uint8_t { kCommitted, kReserved, kAbsent, kWrongEpoch };
+  // kWrongEpoch: as Vote::Kind::kWrongEpoch. kNotReady: the receiver's
+  // cluster was founded after others and the receiver has not yet learned
+  // every key committed before it counted (core/federation.h); nothing
+  // was read, `reason` says so.
+  enum class Kind : uint8_t { kCommitted, kReserved, kAbsent, kWrongEpoch, kNotReady };
   Kind kind = Kind::kAbsent;
   Value value;        // kCommitted: the value; kReserved: the reserved value
   ProposalId holder;  // kReserved
   uint64_t epoch = 0;                  // kWrongEpoch: the receiver's epoch
   std::vector<Configuration> configs;  // kWrongEpoch
+  std::string reason;                  // kNotReady
 };
 struct ResolveResponse {
   std::optional<Decision> decision;  // empty: unavailable
   std::string reason;                // why unavailable
 };
-// `epoch`: the responder's epoch of its cluster, durable before it
-// answered (0: none). `reservations`: every reservation it held when the
-// digest was taken.
+// `epoch`: the responder's epoch of its cluster, and `generation` its
+// federation generation, both durable before it answered (0: none).
+// `reservations`: every reservation it held when the digest was taken;
+// `epoch`, `generation` and `federation_settled` are as of that instant
+// too (core/federation.h). `known`: the newest configuration of every
+// cluster it knows, for the asker to adopt.
 struct DigestResponse {
   std::vector<uint64_t> buckets;
   uint64_t epoch = 0;
   std::vector<Reservation> reservations;
+  uint64_t generation = 0;
+  bool federation_settled = false;
+  std::vector<Configuration> known;
 };
 struct PulledEntry {
   Key key;

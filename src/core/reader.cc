@@ -64,6 +64,11 @@ void Reader::OnRead(uint64_t id, const PeerId& peer, Response&& r, TimeMs now) {
       op.first_error = absl::StrCat("a voter is at epoch ", rr->epoch, ", not ", op.epoch);
     }
     membership_.OnWrongEpoch(peer, rr->epoch, rr->configs, now);
+  } else if (rr != nullptr && rr->kind == ReadResponse::Kind::kNotReady) {
+    // Not a read either: the voter may lack keys committed before its
+    // cluster counted.
+    ++op.not_ready;
+    if (op.first_error.empty()) op.first_error = rr->reason;
   } else if (rr != nullptr) {
     ++op.answered;
     op.reads.push_back(std::move(*rr));
@@ -88,6 +93,15 @@ void Reader::EvaluateReads(uint64_t id, TimeMs now) {
       const int attempt = op.attempt + 1;
       gets_.erase(it);
       StartReads(get_id, std::move(key), attempt, now);
+      return;
+    }
+    if (op.not_ready > 0 && IsMajority(op.answered + op.not_ready, op.voters)) {
+      FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable,
+                               {},
+                               absl::StrCat("cluster ", ctx_.cluster(),
+                                            " is still catching up with the federation: only ",
+                                            op.answered, " of ", op.voters,
+                                            " voters could answer; ", op.first_error)});
       return;
     }
     FinishGet(id, GetOutcome{GetOutcome::Kind::kUnavailable, {},
@@ -155,8 +169,9 @@ void Reader::FinishGet(uint64_t id, GetOutcome outcome) {
 
 void Reader::CheckInvariants() const {
   for (const auto& [id, op] : gets_) {
-    RP_CHECK(op.answered + op.outstanding <= op.voters, "get ", id, " counts ", op.answered,
-             " answers and ", op.outstanding, " outstanding of ", op.voters, " voters");
+    RP_CHECK(op.answered + op.not_ready + op.outstanding <= op.voters, "get ", id, " counts ",
+             op.answered, " answers, ", op.not_ready, " not ready and ", op.outstanding,
+             " outstanding of ", op.voters, " voters");
     RP_CHECK(op.phase == GetOp::Phase::kResolve || op.outstanding > 0, "get ", id,
              " reads with no answer outstanding");
     RP_CHECK(op.phase == GetOp::Phase::kRead || op.resolving > 0, "get ", id,

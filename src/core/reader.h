@@ -2,7 +2,10 @@
 // from this node's committed entries at once. A linearizable get reads at
 // a majority of this cluster: any committed value wins; otherwise every
 // reservation found is resolved first, since a put that answered ok is
-// durable as a reservation at a majority before its commit lands.
+// durable as a reservation at a majority before its commit lands. Only
+// voters settled with the federation count (core/federation.h): one that
+// is not answers kNotReady, and a read without a majority of the others
+// is unavailable, naming the cluster as still catching up.
 // Part of one Engine; single-threaded.
 #pragma once
 
@@ -38,6 +41,7 @@ class Reader {
     uint64_t epoch = 0;  // of this cluster, the reads are counted under
     int attempt = 1;     // a read restarts when a voter moved to a newer epoch
     bool epoch_moved = false;
+    size_t not_ready = 0;  // voters still catching up with the federation
     size_t answered = 0;
     size_t outstanding = 0;
     std::string first_error;

@@ -195,7 +195,15 @@ void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
     return;
   }
   const Member* coordinator = ctx_.topology().Find(p.coordinator);
-  if (coordinator == nullptr) {
+  // A coordinator the membership view does not show yet (of a cluster
+  // founded since, known here from its configurations) is found among the
+  // voters of the clusters known.
+  std::optional<ClusterId> cluster;
+  if (coordinator != nullptr) cluster = coordinator->cluster;
+  for (const Configuration& c : membership_.Newest()) {
+    if (!cluster && c.Has(p.coordinator)) cluster = c.cluster;
+  }
+  if (!cluster) {
     then(std::nullopt,
          absl::StrCat("coordinator ", p.coordinator, " of proposal ", p.ToString(),
                       " is not in the membership"),
@@ -205,16 +213,15 @@ void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
   // The coordinator knows its own decisions best; any voter of its cluster
   // can settle the decision by recovery. One shown down is asked last.
   std::vector<PeerId> candidates;
-  const bool coordinator_down = coordinator->state == PeerState::kDown;
-  if (!coordinator_down) candidates.push_back(coordinator->id);
-  const Configuration* known = membership_.Latest(coordinator->cluster);
-  for (const PeerId& v :
-       known != nullptr ? known->voters : ctx_.topology().Voters(coordinator->cluster)) {
-    if (v != coordinator->id) candidates.push_back(v);
+  const bool coordinator_down = coordinator != nullptr && coordinator->state == PeerState::kDown;
+  if (!coordinator_down) candidates.push_back(p.coordinator);
+  const Configuration* known = membership_.Latest(*cluster);
+  for (const PeerId& v : known != nullptr ? known->voters : ctx_.topology().Voters(*cluster)) {
+    if (v != p.coordinator) candidates.push_back(v);
   }
-  if (coordinator_down) candidates.push_back(coordinator->id);
+  if (coordinator_down) candidates.push_back(p.coordinator);
   if (candidates.empty()) {
-    then(std::nullopt, absl::StrCat("cluster ", coordinator->cluster, " has no voters"), now);
+    then(std::nullopt, absl::StrCat("cluster ", *cluster, " has no voters"), now);
     return;
   }
   Resolve& op = resolves_[p];

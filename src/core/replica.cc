@@ -7,8 +7,9 @@
 
 namespace replicator::core {
 
-Replica::Replica(Context& ctx, const Membership& membership, std::vector<Reservation> recovered)
-    : ctx_(ctx), membership_(membership) {
+Replica::Replica(Context& ctx, const Membership& membership, Federation& federation,
+                 std::vector<Reservation> recovered)
+    : ctx_(ctx), membership_(membership), federation_(federation) {
   for (Reservation& r : recovered) {
     Key key = r.key;
     Entry& e = reservations_[key];
@@ -55,6 +56,15 @@ void Replica::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   // it is reported above whatever the epoch.
   if (!membership_.Votes(op.epoch)) {
     reply(WrongEpoch(op.epoch));
+    return;
+  }
+  // The generation rule: a coordinator that does not count some cluster
+  // founded since is refused, so that once this node has answered a settle
+  // round of that cluster at its generation, no put counted without the
+  // cluster can use a vote of it (core/federation.h).
+  if (federation_.Refuses(op.generation)) {
+    ++ctx_.stats().generation_refusals;
+    reply(federation_.Refusal(op.generation));
     return;
   }
   if (auto it = reservations_.find(op.key); it != reservations_.end()) {
@@ -178,6 +188,24 @@ void Replica::HandleRead(uint64_t inbound_id, const ReadRequest& request) {
     resp.kind = ReadResponse::Kind::kWrongEpoch;
     resp.epoch = membership_.RefusalEpoch();
     resp.configs = membership_.RefusalConfigs(request.epoch);
+  } else if (!federation_.settled()) {
+    // Absent or reserved here may miss a put acknowledged without this
+    // cluster: wait for the federation settle (a round or two), then read
+    // again; or refuse, in time for the reader to hear it.
+    const ReadRequest again = request;
+    federation_.WhenSettled(ctx_.now() + ctx_.config().call_deadline_ms * 3 / 4,
+                            [this, inbound_id, again](bool settled) {
+                              if (settled) {
+                                HandleRead(inbound_id, again);
+                                return;
+                              }
+                              ++ctx_.stats().reads_not_ready;
+                              ReadResponse no;
+                              no.kind = ReadResponse::Kind::kNotReady;
+                              no.reason = federation_.NotReadyReason();
+                              ctx_.Respond(inbound_id, std::move(no));
+                            });
+    return;
   } else if (auto it = reservations_.find(request.key); it != reservations_.end()) {
     resp.kind = ReadResponse::Kind::kReserved;
     resp.value = it->second.reservation.value;

@@ -1,7 +1,9 @@
 // Replica: the vote rule. Owns this node's reservation table and the
-// committed entries it wrote that are not durable yet; votes on reserve,
-// applies commit and abort (each only for its own proposal), and serves
-// reads. Every answer that depends on a change waits until it is durable.
+// committed entries it wrote that are not durable yet; votes on reserve
+// (under the epoch rule and the generation rule), applies commit and abort
+// (each only for its own proposal), and serves reads (a read that could
+// answer absent waits for the federation settle, core/federation.h). Every
+// answer that depends on a change waits until it is durable.
 // Part of one Engine; single-threaded.
 #pragma once
 
@@ -11,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/context.h"
+#include "core/federation.h"
 #include "core/membership.h"
 #include "core/messages.h"
 #include "core/types.h"
@@ -34,7 +37,8 @@ class Replica {
   };
 
   // `recovered`: the reservations storage held at start.
-  Replica(Context& ctx, const Membership& membership, std::vector<Reservation> recovered);
+  Replica(Context& ctx, const Membership& membership, Federation& federation,
+          std::vector<Reservation> recovered);
 
   // Gives recovered reservations this run's clock (their stored `since` is
   // another run's): they count as fresh, with a full lease.
@@ -85,6 +89,7 @@ class Replica {
 
   Context& ctx_;
   const Membership& membership_;
+  Federation& federation_;
   absl::flat_hash_map<Key, Entry> reservations_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
 };

@@ -44,6 +44,7 @@ void Representative::OnVote(uint64_t id, const PeerId& voter, Response&& r, Time
   const Vote& v = f.votes.back();
   if (v.kind == Vote::Kind::kOk) ++f.oks;
   if (v.kind == Vote::Kind::kWrongEpoch) membership_.OnWrongEpoch(v.peer, v.epoch, v.configs, now);
+  if (v.kind == Vote::Kind::kWrongGeneration) membership_.Learn(v.configs, now);
   // Without an ok majority every vote is needed: the coordinator weighs
   // stored, reserved and unreachable ones.
   if (--f.outstanding > 0 && !OkMajorityIsFinal(f.oks, f.voters)) return;

@@ -66,10 +66,17 @@ enum class Decision : uint8_t { kCommit = 0, kAbort = 1 };
 // Epoch 1 is the cluster's founding set (the first voters the directory
 // shows); epoch e+1 is chosen by consensus among epoch e's voters and
 // differs from epoch e by exactly one voter (see core/membership.h).
+// `generation` is the cluster's place in the order the federation's
+// clusters were founded (1: the first), named by the directory with the
+// founding set and carried unchanged by every later epoch, so that a node
+// that knows only a cluster's newest configuration knows it too. 0: not
+// known (a record written before generations existed). See
+// core/federation.h.
 struct Configuration {
   ClusterId cluster;
   uint64_t epoch = 0;          // 0: none known
   std::vector<PeerId> voters;  // sorted, unique
+  uint64_t generation = 0;     // the cluster's founding generation; 0: unknown
 
   bool Has(const PeerId& id) const;
   friend bool operator==(const Configuration&, const Configuration&) = default;
@@ -87,6 +94,12 @@ struct Vote {
     // voter's own (`epoch`); nothing was done. When the voter's is newer,
     // `configs` carries what it knows, for the sender to adopt and retry.
     kWrongEpoch,
+    // The reserve was counted at a lower federation generation than the
+    // voter's (`generation`): its coordinator does not count some cluster
+    // founded since (core/federation.h). Nothing was done; `configs`
+    // carries the newest configuration of each such cluster, for the
+    // coordinator to adopt and retry counting them.
+    kWrongGeneration,
   };
   PeerId peer;
   ClusterId cluster;
@@ -96,7 +109,8 @@ struct Vote {
   ProposalId holder;   // kReserved
   std::string reason;  // kUnreachable
   uint64_t epoch = 0;  // kWrongEpoch: the voter's epoch
-  std::vector<Configuration> configs;  // kWrongEpoch
+  uint64_t generation = 0;             // kWrongGeneration: the voter's federation generation
+  std::vector<Configuration> configs;  // kWrongEpoch, kWrongGeneration
 };
 
 // kDown is a voter that missed the directory's ping: a liveness hint that

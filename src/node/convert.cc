@@ -155,6 +155,7 @@ core::Configuration FromWire(wire::Configuration::Reader c) {
   core::Configuration out;
   out.epoch = c.getEpoch();
   out.voters = VotersFromWire(c.getVoters());
+  out.generation = c.getGeneration();
   if (out.epoch == 0) {
     // None known: a cluster may be named, voters may not.
     if (!out.voters.empty()) Malformed("a configuration of epoch 0 names voters");
@@ -169,6 +170,7 @@ void ToWire(const core::Configuration& c, wire::Configuration::Builder out) {
   out.setCluster(c.cluster);
   out.setEpoch(c.epoch);
   VotersToWire(c.voters, out.initVoters(c.voters.size()));
+  out.setGeneration(c.generation);
 }
 
 core::MembershipChange FromWire(wire::MemberChange::Reader c) {
@@ -276,6 +278,11 @@ core::Vote FromWire(wire::Vote::Reader v) {
       out.epoch = v.getWrongEpoch().getEpoch();
       out.configs = FromWire(v.getWrongEpoch().getConfigs());
       break;
+    case wire::Vote::WRONG_GENERATION:
+      out.kind = core::Vote::Kind::kWrongGeneration;
+      out.generation = v.getWrongGeneration().getGeneration();
+      out.configs = FromWire(v.getWrongGeneration().getConfigs());
+      break;
     default:
       // A vote kind from a newer peer: not an ok, so never counted towards
       // a quorum.
@@ -314,6 +321,12 @@ void ToWire(const core::Vote& v, wire::Vote::Builder out) {
       ToWire(v.configs, w.initConfigs(v.configs.size()));
       break;
     }
+    case core::Vote::Kind::kWrongGeneration: {
+      auto w = out.initWrongGeneration();
+      w.setGeneration(v.generation);
+      ToWire(v.configs, w.initConfigs(v.configs.size()));
+      break;
+    }
   }
 }
 
@@ -321,8 +334,9 @@ core::ReplicaOp FromWire(wire::PeerRequest::Reader r) {
   switch (r.which()) {
     case wire::PeerRequest::RESERVE: {
       auto x = r.getReserve();
-      return core::ReserveOp{ToString(x.getKey()), ToString(x.getValue()),
-                             FromWire(x.getProposal()), x.getRequestId(), x.getEpoch()};
+      return core::ReserveOp{
+          ToString(x.getKey()), ToString(x.getValue()), FromWire(x.getProposal()),
+          x.getRequestId(),     x.getEpoch(),           x.getGeneration()};
     }
     case wire::PeerRequest::COMMIT: {
       auto x = r.getCommit();
@@ -345,6 +359,7 @@ void ToWire(const core::ReplicaOp& op, wire::PeerRequest::Builder out) {
     ToWire(r->proposal, x.initProposal());
     x.setRequestId(r->request_id);
     x.setEpoch(r->epoch);
+    x.setGeneration(r->generation);
   } else if (auto* c = std::get_if<core::CommitOp>(&op)) {
     auto x = out.initCommit();
     x.setKey(AsData(c->key));
@@ -499,6 +514,9 @@ core::Response ReplyFromWire(wire::PeerReply::Reader r) {
         out.kind = core::ReadResponse::Kind::kWrongEpoch;
         out.epoch = rd.getWrongEpoch().getEpoch();
         out.configs = FromWire(rd.getWrongEpoch().getConfigs());
+      } else if (rd.isNotReady()) {
+        out.kind = core::ReadResponse::Kind::kNotReady;
+        out.reason = ToString(rd.getNotReady());
       } else if (!rd.isAbsent()) {
         Malformed("unknown read result kind (a newer peer?)");
       }
@@ -589,6 +607,9 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
               ToWire(x.configs, w.initConfigs(x.configs.size()));
               break;
             }
+            case core::ReadResponse::Kind::kNotReady:
+              rd.setNotReady(x.reason);
+              break;
           }
         } else if constexpr (std::is_same_v<T, core::ResolveResponse>) {
           auto rs = out.initResolve();
@@ -668,6 +689,9 @@ core::DigestResponse FromWire(wire::Peer::DigestResults::Reader r) {
   out.epoch = r.getEpoch();
   out.reservations.reserve(r.getReservations().size());
   for (auto res : r.getReservations()) out.reservations.push_back(ReservationFromWire(res));
+  out.generation = r.getGeneration();
+  out.federation_settled = r.getFederationSettled();
+  out.known = FromWire(r.getKnown());
   return out;
 }
 
@@ -678,6 +702,9 @@ void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder ou
   auto reservations = out.initReservations(r.reservations.size());
   for (size_t i = 0; i < r.reservations.size(); ++i)
     ReservationToWire(r.reservations[i], reservations[i]);
+  out.setGeneration(r.generation);
+  out.setFederationSettled(r.federation_settled);
+  ToWire(r.known, out.initKnown(r.known.size()));
 }
 
 core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {
@@ -782,6 +809,9 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setConfigEpoch(s.engine.config_epoch);
   out.setConfigChanges(s.engine.config_changes);
   out.setStaleEpochRefusals(s.engine.stale_epoch_refusals);
+  out.setFederationGeneration(s.engine.federation_generation);
+  out.setFederationSettled(s.engine.federation_settled);
+  out.setGenerationRefusals(s.engine.generation_refusals);
   out.setUptimeMs(s.uptime_ms);
 }
 

@@ -126,12 +126,11 @@ class MemoryStorage final : public Storage {
       if (!entry) return std::nullopt;
       return std::move(entry->value);
     };
-    lookup.config =
-        [this](const core::ClusterId& cluster,
-               uint64_t epoch) -> absl::StatusOr<std::optional<std::vector<core::PeerId>>> {
+    lookup.config = [this](const core::ClusterId& cluster,
+                           uint64_t epoch) -> absl::StatusOr<std::optional<core::Configuration>> {
       auto it = state_.configs().find({cluster, epoch});
       if (it == state_.configs().end()) return std::nullopt;
-      return it->second.voters;
+      return it->second;
     };
     internal::WriteOnceAdded added;
     for (size_t i = 0; i < group.size(); ++i) {

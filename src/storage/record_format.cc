@@ -308,9 +308,10 @@ std::string ConfigAcceptorKey(const core::ClusterId& cluster, uint64_t epoch) {
 
 std::string EncodeConfig(const core::Configuration& config) {
   std::string out;
-  PutVarint64(&out, kRecordVersion);
+  PutVarint64(&out, kConfigRecordVersion);
   PutConfigId(&out, config.cluster, config.epoch);
   PutVoters(&out, config.voters);
+  PutVarint64(&out, config.generation);
   return out;
 }
 
@@ -320,10 +321,14 @@ absl::StatusOr<core::Configuration> DecodeConfig(std::string_view record_key,
   Reader in(value);
   uint64_t version = 0;
   if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
-  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  if (absl::Status s = CheckVersion(kKind, record_key, version, 1, kConfigRecordVersion); !s.ok()) {
+    return s;
+  }
   core::Configuration config;
+  // Record version 1 has no generation: it reads as 0 (unknown).
   if (!ReadConfigId(&in, &config.cluster, &config.epoch) ||
-      !ReadVoters(&in, "voters", &config.voters) || !in.ExpectEnd()) {
+      !ReadVoters(&in, "voters", &config.voters) ||
+      (version >= 2 && !in.ReadVarint64("generation", &config.generation)) || !in.ExpectEnd()) {
     return Corrupt(kKind, record_key, in.error());
   }
   if (absl::Status s = CheckConfigKey(kKind, record_key, ConfigKey(config.cluster, config.epoch),

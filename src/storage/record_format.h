@@ -25,15 +25,21 @@ namespace replicator::storage::internal {
 // running it was ever deployed. Version 3 adds configuration and
 // configuration acceptor records, which a version-2 build would silently
 // skip (forgetting Paxos promises), so it must refuse them.
-inline constexpr uint64_t kFormatVersion = 3;
-// The oldest layout this build opens. Every record of a version-2 data dir
-// reads as it is under version 3, so open rewrites its format record to 3
-// (after which a version-2 build refuses it).
+// Version 4 writes configuration records of record version 2 (with the
+// cluster's founding generation), which a version-3 build would reject as
+// corrupt; the bump makes it refuse the dir by name instead.
+inline constexpr uint64_t kFormatVersion = 4;
+// The oldest layout this build opens. Every record of a version-2 or -3
+// data dir reads as it is under version 4, so open rewrites its format
+// record to 4 (after which the older build refuses it).
 inline constexpr uint64_t kOldestFormatVersion = 2;
 // Version (varint) leading every encoded value, so one record kind can
-// evolve without a layout bump. Committed, counter, configuration and
-// configuration acceptor values are at version 1.
+// evolve without a layout bump. Committed, counter and configuration
+// acceptor values are at version 1.
 inline constexpr uint64_t kRecordVersion = 1;
+// Configuration values: version 2 stores Configuration::generation;
+// version 1 (written by formats 3) is still read, with generation 0.
+inline constexpr uint64_t kConfigRecordVersion = 2;
 // Reservation and acceptor values: version 2 stores ProposalId::epoch;
 // version 1 (written by format 2) is still read, with epoch 0.
 inline constexpr uint64_t kProposalRecordVersion = 2;
@@ -100,8 +106,9 @@ absl::StatusOr<core::AcceptorRecord> DecodeAcceptor(std::string_view record_key,
 std::string ConfigKey(const core::ClusterId& cluster, uint64_t epoch);
 std::string ConfigAcceptorKey(const core::ClusterId& cluster, uint64_t epoch);
 
-// Configuration value: version, cluster, epoch, voters (count, then each).
-// Decoding checks that the value's (cluster, epoch) matches the record key.
+// Configuration value: version, cluster, epoch, voters (count, then each),
+// generation (record version 2). Decoding checks that the value's (cluster,
+// epoch) matches the record key.
 std::string EncodeConfig(const core::Configuration& config);
 absl::StatusOr<core::Configuration> DecodeConfig(std::string_view record_key,
                                                  std::string_view value);

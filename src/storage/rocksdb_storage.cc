@@ -300,13 +300,12 @@ class RocksDbStorage final : public Storage {
       }
       return ReadCommittedValue(key);
     };
-    lookup.config =
-        [&](const core::ClusterId& cluster,
-            uint64_t epoch) -> absl::StatusOr<std::optional<std::vector<core::PeerId>>> {
+    lookup.config = [&](const core::ClusterId& cluster,
+                        uint64_t epoch) -> absl::StatusOr<std::optional<core::Configuration>> {
       if (auto it = configs_by_group.find({cluster, epoch}); it != configs_by_group.end()) {
-        return it->second->voters;
+        return *it->second;
       }
-      return ReadConfigVoters(cluster, epoch);
+      return ReadConfig(cluster, epoch);
     };
     internal::WriteOnceAdded added;
     for (size_t i = 0; i < group.size(); ++i) {
@@ -339,7 +338,7 @@ class RocksDbStorage final : public Storage {
       for (const core::PutConfig* put : added.configs) {
         const core::Configuration& c = put->config;
         check(write_batch.Put(internal::ConfigKey(c.cluster, c.epoch), internal::EncodeConfig(c)));
-        configs_by_group.emplace(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
+        configs_by_group.insert_or_assign(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
       }
       for (const core::PutCommitted* put : added.committed) {
         check(write_batch.Put(CommittedKey(put->key),
@@ -382,10 +381,9 @@ class RocksDbStorage final : public Storage {
     return core::Value(entry->value);
   }
 
-  // The voters of configuration (cluster, epoch) on disk, for the
-  // write-once check.
-  absl::StatusOr<std::optional<std::vector<core::PeerId>>> ReadConfigVoters(
-      const core::ClusterId& cluster, uint64_t epoch) const {
+  // Configuration (cluster, epoch) on disk, for the write-once check.
+  absl::StatusOr<std::optional<core::Configuration>> ReadConfig(const core::ClusterId& cluster,
+                                                                uint64_t epoch) const {
     const std::string record_key = internal::ConfigKey(cluster, epoch);
     rocksdb::PinnableSlice value;
     rocksdb::Status s =
@@ -395,7 +393,7 @@ class RocksDbStorage final : public Storage {
     absl::StatusOr<core::Configuration> config =
         internal::DecodeConfig(record_key, value.ToStringView());
     if (!config.ok()) return config.status();
-    return std::move(config->voters);
+    return *std::move(config);
   }
 
   const std::string dir_;
@@ -473,7 +471,8 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
       "data dir ", dir, " has format version ", *version, "; this build reads only version ",
       internal::kFormatVersion,
       *version < internal::kFormatVersion
-          ? absl::StrCat(" (and upgrades version ", internal::kOldestFormatVersion,
+          ? absl::StrCat(" (and upgrades versions ", internal::kOldestFormatVersion, " to ",
+                         internal::kFormatVersion - 1,
                          ") and does not migrate older ones (start from an empty data dir)")
           : std::string(" (written by a newer build?)")));
 }

@@ -79,7 +79,10 @@ class Storage : public core::CommittedView {
   // invariant 1); storage refuses rather than trust it. Configurations are
   // write-once the same way: a PutConfig of a (cluster, epoch) already held
   // with the same voters changes nothing, one with other voters refuses its
-  // batch alone with AlreadyExistsError naming the configuration. A
+  // batch alone with AlreadyExistsError naming the configuration. The one
+  // exception is the cluster's generation, which a record written before it
+  // was known holds as 0: a PutConfig with the same voters fills it in,
+  // and one with another known generation refuses its batch the same way. A
   // PutConfigAcceptor replaces the record of its (cluster, epoch).
   virtual void Write(core::WriteBatch batch, Done done) = 0;
 

@@ -25,30 +25,47 @@ absl::Status CheckWriteOnce(const core::WriteBatch& batch, const WriteOnceLookup
   added->configs.clear();
   // Keys and configurations this batch adds, viewing into `batch`.
   absl::flat_hash_map<std::string_view, std::string_view> in_batch;
-  std::map<std::pair<std::string_view, uint64_t>, const std::vector<core::PeerId>*>
-      configs_in_batch;
+  std::map<std::pair<std::string_view, uint64_t>, const core::Configuration*> configs_in_batch;
   for (const core::Mutation& mutation : batch.mutations) {
     if (const auto* config = std::get_if<core::PutConfig>(&mutation)) {
       const core::Configuration& c = config->config;
-      const std::vector<core::PeerId>* existing = nullptr;
-      std::optional<std::vector<core::PeerId>> before;
-      if (auto it = configs_in_batch.find({c.cluster, c.epoch}); it != configs_in_batch.end()) {
-        existing = it->second;
+      const core::Configuration* existing = nullptr;
+      std::optional<core::Configuration> before;
+      auto in = configs_in_batch.find({c.cluster, c.epoch});
+      if (in != configs_in_batch.end()) {
+        existing = in->second;
       } else {
-        absl::StatusOr<std::optional<std::vector<core::PeerId>>> found =
+        absl::StatusOr<std::optional<core::Configuration>> found =
             lookup.config(c.cluster, c.epoch);
         if (!found.ok()) return found.status();
         before = *std::move(found);
         if (before.has_value()) existing = &*before;
       }
-      if (existing == nullptr) {
-        configs_in_batch.emplace(std::make_pair(std::string_view(c.cluster), c.epoch), &c.voters);
-        added->configs.push_back(config);
-      } else if (*existing != c.voters) {
+      if (existing != nullptr && existing->voters != c.voters) {
         return absl::AlreadyExistsError(absl::StrCat(
             "write-once: configuration ", DescribeRecordKey(c.cluster), " epoch ", c.epoch,
-            " has voters ", DescribeVoters(*existing), "; refusing different voters ",
+            " has voters ", DescribeVoters(existing->voters), "; refusing different voters ",
             DescribeVoters(c.voters), " (the batch applies nothing)"));
+      }
+      if (existing != nullptr && existing->generation != 0 && c.generation != 0 &&
+          existing->generation != c.generation) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("write-once: configuration ", DescribeRecordKey(c.cluster), " epoch ",
+                         c.epoch, " has generation ", existing->generation,
+                         "; refusing generation ", c.generation, " (the batch applies nothing)"));
+      }
+      // New, or the generation the record lacked: written. Anything else
+      // is already held.
+      if (existing == nullptr || (existing->generation == 0 && c.generation != 0)) {
+        if (in != configs_in_batch.end()) {
+          // Filled in after an earlier mutation of this batch added it: the
+          // later one is written instead.
+          std::erase_if(added->configs, [&](const core::PutConfig* p) {
+            return p->config.cluster == c.cluster && p->config.epoch == c.epoch;
+          });
+        }
+        configs_in_batch.insert_or_assign(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
+        added->configs.push_back(config);
       }
       continue;
     }

@@ -86,15 +86,19 @@ Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_i
       known_by_node_(node_ids_.size()),
       own_epoch_(node_ids_.size(), 0),
       durable_epoch_(node_ids_.size(), 0),
-      started_(node_ids_.size(), false) {
+      started_(node_ids_.size(), false),
+      generation_(node_ids_.size(), 0),
+      durable_generations_(node_ids_.size()) {
   for (int c = 0; c < clusters_; ++c) cluster_ids_.push_back(absl::StrCat("c", c));
   for (size_t n = 0; n < node_ids_.size(); ++n) founders_[node_cluster_[n]].push_back(node_ids_[n]);
 }
 
 void Checker::SetMembership(std::vector<core::ClusterId> cluster_ids,
-                            std::vector<std::vector<core::PeerId>> founders) {
+                            std::vector<std::vector<core::PeerId>> founders,
+                            std::vector<uint64_t> generations) {
   cluster_ids_ = std::move(cluster_ids);
   founders_ = std::move(founders);
+  generations_ = std::move(generations);
   for (std::vector<core::PeerId>& f : founders_) std::sort(f.begin(), f.end());
 }
 
@@ -188,6 +192,9 @@ void Checker::BeforeApply(int node, const core::Mutation& m) {
   } else if (auto* config = std::get_if<core::PutConfig>(&m)) {
     if (config->config.cluster == cluster_ids_[node_cluster_[node]]) {
       durable_epoch_[node] = std::max(durable_epoch_[node], config->config.epoch);
+    }
+    if (config->config.generation != 0) {
+      durable_generations_[node][config->config.cluster] = config->config.generation;
     }
   }
 }
@@ -326,6 +333,10 @@ void Checker::OnSend(int node, const core::Request& request) {
     if (std::holds_alternative<core::HandleRequest>(request)) {
       reserve_epochs_[{r->proposal, node_cluster_[node]}].insert(r->epoch);
     }
+    if (r->proposal.coordinator == self) {
+      uint64_t& g = proposal_generation_[r->proposal];
+      g = std::max(g, r->generation);
+    }
     if (r->proposal.coordinator == self && !ops_of_proposal_.contains(r->proposal)) {
       std::vector<int>& owners = ops_of_proposal_[r->proposal];
       for (size_t i = 0; i < ops_.size(); ++i) {
@@ -348,6 +359,23 @@ void Checker::OnSend(int node, const core::Request& request) {
 }
 
 void Checker::OnDeliver(int node, const core::Request& request) { OnSend(node, request); }
+
+void Checker::OnRespond(int node, const core::Response& response) {
+  const auto* digest = std::get_if<core::DigestResponse>(&response);
+  if (digest == nullptr || durable_stores_ != stores_) return;
+  std::set<uint64_t> durable;
+  for (const auto& [cluster, g] : durable_generations_[node]) durable.insert(g);
+  uint64_t g = 0;
+  while (durable.contains(g + 1)) ++g;
+  const core::ClusterId& own = cluster_ids_[node_cluster_[node]];
+  if (digest->generation > g || digest->epoch > durable_epoch_[node]) {
+    Fail("M", ClusterSubject(own),
+         absl::StrCat(node_ids_[node], " answered a digest at epoch ", digest->epoch,
+                      " and federation generation ", digest->generation,
+                      " but has made only epoch ", durable_epoch_[node], " and generation ", g,
+                      " durable: a restart could take it back"));
+  }
+}
 
 void Checker::OnResolveAnswered(int node, const core::ProposalId& proposal,
                                 const core::ResolveResponse& response) {
@@ -440,7 +468,13 @@ void Checker::CheckPutOk(int index) {
     return;
   }
   if (!options_.check_durable_at_ok) return;
+  auto g = proposal_generation_.find(*chosen);
+  const uint64_t counted = g == proposal_generation_.end() ? UINT64_MAX : g->second;
   for (int c = 0; c < clusters_; ++c) {
+    // A cluster founded after the generation the put was counted at is not
+    // one of its clusters: the federation settle of that cluster brings it
+    // the put (docs/design.md, "New clusters").
+    if (c < static_cast<int>(generations_.size()) && generations_[c] > counted) continue;
     // Durable at a majority of the voters of some epoch the reserves were
     // counted under (votes are only ever ok under the voter's own epoch).
     std::set<uint64_t> epochs{0};
@@ -625,6 +659,33 @@ bool Checker::OnConfigurations(int node, const std::vector<core::Configuration>&
          absl::StrCat(node_ids_[node], " restarted at epoch ", epoch, " of ", own,
                       " though it had made epoch ", durable_epoch_[node], " durable"));
   }
+  // The federation generation: the longest run of generations 1, 2, ... of
+  // the clusters it knows. It never goes down; a restart starts at least at
+  // the one its durable configurations give.
+  auto run = [](const std::set<uint64_t>& generations) {
+    uint64_t g = 0;
+    while (generations.contains(g + 1)) ++g;
+    return g;
+  };
+  std::set<uint64_t> generations;
+  for (const core::Configuration& c : known) {
+    if (c.generation != 0) generations.insert(c.generation);
+  }
+  const uint64_t g = run(generations);
+  if (started_[node]) {
+    std::set<uint64_t> durable;
+    for (const auto& [cluster, dg] : durable_generations_[node]) durable.insert(dg);
+    if (g < run(durable) && durable_stores_ == stores_) {
+      Fail("M", ClusterSubject(own),
+           absl::StrCat(node_ids_[node], " restarted at federation generation ", g,
+                        " though its durable configurations give ", run(durable)));
+    }
+  } else if (g < generation_[node]) {
+    Fail("M", ClusterSubject(own),
+         absl::StrCat(node_ids_[node], " went from federation generation ", generation_[node],
+                      " down to ", g));
+  }
+  generation_[node] = g;
   started_[node] = false;
   own_epoch_[node] = epoch;
   known_by_node_[node] = known;
@@ -637,6 +698,12 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
     Fail("M", ClusterSubject(c.cluster),
          absl::StrCat(node_ids_[node], " knows ", Describe(c), " of an unknown cluster"));
     return false;
+  }
+  if (cluster < static_cast<int>(generations_.size()) && generations_[cluster] != 0 &&
+      c.generation != generations_[cluster]) {
+    Fail("M", ClusterSubject(c.cluster),
+         absl::StrCat(node_ids_[node], " knows ", Describe(c), " but ", c.cluster,
+                      " was founded at generation ", generations_[cluster]));
   }
   const ConfigKey key{c.cluster, c.epoch};
   auto it = configs_.find(key);

@@ -18,7 +18,9 @@
 //      only moves forward
 //   4  when a put answers ok, (key, value) is durable (reserved for the
 //      committed proposal or committed) at a strict majority of every
-//      cluster, counting only what the simulated disks have synced
+//      cluster founded up to the federation generation its reserves carried
+//      (every cluster it must count), counting only what the simulated
+//      disks have synced
 //   5  after the quiet phase every committed key is committed at a strict
 //      majority of every cluster (and, with check_convergence, at every node)
 //   K  no key stays reserved forever: once faults stop and every cluster has
@@ -35,7 +37,10 @@
 //      least at the epoch of its cluster it made durable; a change answered
 //      ok names a configuration with the change applied; after the quiet
 //      phase every node knows its cluster's newest epoch and every epoch
-//      before it (its whole history)
+//      before it (its whole history); every configuration carries its
+//      cluster's founding generation; a node's federation generation never
+//      goes down, not even across a restart (it is derived from durable
+//      configurations, and the one a digest answer reports is durable)
 //   E  the engine raised a ViolationEffect
 //   C  engine contract (exactly one answer per request / put / get /
 //      membership change)
@@ -140,11 +145,13 @@ class Checker {
   const std::vector<Violation>& violations() const { return violations_; }
   void Fail(std::string invariant, Subject subject, std::string detail);
 
-  // The clusters' ids (`cluster_ids[c]` is cluster index c's) and founding
-  // voters (epoch 1). Without this call cluster c is "c<c>" and every node
-  // of it is a founder.
+  // The clusters' ids (`cluster_ids[c]` is cluster index c's), founding
+  // voters (epoch 1) and founding generations (empty, or 0: unknown, then
+  // the cluster counts in every put). Without this call cluster c is
+  // "c<c>", every node of it is a founder and its generation is unknown.
   void SetMembership(std::vector<core::ClusterId> cluster_ids,
-                     std::vector<std::vector<core::PeerId>> founders);
+                     std::vector<std::vector<core::PeerId>> founders,
+                     std::vector<uint64_t> generations = {});
 
   // The synced state of each node's disk, for invariant 4. By default the
   // stores given to the constructor (they hold only synced writes); a
@@ -159,6 +166,9 @@ class Checker {
   void OnSend(int node, const core::Request& request);
   // `request` was handed to node `node`'s engine.
   void OnDeliver(int node, const core::Request& request);
+  // Node `node` sends `response` to a request (a digest answer reports an
+  // epoch and a federation generation, which must be durable by then: M).
+  void OnRespond(int node, const core::Response& response);
   // Node `node` answered a ResolveRequest for `proposal`.
   void OnResolveAnswered(int node, const core::ProposalId& proposal,
                          const core::ResolveResponse& response);
@@ -248,6 +258,7 @@ class Checker {
   int clusters_;
   std::vector<core::ClusterId> cluster_ids_;
   std::vector<std::vector<core::PeerId>> founders_;
+  std::vector<uint64_t> generations_;  // by cluster index; 0: unknown
   CheckerOptions options_;
   const core::TimeMs* now_;
 
@@ -290,6 +301,9 @@ class Checker {
   // Invariant 4: the epochs the reserves of a proposal named, per cluster
   // index (a reserve is counted under its receiver's cluster's epoch).
   std::map<std::pair<core::ProposalId, int>, std::set<uint64_t>> reserve_epochs_;
+  // The federation generation a proposal's reserves carried (its
+  // coordinator's when it made it): the clusters founded up to it count.
+  std::map<core::ProposalId, uint64_t> proposal_generation_;
   // Invariant M.
   std::map<ConfigKey, core::Configuration> configs_;
   std::map<ConfigKey, core::PeerId> config_known_first_at_;
@@ -297,6 +311,10 @@ class Checker {
   std::vector<uint64_t> own_epoch_;      // of its cluster, at the last observation
   std::vector<uint64_t> durable_epoch_;  // of its cluster, the newest PutConfig applied
   std::vector<bool> started_;            // an engine started, not observed since
+  // Federation generations: each node's at the last observation, and each
+  // node's clusters' generations as its durable configurations hold them.
+  std::vector<uint64_t> generation_;
+  std::vector<std::map<core::ClusterId, uint64_t>> durable_generations_;
   struct Change {
     int node;
     core::MembershipChange change;

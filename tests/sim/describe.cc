@@ -26,9 +26,11 @@ std::string Describe(const Ballot& b) { return absl::StrCat(b.round, ":", b.prop
 
 std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "abort"; }
 
-// "c1@3{n1,n2,n3}": cluster, epoch and voters.
+// "c1@3{n1,n2,n3}": cluster, epoch and voters; "g2" after it for a
+// cluster founded at generation 2.
 std::string Describe(const Configuration& c) {
-  return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}");
+  return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}",
+                      c.generation != 0 ? absl::StrCat("g", c.generation) : std::string());
 }
 static std::string Describe(const std::vector<Configuration>& configs) {
   return absl::StrCat(
@@ -53,6 +55,9 @@ std::string Describe(const Vote& v) {
       return absl::StrCat(v.peer, "=decided");
     case Vote::Kind::kWrongEpoch:
       return absl::StrCat(v.peer, "=wrong-epoch(at ", v.epoch, ")");
+    case Vote::Kind::kWrongGeneration:
+      return absl::StrCat(v.peer, "=wrong-generation(at G", v.generation, " ", Describe(v.configs),
+                          ")");
   }
   return "?";
 }
@@ -63,7 +68,8 @@ std::string Describe(const ReplicaOp& op) {
         using O = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<O, ReserveOp>) {
           return absl::StrCat("reserve(", Quote(o.key), ",", Quote(o.value), ",",
-                              Describe(o.proposal), RequestId(o.request_id), " @", o.epoch, ")");
+                              Describe(o.proposal), RequestId(o.request_id), " @", o.epoch, " G",
+                              o.generation, ")");
         } else if constexpr (std::is_same_v<O, CommitOp>) {
           return absl::StrCat("commit(", Quote(o.key), ",", Quote(o.value), ",",
                               Describe(o.proposal), RequestId(o.request_id), ")");
@@ -144,6 +150,8 @@ std::string Describe(const Response& r) {
               return std::string("ReadResp absent");
             case ReadResponse::Kind::kWrongEpoch:
               return absl::StrCat("ReadResp wrong-epoch(at ", s.epoch, ")");
+            case ReadResponse::Kind::kNotReady:
+              return std::string("ReadResp not-ready (catching up with the federation)");
           }
           return std::string("ReadResp ?");
         } else if constexpr (std::is_same_v<S, ResolveResponse>) {
@@ -157,7 +165,8 @@ std::string Describe(const Response& r) {
             mix = mix * 1099511628211ULL ^ b;
           }
           return absl::StrCat("DigestResp ", s.buckets.size(), " buckets, ", nonzero,
-                              " non-empty, mix=", absl::Hex(mix), " @", s.epoch, ", ",
+                              " non-empty, mix=", absl::Hex(mix), " @", s.epoch, " G", s.generation,
+                              s.federation_settled ? " settled" : " unsettled", ", ",
                               s.reservations.size(), " reserved");
         } else if constexpr (std::is_same_v<S, PullResponse>) {
           return absl::StrCat(

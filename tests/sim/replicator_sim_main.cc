@@ -28,7 +28,8 @@ constexpr char kUsage[] =
     "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
     "         [--clusters=C] [--nodes=N] [--faults=MIX[,MIX...]] [--clients=K] [--keys=K]\n"
     "         [--ops=N] [--lease-ms=MS] [--catchup-ms=MS] [--net-ms=MIN..MAX]\n"
-    "         [--down-max-ms=MS] [--spares=N] [--no-converge] [--no-race-check] [--trace]\n"
+    "         [--down-max-ms=MS] [--spares=N] [--new-clusters=N] [--no-converge]\n"
+    "         [--no-race-check] [--trace]\n"
     "         [--tail=N] [--verbose] [--digests] [--unsafe=MODE] [--unsafe-sync-lag-ms=MS]\n"
     "         [--no-ok-durability-check] [--inject-violation]\n"
     "  --seed=N        run one seed (default 1); prints its report and history digest\n"
@@ -40,6 +41,8 @@ constexpr char kUsage[] =
     "  --down-max-ms=MS  longest a crashed node stays down, overriding the mix's\n"
     "  --spares=N      spare nodes per cluster that join during the run, overriding the\n"
     "                  mix's (membership: 2, all: 1, others: 0)\n"
+    "  --new-clusters=N  clusters founded mid-run, after the --clusters=C ones, overriding\n"
+    "                  the mix's (membership, all: 1, others: 0)\n"
     "  --catchup-ms=MS interval of the engines' periodic catch-up rounds (default 2000)\n"
     "  --no-converge   do not require every node to hold every committed key at the end\n"
     "                  (invariant 5 in full, by catch-up; on by default)\n"
@@ -53,10 +56,12 @@ constexpr char kUsage[] =
     "                  a broken disk: writes are acknowledged before they are synced (the\n"
     "                  sync follows within --unsafe-sync-lag-ms, default 3000) and a crash\n"
     "                  loses the unsynced ones; the checker must report violations\n"
-    "  --unsafe=skip-settle | --unsafe=ignore-epoch\n"
+    "  --unsafe=skip-settle | --unsafe=ignore-epoch | --unsafe=skip-federation-settle\n"
     "                  a broken membership rule in every engine: an acceptor votes on the\n"
-    "                  next configuration without having settled the current epoch, or a\n"
-    "                  voter votes under whatever epoch a request names\n"
+    "                  next configuration without having settled the current epoch, a\n"
+    "                  voter votes under whatever epoch a request names, or a voter of a\n"
+    "                  cluster founded mid-run answers reads before it caught up with the\n"
+    "                  federation\n"
     "  --no-ok-durability-check  skip invariant 4 at each ok (then only the consequences\n"
     "                  of a lost write can fail the run)\n"
     "  --inject-violation  after each run, commit a second value for a key at one node\n"
@@ -85,6 +90,7 @@ struct Flags {
   std::string faults = "none";
   replicator::core::TimeMs net_min = -1, net_max = -1, down_max = -1;
   int spares = -1;
+  int new_clusters = -1;
 };
 
 // The command line, one argument at a time: "--name=value" is split into its
@@ -179,6 +185,9 @@ Parsed ParseFaultFlag(Args& args, Flags* f) {
   }
   if (arg == "--down-max-ms") return Good(args.Number(&f->down_max) && f->down_max >= 0);
   if (arg == "--spares") return Good(args.Number(&f->spares) && f->spares >= 0);
+  if (arg == "--new-clusters") {
+    return Good(args.Number(&f->new_clusters) && f->new_clusters >= 0);
+  }
   return Parsed::kUnknown;
 }
 
@@ -309,6 +318,8 @@ void AddMembership(const replicator::sim::SimStats& s, replicator::sim::SimStats
   sum->replacements += s.replacements;
   sum->pauses += s.pauses;
   sum->pauses_across_changes += s.pauses_across_changes;
+  sum->foundings += s.foundings;
+  sum->late_learners += s.late_learners;
 }
 
 void PrintSeed(const Flags& f, bool sweep, uint64_t seed, const SimResult& result) {
@@ -342,6 +353,7 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
   }
   if (f.down_max >= 0) config->fault.down_max_ms = f.down_max;
   if (f.spares >= 0) config->fault.spares = f.spares;
+  if (f.new_clusters >= 0) config->fault.new_clusters = f.new_clusters;
   const bool sweep = f.first != f.last;
   uint64_t passed = 0, failed = 0;
   replicator::sim::Liveness liveness;
@@ -370,14 +382,14 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
   if (sweep || many_mixes) {
     std::printf("liveness %s: %s\n", mix.c_str(), liveness.ToString().c_str());
     const replicator::sim::SimStats& m = membership;
-    if (m.joins + m.changes + m.pauses > 0) {
+    if (m.joins + m.changes + m.pauses + m.foundings > 0) {
       std::printf(
-          "membership %s: joins %d, epochs gained %d (promotions %d, removals %d); changes %d "
-          "(ok %d, refused %d, busy %d, unavailable %d, lost %d; replacements %d); pauses %d "
-          "(across 2+ changes %d)\n",
-          mix.c_str(), m.joins, m.epochs_gained, m.promotions, m.removals, m.changes, m.changes_ok,
-          m.changes_refused, m.changes_busy, m.changes_unavailable, m.changes_lost, m.replacements,
-          m.pauses, m.pauses_across_changes);
+          "membership %s: joins %d, foundings %d (late learners %d), epochs gained %d "
+          "(promotions %d, removals %d); changes %d (ok %d, refused %d, busy %d, unavailable %d, "
+          "lost %d; replacements %d); pauses %d (across 2+ changes %d)\n",
+          mix.c_str(), m.joins, m.foundings, m.late_learners, m.epochs_gained, m.promotions,
+          m.removals, m.changes, m.changes_ok, m.changes_refused, m.changes_busy,
+          m.changes_unavailable, m.changes_lost, m.replacements, m.pauses, m.pauses_across_changes);
     }
   }
 }

@@ -59,6 +59,8 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.pause_min_ms = 2000;
     f.pause_max_ms = 8000;
     f.think_max_ms = 1500;
+    f.new_clusters = 1;
+    f.found_lag_ms = 1500;
   } else if (profile == "all") {
     f.net_min_ms = 1;
     f.net_max_ms = 20;
@@ -83,6 +85,8 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.pause_every_ms = 5000;
     f.pause_min_ms = 1000;
     f.pause_max_ms = 5000;
+    f.new_clusters = 1;
+    f.found_lag_ms = 1000;
   } else {
     return false;
   }
@@ -93,13 +97,14 @@ bool SimConfig::SetProfile(const std::string& profile) {
 
 bool SimConfig::ValidUnsafe(const std::string& mode) {
   return mode.empty() || mode == "no-sync-before-vote" || mode == "skip-settle" ||
-         mode == "ignore-epoch";
+         mode == "ignore-epoch" || mode == "skip-federation-settle";
 }
 
 core::EngineConfig::UnsafeMembership SimConfig::unsafe_membership() const {
   using U = core::EngineConfig::UnsafeMembership;
   if (unsafe == "skip-settle") return U::kSkipSettle;
   if (unsafe == "ignore-epoch") return U::kIgnoreEpoch;
+  if (unsafe == "skip-federation-settle") return U::kSkipFederationSettle;
   return U::kNone;
 }
 
@@ -130,6 +135,9 @@ std::string SimConfig::Reproducer() const {
     absl::StrAppend(&out, " --down-max-ms=", fault.down_max_ms);
   }
   if (fault.spares != p.fault.spares) absl::StrAppend(&out, " --spares=", fault.spares);
+  if (fault.new_clusters != p.fault.new_clusters) {
+    absl::StrAppend(&out, " --new-clusters=", fault.new_clusters);
+  }
   if (!unsafe.empty()) absl::StrAppend(&out, " --unsafe=", unsafe);
   if (unsafe_sync_lag_ms != d.unsafe_sync_lag_ms) {
     absl::StrAppend(&out, " --unsafe-sync-lag-ms=", unsafe_sync_lag_ms);

@@ -4,6 +4,7 @@
 // run counts. Plain values, copied into each part of a run; single-threaded.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -59,6 +60,16 @@ struct FaultParams {
   core::TimeMs pause_every_ms = 0;  // mean gap between pauses; 0: none
   core::TimeMs pause_min_ms = 0;
   core::TimeMs pause_max_ms = 0;
+  // Clusters founded mid-run: each of `new_clusters` fresh clusters (its
+  // nodes_per_cluster founders, and the mix's spares, which join it later)
+  // is founded at a random time in the second quarter of the window, after
+  // keys exist, at the next generation. The nodes already running learn of
+  // it through their topology at staggered times, as the directory's
+  // notifications reach them: within found_lag_ms, a third of them up to 4
+  // found_lag_ms later (gossip lag); a node that starts or joins later is
+  // told at once, as the directory's join reply does.
+  int new_clusters = 0;
+  core::TimeMs found_lag_ms = 0;
   // Clients' pause between operations, overriding SimConfig::think_max_ms
   // (0: keep it): a mix whose faults need time spreads the operations over
   // its window, so puts and gets interleave with the membership changes.
@@ -67,6 +78,8 @@ struct FaultParams {
 
 struct SimConfig {
   uint64_t seed = 1;
+  // Clusters at the start (the profile's FaultParams::new_clusters are
+  // founded later; total_clusters() counts both).
   int clusters = 2;
   int nodes_per_cluster = 3;
   // Fault profile: none, net (delay spread, drop, duplicate), partition,
@@ -112,8 +125,8 @@ struct SimConfig {
   // "" (safe); "no-sync-before-vote": a disk acknowledges a write (so the
   // engine votes, accepts, answers) before syncing it; the sync follows up
   // to unsafe_sync_lag_ms later, and a crash loses what was not yet synced;
-  // "skip-settle", "ignore-epoch": every engine runs with that
-  // EngineConfig::unsafe_membership rule.
+  // "skip-settle", "ignore-epoch", "skip-federation-settle": every engine
+  // runs with that EngineConfig::unsafe_membership rule.
   std::string unsafe;
   core::TimeMs unsafe_sync_lag_ms = 3000;
   // Invariant 4 at every ok (see CheckerOptions::check_durable_at_ok).
@@ -127,6 +140,7 @@ struct SimConfig {
   // `mode` must be "" or one of the unsafe modes above; false otherwise.
   static bool ValidUnsafe(const std::string& mode);
   bool unsafe_disk() const { return unsafe == "no-sync-before-vote"; }
+  int total_clusters() const { return clusters + std::max(0, fault.new_clusters); }
   core::EngineConfig::UnsafeMembership unsafe_membership() const;
   static SimConfig ForProfile(const std::string& profile);
   // The command line that replays this run.
@@ -160,6 +174,9 @@ struct SimStats {
   // Long pauses, and those during which the paused node's cluster moved on
   // by two epochs or more.
   int pauses = 0, pauses_across_changes = 0;
+  // Clusters founded mid-run, and the nodes told of one late (over
+  // found_lag_ms after it was founded).
+  int foundings = 0, late_learners = 0;
 };
 
 }  // namespace replicator::sim

@@ -298,8 +298,8 @@ std::string SimNetwork::ChoosePartition() {
     for (const SimNode& node : nodes) endpoints_[node.index].group = node.index == alone ? 1 : 0;
     world_.stats().partitions_node++;
     kind = absl::StrCat("node ", nodes[alone].id, " cut off");
-  } else if (roll == 1 && world_.config().clusters > 1) {
-    const int cluster = static_cast<int>(world_.Uniform(0, world_.config().clusters - 1));
+  } else if (roll == 1 && world_.config().total_clusters() > 1) {
+    const int cluster = static_cast<int>(world_.Uniform(0, world_.config().total_clusters() - 1));
     for (const SimNode& node : nodes) {
       endpoints_[node.index].group = node.cluster == cluster ? 1 : 0;
     }

@@ -307,7 +307,8 @@ TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
     SimResult result = RunSimulation(config);
     if (!result.ok()) absl::StrAppend(&failures, result.Report());
     const SimStats& s = result.stats;
-    EXPECT_EQ(s.joins, 3 * config.fault.spares) << config.Reproducer();
+    EXPECT_EQ(s.joins, config.total_clusters() * config.fault.spares) << config.Reproducer();
+    EXPECT_EQ(s.foundings, config.fault.new_clusters) << config.Reproducer();
     EXPECT_EQ(s.epochs_gained, s.promotions + s.removals) << config.Reproducer();
     sum.joins += s.joins;
     sum.promotions += s.promotions;
@@ -338,6 +339,7 @@ TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
 TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
   SimConfig config = SimConfig::ForProfile("membership");
   config.clusters = 2;
+  config.fault.new_clusters = 0;  // the two clusters' own membership only
   config.seed = 11;
   Simulator sim(config);
   SimResult result = sim.Run();
@@ -383,9 +385,14 @@ TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
 //     quorums held.
 //   ignore-epoch: a voter votes under whatever epoch a request names, so a
 //     stale coordinator's quorum need not meet the current one.
-void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds) {
+//   skip-federation-settle (three clusters, a fourth founded mid-run): a
+//     voter of the young cluster answers reads before it learned the keys
+//     committed before its cluster counted.
+void ExpectUnsafeMembershipCaught(const char* mode, uint64_t seeds, int clusters = 1,
+                                  int new_clusters = 0) {
   SimConfig config = SimConfig::ForProfile("membership");
-  config.clusters = 1;
+  config.clusters = clusters;
+  config.fault.new_clusters = new_clusters;  // none by default: no other cluster's votes
   config.unsafe = mode;
   std::optional<SimResult> caught;
   for (uint64_t seed = 1; seed <= seeds && !caught; ++seed) {
@@ -410,6 +417,10 @@ TEST(SimUnsafe, SkippingTheSettleRuleIsCaught) { ExpectUnsafeMembershipCaught("s
 
 TEST(SimUnsafe, IgnoringTheEpochRuleIsCaught) {
   ExpectUnsafeMembershipCaught("ignore-epoch", 1000);
+}
+
+TEST(SimUnsafe, SkippingTheFederationSettleIsCaught) {
+  ExpectUnsafeMembershipCaught("skip-federation-settle", 20, /*clusters=*/3, /*new_clusters=*/1);
 }
 
 // --- Failure reports ---------------------------------------------------------
@@ -448,7 +459,7 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find("HEAL") != std::string::npos || line.find("HINT") != std::string::npos ||
                line.find("QUIET") != std::string::npos || line.find("PROBE") != std::string::npos ||
                line.find("BEGIN") != std::string::npos || line.find("CHECK") != std::string::npos ||
-               line.find("JOIN") != std::string::npos ||
+               line.find("JOIN") != std::string::npos || line.find("FOUND") != std::string::npos ||
                line.find(" adopts c") != std::string::npos ||
                line.find("CHANGE #") != std::string::npos ||
                line.find("PAUSE") != std::string::npos ||
@@ -686,6 +697,24 @@ TEST_F(CheckerWorld, CatchesAnOkPutNotDurableInEveryCluster) {
   EXPECT_EQ(checker_->violations().front().invariant, "4") << Listing(checker_->violations());
 }
 
+// Cluster b founded after a (generations 1, 2): a put counted at
+// generation 1 need not be durable at b (b's federation settle brings it
+// the put); one counted at 2 must.
+TEST_F(CheckerWorld, CountsInvariant4OverTheClustersFoundedUpToThePutsGeneration) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  for (uint64_t generation : {1, 2}) {
+    SCOPED_TRACE(generation);
+    const core::Key key = absl::StrCat("k", generation);
+    const core::ProposalId p = P(generation);
+    int op = StartPut(key, "v1");
+    checker_->OnSend(0, core::HandleRequest{core::ReserveOp{key, "v1", p, 0, 1, generation}});
+    Propose(p, key, "v1", {0, 1}, core::Decision::kCommit);  // none of b
+    checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
+    EXPECT_EQ(checker_->failed(), generation == 2) << Listing(checker_->violations());
+  }
+  EXPECT_EQ(checker_->violations().front().invariant, "4") << Listing(checker_->violations());
+}
+
 TEST_F(CheckerWorld, CatchesCommitAndAbortOfOneProposal) {
   checker_->OnSend(0, core::HandleRequest{core::CommitOp{"k", "v1", P(1)}});
   checker_->OnSend(2, core::HandleRequest{core::AbortOp{"k", P(1)}});
@@ -856,6 +885,52 @@ TEST_F(CheckerWorld, CatchesARestartToAnOlderEpochThanItMadeDurable) {
   ASSERT_TRUE(checker_->failed());
   EXPECT_NE(checker_->violations().front().detail.find("restarted at epoch 1"), std::string::npos)
       << Listing(checker_->violations());
+}
+
+// The federation generation: the longest run 1, 2, ... of the generations
+// of the clusters a node knows. It never goes down, nor below what the
+// node's durable configurations give after a restart, and a digest answer
+// reports only a durable one.
+TEST_F(CheckerWorld, CatchesAFederationGenerationThatGoesDown) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  const core::Configuration a{"c0", 1, {"a0", "a1", "a2"}, 1};
+  const core::Configuration b{"c1", 1, {"b0", "b1", "b2"}, 2};
+  checker_->OnConfigurations(0, {a, b});
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  checker_->OnConfigurations(0, {a});
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("federation generation 2 down to 1"),
+            std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesARestartBelowItsDurableFederationGeneration) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  const core::Configuration a{"c0", 1, {"a0", "a1", "a2"}, 1};
+  const core::Configuration b{"c1", 1, {"b0", "b1", "b2"}, 2};
+  Apply(0, core::PutConfig{a});
+  Apply(0, core::PutConfig{b});
+  checker_->OnConfigurations(0, {a, b});
+  checker_->OnEngineStart(0);
+  checker_->OnConfigurations(0, {a});  // forgot b
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_NE(checker_->violations().front().detail.find("restarted at federation generation 1"),
+            std::string::npos)
+      << Listing(checker_->violations());
+}
+
+TEST_F(CheckerWorld, CatchesADigestReportingAGenerationNotYetDurable) {
+  checker_->SetMembership({"c0", "c1"}, {{"a0", "a1", "a2"}, {"b0", "b1", "b2"}}, {1, 2});
+  Apply(0, core::PutConfig{core::Configuration{"c0", 1, {"a0", "a1", "a2"}, 1}});
+  core::DigestResponse digest;
+  digest.epoch = 1;
+  digest.generation = 1;
+  checker_->OnRespond(0, digest);
+  EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
+  digest.generation = 2;  // c1's founding set is not durable at a0
+  checker_->OnRespond(0, digest);
+  ASSERT_TRUE(checker_->failed());
+  EXPECT_EQ(checker_->violations().front().invariant, "M");
 }
 
 TEST_F(CheckerWorld, CatchesANodeLeftAtAnOlderEpochWithConvergenceOn) {

@@ -10,14 +10,15 @@ namespace replicator::sim {
 World::World(SimConfig config)
     : config_(std::move(config)), rng_(config_.seed), history_(&now_, config_.trace) {
   const int per_cluster = config_.nodes_per_cluster + std::max(0, config_.fault.spares);
-  const int n = config_.clusters * per_cluster;
+  const int n = config_.total_clusters() * per_cluster;
   nodes_.resize(n);
   for (int i = 0; i < n; ++i) {
     SimNode& node = nodes_[i];
     node.index = i;
     node.cluster = i / per_cluster;
     node.spare = i % per_cluster >= config_.nodes_per_cluster;
-    node.joined = !node.spare;
+    node.late_cluster = node.cluster >= config_.clusters;
+    node.joined = !node.spare && !node.late_cluster;
     node.id = absl::StrCat("c", node.cluster, "n", i % per_cluster);
   }
 }

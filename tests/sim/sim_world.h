@@ -32,6 +32,7 @@ struct SimNode {
   int cluster = 0;
   core::PeerId id;
   bool spare = false;                    // not a founder of its cluster
+  bool late_cluster = false;             // its cluster is founded mid-run
   bool joined = false;                   // in the topology (founders: from the start)
   std::unique_ptr<core::Engine> engine;  // null while down
   uint64_t incarnation = 0;              // of the current or last engine
@@ -40,8 +41,9 @@ struct SimNode {
 
 class World {
  public:
-  // Builds config.clusters x (config.nodes_per_cluster founders + the
-  // mix's spares) nodes, all down; a cluster's nodes are contiguous.
+  // Builds config.total_clusters() x (config.nodes_per_cluster founders +
+  // the mix's spares) nodes, all down; a cluster's nodes are contiguous, the
+  // clusters founded mid-run last.
   explicit World(SimConfig config);
   World(const World&) = delete;
   World& operator=(const World&) = delete;

@@ -33,9 +33,10 @@ std::string SimResult::StatsLine() const {
       ", pulled ", s.catchup_keys_pulled, " probe_race: ok ", s.probe_race_winners, " conflict ",
       s.probe_race_conflicts,
       config.fault.spares == 0 && config.fault.change_every_ms == 0 &&
-              config.fault.pause_every_ms == 0
+              config.fault.pause_every_ms == 0 && config.fault.new_clusters == 0
           ? std::string()
-          : absl::StrCat(" membership: joins ", s.joins, ", epochs gained ", s.epochs_gained,
+          : absl::StrCat(" membership: joins ", s.joins, ", foundings ", s.foundings,
+                         " (late learners ", s.late_learners, "), epochs gained ", s.epochs_gained,
                          " (promotions ", s.promotions, ", removals ", s.removals, "), changes ",
                          s.changes, " (ok ", s.changes_ok, ", refused ", s.changes_refused,
                          ", busy ", s.changes_busy, ", unavailable ", s.changes_unavailable,
@@ -89,31 +90,43 @@ Simulator::Simulator(SimConfig run)
       workload_(&world_),
       shown_down_(world_.node_count(), false),
       traced_epoch_(world_.node_count(), 0),
-      pause_generation_(world_.node_count(), 0) {
+      pause_generation_(world_.node_count(), 0),
+      told_(world_.node_count(), std::vector<bool>(world_.config().total_clusters(), false)),
+      shown_(world_.node_count()) {
   std::vector<int> node_cluster;
   std::vector<core::PeerId> node_ids;
   // Every initial node of a cluster is one of its founding voters; spares
   // are no one's.
+  const int clusters = config().total_clusters();
   std::vector<core::ClusterId> cluster_ids;
-  std::vector<std::vector<core::PeerId>> founders(config().clusters);
-  for (int c = 0; c < config().clusters; ++c) cluster_ids.push_back(absl::StrCat("c", c));
+  std::vector<std::vector<core::PeerId>> founders(clusters);
+  std::vector<uint64_t> generations;
+  for (int c = 0; c < clusters; ++c) {
+    cluster_ids.push_back(absl::StrCat("c", c));
+    // Founded in order, the clusters founded mid-run last: generations 1, 2, ...
+    generations.push_back(static_cast<uint64_t>(c) + 1);
+  }
   for (const SimNode& node : world_.nodes()) {
     node_cluster.push_back(node.cluster);
     node_ids.push_back(node.id);
     if (!node.spare) founders[node.cluster].push_back(node.id);
   }
-  for (int c = 0; c < config().clusters; ++c) {
+  for (int c = 0; c < clusters; ++c) {
     std::sort(founders[c].begin(), founders[c].end());
-    topology_.founding.push_back(core::Configuration{cluster_ids[c], 1, founders[c]});
+    core::Configuration founding{cluster_ids[c], 1, founders[c], generations[c]};
+    if (c < config().clusters) {
+      topology_.founding.push_back(std::move(founding));
+    } else {
+      late_founding_.push_back(std::move(founding));
+    }
   }
   CheckerOptions options;
   options.check_convergence = config().check_convergence;
   options.expect_liveness = config().faults == "none";
   options.check_durable_at_ok = config().check_durable_at_ok;
-  auto checker =
-      std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids), disk_.stores(),
-                                config().clusters, options, world_.clock());
-  checker->SetMembership(std::move(cluster_ids), std::move(founders));
+  auto checker = std::make_unique<Checker>(std::move(node_cluster), std::move(node_ids),
+                                           disk_.stores(), clusters, options, world_.clock());
+  checker->SetMembership(std::move(cluster_ids), std::move(founders), std::move(generations));
   if (config().unsafe_disk()) checker->SetDurableStores(disk_.durable_stores());
   world_.SetChecker(std::move(checker));
   world_.SetDrain([this](int node) { Drain(node); });
@@ -172,7 +185,10 @@ void Simulator::StartEngine(SimNode& node) {
       {}, History::LineKind::kNodeFault, node.index);
   node.engine = std::make_unique<core::Engine>(engine_config, &store, std::move(recovered));
   world_.checker().OnEngineStart(node.index);
-  node.engine->SetTopology(topology_, world_.now());
+  // A node that starts joins the directory, whose answer is the whole map.
+  for (int c = 0; c < config().total_clusters(); ++c) told_[node.index][c] = Founded(c);
+  shown_[node.index] = TopologyFor(node.index);
+  node.engine->SetTopology(shown_[node.index], world_.now());
   // As the node does: catch up from a peer at every start.
   node.engine->StartCatchUp(world_.now());
   Drain(node.index);
@@ -218,6 +234,7 @@ void Simulator::Dispatch(int index, core::Effect& effect) {
         if constexpr (std::is_same_v<F, core::SendEffect>) {
           network_.HandleSend(index, std::move(fx));
         } else if constexpr (std::is_same_v<F, core::RespondEffect>) {
+          world_.checker().OnRespond(index, fx.response);
           network_.HandleRespond(index, std::move(fx));
         } else if constexpr (std::is_same_v<F, core::WriteEffect>) {
           disk_.HandleWrite(index, std::move(fx));
@@ -337,14 +354,116 @@ core::Topology Simulator::BuildTopology() const {
 
 bool Simulator::PublishTopology() {
   core::Topology next = BuildTopology();
-  if (next.members == topology_.members) return false;
+  if (next.members == topology_.members && next.founding == topology_.founding) return false;
   topology_ = std::move(next);
-  for (SimNode& node : world_.nodes()) {
-    if (!node.engine) continue;
-    node.engine->SetTopology(topology_, world_.now());
-    Drain(node.index);
-  }
+  for (SimNode& node : world_.nodes()) ShowTopology(node.index);
   return true;
+}
+
+core::Topology Simulator::TopologyFor(int index) const {
+  core::Topology t;
+  auto told = [&](const core::ClusterId& cluster) {
+    for (int c = 0; c < config().total_clusters(); ++c) {
+      if (cluster == absl::StrCat("c", c)) return told_[index][c];
+    }
+    return false;
+  };
+  for (const core::Member& m : topology_.members) {
+    if (told(m.cluster)) t.members.push_back(m);
+  }
+  for (const core::Configuration& f : topology_.founding) {
+    if (told(f.cluster)) t.founding.push_back(f);
+  }
+  return t;
+}
+
+void Simulator::ShowTopology(int index) {
+  SimNode& node = world_.node(index);
+  if (!node.engine) return;
+  core::Topology t = TopologyFor(index);
+  if (t.members == shown_[index].members && t.founding == shown_[index].founding) return;
+  shown_[index] = t;
+  node.engine->SetTopology(std::move(t), world_.now());
+  Drain(index);
+}
+
+bool Simulator::Founded(int cluster) const {
+  if (cluster < config().clusters) return true;
+  const core::ClusterId id = absl::StrCat("c", cluster);
+  for (const core::Configuration& f : topology_.founding) {
+    if (f.cluster == id) return true;
+  }
+  return false;
+}
+
+void Simulator::ScheduleFoundings() {
+  const int late = config().total_clusters() - config().clusters;
+  if (late <= 0) return;
+  // In the second quarter of the window, after keys exist; in cluster order,
+  // so that generations follow the order of founding.
+  const TimeMs window = std::max<TimeMs>(config().fault.window_ms, 4000);
+  std::vector<TimeMs> at;
+  for (int i = 0; i < late; ++i) {
+    at.push_back(static_cast<TimeMs>(world_.Uniform(window / 4, window / 2)));
+  }
+  std::sort(at.begin(), at.end());
+  for (int i = 0; i < late; ++i) {
+    const int cluster = config().clusters + i;
+    world_.At(at[i], [this, cluster] { Found(cluster); });
+  }
+}
+
+void Simulator::Found(int cluster) {
+  if (Founded(cluster)) return;
+  const core::Configuration& founding = late_founding_[cluster - config().clusters];
+  // Founded in order: every cluster before it is founded first.
+  for (int c = config().clusters; c < cluster; ++c) Found(c);
+  world_.stats().foundings++;
+  History::Tags tags;
+  world_.history().TagCluster(tags, founding.cluster);
+  world_.Trace(absl::StrCat("FOUND ", founding.cluster, " at generation ", founding.generation,
+                            ": ", Describe(founding), " join and are its founding set"),
+               tags, History::LineKind::kGlobal);
+  topology_.founding.push_back(founding);
+  for (SimNode& node : world_.nodes()) {
+    if (node.cluster == cluster && !node.spare) node.joined = true;
+  }
+  topology_.members = BuildTopology().members;
+  for (SimNode& node : world_.nodes()) {
+    if (node.cluster != cluster || node.spare) continue;
+    node.incarnation = 1;
+    StartEngine(node);
+  }
+  // Every other node hears of it when the directory's notification reaches
+  // it: most soon, some late (a lagging watcher, gossip).
+  const TimeMs lag = std::max<TimeMs>(1, config().fault.found_lag_ms);
+  for (SimNode& node : world_.nodes()) {
+    if (node.cluster == cluster) continue;
+    const bool late = world_.faults_active() && world_.Chance(1.0 / 3);
+    const TimeMs after =
+        static_cast<TimeMs>(late ? world_.Uniform(lag, 4 * lag) : world_.Uniform(0, lag));
+    const int index = node.index;
+    world_.At(world_.now() + after, [this, index, cluster, late] { Tell(index, cluster, late); });
+  }
+  // Its spares join later, as the other clusters' do.
+  const TimeMs latest = std::max<TimeMs>(world_.now() + 500, config().fault.window_ms * 3 / 4);
+  for (const SimNode& node : world_.nodes()) {
+    if (node.cluster != cluster || !node.spare) continue;
+    const int index = node.index;
+    world_.At(static_cast<TimeMs>(world_.Uniform(world_.now(), latest)),
+              [this, index] { Join(index); });
+  }
+}
+
+void Simulator::Tell(int index, int cluster, bool late) {
+  if (told_[index][cluster]) return;
+  told_[index][cluster] = true;
+  const SimNode& node = world_.node(index);
+  if (!node.engine) return;  // told at its start
+  if (late) world_.stats().late_learners++;
+  world_.Trace(absl::StrCat("HINT ", node.id, " hears of c", cluster, late ? " (late)" : ""), {},
+               History::LineKind::kGlobal);
+  ShowTopology(index);
 }
 
 uint64_t Simulator::NewestEpoch(int cluster) const {
@@ -400,9 +519,7 @@ void Simulator::Join(int index) {
   node.incarnation = 1;
   StartEngine(node);
   for (SimNode& other : world_.nodes()) {
-    if (!other.engine || other.index == index) continue;
-    other.engine->SetTopology(topology_, world_.now());
-    Drain(other.index);
+    if (other.index != index) ShowTopology(other.index);
   }
   // A replacement: a voter goes while the newcomer catches up and
   // promotes itself.
@@ -426,7 +543,8 @@ void Simulator::Join(int index) {
 void Simulator::ScheduleJoins() {
   const TimeMs latest = config().fault.window_ms * 3 / 4;
   for (const SimNode& node : world_.nodes()) {
-    if (!node.spare) continue;
+    // A cluster founded mid-run schedules its spares when it is founded.
+    if (!node.spare || node.late_cluster) continue;
     const int index = node.index;
     world_.At(static_cast<TimeMs>(world_.Uniform(0, latest)), [this, index] { Join(index); });
   }
@@ -436,6 +554,9 @@ bool Simulator::MembershipDone() const {
   if (world_.now() < config().fault.window_ms) return false;
   for (const SimNode& node : world_.nodes()) {
     if (!node.joined) return false;
+    for (int c = 0; c < config().total_clusters(); ++c) {
+      if (!told_[node.index][c]) return false;
+    }
   }
   return true;
 }
@@ -443,7 +564,11 @@ bool Simulator::MembershipDone() const {
 void Simulator::ScheduleChange(TimeMs after) {
   world_.At(world_.now() + after, [this] {
     if (!world_.faults_active()) return;
-    RequestRemoval(static_cast<int>(world_.Uniform(0, config().clusters - 1)));
+    std::vector<int> founded;
+    for (int c = 0; c < config().total_clusters(); ++c) {
+      if (Founded(c)) founded.push_back(c);
+    }
+    RequestRemoval(founded[world_.Uniform(0, founded.size() - 1)]);
     ScheduleChange(world_.Exponential(config().fault.change_every_ms));
   });
 }
@@ -627,6 +752,7 @@ void Simulator::RunWorkload() {
     ScheduleFalseHint(world_.Exponential(4000));
   }
   ScheduleJoins();
+  ScheduleFoundings();
   if (f.change_every_ms > 0) ScheduleChange(world_.Exponential(f.change_every_ms));
   if (f.pause_every_ms > 0) SchedulePause(world_.Exponential(f.pause_every_ms));
   // Every spare joins, and the window passes, before the quiet phase.
@@ -634,14 +760,19 @@ void Simulator::RunWorkload() {
 }
 
 void Simulator::StartQuiet() {
-  // A spare that has not joined yet (the workload phase hit its time bound)
-  // joins now: the quiet phase must see every node.
+  // A cluster not founded yet, or a spare that has not joined yet (the
+  // workload phase hit its time bound), joins now: the quiet phase must see
+  // every node; and the directory's map reaches everyone.
+  for (int c = config().clusters; c < config().total_clusters(); ++c) Found(c);
   for (const SimNode& node : world_.nodes()) {
     if (!node.joined) Join(node.index);
   }
   workload_.Stop();
   world_.StopFaults();
   network_.Heal();
+  for (const SimNode& node : world_.nodes()) {
+    for (int c = 0; c < config().total_clusters(); ++c) Tell(node.index, c, false);
+  }
   // The directory's pings reach everyone again.
   for (const SimNode& node : world_.nodes()) ShowDown(node.index, false);
 }
@@ -651,7 +782,7 @@ bool Simulator::RunQuietMinorityDown(TimeMs minority_ms) {
   // cluster has a majority up, so every reservation at an up node must be
   // resolved by the time this part ends (invariant K).
   std::string down;
-  for (int c = 0; c < config().clusters; ++c) {
+  for (int c = 0; c < config().total_clusters(); ++c) {
     std::vector<int> members, dead;
     for (const SimNode& node : world_.nodes()) {
       if (node.cluster != c || !node.joined) continue;

@@ -127,8 +127,21 @@ class Simulator {
   // if its cluster's newest configuration any engine knows has it, else
   // catching up — as nodes tell the directory whether they vote.
   core::Topology BuildTopology() const;
-  // Shows every live engine the topology if it changed; true if it did.
+  // Updates the directory's map and shows every live engine its view of it
+  // if that changed; true if the map did.
   bool PublishTopology();
+  // The directory's map as node `node` has heard it: a cluster founded
+  // mid-run (its members and founding set) appears once the node was told.
+  core::Topology TopologyFor(int node) const;
+  // Shows `node`'s engine (if up) its view, if that changed.
+  void ShowTopology(int node);
+  // Clusters founded mid-run: when, the founding itself (its founders join
+  // as its founding set, at the next generation; its spares join later),
+  // and telling each other node, at a staggered time.
+  bool Founded(int cluster) const;
+  void ScheduleFoundings();
+  void Found(int cluster);
+  void Tell(int node, int cluster, bool late);
   // Membership faults: a spare joins (sometimes with a removal, a
   // replacement, and another node of its cluster pausing through both); an
   // operator removes a voter of `cluster` (if its newest configuration has
@@ -165,6 +178,10 @@ class Simulator {
   std::vector<bool> shown_down_;            // by node: the liveness hint
   std::vector<uint64_t> traced_epoch_;      // by node: its cluster's epoch, last traced
   std::vector<uint64_t> pause_generation_;  // by node: its pause, if cut off
+  std::vector<std::vector<bool>> told_;     // [node][cluster]: its map shows the cluster
+  std::vector<core::Topology> shown_;       // by node: the map its engine was last shown
+  // The founding sets of the clusters founded mid-run, in cluster order.
+  std::vector<core::Configuration> late_founding_;
   uint64_t next_change_id_ = 1;
   bool publish_scheduled_ = false;
   bool stopped_ = false;

@@ -10,6 +10,7 @@ namespace replicator::core {
 namespace {
 
 using testing::KeysInOneBucket;
+using testing::kTestGeneration;
 
 using testing::ConfigFor;
 using testing::MakeTopology;
@@ -211,7 +212,7 @@ TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
     SCOPED_TRACE(c.name);
     Pump pump(kOneByThree);
     const ProposalId holder{"a3", 1, 4, 0, 1};
-    pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3, 1}});
+    pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3, 1, kTestGeneration}});
     pump.Run();
     // The commit of `holder` reached a2 only.
     pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});

@@ -116,7 +116,8 @@ inline Vote VoteOf(const Response& r) {
 // the reserve phase and then gone silent.
 inline void Strand(Pump& pump, const ProposalId& p, const Key& key, const Value& value,
                    const std::vector<PeerId>& peers) {
-  for (const PeerId& peer : peers) pump.Call(peer, HandleRequest{ReserveOp{key, value, p, 0, 1}});
+  for (const PeerId& peer : peers)
+    pump.Call(peer, HandleRequest{ReserveOp{key, value, p, 0, 1, kTestGeneration}});
   pump.Run();
 }
 

@@ -68,7 +68,7 @@ TEST(MembershipTest, ACaughtUpLearnerPromotesItselfThroughConsensus) {
   ASSERT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
   pump.StartCatchUp("a4");
   pump.RunUntilQuiet(10000);
-  const Configuration want{"a", 2, {"a1", "a2", "a3", "a4"}};
+  const Configuration want{"a", 2, {"a1", "a2", "a3", "a4"}, /*generation=*/1};
   for (const char* p : {"a1", "a2", "a3", "a4"}) {
     EXPECT_EQ(pump.engine(p).configuration(), want) << p;
     EXPECT_EQ(pump.engine(p).configurations().size(), 2u) << p << ": the whole history";
@@ -91,7 +91,7 @@ TEST(MembershipTest, ARemovedVoterStopsCountingAndNeverPromotesItselfAgain) {
   pump.RunUntilQuiet(10000);
   ASSERT_TRUE(pump.changes.contains(7));
   EXPECT_EQ(pump.changes[7].kind, ChangeOutcome::Kind::kOk) << pump.changes[7].message;
-  const Configuration want{"a", 2, {"a1", "a2", "a3"}};
+  const Configuration want{"a", 2, {"a1", "a2", "a3"}, /*generation=*/1};
   EXPECT_EQ(pump.changes[7].config, want);
   for (const char* p : {"a1", "a2", "a3", "a4"}) {
     EXPECT_EQ(pump.engine(p).configuration(), want) << p;
@@ -155,7 +155,7 @@ TEST(MembershipTest, StaleNodesAreRefusedLearnTheNewEpochAndRetry) {
   pump.ChangeMembership("a1", 1, Remove("a3"));
   pump.RunUntilQuiet(10000);
   ASSERT_EQ(pump.changes[1].kind, ChangeOutcome::Kind::kOk) << pump.changes[1].message;
-  const Configuration epoch2{"a", 2, {"a1", "a2", "a4", "a5"}};
+  const Configuration epoch2{"a", 2, {"a1", "a2", "a4", "a5"}, /*generation=*/1};
   pump.down.clear();
   ASSERT_EQ(pump.engine("a4").configuration().epoch, 1u);
   ASSERT_EQ(pump.engine("a5").configuration().epoch, 1u);
@@ -182,7 +182,8 @@ TEST(MembershipTest, StaleNodesAreRefusedLearnTheNewEpochAndRetry) {
   EXPECT_EQ(pump.engine("a5").configuration(), epoch2);
   // A reserve tagged with an old epoch is refused with what the voter knows.
   const ProposalId p{"a9", 1, 1, 0, 1};
-  const uint64_t call = pump.Call("a2", HandleRequest{ReserveOp{"k2", "v", p, 0, 1}});
+  const uint64_t call =
+      pump.Call("a2", HandleRequest{ReserveOp{"k2", "v", p, 0, 1, kTestGeneration}});
   pump.Run();
   const Vote& v = std::get<HandleResponse>(pump.tester_responses.at(call)).vote;
   EXPECT_EQ(v.kind, Vote::Kind::kWrongEpoch);
@@ -191,7 +192,8 @@ TEST(MembershipTest, StaleNodesAreRefusedLearnTheNewEpochAndRetry) {
   EXPECT_EQ(v.configs[1], epoch2);
   // So is a read, and a reserve at a node that no longer votes.
   const uint64_t read = pump.Call("a2", ReadRequest{"k2", 1});
-  const uint64_t retired = pump.Call("a3", HandleRequest{ReserveOp{"k2", "v", p, 0, 2}});
+  const uint64_t retired =
+      pump.Call("a3", HandleRequest{ReserveOp{"k2", "v", p, 0, 2, kTestGeneration}});
   pump.Run();
   EXPECT_EQ(std::get<ReadResponse>(pump.tester_responses.at(read)).kind,
             ReadResponse::Kind::kWrongEpoch);

@@ -11,6 +11,7 @@ namespace replicator::core {
 namespace {
 
 using testing::kAll;
+using testing::kTestGeneration;
 using testing::kTwoByThree;
 using testing::OneEngine;
 using testing::Pump;
@@ -56,7 +57,7 @@ TEST(RecoveryTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
   Pump pump(kTwoByThree);
   const ProposalId p{"a1", 1, 77, 0, 1};
   for (const char* peer : {"a2", "a3", "b1", "b2"}) {
-    pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31, 1}});
+    pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 31, 1, kTestGeneration}});
   }
   pump.Run();
   EXPECT_EQ(pump.store("b1").reservations().at("k").request_id, 31u);

@@ -10,6 +10,7 @@
 namespace replicator::core {
 namespace {
 
+using testing::kTestGeneration;
 using testing::OneEngine;
 using testing::VoteOf;
 const ProposalId kP{"a2", 1, 1, 100, 1};
@@ -32,7 +33,7 @@ TEST(ReplicaTest, VoteRules) {
   const std::vector<VoteCase> cases = {
       {"reserve a fresh key",
        {},
-       ReserveOp{"k", "v", kP, 0, 1},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kOk,
        {"PutReservation"},
        "",
@@ -40,7 +41,7 @@ TEST(ReplicaTest, VoteRules) {
        1},
       {"reserve a committed key",
        {CommitOp{"k", "old", kQ}},
-       ReserveOp{"k", "v", kP, 0, 1},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kStored,
        {},
        "old",
@@ -48,16 +49,16 @@ TEST(ReplicaTest, VoteRules) {
        0,
        "old"},
       {"reserve again for the same proposal",
-       {ReserveOp{"k", "v", kP, 0, 1}},
-       ReserveOp{"k", "v", kP, 0, 1},
+       {ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kOk,
        {},
        "",
        std::nullopt,
        1},
       {"reserve a key held by another proposal",
-       {ReserveOp{"k", "w", kQ, 0, 1}},
-       ReserveOp{"k", "v", kP, 0, 1},
+       {ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kReserved,
        {},
        "",
@@ -65,7 +66,7 @@ TEST(ReplicaTest, VoteRules) {
        1},
       {"reserve for a proposal known aborted",
        {AbortOp{"k", kP}},
-       ReserveOp{"k", "v", kP, 0, 1},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kDecided,
        {},
        "",
@@ -73,14 +74,14 @@ TEST(ReplicaTest, VoteRules) {
        0},
       {"reserve for a proposal known committed elsewhere",
        {CommitOp{"other", "v", kP}},
-       ReserveOp{"k", "v", kP, 0, 1},
+       ReserveOp{"k", "v", kP, 0, 1, kTestGeneration},
        Vote::Kind::kDecided,
        {},
        "",
        std::nullopt,
        0},
       {"commit with its own reservation",
-       {ReserveOp{"k", "v", kP, 0, 1}},
+       {ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}},
        CommitOp{"k", "v", kP},
        Vote::Kind::kOk,
        {"PutCommitted", "DeleteReservation"},
@@ -98,7 +99,7 @@ TEST(ReplicaTest, VoteRules) {
        0,
        "v"},
       {"commit keeps another proposal's reservation",
-       {ReserveOp{"k", "w", kQ, 0, 1}},
+       {ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}},
        CommitOp{"k", "v", kP},
        Vote::Kind::kOk,
        {"PutCommitted"},
@@ -126,7 +127,7 @@ TEST(ReplicaTest, VoteRules) {
        "old",
        true},
       {"abort drops its own reservation",
-       {ReserveOp{"k", "v", kP, 0, 1}},
+       {ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}},
        AbortOp{"k", kP},
        Vote::Kind::kOk,
        {"DeleteReservation"},
@@ -134,7 +135,7 @@ TEST(ReplicaTest, VoteRules) {
        std::nullopt,
        0},
       {"abort leaves another proposal's reservation",
-       {ReserveOp{"k", "w", kQ, 0, 1}},
+       {ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}},
        AbortOp{"k", kP},
        Vote::Kind::kOk,
        {},
@@ -178,14 +179,17 @@ TEST(ReplicaTest, VoteRules) {
 
 TEST(ReplicaTest, ReservationIsVisibleBeforeItIsDurable) {
   OneEngine r;
-  std::vector<Effect> first = r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}});
+  std::vector<Effect> first =
+      r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}});
   EXPECT_TRUE(OneEngine::Responses(first).empty());
   // A rival sees the pending reservation at once.
-  std::vector<Effect> rival = r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1}});
+  std::vector<Effect> rival =
+      r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}});
   ASSERT_EQ(OneEngine::Responses(rival).size(), 1u);
   EXPECT_EQ(VoteOf(OneEngine::Responses(rival)[0]).kind, Vote::Kind::kReserved);
   // A duplicate of the pending reserve waits for the same write.
-  std::vector<Effect> dup = r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}});
+  std::vector<Effect> dup =
+      r.Request(HandleRequest{ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}});
   EXPECT_TRUE(OneEngine::Responses(dup).empty());
   EXPECT_TRUE(OneEngine::Mutations(dup).empty());
   std::vector<Response> done = OneEngine::Responses(r.CompleteWrites());
@@ -207,7 +211,8 @@ TEST(ReplicaTest, CommittedButNotYetDurableIsSeenAndAnsweredAfterTheWrite) {
   EXPECT_EQ(done->outcome.existing, "v");
   // A reserve's stored vote waits until the commit is durable.
   EXPECT_TRUE(
-      OneEngine::Responses(r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1}})).empty());
+      OneEngine::Responses(r.Request(HandleRequest{ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}}))
+          .empty());
   std::vector<Response> rs = OneEngine::Responses(r.CompleteWrites());
   ASSERT_EQ(rs.size(), 2u);  // the commit, then the reserve
   EXPECT_EQ(VoteOf(rs[1]).kind, Vote::Kind::kStored);
@@ -223,12 +228,12 @@ TEST(ReplicaTest, ReadRules) {
   const std::vector<Case> cases = {
       {"absent", {}, ReadResponse::Kind::kAbsent, ""},
       {"reserved carries holder and value",
-       {ReserveOp{"k", "v", kP, 0, 1}},
+       {ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}},
        ReadResponse::Kind::kReserved,
        "v"},
       {"committed", {CommitOp{"k", "v", kP}}, ReadResponse::Kind::kCommitted, "v"},
       {"committed wins over another's reservation",
-       {ReserveOp{"k", "w", kQ, 0, 1}, CommitOp{"k", "v", kP}},
+       {ReserveOp{"k", "w", kQ, 0, 1, kTestGeneration}, CommitOp{"k", "v", kP}},
        ReadResponse::Kind::kCommitted,
        "v"},
   };
@@ -252,7 +257,7 @@ TEST(ReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   // Acceptor records are read from storage on demand, never preloaded.
   r.store().Apply(PutAcceptor{AcceptorRecord{kP, Ballot{5, "a3"}, std::nullopt}});
   EXPECT_EQ(r.engine().stats().reservations, 1u);
-  EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP, 0, 1}})).kind,
+  EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}})).kind,
             Vote::Kind::kReserved);
   auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kP, Ballot{4, "a2"}}));
   EXPECT_FALSE(promise.promised);

@@ -9,6 +9,7 @@
 namespace replicator::core {
 namespace {
 
+using testing::kTestGeneration;
 using testing::kTwoByThree;
 using testing::Pump;
 
@@ -17,7 +18,8 @@ TEST(RepresentativeTest, RepresentativeReturnsEveryVoteOfItsCluster) {
   Pump pump(kTwoByThree);
   pump.down.insert("b3");
   const ProposalId p{"a1", 1, 5, 0, 1};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
+  uint64_t call =
+      pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1, kTestGeneration}, 500});
   pump.Run();
   const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
   std::map<PeerId, Vote::Kind> kinds;
@@ -39,7 +41,8 @@ TEST(RepresentativeTest, RepresentativeAnswersOnceAMajorityIsOk) {
   // b3 is slow: the request to it waits, undelivered.
   pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
   const ProposalId p{"a1", 1, 5, 0, 1};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
+  uint64_t call =
+      pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1, kTestGeneration}, 500});
   pump.Run();
   ASSERT_TRUE(pump.tester_responses.count(call)) << "the answer waited for the slow voter";
   const auto& resp = std::get<ForwardResponse>(pump.tester_responses.at(call));
@@ -56,11 +59,12 @@ TEST(RepresentativeTest, RepresentativeAnswersOnceAMajorityIsOk) {
 TEST(RepresentativeTest, RepresentativeWaitsForEveryVoteWithoutAnOkMajority) {
   Pump pump(kTwoByThree);
   const ProposalId q{"a2", 1, 1, 0, 1};
-  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q, 0, 1}});
+  pump.Call("b2", HandleRequest{ReserveOp{"k", "w", q, 0, 1, kTestGeneration}});
   pump.Run();
   pump.hold = [](const PeerId&, const PeerId& to, const Request&) { return to == "b3"; };
   const ProposalId p{"a1", 1, 5, 0, 1};
-  uint64_t call = pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1}, 500});
+  uint64_t call =
+      pump.Call("b1", ForwardRequest{ReserveOp{"k", "v", p, 0, 1, kTestGeneration}, 500});
   pump.Run();
   // b1 ok, b2 reserved for q: b3's vote decides, so the answer waits for it.
   EXPECT_FALSE(pump.tester_responses.count(call));

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <set>
 #include <string>
@@ -18,6 +19,17 @@
 
 #include "core/engine.h"
 #include "core/memory_state.h"
+
+namespace replicator::core {
+
+// gtest prints configurations readably: "a@2{a1,a2}g1".
+inline void PrintTo(const Configuration& c, std::ostream* os) {
+  *os << c.cluster << "@" << c.epoch << "{";
+  for (size_t i = 0; i < c.voters.size(); ++i) *os << (i ? "," : "") << c.voters[i];
+  *os << "}g" << c.generation;
+}
+
+}  // namespace replicator::core
 
 namespace replicator::core::testing {
 
@@ -37,6 +49,10 @@ class MemoryStore : public MemoryState {
     MemoryState::operator=(std::move(rebuilt));
   }
 };
+
+// The federation generation a test's hand-built reserves carry: no test
+// engine's is higher, so none refuses them for it (core/federation.h).
+inline constexpr uint64_t kTestGeneration = 100;
 
 inline EngineConfig ConfigFor(const PeerId& self, const ClusterId& cluster, uint64_t seed = 1) {
   EngineConfig c;
@@ -63,10 +79,12 @@ inline std::vector<Key> KeysInOneBucket(size_t n) {
 
 // `clusters` maps a cluster id to its members; all but `learners` are its
 // founding voters (epoch 1), as the directory names them once a cluster has
-// 3. A cluster with fewer is not founded.
+// 3. A cluster with fewer is not founded. Founded clusters get generations
+// 1, 2, ... in id order, as if founded in that order.
 inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clusters,
                              const std::set<PeerId>& learners = {}) {
   Topology t;
+  uint64_t generation = 0;
   for (const auto& [cluster, peers] : clusters) {
     std::vector<PeerId> voters;
     for (const PeerId& p : peers) {
@@ -76,7 +94,9 @@ inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clu
       if (!learner) voters.push_back(p);
     }
     std::sort(voters.begin(), voters.end());
-    if (voters.size() >= 3) t.founding.push_back(Configuration{cluster, 1, std::move(voters)});
+    if (voters.size() >= 3) {
+      t.founding.push_back(Configuration{cluster, 1, std::move(voters), ++generation});
+    }
   }
   return t;
 }
@@ -89,24 +109,69 @@ class Pump {
 
   // `tweak`, if set, adjusts every engine's config.
   // `learners` are members but not founding voters.
+  // `hidden` clusters are founded, but only their own nodes know it yet:
+  // every other node is shown the membership without them (see Show), and
+  // nothing settles before the test begins.
   explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters,
                 const std::function<void(EngineConfig&)>& tweak = nullptr,
-                const std::set<PeerId>& learners = {}) {
+                const std::set<PeerId>& learners = {}, const std::set<ClusterId>& hidden = {}) {
     topology_ = MakeTopology(clusters, learners);
     uint64_t seed = 1;
     for (const auto& [cluster, peers] : clusters) {
       for (const PeerId& p : peers) {
         Node& n = nodes_[p];
         n.store = std::make_unique<MemoryStore>();
-        EngineConfig config = ConfigFor(p, cluster, seed++);
-        if (tweak) tweak(config);
-        n.engine = std::make_unique<Engine>(config, n.store.get(), DurableState{});
-        n.engine->SetTopology(topology_, now);
+        n.config = ConfigFor(p, cluster, seed++);
+        if (tweak) tweak(n.config);
+        n.engine = std::make_unique<Engine>(n.config, n.store.get(), DurableState{});
+        n.engine->SetTopology(hidden.contains(cluster) ? topology_ : Without(hidden), now);
       }
     }
+    for (auto& [p, n] : nodes_) Collect(p);
+    if (!hidden.empty()) return;
+    // The clusters were founded in order before the test begins: a younger
+    // one settles with the federation (core/federation.h) while every store
+    // is still empty, so that a test starts from settled engines and sees
+    // only its own messages.
+    Run();
+    // Each settle round starts the next one at the next tick.
+    for (int i = 0; i < 16 && !AllSettled(); ++i) AdvanceTo(now);
+    sent.clear();
+  }
+
+  // The whole membership without `clusters` (members and founding sets).
+  Topology Without(const std::set<ClusterId>& clusters) const {
+    Topology t;
+    for (const Member& m : topology_.members) {
+      if (!clusters.contains(m.cluster)) t.members.push_back(m);
+    }
+    for (const Configuration& f : topology_.founding) {
+      if (!clusters.contains(f.cluster)) t.founding.push_back(f);
+    }
+    return t;
+  }
+  // Shows `p` the membership `t` (by default the whole one).
+  void Show(const PeerId& p, std::optional<Topology> t = std::nullopt) {
+    engine(p).SetTopology(t ? *t : topology_, now);
+    Collect(p);
+  }
+  // A crash and restart of `p`: a new engine (the next incarnation) from
+  // its store, shown the whole membership unless `show` is false.
+  void Restart(const PeerId& p, bool show = true) {
+    Node& n = nodes_.at(p);
+    n.config.incarnation++;
+    n.engine = std::make_unique<Engine>(n.config, n.store.get(), n.store->Recover());
+    if (show) n.engine->SetTopology(topology_, now);
+    Collect(p);
   }
 
   Engine& engine(const PeerId& p) { return *nodes_.at(p).engine; }
+  bool AllSettled() {
+    for (auto& [p, n] : nodes_) {
+      if (!n.engine->stats().federation_settled) return false;
+    }
+    return true;
+  }
   MemoryStore& store(const PeerId& p) { return *nodes_.at(p).store; }
   const Topology& topology() const { return topology_; }
 
@@ -206,6 +271,7 @@ class Pump {
  private:
   struct Node {
     std::unique_ptr<MemoryStore> store;
+    EngineConfig config;
     std::unique_ptr<Engine> engine;
   };
   struct Caller {

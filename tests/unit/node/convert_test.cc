@@ -16,7 +16,8 @@ namespace replicator::node {
 namespace {
 
 const core::ProposalId kP{"12D3KooWcoordinator", 3, 17, 1234, /*epoch=*/6};
-const core::Configuration kC2{"c2", 4, {"12D3KooWa", "12D3KooWb", "12D3KooWc", "12D3KooWd"}};
+const core::Configuration kC2{
+    "c2", 4, {"12D3KooWa", "12D3KooWb", "12D3KooWc", "12D3KooWd"}, /*generation=*/3};
 const core::Configuration kC0{"c0", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}};
 
 core::Request RoundTrip(const core::Request& r) {
@@ -48,9 +49,10 @@ TEST(ConvertTest, EveryBatchedCallKindRoundTrips) {
     EXPECT_EQ(op.epoch, 0u);
   }
   {
-    auto r = std::get<core::ForwardRequest>(
-        RoundTrip(core::ForwardRequest{core::ReserveOp{"k", value, kP, 99, /*epoch=*/4}, 800}));
+    auto r = std::get<core::ForwardRequest>(RoundTrip(core::ForwardRequest{
+        core::ReserveOp{"k", value, kP, 99, /*epoch=*/4, /*generation=*/5}, 800}));
     EXPECT_EQ(std::get<core::ReserveOp>(r.op).epoch, 4u);
+    EXPECT_EQ(std::get<core::ReserveOp>(r.op).generation, 5u);
   }
   {
     auto r = std::get<core::ForwardRequest>(
@@ -134,9 +136,17 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     wrong.kind = core::Vote::Kind::kWrongEpoch;
     wrong.epoch = 4;
     wrong.configs = {kC2};
+    core::Vote younger = stored;
+    younger.kind = core::Vote::Kind::kWrongGeneration;
+    younger.generation = 3;
+    younger.configs = {kC2};
     auto r = std::get<core::ForwardResponse>(
-        RoundTrip(core::ForwardResponse{{stored, reserved, wrong}, kC2}));
-    ASSERT_EQ(r.votes.size(), 3u);
+        RoundTrip(core::ForwardResponse{{stored, reserved, wrong, younger}, kC2}));
+    ASSERT_EQ(r.votes.size(), 4u);
+    EXPECT_EQ(r.votes[3].kind, core::Vote::Kind::kWrongGeneration);
+    EXPECT_EQ(r.votes[3].generation, 3u);
+    EXPECT_TRUE(r.votes[3].configs == std::vector<core::Configuration>{kC2});
+    EXPECT_EQ(r.votes[3].configs[0].generation, 3u);
     EXPECT_EQ(r.votes[1].kind, core::Vote::Kind::kReserved);
     EXPECT_EQ(r.votes[1].holder, kP);
     EXPECT_EQ(r.votes[1].holder.epoch, kP.epoch);
@@ -192,6 +202,12 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     EXPECT_TRUE(w.configs == wrong.configs);
     EXPECT_EQ(std::get<core::ReadResponse>(RoundTrip(core::ReadResponse{})).kind,
               core::ReadResponse::Kind::kAbsent);
+    core::ReadResponse not_ready;
+    not_ready.kind = core::ReadResponse::Kind::kNotReady;
+    not_ready.reason = "still catching up";
+    auto n = std::get<core::ReadResponse>(RoundTrip(not_ready));
+    EXPECT_EQ(n.kind, core::ReadResponse::Kind::kNotReady);
+    EXPECT_EQ(n.reason, "still catching up");
   }
   {
     auto r = std::get<core::ResolveResponse>(RoundTrip(core::ResolveResponse{std::nullopt, "no"}));
@@ -376,10 +392,16 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
     sent.buckets = {1, 0, ~uint64_t{0}};
     sent.epoch = 3;
     sent.reservations.push_back(core::Reservation{"k", kP, value, /*since=*/55, 42});
+    sent.generation = 4;
+    sent.federation_settled = true;
+    sent.known = {kC0, kC2};
     ToWire(sent, results);
     core::DigestResponse r = FromWire(results.asReader());
     EXPECT_EQ(r.buckets, (std::vector<uint64_t>{1, 0, ~uint64_t{0}}));
     EXPECT_EQ(r.epoch, 3u);
+    EXPECT_EQ(r.generation, 4u);
+    EXPECT_TRUE(r.federation_settled);
+    EXPECT_TRUE(r.known == sent.known);
     ASSERT_EQ(r.reservations.size(), 1u);
     EXPECT_EQ(r.reservations[0].key, "k");
     EXPECT_EQ(r.reservations[0].proposal, kP);
@@ -414,6 +436,9 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   report.engine.config_epoch = 18;
   report.engine.config_changes = 19;
   report.engine.stale_epoch_refusals = 20;
+  report.engine.federation_generation = 21;
+  report.engine.federation_settled = true;
+  report.engine.generation_refusals = 22;
   ToWire(report, status);
   auto read = status.asReader();
   std::vector<core::Member> back = FromWire(read.getMembers());
@@ -433,6 +458,9 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   EXPECT_EQ(read.getConfigEpoch(), 18u);
   EXPECT_EQ(read.getConfigChanges(), 19u);
   EXPECT_EQ(read.getStaleEpochRefusals(), 20u);
+  EXPECT_EQ(read.getFederationGeneration(), 21u);
+  EXPECT_TRUE(read.getFederationSettled());
+  EXPECT_EQ(read.getGenerationRefusals(), 22u);
   EXPECT_EQ(FromWire(wire::Consistency::LINEARIZABLE), core::Consistency::kLinearizable);
 }
 

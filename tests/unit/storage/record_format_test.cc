@@ -32,7 +32,7 @@ core::Reservation SampleReservation() {
 }
 
 core::Configuration SampleConfig() {
-  return core::Configuration{"eu-west.1", 300, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}};
+  return core::Configuration{"eu-west.1", 300, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 7};
 }
 
 core::ConfigAcceptorRecord SampleConfigAcceptor(bool accepted) {
@@ -282,13 +282,35 @@ TEST(RecordFormatTest, UnknownRecordVersionIsDataLoss) {
             std::string::npos)
       << out.status();
   std::string config = EncodeConfig(SampleConfig());
-  config[0] = 2;
+  ASSERT_EQ(config[0], static_cast<char>(kConfigRecordVersion));
+  config[0] = kConfigRecordVersion + 1;
   absl::StatusOr<core::Configuration> config_out =
       DecodeConfig(ConfigKey(SampleConfig().cluster, SampleConfig().epoch), config);
   EXPECT_EQ(config_out.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(config_out.status().message().find("record version 2, this build reads 1"),
+  EXPECT_NE(config_out.status().message().find("record version 3, this build reads 1 to 2"),
             std::string::npos)
       << config_out.status();
+}
+
+// Record version 1 (formats 3 and older) has no generation: it reads as 0.
+TEST(RecordFormatTest, ConfigRecordVersion1ReadsWithGenerationZero) {
+  const core::Configuration c = SampleConfig();
+  std::string v1;
+  PutVarint64(&v1, 1);
+  PutLengthPrefixed(&v1, c.cluster);
+  PutVarint64(&v1, c.epoch);
+  PutVarint64(&v1, c.voters.size());
+  for (const core::PeerId& p : c.voters) PutLengthPrefixed(&v1, p);
+  absl::StatusOr<core::Configuration> out = DecodeConfig(ConfigKey(c.cluster, c.epoch), v1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  core::Configuration want = c;
+  want.generation = 0;
+  EXPECT_EQ(*out, want);
+  // A version-2 record without its generation is truncated, not misread.
+  std::string v2 = v1;
+  v2[0] = 2;
+  EXPECT_EQ(DecodeConfig(ConfigKey(c.cluster, c.epoch), v2).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST(RecordFormatTest, AcceptorKeyMustMatchItsValue) {

@@ -717,6 +717,34 @@ TYPED_TEST(StorageTest, ConfigIsWriteOnce) {
             absl::StatusCode::kAlreadyExists);
 }
 
+// A record written before the cluster's generation was known (0) gets it
+// filled in once; a known generation is write-once like the voters.
+TYPED_TEST(StorageTest, ConfigGenerationIsFilledInOnceThenWriteOnce) {
+  const std::vector<core::PeerId> voters = {"p1", "p2", "p3"};
+  auto with_generation = [&](uint64_t epoch, uint64_t generation) {
+    return core::Mutation{core::PutConfig{core::Configuration{"c1", epoch, voters, generation}}};
+  };
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_generation(1, 0)})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_generation(1, 3)})).ok());
+  // Unknown again, or the same: changes nothing.
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_generation(1, 0)})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_generation(1, 3)})).ok());
+  absl::Status refused = this->WriteAndWait(Batch({with_generation(1, 4)}));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
+  EXPECT_NE(refused.message().find("has generation 3; refusing generation 4"), std::string::npos)
+      << refused;
+  // Added and filled in within one batch: the filled-in one is written.
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_generation(2, 0), with_generation(2, 3)})).ok());
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
+    absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    const std::vector<core::Configuration> want = {{"c1", 1, voters, 3}, {"c1", 2, voters, 3}};
+    EXPECT_EQ(state->configs, want);
+    this->Reopen();
+  }
+}
+
 TYPED_TEST(StorageTest, ProposalEpochSurvivesARestart) {
   core::ProposalId p = Proposal("12D3KooWc", 1, 1);
   p.epoch = 7;
@@ -822,9 +850,9 @@ TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
 
 // A format-2 data dir holds reservations and acceptor records at record
 // version 1 (no epoch). It opens, reads them with epoch 0, and is marked
-// format 3 so that a format-2 build no longer opens it.
+// format 4 so that a format-2 build no longer opens it.
 TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
-  ASSERT_EQ(internal::kFormatVersion, 3u);
+  ASSERT_EQ(internal::kFormatVersion, 4u);
   const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
   std::string reservation;
   internal::PutVarint64(&reservation, 1);
@@ -857,7 +885,31 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
   EXPECT_EQ(a->promised, (core::Ballot{3, "12D3KooWpromised"}));
   EXPECT_EQ(storage->GetCommitted("c"), std::optional<core::Value>("cv"));
   storage.reset();
-  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(3));
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(4));
+}
+
+// A format-3 data dir holds configurations at record version 1 (no
+// generation). It opens, reads them with generation 0, and is marked
+// format 4 so that a format-3 build no longer opens it (it would reject the
+// version-2 configuration records written from now on as corrupt).
+TEST_F(RocksDbStorageTest, Format3DataDirIsUpgradedInPlace) {
+  std::string config;
+  internal::PutVarint64(&config, 1);
+  internal::PutLengthPrefixed(&config, "c1");
+  internal::PutVarint64(&config, 1);
+  internal::PutVarint64(&config, 3);
+  for (const char* v : {"p1", "p2", "p3"}) internal::PutLengthPrefixed(&config, v);
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(3));
+  RawPut(internal::ConfigKey("c1", 1), config);
+
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<core::DurableState> state = storage->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  const core::Configuration want{"c1", 1, {"p1", "p2", "p3"}, 0};
+  ASSERT_EQ(state->configs, std::vector<core::Configuration>{want});
+  storage.reset();
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(4));
 }
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
