@@ -25,7 +25,9 @@ void CatchUp::Observe(TimeMs now) {
     next_round_at_ = now + ctx_.config().catchup_interval_ms;
   }
   // A node of a young cluster starts (or restarts) unsettled: settle at once.
-  if (!federation_.settled()) next_round_at_ = now;
+  // (One that knows no configuration yet settles once it learns one:
+  // OnGeneration.)
+  if (membership_.Current().epoch != 0 && !federation_.settled()) next_round_at_ = now;
 }
 
 void CatchUp::OnTopology(TimeMs now) {

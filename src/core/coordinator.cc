@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/backoff.h"
 #include "core/check.h"
+#include "core/founding.h"
 #include "core/quorum.h"
 #include "core/rendezvous.h"
 #include "core/representative.h"
@@ -47,18 +48,15 @@ Coordinator::PutOp* Coordinator::Find(uint64_t id, int attempt, PutOp::Phase pha
 }
 
 std::optional<std::string> Coordinator::QuorumShortfall() const {
-  std::vector<ClusterId> clusters = ctx_.topology().Clusters();
-  if (std::find(clusters.begin(), clusters.end(), ctx_.cluster()) == clusters.end()) {
-    clusters.insert(clusters.begin(), ctx_.cluster());
-  }
-  for (const ClusterId& c : clusters) {
-    if (membership_.Latest(c) != nullptr) continue;
-    size_t n = 0;
-    for (const Member& m : ctx_.topology().members) n += m.cluster == c ? 1 : 0;
-    return absl::StrCat("cluster ", c, " is not founded yet (", n, " member", n == 1 ? "" : "s",
-                        " known; it is founded by its first 3 voters)");
-  }
-  return std::nullopt;
+  // A put counts the clusters founded (whose configuration is known here);
+  // a cluster whose members are shown but that is not founded yet is no
+  // part of the federation until it is (core/founding.h).
+  if (membership_.Latest(ctx_.cluster()) != nullptr) return std::nullopt;
+  const ClusterId& c = ctx_.cluster();
+  size_t n = 0;
+  for (const Member& m : ctx_.topology().members) n += m.cluster == c ? 1 : 0;
+  return absl::StrCat("cluster ", c, " is not founded yet (", n, " member", n == 1 ? "" : "s",
+                      " known; a cluster is founded once it has 3)");
 }
 
 void Coordinator::AddVote(PutOp& op, Vote vote, TimeMs now) {
@@ -82,6 +80,12 @@ void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t reque
                            TimeMs now, TimeMs started_wall_ms) {
   if (std::optional<std::string> bad = ValidatePut(ctx_.config().limits, key, value)) {
     EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument, {}, *bad});
+    return;
+  }
+  if (IsSystemKey(key)) {
+    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument,
+                                   {},
+                                   "keys beginning with a NUL byte are reserved for the system"});
     return;
   }
   if (std::optional<Replica::Committed> c = replica_.LookupCommitted(key)) {
@@ -115,6 +119,25 @@ void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t reque
   op.started = now;
   op.started_wall_ms = static_cast<uint64_t>(std::max<TimeMs>(started_wall_ms, 0));
   if (request_id != 0) puts_by_request_.emplace(std::make_pair(op.key, request_id), id);
+  StartAttempt(id, now);
+}
+
+void Coordinator::StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now) {
+  if (std::optional<Replica::Committed> c = replica_.LookupCommitted(key)) {
+    done(OutcomeOverCommitted(std::move(*c), value, 0), now);
+    return;
+  }
+  if (std::optional<std::string> shortfall = QuorumShortfall()) {
+    done(PutOutcome{PutOutcome::Kind::kUnavailable, {}, *shortfall}, now);
+    return;
+  }
+  uint64_t id = ctx_.NextOpId();
+  PutOp& op = puts_[id];
+  op.system_done = std::move(done);
+  op.key = std::move(key);
+  op.value = std::move(value);
+  op.started = now;
+  op.started_wall_ms = static_cast<uint64_t>(std::max<TimeMs>(now, 0));
   StartAttempt(id, now);
 }
 
@@ -185,14 +208,10 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
                            op.started_wall_ms, own.epoch};
   op.phase = PutOp::Phase::kReserve;
   op.voters.clear();
-  const Topology& topology = ctx_.topology();
-  for (const ClusterId& c : topology.Clusters()) {
-    const Configuration* known = membership_.Latest(c);
-    op.voters[c] = known != nullptr ? known->voters : topology.Voters(c);
-  }
-  // And every cluster known from its configurations, whether or not the
-  // membership view shows it yet: a voter that refused an earlier attempt
-  // for its generation told this node of it (core/federation.h).
+  // Every cluster founded, known from its configurations, whether or not
+  // the membership view shows it yet (a voter that refused an earlier
+  // attempt for its generation told this node of it, core/federation.h);
+  // none that is not founded yet.
   for (const Configuration& c : membership_.Newest()) op.voters[c.cluster] = c.voters;
   op.voters[ctx_.cluster()] = own.voters;
   op.generation = membership_.generation();
@@ -217,7 +236,7 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   }
   for (const auto& [cluster, voters] : op.voters) {
     if (cluster == ctx_.cluster()) continue;
-    op.remotes[cluster].candidates = RepresentativeOrder(op.key, voters, topology);
+    op.remotes[cluster].candidates = RepresentativeOrder(op.key, voters, ctx_.topology());
   }
   std::vector<ClusterId> remote_clusters;
   for (const auto& [cluster, rc] : op.remotes) remote_clusters.push_back(cluster);
@@ -416,7 +435,7 @@ void Coordinator::CommitChosen(uint64_t id, TimeMs now) {
   PutOp& op = Get(id);
   ctx_.RecordDecision(op.proposal, Decision::kCommit);
   NotifyResolveWaiters(op, Decision::kCommit, now);
-  EmitPutDone(op, PutOutcome{PutOutcome::Kind::kOk, {}, {}});
+  EmitPutDone(op, PutOutcome{PutOutcome::Kind::kOk, {}, {}}, now);
   Fanout(op, CommitOp{op.key, op.value, op.proposal, op.request_id}, now);
   ErasePut(id);
 }
@@ -504,11 +523,15 @@ void Coordinator::FinishPut(uint64_t id, PutOutcome outcome, TimeMs now) {
         absl::StrCat("coordinator gave up on proposal ", op.proposal.ToString()), now);
     }
   }
-  EmitPutDone(op, std::move(outcome));
+  EmitPutDone(op, std::move(outcome), now);
   ErasePut(id);
 }
 
-void Coordinator::EmitPutDone(const PutOp& op, PutOutcome outcome) {
+void Coordinator::EmitPutDone(const PutOp& op, PutOutcome outcome, TimeMs now) {
+  if (op.system_done) {
+    op.system_done(std::move(outcome), now);
+    return;
+  }
   // Joined puts are one client put with `op`: counted once, by op.
   for (uint64_t joined : op.joined) ctx_.Emit(PutDoneEffect{joined, outcome});
   EmitPutDone(op.put_id, std::move(outcome));

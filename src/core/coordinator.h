@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,8 +31,15 @@ class Coordinator {
   Coordinator(Context& ctx, Replica& replica, Recovery& recovery, Membership& membership)
       : ctx_(ctx), replica_(replica), recovery_(recovery), membership_(membership) {}
 
+  // A client's put. Keys in the system's key space (core/founding.h) are
+  // refused.
   void StartPut(uint64_t put_id, Key key, Value value, uint64_t request_id, TimeMs now,
                 TimeMs started_wall_ms);
+  // A put of this engine's own (a founding), run as a client's but
+  // answered to `done` instead of a PutDoneEffect and counted in no put
+  // statistics.
+  using PutDoneFn = std::function<void(PutOutcome, TimeMs)>;
+  void StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now);
   // Starts the attempts whose backoff ended.
   void Tick(TimeMs now);
   std::optional<TimeMs> NextRetry() const;
@@ -54,6 +62,7 @@ class Coordinator {
   struct PutOp {
     enum class Phase : uint8_t { kReserve, kBackoff, kAccept, kRecover };
     uint64_t put_id = 0;
+    PutDoneFn system_done;  // set for a system put (put_id unused)
     Key key;
     Value value;
     uint64_t request_id = 0;
@@ -123,7 +132,7 @@ class Coordinator {
   void RepairStaleReservation(const PutOp& op, const Vote& vote, TimeMs now);
   void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
   void ErasePut(uint64_t id);
-  void EmitPutDone(const PutOp& op, PutOutcome outcome);
+  void EmitPutDone(const PutOp& op, PutOutcome outcome, TimeMs now);
   void EmitPutDone(uint64_t put_id, PutOutcome outcome);
 
   Context& ctx_;

@@ -1,7 +1,7 @@
 // Engine: the public API and dispatch only. Each input goes to the role
 // that owns it (see the role headers: membership, replica, acceptor,
-// representative, coordinator, recovery, reader, catch-up, federation); the
-// roles share one Context.
+// representative, coordinator, recovery, reader, catch-up, federation,
+// founding); the roles share one Context.
 //
 // Shape of the code: every outgoing call carries a continuation in the
 // Context; every in-flight operation is a small struct in its role's map,
@@ -20,6 +20,7 @@
 #include "core/context.h"
 #include "core/coordinator.h"
 #include "core/federation.h"
+#include "core/founding.h"
 #include "core/membership.h"
 #include "core/reader.h"
 #include "core/recovery.h"
@@ -40,8 +41,12 @@ class Engine::Impl {
         recovery_(ctx_, replica_, acceptors_, membership_),
         coordinator_(ctx_, replica_, recovery_, membership_),
         reader_(ctx_, replica_, recovery_, membership_),
-        catchup_(ctx_, replica_, recovery_, membership_, federation_) {
+        catchup_(ctx_, replica_, recovery_, membership_, federation_),
+        founding_(ctx_, membership_, coordinator_) {
     recovery_.set_coordinator(&coordinator_);
+    replica_.set_on_committed([this](const Key& key, const Value& value) {
+      founding_.OnCommitted(key, value, ctx_.now());
+    });
     membership_.set_settled([this]() { return catchup_.settled(); });
     membership_.set_caught_up([this]() { return catchup_.caught_up(); });
     membership_.set_on_epoch([this](TimeMs now) { catchup_.OnEpoch(now); });
@@ -128,13 +133,14 @@ class Engine::Impl {
     catchup_.Tick(now);
     membership_.Tick(now);
     federation_.Tick(now);
+    founding_.Tick(now);
   }
 
   std::optional<TimeMs> NextWakeup() const {
     std::optional<TimeMs> next;
     for (std::optional<TimeMs> t :
          {coordinator_.NextRetry(), replica_.NextRecovery(), catchup_.NextRound(),
-          membership_.NextWakeup(), federation_.NextWakeup()}) {
+          membership_.NextWakeup(), federation_.NextWakeup(), founding_.NextWakeup()}) {
       if (t && (!next || *t < *next)) next = t;
     }
     return next;
@@ -151,6 +157,7 @@ class Engine::Impl {
     coordinator_.CheckInvariants();
     reader_.CheckInvariants();
     catchup_.CheckInvariants();
+    founding_.CheckInvariants();
   }
 
   Context ctx_;
@@ -163,6 +170,7 @@ class Engine::Impl {
   Coordinator coordinator_;
   Reader reader_;
   CatchUp catchup_;
+  Founding founding_;
   bool seeded_ = false;
 };
 
@@ -177,6 +185,7 @@ void Engine::SetTopology(Topology topology, TimeMs now) {
   impl_->ctx_.set_topology(std::move(topology));
   impl_->membership_.OnTopology(now);
   impl_->catchup_.OnTopology(now);
+  impl_->founding_.OnTopology();
 }
 
 void Engine::ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now) {

@@ -20,6 +20,10 @@ bool Federation::settled() const {
   if (ctx_.config().unsafe_membership == EngineConfig::UnsafeMembership::kSkipFederationSettle) {
     return true;
   }
+  // A node that knows no configuration of its cluster (its cluster is not
+  // founded yet, or it has not learned its founding) knows nothing: a peer
+  // of its cluster must not inherit a settle from it.
+  if (membership_.Current().epoch == 0) return false;
   // The first cluster, or one whose generation is unknown (named before
   // generations existed): no cluster is older, nothing to learn.
   return membership_.own_generation() <= 1 || settled_;

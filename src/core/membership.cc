@@ -137,6 +137,14 @@ std::vector<Configuration> Membership::Newest() const {
   return out;
 }
 
+uint64_t Membership::oldest_generation() const {
+  uint64_t oldest = 0;
+  for (const auto& [cluster, g] : generations_) {
+    if (oldest == 0 || g < oldest) oldest = g;
+  }
+  return oldest;
+}
+
 uint64_t Membership::GenerationOf(const ClusterId& cluster) const {
   auto it = generations_.find(cluster);
   return it == generations_.end() ? 0 : it->second;

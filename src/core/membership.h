@@ -80,6 +80,8 @@ class Membership {
   // The founding generation of `cluster` (0: unknown).
   uint64_t GenerationOf(const ClusterId& cluster) const;
   uint64_t own_generation() const { return GenerationOf(ctx_.cluster()); }
+  // The lowest founding generation known (0: none): the oldest cluster's.
+  uint64_t oldest_generation() const;
   // The newest configuration of every cluster known here founded after
   // generation `g`: what a node at `g` lacks.
   std::vector<Configuration> FoundedAfter(uint64_t g) const;

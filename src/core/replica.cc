@@ -246,6 +246,7 @@ std::optional<Replica::Committed> Replica::LookupCommitted(const Key& key) const
 uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t request_id) {
   uint64_t w = ctx_.Mutate(PutCommitted{key, value, request_id});
   pending_committed_[key] = PendingCommit{value, request_id, w};
+  if (on_committed_) on_committed_(key, value);
   ctx_.AfterWrite(w, [this, key, w]() {
     if (auto it = pending_committed_.find(key);
         it != pending_committed_.end() && it->second.write_id == w) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -52,8 +53,14 @@ class Replica {
   // The committed entry of `key`, durable or in flight from this engine.
   std::optional<Committed> LookupCommitted(const Key& key) const;
   // Writes (key, value) as committed; lookups see it at once. Returns the
-  // write id. Precondition: `key` is not committed here.
+  // write id. Precondition: `key` is not committed here. Every committed
+  // entry this node writes, from any role, is written here.
   uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id);
+  // Runs for every entry WriteCommitted writes, within the same input (its
+  // mutations join the entry's write batch). Set once.
+  void set_on_committed(std::function<void(const Key&, const Value&)> fn) {
+    on_committed_ = std::move(fn);
+  }
 
   // Applies decision `d` of proposal `p` to `key`'s reservation, if `p`
   // holds it.
@@ -92,6 +99,7 @@ class Replica {
   Federation& federation_;
   absl::flat_hash_map<Key, Entry> reservations_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
+  std::function<void(const Key&, const Value&)> on_committed_;
 };
 
 }  // namespace replicator::core

@@ -16,12 +16,14 @@ namespace {
 
 constexpr char kHeaderV1[] = "replicator-membership 1";  // members only, on the first node
 constexpr char kHeaderV2[] = "replicator-membership 2";  // and founding sets
-constexpr char kHeader[] = "replicator-membership 3";    // at every node, with stamps
+constexpr char kHeaderV3[] = "replicator-membership 3";  // at every node, with stamps
+constexpr char kHeader[] = "replicator-membership 4";    // founding sets with generations
 constexpr char kFederation[] = "federation";
 constexpr char kNamesFounding[] = "names-founding";
 constexpr char kFounding[] = "founding";
 // A founding set has at least this many voters (a member line has 4 or 5
-// fields, a founding line at least 5 and starts with `founding`).
+// fields, a founding line at least 5, 6 from version 4, and starts with
+// `founding`).
 constexpr size_t kMinFounding = 3;
 
 bool ById(const Entry& a, const Entry& b) { return a.member.id < b.member.id; }
@@ -51,7 +53,8 @@ std::string EncodeDirectoryState(const DirectoryState& state) {
     absl::StrAppend(&out, m.id, " ", m.cluster, " ", m.address, " ", kind, " ", e.stamp, "\n");
   }
   for (const core::Configuration& c : state.founding) {
-    absl::StrAppend(&out, kFounding, " ", c.cluster, " ", absl::StrJoin(c.voters, " "), "\n");
+    absl::StrAppend(&out, kFounding, " ", c.cluster, " ", c.generation, " ",
+                    absl::StrJoin(c.voters, " "), "\n");
   }
   return out;
 }
@@ -65,14 +68,16 @@ absl::StatusOr<DirectoryState> DecodeDirectoryState(const std::string& text,
                                             " (restore it from a backup, or remove it and "
                                             "the node's data dir to join as a new node)"));
   };
-  if (lines.empty() || (lines[0] != kHeader && lines[0] != kHeaderV2 && lines[0] != kHeaderV1)) {
-    return bad(0, absl::StrCat("expected '", kHeader, "'"));
+  int version = 0;
+  for (const auto& [header, v] : {std::pair{kHeader, 4}, std::pair{kHeaderV3, 3},
+                                  std::pair{kHeaderV2, 2}, std::pair{kHeaderV1, 1}}) {
+    if (!lines.empty() && lines[0] == header) version = v;
   }
-  const int version = lines[0] == kHeader ? 3 : lines[0] == kHeaderV2 ? 2 : 1;
+  if (version == 0) return bad(0, absl::StrCat("expected '", kHeader, "'"));
   DirectoryState state;
   state.names_founding = version < 3;  // only the first node wrote a file before
   size_t i = 1;
-  if (version == 3) {
+  if (version >= 3) {
     std::vector<std::string> f =
         lines.size() > 1 ? absl::StrSplit(lines[1], ' ') : std::vector<std::string>{};
     if (f.size() != 2 || f[0] != kFederation || f[1].size() != 16 ||
@@ -87,14 +92,22 @@ absl::StatusOr<DirectoryState> DecodeDirectoryState(const std::string& text,
     state.names_founding = f[1] == "yes";
     i = 3;
   }
-  const size_t member_fields = version == 3 ? 5 : 4;
+  const size_t member_fields = version >= 3 ? 5 : 4;
   std::map<core::PeerId, core::ClusterId> cluster_of;
   std::map<core::ClusterId, size_t> founded_at;  // cluster -> line
   for (; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], ' ');
     if (version >= 2 && f.size() > 4 && f[0] == kFounding) {
       if (std::optional<std::string> why = core::ValidateClusterId(f[1])) return bad(i, *why);
-      core::Configuration c{f[1], 1, std::vector<core::PeerId>(f.begin() + 2, f.end())};
+      core::Configuration c{f[1], 1, {}, 0};
+      size_t first_voter = 2;
+      if (version >= 4) {
+        if (!absl::SimpleAtoi(f[2], &c.generation) || c.generation == 0) {
+          return bad(i, absl::StrCat("bad generation '", f[2], "'"));
+        }
+        first_voter = 3;
+      }
+      c.voters.assign(f.begin() + first_voter, f.end());
       if (c.voters.size() < kMinFounding) {
         return bad(i, absl::StrCat("a founding set has at least ", kMinFounding, " voters"));
       }
@@ -110,11 +123,12 @@ absl::StatusOr<DirectoryState> DecodeDirectoryState(const std::string& text,
       continue;
     }
     if (f.size() != member_fields || f[0].empty() || f[2].empty()) {
-      const std::string member = version == 3 ? "'<peer id> <cluster> <address> <state> <stamp>'"
+      const std::string member = version >= 3 ? "'<peer id> <cluster> <address> <state> <stamp>'"
                                               : "'<peer id> <cluster> <address> <state>'";
-      return bad(i, version >= 2
-                        ? absl::StrCat("expected ", member, " or 'founding <cluster> <peer id>...'")
-                        : absl::StrCat("expected ", member));
+      const std::string founding = version >= 4 ? "'founding <cluster> <generation> <peer id>...'"
+                                                : "'founding <cluster> <peer id>...'";
+      return bad(i, version >= 2 ? absl::StrCat("expected ", member, " or ", founding)
+                                 : absl::StrCat("expected ", member));
     }
     if (std::optional<std::string> why = core::ValidateClusterId(f[1])) return bad(i, *why);
     Entry e{core::Member{f[0], f[1], f[2], core::PeerState::kVoter}, 0};
@@ -123,7 +137,7 @@ absl::StatusOr<DirectoryState> DecodeDirectoryState(const std::string& text,
     } else if (f[3] != "voter") {
       return bad(i, absl::StrCat("unknown state '", f[3], "'"));
     }
-    if (version == 3 && !absl::SimpleAtoi(f[4], &e.stamp)) {
+    if (version >= 3 && !absl::SimpleAtoi(f[4], &e.stamp)) {
       return bad(i, absl::StrCat("bad stamp '", f[4], "'"));
     }
     if (!cluster_of.emplace(e.member.id, e.member.cluster).second) {
@@ -146,6 +160,13 @@ absl::StatusOr<DirectoryState> DecodeDirectoryState(const std::string& text,
               return a.cluster < b.cluster;
             });
   if (version == 1) FoundWithClaimedVoters(state);
+  if (version < 4) {
+    // Before generations, the first node named every cluster's founding
+    // set as the clusters formed, all at the deployment's start: they get
+    // generations in the order of their ids.
+    uint64_t g = 0;
+    for (core::Configuration& c : state.founding) c.generation = ++g;
+  }
   return state;
 }
 
@@ -169,7 +190,7 @@ core::PeerState ShownState(const std::vector<core::Configuration>& founding,
     return founder || member.state == core::PeerState::kVoter ? core::PeerState::kVoter
                                                               : core::PeerState::kCatchingUp;
   }
-  return core::PeerState::kVoter;
+  return member.state;
 }
 
 absl::StatusOr<bool> MergeEntry(DirectoryState& state, const Entry& incoming) {
@@ -201,7 +222,7 @@ absl::StatusOr<bool> MergeFounding(DirectoryState& state, const core::Configurat
                      "; keeping the first (two nodes name founding sets: is a second federation "
                      "connected to this one?)"));
   }
-  if (config.epoch != 1 || config.voters.size() < kMinFounding ||
+  if (config.epoch != 1 || config.generation == 0 || config.voters.size() < kMinFounding ||
       !std::is_sorted(config.voters.begin(), config.voters.end()) ||
       std::adjacent_find(config.voters.begin(), config.voters.end()) != config.voters.end()) {
     return absl::InvalidArgumentError(
@@ -212,19 +233,16 @@ absl::StatusOr<bool> MergeFounding(DirectoryState& state, const core::Configurat
 }
 
 bool MaybeFound(DirectoryState& state, const core::ClusterId& cluster) {
-  if (!state.names_founding) return false;
-  for (const core::Configuration& c : state.founding) {
-    if (c.cluster == cluster) return false;
-  }
+  // The federation's first cluster only: every later one is founded by
+  // consensus of the clusters before it (core/founding.h).
+  if (!state.names_founding || !state.founding.empty()) return false;
   std::vector<core::PeerId> voters;
   for (const Entry& e : state.members) {
     if (e.member.cluster == cluster) voters.push_back(e.member.id);
   }
   if (voters.size() < kMinFounding) return false;
   std::sort(voters.begin(), voters.end());
-  auto at = std::find_if(state.founding.begin(), state.founding.end(),
-                         [&](const core::Configuration& c) { return cluster < c.cluster; });
-  state.founding.insert(at, core::Configuration{cluster, 1, std::move(voters)});
+  state.founding.push_back(core::Configuration{cluster, 1, std::move(voters), 1});
   return true;
 }
 

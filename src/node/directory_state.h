@@ -9,9 +9,11 @@
 // The map is replicated by gossip and merges like a CRDT: an entry is
 // written only by the node it describes, which stamps every change higher
 // than the last; a merge keeps the higher stamp, so maps that arrive late,
-// twice or in any order converge to the same map. Founding sets are named
-// by one node only (the one that started the federation) and never
-// replaced. Pure; thread-safe.
+// twice or in any order converge to the same map. The federation's first
+// cluster's founding set is named by one node only (the one that started
+// the federation), at generation 1, and never replaced; later clusters are
+// founded by consensus in the engine (core/founding.h) and reach the
+// engine from there, not through this map. Pure; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -52,14 +54,16 @@ struct DirectoryState {
   friend bool operator==(const DirectoryState&, const DirectoryState&) = default;
 };
 
-// "replicator-membership 3", "federation <16 hex digits>", "names-founding
+// "replicator-membership 4", "federation <16 hex digits>", "names-founding
 // yes|no", then "<peer id> <cluster> <address> <state> <stamp>" per member,
-// state `voter` or `catching-up`, then "founding <cluster> <peer id> <peer
-// id> <peer id>..." per founding set (its voters sorted). A down voter is
+// state `voter` or `catching-up`, then "founding <cluster> <generation>
+// <peer id> <peer id> <peer id>..." per founding set (its voters sorted). A down voter is
 // written as a voter: down is not membership.
 std::string EncodeDirectoryState(const DirectoryState& state);
 
 // The state `text` (read from `path`) holds. Also reads the files of
+// version 3 (founding sets without generations: they get 1, 2, ... in
+// cluster order, all having been named as the deployment started) and of
 // versions 1 and 2, which only the federation's first node wrote: they
 // read as naming founding sets, with stamps 0 and federation 0 (the caller
 // names one); a version 1 file (from before founding sets) founds each
@@ -99,10 +103,12 @@ absl::StatusOr<bool> MergeEntry(DirectoryState& state, const Entry& incoming);
 // federation's namer, and the held set is kept.
 absl::StatusOr<bool> MergeFounding(DirectoryState& state, const core::Configuration& config);
 
-// Names `cluster`'s founding set (epoch 1) when state.names_founding, the
-// cluster has none and state.members hold at least 3 of its members: all
-// of them, sorted (exactly 3 when called after every merge). Keeps
-// state.founding ordered by cluster. Returns whether it named one.
+// Names `cluster`'s founding set (epoch 1, generation 1) when
+// state.names_founding, no cluster has one yet and state.members hold at
+// least 3 of its members: all of them, sorted (exactly 3 when called after
+// every merge). Only the federation's first cluster is founded so: every
+// later one by consensus of the clusters before it (core/founding.h).
+// Returns whether it named one.
 bool MaybeFound(DirectoryState& state, const core::ClusterId& cluster);
 
 }  // namespace replicator::node

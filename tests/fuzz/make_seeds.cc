@@ -120,7 +120,8 @@ void RecordSeeds(const fs::path& dir) {
     state.members.push_back(
         node::Entry{core::Member{id, "eu", "10.0.0.1:7001", core::PeerState::kVoter}, 7});
   }
-  state.founding.push_back(core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}});
+  state.founding.push_back(
+      core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 1});
   // Kind 6 reads key and value together as the file: an empty key.
   Write(dir, "membership", Record(6, "", node::EncodeDirectoryState(state)));
 }

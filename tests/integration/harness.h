@@ -57,8 +57,9 @@ class DeploymentTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     deployment_ = std::move(*d);
     // Every node must know every other before the first put, or a put could
-    // see a cluster with fewer than 3 voters.
-    WaitForMembership(clusters * nodes);
+    // see a cluster with fewer than 3 voters. Clusters of fewer than 3 are
+    // never founded: then every member is waited for, whatever its state.
+    WaitForMembership(clusters * nodes, /*founded=*/nodes >= 3);
   }
 
   void TearDown() override {
@@ -78,17 +79,26 @@ class DeploymentTest : public ::testing::Test {
     return Cli({"--node=" + node, "get", key, "--consistency=" + consistency});
   }
 
-  // Polls `status` on every node until each lists `members` members.
-  void WaitForMembership(int members) {
+  // Polls `status` on every node until each lists `members` members as
+  // voters (a node of a cluster shows itself a voter once its cluster is
+  // founded) and has settled with the federation (it answers linearizable
+  // gets); or, unless `founded`, lists `members` members in any state.
+  void WaitForMembership(int members, bool founded = true) {
     auto deadline = std::chrono::steady_clock::now() + kConvergeBound;
     for (const auto& n : deployment_->nodes()) {
       while (true) {
         CommandResult r = Cli({"--node=" + n.address, "status"});
         int listed = 0;
-        for (size_t pos = 0; (pos = r.out.find("  voter", pos)) != std::string::npos; ++pos) {
-          ++listed;
+        for (const char* state : {"  voter", "  catching up"}) {
+          if (founded && std::string_view(state) != "  voter") continue;
+          for (size_t pos = 0; (pos = r.out.find(state, pos)) != std::string::npos; ++pos) {
+            ++listed;
+          }
         }
-        if (r.exit_code == 0 && listed >= members) break;
+        if (r.exit_code == 0 && listed >= members &&
+            (!founded || absl::StrContains(r.out, "; settled;"))) {
+          break;
+        }
         ASSERT_LT(std::chrono::steady_clock::now(), deadline)
             << "node " << n.address << " never saw " << members << " members:\n"
             << r.out << r.err;

@@ -474,7 +474,11 @@ void Checker::CheckPutOk(int index) {
     // A cluster founded after the generation the put was counted at is not
     // one of its clusters: the federation settle of that cluster brings it
     // the put (docs/design.md, "New clusters").
-    if (c < static_cast<int>(generations_.size()) && generations_[c] > counted) continue;
+    // So is one not founded yet (its generation unknown to every node).
+    if (c < static_cast<int>(generations_.size()) &&
+        (generations_[c] == 0 || generations_[c] > counted)) {
+      continue;
+    }
     // Durable at a majority of the voters of some epoch the reserves were
     // counted under (votes are only ever ok under the voter's own epoch).
     std::set<uint64_t> epochs{0};
@@ -699,8 +703,19 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
          absl::StrCat(node_ids_[node], " knows ", Describe(c), " of an unknown cluster"));
     return false;
   }
-  if (cluster < static_cast<int>(generations_.size()) && generations_[cluster] != 0 &&
-      c.generation != generations_[cluster]) {
+  if (cluster >= static_cast<int>(generations_.size())) generations_.resize(cluster + 1, 0);
+  if (generations_[cluster] == 0 && c.generation != 0) {
+    // A cluster founded by consensus: the first generation heard of is its
+    // generation, and no other cluster may have it.
+    for (size_t other = 0; other < generations_.size(); ++other) {
+      if (static_cast<int>(other) != cluster && generations_[other] == c.generation) {
+        Fail("M", ClusterSubject(c.cluster),
+             absl::StrCat(node_ids_[node], " knows ", Describe(c), " but ", cluster_ids_[other],
+                          " was founded at generation ", c.generation, " too"));
+      }
+    }
+    generations_[cluster] = c.generation;
+  } else if (generations_[cluster] != 0 && c.generation != generations_[cluster]) {
     Fail("M", ClusterSubject(c.cluster),
          absl::StrCat(node_ids_[node], " knows ", Describe(c), " but ", c.cluster,
                       " was founded at generation ", generations_[cluster]));
@@ -725,7 +740,11 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
                         " is not a node of ", c.cluster));
     }
   }
-  if (c.epoch == 1 && c.voters != founders_[cluster]) {
+  if (c.epoch == 1 && founders_[cluster].empty()) {
+    // Founded by consensus: the first founding set heard of; a second one
+    // is caught above (two voter sets for epoch 1).
+    founders_[cluster] = c.voters;
+  } else if (c.epoch == 1 && c.voters != founders_[cluster]) {
     Fail("M", ClusterSubject(c.cluster),
          absl::StrCat(node_ids_[node], " knows ", Describe(c),
                       " but the founding set (epoch 1) is {",
@@ -898,6 +917,15 @@ Liveness Checker::CountLiveness() const {
 }
 
 void Checker::CheckFinal(const std::vector<int>& open_inbound) {
+  // Every cluster whose nodes joined is founded by the end (a founding is
+  // retried until it is decided: the quiet phase heals every fault).
+  for (int c = 0; c < clusters_; ++c) {
+    if (founders_[c].empty() || c >= static_cast<int>(generations_.size()) ||
+        generations_[c] == 0) {
+      Fail("M", ClusterSubject(cluster_ids_[c]),
+           absl::StrCat(cluster_ids_[c], " was never founded (no node knows its epoch 1)"));
+    }
+  }
   CheckNoReservations(std::vector<bool>(stores_.size(), true),
                       "after the quiet phase, every node up");
   std::set<core::Key> keys;

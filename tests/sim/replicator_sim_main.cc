@@ -308,6 +308,7 @@ void AddMembership(const replicator::sim::SimStats& s, replicator::sim::SimStats
   sum->joins += s.joins;
   sum->epochs_gained += s.epochs_gained;
   sum->promotions += s.promotions;
+  sum->spare_founders += s.spare_founders;
   sum->removals += s.removals;
   sum->changes += s.changes;
   sum->changes_ok += s.changes_ok;
@@ -384,11 +385,12 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
     const replicator::sim::SimStats& m = membership;
     if (m.joins + m.changes + m.pauses + m.foundings > 0) {
       std::printf(
-          "membership %s: joins %d, foundings %d (late learners %d), epochs gained %d "
+          "membership %s: joins %d, foundings %d (late learners %d, spares founding %d), "
+          "epochs gained %d "
           "(promotions %d, removals %d); changes %d (ok %d, refused %d, busy %d, unavailable %d, "
           "lost %d; replacements %d); pauses %d (across 2+ changes %d)\n",
-          mix.c_str(), m.joins, m.foundings, m.late_learners, m.epochs_gained, m.promotions,
-          m.removals, m.changes, m.changes_ok, m.changes_refused, m.changes_busy,
+          mix.c_str(), m.joins, m.foundings, m.late_learners, m.spare_founders, m.epochs_gained,
+          m.promotions, m.removals, m.changes, m.changes_ok, m.changes_refused, m.changes_busy,
           m.changes_unavailable, m.changes_lost, m.replacements, m.pauses, m.pauses_across_changes);
     }
   }

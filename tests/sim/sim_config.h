@@ -166,6 +166,9 @@ struct SimStats {
   // Membership. Epochs gained: configurations chosen beyond the founding
   // ones, each a promotion (a voter added) or a removal.
   int joins = 0, epochs_gained = 0, promotions = 0, removals = 0;
+  // Spares that joined a cluster founded mid-run before it was founded:
+  // the founding took them as founding voters, so they need no promotion.
+  int spare_founders = 0;
   // Operator changes: asked, and how they ended (lost: their node crashed
   // first). Replacements: removals asked while a spare of the cluster was
   // joining (in the topology, not yet a voter).

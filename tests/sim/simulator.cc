@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "sim/describe.h"
 
 namespace replicator::sim {
@@ -103,8 +104,10 @@ Simulator::Simulator(SimConfig run)
   std::vector<uint64_t> generations;
   for (int c = 0; c < clusters; ++c) {
     cluster_ids.push_back(absl::StrCat("c", c));
-    // Founded in order, the clusters founded mid-run last: generations 1, 2, ...
-    generations.push_back(static_cast<uint64_t>(c) + 1);
+    // The initial clusters at generations 1, 2, ...; a cluster founded
+    // mid-run gets its founding set and generation by consensus (0 here:
+    // the checker learns them from the first node that knows them).
+    generations.push_back(c < config().clusters ? static_cast<uint64_t>(c) + 1 : 0);
   }
   for (const SimNode& node : world_.nodes()) {
     node_cluster.push_back(node.cluster);
@@ -113,11 +116,11 @@ Simulator::Simulator(SimConfig run)
   }
   for (int c = 0; c < clusters; ++c) {
     std::sort(founders[c].begin(), founders[c].end());
-    core::Configuration founding{cluster_ids[c], 1, founders[c], generations[c]};
     if (c < config().clusters) {
-      topology_.founding.push_back(std::move(founding));
+      topology_.founding.push_back(
+          core::Configuration{cluster_ids[c], 1, founders[c], generations[c]});
     } else {
-      late_founding_.push_back(std::move(founding));
+      founders[c].clear();
     }
   }
   CheckerOptions options;
@@ -186,7 +189,7 @@ void Simulator::StartEngine(SimNode& node) {
   node.engine = std::make_unique<core::Engine>(engine_config, &store, std::move(recovered));
   world_.checker().OnEngineStart(node.index);
   // A node that starts joins the directory, whose answer is the whole map.
-  for (int c = 0; c < config().total_clusters(); ++c) told_[node.index][c] = Founded(c);
+  for (int c = 0; c < config().total_clusters(); ++c) told_[node.index][c] = Arrived(c);
   shown_[node.index] = TopologyFor(node.index);
   node.engine->SetTopology(shown_[node.index], world_.now());
   // As the node does: catch up from a peer at every start.
@@ -387,13 +390,8 @@ void Simulator::ShowTopology(int index) {
   Drain(index);
 }
 
-bool Simulator::Founded(int cluster) const {
-  if (cluster < config().clusters) return true;
-  const core::ClusterId id = absl::StrCat("c", cluster);
-  for (const core::Configuration& f : topology_.founding) {
-    if (f.cluster == id) return true;
-  }
-  return false;
+bool Simulator::Arrived(int cluster) const {
+  return cluster < config().clusters || arrived_.contains(cluster);
 }
 
 void Simulator::ScheduleFoundings() {
@@ -414,28 +412,31 @@ void Simulator::ScheduleFoundings() {
 }
 
 void Simulator::Found(int cluster) {
-  if (Founded(cluster)) return;
-  const core::Configuration& founding = late_founding_[cluster - config().clusters];
-  // Founded in order: every cluster before it is founded first.
-  for (int c = config().clusters; c < cluster; ++c) Found(c);
+  if (Arrived(cluster)) return;
+  arrived_.insert(cluster);
   world_.stats().foundings++;
-  History::Tags tags;
-  world_.history().TagCluster(tags, founding.cluster);
-  world_.Trace(absl::StrCat("FOUND ", founding.cluster, " at generation ", founding.generation,
-                            ": ", Describe(founding), " join and are its founding set"),
-               tags, History::LineKind::kGlobal);
-  topology_.founding.push_back(founding);
+  const core::ClusterId id = absl::StrCat("c", cluster);
+  std::vector<core::PeerId> joining;
   for (SimNode& node : world_.nodes()) {
-    if (node.cluster == cluster && !node.spare) node.joined = true;
+    if (node.cluster == cluster && !node.spare) {
+      node.joined = true;
+      joining.push_back(node.id);
+    }
   }
+  History::Tags tags;
+  world_.history().TagCluster(tags, id);
+  world_.Trace(absl::StrCat("FOUND ", id, ": ", absl::StrJoin(joining, ","),
+                            " join; the oldest cluster founds it by consensus"),
+               tags, History::LineKind::kGlobal);
   topology_.members = BuildTopology().members;
   for (SimNode& node : world_.nodes()) {
     if (node.cluster != cluster || node.spare) continue;
     node.incarnation = 1;
     StartEngine(node);
   }
-  // Every other node hears of it when the directory's notification reaches
-  // it: most soon, some late (a lagging watcher, gossip).
+  // Every other node hears of its members when the directory's
+  // notification reaches it: most soon, some late (a lagging watcher,
+  // gossip).
   const TimeMs lag = std::max<TimeMs>(1, config().fault.found_lag_ms);
   for (SimNode& node : world_.nodes()) {
     if (node.cluster == cluster) continue;
@@ -566,7 +567,7 @@ void Simulator::ScheduleChange(TimeMs after) {
     if (!world_.faults_active()) return;
     std::vector<int> founded;
     for (int c = 0; c < config().total_clusters(); ++c) {
-      if (Founded(c)) founded.push_back(c);
+      if (Arrived(c)) founded.push_back(c);
     }
     RequestRemoval(founded[world_.Uniform(0, founded.size() - 1)]);
     ScheduleChange(world_.Exponential(config().fault.change_every_ms));
@@ -910,6 +911,13 @@ SimResult Simulator::Result() const {
   }
   const auto& configs = world_.checker().configurations();
   for (const auto& [key, config] : configs) {
+    if (key.second == 1) {
+      for (const core::PeerId& v : config.voters) {
+        for (const SimNode& node : world_.nodes()) {
+          if (node.id == v && node.spare) result.stats.spare_founders++;
+        }
+      }
+    }
     auto before = configs.find({key.first, key.second - 1});
     if (key.second <= 1 || before == configs.end()) continue;
     result.stats.epochs_gained++;

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -135,10 +136,12 @@ class Simulator {
   core::Topology TopologyFor(int node) const;
   // Shows `node`'s engine (if up) its view, if that changed.
   void ShowTopology(int node);
-  // Clusters founded mid-run: when, the founding itself (its founders join
-  // as its founding set, at the next generation; its spares join later),
-  // and telling each other node, at a staggered time.
-  bool Founded(int cluster) const;
+  // Clusters founded mid-run: when its first nodes join (the oldest
+  // cluster's voters then found it by consensus, core/founding.h; its
+  // spares join later), and telling each other node of its members, at a
+  // staggered time. Arrived: its first nodes joined (every initial cluster
+  // has).
+  bool Arrived(int cluster) const;
   void ScheduleFoundings();
   void Found(int cluster);
   void Tell(int node, int cluster, bool late);
@@ -180,8 +183,8 @@ class Simulator {
   std::vector<uint64_t> pause_generation_;  // by node: its pause, if cut off
   std::vector<std::vector<bool>> told_;     // [node][cluster]: its map shows the cluster
   std::vector<core::Topology> shown_;       // by node: the map its engine was last shown
-  // The founding sets of the clusters founded mid-run, in cluster order.
-  std::vector<core::Configuration> late_founding_;
+  // The clusters founded mid-run whose first nodes joined.
+  std::set<int> arrived_;
   uint64_t next_change_id_ = 1;
   bool publish_scheduled_ = false;
   bool stopped_ = false;

@@ -1,8 +1,11 @@
 // The engine's contract as a whole: answers that need no peer, and inputs
 // that name nothing in flight.
+#include "core/engine.h"
+
 #include <gtest/gtest.h>
 
-#include "core/engine.h"
+#include <set>
+
 #include "fixtures.h"
 #include "test_pump.h"
 
@@ -36,13 +39,9 @@ TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
        "k",
        "v",
        PutOutcome::Kind::kUnavailable,
-       "cluster a is not founded yet (2 members known; it is founded by its first 3 voters)"},
-      {"remote cluster too small",
-       {{"a", {"a1", "a2", "a3"}}, {"eu", {"e1", "e2"}}},
-       "k",
-       "v",
-       PutOutcome::Kind::kUnavailable,
-       "cluster eu is not founded yet (2 members known"},
+       "cluster a is not founded yet (2 members known; a cluster is founded once it has 3)"},
+      {"system key", three, std::string(1, '\0') + "found/00000000000000000002", "v",
+       PutOutcome::Kind::kInvalidArgument, "reserved for the system"},
       {"committed locally", three, "done", "v", PutOutcome::Kind::kKeyExists, ""},
   };
   for (const Case& c : cases) {
@@ -59,6 +58,19 @@ TEST(EngineTest, PutAndGetAnswersThatNeedNoPeer) {
     if (c.want == PutOutcome::Kind::kKeyExists) {
       EXPECT_EQ(done.outcome.existing, "old");
     }
+  }
+
+  {
+    // A remote cluster not founded yet counts for nothing: the put goes on
+    // with this cluster's voters only (core/founding.h).
+    OneEngine r({}, {{"a", {"a1", "a2", "a3"}}, {"eu", {"e1", "e2"}}});
+    r.engine().StartPut(8, "k", "v", 0, r.now);
+    std::set<PeerId> asked;
+    for (const Effect& fx : r.Take()) {
+      ASSERT_FALSE(std::holds_alternative<PutDoneEffect>(fx));
+      if (auto* send = std::get_if<SendEffect>(&fx)) asked.insert(send->to);
+    }
+    EXPECT_EQ(asked, (std::set<PeerId>{"a2", "a3"}));
   }
 
   OneEngine r;

@@ -112,10 +112,15 @@ class Pump {
   // `hidden` clusters are founded, but only their own nodes know it yet:
   // every other node is shown the membership without them (see Show), and
   // nothing settles before the test begins.
+  // `unfounded` clusters have members but no founding set: the older
+  // clusters found them by consensus (core/founding.h).
   explicit Pump(const std::map<ClusterId, std::vector<PeerId>>& clusters,
                 const std::function<void(EngineConfig&)>& tweak = nullptr,
-                const std::set<PeerId>& learners = {}, const std::set<ClusterId>& hidden = {}) {
+                const std::set<PeerId>& learners = {}, const std::set<ClusterId>& hidden = {},
+                const std::set<ClusterId>& unfounded = {}) {
     topology_ = MakeTopology(clusters, learners);
+    std::erase_if(topology_.founding,
+                  [&](const Configuration& c) { return unfounded.contains(c.cluster); });
     uint64_t seed = 1;
     for (const auto& [cluster, peers] : clusters) {
       for (const PeerId& p : peers) {

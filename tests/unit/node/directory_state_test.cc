@@ -30,13 +30,13 @@ const DirectoryState kState = {
     0x0123456789abcdefULL,
     true,
     kMembers,
-    {core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}}},
+    {core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}, 1}},
 };
 
 TEST(DirectoryStateTest, WhatIsWrittenReadsBack) {
   const std::string text = EncodeDirectoryState(kState);
   EXPECT_EQ(text,
-            "replicator-membership 3\n"
+            "replicator-membership 4\n"
             "federation 0123456789abcdef\n"
             "names-founding yes\n"
             "12D3KooWa eu 10.0.0.1:7001 voter 11\n"
@@ -44,7 +44,7 @@ TEST(DirectoryStateTest, WhatIsWrittenReadsBack) {
             "12D3KooWc us-east.1 [::1]:7001 voter 13\n"
             "12D3KooWd eu 10.0.0.4:7001 voter 14\n"
             "12D3KooWe eu 10.0.0.5:7001 voter 15\n"
-            "founding eu 12D3KooWa 12D3KooWd 12D3KooWe\n");
+            "founding eu 1 12D3KooWa 12D3KooWd 12D3KooWe\n");
   absl::StatusOr<DirectoryState> back = DecodeDirectoryState(text, "m");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(*back == kState);
@@ -57,6 +57,25 @@ TEST(DirectoryStateTest, WhatIsWrittenReadsBack) {
 }
 
 TEST(DirectoryStateTest, FilesOfTheFirstNodeFromEarlierVersionsStillRead) {
+  // Version 3: every node's, founding sets without generations; they were
+  // all named as the deployment started, and take generations in the order
+  // of their clusters.
+  absl::StatusOr<DirectoryState> v3 = DecodeDirectoryState(
+      "replicator-membership 3\n"
+      "federation 00000000000000aa\n"
+      "names-founding no\n"
+      "12D3KooWa eu a:1 voter 1\n12D3KooWb eu b:1 voter 1\n12D3KooWc eu c:1 voter 1\n"
+      "12D3KooWx ap x:1 voter 1\n12D3KooWy ap y:1 voter 1\n12D3KooWz ap z:1 voter 1\n"
+      "founding eu 12D3KooWa 12D3KooWb 12D3KooWc\n"
+      "founding ap 12D3KooWx 12D3KooWy 12D3KooWz\n",
+      "m");
+  ASSERT_TRUE(v3.ok()) << v3.status();
+  ASSERT_EQ(v3->founding.size(), 2u);
+  EXPECT_TRUE(v3->founding[0] ==
+              (core::Configuration{"ap", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}, 1}));
+  EXPECT_TRUE(v3->founding[1] ==
+              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 2}));
+
   // Version 2: the bootstrap peer's directory, with founding sets.
   absl::StatusOr<DirectoryState> v2 = DecodeDirectoryState(
       "replicator-membership 2\n"
@@ -73,6 +92,7 @@ TEST(DirectoryStateTest, FilesOfTheFirstNodeFromEarlierVersionsStillRead) {
   EXPECT_EQ(v2->members[1].member.state, PeerState::kCatchingUp);
   EXPECT_EQ(v2->members[1].stamp, 0u);
   ASSERT_EQ(v2->founding.size(), 1u);
+  EXPECT_EQ(v2->founding[0].generation, 1u);
 
   // Version 1, from before founding sets: a cluster with 3 voters is
   // founded with every voter it has, the set its quorums counted.
@@ -87,7 +107,7 @@ TEST(DirectoryStateTest, FilesOfTheFirstNodeFromEarlierVersionsStillRead) {
   ASSERT_TRUE(v1.ok()) << v1.status();
   ASSERT_EQ(v1->founding.size(), 1u);
   EXPECT_TRUE(v1->founding[0] ==
-              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}}))
+              (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWd", "12D3KooWe"}, 1}))
       << "a catching-up member is no founder; us-east.1 has one voter";
   // Version 1 knew no founding lines.
   EXPECT_FALSE(DecodeDirectoryState("replicator-membership 1\n"
@@ -108,14 +128,20 @@ TEST(DirectoryStateTest, ADownVoterIsSavedAsAVoter) {
 TEST(DirectoryStateTest, MalformedFilesAreRefusedNamingTheLine) {
   const std::string header =
       "replicator-membership 3\nfederation 00000000000000aa\nnames-founding no\n";
+  const std::string v4 =
+      "replicator-membership 4\nfederation 00000000000000aa\nnames-founding no\n";
   const std::string eu =
       "12D3KooWa eu a:1 voter 1\n12D3KooWb eu b:1 voter 1\n12D3KooWc eu c:1 voter 1\n";
   const struct {
     std::string text;
     std::string names;  // in the error message
   } cases[] = {
-      {"", "line 1: expected 'replicator-membership 3'"},
-      {"replicator-membership 4\n", "line 1"},
+      {"", "line 1: expected 'replicator-membership 4'"},
+      {"replicator-membership 5\n", "line 1"},
+      {"replicator-membership 4\n", "line 2: expected 'federation"},
+      {v4 + eu + "founding eu 12D3KooWa 12D3KooWb 12D3KooWc\n", "line 7: bad generation"},
+      {v4 + eu + "founding eu 0 12D3KooWa 12D3KooWb 12D3KooWc\n", "line 7: bad generation '0'"},
+      {v4 + eu + "founding eu 1 12D3KooWa 12D3KooWb\n", "line 7"},
       {"replicator-membership 3\n", "line 2: expected 'federation"},
       {"replicator-membership 3\nfederation 12\nnames-founding no\n", "line 2"},
       {"replicator-membership 3\nfederation 00000000000000zz\nnames-founding no\n", "line 2"},
@@ -194,26 +220,28 @@ TEST(DirectoryMergeTest, ANodeNeverMovesToAnotherCluster) {
 
 TEST(DirectoryMergeTest, AFoundingSetIsTakenOnceAndNeverReplaced) {
   DirectoryState s;
-  const core::Configuration eu{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}};
+  const core::Configuration eu{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 1};
   EXPECT_TRUE(*MergeFounding(s, eu));
   EXPECT_FALSE(*MergeFounding(s, eu)) << "the same again";
   absl::StatusOr<bool> other =
-      MergeFounding(s, core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWd"}});
+      MergeFounding(s, core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWd"}, 1});
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.status().message().find("keeping the first"), absl::string_view::npos);
   ASSERT_EQ(s.founding.size(), 1u);
   EXPECT_TRUE(s.founding[0] == eu);
-  // Malformed sets are refused: fewer than 3, unsorted, repeated, not epoch 1.
+  // Malformed sets are refused: fewer than 3, unsorted, repeated, not epoch
+  // 1, no generation.
   for (const core::Configuration& bad :
-       {core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWb"}},
-        core::Configuration{"us", 1, {"12D3KooWb", "12D3KooWa", "12D3KooWc"}},
-        core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWa", "12D3KooWc"}},
-        core::Configuration{"us", 2, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}}) {
+       {core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWb"}, 1},
+        core::Configuration{"us", 1, {"12D3KooWb", "12D3KooWa", "12D3KooWc"}, 1},
+        core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWa", "12D3KooWc"}, 1},
+        core::Configuration{"us", 2, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 1},
+        core::Configuration{"us", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 0}}) {
     EXPECT_FALSE(MergeFounding(s, bad).ok()) << bad.voters.size();
   }
   // Kept ordered by cluster.
   EXPECT_TRUE(
-      *MergeFounding(s, core::Configuration{"ap", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}}));
+      *MergeFounding(s, core::Configuration{"ap", 1, {"12D3KooWx", "12D3KooWy", "12D3KooWz"}, 2}));
   EXPECT_EQ(s.founding[0].cluster, "ap");
   EXPECT_EQ(s.founding[1].cluster, "eu");
 }
@@ -232,7 +260,9 @@ TEST(DirectoryRulesTest, TwoFederationsNeverMix) {
   EXPECT_FALSE(SameFederation(0, 0, "x").ok());
 }
 
-TEST(DirectoryRulesTest, OnlyTheNamerFoundsAClusterAndOnlyOnceWithItsFirstThree) {
+// The namer founds the federation's first cluster only, at generation 1;
+// every later cluster is founded by consensus (core/founding.h).
+TEST(DirectoryRulesTest, OnlyTheNamerFoundsTheFirstClusterAndOnlyOnceWithItsFirstThree) {
   for (bool namer : {false, true}) {
     DirectoryState state;
     state.names_founding = namer;
@@ -249,8 +279,12 @@ TEST(DirectoryRulesTest, OnlyTheNamerFoundsAClusterAndOnlyOnceWithItsFirstThree)
     }
     ASSERT_EQ(state.founding.size(), 1u);
     EXPECT_TRUE(state.founding[0] ==
-                (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}));
+                (core::Configuration{"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 1}));
     EXPECT_FALSE(MaybeFound(state, "us"));
+    for (const char* id : {"12D3KooWx", "12D3KooWy"}) {
+      ASSERT_TRUE(MergeEntry(state, E(id, "us", "h:1", PeerState::kCatchingUp, 1)).ok());
+    }
+    EXPECT_FALSE(MaybeFound(state, "us")) << "a second cluster is founded by consensus";
     // A fourth founds nothing new.
     ASSERT_TRUE(MergeEntry(state, E("12D3KooWd", "eu", "h:1", PeerState::kVoter, 1)).ok());
     EXPECT_FALSE(MaybeFound(state, "eu"));
@@ -260,7 +294,7 @@ TEST(DirectoryRulesTest, OnlyTheNamerFoundsAClusterAndOnlyOnceWithItsFirstThree)
 
 TEST(DirectoryRulesTest, FoundersVoteAndOthersAreShownAsTheyClaim) {
   const std::vector<core::Configuration> founding = {
-      {"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}}};
+      {"eu", 1, {"12D3KooWa", "12D3KooWb", "12D3KooWc"}, 1}};
   const struct {
     Entry member;
     PeerState shown;
@@ -270,8 +304,10 @@ TEST(DirectoryRulesTest, FoundersVoteAndOthersAreShownAsTheyClaim) {
       {E("12D3KooWd", "eu", "h:1", PeerState::kCatchingUp, 1), PeerState::kCatchingUp},
       {E("12D3KooWd", "eu", "h:1", PeerState::kVoter, 1), PeerState::kVoter},
       {E("12D3KooWd", "eu", "h:1", PeerState::kDown, 1), PeerState::kCatchingUp},
-      // Another cluster, still forming.
-      {E("12D3KooWa", "us", "h:1", PeerState::kCatchingUp, 1), PeerState::kVoter},
+      // Another cluster, not founded here: as it claims (its engine's
+      // configuration).
+      {E("12D3KooWa", "us", "h:1", PeerState::kCatchingUp, 1), PeerState::kCatchingUp},
+      {E("12D3KooWb", "us", "h:1", PeerState::kVoter, 1), PeerState::kVoter},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(ShownState(founding, c.member.member), c.shown)
