@@ -234,5 +234,45 @@ TEST_F(MembershipTest, TheFirstNodeDownStopsNoJoinPutOrChange) {
   ExpectNoSecondOk(first_address, all);
 }
 
+// A cluster founded on a running federation, while the node that started
+// the federation is down: the first cluster's other voters found it by
+// consensus (generation 2), its nodes catch up with the federation and
+// then answer linearizable gets for every key committed before it existed,
+// and a put of one of those keys through it answers keyExists.
+TEST_F(MembershipTest, AClusterAddedLaterIsFoundedWithoutTheFirstNodeAndReadsEveryOlderKey) {
+  StartDeployment(1, 3, {}, "rocksdb");
+  const auto& nodes = deployment_->nodes();
+  const std::vector<std::string> before = Keys("before-", 8);
+  PutAllOk({nodes[0].address, nodes[1].address, nodes[2].address}, before);
+  deployment_->Kill(0);
+  std::vector<std::string> young;
+  for (int i = 0; i < 3; ++i) {
+    auto added = deployment_->AddNode("c9");
+    ASSERT_TRUE(added.ok()) << added.status();
+    young.push_back(deployment_->nodes()[*added].address);
+  }
+  for (const std::string& at : young) {
+    EXPECT_TRUE(Eventually([&] {
+      CommandResult r = Cli({"--node=" + at, "status"});
+      return absl::StrContains(r.out,
+                               "federation generation 2 (cluster c9 founded at "
+                               "generation 2); settled");
+    })) << Cli({"--node=" + at, "status"}).out;
+  }
+  // Every founding voter of c9 is a voter at epoch 1, seen from c1 too.
+  for (const std::string& at : young) {
+    std::optional<Row> row = RowOf(nodes[1].address, at);
+    ASSERT_TRUE(row.has_value()) << ListText(nodes[1].address);
+    EXPECT_EQ(row->role, "voter") << ListText(nodes[1].address);
+    EXPECT_EQ(row->epoch, "1");
+  }
+  ExpectReadBack(young, before);
+  ExpectNoSecondOk(young[0], before);
+  // Puts through either cluster now count both.
+  const std::vector<std::string> after = Keys("after-", 6);
+  PutAllOk({young[1], nodes[2].address}, after);
+  ExpectReadBack({young[2], nodes[1].address}, after);
+}
+
 }  // namespace
 }  // namespace replicator
