@@ -14,6 +14,7 @@
 #include "core/types.h"
 #include "node/identity.h"
 #include "node/node.h"
+#include "node/node_metrics.h"
 
 namespace replicator::node {
 
@@ -39,6 +40,8 @@ struct NodeContext {
   // Expires when Node::Impl is destroyed; a handler or coroutine that
   // outlives the node checks it before touching any part.
   std::weak_ptr<bool> alive;
+  // Counters and histograms for /metrics (node_metrics.h).
+  NodeMetrics& metrics;
 
   asio::io_context& io() const;
   // Starts `work` on the reactor from a later handler: co_spawn alone may run

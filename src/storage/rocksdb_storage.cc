@@ -6,6 +6,7 @@
 // digest are built by one scan at open and updated by each group before its
 // callbacks run.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -228,6 +229,10 @@ class RocksDbStorage final : public Storage {
     return next;
   }
 
+  const util::Histogram* fsync_duration() const override {
+    return options_.sync ? &fsync_duration_ : nullptr;
+  }
+
   StorageStats stats() const override {
     return internal::StatsFrom(committer_.counters(), syncs_.load(std::memory_order_relaxed), CommittedCount());
   }
@@ -351,11 +356,15 @@ class RocksDbStorage final : public Storage {
     if (write_batch.Count() == 0) return absl::OkStatus();
     rocksdb::WriteOptions write;
     write.sync = options_.sync;
+    const auto started = std::chrono::steady_clock::now();
     rocksdb::Status s = db_->Write(write, &write_batch);
     if (!s.ok()) {
       return FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
     }
-    if (options_.sync) syncs_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.sync) {
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
+    }
     // Before the callbacks run, so readers cover every done batch.
     if (!added_in_order.empty()) {
       std::lock_guard<std::mutex> lock(digest_mu_);
@@ -403,6 +412,7 @@ class RocksDbStorage final : public Storage {
   mutable std::mutex digest_mu_;
   std::vector<uint64_t> digest_;  // guarded by digest_mu_; kDigestBuckets values
   std::atomic<uint64_t> syncs_{0};
+  util::Histogram fsync_duration_{util::kLatencyBuckets};  // of synced group writes
   std::mutex incarnation_mu_;
   uint64_t incarnation_;  // guarded by incarnation_mu_; the last one made durable
   // Last: its thread starts once every member above exists.
