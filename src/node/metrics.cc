@@ -149,8 +149,9 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
   one("replicator_storage_writes_refused_total", "counter",
       "Writes refused by storage's write-once check.",
       static_cast<double>(s.storage.writes_refused));
-  out.Family("replicator_storage_fsync_duration_seconds", "histogram",
-             "Duration of each synced group write (RocksDB write with sync=true).");
+  out.Family(
+      "replicator_storage_fsync_duration_seconds", "histogram",
+      "Duration of each synced write (a group commit, or the incarnation counter at start).");
   out.Histogram("replicator_storage_fsync_duration_seconds", {},
                 fsync != nullptr ? *fsync : util::Histogram(util::kLatencyBuckets).Snapshot());
 

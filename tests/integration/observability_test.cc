@@ -128,7 +128,9 @@ TEST_F(ObservabilityTest, MetricsCountPutsGetsStorageAndPeers) {
   int reachable = 0;
   for (const auto& [name, value] : a) {
     if (absl::StartsWith(name, "replicator_peer_reachable{") && value == 1) ++reachable;
-    if (absl::StartsWith(name, "replicator_peer_rtt_seconds_count{")) EXPECT_GT(value, 0) << name;
+    if (absl::StartsWith(name, "replicator_peer_rtt_seconds_count{")) {
+      EXPECT_GT(value, 0) << name;
+    }
   }
   EXPECT_EQ(reachable, 2) << after.body;
 }
@@ -194,8 +196,6 @@ TEST_F(ObservabilityTest, LogLinesCarryTimeLevelComponentAndPeerAndSlowPutsAreLo
   }
   EXPECT_GT(checked, 1);
   EXPECT_TRUE(slow_put_line) << ReadAll(log_path);
-  // Node 1 keeps the default 1 s threshold: none of these fast puts is logged.
-  EXPECT_FALSE(absl::StrContains(ReadAll(deployment_->nodes()[1].log_path), "slow put:"));
 }
 
 TEST_F(ObservabilityTest, StatusJsonHasTheFieldsOfTheTextForm) {
