@@ -233,5 +233,25 @@ TEST_F(ObservabilityTest, StatusJsonHasTheFieldsOfTheTextForm) {
   EXPECT_TRUE(absl::StrContains(bad.err, "--json applies to status only")) << bad.err;
 }
 
+using UnfoundedObservabilityTest = DeploymentTest;
+
+TEST_F(UnfoundedObservabilityTest, HealthzSaysWhyANodeOfAnUnfoundedClusterIsNotReady) {
+  // A cluster is founded by its third node: one node alone never is.
+  StartDeployment(1, 1, {"--metrics-listen=127.0.0.1:0"});
+  ASSERT_FALSE(HasFatalFailure());
+  std::optional<int> port;
+  ASSERT_TRUE(Eventually([&] {
+    port = MetricsPort(ReadAll(deployment_->nodes()[0].log_path));
+    return port.has_value();
+  }));
+  HttpAnswer health = HttpGet(*port, "/healthz");
+  EXPECT_EQ(health.status, 503) << health.head;
+  EXPECT_EQ(health.body, "cluster c1 is not founded yet\n");
+  // /metrics still answers, and shows no configuration of c1.
+  HttpAnswer scrape = HttpGet(*port, "/metrics");
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_FALSE(absl::StrContains(scrape.body, "replicator_config_epoch{cluster=\"c1\"}"));
+}
+
 }  // namespace
 }  // namespace replicator
