@@ -2,7 +2,7 @@
 //   replicator --node=HOST:PORT put KEY VALUE
 //   replicator --node=HOST:PORT put KEY --value-file=PATH   (or - for stdin)
 //   replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]
-//   replicator --node=HOST:PORT status
+//   replicator --node=HOST:PORT status [--json]
 //   replicator --node=HOST:PORT member list
 //   replicator --node=HOST:PORT member promote PEER_ID
 //   replicator --node=HOST:PORT member remove PEER_ID [--force]
@@ -30,6 +30,7 @@
 #include "fmt/ranges.h"
 #include "net/reactor.h"
 #include "replicator/client.h"
+#include "status_json.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
 #include "util/help.h"
@@ -44,6 +45,7 @@ ABSL_FLAG(replicator::util::Millis, timeout_ms,
           replicator::util::Millis{std::chrono::milliseconds(10000)},
           "Give up on a call after this long (milliseconds, or 10s; a member change gets at "
           "least 15s).");
+ABSL_FLAG(bool, json, false, "status: print the status as one JSON object, for scripts.");
 ABSL_FLAG(bool, force, false,
           "member remove: allow leaving fewer than 3 voters, a cluster that then survives no "
           "failure.");
@@ -57,7 +59,7 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT put KEY VALUE\n"
     "  replicator --node=HOST:PORT put KEY --value-file=PATH|-\n"
     "  replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]\n"
-    "  replicator --node=HOST:PORT status\n"
+    "  replicator --node=HOST:PORT status [--json]\n"
     "  replicator --node=HOST:PORT member list\n"
     "  replicator --node=HOST:PORT member promote PEER_ID\n"
     "  replicator --node=HOST:PORT member remove PEER_ID [--force]\n"
@@ -276,6 +278,10 @@ struct Command {
       co_return kUsage;
     }
     const replicator::NodeStatus& s = *r;
+    if (absl::GetFlag(FLAGS_json)) {
+      fmt::print("{}\n", replicator::StatusJson(s));
+      co_return kOk;
+    }
     fmt::print("node      {} (cluster {}, {}, {})\n", s.self.id, s.self.cluster, s.self.address,
                s.self.state);
     fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
@@ -343,6 +349,7 @@ int main(int argc, char** argv) {
   replicator::util::PrintHelpIfAsked(argc, argv, kUsageText, __FILE__,
                                      {{"Connection", {"node", "timeout_ms"}},
                                       {"put and get", {"value_file", "consistency"}},
+                                      {"status", {"json"}},
                                       {"member", {"force"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -391,6 +398,7 @@ int main(int argc, char** argv) {
   } else {
     return Usage(fmt::format("unknown command '{}'", verb));
   }
+  if (absl::GetFlag(FLAGS_json) && verb != "status") return Usage("--json applies to status only");
   replicator::Consistency consistency = replicator::Consistency::kLocal;
   std::string c = absl::GetFlag(FLAGS_consistency);
   if (c == "linearizable") {
