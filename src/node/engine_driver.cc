@@ -1,6 +1,9 @@
 #include "node/engine_driver.h"
 
 #include <algorithm>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -9,10 +12,7 @@
 #include <type_traits>
 #include <variant>
 
-#include <asio/post.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/use_awaitable.hpp>
-
+#include "core/wire_limits.h"
 #include "fmt/format.h"
 #include "net/reactor.h"
 
@@ -38,6 +38,9 @@ EngineDriver::EngineDriver(const NodeContext& ctx, storage::Storage* storage,
   config.limits = ctx_.options.limits;
   config.call_deadline_ms = ctx_.options.call_deadline.count();
   config.lease_ms = ctx_.options.lease.count();
+  // A pull's answer must fit in one message (core/wire_limits.h).
+  config.catchup_pull_max_bytes = static_cast<uint32_t>(
+      std::min<size_t>(config.catchup_pull_max_bytes, core::BatchBudgetBytes(config.limits)));
   engine_ = std::make_unique<core::Engine>(config, storage_, std::move(recovered));
 }
 
@@ -265,7 +268,7 @@ void EngineDriver::ChangeMembership(core::MembershipChange change,
 }
 
 asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
-    std::vector<core::Request> requests) {
+    std::vector<core::Request> requests, core::Sender from) {
   if (ctx_.shut_down) {
     co_return std::vector<core::Response>(requests.size(),
                                           Unreachable(std::string(ShuttingDown())));
@@ -275,7 +278,7 @@ asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
   for (size_t i = 0; i < requests.size(); ++i) {
     uint64_t id = next_id_++;
     inbound_[id] = InboundSlot{batch, i};
-    engine_->OnRequest(id, std::move(requests[i]), now);
+    engine_->OnRequest(id, std::move(requests[i]), now, from);
   }
   Pump();
   while (batch->remaining > 0) {
