@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/wire_limits.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -85,6 +86,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   auto server = net::RpcServer::Listen(context_.reactor, options_.listen, NewNodeServer(parts));
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
+  server_->set_limits(options_.server_limits);
   address_ = server_->address();
   absl::StatusOr<bool> known = directory_.Load();
   if (!known.ok()) co_return known.status();
@@ -164,6 +166,9 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
     co_return absl::InvalidArgumentError(*bad);
   }
   if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
+  // Every connection of this process, served or dialed, reads messages of
+  // at most what this node's limits need (core/wire_limits.h).
+  net::SetMaxMessageBytes(core::MaxMessageBytes(options.limits));
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
   std::unique_ptr<storage::Storage> storage;
