@@ -128,6 +128,22 @@ void EngineDriver::Send(core::SendEffect effect) {
   PostFlush();
 }
 
+namespace {
+
+// A full, read-only or failing disk: exit (status 1) with the reason, at
+// once and without destructors (storage's teardown must not run over the
+// failed write, nor anything answer after it).
+[[noreturn]] void FailedWrite(const absl::Status& status) {
+  fmt::print(stderr,
+             "replicatord: fatal: a durable write failed, stopping so that nothing is answered "
+             "that is not on disk (check the data dir's disk: full, read-only or failing): {}\n",
+             status.ToString());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+}  // namespace
+
 void EngineDriver::Write(core::WriteEffect effect) {
   // The callback runs on the storage thread. Completions of one group commit
   // reach the reactor as one posted handler, so the engine takes them all in
@@ -135,6 +151,10 @@ void EngineDriver::Write(core::WriteEffect effect) {
   storage_->Write(std::move(effect.batch),
                   [done = completed_writes_, &ctx = ctx_.io(), alive = ctx_.alive, this,
                    id = effect.write_id](absl::Status s) {
+                    // A replica that cannot make its promises durable must
+                    // not make them at all: exit here, on the storage
+                    // thread, before the reactor answers anything more.
+                    if (!s.ok()) FailedWrite(s);
                     bool first = false;
                     {
                       std::lock_guard<std::mutex> lock(done->mu);
@@ -156,13 +176,7 @@ void EngineDriver::DrainCompletedWrites() {
   }
   core::TimeMs now = Now();
   for (auto& [id, status] : writes) {
-    if (!status.ok()) {
-      // A replica that cannot make its promises durable must not make them
-      // at all: stop rather than answer.
-      fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n", status.ToString());
-      std::fflush(stderr);
-      std::abort();
-    }
+    if (!status.ok()) FailedWrite(status);
     engine_->OnWriteDone(id, now);
   }
   Pump();
