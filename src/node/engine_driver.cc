@@ -240,6 +240,7 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
     co_return core::PutOutcome{
         core::PutOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
   }
+  failpoints_.ArmForClientPuts();
   uint64_t id = next_id_++;
   auto slot = puts_.Add(id);
   engine_->StartPut(id, std::move(key), std::move(value), request_id, Now(), WallNow());
