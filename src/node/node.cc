@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/wire_limits.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -95,6 +96,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   auto server = net::RpcServer::Listen(context_.reactor, options_.listen, NewNodeServer(parts));
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
+  server_->set_limits(options_.server_limits);
   address_ = server_->address();
   if (!options_.metrics_listen.empty()) {
     // Up before the join, so /healthz can say the node is still joining.
@@ -209,6 +211,9 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
     co_return absl::InvalidArgumentError(*bad);
   }
   if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
+  // Every connection of this process, served or dialed, reads messages of
+  // at most what this node's limits need (core/wire_limits.h).
+  net::SetMaxMessageBytes(core::MaxMessageBytes(options.limits));
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
   util::SetLogPeer(identity->peer_id);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/validate.h"
+#include "core/wire_limits.h"
 #include "net/bridge.h"
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
@@ -25,6 +26,13 @@ class PeerServer final : public wire::Peer::Server {
 
   kj::Promise<void> call(CallContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    // Refused whole before anything is read from it: memory per call read
+    // must stay bounded by the batch limit, not by what a sender claims.
+    if (size_t n = context.getParams().getCalls().size(); n > core::kMaxBatchCalls) {
+      return KJ_EXCEPTION(FAILED, absl::StrCat("refused batch: ", n, " calls, over the limit of ",
+                                               core::kMaxBatchCalls, " per batch")
+                                      .c_str());
+    }
     return net::ToPromise(ctx_->io(), Call(driver_, ctx_->options.limits, context));
   }
   kj::Promise<void> digest(DigestContext context) override {
@@ -50,9 +58,17 @@ class PeerServer final : public wire::Peer::Server {
     throw std::logic_error("engine answered with the wrong response type");
   }
 
+  // The one seam for who a batch came from. Until connections are
+  // authenticated, the id the call claims, unauthenticated; with TLS, the
+  // connection's proven peer id.
+  static core::Sender SenderOf(CallContext& context) {
+    return core::Sender{ToString(context.getParams().getFrom()), /*authenticated=*/false};
+  }
+
   static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits,
                                     CallContext context) {
     auto calls = context.getParams().getCalls();
+    const core::Sender from = SenderOf(context);
     // A call this node cannot read (a kind from a newer peer) fails alone.
     std::vector<core::Response> responses(calls.size());
     std::vector<core::Request> requests;
@@ -70,7 +86,7 @@ class PeerServer final : public wire::Peer::Server {
         positions.push_back(i);
       }
     }
-    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests));
+    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests), from);
     for (size_t j = 0; j < positions.size(); ++j) responses[positions[j]] = std::move(answered[j]);
     auto out = context.getResults().initReplies(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
@@ -78,13 +94,19 @@ class PeerServer final : public wire::Peer::Server {
 
   static asio::awaitable<void> Digest(EngineDriver* driver, DigestContext context) {
     std::vector<core::Request> request{core::DigestRequest{}};
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    // Catch-up asks nothing of its sender. A named local: g++ 12 and
+    // temporaries in an awaited call's arguments (docs/design.md).
+    const core::Sender anyone;
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
     ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
   }
   static asio::awaitable<void> Pull(EngineDriver* driver, core::PullRequest pull,
                                     PullContext context) {
     std::vector<core::Request> request{std::move(pull)};
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    // Catch-up asks nothing of its sender. A named local: g++ 12 and
+    // temporaries in an awaited call's arguments (docs/design.md).
+    const core::Sender anyone;
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
     ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
   }
 
