@@ -274,5 +274,52 @@ TEST_F(MembershipTest, AClusterAddedLaterIsFoundedWithoutTheFirstNodeAndReadsEve
   ExpectReadBack({young[2], nodes[1].address}, after);
 }
 
+// A cluster lost for good (every node killed) holds up every put, since
+// every put counts it; the operator removes it by consensus of the others,
+// and the federation commits again without it. The first cluster can never
+// be removed, and a removal is answered once.
+TEST_F(MembershipTest, ALostClusterIsRemovedByTheOthersAndPutsCommitWithoutIt) {
+  StartDeployment(2, 3, {}, "rocksdb");
+  const auto& nodes = deployment_->nodes();
+  const std::vector<std::string> c1 = AddressesOf("c1");
+  const std::vector<std::string> c2 = AddressesOf("c2");
+  const std::vector<std::string> before = Keys("before-", 6);
+  PutAllOk({c1[0], c2[0]}, before);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].cluster == "c2") deployment_->Kill(i);
+  }
+  CommandResult stuck = Put(c1[0], "while-lost", "v");
+  EXPECT_EQ(stuck.exit_code, 5) << "a put counts c2, which is gone: " << stuck.out << stuck.err;
+
+  CommandResult first = Cli({"--node=" + c1[1], "cluster", "remove", "c1"});
+  EXPECT_EQ(first.exit_code, 1) << first.out << first.err;
+  EXPECT_TRUE(absl::StrContains(first.err, "can never be removed")) << first.err;
+  CommandResult removed = Cli({"--node=" + c1[1], "cluster", "remove", "c2"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+  EXPECT_TRUE(
+      absl::StrContains(removed.out, "Cluster c2 removed from the federation at generation 3"))
+      << removed.out;
+  CommandResult again = Cli({"--node=" + c1[2], "cluster", "remove", "c2"});
+  EXPECT_EQ(again.exit_code, 1) << again.out << again.err;
+  EXPECT_TRUE(absl::StrContains(again.err, "removed already")) << again.err;
+
+  // Every node left knows it (from the removal's commit); member list shows
+  // c2's nodes removed.
+  for (const std::string& at : c1) {
+    EXPECT_TRUE(Eventually([&] {
+      for (const Row& row : Members(at)) {
+        if (row.cluster == "c2" && row.role != "removed") return false;
+      }
+      return true;
+    })) << ListText(at);
+  }
+  const std::vector<std::string> after = Keys("after-", 6);
+  PutAllOk(c1, after);
+  ExpectReadBack(c1, before);
+  ExpectReadBack(c1, after);
+  ExpectNoSecondOk(c1[2], before);
+  ExpectNoSecondOk(c1[0], after);
+}
+
 }  // namespace
 }  // namespace replicator
