@@ -31,10 +31,14 @@
 #include "net/reactor.h"
 #include "replicator/client.h"
 #include "status_json.h"
+#include "util/config_file.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
 #include "util/help.h"
 
+ABSL_FLAG(std::string, config, "",
+          "File of 'flag = value' lines applied before the command line, which overrides it "
+          "(README.md, Config files); empty: none.");
 ABSL_FLAG(std::string, node, "", "HOST:PORT of any Replicator node (required).");
 ABSL_FLAG(std::string, value_file, "",
           "put: read the value from this file (- for standard input) instead of the command "
@@ -347,11 +351,13 @@ struct Command {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsageText);
   replicator::util::PrintHelpIfAsked(argc, argv, kUsageText, __FILE__,
-                                     {{"Connection", {"node", "timeout_ms"}},
+                                     {{"Connection", {"config", "node", "timeout_ms"}},
                                       {"put and get", {"value_file", "consistency"}},
                                       {"status", {"json"}},
                                       {"member", {"force"}}});
-  replicator::util::DashedFlags dashed(argc, argv);
+  replicator::util::ConfigFileArgs with_config(argc, argv);
+  if (!with_config.ok()) return Usage(std::string(with_config.status().message()));
+  replicator::util::DashedFlags dashed(with_config.argc(), with_config.argv());
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   std::string node = absl::GetFlag(FLAGS_node);

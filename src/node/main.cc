@@ -21,11 +21,15 @@
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "node/node.h"
+#include "util/config_file.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
 #include "util/help.h"
 #include "util/log.h"
 
+ABSL_FLAG(std::string, config, "",
+          "File of 'flag = value' lines applied before the command line, which overrides it "
+          "(README.md, Config files); empty: none.");
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT to serve on; port 0 picks a free port (see --address-file).");
@@ -136,15 +140,20 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
-      {{"Node", {"cluster", "data_dir", "listen", "address_file", "storage"}},
+      {{"Node", {"config", "cluster", "data_dir", "listen", "address_file", "storage"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits",
         {"max_key_bytes", "max_value_bytes", "max_connections", "idle_timeout_ms",
          "max_inflight_bytes"}},
-        {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
+       {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
        {"Testing", {"failpoint"}}});
-  replicator::util::DashedFlags dashed(argc, argv);
+  replicator::util::ConfigFileArgs with_config(argc, argv);
+  if (!with_config.ok()) {
+    fmt::print(stderr, "replicatord: {}\n", std::string(with_config.status().message()));
+    return 2;
+  }
+  replicator::util::DashedFlags dashed(with_config.argc(), with_config.argv());
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (rest.size() > 1) return Fail(fmt::format("unexpected argument '{}'", rest[1]));
 
