@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <asio/connect.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/experimental/parallel_group.hpp>
 #include <asio/post.hpp>
@@ -16,6 +17,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "net/address.h"
 #include "net/asio_stream.h"
 #include "net/bridge.h"
 
@@ -425,17 +427,22 @@ struct RpcConnection::Session {
 asio::awaitable<absl::StatusOr<std::unique_ptr<RpcConnection>>> RpcConnection::Connect(
     Reactor& reactor, std::string host_port, std::chrono::milliseconds timeout,
     std::shared_ptr<const TlsContext> tls) {
-  auto endpoint = ParseEndpoint(host_port);
-  if (!endpoint.ok()) co_return endpoint.status();
   const auto start = std::chrono::steady_clock::now();
+  // A host name is resolved each time, so a node that moved is found at its new address.
+  auto endpoints = co_await ResolveEndpoints(reactor.io(), host_port, timeout);
+  if (!endpoints.ok()) co_return endpoints.status();
   asio::ip::tcp::socket socket(reactor.io());
-  asio::steady_timer timer(reactor.io(), timeout);
-  auto [order, connect_error, timer_error] =
+  asio::steady_timer timer(reactor.io(),
+                           std::max(std::chrono::milliseconds(1),
+                                    timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - start)));
+  auto [order, connect_error, connected, timer_error] =
       co_await asio::experimental::make_parallel_group(
-          socket.async_connect(*endpoint, asio::experimental::deferred),
+          asio::async_connect(socket, *endpoints, asio::experimental::deferred),
           timer.async_wait(asio::experimental::deferred))
           .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
   (void)timer_error;
+  (void)connected;
   if (order[0] == 1) {
     co_return absl::UnavailableError(
         fmt::format("cannot connect to {}: no answer within {} ms", host_port, timeout.count()));

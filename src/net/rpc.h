@@ -154,8 +154,9 @@ class RpcServer {
 // One outgoing two-party connection.
 class RpcConnection {
  public:
-  // Fails with InvalidArgument for a malformed address, and with Unavailable naming host_port
-  // if it cannot connect within `timeout`.
+  // host_port may name the host (net/address.h), resolved within `timeout`. Fails with
+  // InvalidArgument for a malformed address, and with Unavailable naming host_port if it cannot
+  // resolve and connect within `timeout`.
   // With `tls`, the connection is TLS 1.3 with mutual authentication (net/tls.h): the TCP
   // connection and the handshake together must take at most `timeout`, the handshake at most
   // tls->handshake_timeout(). Unauthenticated when a certificate was refused (the server's by

@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "fmt/format.h"
+#include "net/address.h"
 #include "net/reactor.h"
 #include "node/node.h"
 #include "util/config_file.h"
@@ -33,6 +34,9 @@ ABSL_FLAG(std::string, config, "",
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT to serve on; port 0 picks a free port (see --address-file).");
+ABSL_FLAG(std::string, advertise, "",
+          "HOST:PORT other nodes and clients are told to reach this node at (a host name or "
+          "IP literal); empty: the --listen address, which must then not be 0.0.0.0 or [::].");
 ABSL_FLAG(std::string, bootstrap, "",
           "Comma-separated HOST:PORT of members to join through, tried in turn: needed only "
           "the first time a node starts (afterwards it knows its peers from its data dir). "
@@ -140,7 +144,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
-      {{"Node", {"config", "cluster", "data_dir", "listen", "address_file", "storage"}},
+      {{"Node",
+        {"config", "cluster", "data_dir", "listen", "advertise", "address_file", "storage"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits",
@@ -160,6 +165,13 @@ int main(int argc, char** argv) {
   node::NodeOptions options;
   options.cluster = absl::GetFlag(FLAGS_cluster);
   options.listen = absl::GetFlag(FLAGS_listen);
+  if (auto advertised =
+          replicator::net::AdvertisedAddress(options.listen, absl::GetFlag(FLAGS_advertise));
+      !advertised.ok()) {
+    fmt::print(stderr, "replicatord: {}\n", std::string(advertised.status().message()));
+    return 2;
+  }
+  options.advertise = absl::GetFlag(FLAGS_advertise);
   for (absl::string_view a :
        absl::StrSplit(absl::GetFlag(FLAGS_bootstrap), ',', absl::SkipEmpty())) {
     options.bootstrap.emplace_back(absl::StripAsciiWhitespace(a));

@@ -97,7 +97,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
   server_->set_limits(options_.server_limits);
-  address_ = server_->address();
+  address_ = options_.advertise.empty() ? server_->address() : options_.advertise;
   if (!options_.metrics_listen.empty()) {
     // Up before the join, so /healthz can say the node is still joining.
     auto metrics = HttpServer::Listen(context_.io(), options_.metrics_listen,

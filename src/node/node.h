@@ -30,6 +30,9 @@ namespace replicator::node {
 struct NodeOptions {
   core::ClusterId cluster;
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
+  // HOST:PORT other nodes and clients are told (member map, directory entries); empty: the
+  // address served on. The caller checks it (net::AdvertisedAddress).
+  std::string advertise;
   // HOST:PORT of members to join through, tried in turn, when this node has
   // no membership map yet (a new node). Empty for a new node: it starts a
   // new federation. Afterwards the node knows its peers from its own map.
@@ -62,7 +65,8 @@ class Node {
   ~Node();
 
   const Identity& identity() const;
-  // The address this node serves on, "host:port".
+  // The address this node is reached at, "host:port": NodeOptions::advertise, or else the
+  // address it serves on.
   const std::string& address() const;
   // The address /metrics is served on, "host:port"; empty without
   // NodeOptions::metrics_listen.
