@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "fmt/format.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -16,6 +17,7 @@
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/servers.h"
+#include "node/tls_files.h"
 
 namespace replicator::node {
 
@@ -82,9 +84,19 @@ Node::Impl::~Impl() {
 
 asio::awaitable<absl::Status> Node::Impl::Serve() {
   ServedParts parts{&context_, &driver_, &directory_, [this] { return Status(); }};
-  auto server = net::RpcServer::Listen(context_.reactor, options_.listen, NewNodeServer(parts));
+  // Each connection gets its own bootstrap, knowing who is calling.
+  net::BootstrapFactory bootstrap =
+      [parts](const net::PeerCertificate* peer) -> capnp::Capability::Client {
+    return NewNodeServer(
+        parts, peer != nullptr ? Caller::FromCertificate(*peer) : Caller::Unauthenticated());
+  };
+  auto server =
+      net::RpcServer::Listen(context_.reactor, options_.listen, std::move(bootstrap), options_.tls);
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
+  server_->set_handshake_failure_handler([](const std::string& peer, const std::string& reason) {
+    fmt::print(stderr, "replicatord: refused a connection from {}: {}\n", peer, reason);
+  });
   address_ = server_->address();
   absl::StatusOr<bool> known = directory_.Load();
   if (!known.ok()) co_return known.status();
@@ -143,6 +155,7 @@ StatusReport Node::Impl::Status() const {
   if (own.epoch != 0) s.configurations.insert(s.configurations.begin(), own);
   s.committed_keys = storage_->CommittedCount();
   s.storage = storage_->stats();
+  s.insecure = options_.tls == nullptr;
   s.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started_)
                     .count();
@@ -166,6 +179,13 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
   if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
+  if (options.tls != nullptr) {
+    // The key the handshake proves must be this node's identity, or peers
+    // would know it by another peer id than the one it registers.
+    absl::Status own = CheckNodeCertificate(options.tls->certificate(), identity->peer_id,
+                                            identity->public_key, "--cert");
+    if (!own.ok()) co_return own;
+  }
   std::unique_ptr<storage::Storage> storage;
   if (options.memory_storage) {
     storage = storage::OpenMemoryStorage();

@@ -23,6 +23,7 @@
 
 namespace replicator::net {
 class Reactor;
+class TlsContext;
 }
 
 namespace replicator::node {
@@ -42,6 +43,11 @@ struct NodeOptions {
   std::chrono::milliseconds bootstrap_timeout{5000};
   // Test-only fault injection; empty in production. See --failpoint.
   std::string failpoint;
+  // TLS 1.3 with mutual authentication on every connection, in and out:
+  // this node's certificate (for its identity key: Start refuses another)
+  // and the federation's CA. Null: plaintext, nobody authenticated
+  // (--insecure).
+  std::shared_ptr<const net::TlsContext> tls;
 };
 
 class Node {
