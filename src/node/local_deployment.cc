@@ -102,12 +102,14 @@ absl::StatusOr<std::unique_ptr<LocalDeployment>> LocalDeployment::Start(
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", options.root_dir));
   std::unique_ptr<LocalDeployment> d(new LocalDeployment(std::move(options)));
   const DeploymentOptions& o = d->options_;
-  if (!o.insecure) {
+  if (!o.insecure && o.ca_dir.empty()) {
     if (absl::Status s =
             CreateCaFiles(d->certs_dir(), /*overwrite=*/false, "Replicator local deployment CA");
         !s.ok()) {
       return s;
     }
+  }
+  if (!o.insecure && !fs::exists(d->certs_dir() + "/" + ClientCertFile("root"), ec)) {
     if (absl::Status s = CreateClientFiles(d->certs_dir(), "", "root", net::Role::kAdmin,
                                            /*overwrite=*/false);
         !s.ok()) {
@@ -133,7 +135,8 @@ absl::StatusOr<std::unique_ptr<LocalDeployment>> LocalDeployment::Start(
 LocalDeployment::~LocalDeployment() { StopAll(); }
 
 std::string LocalDeployment::certs_dir() const {
-  return options_.insecure ? std::string() : options_.root_dir + "/certs";
+  if (options_.insecure) return std::string();
+  return options_.ca_dir.empty() ? options_.root_dir + "/certs" : options_.ca_dir;
 }
 
 std::vector<std::string> LocalDeployment::ClientFlags() const {

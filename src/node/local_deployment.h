@@ -42,6 +42,10 @@ struct DeploymentOptions {
   // in certs_dir() with it a certificate per node (DATA_DIR/certs) and the
   // client certificate client.root (role admin) beside the CA.
   bool insecure = false;
+  // With a CA of one's own: a directory holding ca.crt and ca.key. Node
+  // certificates are issued from it, and client.root (admin) is created in
+  // it unless there; certs_dir() is then this directory. Empty: a new CA.
+  std::string ca_dir;
 };
 
 class LocalDeployment {
@@ -61,7 +65,8 @@ class LocalDeployment {
   ~LocalDeployment();  // stops every node
 
   const std::vector<NodeProcess>& nodes() const { return nodes_; }
-  // ROOT_DIR/certs: ca.crt, ca.key and client.root.crt/.key (role admin),
+  // ROOT_DIR/certs (or DeploymentOptions::ca_dir): ca.crt, ca.key and
+  // client.root.crt/.key (role admin),
   // for `replicator --certs-dir=...` and for issuing more certificates.
   // Empty when insecure.
   std::string certs_dir() const;

@@ -28,15 +28,19 @@ ABSL_FLAG(bool, insecure, false,
           "Start the nodes with --insecure (plaintext, nobody authenticated). By default the "
           "launcher creates a throw-away CA in DIR/certs, a certificate per node and an admin "
           "client certificate (client.root), and every connection is TLS 1.3.");
+ABSL_FLAG(std::string, certs_dir, "",
+          "Use the CA in this directory (ca.crt, ca.key; see `replicator cert create-ca`) "
+          "instead of a throw-away one: node certificates are issued from it, and the admin "
+          "client certificate client.root is created in it unless there.");
 
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
       "replicator-local: starts a local Replicator deployment, prints its addresses and runs "
       "until Ctrl-C.\n  replicator-local [--clusters=3] [--nodes=3] [--dir=DIR] [--insecure]";
   absl::SetProgramUsageMessage(kUsage);
-  replicator::util::PrintHelpIfAsked(
-      argc, argv, kUsage, __FILE__,
-      {{"Deployment", {"clusters", "nodes", "dir", "storage"}}, {"Security", {"insecure"}}});
+  replicator::util::PrintHelpIfAsked(argc, argv, kUsage, __FILE__,
+                                     {{"Deployment", {"clusters", "nodes", "dir", "storage"}},
+                                      {"Security", {"certs_dir", "insecure"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   absl::ParseCommandLine(dashed.argc(), dashed.argv());
   replicator::node::DeploymentOptions options;
@@ -46,6 +50,11 @@ int main(int argc, char** argv) {
   options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
   options.root_dir = absl::GetFlag(FLAGS_dir);
   options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.ca_dir = absl::GetFlag(FLAGS_certs_dir);
+  if (options.insecure && !options.ca_dir.empty()) {
+    fmt::print(stderr, "replicator-local: --insecure cannot be combined with --certs-dir\n");
+    return 1;
+  }
   if (options.clusters < 1 || options.clusters > 26 || options.nodes_per_cluster < 1 ||
       options.nodes_per_cluster > 50) {
     fmt::print(stderr, "replicator-local: --clusters must be 1..26 and --nodes 1..50\n");

@@ -142,8 +142,7 @@ TEST_F(SecurityTest, ACertificateFromAnotherCaIsRefused) {
   const std::string other = root_ + "/other-ca";
   ASSERT_EQ(Cli({"cert", "create-ca", "--certs-dir=" + other}).exit_code, 0);
   ASSERT_EQ(
-      Cli({"cert", "create-client", "root", "--certs-dir=" + other, "--role=admin"}).exit_code,
-      0);
+      Cli({"cert", "create-client", "root", "--certs-dir=" + other, "--role=admin"}).exit_code, 0);
   CommandResult put = Cli({"--certs-dir=" + other, "--node=" + node_, "put", "k", "v"});
   EXPECT_EQ(put.exit_code, kPermissionDenied) << put.err;
   EXPECT_NE(put.err.find("certificate"), std::string::npos) << put.err;
@@ -187,8 +186,8 @@ TEST_F(SecurityTest, ANodeCertificateCannotRegisterAnotherPeerId) {
       Cli({"cert", "create-node", "--certs-dir=" + intruder, "--ca-key=" + certs_ + "/ca.key",
            "--data-dir=" + root_ + "/intruder-data"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  auto pem = node::ReadTlsFiles({intruder + "/ca.crt", intruder + "/node.crt",
-                                 intruder + "/node.key"});
+  auto pem =
+      node::ReadTlsFiles({intruder + "/ca.crt", intruder + "/node.crt", intruder + "/node.key"});
   ASSERT_TRUE(pem.ok()) << pem.status();
   auto tls = net::TlsContext::Create({pem->ca, pem->cert, pem->key});
   ASSERT_TRUE(tls.ok()) << tls.status();
@@ -198,8 +197,7 @@ TEST_F(SecurityTest, ANodeCertificateCannotRegisterAnotherPeerId) {
   ASSERT_FALSE(victim.empty());
   RawCall call(node_, *tls);
   call.Join(victim, "127.0.0.1:1");
-  EXPECT_NE(call.error.find("may register only its own peer id"), std::string::npos)
-      << call.error;
+  EXPECT_NE(call.error.find("may register only its own peer id"), std::string::npos) << call.error;
   // Every node still has the victim at its own address.
   for (size_t i = 0; i < deployment_->nodes().size(); ++i) {
     EXPECT_NE(MemberLine(i, victim_address).find(victim), std::string::npos) << i;
@@ -213,8 +211,7 @@ TEST_F(SecurityTest, AClientCertificateCannotCallThePeerOrDirectoryFace) {
   EXPECT_NE(peer.error.find("has role admin"), std::string::npos) << peer.error;
   RawCall join(node_, TestClientOptions().tls);
   join.Join("12D3KooWBogusBogusBogus", "127.0.0.1:1");
-  EXPECT_NE(join.error.find("the Directory face needs role node"), std::string::npos)
-      << join.error;
+  EXPECT_NE(join.error.find("the Directory face needs role node"), std::string::npos) << join.error;
   CommandResult list = Cli({"--node=" + node_, "member", "list"});
   EXPECT_EQ(list.out.find("127.0.0.1:1 "), std::string::npos) << list.out;
 }
@@ -241,9 +238,9 @@ TEST_F(InsecureTest, InsecureShowsInStatusAndIsLogged) {
 
 TEST(SecurityStartupTest, ReplicatordWithoutCertificatesOrInsecureExits2) {
   std::string dir = TempDir("nocerts");
-  CommandResult r = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir,
-                                "--storage=memory"},
-                               milliseconds(20000));
+  CommandResult r =
+      RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir, "--storage=memory"},
+                 milliseconds(20000));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("--certs-dir"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--insecure"), std::string::npos) << r.err;
@@ -264,9 +261,9 @@ TEST(SecurityStartupTest, ACertificateForAnotherIdentityIsRefused) {
   };
   ASSERT_EQ(cli({"cert", "create-ca", "--certs-dir=" + certs}).exit_code, 0);
   // node.crt and node.key of data dir A; the node starts with data dir B.
-  ASSERT_EQ(cli({"cert", "create-node", "--certs-dir=" + certs, "--data-dir=" + dir + "/a"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      cli({"cert", "create-node", "--certs-dir=" + certs, "--data-dir=" + dir + "/a"}).exit_code,
+      0);
   CommandResult r = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir + "/b",
                                 "--storage=memory", "--certs-dir=" + certs},
                                milliseconds(20000));

@@ -19,18 +19,18 @@ TEST(CallerTest, RolesMayCallWhatTheirFaceAllows) {
     Action action;
     bool allowed;
   } table[] = {
-      {Role::kNode, Action::kPeer, true},          {Role::kNode, Action::kDirectory, true},
-      {Role::kNode, Action::kGet, false},          {Role::kNode, Action::kPut, false},
-      {Role::kNode, Action::kStatus, false},       {Role::kNode, Action::kChangeMember, false},
-      {Role::kRead, Action::kGet, true},           {Role::kRead, Action::kStatus, true},
-      {Role::kRead, Action::kPut, false},          {Role::kRead, Action::kChangeMember, false},
-      {Role::kRead, Action::kPeer, false},         {Role::kRead, Action::kDirectory, false},
-      {Role::kWrite, Action::kGet, true},          {Role::kWrite, Action::kStatus, true},
-      {Role::kWrite, Action::kPut, true},          {Role::kWrite, Action::kChangeMember, false},
-      {Role::kWrite, Action::kPeer, false},        {Role::kWrite, Action::kDirectory, false},
-      {Role::kAdmin, Action::kGet, true},          {Role::kAdmin, Action::kStatus, true},
-      {Role::kAdmin, Action::kPut, true},          {Role::kAdmin, Action::kChangeMember, true},
-      {Role::kAdmin, Action::kPeer, false},        {Role::kAdmin, Action::kDirectory, false},
+      {Role::kNode, Action::kPeer, true},    {Role::kNode, Action::kDirectory, true},
+      {Role::kNode, Action::kGet, false},    {Role::kNode, Action::kPut, false},
+      {Role::kNode, Action::kStatus, false}, {Role::kNode, Action::kChangeMember, false},
+      {Role::kRead, Action::kGet, true},     {Role::kRead, Action::kStatus, true},
+      {Role::kRead, Action::kPut, false},    {Role::kRead, Action::kChangeMember, false},
+      {Role::kRead, Action::kPeer, false},   {Role::kRead, Action::kDirectory, false},
+      {Role::kWrite, Action::kGet, true},    {Role::kWrite, Action::kStatus, true},
+      {Role::kWrite, Action::kPut, true},    {Role::kWrite, Action::kChangeMember, false},
+      {Role::kWrite, Action::kPeer, false},  {Role::kWrite, Action::kDirectory, false},
+      {Role::kAdmin, Action::kGet, true},    {Role::kAdmin, Action::kStatus, true},
+      {Role::kAdmin, Action::kPut, true},    {Role::kAdmin, Action::kChangeMember, true},
+      {Role::kAdmin, Action::kPeer, false},  {Role::kAdmin, Action::kDirectory, false},
   };
   for (const auto& row : table) {
     EXPECT_EQ(!Authorize(As(row.role), row.action).has_value(), row.allowed)
@@ -67,8 +67,7 @@ TEST(CallerTest, ANodeMayRegisterOnlyItself) {
   EXPECT_FALSE(AuthorizeJoin(node, "12D3KooWSelf").has_value());
   auto other = AuthorizeJoin(node, "12D3KooWVictim");
   ASSERT_TRUE(other.has_value());
-  EXPECT_NE(other->find("may register only its own peer id, not 12D3KooWVictim"),
-            std::string::npos)
+  EXPECT_NE(other->find("may register only its own peer id, not 12D3KooWVictim"), std::string::npos)
       << *other;
   auto client = AuthorizeJoin(As(Role::kAdmin, "root"), "root");
   ASSERT_TRUE(client.has_value()) << "a client may not join, even under its own name";

@@ -106,8 +106,8 @@ TEST(TlsFilesTest, CreatesCaNodeAndClientThatVerify) {
   ASSERT_TRUE(client_cert.ok()) << client_cert.status();
   EXPECT_EQ(client_cert->common_name, "alice");
   EXPECT_EQ(client_cert->role, net::Role::kRead);
-  EXPECT_FALSE(CheckNodeCertificate(*client_cert, identity->peer_id, identity->public_key, "c")
-                   .ok());
+  EXPECT_FALSE(
+      CheckNodeCertificate(*client_cert, identity->peer_id, identity->public_key, "c").ok());
 }
 
 TEST(TlsFilesTest, NeverOverwritesWithoutBeingAsked) {
@@ -132,7 +132,8 @@ TEST(TlsFilesTest, RefusesBadRequests) {
   EXPECT_TRUE(absl::IsNotFound(CreateClientFiles(certs, "", "alice", net::Role::kRead, false)))
       << "no CA yet";
   ASSERT_TRUE(CreateCaFiles(certs, false).ok());
-  EXPECT_TRUE(absl::IsInvalidArgument(CreateClientFiles(certs, "", "../x", net::Role::kRead, false)));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(CreateClientFiles(certs, "", "../x", net::Role::kRead, false)));
   EXPECT_TRUE(absl::IsInvalidArgument(CreateClientFiles(certs, "", "", net::Role::kRead, false)));
   EXPECT_TRUE(absl::IsInvalidArgument(CreateClientFiles(certs, "", "n", net::Role::kNode, false)));
   EXPECT_TRUE(absl::IsInvalidArgument(CreateNodeFiles(certs, "", "", false).status()));
