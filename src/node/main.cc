@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
       {{"Node", {"cluster", "data_dir", "listen", "address_file", "storage"}},
+       {"Security", {"certs_dir", "ca", "cert", "key", "insecure"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits", {"max_key_bytes", "max_value_bytes"}},

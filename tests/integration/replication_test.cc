@@ -499,8 +499,12 @@ TEST(StartupTest, HelpListsEachProgramsOwnFlagsWithDefaults) {
     const char* binary;
     std::vector<const char*> shows;
   } programs[] = {
-      {REPLICATORD_PATH, {"--data-dir=", "--bootstrap=", "--lease-ms=2000", "Membership:"}},
-      {REPLICATOR_CLI_PATH, {"--node=", "--timeout-ms=10000", "member remove"}},
+      {REPLICATORD_PATH,
+       {"--data-dir=", "--bootstrap=", "--lease-ms=2000",
+        "Membership:", "--certs-dir=", "--insecure"}},
+      {REPLICATOR_CLI_PATH,
+       {"--node=", "--timeout-ms=10000", "member remove", "--certs-dir=", "--user=root",
+        "cert create-node", "--role="}},
   };
   for (const auto& p : programs) {
     CommandResult r = RunCommand({p.binary, "--help"}, milliseconds(10000));
