@@ -6,6 +6,7 @@
 //   replicator --node=HOST:PORT member list
 //   replicator --node=HOST:PORT member promote PEER_ID
 //   replicator --node=HOST:PORT member remove PEER_ID [--force]
+//   replicator --node=HOST:PORT cluster remove CLUSTER_ID
 //   replicator cert create-ca|create-node|create-client ... (certificates)
 // Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists,
 // 3 reserved by a concurrent put (or, for member, a concurrent change),
@@ -90,6 +91,7 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT member list\n"
     "  replicator --node=HOST:PORT member promote PEER_ID\n"
     "  replicator --node=HOST:PORT member remove PEER_ID [--force]\n"
+    "  replicator --node=HOST:PORT cluster remove CLUSTER_ID\n"
     "  replicator cert create-ca --certs-dir=DIR\n"
     "  replicator cert create-node --certs-dir=DIR --data-dir=DATA_DIR [--ca-key=FILE]\n"
     "  replicator cert create-client NAME --certs-dir=DIR --role=read|write|admin\n"
@@ -143,7 +145,7 @@ struct Command {
     if (verb == "put") co_return co_await Put(**client);
     if (verb == "get") co_return co_await Get(**client);
     if (verb == "member" && args[1] == "list") co_return co_await MemberList(**client);
-    if (verb == "member") co_return co_await MemberChange(**client);
+    if (verb == "member" || verb == "cluster") co_return co_await MemberChange(**client);
     co_return co_await Status(**client);
   }
 
@@ -256,8 +258,9 @@ struct Command {
           c != nullptr && std::find(c->voters.begin(), c->voters.end(), m.id) != c->voters.end();
       const std::string epoch = c != nullptr ? std::to_string(c->epoch) : "-";
       const char* liveness = m.state == "down" ? "down" : "up";
-      fmt::print("{:<{}}  {:<5}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, epoch,
-                 voter ? "voter" : "learner", liveness, m.id, m.address);
+      const char* role = c != nullptr && c->removed != 0 ? "removed" : voter ? "voter" : "learner";
+      fmt::print("{:<{}}  {:<5}  {:<7}  {:<8}  {:<52}  {}\n", m.cluster, cluster_width, epoch, role,
+                 liveness, m.id, m.address);
     }
     co_return kOk;
   }
@@ -270,24 +273,34 @@ struct Command {
     // "Implementation notes": g++ 12 and temporaries across co_await).
     absl::StatusOr<replicator::MemberChangeResult> r =
         absl::UnknownError("no membership change was asked");
-    if (sub == "promote") {
+    if (args[0] == "cluster") {
+      std::string target = peer;
+      r = co_await client.RemoveCluster(std::move(target));
+    } else if (sub == "promote") {
       std::string target = peer;
       r = co_await client.PromoteMember(std::move(target));
     } else {
       std::string target = peer;
       r = co_await client.RemoveMember(std::move(target), force);
     }
-    if (absl::IsPermissionDenied(r.status())) co_return Denied("member " + sub, r.status());
+    if (absl::IsPermissionDenied(r.status())) co_return Denied(args[0] + " " + sub, r.status());
     if (!r.ok()) {
       fmt::print(stderr,
-                 "replicator: member {} failed: {}; list the members to see whether it "
+                 "replicator: {} {} failed: {}; list the members to see whether it "
                  "was applied\n",
-                 sub, std::string(r.status().message()));
+                 args[0], sub, std::string(r.status().message()));
       co_return kUnavailable;
     }
     using K = replicator::MemberChangeResult::Kind;
     switch (r->kind) {
       case K::kOk:
+        if (args[0] == "cluster") {
+          fmt::print(
+              "Cluster {} removed from the federation at generation {} (last epoch {}, "
+              "voters {})\n",
+              peer, r->config.removed, r->config.epoch, fmt::join(r->config.voters, ","));
+          co_return kOk;
+        }
         fmt::print("Member {} {} cluster {}: epoch {}, voters {}\n", peer,
                    sub == "promote" ? "promoted in" : "removed from", r->config.cluster,
                    r->config.epoch, fmt::join(r->config.voters, ","));
@@ -335,6 +348,12 @@ struct Command {
           "config    epoch {} of cluster {}: {} voters; {} changes made here, {} requests "
           "refused for another epoch\n",
           c.epoch, c.cluster, c.voters.size(), s.config_changes, s.stale_epoch_refusals);
+      if (c.removed != 0) {
+        fmt::print(
+            "REMOVED   cluster {} was removed from the federation at generation {}: this "
+            "node serves nothing; stop it\n",
+            c.cluster, c.removed);
+      }
     } else {
       fmt::print("config    cluster {} is not founded yet\n", s.self.cluster);
     }
@@ -436,7 +455,7 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "cert") return CertCommand(args);
   std::string node = absl::GetFlag(FLAGS_node);
   if (node.empty()) return Usage("--node=HOST:PORT is required");
-  if (args.empty()) return Usage("missing command: put, get, status, member or cert");
+  if (args.empty()) return Usage("missing command: put, get, status, member, cluster or cert");
   const std::string& verb = args[0];
   std::string value_file = absl::GetFlag(FLAGS_value_file);
   std::string value;
@@ -472,6 +491,9 @@ int main(int argc, char** argv) {
     if (absl::GetFlag(FLAGS_force) && sub != "remove") {
       return Usage("--force applies to member remove only");
     }
+  } else if (verb == "cluster") {
+    if (args.size() != 3 || args[1] != "remove") return Usage("cluster takes: remove CLUSTER_ID");
+    if (absl::GetFlag(FLAGS_force)) return Usage("--force applies to member remove only");
   } else {
     return Usage(fmt::format("unknown command '{}'", verb));
   }

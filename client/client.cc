@@ -39,7 +39,7 @@ PeerStatus FromWire(wire::PeerInfo::Reader p) {
 }
 
 Configuration ConfigurationFromWire(wire::Configuration::Reader c) {
-  Configuration out{ToString(c.getCluster()), c.getEpoch(), {}, c.getGeneration()};
+  Configuration out{ToString(c.getCluster()), c.getEpoch(), {}, c.getGeneration(), c.getRemoved()};
   for (auto v : c.getVoters()) out.voters.push_back(ToString(v));
   return out;
 }
@@ -291,8 +291,12 @@ asio::awaitable<absl::StatusOr<MemberChangeResult>> ChangeMember(wire::KeyValue:
   auto req = key_value.changeMemberRequest();
   auto change = req.initChange();
   change.setKind(kind);
-  change.setPeer(peer);
-  change.setForce(force);
+  if (kind == wire::MemberChange::Kind::REMOVE_CLUSTER) {
+    change.setCluster(peer);  // the cluster's id
+  } else {
+    change.setPeer(peer);
+    change.setForce(force);
+  }
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
   if (!reply.ok()) co_return Classify(reply.status());
@@ -338,6 +342,14 @@ asio::awaitable<absl::StatusOr<MemberChangeResult>> Client::RemoveMember(std::st
   const std::chrono::milliseconds timeout = ChangeTimeout(impl_->options_);
   co_return co_await ChangeMember(impl_->key_value_, timeout, wire::MemberChange::Kind::REMOVE,
                                   peer, force);
+}
+
+asio::awaitable<absl::StatusOr<MemberChangeResult>> Client::RemoveCluster(std::string cluster) {
+  absl::Status connected = co_await impl_->EnsureConnected();
+  if (!connected.ok()) co_return connected;
+  const std::chrono::milliseconds timeout = ChangeTimeout(impl_->options_);
+  co_return co_await ChangeMember(impl_->key_value_, timeout,
+                                  wire::MemberChange::Kind::REMOVE_CLUSTER, cluster, false);
 }
 
 asio::awaitable<absl::StatusOr<std::string>> Client::Echo(std::string payload) {

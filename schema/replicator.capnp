@@ -47,8 +47,9 @@ interface KeyValue {
   changeMember @3 (change :MemberChange) -> (result :MemberChangeResult);
   # Membership: adds (promotes) or removes one voter of the peer's cluster,
   # by consensus among that cluster's current voters; this node runs it, or
-  # asks a voter of the peer's cluster to. Answers once the new
-  # configuration is chosen, or why not.
+  # asks a voter of the peer's cluster to. Or removes a whole cluster, by
+  # consensus of the others. Answers once the new configuration is chosen,
+  # or why not.
 }
 
 struct MemberChange {
@@ -63,7 +64,15 @@ struct MemberChange {
     # Make a member (a learner) of the cluster a voter.
     remove @1;
     # Stop counting a voter. A removed node never votes again.
+    removeCluster @2;
+    # Remove the whole cluster `cluster` from the federation, by consensus
+    # of the other clusters (it need not be up): no put counts it from then
+    # on, and its nodes serve nothing. For a cluster that is gone for good;
+    # stop its nodes first. The federation's first cluster cannot be
+    # removed. `peer` and `force` are unused.
   }
+  cluster @3 :Text;
+  # removeCluster: the cluster's id.
 }
 
 struct MemberChangeResult {
@@ -241,6 +250,11 @@ struct Configuration {
   # federation's clusters were founded (1: the first), named by the
   # directory with the founding set and the same in every epoch of the
   # cluster. 0: unknown (named before generations existed).
+  removed @4 :UInt64;
+  # The generation at which the cluster was removed from the federation
+  # (an operator's `cluster remove`, decided by consensus of the other
+  # clusters): no put counts it from then on, and its nodes serve nothing.
+  # 0: not removed.
 }
 
 interface Directory {

@@ -71,6 +71,8 @@ struct Configuration {
   // The cluster's place in the order the federation's clusters were
   // founded (1: the first; 0: unknown).
   uint64_t generation = 0;
+  // The generation at which it was removed from the federation (0: not).
+  uint64_t removed = 0;
 };
 
 struct MemberChangeResult {
@@ -172,6 +174,12 @@ class Client {
   // gets at least 15 s.
   asio::awaitable<absl::StatusOr<MemberChangeResult>> PromoteMember(std::string peer);
   asio::awaitable<absl::StatusOr<MemberChangeResult>> RemoveMember(std::string peer, bool force);
+  // Removes a whole cluster from the federation, by consensus of the other
+  // clusters: for a cluster that is gone for good (stop its nodes first).
+  // Ask a node of another cluster; the federation's first cluster cannot be
+  // removed. `config` of the result is the cluster's last configuration,
+  // with `removed` set to the generation of its removal.
+  asio::awaitable<absl::StatusOr<MemberChangeResult>> RemoveCluster(std::string cluster);
   // Node.echo: the node returns `payload` unchanged and does nothing else.
   // Over the same connection as every other call, so a benchmark can read
   // put figures as a fraction of what the transport allows.

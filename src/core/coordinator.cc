@@ -51,6 +51,11 @@ std::optional<std::string> Coordinator::QuorumShortfall() const {
   // A put counts the clusters founded (whose configuration is known here);
   // a cluster whose members are shown but that is not founded yet is no
   // part of the federation until it is (core/founding.h).
+  if (uint64_t removed = membership_.RemovedAt(ctx_.cluster()); removed != 0) {
+    return absl::StrCat("cluster ", ctx_.cluster(),
+                        " was removed from the federation at generation ", removed,
+                        "; use a node of another cluster");
+  }
   if (membership_.Latest(ctx_.cluster()) != nullptr) return std::nullopt;
   const ClusterId& c = ctx_.cluster();
   size_t n = 0;
@@ -122,7 +127,9 @@ void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t reque
   StartAttempt(id, now);
 }
 
-void Coordinator::StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now) {
+void Coordinator::StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now,
+                                 std::optional<ClusterId> excluded) {
+  RP_CHECK(excluded != ctx_.cluster(), "a system put excludes this node's own cluster");
   if (std::optional<Replica::Committed> c = replica_.LookupCommitted(key)) {
     done(OutcomeOverCommitted(std::move(*c), value, 0), now);
     return;
@@ -134,6 +141,7 @@ void Coordinator::StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs no
   uint64_t id = ctx_.NextOpId();
   PutOp& op = puts_[id];
   op.system_done = std::move(done);
+  op.excluded = std::move(excluded);
   op.key = std::move(key);
   op.value = std::move(value);
   op.started = now;
@@ -212,7 +220,11 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   // the membership view shows it yet (a voter that refused an earlier
   // attempt for its generation told this node of it, core/federation.h);
   // none that is not founded yet.
-  for (const Configuration& c : membership_.Newest()) op.voters[c.cluster] = c.voters;
+  // A removed cluster is not counted (core/founding.h), nor the one a
+  // removal excludes.
+  for (const Configuration& c : membership_.Counted()) {
+    if (c.cluster != op.excluded) op.voters[c.cluster] = c.voters;
+  }
   op.voters[ctx_.cluster()] = own.voters;
   op.generation = membership_.generation();
   op.epoch_moved = false;

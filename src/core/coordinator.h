@@ -39,7 +39,10 @@ class Coordinator {
   // answered to `done` instead of a PutDoneEffect and counted in no put
   // statistics.
   using PutDoneFn = std::function<void(PutOutcome, TimeMs)>;
-  void StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now);
+  // `excluded`, if set, is a cluster the put does not count (the removal of
+  // that cluster, core/founding.h); never this node's own.
+  void StartSystemPut(Key key, Value value, PutDoneFn done, TimeMs now,
+                      std::optional<ClusterId> excluded = std::nullopt);
   // Starts the attempts whose backoff ended.
   void Tick(TimeMs now);
   std::optional<TimeMs> NextRetry() const;
@@ -63,6 +66,7 @@ class Coordinator {
     enum class Phase : uint8_t { kReserve, kBackoff, kAccept, kRecover };
     uint64_t put_id = 0;
     PutDoneFn system_done;  // set for a system put (put_id unused)
+    std::optional<ClusterId> excluded;  // a system put's cluster not counted
     Key key;
     Value value;
     uint64_t request_id = 0;

@@ -190,12 +190,14 @@ void Engine::SetTopology(Topology topology, TimeMs now) {
 
 void Engine::ChangeMembership(uint64_t change_id, MembershipChange change, TimeMs now) {
   Impl::Input in(impl_.get(), now);
-  impl_->membership_.Change(
-      change,
-      [this, change_id](ChangeOutcome outcome) {
-        impl_->ctx_.Emit(ChangeDoneEffect{change_id, std::move(outcome)});
-      },
-      now);
+  auto done = [this, change_id](ChangeOutcome outcome) {
+    impl_->ctx_.Emit(ChangeDoneEffect{change_id, std::move(outcome)});
+  };
+  if (change.kind == MembershipChange::Kind::kRemoveCluster) {
+    impl_->founding_.Remove(change.cluster, std::move(done), now);
+    return;
+  }
+  impl_->membership_.Change(change, std::move(done), now);
 }
 
 const Configuration& Engine::configuration() const { return impl_->membership_.Current(); }

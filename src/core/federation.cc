@@ -33,7 +33,7 @@ ClusterId Federation::SourceCluster() const {
   const uint64_t own = membership_.own_generation();
   ClusterId oldest;
   uint64_t oldest_generation = std::numeric_limits<uint64_t>::max();
-  for (const Configuration& c : membership_.Newest()) {
+  for (const Configuration& c : membership_.Counted()) {
     if (c.cluster == ctx_.cluster() || c.generation == 0 || c.generation >= own) continue;
     if (c.generation < oldest_generation) {
       oldest_generation = c.generation;
@@ -66,7 +66,7 @@ void Federation::Evaluate() {
     // epoch's configuration only, which the round's learning brings here),
     // at a generation that knows this cluster, settled itself.
     const uint64_t own = membership_.own_generation();
-    for (const Configuration& c : membership_.Newest()) {
+    for (const Configuration& c : membership_.Counted()) {
       if (c.cluster == ctx_.cluster() || c.generation == 0 || c.generation >= own) continue;
       size_t have = 0;
       for (const PeerId& v : c.voters) {

@@ -21,6 +21,8 @@ constexpr size_t kMinFounders = 3;
 constexpr TimeMs kTurnCalls = 2;
 // A node whose cluster has no configuration asks a peer this often.
 constexpr TimeMs kAskCalls = 2;
+// An operator's removal is retried for this many call deadlines.
+constexpr TimeMs kRemovalCalls = 10;
 
 const Key& SystemPrefix() {
   static const Key* prefix = new Key(1, '\0');
@@ -75,6 +77,34 @@ std::optional<Configuration> DecodeFounding(uint64_t generation, const Value& va
   return c;
 }
 
+Value EncodeRemoval(const Configuration& removed) {
+  return absl::StrCat("remove ", removed.cluster, " ", removed.generation, " ", removed.epoch, " ",
+                      absl::StrJoin(removed.voters, " "));
+}
+
+std::optional<Configuration> DecodeRemoval(uint64_t generation, const Value& value) {
+  std::vector<std::string> words = absl::StrSplit(value, ' ');
+  if (words.size() < 5 || words[0] != "remove") return std::nullopt;
+  Configuration c;
+  c.cluster = words[1];
+  if (ValidateClusterId(c.cluster)) return std::nullopt;
+  // Founded before the slot that removes it, and never the first cluster.
+  if (!absl::SimpleAtoi(words[2], &c.generation) || c.generation < 2 ||
+      c.generation >= generation || !absl::SimpleAtoi(words[3], &c.epoch) || c.epoch == 0) {
+    return std::nullopt;
+  }
+  c.voters.assign(words.begin() + 4, words.end());
+  for (const PeerId& v : c.voters) {
+    if (v.empty()) return std::nullopt;
+  }
+  if (!std::is_sorted(c.voters.begin(), c.voters.end()) ||
+      std::adjacent_find(c.voters.begin(), c.voters.end()) != c.voters.end()) {
+    return std::nullopt;
+  }
+  c.removed = generation;
+  return c;
+}
+
 void Founding::OnCommitted(const Key& key, const Value& value, TimeMs now) {
   std::optional<uint64_t> g = FoundingGeneration(key);
   if (!g) return;
@@ -88,10 +118,123 @@ void Founding::OnCommitted(const Key& key, const Value& value, TimeMs now) {
 
 bool Founding::Learn(uint64_t generation, const Value& value, TimeMs now) {
   std::optional<Configuration> c = DecodeFounding(generation, value);
+  if (!c) c = DecodeRemoval(generation, value);
   if (!c) return false;
   membership_.Learn({*c}, now);
   Refresh();
+  if (removal_ && !removal_->in_flight && membership_.RemovedAt(removal_->cluster) != 0) {
+    FinishRemoval(ChangeOutcome::Kind::kOk, "");
+  }
   return true;
+}
+
+void Founding::Remove(const ClusterId& cluster, std::function<void(ChangeOutcome)> done,
+                      TimeMs now) {
+  const Configuration* c = membership_.Latest(cluster);
+  auto refuse = [&](ChangeOutcome::Kind kind, std::string message) {
+    done(ChangeOutcome{kind, std::move(message), c != nullptr ? *c : membership_.Current()});
+  };
+  using K = ChangeOutcome::Kind;
+  if (membership_.Current().epoch == 0) {
+    return refuse(K::kUnavailable,
+                  absl::StrCat(ctx_.self(), " knows no configuration of its own cluster yet"));
+  }
+  if (c == nullptr) {
+    return refuse(
+        K::kInvalidArgument,
+        absl::StrCat("cluster ", cluster, " is not a founded cluster known at ", ctx_.self()));
+  }
+  if (c->removed != 0) {
+    return refuse(
+        K::kInvalidArgument,
+        absl::StrCat("cluster ", cluster, " was removed already, at generation ", c->removed));
+  }
+  if (c->generation == 0 || c->generation == membership_.oldest_generation()) {
+    return refuse(K::kInvalidArgument,
+                  absl::StrCat("cluster ", cluster,
+                               " is the federation's first cluster, which every put counts: it "
+                               "can never be removed"));
+  }
+  if (cluster == ctx_.cluster()) {
+    return refuse(K::kInvalidArgument,
+                  absl::StrCat("a cluster is removed by the others: ask a node of another "
+                               "cluster than ",
+                               cluster));
+  }
+  if (removal_) {
+    return refuse(K::kBusy, absl::StrCat("the removal of cluster ", removal_->cluster,
+                                         " is in progress at ", ctx_.self()));
+  }
+  removal_ = Removal{cluster,
+                     std::move(done),
+                     std::nullopt,
+                     now,
+                     now + kRemovalCalls * ctx_.config().call_deadline_ms,
+                     ""};
+  if (!in_flight_) ProposeRemoval(now);
+}
+
+void Founding::ProposeRemoval(TimeMs now) {
+  RP_CHECK(removal_ && !removal_->in_flight && !in_flight_, "removal proposed twice");
+  const Configuration* c = membership_.Latest(removal_->cluster);
+  RP_CHECK(c != nullptr, "removal of ", removal_->cluster, ", which is not known");
+  const uint64_t slot = membership_.generation() + 1;
+  Value value = EncodeRemoval(*c);
+  removal_->in_flight = slot;
+  coordinator_.StartSystemPut(
+      FoundingKey(slot), value,
+      [this, slot, value](PutOutcome outcome, TimeMs t) {
+        OnRemovalDone(slot, value, std::move(outcome), t);
+      },
+      now, removal_->cluster);
+}
+
+void Founding::OnRemovalDone(uint64_t slot, const Value& proposed, PutOutcome outcome, TimeMs now) {
+  RP_CHECK(removal_ && removal_->in_flight == slot, "removal put of slot ", slot,
+           " answered, but it is not in flight");
+  removal_->in_flight.reset();
+  const ClusterId cluster = removal_->cluster;
+  if (outcome.kind == PutOutcome::Kind::kOk) {
+    Learn(slot, proposed, now);
+  } else if (outcome.kind == PutOutcome::Kind::kKeyExists) {
+    // The slot was taken first: by this very removal (another node asked
+    // too), or by something else, and the removal goes to the next slot.
+    if (!Learn(slot, outcome.existing, now)) {
+      ctx_.ReportViolation(FoundingKey(slot), absl::StrCat("founding key of generation ", slot,
+                                                           " holds a malformed value"));
+    }
+  } else {
+    removal_->last_error = outcome.message;
+  }
+  if (!removal_) return;  // Learn finished it
+  if (membership_.RemovedAt(cluster) != 0) {
+    FinishRemoval(ChangeOutcome::Kind::kOk, "");
+    return;
+  }
+  if (now >= removal_->give_up_at) {
+    FinishRemoval(ChangeOutcome::Kind::kUnavailable,
+                  absl::StrCat("the removal of cluster ", cluster, " was not decided in time: ",
+                               removal_->last_error.empty() ? std::string("slot taken")
+                                                            : removal_->last_error));
+    return;
+  }
+  // Slot taken by another: at once, at the next. Else after a call deadline.
+  removal_->retry_at =
+      outcome.kind == PutOutcome::Kind::kKeyExists ? now : now + ctx_.config().call_deadline_ms;
+}
+
+void Founding::FinishRemoval(ChangeOutcome::Kind kind, std::string message) {
+  Removal r = std::move(*removal_);
+  removal_.reset();
+  const Configuration* c = membership_.Latest(r.cluster);
+  ChangeOutcome outcome{kind, std::move(message), c != nullptr ? *c : membership_.Current()};
+  if (kind == ChangeOutcome::Kind::kOk) {
+    // The removed cluster's nodes, if any is up, learn it at once.
+    for (const Member& m : ctx_.topology().members) {
+      if (m.cluster == r.cluster) membership_.Tell(m.id, ctx_.now());
+    }
+  }
+  r.done(std::move(outcome));
 }
 
 void Founding::Refresh() {
@@ -133,7 +276,10 @@ void Founding::Tick(TimeMs now) {
     membership_.Tell(peers[ask_next_++ % peers.size()], now);
     return;
   }
-  if (in_flight_) return;
+  if (removal_ && !removal_->in_flight && !in_flight_ && now >= removal_->retry_at) {
+    ProposeRemoval(now);
+  }
+  if (in_flight_ || (removal_ && removal_->in_flight)) return;
   Refresh();
   if (!candidate_) {
     seen_.clear();
@@ -159,6 +305,11 @@ std::optional<TimeMs> Founding::NextWakeup() const {
     return next_ask_;
   }
   if (in_flight_) return std::nullopt;
+  if (removal_) {
+    if (removal_->in_flight) return std::nullopt;
+    std::optional<TimeMs> due = Due();
+    return due ? std::min(*due, removal_->retry_at) : removal_->retry_at;
+  }
   return Due();
 }
 
@@ -219,6 +370,10 @@ void Founding::OnPutDone(uint64_t slot, const ClusterId& cluster, const Value& p
 void Founding::CheckInvariants() const {
   if (in_flight_) {
     RP_CHECK(*in_flight_ >= 2, "founding put of slot ", *in_flight_, " in flight");
+    RP_CHECK(!removal_ || !removal_->in_flight, "a founding and a removal put in flight");
+  }
+  if (removal_) {
+    RP_CHECK(removal_->cluster != ctx_.cluster(), "this node removes its own cluster");
   }
 }
 

@@ -25,12 +25,26 @@
 //   cluster has no configuration asks a node of another cluster now and
 //   then, so it learns its founding set even if that message was lost.
 //
+// Removing a cluster X (an operator's, core/messages.h kRemoveCluster) takes
+// a slot the same way: FoundingKey(G + 1) = "remove X ..." put by the node
+// asked, counting every cluster but X, so that a cluster that is gone for
+// good (a region lost) can be removed without it. From the generation of
+// its removal on, no put counts X, and X's nodes coordinate and serve
+// nothing. Why it is safe without X: every put counts the oldest cluster,
+// which can never be removed, so any two puts of one key still meet at a
+// majority of it; and removing a cluster takes nothing from what any other
+// cluster's reads see. X's nodes learn of it from any other node (the
+// configurations gossiped carry it); until one does, a node of X that is
+// still up could answer a linearizable get from X's stale majority, so the
+// operator stops X's nodes first (docs/design.md, Removing a cluster).
+//
 // Keys beginning with a NUL byte are the system's: a client's put of one is
 // refused (a client's get of one is allowed, for operators). Part of one
 // Engine; single-threaded.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -38,6 +52,7 @@
 #include "core/context.h"
 #include "core/coordinator.h"
 #include "core/membership.h"
+#include "core/messages.h"
 #include "core/types.h"
 
 namespace replicator::core {
@@ -54,6 +69,13 @@ Value EncodeFounding(const Configuration& founding);
 // empty when it is malformed (not a cluster id, fewer than 3 voters,
 // unsorted or repeated).
 std::optional<Configuration> DecodeFounding(uint64_t generation, const Value& value);
+// "remove <cluster> <its generation> <its epoch> <voter>...": the value of a
+// founding key that removes `removed` (its newest configuration known to the
+// remover) at the key's generation.
+Value EncodeRemoval(const Configuration& removed);
+// The removed cluster's configuration, with `removed` = `generation`; empty
+// when malformed (as DecodeFounding, or a cluster not founded before it).
+std::optional<Configuration> DecodeRemoval(uint64_t generation, const Value& value);
 
 class Founding {
  public:
@@ -66,6 +88,12 @@ class Founding {
 
   // The membership view changed.
   void OnTopology() { Refresh(); }
+  // An operator's removal of `cluster` from the federation: `done` gets
+  // kOk once decided (the configuration, with `removed` set), or why not:
+  // the oldest cluster, this node's own, one unknown or removed already
+  // (kInvalidArgument), another removal asked here (kBusy), no quorum in
+  // time (kUnavailable).
+  void Remove(const ClusterId& cluster, std::function<void(ChangeOutcome)> done, TimeMs now);
   // Proposes a founding when one is due; asks for this cluster's founding
   // set when it has none.
   void Tick(TimeMs now);
@@ -85,8 +113,13 @@ class Founding {
   void Propose(const ClusterId& cluster, TimeMs now);
   void OnPutDone(uint64_t slot, const ClusterId& cluster, const Value& proposed, PutOutcome outcome,
                  TimeMs now);
-  // Adopts a founding decided at `generation`; false if `value` is not one.
+  // Adopts a founding or removal decided at `generation`; false if `value`
+  // is neither.
   bool Learn(uint64_t generation, const Value& value, TimeMs now);
+  // Puts the removal asked (removal_) at the next slot.
+  void ProposeRemoval(TimeMs now);
+  void OnRemovalDone(uint64_t slot, const Value& proposed, PutOutcome outcome, TimeMs now);
+  void FinishRemoval(ChangeOutcome::Kind kind, std::string message);
 
   Context& ctx_;
   Membership& membership_;
@@ -99,6 +132,15 @@ class Founding {
   // then), and the earliest time of the next proposal.
   std::map<ClusterId, TimeMs> seen_;
   TimeMs next_proposal_ = 0;
+  struct Removal {
+    ClusterId cluster;
+    std::function<void(ChangeOutcome)> done;
+    std::optional<uint64_t> in_flight;  // the slot being put
+    TimeMs retry_at = 0;
+    TimeMs give_up_at = 0;
+    std::string last_error;
+  };
+  std::optional<Removal> removal_;  // at most one at a time
   TimeMs next_ask_ = 0;  // when a node of an unfounded cluster asks again
   size_t ask_next_ = 0;  // whom it asks: round robin over other clusters' members
 };

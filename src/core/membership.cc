@@ -90,15 +90,25 @@ Membership::Membership(Context& ctx, std::vector<Configuration> recovered,
   // record held gets it.
   for (const auto& [e, c] : own_) {
     if (c.generation != 0) generations_.emplace(c.cluster, c.generation);
+    if (c.removed != 0) removals_.emplace(c.cluster, c.removed);
   }
   for (const auto& [cluster, c] : others_) {
     if (c.generation != 0) generations_.emplace(cluster, c.generation);
+    if (c.removed != 0) removals_.emplace(cluster, c.removed);
   }
   for (const Configuration& c : recovered) {
+    // (What was moved into own_ and others_ above is empty here.)
     if (!c.cluster.empty() && c.generation != 0) generations_.emplace(c.cluster, c.generation);
+    if (!c.cluster.empty() && c.removed != 0) removals_.emplace(c.cluster, c.removed);
   }
-  for (auto& [e, c] : own_) c.generation = GenerationOf(c.cluster);
-  for (auto& [cluster, c] : others_) c.generation = GenerationOf(cluster);
+  for (auto& [e, c] : own_) {
+    c.generation = GenerationOf(c.cluster);
+    c.removed = RemovedAt(c.cluster);
+  }
+  for (auto& [cluster, c] : others_) {
+    c.generation = GenerationOf(cluster);
+    c.removed = RemovedAt(cluster);
+  }
   UpdateGeneration(kUnseeded);
   ctx_.stats().config_epoch = epoch();
 }
@@ -153,9 +163,51 @@ uint64_t Membership::GenerationOf(const ClusterId& cluster) const {
 std::vector<Configuration> Membership::FoundedAfter(uint64_t g) const {
   std::vector<Configuration> out;
   for (const Configuration& c : Newest()) {
-    if (c.generation > g) out.push_back(c);
+    if (c.generation > g || c.removed > g) out.push_back(c);
   }
   return out;
+}
+
+uint64_t Membership::RemovedAt(const ClusterId& cluster) const {
+  auto it = removals_.find(cluster);
+  return it == removals_.end() ? 0 : it->second;
+}
+
+std::vector<Configuration> Membership::Counted() const {
+  std::vector<Configuration> out;
+  for (Configuration& c : Newest()) {
+    if (c.removed == 0) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void Membership::NoteRemoval(Configuration& c) {
+  const uint64_t known = RemovedAt(c.cluster);
+  if (c.removed == 0 || c.removed == known) {
+    c.removed = known;
+    return;
+  }
+  if (known != 0) {
+    // Two removals of one cluster: only one founding slot can hold it.
+    ctx_.ReportViolation(
+        absl::StrCat("config/", c.cluster, "/removed"),
+        absl::StrCat("cluster ", c.cluster, " is known here as removed at generation ", known,
+                     " and was heard as removed at generation ", c.removed));
+    c.removed = known;
+    return;
+  }
+  removals_[c.cluster] = c.removed;
+  // Every record held of the cluster says so, durably: a restart must not
+  // count a removed cluster again.
+  if (c.cluster == ctx_.cluster()) {
+    for (auto& [e, held] : own_) {
+      held.removed = c.removed;
+      durable_write_ = ctx_.Mutate(PutConfig{held});
+    }
+  } else if (auto it = others_.find(c.cluster); it != others_.end() && it->second.epoch != 0) {
+    it->second.removed = c.removed;
+    durable_write_ = ctx_.Mutate(PutConfig{it->second});
+  }
 }
 
 void Membership::NoteGeneration(Configuration& c) {
@@ -198,6 +250,16 @@ void Membership::UpdateGeneration(TimeMs now) {
                                         " are both known as founded at generation ", g));
     }
   }
+  // A removal fills its slot as a founding does.
+  for (const auto& [cluster, g] : removals_) {
+    auto [it, fresh] = founded.emplace(g, cluster);
+    if (!fresh && now != kUnseeded) {
+      ctx_.ReportViolation(
+          absl::StrCat("config/", cluster, "/removed"),
+          absl::StrCat("generation ", g, " is known as the founding or removal of ", it->second,
+                       " and as the removal of ", cluster));
+    }
+  }
   // The longest run 1, 2, ... known: a cluster founded at a generation in a
   // gap would not be counted by this node's puts, so the gap caps G.
   uint64_t g = 0;
@@ -214,6 +276,7 @@ bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
     if (in.epoch == 0 || in.voters.empty() || !Sorted(in.voters)) continue;
     Configuration c = in;
     NoteGeneration(c);
+    NoteRemoval(c);
     if (c.cluster != ctx_.cluster()) {
       // Durable like this cluster's: a restart must not lower G.
       Configuration& known = others_[c.cluster];
@@ -421,6 +484,14 @@ void Membership::Change(const MembershipChange& change, ChangeFn done, TimeMs no
                        absl::StrCat("peer ", change.peer,
                                     " is not a member of any cluster known at ", ctx_.self()),
                        Current()});
+    return;
+  }
+  if (uint64_t removed = RemovedAt(*cluster); removed != 0) {
+    const Configuration* c = Latest(*cluster);
+    done(ChangeOutcome{ChangeOutcome::Kind::kInvalidArgument,
+                       absl::StrCat("cluster ", *cluster,
+                                    " was removed from the federation at generation ", removed),
+                       c != nullptr ? *c : Current()});
     return;
   }
   if (*cluster == ctx_.cluster()) {
@@ -689,7 +760,8 @@ void Membership::Tick(TimeMs now) {
     StartRound(now);
   }
   if (std::optional<TimeMs> at = ChangeWakeup(); at && *at <= now && !proposer_) {
-    ChangeHere(MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false}, nullptr, now);
+    ChangeHere(MembershipChange{MembershipChange::Kind::kAdd, ctx_.self(), false, {}}, nullptr,
+               now);
   }
 }
 
@@ -736,6 +808,12 @@ void Membership::CheckInvariants() const {
   for (const auto& [cluster, c] : others_) {
     RP_CHECK(c.cluster == cluster && c.generation == GenerationOf(cluster), "the newest of ",
              cluster, " is filed as ", c.cluster, " with generation ", c.generation);
+    RP_CHECK(c.removed == RemovedAt(cluster), "the newest of ", cluster, " says removed at ",
+             c.removed, ", the cluster ", RemovedAt(cluster));
+  }
+  for (const auto& [e, c] : own_) {
+    RP_CHECK(c.removed == RemovedAt(c.cluster), "epoch ", e, " says removed at ", c.removed,
+             ", the cluster ", RemovedAt(c.cluster));
   }
   for (const auto& [e, r] : acceptor_) {
     RP_CHECK(r.epoch == e && r.cluster == ctx_.cluster(), "config acceptor record filed as ", e,

@@ -82,9 +82,18 @@ class Membership {
   uint64_t own_generation() const { return GenerationOf(ctx_.cluster()); }
   // The lowest founding generation known (0: none): the oldest cluster's.
   uint64_t oldest_generation() const;
-  // The newest configuration of every cluster known here founded after
-  // generation `g`: what a node at `g` lacks.
+  // The newest configuration of every cluster known here founded or
+  // removed after generation `g`: what a node at `g` lacks.
   std::vector<Configuration> FoundedAfter(uint64_t g) const;
+  // The generation at which `cluster` was removed from the federation
+  // (core/founding.h; 0: not removed, or not known here to be).
+  uint64_t RemovedAt(const ClusterId& cluster) const;
+  // True iff this node's cluster was removed: it coordinates and serves
+  // nothing any more.
+  bool cluster_removed() const { return RemovedAt(ctx_.cluster()) != 0; }
+  // The newest configuration of every cluster known here and not removed,
+  // this one's first (if not removed): the clusters a put counts.
+  std::vector<Configuration> Counted() const;
   // This cluster's configurations only, to answer a peer that lags.
   std::vector<Configuration> OwnHistory() const;
 
@@ -185,7 +194,10 @@ class Membership {
   // Gives `c` its cluster's generation if it has none, or learns the
   // cluster's from it (filling in the configurations held without one).
   void NoteGeneration(Configuration& c);
-  // Recomputes generation_ from generations_.
+  // Gives `c` its cluster's removal if known here, or learns the removal
+  // from it (marking, durably, the configurations held without it).
+  void NoteRemoval(Configuration& c);
+  // Recomputes generation_ from generations_ and removals_.
   void UpdateGeneration(TimeMs now);
 
   Context& ctx_;
@@ -198,6 +210,7 @@ class Membership {
   // federation generation is derived from them).
   std::map<ClusterId, Configuration> others_;
   std::map<ClusterId, uint64_t> generations_;          // each known cluster's, when known
+  std::map<ClusterId, uint64_t> removals_;             // each removed cluster's removal
   uint64_t generation_ = 0;                            // G, see generation()
   std::map<uint64_t, ConfigAcceptorRecord> acceptor_;  // this cluster's registers
   uint64_t durable_write_ = 0;                         // the newest PutConfig write

@@ -67,6 +67,10 @@ void MemoryState::Apply(const Mutation& mutation) {
           if (!fresh && it->second.generation == 0 && it->second.voters == m.config.voters) {
             it->second.generation = m.config.generation;
           }
+          // Likewise a removal (core/founding.h), which is never undone.
+          if (!fresh && it->second.removed == 0 && it->second.voters == m.config.voters) {
+            it->second.removed = m.config.removed;
+          }
         } else if constexpr (std::is_same_v<M, PutConfigAcceptor>) {
           config_acceptors_.insert_or_assign(ConfigId{m.record.cluster, m.record.epoch}, m.record);
         } else {

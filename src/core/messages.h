@@ -55,13 +55,15 @@ struct Reservation {
   uint64_t request_id = 0;
 };
 
-// An operator's change of a cluster: one voter added or removed.
+// An operator's change of a cluster: one voter added or removed, or the
+// whole cluster removed from the federation (core/founding.h).
 struct MembershipChange {
-  enum class Kind : uint8_t { kAdd, kRemove };
+  enum class Kind : uint8_t { kAdd, kRemove, kRemoveCluster };
   Kind kind = Kind::kAdd;
-  PeerId peer;
+  PeerId peer;  // kAdd, kRemove
   // Removing below 3 voters is refused unless forced.
   bool force = false;
+  ClusterId cluster;  // kRemoveCluster
 };
 
 struct ChangeOutcome {

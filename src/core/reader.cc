@@ -36,6 +36,17 @@ void Reader::StartReads(uint64_t get_id, Key key, int attempt, TimeMs now) {
                            absl::StrCat("cluster ", ctx_.cluster(), " is not founded yet")}});
     return;
   }
+  if (uint64_t removed = membership_.RemovedAt(ctx_.cluster()); removed != 0) {
+    // No put counts this cluster any more: its majority misses what was
+    // committed since, so it cannot answer for the federation.
+    ctx_.Emit(GetDoneEffect{
+        get_id, GetOutcome{GetOutcome::Kind::kUnavailable,
+                           {},
+                           absl::StrCat("cluster ", ctx_.cluster(),
+                                        " was removed from the federation at generation ", removed,
+                                        "; use a node of another cluster")}});
+    return;
+  }
   uint64_t id = ctx_.NextOpId();
   GetOp& op = gets_[id];
   op.get_id = get_id;

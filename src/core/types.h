@@ -77,6 +77,11 @@ struct Configuration {
   uint64_t epoch = 0;          // 0: none known
   std::vector<PeerId> voters;  // sorted, unique
   uint64_t generation = 0;     // the cluster's founding generation; 0: unknown
+  // The generation at which the cluster was removed from the federation
+  // (core/founding.h): from then on no put counts it and its nodes serve
+  // nothing. 0: not removed. Carried by every record of the cluster once
+  // known, like `generation`.
+  uint64_t removed = 0;
 
   bool Has(const PeerId& id) const;
   friend bool operator==(const Configuration&, const Configuration&) = default;

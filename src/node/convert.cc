@@ -156,6 +156,7 @@ core::Configuration FromWire(wire::Configuration::Reader c) {
   out.epoch = c.getEpoch();
   out.voters = VotersFromWire(c.getVoters());
   out.generation = c.getGeneration();
+  out.removed = c.getRemoved();
   if (out.epoch == 0) {
     // None known: a cluster may be named, voters may not.
     if (!out.voters.empty()) Malformed("a configuration of epoch 0 names voters");
@@ -171,12 +172,26 @@ void ToWire(const core::Configuration& c, wire::Configuration::Builder out) {
   out.setEpoch(c.epoch);
   VotersToWire(c.voters, out.initVoters(c.voters.size()));
   out.setGeneration(c.generation);
+  out.setRemoved(c.removed);
 }
 
 core::MembershipChange FromWire(wire::MemberChange::Reader c) {
   core::MembershipChange out;
-  out.kind = c.getKind() == wire::MemberChange::Kind::REMOVE ? core::MembershipChange::Kind::kRemove
-                                                             : core::MembershipChange::Kind::kAdd;
+  switch (c.getKind()) {
+    case wire::MemberChange::Kind::PROMOTE:
+      out.kind = core::MembershipChange::Kind::kAdd;
+      break;
+    case wire::MemberChange::Kind::REMOVE:
+      out.kind = core::MembershipChange::Kind::kRemove;
+      break;
+    case wire::MemberChange::Kind::REMOVE_CLUSTER:
+      out.kind = core::MembershipChange::Kind::kRemoveCluster;
+      out.cluster = ClusterFromWire(c.getCluster());
+      if (c.getPeer().size() != 0) Malformed("a cluster removal names a peer id");
+      return out;
+    default:
+      Malformed("a membership change of an unknown kind");
+  }
   out.peer = ToString(c.getPeer());
   if (out.peer.empty()) Malformed("a membership change names no peer id");
   if (out.peer.size() > 256) Malformed("a membership change names a peer id over 256 bytes");
@@ -185,8 +200,18 @@ core::MembershipChange FromWire(wire::MemberChange::Reader c) {
 }
 
 void ToWire(const core::MembershipChange& c, wire::MemberChange::Builder out) {
-  out.setKind(c.kind == core::MembershipChange::Kind::kRemove ? wire::MemberChange::Kind::REMOVE
-                                                              : wire::MemberChange::Kind::PROMOTE);
+  switch (c.kind) {
+    case core::MembershipChange::Kind::kAdd:
+      out.setKind(wire::MemberChange::Kind::PROMOTE);
+      break;
+    case core::MembershipChange::Kind::kRemove:
+      out.setKind(wire::MemberChange::Kind::REMOVE);
+      break;
+    case core::MembershipChange::Kind::kRemoveCluster:
+      out.setKind(wire::MemberChange::Kind::REMOVE_CLUSTER);
+      out.setCluster(c.cluster);
+      return;
+  }
   out.setPeer(c.peer);
   out.setForce(c.force);
 }

@@ -312,6 +312,7 @@ std::string EncodeConfig(const core::Configuration& config) {
   PutConfigId(&out, config.cluster, config.epoch);
   PutVoters(&out, config.voters);
   PutVarint64(&out, config.generation);
+  PutVarint64(&out, config.removed);
   return out;
 }
 
@@ -325,10 +326,12 @@ absl::StatusOr<core::Configuration> DecodeConfig(std::string_view record_key,
     return s;
   }
   core::Configuration config;
-  // Record version 1 has no generation: it reads as 0 (unknown).
+  // Record version 1 has no generation: it reads as 0 (unknown); versions
+  // 1 and 2 have no removal: not removed.
   if (!ReadConfigId(&in, &config.cluster, &config.epoch) ||
       !ReadVoters(&in, "voters", &config.voters) ||
-      (version >= 2 && !in.ReadVarint64("generation", &config.generation)) || !in.ExpectEnd()) {
+      (version >= 2 && !in.ReadVarint64("generation", &config.generation)) ||
+      (version >= 3 && !in.ReadVarint64("removed", &config.removed)) || !in.ExpectEnd()) {
     return Corrupt(kKind, record_key, in.error());
   }
   if (absl::Status s = CheckConfigKey(kKind, record_key, ConfigKey(config.cluster, config.epoch),

@@ -39,7 +39,7 @@ inline constexpr uint64_t kOldestFormatVersion = 2;
 inline constexpr uint64_t kRecordVersion = 1;
 // Configuration values: version 2 stores Configuration::generation;
 // version 1 (written by formats 3) is still read, with generation 0.
-inline constexpr uint64_t kConfigRecordVersion = 2;
+inline constexpr uint64_t kConfigRecordVersion = 3;
 // Reservation and acceptor values: version 2 stores ProposalId::epoch;
 // version 1 (written by format 2) is still read, with epoch 0.
 inline constexpr uint64_t kProposalRecordVersion = 2;

@@ -54,9 +54,21 @@ absl::Status CheckWriteOnce(const core::WriteBatch& batch, const WriteOnceLookup
                          c.epoch, " has generation ", existing->generation,
                          "; refusing generation ", c.generation, " (the batch applies nothing)"));
       }
-      // New, or the generation the record lacked: written. Anything else
-      // is already held.
-      if (existing == nullptr || (existing->generation == 0 && c.generation != 0)) {
+      if (existing != nullptr && existing->removed != 0 && c.removed != 0 &&
+          existing->removed != c.removed) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("write-once: configuration ", DescribeRecordKey(c.cluster), " epoch ",
+                         c.epoch, " was removed at generation ", existing->removed,
+                         "; refusing removal at ", c.removed, " (the batch applies nothing)"));
+      }
+      if (existing != nullptr && existing->removed != 0 && c.removed == 0) {
+        // Nothing forgets a removal: a record written without it is held.
+        continue;
+      }
+      // New, or the generation or removal the record lacked: written.
+      // Anything else is already held.
+      if (existing == nullptr || (existing->generation == 0 && c.generation != 0) ||
+          (existing->removed == 0 && c.removed != 0)) {
         if (in != configs_in_batch.end()) {
           // Filled in after an earlier mutation of this batch added it: the
           // later one is written instead.

@@ -30,7 +30,7 @@ struct WriteOnceLookup {
 };
 
 // The mutations of a batch that add a committed key or a configuration (or
-// fill in a configuration's generation), in batch order, each key or
+// fill in a configuration's generation or removal), in batch order, each key or
 // (cluster, epoch) once.
 struct WriteOnceAdded {
   std::vector<const core::PutCommitted*> committed;

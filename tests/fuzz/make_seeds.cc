@@ -62,7 +62,7 @@ void WireSeeds(const fs::path& dir) {
   call(core::ConfigAcceptRequest{"eu", 3, b, {"a", "b", "c", "d"}, {}});
   call(core::ConfigLearnRequest{{core::Configuration{"us", 1, {"x", "y", "z"}}}});
   call(core::ChangeRequest{
-      core::MembershipChange{core::MembershipChange::Kind::kRemove, "d", false}});
+      core::MembershipChange{core::MembershipChange::Kind::kRemove, "d", false, {}}});
   Write(dir, "reply-read", Message<wire::PeerReply>(1, core::Response(core::ReadResponse{})));
   Write(dir, "reply-unreachable",
         Message<wire::PeerReply>(1, core::Response(core::Unreachable{"gone"})));
@@ -77,9 +77,10 @@ void WireSeeds(const fs::path& dir) {
   Write(dir, "pulled", Message<wire::Peer::PullResults>(4, pulled));
   Write(dir, "config",
         Message<wire::Configuration>(5, core::Configuration{"eu", 2, {"a", "b", "c", "d"}}));
-  Write(dir, "change",
-        Message<wire::MemberChange>(
-            6, core::MembershipChange{core::MembershipChange::Kind::kAdd, "12D3KooWnew", false}));
+  Write(
+      dir, "change",
+      Message<wire::MemberChange>(
+          6, core::MembershipChange{core::MembershipChange::Kind::kAdd, "12D3KooWnew", false, {}}));
   Write(dir, "member",
         Message<wire::PeerInfo>(
             7, core::Member{"12D3KooWa", "eu", "10.0.0.1:7001", core::PeerState::kVoter}));

@@ -17,10 +17,10 @@ const std::map<ClusterId, std::vector<PeerId>> kFour = {{"a", {"a1", "a2", "a3",
 void AutoPromote(EngineConfig& c) { c.auto_promote = true; }
 
 MembershipChange Remove(const PeerId& peer, bool force = false) {
-  return MembershipChange{MembershipChange::Kind::kRemove, peer, force};
+  return MembershipChange{MembershipChange::Kind::kRemove, peer, force, {}};
 }
 MembershipChange Add(const PeerId& peer) {
-  return MembershipChange{MembershipChange::Kind::kAdd, peer, false};
+  return MembershipChange{MembershipChange::Kind::kAdd, peer, false, {}};
 }
 
 TEST(MembershipTest, ProposeChangeAllowsOneVoterAtATime) {

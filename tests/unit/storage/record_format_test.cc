@@ -287,9 +287,28 @@ TEST(RecordFormatTest, UnknownRecordVersionIsDataLoss) {
   absl::StatusOr<core::Configuration> config_out =
       DecodeConfig(ConfigKey(SampleConfig().cluster, SampleConfig().epoch), config);
   EXPECT_EQ(config_out.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(config_out.status().message().find("record version 3, this build reads 1 to 2"),
+  EXPECT_NE(config_out.status().message().find("record version 4, this build reads 1 to 3"),
             std::string::npos)
       << config_out.status();
+}
+
+// Record version 2 has a generation and no removal: it reads as not removed;
+// version 3 keeps a removal.
+TEST(RecordFormatTest, ConfigRecordVersion2ReadsAsNotRemovedAndVersion3KeepsARemoval) {
+  core::Configuration c = SampleConfig();
+  c.generation = 3;
+  std::string v3 = EncodeConfig(c);
+  ASSERT_EQ(v3[0], 3);
+  ASSERT_EQ(v3.back(), 0) << "removed 0 is the last varint";
+  std::string v2 = v3.substr(0, v3.size() - 1);
+  v2[0] = 2;
+  absl::StatusOr<core::Configuration> out = DecodeConfig(ConfigKey(c.cluster, c.epoch), v2);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, c);
+  c.removed = 7;
+  out = DecodeConfig(ConfigKey(c.cluster, c.epoch), EncodeConfig(c));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->removed, 7u);
 }
 
 // Record version 1 (formats 3 and older) has no generation: it reads as 0.

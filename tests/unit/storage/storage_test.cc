@@ -745,6 +745,31 @@ TYPED_TEST(StorageTest, ConfigGenerationIsFilledInOnceThenWriteOnce) {
   }
 }
 
+// A cluster's removal (core/founding.h) is filled in once, never undone by
+// a record written without it, and write-once like the generation.
+TYPED_TEST(StorageTest, ConfigRemovalIsFilledInOnceAndNeverUndone) {
+  const std::vector<core::PeerId> voters = {"p1", "p2", "p3"};
+  auto with_removal = [&](uint64_t removed) {
+    return core::Mutation{core::PutConfig{core::Configuration{"c1", 1, voters, 3, removed}}};
+  };
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_removal(0)})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_removal(5)})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({with_removal(0)})).ok());
+  absl::Status refused = this->WriteAndWait(Batch({with_removal(6)}));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
+  EXPECT_NE(refused.message().find("was removed at generation 5; refusing removal at 6"),
+            std::string::npos)
+      << refused;
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
+    absl::StatusOr<core::DurableState> state = this->storage_->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    const std::vector<core::Configuration> want = {{"c1", 1, voters, 3, 5}};
+    EXPECT_EQ(state->configs, want);
+    this->Reopen();
+  }
+}
+
 TYPED_TEST(StorageTest, ProposalEpochSurvivesARestart) {
   core::ProposalId p = Proposal("12D3KooWc", 1, 1);
   p.epoch = 7;
