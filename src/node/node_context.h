@@ -4,11 +4,10 @@
 // it; read on the reactor thread only.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <memory>
+#include <string>
 
 #include "core/messages.h"
 #include "core/types.h"

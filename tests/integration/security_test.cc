@@ -173,6 +173,9 @@ TEST_F(SecurityTest, AWriteClientCanPutButNotChangeMembership) {
   EXPECT_EQ(remove.exit_code, kPermissionDenied) << remove.err;
   EXPECT_NE(remove.err.find("needs role admin"), std::string::npos) << remove.err;
   EXPECT_NE(remove.err.find("has role write"), std::string::npos) << remove.err;
+  CommandResult cluster = As("writer", {"cluster", "remove", "c1"});
+  EXPECT_EQ(cluster.exit_code, kPermissionDenied) << cluster.err;
+  EXPECT_NE(cluster.err.find("needs role admin"), std::string::npos) << cluster.err;
   CommandResult list = Cli({"--node=" + node_, "member", "list"});
   EXPECT_NE(list.out.find(victim), std::string::npos) << "the member must still be there";
 }
