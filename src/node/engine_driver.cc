@@ -1,9 +1,6 @@
 #include "node/engine_driver.h"
 
 #include <algorithm>
-#include <asio/post.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +8,10 @@
 #include <string>
 #include <type_traits>
 #include <variant>
+
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "fmt/format.h"
 #include "net/reactor.h"

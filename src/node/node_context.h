@@ -4,10 +4,11 @@
 // it; read on the reactor thread only.
 #pragma once
 
-#include <asio/awaitable.hpp>
-#include <asio/io_context.hpp>
 #include <memory>
 #include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
 
 #include "core/messages.h"
 #include "core/types.h"
