@@ -2,7 +2,7 @@
 //   replicator --node=HOST:PORT put KEY VALUE
 //   replicator --node=HOST:PORT put KEY --value-file=PATH   (or - for stdin)
 //   replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]
-//   replicator --node=HOST:PORT status
+//   replicator --node=HOST:PORT status [--json]
 //   replicator --node=HOST:PORT member list
 //   replicator --node=HOST:PORT member promote PEER_ID
 //   replicator --node=HOST:PORT member remove PEER_ID [--force]
@@ -34,6 +34,7 @@
 #include "net/tls.h"
 #include "node/tls_files.h"
 #include "replicator/client.h"
+#include "status_json.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
 #include "util/help.h"
@@ -48,6 +49,7 @@ ABSL_FLAG(replicator::util::Millis, timeout_ms,
           replicator::util::Millis{std::chrono::milliseconds(10000)},
           "Give up on a call after this long (milliseconds, or 10s; a member change gets at "
           "least 15s).");
+ABSL_FLAG(bool, json, false, "status: print the status as one JSON object, for scripts.");
 ABSL_FLAG(std::string, certs_dir, "",
           "Directory with ca.crt and client.USER.crt/client.USER.key (see `replicator cert`); "
           "for cert commands, where certificates are created.");
@@ -87,7 +89,7 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT put KEY VALUE\n"
     "  replicator --node=HOST:PORT put KEY --value-file=PATH|-\n"
     "  replicator --node=HOST:PORT get KEY [--consistency=local|linearizable]\n"
-    "  replicator --node=HOST:PORT status\n"
+    "  replicator --node=HOST:PORT status [--json]\n"
     "  replicator --node=HOST:PORT member list\n"
     "  replicator --node=HOST:PORT member promote PEER_ID\n"
     "  replicator --node=HOST:PORT member remove PEER_ID [--force]\n"
@@ -324,6 +326,10 @@ struct Command {
       co_return kUsage;
     }
     const replicator::NodeStatus& s = *r;
+    if (absl::GetFlag(FLAGS_json)) {
+      fmt::print("{}\n", replicator::StatusJson(s));
+      co_return kOk;
+    }
     fmt::print("node      {} (cluster {}, {}, {})\n", s.self.id, s.self.cluster, s.self.address,
                s.self.state);
     fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
@@ -448,6 +454,7 @@ int main(int argc, char** argv) {
        {"Security", {"certs_dir", "user", "ca", "cert", "key", "insecure"}},
        {"cert", {"ca_key", "data_dir", "role", "overwrite"}},
        {"put and get", {"value_file", "consistency"}},
+       {"status", {"json"}},
        {"member", {"force"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -497,6 +504,7 @@ int main(int argc, char** argv) {
   } else {
     return Usage(fmt::format("unknown command '{}'", verb));
   }
+  if (absl::GetFlag(FLAGS_json) && verb != "status") return Usage("--json applies to status only");
   replicator::Consistency consistency = replicator::Consistency::kLocal;
   std::string c = absl::GetFlag(FLAGS_consistency);
   if (c == "linearizable") {

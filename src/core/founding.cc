@@ -286,7 +286,16 @@ void Founding::Tick(TimeMs now) {
     return;
   }
   seen_.emplace(*candidate_, now);
-  if (std::optional<TimeMs> due = Due(); due && now >= *due) Propose(*candidate_, now);
+  if (std::optional<TimeMs> due = Due(); due && now >= *due) {
+    if (std::optional<ClusterId> down = WhollyDown()) {
+      // The put cannot commit while it counts a cluster none of whose voters
+      // answers, and its reservations of the slot would only hold up that
+      // cluster's removal (which takes the same slot): wait.
+      next_proposal_ = now + deadline;
+      return;
+    }
+    Propose(*candidate_, now);
+  }
 }
 
 std::optional<TimeMs> Founding::Due() const {
@@ -311,6 +320,19 @@ std::optional<TimeMs> Founding::NextWakeup() const {
     return due ? std::min(*due, removal_->retry_at) : removal_->retry_at;
   }
   return Due();
+}
+
+std::optional<ClusterId> Founding::WhollyDown() const {
+  for (const Configuration& c : membership_.Counted()) {
+    if (c.cluster == ctx_.cluster()) continue;
+    bool all_down = !c.voters.empty();
+    for (const PeerId& v : c.voters) {
+      const Member* m = ctx_.topology().Find(v);
+      all_down = all_down && m != nullptr && m->state == PeerState::kDown;
+    }
+    if (all_down) return c.cluster;
+  }
+  return std::nullopt;
 }
 
 void Founding::Propose(const ClusterId& cluster, TimeMs now) {

@@ -111,6 +111,9 @@ class Founding {
   // When the candidate's proposal is due here.
   std::optional<TimeMs> Due() const;
   void Propose(const ClusterId& cluster, TimeMs now);
+  // A cluster a put counts whose every voter the membership view shows
+  // down, if any.
+  std::optional<ClusterId> WhollyDown() const;
   void OnPutDone(uint64_t slot, const ClusterId& cluster, const Value& proposed, PutOutcome outcome,
                  TimeMs now);
   // Adopts a founding or removal decided at `generation`; false if `value`

@@ -16,6 +16,7 @@
 #include "net/bridge.h"
 #include "node/convert.h"
 #include "node/servers.h"
+#include "util/log.h"
 
 namespace replicator::node {
 
@@ -119,13 +120,14 @@ asio::awaitable<void> DirectoryClient::Register(std::weak_ptr<bool> token, std::
   joining_.erase(address);
   std::string& reported = reported_[address];
   if (s.ok()) {
-    if (!reported.empty()) fmt::print(stderr, "replicatord: registered with {} again\n", address);
+    if (!reported.empty())
+      util::Log(util::LogLevel::kInfo, "directory", "registered with {} again", address);
     reported.clear();
     co_return;
   }
   // Once per failure, not every second.
   if (reported != s.message() && !absl::IsUnavailable(s)) {
-    fmt::print(stderr, "replicatord: directory: {}\n", std::string(s.message()));
+    util::Log(util::LogLevel::kWarn, "directory", "{}", std::string(s.message()));
   }
   reported = std::string(s.message());
 }

@@ -17,6 +17,7 @@
 #include "net/bridge.h"
 #include "node/convert.h"
 #include "node/durable_file.h"
+#include "util/log.h"
 
 namespace replicator::node {
 namespace {
@@ -91,8 +92,9 @@ absl::StatusOr<bool> DirectoryService::Load() {
 void DirectoryService::StartFederation() {
   state_.federation = NewFederation();
   state_.names_founding = true;
-  fmt::print(stderr, "replicatord: started federation {}; this node names founding sets\n",
-             FederationName(state_.federation));
+  util::Log(util::LogLevel::kInfo, "directory",
+            "started federation {}; this node names founding sets",
+            FederationName(state_.federation));
 }
 
 absl::Status DirectoryService::Run() {
@@ -135,8 +137,8 @@ absl::StatusOr<bool> DirectoryService::Merge(DirectoryState& next, const Entry& 
   if (MaybeFound(next, e.member.cluster)) {
     for (const core::Configuration& c : next.founding) {
       if (c.cluster == e.member.cluster) {
-        fmt::print(stderr, "replicatord: directory: cluster {} founded by {}\n", c.cluster,
-                   fmt::join(c.voters, ", "));
+        util::Log(util::LogLevel::kInfo, "directory", "cluster {} founded by {}", c.cluster,
+                  fmt::join(c.voters, ", "));
       }
     }
   }
@@ -234,7 +236,7 @@ absl::Status DirectoryService::OnMap(const std::vector<Entry>& entries,
   // A contradiction (a founding set other than the one held, a peer moved
   // to another cluster) is logged and skipped; the rest is taken.
   auto skip = [&](const absl::Status& s) {
-    fmt::print(stderr, "replicatord: directory: from {}: {}\n", from, std::string(s.message()));
+    util::Log(util::LogLevel::kWarn, "directory", "from {}: {}", from, std::string(s.message()));
   };
   for (const core::Configuration& c : founding) {
     if (absl::StatusOr<bool> r = MergeFounding(next, c); !r.ok()) skip(r.status());
@@ -261,11 +263,11 @@ bool DirectoryService::OutStampOldRun(const Entry& seen) {
   auto now = std::chrono::steady_clock::now();
   if (now - last_foreign_restamp_ < std::chrono::seconds(10)) return false;
   last_foreign_restamp_ = now;
-  fmt::print(stderr,
-             "replicatord: directory: an entry for this node's peer id at {} (stamp {}) is "
-             "newer than this node's own: an earlier run, or another process using this data "
-             "dir's identity\n",
-             seen.member.address, seen.stamp);
+  util::Log(util::LogLevel::kWarn, "directory",
+            "an entry for this node's peer id at {} (stamp {}) is "
+            "newer than this node's own: an earlier run, or another process using this data "
+            "dir's identity",
+            seen.member.address, seen.stamp);
   return true;
 }
 
@@ -330,8 +332,8 @@ asio::awaitable<void> DirectoryService::WatchSelf(std::weak_ptr<bool> token) {
     self_.member.state = Claim();
     RestampSelf(next);
     if (absl::Status s = Commit(std::move(next)); !s.ok()) {
-      fmt::print(stderr, "replicatord: directory: cannot record this node's own state: {}\n",
-                 s.ToString());
+      util::Log(util::LogLevel::kError, "directory", "cannot record this node's own state: {}",
+                s.ToString());
     }
   }
 }

@@ -1,6 +1,9 @@
 #include "node/engine_driver.h"
 
 #include <algorithm>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -9,12 +12,9 @@
 #include <type_traits>
 #include <variant>
 
-#include <asio/post.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include "fmt/format.h"
 #include "net/reactor.h"
+#include "util/log.h"
 
 namespace replicator::node {
 
@@ -48,6 +48,7 @@ void EngineDriver::Shutdown() {
   puts_.CompleteAll(gone);
   gets_.CompleteAll(
       core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())});
+  get_started_.clear();
   // A change in flight may still be chosen: unavailable says only that
   // this node will not learn it (configuration() shows what it knows).
   auto changes = std::move(changes_);
@@ -102,6 +103,7 @@ void EngineDriver::Carry(core::Effect& effect) {
         } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
           puts_.Complete(fx.put_id, std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
+          CountGet(fx.get_id, fx.outcome);
           gets_.Complete(fx.get_id, std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::ChangeDoneEffect>) {
           auto it = changes_.find(fx.change_id);
@@ -110,10 +112,9 @@ void EngineDriver::Carry(core::Effect& effect) {
           changes_.erase(it);
           done(std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::ViolationEffect>) {
-          fmt::print(stderr,
-                     "replicatord: SAFETY VIOLATION: two values for one key ({} bytes): {}\n",
-                     fx.key.size(), fx.detail);
-          std::fflush(stderr);
+          util::Log(util::LogLevel::kError, "engine",
+                    "SAFETY VIOLATION: two values for one key ({} bytes): {}", fx.key.size(),
+                    fx.detail);
         }
       },
       effect);
@@ -156,8 +157,8 @@ void EngineDriver::DrainCompletedWrites() {
     if (!status.ok()) {
       // A replica that cannot make its promises durable must not make them
       // at all: stop rather than answer.
-      fmt::print(stderr, "replicatord: fatal: storage write failed: {}\n", status.ToString());
-      std::fflush(stderr);
+      util::Log(util::LogLevel::kError, "storage", "fatal: storage write failed: {}",
+                status.ToString());
       std::abort();
     }
     engine_->OnWriteDone(id, now);
@@ -225,9 +226,12 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
   }
   uint64_t id = next_id_++;
   auto slot = puts_.Add(id);
+  const auto started = std::chrono::steady_clock::now();
+  const size_t key_bytes = key.size();
   engine_->StartPut(id, std::move(key), std::move(value), request_id, Now(), WallNow());
   Pump();
   core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
+  ObservePut(std::chrono::steady_clock::now() - started, key_bytes, request_id, outcome);
   if (failpoints_.TakeSlowPutReply()) {
     asio::steady_timer delay(ctx_.io(), Failpoints::kSlowPutReply);
     asio::error_code ec;
@@ -246,6 +250,7 @@ std::shared_ptr<Waiters<core::GetOutcome>::Slot> EngineDriver::StartGet(
   }
   uint64_t id = next_id_++;
   auto slot = gets_.Add(id);
+  get_started_.emplace(id, std::chrono::steady_clock::now());
   engine_->StartGet(id, std::move(key), consistency, Now());
   Pump();
   return slot;
@@ -283,6 +288,67 @@ asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
     co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   co_return std::move(batch->responses);
+}
+
+}  // namespace replicator::node
+
+namespace replicator::node {
+
+namespace {
+
+const char* PutOutcomeName(core::PutOutcome::Kind k) {
+  switch (k) {
+    case core::PutOutcome::Kind::kOk:
+      return "ok";
+    case core::PutOutcome::Kind::kKeyExists:
+      return "keyExists";
+    case core::PutOutcome::Kind::kConflict:
+      return "conflict";
+    case core::PutOutcome::Kind::kUnavailable:
+      return "unavailable";
+    case core::PutOutcome::Kind::kInvalidArgument:
+      return "invalid";
+    case core::PutOutcome::Kind::kOutcomeUnknown:
+      return "outcomeUnknown";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void EngineDriver::ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
+                              uint64_t request_id, const core::PutOutcome& outcome) {
+  ctx_.metrics.put_duration.Observe(elapsed);
+  if (elapsed < ctx_.options.slow_put_threshold) return;
+  ++ctx_.metrics.slow_puts;
+  // TODO(observability): the engine keeps no per-put phase times (reserve,
+  // accept, commit, slowest remote cluster); only the total is known here.
+  util::Log(util::LogLevel::kWarn, "put",
+            "slow put: {:.3f} s (threshold {} ms), outcome {}{}{}, key {} bytes, request id {}",
+            std::chrono::duration<double>(elapsed).count(), ctx_.options.slow_put_threshold.count(),
+            PutOutcomeName(outcome.kind), outcome.message.empty() ? "" : ": ", outcome.message,
+            key_bytes, request_id);
+}
+
+void EngineDriver::CountGet(uint64_t get_id, const core::GetOutcome& outcome) {
+  if (auto it = get_started_.find(get_id); it != get_started_.end()) {
+    ctx_.metrics.get_duration.Observe(std::chrono::steady_clock::now() - it->second);
+    get_started_.erase(it);
+  }
+  switch (outcome.kind) {
+    case core::GetOutcome::Kind::kFound:
+      ++ctx_.metrics.gets_found;
+      break;
+    case core::GetOutcome::Kind::kNotFound:
+      ++ctx_.metrics.gets_not_found;
+      break;
+    case core::GetOutcome::Kind::kUnavailable:
+      ++ctx_.metrics.gets_unavailable;
+      break;
+    case core::GetOutcome::Kind::kInvalidArgument:
+      ++ctx_.metrics.gets_invalid;
+      break;
+  }
 }
 
 }  // namespace replicator::node

@@ -7,6 +7,7 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,10 @@ class EngineDriver {
   void PostFlush();
   void Flush();
   void ScheduleWakeup();
+  // Metrics (ctx_.metrics) and the slow-put log.
+  void ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
+                  uint64_t request_id, const core::PutOutcome& outcome);
+  void CountGet(uint64_t get_id, const core::GetOutcome& outcome);
 
   const NodeContext& ctx_;
   storage::Storage* storage_;
@@ -113,6 +118,8 @@ class EngineDriver {
   std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
   Waiters<core::PutOutcome> puts_;
   Waiters<core::GetOutcome> gets_;
+  // When each get in flight started, for its latency.
+  absl::flat_hash_map<uint64_t, std::chrono::steady_clock::time_point> get_started_;
   absl::flat_hash_map<uint64_t, std::function<void(core::ChangeOutcome)>> changes_;
   uint64_t next_id_ = 1;
   bool pumping_ = false;

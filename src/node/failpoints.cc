@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "fmt/format.h"
+#include "util/log.h"
 
 namespace replicator::node {
 
@@ -36,8 +37,7 @@ void Failpoints::CrashIfNamed(const core::Request& request) const {
     crash = op && std::holds_alternative<core::CommitOp>(*op);
   }
   if (crash) {
-    fmt::print(stderr, "replicatord: failpoint {}: exiting\n", name_);
-    std::fflush(stderr);
+    util::Log(util::LogLevel::kError, "failpoint", "{}: exiting", name_);
     _exit(86);
   }
 }

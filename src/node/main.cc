@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -26,6 +27,7 @@
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
 #include "util/help.h"
+#include "util/log.h"
 
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
@@ -57,6 +59,13 @@ ABSL_FLAG(std::string, failpoint, "",
           "For tests only: crash-before-decide or crash-before-commit makes the node exit when "
           "it coordinates a put and reaches that point; slow-first-put-reply holds the answer "
           "to the first client put for 3 s.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics (/metrics) and a readiness check (/healthz) "
+          "on over HTTP; empty: off.");
+ABSL_FLAG(std::string, log_level, "info", "Least severe log lines kept: debug, info, warn, error.");
+ABSL_FLAG(replicator::util::Seconds, slow_put_threshold,
+          replicator::util::Seconds{absl::Seconds(1)},
+          "A put answered later than this is logged, with its outcome (seconds, or 500ms...).");
 ABSL_FLAG(std::string, address_file, "",
           "Once serving, write this node's HOST:PORT to this file (atomically).");
 ABSL_FLAG(std::string, certs_dir, "",
@@ -103,7 +112,8 @@ struct Daemon {
   asio::awaitable<void> Start() {
     auto started = co_await node::Node::Start(reactor, options);
     if (!started.ok()) {
-      fmt::print(stderr, "replicatord: {}\n", std::string(started.status().message()));
+      replicator::util::Log(replicator::util::LogLevel::kError, "node", "{}",
+                            std::string(started.status().message()));
       exit_code = 1;
       signals->cancel();
       reactor.Stop();
@@ -113,8 +123,11 @@ struct Daemon {
     fmt::print("replicatord: peer {} cluster {} serving {}\n", node->identity().peer_id,
                options.cluster, node->address());
     std::fflush(stdout);
+    replicator::util::Log(replicator::util::LogLevel::kInfo, "node", "cluster {} serving {}",
+                          options.cluster, node->address());
     if (!address_file.empty() && !WriteAtomically(address_file, node->address())) {
-      fmt::print(stderr, "replicatord: cannot write {}\n", address_file);
+      replicator::util::Log(replicator::util::LogLevel::kError, "node", "cannot write {}",
+                            address_file);
     }
   }
 };
@@ -135,6 +148,7 @@ int main(int argc, char** argv) {
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits", {"max_key_bytes", "max_value_bytes"}},
+       {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
        {"Testing", {"failpoint"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -180,6 +194,16 @@ int main(int argc, char** argv) {
   options.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
   options.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   std::string address_file = absl::GetFlag(FLAGS_address_file);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.slow_put_threshold = std::chrono::duration_cast<std::chrono::milliseconds>(
+      absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_slow_put_threshold).value));
+  std::optional<replicator::util::LogLevel> log_level =
+      replicator::util::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level) {
+    return Fail(fmt::format("--log-level must be debug, info, warn or error, not '{}'",
+                            absl::GetFlag(FLAGS_log_level)));
+  }
+  replicator::util::SetLogLevel(*log_level);
   options.failpoint = absl::GetFlag(FLAGS_failpoint);
   if (!options.failpoint.empty() && options.failpoint != "crash-before-decide" &&
       options.failpoint != "crash-before-commit" && options.failpoint != "slow-first-put-reply") {
@@ -209,9 +233,9 @@ int main(int argc, char** argv) {
     }
     options.tls = *std::move(tls);
   } else {
-    fmt::print(stderr,
-               "replicatord: WARNING: --insecure: plaintext, no peer or client is "
-               "authenticated; anyone who can connect may join, vote, read and write\n");
+    replicator::util::Log(replicator::util::LogLevel::kWarn, "security",
+                          "--insecure: plaintext, no peer or client is authenticated; anyone "
+                          "who can connect may join, vote, read and write");
   }
 
   std::error_code ec;
@@ -223,7 +247,7 @@ int main(int argc, char** argv) {
   asio::signal_set signals(reactor.io(), SIGINT, SIGTERM);
   signals.async_wait([&](asio::error_code error, int) {
     if (error) return;
-    fmt::print(stderr, "replicatord: stopping\n");
+    replicator::util::Log(replicator::util::LogLevel::kInfo, "node", "stopping");
     if (daemon.node) daemon.node->Shutdown();
     reactor.Stop();
   });

@@ -14,9 +14,13 @@
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
 #include "node/failpoints.h"
+#include "node/http_server.h"
+#include "node/metrics.h"
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/servers.h"
+#include "util/log.h"
+#include "util/prometheus_text.h"
 #include "node/tls_files.h"
 
 namespace replicator::node {
@@ -39,12 +43,17 @@ class Node::Impl {
   NodeOptions options_;
   Identity identity_;
   std::string address_;
+  std::string metrics_address_;
 
  private:
   StatusReport Status() const;
+  // /metrics and /healthz; reactor thread.
+  HttpResponse ServeHttp(std::string_view path) const;
 
   bool shut_down_ = false;
+  bool serving_ = false;  // joined (or started) the federation
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  NodeMetrics metrics_;
   NodeContext context_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<storage::Storage> storage_;
@@ -54,6 +63,7 @@ class Node::Impl {
   DirectoryService directory_;
   DirectoryClient registrar_;
   std::unique_ptr<net::RpcServer> server_;
+  std::unique_ptr<HttpServer> metrics_server_;
 };
 
 Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
@@ -61,7 +71,7 @@ Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
                  uint64_t incarnation)
     : options_(std::move(options)),
       identity_(std::move(identity)),
-      context_{reactor, options_, identity_, address_, shut_down_, alive_},
+      context_{reactor, options_, identity_, address_, shut_down_, alive_, metrics_},
       storage_(std::move(storage)),
       failpoints_(options_.failpoint, identity_.peer_id),
       // The network's answers go to the driver, constructed just below and
@@ -95,9 +105,19 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
   server_->set_handshake_failure_handler([](const std::string& peer, const std::string& reason) {
-    fmt::print(stderr, "replicatord: refused a connection from {}: {}\n", peer, reason);
+    util::Log(util::LogLevel::kWarn, "security", "refused a connection from {}: {}", peer, reason);
   });
   address_ = server_->address();
+  if (!options_.metrics_listen.empty()) {
+    // Up before the join, so /healthz can say the node is still joining.
+    auto metrics = HttpServer::Listen(context_.io(), options_.metrics_listen,
+                                      [this](std::string_view path) { return ServeHttp(path); });
+    if (!metrics.ok()) co_return metrics.status();
+    metrics_server_ = std::move(*metrics);
+    metrics_address_ = metrics_server_->address();
+    util::Log(util::LogLevel::kInfo, "metrics", "serving /metrics and /healthz on {}",
+              metrics_address_);
+  }
   absl::StatusOr<bool> known = directory_.Load();
   if (!known.ok()) co_return known.status();
   if (!*known && options_.bootstrap.empty()) {
@@ -121,12 +141,36 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   // Converge with the cluster at once: this node may have been down while
   // keys were committed, or be new.
   driver_.StartCatchUp();
+  serving_ = true;
   co_return absl::OkStatus();
+}
+
+HttpResponse Node::Impl::ServeHttp(std::string_view path) const {
+  if (path == "/metrics") {
+    const util::Histogram* fsync = storage_->fsync_duration();
+    std::optional<util::HistogramSnapshot> fsync_snapshot;
+    if (fsync != nullptr) fsync_snapshot = fsync->Snapshot();
+    return HttpResponse{
+        200, util::PrometheusText::kContentType,
+        RenderMetrics(Status(), metrics_, fsync_snapshot ? &*fsync_snapshot : nullptr)};
+  }
+  if (path == "/healthz") {
+    if (shut_down_) return HttpResponse{503, "text/plain; charset=utf-8", "shutting down\n"};
+    if (!serving_) {
+      return HttpResponse{503, "text/plain; charset=utf-8", "joining the federation\n"};
+    }
+    if (std::optional<std::string> why = NotReady(Status())) {
+      return HttpResponse{503, "text/plain; charset=utf-8", *why + "\n"};
+    }
+    return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+  }
+  return HttpResponse{404, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n"};
 }
 
 void Node::Impl::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  metrics_server_.reset();
   driver_.Shutdown();
   network_.DropQueued();
   server_.reset();
@@ -169,6 +213,7 @@ Node::~Node() = default;
 
 const Identity& Node::identity() const { return impl_->identity_; }
 const std::string& Node::address() const { return impl_->address_; }
+const std::string& Node::metrics_address() const { return impl_->metrics_address_; }
 void Node::Shutdown() { impl_->Shutdown(); }
 
 asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor& reactor,
@@ -179,6 +224,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
   if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
+  util::SetLogPeer(identity->peer_id);
   if (options.tls != nullptr) {
     // The key the handshake proves must be this node's identity, or peers
     // would know it by another peer id than the one it registers.

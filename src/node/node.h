@@ -41,6 +41,10 @@ struct NodeOptions {
   std::chrono::milliseconds call_deadline{1000};
   std::chrono::milliseconds lease{2000};
   std::chrono::milliseconds bootstrap_timeout{5000};
+  // HOST:PORT to serve /metrics and /healthz on over HTTP; empty: none.
+  std::string metrics_listen;
+  // A put answered later than this is logged with its outcome.
+  std::chrono::milliseconds slow_put_threshold{1000};
   // Test-only fault injection; empty in production. See --failpoint.
   std::string failpoint;
   // TLS 1.3 with mutual authentication on every connection, in and out:
@@ -62,6 +66,9 @@ class Node {
   const Identity& identity() const;
   // The address this node serves on, "host:port".
   const std::string& address() const;
+  // The address /metrics is served on, "host:port"; empty without
+  // NodeOptions::metrics_listen.
+  const std::string& metrics_address() const;
 
   // Stops serving; waiting client calls are answered `unavailable`.
   void Shutdown();

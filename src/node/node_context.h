@@ -4,16 +4,16 @@
 // it; read on the reactor thread only.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <memory>
+#include <string>
 
 #include "core/messages.h"
 #include "core/types.h"
 #include "node/identity.h"
 #include "node/node.h"
+#include "node/node_metrics.h"
 
 namespace replicator::node {
 
@@ -39,6 +39,8 @@ struct NodeContext {
   // Expires when Node::Impl is destroyed; a handler or coroutine that
   // outlives the node checks it before touching any part.
   std::weak_ptr<bool> alive;
+  // Counters and histograms for /metrics (node_metrics.h).
+  NodeMetrics& metrics;
 
   asio::io_context& io() const;
   // Starts `work` on the reactor from a later handler: co_spawn alone may run

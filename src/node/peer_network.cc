@@ -127,9 +127,30 @@ void PeerNetwork::Flush() {
 
 asio::awaitable<void> PeerNetwork::SendBatch(std::weak_ptr<bool> token, core::PeerId to,
                                              std::vector<core::SendEffect> calls) {
+  const auto started = std::chrono::steady_clock::now();
   std::vector<core::Response> responses = co_await Call(to, calls);
   if (token.expired() || ctx_.shut_down) co_return;
+  Observe(to, calls.size(), std::chrono::steady_clock::now() - started, responses);
   deliver_(calls, std::move(responses));
+}
+
+void PeerNetwork::Observe(const core::PeerId& to, size_t calls,
+                          std::chrono::steady_clock::duration elapsed,
+                          const std::vector<core::Response>& responses) {
+  NodeMetrics& m = ctx_.metrics;
+  ++m.peer_batches;
+  m.peer_batch_calls.Observe(static_cast<double>(calls));
+  // Call answers every call Unreachable when the batch got no answer.
+  bool answered = std::any_of(responses.begin(), responses.end(), [](const core::Response& r) {
+    return !std::holds_alternative<core::Unreachable>(r);
+  });
+  PeerMetrics& peer = m.peers[to];
+  peer.reachable = answered;
+  if (answered) {
+    peer.rtt.Observe(elapsed);
+  } else {
+    ++peer.batches_failed;
+  }
 }
 
 asio::awaitable<std::vector<core::Response>> PeerNetwork::Call(

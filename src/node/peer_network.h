@@ -68,6 +68,9 @@ class PeerNetwork {
   // forward, and a read can return one.
   size_t ReplyBound(const core::SendEffect& effect) const;
 
+  // Counts one batch to `to` and its round trip in ctx_.metrics.
+  void Observe(const core::PeerId& to, size_t calls, std::chrono::steady_clock::duration elapsed,
+               const std::vector<core::Response>& responses);
   asio::awaitable<void> SendBatch(std::weak_ptr<bool> token, core::PeerId to,
                                   std::vector<core::SendEffect> calls);
   // The one call path: `calls` are one batch for `to`, or one catch-up call.

@@ -6,6 +6,7 @@
 // digest are built by one scan at open and updated by each group before its
 // callbacks run.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -220,12 +221,20 @@ class RocksDbStorage final : public Storage {
     const uint64_t next = incarnation_ + 1;
     rocksdb::WriteOptions write;
     write.sync = options_.sync;
+    const auto started = std::chrono::steady_clock::now();
     rocksdb::Status s =
         db_->Put(write, std::string(internal::kIncarnationKey), internal::EncodeCounter(next));
     if (!s.ok()) return FromRocks(s, absl::StrCat("storing the incarnation counter in ", dir_));
-    if (options_.sync) syncs_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.sync) {
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
+    }
     incarnation_ = next;
     return next;
+  }
+
+  const util::Histogram* fsync_duration() const override {
+    return options_.sync ? &fsync_duration_ : nullptr;
   }
 
   StorageStats stats() const override {
@@ -351,11 +360,15 @@ class RocksDbStorage final : public Storage {
     if (write_batch.Count() == 0) return absl::OkStatus();
     rocksdb::WriteOptions write;
     write.sync = options_.sync;
+    const auto started = std::chrono::steady_clock::now();
     rocksdb::Status s = db_->Write(write, &write_batch);
     if (!s.ok()) {
       return FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
     }
-    if (options_.sync) syncs_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.sync) {
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
+    }
     // Before the callbacks run, so readers cover every done batch.
     if (!added_in_order.empty()) {
       std::lock_guard<std::mutex> lock(digest_mu_);
@@ -403,6 +416,7 @@ class RocksDbStorage final : public Storage {
   mutable std::mutex digest_mu_;
   std::vector<uint64_t> digest_;  // guarded by digest_mu_; kDigestBuckets values
   std::atomic<uint64_t> syncs_{0};
+  util::Histogram fsync_duration_{util::kLatencyBuckets};  // of every write counted in syncs_
   std::mutex incarnation_mu_;
   uint64_t incarnation_;  // guarded by incarnation_mu_; the last one made durable
   // Last: its thread starts once every member above exists.

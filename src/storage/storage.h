@@ -28,6 +28,7 @@
 #include "core/engine.h"
 #include "core/messages.h"
 #include "core/types.h"
+#include "util/histogram.h"
 
 namespace replicator::storage {
 
@@ -110,6 +111,10 @@ class Storage : public core::CommittedView {
   virtual absl::StatusOr<uint64_t> NextIncarnation() = 0;
 
   virtual StorageStats stats() const = 0;
+
+  // Seconds each synced group write took (any thread may read it); null for
+  // storage that never syncs.
+  virtual const util::Histogram* fsync_duration() const { return nullptr; }
 };
 
 // In-memory storage for simulation and tests: loses everything when

@@ -236,7 +236,8 @@ TEST_F(InsecureTest, InsecureShowsInStatusAndIsLogged) {
   EXPECT_NE(r.out.find("security  INSECURE"), std::string::npos) << r.out;
   std::ifstream log(n.log_path);
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("WARNING: --insecure"), std::string::npos) << text;
+  EXPECT_NE(text.find("WARN"), std::string::npos) << text;
+  EXPECT_NE(text.find("--insecure: plaintext"), std::string::npos) << text;
 }
 
 TEST(SecurityStartupTest, ReplicatordWithoutCertificatesOrInsecureExits2) {

@@ -88,7 +88,10 @@ Checker::Checker(std::vector<int> node_cluster, std::vector<core::PeerId> node_i
       durable_epoch_(node_ids_.size(), 0),
       started_(node_ids_.size(), false),
       generation_(node_ids_.size(), 0),
-      durable_generations_(node_ids_.size()) {
+      durable_generations_(node_ids_.size()),
+      durable_removals_(node_ids_.size()) {
+  removed_at_.assign(clusters_, 0);
+  retired_.assign(clusters_, false);
   for (int c = 0; c < clusters_; ++c) cluster_ids_.push_back(absl::StrCat("c", c));
   for (size_t n = 0; n < node_ids_.size(); ++n) founders_[node_cluster_[n]].push_back(node_ids_[n]);
 }
@@ -195,6 +198,9 @@ void Checker::BeforeApply(int node, const core::Mutation& m) {
     }
     if (config->config.generation != 0) {
       durable_generations_[node][config->config.cluster] = config->config.generation;
+    }
+    if (config->config.removed != 0) {
+      durable_removals_[node][config->config.cluster] = config->config.removed;
     }
   }
 }
@@ -365,6 +371,7 @@ void Checker::OnRespond(int node, const core::Response& response) {
   if (digest == nullptr || durable_stores_ != stores_) return;
   std::set<uint64_t> durable;
   for (const auto& [cluster, g] : durable_generations_[node]) durable.insert(g);
+  for (const auto& [cluster, g] : durable_removals_[node]) durable.insert(g);
   uint64_t g = 0;
   while (durable.contains(g + 1)) ++g;
   const core::ClusterId& own = cluster_ids_[node_cluster_[node]];
@@ -479,6 +486,8 @@ void Checker::CheckPutOk(int index) {
         (generations_[c] == 0 || generations_[c] > counted)) {
       continue;
     }
+    // Nor one removed at or before it (core/founding.h).
+    if (removed_at_[c] != 0 && removed_at_[c] <= counted) continue;
     // Durable at a majority of the voters of some epoch the reserves were
     // counted under (votes are only ever ok under the voter's own epoch).
     std::set<uint64_t> epochs{0};
@@ -639,6 +648,8 @@ std::vector<core::PeerId> SymmetricDifference(const std::vector<core::PeerId>& a
 
 void Checker::OnEngineStart(int node) { started_[node] = true; }
 
+void Checker::OnClusterRetired(int cluster) { retired_[cluster] = true; }
+
 bool Checker::EverVoter(const core::PeerId& peer) const {
   for (const auto& [key, c] : configs_) {
     if (c.Has(peer)) return true;
@@ -671,14 +682,17 @@ bool Checker::OnConfigurations(int node, const std::vector<core::Configuration>&
     while (generations.contains(g + 1)) ++g;
     return g;
   };
+  // A removal fills its slot as a founding does.
   std::set<uint64_t> generations;
   for (const core::Configuration& c : known) {
     if (c.generation != 0) generations.insert(c.generation);
+    if (c.removed != 0) generations.insert(c.removed);
   }
   const uint64_t g = run(generations);
   if (started_[node]) {
     std::set<uint64_t> durable;
     for (const auto& [cluster, dg] : durable_generations_[node]) durable.insert(dg);
+    for (const auto& [cluster, dr] : durable_removals_[node]) durable.insert(dr);
     if (g < run(durable) && durable_stores_ == stores_) {
       Fail("M", ClusterSubject(own),
            absl::StrCat(node_ids_[node], " restarted at federation generation ", g,
@@ -706,7 +720,7 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
   if (cluster >= static_cast<int>(generations_.size())) generations_.resize(cluster + 1, 0);
   if (generations_[cluster] == 0 && c.generation != 0) {
     // A cluster founded by consensus: the first generation heard of is its
-    // generation, and no other cluster may have it.
+    // generation, and no other cluster may have it, nor any removal.
     for (size_t other = 0; other < generations_.size(); ++other) {
       if (static_cast<int>(other) != cluster && generations_[other] == c.generation) {
         Fail("M", ClusterSubject(c.cluster),
@@ -714,11 +728,43 @@ bool Checker::RecordConfiguration(int node, const core::Configuration& c) {
                           " was founded at generation ", c.generation, " too"));
       }
     }
+    for (size_t other = 0; other < removed_at_.size(); ++other) {
+      if (removed_at_[other] == c.generation) {
+        Fail("M", ClusterSubject(c.cluster),
+             absl::StrCat(node_ids_[node], " knows ", Describe(c), " but generation ", c.generation,
+                          " removed ", cluster_ids_[other]));
+      }
+    }
     generations_[cluster] = c.generation;
   } else if (generations_[cluster] != 0 && c.generation != generations_[cluster]) {
     Fail("M", ClusterSubject(c.cluster),
          absl::StrCat(node_ids_[node], " knows ", Describe(c), " but ", c.cluster,
                       " was founded at generation ", generations_[cluster]));
+  }
+  if (c.removed != 0 && cluster < static_cast<int>(removed_at_.size())) {
+    // A removal: of a cluster founded before it and never the first, once,
+    // at a generation no founding and no other removal holds.
+    if (removed_at_[cluster] == 0) {
+      if (c.generation <= 1 || c.removed <= c.generation) {
+        Fail("M", ClusterSubject(c.cluster),
+             absl::StrCat(node_ids_[node], " knows ", Describe(c),
+                          ": the first cluster, or removed before it was founded"));
+      }
+      for (size_t other = 0; other < generations_.size(); ++other) {
+        if (generations_[other] == c.removed ||
+            (static_cast<int>(other) != cluster && other < removed_at_.size() &&
+             removed_at_[other] == c.removed)) {
+          Fail("M", ClusterSubject(c.cluster),
+               absl::StrCat(node_ids_[node], " knows ", Describe(c), " but generation ", c.removed,
+                            " holds ", cluster_ids_[other], " too"));
+        }
+      }
+      removed_at_[cluster] = c.removed;
+    } else if (removed_at_[cluster] != c.removed) {
+      Fail("M", ClusterSubject(c.cluster),
+           absl::StrCat(node_ids_[node], " knows ", Describe(c), " but ", c.cluster,
+                        " was removed at generation ", removed_at_[cluster]));
+    }
   }
   const ConfigKey key{c.cluster, c.epoch};
   auto it = configs_.find(key);
@@ -807,6 +853,15 @@ void Checker::OnChangeDone(int node, const core::ChangeDoneEffect& done) {
   change.done = true;
   if (done.outcome.kind != core::ChangeOutcome::Kind::kOk) return;
   const core::Configuration& config = done.outcome.config;
+  if (change.change.kind == core::MembershipChange::Kind::kRemoveCluster) {
+    if (config.cluster != change.change.cluster || config.removed == 0) {
+      Fail("M", ClusterSubject(change.change.cluster),
+           absl::StrCat(node_ids_[node], " answered change #", done.change_id, " (",
+                        Describe(change.change), ") ok with ", Describe(config)));
+    }
+    RecordConfiguration(node, config);
+    return;
+  }
   const bool has = config.Has(change.change.peer);
   const bool add = change.change.kind == core::MembershipChange::Kind::kAdd;
   if (config.epoch < 2 || has != add || config.cluster != cluster_ids_[node_cluster_[node]]) {
@@ -840,6 +895,20 @@ void Checker::CheckEveryChangeFinished() {
 
 void Checker::CheckConfigurationsConverged() {
   for (size_t n = 0; n < node_ids_.size(); ++n) {
+    if (NodeRetired(n)) continue;
+    // Every removal is known everywhere.
+    for (int c = 0; c < clusters_; ++c) {
+      if (removed_at_[c] == 0) continue;
+      bool knows = false;
+      for (const core::Configuration& k : known_by_node_[n]) {
+        knows = knows || (k.cluster == cluster_ids_[c] && k.removed == removed_at_[c]);
+      }
+      if (!knows) {
+        Fail("M", ClusterSubject(cluster_ids_[c]),
+             absl::StrCat("configurations not converged: ", node_ids_[n], " does not know that ",
+                          cluster_ids_[c], " was removed at generation ", removed_at_[c]));
+      }
+    }
     const core::ClusterId& cluster = cluster_ids_[node_cluster_[n]];
     const core::Configuration* newest = Newest(cluster);
     if (newest == nullptr) continue;
@@ -925,8 +994,9 @@ void Checker::CheckFinal(const std::vector<int>& open_inbound) {
            absl::StrCat(cluster_ids_[c], " was never founded (no node knows its epoch 1)"));
     }
   }
-  CheckNoReservations(std::vector<bool>(stores_.size(), true),
-                      "after the quiet phase, every node up");
+  std::vector<bool> up(stores_.size(), true);
+  for (size_t n = 0; n < up.size(); ++n) up[n] = !NodeRetired(n);
+  CheckNoReservations(up, "after the quiet phase, every node up (but a retired cluster's)");
   std::set<core::Key> keys;
   for (const auto& [key, value] : committed_) keys.insert(key);
   for (const auto& [key, op] : ok_put_) keys.insert(key);
@@ -950,9 +1020,10 @@ void Checker::CheckKeyReplicated(const core::Key& key) {
   for (size_t n = 0; n < stores_.size(); ++n) {
     auto v = stores_[n]->GetCommitted(key);
     has[n] = v && *v == global->second;
-    if (!has[n]) absl::StrAppend(&missing, " ", node_ids_[n]);
+    if (!has[n] && !NodeRetired(n)) absl::StrAppend(&missing, " ", node_ids_[n]);
   }
   for (int c = 0; c < clusters_; ++c) {
+    if (retired_[c]) continue;  // stopped, and removed from the federation
     const std::vector<int> voters = NewestVoterNodes(c);
     size_t have = 0;
     for (int n : voters) have += has[n];

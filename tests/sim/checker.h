@@ -177,6 +177,15 @@ class Checker {
   // Membership. Node `node` started an engine (after a crash, from its
   // durable state); its next OnConfigurations is checked against that.
   void OnEngineStart(int node);
+  // Every node of cluster index `cluster` was stopped for good and the
+  // cluster's removal asked: its nodes are left out of the final checks.
+  void OnClusterRetired(int cluster);
+  // The generation at which `cluster` was removed, as first heard of (0:
+  // not removed).
+  uint64_t RemovedAt(const core::ClusterId& cluster) const {
+    const int c = ClusterIndex(cluster);
+    return c >= 0 && c < static_cast<int>(removed_at_.size()) ? removed_at_[c] : 0;
+  }
   // Node `node`'s engine knows `known` (Engine::configurations()) after an
   // input. True iff some (cluster, epoch) in it no engine knew before.
   bool OnConfigurations(int node, const std::vector<core::Configuration>& known);
@@ -259,6 +268,11 @@ class Checker {
   std::vector<core::ClusterId> cluster_ids_;
   std::vector<std::vector<core::PeerId>> founders_;
   std::vector<uint64_t> generations_;  // by cluster index; 0: unknown
+  // By cluster index: the generation of its removal (0: none known), and
+  // whether it was retired (OnClusterRetired).
+  std::vector<uint64_t> removed_at_;
+  std::vector<bool> retired_;
+  bool NodeRetired(size_t node) const { return retired_[node_cluster_[node]]; }
   CheckerOptions options_;
   const core::TimeMs* now_;
 
@@ -315,6 +329,7 @@ class Checker {
   // node's clusters' generations as its durable configurations hold them.
   std::vector<uint64_t> generation_;
   std::vector<std::map<core::ClusterId, uint64_t>> durable_generations_;
+  std::vector<std::map<core::ClusterId, uint64_t>> durable_removals_;
   struct Change {
     int node;
     core::MembershipChange change;

@@ -30,7 +30,8 @@ std::string Describe(Decision d) { return d == Decision::kCommit ? "commit" : "a
 // cluster founded at generation 2.
 std::string Describe(const Configuration& c) {
   return absl::StrCat(c.cluster, "@", c.epoch, "{", absl::StrJoin(c.voters, ","), "}",
-                      c.generation != 0 ? absl::StrCat("g", c.generation) : std::string());
+                      c.generation != 0 ? absl::StrCat("g", c.generation) : std::string(),
+                      c.removed != 0 ? absl::StrCat(" removed@g", c.removed) : std::string());
 }
 static std::string Describe(const std::vector<Configuration>& configs) {
   return absl::StrCat(
@@ -271,6 +272,7 @@ std::string Describe(const GetOutcome& o) {
 }
 
 std::string Describe(const MembershipChange& c) {
+  if (c.kind == MembershipChange::Kind::kRemoveCluster) return "remove cluster " + c.cluster;
   return absl::StrCat(c.kind == MembershipChange::Kind::kAdd ? "add " : "remove ", c.peer,
                       c.force ? " (forced)" : "");
 }

@@ -321,6 +321,8 @@ void AddMembership(const replicator::sim::SimStats& s, replicator::sim::SimStats
   sum->pauses_across_changes += s.pauses_across_changes;
   sum->foundings += s.foundings;
   sum->late_learners += s.late_learners;
+  sum->retirements += s.retirements;
+  sum->cluster_removals_asked += s.cluster_removals_asked;
 }
 
 void PrintSeed(const Flags& f, bool sweep, uint64_t seed, const SimResult& result) {
@@ -388,10 +390,12 @@ void RunMix(const Flags& f, const std::string& mix, bool many_mixes, SimConfig* 
           "membership %s: joins %d, foundings %d (late learners %d, spares founding %d), "
           "epochs gained %d "
           "(promotions %d, removals %d); changes %d (ok %d, refused %d, busy %d, unavailable %d, "
-          "lost %d; replacements %d); pauses %d (across 2+ changes %d)\n",
+          "lost %d; replacements %d); pauses %d (across 2+ changes %d); clusters retired %d "
+          "(removals asked %d)\n",
           mix.c_str(), m.joins, m.foundings, m.late_learners, m.spare_founders, m.epochs_gained,
           m.promotions, m.removals, m.changes, m.changes_ok, m.changes_refused, m.changes_busy,
-          m.changes_unavailable, m.changes_lost, m.replacements, m.pauses, m.pauses_across_changes);
+          m.changes_unavailable, m.changes_lost, m.replacements, m.pauses, m.pauses_across_changes,
+          m.retirements, m.cluster_removals_asked);
     }
   }
 }

@@ -61,6 +61,7 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.think_max_ms = 1500;
     f.new_clusters = 1;
     f.found_lag_ms = 1500;
+    f.retire = 0.5;
   } else if (profile == "all") {
     f.net_min_ms = 1;
     f.net_max_ms = 20;
@@ -87,6 +88,7 @@ bool SimConfig::SetProfile(const std::string& profile) {
     f.pause_max_ms = 5000;
     f.new_clusters = 1;
     f.found_lag_ms = 1000;
+    f.retire = 0.25;
   } else {
     return false;
   }

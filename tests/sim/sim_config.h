@@ -70,6 +70,16 @@ struct FaultParams {
   // told at once, as the directory's join reply does.
   int new_clusters = 0;
   core::TimeMs found_lag_ms = 0;
+  // Retiring a cluster: with this probability a run picks a founded cluster
+  // other than the first, at a random time in the third quarter of the
+  // window, and decommissions it as an operator would: drains it (clients
+  // send its nodes nothing; it is drained once no operation is pending
+  // there and no node holds a reservation of a put its nodes coordinated;
+  // abandoned if that takes over 10 s), stops every node of it for good,
+  // then asks a node of the first cluster to remove it from the federation,
+  // again until it is removed. Puts must commit again without it; nothing
+  // acknowledged may be lost.
+  double retire = 0;
   // Clients' pause between operations, overriding SimConfig::think_max_ms
   // (0: keep it): a mix whose faults need time spreads the operations over
   // its window, so puts and gets interleave with the membership changes.
@@ -180,6 +190,8 @@ struct SimStats {
   // Clusters founded mid-run, and the nodes told of one late (over
   // found_lag_ms after it was founded).
   int foundings = 0, late_learners = 0;
+  // Clusters retired (stopped and removed), and the removals asked for them.
+  int retirements = 0, cluster_removals_asked = 0;
 };
 
 }  // namespace replicator::sim

@@ -298,6 +298,7 @@ TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
 TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
   SimConfig config = SimConfig::ForProfile("membership");
   config.clusters = 3;
+  config.fault.retire = 0;  // every spare joins (ARetiredCluster... retires)
   ASSERT_TRUE(config.check_convergence);
   SimStats sum;
   int seeds = 0;
@@ -334,6 +335,42 @@ TEST(SimMembership, SparesJoinAndPromoteVotersAreRemovedAndEveryRunConverges) {
   EXPECT_GT(sum.pauses_across_changes, 0) << "no node was cut off across two changes";
 }
 
+// Retiring a cluster (drained, every node stopped for good, removed by
+// consensus of the others): every run keeps the invariants; the removal is
+// decided and known to every node left (invariant M); and the healed
+// federation's probe puts, at every node left, commit without it.
+TEST(SimMembership, ARetiredClusterIsRemovedAndPutsCommitWithoutIt) {
+  SimConfig config = SimConfig::ForProfile("membership");
+  config.clusters = 3;
+  config.fault.retire = 1;
+  ASSERT_TRUE(config.check_convergence && config.probe);
+  int retirements = 0;
+  std::string failures;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    config.seed = seed;
+    Simulator sim(config);
+    SimResult result = sim.Run();
+    if (!result.ok()) absl::StrAppend(&failures, result.Report());
+    retirements += result.stats.retirements;
+    if (result.stats.retirements == 0) continue;
+    int removed = 0;
+    for (int c = 1; c < config.total_clusters(); ++c) {
+      const core::Configuration* newest = sim.checker().Newest(absl::StrCat("c", c));
+      const uint64_t at = sim.checker().RemovedAt(absl::StrCat("c", c));
+      if (newest != nullptr && at != 0) {
+        ++removed;
+        EXPECT_GT(at, newest->generation) << config.Reproducer();
+      }
+    }
+    EXPECT_EQ(removed, 1) << config.Reproducer();
+    const core::Configuration* first = sim.checker().Newest("c0");
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(sim.checker().RemovedAt("c0"), 0u) << "the first cluster is never removed";
+  }
+  EXPECT_TRUE(failures.empty()) << failures;
+  EXPECT_GE(retirements, 10) << "fewer than half the runs drained in time and retired a cluster";
+}
+
 // One fixed seed: it runs clean, and the history shows the membership as it
 // moved — each engine's adoption of each epoch, every change asked and its
 // outcome, joins and pauses — which is what a failure about a cluster's
@@ -342,6 +379,7 @@ TEST(SimMembership, AFixedSeedRunsCleanAndItsHistoryShowsTheChanges) {
   SimConfig config = SimConfig::ForProfile("membership");
   config.clusters = 2;
   config.fault.new_clusters = 0;  // the two clusters' own membership only
+  config.fault.retire = 0;
   config.seed = 11;
   Simulator sim(config);
   SimResult result = sim.Run();
@@ -464,7 +502,8 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
                line.find("JOIN") != std::string::npos || line.find("FOUND") != std::string::npos ||
                line.find(" adopts c") != std::string::npos ||
                line.find("CHANGE #") != std::string::npos ||
-               line.find("PAUSE") != std::string::npos ||
+               line.find("PAUSE") != std::string::npos || line.find("DRAIN") != std::string::npos ||
+               line.find("RETIRE") != std::string::npos ||
                line.find("RESUME") != std::string::npos) {
       ++context;
     } else {

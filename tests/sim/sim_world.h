@@ -34,6 +34,11 @@ struct SimNode {
   bool spare = false;                    // not a founder of its cluster
   bool late_cluster = false;             // its cluster is founded mid-run
   bool joined = false;                   // in the topology (founders: from the start)
+  // Its cluster was retired (every node stopped for good, then the cluster
+  // removed from the federation): it never starts again.
+  bool retired = false;
+  // Its cluster is being drained before it retires: clients send it nothing.
+  bool draining = false;
   std::unique_ptr<core::Engine> engine;  // null while down
   uint64_t incarnation = 0;              // of the current or last engine
   std::optional<core::TimeMs> tick_at;   // the Tick event scheduled, if any

@@ -42,7 +42,9 @@ std::string SimResult::StatsLine() const {
                          s.changes, " (ok ", s.changes_ok, ", refused ", s.changes_refused,
                          ", busy ", s.changes_busy, ", unavailable ", s.changes_unavailable,
                          ", lost ", s.changes_lost, ", replacements ", s.replacements, "), pauses ",
-                         s.pauses, " (across changes ", s.pauses_across_changes, ")"),
+                         s.pauses, " (across changes ", s.pauses_across_changes,
+                         "), clusters retired ", s.retirements, " (removals asked ",
+                         s.cluster_removals_asked, ")"),
       !config.unsafe_disk() ? std::string()
                             : absl::StrCat(" unsafe: unsynced writes lost ", s.unsynced_lost));
 }
@@ -164,6 +166,7 @@ void Simulator::RunUntil(TimeMs end, const std::function<bool()>& stop) {
 // --- Engines ----------------------------------------------------------------
 
 void Simulator::StartEngine(SimNode& node) {
+  if (node.retired) return;  // stopped for good
   core::EngineConfig engine_config;
   engine_config.self = node.id;
   engine_config.cluster = absl::StrCat("c", node.cluster);
@@ -290,7 +293,7 @@ void Simulator::ScheduleCrash(TimeMs after) {
     for (const SimNode& node : world_.nodes()) {
       if (node.engine) {
         up.push_back(node.index);
-      } else if (node.joined) {
+      } else if (node.joined && !node.retired) {
         ++down;
       }
     }
@@ -508,7 +511,7 @@ void Simulator::ObserveConfigurations(SimNode& node) {
 
 void Simulator::Join(int index) {
   SimNode& node = world_.node(index);
-  if (node.joined) return;
+  if (node.joined || node.retired) return;
   node.joined = true;
   world_.stats().joins++;
   History::Tags tags;
@@ -640,6 +643,137 @@ void Simulator::OnChangeDone(int index, const core::ChangeDoneEffect& done) {
       break;
   }
   world_.checker().OnChangeDone(index, done);
+  cluster_removals_pending_.erase(done.change_id);
+  if (cluster_removals_.contains(done.change_id) && !cluster_removed_) {
+    if (done.outcome.kind == core::ChangeOutcome::Kind::kOk || done.outcome.config.removed != 0) {
+      cluster_removed_ = true;
+    } else {
+      // Not decided in time, or asked of a node that did not know the
+      // cluster yet: the operator asks again.
+      world_.At(world_.now() + 1000, [this] { RequestClusterRemoval(); });
+    }
+  }
+}
+
+void Simulator::ScheduleRetirement() {
+  if (config().fault.retire <= 0 || !world_.Chance(config().fault.retire)) return;
+  const TimeMs window = std::max<TimeMs>(config().fault.window_ms, 4000);
+  world_.At(static_cast<TimeMs>(world_.Uniform(window / 2, window * 3 / 4)), [this] { Retire(); });
+}
+
+void Simulator::Retire() {
+  if (!world_.faults_active() || retired_cluster_ >= 0) return;
+  // A founded cluster other than the first (generation 1: never removable).
+  std::vector<int> candidates;
+  for (int c = 1; c < config().total_clusters(); ++c) {
+    if (Arrived(c) && world_.checker().Newest(absl::StrCat("c", c)) != nullptr) {
+      candidates.push_back(c);
+    }
+  }
+  if (candidates.empty()) {
+    world_.At(world_.now() + 500, [this] { Retire(); });
+    return;
+  }
+  const int cluster = candidates[world_.Uniform(0, candidates.size() - 1)];
+  retired_cluster_ = cluster;
+  History::Tags tags;
+  world_.history().TagCluster(tags, absl::StrCat("c", cluster));
+  world_.Trace(absl::StrCat("DRAIN c", cluster, ": clients send its nodes nothing more"), tags,
+               History::LineKind::kGlobal);
+  for (SimNode& node : world_.nodes()) {
+    if (node.cluster == cluster) node.draining = true;
+  }
+  RetireWhenDrained(cluster, world_.now() + 10000);
+}
+
+void Simulator::RetireWhenDrained(int cluster, TimeMs give_up) {
+  bool drained = true;
+  for (const SimNode& node : world_.nodes()) {
+    if (node.cluster == cluster && !workload_.Idle(node.index)) drained = false;
+  }
+  for (int i = 0; drained && i < world_.node_count(); ++i) {
+    for (const auto& [key, r] : disk_.store(i).reservations()) {
+      for (const SimNode& node : world_.nodes()) {
+        if (node.id == r.proposal.coordinator && node.cluster == cluster) drained = false;
+      }
+    }
+  }
+  History::Tags tags;
+  world_.history().TagCluster(tags, absl::StrCat("c", cluster));
+  if (!drained) {
+    if (world_.now() < give_up && world_.faults_active()) {
+      world_.At(world_.now() + 100,
+                [this, cluster, give_up] { RetireWhenDrained(cluster, give_up); });
+      return;
+    }
+    world_.Trace(absl::StrCat("DRAIN c", cluster, " abandoned: not drained in time"), tags,
+                 History::LineKind::kGlobal);
+    for (SimNode& node : world_.nodes()) {
+      if (node.cluster == cluster) node.draining = false;
+    }
+    retired_cluster_ = -1;
+    return;
+  }
+  world_.stats().retirements++;
+  world_.Trace(
+      absl::StrCat("RETIRE c", cluster,
+                   ": drained; every node of it stopped for good; the operator removes it"),
+      tags, History::LineKind::kGlobal);
+  for (SimNode& node : world_.nodes()) {
+    if (node.cluster != cluster) continue;
+    node.retired = true;
+    node.joined = true;  // a spare that had not joined never will
+    if (node.engine) Crash(node);
+    // Missed pings show it down, 1 to 3 s later.
+    const int index = node.index;
+    world_.At(world_.now() + static_cast<TimeMs>(world_.Uniform(1000, 3000)),
+              [this, index] { ShowDown(index, true); });
+  }
+  world_.checker().OnClusterRetired(cluster);
+  RequestClusterRemoval();
+}
+
+void Simulator::RequestClusterRemoval() {
+  if (cluster_removed_) return;
+  std::vector<int> live;
+  for (const SimNode& node : world_.nodes()) {
+    if (node.cluster == 0 && node.engine) live.push_back(node.index);
+  }
+  if (live.empty()) {
+    world_.At(world_.now() + 500, [this] { RequestClusterRemoval(); });
+    return;
+  }
+  const int asked = live[world_.Uniform(0, live.size() - 1)];
+  core::MembershipChange change;
+  change.kind = core::MembershipChange::Kind::kRemoveCluster;
+  change.cluster = absl::StrCat("c", retired_cluster_);
+  const uint64_t id = next_change_id_++;
+  cluster_removals_.insert(id);
+  cluster_removals_pending_.insert(id);
+  world_.stats().cluster_removals_asked++;
+  SimNode& node = world_.node(asked);
+  History::Tags tags;
+  world_.history().TagCluster(tags, change.cluster);
+  world_.Trace(absl::StrCat("CHANGE #", id, " at ", node.id, ": ", Describe(change)), tags,
+               History::LineKind::kGlobal);
+  world_.checker().OnChangeRequested(id, asked, change);
+  node.engine->ChangeMembership(id, change, world_.now());
+  Drain(asked);
+  WatchClusterRemoval(id, asked, node.incarnation);
+}
+
+void Simulator::WatchClusterRemoval(uint64_t id, int asked, uint64_t incarnation) {
+  // Its node may crash before it answers: then the operator asks again.
+  world_.At(world_.now() + 2 * config().call_deadline_ms, [this, id, asked, incarnation] {
+    if (cluster_removed_ || !cluster_removals_pending_.contains(id)) return;
+    const SimNode& n = world_.node(asked);
+    if (!n.engine || n.incarnation != incarnation) {
+      cluster_removals_pending_.erase(id);
+      RequestClusterRemoval();
+    } else {
+      WatchClusterRemoval(id, asked, incarnation);
+    }
+  });
 }
 
 void Simulator::SchedulePause(TimeMs after) {
@@ -648,7 +782,9 @@ void Simulator::SchedulePause(TimeMs after) {
     SchedulePause(world_.Exponential(config().fault.pause_every_ms));
     std::vector<int> candidates;
     for (const SimNode& node : world_.nodes()) {
-      if (node.joined && !ClusterPaused(node.cluster)) candidates.push_back(node.index);
+      if (node.joined && !node.retired && !ClusterPaused(node.cluster)) {
+        candidates.push_back(node.index);
+      }
     }
     if (!candidates.empty()) {
       Pause(candidates[world_.Uniform(0, candidates.size() - 1)], /*through_changes=*/false);
@@ -754,6 +890,7 @@ void Simulator::RunWorkload() {
   }
   ScheduleJoins();
   ScheduleFoundings();
+  ScheduleRetirement();
   if (f.change_every_ms > 0) ScheduleChange(world_.Exponential(f.change_every_ms));
   if (f.pause_every_ms > 0) SchedulePause(world_.Exponential(f.pause_every_ms));
   // Every spare joins, and the window passes, before the quiet phase.
@@ -775,7 +912,9 @@ void Simulator::StartQuiet() {
     for (int c = 0; c < config().total_clusters(); ++c) Tell(node.index, c, false);
   }
   // The directory's pings reach everyone again.
-  for (const SimNode& node : world_.nodes()) ShowDown(node.index, false);
+  for (const SimNode& node : world_.nodes()) {
+    if (!node.retired) ShowDown(node.index, false);
+  }
 }
 
 bool Simulator::RunQuietMinorityDown(TimeMs minority_ms) {
@@ -786,10 +925,11 @@ bool Simulator::RunQuietMinorityDown(TimeMs minority_ms) {
   for (int c = 0; c < config().total_clusters(); ++c) {
     std::vector<int> members, dead;
     for (const SimNode& node : world_.nodes()) {
-      if (node.cluster != c || !node.joined) continue;
+      if (node.cluster != c || !node.joined || node.retired) continue;
       members.push_back(node.index);
       if (!node.engine) dead.push_back(node.index);
     }
+    if (members.empty()) continue;  // retired
     const int keep = dead.empty() ? members[world_.Uniform(0, members.size() - 1)]
                                   : dead[world_.Uniform(0, dead.size() - 1)];
     if (world_.node(keep).engine) Crash(world_.node(keep));
@@ -830,7 +970,7 @@ void Simulator::RunQuiet() {
   world_.Trace("QUIET: faults off, partitions healed, every node up", {},
                History::LineKind::kGlobal);
   for (SimNode& node : world_.nodes()) {
-    if (!node.engine) Restart(node);
+    if (!node.engine && !node.retired) Restart(node);
   }
   const TimeMs end = world_.now() + config().quiet_ms;
   RunUntil(end, [] { return false; });
@@ -871,7 +1011,16 @@ void Simulator::CheckFinal() {
   if (stopped_) return;
   world_.Trace("CHECK", {}, History::LineKind::kGlobal);
   std::vector<int> open_inbound;
+  if (retired_cluster_ >= 0 && !cluster_removed_) {
+    world_.checker().Fail(
+        "M", {},
+        absl::StrCat("c", retired_cluster_, " was retired but never removed from the federation"));
+  }
   for (const SimNode& node : world_.nodes()) {
+    if (node.retired) {
+      open_inbound.push_back(0);
+      continue;
+    }
     if (!node.engine) {
       world_.checker().Fail("C", {}, absl::StrCat(node.id, " is down at the end"));
     } else if (config().check_convergence && !node.engine->caught_up()) {

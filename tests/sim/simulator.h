@@ -153,6 +153,17 @@ class Simulator {
   void ScheduleJoins();
   void ScheduleChange(core::TimeMs after);
   void RequestRemoval(int cluster);
+  // Retiring a cluster (FaultParams::retire): picks one and stops its nodes,
+  // then asks for its removal until it is removed.
+  void ScheduleRetirement();
+  void Retire();
+  void RetireWhenDrained(int cluster, core::TimeMs give_up);
+  void RequestClusterRemoval();
+  int retired_cluster_ = -1;
+  std::set<uint64_t> cluster_removals_;          // the change ids of those asked
+  std::set<uint64_t> cluster_removals_pending_;  // of those, not answered
+  void WatchClusterRemoval(uint64_t id, int asked, uint64_t incarnation);
+  bool cluster_removed_ = false;
   void OnChangeDone(int node, const core::ChangeDoneEffect& done);
   void SchedulePause(core::TimeMs after);
   // Cuts `node` off for a while (see FaultParams::pause_min_ms) or, when

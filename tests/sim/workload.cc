@@ -37,7 +37,7 @@ void Workload::ClientNext(int client) {
   if (!retry && issued_ >= config.ops) return;
   std::vector<int> up;
   for (const SimNode& node : world_.nodes()) {
-    if (node.engine) up.push_back(node.index);
+    if (node.engine && !node.draining) up.push_back(node.index);
   }
   if (up.empty()) {
     client_retry_[client] = retry;
@@ -264,6 +264,7 @@ void Workload::OnCrash(int node_index) {
 
 void Workload::StartProbePuts(Probe* probe) {
   for (const SimNode& node : world_.nodes()) {
+    if (node.retired) continue;  // stopped for good, its cluster removed
     ClientOp op;
     op.node = node.index;
     op.probe = true;
@@ -284,7 +285,9 @@ void Workload::StartProbeGets(const std::set<core::Key>& committed, Probe* probe
     op.type = ClientOp::Type::kGetLinearizable;
     op.probe = true;
     op.key = key;
-    op.node = static_cast<int>(world_.Uniform(0, world_.node_count() - 1));
+    do {
+      op.node = static_cast<int>(world_.Uniform(0, world_.node_count() - 1));
+    } while (world_.node(op.node).retired);
     op.started = world_.now();
     probe->gets.push_back(StartOp(op.node, op, -1));
   }

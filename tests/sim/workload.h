@@ -29,6 +29,8 @@ class Workload {
   // Every one of config.ops operations was issued and has finished.
   bool finished() const;
   int pending() const { return pending_; }
+  // No operation is pending at `node`.
+  bool Idle(int node) const { return node_ops_[node].empty(); }
 
   void OnPutDone(int node, const core::PutDoneEffect& done);
   void OnGetDone(int node, const core::GetDoneEffect& done);
