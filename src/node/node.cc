@@ -19,9 +19,9 @@
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/servers.h"
+#include "node/tls_files.h"
 #include "util/log.h"
 #include "util/prometheus_text.h"
-#include "node/tls_files.h"
 
 namespace replicator::node {
 
