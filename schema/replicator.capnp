@@ -492,12 +492,17 @@ struct Reservation {
 }
 
 interface Peer {
-  call @0 (calls :List(PeerCall)) -> (replies :List(PeerReply));
+  call @0 (calls :List(PeerCall), from :Text) -> (replies :List(PeerReply));
   # Applies a batch of protocol calls at this node and answers them in order:
   # replies[i] answers calls[i]. A node sends every call it has for one peer
   # in one turn of its event loop as one batch, so the cost of a round trip
   # is shared by all the puts in flight. The batch is answered when its last
-  # call is; a call that fails alone answers `failed`.
+  # call is; a call that fails alone answers `failed`. At most 1024 calls
+  # (kMaxBatchCalls): a longer batch is refused whole, nothing applied.
+  # `from`: the caller's peer id. Each call is checked against it (a node
+  # may only propose, relay, abort and ballot what is its own to; see
+  # docs/design.md); over an authenticated connection the id the
+  # connection proved is used instead.
 
   digest @1 () -> (buckets :List(UInt64), epoch :UInt64, reservations :List(Reservation),
                    generation :UInt64, federationSettled :Bool,

@@ -1,11 +1,26 @@
 #include "core/acceptor.h"
 
+#include "absl/strings/str_cat.h"
 #include "core/check.h"
 
 namespace replicator::core {
 
+std::optional<std::string> CheckBallotRound(uint64_t round, uint64_t promised_round) {
+  if (round > kMaxBallotRound) {
+    return absl::StrCat("ballot round ", round, " is above the highest round taken (2^62)");
+  }
+  if (round > promised_round && round - promised_round > kMaxBallotStep) {
+    return absl::StrCat("ballot round ", round, " is more than 2^20 above the round promised (",
+                        promised_round, ")");
+  }
+  return std::nullopt;
+}
+
 PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& request) {
   PrepareStep step;
+  step.refusal =
+      CheckBallotRound(request.ballot.round, current != nullptr ? current->promised.round : 0);
+  if (step.refusal) return step;
   if (current != nullptr && !(current->promised < request.ballot)) {
     step.response.promised = false;
     step.response.higher = current->promised;
@@ -23,6 +38,9 @@ PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& reque
 
 AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request) {
   AcceptStep step;
+  step.refusal =
+      CheckBallotRound(request.ballot.round, current != nullptr ? current->promised.round : 0);
+  if (step.refusal) return step;
   if (current != nullptr && request.ballot < current->promised) {
     step.response.accepted = false;
     step.response.promised = current->promised;
@@ -40,12 +58,22 @@ AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request)
 void Acceptors::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
   std::optional<AcceptorRecord> current = Find(request.proposal);
   PrepareStep step = OnPrepare(current ? &*current : nullptr, request);
+  if (step.refusal) {
+    ++ctx_.stats().ballot_refusals;
+    ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused prepare: ", *step.refusal)});
+    return;
+  }
   Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
 }
 
 void Acceptors::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
   std::optional<AcceptorRecord> current = Find(request.proposal);
   AcceptStep step = OnAccept(current ? &*current : nullptr, request);
+  if (step.refusal) {
+    ++ctx_.stats().ballot_refusals;
+    ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused accept: ", *step.refusal)});
+    return;
+  }
   Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "core/context.h"
@@ -13,17 +14,36 @@
 
 namespace replicator::core {
 
+// Ballot rounds an acceptor takes. No honest proposer comes near the cap
+// (each recovery round adds one to the highest round it saw), so a round
+// above it, or more than kMaxBallotStep above the register's promise, is
+// an attempt to lock the register (a promise at 2^64-1 could never be
+// outbid) and is refused, never promised. A proposer never makes a round
+// above kMaxBallotRound, so its increments cannot wrap.
+inline constexpr uint64_t kMaxBallotRound = uint64_t{1} << 62;
+inline constexpr uint64_t kMaxBallotStep = uint64_t{1} << 20;
+
+// Empty when an acceptor whose register promised `promised_round` (0:
+// nothing promised) may consider a prepare or accept at `round`, else why
+// not.
+std::optional<std::string> CheckBallotRound(uint64_t round, uint64_t promised_round);
+
+// `refusal` is set when the request was refused outright (an absurd
+// ballot): the call is answered as failed with it, and nothing changes.
 struct PrepareStep {
   PrepareResponse response;
   std::optional<AcceptorRecord> updated;  // set iff the record changed
+  std::optional<std::string> refusal;
 };
 struct AcceptStep {
   AcceptResponse response;
   std::optional<AcceptorRecord> updated;  // set iff the record changed
+  std::optional<std::string> refusal;
 };
 
 // `current` is null when nothing was promised for the register yet (lower
-// than any ballot). Promise iff b > promised; the answer carries the
+// than any ballot). A round CheckBallotRound refuses is refused. Promise
+// iff b > promised; the answer carries the
 // accepted value, if any. Otherwise refuse, naming the promised ballot.
 PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& request);
 

@@ -61,7 +61,12 @@ std::optional<Context::SelfWork> Context::TakeSelfWork() {
 }
 
 void Context::ReportViolation(Key key, std::string detail) {
-  ++stats_.safety_violations;
+  if (input_trusted_) {
+    ++stats_.safety_violations;
+  } else {
+    ++stats_.unverified_violation_reports;
+    detail = absl::StrCat("(unverified: sent by a peer not authenticated as a member) ", detail);
+  }
   effects_.push_back(ViolationEffect{std::move(key), std::move(detail)});
 }
 

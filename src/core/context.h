@@ -62,7 +62,14 @@ class Context {
   TimeMs now() const { return now_; }
   // Brackets every input: the input's mutations go out as one WriteEffect
   // when it ends.
-  void BeginInput(TimeMs now) { now_ = now; }
+  void BeginInput(TimeMs now) {
+    now_ = now;
+    input_trusted_ = true;
+  }
+  // The input being handled is a request from a sender that is (true) or is
+  // not an authenticated member of the federation; every other input is
+  // trusted. A violation an untrusted input shows is reported, not counted.
+  void set_input_trusted(bool trusted) { input_trusted_ = trusted; }
   void EndInput();
 
   // Ids unique within this engine: of in-flight operations, and the
@@ -136,6 +143,7 @@ class Context {
   Topology topology_;
   DecisionCache decided_;
   std::mt19937_64 rng_;
+  bool input_trusted_ = true;
   EngineStats stats_;
   TimeMs now_ = 0;
 

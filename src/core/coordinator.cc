@@ -511,10 +511,13 @@ void Coordinator::SendFanout(uint64_t fid, TimeMs now) {
 
 void Coordinator::RepairStaleReservation(const PutOp& op, const Vote& vote, TimeMs now) {
   if (vote.kind != Vote::Kind::kReserved) return;
-  // A voter still holds the key for a proposal this engine knows aborted
-  // (typically its own earlier attempt whose abort was lost): tell it, so the
+  // A voter still holds the key for a proposal of this engine it knows
+  // aborted (its own earlier attempt whose abort was lost): tell it, so the
   // next attempt is not blocked until the lease runs out. Only aborts are
   // repaired this way; a commit needs the value, which lease recovery has.
+  // Only its own: a voter takes an abort only from the proposal's
+  // coordinator or its representative (core/admission.h).
+  if (vote.holder.coordinator != ctx_.self()) return;
   if (ctx_.FindDecision(vote.holder) != Decision::kAbort) return;
   ctx_.Send(vote.peer, HandleRequest{AbortOp{op.key, vote.holder}},
             now + ctx_.config().call_deadline_ms, nullptr);

@@ -15,7 +15,9 @@
 // commit preserves it.
 #include "core/engine.h"
 
+#include "absl/strings/str_cat.h"
 #include "core/acceptor.h"
+#include "core/admission.h"
 #include "core/catchup.h"
 #include "core/context.h"
 #include "core/coordinator.h"
@@ -77,9 +79,34 @@ class Engine::Impl {
     Impl* impl_;
   };
 
-  void OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
+  void OnRequest(uint64_t inbound_id, Request request, TimeMs now, const Sender& from) {
     Input in(this, now);
+    if (std::optional<std::string> why =
+            Admit(from, request, [this](const PeerId& p) { return InOwnCluster(p); })) {
+      ++ctx_.stats().sender_refusals;
+      ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused: ", *why)});
+      return;
+    }
+    ctx_.set_input_trusted(from.authenticated && InFederation(from.peer));
     Dispatch(inbound_id, std::move(request), now);
+  }
+
+  bool InOwnCluster(const PeerId& peer) const {
+    if (const Member* m = ctx_.topology().Find(peer);
+        m != nullptr && m->cluster == ctx_.cluster()) {
+      return true;
+    }
+    for (const Configuration& c : membership_.Known()) {
+      if (c.cluster == ctx_.cluster() && c.Has(peer)) return true;
+    }
+    return false;
+  }
+  bool InFederation(const PeerId& peer) const {
+    if (peer == ctx_.self() || ctx_.topology().Find(peer) != nullptr) return true;
+    for (const Configuration& c : membership_.Known()) {
+      if (c.Has(peer)) return true;
+    }
+    return false;
   }
 
   // Calls this engine made to itself, and their answers, in the order made,
@@ -218,8 +245,8 @@ void Engine::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs 
   impl_->reader_.StartGet(get_id, std::move(key), consistency, now);
 }
 
-void Engine::OnRequest(uint64_t inbound_id, Request request, TimeMs now) {
-  impl_->OnRequest(inbound_id, std::move(request), now);
+void Engine::OnRequest(uint64_t inbound_id, Request request, TimeMs now, Sender from) {
+  impl_->OnRequest(inbound_id, std::move(request), now, from);
 }
 
 void Engine::OnResponse(uint64_t call_id, Response response, TimeMs now) {

@@ -172,6 +172,16 @@ struct ChangeDoneEffect {
 using Effect = std::variant<SendEffect, RespondEffect, WriteEffect, PutDoneEffect, GetDoneEffect,
                             ViolationEffect, ChangeDoneEffect>;
 
+// Who an inbound request came from: the peer id the transport proved
+// (authenticated: TLS with a certificate of the federation) or, without
+// that, the one the call itself claims. Admission (core/admission.h) checks
+// the request against `peer` either way; `authenticated` decides whether a
+// safety-violation report it causes is counted.
+struct Sender {
+  PeerId peer;
+  bool authenticated = false;
+};
+
 struct EngineStats {
   uint64_t reservations = 0;  // held now
   // One per PutDone answered, except that puts sharing an in-flight put's
@@ -199,6 +209,18 @@ struct EngineStats {
   bool federation_settled = false;
   uint64_t generation_refusals = 0;  // reserves refused for a lower generation
   uint64_t reads_not_ready = 0;      // reads refused while not settled
+  // Prepares and accepts refused for an absurd ballot round (acceptor.h).
+  uint64_t ballot_refusals = 0;
+  // Requests refused for their sender (core/admission.h) or, for a commit,
+  // for contradicting what this node knows of its proposal.
+  uint64_t sender_refusals = 0;
+  // Violations seen in requests of a sender that is not an authenticated
+  // member of the federation: reported (ViolationEffect) but not counted
+  // in safety_violations, which anyone could otherwise drive up.
+  uint64_t unverified_violation_reports = 0;
+  // Reservations dropped because their coordinator stayed unknown to every
+  // membership view and configuration (replica.h, kOrphanLeases).
+  uint64_t orphan_reservations_dropped = 0;
 };
 
 class Engine {
@@ -242,10 +264,11 @@ class Engine {
   // (at once for kLocal).
   void StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs now);
 
-  // A peer's request. Finishes with exactly one RespondEffect for
-  // `inbound_id`, which must be below 2^63 (the engine numbers its calls to
-  // itself from there).
-  void OnRequest(uint64_t inbound_id, Request request, TimeMs now);
+  // A peer's request, from `from`. Finishes with exactly one RespondEffect
+  // for `inbound_id`, which must be below 2^63 (the engine numbers its
+  // calls to itself from there). A request admission refuses
+  // (core/admission.h) is answered Unreachable with the reason, unapplied.
+  void OnRequest(uint64_t inbound_id, Request request, TimeMs now, Sender from);
   // The outcome of SendEffect `call_id`.
   void OnResponse(uint64_t call_id, Response response, TimeMs now);
   // WriteEffect `write_id` is durable.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/acceptor.h"
 #include "core/check.h"
 #include "core/quorum.h"
 
@@ -412,10 +413,26 @@ void Membership::RespondDurably(uint64_t inbound_id, ConfigVoteResponse response
                   });
 }
 
+std::optional<ConfigVoteResponse> Membership::AbsurdBallot(uint64_t epoch, const Ballot& ballot) {
+  auto it = acceptor_.find(epoch);
+  const uint64_t promised = it != acceptor_.end() ? it->second.promised.round : 0;
+  std::optional<std::string> bad = CheckBallotRound(ballot.round, promised);
+  if (!bad) return std::nullopt;
+  ++ctx_.stats().ballot_refusals;
+  ConfigVoteResponse no;
+  no.kind = ConfigVoteResponse::Kind::kNotReady;
+  no.reason = absl::StrCat("refused: ", *bad);
+  return no;
+}
+
 void Membership::HandlePrepare(uint64_t inbound_id, const ConfigPrepareRequest& request,
                                TimeMs now) {
   if (std::optional<ConfigVoteResponse> no =
           CannotVote(request.cluster, request.epoch, request.known, now)) {
+    RespondDurably(inbound_id, std::move(*no), 0);
+    return;
+  }
+  if (std::optional<ConfigVoteResponse> no = AbsurdBallot(request.epoch, request.ballot)) {
     RespondDurably(inbound_id, std::move(*no), 0);
     return;
   }
@@ -447,6 +464,10 @@ void Membership::HandleAccept(uint64_t inbound_id, const ConfigAcceptRequest& re
     no.reason = absl::StrCat("{", absl::StrJoin(request.voters, ","),
                              "} is not a one-voter change of epoch ", epoch());
     RespondDurably(inbound_id, std::move(no), 0);
+    return;
+  }
+  if (std::optional<ConfigVoteResponse> no = AbsurdBallot(request.epoch, request.ballot)) {
+    RespondDurably(inbound_id, std::move(*no), 0);
     return;
   }
   ConfigAcceptorRecord& rec = Record(request.epoch);
@@ -574,6 +595,15 @@ void Membership::ChangeHere(const MembershipChange& change, ChangeFn done, TimeM
 
 void Membership::StartRound(TimeMs now) {
   Proposer& op = *proposer_;
+  if (op.max_round_seen >= kMaxBallotRound) {  // rounds never wrap
+    Finish(ChangeOutcome{ChangeOutcome::Kind::kUnavailable,
+                         absl::StrCat("config register of epoch ", op.base.epoch + 1,
+                                      " reached ballot round ", op.max_round_seen,
+                                      "; no higher round may be made"),
+                         Current()},
+           now);
+    return;
+  }
   ++op.rounds;
   op.ballot = Ballot{op.max_round_seen + 1, ctx_.self()};
   op.max_round_seen = op.ballot.round;

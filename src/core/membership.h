@@ -212,6 +212,9 @@ class Membership {
   std::map<ClusterId, uint64_t> generations_;          // each known cluster's, when known
   std::map<ClusterId, uint64_t> removals_;             // each removed cluster's removal
   uint64_t generation_ = 0;                            // G, see generation()
+  // A refusal of a prepare or accept at `ballot` on config(cluster, epoch)
+  // whose round CheckBallotRound refuses (core/acceptor.h); else empty.
+  std::optional<ConfigVoteResponse> AbsurdBallot(uint64_t epoch, const Ballot& ballot);
   std::map<uint64_t, ConfigAcceptorRecord> acceptor_;  // this cluster's registers
   uint64_t durable_write_ = 0;                         // the newest PutConfig write
   std::optional<Proposer> proposer_;

@@ -52,6 +52,17 @@ void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
 }
 
 void Recovery::Prepare(Proposer& op, TimeMs now) {
+  // Rounds never wrap: an acceptor takes none above kMaxBallotRound, so a
+  // register whose rounds reached it (a promise made before that rule)
+  // cannot be settled by a higher ballot.
+  if (op.max_round_seen >= kMaxBallotRound) {
+    FinishRecovery(op.proposal, std::nullopt,
+                   absl::StrCat("decision of proposal ", op.proposal.ToString(),
+                                " cannot be settled: ballot round ", op.max_round_seen,
+                                " seen, no higher round may be made"),
+                   now);
+    return;
+  }
   ++op.rounds;
   op.ballot = Ballot{op.max_round_seen + 1, ctx_.self()};
   op.max_round_seen = op.ballot.round;
@@ -315,10 +326,21 @@ void Recovery::RecoverLease(const Key& key, TimeMs now) {
     return;
   }
   if (ctx_.topology().Find(p.coordinator) == nullptr) {
-    // Nobody to ask; a later membership view may know the coordinator.
+    // Nobody to ask; a later membership view may know the coordinator. One
+    // that no view and no configuration shows, lease after lease, is no
+    // node of the federation (a forged reserve, before peers were
+    // authenticated): its reservation is dropped rather than kept forever.
+    bool configured = false;
+    for (const Configuration& c : membership_.Known()) configured |= c.Has(p.coordinator);
+    e->orphan_leases = configured ? 0 : e->orphan_leases + 1;
+    if (e->orphan_leases >= kOrphanLeases) {
+      replica_.DropOrphan(key);
+      return;
+    }
     e->recover_at = now + ctx_.config().lease_ms;
     return;
   }
+  e->orphan_leases = 0;
   e->resolving = true;
   ResolveRemote(
       p,

@@ -31,10 +31,41 @@ void Replica::Handle(const ReplicaOp& op, VoteFn reply, TimeMs now) {
   if (const auto* r = std::get_if<ReserveOp>(&op)) {
     Reserve(*r, std::move(reply), now);
   } else if (const auto* c = std::get_if<CommitOp>(&op)) {
+    if (std::optional<std::string> why = Contradicts(*c)) {
+      ++ctx_.stats().sender_refusals;
+      Vote v = ctx_.MakeVote(Vote::Kind::kUnreachable);
+      v.reason = absl::StrCat("refused commit of proposal ", c->proposal.ToString(), ": ", *why);
+      if (reply) reply(std::move(v));
+      return;
+    }
     ApplyCommit(c->key, c->value, c->request_id, c->proposal, std::move(reply));
   } else if (const auto* a = std::get_if<AbortOp>(&op)) {
     ApplyAbort(a->key, a->proposal, std::move(reply));
   }
+}
+
+std::optional<std::string> Replica::Contradicts(const CommitOp& c) const {
+  if (auto it = reservations_.find(c.key);
+      it != reservations_.end() && it->second.reservation.proposal == c.proposal) {
+    if (it->second.reservation.value != c.value) {
+      return absl::StrCat("its value of ", c.value.size(),
+                          " bytes is not the one reserved for it (",
+                          it->second.reservation.value.size(), " bytes)");
+    }
+    return std::nullopt;
+  }
+  // No reservation of the proposal to match: the commit is taken unless
+  // this node knows the proposal was not committed. Only the coordinator
+  // proposes commit, at ballot 0, so an abort decided, or accepted here at
+  // any round, means commit was never chosen.
+  if (ctx_.FindDecision(c.proposal) == Decision::kAbort) {
+    return "this node knows the proposal aborted";
+  }
+  if (std::optional<AcceptorRecord> a = ctx_.committed().GetAcceptor(c.proposal);
+      a && a->accepted && a->accepted->decision == Decision::kAbort) {
+    return absl::StrCat("this node accepted its abort at ballot round ", a->accepted->ballot.round);
+  }
+  return std::nullopt;
 }
 
 void Replica::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
@@ -254,6 +285,12 @@ uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t re
     }
   });
   return w;
+}
+
+void Replica::DropOrphan(const Key& key) {
+  if (reservations_.erase(key) == 0) return;
+  ctx_.Mutate(DeleteReservation{key});
+  ++ctx_.stats().orphan_reservations_dropped;
 }
 
 Replica::Entry* Replica::Find(const Key& key) {

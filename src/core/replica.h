@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -21,6 +22,13 @@
 
 namespace replicator::core {
 
+// Leases after which a reservation whose coordinator no membership view
+// and no known configuration shows is dropped (docs/design.md, "Requests
+// checked against their sender"): long enough for a node to learn of a
+// cluster founded since (a view or a configuration shows it within a few
+// directory rounds), so that only a forged coordinator's stays this long.
+inline constexpr int kOrphanLeases = 30;
+
 class Replica {
  public:
   struct Entry {
@@ -28,6 +36,9 @@ class Replica {
     uint64_t pending_write = 0;  // the PutReservation write, until durable
     TimeMs recover_at = 0;       // lease expiry, or when to try resolving again
     bool resolving = false;      // a lease-recovery resolve is in flight
+    // Leases in a row this reservation's coordinator was in no membership
+    // view and no configuration known here (see kOrphanLeases).
+    int orphan_leases = 0;
   };
   // A committed entry as this engine sees it: durable, or written by this
   // engine and still in flight (`pending_write` names the write).
@@ -66,6 +77,10 @@ class Replica {
   // holds it.
   void ApplyDecision(const Key& key, const ProposalId& p, Decision d);
 
+  // Drops `key`'s reservation without a decision: its coordinator stayed
+  // unknown for kOrphanLeases leases (core/recovery.cc).
+  void DropOrphan(const Key& key);
+
   // The reservation table, for lease recovery and catch-up.
   Entry* Find(const Key& key);
   // Keys whose lease (or retry time) is due and that are not resolving, in
@@ -85,6 +100,10 @@ class Replica {
     uint64_t write_id = 0;
   };
 
+  // Why commit `c` from a peer cannot be its proposal's decision, if this
+  // node can tell: the key is reserved for the proposal with another
+  // value, or the proposal is known here to have aborted. Empty otherwise.
+  std::optional<std::string> Contradicts(const CommitOp& c) const;
   void Reserve(const ReserveOp& op, VoteFn reply, TimeMs now);
   void ApplyCommit(const Key& key, const Value& value, uint64_t request_id, const ProposalId& p,
                    VoteFn reply);

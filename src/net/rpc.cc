@@ -86,31 +86,73 @@ std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint) {
   return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
 }
 
-// Messages up to 1 GiB: a node batches many protocol calls to one peer into one message, and
-// the reply to a batch of reserves can carry a stored value per vote (node/peer_network.cc
-// bounds a batch's worst-case reply at 256 MiB). Cap'n Proto's default, 64 MiB, would drop the
-// connection.
 namespace {
+
+size_t max_message_bytes = size_t{64} << 20;
+
 capnp::ReaderOptions ReceiveOptions() {
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = (uint64_t{1} << 30) / sizeof(capnp::word);
+  options.traversalLimitInWords = std::max<size_t>(max_message_bytes / sizeof(capnp::word), 1024);
   return options;
 }
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A stream that notes when bytes last moved either way, for the idle timeout.
+class ActivityStream final : public kj::AsyncIoStream {
+ public:
+  explicit ActivityStream(kj::Own<kj::AsyncIoStream> inner)
+      : inner_(kj::mv(inner)), last_(SteadyClock::now()) {}
+
+  SteadyClock::time_point last_activity() const { return last_; }
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    return inner_->tryRead(buffer, min_bytes, max_bytes).then([this](size_t n) {
+      last_ = SteadyClock::now();
+      return n;
+    });
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    last_ = SteadyClock::now();
+    return inner_->write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    last_ = SteadyClock::now();
+    return inner_->write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_->shutdownWrite(); }
+  void abortRead() override { inner_->abortRead(); }
+
+ private:
+  kj::Own<kj::AsyncIoStream> inner_;
+  SteadyClock::time_point last_;
+};
+
 }  // namespace
+
+void SetMaxMessageBytes(size_t bytes) { max_message_bytes = bytes; }
+size_t MaxMessageBytes() { return max_message_bytes; }
 
 // ---------------------------------------------------------------------------------------------
 // RpcServer
 
 struct RpcServer::Session {
-  Session(kj::Own<kj::AsyncIoStream> transport, capnp::Capability::Client bootstrap)
-      : stream(kj::mv(transport)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER, ReceiveOptions()),
-        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
+  Session(kj::Own<kj::AsyncIoStream> transport, capnp::Capability::Client bootstrap,
+          size_t max_inflight_bytes)
+      : activity(kj::heap<ActivityStream>(kj::mv(transport))),
+        network(*activity, capnp::rpc::twoparty::Side::SERVER, ReceiveOptions()),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
+    if (max_inflight_bytes > 0) rpc.setFlowLimit(max_inflight_bytes / sizeof(capnp::word));
+  }
 
   // Destroyed in reverse: the RPC system, then the network, then the stream (and socket).
-  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<ActivityStream> activity;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  // Declared last: drops the task watching the network before the network goes, so a session
+  // can be closed (idle) from outside.
+  kj::Canceler canceler;
 };
 
 // A TLS connection still in its handshake.
@@ -214,6 +256,7 @@ RpcServer::RpcServer(Reactor& reactor, asio::ip::tcp::acceptor acceptor, Bootstr
       acceptor_(std::make_unique<Acceptor>(std::move(acceptor))) {}
 
 RpcServer::~RpcServer() {
+  idle_timer_.reset();
   acceptor_.reset();
   tasks_ = nullptr;
   handshakes_.clear();
@@ -237,7 +280,43 @@ void RpcServer::AcceptNext() {
       });
 }
 
+void RpcServer::set_limits(const ServerLimits& limits) {
+  limits_ = limits;
+  idle_timer_.reset();
+  ScheduleIdleSweep();
+}
+
+void RpcServer::ScheduleIdleSweep() {
+  if (limits_.idle_timeout.count() <= 0) return;
+  if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(reactor_.io());
+  // A connection is closed within a quarter of the timeout after it became idle.
+  idle_timer_->expires_after(std::max(std::chrono::milliseconds(10), limits_.idle_timeout / 4));
+  idle_timer_->async_wait([this, alive = acceptor_->alive()](const std::error_code& error) {
+    if (error || !*alive) return;
+    SweepIdle();
+    ScheduleIdleSweep();
+  });
+}
+
+void RpcServer::SweepIdle() {
+  const SteadyClock::time_point cutoff = SteadyClock::now() - limits_.idle_timeout;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second->activity->last_activity() < cutoff) {
+      ++idle_closed_;
+      it = sessions_.erase(it);  // closes the connection; its callers see DISCONNECTED
+    } else {
+      ++it;
+    }
+  }
+}
+
 void RpcServer::OnAccepted(asio::ip::tcp::socket socket) {
+  if (limits_.max_connections > 0 && connection_count() >= limits_.max_connections) {
+    ++refused_connections_;
+    std::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
   uint64_t id = next_session_id_++;
   if (!tls_) {
     StartSession(id, kj::heap<AsioStream>(std::move(socket)), nullptr);
@@ -306,11 +385,13 @@ void RpcServer::OnHandshake(uint64_t id) {
 
 void RpcServer::StartSession(uint64_t id, kj::Own<kj::AsyncIoStream> stream,
                              const PeerCertificate* peer) {
-  auto session = kj::heap<Session>(kj::mv(stream), bootstrap_(peer));
+  auto session = kj::heap<Session>(kj::mv(stream), bootstrap_(peer), limits_.max_inflight_bytes);
   kj::Promise<void> closed = session->network.onDisconnect();
   sessions_.emplace(id, kj::mv(session));
-  tasks_->add(closed.then([this, id] { sessions_.erase(id); },
-                          [this, id](kj::Exception&&) { sessions_.erase(id); }));
+  Session& added = *sessions_.at(id);
+  tasks_->add(added.canceler.wrap(kj::mv(closed))
+                  .then([this, id] { sessions_.erase(id); },
+                        [this, id](kj::Exception&&) { sessions_.erase(id); }));
 }
 
 uint16_t RpcServer::port() const { return local_.port(); }

@@ -27,6 +27,7 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -53,6 +54,26 @@ std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint);
 // certificate, parsed, or nullptr on a plaintext server. Called once per connection, once its
 // TLS handshake succeeded; `peer` is valid during the call only (copy what you keep).
 using BootstrapFactory = std::function<capnp::Capability::Client(const PeerCertificate* peer)>;
+
+// The largest message any connection of this process reads, client or server side; a larger
+// one breaks the connection it came on (Cap'n Proto's traversal limit). Set once at start,
+// before connections are made (a node derives it from its key and value limits,
+// core/wire_limits.h). Default: 64 MiB.
+void SetMaxMessageBytes(size_t bytes);
+size_t MaxMessageBytes();
+
+// What one server's connections may use, so that a slow or flooding client cannot stall the
+// others. 0 disables a limit.
+struct ServerLimits {
+  // Connections open at once (handshaking included); one more is accepted and closed at once.
+  size_t max_connections = 1024;
+  // A connection that sent and received nothing for this long is closed.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  // Bytes of calls a connection may have in flight (received, not yet answered); past it the
+  // server stops reading that connection until answers go out (Cap'n Proto flow control), and
+  // only that connection waits.
+  size_t max_inflight_bytes = size_t{64} << 20;
+};
 
 // Accepts TCP connections and serves a bootstrap capability on each over Cap'n Proto two-party
 // RPC.
@@ -83,6 +104,11 @@ class RpcServer {
   std::string address() const;
   // Connections accepted and not yet closed, handshaking ones included.
   size_t connection_count() const;
+  // Applies to connections accepted from now on (and, for the idle timeout, to every open one).
+  void set_limits(const ServerLimits& limits);
+  // Connections closed at once for being over max_connections, and for being idle.
+  uint64_t refused_connections() const { return refused_connections_; }
+  uint64_t idle_closed() const { return idle_closed_; }
   // TLS handshakes that failed or timed out since the server started.
   uint64_t handshake_failures() const { return handshake_failures_; }
   // Called with the client's address and the reason whenever a TLS handshake fails or times out
@@ -104,12 +130,18 @@ class RpcServer {
   void OnHandshakeFailed(uint64_t id, const std::string& reason);
   void CloseAfterFlush(uint64_t id);
   void StartSession(uint64_t id, kj::Own<kj::AsyncIoStream> stream, const PeerCertificate* peer);
+  void ScheduleIdleSweep();
+  void SweepIdle();
 
   Reactor& reactor_;
   asio::ip::tcp::endpoint local_;
   BootstrapFactory bootstrap_;
   std::shared_ptr<const TlsContext> tls_;
   uint64_t handshake_failures_ = 0;
+  ServerLimits limits_;
+  uint64_t refused_connections_ = 0;
+  uint64_t idle_closed_ = 0;
+  std::unique_ptr<asio::steady_timer> idle_timer_;
   std::function<void(const std::string&, const std::string&)> on_handshake_failure_;
   std::map<uint64_t, kj::Own<Session>> sessions_;
   std::map<uint64_t, std::unique_ptr<Handshake>> handshakes_;

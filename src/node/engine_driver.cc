@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/wire_limits.h"
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "util/log.h"
@@ -38,6 +39,9 @@ EngineDriver::EngineDriver(const NodeContext& ctx, storage::Storage* storage,
   config.limits = ctx_.options.limits;
   config.call_deadline_ms = ctx_.options.call_deadline.count();
   config.lease_ms = ctx_.options.lease.count();
+  // A pull's answer must fit in one message (core/wire_limits.h).
+  config.catchup_pull_max_bytes = static_cast<uint32_t>(
+      std::min<size_t>(config.catchup_pull_max_bytes, core::BatchBudgetBytes(config.limits)));
   engine_ = std::make_unique<core::Engine>(config, storage_, std::move(recovered));
 }
 
@@ -126,6 +130,22 @@ void EngineDriver::Send(core::SendEffect effect) {
   PostFlush();
 }
 
+namespace {
+
+// A full, read-only or failing disk: exit (status 1) with the reason, at
+// once and without destructors (storage's teardown must not run over the
+// failed write, nor anything answer after it).
+[[noreturn]] void FailedWrite(const absl::Status& status) {
+  fmt::print(stderr,
+             "replicatord: fatal: a durable write failed, stopping so that nothing is answered "
+             "that is not on disk (check the data dir's disk: full, read-only or failing): {}\n",
+             status.ToString());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+}  // namespace
+
 void EngineDriver::Write(core::WriteEffect effect) {
   // The callback runs on the storage thread. Completions of one group commit
   // reach the reactor as one posted handler, so the engine takes them all in
@@ -133,6 +153,10 @@ void EngineDriver::Write(core::WriteEffect effect) {
   storage_->Write(std::move(effect.batch),
                   [done = completed_writes_, &ctx = ctx_.io(), alive = ctx_.alive, this,
                    id = effect.write_id](absl::Status s) {
+                    // A replica that cannot make its promises durable must
+                    // not make them at all: exit here, on the storage
+                    // thread, before the reactor answers anything more.
+                    if (!s.ok()) FailedWrite(s);
                     bool first = false;
                     {
                       std::lock_guard<std::mutex> lock(done->mu);
@@ -154,13 +178,7 @@ void EngineDriver::DrainCompletedWrites() {
   }
   core::TimeMs now = Now();
   for (auto& [id, status] : writes) {
-    if (!status.ok()) {
-      // A replica that cannot make its promises durable must not make them
-      // at all: stop rather than answer.
-      util::Log(util::LogLevel::kError, "storage", "fatal: storage write failed: {}",
-                status.ToString());
-      std::abort();
-    }
+    if (!status.ok()) FailedWrite(status);
     engine_->OnWriteDone(id, now);
   }
   Pump();
@@ -224,6 +242,7 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
     co_return core::PutOutcome{
         core::PutOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())};
   }
+  failpoints_.ArmForClientPuts();
   uint64_t id = next_id_++;
   auto slot = puts_.Add(id);
   const auto started = std::chrono::steady_clock::now();
@@ -270,7 +289,7 @@ void EngineDriver::ChangeMembership(core::MembershipChange change,
 }
 
 asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
-    std::vector<core::Request> requests) {
+    std::vector<core::Request> requests, core::Sender from) {
   if (ctx_.shut_down) {
     co_return std::vector<core::Response>(requests.size(),
                                           Unreachable(std::string(ShuttingDown())));
@@ -280,7 +299,7 @@ asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
   for (size_t i = 0; i < requests.size(); ++i) {
     uint64_t id = next_id_++;
     inbound_[id] = InboundSlot{batch, i};
-    engine_->OnRequest(id, std::move(requests[i]), now);
+    engine_->OnRequest(id, std::move(requests[i]), now, from);
   }
   Pump();
   while (batch->remaining > 0) {

@@ -48,9 +48,10 @@ class EngineDriver {
   void ChangeMembership(core::MembershipChange change,
                         std::function<void(core::ChangeOutcome)> done);
 
-  // Peer calls: hands `requests` to the engine and awaits all their
-  // responses, in order.
-  asio::awaitable<std::vector<core::Response>> Inbound(std::vector<core::Request> requests);
+  // Peer calls from `from`: hands `requests` to the engine and awaits all
+  // their responses, in order.
+  asio::awaitable<std::vector<core::Response>> Inbound(std::vector<core::Request> requests,
+                                                       core::Sender from);
   // The responses to calls this node sent, in their order.
   void OnResponses(const std::vector<core::SendEffect>& calls,
                    std::vector<core::Response> responses);

@@ -17,11 +17,15 @@ class Failpoints {
   // An unknown name sets no failpoint (replicatord rejects it first).
   Failpoints(std::string name, core::PeerId self);
 
-  // Exits the process when `request` is the point the failpoint names.
+  // Exits the process when `request` is the point the failpoint names, once
+  // a client's put has begun here (ArmForClientPuts): the node's own puts
+  // before that (founding a cluster) must not trip it.
   void MaybeCrash(const core::Request& request) const {
-    if (point_ == Point::kNone) return;
+    if (point_ == Point::kNone || !armed_) return;
     CrashIfNamed(request);
   }
+  // A client's put began at this node.
+  void ArmForClientPuts() { armed_ = true; }
 
   // True once, for the first put answered, under slow-first-put-reply: that
   // reply is held back kSlowPutReply, so the client times out although the
@@ -42,6 +46,7 @@ class Failpoints {
   core::PeerId self_;
   Point point_ = Point::kNone;
   bool slowed_reply_ = false;
+  bool armed_ = false;
 };
 
 }  // namespace replicator::node

@@ -55,6 +55,15 @@ ABSL_FLAG(replicator::util::Millis, bootstrap_timeout_ms,
 ABSL_FLAG(int64_t, max_key_bytes, 1024, "Largest key accepted, in bytes (at most 65536).");
 ABSL_FLAG(int64_t, max_value_bytes, 1 << 20,
           "Largest value accepted, in bytes (at most 33554432, 32 MiB).");
+ABSL_FLAG(int64_t, max_connections, 1024,
+          "Connections served at once; one more is accepted and closed at once (0: no limit).");
+ABSL_FLAG(replicator::util::Millis, idle_timeout_ms,
+          replicator::util::Millis{std::chrono::minutes(5)},
+          "A connection that sent and received nothing for this long is closed (milliseconds, "
+          "or 30s, 5m...; 0: never).");
+ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{64} << 20,
+          "Bytes of calls one connection may have unanswered; past it that connection is not "
+          "read until answers go out, and no other waits (0: no limit).");
 ABSL_FLAG(std::string, failpoint, "",
           "For tests only: crash-before-decide or crash-before-commit makes the node exit when "
           "it coordinates a put and reaches that point; slow-first-put-reply holds the answer "
@@ -147,8 +156,10 @@ int main(int argc, char** argv) {
        {"Security", {"certs_dir", "ca", "cert", "key", "insecure"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
-       {"Limits", {"max_key_bytes", "max_value_bytes"}},
-       {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
+       {"Limits",
+        {"max_key_bytes", "max_value_bytes", "max_connections", "idle_timeout_ms",
+         "max_inflight_bytes"}},
+        {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
        {"Testing", {"failpoint"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -193,6 +204,14 @@ int main(int argc, char** argv) {
   options.bootstrap_timeout = absl::GetFlag(FLAGS_bootstrap_timeout_ms).value;
   options.limits.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes);
   options.limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
+  if (absl::GetFlag(FLAGS_max_connections) < 0 || absl::GetFlag(FLAGS_max_inflight_bytes) < 0 ||
+      absl::GetFlag(FLAGS_idle_timeout_ms).value.count() < 0) {
+    return Fail(
+        "--max-connections, --idle-timeout-ms and --max-inflight-bytes must not be negative");
+  }
+  options.server_limits.max_connections = absl::GetFlag(FLAGS_max_connections);
+  options.server_limits.idle_timeout = absl::GetFlag(FLAGS_idle_timeout_ms).value;
+  options.server_limits.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
   std::string address_file = absl::GetFlag(FLAGS_address_file);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.slow_put_threshold = std::chrono::duration_cast<std::chrono::milliseconds>(

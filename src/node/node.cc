@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/wire_limits.h"
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
@@ -104,6 +105,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
       net::RpcServer::Listen(context_.reactor, options_.listen, std::move(bootstrap), options_.tls);
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
+  server_->set_limits(options_.server_limits);
   server_->set_handshake_failure_handler([](const std::string& peer, const std::string& reason) {
     util::Log(util::LogLevel::kWarn, "security", "refused a connection from {}: {}", peer, reason);
   });
@@ -222,6 +224,9 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
     co_return absl::InvalidArgumentError(*bad);
   }
   if (options.data_dir.empty()) co_return absl::InvalidArgumentError("--data-dir is required");
+  // Every connection of this process, served or dialed, reads messages of
+  // at most what this node's limits need (core/wire_limits.h).
+  net::SetMaxMessageBytes(core::MaxMessageBytes(options.limits));
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
   util::SetLogPeer(identity->peer_id);

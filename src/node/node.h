@@ -8,16 +8,16 @@
 //   node->Shutdown();
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include <asio/awaitable.hpp>
-#include <asio/steady_timer.hpp>
-
 #include "absl/status/statusor.h"
 #include "core/engine.h"
+#include "net/rpc.h"
 #include "node/identity.h"
 #include "storage/storage.h"
 
@@ -45,6 +45,10 @@ struct NodeOptions {
   std::string metrics_listen;
   // A put answered later than this is logged with its outcome.
   std::chrono::milliseconds slow_put_threshold{1000};
+  // Connections, idle timeout and in-flight bytes per connection of the
+  // node's server (net/rpc.h). Messages are limited by `limits`
+  // (core/wire_limits.h).
+  net::ServerLimits server_limits;
   // Test-only fault injection; empty in production. See --failpoint.
   std::string failpoint;
   // TLS 1.3 with mutual authentication on every connection, in and out:

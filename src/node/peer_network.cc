@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/validate.h"
+#include "core/wire_limits.h"
 #include "net/bridge.h"
 #include "net/reactor.h"
 #include "node/convert.h"
@@ -19,14 +20,13 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// A batch is sent early once its calls hold this much, or once their
-// replies could: one message must stay under the connections' traversal
-// limit (net/rpc.cc: 1 GiB) however many of a batch's reserves find the key
+// A batch is sent early once it holds core::kMaxBatchCalls calls, or once
+// its calls, or the replies they could get, reach the batch budget: one
+// message must stay under the connections' message limit
+// (core/wire_limits.h) however many of a batch's reserves find the key
 // stored with a large value.
-constexpr size_t kMaxBatchBytes = 8 << 20;
-constexpr size_t kMaxBatchReplyBytes = 256 << 20;
-constexpr size_t kMaxBatchCalls = 1024;
-constexpr size_t kReplyOverhead = 256;  // ids, ballots and framing of one answer
+using core::kMaxBatchCalls;
+constexpr size_t kReplyOverhead = core::kCallOverheadBytes;
 
 size_t ApproxBytes(const core::Request& r) {
   const core::ReplicaOp* op = nullptr;
@@ -100,8 +100,8 @@ bool PeerNetwork::Send(core::SendEffect effect) {
   box.bytes += ApproxBytes(effect.request);
   box.reply_bytes += ReplyBound(effect);
   box.calls.push_back(std::move(effect));
-  if (box.bytes >= kMaxBatchBytes || box.reply_bytes >= kMaxBatchReplyBytes ||
-      box.calls.size() >= kMaxBatchCalls) {
+  const size_t budget = core::BatchBudgetBytes(ctx_.options.limits);
+  if (box.bytes >= budget || box.reply_bytes >= budget || box.calls.size() >= kMaxBatchCalls) {
     std::vector<core::SendEffect> calls = std::move(box.calls);
     core::PeerId to = calls.front().to;
     box = Outbox{};
@@ -212,6 +212,7 @@ void Screen(const core::Limits& limits, std::vector<core::Response>& responses) 
 asio::awaitable<absl::StatusOr<std::vector<core::Response>>> PeerNetwork::CallBatch(
     wire::Peer::Client peer, const std::vector<core::SendEffect>& calls, milliseconds within) {
   auto req = peer.callRequest();
+  req.setFrom(ctx_.identity.peer_id);
   auto list = req.initCalls(calls.size());
   for (size_t i = 0; i < calls.size(); ++i) ToWire(calls[i].request, list[i]);
   auto sent = req.send();

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/validate.h"
+#include "core/wire_limits.h"
 #include "net/bridge.h"
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
@@ -32,7 +33,16 @@ class PeerServer final : public wire::Peer::Server {
 
   kj::Promise<void> call(CallContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(ctx_->io(), Call(driver_, ctx_->options.limits, context));
+    // Refused whole before anything is read from it: memory per call read
+    // must stay bounded by the batch limit, not by what a sender claims.
+    if (size_t n = context.getParams().getCalls().size(); n > core::kMaxBatchCalls) {
+      return KJ_EXCEPTION(FAILED, absl::StrCat("refused batch: ", n, " calls, over the limit of ",
+                                               core::kMaxBatchCalls, " per batch")
+                                      .c_str());
+    }
+    core::Sender from = SenderOf(caller_, context);
+    return net::ToPromise(ctx_->io(),
+                          Call(driver_, ctx_->options.limits, std::move(from), context));
   }
   kj::Promise<void> digest(DigestContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -57,7 +67,15 @@ class PeerServer final : public wire::Peer::Server {
     throw std::logic_error("engine answered with the wrong response type");
   }
 
-  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits,
+  // The one seam for who a batch came from: with TLS, the peer id the
+  // connection's certificate proved (caller.h), whatever the call claims;
+  // with --insecure, the id the call claims, unauthenticated.
+  static core::Sender SenderOf(const Caller& caller, CallContext& context) {
+    if (caller.authenticated) return core::Sender{std::string(caller.peer_id()), true};
+    return core::Sender{ToString(context.getParams().getFrom()), /*authenticated=*/false};
+  }
+
+  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits, core::Sender from,
                                     CallContext context) {
     auto calls = context.getParams().getCalls();
     // A call this node cannot read (a kind from a newer peer) fails alone.
@@ -77,7 +95,7 @@ class PeerServer final : public wire::Peer::Server {
         positions.push_back(i);
       }
     }
-    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests));
+    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests), from);
     for (size_t j = 0; j < positions.size(); ++j) responses[positions[j]] = std::move(answered[j]);
     auto out = context.getResults().initReplies(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
@@ -85,13 +103,19 @@ class PeerServer final : public wire::Peer::Server {
 
   static asio::awaitable<void> Digest(EngineDriver* driver, DigestContext context) {
     std::vector<core::Request> request{core::DigestRequest{}};
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    // Catch-up asks nothing of its sender. A named local: g++ 12 and
+    // temporaries in an awaited call's arguments (docs/design.md).
+    const core::Sender anyone;
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
     ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
   }
   static asio::awaitable<void> Pull(EngineDriver* driver, core::PullRequest pull,
                                     PullContext context) {
     std::vector<core::Request> request{std::move(pull)};
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request));
+    // Catch-up asks nothing of its sender. A named local: g++ 12 and
+    // temporaries in an awaited call's arguments (docs/design.md).
+    const core::Sender anyone;
+    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
     ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
   }
 

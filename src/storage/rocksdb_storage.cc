@@ -45,17 +45,21 @@ using internal::ReservationKey;
 constexpr double kBloomBitsPerKey = 10;
 
 // Reads of the committed set have no error channel (CommittedView); failing
-// them quietly could turn "stored" into an "ok" vote, so the node stops.
+// them quietly could turn "stored" into an "ok" vote, so the node stops. A
+// failing disk is no bug: exit (status 1) at once, without running
+// destructors, so RocksDB's own teardown cannot assert over the error.
 [[noreturn]] void FailStop(std::string_view what, const rocksdb::Status& s) {
   std::fprintf(stderr, "replicator storage: fatal: %.*s: %s\n", static_cast<int>(what.size()),
                what.data(), s.ToString().c_str());
-  std::abort();
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 [[noreturn]] void FailStop(std::string_view what, const absl::Status& s) {
   std::fprintf(stderr, "replicator storage: fatal: %.*s: %s\n", static_cast<int>(what.size()),
                what.data(), s.ToString().c_str());
-  std::abort();
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 // Maps a RocksDB failure to the absl code by how a caller should react.
@@ -439,6 +443,15 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
   if (absl::StrContains(text, "Permission denied")) {
     return absl::PermissionDeniedError(absl::StrCat("cannot open data dir ", dir, ": ", text));
   }
+  if (s.IsCorruption()) {
+    return absl::DataLossError(
+        absl::StrCat("data dir ", dir,
+                     " is damaged (its RocksDB log or files are corrupt beyond a torn last "
+                     "write); refusing to start rather than forget acknowledged state. Restore "
+                     "the data dir from a backup, or remove the node and add it back empty "
+                     "(it catches up from its peers): ",
+                     text));
+  }
   return FromRocks(s, absl::StrCat("cannot open RocksDB in data dir ", dir));
 }
 
@@ -539,6 +552,12 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.paranoid_checks = true;
+  // After a crash the WAL may end in a torn record: a write whose sync never
+  // finished, so never acknowledged. That tail is dropped; any other damage
+  // (a record corrupted mid-log, synced and acknowledged) refuses the open
+  // rather than replaying a prefix and forgetting what followed, which
+  // RocksDB's default (kPointInTimeRecovery) would do silently.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Most lookups are for keys that are not there (every reserve of a fresh
   // key checks for a committed value): a bloom filter over the memtable

@@ -177,7 +177,10 @@ void SimNetwork::DeliverRequest(uint64_t call, int from, int to, uint64_t to_inc
   endpoint.inbound.emplace(
       inbound, Inbound{call, duplicate, AnswerKind(request), std::move(resolve), std::move(tags)});
   world_.checker().OnDeliver(to, request);
-  target.engine->OnRequest(inbound, std::move(request), world_.now());
+  // The simulated network knows who sent what: every sender is
+  // authenticated, as over TLS.
+  target.engine->OnRequest(inbound, std::move(request), world_.now(),
+                           core::Sender{sender.id, /*authenticated=*/true});
   world_.Drain(to);
 }
 

@@ -157,5 +157,75 @@ TEST(AcceptorTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
   EXPECT_EQ(std::get<PrepareResponse>(rs[0]).higher, (Ballot{9, "a9"}));
 }
 
+// Absurd ballot rounds are refused outright: never promised, nothing
+// written, so a register cannot be locked at a round nobody can outbid.
+TEST(AcceptorTest, AbsurdBallotRoundsAreRefused) {
+  struct BallotCase {
+    std::string name;
+    uint64_t promised;  // 0: a fresh register
+    uint64_t round;
+    bool refused;
+  };
+  const std::vector<BallotCase> cases = {
+      {"round 2^64-1 on a fresh register", 0, UINT64_MAX, true},
+      {"round just above 2^62", kMaxBallotStep * 2, kMaxBallotRound + 1, true},
+      {"more than 2^20 above a fresh register", 0, kMaxBallotStep + 1, true},
+      {"exactly 2^20 above a fresh register", 0, kMaxBallotStep, false},
+      {"more than 2^20 above the promise", 7, 7 + kMaxBallotStep + 1, true},
+      {"2^20 above the promise", 7, 7 + kMaxBallotStep, false},
+      {"the next round", 7, 8, false},
+      {"a lower round (refused by Paxos, not as absurd)", 7, 3, false},
+  };
+  for (const BallotCase& c : cases) {
+    std::optional<AcceptorRecord> rec;
+    if (c.promised > 0) rec = AcceptorRecord{kP, Ballot{c.promised, "a2"}, std::nullopt};
+    const AcceptorRecord* cur = rec ? &*rec : nullptr;
+    PrepareStep p = OnPrepare(cur, PrepareRequest{kP, Ballot{c.round, "a3"}});
+    AcceptStep a = OnAccept(cur, AcceptRequest{kP, Ballot{c.round, "a3"}, Decision::kAbort});
+    EXPECT_EQ(p.refusal.has_value(), c.refused) << c.name;
+    EXPECT_EQ(a.refusal.has_value(), c.refused) << c.name;
+    if (c.refused) {
+      EXPECT_FALSE(p.updated.has_value()) << c.name;
+      EXPECT_FALSE(p.response.promised) << c.name;
+      EXPECT_FALSE(a.updated.has_value()) << c.name;
+      EXPECT_FALSE(a.response.accepted) << c.name;
+    }
+  }
+}
+
+TEST(AcceptorTest, AnAbsurdPrepareIsAnsweredAsFailedAndLocksNothing) {
+  OneEngine r;
+  std::vector<Effect> fx = r.Request(PrepareRequest{kRemoteP, Ballot{UINT64_MAX, "a2"}});
+  EXPECT_TRUE(OneEngine::Mutations(fx).empty());
+  std::vector<Response> rs = OneEngine::Responses(fx);
+  ASSERT_EQ(rs.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<Unreachable>(rs[0]));
+  EXPECT_NE(std::get<Unreachable>(rs[0]).reason.find("refused prepare: ballot round"),
+            std::string::npos)
+      << std::get<Unreachable>(rs[0]).reason;
+  EXPECT_EQ(r.engine().stats().ballot_refusals, 1u);
+  EXPECT_TRUE(r.store().acceptors().empty());
+  // An honest recovery round is still promised.
+  auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kRemoteP, Ballot{1, "a3"}}));
+  EXPECT_TRUE(promise.promised);
+}
+
+TEST(AcceptorTest, RecoveryRoundsNeverWrap) {
+  OneEngine r;
+  // A promise at 2^64-1 stored before acceptors refused such rounds: a
+  // recovery must fail clearly, not prepare at round 0.
+  r.store().Apply(PutAcceptor{AcceptorRecord{kRemoteP, Ballot{UINT64_MAX, "a3"}, std::nullopt}});
+  std::vector<Effect> fx = r.Request(ResolveRequest{kRemoteP});
+  for (const Effect& e : fx) {
+    EXPECT_FALSE(std::holds_alternative<SendEffect>(e)) << "no ballot may follow 2^64-1";
+  }
+  std::vector<Response> rs = OneEngine::Responses(fx);
+  ASSERT_EQ(rs.size(), 1u);
+  const auto& resolve = std::get<ResolveResponse>(rs[0]);
+  EXPECT_FALSE(resolve.decision.has_value());
+  EXPECT_NE(resolve.reason.find("no higher round may be made"), std::string::npos)
+      << resolve.reason;
+}
+
 }  // namespace
 }  // namespace replicator::core

@@ -45,9 +45,15 @@ class OneEngine {
   MemoryStore& store() { return store_; }
   TimeMs now = 1000;
 
-  // Hands `request` to the engine; returns its effects. Writes are held.
+  // Hands `request` to the engine, as if from the peer it names
+  // (NaturalSender, authenticated); returns its effects. Writes are held.
   std::vector<Effect> Request(core::Request request) {
-    engine_.OnRequest(next_inbound_++, std::move(request), now);
+    const Sender from{NaturalSender(request), true};
+    return RequestFrom(from, std::move(request));
+  }
+  // As Request, from `from`.
+  std::vector<Effect> RequestFrom(const Sender& from, core::Request request) {
+    engine_.OnRequest(next_inbound_++, std::move(request), now, from);
     return Take();
   }
   // Makes every held write durable, in order; returns the effects.

@@ -101,6 +101,24 @@ inline Topology MakeTopology(const std::map<ClusterId, std::vector<PeerId>>& clu
   return t;
 }
 
+// The peer a request made by a test stands for: the proposal's coordinator
+// (reserve, commit, abort, forward) or the ballot's proposer (prepare,
+// accept, configuration votes), so that admission (core/admission.h)
+// takes it; "a2" for any other request.
+inline PeerId NaturalSender(const Request& request) {
+  if (const auto* h = std::get_if<HandleRequest>(&request)) {
+    return std::visit([](const auto& op) { return op.proposal.coordinator; }, h->op);
+  }
+  if (const auto* f = std::get_if<ForwardRequest>(&request)) {
+    return std::visit([](const auto& op) { return op.proposal.coordinator; }, f->op);
+  }
+  if (const auto* p = std::get_if<PrepareRequest>(&request)) return p->ballot.proposer;
+  if (const auto* a = std::get_if<AcceptRequest>(&request)) return a->ballot.proposer;
+  if (const auto* c = std::get_if<ConfigPrepareRequest>(&request)) return c->ballot.proposer;
+  if (const auto* c = std::get_if<ConfigAcceptRequest>(&request)) return c->ballot.proposer;
+  return "a2";
+}
+
 // Engines joined by FIFO delivery. The pseudo-peer kTester issues requests
 // from the test itself and collects their responses.
 class Pump {
@@ -297,7 +315,8 @@ class Pump {
                                        request = std::move(request)]() mutable {
       uint64_t inbound = next_inbound_++;
       inbound_[inbound] = Caller{from, call_id};
-      engine(to).OnRequest(inbound, std::move(request), now);
+      const Sender sender{from == kTester ? NaturalSender(request) : from, true};
+      engine(to).OnRequest(inbound, std::move(request), now, sender);
       Collect(to);
     });
   }

@@ -1015,6 +1015,73 @@ TEST_F(RocksDbStorageTest, CommittedRecordInTheWrongBucketFailsOpen) {
   EXPECT_NE(s.status().message().find("hashes to"), std::string::npos) << s.status();
 }
 
+// The newest RocksDB write-ahead log of the data dir at `db`.
+std::filesystem::path NewestWal(const std::string& db) {
+  std::filesystem::path newest;
+  for (const auto& e : std::filesystem::directory_iterator(db)) {
+    if (e.path().extension() == ".log" && (newest.empty() || e.path() > newest)) newest = e.path();
+  }
+  return newest;
+}
+
+absl::Status WriteAndWait(Storage& storage, core::WriteBatch batch) {
+  std::promise<absl::Status> done;
+  storage.Write(std::move(batch), [&done](absl::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+TEST_F(RocksDbStorageTest, ATornWalTailIsDroppedAndEverySyncedWriteBeforeItKept) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(
+          WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i), "v"}})).ok());
+    }
+    ASSERT_TRUE(
+        WriteAndWait(*storage, Batch({core::PutCommitted{"last", std::string(4000, 'x')}})).ok());
+  }
+  // A crash in the middle of the last write: its record is cut short.
+  std::filesystem::path wal = NewestWal(db_path());
+  ASSERT_FALSE(wal.empty());
+  const auto size = std::filesystem::file_size(wal);
+  ASSERT_GT(size, 2000u);
+  std::filesystem::resize_file(wal, size - 1000);
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(storage->GetEntry(absl::StrCat("k", i)).has_value()) << i;
+  }
+  EXPECT_FALSE(storage->GetEntry("last").has_value()) << "a torn write cannot be read back";
+}
+
+TEST_F(RocksDbStorageTest, ADamagedSyncedWalRefusesTheStart) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i),
+                                                                   std::string(200, 'v')}}))
+                      .ok());
+    }
+  }
+  // Overwrite bytes in the middle of the log: acknowledged records after
+  // them would be lost by a recovery that stops at the damage.
+  std::filesystem::path wal = NewestWal(db_path());
+  ASSERT_FALSE(wal.empty());
+  const auto size = std::filesystem::file_size(wal);
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string junk(64, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  ASSERT_FALSE(s.ok()) << "a damaged synced log must not be replayed up to the damage";
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("refusing to start"), std::string::npos) << s.status();
+}
+
 TEST_F(RocksDbStorageTest, ForeignDatabaseIsRefused) {
   RawPut("something", "else");
   absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
