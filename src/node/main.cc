@@ -61,6 +61,10 @@ ABSL_FLAG(replicator::util::Millis, idle_timeout_ms,
           replicator::util::Millis{std::chrono::minutes(5)},
           "A connection that sent and received nothing for this long is closed (milliseconds, "
           "or 30s, 5m...; 0: never).");
+ABSL_FLAG(replicator::util::Millis, tls_handshake_timeout_ms,
+          replicator::util::Millis{std::chrono::seconds(10)},
+          "A connection that has not completed its TLS handshake by then is closed "
+          "(milliseconds, or 10s...).");
 ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{64} << 20,
           "Bytes of calls one connection may have unanswered; past it that connection is not "
           "read until answers go out, and no other waits (0: no limit).");
@@ -158,8 +162,8 @@ int main(int argc, char** argv) {
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits",
         {"max_key_bytes", "max_value_bytes", "max_connections", "idle_timeout_ms",
-         "max_inflight_bytes"}},
-        {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
+         "tls_handshake_timeout_ms", "max_inflight_bytes"}},
+       {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
        {"Testing", {"failpoint"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> rest = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -244,7 +248,11 @@ int main(int argc, char** argv) {
   if (tls_paths->has_value()) {
     auto pem = node::ReadTlsFiles(**tls_paths);
     if (!pem.ok()) return Fail(std::string(pem.status().message()));
-    auto tls = replicator::net::TlsContext::Create({pem->ca, pem->cert, pem->key});
+    if (absl::GetFlag(FLAGS_tls_handshake_timeout_ms).value.count() <= 0) {
+      return Fail("--tls-handshake-timeout-ms must be positive");
+    }
+    auto tls = replicator::net::TlsContext::Create(
+        {pem->ca, pem->cert, pem->key, absl::GetFlag(FLAGS_tls_handshake_timeout_ms).value});
     if (!tls.ok()) {
       return Fail(fmt::format("TLS: {} (ca {}, cert {}, key {})",
                               std::string(tls.status().message()), (*tls_paths)->ca,
