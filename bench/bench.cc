@@ -272,7 +272,9 @@ asio::awaitable<bool> Bench::Connect() {
   for (int j = 0; j < std::max(1, config_.connections_per_node); ++j) {
     for (const std::string& a : config_.addresses) {
       std::string address = a;
-      auto connect = Client::Connect(reactor_, std::move(address));
+      ClientOptions options;
+      options.tls = config_.tls;
+      auto connect = Client::Connect(reactor_, std::move(address), std::move(options));
       absl::StatusOr<std::unique_ptr<Client>> c = co_await std::move(connect);
       if (!c.ok()) {
         result_.failure =

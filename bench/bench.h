@@ -24,6 +24,7 @@
 #include "latency_histogram.h"
 #include "ledger.h"
 #include "net/reactor.h"
+#include "net/tls.h"
 #include "replicator/client.h"
 
 namespace replicator::bench {
@@ -35,6 +36,8 @@ std::string_view WorkloadName(Workload w);
 
 struct BenchConfig {
   std::vector<std::string> addresses;  // one per node, "host:port"
+  // The client's TLS (certificate and CA); null: plaintext, to --insecure nodes.
+  std::shared_ptr<const net::TlsContext> tls;
   int connections_per_node = 1;
   int expected_voters = 0;  // wait until every node sees this many; 0: do not wait
   Workload workload = Workload::kPut;

@@ -31,6 +31,7 @@
 #include "fmt/format.h"
 #include "net/reactor.h"
 #include "node/local_deployment.h"
+#include "node/tls_files.h"
 #include "report.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
@@ -71,6 +72,15 @@ ABSL_FLAG(bool, echo_baseline, false,
           "transport allows, measured in the same run.");
 ABSL_FLAG(bool, verify, true, "Read back every key answered ok after the timed phase.");
 ABSL_FLAG(std::string, json, "", "Also write the results to this file as JSON.");
+ABSL_FLAG(std::string, certs_dir, "",
+          "--nodes: directory with ca.crt and client.USER.crt/.key (see `replicator cert`). "
+          "--local creates its own CA and certificates.");
+ABSL_FLAG(std::string, user, "root", "--nodes: client name whose certificate --certs-dir holds.");
+ABSL_FLAG(std::string, ca, "", "--nodes: CA certificate file (overrides --certs-dir's).");
+ABSL_FLAG(std::string, cert, "", "--nodes: client certificate file (overrides --certs-dir's).");
+ABSL_FLAG(std::string, key, "", "--nodes: client key file (overrides --certs-dir's).");
+ABSL_FLAG(bool, insecure, false,
+          "Plaintext: --local starts its nodes with --insecure; --nodes connects without TLS.");
 
 namespace {
 
@@ -200,6 +210,17 @@ std::string TargetFromFlags(Target* target) {
   return "";
 }
 
+// The client TLS `flags` name for client `user`; null with --insecure.
+absl::StatusOr<std::shared_ptr<const replicator::net::TlsContext>> ClientTls(
+    const replicator::node::TlsFlags& flags, const std::string& user) {
+  auto paths = replicator::node::ResolveTlsPaths(flags, replicator::node::TlsHolder::Client(user));
+  if (!paths.ok()) return paths.status();
+  if (!paths->has_value()) return std::shared_ptr<const replicator::net::TlsContext>();
+  auto pem = replicator::node::ReadTlsFiles(**paths);
+  if (!pem.ok()) return pem.status();
+  return replicator::net::TlsContext::Create({pem->ca, pem->cert, pem->key});
+}
+
 // Starts the --local nodes with their data under `root`, and points the
 // target and config at them.
 absl::StatusOr<std::unique_ptr<replicator::node::LocalDeployment>> StartLocal(
@@ -211,10 +232,18 @@ absl::StatusOr<std::unique_ptr<replicator::node::LocalDeployment>> StartLocal(
   options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
   options.root_dir = root;
   options.extra_flags = absl::GetFlag(FLAGS_node_flags);
-  fmt::print(stderr, "replicator-bench: starting {} nodes ({} storage) in {}\n", target->local,
-             target->storage, root);
+  options.insecure = !target->tls;
+  fmt::print(stderr, "replicator-bench: starting {} nodes ({} storage, {}) in {}\n", target->local,
+             target->storage, target->tls ? "TLS" : "insecure", root);
   auto deployment = replicator::node::LocalDeployment::Start(options);
   if (!deployment.ok()) return deployment.status();
+  if (target->tls) {
+    replicator::node::TlsFlags flags;
+    flags.certs_dir = (*deployment)->certs_dir();
+    auto tls = ClientTls(flags, "root");
+    if (!tls.ok()) return tls.status();
+    config->tls = *std::move(tls);
+  }
   for (const auto& n : (*deployment)->nodes()) {
     target->addresses.push_back(n.address);
     config->node_pids.push_back(n.pid);
@@ -280,6 +309,7 @@ int main(int argc, char** argv) {
         {"workload", "conflict_ratio", "read_ratio", "consistency", "key_size", "value_size",
          "preload", "seed"}},
        {"Load", {"concurrency", "duration", "warmup", "ops", "max_ops", "hard_timeout"}},
+       {"Security", {"certs_dir", "user", "ca", "cert", "key", "insecure"}},
        {"Report", {"verify", "json", "echo_baseline"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
@@ -292,6 +322,20 @@ int main(int argc, char** argv) {
   }
   Target target;
   if (std::string error = TargetFromFlags(&target); !error.empty()) return Usage(error);
+  target.tls = !absl::GetFlag(FLAGS_insecure);
+  if (target.local.empty()) {
+    replicator::node::TlsFlags flags{absl::GetFlag(FLAGS_ca), absl::GetFlag(FLAGS_cert),
+                                     absl::GetFlag(FLAGS_key), absl::GetFlag(FLAGS_certs_dir),
+                                     absl::GetFlag(FLAGS_insecure)};
+    auto tls = ClientTls(flags, absl::GetFlag(FLAGS_user));
+    if (!tls.ok()) return Usage(std::string(tls.status().message()));
+    config.tls = *std::move(tls);
+  } else if (!absl::GetFlag(FLAGS_certs_dir).empty() || !absl::GetFlag(FLAGS_ca).empty() ||
+             !absl::GetFlag(FLAGS_cert).empty() || !absl::GetFlag(FLAGS_key).empty()) {
+    return Usage(
+        "--local creates its own certificates: --certs-dir, --ca, --cert and --key "
+        "are for --nodes");
+  }
   std::unique_ptr<replicator::node::LocalDeployment> deployment;
   std::string root;
   if (!target.local.empty()) {

@@ -32,9 +32,10 @@ double Ms(uint64_t ns) { return ns / 1e6; }
 double PerSecond(uint64_t n, double seconds) { return seconds > 0 ? n / seconds : 0; }
 
 std::string Layout(const Target& t) {
-  if (t.local.empty()) return fmt::format("{} given nodes", t.addresses.size());
-  return fmt::format("{} cluster{} x {} nodes, {} storage", t.clusters, t.clusters == 1 ? "" : "s",
-                     t.nodes_per_cluster, t.storage);
+  const char* transport = t.tls ? "TLS" : "insecure (plaintext)";
+  if (t.local.empty()) return fmt::format("{} given nodes, {}", t.addresses.size(), transport);
+  return fmt::format("{} cluster{} x {} nodes, {} storage, {}", t.clusters,
+                     t.clusters == 1 ? "" : "s", t.nodes_per_cluster, t.storage, transport);
 }
 
 std::string JsonString(const std::string& s) {
@@ -158,6 +159,7 @@ std::string JsonConfig(const BenchConfig& c, const Target& t, const BenchResult&
   j += fmt::format("    \"clusters\": {},\n", t.clusters);
   j += fmt::format("    \"nodes_per_cluster\": {},\n", t.nodes_per_cluster);
   j += fmt::format("    \"storage\": {},\n", t.storage.empty() ? "null" : JsonString(t.storage));
+  j += fmt::format("    \"tls\": {},\n", t.tls ? "true" : "false");
   std::string nodes;
   for (const std::string& a : t.addresses) nodes += (nodes.empty() ? "" : ", ") + JsonString(a);
   j += fmt::format("    \"nodes\": [{}],\n", nodes);

@@ -18,6 +18,7 @@ struct Target {
   std::string local;  // "CxN" for --local; empty for --nodes
   int clusters = 0, nodes_per_cluster = 0;
   std::string storage;  // --local only
+  bool tls = true;      // false: --insecure (plaintext)
   std::vector<std::string> addresses;
 };
 

@@ -7,9 +7,11 @@
 //   replicator --node=HOST:PORT member promote PEER_ID
 //   replicator --node=HOST:PORT member remove PEER_ID [--force]
 //   replicator --node=HOST:PORT cluster remove CLUSTER_ID
+//   replicator cert create-ca|create-node|create-client ... (certificates)
 // Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists,
 // 3 reserved by a concurrent put (or, for member, a concurrent change),
-// 4 key not found, 5 unavailable.
+// 4 key not found, 5 unavailable, 6 permission denied (certificate refused,
+// or its role may not make the call).
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +31,8 @@
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "net/reactor.h"
+#include "net/tls.h"
+#include "node/tls_files.h"
 #include "replicator/client.h"
 #include "status_json.h"
 #include "util/config_file.h"
@@ -50,13 +54,39 @@ ABSL_FLAG(replicator::util::Millis, timeout_ms,
           "Give up on a call after this long (milliseconds, or 10s; a member change gets at "
           "least 15s).");
 ABSL_FLAG(bool, json, false, "status: print the status as one JSON object, for scripts.");
+ABSL_FLAG(std::string, certs_dir, "",
+          "Directory with ca.crt and client.USER.crt/client.USER.key (see `replicator cert`); "
+          "for cert commands, where certificates are created.");
+ABSL_FLAG(std::string, user, "root",
+          "Client name whose certificate --certs-dir holds (client.USER.crt).");
+ABSL_FLAG(std::string, ca, "", "CA certificate file (overrides --certs-dir's ca.crt).");
+ABSL_FLAG(std::string, cert, "", "Client certificate file (overrides --certs-dir's).");
+ABSL_FLAG(std::string, key, "", "Client key file (overrides --certs-dir's).");
+ABSL_FLAG(bool, insecure, false, "Connect without TLS, to a node run with --insecure.");
+ABSL_FLAG(std::string, ca_key, "",
+          "cert create-node/create-client: the CA key (default: --certs-dir's ca.key).");
+ABSL_FLAG(std::string, data_dir, "",
+          "cert create-node: the node's data dir; its identity.key is certified (created if "
+          "the data dir has none).");
+ABSL_FLAG(std::string, role, "",
+          "cert create-client: read (get, status), write (also put) or admin (also member "
+          "changes).");
+ABSL_FLAG(bool, overwrite, false, "cert: replace existing certificate and key files.");
 ABSL_FLAG(bool, force, false,
           "member remove: allow leaving fewer than 3 voters, a cluster that then survives no "
           "failure.");
 
 namespace {
 
-enum Exit { kOk = 0, kUsage = 1, kKeyExists = 2, kConflict = 3, kNotFound = 4, kUnavailable = 5 };
+enum Exit {
+  kOk = 0,
+  kUsage = 1,
+  kKeyExists = 2,
+  kConflict = 3,
+  kNotFound = 4,
+  kUnavailable = 5,
+  kPermissionDenied = 6,
+};
 
 constexpr char kUsageText[] =
     "Replicator client.\n"
@@ -68,8 +98,14 @@ constexpr char kUsageText[] =
     "  replicator --node=HOST:PORT member promote PEER_ID\n"
     "  replicator --node=HOST:PORT member remove PEER_ID [--force]\n"
     "  replicator --node=HOST:PORT cluster remove CLUSTER_ID\n"
+    "  replicator cert create-ca --certs-dir=DIR\n"
+    "  replicator cert create-node --certs-dir=DIR --data-dir=DATA_DIR [--ca-key=FILE]\n"
+    "  replicator cert create-client NAME --certs-dir=DIR --role=read|write|admin\n"
+    "Connecting takes --certs-dir=DIR (ca.crt, client.USER.crt/.key; --user=root) or\n"
+    "--ca/--cert/--key, or --insecure for a node run with --insecure.\n"
     "Exit codes: 0 ok, 1 invalid input or no connection, 2 key exists, 3 reserved by a\n"
-    "concurrent put (member: a concurrent change), 4 key not found, 5 unavailable.";
+    "concurrent put (member: a concurrent change), 4 key not found, 5 unavailable,\n"
+    "6 permission denied (the certificate was refused, or its role may not make the call).";
 
 int Usage(const std::string& why) {
   fmt::print(stderr, "replicator: {}\n{}\n", why, kUsageText);
@@ -109,7 +145,7 @@ struct Command {
     if (!client.ok()) {
       fmt::print(stderr, "replicator: cannot connect to {}: {}\n", node,
                  std::string(client.status().message()));
-      co_return kUsage;
+      co_return absl::IsUnauthenticated(client.status()) ? kPermissionDenied : kUsage;
     }
     const std::string& verb = args[0];
     if (verb == "put") co_return co_await Put(**client);
@@ -117,6 +153,13 @@ struct Command {
     if (verb == "member" && args[1] == "list") co_return co_await MemberList(**client);
     if (verb == "member" || verb == "cluster") co_return co_await MemberChange(**client);
     co_return co_await Status(**client);
+  }
+
+  // A call this client's certificate may not make.
+  static int Denied(const std::string& verb, const absl::Status& s) {
+    fmt::print(stderr, "replicator: {} refused: permission denied: {}\n", verb,
+               std::string(s.message()));
+    return kPermissionDenied;
   }
 
   // Answers put and get share: nothing stored or read, or a bad request.
@@ -132,6 +175,7 @@ struct Command {
   asio::awaitable<int> Put(replicator::Client& client) {
     const std::string& key = args[1];
     auto r = co_await client.Put(key, value);
+    if (absl::IsPermissionDenied(r.status())) co_return Denied("put", r.status());
     if (!r.ok()) {
       bool unknown = absl::IsDeadlineExceeded(r.status()) || absl::IsUnavailable(r.status());
       fmt::print(stderr, "replicator: put failed: {}{}\n", std::string(r.status().message()),
@@ -168,6 +212,7 @@ struct Command {
   asio::awaitable<int> Get(replicator::Client& client) {
     const std::string& key = args[1];
     auto r = co_await client.Get(key, consistency);
+    if (absl::IsPermissionDenied(r.status())) co_return Denied("get", r.status());
     if (!r.ok()) {
       fmt::print(stderr, "replicator: get failed: {}\n", std::string(r.status().message()));
       co_return r.status().code() == absl::StatusCode::kDeadlineExceeded ? kUnavailable : kUsage;
@@ -197,6 +242,7 @@ struct Command {
   // still votes), peer id, address.
   asio::awaitable<int> MemberList(replicator::Client& client) {
     auto r = co_await client.Status();
+    if (absl::IsPermissionDenied(r.status())) co_return Denied("member list", r.status());
     if (!r.ok()) {
       fmt::print(stderr, "replicator: member list failed: {}\n",
                  std::string(r.status().message()));
@@ -243,6 +289,7 @@ struct Command {
       std::string target = peer;
       r = co_await client.RemoveMember(std::move(target), force);
     }
+    if (absl::IsPermissionDenied(r.status())) co_return Denied(args[0] + " " + sub, r.status());
     if (!r.ok()) {
       fmt::print(stderr,
                  "replicator: {} {} failed: {}; list the members to see whether it "
@@ -277,6 +324,7 @@ struct Command {
 
   asio::awaitable<int> Status(replicator::Client& client) {
     auto r = co_await client.Status();
+    if (absl::IsPermissionDenied(r.status())) co_return Denied("status", r.status());
     if (!r.ok()) {
       fmt::print(stderr, "replicator: status failed: {}\n", std::string(r.status().message()));
       co_return kUsage;
@@ -332,6 +380,9 @@ struct Command {
           s.generation_refusals);
     }
     fmt::print("uptime    {:.1f} s\n", s.uptime_ms / 1000.0);
+    fmt::print("security  {}\n", s.insecure
+                                     ? "INSECURE (--insecure: plaintext, nobody authenticated)"
+                                     : "TLS 1.3, peers and clients authenticated");
     if (s.safety_violations) fmt::print("SAFETY VIOLATIONS {}\n", s.safety_violations);
     std::string cluster;
     for (const auto& m : s.members) {
@@ -346,23 +397,78 @@ struct Command {
   }
 };
 
+// replicator cert create-ca|create-node|create-client: files in --certs-dir.
+int CertCommand(const std::vector<std::string>& args) {
+  namespace node = replicator::node;
+  const std::string sub = args.size() >= 2 ? args[1] : "";
+  const std::string dir = absl::GetFlag(FLAGS_certs_dir);
+  const bool overwrite = absl::GetFlag(FLAGS_overwrite);
+  const std::string ca_key = absl::GetFlag(FLAGS_ca_key);
+  if (sub != "create-ca" && sub != "create-node" && sub != "create-client") {
+    return Usage("cert takes a subcommand: create-ca, create-node or create-client NAME");
+  }
+  if (dir.empty()) return Usage(fmt::format("cert {} needs --certs-dir=DIR", sub));
+  auto failed = [&](const absl::Status& s) {
+    fmt::print(stderr, "replicator: cert {}: {}\n", sub, std::string(s.message()));
+    return kUsage;
+  };
+  if (sub == "create-ca") {
+    if (args.size() != 2) return Usage("cert create-ca takes no operands");
+    if (absl::Status s = node::CreateCaFiles(dir, overwrite); !s.ok()) return failed(s);
+    fmt::print("created {}/ca.crt and {}/ca.key (keep ca.key off the nodes)\n", dir, dir);
+    return kOk;
+  }
+  if (sub == "create-node") {
+    if (args.size() != 2) return Usage("cert create-node takes no operands");
+    const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+    if (data_dir.empty()) {
+      return Usage(
+          "cert create-node needs --data-dir=DATA_DIR: the certificate is for the node's "
+          "identity key, DATA_DIR/identity.key (created if the data dir has none)");
+    }
+    auto peer = node::CreateNodeFiles(dir, ca_key, data_dir, overwrite);
+    if (!peer.ok()) return failed(peer.status());
+    fmt::print("created {}/node.crt and {}/node.key for peer {} (identity of {})\n", dir, dir,
+               *peer, data_dir);
+    return kOk;
+  }
+  if (args.size() != 3) return Usage("cert create-client takes NAME");
+  const std::string role_name = absl::GetFlag(FLAGS_role);
+  if (role_name != "read" && role_name != "write" && role_name != "admin") {
+    return Usage(
+        fmt::format("cert create-client needs --role=read|write|admin, not '{}'", role_name));
+  }
+  auto role = replicator::net::ParseRole(role_name);
+  if (!role.ok()) return failed(role.status());
+  if (absl::Status s = node::CreateClientFiles(dir, ca_key, args[2], *role, overwrite); !s.ok()) {
+    return failed(s);
+  }
+  fmt::print("created {}/{} and {}/{} (role {})\n", dir, node::ClientCertFile(args[2]), dir,
+             node::ClientKeyFile(args[2]), role_name);
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsageText);
-  replicator::util::PrintHelpIfAsked(argc, argv, kUsageText, __FILE__,
-                                     {{"Connection", {"config", "node", "timeout_ms"}},
-                                      {"put and get", {"value_file", "consistency"}},
-                                      {"status", {"json"}},
-                                      {"member", {"force"}}});
+  replicator::util::PrintHelpIfAsked(
+      argc, argv, kUsageText, __FILE__,
+      {{"Connection", {"config", "node", "timeout_ms"}},
+       {"Security", {"certs_dir", "user", "ca", "cert", "key", "insecure"}},
+       {"cert", {"ca_key", "data_dir", "role", "overwrite"}},
+       {"put and get", {"value_file", "consistency"}},
+       {"status", {"json"}},
+       {"member", {"force"}}});
   replicator::util::ConfigFileArgs with_config(argc, argv);
   if (!with_config.ok()) return Usage(std::string(with_config.status().message()));
   replicator::util::DashedFlags dashed(with_config.argc(), with_config.argv());
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   std::vector<std::string> args(positional.begin() + 1, positional.end());
+  if (!args.empty() && args[0] == "cert") return CertCommand(args);
   std::string node = absl::GetFlag(FLAGS_node);
   if (node.empty()) return Usage("--node=HOST:PORT is required");
-  if (args.empty()) return Usage("missing command: put, get, status, member or cluster");
+  if (args.empty()) return Usage("missing command: put, get, status, member, cluster or cert");
   const std::string& verb = args[0];
   std::string value_file = absl::GetFlag(FLAGS_value_file);
   std::string value;
@@ -415,10 +521,35 @@ int main(int argc, char** argv) {
   int64_t timeout = absl::GetFlag(FLAGS_timeout_ms).value.count();
   if (timeout <= 0) return Usage("--timeout-ms must be positive");
 
+  std::string user = absl::GetFlag(FLAGS_user);
+  if (absl::Status s = replicator::node::ValidateClientName(user); !s.ok()) {
+    return Usage(fmt::format("--user: {}", std::string(s.message())));
+  }
+  replicator::node::TlsFlags tls_flags{absl::GetFlag(FLAGS_ca), absl::GetFlag(FLAGS_cert),
+                                       absl::GetFlag(FLAGS_key), absl::GetFlag(FLAGS_certs_dir),
+                                       absl::GetFlag(FLAGS_insecure)};
+  auto tls_paths =
+      replicator::node::ResolveTlsPaths(tls_flags, replicator::node::TlsHolder::Client(user));
+  if (!tls_paths.ok()) return Usage(std::string(tls_paths.status().message()));
+  std::shared_ptr<const replicator::net::TlsContext> tls;
+  if (tls_paths->has_value()) {
+    auto pem = replicator::node::ReadTlsFiles(**tls_paths);
+    if (!pem.ok()) return Usage(std::string(pem.status().message()));
+    auto context = replicator::net::TlsContext::Create({pem->ca, pem->cert, pem->key});
+    if (!context.ok()) {
+      fmt::print(stderr, "replicator: TLS: {} (ca {}, cert {}, key {})\n",
+                 std::string(context.status().message()), (*tls_paths)->ca, (*tls_paths)->cert,
+                 (*tls_paths)->key);
+      return kUsage;
+    }
+    tls = *std::move(context);
+  }
+
   replicator::net::Reactor reactor;
   Command command{reactor, node, args, value, consistency, absl::GetFlag(FLAGS_force), {}, kUsage};
   command.options.connect_timeout = std::chrono::milliseconds(std::min<int64_t>(timeout, 5000));
   command.options.call_timeout = std::chrono::milliseconds(timeout);
+  command.options.tls = std::move(tls);
   command.options.on_put_retry = [](const absl::Status& failure, int attempt) {
     fmt::print(stderr, "replicator: put attempt {} failed ({}); retrying with the same request id\n",
                attempt - 1, std::string(failure.message()));

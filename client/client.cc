@@ -44,6 +44,17 @@ Configuration ConfigurationFromWire(wire::Configuration::Reader c) {
   return out;
 }
 
+// A call the node refused for this client's role fails with a message
+// starting "permission denied: " (node/caller.h): PermissionDenied, which is
+// final (a put is not retried).
+absl::Status Classify(const absl::Status& s) {
+  constexpr std::string_view kDenied = "permission denied: ";
+  const std::string message(s.message());
+  const size_t at = message.find(kDenied);
+  if (s.ok() || at == std::string::npos) return s;
+  return absl::PermissionDeniedError(message.substr(at + kDenied.size()));
+}
+
 // A membership change waits for a majority of a cluster to settle and agree.
 std::chrono::milliseconds ChangeTimeout(const ClientOptions& options) {
   return std::max(options.call_timeout, std::chrono::milliseconds(15000));
@@ -65,8 +76,8 @@ class Client::Impl {
 
   // Replaces a connection that failed.
   asio::awaitable<absl::Status> Reconnect() {
-    auto connection =
-        co_await net::RpcConnection::Connect(reactor_, address_, options_.connect_timeout);
+    auto connection = co_await net::RpcConnection::Connect(reactor_, address_,
+                                                           options_.connect_timeout, options_.tls);
     if (!connection.ok()) co_return connection.status();
     connection_ = std::move(*connection);
     node_ = connection_->Bootstrap<wire::Node>();
@@ -103,7 +114,8 @@ const std::string& Client::address() const { return impl_->address_; }
 asio::awaitable<absl::StatusOr<std::unique_ptr<Client>>> Client::Connect(net::Reactor& reactor,
                                                                          std::string address,
                                                                          ClientOptions options) {
-  auto connection = co_await net::RpcConnection::Connect(reactor, address, options.connect_timeout);
+  auto connection =
+      co_await net::RpcConnection::Connect(reactor, address, options.connect_timeout, options.tls);
   if (!connection.ok()) co_return connection.status();
   co_return std::unique_ptr<Client>(new Client(
       std::make_unique<Impl>(reactor, std::move(address), std::move(options),
@@ -149,7 +161,7 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
   req.setRequestId(request_id);
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
-  if (!reply.ok()) co_return reply.status();
+  if (!reply.ok()) co_return Classify(reply.status());
   auto r = reply->getResult();
   PutResult out;
   switch (r.which()) {
@@ -202,7 +214,7 @@ asio::awaitable<absl::StatusOr<GetResult>> Client::Impl::GetOnce(const std::stri
                                                                : wire::Consistency::LOCAL);
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
-  if (!reply.ok()) co_return reply.status();
+  if (!reply.ok()) co_return Classify(reply.status());
   auto r = reply->getResult();
   GetResult out;
   switch (r.which()) {
@@ -232,7 +244,7 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   if (!connected.ok()) co_return connected;
   auto sent = impl_->key_value_.statusRequest().send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
-  if (!reply.ok()) co_return reply.status();
+  if (!reply.ok()) co_return Classify(reply.status());
   auto s = reply->getStatus();
   NodeStatus out;
   out.self = FromWire(s.getSelf());
@@ -264,6 +276,7 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.federation_generation = s.getFederationGeneration();
   out.federation_settled = s.getFederationSettled();
   out.generation_refusals = s.getGenerationRefusals();
+  out.insecure = s.getInsecure();
   for (auto c : s.getConfigurations()) out.configurations.push_back(ConfigurationFromWire(c));
   co_return out;
 }
@@ -286,7 +299,7 @@ asio::awaitable<absl::StatusOr<MemberChangeResult>> ChangeMember(wire::KeyValue:
   }
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
-  if (!reply.ok()) co_return reply.status();
+  if (!reply.ok()) co_return Classify(reply.status());
   auto r = reply->getResult();
   MemberChangeResult out;
   switch (r.which()) {
@@ -346,7 +359,7 @@ asio::awaitable<absl::StatusOr<std::string>> Client::Echo(std::string payload) {
   req.setPayload(AsData(payload));
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), impl_->options_.call_timeout);
-  if (!reply.ok()) co_return reply.status();
+  if (!reply.ok()) co_return Classify(reply.status());
   co_return ToString(reply->getPayload());
 }
 

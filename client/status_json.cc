@@ -54,6 +54,7 @@ std::string StatusJson(const NodeStatus& s) {
                      {"generation_refusals", s.generation_refusals}};
   j["uptime_seconds"] = static_cast<double>(s.uptime_ms) / 1000.0;
   j["safety_violations"] = s.safety_violations;
+  j["insecure"] = s.insecure;
   nlohmann::json members = nlohmann::json::array();
   for (const PeerStatus& m : s.members) {
     nlohmann::json p = Peer(m);

@@ -197,6 +197,9 @@ struct NodeStatus {
   generationRefusals @29 :UInt64;
   # Reserves this node refused because their coordinator did not count a
   # cluster founded since.
+  insecure @30 :Bool;
+  # The node runs with --insecure: plaintext, no peer or client is
+  # authenticated and every face is open to anyone who can connect.
 }
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ namespace replicator {
 
 namespace net {
 class Reactor;
+class TlsContext;  // net/tls.h
 }
 
 struct PutResult {
@@ -123,6 +124,8 @@ struct NodeStatus {
   uint64_t storage_mutations = 0;
   uint64_t storage_write_errors = 0;    // failed group commits
   uint64_t storage_writes_refused = 0;  // would have changed a committed value
+  // The node runs with --insecure: plaintext, no one authenticated.
+  bool insecure = false;
 };
 
 struct ClientOptions {
@@ -137,6 +140,12 @@ struct ClientOptions {
   int put_attempts = 3;
   // Called before each such retry (for logging).
   std::function<void(const absl::Status& failure, int next_attempt)> on_put_retry;
+  // TLS 1.3 with this client's certificate (role read, write or admin) and
+  // the federation's CA; null: plaintext, for a node run with --insecure.
+  // A certificate refused by either side fails Connect with
+  // Unauthenticated; a call the certificate's role may not make fails with
+  // PermissionDenied naming the role needed.
+  std::shared_ptr<const net::TlsContext> tls;
 };
 
 class Client {

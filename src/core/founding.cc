@@ -178,6 +178,9 @@ void Founding::ProposeRemoval(TimeMs now) {
   RP_CHECK(removal_ && !removal_->in_flight && !in_flight_, "removal proposed twice");
   const Configuration* c = membership_.Latest(removal_->cluster);
   RP_CHECK(c != nullptr, "removal of ", removal_->cluster, ", which is not known");
+  // The slot rule: whoever puts slot G + 1 knows slots 1..G, and none of
+  // them removes the cluster (else it would be removed twice).
+  RP_CHECK(c->removed == 0, "removal of ", removal_->cluster, ", removed already at ", c->removed);
   const uint64_t slot = membership_.generation() + 1;
   Value value = EncodeRemoval(*c);
   removal_->in_flight = slot;
@@ -275,6 +278,11 @@ void Founding::Tick(TimeMs now) {
     if (peers.empty()) return;
     membership_.Tell(peers[ask_next_++ % peers.size()], now);
     return;
+  }
+  if (removal_ && !removal_->in_flight && membership_.RemovedAt(removal_->cluster) != 0) {
+    // Learned meanwhile (an earlier attempt of this removal that seemed to
+    // fail, or another node's, heard from a peer's configurations).
+    FinishRemoval(ChangeOutcome::Kind::kOk, "");
   }
   if (removal_ && !removal_->in_flight && !in_flight_ && now >= removal_->retry_at) {
     ProposeRemoval(now);

@@ -838,6 +838,7 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setFederationSettled(s.engine.federation_settled);
   out.setGenerationRefusals(s.engine.generation_refusals);
   out.setUptimeMs(s.uptime_ms);
+  out.setInsecure(s.insecure);
 }
 
 }  // namespace replicator::node

@@ -102,6 +102,7 @@ struct StatusReport {
   std::vector<core::Configuration> configurations;
   storage::StorageStats storage;
   int64_t uptime_ms = 0;
+  bool insecure = false;  // --insecure: plaintext, nobody authenticated
 };
 void ToWire(const StatusReport& s, wire::NodeStatus::Builder out);
 

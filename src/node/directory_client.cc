@@ -52,7 +52,7 @@ DirectoryClient::DirectoryClient(const NodeContext& ctx, DirectoryService& direc
 asio::awaitable<absl::Status> DirectoryClient::JoinAt(std::string address, milliseconds timeout) {
   std::weak_ptr<bool> alive = ctx_.alive;
   absl::StatusOr<std::unique_ptr<net::RpcConnection>> connection =
-      co_await net::RpcConnection::Connect(ctx_.reactor, address, timeout);
+      co_await net::RpcConnection::Connect(ctx_.reactor, address, timeout, ctx_.options.tls);
   if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
   if (!connection.ok()) {
     if (absl::IsInvalidArgument(connection.status())) co_return connection.status();

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "node/tls_files.h"
 
 namespace replicator::node {
 namespace {
@@ -101,6 +102,20 @@ absl::StatusOr<std::unique_ptr<LocalDeployment>> LocalDeployment::Start(
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", options.root_dir));
   std::unique_ptr<LocalDeployment> d(new LocalDeployment(std::move(options)));
   const DeploymentOptions& o = d->options_;
+  if (!o.insecure && o.ca_dir.empty()) {
+    if (absl::Status s =
+            CreateCaFiles(d->certs_dir(), /*overwrite=*/false, "Replicator local deployment CA");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!o.insecure && !fs::exists(d->certs_dir() + "/" + ClientCertFile("root"), ec)) {
+    if (absl::Status s = CreateClientFiles(d->certs_dir(), "", "root", net::Role::kAdmin,
+                                           /*overwrite=*/false);
+        !s.ok()) {
+      return s;
+    }
+  }
   for (int c = 0; c < o.clusters; ++c) {
     for (int n = 0; n < o.nodes_per_cluster; ++n) {
       NodeProcess p;
@@ -119,6 +134,30 @@ absl::StatusOr<std::unique_ptr<LocalDeployment>> LocalDeployment::Start(
 
 LocalDeployment::~LocalDeployment() { StopAll(); }
 
+std::string LocalDeployment::certs_dir() const {
+  if (options_.insecure) return std::string();
+  return options_.ca_dir.empty() ? options_.root_dir + "/certs" : options_.ca_dir;
+}
+
+std::vector<std::string> LocalDeployment::ClientFlags() const {
+  if (options_.insecure) return {"--insecure"};
+  return {"--certs-dir=" + certs_dir()};
+}
+
+absl::Status LocalDeployment::EnsureNodeCertificate(const NodeProcess& p) {
+  // Each node has its own certs dir, as on separate machines: the CA
+  // certificate and its node.crt/node.key (no CA key).
+  const std::string dir = p.data_dir + "/certs";
+  std::error_code ec;
+  if (fs::exists(dir + "/node.crt", ec)) return absl::OkStatus();
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir));
+  fs::copy_file(certs_dir() + "/ca.crt", dir + "/ca.crt", fs::copy_options::overwrite_existing, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot copy ca.crt to ", dir));
+  auto peer = CreateNodeFiles(dir, certs_dir() + "/ca.key", p.data_dir, /*overwrite=*/false);
+  return peer.ok() ? absl::OkStatus() : peer.status();
+}
+
 std::vector<std::string> LocalDeployment::ClusterIds() const {
   std::vector<std::string> out;
   for (const NodeProcess& n : nodes_) {
@@ -135,12 +174,17 @@ absl::Status LocalDeployment::Launch(size_t index, std::string listen) {
   std::error_code ec;
   fs::create_directories(p.data_dir, ec);
   fs::remove(address_file, ec);
-  std::vector<std::string> argv = {options_.replicatord,
-                                   "--cluster=" + p.cluster,
-                                   "--listen=" + listen,
-                                   "--data-dir=" + p.data_dir,
-                                   "--storage=" + options_.storage,
-                                   "--address-file=" + address_file};
+  if (!options_.insecure) {
+    if (absl::Status s = EnsureNodeCertificate(p); !s.ok()) return s;
+  }
+  std::vector<std::string> argv = {
+      options_.replicatord,
+      "--cluster=" + p.cluster,
+      "--listen=" + listen,
+      "--data-dir=" + p.data_dir,
+      "--storage=" + options_.storage,
+      "--address-file=" + address_file,
+      options_.insecure ? std::string("--insecure") : "--certs-dir=" + p.data_dir + "/certs"};
   // Any member can introduce a new node: give it the first three that have
   // started (the very first node starts the federation with none).
   std::vector<std::string> bootstrap;

@@ -38,6 +38,14 @@ struct DeploymentOptions {
   // Placements of single nodes, by index; the others run on 127.0.0.1.
   std::map<size_t, NodePlacement> node_placement;
   std::chrono::milliseconds start_timeout{15000};
+  // Plaintext nodes (--insecure). Otherwise Start creates a throw-away CA
+  // in certs_dir() with it a certificate per node (DATA_DIR/certs) and the
+  // client certificate client.root (role admin) beside the CA.
+  bool insecure = false;
+  // With a CA of one's own: a directory holding ca.crt and ca.key. Node
+  // certificates are issued from it, and client.root (admin) is created in
+  // it unless there; certs_dir() is then this directory. Empty: a new CA.
+  std::string ca_dir;
 };
 
 class LocalDeployment {
@@ -57,6 +65,14 @@ class LocalDeployment {
   ~LocalDeployment();  // stops every node
 
   const std::vector<NodeProcess>& nodes() const { return nodes_; }
+  // ROOT_DIR/certs (or DeploymentOptions::ca_dir): ca.crt, ca.key and
+  // client.root.crt/.key (role admin),
+  // for `replicator --certs-dir=...` and for issuing more certificates.
+  // Empty when insecure.
+  std::string certs_dir() const;
+  // The flags a client passes to reach these nodes: --certs-dir=certs_dir(),
+  // or --insecure.
+  std::vector<std::string> ClientFlags() const;
   const std::string& bootstrap_address() const { return nodes_[0].address; }
   std::vector<std::string> ClusterIds() const;
 
@@ -89,6 +105,8 @@ class LocalDeployment {
   explicit LocalDeployment(DeploymentOptions options) : options_(std::move(options)) {}
   // `listen` unless the node is placed and starts for the first time.
   absl::Status Launch(size_t index, std::string listen);
+  // DATA_DIR/certs with ca.crt, node.crt and node.key, unless it has them.
+  absl::Status EnsureNodeCertificate(const NodeProcess& p);
 
   DeploymentOptions options_;
   std::vector<NodeProcess> nodes_;

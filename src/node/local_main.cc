@@ -24,14 +24,23 @@ ABSL_FLAG(int, nodes, 3, "Nodes per cluster (3 or more for puts to succeed).");
 ABSL_FLAG(std::string, dir, "",
           "Directory for data dirs and logs (default: a new directory under /tmp).");
 ABSL_FLAG(std::string, storage, "rocksdb", "rocksdb or memory.");
+ABSL_FLAG(bool, insecure, false,
+          "Start the nodes with --insecure (plaintext, nobody authenticated). By default the "
+          "launcher creates a throw-away CA in DIR/certs, a certificate per node and an admin "
+          "client certificate (client.root), and every connection is TLS 1.3.");
+ABSL_FLAG(std::string, certs_dir, "",
+          "Use the CA in this directory (ca.crt, ca.key; see `replicator cert create-ca`) "
+          "instead of a throw-away one: node certificates are issued from it, and the admin "
+          "client certificate client.root is created in it unless there.");
 
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
       "replicator-local: starts a local Replicator deployment, prints its addresses and runs "
-      "until Ctrl-C.\n  replicator-local [--clusters=3] [--nodes=3] [--dir=DIR]";
+      "until Ctrl-C.\n  replicator-local [--clusters=3] [--nodes=3] [--dir=DIR] [--insecure]";
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(argc, argv, kUsage, __FILE__,
-                                     {{"Deployment", {"clusters", "nodes", "dir", "storage"}}});
+                                     {{"Deployment", {"clusters", "nodes", "dir", "storage"}},
+                                      {"Security", {"certs_dir", "insecure"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   absl::ParseCommandLine(dashed.argc(), dashed.argv());
   replicator::node::DeploymentOptions options;
@@ -40,6 +49,12 @@ int main(int argc, char** argv) {
   options.storage = absl::GetFlag(FLAGS_storage);
   options.replicatord = replicator::node::ExecutableDir() + "/replicatord";
   options.root_dir = absl::GetFlag(FLAGS_dir);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.ca_dir = absl::GetFlag(FLAGS_certs_dir);
+  if (options.insecure && !options.ca_dir.empty()) {
+    fmt::print(stderr, "replicator-local: --insecure cannot be combined with --certs-dir\n");
+    return 1;
+  }
   if (options.clusters < 1 || options.clusters > 26 || options.nodes_per_cluster < 1 ||
       options.nodes_per_cluster > 50) {
     fmt::print(stderr, "replicator-local: --clusters must be 1..26 and --nodes 1..50\n");
@@ -74,12 +89,21 @@ int main(int argc, char** argv) {
                &n == &nodes[0] ? "  (started the federation)" : "");
   }
   std::string bin = replicator::node::ExecutableDir();
+  const std::string client_flag =
+      options.insecure ? std::string("--insecure") : "--certs-dir=" + (*deployment)->certs_dir();
+  if (options.insecure) {
+    fmt::print("\nWARNING: --insecure: plaintext, no node or client is authenticated.\n");
+  } else {
+    fmt::print("\nTLS: CA and the admin client certificate (client.root) in {}\n",
+               (*deployment)->certs_dir());
+  }
   fmt::print("\nTry:\n");
-  fmt::print("  {}/replicator --node={} put greeting hello\n", bin, nodes.front().address);
-  fmt::print("  {}/replicator --node={} get greeting\n", bin, nodes.back().address);
-  fmt::print("  {}/replicator --node={} put greeting again   # key exists: exit 2\n", bin,
-             nodes.back().address);
-  fmt::print("  {}/replicator --node={} status\n", bin, nodes.front().address);
+  fmt::print("  {}/replicator {} --node={} put greeting hello\n", bin, client_flag,
+             nodes.front().address);
+  fmt::print("  {}/replicator {} --node={} get greeting\n", bin, client_flag, nodes.back().address);
+  fmt::print("  {}/replicator {} --node={} put greeting again   # key exists: exit 2\n", bin,
+             client_flag, nodes.back().address);
+  fmt::print("  {}/replicator {} --node={} status\n", bin, client_flag, nodes.front().address);
   fmt::print("\nCtrl-C stops every node.\n");
   std::fflush(stdout);
 

@@ -21,7 +21,10 @@
 #include "fmt/format.h"
 #include "net/address.h"
 #include "net/reactor.h"
+#include "net/tls.h"
+#include "node/identity.h"
 #include "node/node.h"
+#include "node/tls_files.h"
 #include "util/config_file.h"
 #include "util/dashed_flags.h"
 #include "util/duration_flag.h"
@@ -66,6 +69,10 @@ ABSL_FLAG(replicator::util::Millis, idle_timeout_ms,
           replicator::util::Millis{std::chrono::minutes(5)},
           "A connection that sent and received nothing for this long is closed (milliseconds, "
           "or 30s, 5m...; 0: never).");
+ABSL_FLAG(replicator::util::Millis, tls_handshake_timeout_ms,
+          replicator::util::Millis{std::chrono::seconds(10)},
+          "A connection that has not completed its TLS handshake by then is closed "
+          "(milliseconds, or 10s...).");
 ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{64} << 20,
           "Bytes of calls one connection may have unanswered; past it that connection is not "
           "read until answers go out, and no other waits (0: no limit).");
@@ -82,6 +89,18 @@ ABSL_FLAG(replicator::util::Seconds, slow_put_threshold,
           "A put answered later than this is logged, with its outcome (seconds, or 500ms...).");
 ABSL_FLAG(std::string, address_file, "",
           "Once serving, write this node's HOST:PORT to this file (atomically).");
+ABSL_FLAG(std::string, certs_dir, "",
+          "Directory with ca.crt (the federation's CA; several concatenated while rotating), "
+          "node.crt and node.key (see `replicator cert create-node`). TLS 1.3 with mutual "
+          "authentication on every connection. Without node.key, DATA_DIR/identity.key.");
+ABSL_FLAG(std::string, ca, "", "CA certificate file (overrides --certs-dir's ca.crt).");
+ABSL_FLAG(std::string, cert, "",
+          "This node's certificate file, for its identity key (overrides --certs-dir's node.crt).");
+ABSL_FLAG(std::string, key, "",
+          "This node's key file: its identity key (overrides --certs-dir's node.key).");
+ABSL_FLAG(bool, insecure, false,
+          "Run without TLS: plaintext, and anyone who can connect may join, vote and write. "
+          "For tests only; logged at start and shown by `replicator status`.");
 
 namespace {
 
@@ -139,18 +158,20 @@ struct Daemon {
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
       "replicatord: a Replicator node.\n"
-      "  replicatord --cluster=ID --data-dir=DIR [--listen=HOST:PORT] "
-      "[--bootstrap=HOST:PORT[,HOST:PORT...]]";
+      "  replicatord --cluster=ID --data-dir=DIR --certs-dir=DIR|--insecure [--listen=HOST:PORT] "
+      "[--bootstrap=HOST:PORT[,HOST:PORT...]]\n"
+      "Exit codes: 0 stopped, 1 failed to start, 2 neither certificates nor --insecure given.";
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
       {{"Node",
         {"config", "cluster", "data_dir", "listen", "advertise", "address_file", "storage"}},
+       {"Security", {"certs_dir", "ca", "cert", "key", "insecure"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
        {"Limits",
         {"max_key_bytes", "max_value_bytes", "max_connections", "idle_timeout_ms",
-         "max_inflight_bytes"}},
+         "tls_handshake_timeout_ms", "max_inflight_bytes"}},
        {"Monitoring", {"metrics_listen", "log_level", "slow_put_threshold"}},
        {"Testing", {"failpoint"}}});
   replicator::util::ConfigFileArgs with_config(argc, argv);
@@ -231,6 +252,38 @@ int main(int argc, char** argv) {
   if (!options.failpoint.empty() && options.failpoint != "crash-before-decide" &&
       options.failpoint != "crash-before-commit" && options.failpoint != "slow-first-put-reply") {
     return Fail(fmt::format("unknown --failpoint '{}'", options.failpoint));
+  }
+
+  // Exit 2 when the transport is not configured at all: a node never
+  // falls back to plaintext silently.
+  node::TlsFlags tls_flags{absl::GetFlag(FLAGS_ca), absl::GetFlag(FLAGS_cert),
+                           absl::GetFlag(FLAGS_key), absl::GetFlag(FLAGS_certs_dir),
+                           absl::GetFlag(FLAGS_insecure)};
+  std::string identity_key =
+      (std::filesystem::path(options.data_dir) / std::string(node::kIdentityKeyFile)).string();
+  auto tls_paths = node::ResolveTlsPaths(tls_flags, node::TlsHolder::Node(), identity_key);
+  if (!tls_paths.ok()) {
+    fmt::print(stderr, "replicatord: {}\n", std::string(tls_paths.status().message()));
+    return absl::IsFailedPrecondition(tls_paths.status()) ? 2 : 1;
+  }
+  if (tls_paths->has_value()) {
+    auto pem = node::ReadTlsFiles(**tls_paths);
+    if (!pem.ok()) return Fail(std::string(pem.status().message()));
+    if (absl::GetFlag(FLAGS_tls_handshake_timeout_ms).value.count() <= 0) {
+      return Fail("--tls-handshake-timeout-ms must be positive");
+    }
+    auto tls = replicator::net::TlsContext::Create(
+        {pem->ca, pem->cert, pem->key, absl::GetFlag(FLAGS_tls_handshake_timeout_ms).value});
+    if (!tls.ok()) {
+      return Fail(fmt::format("TLS: {} (ca {}, cert {}, key {})",
+                              std::string(tls.status().message()), (*tls_paths)->ca,
+                              (*tls_paths)->cert, (*tls_paths)->key));
+    }
+    options.tls = *std::move(tls);
+  } else {
+    replicator::util::Log(replicator::util::LogLevel::kWarn, "security",
+                          "--insecure: plaintext, no peer or client is authenticated; anyone "
+                          "who can connect may join, vote, read and write");
   }
 
   std::error_code ec;

@@ -110,6 +110,20 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
   one("replicator_generation_refusals_total", "counter",
       "Reserves refused for a federation generation lower than this node's.",
       static_cast<double>(e.generation_refusals));
+  // Requests refused at the edge (core/admission.h, core/acceptor.h).
+  one("replicator_sender_refusals_total", "counter",
+      "Peer requests refused because their sender may not make them (core/admission.h).",
+      static_cast<double>(e.sender_refusals));
+  one("replicator_ballot_refusals_total", "counter",
+      "Paxos prepares and accepts refused for an absurd ballot round.",
+      static_cast<double>(e.ballot_refusals));
+  one("replicator_unverified_violation_reports_total", "counter",
+      "Safety violations shown by requests from senders not proven members (not counted as "
+      "violations).",
+      static_cast<double>(e.unverified_violation_reports));
+  one("replicator_orphan_reservations_dropped_total", "counter",
+      "Reservations dropped because their coordinator is in no membership view or configuration.",
+      static_cast<double>(e.orphan_reservations_dropped));
   one("replicator_federation_generation", "gauge",
       "The federation generation this node counts (every cluster founded up to it is known).",
       static_cast<double>(e.federation_generation));

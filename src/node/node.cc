@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/wire_limits.h"
+#include "fmt/format.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -19,6 +20,7 @@
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/servers.h"
+#include "node/tls_files.h"
 #include "util/log.h"
 #include "util/prometheus_text.h"
 
@@ -93,10 +95,20 @@ Node::Impl::~Impl() {
 
 asio::awaitable<absl::Status> Node::Impl::Serve() {
   ServedParts parts{&context_, &driver_, &directory_, [this] { return Status(); }};
-  auto server = net::RpcServer::Listen(context_.reactor, options_.listen, NewNodeServer(parts));
+  // Each connection gets its own bootstrap, knowing who is calling.
+  net::BootstrapFactory bootstrap =
+      [parts](const net::PeerCertificate* peer) -> capnp::Capability::Client {
+    return NewNodeServer(
+        parts, peer != nullptr ? Caller::FromCertificate(*peer) : Caller::Unauthenticated());
+  };
+  auto server =
+      net::RpcServer::Listen(context_.reactor, options_.listen, std::move(bootstrap), options_.tls);
   if (!server.ok()) co_return server.status();
   server_ = std::move(*server);
   server_->set_limits(options_.server_limits);
+  server_->set_handshake_failure_handler([](const std::string& peer, const std::string& reason) {
+    util::Log(util::LogLevel::kWarn, "security", "refused a connection from {}: {}", peer, reason);
+  });
   address_ = options_.advertise.empty() ? server_->address() : options_.advertise;
   if (!options_.metrics_listen.empty()) {
     // Up before the join, so /healthz can say the node is still joining.
@@ -189,6 +201,7 @@ StatusReport Node::Impl::Status() const {
   if (own.epoch != 0) s.configurations.insert(s.configurations.begin(), own);
   s.committed_keys = storage_->CommittedCount();
   s.storage = storage_->stats();
+  s.insecure = options_.tls == nullptr;
   s.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started_)
                     .count();
@@ -217,6 +230,13 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
   auto identity = LoadOrCreateIdentity(options.data_dir);
   if (!identity.ok()) co_return identity.status();
   util::SetLogPeer(identity->peer_id);
+  if (options.tls != nullptr) {
+    // The key the handshake proves must be this node's identity, or peers
+    // would know it by another peer id than the one it registers.
+    absl::Status own = CheckNodeCertificate(options.tls->certificate(), identity->peer_id,
+                                            identity->public_key, "--cert");
+    if (!own.ok()) co_return own;
+  }
   std::unique_ptr<storage::Storage> storage;
   if (options.memory_storage) {
     storage = storage::OpenMemoryStorage();

@@ -23,6 +23,7 @@
 
 namespace replicator::net {
 class Reactor;
+class TlsContext;
 }
 
 namespace replicator::node {
@@ -53,6 +54,11 @@ struct NodeOptions {
   net::ServerLimits server_limits;
   // Test-only fault injection; empty in production. See --failpoint.
   std::string failpoint;
+  // TLS 1.3 with mutual authentication on every connection, in and out:
+  // this node's certificate (for its identity key: Start refuses another)
+  // and the federation's CA. Null: plaintext, nobody authenticated
+  // (--insecure).
+  std::shared_ptr<const net::TlsContext> tls;
 };
 
 class Node {

@@ -268,9 +268,17 @@ asio::awaitable<absl::StatusOr<wire::Peer::Client>> PeerNetwork::PeerClient(core
     peers_.erase(it);
   }
   std::weak_ptr<bool> alive = ctx_.alive;
-  auto connection = co_await net::RpcConnection::Connect(ctx_.reactor, address, timeout);
+  auto connection =
+      co_await net::RpcConnection::Connect(ctx_.reactor, address, timeout, ctx_.options.tls);
   if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());
   if (!connection.ok()) co_return connection.status();
+  // With TLS, the node at the address must prove it is the peer meant: an
+  // address may since belong to another node.
+  if (const net::PeerCertificate* cert = (*connection)->peer_certificate();
+      cert != nullptr && cert->common_name != id) {
+    co_return absl::UnavailableError(
+        absl::StrCat("the node at ", address, " is ", cert->common_name, ", not peer ", id));
+  }
   // A concurrent call may have connected first; keep one connection.
   if (auto it = peers_.find(address);
       it != peers_.end() && !it->second.connection->disconnected()) {

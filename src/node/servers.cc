@@ -19,10 +19,17 @@
 namespace replicator::node {
 namespace {
 
+// A refused call: FAILED, so the caller's client does not retry it.
+kj::Exception Refused(const std::string& why) { return KJ_EXCEPTION(FAILED, why.c_str()); }
+
 class PeerServer final : public wire::Peer::Server {
  public:
-  explicit PeerServer(const ServedParts& parts)
-      : ctx_(parts.ctx), driver_(parts.driver), token_(parts.ctx->alive) {}
+  // Reached only by a caller that Authorize() let have the Peer face.
+  PeerServer(const ServedParts& parts, const Caller& caller)
+      : ctx_(parts.ctx), driver_(parts.driver), caller_(caller), token_(parts.ctx->alive) {}
+
+  // The authenticated sender of every call on this face (caller.h).
+  const Caller& caller() const { return caller_; }
 
   kj::Promise<void> call(CallContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -33,7 +40,9 @@ class PeerServer final : public wire::Peer::Server {
                                                core::kMaxBatchCalls, " per batch")
                                       .c_str());
     }
-    return net::ToPromise(ctx_->io(), Call(driver_, ctx_->options.limits, context));
+    core::Sender from = SenderOf(caller_, context);
+    return net::ToPromise(ctx_->io(),
+                          Call(driver_, ctx_->options.limits, std::move(from), context));
   }
   kj::Promise<void> digest(DigestContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -58,17 +67,17 @@ class PeerServer final : public wire::Peer::Server {
     throw std::logic_error("engine answered with the wrong response type");
   }
 
-  // The one seam for who a batch came from. Until connections are
-  // authenticated, the id the call claims, unauthenticated; with TLS, the
-  // connection's proven peer id.
-  static core::Sender SenderOf(CallContext& context) {
+  // The one seam for who a batch came from: with TLS, the peer id the
+  // connection's certificate proved (caller.h), whatever the call claims;
+  // with --insecure, the id the call claims, unauthenticated.
+  static core::Sender SenderOf(const Caller& caller, CallContext& context) {
+    if (caller.authenticated) return core::Sender{std::string(caller.peer_id()), true};
     return core::Sender{ToString(context.getParams().getFrom()), /*authenticated=*/false};
   }
 
-  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits,
+  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits, core::Sender from,
                                     CallContext context) {
     auto calls = context.getParams().getCalls();
-    const core::Sender from = SenderOf(context);
     // A call this node cannot read (a kind from a newer peer) fails alone.
     std::vector<core::Response> responses(calls.size());
     std::vector<core::Request> requests;
@@ -112,20 +121,27 @@ class PeerServer final : public wire::Peer::Server {
 
   const NodeContext* ctx_;
   EngineDriver* driver_;
+  Caller caller_;
   std::weak_ptr<bool> token_;
 };
 
 class KeyValueServer final : public wire::KeyValue::Server {
  public:
-  explicit KeyValueServer(const ServedParts& parts)
-      : ctx_(parts.ctx), driver_(parts.driver), status_(parts.status), token_(parts.ctx->alive) {}
+  KeyValueServer(const ServedParts& parts, const Caller& caller)
+      : ctx_(parts.ctx),
+        driver_(parts.driver),
+        status_(parts.status),
+        caller_(caller),
+        token_(parts.ctx->alive) {}
 
   kj::Promise<void> put(PutContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kPut)) return Refused(*refused);
     return net::ToPromise(ctx_->io(), Put(driver_, context));
   }
   kj::Promise<void> get(GetContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kGet)) return Refused(*refused);
     auto p = context.getParams();
     auto slot = driver_->StartGet(ToString(p.getKey()), FromWire(p.getConsistency()));
     if (slot->value) {
@@ -136,11 +152,13 @@ class KeyValueServer final : public wire::KeyValue::Server {
   }
   kj::Promise<void> status(StatusContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kStatus)) return Refused(*refused);
     ToWire(status_(), context.getResults().initStatus());
     return kj::READY_NOW;
   }
   kj::Promise<void> changeMember(ChangeMemberContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kChangeMember)) return Refused(*refused);
     core::MembershipChange change;
     KJ_IF_MAYBE (e, kj::runCatchingExceptions(
                         [&] { change = FromWire(context.getParams().getChange()); })) {
@@ -183,6 +201,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
   const NodeContext* ctx_;
   EngineDriver* driver_;
   std::function<StatusReport()> status_;
+  Caller caller_;
   std::weak_ptr<bool> token_;
 };
 
@@ -226,13 +245,17 @@ class WatcherServer final : public wire::Watcher::Server {
 
 class DirectoryServer final : public wire::Directory::Server {
  public:
-  explicit DirectoryServer(const ServedParts& parts)
-      : directory_(parts.directory), token_(parts.ctx->alive) {}
+  DirectoryServer(const ServedParts& parts, const Caller& caller)
+      : directory_(parts.directory), caller_(caller), token_(parts.ctx->alive) {}
 
   kj::Promise<void> join(JoinContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     auto p = context.getParams();
-    auto members = directory_->Join(EntryFromWire(p.getSelf()), p.getFederation(), p.getWatcher());
+    Entry self = EntryFromWire(p.getSelf());
+    // An authenticated node registers only the peer id its certificate
+    // proved: no identity takeover.
+    if (auto refused = AuthorizeJoin(caller_, self.member.id)) return Refused(*refused);
+    auto members = directory_->Join(std::move(self), p.getFederation(), p.getWatcher());
     if (!members.ok()) {
       return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
     }
@@ -253,25 +276,31 @@ class DirectoryServer final : public wire::Directory::Server {
 
  private:
   DirectoryService* directory_;
+  Caller caller_;
   std::weak_ptr<bool> token_;
 };
 
 class NodeServer final : public wire::Node::Server {
  public:
-  explicit NodeServer(const ServedParts& parts)
-      : key_value_(kj::heap<KeyValueServer>(parts)),
-        peer_(kj::heap<PeerServer>(parts)),
-        directory_(kj::heap<DirectoryServer>(parts)) {}
+  // The Peer and Directory faces exist only for a caller that may have
+  // them; KeyValue checks each method (a read client may get, not put).
+  NodeServer(const ServedParts& parts, const Caller& caller)
+      : caller_(caller),
+        key_value_(kj::heap<KeyValueServer>(parts, caller)),
+        peer_(kj::heap<PeerServer>(parts, caller)),
+        directory_(kj::heap<DirectoryServer>(parts, caller)) {}
 
   kj::Promise<void> keyValue(KeyValueContext context) override {
     context.getResults().setKeyValue(key_value_);
     return kj::READY_NOW;
   }
   kj::Promise<void> peer(PeerContext context) override {
+    if (auto refused = Authorize(caller_, Action::kPeer)) return Refused(*refused);
     context.getResults().setPeer(peer_);
     return kj::READY_NOW;
   }
   kj::Promise<void> directory(DirectoryContext context) override {
+    if (auto refused = Authorize(caller_, Action::kDirectory)) return Refused(*refused);
     context.getResults().setDirectory(directory_);
     return kj::READY_NOW;
   }
@@ -281,6 +310,7 @@ class NodeServer final : public wire::Node::Server {
   }
 
  private:
+  Caller caller_;
   wire::KeyValue::Client key_value_;
   wire::Peer::Client peer_;
   wire::Directory::Client directory_;
@@ -288,7 +318,9 @@ class NodeServer final : public wire::Node::Server {
 
 }  // namespace
 
-kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts) { return kj::heap<NodeServer>(parts); }
+kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts, Caller caller) {
+  return kj::heap<NodeServer>(parts, caller);
+}
 
 kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx, DirectoryService* directory,
                                                 std::string from) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "node/caller.h"
 #include "node/convert.h"
 #include "node/node_context.h"
 #include "schema/replicator.capnp.h"
@@ -28,7 +29,10 @@ struct ServedParts {
   std::function<StatusReport()> status;
 };
 
-kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts);
+// The bootstrap of one connection from `caller`: each face and method
+// refuses what caller.h's rules do not allow `caller`, with a FAILED
+// exception whose message starts "permission denied: ".
+kj::Own<wire::Node::Server> NewNodeServer(ServedParts parts, Caller caller);
 // The watcher this node registers with the directory of the node at
 // `from`: its notifications are merged into `directory`.
 kj::Own<wire::Watcher::Server> NewWatcherServer(const NodeContext& ctx, DirectoryService* directory,

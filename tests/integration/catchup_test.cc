@@ -39,7 +39,7 @@ std::vector<std::string> PutAll(const std::vector<std::string>& addresses,
 
     asio::awaitable<void> Go() {
       for (const std::string& a : addresses) {
-        auto c = co_await Client::Connect(reactor, a);
+        auto c = co_await Client::Connect(reactor, a, TestClientOptions());
         if (!c.ok()) {
           failed = keys;
           reactor.Stop();
@@ -73,7 +73,7 @@ std::vector<std::string> MissingLocally(const std::string& address,
     const std::vector<std::string>& keys;
     std::vector<std::string> missing;
     asio::awaitable<void> Go() {
-      auto c = co_await Client::Connect(reactor, address);
+      auto c = co_await Client::Connect(reactor, address, TestClientOptions());
       if (!c.ok()) {
         missing = keys;
       } else {

@@ -1,6 +1,9 @@
 // Shared harness of the integration tests: a LocalDeployment of real
 // replicatord processes plus helpers that drive the replicator CLI. Every
-// process is stopped by its PID when the test ends.
+// process is stopped by its PID when the test ends. Deployments run over
+// TLS with a throw-away CA (LocalDeployment creates it) unless a test sets
+// insecure_ before StartDeployment; the CLI and TestClientOptions() use the
+// deployment's admin client certificate.
 #pragma once
 
 #include <unistd.h>
@@ -16,7 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "net/tls.h"
 #include "node/local_deployment.h"
+#include "node/tls_files.h"
+#include "replicator/client.h"
 
 namespace replicator {
 
@@ -37,6 +43,31 @@ inline std::string TempDir(const std::string& name) {
   return buf.data();
 }
 
+// TLS for a client of the deployment in `certs_dir` as client `user`
+// (client.USER.crt there); null (plaintext) for an empty certs_dir.
+inline std::shared_ptr<const net::TlsContext> ClientTls(const std::string& certs_dir,
+                                                        const std::string& user = "root") {
+  if (certs_dir.empty()) return nullptr;
+  node::TlsFlags flags;
+  flags.certs_dir = certs_dir;
+  auto paths = node::ResolveTlsPaths(flags, node::TlsHolder::Client(user));
+  EXPECT_TRUE(paths.ok()) << paths.status();
+  if (!paths.ok()) return nullptr;
+  auto pem = node::ReadTlsFiles(**paths);
+  EXPECT_TRUE(pem.ok()) << pem.status();
+  if (!pem.ok()) return nullptr;
+  auto tls = net::TlsContext::Create({pem->ca, pem->cert, pem->key});
+  EXPECT_TRUE(tls.ok()) << tls.status();
+  return tls.ok() ? *tls : nullptr;
+}
+
+// The client options of the running test's deployment (its admin
+// certificate, or plaintext when insecure); set by StartDeployment.
+inline ClientOptions& TestClientOptions() {
+  static ClientOptions options;
+  return options;
+}
+
 class DeploymentTest : public ::testing::Test {
  protected:
   void StartDeployment(int clusters, int nodes, std::vector<std::string> extra_flags = {},
@@ -53,9 +84,12 @@ class DeploymentTest : public ::testing::Test {
     options.extra_flags = std::move(extra_flags);
     options.node_flags = std::move(node_flags);
     options.node_placement = std::move(node_placement);
+    options.insecure = insecure_;
     auto d = LocalDeployment::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     deployment_ = std::move(*d);
+    TestClientOptions() = ClientOptions{};
+    TestClientOptions().tls = ClientTls(deployment_->certs_dir());
     // Every node must know every other before the first put, or a put could
     // see a cluster with fewer than 3 voters. Clusters of fewer than 3 are
     // never founded: then every member is waited for, whatever its state.
@@ -67,7 +101,19 @@ class DeploymentTest : public ::testing::Test {
     if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
   }
 
+  // The replicator CLI with the deployment's client flags (its admin
+  // certificate, or --insecure), unless `args` bring their own.
   CommandResult Cli(std::vector<std::string> args, const std::string& stdin_data = "") {
+    bool own = false;
+    for (const std::string& a : args) {
+      for (const char* f : {"--certs-dir", "--insecure", "--ca", "--cert", "--key", "--user"}) {
+        own = own || absl::StartsWith(a, f);
+      }
+    }
+    if (!own && deployment_ != nullptr) {
+      std::vector<std::string> flags = deployment_->ClientFlags();
+      args.insert(args.begin(), flags.begin(), flags.end());
+    }
     args.insert(args.begin(), REPLICATOR_CLI_PATH);
     return RunCommand(args, kCommandTimeout, stdin_data);
   }
@@ -152,6 +198,8 @@ class DeploymentTest : public ::testing::Test {
   }
 
   std::string root_;
+  // Set before StartDeployment for plaintext nodes (--insecure).
+  bool insecure_ = false;
   std::unique_ptr<LocalDeployment> deployment_;
 };
 

@@ -100,6 +100,7 @@ class LimitsTest : public DeploymentTest {
 };
 
 TEST_F(LimitsTest, AnOverLongPeerBatchIsRefusedAndTheNodeStaysSmall) {
+  insecure_ = true;  // plaintext: the probes below speak raw Cap'n Proto
   StartDeployment(1, 3);
   const auto& target = deployment_->nodes()[0];
   const int64_t rss_before = RssKib(target.pid);
@@ -138,6 +139,7 @@ TEST_F(LimitsTest, AnOverLongPeerBatchIsRefusedAndTheNodeStaysSmall) {
 }
 
 TEST_F(LimitsTest, AMessageOverTheSizeLimitIsRefused) {
+  insecure_ = true;  // plaintext: the probes below speak raw Cap'n Proto
   StartDeployment(1, 3);
   const auto& target = deployment_->nodes()[0];
   const size_t limit = core::MaxMessageBytes(core::Limits{});  // the node's defaults
@@ -181,6 +183,7 @@ TEST_F(LimitsTest, ConnectionsAboveTheLimitAreClosedAndOthersStillWork) {
   // Room for the peers' connections and the test's own; the raw ones fill
   // the rest.
   constexpr int kMax = 24;
+  insecure_ = true;  // plaintext: the probes below speak raw Cap'n Proto
   StartDeployment(1, 3, {absl::StrCat("--max-connections=", kMax)});
   const auto& target = deployment_->nodes()[0];
   std::string before_flood, after_flood;
@@ -220,6 +223,7 @@ TEST_F(LimitsTest, ConnectionsAboveTheLimitAreClosedAndOthersStillWork) {
 }
 
 TEST_F(LimitsTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+  insecure_ = true;  // plaintext: the probes below speak raw Cap'n Proto
   StartDeployment(1, 3, {"--idle-timeout-ms=1s"});
   const auto& target = deployment_->nodes()[0];
   int fd = DialRaw(target.address);

@@ -374,8 +374,8 @@ TEST_F(ReplicationTest, ClientLibraryPutsAndGetsFromCoroutines) {
     std::string a, b;
     std::vector<std::string> log;
     asio::awaitable<void> Go() {
-      auto ca = co_await Client::Connect(reactor, a);
-      auto cb = co_await Client::Connect(reactor, b);
+      auto ca = co_await Client::Connect(reactor, a, TestClientOptions());
+      auto cb = co_await Client::Connect(reactor, b, TestClientOptions());
       if (!ca.ok() || !cb.ok()) {
         log.push_back("connect failed");
         reactor.Stop();
@@ -442,7 +442,7 @@ TEST_F(ReplicationTest, ConcurrentCallsOnLargeValuesAllGetAnswers) {
       Done();
     }
     asio::awaitable<void> Go() {
-      auto client = co_await Client::Connect(reactor, address);
+      auto client = co_await Client::Connect(reactor, address, TestClientOptions());
       if (!client.ok()) {
         Other("connect failed");
         reactor.Stop();
@@ -485,7 +485,7 @@ TEST(StartupTest, UnreachableBootstrapPeerExitsWithAClearError) {
   // itself within 10 s (the promise users script against); RunCommand kills
   // it at that bound and reports -1.
   CommandResult r = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir,
-                                "--storage=memory", "--bootstrap=127.0.0.1:1"},
+                                "--storage=memory", "--bootstrap=127.0.0.1:1", "--insecure"},
                                milliseconds(10000));
   EXPECT_NE(r.exit_code, -1) << "replicatord did not exit within 10 s";
   EXPECT_NE(r.exit_code, 0);
@@ -499,8 +499,12 @@ TEST(StartupTest, HelpListsEachProgramsOwnFlagsWithDefaults) {
     const char* binary;
     std::vector<const char*> shows;
   } programs[] = {
-      {REPLICATORD_PATH, {"--data-dir=", "--bootstrap=", "--lease-ms=2000", "Membership:"}},
-      {REPLICATOR_CLI_PATH, {"--node=", "--timeout-ms=10000", "member remove"}},
+      {REPLICATORD_PATH,
+       {"--data-dir=", "--bootstrap=", "--lease-ms=2000",
+        "Membership:", "--certs-dir=", "--insecure"}},
+      {REPLICATOR_CLI_PATH,
+       {"--node=", "--timeout-ms=10000", "member remove", "--certs-dir=", "--user=root",
+        "cert create-node", "--role="}},
   };
   for (const auto& p : programs) {
     CommandResult r = RunCommand({p.binary, "--help"}, milliseconds(10000));
@@ -513,21 +517,21 @@ TEST(StartupTest, HelpListsEachProgramsOwnFlagsWithDefaults) {
 
 TEST(StartupTest, BadFlagsAreRefusedClearly) {
   std::string dir = TempDir("flags");
-  CommandResult r = RunCommand(
-      {REPLICATORD_PATH, "--cluster=bad cluster!", "--data-dir=" + dir, "--storage=memory"},
-      milliseconds(20000));
+  CommandResult r = RunCommand({REPLICATORD_PATH, "--cluster=bad cluster!", "--data-dir=" + dir,
+                                "--storage=memory", "--insecure"},
+                               milliseconds(20000));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cluster id"), std::string::npos) << r.err;
   CommandResult huge = RunCommand({REPLICATORD_PATH, "--cluster=c1", "--data-dir=" + dir,
-                                   "--storage=memory", "--max-value-bytes=100000000"},
+                                   "--storage=memory", "--max-value-bytes=100000000", "--insecure"},
                                   milliseconds(20000));
   EXPECT_EQ(huge.exit_code, 1);
   EXPECT_NE(huge.err.find("--max-value-bytes at most"), std::string::npos) << huge.err;
   CommandResult no_node = RunCommand({REPLICATOR_CLI_PATH, "get", "k"}, milliseconds(20000));
   EXPECT_EQ(no_node.exit_code, 1);
   EXPECT_NE(no_node.err.find("--node"), std::string::npos) << no_node.err;
-  CommandResult nobody =
-      RunCommand({REPLICATOR_CLI_PATH, "--node=127.0.0.1:1", "get", "k"}, milliseconds(20000));
+  CommandResult nobody = RunCommand(
+      {REPLICATOR_CLI_PATH, "--node=127.0.0.1:1", "--insecure", "get", "k"}, milliseconds(20000));
   EXPECT_EQ(nobody.exit_code, 1);
   EXPECT_NE(nobody.err.find("127.0.0.1:1"), std::string::npos) << nobody.err;
   std::filesystem::remove_all(dir);

@@ -683,10 +683,11 @@ void Simulator::Retire() {
   for (SimNode& node : world_.nodes()) {
     if (node.cluster == cluster) node.draining = true;
   }
-  RetireWhenDrained(cluster, world_.now() + 10000);
+  RetireWhenDrained(cluster, world_.now() + 10000, std::nullopt);
 }
 
-void Simulator::RetireWhenDrained(int cluster, TimeMs give_up) {
+void Simulator::RetireWhenDrained(int cluster, TimeMs give_up,
+                                  std::optional<TimeMs> drained_since) {
   bool drained = true;
   for (const SimNode& node : world_.nodes()) {
     if (node.cluster == cluster && !workload_.Idle(node.index)) drained = false;
@@ -700,10 +701,17 @@ void Simulator::RetireWhenDrained(int cluster, TimeMs give_up) {
   }
   History::Tags tags;
   world_.history().TagCluster(tags, absl::StrCat("c", cluster));
-  if (!drained) {
+  // Drained for longer than any message takes: no reserve its nodes sent
+  // is still on its way.
+  const FaultParams& f = config().fault;
+  const TimeMs quiet_for = f.net_max_ms + f.slow_message_max_ms + 100;
+  if (drained && !drained_since) drained_since = world_.now();
+  if (!drained) drained_since.reset();
+  if (!drained || world_.now() - *drained_since < quiet_for) {
     if (world_.now() < give_up && world_.faults_active()) {
-      world_.At(world_.now() + 100,
-                [this, cluster, give_up] { RetireWhenDrained(cluster, give_up); });
+      world_.At(world_.now() + 100, [this, cluster, give_up, drained_since] {
+        RetireWhenDrained(cluster, give_up, drained_since);
+      });
       return;
     }
     world_.Trace(absl::StrCat("DRAIN c", cluster, " abandoned: not drained in time"), tags,

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -157,7 +158,8 @@ class Simulator {
   // then asks for its removal until it is removed.
   void ScheduleRetirement();
   void Retire();
-  void RetireWhenDrained(int cluster, core::TimeMs give_up);
+  void RetireWhenDrained(int cluster, core::TimeMs give_up,
+                         std::optional<core::TimeMs> drained_since);
   void RequestClusterRemoval();
   int retired_cluster_ = -1;
   std::set<uint64_t> cluster_removals_;          // the change ids of those asked
