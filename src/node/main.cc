@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
       "replicatord: a Replicator node.\n"
       "  replicatord --cluster=ID --data-dir=DIR --certs-dir=DIR|--insecure [--listen=HOST:PORT] "
       "[--bootstrap=HOST:PORT[,HOST:PORT...]]\n"
-      "Exit codes: 0 stopped, 1 failed to start, 2 neither certificates nor --insecure given.";
+      "Exit codes: 0 stopped, 1 failed to start, 2 usage: a bad config file, neither "
+      "certificates nor --insecure, or nothing dialable to advertise.";
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
