@@ -211,6 +211,7 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   }
   ++op.attempt;
   op.attempt_started = now;
+  op.accept_started = 0;
   const Configuration& own = membership_.Current();
   op.proposal = ProposalId{ctx_.self(), ctx_.config().incarnation, ctx_.NextSequence(),
                            op.started_wall_ms, own.epoch};
@@ -301,6 +302,7 @@ void Coordinator::OnForwardReply(uint64_t id, int attempt, const ClusterId& clus
     // Another representative of the cluster answered first; its votes count.
   } else if (fr != nullptr) {
     remote.settled = true;
+    remote.settled_at = now;
     remote.hedge_at.reset();
     remote.answered = index;
     // The cluster's votes count over the configuration they were asked
@@ -315,6 +317,7 @@ void Coordinator::OnForwardReply(uint64_t id, int attempt, const ClusterId& clus
     return;
   } else {
     remote.settled = true;
+    remote.settled_at = now;
     remote.hedge_at.reset();
     const PeerId& peer = remote.candidates[index];
     for (const PeerId& v : Voters(*put, cluster)) {
@@ -381,6 +384,7 @@ void Coordinator::MaybeTally(uint64_t id, TimeMs now) {
 void Coordinator::StartAccept(uint64_t id, TimeMs now) {
   PutOp& op = Get(id);
   op.phase = PutOp::Phase::kAccept;
+  op.accept_started = now;
   op.accepts_ok = op.accepts_failed = 0;
   const int attempt = op.attempt;
   // Ballot 0 belongs to the coordinator alone, so no prepare is needed.
@@ -543,13 +547,26 @@ void Coordinator::FinishPut(uint64_t id, PutOutcome outcome, TimeMs now) {
 }
 
 void Coordinator::EmitPutDone(const PutOp& op, PutOutcome outcome, TimeMs now) {
+  PutTimings t;
+  if (op.attempt > 0) {
+    t.attempts = op.attempt;
+    const TimeMs decided = op.accept_started != 0 ? op.accept_started : now;
+    t.reserve_ms = decided - op.attempt_started;
+    t.accept_ms = op.accept_started != 0 ? now - op.accept_started : 0;
+    for (const auto& [cluster, rc] : op.remotes) {
+      if (rc.settled && rc.settled_at - op.attempt_started >= t.slowest_ms) {
+        t.slowest = cluster;
+        t.slowest_ms = rc.settled_at - op.attempt_started;
+      }
+    }
+  }
   if (op.system_done) {
     op.system_done(std::move(outcome), now);
     return;
   }
   // Joined puts are one client put with `op`: counted once, by op.
-  for (uint64_t joined : op.joined) ctx_.Emit(PutDoneEffect{joined, outcome});
-  EmitPutDone(op.put_id, std::move(outcome));
+  for (uint64_t joined : op.joined) ctx_.Emit(PutDoneEffect{joined, outcome, t});
+  EmitPutDone(op.put_id, std::move(outcome), t);
 }
 
 void Coordinator::ErasePut(uint64_t id) {
@@ -562,7 +579,7 @@ void Coordinator::ErasePut(uint64_t id) {
   puts_.erase(it);
 }
 
-void Coordinator::EmitPutDone(uint64_t put_id, PutOutcome outcome) {
+void Coordinator::EmitPutDone(uint64_t put_id, PutOutcome outcome, const PutTimings& timings) {
   EngineStats& s = ctx_.stats();
   switch (outcome.kind) {
     case PutOutcome::Kind::kOk: ++s.puts_ok; break;
@@ -572,7 +589,7 @@ void Coordinator::EmitPutDone(uint64_t put_id, PutOutcome outcome) {
     case PutOutcome::Kind::kInvalidArgument: ++s.puts_invalid; break;
     case PutOutcome::Kind::kOutcomeUnknown: ++s.puts_outcome_unknown; break;
   }
-  ctx_.Emit(PutDoneEffect{put_id, std::move(outcome)});
+  ctx_.Emit(PutDoneEffect{put_id, std::move(outcome), timings});
 }
 
 void Coordinator::CheckInvariants() const {

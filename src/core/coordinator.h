@@ -61,6 +61,7 @@ class Coordinator {
     std::optional<TimeMs> hedge_at;  // when to ask the next one too
     bool settled = false;            // its votes (or their absence) are in
     std::optional<size_t> answered;  // the representative that answered
+    TimeMs settled_at = 0;           // when settled
   };
   struct PutOp {
     enum class Phase : uint8_t { kReserve, kBackoff, kAccept, kRecover };
@@ -96,6 +97,7 @@ class Coordinator {
     std::map<ClusterId, RemoteCluster> remotes;
     TimeMs retry_at = 0;         // kBackoff
     TimeMs attempt_started = 0;  // when the current attempt sent its reserves
+    TimeMs accept_started = 0;   // when the current attempt's decision began (0: not yet)
     size_t accepts_ok = 0;
     size_t accepts_failed = 0;
     // ResolveRequests for `proposal` that arrived while this engine was
@@ -137,7 +139,7 @@ class Coordinator {
   void FinishPut(uint64_t id, PutOutcome outcome, TimeMs now);
   void ErasePut(uint64_t id);
   void EmitPutDone(const PutOp& op, PutOutcome outcome, TimeMs now);
-  void EmitPutDone(uint64_t put_id, PutOutcome outcome);
+  void EmitPutDone(uint64_t put_id, PutOutcome outcome, const PutTimings& timings = {});
 
   Context& ctx_;
   Replica& replica_;

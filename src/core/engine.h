@@ -122,6 +122,16 @@ struct PutOutcome {
   std::string message;  // every kind but kOk and kKeyExists
 };
 
+// Where a put's time went, for the node's slow-put log line (all 0 for a
+// put answered without a round, e.g. over a key committed here).
+struct PutTimings {
+  int attempts = 0;       // reserve rounds started
+  TimeMs reserve_ms = 0;  // the last attempt: from its reserves to its votes tallied
+  TimeMs accept_ms = 0;   // from the accept (and any recovery) to the answer
+  ClusterId slowest;      // the remote cluster whose votes came in last (last attempt)
+  TimeMs slowest_ms = 0;  // when they came in, from the attempt's start
+};
+
 struct GetOutcome {
   enum class Kind : uint8_t { kFound, kNotFound, kUnavailable, kInvalidArgument };
   Kind kind = Kind::kNotFound;
@@ -154,6 +164,7 @@ struct WriteEffect {
 struct PutDoneEffect {
   uint64_t put_id = 0;
   PutOutcome outcome;
+  PutTimings timings;
 };
 struct GetDoneEffect {
   uint64_t get_id = 0;

@@ -105,6 +105,7 @@ void EngineDriver::Carry(core::Effect& effect) {
         } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
           Write(std::move(fx));
         } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
+          put_timings_[fx.put_id] = std::move(fx.timings);
           puts_.Complete(fx.put_id, std::move(fx.outcome));
         } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
           CountGet(fx.get_id, fx.outcome);
@@ -250,7 +251,7 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
   engine_->StartPut(id, std::move(key), std::move(value), request_id, Now(), WallNow());
   Pump();
   core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
-  ObservePut(std::chrono::steady_clock::now() - started, key_bytes, request_id, outcome);
+  ObservePut(id, std::chrono::steady_clock::now() - started, key_bytes, request_id, outcome);
   if (failpoints_.TakeSlowPutReply()) {
     asio::steady_timer delay(ctx_.io(), Failpoints::kSlowPutReply);
     asio::error_code ec;
@@ -335,18 +336,34 @@ const char* PutOutcomeName(core::PutOutcome::Kind k) {
 
 }  // namespace
 
-void EngineDriver::ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
-                              uint64_t request_id, const core::PutOutcome& outcome) {
+void EngineDriver::ObservePut(uint64_t put_id, std::chrono::steady_clock::duration elapsed,
+                              size_t key_bytes, uint64_t request_id,
+                              const core::PutOutcome& outcome) {
+  core::PutTimings t;
+  if (auto it = put_timings_.find(put_id); it != put_timings_.end()) {
+    t = std::move(it->second);
+    put_timings_.erase(it);
+  }
   ctx_.metrics.put_duration.Observe(elapsed);
   if (elapsed < ctx_.options.slow_put_threshold) return;
   ++ctx_.metrics.slow_puts;
-  // TODO(observability): the engine keeps no per-put phase times (reserve,
-  // accept, commit, slowest remote cluster); only the total is known here.
+  // Where the time went (core::PutTimings): the last attempt's reserve
+  // phase, its slowest remote cluster, and the decision (accept, and any
+  // recovery).
+  const std::string where =
+      t.attempts == 0
+          ? std::string("no round (answered here)")
+          : fmt::format("{} attempt{}; last: reserve {} ms{}, decide {} ms", t.attempts,
+                        t.attempts == 1 ? "" : "s", t.reserve_ms,
+                        t.slowest.empty()
+                            ? std::string()
+                            : fmt::format(" (slowest cluster {}: {} ms)", t.slowest, t.slowest_ms),
+                        t.accept_ms);
   util::Log(util::LogLevel::kWarn, "put",
-            "slow put: {:.3f} s (threshold {} ms), outcome {}{}{}, key {} bytes, request id {}",
+            "slow put: {:.3f} s (threshold {} ms), outcome {}{}{}; {}; key {} bytes, request id {}",
             std::chrono::duration<double>(elapsed).count(), ctx_.options.slow_put_threshold.count(),
             PutOutcomeName(outcome.kind), outcome.message.empty() ? "" : ": ", outcome.message,
-            key_bytes, request_id);
+            where, key_bytes, request_id);
 }
 
 void EngineDriver::CountGet(uint64_t get_id, const core::GetOutcome& outcome) {

@@ -104,7 +104,7 @@ class EngineDriver {
   void Flush();
   void ScheduleWakeup();
   // Metrics (ctx_.metrics) and the slow-put log.
-  void ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
+  void ObservePut(uint64_t put_id, std::chrono::steady_clock::duration elapsed, size_t key_bytes,
                   uint64_t request_id, const core::PutOutcome& outcome);
   void CountGet(uint64_t get_id, const core::GetOutcome& outcome);
 
@@ -121,6 +121,8 @@ class EngineDriver {
   Waiters<core::GetOutcome> gets_;
   // When each get in flight started, for its latency.
   absl::flat_hash_map<uint64_t, std::chrono::steady_clock::time_point> get_started_;
+  // Each finished put's timings (core::PutDoneEffect), until ObservePut.
+  absl::flat_hash_map<uint64_t, core::PutTimings> put_timings_;
   absl::flat_hash_map<uint64_t, std::function<void(core::ChangeOutcome)>> changes_;
   uint64_t next_id_ = 1;
   bool pumping_ = false;

@@ -191,6 +191,10 @@ TEST_F(ObservabilityTest, LogLinesCarryTimeLevelComponentAndPeerAndSlowPutsAreLo
     ++checked;
     if (absl::StrContains(l, " WARN  put peer=") && absl::StrContains(l, "slow put: ") &&
         absl::StrContains(l, "outcome ok")) {
+      // Where its time went: one round here (a fresh key, one cluster).
+      EXPECT_TRUE(std::regex_search(l, std::regex("; 1 attempt; last: reserve \\d+ ms, decide "
+                                                  "\\d+ ms; key \\d+ bytes")))
+          << l;
       slow_put_line = true;
     }
   }

@@ -50,6 +50,34 @@ TEST(CoordinatorTest, PutCommitsEverywhere) {
   EXPECT_TRUE(pump.violations.empty());
 }
 
+// A put says where its time went (the node's slow-put log line): here the
+// other cluster's votes are held up 300 ms, so they are the slowest part.
+TEST(CoordinatorTest, APutsTimingsNameItsSlowestCluster) {
+  Pump pump(kTwoByThree);
+  pump.hold = [](const PeerId& from, const PeerId& to, const Request&) {
+    return from == "a1" && to[0] == 'b';
+  };
+  pump.StartPut("a1", 1, "k", "v");
+  pump.Run();
+  ASSERT_FALSE(pump.puts.contains(1));
+  pump.AdvanceTo(pump.now + 300);
+  pump.Release();
+  pump.Run();
+  ASSERT_TRUE(pump.puts.contains(1));
+  EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+  const PutTimings& t = pump.put_timings[1];
+  EXPECT_EQ(t.attempts, 1);
+  EXPECT_EQ(t.slowest, "b");
+  EXPECT_GE(t.slowest_ms, 300);
+  EXPECT_GE(t.reserve_ms, t.slowest_ms);
+  EXPECT_GE(t.accept_ms, 0);
+  // Answered over a committed key: no round at all.
+  pump.StartPut("a2", 2, "k", "w");
+  pump.Run();
+  EXPECT_EQ(pump.puts[2].kind, PutOutcome::Kind::kKeyExists);
+  EXPECT_EQ(pump.put_timings[2].attempts, 0);
+}
+
 TEST(CoordinatorTest, ConcurrentPutsOfOneKeyEndWithExactlyOneOk) {
   // Several interleavings: the coordinators and their start order vary.
   const std::vector<std::vector<PeerId>> racers = {

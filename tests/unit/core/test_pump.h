@@ -211,6 +211,7 @@ class Pump {
   }
   TimeMs now = 1000;
   std::map<uint64_t, PutOutcome> puts;
+  std::map<uint64_t, PutTimings> put_timings;
   int duplicate_put_dones = 0;  // a second PutDone for one put_id: a contract bug
   std::map<uint64_t, GetOutcome> gets;
   std::map<uint64_t, ChangeOutcome> changes;
@@ -351,6 +352,7 @@ class Pump {
       } else if (auto* pd = std::get_if<PutDoneEffect>(&fx)) {
         if (puts.count(pd->put_id)) ++duplicate_put_dones;
         puts[pd->put_id] = pd->outcome;
+        put_timings[pd->put_id] = pd->timings;
       } else if (auto* gd = std::get_if<GetDoneEffect>(&fx)) {
         gets[gd->get_id] = gd->outcome;
       } else if (auto* v = std::get_if<ViolationEffect>(&fx)) {
