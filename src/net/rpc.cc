@@ -13,7 +13,6 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <charconv>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -37,48 +36,25 @@ absl::Status BadAddress(std::string_view host_port, std::string_view reason) {
 }  // namespace
 
 absl::StatusOr<asio::ip::tcp::endpoint> ParseEndpoint(std::string_view host_port) {
-  if (host_port.empty()) return BadAddress(host_port, "empty");
-  std::string_view host;
-  std::string_view port_text;
-  bool v6 = false;
-  if (host_port.front() == '[') {
-    size_t close = host_port.find(']');
-    if (close == std::string_view::npos) return BadAddress(host_port, "missing ']'");
-    host = host_port.substr(1, close - 1);
-    std::string_view rest = host_port.substr(close + 1);
-    if (rest.empty() || rest.front() != ':') return BadAddress(host_port, "missing :PORT");
-    port_text = rest.substr(1);
-    v6 = true;
-  } else {
-    size_t colon = host_port.rfind(':');
-    if (colon == std::string_view::npos) return BadAddress(host_port, "missing :PORT");
-    host = host_port.substr(0, colon);
-    port_text = host_port.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      return BadAddress(host_port, "an IPv6 host must be in brackets");
-    }
-  }
-  if (host.empty()) return BadAddress(host_port, "missing host");
-  if (port_text.empty()) return BadAddress(host_port, "missing port");
-  unsigned port = 0;
-  auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (error != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return BadAddress(host_port, "port must be a number in 0..65535");
-  }
+  // The syntax is SplitHostPort's; what is left is the host's kind: only a
+  // bracketed host holds a ':' (an IPv6 literal, checked there).
+  absl::StatusOr<HostPort> split = SplitHostPort(host_port);
+  if (!split.ok()) return split.status();
+  const bool v6 = split->host.find(':') != std::string::npos;
   asio::ip::address address;
   std::error_code parse_error;
   if (v6) {
-    address = asio::ip::make_address_v6(std::string(host), parse_error);
-  } else if (host == "localhost") {
+    address = asio::ip::make_address_v6(split->host, parse_error);
+  } else if (split->host == "localhost") {
     address = asio::ip::address_v4::loopback();
   } else {
-    address = asio::ip::make_address_v4(std::string(host), parse_error);
+    address = asio::ip::make_address_v4(split->host, parse_error);
   }
   if (parse_error) {
     return BadAddress(host_port, v6 ? "host is not an IPv6 literal"
                                     : "host must be an IPv4 literal or localhost");
   }
-  return asio::ip::tcp::endpoint(address, static_cast<uint16_t>(port));
+  return asio::ip::tcp::endpoint(address, split->port);
 }
 
 std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint) {
