@@ -14,6 +14,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "fmt/format.h"
 
 namespace replicator::bench {
@@ -277,8 +278,11 @@ asio::awaitable<bool> Bench::Connect() {
       auto connect = Client::Connect(reactor_, std::move(address), std::move(options));
       absl::StatusOr<std::unique_ptr<Client>> c = co_await std::move(connect);
       if (!c.ok()) {
-        result_.failure =
-            fmt::format("cannot connect to {}: {}", a, std::string(c.status().message()));
+        // The transport's errors name the address already.
+        const std::string why(c.status().message());
+        result_.failure = absl::StartsWith(why, "cannot connect to ")
+                              ? why
+                              : fmt::format("cannot connect to {}: {}", a, why);
         co_return false;
       }
       clients_.push_back(std::move(*c));

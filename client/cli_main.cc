@@ -28,6 +28,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "net/reactor.h"
@@ -143,8 +144,13 @@ struct Command {
   asio::awaitable<int> Execute() {
     auto client = co_await replicator::Client::Connect(reactor, node, options);
     if (!client.ok()) {
-      fmt::print(stderr, "replicator: cannot connect to {}: {}\n", node,
-                 std::string(client.status().message()));
+      // The transport's errors name the address already.
+      const std::string why(client.status().message());
+      if (absl::StartsWith(why, "cannot connect to ")) {
+        fmt::print(stderr, "replicator: {}\n", why);
+      } else {
+        fmt::print(stderr, "replicator: cannot connect to {}: {}\n", node, why);
+      }
       co_return absl::IsUnauthenticated(client.status()) ? kPermissionDenied : kUsage;
     }
     const std::string& verb = args[0];
