@@ -182,83 +182,55 @@ std::vector<Configuration> Membership::Counted() const {
   return out;
 }
 
-void Membership::NoteRemoval(Configuration& c) {
-  const uint64_t known = RemovedAt(c.cluster);
-  if (c.removed == 0 || c.removed == known) {
-    c.removed = known;
+void Membership::NoteClusterNumber(Configuration& c, uint64_t Configuration::*field,
+                                   std::map<ClusterId, uint64_t>& known_numbers, const char* name,
+                                   const char* verb) {
+  auto found = known_numbers.find(c.cluster);
+  const uint64_t known = found == known_numbers.end() ? 0 : found->second;
+  uint64_t& heard = c.*field;
+  if (heard == 0 || heard == known) {
+    heard = known;
     return;
   }
   if (known != 0) {
-    // Two removals of one cluster: only one founding slot can hold it.
+    // Two for one cluster: the namer named it twice, or one founding slot
+    // was not what it should be.
     ctx_.ReportViolation(
-        absl::StrCat("config/", c.cluster, "/removed"),
-        absl::StrCat("cluster ", c.cluster, " is known here as removed at generation ", known,
-                     " and was heard as removed at generation ", c.removed));
-    c.removed = known;
+        absl::StrCat("config/", c.cluster, "/", name),
+        absl::StrCat("cluster ", c.cluster, " is known here as ", verb, " at generation ", known,
+                     " and was heard as ", verb, " at generation ", heard));
+    heard = known;
     return;
   }
-  removals_[c.cluster] = c.removed;
-  // Every record held of the cluster says so, durably: a restart must not
-  // count a removed cluster again.
+  known_numbers[c.cluster] = heard;
+  // The records held without it get it, durably: a restart must not forget
+  // it.
   if (c.cluster == ctx_.cluster()) {
     for (auto& [e, held] : own_) {
-      held.removed = c.removed;
+      held.*field = heard;
       durable_write_ = ctx_.Mutate(PutConfig{held});
     }
   } else if (auto it = others_.find(c.cluster); it != others_.end() && it->second.epoch != 0) {
-    it->second.removed = c.removed;
-    durable_write_ = ctx_.Mutate(PutConfig{it->second});
-  }
-}
-
-void Membership::NoteGeneration(Configuration& c) {
-  const uint64_t known = GenerationOf(c.cluster);
-  if (c.generation == 0 || c.generation == known) {
-    c.generation = known;
-    return;
-  }
-  if (known != 0) {
-    // Two founding generations for one cluster: the directory named it twice.
-    ctx_.ReportViolation(absl::StrCat("config/", c.cluster, "/generation"),
-                         absl::StrCat("cluster ", c.cluster,
-                                      " is known here as founded at "
-                                      "generation ",
-                                      known, " and was heard as generation ", c.generation));
-    c.generation = known;
-    return;
-  }
-  generations_[c.cluster] = c.generation;
-  // The records held without it get it, durably: the generation must not
-  // be forgotten by a restart.
-  if (c.cluster == ctx_.cluster()) {
-    for (auto& [e, held] : own_) {
-      held.generation = c.generation;
-      durable_write_ = ctx_.Mutate(PutConfig{held});
-    }
-  } else if (auto it = others_.find(c.cluster); it != others_.end() && it->second.epoch != 0) {
-    it->second.generation = c.generation;
+    it->second.*field = heard;
     durable_write_ = ctx_.Mutate(PutConfig{it->second});
   }
 }
 
 void Membership::UpdateGeneration(TimeMs now) {
+  // Each slot's holder: a founding, or a removal (which fills its slot as a
+  // founding does); two for one slot is a reported violation.
   std::map<uint64_t, ClusterId> founded;
-  for (const auto& [cluster, g] : generations_) {
-    auto [it, fresh] = founded.emplace(g, cluster);
-    if (!fresh && now != kUnseeded) {
-      ctx_.ReportViolation(absl::StrCat("config/", cluster, "/generation"),
-                           absl::StrCat("clusters ", it->second, " and ", cluster,
-                                        " are both known as founded at generation ", g));
-    }
-  }
-  // A removal fills its slot as a founding does.
-  for (const auto& [cluster, g] : removals_) {
-    auto [it, fresh] = founded.emplace(g, cluster);
-    if (!fresh && now != kUnseeded) {
-      ctx_.ReportViolation(
-          absl::StrCat("config/", cluster, "/removed"),
-          absl::StrCat("generation ", g, " is known as the founding or removal of ", it->second,
-                       " and as the removal of ", cluster));
+  for (const auto* numbers : {&generations_, &removals_}) {
+    const char* name = numbers == &generations_ ? "generation" : "removed";
+    for (const auto& [cluster, g] : *numbers) {
+      auto [it, fresh] = founded.emplace(g, cluster);
+      if (!fresh && now != kUnseeded) {
+        ctx_.ReportViolation(absl::StrCat("config/", cluster, "/", name),
+                             absl::StrCat("generation ", g,
+                                          " is known as the founding or "
+                                          "removal of both ",
+                                          it->second, " and ", cluster));
+      }
     }
   }
   // The longest run 1, 2, ... known: a cluster founded at a generation in a
@@ -276,8 +248,8 @@ bool Membership::Learn(const std::vector<Configuration>& configs, TimeMs now) {
   for (const Configuration& in : configs) {
     if (in.epoch == 0 || in.voters.empty() || !Sorted(in.voters)) continue;
     Configuration c = in;
-    NoteGeneration(c);
-    NoteRemoval(c);
+    NoteClusterNumber(c, &Configuration::generation, generations_, "generation", "founded");
+    NoteClusterNumber(c, &Configuration::removed, removals_, "removed", "removed");
     if (c.cluster != ctx_.cluster()) {
       // Durable like this cluster's: a restart must not lower G.
       Configuration& known = others_[c.cluster];

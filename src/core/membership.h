@@ -191,12 +191,15 @@ class Membership {
   void Finish(ChangeOutcome outcome, TimeMs now);
   void Broadcast(TimeMs now);
 
-  // Gives `c` its cluster's generation if it has none, or learns the
-  // cluster's from it (filling in the configurations held without one).
-  void NoteGeneration(Configuration& c);
-  // Gives `c` its cluster's removal if known here, or learns the removal
-  // from it (marking, durably, the configurations held without it).
-  void NoteRemoval(Configuration& c);
+  // A number every record of a cluster carries once known (`field`: its
+  // founding generation, or the generation of its removal), kept per
+  // cluster in `known_numbers`: gives `c` the cluster's if it has none, or
+  // learns the cluster's from it and fills it in, durably, in every record
+  // held of the cluster. A second, different one is a reported violation
+  // (`config/<cluster>/<name>`).
+  void NoteClusterNumber(Configuration& c, uint64_t Configuration::*field,
+                         std::map<ClusterId, uint64_t>& known_numbers, const char* name,
+                         const char* verb);
   // Recomputes generation_ from generations_ and removals_.
   void UpdateGeneration(TimeMs now);
 

@@ -49,7 +49,7 @@ void EngineDriver::Shutdown() {
   wakeup_.cancel();
   // A put in flight may have reached its voters: its outcome is unknown.
   core::PutOutcome gone{core::PutOutcome::Kind::kOutcomeUnknown, {}, std::string(ShuttingDown())};
-  puts_.CompleteAll(gone);
+  puts_.CompleteAll(core::PutDoneEffect{0, gone, {}});
   gets_.CompleteAll(
       core::GetOutcome{core::GetOutcome::Kind::kUnavailable, {}, std::string(ShuttingDown())});
   get_started_.clear();
@@ -105,8 +105,8 @@ void EngineDriver::Carry(core::Effect& effect) {
         } else if constexpr (std::is_same_v<T, core::WriteEffect>) {
           Write(std::move(fx));
         } else if constexpr (std::is_same_v<T, core::PutDoneEffect>) {
-          put_timings_[fx.put_id] = std::move(fx.timings);
-          puts_.Complete(fx.put_id, std::move(fx.outcome));
+          const uint64_t put_id = fx.put_id;
+          puts_.Complete(put_id, std::move(fx));
         } else if constexpr (std::is_same_v<T, core::GetDoneEffect>) {
           CountGet(fx.get_id, fx.outcome);
           gets_.Complete(fx.get_id, std::move(fx.outcome));
@@ -250,8 +250,10 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
   const size_t key_bytes = key.size();
   engine_->StartPut(id, std::move(key), std::move(value), request_id, Now(), WallNow());
   Pump();
-  core::PutOutcome outcome = co_await Waiters<core::PutOutcome>::Wait(slot);
-  ObservePut(id, std::chrono::steady_clock::now() - started, key_bytes, request_id, outcome);
+  core::PutDoneEffect done = co_await Waiters<core::PutDoneEffect>::Wait(slot);
+  core::PutOutcome outcome = std::move(done.outcome);
+  ObservePut(std::chrono::steady_clock::now() - started, key_bytes, request_id, outcome,
+             done.timings);
   if (failpoints_.TakeSlowPutReply()) {
     asio::steady_timer delay(ctx_.io(), Failpoints::kSlowPutReply);
     asio::error_code ec;
@@ -336,14 +338,9 @@ const char* PutOutcomeName(core::PutOutcome::Kind k) {
 
 }  // namespace
 
-void EngineDriver::ObservePut(uint64_t put_id, std::chrono::steady_clock::duration elapsed,
-                              size_t key_bytes, uint64_t request_id,
-                              const core::PutOutcome& outcome) {
-  core::PutTimings t;
-  if (auto it = put_timings_.find(put_id); it != put_timings_.end()) {
-    t = std::move(it->second);
-    put_timings_.erase(it);
-  }
+void EngineDriver::ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
+                              uint64_t request_id, const core::PutOutcome& outcome,
+                              const core::PutTimings& t) {
   ctx_.metrics.put_duration.Observe(elapsed);
   if (elapsed < ctx_.options.slow_put_threshold) return;
   ++ctx_.metrics.slow_puts;

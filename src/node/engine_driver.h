@@ -104,8 +104,9 @@ class EngineDriver {
   void Flush();
   void ScheduleWakeup();
   // Metrics (ctx_.metrics) and the slow-put log.
-  void ObservePut(uint64_t put_id, std::chrono::steady_clock::duration elapsed, size_t key_bytes,
-                  uint64_t request_id, const core::PutOutcome& outcome);
+  void ObservePut(std::chrono::steady_clock::duration elapsed, size_t key_bytes,
+                  uint64_t request_id, const core::PutOutcome& outcome,
+                  const core::PutTimings& timings);
   void CountGet(uint64_t get_id, const core::GetOutcome& outcome);
 
   const NodeContext& ctx_;
@@ -117,12 +118,10 @@ class EngineDriver {
   absl::flat_hash_map<uint64_t, InboundSlot> inbound_;
   bool flush_posted_ = false;
   std::shared_ptr<CompletedWrites> completed_writes_ = std::make_shared<CompletedWrites>();
-  Waiters<core::PutOutcome> puts_;
+  Waiters<core::PutDoneEffect> puts_;  // the outcome and where its time went
   Waiters<core::GetOutcome> gets_;
   // When each get in flight started, for its latency.
   absl::flat_hash_map<uint64_t, std::chrono::steady_clock::time_point> get_started_;
-  // Each finished put's timings (core::PutDoneEffect), until ObservePut.
-  absl::flat_hash_map<uint64_t, core::PutTimings> put_timings_;
   absl::flat_hash_map<uint64_t, std::function<void(core::ChangeOutcome)>> changes_;
   uint64_t next_id_ = 1;
   bool pumping_ = false;

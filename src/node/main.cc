@@ -86,7 +86,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, log_level, "info", "Least severe log lines kept: debug, info, warn, error.");
 ABSL_FLAG(replicator::util::Seconds, slow_put_threshold,
           replicator::util::Seconds{absl::Seconds(1)},
-          "A put answered later than this is logged, with its outcome (seconds, or 500ms...).");
+          "A put answered later than this is logged, with its outcome and where its time went "
+          "(seconds, or 500ms...).");
 ABSL_FLAG(std::string, address_file, "",
           "Once serving, write this node's HOST:PORT to this file (atomically).");
 ABSL_FLAG(std::string, certs_dir, "",
