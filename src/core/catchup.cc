@@ -260,7 +260,7 @@ void CatchUp::Resolve(Reservation r, TimeMs now) {
 
 void CatchUp::OnResolved(uint64_t round, const Reservation& r, std::optional<Decision> d) {
   if (!round_ || round_->id != round || !d) return;
-  if (Replica::Entry* held = replica_.Find(r.key);
+  if (const Replica::Entry* held = replica_.Find(r.key);
       held != nullptr && held->reservation.proposal == r.proposal) {
     replica_.ApplyDecision(r.key, r.proposal, *d);
   }
@@ -368,7 +368,7 @@ void CatchUp::ApplyPulled(const PeerId& from, PulledEntry& entry) {
   // A reservation of the key stays: only its own proposal's decision may
   // drop it (lease recovery or its commit will settle it). If that decision
   // is known here already, apply it now.
-  if (Replica::Entry* held = replica_.Find(entry.key)) {
+  if (const Replica::Entry* held = replica_.Find(entry.key)) {
     const ProposalId holder = held->reservation.proposal;
     if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
       replica_.ApplyDecision(entry.key, holder, *d);

@@ -318,7 +318,7 @@ void Recovery::RecoverLeases(TimeMs now) {
 }
 
 void Recovery::RecoverLease(const Key& key, TimeMs now) {
-  Replica::Entry* e = replica_.Find(key);
+  const Replica::Entry* e = replica_.Find(key);
   if (e == nullptr) return;
   const ProposalId p = e->reservation.proposal;
   if (std::optional<Decision> d = ctx_.FindDecision(p)) {
@@ -332,26 +332,27 @@ void Recovery::RecoverLease(const Key& key, TimeMs now) {
     // authenticated): its reservation is dropped rather than kept forever.
     bool configured = false;
     for (const Configuration& c : membership_.Known()) configured |= c.Has(p.coordinator);
-    e->orphan_leases = configured ? 0 : e->orphan_leases + 1;
-    if (e->orphan_leases >= kOrphanLeases) {
+    const int orphan_leases = configured ? 0 : e->orphan_leases + 1;
+    if (orphan_leases >= kOrphanLeases) {
       replica_.DropOrphan(key);
       return;
     }
-    e->recover_at = now + ctx_.config().lease_ms;
+    replica_.SetOrphanLeases(key, orphan_leases);
+    replica_.SetRecovery(key, false, now + ctx_.config().lease_ms);
     return;
   }
-  e->orphan_leases = 0;
-  e->resolving = true;
+  replica_.SetOrphanLeases(key, 0);
+  replica_.SetRecovery(key, true, e->recover_at);
   ResolveRemote(
       p,
       [this, key, p](std::optional<Decision> d, const std::string&, TimeMs t) {
-        Replica::Entry* held = replica_.Find(key);
+        const Replica::Entry* held = replica_.Find(key);
         if (held == nullptr || !(held->reservation.proposal == p)) return;
-        held->resolving = false;
         if (!d) {
-          held->recover_at = t + ctx_.config().lease_ms;  // try again later
+          replica_.SetRecovery(key, false, t + ctx_.config().lease_ms);  // try again later
           return;
         }
+        replica_.SetRecovery(key, false, held->recover_at);
         replica_.ApplyDecision(key, p, *d);
       },
       now);

@@ -23,7 +23,40 @@ void Replica::Observe(TimeMs now) {
     if (e.recover_at == kUnseeded) {
       e.reservation.since = now;
       e.recover_at = now + ctx_.config().lease_ms;
+      Index(key, e);
     }
+  }
+}
+
+void Replica::Unindex(const Key& key, const Entry& e) {
+  if (e.resolving || e.recover_at == kUnseeded) return;
+  lease_index_.erase({e.recover_at, key});
+}
+
+void Replica::Index(const Key& key, const Entry& e) {
+  if (e.resolving || e.recover_at == kUnseeded) return;
+  lease_index_.insert({e.recover_at, key});
+}
+
+void Replica::Forget(const Key& key) {
+  auto it = reservations_.find(key);
+  if (it == reservations_.end()) return;
+  Unindex(key, it->second);
+  reservations_.erase(it);
+}
+
+void Replica::SetRecovery(const Key& key, bool resolving, TimeMs recover_at) {
+  auto it = reservations_.find(key);
+  if (it == reservations_.end()) return;
+  Unindex(key, it->second);
+  it->second.resolving = resolving;
+  it->second.recover_at = recover_at;
+  Index(key, it->second);
+}
+
+void Replica::SetOrphanLeases(const Key& key, int leases) {
+  if (auto it = reservations_.find(key); it != reservations_.end()) {
+    it->second.orphan_leases = leases;
   }
 }
 
@@ -128,10 +161,12 @@ void Replica::Reserve(const ReserveOp& op, VoteFn reply, TimeMs now) {
   }
   Reservation r{op.key, op.proposal, op.value, now, op.request_id};
   uint64_t w = ctx_.Mutate(PutReservation{r});
+  Forget(op.key);  // none is held here; kept to leave the index exact
   Entry& e = reservations_[op.key];
   e.reservation = std::move(r);
   e.pending_write = w;
   e.recover_at = now + ctx_.config().lease_ms;
+  Index(op.key, e);
   Key key = op.key;
   ctx_.AfterWrite(w, [this, key, w, reply]() {
     if (auto it = reservations_.find(key);
@@ -163,7 +198,7 @@ void Replica::ApplyCommit(const Key& key, const Value& value, uint64_t request_i
     uint64_t w = c->pending_write;
     if (held_by_p) {
       w = ctx_.Mutate(DeleteReservation{key});
-      reservations_.erase(key);
+      Forget(key);
     }
     if (reply) OkAfter(w, std::move(reply));
     return;
@@ -174,7 +209,7 @@ void Replica::ApplyCommit(const Key& key, const Value& value, uint64_t request_i
   uint64_t w = WriteCommitted(key, value, request_id);
   if (held_by_p) {
     ctx_.Mutate(DeleteReservation{key});
-    reservations_.erase(key);
+    Forget(key);
   }
   if (reply) OkAfter(w, std::move(reply));
 }
@@ -187,7 +222,7 @@ void Replica::ApplyAbort(const Key& key, const ProposalId& p, VoteFn reply) {
     return;
   }
   uint64_t w = ctx_.Mutate(DeleteReservation{key});
-  reservations_.erase(key);
+  Forget(key);
   if (reply) OkAfter(w, std::move(reply));
 }
 
@@ -288,41 +323,45 @@ uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t re
 }
 
 void Replica::DropOrphan(const Key& key) {
-  if (reservations_.erase(key) == 0) return;
+  if (!reservations_.contains(key)) return;
+  Forget(key);
   ctx_.Mutate(DeleteReservation{key});
   ++ctx_.stats().orphan_reservations_dropped;
 }
 
-Replica::Entry* Replica::Find(const Key& key) {
+const Replica::Entry* Replica::Find(const Key& key) const {
   auto it = reservations_.find(key);
   return it == reservations_.end() ? nullptr : &it->second;
 }
 
 std::vector<Key> Replica::DueForRecovery(TimeMs now) const {
   std::vector<Key> due;
-  for (const auto& [key, e] : reservations_) {
-    if (!e.resolving && e.recover_at != kUnseeded && e.recover_at <= now) due.push_back(key);
+  for (auto it = lease_index_.begin(); it != lease_index_.end() && it->first <= now; ++it) {
+    due.push_back(it->second);
   }
-  std::sort(due.begin(), due.end());  // deterministic order
+  std::sort(due.begin(), due.end());  // key order, as callers expect
   return due;
 }
 
 std::optional<TimeMs> Replica::NextRecovery() const {
-  // TODO(perf): index reservations by recover_at instead of scanning.
-  std::optional<TimeMs> next;
-  for (const auto& [key, e] : reservations_) {
-    if (e.resolving || e.recover_at == kUnseeded) continue;
-    if (!next || e.recover_at < *next) next = e.recover_at;
-  }
-  return next;
+  if (lease_index_.empty()) return std::nullopt;
+  return lease_index_.begin()->first;
 }
 
 void Replica::CheckInvariants() const {
+  size_t indexed = 0;
   for (const auto& [key, e] : reservations_) {
     RP_CHECK(e.reservation.key == key, "reservation of ", e.reservation.key, " filed under ", key);
+    if (!e.resolving && e.recover_at != kUnseeded) {
+      ++indexed;
+      RP_CHECK(lease_index_.contains({e.recover_at, key}), "reservation of ", key, " due at ",
+               e.recover_at, " is missing from the lease index");
+    }
     RP_CHECK(e.pending_write == 0 || ctx_.WritePending(e.pending_write), "reservation of ", key,
              " waits for write ", e.pending_write, ", which is not in flight");
   }
+  RP_CHECK(indexed == lease_index_.size(), "the lease index holds ", lease_index_.size(),
+           " entries for ", indexed, " reservations due for recovery");
   for (const auto& [key, c] : pending_committed_) {
     RP_CHECK(ctx_.WritePending(c.write_id), "committed entry of ", key, " waits for write ",
              c.write_id, ", which is not in flight");

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "core/context.h"
 #include "core/federation.h"
@@ -34,8 +35,10 @@ class Replica {
   struct Entry {
     Reservation reservation;
     uint64_t pending_write = 0;  // the PutReservation write, until durable
-    TimeMs recover_at = 0;       // lease expiry, or when to try resolving again
-    bool resolving = false;      // a lease-recovery resolve is in flight
+    // Lease expiry, or when to try resolving again; set only through
+    // SetRecovery (the lease index mirrors it).
+    TimeMs recover_at = 0;
+    bool resolving = false;  // a lease-recovery resolve is in flight
     // Leases in a row this reservation's coordinator was in no membership
     // view and no configuration known here (see kOrphanLeases).
     int orphan_leases = 0;
@@ -82,10 +85,16 @@ class Replica {
   void DropOrphan(const Key& key);
 
   // The reservation table, for lease recovery and catch-up.
-  Entry* Find(const Key& key);
+  const Entry* Find(const Key& key) const;
+  // Lease recovery's bookkeeping of `key`'s reservation (nothing if none is
+  // held): whether a resolve is in flight, when to try next, and how many
+  // leases in a row its coordinator was unknown.
+  void SetRecovery(const Key& key, bool resolving, TimeMs recover_at);
+  void SetOrphanLeases(const Key& key, int leases);
   // Keys whose lease (or retry time) is due and that are not resolving, in
-  // key order.
+  // key order. O(due · log reservations), from the lease index.
   std::vector<Key> DueForRecovery(TimeMs now) const;
+  // O(1).
   std::optional<TimeMs> NextRecovery() const;
   size_t size() const { return reservations_.size(); }
   // Every reservation held now, as stored (for catch-up's settle).
@@ -112,11 +121,20 @@ class Replica {
   Vote WrongEpoch(uint64_t request_epoch);
   // Answers `reply` with ok once write `w` (0: none) is durable.
   void OkAfter(uint64_t w, VoteFn reply);
+  // Removes `key`'s reservation from the table and the lease index (not
+  // from storage).
+  void Forget(const Key& key);
+  // Keeps the lease index in step with an entry's recover_at / resolving.
+  void Unindex(const Key& key, const Entry& e);
+  void Index(const Key& key, const Entry& e);
 
   Context& ctx_;
   const Membership& membership_;
   Federation& federation_;
   absl::flat_hash_map<Key, Entry> reservations_;
+  // (recover_at, key) of every entry that is seeded and not resolving, so
+  // that the engine's wakeup and lease scan do not walk the whole table.
+  absl::btree_set<std::pair<TimeMs, Key>> lease_index_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
   std::function<void(const Key&, const Value&)> on_committed_;
 };

@@ -48,6 +48,10 @@ ABSL_FLAG(std::string, data_dir, "", "Directory for this node's identity and dat
 ABSL_FLAG(std::string, storage, "rocksdb",
           "rocksdb (durable, in --data-dir/db) or memory (loses every key and reservation when "
           "the process exits; for tests only).");
+ABSL_FLAG(std::string, storage_verify, "background",
+          "When every stored record is read and checked against the bucket summaries that "
+          "start-up reads instead: background (after start, at low priority; damage stops the "
+          "node with exit 1), start (before serving; damage fails the start), or off.");
 ABSL_FLAG(replicator::util::Millis, call_deadline_ms,
           replicator::util::Millis{std::chrono::milliseconds(1000)},
           "Deadline of each fan-out to peers; a peer that misses it is an unreachable vote "
@@ -167,7 +171,8 @@ int main(int argc, char** argv) {
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
       {{"Node",
-        {"config", "cluster", "data_dir", "listen", "advertise", "address_file", "storage"}},
+        {"config", "cluster", "data_dir", "listen", "advertise", "address_file", "storage",
+         "storage_verify"}},
        {"Security", {"certs_dir", "ca", "cert", "key", "insecure"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
@@ -207,6 +212,15 @@ int main(int argc, char** argv) {
     return Fail(fmt::format("--storage must be rocksdb or memory, not '{}'", storage));
   }
   options.memory_storage = storage == "memory";
+  if (const std::string verify = absl::GetFlag(FLAGS_storage_verify); verify == "background") {
+    options.storage_verify = replicator::storage::Verify::kBackground;
+  } else if (verify == "start") {
+    options.storage_verify = replicator::storage::Verify::kAtOpen;
+  } else if (verify == "off") {
+    options.storage_verify = replicator::storage::Verify::kOff;
+  } else {
+    return Fail(fmt::format("--storage-verify must be background, start or off, not '{}'", verify));
+  }
   auto positive = [](int64_t v) { return v > 0; };
   auto positive_ms = [](replicator::util::Millis m) { return m.value.count() > 0; };
   if (!positive_ms(absl::GetFlag(FLAGS_call_deadline_ms)) ||

@@ -241,7 +241,13 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
   if (options.memory_storage) {
     storage = storage::OpenMemoryStorage();
   } else {
-    auto opened = storage::OpenRocksDbStorage(options.data_dir + "/db");
+    storage::RocksDbOptions rocks;
+    rocks.verify = options.storage_verify;
+    rocks.verified = [](uint64_t keys, double seconds) {
+      util::Log(util::LogLevel::kInfo, "storage",
+                "verified every record: {} committed keys in {:.1f}s", keys, seconds);
+    };
+    auto opened = storage::OpenRocksDbStorage(options.data_dir + "/db", std::move(rocks));
     if (!opened.ok()) co_return opened.status();
     storage = std::move(*opened);
   }

@@ -40,6 +40,9 @@ struct NodeOptions {
   std::vector<std::string> bootstrap;
   std::string data_dir;
   bool memory_storage = false;         // lose everything on exit (tests)
+  // When RocksDB storage reads every record to check it (storage::Verify):
+  // by default after start, so that a start does not wait for it.
+  storage::Verify storage_verify = storage::Verify::kBackground;
   core::Limits limits;
   std::chrono::milliseconds call_deadline{1000};
   std::chrono::milliseconds lease{2000};

@@ -154,6 +154,45 @@ std::string CommittedBucketPrefix(uint32_t bucket) {
   return out;
 }
 
+std::string SummaryKey(uint32_t bucket) {
+  std::string out(1, kSummaryPrefix);
+  out.push_back(static_cast<char>((bucket >> 8) & 0xff));
+  out.push_back(static_cast<char>(bucket & 0xff));
+  return out;
+}
+
+std::string EncodeSummary(const BucketSummary& summary) {
+  std::string out;
+  PutVarint64(&out, kRecordVersion);
+  PutVarint64(&out, summary.count);
+  PutVarint64(&out, summary.digest);
+  return out;
+}
+
+absl::StatusOr<BucketSummaryRecord> DecodeSummary(std::string_view record_key,
+                                                  std::string_view value) {
+  constexpr std::string_view kKind = "bucket summary";
+  if (record_key.size() != 3 || record_key[0] != kSummaryPrefix) {
+    return Corrupt(kKind, record_key, "key is not the summary prefix and a 2-byte bucket");
+  }
+  BucketSummaryRecord out;
+  out.bucket = (static_cast<uint32_t>(static_cast<uint8_t>(record_key[1])) << 8) |
+               static_cast<uint8_t>(record_key[2]);
+  if (out.bucket >= core::kDigestBuckets) {
+    return Corrupt(kKind, record_key,
+                   absl::StrCat("bucket ", out.bucket, " is not below ", core::kDigestBuckets));
+  }
+  Reader in(value);
+  uint64_t version = 0;
+  if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
+  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  if (!in.ReadVarint64("count", &out.summary.count) ||
+      !in.ReadVarint64("digest", &out.summary.digest) || !in.ExpectEnd()) {
+    return Corrupt(kKind, record_key, in.error());
+  }
+  return out;
+}
+
 std::string CommittedKey(const core::Key& key) {
   std::string out = CommittedBucketPrefix(core::BucketOf(key));
   out.append(key);

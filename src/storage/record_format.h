@@ -28,10 +28,15 @@ namespace replicator::storage::internal {
 // Version 4 writes configuration records of record version 2 (with the
 // cluster's founding generation), which a version-3 build would reject as
 // corrupt; the bump makes it refuse the dir by name instead.
-inline constexpr uint64_t kFormatVersion = 4;
-// The oldest layout this build opens. Every record of a version-2 or -3
-// data dir reads as it is under version 4, so open rewrites its format
-// record to 4 (after which the older build refuses it).
+// Version 5 adds the bucket summaries ('s' records: each digest bucket's
+// key count and digest, written with every group that commits into the
+// bucket), which open reads instead of scanning every committed record. A
+// version-4 build would commit without updating them, so it must refuse.
+inline constexpr uint64_t kFormatVersion = 5;
+// The oldest layout this build opens. Every record of a version-2 to -4
+// data dir reads as it is under version 5; open scans its committed range
+// once, writes the bucket summaries and the format record 5 in one synced
+// write (after which the older build refuses it).
 inline constexpr uint64_t kOldestFormatVersion = 2;
 // Version (varint) leading every encoded value, so one record kind can
 // evolve without a layout bump. Committed, counter and configuration
@@ -53,6 +58,7 @@ inline constexpr char kConfigPrefix = 'e';
 inline constexpr char kMetaPrefix = 'm';
 inline constexpr char kConfigAcceptorPrefix = 'p';
 inline constexpr char kReservationPrefix = 'r';
+inline constexpr char kSummaryPrefix = 's';
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kIncarnationKey = "mincarnation";
 
@@ -71,6 +77,27 @@ struct CommittedRecordKey {
   std::string_view key;  // points into the record key
 };
 absl::StatusOr<CommittedRecordKey> ParseCommittedKey(std::string_view record_key);
+
+// 's' + big-endian 16-bit bucket: the summary of one digest bucket.
+std::string SummaryKey(uint32_t bucket);
+
+// What a bucket holds: its number of committed keys and its digest (XOR of
+// core::EntryHash over them). A bucket without a summary record is empty.
+struct BucketSummary {
+  uint64_t count = 0;
+  uint64_t digest = 0;
+  bool operator==(const BucketSummary&) const = default;
+};
+// Summary value: version, varint count, varint digest.
+std::string EncodeSummary(const BucketSummary& summary);
+// The bucket of a summary record key and its summary; DataLossError for a
+// malformed key (wrong prefix, length, or a bucket >= kDigestBuckets) or value.
+struct BucketSummaryRecord {
+  uint32_t bucket = 0;
+  BucketSummary summary;
+};
+absl::StatusOr<BucketSummaryRecord> DecodeSummary(std::string_view record_key,
+                                                  std::string_view value);
 
 // Committed value: version, varint request_id, value (length-prefixed).
 std::string EncodeCommitted(uint64_t request_id, std::string_view value);

@@ -2,9 +2,16 @@
 // in docs/storage.md and record_format.h). A GroupCommitter thread turns each
 // wake-up's queued batches into one rocksdb::WriteBatch written with
 // WriteOptions::sync, so one fsync covers every request of the group. Reads
-// go straight to RocksDB, which is thread-safe; the committed count and the
-// digest are built by one scan at open and updated by each group before its
-// callbacks run.
+// go straight to RocksDB, which is thread-safe. The committed count and the
+// digest are kept per digest bucket in summary records that each group
+// rewrites (for the buckets it commits into) in its own atomic write, so
+// open reads 4096 small records instead of every committed one; a separate
+// pass (at open or on a background thread, RocksDbOptions::verify) reads
+// every record and checks the summaries against it.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -36,6 +44,7 @@ namespace replicator::storage {
 namespace {
 
 using internal::AcceptorKey;
+using internal::BucketSummary;
 using internal::CommittedKey;
 using internal::ReservationKey;
 
@@ -80,11 +89,13 @@ std::string PrefixEnd(char prefix) { return std::string(1, static_cast<char>(pre
 // blocks that point reads rely on.
 template <typename F>
 absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const std::string& begin,
-                                const std::string& end, F visit) {
+                                const std::string& end, F visit,
+                                const rocksdb::Snapshot* snapshot = nullptr) {
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper;
   read.fill_cache = false;
+  read.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
   for (it->Seek(begin); it->Valid(); it->Next()) {
     const std::string_view record_key = it->key().ToStringView();
@@ -101,21 +112,143 @@ absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const s
   return absl::OkStatus();
 }
 
-// What one scan of the committed range finds at open.
-struct CommittedSummary {
-  uint64_t count = 0;
-  std::vector<uint64_t> digest = std::vector<uint64_t>(core::kDigestBuckets);
-};
+// Calls `record(key, value)` for every record with `prefix`, in key order,
+// at `snapshot` (null: now), without filling the block cache.
+template <typename F>
+absl::Status ScanPrefix(rocksdb::DB* db, const std::string& dir, char prefix, F record,
+                        const rocksdb::Snapshot* snapshot = nullptr) {
+  const std::string begin(1, prefix);
+  const std::string end = PrefixEnd(prefix);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper;
+  read.fill_cache = false;
+  read.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    absl::Status s = record(it->key().ToStringView(), it->value().ToStringView());
+    if (!s.ok()) return s;
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), absl::StrCat("scanning records of ", dir));
+  }
+  return absl::OkStatus();
+}
+
+// Every bucket's count and digest (kDigestBuckets of them).
+using Summaries = std::vector<BucketSummary>;
+
+uint64_t TotalCount(const Summaries& buckets) {
+  uint64_t total = 0;
+  for (const BucketSummary& b : buckets) total += b.count;
+  return total;
+}
+
+// The bucket summary records at `snapshot` (null: now); a bucket without one
+// is empty. DataLossError for a damaged record.
+absl::StatusOr<Summaries> ReadSummaries(rocksdb::DB* db, const std::string& dir,
+                                        const rocksdb::Snapshot* snapshot = nullptr) {
+  Summaries buckets(core::kDigestBuckets);
+  absl::Status s = ScanPrefix(
+      db, dir, internal::kSummaryPrefix,
+      [&](std::string_view key, std::string_view value) -> absl::Status {
+        absl::StatusOr<internal::BucketSummaryRecord> r = internal::DecodeSummary(key, value);
+        if (!r.ok()) return r.status();
+        buckets[r->bucket] = r->summary;
+        return absl::OkStatus();
+      },
+      snapshot);
+  if (!s.ok()) return s;
+  return buckets;
+}
+
+// The summaries the committed records themselves give, from one scan of the
+// whole committed range at `snapshot` (null: now), checking every record: a
+// corrupt one, or one outside its key's bucket, is DataLossError. Stops
+// with CancelledError once `stop` is set.
+absl::StatusOr<Summaries> SummarizeCommitted(rocksdb::DB* db, const std::string& dir,
+                                             const rocksdb::Snapshot* snapshot = nullptr,
+                                             const std::atomic<bool>* stop = nullptr) {
+  // The whole 'c' range, so that a record with a damaged bucket field is
+  // found rather than skipped.
+  const std::string begin(1, internal::kCommittedPrefix);
+  const std::string end = PrefixEnd(internal::kCommittedPrefix);
+  Summaries buckets(core::kDigestBuckets);
+  uint64_t seen = 0;
+  bool stopped = false;
+  absl::Status s = ScanCommittedRange(
+      db, dir, begin, end,
+      [&](const internal::CommittedRecordKey& key, const internal::CommittedValueView& entry) {
+        BucketSummary& b = buckets[key.bucket];
+        b.digest ^= core::EntryHash(core::Key(key.key), core::Value(entry.value));
+        ++b.count;
+        if (stop != nullptr && ++seen % 4096 == 0 && stop->load(std::memory_order_relaxed)) {
+          stopped = true;
+          return false;
+        }
+        return true;
+      },
+      snapshot);
+  if (!s.ok()) return s;
+  if (stopped) return absl::CancelledError("storage closed");
+  return buckets;
+}
+
+// Reads every committed and acceptor record at one snapshot and checks them
+// against the bucket summaries of the same snapshot (each group writes its
+// records and its summaries atomically, so they agree at every snapshot).
+// DataLossError naming what is damaged; CancelledError once `stop` is set.
+absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::atomic<bool>* stop,
+                           uint64_t* committed_keys) {
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  auto release = [&] { db->ReleaseSnapshot(snapshot); };
+  absl::StatusOr<Summaries> stored = ReadSummaries(db, dir, snapshot);
+  if (!stored.ok()) {
+    release();
+    return stored.status();
+  }
+  absl::StatusOr<Summaries> found = SummarizeCommitted(db, dir, snapshot, stop);
+  if (!found.ok()) {
+    release();
+    return found.status();
+  }
+  for (uint32_t b = 0; b < core::kDigestBuckets; ++b) {
+    const BucketSummary& want = (*stored)[b];
+    const BucketSummary& got = (*found)[b];
+    if (want == got) continue;
+    release();
+    return absl::DataLossError(absl::StrCat(
+        "data dir ", dir, " is damaged: digest bucket ", b, " holds ", got.count,
+        " committed keys (digest ", absl::Hex(got.digest, absl::kZeroPad16),
+        ") but its summary record ", internal::DescribeRecordKey(internal::SummaryKey(b)), " says ",
+        want.count, " (digest ", absl::Hex(want.digest, absl::kZeroPad16),
+        "); a committed record was lost or added outside this storage. Restore the data dir "
+        "from a backup, or remove the node and add it back empty (it catches up from its "
+        "peers)"));
+  }
+  // Acceptor records are read on demand (by recoveries); a damaged one is
+  // reported here rather than when a recovery first needs it.
+  absl::Status s = ScanPrefix(
+      db, dir, internal::kAcceptorPrefix,
+      [&](std::string_view key, std::string_view value) -> absl::Status {
+        return internal::DecodeAcceptor(key, value).status();
+      },
+      snapshot);
+  release();
+  if (!s.ok()) return s;
+  *committed_keys = TotalCount(*found);
+  return absl::OkStatus();
+}
 
 class RocksDbStorage final : public Storage {
  public:
   RocksDbStorage(std::string dir, RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
-                 CommittedSummary committed, uint64_t incarnation)
+                 Summaries buckets, uint64_t incarnation)
       : dir_(std::move(dir)),
-        options_(options),
+        options_(std::move(options)),
         db_(std::move(db)),
-        committed_count_(committed.count),
-        digest_(std::move(committed.digest)),
+        committed_count_(TotalCount(buckets)),
+        buckets_(std::move(buckets)),
         incarnation_(incarnation),
         committer_([this](const std::vector<core::WriteBatch>& group,
                           std::vector<absl::Status>* batch_status) {
@@ -123,10 +256,37 @@ class RocksDbStorage final : public Storage {
         }) {}
 
   ~RocksDbStorage() override {
+    stop_verifier_.store(true, std::memory_order_relaxed);
+    if (verifier_.joinable()) verifier_.join();
     committer_.Stop();
+    // A clean stop leaves nothing in the write-ahead log to replay: the next
+    // open then costs the same however much was written since the last
+    // flush (a crash still replays up to a memtable's worth). A failure
+    // only means the next open replays the log.
+    if (options_.flush_on_close) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
     // Close() reports errors that the destructor would swallow; there is no
     // one to report them to either, but it releases the LOCK deterministically.
     db_->Close().PermitUncheckedError();
+  }
+
+  // Verify::kBackground: reads and checks every record on a thread of the
+  // lowest CPU priority; damage stops the process (FailStop), as a failed
+  // read of the committed set does.
+  void StartVerifier() {
+    verifier_ = std::thread([this] {
+      // Linux: nice applies to the calling thread alone.
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+      const auto started = std::chrono::steady_clock::now();
+      uint64_t keys = 0;
+      absl::Status s = VerifyRecords(db_.get(), dir_, &stop_verifier_, &keys);
+      if (absl::IsCancelled(s)) return;
+      if (!s.ok()) FailStop(absl::StrCat("verifying the records of ", dir_), s);
+      if (options_.verified) {
+        options_.verified(
+            keys,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
+    });
   }
 
   absl::StatusOr<core::DurableState> Recover() override {
@@ -159,13 +319,9 @@ class RocksDbStorage final : public Storage {
                return absl::OkStatus();
              });
     if (!s.ok()) return s;
-    // Acceptor records are read on demand, but a damaged one is reported
-    // here, at start, rather than when a recovery first needs it.
-    s = Scan(internal::kAcceptorPrefix,
-             [&](std::string_view key, std::string_view value) -> absl::Status {
-               return internal::DecodeAcceptor(key, value).status();
-             });
-    if (!s.ok()) return s;
+    // Acceptor records are read on demand; they are checked with the
+    // committed records (RocksDbOptions::verify), not here, where reading
+    // every one would make a start cost grow with the puts ever made.
     return state;
   }
 
@@ -196,8 +352,10 @@ class RocksDbStorage final : public Storage {
   }
 
   std::vector<uint64_t> Digest() const override {
+    std::vector<uint64_t> digest(core::kDigestBuckets);
     std::lock_guard<std::mutex> lock(digest_mu_);
-    return digest_;
+    for (uint32_t b = 0; b < core::kDigestBuckets; ++b) digest[b] = buckets_[b].digest;
+    return digest;
   }
 
   void ForEachInBucket(uint32_t bucket, const core::Key& after,
@@ -272,20 +430,7 @@ class RocksDbStorage final : public Storage {
   // Calls `record(key, value)` for every record with `prefix`, in key order.
   template <typename F>
   absl::Status Scan(char prefix, F record) const {
-    const std::string begin(1, prefix);
-    const std::string end = PrefixEnd(prefix);
-    const rocksdb::Slice upper(end);
-    rocksdb::ReadOptions read;
-    read.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
-    for (it->Seek(begin); it->Valid(); it->Next()) {
-      absl::Status s = record(it->key().ToStringView(), it->value().ToStringView());
-      if (!s.ok()) return s;
-    }
-    if (!it->status().ok()) {
-      return FromRocks(it->status(), absl::StrCat("scanning records of ", dir_));
-    }
-    return absl::OkStatus();
+    return ScanPrefix(db_.get(), dir_, prefix, std::move(record));
   }
 
   // Storage thread only.
@@ -360,6 +505,22 @@ class RocksDbStorage final : public Storage {
         added_in_order.push_back(put);
       }
     }
+    // The summaries of the buckets this group commits into, as they are
+    // once it is written, in the same atomic write.
+    absl::flat_hash_map<uint32_t, BucketSummary> summaries;
+    if (!added_in_order.empty()) {
+      std::lock_guard<std::mutex> lock(digest_mu_);
+      for (const core::PutCommitted* put : added_in_order) {
+        const uint32_t bucket = core::BucketOf(put->key);
+        auto [it, fresh] = summaries.try_emplace(bucket);
+        if (fresh) it->second = buckets_[bucket];
+        ++it->second.count;
+        it->second.digest ^= core::EntryHash(put->key, put->value);
+      }
+    }
+    for (const auto& [bucket, summary] : summaries) {
+      check(write_batch.Put(internal::SummaryKey(bucket), internal::EncodeSummary(summary)));
+    }
     if (!status.ok()) return status;
     if (write_batch.Count() == 0) return absl::OkStatus();
     rocksdb::WriteOptions write;
@@ -374,11 +535,9 @@ class RocksDbStorage final : public Storage {
       fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
     }
     // Before the callbacks run, so readers cover every done batch.
-    if (!added_in_order.empty()) {
+    if (!summaries.empty()) {
       std::lock_guard<std::mutex> lock(digest_mu_);
-      for (const core::PutCommitted* put : added_in_order) {
-        digest_[core::BucketOf(put->key)] ^= core::EntryHash(put->key, put->value);
-      }
+      for (const auto& [bucket, summary] : summaries) buckets_[bucket] = summary;
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
@@ -418,13 +577,15 @@ class RocksDbStorage final : public Storage {
   const std::unique_ptr<rocksdb::DB> db_;
   std::atomic<uint64_t> committed_count_;
   mutable std::mutex digest_mu_;
-  std::vector<uint64_t> digest_;  // guarded by digest_mu_; kDigestBuckets values
+  Summaries buckets_;  // guarded by digest_mu_; written by the storage thread only
   std::atomic<uint64_t> syncs_{0};
   util::Histogram fsync_duration_{util::kLatencyBuckets};  // of every write counted in syncs_
   std::mutex incarnation_mu_;
   uint64_t incarnation_;  // guarded by incarnation_mu_; the last one made durable
   // Last: its thread starts once every member above exists.
   internal::GroupCommitter committer_;
+  std::atomic<bool> stop_verifier_{false};
+  std::thread verifier_;  // Verify::kBackground; joined before the database closes
 };
 
 absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
@@ -455,9 +616,10 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
   return FromRocks(s, absl::StrCat("cannot open RocksDB in data dir ", dir));
 }
 
-// Checks the format record, writing it into a fresh database and upgrading
-// an older one this build reads as it is.
-absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
+// Checks the format record and returns the version found, writing the
+// current one into a fresh database (returned as current). An older version
+// this build reads is returned as it is: the caller upgrades it (Upgrade).
+absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
   std::string value;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(internal::kFormatKey), &value);
   if (s.IsNotFound()) {
@@ -474,25 +636,13 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
     s = db->Put(write, std::string(internal::kFormatKey),
                 internal::EncodeCounter(internal::kFormatVersion));
     if (!s.ok()) return FromRocks(s, absl::StrCat("initialising ", dir));
-    return absl::OkStatus();
+    return internal::kFormatVersion;
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("reading the format record of ", dir));
   absl::StatusOr<uint64_t> version = internal::DecodeCounter(internal::kFormatKey, value);
   if (!version.ok()) return version.status();
-  if (*version == internal::kFormatVersion) return absl::OkStatus();
-  if (*version >= internal::kOldestFormatVersion && *version < internal::kFormatVersion) {
-    // Its records read as they are; from now on a build of its version must
-    // refuse the dir, which may soon hold records it does not know. Synced
-    // before anything else is written.
-    rocksdb::WriteOptions write;
-    write.sync = sync;
-    s = db->Put(write, std::string(internal::kFormatKey),
-                internal::EncodeCounter(internal::kFormatVersion));
-    if (!s.ok()) {
-      return FromRocks(s, absl::StrCat("upgrading the format record of ", dir, " from version ",
-                                       *version, " to ", internal::kFormatVersion));
-    }
-    return absl::OkStatus();
+  if (*version >= internal::kOldestFormatVersion && *version <= internal::kFormatVersion) {
+    return *version;
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "data dir ", dir, " has format version ", *version, "; this build reads only version ",
@@ -504,25 +654,36 @@ absl::Status CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
           : std::string(" (written by a newer build?)")));
 }
 
-// One scan of the committed range: the count and the digest, checking every
-// record (a corrupt one fails open with DataLossError).
-absl::StatusOr<CommittedSummary> SummarizeCommitted(const std::string& dir, rocksdb::DB* db) {
-  // The whole 'c' range, so that a record with a damaged bucket field fails
-  // open rather than being skipped.
-  const std::string begin(1, internal::kCommittedPrefix);
-  const std::string end = PrefixEnd(internal::kCommittedPrefix);
-  // TODO(perf): persist the count and digest in meta records updated with
-  // each group, if opening a store of many millions of keys becomes slow.
-  CommittedSummary summary;
-  absl::Status s = ScanCommittedRange(
-      db, dir, begin, end,
-      [&](const internal::CommittedRecordKey& key, const internal::CommittedValueView& entry) {
-        summary.digest[key.bucket] ^= core::EntryHash(core::Key(key.key), core::Value(entry.value));
-        ++summary.count;
-        return true;
-      });
-  if (!s.ok()) return s;
-  return summary;
+// Upgrades a data dir of an older format this build reads as it is: all
+// its records read as they are, and it lacks only the bucket summaries. One
+// scan of its committed records (checking each) gives them; they and the
+// new format record are written in one synced write, before anything else,
+// so the dir is either of the old format without summaries or of the new
+// one with them. From then on the older build refuses the dir.
+absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint64_t from,
+                                  bool sync) {
+  absl::StatusOr<Summaries> buckets = SummarizeCommitted(db, dir);
+  if (!buckets.ok()) return buckets.status();
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s;
+  for (uint32_t b = 0; b < core::kDigestBuckets && s.ok(); ++b) {
+    if ((*buckets)[b].count == 0) continue;
+    s = batch.Put(internal::SummaryKey(b), internal::EncodeSummary((*buckets)[b]));
+  }
+  if (s.ok()) {
+    s = batch.Put(std::string(internal::kFormatKey),
+                  internal::EncodeCounter(internal::kFormatVersion));
+  }
+  if (s.ok()) {
+    rocksdb::WriteOptions write;
+    write.sync = sync;
+    s = db->Write(write, &batch);
+  }
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("upgrading ", dir, " from format version ", from, " to ",
+                                     internal::kFormatVersion));
+  }
+  return buckets;
 }
 
 absl::StatusOr<uint64_t> ReadIncarnation(const std::string& dir, rocksdb::DB* db) {
@@ -570,15 +731,37 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   if (!s.ok()) return OpenError(dir, s);
   std::unique_ptr<rocksdb::DB> db(raw);
 
-  if (absl::Status format = CheckFormat(dir, db.get(), options.sync); !format.ok()) {
-    return format;
+  absl::StatusOr<uint64_t> format = CheckFormat(dir, db.get(), options.sync);
+  if (!format.ok()) return format.status();
+  // An upgrade reads (and checks) every record anyway, whatever the mode.
+  Verify verify = options.verify;
+  absl::StatusOr<Summaries> buckets;
+  if (*format == internal::kFormatVersion) {
+    buckets = ReadSummaries(db.get(), dir);
+  } else {
+    // Acceptor records first: a damaged one refuses the open before the
+    // dir is upgraded.
+    absl::Status acceptors = ScanPrefix(db.get(), dir, internal::kAcceptorPrefix,
+                                        [&](std::string_view key, std::string_view value) {
+                                          return internal::DecodeAcceptor(key, value).status();
+                                        });
+    if (!acceptors.ok()) return acceptors;
+    buckets = Upgrade(dir, db.get(), *format, options.sync);
+    verify = Verify::kOff;
   }
-  absl::StatusOr<CommittedSummary> committed = SummarizeCommitted(dir, db.get());
-  if (!committed.ok()) return committed.status();
+  if (!buckets.ok()) return buckets.status();
+  if (verify == Verify::kAtOpen) {
+    uint64_t keys = 0;
+    if (absl::Status damage = VerifyRecords(db.get(), dir, nullptr, &keys); !damage.ok()) {
+      return damage;
+    }
+  }
   absl::StatusOr<uint64_t> incarnation = ReadIncarnation(dir, db.get());
   if (!incarnation.ok()) return incarnation.status();
-  return std::unique_ptr<Storage>(
-      new RocksDbStorage(dir, options, std::move(db), *std::move(committed), *incarnation));
+  auto storage = std::make_unique<RocksDbStorage>(dir, std::move(options), std::move(db),
+                                                  *std::move(buckets), *incarnation);
+  if (verify == Verify::kBackground) storage->StartVerifier();
+  return std::unique_ptr<Storage>(std::move(storage));
 }
 
 }  // namespace replicator::storage

@@ -59,9 +59,10 @@ class Storage : public core::CommittedView {
   // Reservations now durable, in key order of their records, and every
   // configuration and configuration acceptor record, in (cluster, epoch)
   // order (acceptor records of decision registers are read on demand
-  // through GetAcceptor). Call before the engine starts writing;
-  // Reservation::since is 0 (it is local-clock time and is not stored).
-  // Decode failures are DataLossError naming the record.
+  // through GetAcceptor, and checked by RocksDbOptions::verify). Call before
+  // the engine starts writing; Reservation::since is 0 (it is local-clock
+  // time and is not stored). Decode failures are DataLossError naming the
+  // record.
   virtual absl::StatusOr<core::DurableState> Recover() = 0;
 
   // Applies `batch` atomically together with every other batch taken in the
@@ -121,23 +122,43 @@ class Storage : public core::CommittedView {
 // destroyed. Same threading model (a storage thread completes writes).
 std::unique_ptr<Storage> OpenMemoryStorage();
 
+// When RocksDB storage reads every committed and acceptor record to check
+// them (each decodes, each committed record lies in its key's bucket, and
+// every bucket's count and digest match its summary record). Open itself
+// reads only the bucket summaries, so its cost does not grow with the keys.
+enum class Verify {
+  kAtOpen,      // before OpenRocksDbStorage returns; damage fails the open (DataLoss)
+  kBackground,  // on a low-priority thread after open; damage stops the process (exit 1)
+  kOff,
+};
+
 struct RocksDbOptions {
   // fsync every group write (WriteOptions::sync). Off only in benchmarks:
   // without it a machine crash can lose acknowledged reservations.
   bool sync = true;
   size_t block_cache_bytes = 64 << 20;
+  Verify verify = Verify::kAtOpen;
+  // Flush the memtables when the storage is destroyed, so that the next
+  // open has no write-ahead log to replay. Off only in tests that need the
+  // log a crash leaves behind.
+  bool flush_on_close = true;
+  // kBackground: runs on the verifying thread once every record was read
+  // and found sound (not when the storage is destroyed first). Damage does
+  // not call it: the process stops, printing what is damaged.
+  std::function<void(uint64_t committed_keys, double seconds)> verified;
 };
 
 // Opens or creates the database in `dir` (creating the dir). Errors name the
 // dir: FailedPreconditionError when another process (or another open
 // instance) holds it, PermissionDeniedError when it cannot be read,
-// DataLossError for a corrupt or unversioned database or a corrupt committed
-// record (all are read at open, to build the digest),
+// DataLossError for a corrupt or unversioned database, a corrupt bucket
+// summary, or (Verify::kAtOpen) any damaged committed or acceptor record,
 // FailedPreconditionError for a format version this build does not read
 // (older or newer; the message names both versions). A data dir of an older
 // version whose records this build reads as they are
-// (internal::kOldestFormatVersion) is upgraded at open: its format record is
-// rewritten, after which the older build refuses it.
+// (internal::kOldestFormatVersion) is upgraded at open: its committed
+// records are scanned once to write the bucket summaries, and its format
+// record is rewritten with them, after which the older build refuses it.
 absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& dir,
                                                             RocksDbOptions options = {});
 

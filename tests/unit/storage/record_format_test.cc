@@ -396,6 +396,35 @@ TEST(RecordFormatTest, CommittedValueRoundTripsAndRejectsDamage) {
   }
 }
 
+TEST(RecordFormatTest, BucketSummaryRoundTripsAndRejectsDamage) {
+  for (uint32_t bucket : {0u, 255u, 256u, core::kDigestBuckets - 1}) {
+    const BucketSummary summary{bucket * 1000ull + 1, ~uint64_t{0} - bucket};
+    const std::string key = SummaryKey(bucket);
+    const std::string value = EncodeSummary(summary);
+    absl::StatusOr<BucketSummaryRecord> out = DecodeSummary(key, value);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->bucket, bucket);
+    EXPECT_EQ(out->summary, summary);
+    for (size_t n = 0; n <= value.size(); ++n) {
+      const std::string damaged = n < value.size() ? value.substr(0, n) : value + "x";
+      absl::StatusOr<BucketSummaryRecord> bad = DecodeSummary(key, damaged);
+      ASSERT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << n;
+      EXPECT_NE(bad.status().message().find("bucket summary record"), std::string::npos)
+          << bad.status();
+    }
+  }
+  // Summary keys sort by bucket; a key outside [0, kDigestBuckets) or of
+  // another length is damage.
+  EXPECT_LT(SummaryKey(255), SummaryKey(256));
+  const std::string value = EncodeSummary({1, 2});
+  EXPECT_EQ(DecodeSummary(SummaryKey(core::kDigestBuckets), value).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeSummary("s\x01", value).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeSummary(SummaryKey(1) + "x", value).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeSummary(CommittedBucketPrefix(1), value).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(RecordFormatTest, LongKeysAreShortenedInErrors) {
   const std::string described = DescribeRecordKey(std::string(1000, 'k'));
   EXPECT_LT(described.size(), 120u);

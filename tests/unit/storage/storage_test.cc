@@ -800,8 +800,8 @@ class RocksDbStorageTest : public testing::Test {
  protected:
   std::string db_path() const { return dir_.path() + "/db"; }
 
-  std::unique_ptr<Storage> MustOpen() {
-    absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  std::unique_ptr<Storage> MustOpen(RocksDbOptions options = {}) {
+    absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), options);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *std::move(s) : nullptr;
   }
@@ -814,6 +814,16 @@ class RocksDbStorageTest : public testing::Test {
     rocksdb::Status s = rocksdb::DB::Open(options, db_path(), &db);
     ASSERT_TRUE(s.ok()) << s.ToString();
     s = db->Put(rocksdb::WriteOptions(), key, value);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    delete db;
+  }
+
+  // Deletes a raw record behind storage's back; storage must be closed.
+  void RawDelete(const std::string& key) {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(rocksdb::Options(), db_path(), &db);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    s = db->Delete(rocksdb::WriteOptions(), key);
     EXPECT_TRUE(s.ok()) << s.ToString();
     delete db;
   }
@@ -875,9 +885,10 @@ TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
 
 // A format-2 data dir holds reservations and acceptor records at record
 // version 1 (no epoch). It opens, reads them with epoch 0, and is marked
-// format 4 so that a format-2 build no longer opens it.
+// the current format (with the bucket summary of its committed key) so that
+// a format-2 build no longer opens it.
 TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
-  ASSERT_EQ(internal::kFormatVersion, 4u);
+  ASSERT_EQ(internal::kFormatVersion, 5u);
   const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
   std::string reservation;
   internal::PutVarint64(&reservation, 1);
@@ -909,8 +920,12 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
   EXPECT_EQ(a->proposal.epoch, 0u);
   EXPECT_EQ(a->promised, (core::Ballot{3, "12D3KooWpromised"}));
   EXPECT_EQ(storage->GetCommitted("c"), std::optional<core::Value>("cv"));
+  EXPECT_EQ(storage->CommittedCount(), 1u);
   storage.reset();
-  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(4));
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)),
+            internal::EncodeCounter(internal::kFormatVersion));
+  EXPECT_EQ(RawGet(internal::SummaryKey(core::BucketOf("c"))),
+            internal::EncodeSummary({1, core::EntryHash("c", "cv")}));
 }
 
 // A format-3 data dir holds configurations at record version 1 (no
@@ -934,7 +949,148 @@ TEST_F(RocksDbStorageTest, Format3DataDirIsUpgradedInPlace) {
   const core::Configuration want{"c1", 1, {"p1", "p2", "p3"}, 0};
   ASSERT_EQ(state->configs, std::vector<core::Configuration>{want});
   storage.reset();
-  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(4));
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)),
+            internal::EncodeCounter(internal::kFormatVersion));
+}
+
+// A format-4 data dir (the last without bucket summaries) with committed
+// keys: open scans them once, writes their summaries and format 5 together,
+// and opens the next time from the summaries alone.
+TEST_F(RocksDbStorageTest, Format4DataDirGetsItsBucketSummariesAtOpen) {
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(4));
+  std::vector<uint64_t> want(core::kDigestBuckets);
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = absl::StrCat("k", i);
+    const std::string value = absl::StrCat("v", i);
+    RawPut(internal::CommittedKey(key), internal::EncodeCommitted(0, value));
+    want[core::BucketOf(key)] ^= core::EntryHash(key, value);
+  }
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(storage->CommittedCount(), 50u);
+  EXPECT_EQ(storage->Digest(), want);
+  storage.reset();
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)),
+            internal::EncodeCounter(internal::kFormatVersion));
+  // Now the summaries are what open reads: with verification off, a record
+  // removed behind storage's back is not noticed...
+  RawDelete(internal::CommittedKey("k7"));
+  RocksDbOptions off;
+  off.verify = Verify::kOff;
+  absl::StatusOr<std::unique_ptr<Storage>> unverified = OpenRocksDbStorage(db_path(), off);
+  ASSERT_TRUE(unverified.ok()) << unverified.status();
+  EXPECT_EQ((*unverified)->CommittedCount(), 50u);
+  EXPECT_EQ((*unverified)->Digest(), want);
+  unverified->reset();
+  // ...and verification finds it, naming the bucket.
+  absl::StatusOr<std::unique_ptr<Storage>> verified = OpenRocksDbStorage(db_path());
+  ASSERT_EQ(verified.status().code(), absl::StatusCode::kDataLoss) << verified.status();
+  EXPECT_NE(verified.status().message().find(
+                absl::StrCat("digest bucket ", core::BucketOf("k7"), " holds 0 committed keys")),
+            std::string::npos)
+      << verified.status();
+}
+
+// Every group rewrites the summaries of the buckets it commits into, in the
+// same write: a reopen without verification has the count and digest, and
+// verification agrees with them.
+TEST_F(RocksDbStorageTest, TheCountAndDigestSurviveARestartWithoutAScan) {
+  std::vector<uint64_t> digest;
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    for (int round = 0; round < 4; ++round) {
+      core::WriteBatch batch;
+      for (int i = 0; i < 100; ++i) {
+        // Several keys per bucket across groups, and one key twice.
+        const std::string key = absl::StrCat("key-", round * 100 + i);
+        batch.mutations.push_back(core::PutCommitted{key, absl::StrCat("value-", i), 0});
+      }
+      batch.mutations.push_back(core::PutCommitted{"key-0", "value-0", 0});
+      std::promise<absl::Status> done;
+      storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
+      ASSERT_TRUE(done.get_future().get().ok());
+    }
+    EXPECT_EQ(storage->CommittedCount(), 400u);
+    digest = storage->Digest();
+  }
+  RocksDbOptions off;
+  off.verify = Verify::kOff;
+  {
+    absl::StatusOr<std::unique_ptr<Storage>> reopened = OpenRocksDbStorage(db_path(), off);
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    EXPECT_EQ((*reopened)->CommittedCount(), 400u);
+    EXPECT_EQ((*reopened)->Digest(), digest);
+  }
+  std::unique_ptr<Storage> verified = MustOpen();  // Verify::kAtOpen
+  ASSERT_NE(verified, nullptr);
+  EXPECT_EQ(verified->Digest(), digest);
+}
+
+TEST_F(RocksDbStorageTest, ADamagedBucketSummaryFailsOpen) {
+  MustOpen().reset();
+  RawPut(internal::SummaryKey(17), "\x01\x05");
+  RocksDbOptions off;
+  off.verify = Verify::kOff;
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), off);
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("corrupt bucket summary record 's\\x00\\x11'"),
+            std::string::npos)
+      << s.status();
+}
+
+// Background verification reads every record after open and reports a
+// sound store through the callback.
+TEST_F(RocksDbStorageTest, BackgroundVerificationReportsASoundStore) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    core::WriteBatch batch;
+    for (int i = 0; i < 300; ++i) {
+      batch.mutations.push_back(core::PutCommitted{absl::StrCat("k", i), "v", 0});
+    }
+    std::promise<absl::Status> done;
+    storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+  std::promise<uint64_t> verified;
+  RocksDbOptions background;
+  background.verify = Verify::kBackground;
+  background.verified = [&verified](uint64_t keys, double) { verified.set_value(keys); };
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), background);
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::future<uint64_t> keys = verified.get_future();
+  // A bound against a hang, not a timing expectation.
+  ASSERT_EQ(keys.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  EXPECT_EQ(keys.get(), 300u);
+}
+
+// Damage found by background verification stops the process (exit 1)
+// printing what is damaged: a node must not vote on a committed set it
+// cannot trust.
+TEST_F(RocksDbStorageTest, BackgroundVerificationStopsTheProcessOnDamage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    core::WriteBatch batch;
+    batch.mutations.push_back(core::PutCommitted{"lost", "v", 0});
+    std::promise<absl::Status> done;
+    storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+  RawDelete(internal::CommittedKey("lost"));
+  EXPECT_EXIT(
+      {
+        RocksDbOptions background;
+        background.verify = Verify::kBackground;
+        absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), background);
+        if (!s.ok()) std::_Exit(3);
+        // Bounded: the verifier stops the process long before this ends.
+        for (int i = 0; i < 1200; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::_Exit(0);
+      },
+      testing::ExitedWithCode(1), "is damaged: digest bucket");
 }
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
@@ -950,15 +1106,15 @@ TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
       << state.status();
 }
 
+// Acceptor records are checked with the committed ones (Verify::kAtOpen
+// here), not by Recover, which does not read them all.
 TEST_F(RocksDbStorageTest, CorruptAcceptorIsDataLoss) {
   MustOpen().reset();
   core::ProposalId p = Proposal("12D3KooWc", 1, 2);
   RawPut(internal::AcceptorKey(p), "\x01");
-  std::unique_ptr<Storage> storage = MustOpen();
-  ASSERT_NE(storage, nullptr);
-  absl::StatusOr<core::DurableState> state = storage->Recover();
-  EXPECT_EQ(state.status().code(), absl::StatusCode::kDataLoss) << state.status();
-  EXPECT_NE(state.status().message().find("acceptor record"), std::string::npos) << state.status();
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("acceptor record"), std::string::npos) << s.status();
 }
 
 TEST_F(RocksDbStorageTest, CorruptIncarnationCounterFailsOpen) {
@@ -1030,9 +1186,16 @@ absl::Status WriteAndWait(Storage& storage, core::WriteBatch batch) {
   return done.get_future().get();
 }
 
+// Options whose close leaves the write-ahead log as a crash would: unflushed.
+RocksDbOptions AsIfCrashing() {
+  RocksDbOptions options;
+  options.flush_on_close = false;
+  return options;
+}
+
 TEST_F(RocksDbStorageTest, ATornWalTailIsDroppedAndEverySyncedWriteBeforeItKept) {
   {
-    std::unique_ptr<Storage> storage = MustOpen();
+    std::unique_ptr<Storage> storage = MustOpen(AsIfCrashing());
     ASSERT_NE(storage, nullptr);
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(
@@ -1055,9 +1218,30 @@ TEST_F(RocksDbStorageTest, ATornWalTailIsDroppedAndEverySyncedWriteBeforeItKept)
   EXPECT_FALSE(storage->GetEntry("last").has_value()) << "a torn write cannot be read back";
 }
 
-TEST_F(RocksDbStorageTest, ADamagedSyncedWalRefusesTheStart) {
+// A clean close flushes: the next open has no logged write to replay, so
+// its cost does not depend on how much was written since the last flush.
+TEST_F(RocksDbStorageTest, ACleanCloseLeavesNoLogToReplay) {
   {
     std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i),
+                                                                   std::string(200, 'v')}}))
+                      .ok());
+    }
+  }
+  const std::filesystem::path wal = NewestWal(db_path());
+  EXPECT_TRUE(wal.empty() || std::filesystem::file_size(wal) == 0)
+      << wal << " holds " << std::filesystem::file_size(wal) << " bytes";
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(storage->CommittedCount(), 20u);
+  EXPECT_TRUE(storage->GetEntry("k19").has_value());
+}
+
+TEST_F(RocksDbStorageTest, ADamagedSyncedWalRefusesTheStart) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen(AsIfCrashing());
     ASSERT_NE(storage, nullptr);
     for (int i = 0; i < 40; ++i) {
       ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i),
