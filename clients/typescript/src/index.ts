@@ -512,9 +512,13 @@ function openSocket(s: Settings): Promise<net.Socket> {
       // In TLS 1.3 the server checks our certificate after our side of the handshake is done;
       // it sends one session ticket once it accepted it (net/tls.h). Wait for that, so a
       // refused certificate fails connect, not the first call.
+      // The event fires inside OpenSSL's callback: writing from there (as the RPC's first
+      // message would) breaks the connection, so go on from the next turn of the loop.
       socket.once("session", () => {
-        accepted = true;
-        maybeDone();
+        setImmediate(() => {
+          accepted = true;
+          maybeDone();
+        });
       });
     }
     timer = setTimeout(
