@@ -391,6 +391,11 @@ class Connection {
       await connection.bounded("connect", s.connectTimeoutMs, () => connection.bootstrapped);
     } catch (err) {
       connection.close();
+      const abort = transport.abortReason;
+      if (abort !== undefined) {
+        // Refused before any call: a TLS node's answer to a plaintext client, say.
+        throw new ReplicatorError("unauthenticated", `the node at ${s.address} refused the connection: ${abort}`, { cause: err });
+      }
       throw err;
     }
     return connection;
