@@ -1,60 +1,52 @@
-// A stand-in for a replicatord on 127.0.0.1, for what a real node cannot be made to do on
-// demand: never answer a put, or drop the connection mid-put. It serves `Node` over the same
-// framing as a node (plaintext), with capnp-es's own RPC server, and records every put's
-// request id.
+// Stand-ins for a replicatord on 127.0.0.1, for what a real node cannot be made to do on
+// demand: never answer a put, drop the connection mid-put, answer outcomeUnknown, fail
+// Node.keyValue(). The node runs in a child process (test/fake-node-server.mjs), stopped by
+// its PID.
+import { fork } from "node:child_process";
 import * as net from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-import * as capnp from "capnp-es";
-
-import { SocketTransport } from "../dist/transport.js";
-import { KeyValue, Node, PutResult } from "../dist/gen/replicator.js";
+const here = dirname(fileURLToPath(import.meta.url));
 
 // mode: "silent" (never answers a put), "drop" (closes the connection on a put),
-// "unknown" (answers outcomeUnknown, then ok on the next attempt).
+// "unknown" (answers outcomeUnknown, then ok on the next attempt), "ok" (answers ok),
+// "refuseKeyValue" (fails Node.keyValue() itself, so every call pipelined on it fails).
 export async function startFakeNode(mode) {
-  const requestIds = [];
-  const sockets = new Set();
-  const keyValue = {
-    async put(params, results) {
-      requestIds.push(params.requestId);
-      if (mode === "silent") return new Promise(() => {});
-      if (mode === "drop") {
-        for (const s of sockets) s.destroy();
-        return new Promise(() => {});
-      }
-      if (requestIds.length === 1) {
-        results._initResult().outcomeUnknown = "decision not recorded in time (fake)";
-      } else {
-        results._initResult().ok = true;
-      }
-    },
-    async get() {},
-    async status() {},
-    async changeMember() {},
-  };
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
-    const conn = new capnp.Conn(new SocketTransport(socket));
-    conn.onError = () => socket.destroy();
-    conn.initMain(Node, {
-      async keyValue(_params, results) {
-        results.keyValue = new KeyValue.Client(new KeyValue.Server(keyValue));
-      },
-      async peer() {},
-      async directory() {},
-      async echo() {},
+  const child = fork(join(here, "fake-node-server.mjs"), [mode], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const next = (key) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fake node: no ${key} within 10 s`)), 10000);
+      const onMessage = (m) => {
+        if (m && key in m) {
+          clearTimeout(timer);
+          child.off("message", onMessage);
+          resolve(m[key]);
+        }
+      };
+      child.on("message", onMessage);
     });
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
+  const address = await next("address");
   return {
-    address: `127.0.0.1:${port}`,
-    requestIds,
+    address,
+    // The request id of every put it received, in order (bigints).
+    async requestIds() {
+      const reply = next("requestIds");
+      child.send("requestIds");
+      return (await reply).map(BigInt);
+    },
+    // Ends every connection (the node restarted, say); the listener stays.
+    async dropConnections() {
+      const reply = next("dropped");
+      child.send("drop");
+      await reply;
+    },
     async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid, "SIGKILL");
+        await exited;
+      }
     },
   };
 }

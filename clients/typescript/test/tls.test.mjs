@@ -176,6 +176,22 @@ test("certificates as PEM options; a read client may get but not put", async () 
   }
 });
 
+test("a node's certificate is no client: its calls are refused", async () => {
+  const certs = join(deployment.dir, "c1-n2", "certs"); // node.crt/node.key of a node
+  const node = await connect({
+    address,
+    ca: readFileSync(join(certs, "ca.crt")),
+    cert: readFileSync(join(certs, "node.crt")),
+    key: readFileSync(join(certs, "node.key")),
+  });
+  try {
+    await assert.rejects(node.put("node-key", "v"), { code: "permissionDenied", message: /put needs role write or admin; .* has role node/ });
+    await assert.rejects(node.get("greeting"), { code: "permissionDenied" });
+  } finally {
+    node.close();
+  }
+});
+
 test("a certificate of another CA is refused at connect", async () => {
   const other = join(deployment.dir, "other-ca");
   await assert.rejects(connect({ address, certsDir: other, user: "mallory" }), (err) => {
