@@ -54,9 +54,15 @@ export async function startDeployment({ clusters = 1, nodes = 3, insecure = fals
     });
   });
   let stopped = false;
+  // Should the test process end without stop() (a crash), the launcher still stops its nodes.
+  const onExit = () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, "SIGTERM");
+  };
+  process.once("exit", onExit);
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off("exit", onExit);
     if (child.exitCode === null && child.signalCode === null) {
       process.kill(child.pid, "SIGTERM"); // it stops every node by PID, then exits
       const timer = setTimeout(() => child.kill("SIGKILL"), kStopTimeoutMs);
