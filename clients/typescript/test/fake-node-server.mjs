@@ -15,6 +15,17 @@ process.on("unhandledRejection", () => {}); // capnp-es's server side, not the c
 // mode: "silent" (never answers a put), "drop" (closes the connection on a put),
 // "unknown" (answers outcomeUnknown, then ok on the next attempt), "ok" (answers ok),
 // "refuseKeyValue" (fails Node.keyValue() itself, so every call pipelined on it fails).
+// capnp-es's server loses a call pipelined on an answer it has not fulfilled yet (a put on
+// `keyValue()` that arrived with it); a real node does not. So each message is handled a turn
+// of the event loop after the one before, when the earlier call's answer is done.
+class OneAtATime extends SocketTransport {
+  async recvMessage() {
+    const m = await super.recvMessage();
+    await new Promise((resolve) => setImmediate(resolve));
+    return m;
+  }
+}
+
 async function serve(mode) {
   const requestIds = [];
   const sockets = new Set();
@@ -40,7 +51,7 @@ async function serve(mode) {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    const conn = new capnp.Conn(new SocketTransport(socket));
+    const conn = new capnp.Conn(new OneAtATime(socket));
     conn.onError = () => socket.destroy();
     conn.initMain(Node, {
       async keyValue(_params, results) {

@@ -30,11 +30,16 @@ export async function startFakeNode(mode) {
   const address = await next("address");
   return {
     address,
-    // The request id of every put it received, in order (bigints).
-    async requestIds() {
-      const reply = next("requestIds");
-      child.send("requestIds");
-      return (await reply).map(BigInt);
+    // The request id of every put it received, in order (bigints), once it has received at
+    // least `count` (a put the client sent may still be on its way; bounded wait).
+    async requestIds(count = 0) {
+      for (let i = 0; ; i++) {
+        const reply = next("requestIds");
+        child.send("requestIds");
+        const ids = (await reply).map(BigInt);
+        if (ids.length >= count || i >= 100) return ids;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     },
     // Ends every connection (the node restarted, say); the listener stays.
     async dropConnections() {
