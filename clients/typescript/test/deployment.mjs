@@ -2,7 +2,7 @@
 // 127.0.0.1, TLS with a throw-away CA unless insecure) for the tests, and stops it by PID.
 // Binaries: $REPLICATOR_BIN_DIR (default ../../build/bin, the build tree of this repository).
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,5 +82,16 @@ export async function startDeployment({ clusters = 1, nodes = 3, insecure = fals
     await stop();
     throw new Error(`expected ${clusters * nodes} node addresses from replicator-local, got:\n${out}`);
   }
-  return { dir, certsDir: insecure ? undefined : join(dir, "certs"), addresses, pid: child.pid, stop };
+  // The PID of node `index` (in the order of `addresses`): the launcher's child whose data
+  // dir is DIR/c<cluster>-n<node>.
+  const nodePid = (index) => {
+    const dataDir = join(dir, `c${Math.floor(index / nodes) + 1}-n${(index % nodes) + 1}`);
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/);
+    for (const pid of children) {
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (args.includes(`--data-dir=${dataDir}`)) return Number(pid);
+    }
+    throw new Error(`no node with --data-dir=${dataDir} among the launcher's children ${children}`);
+  };
+  return { dir, certsDir: insecure ? undefined : join(dir, "certs"), addresses, pid: child.pid, nodePid, stop };
 }

@@ -45,6 +45,34 @@ test("a TLS client of an insecure node is told it does not speak TLS", async () 
   });
 });
 
+test("calls to a node that went down reject, and do not hang", async () => {
+  // Last in this file: the launcher stops the deployment when one of its nodes exits.
+  const retries = [];
+  const down = await connect({
+    address: deployment.addresses[2].address,
+    insecure: true,
+    onPutRetry: (failure, next) => retries.push([failure.code, next]),
+  });
+  assert.equal((await down.put("before", "down")).kind, "ok");
+  process.kill(deployment.nodePid(2), "SIGKILL");
+  try {
+    await assert.rejects(down.put("after", "down"), (err) => {
+      assert.equal(err.code, "unavailable", err.message);
+      assert.match(err.message, /127\.0\.0\.1:\d+/);
+      return true;
+    });
+    await assert.rejects(down.get("before"), { code: "unavailable" });
+    await assert.rejects(down.status(), { code: "unavailable" });
+    // Each attempt failed to connect, or lost its connection: retried up to putAttempts (3).
+    assert.deepEqual(retries, [
+      ["unavailable", 2],
+      ["unavailable", 3],
+    ]);
+  } finally {
+    down.close();
+  }
+});
+
 test("no unhandled rejections in this file", async () => {
   await settle();
   assert.deepEqual(unhandled, []);
