@@ -27,7 +27,11 @@ export class ReplicatorError extends Error {
   // before choosing another key.
   readonly outcomeUnknown: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { outcomeUnknown?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { outcomeUnknown?: boolean; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ReplicatorError";
     this.code = code;

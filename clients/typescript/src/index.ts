@@ -174,7 +174,10 @@ const encoder = new TextEncoder();
 function toBytes(what: string, data: Bytes): Uint8Array {
   if (typeof data === "string") return encoder.encode(data);
   if (data instanceof Uint8Array) return data;
-  throw new ReplicatorError("invalidArgument", `${what} must be a Uint8Array or a string, not ${typeof data}`);
+  throw new ReplicatorError(
+    "invalidArgument",
+    `${what} must be a Uint8Array or a string, not ${typeof data}`,
+  );
 }
 
 function checkKey(key: Bytes): Uint8Array {
@@ -205,7 +208,8 @@ const kMaxUInt64 = (1n << 64n) - 1n;
 // A UInt64 given as a number or a bigint, as a bigint; invalidArgument otherwise.
 export function toUInt64(what: string, v: UInt64): bigint {
   if (typeof v === "bigint") {
-    if (v < 0n || v > kMaxUInt64) throw new ReplicatorError("invalidArgument", `${what} ${v} is not a UInt64`);
+    if (v < 0n || v > kMaxUInt64)
+      throw new ReplicatorError("invalidArgument", `${what} ${v} is not a UInt64`);
     return v;
   }
   if (typeof v === "number") {
@@ -217,20 +221,27 @@ export function toUInt64(what: string, v: UInt64): bigint {
     }
     return BigInt(v);
   }
-  throw new ReplicatorError("invalidArgument", `${what} must be a number or a bigint, not ${typeof v}`);
+  throw new ReplicatorError(
+    "invalidArgument",
+    `${what} must be a number or a bigint, not ${typeof v}`,
+  );
 }
 
 function positive(what: string, v: number | undefined, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-    throw new ReplicatorError("invalidArgument", `${what} must be a positive number, not ${String(v)}`);
+    throw new ReplicatorError(
+      "invalidArgument",
+      `${what} must be a positive number, not ${String(v)}`,
+    );
   }
   return v;
 }
 
 // "HOST:PORT" / "[V6]:PORT" -> host and port.
 export function parseAddress(address: string): { host: string; port: number } {
-  if (typeof address !== "string") throw new ReplicatorError("invalidArgument", "address must be a string HOST:PORT");
+  if (typeof address !== "string")
+    throw new ReplicatorError("invalidArgument", "address must be a string HOST:PORT");
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:[\]]+):(\d+)$/.exec(address);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 1 && port <= 65535)) {
@@ -262,7 +273,10 @@ function readPem(what: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ReplicatorError("invalidArgument", `${what}: cannot read ${path}: ${(err as Error).message}`);
+    throw new ReplicatorError(
+      "invalidArgument",
+      `${what}: cannot read ${path}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -283,15 +297,22 @@ function settingsOf(options: ConnectOptions): Settings {
   const anyTls = options.ca ?? options.cert ?? options.key ?? options.certsDir;
   if (options.insecure) {
     if (anyTls !== undefined) {
-      throw new ReplicatorError("invalidArgument", "insecure: true cannot be combined with ca/cert/key/certsDir");
+      throw new ReplicatorError(
+        "invalidArgument",
+        "insecure: true cannot be combined with ca/cert/key/certsDir",
+      );
     }
     return s;
   }
   const dir = options.certsDir;
   const user = options.user ?? "root";
   const ca = options.ca ?? (dir !== undefined ? readPem("ca", join(dir, "ca.crt")) : undefined);
-  const cert = options.cert ?? (dir !== undefined ? readPem("cert", join(dir, `client.${user}.crt`)) : undefined);
-  const key = options.key ?? (dir !== undefined ? readPem("key", join(dir, `client.${user}.key`)) : undefined);
+  const cert =
+    options.cert ??
+    (dir !== undefined ? readPem("cert", join(dir, `client.${user}.crt`)) : undefined);
+  const key =
+    options.key ??
+    (dir !== undefined ? readPem("key", join(dir, `client.${user}.key`)) : undefined);
   if (ca === undefined || cert === undefined || key === undefined) {
     throw new ReplicatorError(
       "invalidArgument",
@@ -301,7 +322,12 @@ function settingsOf(options: ConnectOptions): Settings {
   }
   s.tls = { ca, cert, key };
   try {
-    tls.createSecureContext({ ca: pemText(ca), cert: pemText(cert), key: pemText(key), minVersion: "TLSv1.3" });
+    tls.createSecureContext({
+      ca: pemText(ca),
+      cert: pemText(cert),
+      key: pemText(key),
+      minVersion: "TLSv1.3",
+    });
   } catch (err) {
     throw new ReplicatorError(
       "invalidArgument",
@@ -315,28 +341,40 @@ function settingsOf(options: ConnectOptions): Settings {
 // What a TLS error says, for a person.
 function describeTlsError(err: NodeJS.ErrnoException, address: string): ReplicatorError {
   const code = err.code ?? "";
-  if (/ALERT_(CERTIFICATE_REQUIRED|UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|DECRYPT_ERROR)/.test(code)) {
+  if (
+    /ALERT_(CERTIFICATE_REQUIRED|UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|DECRYPT_ERROR)/.test(
+      code,
+    )
+  ) {
     return new ReplicatorError(
       "unauthenticated",
       `the node at ${address} refused this client's certificate (${code}): is it of the federation's CA, and valid?`,
       { cause: err },
     );
   }
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || err.message.includes("certificate")) {
+  if (
+    /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) ||
+    err.message.includes("certificate")
+  ) {
     return new ReplicatorError(
       "unauthenticated",
       `refused the certificate of the node at ${address}: ${err.message} (${code}); is ca the federation's CA?`,
       { cause: err },
     );
   }
-  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNEXPECTED_EOF|RECORD_LAYER/.test(code) || code === "ECONNRESET") {
+  if (
+    /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNEXPECTED_EOF|RECORD_LAYER/.test(code) ||
+    code === "ECONNRESET"
+  ) {
     return new ReplicatorError(
       "unauthenticated",
       `TLS handshake with ${address} failed: ${err.message} (${code || "no code"}); a node run with --insecure? (then connect with insecure: true)`,
       { cause: err },
     );
   }
-  return new ReplicatorError("unavailable", `cannot connect to ${address}: ${err.message}`, { cause: err });
+  return new ReplicatorError("unavailable", `cannot connect to ${address}: ${err.message}`, {
+    cause: err,
+  });
 }
 
 // One RPC connection. Once failed it stays failed; the Client opens another.
@@ -394,7 +432,11 @@ class Connection {
       const abort = transport.abortReason;
       if (abort !== undefined) {
         // Refused before any call: a TLS node's answer to a plaintext client, say.
-        throw new ReplicatorError("unauthenticated", `the node at ${s.address} refused the connection: ${abort}`, { cause: err });
+        throw new ReplicatorError(
+          "unauthenticated",
+          `the node at ${s.address} refused the connection: ${abort}`,
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -415,7 +457,13 @@ class Connection {
       };
       const fail = (e: ReplicatorError) => finish(() => reject(e));
       const timer = setTimeout(
-        () => fail(new ReplicatorError("deadlineExceeded", `${what}: no answer from ${this.address} within ${timeoutMs} ms`)),
+        () =>
+          fail(
+            new ReplicatorError(
+              "deadlineExceeded",
+              `${what}: no answer from ${this.address} within ${timeoutMs} ms`,
+            ),
+          ),
         timeoutMs,
       );
       this.inFlight.add(fail);
@@ -436,7 +484,8 @@ class Connection {
 
 // The answer of a bootstrap pipeline client (capnp-es keeps it inside).
 function answerOf(client: capnp.Client): Promise<unknown> {
-  const answer = (client as unknown as { pipeline?: { answer?: { struct(): Promise<unknown> } } }).pipeline?.answer;
+  const answer = (client as unknown as { pipeline?: { answer?: { struct(): Promise<unknown> } } })
+    .pipeline?.answer;
   return answer ? answer.struct() : Promise.resolve();
 }
 
@@ -458,7 +507,9 @@ function classify(what: string, err: unknown): ReplicatorError {
 }
 
 function pemText(pem: Pem): string {
-  return typeof pem === "string" ? pem : Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength).toString("utf8");
+  return typeof pem === "string"
+    ? pem
+    : Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength).toString("utf8");
 }
 
 function openSocket(s: Settings): Promise<net.Socket> {
@@ -479,9 +530,20 @@ function openSocket(s: Settings): Promise<net.Socket> {
       }
     };
     const onError = (err: NodeJS.ErrnoException) =>
-      finish(s.tls ? describeTlsError(err, s.address) : new ReplicatorError("unavailable", `cannot connect to ${s.address}: ${err.message}`, { cause: err }));
+      finish(
+        s.tls
+          ? describeTlsError(err, s.address)
+          : new ReplicatorError("unavailable", `cannot connect to ${s.address}: ${err.message}`, {
+              cause: err,
+            }),
+      );
     const onClose = () =>
-      finish(new ReplicatorError(s.tls ? "unauthenticated" : "unavailable", `the node at ${s.address} closed the connection during ${s.tls ? "the TLS handshake" : "connect"}`));
+      finish(
+        new ReplicatorError(
+          s.tls ? "unauthenticated" : "unavailable",
+          `the node at ${s.address} closed the connection during ${s.tls ? "the TLS handshake" : "connect"}`,
+        ),
+      );
     let timer: NodeJS.Timeout | undefined;
     if (!s.tls) {
       socket = net.connect({ host: s.host, port: s.port });
@@ -505,8 +567,11 @@ function openSocket(s: Settings): Promise<net.Socket> {
         // the certificate's role (OU) must be `node`, as the C++ client checks (net/tls.cc).
         checkServerIdentity: (_host, cert) => {
           const ou = cert.subject?.OU;
-          if (ou === "node" || (Array.isArray(ou) && ou.length === 1 && ou[0] === "node")) return undefined;
-          return new Error(`the server's certificate "${String(cert.subject?.CN)}" has role ${String(ou)}: only a node (role node) serves`);
+          if (ou === "node" || (Array.isArray(ou) && ou.length === 1 && ou[0] === "node"))
+            return undefined;
+          return new Error(
+            `the server's certificate "${String(cert.subject?.CN)}" has role ${String(ou)}: only a node (role node) serves`,
+          );
         },
       });
       socket.setNoDelay(true);
@@ -527,7 +592,13 @@ function openSocket(s: Settings): Promise<net.Socket> {
       });
     }
     timer = setTimeout(
-      () => finish(new ReplicatorError("deadlineExceeded", `no connection to ${s.address} within ${s.connectTimeoutMs} ms`)),
+      () =>
+        finish(
+          new ReplicatorError(
+            "deadlineExceeded",
+            `no connection to ${s.address} within ${s.connectTimeoutMs} ms`,
+          ),
+        ),
       s.connectTimeoutMs,
     );
     socket.on("error", onError);
@@ -563,7 +634,10 @@ export class Client {
   async put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<PutResult> {
     const k = checkKey(key);
     const v = checkValue(value);
-    const requestId = options.requestId === undefined ? randomRequestId() : toUInt64("requestId", options.requestId);
+    const requestId =
+      options.requestId === undefined
+        ? randomRequestId()
+        : toUInt64("requestId", options.requestId);
     if (requestId === 0n) throw new ReplicatorError("invalidArgument", "request id 0 means none");
     let failure: ReplicatorError = new ReplicatorError("unavailable", "no attempt made");
     let reached = false;
@@ -574,7 +648,12 @@ export class Client {
         connection = await this.ensureConnected();
       } catch (err) {
         failure = err as ReplicatorError;
-        if (failure.code === "closed" || failure.code === "unauthenticated" || failure.code === "invalidArgument") break;
+        if (
+          failure.code === "closed" ||
+          failure.code === "unauthenticated" ||
+          failure.code === "invalidArgument"
+        )
+          break;
         continue;
       }
       try {
@@ -597,7 +676,12 @@ export class Client {
     throw failure;
   }
 
-  private async putOnce(c: Connection, key: Uint8Array, value: Uint8Array, requestId: bigint): Promise<PutResult> {
+  private async putOnce(
+    c: Connection,
+    key: Uint8Array,
+    value: Uint8Array,
+    requestId: bigint,
+  ): Promise<PutResult> {
     const r = await c.bounded("put", this.s.callTimeoutMs, async () => {
       const answer = c.kv.put((p) => {
         p._initKey(key.byteLength).copyBuffer(key);
@@ -618,9 +702,14 @@ export class Client {
       case WirePutResult.INVALID_ARGUMENT:
         throw new ReplicatorError("invalidArgument", `put: ${r.invalidArgument}`);
       case WirePutResult.OUTCOME_UNKNOWN:
-        throw new ReplicatorError("unavailable", `put: outcome unknown: ${r.outcomeUnknown}`, { outcomeUnknown: true });
+        throw new ReplicatorError("unavailable", `put: outcome unknown: ${r.outcomeUnknown}`, {
+          outcomeUnknown: true,
+        });
       default:
-        throw new ReplicatorError("internal", `the node answered put with an unknown result kind ${String(r.which())}`);
+        throw new ReplicatorError(
+          "internal",
+          `the node answered put with an unknown result kind ${String(r.which())}`,
+        );
     }
   }
 
@@ -630,7 +719,10 @@ export class Client {
     const k = checkKey(key);
     const level = options.consistency ?? "local";
     if (level !== "local" && level !== "linearizable") {
-      throw new ReplicatorError("invalidArgument", `consistency must be "local" or "linearizable", not ${String(level)}`);
+      throw new ReplicatorError(
+        "invalidArgument",
+        `consistency must be "local" or "linearizable", not ${String(level)}`,
+      );
     }
     let failure: ReplicatorError = new ReplicatorError("unavailable", "no attempt made");
     for (let attempt = 1; attempt <= 2; attempt++) {
@@ -645,11 +737,16 @@ export class Client {
     throw failure;
   }
 
-  private async getOnce(c: Connection, key: Uint8Array, level: ConsistencyLevel): Promise<GetResult> {
+  private async getOnce(
+    c: Connection,
+    key: Uint8Array,
+    level: ConsistencyLevel,
+  ): Promise<GetResult> {
     const r = await c.bounded("get", this.s.callTimeoutMs, async () => {
       const answer = c.kv.get((p) => {
         p._initKey(key.byteLength).copyBuffer(key);
-        p.consistency = level === "linearizable" ? WireConsistency.LINEARIZABLE : WireConsistency.LOCAL;
+        p.consistency =
+          level === "linearizable" ? WireConsistency.LINEARIZABLE : WireConsistency.LOCAL;
       });
       return (await answer.promise()).result;
     });
@@ -663,14 +760,21 @@ export class Client {
       case WireGetResult.INVALID_ARGUMENT:
         throw new ReplicatorError("invalidArgument", `get: ${r.invalidArgument}`);
       default:
-        throw new ReplicatorError("internal", `the node answered get with an unknown result kind ${String(r.which())}`);
+        throw new ReplicatorError(
+          "internal",
+          `the node answered get with an unknown result kind ${String(r.which())}`,
+        );
     }
   }
 
   // The node's status (`replicator status`).
   async status(): Promise<NodeStatus> {
     const c = await this.ensureConnected();
-    const s = await c.bounded("status", this.s.callTimeoutMs, async () => (await c.kv.status().promise()).status);
+    const s = await c.bounded(
+      "status",
+      this.s.callTimeoutMs,
+      async () => (await c.kv.status().promise()).status,
+    );
     return statusFromWire(s);
   }
 
@@ -730,14 +834,21 @@ function peerFromWire(p: WirePeerInfo): PeerInfo {
 function configurationFromWire(c: WireConfiguration): Configuration {
   const voters: string[] = [];
   for (let i = 0; i < c.voters.length; i++) voters.push(c.voters.get(i));
-  return { cluster: c.cluster, epoch: num(c.epoch), voters, generation: num(c.generation), removed: num(c.removed) };
+  return {
+    cluster: c.cluster,
+    epoch: num(c.epoch),
+    voters,
+    generation: num(c.generation),
+    removed: num(c.removed),
+  };
 }
 
 function statusFromWire(s: WireNodeStatus): NodeStatus {
   const members: PeerInfo[] = [];
   for (let i = 0; i < s.members.length; i++) members.push(peerFromWire(s.members.get(i)));
   const configurations: Configuration[] = [];
-  for (let i = 0; i < s.configurations.length; i++) configurations.push(configurationFromWire(s.configurations.get(i)));
+  for (let i = 0; i < s.configurations.length; i++)
+    configurations.push(configurationFromWire(s.configurations.get(i)));
   return {
     self: peerFromWire(s.self),
     members,

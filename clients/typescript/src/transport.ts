@@ -33,7 +33,8 @@ export class FrameReader {
         if (this.buffered < 4) break;
         const head = this.peek(4);
         const segments = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) + 1;
-        if (segments > 512) throw new FramingError(`frame of ${segments} segments: not Cap'n Proto`);
+        if (segments > 512)
+          throw new FramingError(`frame of ${segments} segments: not Cap'n Proto`);
         const headerBytes = 4 + segments * 4 + (segments % 2 === 0 ? 4 : 0);
         if (this.buffered < headerBytes) break;
         const header = this.peek(headerBytes);

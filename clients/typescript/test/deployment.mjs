@@ -8,19 +8,27 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const binDir = resolve(process.env.REPLICATOR_BIN_DIR ?? join(here, "..", "..", "..", "build", "bin"));
+export const binDir = resolve(
+  process.env.REPLICATOR_BIN_DIR ?? join(here, "..", "..", "..", "build", "bin"),
+);
 
 function bin(name) {
   const path = join(binDir, name);
   if (!existsSync(path)) {
-    throw new Error(`${path} not found: build the repository, or set REPLICATOR_BIN_DIR to its bin directory`);
+    throw new Error(
+      `${path} not found: build the repository, or set REPLICATOR_BIN_DIR to its bin directory`,
+    );
   }
   return path;
 }
 
 // The `replicator` CLI, for certificates. Throws with its stderr on failure.
 export function replicatorCli(args) {
-  return execFileSync(bin("replicator"), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30000 });
+  return execFileSync(bin("replicator"), args, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: 30000,
+  });
 }
 
 const kStartTimeoutMs = 90000;
@@ -37,9 +45,15 @@ export async function startDeployment({ clusters = 1, nodes = 3, insecure = fals
   let err = "";
   child.stdout.setEncoding("utf8");
   child.stderr.setEncoding("utf8");
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replicator-local not ready within ${kStartTimeoutMs} ms:\n${out}${err}`)), kStartTimeoutMs);
+    const timer = setTimeout(
+      () =>
+        reject(new Error(`replicator-local not ready within ${kStartTimeoutMs} ms:\n${out}${err}`)),
+      kStartTimeoutMs,
+    );
     child.stdout.on("data", (chunk) => {
       out += chunk;
       if (out.includes("Ctrl-C stops every node.")) {
@@ -50,7 +64,11 @@ export async function startDeployment({ clusters = 1, nodes = 3, insecure = fals
     child.stderr.on("data", (chunk) => (err += chunk));
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`replicator-local exited (code ${code}, signal ${signal}) before it was ready:\n${out}${err}`));
+      reject(
+        new Error(
+          `replicator-local exited (code ${code}, signal ${signal}) before it was ready:\n${out}${err}`,
+        ),
+      );
     });
   });
   let stopped = false;
@@ -77,21 +95,35 @@ export async function startDeployment({ clusters = 1, nodes = 3, insecure = fals
     await stop();
     throw e;
   }
-  const addresses = [...out.matchAll(/^ {2}cluster (\S+) {2}(\S+:\d+)/gm)].map((m) => ({ cluster: m[1], address: m[2] }));
+  const addresses = [...out.matchAll(/^ {2}cluster (\S+) {2}(\S+:\d+)/gm)].map((m) => ({
+    cluster: m[1],
+    address: m[2],
+  }));
   if (addresses.length !== clusters * nodes) {
     await stop();
-    throw new Error(`expected ${clusters * nodes} node addresses from replicator-local, got:\n${out}`);
+    throw new Error(
+      `expected ${clusters * nodes} node addresses from replicator-local, got:\n${out}`,
+    );
   }
   // The PID of node `index` (in the order of `addresses`): the launcher's child whose data
   // dir is DIR/c<cluster>-n<node>.
   const nodePid = (index) => {
     const dataDir = join(dir, `c${Math.floor(index / nodes) + 1}-n${(index % nodes) + 1}`);
-    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/);
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/);
     for (const pid of children) {
       const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       if (args.includes(`--data-dir=${dataDir}`)) return Number(pid);
     }
     throw new Error(`no node with --data-dir=${dataDir} among the launcher's children ${children}`);
   };
-  return { dir, certsDir: insecure ? undefined : join(dir, "certs"), addresses, pid: child.pid, nodePid, stop };
+  return {
+    dir,
+    certsDir: insecure ? undefined : join(dir, "certs"),
+    addresses,
+    pid: child.pid,
+    nodePid,
+    stop,
+  };
 }

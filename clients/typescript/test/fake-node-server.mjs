@@ -55,7 +55,8 @@ async function serve(mode) {
     conn.onError = () => socket.destroy();
     conn.initMain(Node, {
       async keyValue(_params, results) {
-        if (mode === "refuseKeyValue") throw new Error("permission denied: keyValue refused (fake)");
+        if (mode === "refuseKeyValue")
+          throw new Error("permission denied: keyValue refused (fake)");
         results.keyValue = new KeyValue.Client(new KeyValue.Server(keyValue));
       },
       async peer() {},
@@ -75,5 +76,3 @@ async function serve(mode) {
 }
 
 await serve(process.argv[2]);
-
-

@@ -13,7 +13,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 // "unknown" (answers outcomeUnknown, then ok on the next attempt), "ok" (answers ok),
 // "refuseKeyValue" (fails Node.keyValue() itself, so every call pipelined on it fails).
 export async function startFakeNode(mode) {
-  const child = fork(join(here, "fake-node-server.mjs"), [mode], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(join(here, "fake-node-server.mjs"), [mode], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const next = (key) =>
     new Promise((resolve, reject) => {

@@ -38,11 +38,17 @@ test("a TLS client of an insecure node is told it does not speak TLS", async () 
   mkdirSync(certs);
   replicatorCli(["cert", "create-ca", `--certs-dir=${certs}`]);
   replicatorCli(["cert", "create-client", "root", "--role=admin", `--certs-dir=${certs}`]);
-  await assert.rejects(connect({ address: deployment.addresses[0].address, certsDir: certs, connectTimeoutMs: 3000 }), (err) => {
-    assert.equal(err.code, "unauthenticated", err.message);
-    assert.match(err.message, /TLS handshake with 127\.0\.0\.1:\d+ failed: .*a node run with --insecure\? \(then connect with insecure: true\)/);
-    return true;
-  });
+  await assert.rejects(
+    connect({ address: deployment.addresses[0].address, certsDir: certs, connectTimeoutMs: 3000 }),
+    (err) => {
+      assert.equal(err.code, "unauthenticated", err.message);
+      assert.match(
+        err.message,
+        /TLS handshake with 127\.0\.0\.1:\d+ failed: .*a node run with --insecure\? \(then connect with insecure: true\)/,
+      );
+      return true;
+    },
+  );
 });
 
 test("calls to a node that went down reject, and do not hang", async () => {

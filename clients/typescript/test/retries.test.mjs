@@ -38,7 +38,12 @@ test("a put that times out is retried with the same request id, then rejects out
 
 test("a random request id is non-zero and the same for every attempt of one put", async () => {
   const fake = await startFakeNode("silent");
-  const client = await connect({ address: fake.address, insecure: true, callTimeoutMs: 100, putAttempts: 2 });
+  const client = await connect({
+    address: fake.address,
+    insecure: true,
+    callTimeoutMs: 100,
+    putAttempts: 2,
+  });
   try {
     await assert.rejects(client.put("k", "v"), { code: "deadlineExceeded" });
     await assert.rejects(client.put("k2", "v"), { code: "deadlineExceeded" });
@@ -115,10 +120,13 @@ test("a node that is down rejects connect at once", async () => {
 test("a node that accepts and never answers fails connect within connectTimeoutMs", async () => {
   const mute = await startMute();
   try {
-    await assert.rejects(connect({ address: mute.address, insecure: true, connectTimeoutMs: 300 }), {
-      code: "deadlineExceeded",
-      message: /connect: no answer from 127\.0\.0\.1:\d+ within 300 ms/,
-    });
+    await assert.rejects(
+      connect({ address: mute.address, insecure: true, connectTimeoutMs: 300 }),
+      {
+        code: "deadlineExceeded",
+        message: /connect: no answer from 127\.0\.0\.1:\d+ within 300 ms/,
+      },
+    );
   } finally {
     await mute.stop();
   }
@@ -126,7 +134,12 @@ test("a node that accepts and never answers fails connect within connectTimeoutM
 
 test("a client whose node is gone rejects every call; after close() they reject as closed", async () => {
   const fake = await startFakeNode("ok");
-  const client = await connect({ address: fake.address, insecure: true, putAttempts: 1, connectTimeoutMs: 500 });
+  const client = await connect({
+    address: fake.address,
+    insecure: true,
+    putAttempts: 1,
+    connectTimeoutMs: 500,
+  });
   await fake.stop();
   await assert.rejects(client.put("k", "v"), { code: "unavailable" });
   await assert.rejects(client.get("k"), { code: "unavailable", message: /ECONNREFUSED/ });
@@ -136,7 +149,7 @@ test("a client whose node is gone rejects every call; after close() they reject 
 });
 
 test("bad options reject clearly", async () => {
-  await assert.rejects(connect({ address: "nohost" , insecure: true }), {
+  await assert.rejects(connect({ address: "nohost", insecure: true }), {
     code: "invalidArgument",
     message: 'address "nohost" is not HOST:PORT',
   });
@@ -179,7 +192,10 @@ test("a failed pipelined keyValue() fails the calls made on it, and leaves no un
   const fake = await startFakeNode("refuseKeyValue");
   const client = await connect({ address: fake.address, insecure: true });
   try {
-    await assert.rejects(client.put("k", "v"), { code: "permissionDenied", message: /keyValue refused/ });
+    await assert.rejects(client.put("k", "v"), {
+      code: "permissionDenied",
+      message: /keyValue refused/,
+    });
     await assert.rejects(client.get("k"), { code: "permissionDenied" });
     await assert.rejects(client.status(), { code: "permissionDenied" });
     assert.deepEqual(await fake.requestIds(), []);

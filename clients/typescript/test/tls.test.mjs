@@ -44,7 +44,11 @@ test("put, get and status over TLS with a client certificate", async () => {
   assert.equal(got.kind, "found");
   assert.equal(decoder.decode(got.value), "hello");
   // From another node of the cluster, linearizable: sees the put that answered ok.
-  const other = await connect({ address: deployment.addresses[2].address, certsDir: deployment.certsDir, user: "alice" });
+  const other = await connect({
+    address: deployment.addresses[2].address,
+    certsDir: deployment.certsDir,
+    user: "alice",
+  });
   try {
     const lin = await other.get("greeting", { consistency: "linearizable" });
     assert.equal(decoder.decode(lin.value), "hello");
@@ -96,7 +100,10 @@ test("binary keys and values round-trip byte for byte", async () => {
   assert.deepEqual(got.value, value);
   // The empty value is a value.
   assert.equal((await writer.put(new Uint8Array([0xff, 0xfe]), new Uint8Array(0))).kind, "ok");
-  assert.deepEqual(await writer.get(new Uint8Array([0xff, 0xfe])), { kind: "found", value: new Uint8Array(0) });
+  assert.deepEqual(await writer.get(new Uint8Array([0xff, 0xfe])), {
+    kind: "found",
+    value: new Uint8Array(0),
+  });
 });
 
 test("a 1 MiB value (the default limit) is stored and read back", async () => {
@@ -122,14 +129,26 @@ test("invalid input rejects with invalidArgument and a clear message", async () 
   await assert.rejects(writer.put(42, "v"), invalid(/key must be a Uint8Array or a string/));
   // Over the node's limits (1 KiB keys, 1 MiB values): the node says so.
   await assert.rejects(writer.put("k".repeat(1025), "v"), invalid(/^put: .*key/i));
-  await assert.rejects(writer.put("too-big", new Uint8Array((1 << 20) + 1)), invalid(/^put: .*value/i));
+  await assert.rejects(
+    writer.put("too-big", new Uint8Array((1 << 20) + 1)),
+    invalid(/^put: .*value/i),
+  );
   await assert.rejects(writer.get("k".repeat(1025)), invalid(/^get: .*key/i));
   // Over any node's ceiling: refused before sending.
-  await assert.rejects(writer.put("huge", new Uint8Array(33 * 1024 * 1024)), invalid(/over the most any node accepts/));
+  await assert.rejects(
+    writer.put("huge", new Uint8Array(33 * 1024 * 1024)),
+    invalid(/over the most any node accepts/),
+  );
   await assert.rejects(writer.put("k", "v", { requestId: 0 }), invalid(/request id 0 means none/));
   await assert.rejects(writer.put("k", "v", { requestId: 0n }), invalid(/request id 0 means none/));
-  await assert.rejects(writer.put("k", "v", { requestId: -1 }), invalid(/not a non-negative safe integer/));
-  await assert.rejects(writer.put("k", "v", { requestId: 1.5 }), invalid(/not a non-negative safe integer/));
+  await assert.rejects(
+    writer.put("k", "v", { requestId: -1 }),
+    invalid(/not a non-negative safe integer/),
+  );
+  await assert.rejects(
+    writer.put("k", "v", { requestId: 1.5 }),
+    invalid(/not a non-negative safe integer/),
+  );
   await assert.rejects(writer.put("k", "v", { requestId: 2 ** 53 }), invalid(/pass a bigint/));
   await assert.rejects(writer.put("k", "v", { requestId: 1n << 64n }), invalid(/is not a UInt64/));
   await assert.rejects(writer.get("k", { consistency: "strong" }), invalid(/consistency must be/));
@@ -165,7 +184,10 @@ test("certificates as PEM options; a read client may get but not put", async () 
     assert.equal(decoder.decode((await reader.get("greeting")).value), "hello");
     await assert.rejects(reader.put("reader-key", "v"), (err) => {
       assert.equal(err.code, "permissionDenied");
-      assert.match(err.message, /^permission denied: put needs role write or admin; this certificate \(CN reader\) has role read/);
+      assert.match(
+        err.message,
+        /^permission denied: put needs role write or admin; this certificate \(CN reader\) has role read/,
+      );
       assert.equal(err.outcomeUnknown, false);
       return true;
     });
@@ -185,7 +207,10 @@ test("a node's certificate is no client: its calls are refused", async () => {
     key: readFileSync(join(certs, "node.key")),
   });
   try {
-    await assert.rejects(node.put("node-key", "v"), { code: "permissionDenied", message: /put needs role write or admin; .* has role node/ });
+    await assert.rejects(node.put("node-key", "v"), {
+      code: "permissionDenied",
+      message: /put needs role write or admin; .* has role node/,
+    });
     await assert.rejects(node.get("greeting"), { code: "permissionDenied" });
   } finally {
     node.close();
@@ -218,7 +243,10 @@ test("a certificate of another CA is refused at connect", async () => {
 });
 
 test("no certificate: connect refuses to start, and a plaintext client is told why", async () => {
-  await assert.rejects(connect({ address }), { code: "invalidArgument", message: /needs the CA and a client certificate/ });
+  await assert.rejects(connect({ address }), {
+    code: "invalidArgument",
+    message: /needs the CA and a client certificate/,
+  });
   await assert.rejects(connect({ address, insecure: true }), (err) => {
     assert.equal(err.code, "unauthenticated");
     assert.match(err.message, /refused the connection: this server accepts only TLS connections/);
@@ -229,10 +257,13 @@ test("no certificate: connect refuses to start, and a plaintext client is told w
 test("a TLS connect to a port that never answers is bounded by connectTimeoutMs", async () => {
   const mute = await startMute();
   try {
-    await assert.rejects(connect({ address: mute.address, certsDir: deployment.certsDir, connectTimeoutMs: 300 }), {
-      code: "deadlineExceeded",
-      message: /no connection to 127\.0\.0\.1:\d+ within 300 ms/,
-    });
+    await assert.rejects(
+      connect({ address: mute.address, certsDir: deployment.certsDir, connectTimeoutMs: 300 }),
+      {
+        code: "deadlineExceeded",
+        message: /no connection to 127\.0\.0\.1:\d+ within 300 ms/,
+      },
+    );
   } finally {
     await mute.stop();
   }
@@ -242,7 +273,11 @@ test("a failed pipelined call leaves no unhandled rejection", async () => {
   // The reader's put fails at the node (permission denied) on the pipelined keyValue(); the
   // plaintext client's bootstrap and keyValue() are aborted by the node.
   const reader = await connect({ address, certsDir: deployment.certsDir, user: "reader" });
-  const results = await Promise.allSettled([reader.put("a", "b"), reader.put("c", "d"), connect({ address, insecure: true })]);
+  const results = await Promise.allSettled([
+    reader.put("a", "b"),
+    reader.put("c", "d"),
+    connect({ address, insecure: true }),
+  ]);
   reader.close();
   assert.deepEqual(
     results.map((r) => r.status),

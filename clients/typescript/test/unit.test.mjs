@@ -33,7 +33,8 @@ test("frames split at every byte, and several in one chunk, come out whole and i
   for (const step of [1, 3, 8, 4096, stream.byteLength]) {
     const reader = new FrameReader();
     const out = [];
-    for (let i = 0; i < stream.byteLength; i += step) out.push(...reader.push(stream.subarray(i, i + step)));
+    for (let i = 0; i < stream.byteLength; i += step)
+      out.push(...reader.push(stream.subarray(i, i + step)));
     assert.equal(out.length, 3, `chunks of ${step}`);
     assert.deepEqual(
       out.map((b) => decode(b).requestId),
@@ -71,7 +72,16 @@ test("addresses", () => {
   assert.deepEqual(parseAddress("127.0.0.1:7001"), { host: "127.0.0.1", port: 7001 });
   assert.deepEqual(parseAddress("node-a.example:1"), { host: "node-a.example", port: 1 });
   assert.deepEqual(parseAddress("[::1]:7001"), { host: "::1", port: 7001 });
-  for (const bad of ["", "host", "host:", ":7001", "host:0", "host:65536", "::1:7001", "host:12x"]) {
+  for (const bad of [
+    "",
+    "host",
+    "host:",
+    ":7001",
+    "host:0",
+    "host:65536",
+    "::1:7001",
+    "host:12x",
+  ]) {
     assert.throws(() => parseAddress(bad), { code: "invalidArgument" }, bad);
   }
 });
