@@ -1,7 +1,9 @@
 # Replicator's public wire contract.
 #
 # A `replicatord` node serves one bootstrap capability, `Node`, on its listen
-# address (Cap'n Proto two-party RPC over TCP, no TLS yet). From it a caller
+# address (Cap'n Proto two-party RPC over TCP, inside TLS 1.3 with a client
+# certificate of the federation's CA unless the node runs with --insecure;
+# README.md, "Clients in other languages"). From it a caller
 # obtains the three faces of the node:
 #
 #   KeyValue   for applications (the client interface): put, get, status.
