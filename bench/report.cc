@@ -75,8 +75,7 @@ void PrintHeader(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     what += ", " + ConsistencyName(c.consistency) + " gets";
   }
   fmt::print(out, "replicator-bench: {} on {}\n", what, Layout(t));
-  fmt::print(out,
-             "  concurrency {}, {} connection(s) per node{}, key {} B, value {} B, seed {}\n",
+  fmt::print(out, "  concurrency {}, {} connection(s) per node{}, key {} B, value {} B, seed {}\n",
              c.concurrency, c.connections_per_node, c.coalesce ? " (coalesced)" : "", c.key_size,
              c.value_size, r.seed);
   if (r.preloaded) fmt::print(out, "  preloaded {} keys (not timed)\n", Grouped(r.preloaded));
@@ -114,8 +113,7 @@ void PrintResourceRows(std::FILE* out, const BenchResult& r, const PhaseStats& p
         fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
     Row(out, "batched messages", Grouped(s.batched_calls));
     Row(out, "calls per batch",
-        fmt::format("{:.1f}",
-                    s.batched_calls ? double(s.batched_items) / s.batched_calls : 0));
+        fmt::format("{:.1f}", s.batched_calls ? double(s.batched_items) / s.batched_calls : 0));
   }
   Row(out, "bench CPU %", fmt::format("{:.0f}", PerSecond(100 * r.bench_cpu_s, p.seconds)));
   if (r.nodes_cpu_s >= 0) {

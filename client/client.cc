@@ -1,17 +1,16 @@
 #include "replicator/client.h"
 
 #include <algorithm>
-#include <optional>
-#include <random>
-#include <utility>
-#include <vector>
-
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <optional>
+#include <random>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/wire_limits.h"
@@ -193,10 +192,10 @@ absl::StatusOr<GetResult> GetResultFromWire(wire::GetResult::Reader r) {
 // Answers every waiter of one coalesced message: each its own result, or
 // all the call's failure. Touches nothing but its arguments, so it may
 // outlive the client that sent the message.
-template <typename Results, typename T, typename FromWire>
+template <typename Results, typename T, typename Convert>
 asio::awaitable<void> AnswerMany(kj::Promise<capnp::Response<Results>> sent,
                                  std::vector<std::shared_ptr<Pending<T>>> waiters,
-                                 std::chrono::milliseconds timeout, FromWire from_wire) {
+                                 std::chrono::milliseconds timeout, Convert from_wire) {
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
   if (!reply.ok()) {
     const absl::Status failed = Classify(reply.status());
@@ -349,8 +348,7 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
   co_return co_await Wait(std::move(done));
 }
 
-asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key,
-                                                                 std::string value,
+asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key, std::string value,
                                                                  uint64_t request_id) {
   auto req = key_value_.putRequest();
   req.setKey(AsData(key));

@@ -289,8 +289,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
   }
 
   static asio::awaitable<void> FinishGetMany(
-      std::vector<std::shared_ptr<Waiters<core::GetOutcome>::Slot>> slots,
-      GetManyContext context) {
+      std::vector<std::shared_ptr<Waiters<core::GetOutcome>::Slot>> slots, GetManyContext context) {
     std::vector<core::GetOutcome> outcomes;
     outcomes.reserve(slots.size());
     for (auto& slot : slots) {

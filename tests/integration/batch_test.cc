@@ -170,10 +170,10 @@ asio::awaitable<void> ConcurrentPuts(net::Reactor* reactor, std::string address,
   size_t remaining = keys.size();
   asio::steady_timer all_done(reactor->io(), asio::steady_timer::time_point::max());
   for (size_t i = 0; i < keys.size(); ++i) {
-    asio::co_spawn(reactor->io(),
-                   OnePut(client->get(), keys[i], "v-" + keys[i], &out->puts[i], &remaining,
-                          &all_done),
-                   asio::detached);
+    asio::co_spawn(
+        reactor->io(),
+        OnePut(client->get(), keys[i], "v-" + keys[i], &out->puts[i], &remaining, &all_done),
+        asio::detached);
   }
   while (remaining > 0) {
     asio::error_code ec;

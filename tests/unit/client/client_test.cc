@@ -1,9 +1,6 @@
 // The C++ client against a scripted node: which answers it retries (with the
 // same request id) and which it hands back as final.
-#include <set>
-#include <string>
-#include <utility>
-#include <vector>
+#include "replicator/client.h"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -11,11 +8,14 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
-#include "replicator/client.h"
 #include "schema/replicator.capnp.h"
 
 namespace replicator {
@@ -260,8 +260,8 @@ class CountingKeyValue final : public wire::KeyValue::Server {
       out.setOutcomeUnknown("the decision could not be recorded in time");
       return;
     }
-    out.setKeyExists(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(key.data()),
-                                         key.size()));
+    out.setKeyExists(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(key.data()), key.size()));
   }
   Seen* seen_;
   std::set<std::string> answered_unknown_;
