@@ -7,6 +7,7 @@
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <utility>
@@ -102,12 +103,14 @@ asio::awaitable<absl::StatusOr<T>> Wait(std::shared_ptr<Pending<T>> pending) {
 }
 
 struct QueuedPut {
+  using Result = PutResult;
   std::string key;
   std::string value;
   uint64_t request_id = 0;
   std::shared_ptr<Pending<PutResult>> done;
 };
 struct QueuedGet {
+  using Result = GetResult;
   std::string key;
   std::shared_ptr<Pending<GetResult>> done;
 };
@@ -189,32 +192,72 @@ absl::StatusOr<GetResult> GetResultFromWire(wire::GetResult::Reader r) {
   return out;
 }
 
-// Answers every waiter of one coalesced message: each its own result, or
-// all the call's failure. Touches nothing but its arguments, so it may
-// outlive the client that sent the message.
-template <typename Results, typename T, typename Convert>
+// One plain KeyValue.put / get on `kv`.
+asio::awaitable<absl::StatusOr<PutResult>> PlainPut(wire::KeyValue::Client kv, std::string key,
+                                                    std::string value, uint64_t request_id,
+                                                    std::chrono::milliseconds timeout) {
+  auto req = kv.putRequest();
+  req.setKey(AsData(key));
+  req.setValue(AsData(value));
+  req.setRequestId(request_id);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
+  if (!reply.ok()) co_return Classify(reply.status());
+  co_return PutResultFromWire(reply->getResult());
+}
+asio::awaitable<absl::StatusOr<GetResult>> PlainGet(wire::KeyValue::Client kv, std::string key,
+                                                    Consistency consistency,
+                                                    std::chrono::milliseconds timeout) {
+  auto req = kv.getRequest();
+  req.setKey(AsData(key));
+  req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
+                                                               : wire::Consistency::LOCAL);
+  auto sent = req.send();
+  auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
+  if (!reply.ok()) co_return Classify(reply.status());
+  co_return GetResultFromWire(reply->getResult());
+}
+
+// Answers every caller of one coalesced message: each its own result, or
+// all the call's failure. An item the node answered `answerTooLarge` (the
+// answer's values were full) is asked again alone, through `alone`. Touches
+// nothing but its arguments, so it may outlive the client that sent it.
+template <typename Results, typename Item, typename Convert, typename TooLarge, typename Alone>
 asio::awaitable<void> AnswerMany(kj::Promise<capnp::Response<Results>> sent,
-                                 std::vector<std::shared_ptr<Pending<T>>> waiters,
-                                 std::chrono::milliseconds timeout, Convert from_wire) {
+                                 std::vector<Item> items, std::chrono::milliseconds timeout,
+                                 Convert from_wire, TooLarge too_large, Alone alone) {
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
   if (!reply.ok()) {
     const absl::Status failed = Classify(reply.status());
-    for (auto& w : waiters) w->Complete(failed);
+    for (auto& item : items) item.done->Complete(failed);
     co_return;
   }
   if (reply->hasRefused() && reply->getRefused().size() > 0) {
     const absl::Status refused = absl::InvalidArgumentError(ToString(reply->getRefused()));
-    for (auto& w : waiters) w->Complete(refused);
+    for (auto& item : items) item.done->Complete(refused);
     co_return;
   }
   auto results = reply->getResults();
-  if (results.size() != waiters.size()) {
+  if (results.size() != items.size()) {
     const absl::Status wrong = absl::InternalError(
-        absl::StrCat("node answered ", results.size(), " results to ", waiters.size(), " calls"));
-    for (auto& w : waiters) w->Complete(wrong);
+        absl::StrCat("node answered ", results.size(), " results to ", items.size(), " calls"));
+    for (auto& item : items) item.done->Complete(wrong);
     co_return;
   }
-  for (size_t i = 0; i < waiters.size(); ++i) waiters[i]->Complete(from_wire(results[i]));
+  std::vector<size_t> again;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (too_large(results[i])) {
+      again.push_back(i);
+    } else {
+      items[i].done->Complete(from_wire(results[i]));
+    }
+  }
+  for (size_t i : again) {
+    std::shared_ptr<Pending<typename Item::Result>> done = items[i].done;
+    auto call = alone(std::move(items[i]));
+    absl::StatusOr<typename Item::Result> result = co_await std::move(call);
+    done->Complete(std::move(result));
+  }
 }
 
 // Completes `done` with a plain call's result.
@@ -348,16 +391,11 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
   co_return co_await Wait(std::move(done));
 }
 
-asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key, std::string value,
+asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key,
+                                                                 std::string value,
                                                                  uint64_t request_id) {
-  auto req = key_value_.putRequest();
-  req.setKey(AsData(key));
-  req.setValue(AsData(value));
-  req.setRequestId(request_id);
-  auto sent = req.send();
-  auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
-  if (!reply.ok()) co_return Classify(reply.status());
-  co_return PutResultFromWire(reply->getResult());
+  co_return co_await PlainPut(key_value_, std::move(key), std::move(value), request_id,
+                              options_.call_timeout);
 }
 
 asio::awaitable<absl::StatusOr<GetResult>> Client::Impl::GetOnce(std::string key,
@@ -402,20 +440,27 @@ void Client::Impl::SendPuts(std::vector<QueuedPut> puts) {
     }
     auto req = key_value_.putManyRequest();
     auto items = req.initItems(end - begin);
-    std::vector<std::shared_ptr<Pending<PutResult>>> waiters;
-    waiters.reserve(end - begin);
     for (size_t i = begin; i < end; ++i) {
       auto item = items[i - begin];
       item.setKey(AsData(puts[i].key));
       item.setValue(AsData(puts[i].value));
       item.setRequestId(puts[i].request_id);
-      waiters.push_back(std::move(puts[i].done));
     }
     kj::Promise<capnp::Response<wire::KeyValue::PutManyResults>> sent = req.send();
-    asio::co_spawn(reactor_.io(),
-                   AnswerMany(kj::mv(sent), std::move(waiters), options_.call_timeout,
-                              [](wire::PutResult::Reader r) { return PutResultFromWire(r); }),
-                   asio::detached);
+    std::vector<QueuedPut> chunk(std::make_move_iterator(puts.begin() + begin),
+                                 std::make_move_iterator(puts.begin() + end));
+    // Again alone with the same request id: the put is already done, so
+    // the node answers as it did, with the value this time.
+    auto alone = [kv = key_value_, timeout = options_.call_timeout](QueuedPut p) {
+      return PlainPut(kv, std::move(p.key), std::move(p.value), p.request_id, timeout);
+    };
+    asio::co_spawn(
+        reactor_.io(),
+        AnswerMany(
+            kj::mv(sent), std::move(chunk), options_.call_timeout,
+            [](wire::PutResult::Reader r) { return PutResultFromWire(r); },
+            [](wire::PutResult::Reader r) { return r.isAnswerTooLarge(); }, std::move(alone)),
+        asio::detached);
   }
 }
 
@@ -433,17 +478,20 @@ void Client::Impl::SendGets(std::vector<QueuedGet> gets, Consistency consistency
     req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
                                                                  : wire::Consistency::LOCAL);
     auto keys = req.initKeys(end - begin);
-    std::vector<std::shared_ptr<Pending<GetResult>>> waiters;
-    waiters.reserve(end - begin);
-    for (size_t i = begin; i < end; ++i) {
-      keys.set(i - begin, AsData(gets[i].key));
-      waiters.push_back(std::move(gets[i].done));
-    }
+    for (size_t i = begin; i < end; ++i) keys.set(i - begin, AsData(gets[i].key));
     kj::Promise<capnp::Response<wire::KeyValue::GetManyResults>> sent = req.send();
-    asio::co_spawn(reactor_.io(),
-                   AnswerMany(kj::mv(sent), std::move(waiters), options_.call_timeout,
-                              [](wire::GetResult::Reader r) { return GetResultFromWire(r); }),
-                   asio::detached);
+    std::vector<QueuedGet> chunk(std::make_move_iterator(gets.begin() + begin),
+                                 std::make_move_iterator(gets.begin() + end));
+    auto alone = [kv = key_value_, consistency, timeout = options_.call_timeout](QueuedGet g) {
+      return PlainGet(kv, std::move(g.key), consistency, timeout);
+    };
+    asio::co_spawn(
+        reactor_.io(),
+        AnswerMany(
+            kj::mv(sent), std::move(chunk), options_.call_timeout,
+            [](wire::GetResult::Reader r) { return GetResultFromWire(r); },
+            [](wire::GetResult::Reader r) { return r.isAnswerTooLarge(); }, std::move(alone)),
+        asio::detached);
   }
 }
 
@@ -462,14 +510,7 @@ asio::awaitable<absl::StatusOr<GetResult>> Client::Get(std::string key, Consiste
 
 asio::awaitable<absl::StatusOr<GetResult>> Client::Impl::SendGet(std::string key,
                                                                  Consistency consistency) {
-  auto req = key_value_.getRequest();
-  req.setKey(AsData(key));
-  req.setConsistency(consistency == Consistency::kLinearizable ? wire::Consistency::LINEARIZABLE
-                                                               : wire::Consistency::LOCAL);
-  auto sent = req.send();
-  auto reply = co_await net::AwaitWithin(kj::mv(sent), options_.call_timeout);
-  if (!reply.ok()) co_return Classify(reply.status());
-  co_return GetResultFromWire(reply->getResult());
+  co_return co_await PlainGet(key_value_, std::move(key), consistency, options_.call_timeout);
 }
 
 asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {

@@ -68,13 +68,17 @@ interface KeyValue {
   # At most 1024 items (kMaxBatchCalls): a longer list is refused whole,
   # nothing applied; `results` is then empty and `refused` says why (empty
   # otherwise). An empty list answers an empty list. The message must also
-  # fit the node's message limit (see the top of this file).
+  # fit the node's message limit (see the top of this file). The answer
+  # carries at most 16 MiB of values: an item whose keyExists value would
+  # pass that answers `answerTooLarge` instead (the put itself done as usual).
 
   getMany @5 (keys :List(Data), consistency :Consistency)
       -> (results :List(GetResult), refused :Text);
   # Many gets in one message, all at `consistency`: each checked and answered
   # exactly as `get` would (role read), results[i] for keys[i]; answered
-  # when the last is. At most 1024 keys, as for putMany.
+  # when the last is. At most 1024 keys, as for putMany, and at most 16 MiB
+  # of found values in the answer: a key whose value would pass that answers
+  # `answerTooLarge`, to be asked for alone.
 }
 
 struct PutItem {
@@ -154,6 +158,11 @@ struct PutResult {
     # could not be recorded in time, or the node shut down mid-put): it may
     # still commit. Send it again with the same requestId (it answers `ok`
     # if it was applied), or read the key before choosing another one.
+    answerTooLarge @6 :Void;
+    # putMany only: the put was carried out as usual, but its answer (a
+    # keyExists value) would take the call's answer past 16 MiB of values
+    # (kMaxBatchAnswerBytes). Send it again alone, with the same requestId,
+    # for its answer.
   }
 }
 
@@ -164,6 +173,9 @@ struct GetResult {
     unavailable @2 :Text;
     # Linearizable read only: no majority of the local cluster answered.
     invalidArgument @3 :Text;
+    answerTooLarge @4 :Void;
+    # getMany only: the value would take the call's answer past 16 MiB of
+    # values (kMaxBatchAnswerBytes). Ask for this key alone.
   }
 }
 

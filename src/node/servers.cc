@@ -194,8 +194,10 @@ class KeyValueServer final : public wire::KeyValue::Server {
       all_ready = all_ready && slots.back()->value.has_value();
     }
     if (all_ready) {
-      auto out = context.getResults().initResults(slots.size());
-      for (size_t i = 0; i < slots.size(); ++i) ToWire(*slots[i]->value, out[i]);
+      std::vector<core::GetOutcome> outcomes;
+      outcomes.reserve(slots.size());
+      for (auto& slot : slots) outcomes.push_back(std::move(*slot->value));
+      AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
       return kj::READY_NOW;
     }
     return net::ToPromise(ctx_->io(), FinishGetMany(std::move(slots), context));
@@ -250,6 +252,29 @@ class KeyValueServer final : public wire::KeyValue::Server {
                         core::kMaxBatchCalls, "; nothing was applied");
   }
 
+  // Writes results[i] for outcomes[i], keeping the values the answer
+  // carries within kMaxBatchAnswerBytes: an item whose value would pass it
+  // answers answerTooLarge (its client asks for it alone).
+  template <typename Outcome, typename Results>
+  static void AnswerMany(const std::vector<Outcome>& outcomes, Results out) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      const size_t value_bytes = ValueBytes(outcomes[i]);
+      if (value_bytes > 0 && bytes + value_bytes > core::kMaxBatchAnswerBytes) {
+        out[i].setAnswerTooLarge();
+        continue;
+      }
+      bytes += value_bytes;
+      ToWire(outcomes[i], out[i]);
+    }
+  }
+  static size_t ValueBytes(const core::PutOutcome& o) {
+    return o.kind == core::PutOutcome::Kind::kKeyExists ? o.existing.size() : 0;
+  }
+  static size_t ValueBytes(const core::GetOutcome& o) {
+    return o.kind == core::GetOutcome::Kind::kFound ? o.value.size() : 0;
+  }
+
   // The outcomes of one putMany, filled in by its items as they finish.
   struct PutManyState {
     PutManyState(asio::any_io_executor ex, size_t n) : outcomes(n), remaining(n), done(ex) {
@@ -284,8 +309,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
       co_await state->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     co_await net::ThrowIfCancelled();
-    auto out = context.getResults().initResults(state->outcomes.size());
-    for (size_t i = 0; i < state->outcomes.size(); ++i) ToWire(state->outcomes[i], out[i]);
+    AnswerMany(state->outcomes, context.getResults().initResults(state->outcomes.size()));
   }
 
   static asio::awaitable<void> FinishGetMany(
@@ -296,8 +320,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
       outcomes.push_back(co_await Waiters<core::GetOutcome>::Wait(std::move(slot)));
     }
     co_await net::ThrowIfCancelled();
-    auto out = context.getResults().initResults(outcomes.size());
-    for (size_t i = 0; i < outcomes.size(); ++i) ToWire(outcomes[i], out[i]);
+    AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
   }
 
   static asio::awaitable<void> FinishGet(std::shared_ptr<Waiters<core::GetOutcome>::Slot> slot,

@@ -232,7 +232,13 @@ class CountingKeyValue final : public wire::KeyValue::Server {
     seen_->put_many_sizes.push_back(items.size());
     auto out = context.getResults().initResults(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
-      Answer(ToString(items[i].getKey()), items[i].getRequestId(), out[i]);
+      const std::string key = ToString(items[i].getKey());
+      if (key.rfind("big", 0) == 0) {
+        seen_->ids.emplace_back(key, items[i].getRequestId());
+        out[i].setAnswerTooLarge();
+        continue;
+      }
+      Answer(key, items[i].getRequestId(), out[i]);
     }
     return kj::READY_NOW;
   }
@@ -245,7 +251,13 @@ class CountingKeyValue final : public wire::KeyValue::Server {
     ++seen_->get_many;
     auto keys = context.getParams().getKeys();
     auto out = context.getResults().initResults(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) out[i].setFound(keys[i]);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (ToString(keys[i]).rfind("big", 0) == 0) {
+        out[i].setAnswerTooLarge();
+      } else {
+        out[i].setFound(keys[i]);
+      }
+    }
     return kj::READY_NOW;
   }
 
@@ -387,6 +399,28 @@ TEST(ClientCoalescingTest, AnItemWhoseOutcomeIsUnknownIsRetriedAloneWithItsReque
   EXPECT_EQ(sent, 2);
   ASSERT_TRUE(o.puts[1].ok()) << o.puts[1].status();
   EXPECT_EQ(o.puts[1]->existing, "unknown-b");
+}
+
+TEST(ClientCoalescingTest, AnItemWhoseAnswerDidNotFitIsAskedAgainAlone) {
+  ManyOutcome o = ConcurrentCalls({"a", "big-b", "c"}, /*coalesce=*/true);
+  EXPECT_EQ(o.seen.put_many_sizes, std::vector<size_t>{3});
+  EXPECT_EQ(o.seen.puts, 1);  // big-b again, alone
+  EXPECT_EQ(o.seen.get_many, 1);
+  EXPECT_EQ(o.seen.gets, 1);
+  int sent = 0;
+  uint64_t first = 0;
+  for (const auto& [key, id] : o.seen.ids) {
+    if (key != "big-b") continue;
+    if (++sent == 1) first = id;
+    EXPECT_EQ(id, first) << "the same request id";
+  }
+  EXPECT_EQ(sent, 2);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    ASSERT_TRUE(o.gets[i].ok()) << o.gets[i].status();
+  }
+  EXPECT_EQ(o.puts[1]->existing, "big-b");
+  EXPECT_EQ(o.gets[1]->value, "big-b");
 }
 
 TEST(ClientCoalescingTest, AMessageCarriesAtMost32Calls) {
