@@ -391,8 +391,7 @@ asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::PutOnce(std::string key
   co_return co_await Wait(std::move(done));
 }
 
-asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key,
-                                                                 std::string value,
+asio::awaitable<absl::StatusOr<PutResult>> Client::Impl::SendPut(std::string key, std::string value,
                                                                  uint64_t request_id) {
   co_return co_await PlainPut(key_value_, std::move(key), std::move(value), request_id,
                               options_.call_timeout);
@@ -451,7 +450,7 @@ void Client::Impl::SendPuts(std::vector<QueuedPut> puts) {
                                  std::make_move_iterator(puts.begin() + end));
     // Again alone with the same request id: the put is already done, so
     // the node answers as it did, with the value this time.
-    auto alone = [kv = key_value_, timeout = options_.call_timeout](QueuedPut p) {
+    auto alone = [kv = key_value_, timeout = options_.call_timeout](QueuedPut p) mutable {
       return PlainPut(kv, std::move(p.key), std::move(p.value), p.request_id, timeout);
     };
     asio::co_spawn(
@@ -482,7 +481,8 @@ void Client::Impl::SendGets(std::vector<QueuedGet> gets, Consistency consistency
     kj::Promise<capnp::Response<wire::KeyValue::GetManyResults>> sent = req.send();
     std::vector<QueuedGet> chunk(std::make_move_iterator(gets.begin() + begin),
                                  std::make_move_iterator(gets.begin() + end));
-    auto alone = [kv = key_value_, consistency, timeout = options_.call_timeout](QueuedGet g) {
+    auto alone = [kv = key_value_, consistency,
+                  timeout = options_.call_timeout](QueuedGet g) mutable {
       return PlainGet(kv, std::move(g.key), consistency, timeout);
     };
     asio::co_spawn(
