@@ -226,6 +226,8 @@ asio::awaitable<void> Bench::TimedPhase(uint64_t limit) {
     result_.storage_delta.writes = after.writes - before.writes;
     result_.storage_delta.batches = after.batches - before.batches;
     result_.storage_delta.syncs = after.syncs - before.syncs;
+    result_.storage_delta.batched_calls = after.batched_calls - before.batched_calls;
+    result_.storage_delta.batched_items = after.batched_items - before.batched_items;
   }
 }
 
@@ -275,6 +277,7 @@ asio::awaitable<bool> Bench::Connect() {
       std::string address = a;
       ClientOptions options;
       options.tls = config_.tls;
+      options.coalesce = config_.coalesce;
       auto connect = Client::Connect(reactor_, std::move(address), std::move(options));
       absl::StatusOr<std::unique_ptr<Client>> c = co_await std::move(connect);
       if (!c.ok()) {
@@ -329,6 +332,8 @@ asio::awaitable<NodeCounters> Bench::Counters() {
     t.writes += s->storage_writes;
     t.batches += s->storage_batches;
     t.syncs += s->storage_syncs;
+    t.batched_calls += s->batched_calls;
+    t.batched_items += s->batched_items;
     t.safety_violations += s->safety_violations;
     t.committed_keys.push_back(s->committed_keys);
   }

@@ -39,6 +39,9 @@ struct BenchConfig {
   // The client's TLS (certificate and CA); null: plaintext, to --insecure nodes.
   std::shared_ptr<const net::TlsContext> tls;
   int connections_per_node = 1;
+  // ClientOptions::coalesce: the calls of one loop turn on one connection
+  // go as one putMany / getMany.
+  bool coalesce = false;
   int expected_voters = 0;  // wait until every node sees this many; 0: do not wait
   Workload workload = Workload::kPut;
   double conflict_ratio = 0.5;  // conflict: share of puts aimed at a recent key
@@ -86,6 +89,8 @@ struct PhaseStats {
 // Sums of the storage counters of every node's status.
 struct NodeCounters {
   uint64_t writes = 0, batches = 0, syncs = 0, safety_violations = 0;
+  // putMany/getMany messages the nodes served, and the calls they carried.
+  uint64_t batched_calls = 0, batched_items = 0;
   std::vector<uint64_t> committed_keys;  // per node
   int nodes_answered = 0;
 };

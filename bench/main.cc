@@ -67,6 +67,9 @@ ABSL_FLAG(int, key_size, 16, "Key size in bytes (at least 16).");
 ABSL_FLAG(int, value_size, 100, "Value (and echo payload) size in bytes.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of keys, values and the mix of calls; 0: random (printed).");
 ABSL_FLAG(int, connections, 1, "Connections per node; calls go round-robin over all of them.");
+ABSL_FLAG(bool, coalesce, false,
+          "Coalesce the calls made in one turn of the client's loop on one connection into one "
+          "putMany/getMany message (ClientOptions::coalesce).");
 ABSL_FLAG(bool, echo_baseline, false,
           "After the timed phase, as long again of Node.echo at the same concurrency: what the "
           "transport allows, measured in the same run.");
@@ -185,6 +188,7 @@ std::string ConfigFromFlags(BenchConfig* config, absl::Duration* hard_timeout) {
   if (!error.empty()) return error;
   config->verify = absl::GetFlag(FLAGS_verify);
   config->echo_baseline = absl::GetFlag(FLAGS_echo_baseline);
+  config->coalesce = absl::GetFlag(FLAGS_coalesce);
   config->progress = ::isatty(STDERR_FILENO);
   return "";
 }
@@ -304,7 +308,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   replicator::util::PrintHelpIfAsked(
       argc, argv, kUsage, __FILE__,
-      {{"Target", {"local", "nodes", "storage", "node_flags", "keep", "connections"}},
+      {{"Target", {"local", "nodes", "storage", "node_flags", "keep", "connections", "coalesce"}},
        {"Workload",
         {"workload", "conflict_ratio", "read_ratio", "consistency", "key_size", "value_size",
          "preload", "seed"}},

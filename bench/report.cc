@@ -75,8 +75,9 @@ void PrintHeader(std::FILE* out, const BenchConfig& c, const Target& t, const Be
     what += ", " + ConsistencyName(c.consistency) + " gets";
   }
   fmt::print(out, "replicator-bench: {} on {}\n", what, Layout(t));
-  fmt::print(out, "  concurrency {}, {} connection(s) per node, key {} B, value {} B, seed {}\n",
-             c.concurrency, c.connections_per_node, c.key_size, c.value_size, r.seed);
+  fmt::print(out, "  concurrency {}, {} connection(s) per node{}, key {} B, value {} B, seed {}\n",
+             c.concurrency, c.connections_per_node, c.coalesce ? " (coalesced)" : "", c.key_size,
+             c.value_size, r.seed);
   if (r.preloaded) fmt::print(out, "  preloaded {} keys (not timed)\n", Grouped(r.preloaded));
   if (c.warmup.count() > 0) {
     fmt::print(out, "  warm-up {:.1f} s, {} calls (checked, not timed)\n",
@@ -110,6 +111,9 @@ void PrintResourceRows(std::FILE* out, const BenchResult& r, const PhaseStats& p
     Row(out, "fsyncs/s (all nodes)", fmt::format("{:.0f}", PerSecond(s.syncs, p.seconds)));
     Row(out, "writes per commit",
         fmt::format("{:.1f}", s.batches ? double(s.writes) / s.batches : 0));
+    Row(out, "batched messages", Grouped(s.batched_calls));
+    Row(out, "calls per batch",
+        fmt::format("{:.1f}", s.batched_calls ? double(s.batched_items) / s.batched_calls : 0));
   }
   Row(out, "bench CPU %", fmt::format("{:.0f}", PerSecond(100 * r.bench_cpu_s, p.seconds)));
   if (r.nodes_cpu_s >= 0) {
@@ -164,6 +168,7 @@ std::string JsonConfig(const BenchConfig& c, const Target& t, const BenchResult&
   for (const std::string& a : t.addresses) nodes += (nodes.empty() ? "" : ", ") + JsonString(a);
   j += fmt::format("    \"nodes\": [{}],\n", nodes);
   j += fmt::format("    \"connections_per_node\": {},\n", c.connections_per_node);
+  j += fmt::format("    \"coalesce\": {},\n", c.coalesce ? "true" : "false");
   j += fmt::format("    \"concurrency\": {},\n", c.concurrency);
   j += fmt::format("    \"duration_s\": {},\n", std::chrono::duration<double>(c.duration).count());
   j += fmt::format("    \"warmup_s\": {},\n", std::chrono::duration<double>(c.warmup).count());
@@ -222,10 +227,10 @@ std::string JsonResources(const BenchResult& r, const PhaseStats& p) {
     j += fmt::format(
         "  \"storage\": {{\"nodes\": {}, \"writes\": {}, \"group_commits\": {}, \"fsyncs\": {}, "
         "\"fsyncs_per_sec\": {:.1f}, \"fsyncs_per_sec_per_node\": {:.1f}, "
-        "\"writes_per_group_commit\": {:.2f}}},\n",
+        "\"writes_per_group_commit\": {:.2f}, \"batched_calls\": {}, \"batched_items\": {}}},\n",
         r.storage_nodes, s.writes, s.batches, s.syncs, PerSecond(s.syncs, p.seconds),
         PerSecond(s.syncs, p.seconds) / r.storage_nodes,
-        s.batches ? double(s.writes) / s.batches : 0.0);
+        s.batches ? double(s.writes) / s.batches : 0.0, s.batched_calls, s.batched_items);
   } else {
     j += "  \"storage\": null,\n";
   }

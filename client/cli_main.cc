@@ -351,6 +351,8 @@ struct Command {
     fmt::print("          {} attempts retried after a race, {} joined an identical put\n",
                s.put_retries, s.puts_joined);
     fmt::print("gets      {}\n", s.gets);
+    fmt::print("batched   {} putMany/getMany calls carried {} puts and gets\n", s.batched_calls,
+               s.batched_items);
     fmt::print("catch-up  {} rounds, {} keys pulled\n", s.catchup_rounds, s.catchup_keys_pulled);
     fmt::print("storage   {} writes ({} mutations) in {} group commits, {} fsyncs\n",
                s.storage_writes, s.storage_mutations, s.storage_batches, s.storage_syncs);

@@ -1,12 +1,14 @@
 # Replicator's public wire contract.
 #
 # A `replicatord` node serves one bootstrap capability, `Node`, on its listen
-# address (Cap'n Proto two-party RPC over TCP, inside TLS 1.3 with a client
-# certificate of the federation's CA unless the node runs with --insecure;
-# README.md, "Clients in other languages"). From it a caller
-# obtains the three faces of the node:
+# address (Cap'n Proto two-party RPC over TCP, in TLS 1.3 by default: the
+# node and every caller present certificates of the federation's CA, and the
+# client certificate's role says what it may call; plaintext and open to
+# anyone only with --insecure; README.md, "Clients in other languages").
+# From it a caller obtains the three faces of the node:
 #
-#   KeyValue   for applications (the client interface): put, get, status.
+#   KeyValue   for applications (the client interface): put, get, their
+#              batched forms putMany and getMany, status.
 #   Peer       for other nodes: the reservation protocol (see docs/design.md).
 #   Directory  for membership: served by every node.
 #
@@ -16,7 +18,9 @@
 # Limits: keys are 1..1024 bytes and values 0..1 MiB by default (node flags
 # --max-key-bytes, --max-value-bytes; at most 64 KiB and 32 MiB). Outcomes are
 # values (the result unions below); an RPC exception only ever means the
-# transport or the node failed. Messages of up to 1 GiB are accepted.
+# transport or the node failed. A node reads messages of up to about 32 MiB
+# with the default limits (more with larger ones; src/core/wire_limits.h): a
+# larger message breaks the connection it came on.
 
 @0xf78b9b9588d0c482;
 
@@ -52,6 +56,36 @@ interface KeyValue {
   # asks a voter of the peer's cluster to. Or removes a whole cluster, by
   # consensus of the others. Answers once the new configuration is chosen,
   # or why not.
+
+  putMany @4 (items :List(PutItem)) -> (results :List(PutResult), refused :Text);
+  # Many puts in one message, to share its cost (the C++ client sends the
+  # puts its callers make in one turn of its event loop this way). Each item
+  # is a put of its own: checked, authorized (role write, as for `put`: a
+  # caller that may not put is refused the whole call) and applied exactly
+  # as `put` would, with its own requestId; results[i] answers items[i]. The
+  # items are independent: no atomicity and no order among them, and one
+  # invalid item fails alone. Answered when the last item is.
+  # At most 1024 items (kMaxBatchCalls): a longer list is refused whole,
+  # nothing applied; `results` is then empty and `refused` says why (empty
+  # otherwise). An empty list answers an empty list. The message must also
+  # fit the node's message limit (see the top of this file). The answer
+  # carries at most 16 MiB of values: an item whose keyExists value would
+  # pass that answers `answerTooLarge` instead (the put itself done as usual).
+
+  getMany @5 (keys :List(Data), consistency :Consistency)
+      -> (results :List(GetResult), refused :Text);
+  # Many gets in one message, all at `consistency`: each checked and answered
+  # exactly as `get` would (role read), results[i] for keys[i]; answered
+  # when the last is. At most 1024 keys, as for putMany, and at most 16 MiB
+  # of found values in the answer: a key whose value would pass that answers
+  # `answerTooLarge`, to be asked for alone.
+}
+
+struct PutItem {
+  # One put of a putMany; fields as for `put`.
+  key @0 :Data;
+  value @1 :Data;
+  requestId @2 :UInt64;
 }
 
 struct MemberChange {
@@ -124,6 +158,11 @@ struct PutResult {
     # could not be recorded in time, or the node shut down mid-put): it may
     # still commit. Send it again with the same requestId (it answers `ok`
     # if it was applied), or read the key before choosing another one.
+    answerTooLarge @6 :Void;
+    # putMany only: the put was carried out as usual, but its answer (a
+    # keyExists value) would take the call's answer past 16 MiB of values
+    # (kMaxBatchAnswerBytes). Send it again alone, with the same requestId,
+    # for its answer.
   }
 }
 
@@ -134,6 +173,9 @@ struct GetResult {
     unavailable @2 :Text;
     # Linearizable read only: no majority of the local cluster answered.
     invalidArgument @3 :Text;
+    answerTooLarge @4 :Void;
+    # getMany only: the value would take the call's answer past 16 MiB of
+    # values (kMaxBatchAnswerBytes). Ask for this key alone.
   }
 }
 
@@ -202,6 +244,11 @@ struct NodeStatus {
   insecure @30 :Bool;
   # The node runs with --insecure: plaintext, no peer or client is
   # authenticated and every face is open to anyone who can connect.
+  batchedCalls @31 :UInt64;
+  # putMany and getMany calls served since start (refused ones not counted).
+  batchedItems @32 :UInt64;
+  # Items (puts and gets) those calls carried. Each is also counted as a
+  # put outcome or a get above.
 }
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,9 @@
 // (Unavailable, DeadlineExceeded) means the outcome is unknown: the call
 // failed, or the node could not learn its own decision, after every retry.
 // A put may then still have been applied; read the key before choosing another.
+//
+// Calls made concurrently (from many coroutines) share the connection; those
+// made in one turn of the event loop are sent together (ClientOptions::coalesce).
 #pragma once
 
 #include <chrono>
@@ -126,6 +129,8 @@ struct NodeStatus {
   uint64_t storage_writes_refused = 0;  // would have changed a committed value
   // The node runs with --insecure: plaintext, no one authenticated.
   bool insecure = false;
+  uint64_t batched_calls = 0;  // putMany and getMany calls served (coalesced)
+  uint64_t batched_items = 0;  // the puts and gets they carried
 };
 
 struct ClientOptions {
@@ -146,6 +151,14 @@ struct ClientOptions {
   // Unauthenticated; a call the certificate's role may not make fails with
   // PermissionDenied naming the role needed.
   std::shared_ptr<const net::TlsContext> tls;
+  // Coalescing: the puts that this client's coroutines make in one turn of
+  // the reactor's event loop go to the node as one KeyValue.putMany message,
+  // and the gets as one getMany per consistency (a call made alone in its
+  // turn goes as a plain put or get). Each call keeps its own result, its
+  // own request id, timeout and retries, exactly as uncoalesced; a message
+  // carries at most 32 calls and about 256 KiB of keys and values. Needs
+  // nodes that serve putMany/getMany; false sends every call on its own.
+  bool coalesce = true;
 };
 
 class Client {

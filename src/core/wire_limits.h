@@ -16,6 +16,10 @@ namespace replicator::core {
 
 // Calls in one Peer.call batch, at most.
 inline constexpr size_t kMaxBatchCalls = 1024;
+// Values (keyExists or found) one KeyValue.putMany or getMany answer
+// carries, at most; an item past it answers answerTooLarge. Well inside the
+// 64 MiB a client process reads by default (net/rpc.h).
+inline constexpr size_t kMaxBatchAnswerBytes = size_t{16} << 20;
 // Ids, ballots and framing of one call or one answer, beyond its key and
 // value.
 inline constexpr size_t kCallOverheadBytes = 256;

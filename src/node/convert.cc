@@ -839,6 +839,8 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setGenerationRefusals(s.engine.generation_refusals);
   out.setUptimeMs(s.uptime_ms);
   out.setInsecure(s.insecure);
+  out.setBatchedCalls(s.batches.calls);
+  out.setBatchedItems(s.batches.items);
 }
 
 }  // namespace replicator::node

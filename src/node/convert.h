@@ -92,6 +92,13 @@ core::Consistency FromWire(wire::Consistency c);
 void ToWire(const core::PutOutcome& o, wire::PutResult::Builder out);
 void ToWire(const core::GetOutcome& o, wire::GetResult::Builder out);
 
+// KeyValue.putMany and getMany calls served, and the items they carried.
+// Reactor thread only.
+struct BatchStats {
+  uint64_t calls = 0;
+  uint64_t items = 0;
+};
+
 // What KeyValue.status reports (wire::NodeStatus).
 struct StatusReport {
   core::Member self;
@@ -103,6 +110,7 @@ struct StatusReport {
   storage::StorageStats storage;
   int64_t uptime_ms = 0;
   bool insecure = false;  // --insecure: plaintext, nobody authenticated
+  BatchStats batches;
 };
 void ToWire(const StatusReport& s, wire::NodeStatus::Builder out);
 

@@ -55,6 +55,7 @@ class Node::Impl {
   bool serving_ = false;  // joined (or started) the federation
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   NodeMetrics metrics_;
+  BatchStats batches_;
   NodeContext context_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<storage::Storage> storage_;
@@ -94,7 +95,7 @@ Node::Impl::~Impl() {
 }
 
 asio::awaitable<absl::Status> Node::Impl::Serve() {
-  ServedParts parts{&context_, &driver_, &directory_, [this] { return Status(); }};
+  ServedParts parts{&context_, &driver_, &directory_, [this] { return Status(); }, &batches_};
   // Each connection gets its own bootstrap, knowing who is calling.
   net::BootstrapFactory bootstrap =
       [parts](const net::PeerCertificate* peer) -> capnp::Capability::Client {
@@ -202,6 +203,7 @@ StatusReport Node::Impl::Status() const {
   s.committed_keys = storage_->CommittedCount();
   s.storage = storage_->stats();
   s.insecure = options_.tls == nullptr;
+  s.batches = batches_;
   s.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started_)
                     .count();

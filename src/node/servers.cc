@@ -2,7 +2,11 @@
 
 #include <kj/debug.h>
 
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -131,6 +135,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
       : ctx_(parts.ctx),
         driver_(parts.driver),
         status_(parts.status),
+        batches_(parts.batches),
         caller_(caller),
         token_(parts.ctx->alive) {}
 
@@ -149,6 +154,53 @@ class KeyValueServer final : public wire::KeyValue::Server {
       return kj::READY_NOW;
     }
     return net::ToPromise(ctx_->io(), FinishGet(std::move(slot), context));
+  }
+  // Each item exactly as put() and get() take one: the same authorization
+  // (for the whole call, since every item asks for the same action), the
+  // same driver calls and so the same checks, limits and request ids.
+  kj::Promise<void> putMany(PutManyContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kPut)) return Refused(*refused);
+    const size_t n = context.getParams().getItems().size();
+    if (auto refused = RefuseLongList(n, "puts")) {
+      context.getResults().setRefused(*refused);
+      return kj::READY_NOW;
+    }
+    ++batches_->calls;
+    batches_->items += n;
+    if (n == 0) {
+      context.getResults().initResults(0);
+      return kj::READY_NOW;
+    }
+    return net::ToPromise(ctx_->io(), PutMany(ctx_, driver_, context));
+  }
+  kj::Promise<void> getMany(GetManyContext context) override {
+    if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    if (auto refused = Authorize(caller_, Action::kGet)) return Refused(*refused);
+    auto p = context.getParams();
+    auto keys = p.getKeys();
+    if (auto refused = RefuseLongList(keys.size(), "gets")) {
+      context.getResults().setRefused(*refused);
+      return kj::READY_NOW;
+    }
+    ++batches_->calls;
+    batches_->items += keys.size();
+    const core::Consistency consistency = FromWire(p.getConsistency());
+    std::vector<std::shared_ptr<Waiters<core::GetOutcome>::Slot>> slots;
+    slots.reserve(keys.size());
+    bool all_ready = true;
+    for (auto key : keys) {
+      slots.push_back(driver_->StartGet(ToString(key), consistency));
+      all_ready = all_ready && slots.back()->value.has_value();
+    }
+    if (all_ready) {
+      std::vector<core::GetOutcome> outcomes;
+      outcomes.reserve(slots.size());
+      for (auto& slot : slots) outcomes.push_back(std::move(*slot->value));
+      AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
+      return kj::READY_NOW;
+    }
+    return net::ToPromise(ctx_->io(), FinishGetMany(std::move(slots), context));
   }
   kj::Promise<void> status(StatusContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -192,6 +244,85 @@ class KeyValueServer final : public wire::KeyValue::Server {
     core::PutOutcome o = co_await driver->Put(std::move(key), std::move(value), request_id);
     ToWire(o, context.getResults().initResult());
   }
+  // Refused whole before any item is read, so that what a call makes this
+  // node hold is bounded by the limit, not by what a caller claims.
+  static std::optional<std::string> RefuseLongList(size_t n, const char* what) {
+    if (n <= core::kMaxBatchCalls) return std::nullopt;
+    return absl::StrCat("refused: ", n, " ", what, " in one call, over the limit of ",
+                        core::kMaxBatchCalls, "; nothing was applied");
+  }
+
+  // Writes results[i] for outcomes[i], keeping the values the answer
+  // carries within kMaxBatchAnswerBytes: an item whose value would pass it
+  // answers answerTooLarge (its client asks for it alone).
+  template <typename Outcome, typename Results>
+  static void AnswerMany(const std::vector<Outcome>& outcomes, Results out) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      const size_t value_bytes = ValueBytes(outcomes[i]);
+      if (value_bytes > 0 && bytes + value_bytes > core::kMaxBatchAnswerBytes) {
+        out[i].setAnswerTooLarge();
+        continue;
+      }
+      bytes += value_bytes;
+      ToWire(outcomes[i], out[i]);
+    }
+  }
+  static size_t ValueBytes(const core::PutOutcome& o) {
+    return o.kind == core::PutOutcome::Kind::kKeyExists ? o.existing.size() : 0;
+  }
+  static size_t ValueBytes(const core::GetOutcome& o) {
+    return o.kind == core::GetOutcome::Kind::kFound ? o.value.size() : 0;
+  }
+
+  // The outcomes of one putMany, filled in by its items as they finish.
+  struct PutManyState {
+    PutManyState(asio::any_io_executor ex, size_t n) : outcomes(n), remaining(n), done(ex) {
+      done.expires_at(asio::steady_timer::time_point::max());
+    }
+    std::vector<core::PutOutcome> outcomes;
+    size_t remaining;
+    asio::steady_timer done;  // cancelled when remaining reaches 0
+  };
+
+  static asio::awaitable<void> PutOne(EngineDriver* driver, core::Key key, core::Value value,
+                                      uint64_t request_id, std::shared_ptr<PutManyState> state,
+                                      size_t index) {
+    state->outcomes[index] = co_await driver->Put(std::move(key), std::move(value), request_id);
+    if (--state->remaining == 0) state->done.cancel();
+  }
+
+  // Every item runs as a put of its own, concurrently; the answer waits for
+  // the last. A cancelled call (the client went away) leaves its items to
+  // finish, as a cancelled put() leaves its engine put.
+  static asio::awaitable<void> PutMany(const NodeContext* ctx, EngineDriver* driver,
+                                       PutManyContext context) {
+    auto items = context.getParams().getItems();
+    auto state = std::make_shared<PutManyState>(ctx->io().get_executor(), items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto item = items[i];
+      ctx->Spawn(PutOne(driver, ToString(item.getKey()), ToString(item.getValue()),
+                        item.getRequestId(), state, i));
+    }
+    while (state->remaining > 0) {
+      asio::error_code ec;
+      co_await state->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_await net::ThrowIfCancelled();
+    AnswerMany(state->outcomes, context.getResults().initResults(state->outcomes.size()));
+  }
+
+  static asio::awaitable<void> FinishGetMany(
+      std::vector<std::shared_ptr<Waiters<core::GetOutcome>::Slot>> slots, GetManyContext context) {
+    std::vector<core::GetOutcome> outcomes;
+    outcomes.reserve(slots.size());
+    for (auto& slot : slots) {
+      outcomes.push_back(co_await Waiters<core::GetOutcome>::Wait(std::move(slot)));
+    }
+    co_await net::ThrowIfCancelled();
+    AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
+  }
+
   static asio::awaitable<void> FinishGet(std::shared_ptr<Waiters<core::GetOutcome>::Slot> slot,
                                          GetContext context) {
     core::GetOutcome o = co_await Waiters<core::GetOutcome>::Wait(std::move(slot));
@@ -201,6 +332,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
   const NodeContext* ctx_;
   EngineDriver* driver_;
   std::function<StatusReport()> status_;
+  BatchStats* batches_;
   Caller caller_;
   std::weak_ptr<bool> token_;
 };

@@ -27,6 +27,8 @@ struct ServedParts {
   EngineDriver* driver;
   DirectoryService* directory;
   std::function<StatusReport()> status;
+  // Counted by KeyValue.putMany and getMany.
+  BatchStats* batches;
 };
 
 // The bootstrap of one connection from `caller`: each face and method

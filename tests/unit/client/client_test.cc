@@ -1,18 +1,21 @@
 // The C++ client against a scripted node: which answers it retries (with the
 // same request id) and which it hands back as final.
-#include <string>
-#include <vector>
+#include "replicator/client.h"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
-#include "replicator/client.h"
 #include "schema/replicator.capnp.h"
 
 namespace replicator {
@@ -200,6 +203,236 @@ TEST(ClientTest, EchoReturnsThePayloadByteForByte) {
   Outcome o = PutAgainst({A::kOk});
   ASSERT_TRUE(o.echo.ok()) << o.echo.status();
   EXPECT_EQ(*o.echo, std::string("echo\0\xff binary", 13));
+}
+
+// Serves put and putMany, counting messages: item or put with key K is
+// answered keyExists(K), except that a key starting "unknown" is answered
+// outcomeUnknown the first time it is seen. Records every request id.
+class CountingKeyValue final : public wire::KeyValue::Server {
+ public:
+  struct Seen {
+    int puts = 0;
+    int put_many = 0;
+    std::vector<size_t> put_many_sizes;
+    std::vector<std::pair<std::string, uint64_t>> ids;  // key, request id
+    int gets = 0;
+    int get_many = 0;
+  };
+  explicit CountingKeyValue(Seen* seen) : seen_(seen) {}
+
+  kj::Promise<void> put(PutContext context) override {
+    ++seen_->puts;
+    auto p = context.getParams();
+    Answer(ToString(p.getKey()), p.getRequestId(), context.getResults().initResult());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> putMany(PutManyContext context) override {
+    ++seen_->put_many;
+    auto items = context.getParams().getItems();
+    seen_->put_many_sizes.push_back(items.size());
+    auto out = context.getResults().initResults(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string key = ToString(items[i].getKey());
+      if (key.rfind("big", 0) == 0) {
+        seen_->ids.emplace_back(key, items[i].getRequestId());
+        out[i].setAnswerTooLarge();
+        continue;
+      }
+      Answer(key, items[i].getRequestId(), out[i]);
+    }
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> get(GetContext context) override {
+    ++seen_->gets;
+    context.getResults().initResult().setFound(context.getParams().getKey());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> getMany(GetManyContext context) override {
+    ++seen_->get_many;
+    auto keys = context.getParams().getKeys();
+    auto out = context.getResults().initResults(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (ToString(keys[i]).rfind("big", 0) == 0) {
+        out[i].setAnswerTooLarge();
+      } else {
+        out[i].setFound(keys[i]);
+      }
+    }
+    return kj::READY_NOW;
+  }
+
+ private:
+  static std::string ToString(capnp::Data::Reader d) {
+    return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+  }
+  void Answer(const std::string& key, uint64_t request_id, wire::PutResult::Builder out) {
+    seen_->ids.emplace_back(key, request_id);
+    if (key.rfind("unknown", 0) == 0 && !answered_unknown_.contains(key)) {
+      answered_unknown_.insert(key);
+      out.setOutcomeUnknown("the decision could not be recorded in time");
+      return;
+    }
+    out.setKeyExists(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(key.data()), key.size()));
+  }
+  Seen* seen_;
+  std::set<std::string> answered_unknown_;
+};
+
+struct ManyOutcome {
+  CountingKeyValue::Seen seen;
+  std::vector<absl::StatusOr<PutResult>> puts;
+  std::vector<absl::StatusOr<GetResult>> gets;
+};
+
+asio::awaitable<void> OneCall(Client* client, std::string key, bool get, ManyOutcome* out,
+                              size_t at, size_t* left, asio::steady_timer* all_done) {
+  if (get) {
+    out->gets[at] = co_await client->Get(key);
+  } else {
+    out->puts[at] = co_await client->Put(key, "v");
+  }
+  if (--*left == 0) all_done->cancel();
+}
+
+// `keys.size()` puts, then as many gets, each from a coroutine of its own,
+// all started in one turn of the loop.
+asio::awaitable<void> Drive(net::Reactor* reactor, std::string address, bool coalesce,
+                            std::vector<std::string> keys, ManyOutcome* out) {
+  ClientOptions options;
+  options.coalesce = coalesce;
+  auto client = co_await Client::Connect(*reactor, address, options);
+  if (!client.ok()) {
+    out->puts[0] = client.status();
+    reactor->Stop();
+    co_return;
+  }
+  for (bool gets : {false, true}) {
+    size_t remaining = keys.size();
+    asio::steady_timer all_done(reactor->io(), asio::steady_timer::time_point::max());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      asio::co_spawn(reactor->io(),
+                     OneCall(client->get(), keys[i], gets, out, i, &remaining, &all_done),
+                     asio::detached);
+    }
+    while (remaining > 0) {
+      asio::error_code ec;
+      co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+  reactor->Stop();
+}
+
+ManyOutcome ConcurrentCalls(std::vector<std::string> keys, bool coalesce) {
+  ManyOutcome out;
+  out.puts.assign(keys.size(), absl::UnknownError("not run"));
+  out.gets.assign(keys.size(), absl::UnknownError("not run"));
+  net::Reactor reactor;
+  {
+    wire::KeyValue::Client kv = kj::heap<CountingKeyValue>(&out.seen);
+    auto server = net::RpcServer::Listen(reactor, "127.0.0.1:0", kj::heap<ScriptedNode>(kv));
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return out;
+    asio::co_spawn(reactor.io(),
+                   Drive(&reactor, (*server)->address(), coalesce, std::move(keys), &out),
+                   asio::detached);
+    reactor.Run();
+  }
+  return out;
+}
+
+TEST(ClientCoalescingTest, CallsOfOneTurnGoAsOneMessageEachAnsweredInOrder) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10; ++i) keys.push_back("key-" + std::to_string(i));
+  ManyOutcome o = ConcurrentCalls(keys, /*coalesce=*/true);
+  EXPECT_EQ(o.seen.puts, 0);
+  EXPECT_EQ(o.seen.put_many, 1);
+  EXPECT_EQ(o.seen.put_many_sizes, std::vector<size_t>{10});
+  EXPECT_EQ(o.seen.gets, 0);
+  EXPECT_EQ(o.seen.get_many, 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    EXPECT_EQ(o.puts[i]->kind, PutResult::Kind::kKeyExists);
+    EXPECT_EQ(o.puts[i]->existing, keys[i]) << "caller " << i << " got another item's result";
+    ASSERT_TRUE(o.gets[i].ok()) << o.gets[i].status();
+    EXPECT_EQ(o.gets[i]->value, keys[i]);
+  }
+}
+
+TEST(ClientCoalescingTest, OffSendsEveryCallAlone) {
+  std::vector<std::string> keys = {"a", "b", "c", "d"};
+  ManyOutcome o = ConcurrentCalls(keys, /*coalesce=*/false);
+  EXPECT_EQ(o.seen.puts, 4);
+  EXPECT_EQ(o.seen.put_many, 0);
+  EXPECT_EQ(o.seen.gets, 4);
+  EXPECT_EQ(o.seen.get_many, 0);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    EXPECT_EQ(o.puts[i]->existing, keys[i]);
+  }
+}
+
+TEST(ClientCoalescingTest, ACallAloneInItsTurnIsAPlainCall) {
+  ManyOutcome o = ConcurrentCalls({"only"}, /*coalesce=*/true);
+  EXPECT_EQ(o.seen.puts, 1);
+  EXPECT_EQ(o.seen.put_many, 0);
+  EXPECT_EQ(o.seen.gets, 1);
+  EXPECT_EQ(o.seen.get_many, 0);
+  ASSERT_TRUE(o.puts[0].ok()) << o.puts[0].status();
+  EXPECT_EQ(o.puts[0]->existing, "only");
+}
+
+TEST(ClientCoalescingTest, AnItemWhoseOutcomeIsUnknownIsRetriedAloneWithItsRequestId) {
+  ManyOutcome o = ConcurrentCalls({"a", "unknown-b", "c"}, /*coalesce=*/true);
+  // The first message carried all three; the retry of the one left unknown
+  // went alone, as a plain put, with the same request id.
+  EXPECT_EQ(o.seen.put_many_sizes, std::vector<size_t>{3});
+  EXPECT_EQ(o.seen.puts, 1);
+  uint64_t first = 0;
+  int sent = 0;
+  for (const auto& [key, id] : o.seen.ids) {
+    if (key != "unknown-b") continue;
+    if (++sent == 1) first = id;
+    EXPECT_EQ(id, first);
+    EXPECT_NE(id, 0u);
+  }
+  EXPECT_EQ(sent, 2);
+  ASSERT_TRUE(o.puts[1].ok()) << o.puts[1].status();
+  EXPECT_EQ(o.puts[1]->existing, "unknown-b");
+}
+
+TEST(ClientCoalescingTest, AnItemWhoseAnswerDidNotFitIsAskedAgainAlone) {
+  ManyOutcome o = ConcurrentCalls({"a", "big-b", "c"}, /*coalesce=*/true);
+  EXPECT_EQ(o.seen.put_many_sizes, std::vector<size_t>{3});
+  EXPECT_EQ(o.seen.puts, 1);  // big-b again, alone
+  EXPECT_EQ(o.seen.get_many, 1);
+  EXPECT_EQ(o.seen.gets, 1);
+  int sent = 0;
+  uint64_t first = 0;
+  for (const auto& [key, id] : o.seen.ids) {
+    if (key != "big-b") continue;
+    if (++sent == 1) first = id;
+    EXPECT_EQ(id, first) << "the same request id";
+  }
+  EXPECT_EQ(sent, 2);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    ASSERT_TRUE(o.gets[i].ok()) << o.gets[i].status();
+  }
+  EXPECT_EQ(o.puts[1]->existing, "big-b");
+  EXPECT_EQ(o.gets[1]->value, "big-b");
+}
+
+TEST(ClientCoalescingTest, AMessageCarriesAtMost32Calls) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 65; ++i) keys.push_back("k" + std::to_string(i));
+  ManyOutcome o = ConcurrentCalls(keys, /*coalesce=*/true);
+  EXPECT_EQ(o.seen.put_many_sizes, (std::vector<size_t>{32, 32}));
+  EXPECT_EQ(o.seen.puts, 1);  // the 65th, alone
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    EXPECT_EQ(o.puts[i]->existing, keys[i]);
+  }
 }
 
 }  // namespace

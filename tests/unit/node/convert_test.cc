@@ -439,6 +439,8 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   report.engine.federation_generation = 21;
   report.engine.federation_settled = true;
   report.engine.generation_refusals = 22;
+  report.batches.calls = 23;
+  report.batches.items = 24;
   ToWire(report, status);
   auto read = status.asReader();
   std::vector<core::Member> back = FromWire(read.getMembers());
@@ -458,6 +460,8 @@ TEST(ConvertTest, MembersAndStatusKeepEveryField) {
   EXPECT_EQ(read.getConfigEpoch(), 18u);
   EXPECT_EQ(read.getConfigChanges(), 19u);
   EXPECT_EQ(read.getStaleEpochRefusals(), 20u);
+  EXPECT_EQ(read.getBatchedCalls(), 23u);
+  EXPECT_EQ(read.getBatchedItems(), 24u);
   EXPECT_EQ(read.getFederationGeneration(), 21u);
   EXPECT_TRUE(read.getFederationSettled());
   EXPECT_EQ(read.getGenerationRefusals(), 22u);

@@ -547,6 +547,149 @@ export class KeyValue_ChangeMember$Results$Promise {
     return await this.pipeline.struct();
   }
 }
+export class KeyValue_PutMany$Params extends $.Struct {
+  static readonly _capnp = {
+    displayName: "putMany$Params",
+    id: "ef9644863faad860",
+    size: new $.ObjectSize(0, 1),
+  };
+  static _Items: $.ListCtor<PutItem>;
+  _adoptItems(value: $.Orphan<$.List<PutItem>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownItems(): $.Orphan<$.List<PutItem>> {
+    return $.utils.disown(this.items);
+  }
+  get items(): $.List<PutItem> {
+    return $.utils.getList(0, KeyValue_PutMany$Params._Items, this);
+  }
+  _hasItems(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initItems(length: number): $.List<PutItem> {
+    return $.utils.initList(0, KeyValue_PutMany$Params._Items, length, this);
+  }
+  set items(value: $.List<PutItem>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  toString(): string { return "KeyValue_PutMany$Params_" + super.toString(); }
+}
+export class KeyValue_PutMany$Results extends $.Struct {
+  static readonly _capnp = {
+    displayName: "putMany$Results",
+    id: "aa287c3e5eecd0cd",
+    size: new $.ObjectSize(0, 2),
+  };
+  static _Results: $.ListCtor<PutResult>;
+  _adoptResults(value: $.Orphan<$.List<PutResult>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownResults(): $.Orphan<$.List<PutResult>> {
+    return $.utils.disown(this.results);
+  }
+  get results(): $.List<PutResult> {
+    return $.utils.getList(0, KeyValue_PutMany$Results._Results, this);
+  }
+  _hasResults(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initResults(length: number): $.List<PutResult> {
+    return $.utils.initList(0, KeyValue_PutMany$Results._Results, length, this);
+  }
+  set results(value: $.List<PutResult>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  get refused(): string {
+    return $.utils.getText(1, this);
+  }
+  set refused(value: string) {
+    $.utils.setText(1, value, this);
+  }
+  toString(): string { return "KeyValue_PutMany$Results_" + super.toString(); }
+}
+export class KeyValue_PutMany$Results$Promise {
+  pipeline: $.Pipeline<any, any, KeyValue_PutMany$Results>;
+  constructor(pipeline: $.Pipeline<any, any, KeyValue_PutMany$Results>) {
+    this.pipeline = pipeline;
+  }
+  async promise(): Promise<KeyValue_PutMany$Results> {
+    return await this.pipeline.struct();
+  }
+}
+export class KeyValue_GetMany$Params extends $.Struct {
+  static readonly _capnp = {
+    displayName: "getMany$Params",
+    id: "d669025b7f013e67",
+    size: new $.ObjectSize(8, 1),
+  };
+  _adoptKeys(value: $.Orphan<$.List<$.Data>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownKeys(): $.Orphan<$.List<$.Data>> {
+    return $.utils.disown(this.keys);
+  }
+  get keys(): $.List<$.Data> {
+    return $.utils.getList(0, $.DataList, this);
+  }
+  _hasKeys(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initKeys(length: number): $.List<$.Data> {
+    return $.utils.initList(0, $.DataList, length, this);
+  }
+  set keys(value: $.List<$.Data>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  get consistency(): Consistency {
+    return $.utils.getUint16(0, this) as Consistency;
+  }
+  set consistency(value: Consistency) {
+    $.utils.setUint16(0, value, this);
+  }
+  toString(): string { return "KeyValue_GetMany$Params_" + super.toString(); }
+}
+export class KeyValue_GetMany$Results extends $.Struct {
+  static readonly _capnp = {
+    displayName: "getMany$Results",
+    id: "83adbb18e0c5c4e3",
+    size: new $.ObjectSize(0, 2),
+  };
+  static _Results: $.ListCtor<GetResult>;
+  _adoptResults(value: $.Orphan<$.List<GetResult>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownResults(): $.Orphan<$.List<GetResult>> {
+    return $.utils.disown(this.results);
+  }
+  get results(): $.List<GetResult> {
+    return $.utils.getList(0, KeyValue_GetMany$Results._Results, this);
+  }
+  _hasResults(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initResults(length: number): $.List<GetResult> {
+    return $.utils.initList(0, KeyValue_GetMany$Results._Results, length, this);
+  }
+  set results(value: $.List<GetResult>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  get refused(): string {
+    return $.utils.getText(1, this);
+  }
+  set refused(value: string) {
+    $.utils.setText(1, value, this);
+  }
+  toString(): string { return "KeyValue_GetMany$Results_" + super.toString(); }
+}
+export class KeyValue_GetMany$Results$Promise {
+  pipeline: $.Pipeline<any, any, KeyValue_GetMany$Results>;
+  constructor(pipeline: $.Pipeline<any, any, KeyValue_GetMany$Results>) {
+    this.pipeline = pipeline;
+  }
+  async promise(): Promise<KeyValue_GetMany$Results> {
+    return await this.pipeline.struct();
+  }
+}
 export class KeyValue$Client {
   client: $.Client;
   static readonly interfaceId: bigint = 0xd24958444ae6bfd2n;
@@ -557,7 +700,9 @@ export class KeyValue$Client {
     $.Method<KeyValue_Put$Params, KeyValue_Put$Results>,
     $.Method<KeyValue_Get$Params, KeyValue_Get$Results>,
     $.Method<KeyValue_Status$Params, KeyValue_Status$Results>,
-    $.Method<KeyValue_ChangeMember$Params, KeyValue_ChangeMember$Results>
+    $.Method<KeyValue_ChangeMember$Params, KeyValue_ChangeMember$Results>,
+    $.Method<KeyValue_PutMany$Params, KeyValue_PutMany$Results>,
+    $.Method<KeyValue_GetMany$Params, KeyValue_GetMany$Results>
   ] = [
     {
       ParamsClass: KeyValue_Put$Params,
@@ -590,6 +735,22 @@ export class KeyValue$Client {
       methodId: 3,
       interfaceName: "replicator.capnp:KeyValue",
       methodName: "changeMember"
+    },
+    {
+      ParamsClass: KeyValue_PutMany$Params,
+      ResultsClass: KeyValue_PutMany$Results,
+      interfaceId: KeyValue$Client.interfaceId,
+      methodId: 4,
+      interfaceName: "replicator.capnp:KeyValue",
+      methodName: "putMany"
+    },
+    {
+      ParamsClass: KeyValue_GetMany$Params,
+      ResultsClass: KeyValue_GetMany$Results,
+      interfaceId: KeyValue$Client.interfaceId,
+      methodId: 5,
+      interfaceName: "replicator.capnp:KeyValue",
+      methodName: "getMany"
     }
   ];
   /**
@@ -639,6 +800,46 @@ export class KeyValue$Client {
     const pipeline = new $.Pipeline(KeyValue_ChangeMember$Results, answer);
     return new KeyValue_ChangeMember$Results$Promise(pipeline);
   }
+  /**
+* Many puts in one message, to share its cost (the C++ client sends the
+* puts its callers make in one turn of its event loop this way). Each item
+* is a put of its own: checked, authorized (role write, as for `put`: a
+* caller that may not put is refused the whole call) and applied exactly
+* as `put` would, with its own requestId; results[i] answers items[i]. The
+* items are independent: no atomicity and no order among them, and one
+* invalid item fails alone. Answered when the last item is.
+* At most 1024 items (kMaxBatchCalls): a longer list is refused whole,
+* nothing applied; `results` is then empty and `refused` says why (empty
+* otherwise). An empty list answers an empty list. The message must also
+* fit the node's message limit (see the top of this file). The answer
+* carries at most 16 MiB of values: an item whose keyExists value would
+* pass that answers `answerTooLarge` instead (the put itself done as usual).
+*
+*/
+  putMany(paramsFunc?: (params: KeyValue_PutMany$Params) => void): KeyValue_PutMany$Results$Promise {
+    const answer = this.client.call({
+      method: KeyValue$Client.methods[4],
+      paramsFunc: paramsFunc
+    });
+    const pipeline = new $.Pipeline(KeyValue_PutMany$Results, answer);
+    return new KeyValue_PutMany$Results$Promise(pipeline);
+  }
+  /**
+* Many gets in one message, all at `consistency`: each checked and answered
+* exactly as `get` would (role read), results[i] for keys[i]; answered
+* when the last is. At most 1024 keys, as for putMany, and at most 16 MiB
+* of found values in the answer: a key whose value would pass that answers
+* `answerTooLarge`, to be asked for alone.
+*
+*/
+  getMany(paramsFunc?: (params: KeyValue_GetMany$Params) => void): KeyValue_GetMany$Results$Promise {
+    const answer = this.client.call({
+      method: KeyValue$Client.methods[5],
+      paramsFunc: paramsFunc
+    });
+    const pipeline = new $.Pipeline(KeyValue_GetMany$Results, answer);
+    return new KeyValue_GetMany$Results$Promise(pipeline);
+  }
 }
 $.Registry.register(KeyValue$Client.interfaceId, KeyValue$Client);
 export interface KeyValue$Server$Target {
@@ -646,6 +847,8 @@ export interface KeyValue$Server$Target {
   get(params: KeyValue_Get$Params, results: KeyValue_Get$Results): Promise<void>;
   status(params: KeyValue_Status$Params, results: KeyValue_Status$Results): Promise<void>;
   changeMember(params: KeyValue_ChangeMember$Params, results: KeyValue_ChangeMember$Results): Promise<void>;
+  putMany(params: KeyValue_PutMany$Params, results: KeyValue_PutMany$Results): Promise<void>;
+  getMany(params: KeyValue_GetMany$Params, results: KeyValue_GetMany$Results): Promise<void>;
 }
 export class KeyValue$Server extends $.Server {
   readonly target: KeyValue$Server$Target;
@@ -666,6 +869,14 @@ export class KeyValue$Server extends $.Server {
       {
         ...KeyValue$Client.methods[3],
         impl: target.changeMember
+      },
+      {
+        ...KeyValue$Client.methods[4],
+        impl: target.putMany
+      },
+      {
+        ...KeyValue$Client.methods[5],
+        impl: target.getMany
       }
     ]);
     this.target = target;
@@ -683,6 +894,60 @@ export class KeyValue extends $.Interface {
     size: new $.ObjectSize(0, 0),
   };
   toString(): string { return "KeyValue_" + super.toString(); }
+}
+/**
+* One put of a putMany; fields as for `put`.
+*
+*/
+export class PutItem extends $.Struct {
+  static readonly _capnp = {
+    displayName: "PutItem",
+    id: "94de7fb7b9921bcb",
+    size: new $.ObjectSize(8, 2),
+  };
+  _adoptKey(value: $.Orphan<$.Data>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownKey(): $.Orphan<$.Data> {
+    return $.utils.disown(this.key);
+  }
+  get key(): $.Data {
+    return $.utils.getData(0, this);
+  }
+  _hasKey(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initKey(length: number): $.Data {
+    return $.utils.initData(0, length, this);
+  }
+  set key(value: $.Data) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  _adoptValue(value: $.Orphan<$.Data>): void {
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownValue(): $.Orphan<$.Data> {
+    return $.utils.disown(this.value);
+  }
+  get value(): $.Data {
+    return $.utils.getData(1, this);
+  }
+  _hasValue(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initValue(length: number): $.Data {
+    return $.utils.initData(1, length, this);
+  }
+  set value(value: $.Data) {
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  get requestId(): bigint {
+    return $.utils.getUint64(0, this);
+  }
+  set requestId(value: bigint) {
+    $.utils.setUint64(0, value, this);
+  }
+  toString(): string { return "PutItem_" + super.toString(); }
 }
 export const MemberChange_Kind = {
   /**
@@ -919,7 +1184,15 @@ export const PutResult_Which = {
 * if it was applied), or read the key before choosing another one.
 *
 */
-  OUTCOME_UNKNOWN: 5
+  OUTCOME_UNKNOWN: 5,
+  /**
+* putMany only: the put was carried out as usual, but its answer (a
+* keyExists value) would take the call's answer past 16 MiB of values
+* (kMaxBatchAnswerBytes). Send it again alone, with the same requestId,
+* for its answer.
+*
+*/
+  ANSWER_TOO_LARGE: 6
 } as const;
 export type PutResult_Which = (typeof PutResult_Which)[keyof typeof PutResult_Which];
 export class PutResult extends $.Struct {
@@ -929,6 +1202,7 @@ export class PutResult extends $.Struct {
   static readonly UNAVAILABLE = PutResult_Which.UNAVAILABLE;
   static readonly INVALID_ARGUMENT = PutResult_Which.INVALID_ARGUMENT;
   static readonly OUTCOME_UNKNOWN = PutResult_Which.OUTCOME_UNKNOWN;
+  static readonly ANSWER_TOO_LARGE = PutResult_Which.ANSWER_TOO_LARGE;
   static readonly _capnp = {
     displayName: "PutResult",
     id: "8a0e1fd103516c15",
@@ -1036,6 +1310,12 @@ export class PutResult extends $.Struct {
     $.utils.setUint16(0, 5, this);
     $.utils.setText(0, value, this);
   }
+  get _isAnswerTooLarge(): boolean {
+    return $.utils.getUint16(0, this) === 6;
+  }
+  set answerTooLarge(_: true) {
+    $.utils.setUint16(0, 6, this);
+  }
   toString(): string { return "PutResult_" + super.toString(); }
   which(): PutResult_Which {
     return $.utils.getUint16(0, this) as PutResult_Which;
@@ -1049,7 +1329,13 @@ export const GetResult_Which = {
 *
 */
   UNAVAILABLE: 2,
-  INVALID_ARGUMENT: 3
+  INVALID_ARGUMENT: 3,
+  /**
+* getMany only: the value would take the call's answer past 16 MiB of
+* values (kMaxBatchAnswerBytes). Ask for this key alone.
+*
+*/
+  ANSWER_TOO_LARGE: 4
 } as const;
 export type GetResult_Which = (typeof GetResult_Which)[keyof typeof GetResult_Which];
 export class GetResult extends $.Struct {
@@ -1057,6 +1343,7 @@ export class GetResult extends $.Struct {
   static readonly NOT_FOUND = GetResult_Which.NOT_FOUND;
   static readonly UNAVAILABLE = GetResult_Which.UNAVAILABLE;
   static readonly INVALID_ARGUMENT = GetResult_Which.INVALID_ARGUMENT;
+  static readonly ANSWER_TOO_LARGE = GetResult_Which.ANSWER_TOO_LARGE;
   static readonly _capnp = {
     displayName: "GetResult",
     id: "f35a7b04eb8aae45",
@@ -1119,6 +1406,12 @@ export class GetResult extends $.Struct {
     $.utils.setUint16(0, 3, this);
     $.utils.setText(0, value, this);
   }
+  get _isAnswerTooLarge(): boolean {
+    return $.utils.getUint16(0, this) === 4;
+  }
+  set answerTooLarge(_: true) {
+    $.utils.setUint16(0, 4, this);
+  }
   toString(): string { return "GetResult_" + super.toString(); }
   which(): GetResult_Which {
     return $.utils.getUint16(0, this) as GetResult_Which;
@@ -1128,7 +1421,7 @@ export class NodeStatus extends $.Struct {
   static readonly _capnp = {
     displayName: "NodeStatus",
     id: "8aef5ad50cf98721",
-    size: new $.ObjectSize(216, 3),
+    size: new $.ObjectSize(232, 3),
   };
   static _Members: $.ListCtor<PeerInfo>;
   static _Configurations: $.ListCtor<Configuration>;
@@ -1455,6 +1748,27 @@ export class NodeStatus extends $.Struct {
   }
   set insecure(value: boolean) {
     $.utils.setBit(1601, value, this);
+  }
+  /**
+* putMany and getMany calls served since start (refused ones not counted).
+*
+*/
+  get batchedCalls(): bigint {
+    return $.utils.getUint64(216, this);
+  }
+  set batchedCalls(value: bigint) {
+    $.utils.setUint64(216, value, this);
+  }
+  /**
+* Items (puts and gets) those calls carried. Each is also counted as a
+* put outcome or a get above.
+*
+*/
+  get batchedItems(): bigint {
+    return $.utils.getUint64(224, this);
+  }
+  set batchedItems(value: bigint) {
+    $.utils.setUint64(224, value, this);
   }
   toString(): string { return "NodeStatus_" + super.toString(); }
 }
@@ -5103,6 +5417,9 @@ export class ResolveResult extends $.Struct {
     return $.utils.getUint16(2, this) as ResolveResult_Which;
   }
 }
+KeyValue_PutMany$Params._Items = $.CompositeList(PutItem);
+KeyValue_PutMany$Results._Results = $.CompositeList(PutResult);
+KeyValue_GetMany$Results._Results = $.CompositeList(GetResult);
 NodeStatus._Members = $.CompositeList(PeerInfo);
 NodeStatus._Configurations = $.CompositeList(Configuration);
 Directory_Join$Results._Members = $.CompositeList(PeerInfo);
