@@ -100,6 +100,17 @@ function histogramCsv(sorted) {
   return csv;
 }
 
+// Busy CPU seconds of the whole machine so far (user nice system irq softirq steal of
+// /proc/stat's first line, as replicator-bench counts them); null if unreadable.
+function machineCpuSeconds(clkTck) {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+    return (f[1] + f[2] + f[3] + f[6] + f[7] + f[8]) / clkTck;
+  } catch (e) {
+    return null;
+  }
+}
+
 // The ceil(q * n)-th smallest of sorted `xs` (nanoseconds), in ms.
 function percentileMs(xs, q) {
   if (xs.length === 0) return 0;
@@ -164,6 +175,7 @@ async function main() {
   const latencies = [];
   let lastAnswer = 0n;
   const cpu0 = cpuSeconds(pids, args['clk-tck']);
+  const machine0 = machineCpuSeconds(args['clk-tck']);
   const client0 = process.cpuUsage();
   const start = process.hrtime.bigint();
   await phase(start + BigInt(Math.round(args.duration * 1e9)), (o, ns) => {
@@ -172,6 +184,7 @@ async function main() {
     lastAnswer = process.hrtime.bigint();
   });
   const cpu1 = cpuSeconds(pids, args['clk-tck']);
+  const machine1 = machineCpuSeconds(args['clk-tck']);
   const clientCpu = process.cpuUsage(client0);
   const elapsed = Number(lastAnswer - start) / 1e9;
 
@@ -210,6 +223,7 @@ async function main() {
     warmup_calls: warmupCalls,
     nodes_cpu_s: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
     client_cpu_s: (clientCpu.user + clientCpu.system) / 1e6,
+    machine_cpu_s: machine0 === null || machine1 === null ? null : machine1 - machine0,
     stored_keys: stored,
     expected_keys: expected,
     violations: stored === expected ? 0 : 1,
