@@ -54,6 +54,15 @@ class LatencyHistogram {
     return max_;
   }
 
+  // Calls f(lower_ns, width_ns, count) for every non-empty bucket, lowest first: `count`
+  // samples lie in [lower_ns, lower_ns + width_ns).
+  template <typename F>
+  void ForEachBucket(F&& f) const {
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] != 0) f(Lower(i), Width(i), counts_[i]);
+    }
+  }
+
  private:
   // Values below kSub have a bucket each; above, a power of two 2^e is cut
   // into kSub buckets of width 2^(e - kSubBits).

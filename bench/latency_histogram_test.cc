@@ -67,5 +67,24 @@ TEST(LatencyHistogramTest, MergeAddsCounts) {
   EXPECT_EQ(a.Percentile(0.5), 20u);
 }
 
+TEST(LatencyHistogramTest, BucketsHoldEverySampleInOrder) {
+  LatencyHistogram h;
+  const std::vector<uint64_t> samples = {3, 3, 127, 128, 1'000, 1'001, 2'500'000, 2'500'000};
+  for (uint64_t v : samples) h.Record(v);
+  uint64_t total = 0, previous_end = 0;
+  std::vector<uint64_t> seen;
+  h.ForEachBucket([&](uint64_t lower, uint64_t width, uint64_t count) {
+    EXPECT_GE(lower, previous_end);
+    EXPECT_GT(width, 0u);
+    previous_end = lower + width;
+    total += count;
+    for (uint64_t v : samples) {
+      if (v >= lower && v < lower + width) seen.push_back(v);
+    }
+  });
+  EXPECT_EQ(total, h.count());
+  EXPECT_EQ(seen, samples);  // each sample in exactly one reported bucket
+}
+
 }  // namespace
 }  // namespace replicator::bench

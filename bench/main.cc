@@ -75,6 +75,9 @@ ABSL_FLAG(bool, echo_baseline, false,
           "transport allows, measured in the same run.");
 ABSL_FLAG(bool, verify, true, "Read back every key answered ok after the timed phase.");
 ABSL_FLAG(std::string, json, "", "Also write the results to this file as JSON.");
+ABSL_FLAG(std::string, histogram_out, "",
+          "Also write the timed phase's latency histogram to this file as CSV "
+          "(lower_ms,upper_ms,count,cumulative_fraction; one line per non-empty bucket).");
 ABSL_FLAG(std::string, certs_dir, "",
           "--nodes: directory with ca.crt and client.USER.crt/.key (see `replicator cert`). "
           "--local creates its own CA and certificates.");
@@ -284,6 +287,13 @@ int Report(const BenchConfig& config, const Target& target,
       if (exit_code == 0) exit_code = 1;
     }
   }
+  if (std::string csv = absl::GetFlag(FLAGS_histogram_out); !csv.empty()) {
+    absl::Status written = WriteHistogramCsv(csv, result.timed.latency);
+    if (!written.ok()) {
+      fmt::print(stderr, "replicator-bench: {}\n", std::string(written.message()));
+      if (exit_code == 0) exit_code = 1;
+    }
+  }
   return exit_code;
 }
 
@@ -314,7 +324,7 @@ int main(int argc, char** argv) {
          "preload", "seed"}},
        {"Load", {"concurrency", "duration", "warmup", "ops", "max_ops", "hard_timeout"}},
        {"Security", {"certs_dir", "user", "ca", "cert", "key", "insecure"}},
-       {"Report", {"verify", "json", "echo_baseline"}}});
+       {"Report", {"verify", "json", "histogram_out", "echo_baseline"}}});
   replicator::util::DashedFlags dashed(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(dashed.argc(), dashed.argv());
   if (positional.size() > 1) return Usage(fmt::format("unexpected argument {}", positional[1]));

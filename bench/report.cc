@@ -307,4 +307,20 @@ absl::Status WriteJson(const std::string& path, const BenchConfig& c, const Targ
   return absl::OkStatus();
 }
 
+absl::Status WriteHistogramCsv(const std::string& path, const LatencyHistogram& histogram) {
+  std::string csv = "lower_ms,upper_ms,count,cumulative_fraction\n";
+  uint64_t seen = 0;
+  histogram.ForEachBucket([&](uint64_t lower, uint64_t width, uint64_t count) {
+    seen += count;
+    csv +=
+        fmt::format("{:.6f},{:.6f},{},{:.6f}\n", Ms(lower), (double(lower) + double(width)) / 1e6,
+                    count, double(seen) / double(histogram.count()));
+  });
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << csv;
+  f.close();
+  if (!f) return absl::InternalError(fmt::format("cannot write {}: {}", path, strerror(errno)));
+  return absl::OkStatus();
+}
+
 }  // namespace replicator::bench

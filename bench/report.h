@@ -1,7 +1,7 @@
 // The bench's final table (for people) and JSON (for scripts: bench/run-matrix
 // reads it). Both say the same: the configuration, throughput, latency
 // percentiles, a count per outcome, the nodes' storage counters over the
-// timed phase and the correctness check.
+// timed phase and the correctness check. The latency histogram can be written as CSV too.
 #pragma once
 
 #include <cstdio>
@@ -26,5 +26,10 @@ void PrintReport(std::FILE* out, const BenchConfig& config, const Target& target
                  const BenchResult& result);
 absl::Status WriteJson(const std::string& path, const BenchConfig& config, const Target& target,
                        const BenchResult& result);
+// The latency histogram of a phase as CSV, one line per non-empty bucket, lowest first:
+//   lower_ms,upper_ms,count,cumulative_fraction
+// (`count` calls took at least lower_ms and less than upper_ms; cumulative_fraction is the
+// share of calls up to this bucket's end). For plots (bench/run-matrix) and other tools.
+absl::Status WriteHistogramCsv(const std::string& path, const LatencyHistogram& histogram);
 
 }  // namespace replicator::bench

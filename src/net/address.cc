@@ -67,8 +67,10 @@ absl::StatusOr<HostPort> SplitHostPort(std::string_view host_port) {
 }
 
 absl::StatusOr<std::string> AdvertisedAddress(std::string_view listen, std::string_view advertise) {
-  auto listen_endpoint = ParseEndpoint(listen);
-  if (!listen_endpoint.ok()) return listen_endpoint.status();
+  auto listen_split = SplitHostPort(listen);
+  if (!listen_split.ok()) return listen_split.status();
+  // Only a literal can be unspecified; a name is resolved when the node starts.
+  auto listen_literal = ParseEndpoint(listen);
   if (!advertise.empty()) {
     auto split = SplitHostPort(advertise);
     if (!split.ok()) return split.status();
@@ -83,7 +85,7 @@ absl::StatusOr<std::string> AdvertisedAddress(std::string_view listen, std::stri
     }
     return std::string(advertise);
   }
-  if (listen_endpoint->address().is_unspecified()) {
+  if (listen_literal.ok() && listen_literal->address().is_unspecified()) {
     return absl::InvalidArgumentError(
         fmt::format("--listen={} serves on every interface but says none to dial: give "
                     "--advertise=HOST:PORT, the address other nodes and clients reach this node at",
@@ -123,6 +125,14 @@ asio::awaitable<absl::StatusOr<std::vector<asio::ip::tcp::endpoint>>> ResolveEnd
     co_return absl::UnavailableError(fmt::format("cannot resolve {}: no addresses", split->host));
   }
   co_return endpoints;
+}
+
+asio::awaitable<absl::StatusOr<asio::ip::tcp::endpoint>> ResolveListenEndpoint(
+    asio::io_context& io, std::string host_port, std::chrono::milliseconds timeout) {
+  if (auto literal = ParseEndpoint(host_port); literal.ok()) co_return *literal;
+  auto endpoints = co_await ResolveEndpoints(io, host_port, timeout);
+  if (!endpoints.ok()) co_return endpoints.status();
+  co_return endpoints->front();  // ResolveEndpoints never answers an empty list
 }
 
 }  // namespace replicator::net

@@ -208,15 +208,21 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(
     std::shared_ptr<const TlsContext> tls) {
   auto endpoint = ParseEndpoint(host_port);
   if (!endpoint.ok()) return endpoint.status();
+  return Listen(reactor, *endpoint, std::move(bootstrap), std::move(tls));
+}
+
+absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(
+    Reactor& reactor, const asio::ip::tcp::endpoint& endpoint, BootstrapFactory bootstrap,
+    std::shared_ptr<const TlsContext> tls) {
   asio::ip::tcp::acceptor acceptor(reactor.io());
   std::error_code error;
-  acceptor.open(endpoint->protocol(), error);
+  acceptor.open(endpoint.protocol(), error);
   if (!error) acceptor.set_option(asio::socket_base::reuse_address(true), error);
-  if (!error) acceptor.bind(*endpoint, error);
+  if (!error) acceptor.bind(endpoint, error);
   if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
   if (error) {
     return absl::UnavailableError(
-        fmt::format("cannot listen on {}: {}", host_port, error.message()));
+        fmt::format("cannot listen on {}: {}", FormatEndpoint(endpoint), error.message()));
   }
   auto server = std::unique_ptr<RpcServer>(
       new RpcServer(reactor, std::move(acceptor), std::move(bootstrap), std::move(tls)));

@@ -92,6 +92,12 @@ class RpcServer {
                                                            std::string_view host_port,
                                                            BootstrapFactory bootstrap,
                                                            std::shared_ptr<const TlsContext> tls);
+  // The same on an endpoint already resolved (net/address.h ResolveListenEndpoint: a host
+  // name). Fails with Unavailable if it cannot listen.
+  static absl::StatusOr<std::unique_ptr<RpcServer>> Listen(Reactor& reactor,
+                                                           const asio::ip::tcp::endpoint& endpoint,
+                                                           BootstrapFactory bootstrap,
+                                                           std::shared_ptr<const TlsContext> tls);
   RpcServer(const RpcServer&) = delete;
   RpcServer& operator=(const RpcServer&) = delete;
   // Closes the listener and every connection; calls in progress are cancelled and their

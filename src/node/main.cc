@@ -36,7 +36,8 @@ ABSL_FLAG(std::string, config, "",
           "(README.md, Config files); empty: none.");
 ABSL_FLAG(std::string, cluster, "", "Cluster id of this node (required), e.g. eu-1.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
-          "HOST:PORT to serve on; port 0 picks a free port (see --address-file).");
+          "HOST:PORT to serve on; port 0 picks a free port (see --address-file). HOST is an IP "
+          "literal, localhost or a host name, resolved at start (its first address is bound).");
 ABSL_FLAG(std::string, advertise, "",
           "HOST:PORT other nodes and clients are told to reach this node at (a host name or "
           "IP literal); empty: the --listen address, which must then not be 0.0.0.0 or [::].");

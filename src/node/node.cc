@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/wire_limits.h"
 #include "fmt/format.h"
+#include "net/address.h"
 #include "net/reactor.h"
 #include "net/rpc.h"
 #include "node/convert.h"
@@ -25,6 +26,12 @@
 #include "util/prometheus_text.h"
 
 namespace replicator::node {
+namespace {
+
+// How long a host name given as the listen address may take to resolve at start.
+constexpr std::chrono::seconds kListenResolveTimeout{10};
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // Node::Impl: one node, wired from its parts. Members are declared in
@@ -102,9 +109,30 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
     return NewNodeServer(
         parts, peer != nullptr ? Caller::FromCertificate(*peer) : Caller::Unauthenticated());
   };
+  // A name binds its first address only: the node serves, and advertises by default, one
+  // address, and with port 0 several sockets would each get a port of their own.
+  auto endpoint =
+      co_await net::ResolveListenEndpoint(context_.io(), options_.listen, kListenResolveTimeout);
+  if (!endpoint.ok()) {
+    co_return absl::Status(
+        endpoint.status().code(),
+        absl::StrCat("cannot listen on ", options_.listen, ": ", endpoint.status().message()));
+  }
+  if (endpoint->address().is_unspecified() && options_.advertise.empty()) {
+    co_return absl::InvalidArgumentError(absl::StrCat(
+        "listen address ", options_.listen, " resolves to ", net::FormatEndpoint(*endpoint),
+        ", which serves on every interface but says none to dial: give --advertise=HOST:PORT"));
+  }
   auto server =
-      net::RpcServer::Listen(context_.reactor, options_.listen, std::move(bootstrap), options_.tls);
-  if (!server.ok()) co_return server.status();
+      net::RpcServer::Listen(context_.reactor, *endpoint, std::move(bootstrap), options_.tls);
+  if (!server.ok()) {
+    // "cannot listen on ADDRESS: reason", naming the name too if one was resolved.
+    std::string bound = net::FormatEndpoint(*endpoint);
+    if (bound == options_.listen) co_return server.status();
+    co_return absl::Status(
+        server.status().code(),
+        absl::StrCat(options_.listen, " (resolved): ", server.status().message()));
+  }
   server_ = std::move(*server);
   server_->set_limits(options_.server_limits);
   server_->set_handshake_failure_handler([](const std::string& peer, const std::string& reason) {

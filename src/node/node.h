@@ -30,7 +30,9 @@ namespace replicator::node {
 
 struct NodeOptions {
   core::ClusterId cluster;
-  std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
+  // HOST:PORT served on; port 0 picks a free one. A host name is resolved once, at start, and
+  // the first address it resolves to is bound (net::ResolveListenEndpoint).
+  std::string listen = "127.0.0.1:0";
   // HOST:PORT other nodes and clients are told (member map, directory entries); empty: the
   // address served on. The caller checks it (net::AdvertisedAddress).
   std::string advertise;

@@ -1,12 +1,16 @@
 // Addresses on real processes: a node listening on every interface is told apart by the
 // address it advertises (here a host name, which its peers bootstrap through and the CLI
-// dials), a node that could advertise nothing dialable is refused at start, and the CLI
-// reaches nodes by host name. Config-file errors stop the node with the usage exit code.
+// dials), a node that could advertise nothing dialable is refused at start, a node listens on
+// a host name (and one that does not resolve stops it), and the CLI reaches nodes by host name.
+// Config-file errors stop the node with the usage exit code.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "tests/integration/harness.h"
 
 namespace replicator {
@@ -27,7 +31,50 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// A name /etc/hosts maps to 127.0.0.1 other than localhost (resolved by the system resolver,
+// not special-cased like localhost), or "" if it has none.
+std::string LoopbackNameFromHosts() {
+  std::ifstream hosts("/etc/hosts");
+  std::string line;
+  while (std::getline(hosts, line)) {
+    std::istringstream fields(line.substr(0, line.find('#')));
+    std::string ip, name;
+    if (!(fields >> ip) || ip != "127.0.0.1") continue;
+    while (fields >> name) {
+      if (name != "localhost" && std::all_of(name.begin(), name.end(), [](char c) {
+            return absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_';
+          })) {
+        return name;
+      }
+    }
+  }
+  return "";
+}
+
 class AddressesTest : public DeploymentTest {};
+
+TEST_F(AddressesTest, ListenTakesHostNamesAndAdvertisesTheBoundAddress) {
+  // Node 0 listens on localhost, node 1 on a name from /etc/hosts (through the resolver):
+  // both bind 127.0.0.1 and advertise it, so the others bootstrap through them and dial them.
+  std::string name = LoopbackNameFromHosts();
+  if (name.empty()) {
+    GTEST_SKIP() << "/etc/hosts has no name for 127.0.0.1 but localhost";
+  }
+  StartDeployment(
+      1, 3, {}, "memory", {},
+      {{0, node::NodePlacement{{}, "localhost:0"}}, {1, node::NodePlacement{{}, name + ":0"}}});
+  for (size_t at : {0, 1}) {
+    const std::string& address = deployment_->nodes()[at].address;
+    EXPECT_TRUE(absl::StartsWith(address, "127.0.0.1:")) << "node " << at << ": " << address;
+    for (size_t seen_by : {0, 1, 2}) {
+      EXPECT_TRUE(absl::StrContains(MemberLine(seen_by, address), "voter"))
+          << "node " << seen_by << " on " << address;
+    }
+  }
+  CommandResult put = Put(deployment_->nodes()[1].address, "k", "v");
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  ExpectEventually(deployment_->nodes()[0].address, "k", "v");
+}
 
 TEST_F(AddressesTest, NodeOnEveryInterfaceIsKnownByItsAdvertisedName) {
   std::string port = std::to_string(FreePort());
@@ -89,6 +136,16 @@ TEST_F(StartRefusalTest, UnspecifiedListenWithoutAdvertiseIsAUsageError) {
                                  "--advertise=10.0.0.1:0"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "needs the port others dial")) << r.err;
+}
+
+TEST_F(StartRefusalTest, ListenNameThatDoesNotResolveFailsNamingIt) {
+  CommandResult r =
+      Replicatord({"--cluster=c", "--data-dir=" + root_ + "/d", "--listen=no-such-host.invalid:0",
+                   "--storage=memory", "--insecure"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "cannot listen on no-such-host.invalid:0: cannot resolve no-such-host.invalid"))
+      << r.err;
 }
 
 TEST_F(StartRefusalTest, ConfigFileErrorsNameFileAndLineAndExitTwo) {
