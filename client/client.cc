@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <iterator>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/wire_limits.h"
 #include "net/bridge.h"
@@ -218,15 +220,44 @@ asio::awaitable<absl::StatusOr<GetResult>> PlainGet(wire::KeyValue::Client kv, s
   co_return GetResultFromWire(reply->getResult());
 }
 
+// Completes `done` with a plain call's result.
+template <typename T>
+asio::awaitable<void> CompleteWith(asio::awaitable<absl::StatusOr<T>> call,
+                                   std::shared_ptr<Pending<T>> done) {
+  absl::StatusOr<T> result = co_await std::move(call);
+  done->Complete(std::move(result));
+}
+
+// True if a call failed because the node does not serve its method: a node
+// of a release before putMany and getMany, say (Cap'n Proto's UNIMPLEMENTED,
+// which reaches us as its description).
+bool NotImplemented(const absl::Status& s) {
+  return absl::StrContains(s.message(), "Method not implemented");
+}
+
 // Answers every caller of one coalesced message: each its own result, or
 // all the call's failure. An item the node answered `answerTooLarge` (the
-// answer's values were full) is asked again alone, through `alone`. Touches
+// answer's values were full) is asked again alone, through `alone`; so is
+// every item if the node does not serve the batched method at all, which
+// sets `no_batches` so that this client sends no more of them. Touches
 // nothing but its arguments, so it may outlive the client that sent it.
 template <typename Results, typename Item, typename Convert, typename TooLarge, typename Alone>
 asio::awaitable<void> AnswerMany(kj::Promise<capnp::Response<Results>> sent,
                                  std::vector<Item> items, std::chrono::milliseconds timeout,
-                                 Convert from_wire, TooLarge too_large, Alone alone) {
+                                 Convert from_wire, TooLarge too_large, Alone alone,
+                                 std::shared_ptr<bool> no_batches) {
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
+  if (!reply.ok() && NotImplemented(reply.status())) {
+    // Nothing of the message was applied: the node refused the method.
+    *no_batches = true;
+    const auto executor = co_await asio::this_coro::executor;
+    for (auto& item : items) {
+      std::shared_ptr<Pending<typename Item::Result>> done = item.done;
+      asio::co_spawn(executor, CompleteWith(alone(std::move(item)), std::move(done)),
+                     asio::detached);
+    }
+    co_return;
+  }
   if (!reply.ok()) {
     const absl::Status failed = Classify(reply.status());
     for (auto& item : items) item.done->Complete(failed);
@@ -258,14 +289,6 @@ asio::awaitable<void> AnswerMany(kj::Promise<capnp::Response<Results>> sent,
     absl::StatusOr<typename Item::Result> result = co_await std::move(call);
     done->Complete(std::move(result));
   }
-}
-
-// Completes `done` with a plain call's result.
-template <typename T>
-asio::awaitable<void> CompleteWith(asio::awaitable<absl::StatusOr<T>> call,
-                                   std::shared_ptr<Pending<T>> done) {
-  absl::StatusOr<T> result = co_await std::move(call);
-  done->Complete(std::move(result));
 }
 
 // A membership change waits for a majority of a cluster to settle and agree.
@@ -328,6 +351,10 @@ class Client::Impl {
   wire::Node::Client node_;
   wire::KeyValue::Client key_value_;
   std::mt19937_64 request_ids_;
+  // Set once the node answered a putMany or getMany "not implemented" (an
+  // older release): from then on every call goes alone. Shared with the
+  // coroutines answering coalesced messages, which may outlive this.
+  std::shared_ptr<bool> node_lacks_batches_ = std::make_shared<bool>(false);
   std::vector<QueuedPut> queued_puts_;
   std::vector<QueuedGet> queued_gets_[2];  // by Consistency: local, linearizable
   bool flush_posted_ = false;
@@ -429,12 +456,14 @@ void Client::Impl::Flush() {
 void Client::Impl::SendPuts(std::vector<QueuedPut> puts) {
   auto bytes = [](const QueuedPut& p) { return p.key.size() + p.value.size(); };
   for (auto [begin, end] : Chunks(puts, bytes)) {
-    if (end - begin == 1) {
-      QueuedPut& p = puts[begin];
-      asio::co_spawn(reactor_.io(),
-                     CompleteWith(SendPut(std::move(p.key), std::move(p.value), p.request_id),
-                                  std::move(p.done)),
-                     asio::detached);
+    if (end - begin == 1 || *node_lacks_batches_) {
+      for (size_t i = begin; i < end; ++i) {
+        QueuedPut& p = puts[i];
+        asio::co_spawn(reactor_.io(),
+                       CompleteWith(SendPut(std::move(p.key), std::move(p.value), p.request_id),
+                                    std::move(p.done)),
+                       asio::detached);
+      }
       continue;
     }
     auto req = key_value_.putManyRequest();
@@ -453,24 +482,26 @@ void Client::Impl::SendPuts(std::vector<QueuedPut> puts) {
     auto alone = [kv = key_value_, timeout = options_.call_timeout](QueuedPut p) mutable {
       return PlainPut(kv, std::move(p.key), std::move(p.value), p.request_id, timeout);
     };
-    asio::co_spawn(
-        reactor_.io(),
-        AnswerMany(
-            kj::mv(sent), std::move(chunk), options_.call_timeout,
-            [](wire::PutResult::Reader r) { return PutResultFromWire(r); },
-            [](wire::PutResult::Reader r) { return r.isAnswerTooLarge(); }, std::move(alone)),
-        asio::detached);
+    asio::co_spawn(reactor_.io(),
+                   AnswerMany(
+                       kj::mv(sent), std::move(chunk), options_.call_timeout,
+                       [](wire::PutResult::Reader r) { return PutResultFromWire(r); },
+                       [](wire::PutResult::Reader r) { return r.isAnswerTooLarge(); },
+                       std::move(alone), node_lacks_batches_),
+                   asio::detached);
   }
 }
 
 void Client::Impl::SendGets(std::vector<QueuedGet> gets, Consistency consistency) {
   auto bytes = [](const QueuedGet& g) { return g.key.size(); };
   for (auto [begin, end] : Chunks(gets, bytes)) {
-    if (end - begin == 1) {
-      QueuedGet& g = gets[begin];
-      asio::co_spawn(reactor_.io(),
-                     CompleteWith(SendGet(std::move(g.key), consistency), std::move(g.done)),
-                     asio::detached);
+    if (end - begin == 1 || *node_lacks_batches_) {
+      for (size_t i = begin; i < end; ++i) {
+        QueuedGet& g = gets[i];
+        asio::co_spawn(reactor_.io(),
+                       CompleteWith(SendGet(std::move(g.key), consistency), std::move(g.done)),
+                       asio::detached);
+      }
       continue;
     }
     auto req = key_value_.getManyRequest();
@@ -485,13 +516,13 @@ void Client::Impl::SendGets(std::vector<QueuedGet> gets, Consistency consistency
                   timeout = options_.call_timeout](QueuedGet g) mutable {
       return PlainGet(kv, std::move(g.key), consistency, timeout);
     };
-    asio::co_spawn(
-        reactor_.io(),
-        AnswerMany(
-            kj::mv(sent), std::move(chunk), options_.call_timeout,
-            [](wire::GetResult::Reader r) { return GetResultFromWire(r); },
-            [](wire::GetResult::Reader r) { return r.isAnswerTooLarge(); }, std::move(alone)),
-        asio::detached);
+    asio::co_spawn(reactor_.io(),
+                   AnswerMany(
+                       kj::mv(sent), std::move(chunk), options_.call_timeout,
+                       [](wire::GetResult::Reader r) { return GetResultFromWire(r); },
+                       [](wire::GetResult::Reader r) { return r.isAnswerTooLarge(); },
+                       std::move(alone), node_lacks_batches_),
+                   asio::detached);
   }
 }
 

@@ -156,8 +156,10 @@ struct ClientOptions {
   // and the gets as one getMany per consistency (a call made alone in its
   // turn goes as a plain put or get). Each call keeps its own result, its
   // own request id, timeout and retries, exactly as uncoalesced; a message
-  // carries at most 32 calls and about 256 KiB of keys and values. Needs
-  // nodes that serve putMany/getMany; false sends every call on its own.
+  // carries at most 32 calls and about 256 KiB of keys and values. A node
+  // that does not serve putMany/getMany (an older release) answers them
+  // "not implemented" and applies nothing: its calls are then sent alone,
+  // and this client sends it no batch again. false sends every call alone.
   bool coalesce = true;
 };
 

@@ -217,8 +217,10 @@ class CountingKeyValue final : public wire::KeyValue::Server {
     std::vector<std::pair<std::string, uint64_t>> ids;  // key, request id
     int gets = 0;
     int get_many = 0;
+    int refused_many = 0;  // putMany/getMany answered "not implemented"
   };
-  explicit CountingKeyValue(Seen* seen) : seen_(seen) {}
+  // `batches` false: a node of a release without putMany and getMany.
+  explicit CountingKeyValue(Seen* seen, bool batches = true) : seen_(seen), batches_(batches) {}
 
   kj::Promise<void> put(PutContext context) override {
     ++seen_->puts;
@@ -227,6 +229,10 @@ class CountingKeyValue final : public wire::KeyValue::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> putMany(PutManyContext context) override {
+    if (!batches_) {
+      ++seen_->refused_many;
+      return wire::KeyValue::Server::putMany(context);  // Cap'n Proto's "not implemented"
+    }
     ++seen_->put_many;
     auto items = context.getParams().getItems();
     seen_->put_many_sizes.push_back(items.size());
@@ -248,6 +254,10 @@ class CountingKeyValue final : public wire::KeyValue::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> getMany(GetManyContext context) override {
+    if (!batches_) {
+      ++seen_->refused_many;
+      return wire::KeyValue::Server::getMany(context);
+    }
     ++seen_->get_many;
     auto keys = context.getParams().getKeys();
     auto out = context.getResults().initResults(keys.size());
@@ -276,6 +286,7 @@ class CountingKeyValue final : public wire::KeyValue::Server {
         capnp::Data::Reader(reinterpret_cast<const kj::byte*>(key.data()), key.size()));
   }
   Seen* seen_;
+  bool batches_;
   std::set<std::string> answered_unknown_;
 };
 
@@ -323,13 +334,14 @@ asio::awaitable<void> Drive(net::Reactor* reactor, std::string address, bool coa
   reactor->Stop();
 }
 
-ManyOutcome ConcurrentCalls(std::vector<std::string> keys, bool coalesce) {
+ManyOutcome ConcurrentCalls(std::vector<std::string> keys, bool coalesce,
+                            bool node_batches = true) {
   ManyOutcome out;
   out.puts.assign(keys.size(), absl::UnknownError("not run"));
   out.gets.assign(keys.size(), absl::UnknownError("not run"));
   net::Reactor reactor;
   {
-    wire::KeyValue::Client kv = kj::heap<CountingKeyValue>(&out.seen);
+    wire::KeyValue::Client kv = kj::heap<CountingKeyValue>(&out.seen, node_batches);
     auto server = net::RpcServer::Listen(reactor, "127.0.0.1:0", kj::heap<ScriptedNode>(kv));
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return out;
@@ -354,6 +366,24 @@ TEST(ClientCoalescingTest, CallsOfOneTurnGoAsOneMessageEachAnsweredInOrder) {
     ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
     EXPECT_EQ(o.puts[i]->kind, PutResult::Kind::kKeyExists);
     EXPECT_EQ(o.puts[i]->existing, keys[i]) << "caller " << i << " got another item's result";
+    ASSERT_TRUE(o.gets[i].ok()) << o.gets[i].status();
+    EXPECT_EQ(o.gets[i]->value, keys[i]);
+  }
+}
+
+// A node of a release before putMany/getMany answers them "not implemented"
+// (and applies nothing): the client asks each call of that message alone and
+// sends no batch to it again.
+TEST(ClientCoalescingTest, ANodeWithoutBatchesGetsEveryCallAlone) {
+  std::vector<std::string> keys = {"a", "b", "c", "d", "e"};
+  ManyOutcome o = ConcurrentCalls(keys, /*coalesce=*/true, /*node_batches=*/false);
+  EXPECT_EQ(o.seen.refused_many, 1) << "only the first putMany; the gets went alone";
+  EXPECT_EQ(o.seen.put_many, 0);
+  EXPECT_EQ(o.seen.puts, 5);
+  EXPECT_EQ(o.seen.gets, 5);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(o.puts[i].ok()) << o.puts[i].status();
+    EXPECT_EQ(o.puts[i]->existing, keys[i]);
     ASSERT_TRUE(o.gets[i].ok()) << o.gets[i].status();
     EXPECT_EQ(o.gets[i]->value, keys[i]);
   }
