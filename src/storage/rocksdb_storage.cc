@@ -751,9 +751,15 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   }
   if (!buckets.ok()) return buckets.status();
   if (verify == Verify::kAtOpen) {
+    const auto started = std::chrono::steady_clock::now();
     uint64_t keys = 0;
     if (absl::Status damage = VerifyRecords(db.get(), dir, nullptr, &keys); !damage.ok()) {
       return damage;
+    }
+    if (options.verified) {
+      options.verified(keys, std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                           started)
+                                 .count());
     }
   }
   absl::StatusOr<uint64_t> incarnation = ReadIncarnation(dir, db.get());

@@ -142,9 +142,10 @@ struct RocksDbOptions {
   // open has no write-ahead log to replay. Off only in tests that need the
   // log a crash leaves behind.
   bool flush_on_close = true;
-  // kBackground: runs on the verifying thread once every record was read
-  // and found sound (not when the storage is destroyed first). Damage does
-  // not call it: the process stops, printing what is damaged.
+  // Runs once every record was read and found sound: kAtOpen before open
+  // returns, kBackground on the verifying thread (not if the storage is
+  // destroyed first). Damage does not call it (kAtOpen: the open fails;
+  // kBackground: the process stops, printing what is damaged).
   std::function<void(uint64_t committed_keys, double seconds)> verified;
 };
 

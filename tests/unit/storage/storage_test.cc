@@ -1022,8 +1022,12 @@ TEST_F(RocksDbStorageTest, TheCountAndDigestSurviveARestartWithoutAScan) {
     EXPECT_EQ((*reopened)->CommittedCount(), 400u);
     EXPECT_EQ((*reopened)->Digest(), digest);
   }
-  std::unique_ptr<Storage> verified = MustOpen();  // Verify::kAtOpen
+  RocksDbOptions at_open;  // Verify::kAtOpen, the default
+  uint64_t checked = 0;
+  at_open.verified = [&checked](uint64_t keys, double) { checked = keys; };
+  std::unique_ptr<Storage> verified = MustOpen(at_open);
   ASSERT_NE(verified, nullptr);
+  EXPECT_EQ(checked, 400u) << "every key read and found sound before open returned";
   EXPECT_EQ(verified->Digest(), digest);
 }
 
