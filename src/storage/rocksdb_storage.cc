@@ -83,14 +83,13 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
 // An upper bound for iterating one record prefix: the next prefix byte.
 std::string PrefixEnd(char prefix) { return std::string(1, static_cast<char>(prefix + 1)); }
 
-// Calls `visit(record_key, entry)` for the committed records in [begin, end),
-// in record key order, until it returns false. DataLossError for a corrupt
-// record. Does not fill the block cache: a scan should not evict the hot
-// blocks that point reads rely on.
+// Calls `record(key, value)` for the records in [begin, end) at `snapshot`
+// (null: now), in key order, until it returns false or an error (returned).
+// Does not fill the block cache: a scan should not evict the hot blocks
+// that point reads rely on.
 template <typename F>
-absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const std::string& begin,
-                                const std::string& end, F visit,
-                                const rocksdb::Snapshot* snapshot = nullptr) {
+absl::Status ScanRange(rocksdb::DB* db, const std::string& dir, const std::string& begin,
+                       const std::string& end, const rocksdb::Snapshot* snapshot, F record) {
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper;
@@ -98,41 +97,46 @@ absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const s
   read.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
   for (it->Seek(begin); it->Valid(); it->Next()) {
-    const std::string_view record_key = it->key().ToStringView();
-    absl::StatusOr<internal::CommittedRecordKey> key = internal::ParseCommittedKey(record_key);
-    if (!key.ok()) return key.status();
-    absl::StatusOr<internal::CommittedValueView> entry =
-        internal::DecodeCommitted(record_key, it->value().ToStringView());
-    if (!entry.ok()) return entry.status();
-    if (!visit(*key, *entry)) return absl::OkStatus();
-  }
-  if (!it->status().ok()) {
-    return FromRocks(it->status(), absl::StrCat("scanning committed keys in ", dir));
-  }
-  return absl::OkStatus();
-}
-
-// Calls `record(key, value)` for every record with `prefix`, in key order,
-// at `snapshot` (null: now), without filling the block cache.
-template <typename F>
-absl::Status ScanPrefix(rocksdb::DB* db, const std::string& dir, char prefix, F record,
-                        const rocksdb::Snapshot* snapshot = nullptr) {
-  const std::string begin(1, prefix);
-  const std::string end = PrefixEnd(prefix);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions read;
-  read.iterate_upper_bound = &upper;
-  read.fill_cache = false;
-  read.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read));
-  for (it->Seek(begin); it->Valid(); it->Next()) {
-    absl::Status s = record(it->key().ToStringView(), it->value().ToStringView());
-    if (!s.ok()) return s;
+    absl::StatusOr<bool> more = record(it->key().ToStringView(), it->value().ToStringView());
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::OkStatus();
   }
   if (!it->status().ok()) {
     return FromRocks(it->status(), absl::StrCat("scanning records of ", dir));
   }
   return absl::OkStatus();
+}
+
+// Calls `visit(record_key, entry)` for the committed records in [begin, end),
+// in record key order, until it returns false. DataLossError for a corrupt
+// record.
+template <typename F>
+absl::Status ScanCommittedRange(rocksdb::DB* db, const std::string& dir, const std::string& begin,
+                                const std::string& end, F visit,
+                                const rocksdb::Snapshot* snapshot = nullptr) {
+  return ScanRange(db, dir, begin, end, snapshot,
+                   [&](std::string_view record_key, std::string_view value) -> absl::StatusOr<bool> {
+                     absl::StatusOr<internal::CommittedRecordKey> key =
+                         internal::ParseCommittedKey(record_key);
+                     if (!key.ok()) return key.status();
+                     absl::StatusOr<internal::CommittedValueView> entry =
+                         internal::DecodeCommitted(record_key, value);
+                     if (!entry.ok()) return entry.status();
+                     return visit(*key, *entry);
+                   });
+}
+
+// Calls `record(key, value)` for every record with `prefix`, in key order,
+// at `snapshot` (null: now); stops at the first error it returns.
+template <typename F>
+absl::Status ScanPrefix(rocksdb::DB* db, const std::string& dir, char prefix, F record,
+                        const rocksdb::Snapshot* snapshot = nullptr) {
+  return ScanRange(db, dir, std::string(1, prefix), PrefixEnd(prefix), snapshot,
+                   [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                     absl::Status s = record(key, value);
+                     if (!s.ok()) return s;
+                     return true;
+                   });
 }
 
 // Every bucket's count and digest (kDigestBuckets of them).
