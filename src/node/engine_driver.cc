@@ -64,8 +64,7 @@ void EngineDriver::Shutdown() {
   auto inbound = std::move(inbound_);
   inbound_.clear();
   for (auto& [id, slot] : inbound) {
-    slot.batch->responses[slot.index] = Unreachable(std::string(ShuttingDown()));
-    if (--slot.batch->remaining == 0) slot.batch->done.cancel();
+    slot.batch->Set(slot.index, Unreachable(std::string(ShuttingDown())));
   }
 }
 
@@ -229,9 +228,7 @@ void EngineDriver::OnResponses(const std::vector<core::SendEffect>& calls,
 void EngineDriver::Respond(uint64_t id, core::Response response) {
   auto it = inbound_.find(id);
   if (it == inbound_.end()) return;
-  InboundBatch& batch = *it->second.batch;
-  batch.responses[it->second.index] = std::move(response);
-  if (--batch.remaining == 0) batch.done.cancel();
+  it->second.batch->Set(it->second.index, std::move(response));
   inbound_.erase(it);
 }
 
@@ -305,11 +302,7 @@ asio::awaitable<std::vector<core::Response>> EngineDriver::Inbound(
     engine_->OnRequest(id, std::move(requests[i]), now, from);
   }
   Pump();
-  while (batch->remaining > 0) {
-    asio::error_code ec;
-    co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  co_return std::move(batch->responses);
+  co_return co_await batch->Wait();
 }
 
 }  // namespace replicator::node

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "core/engine.h"
 #include "node/failpoints.h"
+#include "node/fan_in.h"
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/waiters.h"
@@ -71,14 +72,7 @@ class EngineDriver {
  private:
   // Inbound calls in flight: one batch per Peer.call, answered when its
   // last call is.
-  struct InboundBatch {
-    InboundBatch(asio::any_io_executor ex, size_t n) : responses(n), remaining(n), done(ex) {
-      done.expires_at(asio::steady_timer::time_point::max());
-    }
-    std::vector<core::Response> responses;
-    size_t remaining;
-    asio::steady_timer done;  // cancelled when remaining reaches 0
-  };
+  using InboundBatch = FanIn<core::Response>;
   struct InboundSlot {
     std::shared_ptr<InboundBatch> batch;
     size_t index = 0;

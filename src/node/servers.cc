@@ -2,9 +2,6 @@
 
 #include <kj/debug.h>
 
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +16,7 @@
 #include "net/bridge.h"
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
+#include "node/fan_in.h"
 
 namespace replicator::node {
 namespace {
@@ -275,21 +273,11 @@ class KeyValueServer final : public wire::KeyValue::Server {
     return o.kind == core::GetOutcome::Kind::kFound ? o.value.size() : 0;
   }
 
-  // The outcomes of one putMany, filled in by its items as they finish.
-  struct PutManyState {
-    PutManyState(asio::any_io_executor ex, size_t n) : outcomes(n), remaining(n), done(ex) {
-      done.expires_at(asio::steady_timer::time_point::max());
-    }
-    std::vector<core::PutOutcome> outcomes;
-    size_t remaining;
-    asio::steady_timer done;  // cancelled when remaining reaches 0
-  };
-
   static asio::awaitable<void> PutOne(EngineDriver* driver, core::Key key, core::Value value,
-                                      uint64_t request_id, std::shared_ptr<PutManyState> state,
+                                      uint64_t request_id,
+                                      std::shared_ptr<FanIn<core::PutOutcome>> outcomes,
                                       size_t index) {
-    state->outcomes[index] = co_await driver->Put(std::move(key), std::move(value), request_id);
-    if (--state->remaining == 0) state->done.cancel();
+    outcomes->Set(index, co_await driver->Put(std::move(key), std::move(value), request_id));
   }
 
   // Every item runs as a put of its own, concurrently; the answer waits for
@@ -298,18 +286,15 @@ class KeyValueServer final : public wire::KeyValue::Server {
   static asio::awaitable<void> PutMany(const NodeContext* ctx, EngineDriver* driver,
                                        PutManyContext context) {
     auto items = context.getParams().getItems();
-    auto state = std::make_shared<PutManyState>(ctx->io().get_executor(), items.size());
+    auto parts = std::make_shared<FanIn<core::PutOutcome>>(ctx->io().get_executor(), items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       auto item = items[i];
       ctx->Spawn(PutOne(driver, ToString(item.getKey()), ToString(item.getValue()),
-                        item.getRequestId(), state, i));
+                        item.getRequestId(), parts, i));
     }
-    while (state->remaining > 0) {
-      asio::error_code ec;
-      co_await state->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
+    std::vector<core::PutOutcome> outcomes = co_await parts->Wait();
     co_await net::ThrowIfCancelled();
-    AnswerMany(state->outcomes, context.getResults().initResults(state->outcomes.size()));
+    AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
   }
 
   static asio::awaitable<void> FinishGetMany(

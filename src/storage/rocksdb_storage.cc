@@ -198,29 +198,33 @@ absl::StatusOr<Summaries> SummarizeCommitted(rocksdb::DB* db, const std::string&
   return buckets;
 }
 
-// Reads every committed and acceptor record at one snapshot and checks them
+// Decodes every acceptor record at `snapshot` (null: now). Acceptor records
+// are read on demand (by recoveries); a damaged one is reported here rather
+// than when a recovery first needs it.
+absl::Status CheckAcceptors(rocksdb::DB* db, const std::string& dir,
+                            const rocksdb::Snapshot* snapshot = nullptr) {
+  return ScanPrefix(
+      db, dir, internal::kAcceptorPrefix,
+      [&](std::string_view key, std::string_view value) -> absl::Status {
+        return internal::DecodeAcceptor(key, value).status();
+      },
+      snapshot);
+}
+
+// Reads every committed and acceptor record at `snapshot` and checks them
 // against the bucket summaries of the same snapshot (each group writes its
 // records and its summaries atomically, so they agree at every snapshot).
 // DataLossError naming what is damaged; CancelledError once `stop` is set.
-absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::atomic<bool>* stop,
-                           uint64_t* committed_keys) {
-  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
-  auto release = [&] { db->ReleaseSnapshot(snapshot); };
+absl::Status VerifyAt(rocksdb::DB* db, const std::string& dir, const rocksdb::Snapshot* snapshot,
+                      const std::atomic<bool>* stop, uint64_t* committed_keys) {
   absl::StatusOr<Summaries> stored = ReadSummaries(db, dir, snapshot);
-  if (!stored.ok()) {
-    release();
-    return stored.status();
-  }
+  if (!stored.ok()) return stored.status();
   absl::StatusOr<Summaries> found = SummarizeCommitted(db, dir, snapshot, stop);
-  if (!found.ok()) {
-    release();
-    return found.status();
-  }
+  if (!found.ok()) return found.status();
   for (uint32_t b = 0; b < core::kDigestBuckets; ++b) {
     const BucketSummary& want = (*stored)[b];
     const BucketSummary& got = (*found)[b];
     if (want == got) continue;
-    release();
     return absl::DataLossError(absl::StrCat(
         "data dir ", dir, " is damaged: digest bucket ", b, " holds ", got.count,
         " committed keys (digest ", absl::Hex(got.digest, absl::kZeroPad16),
@@ -230,18 +234,18 @@ absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::a
         "from a backup, or remove the node and add it back empty (it catches up from its "
         "peers)"));
   }
-  // Acceptor records are read on demand (by recoveries); a damaged one is
-  // reported here rather than when a recovery first needs it.
-  absl::Status s = ScanPrefix(
-      db, dir, internal::kAcceptorPrefix,
-      [&](std::string_view key, std::string_view value) -> absl::Status {
-        return internal::DecodeAcceptor(key, value).status();
-      },
-      snapshot);
-  release();
-  if (!s.ok()) return s;
+  if (absl::Status s = CheckAcceptors(db, dir, snapshot); !s.ok()) return s;
   *committed_keys = TotalCount(*found);
   return absl::OkStatus();
+}
+
+// VerifyAt a snapshot taken now.
+absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::atomic<bool>* stop,
+                           uint64_t* committed_keys) {
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  absl::Status s = VerifyAt(db, dir, snapshot, stop, committed_keys);
+  db->ReleaseSnapshot(snapshot);
+  return s;
 }
 
 class RocksDbStorage final : public Storage {
@@ -745,11 +749,9 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   } else {
     // Acceptor records first: a damaged one refuses the open before the
     // dir is upgraded.
-    absl::Status acceptors = ScanPrefix(db.get(), dir, internal::kAcceptorPrefix,
-                                        [&](std::string_view key, std::string_view value) {
-                                          return internal::DecodeAcceptor(key, value).status();
-                                        });
-    if (!acceptors.ok()) return acceptors;
+    if (absl::Status acceptors = CheckAcceptors(db.get(), dir); !acceptors.ok()) {
+      return acceptors;
+    }
     buckets = Upgrade(dir, db.get(), *format, options.sync);
     verify = Verify::kOff;
   }
