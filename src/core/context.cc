@@ -24,8 +24,11 @@ void Context::EndInput() {
   if (open_write_ == 0) return;
   PendingWrite& w = writes_[open_write_];
   w.emitted = true;
-  effects_.push_back(WriteEffect{open_write_, w.batch});
-  w.batch.mutations.clear();  // the driver holds the copy
+  // Moved, not copied: a batch holds every value it writes (a put's value,
+  // a catch-up page of tens of thousands of entries), and the engine needs
+  // only the write's continuations from here on.
+  effects_.push_back(WriteEffect{open_write_, std::move(w.batch)});
+  w.batch.mutations.clear();  // valid but unspecified after the move
   open_write_ = 0;
 }
 
