@@ -565,11 +565,15 @@ interface Peer {
   # cluster counted, both as of the reservations' instant. `known`: the
   # newest configuration of every cluster it knows.
 
-  pull @2 (bucket :UInt32, after :Data, maxBytes :UInt32)
-      -> (entries :List(CommittedEntry), complete :Bool);
-  # Catch-up: committed entries of one bucket in key order, keys after
-  # `after` (empty: from the start), about `maxBytes` at most; `complete`
-  # is false when more follow the last entry returned.
+  pull @2 (bucket :UInt32, after :Data, maxBytes :UInt32, bucketEnd :UInt32)
+      -> (entries :List(CommittedEntry), complete :Bool, bucketEnd :UInt32);
+  # Catch-up: committed entries of buckets [bucket, bucketEnd) in (bucket,
+  # key) order, starting after key `after` of `bucket` (empty: from the
+  # start), about `maxBytes` at most (at least one entry). A `bucketEnd` at
+  # or below `bucket` asks for `bucket` alone. `complete` is false when more
+  # of the range follow the last entry returned; the results' `bucketEnd`
+  # is the end of the range served (0 from a build that serves one bucket
+  # per pull).
 }
 
 struct PeerCall {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
@@ -10,8 +12,11 @@
 namespace replicator::core {
 namespace {
 
-// Catch-up pulls in flight at once; bounds the memory a round can pin
-// (this many pages of EngineConfig::catchup_pull_max_bytes).
+// Catch-up pages a round holds at once: pulls in flight plus pages applied
+// and not yet durable. Bounds the memory a round can pin (this many pages
+// of EngineConfig::catchup_pull_max_bytes, each held in a few copies: the
+// answer, its write, the lookups' in-flight entries), and keeps a node
+// that pulls faster than its disk writes from queueing writes without end.
 constexpr size_t kMaxPullsInFlight = 8;
 // A pull carries a page of up to catchup_pull_max_bytes (MiBs), not one
 // small message: it gets this many call deadlines. A round that still times
@@ -74,12 +79,16 @@ void CatchUp::HandleDigest(uint64_t inbound_id) {
 
 void CatchUp::HandlePull(uint64_t inbound_id, const PullRequest& request) {
   PullResponse resp;
-  if (request.bucket < kDigestBuckets) {
-    size_t bytes = 0;
-    // At least one entry per page, so a page larger than max_bytes still
-    // makes progress; `complete` is false only when an entry was left out.
+  const uint32_t end =
+      std::min<uint32_t>(std::max(request.bucket_end, request.bucket + 1), kDigestBuckets);
+  resp.bucket_end = end;
+  size_t bytes = 0;
+  // At least one entry per page, so a page larger than max_bytes still
+  // makes progress; `complete` is false only when an entry was left out.
+  for (uint32_t b = request.bucket; b < end && resp.complete; ++b) {
     ctx_.committed().ForEachInBucket(
-        request.bucket, request.after, [&](const Key& key, const CommittedEntry& e) {
+        b, b == request.bucket ? request.after : Key(),
+        [&](const Key& key, const CommittedEntry& e) {
           const size_t size = key.size() + e.value.size();
           if (!resp.entries.empty() && bytes + size > request.max_bytes) {
             resp.complete = false;
@@ -217,8 +226,20 @@ void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
   }
   std::vector<uint64_t> mine = ctx_.committed().Digest();
   mine.resize(kDigestBuckets, 0);
+  std::vector<uint32_t> differ;
   for (uint32_t b = 0; b < kDigestBuckets; ++b) {
-    if (digest->buckets[b] != mine[b]) round_->buckets.push_back(b);
+    if (digest->buckets[b] != mine[b]) differ.push_back(b);
+  }
+  // Runs of adjacent differing buckets, each pulled as one range; a run is
+  // cut so that the pulls in flight share the work (a node that holds
+  // nothing yet pulls kMaxPullsInFlight ranges, not kDigestBuckets buckets).
+  const size_t most =
+      std::max<size_t>(1, (differ.size() + kMaxPullsInFlight - 1) / kMaxPullsInFlight);
+  for (size_t i = 0; i < differ.size();) {
+    size_t j = i + 1;
+    while (j < differ.size() && j - i < most && differ[j] == differ[j - 1] + 1) ++j;
+    round_->buckets.push_back(BucketRange{differ[i], differ[j - 1] + 1});
+    i = j;
   }
   // Held open while the resolves start: one may answer at once.
   const uint64_t id = round_->id;
@@ -281,47 +302,98 @@ void CatchUp::OnResolved(uint64_t round, const Reservation& r, std::optional<Dec
   ++ctx_.stats().catchup_keys_pulled;
 }
 
-void CatchUp::SendPull(uint32_t bucket, const Key& after, TimeMs now) {
+void CatchUp::SendPull(BucketRange range, const Key& after, TimeMs now) {
   Round& round = *round_;
   ++round.pulls_in_flight;
+  ++ctx_.stats().catchup_pulls;
   const uint64_t id = round.id;
-  ctx_.Send(round.peer, PullRequest{bucket, after, ctx_.config().catchup_pull_max_bytes},
+  ctx_.Send(round.peer,
+            PullRequest{range.first, after, ctx_.config().catchup_pull_max_bytes, range.end},
             now + kCatchUpDeadlineCalls * ctx_.config().call_deadline_ms,
-            [this, id, bucket, after](Response&& r, TimeMs t) {
-              OnPull(id, bucket, after, std::move(r), t);
+            [this, id, range, after](Response&& r, TimeMs t) {
+              OnPull(id, range, after, std::move(r), t);
             });
 }
 
-void CatchUp::OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r,
+void CatchUp::OnPull(uint64_t round, BucketRange range, const Key& after, Response&& r,
                      TimeMs now) {
   if (!round_ || round_->id != round) return;
   --round_->pulls_in_flight;
   auto* pull = std::get_if<PullResponse>(&r);
-  // An incomplete page must end past `after`, or paging would never end.
-  if (pull == nullptr ||
-      (!pull->complete && (pull->entries.empty() || pull->entries.back().key <= after))) {
+  if (pull == nullptr) {
     RoundFailed(now);
     return;
   }
-  const PeerId peer = round_->peer;
-  for (PulledEntry& e : pull->entries) ApplyPulled(peer, e);
-  if (!pull->complete) SendPull(bucket, pull->entries.back().key, now);
+  // A page holds entries of the range in (bucket, key) order, past where it
+  // began: so no key twice, and paging ends. An incomplete one must hold
+  // at least one; the next page starts after its last.
+  uint32_t last_bucket = range.first;
+  const Key* last_key = &after;
+  for (const PulledEntry& e : pull->entries) {
+    const uint32_t b = BucketOf(e.key);
+    if (b >= range.end || b < last_bucket || (b == last_bucket && e.key <= *last_key)) {
+      RoundFailed(now);
+      return;
+    }
+    last_bucket = b;
+    last_key = &e.key;
+  }
+  // Where the next page of the range starts, if one is due. A complete page
+  // covers the range, or (from a build that serves one bucket per pull,
+  // bucket_end 0) its first bucket.
+  std::optional<std::pair<BucketRange, Key>> next;
+  if (!pull->complete) {
+    if (pull->entries.empty()) {
+      RoundFailed(now);
+      return;
+    }
+    next.emplace(BucketRange{last_bucket, range.end}, *last_key);
+  } else {
+    const uint32_t covered = pull->bucket_end == 0 ? range.first + 1 : pull->bucket_end;
+    if (covered <= range.first || covered > range.end) {
+      RoundFailed(now);
+      return;
+    }
+    if (covered < range.end) next.emplace(BucketRange{covered, range.end}, Key());
+  }
+  if (next) round_->resume.push_back(std::move(*next));
+  if (const uint64_t w = ApplyPage(round_->peer, pull->entries); w != 0) {
+    // The page counts against the round's pages until it is durable.
+    ++round_->pages_unwritten;
+    ctx_.AfterWrite(w, [this, round]() {
+      if (!round_ || round_->id != round) return;
+      --round_->pages_unwritten;
+      PumpPulls(ctx_.now());
+    });
+  }
   PumpPulls(now);
 }
 
 void CatchUp::PumpPulls(TimeMs now) {
   Round& round = *round_;
-  while (round.pulls_in_flight < kMaxPullsInFlight && !round.buckets.empty()) {
-    const uint32_t b = round.buckets.front();
-    round.buckets.pop_front();
-    SendPull(b, Key(), now);
+  // Ranges begun first, so that a round holds few half-pulled ranges.
+  while (round.pulls_in_flight + round.pages_unwritten < kMaxPullsInFlight) {
+    if (!round.resume.empty()) {
+      auto [range, after] = std::move(round.resume.front());
+      round.resume.pop_front();
+      SendPull(range, after, now);
+    } else if (!round.buckets.empty()) {
+      const BucketRange range = round.buckets.front();
+      round.buckets.pop_front();
+      SendPull(range, Key(), now);
+    } else {
+      break;
+    }
   }
   MaybeComplete();
 }
 
 void CatchUp::MaybeComplete() {
   Round& round = *round_;
-  if (round.pulls_in_flight > 0 || !round.buckets.empty() || round.resolving > 0) return;
+  if (round.pulls_in_flight > 0 || !round.buckets.empty() || !round.resume.empty() ||
+      round.resolving > 0) {
+    return;
+  }
   // Every differing bucket was pulled and every reservation's decision
   // applied; the round counts once what it applied is durable.
   const uint64_t id = round.id;
@@ -352,36 +424,60 @@ void CatchUp::RoundFailed(TimeMs now) {
   next_round_at_ = next_round_at_ == kUnseeded ? soon : std::min(next_round_at_, soon);
 }
 
-void CatchUp::ApplyPulled(const PeerId& from, PulledEntry& entry) {
-  if (std::optional<Replica::Committed> c = replica_.LookupCommitted(entry.key)) {
-    if (c->value != entry.value) {
+uint64_t CatchUp::ApplyPage(const PeerId& from, const std::vector<PulledEntry>& page) {
+  // One read of the page's keys and one write of those missing here: a
+  // page holds no key twice (OnPull checked its order).
+  std::vector<const Key*> keys;
+  keys.reserve(page.size());
+  for (const PulledEntry& e : page) keys.push_back(&e.key);
+  std::vector<std::optional<Replica::Committed>> held = replica_.LookupCommitted(keys);
+  std::vector<const PulledEntry*> missing;
+  missing.reserve(page.size());
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (!held[i]) {
+      missing.push_back(&page[i]);
+    } else if (held[i]->value != page[i].value) {
       // Never overwrite a committed value; report it.
-      ctx_.ReportViolation(
-          entry.key, absl::StrCat("catch-up from ", from, " pulled a value of ",
-                                  entry.value.size(), " bytes but the key is committed here "
-                                  "with another value of ", c->value.size(), " bytes"));
-    }
-    return;
-  }
-  round_->last_write = replica_.WriteCommitted(entry.key, entry.value, entry.request_id);
-  ++ctx_.stats().catchup_keys_pulled;
-  // A reservation of the key stays: only its own proposal's decision may
-  // drop it (lease recovery or its commit will settle it). If that decision
-  // is known here already, apply it now.
-  if (const Replica::Entry* held = replica_.Find(entry.key)) {
-    const ProposalId holder = held->reservation.proposal;
-    if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
-      replica_.ApplyDecision(entry.key, holder, *d);
+      ctx_.ReportViolation(page[i].key, absl::StrCat("catch-up from ", from, " pulled a value of ",
+                                                     page[i].value.size(),
+                                                     " bytes but the key is committed here "
+                                                     "with another value of ",
+                                                     held[i]->value.size(), " bytes"));
     }
   }
+  if (missing.empty()) return 0;
+  const uint64_t w = replica_.WriteCommitted(missing);
+  round_->last_write = std::max(round_->last_write, w);
+  ctx_.stats().catchup_keys_pulled += missing.size();
+  // A reservation of a key stays: only its own proposal's decision may drop
+  // it (lease recovery or its commit will settle it). If that decision is
+  // known here already, apply it now.
+  if (replica_.size() == 0) return w;
+  for (const PulledEntry* e : missing) {
+    if (const Replica::Entry* reserved = replica_.Find(e->key)) {
+      const ProposalId holder = reserved->reservation.proposal;
+      if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
+        replica_.ApplyDecision(e->key, holder, *d);
+      }
+    }
+  }
+  return w;
 }
 
 void CatchUp::CheckInvariants() const {
   if (!round_) return;
-  RP_CHECK(round_->pulls_in_flight <= kMaxPullsInFlight, "catch-up round ", round_->id, " has ",
-           round_->pulls_in_flight, " pulls in flight");
+  RP_CHECK(round_->pulls_in_flight + round_->pages_unwritten <= kMaxPullsInFlight,
+           "catch-up round ", round_->id, " has ", round_->pages_unwritten,
+           " pages not yet durable and ", round_->pulls_in_flight, " pulls in flight");
   RP_CHECK(round_->peer != ctx_.self(), "catch-up round ", round_->id, " pulls from itself");
   RP_CHECK(round_->id < next_round_id_, "catch-up round ", round_->id, " was never started");
+  uint32_t previous_end = 0;
+  for (const BucketRange& r : round_->buckets) {
+    RP_CHECK(r.first >= previous_end && r.first < r.end && r.end <= kDigestBuckets,
+             "catch-up round ", round_->id, " queued buckets [", r.first, ", ", r.end,
+             ") after a range ending at ", previous_end);
+    previous_end = r.end;
+  }
 }
 
 }  // namespace replicator::core

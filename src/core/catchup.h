@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "core/context.h"
@@ -68,13 +69,21 @@ class CatchUp {
   void CheckInvariants() const;
 
  private:
+  // Buckets [first, end), pulled page by page as one range.
+  struct BucketRange {
+    uint32_t first = 0;
+    uint32_t end = 0;
+  };
   // One round: the peer's digest, then pulls of the buckets that differ.
   struct Round {
     uint64_t id = 0;
     PeerId peer;
     ClusterId cluster;             // the peer's: this node's, or the federation settle's source
-    std::deque<uint32_t> buckets;  // differing, not pulled yet
+    std::deque<BucketRange> buckets;  // differing, not pulled yet
+    // Ranges part pulled: where each one's next page starts.
+    std::deque<std::pair<BucketRange, Key>> resume;
     size_t pulls_in_flight = 0;
+    size_t pages_unwritten = 0;  // applied, not yet durable
     uint64_t last_write = 0;  // the round is complete once this is durable
     uint64_t peer_epoch = 0;  // the epoch the peer answered at
     uint64_t peer_generation = 0;  // the federation generation it answered at
@@ -91,10 +100,13 @@ class CatchUp {
   // A round must learn the decision of every reservation its peer holds.
   bool Settling() const { return !settled() || !federation_.settled(); }
   void OnDigest(uint64_t round, Response&& r, TimeMs now);
-  void SendPull(uint32_t bucket, const Key& after, TimeMs now);
-  void OnPull(uint64_t round, uint32_t bucket, const Key& after, Response&& r, TimeMs now);
+  void SendPull(BucketRange range, const Key& after, TimeMs now);
+  void OnPull(uint64_t round, BucketRange range, const Key& after, Response&& r, TimeMs now);
   void PumpPulls(TimeMs now);
-  void ApplyPulled(const PeerId& from, PulledEntry& entry);
+  // Writes the entries of a pulled page that are not committed here yet;
+  // reports a key committed here with another value. Returns the write id,
+  // 0 if nothing was written.
+  uint64_t ApplyPage(const PeerId& from, const std::vector<PulledEntry>& page);
   // Learns reservation `r`'s decision (the peer held it) and applies it.
   void Resolve(Reservation r, TimeMs now);
   void OnResolved(uint64_t round, const Reservation& r, std::optional<Decision> d);

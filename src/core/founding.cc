@@ -41,12 +41,15 @@ Key FoundingKey(uint64_t generation) {
 }
 
 std::optional<uint64_t> FoundingGeneration(const Key& key) {
-  const std::string prefix = absl::StrCat(SystemPrefix(), kFoundingPrefix);
-  if (key.size() != prefix.size() + 20 || key.compare(0, prefix.size(), prefix) != 0) {
+  // Runs for every key committed here: a user key (never a system key) is
+  // turned away before anything is built.
+  if (!IsSystemKey(key)) return std::nullopt;
+  static const Key* prefix = new Key(absl::StrCat(SystemPrefix(), kFoundingPrefix));
+  if (key.size() != prefix->size() + 20 || key.compare(0, prefix->size(), *prefix) != 0) {
     return std::nullopt;
   }
   uint64_t g = 0;
-  const std::string digits = key.substr(prefix.size());
+  const std::string digits = key.substr(prefix->size());
   if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       !absl::SimpleAtoi(digits, &g) || g < 2) {
     return std::nullopt;

@@ -117,13 +117,16 @@ struct ResolveRequest {
 // its epoch and the reservations it holds, all taken at one instant.
 // Answer: DigestResponse.
 struct DigestRequest {};
-// Catch-up: the receiver's committed entries of one bucket, in key order,
-// after `after` (exclusive; empty: from the start), at most about
-// `max_bytes` of keys and values. Answer: PullResponse.
+// Catch-up: the receiver's committed entries of buckets [bucket,
+// bucket_end), in (bucket, key) order, starting after key `after` of
+// `bucket` (exclusive; empty: from the start), at most about `max_bytes` of
+// keys and values. A bucket_end at or below `bucket` asks for `bucket`
+// alone. Answer: PullResponse.
 struct PullRequest {
   uint32_t bucket = 0;
   Key after;
   uint32_t max_bytes = 4 << 20;
+  uint32_t bucket_end = 0;
 };
 
 // Membership (core/membership.h): Paxos phase 1 and 2 on the register
@@ -223,7 +226,12 @@ struct PulledEntry {
 };
 struct PullResponse {
   std::vector<PulledEntry> entries;
-  bool complete = true;  // false: more entries follow the last one
+  // false: more entries of the range follow the last one, which is in
+  // bucket BucketOf(key) of it.
+  bool complete = true;
+  // The end of the range this page's buckets are in (the request's, capped
+  // at kDigestBuckets); 0 from a build that serves one bucket per pull.
+  uint32_t bucket_end = 0;
 };
 struct ConfigAccepted {
   Ballot ballot;

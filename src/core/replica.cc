@@ -309,6 +309,52 @@ std::optional<Replica::Committed> Replica::LookupCommitted(const Key& key) const
   return std::nullopt;
 }
 
+std::vector<std::optional<Replica::Committed>> Replica::LookupCommitted(
+    const std::vector<const Key*>& keys) const {
+  std::vector<std::optional<Committed>> out(keys.size());
+  std::vector<const Key*> stored_keys;
+  std::vector<size_t> stored_at;  // where each of stored_keys goes in `out`
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto it = pending_committed_.find(*keys[i]); it != pending_committed_.end()) {
+      out[i] = Committed{it->second.value, it->second.request_id, it->second.write_id};
+    } else {
+      stored_keys.push_back(keys[i]);
+      stored_at.push_back(i);
+    }
+  }
+  if (stored_keys.empty()) return out;
+  std::vector<std::optional<CommittedEntry>> stored = ctx_.committed().GetEntries(stored_keys);
+  RP_CHECK(stored.size() == stored_keys.size(), "a read of ", stored_keys.size(),
+           " committed keys returned ", stored.size(), " entries");
+  for (size_t j = 0; j < stored.size(); ++j) {
+    if (stored[j])
+      out[stored_at[j]] = Committed{std::move(stored[j]->value), stored[j]->request_id, 0};
+  }
+  return out;
+}
+
+uint64_t Replica::WriteCommitted(const std::vector<const PulledEntry*>& entries) {
+  if (entries.empty()) return 0;
+  uint64_t w = 0;
+  std::vector<Key> keys;
+  keys.reserve(entries.size());
+  for (const PulledEntry* e : entries) {
+    w = ctx_.Mutate(PutCommitted{e->key, e->value, e->request_id});
+    pending_committed_[e->key] = PendingCommit{e->value, e->request_id, w};
+    if (on_committed_) on_committed_(e->key, e->value);
+    keys.push_back(e->key);
+  }
+  ctx_.AfterWrite(w, [this, keys = std::move(keys), w]() {
+    for (const Key& key : keys) {
+      if (auto it = pending_committed_.find(key);
+          it != pending_committed_.end() && it->second.write_id == w) {
+        pending_committed_.erase(it);
+      }
+    }
+  });
+  return w;
+}
+
 uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t request_id) {
   uint64_t w = ctx_.Mutate(PutCommitted{key, value, request_id});
   pending_committed_[key] = PendingCommit{value, request_id, w};

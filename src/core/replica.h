@@ -66,10 +66,18 @@ class Replica {
 
   // The committed entry of `key`, durable or in flight from this engine.
   std::optional<Committed> LookupCommitted(const Key& key) const;
+  // LookupCommitted of each key, out[i] being *keys[i]'s, with one storage
+  // read (CommittedView::GetEntries) for the keys not in flight here.
+  std::vector<std::optional<Committed>> LookupCommitted(const std::vector<const Key*>& keys) const;
   // Writes (key, value) as committed; lookups see it at once. Returns the
   // write id. Precondition: `key` is not committed here. Every committed
   // entry this node writes, from any role, is written here.
   uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id);
+  // WriteCommitted of each entry, with one completion for them all (a
+  // catch-up page). Returns the write id, 0 if `entries` is empty.
+  // Precondition: no key of `entries` is committed here, and none is there
+  // twice.
+  uint64_t WriteCommitted(const std::vector<const PulledEntry*>& entries);
   // Runs for every entry WriteCommitted writes, within the same input (its
   // mutations join the entry's write batch). Set once.
   void set_on_committed(std::function<void(const Key&, const Value&)> fn) {

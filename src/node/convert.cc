@@ -733,22 +733,27 @@ void ToWire(const core::DigestResponse& r, wire::Peer::DigestResults::Builder ou
 }
 
 core::PullRequest FromWire(wire::Peer::PullParams::Reader p) {
-  return core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes()};
+  return core::PullRequest{p.getBucket(), ToString(p.getAfter()), p.getMaxBytes(),
+                           p.getBucketEnd()};
 }
 
 void ToWire(const core::PullRequest& p, wire::Peer::PullParams::Builder out) {
   out.setBucket(p.bucket);
   out.setAfter(AsData(p.after));
   out.setMaxBytes(p.max_bytes);
+  out.setBucketEnd(p.bucket_end);
 }
 
 core::PullResponse FromWire(wire::Peer::PullResults::Reader r) {
   core::PullResponse out;
-  for (auto e : r.getEntries()) {
+  auto entries = r.getEntries();
+  out.entries.reserve(entries.size());
+  for (auto e : entries) {
     out.entries.push_back(
         core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
   }
   out.complete = r.getComplete();
+  out.bucket_end = r.getBucketEnd();
   return out;
 }
 
@@ -760,6 +765,7 @@ void ToWire(const core::PullResponse& r, wire::Peer::PullResults::Builder out) {
     entries[i].setRequestId(r.entries[i].request_id);
   }
   out.setComplete(r.complete);
+  out.setBucketEnd(r.bucket_end);
 }
 
 core::Consistency FromWire(wire::Consistency c) {

@@ -145,6 +145,9 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
       static_cast<double>(e.catchup_rounds));
   one("replicator_catchup_keys_pulled_total", "counter", "Committed entries applied from pulls.",
       static_cast<double>(e.catchup_keys_pulled));
+  one("replicator_catchup_pulls_total", "counter",
+      "Catch-up pull calls sent, one per page of committed entries asked for.",
+      static_cast<double>(e.catchup_pulls));
 
   // Storage.
   one("replicator_storage_writes_total", "counter",

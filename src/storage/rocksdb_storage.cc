@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -272,6 +274,9 @@ class RocksDbStorage final : public Storage {
     // flush (a crash still replays up to a memtable's worth). A failure
     // only means the next open replays the log.
     if (options_.flush_on_close) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
+    if (options_.compact_on_close) {
+      db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).PermitUncheckedError();
+    }
     // Close() reports errors that the destructor would swallow; there is no
     // one to report them to either, but it releases the LOCK deterministically.
     db_->Close().PermitUncheckedError();
@@ -345,6 +350,22 @@ class RocksDbStorage final : public Storage {
         internal::DecodeCommitted(record_key, value.ToStringView());
     if (!entry.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), entry.status());
     return core::CommittedEntry{core::Value(entry->value), entry->request_id};
+  }
+
+  std::vector<std::optional<core::CommittedEntry>> GetEntries(
+      const std::vector<const core::Key*>& keys) const override {
+    std::vector<std::optional<core::CommittedEntry>> out(keys.size());
+    std::vector<std::string> record_keys;
+    absl::Status s =
+        MultiRead(keys, &record_keys, [&](size_t i, std::string_view value) -> absl::Status {
+          absl::StatusOr<internal::CommittedValueView> entry =
+              internal::DecodeCommitted(record_keys[i], value);
+          if (!entry.ok()) return entry.status();
+          out[i] = core::CommittedEntry{core::Value(entry->value), entry->request_id};
+          return absl::OkStatus();
+        });
+    if (!s.ok()) FailStop(absl::StrCat("reading committed keys in ", dir_), s);
+    return out;
   }
 
   std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
@@ -424,6 +445,45 @@ class RocksDbStorage final : public Storage {
     return true;
   }
 
+  // Reads the committed records of `keys` in one MultiGet, calling
+  // `found(i, record value)` for each keys[i] that has one; `record_keys`
+  // receives their record keys. The first error (a read failure, or
+  // `found`'s) is returned.
+  template <typename F>
+  absl::Status MultiRead(const std::vector<const core::Key*>& keys,
+                         std::vector<std::string>* record_keys, F found) const {
+    const size_t n = keys.size();
+    record_keys->clear();
+    if (n == 0) return absl::OkStatus();
+    record_keys->reserve(n);
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(n);
+    for (const core::Key* k : keys) {
+      record_keys->push_back(CommittedKey(*k));
+      slices.emplace_back(record_keys->back());
+    }
+    // In chunks of RocksDB's own MultiGet batch (32 keys): a larger call
+    // spills its per-key context from the stack into a vector grown key by
+    // key, which costs more than the batching saves.
+    constexpr size_t kChunk = 32;
+    rocksdb::PinnableSlice values[kChunk];
+    rocksdb::Status statuses[kChunk];
+    const rocksdb::ReadOptions read;
+    for (size_t begin = 0; begin < n; begin += kChunk) {
+      const size_t m = std::min(kChunk, n - begin);
+      db_->MultiGet(read, db_->DefaultColumnFamily(), m, slices.data() + begin, values, statuses);
+      for (size_t j = 0; j < m; ++j) {
+        if (statuses[j].IsNotFound()) continue;
+        if (!statuses[j].ok()) {
+          return FromRocks(statuses[j], absl::StrCat("reading ", n, " committed keys in ", dir_));
+        }
+        if (absl::Status s = found(begin + j, values[j].ToStringView()); !s.ok()) return s;
+      }
+      for (size_t j = 0; j < m; ++j) values[j].Reset();  // unpins, for the next chunk
+    }
+    return absl::OkStatus();
+  }
+
   // Committed records in [begin, end) as (user key, entry); see
   // ScanCommittedRange.
   template <typename F>
@@ -459,12 +519,41 @@ class RocksDbStorage final : public Storage {
     auto check = [&](const rocksdb::Status& s) {
       if (!s.ok() && status.ok()) status = FromRocks(s, absl::StrCat("building a write in ", dir_));
     };
+    // The write-once probe of every key the group commits, read from disk in
+    // one MultiGet before the checks: key -> the value it was committed with,
+    // nullopt for the (most) keys not committed yet. The storage thread is
+    // the only writer, so the disk does not change until this group's own
+    // write.
+    absl::flat_hash_map<std::string_view, std::optional<core::Value>> on_disk;
+    {
+      std::vector<const core::Key*> keys;
+      for (const core::WriteBatch& batch : group) {
+        for (const core::Mutation& mutation : batch.mutations) {
+          if (const auto* put = std::get_if<core::PutCommitted>(&mutation))
+            keys.push_back(&put->key);
+        }
+      }
+      on_disk.reserve(keys.size());
+      added_by_group.reserve(keys.size());
+      for (const core::Key* k : keys) on_disk.try_emplace(*k);
+      std::vector<std::string> record_keys;
+      absl::Status read =
+          MultiRead(keys, &record_keys, [&](size_t i, std::string_view value) -> absl::Status {
+            absl::StatusOr<internal::CommittedValueView> entry =
+                internal::DecodeCommitted(record_keys[i], value);
+            if (!entry.ok()) return entry.status();
+            on_disk[*keys[i]] = core::Value(entry->value);
+            return absl::OkStatus();
+          });
+      if (!read.ok()) return read;
+    }
     internal::WriteOnceLookup lookup;
     lookup.committed = [&](const core::Key& key) -> absl::StatusOr<std::optional<core::Value>> {
       if (auto it = added_by_group.find(key); it != added_by_group.end()) {
         return it->second->value;
       }
-      return ReadCommittedValue(key);
+      if (auto it = on_disk.find(key); it != on_disk.end()) return it->second;
+      return ReadCommittedValue(key);  // not a PutCommitted of the group
     };
     lookup.config = [&](const core::ClusterId& cluster,
                         uint64_t epoch) -> absl::StatusOr<std::optional<core::Configuration>> {
@@ -475,8 +564,6 @@ class RocksDbStorage final : public Storage {
     };
     internal::WriteOnceAdded added;
     for (size_t i = 0; i < group.size(); ++i) {
-      // TODO(perf): the write-once probe is a synchronous read on the storage
-      // thread per PutCommitted; batch it with MultiGet if commits dominate.
       absl::Status checked = internal::CheckWriteOnce(group[i], lookup, &added);
       if (checked.code() == absl::StatusCode::kAlreadyExists) {
         (*batch_status)[i] = std::move(checked);

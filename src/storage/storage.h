@@ -5,7 +5,7 @@
 //
 // Thread rules: one storage thread per instance group-commits writes. Write()
 // may be called from any thread; its `done` runs on the storage thread, so a
-// caller posts back to its own reactor. The reads (GetEntry, Digest,
+// caller posts back to its own reactor. The reads (GetEntry, GetEntries, Digest,
 // ForEachInBucket, CommittedCount), NextIncarnation and
 // stats are thread-safe and see every batch whose `done` has run.
 //
@@ -89,14 +89,15 @@ class Storage : public core::CommittedView {
   virtual void Write(core::WriteBatch batch, Done done) = 0;
 
   // core::CommittedView. GetEntry: the committed value and request id of
-  // `key`. Digest: core::kDigestBuckets values, kept up to date as commits
-  // apply (O(kDigestBuckets) per call, a copy). ForEachInBucket: the
-  // bucket's entries with key > `after` in unsigned byte order, until
-  // `visit` returns false; nothing for bucket >= kDigestBuckets; `visit` may
-  // call into this storage, but not destroy it. Digest and a bucket scan are
-  // not one snapshot: a commit may land between them. An I/O error or
-  // corrupt record while reading aborts the process: a node that cannot read
-  // its committed set must not vote or serve catch-up.
+  // `key`; GetEntries: the same of many keys (one MultiGet in RocksDB).
+  // Digest: core::kDigestBuckets values, kept up to date as commits apply
+  // (O(kDigestBuckets) per call, a copy). ForEachInBucket: the bucket's
+  // entries with key > `after` in unsigned byte order, until `visit`
+  // returns false; nothing for bucket >= kDigestBuckets; `visit` may call
+  // into this storage, but not destroy it. Digest and a bucket scan are not
+  // one snapshot: a commit may land between them. An I/O error or corrupt
+  // record while reading aborts the process: a node that cannot read its
+  // committed set must not vote or serve catch-up.
   std::optional<core::CommittedEntry> GetEntry(const core::Key& key) const override = 0;
   std::vector<uint64_t> Digest() const override = 0;
   void ForEachInBucket(uint32_t bucket, const core::Key& after,
@@ -142,6 +143,12 @@ struct RocksDbOptions {
   // open has no write-ahead log to replay. Off only in tests that need the
   // log a crash leaves behind.
   bool flush_on_close = true;
+  // After that flush, compact the whole key range into the bottom level
+  // (RocksDB CompactRange), waiting for it. For tools that write a data dir
+  // in bulk for a node to open later (bench/storage_fill.cc): the node then
+  // opens what a long-lived node holds, not a pile of level-0 files whose
+  // compaction would run, unmeasured, beside whatever it does next.
+  bool compact_on_close = false;
   // Runs once every record was read and found sound: kAtOpen before open
   // returns, kBackground on the verifying thread (not if the storage is
   // destroyed first). Damage does not call it (kAtOpen: the open fails;

@@ -71,7 +71,7 @@ void WireSeeds(const fs::path& dir) {
   digest.buckets[7] = 12345;
   digest.epoch = 2;
   Write(dir, "digest", Message<wire::Peer::DigestResults>(2, digest));
-  Write(dir, "pull", Message<wire::Peer::PullParams>(3, core::PullRequest{7, "after", 1 << 20}));
+  Write(dir, "pull", Message<wire::Peer::PullParams>(3, core::PullRequest{7, "after", 1 << 20, 9}));
   core::PullResponse pulled;
   pulled.entries.push_back(core::PulledEntry{"k", "v", 5});
   Write(dir, "pulled", Message<wire::Peer::PullResults>(4, pulled));

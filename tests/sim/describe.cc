@@ -101,8 +101,8 @@ std::string Describe(const Request& r) {
         } else if constexpr (std::is_same_v<Q, DigestRequest>) {
           return std::string("Digest");
         } else if constexpr (std::is_same_v<Q, PullRequest>) {
-          return absl::StrCat("Pull bucket=", q.bucket, " after=", Quote(q.after),
-                              " max_bytes=", q.max_bytes);
+          return absl::StrCat("Pull buckets=", q.bucket, "..", q.bucket_end,
+                              " after=", Quote(q.after), " max_bytes=", q.max_bytes);
         } else if constexpr (std::is_same_v<Q, ConfigPrepareRequest>) {
           return absl::StrCat("ConfigPrepare ", q.cluster, "@", q.epoch, " b=", Describe(q.ballot));
         } else if constexpr (std::is_same_v<Q, ConfigAcceptRequest>) {
@@ -177,7 +177,7 @@ std::string Describe(const Response& r) {
                               absl::StrAppend(out, Quote(e.key), "=", Quote(e.value),
                                               RequestId(e.request_id));
                             }),
-              "]", s.complete ? "" : " more");
+              "]", s.complete ? "" : " more", " end=", s.bucket_end);
         } else if constexpr (std::is_same_v<S, ConfigVoteResponse>) {
           switch (s.kind) {
             case ConfigVoteResponse::Kind::kGranted:

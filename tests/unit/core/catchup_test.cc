@@ -3,6 +3,12 @@
 // Asserted on stores, stats and the messages a node sends.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
 #include "core/engine.h"
 #include "test_pump.h"
 
@@ -81,7 +87,7 @@ TEST(CatchUpRoleTest, PullsPageThroughABucketWithATinyMaxBytes) {
   // complete only on the last.
   Key after;
   for (size_t i = 0; i < keys.size(); ++i) {
-    uint64_t call = pump.Call("a2", PullRequest{BucketOf(keys[0]), after, 1});
+    uint64_t call = pump.Call("a2", PullRequest{BucketOf(keys[0]), after, 1, 0});
     pump.Run();
     const auto& page = std::get<PullResponse>(pump.tester_responses.at(call));
     ASSERT_EQ(page.entries.size(), 1u);
@@ -90,9 +96,9 @@ TEST(CatchUpRoleTest, PullsPageThroughABucketWithATinyMaxBytes) {
     EXPECT_EQ(page.complete, i + 1 == keys.size());
     after = page.entries[0].key;
   }
-  uint64_t all = pump.Call("a2", PullRequest{BucketOf(keys[0]), "", 1 << 20});
-  uint64_t other = pump.Call("a2", PullRequest{BucketOf(keys[0]) ^ 1, "", 1 << 20});
-  uint64_t bad = pump.Call("a2", PullRequest{kDigestBuckets, "", 1 << 20});
+  uint64_t all = pump.Call("a2", PullRequest{BucketOf(keys[0]), "", 1 << 20, 0});
+  uint64_t other = pump.Call("a2", PullRequest{BucketOf(keys[0]) ^ 1, "", 1 << 20, 0});
+  uint64_t bad = pump.Call("a2", PullRequest{kDigestBuckets, "", 1 << 20, 0});
   pump.Run();
   EXPECT_EQ(std::get<PullResponse>(pump.tester_responses.at(all)).entries.size(), keys.size());
   EXPECT_TRUE(std::get<PullResponse>(pump.tester_responses.at(all)).complete);
@@ -113,6 +119,169 @@ TEST(CatchUpRoleTest, PullsPageThroughABucketWithATinyMaxBytes) {
   want.insert(want.end(), keys.begin(), keys.end() - 1);
   EXPECT_EQ(afters, want);
   EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, keys.size());
+}
+
+// Keys "k0", "k1", ... until `buckets` adjacent buckets from `first` hold
+// `per_bucket` keys each, sorted in catch-up order (bucket, key).
+std::vector<Key> KeysInBuckets(uint32_t first, uint32_t buckets, size_t per_bucket) {
+  std::map<uint32_t, std::vector<Key>> by_bucket;
+  size_t full = 0;
+  for (int i = 0; full < buckets; ++i) {
+    Key k = "k" + std::to_string(i);
+    const uint32_t b = BucketOf(k);
+    if (b < first || b >= first + buckets || by_bucket[b].size() == per_bucket) continue;
+    by_bucket[b].push_back(k);
+    full += by_bucket[b].size() == per_bucket;
+  }
+  std::vector<Key> keys;
+  for (auto& [b, ks] : by_bucket) {
+    std::sort(ks.begin(), ks.end());
+    keys.insert(keys.end(), ks.begin(), ks.end());
+  }
+  return keys;
+}
+
+TEST(CatchUpRoleTest, APullOfARangePagesAcrossBucketsInBucketThenKeyOrder) {
+  const std::vector<Key> keys = KeysInBuckets(100, 3, 2);
+  ASSERT_EQ(keys.size(), 6u);
+  Pump pump(kOneByThree);
+  for (const Key& k : keys) CommitAt(pump, {"a2", "a3"}, k, "value-of-" + k);
+
+  // One entry per page; a page resumes after the last key, in its bucket.
+  uint32_t bucket = 100;
+  Key after;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    uint64_t call = pump.Call("a2", PullRequest{bucket, after, 1, 103});
+    pump.Run();
+    const auto& page = std::get<PullResponse>(pump.tester_responses.at(call));
+    ASSERT_EQ(page.entries.size(), 1u) << i;
+    EXPECT_EQ(page.entries[0].key, keys[i]);
+    EXPECT_EQ(page.complete, i + 1 == keys.size());
+    EXPECT_EQ(page.bucket_end, 103u);
+    bucket = BucketOf(page.entries[0].key);
+    after = page.entries[0].key;
+  }
+  // The whole range in one page; past the last bucket, the end is capped.
+  uint64_t all = pump.Call("a2", PullRequest{100, "", 1 << 20, 103});
+  uint64_t capped = pump.Call("a2", PullRequest{kDigestBuckets - 1, "", 1 << 20, 1u << 31});
+  pump.Run();
+  const auto& page = std::get<PullResponse>(pump.tester_responses.at(all));
+  ASSERT_EQ(page.entries.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(page.entries[i].key, keys[i]);
+  EXPECT_TRUE(page.complete);
+  EXPECT_EQ(std::get<PullResponse>(pump.tester_responses.at(capped)).bucket_end, kDigestBuckets);
+}
+
+// Every key of `keys` committed at a2 and a3 straight into their stores
+// (many keys, no puts).
+void PlantAtPeers(Pump& pump, const std::vector<Key>& keys) {
+  WriteBatch batch;
+  for (const Key& k : keys) batch.mutations.push_back(PutCommitted{k, "v-" + k, 0});
+  pump.store("a2").Apply(batch);
+  pump.store("a3").Apply(batch);
+}
+
+std::vector<Key> ManyKeys(size_t n) {
+  std::vector<Key> keys;
+  for (size_t i = 0; i < n; ++i) keys.push_back("many-" + std::to_string(i));
+  return keys;
+}
+
+TEST(CatchUpRoleTest, ANodeHoldingNothingPullsRangesNotOneBucketAtATime) {
+  // Enough keys to fill nearly every bucket: the differing buckets form a
+  // few long runs, each cut so that the pulls in flight share them.
+  const std::vector<Key> keys = ManyKeys(30000);
+  Pump pump(kOneByThree);
+  PlantAtPeers(pump, keys);
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+  EXPECT_EQ(pump.store("a1").Digest(), pump.store("a2").Digest());
+  EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, keys.size());
+  std::vector<const PullRequest*> pulls;
+  for (const Pump::Sent& s : pump.sent) {
+    if (auto* p = std::get_if<PullRequest>(&s.request); p != nullptr && s.from == "a1") {
+      pulls.push_back(p);
+    }
+  }
+  EXPECT_GE(pulls.size(), 8u);
+  EXPECT_LE(pulls.size(), 64u);
+  EXPECT_EQ(pump.engine("a1").stats().catchup_pulls, pulls.size());
+  for (const PullRequest* p : pulls) {
+    EXPECT_GT(p->bucket_end, p->bucket);
+    EXPECT_LE(p->bucket_end - p->bucket, kDigestBuckets / 8) << "a range longer than its share";
+  }
+  EXPECT_TRUE(pump.violations.empty());
+}
+
+TEST(CatchUpRoleTest, APeerServingOneBucketPerPullIsStillPulledCompletely) {
+  // A build that predates ranges ignores bucket_end: it answers with the
+  // first bucket alone and a bucket_end of 0. The puller goes on from the
+  // next bucket rather than taking the range as done.
+  const std::vector<Key> keys = ManyKeys(3000);
+  Pump pump(kOneByThree, [](EngineConfig& c) { c.catchup_pull_max_bytes = 2000; });
+  PlantAtPeers(pump, keys);
+  pump.rewrite = [](const Request& q, Response& r) {
+    const auto* pull = std::get_if<PullRequest>(&q);
+    auto* page = std::get_if<PullResponse>(&r);
+    if (pull == nullptr || page == nullptr) return;
+    auto other =
+        std::find_if(page->entries.begin(), page->entries.end(),
+                     [&](const PulledEntry& e) { return BucketOf(e.key) != pull->bucket; });
+    if (other != page->entries.end()) {
+      page->entries.erase(other, page->entries.end());
+      page->complete = true;
+    }
+    page->bucket_end = 0;
+  };
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_TRUE(pump.engine("a1").caught_up());
+  EXPECT_EQ(pump.store("a1").Digest(), pump.store("a2").Digest());
+  EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, keys.size());
+  EXPECT_TRUE(pump.violations.empty());
+}
+
+TEST(CatchUpRoleTest, APageThatDoesNotAdvanceOrLeavesItsRangeFailsTheRound) {
+  struct Case {
+    std::string name;
+    std::function<void(const PullRequest&, PullResponse&)> rewrite;
+  };
+  const std::vector<Case> cases = {
+      {"incomplete and empty",
+       [](const PullRequest&, PullResponse& p) {
+         p.entries.clear();
+         p.complete = false;
+       }},
+      {"incomplete, ending before the range",
+       [](const PullRequest& q, PullResponse& p) {
+         p.complete = false;
+         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket - 1, 1, 1)[0], "v", 0});
+       }},
+      {"incomplete, ending past the range",
+       [](const PullRequest& q, PullResponse& p) {
+         p.complete = false;
+         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket_end, 1, 1)[0], "v", 0});
+       }},
+      {"complete past the range's end",
+       [](const PullRequest& q, PullResponse& p) { p.bucket_end = q.bucket_end + 1; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    // Keys in buckets 200..201 only, so every pull asks for [200, 202).
+    const std::vector<Key> keys = KeysInBuckets(200, 2, 1);
+    Pump pump(kOneByThree);
+    PlantAtPeers(pump, keys);
+    pump.rewrite = [&](const Request& q, Response& r) {
+      const auto* pull = std::get_if<PullRequest>(&q);
+      auto* page = std::get_if<PullResponse>(&r);
+      if (pull != nullptr && page != nullptr) c.rewrite(*pull, *page);
+    };
+    pump.StartCatchUp("a1");
+    pump.Run();
+    EXPECT_FALSE(pump.engine("a1").caught_up());
+    EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, 0u);
+  }
 }
 
 TEST(CatchUpRoleTest, AConflictingValueIsReportedNotOverwritten) {

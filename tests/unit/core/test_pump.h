@@ -202,6 +202,9 @@ class Pump {
   // Unreachable.
   std::set<PeerId> down;
   std::function<bool(const PeerId& from, const PeerId& to, const Request&)> cut;
+  // When set, alters each response before its caller gets it, knowing the
+  // request it answers (say, to answer as an older build would).
+  std::function<void(const Request&, Response&)> rewrite;
   // Requests that `hold` selects wait, undelivered, until Release().
   std::function<bool(const PeerId& from, const PeerId& to, const Request&)> hold;
   void Release() {
@@ -301,13 +304,14 @@ class Pump {
   struct Caller {
     PeerId peer;
     uint64_t call_id;
+    std::shared_ptr<const Request> request;  // kept only while `rewrite` is set
   };
 
   void Deliver(const PeerId& from, uint64_t call_id, const PeerId& to, Request request) {
     sent.push_back(Sent{from, to, request});
     if (down.count(to) || !nodes_.count(to) || (cut && cut(from, to, request))) {
       queue_.push_back([this, from, call_id, to] {
-        Answer(Caller{from, call_id}, Unreachable{to + " is down"});
+        Answer(Caller{from, call_id, nullptr}, Unreachable{to + " is down"});
       });
       return;
     }
@@ -315,7 +319,8 @@ class Pump {
     (held ? held_ : queue_).push_back([this, from, call_id, to,
                                        request = std::move(request)]() mutable {
       uint64_t inbound = next_inbound_++;
-      inbound_[inbound] = Caller{from, call_id};
+      inbound_[inbound] =
+          Caller{from, call_id, rewrite ? std::make_shared<const Request>(request) : nullptr};
       const Sender sender{from == kTester ? NaturalSender(request) : from, true};
       engine(to).OnRequest(inbound, std::move(request), now, sender);
       Collect(to);
@@ -323,6 +328,7 @@ class Pump {
   }
 
   void Answer(const Caller& caller, Response response) {
+    if (rewrite && caller.request) rewrite(*caller.request, response);
     if (caller.peer == kTester) {
       tester_responses[caller.call_id] = std::move(response);
       return;

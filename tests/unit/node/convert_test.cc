@@ -365,11 +365,12 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
   {
     capnp::MallocMessageBuilder message;
     auto params = message.initRoot<wire::Peer::PullParams>();
-    ToWire(core::PullRequest{7, "after", 1234}, params);
+    ToWire(core::PullRequest{7, "after", 1234, 12}, params);
     core::PullRequest p = FromWire(params.asReader());
     EXPECT_EQ(p.bucket, 7u);
     EXPECT_EQ(p.after, "after");
     EXPECT_EQ(p.max_bytes, 1234u);
+    EXPECT_EQ(p.bucket_end, 12u);
   }
   {
     capnp::MallocMessageBuilder message;
@@ -377,6 +378,7 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
     core::PullResponse sent;
     sent.entries.push_back(core::PulledEntry{"k", value, 42});
     sent.complete = false;
+    sent.bucket_end = 4096;
     ToWire(sent, results);
     core::PullResponse r = FromWire(results.asReader());
     ASSERT_EQ(r.entries.size(), 1u);
@@ -384,6 +386,7 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
     EXPECT_EQ(r.entries[0].value, value);
     EXPECT_EQ(r.entries[0].request_id, 42u);
     EXPECT_FALSE(r.complete);
+    EXPECT_EQ(r.bucket_end, 4096u);
   }
   {
     capnp::MallocMessageBuilder message;

@@ -547,6 +547,32 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
   EXPECT_EQ(from_buckets, InVisitOrder(written));
 }
 
+TYPED_TEST(StorageTest, GetEntriesReadsManyKeysAsGetEntryDoesEachInOrder) {
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"a", "va", 7},
+                                        core::PutCommitted{"c", std::string("v\0c", 3), 9}}))
+                  .ok());
+  const std::vector<core::Key> keys = {"c", "b", "a", "c", "", "zz"};
+  std::vector<const core::Key*> ptrs;
+  for (const core::Key& k : keys) ptrs.push_back(&k);
+  for (int pass = 0; pass < 2; ++pass) {  // from the memtable, then from files
+    SCOPED_TRACE(pass == 0 ? "before reopen" : "after reopen");
+    std::vector<std::optional<core::CommittedEntry>> got = this->storage_->GetEntries(ptrs);
+    ASSERT_EQ(got.size(), keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::optional<core::CommittedEntry> one = this->storage_->GetEntry(keys[i]);
+      ASSERT_EQ(got[i].has_value(), one.has_value()) << keys[i];
+      if (!one) continue;
+      EXPECT_EQ(got[i]->value, one->value) << keys[i];
+      EXPECT_EQ(got[i]->request_id, one->request_id) << keys[i];
+    }
+    EXPECT_EQ(got[0]->value, std::string("v\0c", 3));
+    EXPECT_EQ(got[2]->request_id, 7u);
+    EXPECT_FALSE(got[1].has_value());
+    EXPECT_TRUE(this->storage_->GetEntries({}).empty());
+    this->Reopen();
+  }
+}
+
 TYPED_TEST(StorageTest, ForEachInBucketVisitorMayCallBack) {
   // More than one in-memory scan chunk in one bucket.
   const std::vector<std::string> keys = KeysInOneBucket("cb", 300);

@@ -4114,7 +4114,7 @@ export class Peer_Pull$Params extends $.Struct {
   static readonly _capnp = {
     displayName: "pull$Params",
     id: "b1cc48439e21dace",
-    size: new $.ObjectSize(8, 1),
+    size: new $.ObjectSize(16, 1),
   };
   get bucket(): number {
     return $.utils.getUint32(0, this);
@@ -4145,6 +4145,12 @@ export class Peer_Pull$Params extends $.Struct {
   }
   set maxBytes(value: number) {
     $.utils.setUint32(4, value, this);
+  }
+  get bucketEnd(): number {
+    return $.utils.getUint32(8, this);
+  }
+  set bucketEnd(value: number) {
+    $.utils.setUint32(8, value, this);
   }
   toString(): string { return "Peer_Pull$Params_" + super.toString(); }
 }
@@ -4178,6 +4184,12 @@ export class Peer_Pull$Results extends $.Struct {
   }
   set complete(value: boolean) {
     $.utils.setBit(0, value, this);
+  }
+  get bucketEnd(): number {
+    return $.utils.getUint32(4, this);
+  }
+  set bucketEnd(value: number) {
+    $.utils.setUint32(4, value, this);
   }
   toString(): string { return "Peer_Pull$Results_" + super.toString(); }
 }
@@ -4267,9 +4279,13 @@ export class Peer$Client {
     return new Peer_Digest$Results$Promise(pipeline);
   }
   /**
-* Catch-up: committed entries of one bucket in key order, keys after
-* `after` (empty: from the start), about `maxBytes` at most; `complete`
-* is false when more follow the last entry returned.
+* Catch-up: committed entries of buckets [bucket, bucketEnd) in (bucket,
+* key) order, starting after key `after` of `bucket` (empty: from the
+* start), about `maxBytes` at most (at least one entry). A `bucketEnd` at
+* or below `bucket` asks for `bucket` alone. `complete` is false when more
+* of the range follow the last entry returned; the results' `bucketEnd`
+* is the end of the range served (0 from a build that serves one bucket
+* per pull).
 *
 */
   pull(paramsFunc?: (params: Peer_Pull$Params) => void): Peer_Pull$Results$Promise {
