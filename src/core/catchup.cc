@@ -357,7 +357,9 @@ void CatchUp::OnPull(uint64_t round, BucketRange range, const Key& after, Respon
     if (covered < range.end) next.emplace(BucketRange{covered, range.end}, Key());
   }
   if (next) round_->resume.push_back(std::move(*next));
-  if (const uint64_t w = ApplyPage(round_->peer, pull->entries); w != 0) {
+  const uint64_t w = ApplyPage(round_->peer, pull->entries);
+  if (!round_ || round_->id != round) return;  // what it applied ended the round
+  if (w != 0) {
     // The page counts against the round's pages until it is durable.
     ++round_->pages_unwritten;
     ctx_.AfterWrite(w, [this, round]() {

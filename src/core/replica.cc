@@ -327,8 +327,9 @@ std::vector<std::optional<Replica::Committed>> Replica::LookupCommitted(
   RP_CHECK(stored.size() == stored_keys.size(), "a read of ", stored_keys.size(),
            " committed keys returned ", stored.size(), " entries");
   for (size_t j = 0; j < stored.size(); ++j) {
-    if (stored[j])
+    if (stored[j]) {
       out[stored_at[j]] = Committed{std::move(stored[j]->value), stored[j]->request_id, 0};
+    }
   }
   return out;
 }

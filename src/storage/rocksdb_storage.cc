@@ -529,8 +529,9 @@ class RocksDbStorage final : public Storage {
       std::vector<const core::Key*> keys;
       for (const core::WriteBatch& batch : group) {
         for (const core::Mutation& mutation : batch.mutations) {
-          if (const auto* put = std::get_if<core::PutCommitted>(&mutation))
+          if (const auto* put = std::get_if<core::PutCommitted>(&mutation)) {
             keys.push_back(&put->key);
+          }
         }
       }
       on_disk.reserve(keys.size());
