@@ -27,7 +27,8 @@ using replicator::sim::SimResult;
 constexpr char kUsage[] =
     "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
     "         [--clusters=C] [--nodes=N] [--faults=MIX[,MIX...]] [--clients=K] [--keys=K]\n"
-    "         [--ops=N] [--lease-ms=MS] [--catchup-ms=MS] [--net-ms=MIN..MAX]\n"
+    "         [--ops=N] [--lease-ms=MS] [--catchup-ms=MS] [--catchup-page-bytes=B]\n"
+    "         [--net-ms=MIN..MAX]\n"
     "         [--down-max-ms=MS] [--spares=N] [--new-clusters=N] [--no-converge]\n"
     "         [--no-race-check] [--trace]\n"
     "         [--tail=N] [--verbose] [--digests] [--unsafe=MODE] [--unsafe-sync-lag-ms=MS]\n"
@@ -44,6 +45,8 @@ constexpr char kUsage[] =
     "  --new-clusters=N  clusters founded mid-run, after the --clusters=C ones, overriding\n"
     "                  the mix's (membership, all: 1, others: 0)\n"
     "  --catchup-ms=MS interval of the engines' periodic catch-up rounds (default 2000)\n"
+    "  --catchup-page-bytes=B  keys and values per catch-up page (default: the engine's,\n"
+    "                  1 MiB); small pages end inside a range of buckets and resume\n"
     "  --no-converge   do not require every node to hold every committed key at the end\n"
     "                  (invariant 5 in full, by catch-up; on by default)\n"
     "  --no-race-check after the quiet phase, do not require the race of every node on\n"
@@ -204,6 +207,7 @@ Parsed ParseShapeFlag(Args& args, SimConfig* c) {
   if (arg == "--catchup-ms") {
     return Good(args.Number(&c->catchup_interval_ms) && c->catchup_interval_ms >= 0);
   }
+  if (arg == "--catchup-page-bytes") return Good(args.Number(&c->catchup_page_bytes));
   return Parsed::kUnknown;
 }
 

@@ -132,6 +132,9 @@ std::string SimConfig::Reproducer() const {
   if (catchup_interval_ms != d.catchup_interval_ms) {
     absl::StrAppend(&out, " --catchup-ms=", catchup_interval_ms);
   }
+  if (catchup_page_bytes != d.catchup_page_bytes) {
+    absl::StrAppend(&out, " --catchup-page-bytes=", catchup_page_bytes);
+  }
   if (!check_race) absl::StrAppend(&out, " --no-race-check");
   if (fault.down_max_ms != p.fault.down_max_ms) {
     absl::StrAppend(&out, " --down-max-ms=", fault.down_max_ms);

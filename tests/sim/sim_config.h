@@ -116,6 +116,10 @@ struct SimConfig {
   core::TimeMs call_deadline_ms = 1000;
   core::TimeMs lease_ms = 2000;
   core::TimeMs catchup_interval_ms = 2000;  // every engine also catches up at its start
+  // Bytes of keys and values per catch-up page; 0: the engine's default.
+  // Small pages end inside a range of buckets and resume after their last
+  // entry, which the default (a MiB) never does with the few keys of a run.
+  uint32_t catchup_page_bytes = 0;
   // Quiet phase: faults healed, every node up; long enough for lease
   // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
   core::TimeMs quiet_ms = 0;
@@ -166,11 +170,13 @@ struct SimStats {
   int puts_outcome_unknown = 0;  // outcomeUnknown (counted in puts_unavailable too): may yet commit
   int client_timeouts = 0, client_retries = 0;
   int puts_retry_ok = 0;  // ok answers to retries
-  uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0;  // engines' sums
+  // Engines' sums.
+  uint64_t puts_joined = 0, catchup_rounds = 0, catchup_keys_pulled = 0, catchup_pulls = 0;
   int messages = 0, dropped = 0, duplicated = 0, crashes = 0, partitions = 0;
   int partitions_node = 0, partitions_cluster = 0;  // of partitions: shapes
   int unsynced_lost = 0;           // unsafe mode: acknowledged writes lost in crashes
   int prepares = 0, resolves = 0;  // recovery traffic
+  int pulls_resumed = 0;           // catch-up pulls resuming a range after a page's last entry
   int probe_race_conflicts = 0;
   int probe_race_winners = -1;  // oks in the probe's race; -1: no probe
   // Membership. Epochs gained: configurations chosen beyond the founding

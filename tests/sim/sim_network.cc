@@ -97,6 +97,10 @@ void SimNetwork::HandleSend(int from_index, core::SendEffect send) {
   stats.messages++;
   if (std::holds_alternative<core::PrepareRequest>(send.request)) stats.prepares++;
   if (std::holds_alternative<core::ResolveRequest>(send.request)) stats.resolves++;
+  if (const auto* pull = std::get_if<core::PullRequest>(&send.request);
+      pull != nullptr && !pull->after.empty()) {
+    stats.pulls_resumed++;
+  }
   const int to = NodeOf(send.to);
   const uint64_t call = next_call_++;
   world_.checker().OnSend(node.index, send.request);

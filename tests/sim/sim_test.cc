@@ -174,6 +174,40 @@ TEST(SimCatchUp, NodesDownForLongConvergeByCatchUp) {
   EXPECT_GT(pulled, 0u) << "catch-up never pulled anything: convergence was not exercised";
 }
 
+// Catch-up pages of one entry (catchup_page_bytes 1) over runs with many
+// keys: pages end inside a range of buckets and the next resumes after the
+// last entry, bucket to bucket, while nodes join, pause and restart; every
+// node must still converge (check_convergence) and nothing may break.
+TEST(SimCatchUp, PagesThatEndInsideARangeResumeAndConverge) {
+  SimConfig config = SimConfig::ForProfile("membership");
+  config.clusters = 3;
+  config.ops = 400;
+  config.keys = 40;
+  config.catchup_page_bytes = 1;
+  ASSERT_TRUE(config.check_convergence);
+  std::vector<std::string> failures;
+  std::string first;
+  uint64_t pulled = 0;
+  int resumed = 0;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    config.seed = seed;
+    SimResult result = RunSimulation(config);
+    pulled += result.stats.catchup_keys_pulled;
+    resumed += result.stats.pulls_resumed;
+    if (!result.ok()) {
+      failures.push_back(config.Reproducer());
+      if (first.empty()) first = result.Report();
+    }
+  }
+  std::string all;
+  for (const std::string& f : failures) absl::StrAppend(&all, "  ", f, " --trace\n");
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of 40 seeds failed:\n" << all << first;
+  EXPECT_GT(pulled, 100u) << "too little was pulled to exercise paging";
+  // With the default page (a MiB) no page of these runs ends inside its
+  // range, and no pull resumes one.
+  EXPECT_GT(resumed, 20) << "no page ended inside its range: paging was not exercised";
+}
+
 // Without periodic rounds (only the one at each start), nodes that missed
 // commits late in the run stay behind; the checker must say so.
 TEST(SimCatchUp, TheCheckerNoticesANodeThatDidNotConverge) {

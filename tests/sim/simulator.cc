@@ -31,8 +31,8 @@ std::string SimResult::StatsLine() const {
       s.partitions_cluster, ") prepares=", s.prepares, " resolves=", s.resolves,
       " client: timeouts ", s.client_timeouts, ", retries ", s.client_retries, ", retry ok ",
       s.puts_retry_ok, ", joined ", s.puts_joined, " catchup: rounds ", s.catchup_rounds,
-      ", pulled ", s.catchup_keys_pulled, " probe_race: ok ", s.probe_race_winners, " conflict ",
-      s.probe_race_conflicts,
+      ", pulled ", s.catchup_keys_pulled, " in ", s.catchup_pulls, " pulls (", s.pulls_resumed,
+      " resumed) probe_race: ok ", s.probe_race_winners, " conflict ", s.probe_race_conflicts,
       config.fault.spares == 0 && config.fault.change_every_ms == 0 &&
               config.fault.pause_every_ms == 0 && config.fault.new_clusters == 0
           ? std::string()
@@ -175,6 +175,9 @@ void Simulator::StartEngine(SimNode& node) {
   engine_config.call_deadline_ms = config().call_deadline_ms;
   engine_config.lease_ms = config().lease_ms;
   engine_config.catchup_interval_ms = config().catchup_interval_ms;
+  if (config().catchup_page_bytes > 0) {
+    engine_config.catchup_pull_max_bytes = config().catchup_page_bytes;
+  }
   // A learner (a spare that joined) catches up, then proposes its own
   // promotion by consensus among the voters.
   engine_config.auto_promote = true;
@@ -211,6 +214,7 @@ void Simulator::Crash(SimNode& node) {
   dead_engines_.puts_joined += lost_stats.puts_joined;
   dead_engines_.catchup_rounds += lost_stats.catchup_rounds;
   dead_engines_.catchup_keys_pulled += lost_stats.catchup_keys_pulled;
+  dead_engines_.catchup_pulls += lost_stats.catchup_pulls;
   world_.stats().changes_lost += world_.checker().OnNodeCrashed(node.index);
   node.engine.reset();
   network_.OnCrash(node.index);
@@ -1059,12 +1063,14 @@ SimResult Simulator::Result() const {
   result.stats.puts_joined = dead_engines_.puts_joined;
   result.stats.catchup_rounds = dead_engines_.catchup_rounds;
   result.stats.catchup_keys_pulled = dead_engines_.catchup_keys_pulled;
+  result.stats.catchup_pulls = dead_engines_.catchup_pulls;
   for (const SimNode& node : world_.nodes()) {
     if (!node.engine) continue;
     const core::EngineStats s = node.engine->stats();
     result.stats.puts_joined += s.puts_joined;
     result.stats.catchup_rounds += s.catchup_rounds;
     result.stats.catchup_keys_pulled += s.catchup_keys_pulled;
+    result.stats.catchup_pulls += s.catchup_pulls;
   }
   const auto& configs = world_.checker().configurations();
   for (const auto& [key, config] : configs) {
