@@ -32,7 +32,12 @@ namespace replicator::storage::internal {
 // key count and digest, written with every group that commits into the
 // bucket), which open reads instead of scanning every committed record. A
 // version-4 build would commit without updating them, so it must refuse.
-inline constexpr uint64_t kFormatVersion = 5;
+// Version 6 moves the reservations out of RocksDB into the storage's own
+// write log (storage/write_log.h), which is also the only write-ahead log
+// of every other record: RocksDB is written without its WAL. A version-5
+// build would open such a dir without its reservations or any write not
+// yet flushed, so it must refuse.
+inline constexpr uint64_t kFormatVersion = 6;
 // The oldest layout this build opens. Every record of a version-2 to -4
 // data dir reads as it is under version 5; open scans its committed range
 // once, writes the bucket summaries and the format record 5 in one synced

@@ -1,13 +1,16 @@
 // RocksDB Storage: key-prefixed records in the default column family (layout
 // in docs/storage.md and record_format.h). A GroupCommitter thread turns each
-// wake-up's queued batches into one rocksdb::WriteBatch written with
-// WriteOptions::sync, so one fsync covers every request of the group. Reads
-// go straight to RocksDB, which is thread-safe. The committed count and the
-// digest are kept per digest bucket in summary records that each group
-// rewrites (for the buckets it commits into) in its own atomic write, so
-// open reads 4096 small records instead of every committed one; a separate
-// pass (at open or on a background thread, RocksDbOptions::verify) reads
-// every record and checks the summaries against it.
+// wake-up's queued batches into one frame of the storage's own write log
+// (write_log.h), synced, so one fsync covers every request of the group;
+// then the group's records go to RocksDB without a WAL of its own (the write
+// log is it). Reservations are not RocksDB records at all: they live in the
+// write log and in memory, so a put costs RocksDB one memtable entry for
+// its committed value instead of three more for a reservation that is
+// deleted moments later. Reads go straight to RocksDB, which is thread-safe. The committed count
+// and the digest are kept per digest bucket in summary records that each group rewrites (for the
+// buckets it commits into) in its own atomic write, so open reads 4096 small records instead of
+// every committed one; a separate pass (at open or on a background thread, RocksDbOptions::verify)
+// reads every record and checks the summaries against it.
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -34,12 +38,14 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/group_commit.h"
 #include "storage/record_format.h"
 #include "storage/storage.h"
+#include "storage/write_log.h"
 #include "storage/write_once.h"
 
 namespace replicator::storage {
@@ -250,13 +256,92 @@ absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::a
   return s;
 }
 
+// Reservations held: record key ('r' + key) -> encoded reservation.
+using Reservations = absl::flat_hash_map<std::string, std::string>;
+
+// RocksDB writes carry no WAL of their own: the write log is it.
+rocksdb::WriteOptions UnloggedWrite() {
+  rocksdb::WriteOptions write;
+  write.disableWAL = true;
+  return write;
+}
+
+// Applies the reservation puts and deletes of a write log frame (a
+// rocksdb::WriteBatch encoding) to `held`; a snapshot replaces it.
+absl::Status ApplyReservations(std::string_view encoded, bool snapshot, Reservations* held) {
+  class Handler : public rocksdb::WriteBatch::Handler {
+   public:
+    explicit Handler(Reservations* held) : held_(held) {}
+    rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+      if (key.empty() || key[0] != internal::kReservationPrefix) return Bad(key);
+      (*held_)[key.ToString()] = value.ToString();
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
+      if (key.empty() || key[0] != internal::kReservationPrefix) return Bad(key);
+      held_->erase(key.ToString());
+      return rocksdb::Status::OK();
+    }
+
+   private:
+    static rocksdb::Status Bad(const rocksdb::Slice& key) {
+      return rocksdb::Status::Corruption(absl::StrCat(
+          "record ", internal::DescribeRecordKey(key.ToStringView()), " among the reservations"));
+    }
+    Reservations* held_;
+  };
+  if (snapshot) held->clear();
+  rocksdb::WriteBatch batch{std::string(encoded)};
+  Handler handler(held);
+  rocksdb::Status s = batch.Iterate(&handler);
+  if (!s.ok()) return absl::DataLossError(absl::StrCat("write log reservations: ", s.ToString()));
+  return absl::OkStatus();
+}
+
+std::string LogDir(const std::string& dir) { return dir + "/replicator-log"; }
+
+// Records the highest sequence number RocksDB has flushed to its tables:
+// write log segments whose records are all at or below it are obsolete.
+// With one column family, memtables flush in the order they were filled,
+// so every record at or below a flush's largest sequence number is flushed.
+class FlushListener : public rocksdb::EventListener {
+ public:
+  explicit FlushListener(std::shared_ptr<std::atomic<uint64_t>> flushed)
+      : flushed_(std::move(flushed)) {}
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo& info) override {
+    uint64_t seen = flushed_->load(std::memory_order_relaxed);
+    while (info.largest_seqno > seen &&
+           !flushed_->compare_exchange_weak(seen, info.largest_seqno, std::memory_order_release)) {
+    }
+  }
+
+ private:
+  std::shared_ptr<std::atomic<uint64_t>> flushed_;
+};
+
+internal::WriteLogOptions LogOptions(const RocksDbOptions& options) {
+  internal::WriteLogOptions log;
+  log.sync = options.sync;
+  if (options.log_segment_bytes != 0) {
+    log.segment_bytes = options.log_segment_bytes;
+    log.first_segment_bytes = std::min(log.first_segment_bytes, log.segment_bytes);
+  }
+  return log;
+}
+
 class RocksDbStorage final : public Storage {
  public:
   RocksDbStorage(std::string dir, RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
-                 Summaries buckets, uint64_t incarnation)
+                 std::unique_ptr<internal::WriteLog> log, Reservations reservations,
+                 std::shared_ptr<std::atomic<uint64_t>> flushed, Summaries buckets,
+                 uint64_t incarnation)
       : dir_(std::move(dir)),
         options_(std::move(options)),
         db_(std::move(db)),
+        log_(std::move(log)),
+        reservations_(std::move(reservations)),
+        flushed_(std::move(flushed)),
         committed_count_(TotalCount(buckets)),
         buckets_(std::move(buckets)),
         incarnation_(incarnation),
@@ -269,11 +354,20 @@ class RocksDbStorage final : public Storage {
     stop_verifier_.store(true, std::memory_order_relaxed);
     if (verifier_.joinable()) verifier_.join();
     committer_.Stop();
-    // A clean stop leaves nothing in the write-ahead log to replay: the next
-    // open then costs the same however much was written since the last
-    // flush (a crash still replays up to a memtable's worth). A failure
-    // only means the next open replays the log.
-    if (options_.flush_on_close) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stop_checkpointer_ = true;
+    }
+    checkpoint_cv_.notify_one();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    // A clean stop leaves nothing in the write log to replay: the next open
+    // then costs the same however much was written since the last flush (a
+    // crash still replays up to a segment or two). A failure only means the
+    // next open replays the log.
+    if (options_.flush_on_close && broken_.ok() && db_->Flush(rocksdb::FlushOptions()).ok()) {
+      absl::StatusOr<uint64_t> segment = log_->Roll(ReservationSnapshot());
+      if (segment.ok()) log_->DropBefore(*segment);
+    }
     if (options_.compact_on_close) {
       db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).PermitUncheckedError();
     }
@@ -302,17 +396,26 @@ class RocksDbStorage final : public Storage {
     });
   }
 
+  // Starts the thread that makes old write log segments obsolete.
+  void StartCheckpointer() {
+    checkpointer_ = std::thread([this] { RunCheckpointer(); });
+  }
+
   absl::StatusOr<core::DurableState> Recover() override {
     core::DurableState state;
-    absl::Status s = Scan(internal::kReservationPrefix,
-                          [&](std::string_view key, std::string_view value) -> absl::Status {
-                            absl::StatusOr<core::Reservation> r =
-                                internal::DecodeReservation(key, value);
-                            if (!r.ok()) return r.status();
-                            state.reservations.push_back(*std::move(r));
-                            return absl::OkStatus();
-                          });
-    if (!s.ok()) return s;
+    // The reservations are in memory (from the write log); in key order of
+    // their records, as the records were read from RocksDB before.
+    std::vector<const std::pair<const std::string, std::string>*> held;
+    held.reserve(reservations_.size());
+    for (const auto& r : reservations_) held.push_back(&r);
+    std::sort(held.begin(), held.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* r : held) {
+      absl::StatusOr<core::Reservation> decoded = internal::DecodeReservation(r->first, r->second);
+      if (!decoded.ok()) return decoded.status();
+      state.reservations.push_back(*std::move(decoded));
+    }
+    absl::Status s;
     // Configurations and their acceptor records are few; all are recovered,
     // in (cluster, epoch) order, the order of their record keys.
     s = Scan(internal::kConfigPrefix,
@@ -504,7 +607,12 @@ class RocksDbStorage final : public Storage {
   // Storage thread only.
   absl::Status Apply(const std::vector<core::WriteBatch>& group,
                      std::vector<absl::Status>* batch_status) {
+    // After a failed write the log may end in a partial frame: nothing more
+    // may be appended behind it.
+    if (!broken_.ok()) return broken_;
     rocksdb::WriteBatch write_batch;
+    // The group's reservation puts and deletes, for the write log only.
+    rocksdb::WriteBatch reservation_batch;
     // Committed entries this group adds, key -> value viewing into `group`:
     // later batches of the group are checked against them, and the count and
     // digest take them once the write succeeds. Committed keys are never
@@ -573,10 +681,10 @@ class RocksDbStorage final : public Storage {
       if (!checked.ok()) return checked;
       for (const core::Mutation& mutation : group[i].mutations) {
         if (const auto* put_r = std::get_if<core::PutReservation>(&mutation)) {
-          check(write_batch.Put(ReservationKey(put_r->reservation.key),
-                                internal::EncodeReservation(put_r->reservation)));
+          check(reservation_batch.Put(ReservationKey(put_r->reservation.key),
+                                      internal::EncodeReservation(put_r->reservation)));
         } else if (const auto* del_r = std::get_if<core::DeleteReservation>(&mutation)) {
-          check(write_batch.Delete(ReservationKey(del_r->key)));
+          check(reservation_batch.Delete(ReservationKey(del_r->key)));
         } else if (const auto* put_a = std::get_if<core::PutAcceptor>(&mutation)) {
           check(write_batch.Put(AcceptorKey(put_a->record.proposal),
                                 internal::EncodeAcceptor(put_a->record)));
@@ -618,17 +726,51 @@ class RocksDbStorage final : public Storage {
       check(write_batch.Put(internal::SummaryKey(bucket), internal::EncodeSummary(summary)));
     }
     if (!status.ok()) return status;
-    if (write_batch.Count() == 0) return absl::OkStatus();
-    rocksdb::WriteOptions write;
-    write.sync = options_.sync;
+    if (write_batch.Count() == 0 && reservation_batch.Count() == 0) return absl::OkStatus();
+    // The log first: once its frame is synced the group is durable, and a
+    // crash before the RocksDB write below replays the frame at open.
     const auto started = std::chrono::steady_clock::now();
-    rocksdb::Status s = db_->Write(write, &write_batch);
-    if (!s.ok()) {
-      return FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
+    uint64_t rolled = 0;
+    if (absl::Status logged = log_->Append(
+            write_batch.Data(), reservation_batch.Data(), [this] { return ReservationSnapshot(); },
+            &rolled);
+        !logged.ok()) {
+      broken_ = logged;
+      return logged;
+    }
+    if (log_->WantsSpare()) {
+      {
+        std::lock_guard<std::mutex> lock(checkpoint_mu_);
+        spare_wanted_ = true;
+      }
+      checkpoint_cv_.notify_one();
     }
     if (options_.sync) {
       syncs_.fetch_add(1, std::memory_order_relaxed);
       fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
+    }
+    if (write_batch.Count() > 0) {
+      rocksdb::Status s = db_->Write(UnloggedWrite(), &write_batch);
+      if (!s.ok()) {
+        broken_ = FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
+        return broken_;
+      }
+      log_->NoteSequence(db_->GetLatestSequenceNumber());
+    }
+    // Segments whose records RocksDB has flushed since are no longer needed.
+    if (const uint64_t flushed = flushed_->load(std::memory_order_acquire);
+        flushed > flushed_dropped_) {
+      flushed_dropped_ = flushed;
+      {
+        std::lock_guard<std::mutex> lock(checkpoint_mu_);
+        drop_flushed_ = flushed;
+      }
+      checkpoint_cv_.notify_one();
+    }
+    if (absl::Status s = ApplyReservations(reservation_batch.Data(), false, &reservations_);
+        !s.ok()) {
+      broken_ = s;
+      return s;
     }
     // Before the callbacks run, so readers cover every done batch.
     if (!summaries.empty()) {
@@ -637,6 +779,41 @@ class RocksDbStorage final : public Storage {
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
+  }
+
+  // Every reservation held, as puts (a snapshot frame of the write log).
+  std::string ReservationSnapshot() const {
+    rocksdb::WriteBatch snapshot;
+    for (const auto& [key, value] : reservations_) snapshot.Put(key, value).PermitUncheckedError();
+    return snapshot.Data();
+  }
+
+  // The checkpointer thread. Once RocksDB has flushed a memtable (on its
+  // own, when one fills) it drops the segments whose records are all
+  // flushed, the newest becoming the spare; and it prepares a spare when
+  // the log asks for one and none was recycled. Nothing here forces a
+  // flush: the log is at most about a memtable's worth of segments.
+  void RunCheckpointer() {
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    for (;;) {
+      checkpoint_cv_.wait(
+          lock, [&] { return stop_checkpointer_ || drop_flushed_ != 0 || spare_wanted_; });
+      if (stop_checkpointer_) return;
+      const uint64_t flushed = drop_flushed_;
+      const bool spare = spare_wanted_;
+      drop_flushed_ = 0;
+      spare_wanted_ = false;
+      lock.unlock();
+      if (flushed != 0) log_->DropFlushed(flushed);
+      if (spare) {
+        // A failure only means the next roll writes a small segment itself.
+        if (absl::Status s = log_->PrepareSpare(); !s.ok()) {
+          std::fprintf(stderr, "replicator storage: preparing a write log segment: %s\n",
+                       s.ToString().c_str());
+        }
+      }
+      lock.lock();
+    }
   }
 
   // The committed value of `key` on disk, for the write-once check.
@@ -671,6 +848,18 @@ class RocksDbStorage final : public Storage {
   const std::string dir_;
   const RocksDbOptions options_;
   const std::unique_ptr<rocksdb::DB> db_;
+  const std::unique_ptr<internal::WriteLog> log_;
+  Reservations reservations_;  // storage thread (and Recover, before any write)
+  absl::Status broken_;        // storage thread: the failure that stops every later write
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  uint64_t drop_flushed_ = 0;  // guarded by checkpoint_mu_; 0: nothing to drop
+  // The highest sequence number RocksDB has flushed (FlushListener).
+  std::shared_ptr<std::atomic<uint64_t>> flushed_;
+  uint64_t flushed_dropped_ = 0;    // storage thread: the last `flushed_` handed on
+  bool spare_wanted_ = false;       // guarded by checkpoint_mu_
+  bool stop_checkpointer_ = false;  // guarded by checkpoint_mu_
+  std::thread checkpointer_;
   std::atomic<uint64_t> committed_count_;
   mutable std::mutex digest_mu_;
   Summaries buckets_;  // guarded by digest_mu_; written by the storage thread only
@@ -712,10 +901,14 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
   return FromRocks(s, absl::StrCat("cannot open RocksDB in data dir ", dir));
 }
 
-// Checks the format record and returns the version found, writing the
-// current one into a fresh database (returned as current). An older version
-// this build reads is returned as it is: the caller upgrades it (Upgrade).
-absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db, bool sync) {
+// A database with no records at all (CheckFormat).
+constexpr uint64_t kFreshDatabase = 0;
+
+// Checks the format record and returns the version found, or
+// kFreshDatabase for one with no records (the caller writes the format
+// record once the write log exists). An older version this build reads is
+// returned as it is: the caller upgrades it (Upgrade).
+absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db) {
   std::string value;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(internal::kFormatKey), &value);
   if (s.IsNotFound()) {
@@ -727,12 +920,7 @@ absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db, bo
           "data dir ", dir, " holds records but no format version record ",
           internal::DescribeRecordKey(internal::kFormatKey), "; not a replicator database?"));
     }
-    rocksdb::WriteOptions write;
-    write.sync = sync;
-    s = db->Put(write, std::string(internal::kFormatKey),
-                internal::EncodeCounter(internal::kFormatVersion));
-    if (!s.ok()) return FromRocks(s, absl::StrCat("initialising ", dir));
-    return internal::kFormatVersion;
+    return kFreshDatabase;
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("reading the format record of ", dir));
   absl::StatusOr<uint64_t> version = internal::DecodeCounter(internal::kFormatKey, value);
@@ -751,20 +939,44 @@ absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db, bo
 }
 
 // Upgrades a data dir of an older format this build reads as it is: all
-// its records read as they are, and it lacks only the bucket summaries. One
-// scan of its committed records (checking each) gives them; they and the
-// new format record are written in one synced write, before anything else,
-// so the dir is either of the old format without summaries or of the new
-// one with them. From then on the older build refuses the dir.
+// its records read as they are. Before format 5 it lacks the bucket
+// summaries: one scan of its committed records (checking each) gives them.
+// Before format 6 its reservations are RocksDB records: they are read and
+// written as the snapshot of a new write log (synced), and deleted from
+// RocksDB. The summaries, the deletes and the new format record are one
+// synced write, after the log exists, so the dir is either of the old
+// format (a crash may leave a log it does not read, which the next upgrade
+// replaces) or of the new one. From then on the older build refuses it.
 absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint64_t from,
-                                  bool sync) {
-  absl::StatusOr<Summaries> buckets = SummarizeCommitted(db, dir);
+                                  const RocksDbOptions& options,
+                                  std::unique_ptr<internal::WriteLog>* log,
+                                  Reservations* reservations) {
+  absl::StatusOr<Summaries> buckets =
+      from < 5 ? SummarizeCommitted(db, dir) : ReadSummaries(db, dir);
   if (!buckets.ok()) return buckets.status();
+  reservations->clear();
+  absl::Status read = ScanPrefix(db, dir, internal::kReservationPrefix,
+                                 [&](std::string_view key, std::string_view value) {
+                                   // Decoded (and checked) by Recover, as before.
+                                   (*reservations)[std::string(key)] = std::string(value);
+                                   return absl::OkStatus();
+                                 });
+  if (!read.ok()) return read;
+  rocksdb::WriteBatch snapshot;
+  for (const auto& [key, value] : *reservations) snapshot.Put(key, value).PermitUncheckedError();
+  absl::StatusOr<std::unique_ptr<internal::WriteLog>> created =
+      internal::WriteLog::Create(LogDir(dir), LogOptions(options), snapshot.Data());
+  if (!created.ok()) return created.status();
+  *log = *std::move(created);
   rocksdb::WriteBatch batch;
   rocksdb::Status s;
-  for (uint32_t b = 0; b < core::kDigestBuckets && s.ok(); ++b) {
+  for (uint32_t b = 0; b < core::kDigestBuckets && s.ok() && from < 5; ++b) {
     if ((*buckets)[b].count == 0) continue;
     s = batch.Put(internal::SummaryKey(b), internal::EncodeSummary((*buckets)[b]));
+  }
+  if (s.ok()) {
+    s = batch.DeleteRange(std::string(1, internal::kReservationPrefix),
+                          PrefixEnd(internal::kReservationPrefix));
   }
   if (s.ok()) {
     s = batch.Put(std::string(internal::kFormatKey),
@@ -772,7 +984,7 @@ absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint6
   }
   if (s.ok()) {
     rocksdb::WriteOptions write;
-    write.sync = sync;
+    write.sync = options.sync;
     s = db->Write(write, &batch);
   }
   if (!s.ok()) {
@@ -821,18 +1033,70 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   // answers those without walking its skip list.
   db_options.memtable_whole_key_filtering = true;
   db_options.memtable_prefix_bloom_size_ratio = 0.05;
+  // Writes skip RocksDB's WAL (the write log is it), so RocksDB would flush
+  // at close on its own; the storage flushes when it means to
+  // (RocksDbOptions::flush_on_close), and a test's crash-like close must
+  // leave the memtables unflushed.
+  db_options.avoid_flush_during_shutdown = true;
+  auto flushed = std::make_shared<std::atomic<uint64_t>>(0);
+  db_options.listeners.push_back(std::make_shared<FlushListener>(flushed));
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
   if (!s.ok()) return OpenError(dir, s);
   std::unique_ptr<rocksdb::DB> db(raw);
 
-  absl::StatusOr<uint64_t> format = CheckFormat(dir, db.get(), options.sync);
+  absl::StatusOr<uint64_t> format = CheckFormat(dir, db.get());
   if (!format.ok()) return format.status();
   // An upgrade reads (and checks) every record anyway, whatever the mode.
   Verify verify = options.verify;
   absl::StatusOr<Summaries> buckets;
-  if (*format == internal::kFormatVersion) {
+  std::unique_ptr<internal::WriteLog> log;
+  Reservations reservations;
+  if (*format == kFreshDatabase) {
+    // The log before the format record: a crash between the two leaves a
+    // database with no records, which the next open starts afresh.
+    absl::StatusOr<std::unique_ptr<internal::WriteLog>> created =
+        internal::WriteLog::Create(LogDir(dir), LogOptions(options), rocksdb::WriteBatch().Data());
+    if (!created.ok()) return created.status();
+    log = *std::move(created);
+    rocksdb::WriteOptions write;
+    write.sync = options.sync;
+    s = db->Put(write, std::string(internal::kFormatKey),
+                internal::EncodeCounter(internal::kFormatVersion));
+    if (!s.ok()) return FromRocks(s, absl::StrCat("initialising ", dir));
+    buckets = Summaries(core::kDigestBuckets);
+  } else if (*format == internal::kFormatVersion) {
+    // Every frame of the log, oldest first, onto what RocksDB flushed: each
+    // frame's records are whole values, so replaying frames RocksDB already
+    // holds leaves every record as the newest frame wrote it.
+    absl::StatusOr<std::unique_ptr<internal::WriteLog>> opened = internal::WriteLog::Open(
+        LogDir(dir), LogOptions(options),
+        [&](const internal::LogFrame& frame) -> absl::Status {
+          if (!frame.db_records.empty()) {
+            rocksdb::WriteBatch records{std::string(frame.db_records)};
+            if (records.Count() > 0) {
+              rocksdb::Status w = db->Write(UnloggedWrite(), &records);
+              if (!w.ok()) return FromRocks(w, absl::StrCat("replaying the write log of ", dir));
+            }
+          }
+          return ApplyReservations(
+              frame.reservations, frame.kind == internal::LogFrame::Kind::kSnapshot, &reservations);
+        },
+        [&] {
+          rocksdb::WriteBatch snapshot;
+          for (const auto& [key, value] : reservations) {
+            snapshot.Put(key, value).PermitUncheckedError();
+          }
+          return snapshot.Data();
+        });
+    if (!opened.ok()) return opened.status();
+    log = *std::move(opened);
+    // What was replayed is durable once flushed; then only the new
+    // segment, which begins with the reservations, is needed.
+    s = db->Flush(rocksdb::FlushOptions());
+    if (!s.ok()) return FromRocks(s, absl::StrCat("flushing the replayed write log of ", dir));
+    log->DropBefore(log->current_segment());
     buckets = ReadSummaries(db.get(), dir);
   } else {
     // Acceptor records first: a damaged one refuses the open before the
@@ -840,8 +1104,8 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
     if (absl::Status acceptors = CheckAcceptors(db.get(), dir); !acceptors.ok()) {
       return acceptors;
     }
-    buckets = Upgrade(dir, db.get(), *format, options.sync);
-    verify = Verify::kOff;
+    buckets = Upgrade(dir, db.get(), *format, options, &log, &reservations);
+    if (*format < 5) verify = Verify::kOff;
   }
   if (!buckets.ok()) return buckets.status();
   if (verify == Verify::kAtOpen) {
@@ -858,8 +1122,10 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   }
   absl::StatusOr<uint64_t> incarnation = ReadIncarnation(dir, db.get());
   if (!incarnation.ok()) return incarnation.status();
-  auto storage = std::make_unique<RocksDbStorage>(dir, std::move(options), std::move(db),
-                                                  *std::move(buckets), *incarnation);
+  auto storage = std::make_unique<RocksDbStorage>(
+      dir, std::move(options), std::move(db), std::move(log), std::move(reservations),
+      std::move(flushed), *std::move(buckets), *incarnation);
+  storage->StartCheckpointer();
   if (verify == Verify::kBackground) storage->StartVerifier();
   return std::unique_ptr<Storage>(std::move(storage));
 }

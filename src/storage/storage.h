@@ -134,14 +134,14 @@ enum class Verify {
 };
 
 struct RocksDbOptions {
-  // fsync every group write (WriteOptions::sync). Off only in benchmarks:
-  // without it a machine crash can lose acknowledged reservations.
+  // fdatasync every group write (its write log frame). Off only in
+  // benchmarks: without it a machine crash can lose acknowledged writes.
   bool sync = true;
   size_t block_cache_bytes = 64 << 20;
   Verify verify = Verify::kAtOpen;
   // Flush the memtables when the storage is destroyed, so that the next
-  // open has no write-ahead log to replay. Off only in tests that need the
-  // log a crash leaves behind.
+  // open has no write log to replay (only the reservations held). Off only
+  // in tests that need the log a crash leaves behind.
   bool flush_on_close = true;
   // After that flush, compact the whole key range into the bottom level
   // (RocksDB CompactRange), waiting for it. For tools that write a data dir
@@ -149,6 +149,10 @@ struct RocksDbOptions {
   // opens what a long-lived node holds, not a pile of level-0 files whose
   // compaction would run, unmeasured, beside whatever it does next.
   bool compact_on_close = false;
+  // The write log's segment size (0: 64 MiB). Each segment begins with a
+  // snapshot of the reservations held; once RocksDB has flushed what the
+  // older segments hold, they are deleted. Smaller only in tests.
+  uint64_t log_segment_bytes = 0;
   // Runs once every record was read and found sound: kAtOpen before open
   // returns, kBackground on the verifying thread (not if the storage is
   // destroyed first). Damage does not call it (kAtOpen: the open fails;

@@ -4,7 +4,7 @@
 // `tools/fuzz --seeds` into tests/fuzz/corpus/<target>/, which is checked
 // in; the inputs are deterministic.
 //
-//   make_seeds DIR   (writes DIR/fuzz_wire, DIR/fuzz_records, DIR/fuzz_framing)
+//   make_seeds DIR   (writes DIR/fuzz_wire, DIR/fuzz_records, DIR/fuzz_framing, DIR/fuzz_log)
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/serialize.h>
@@ -19,6 +19,7 @@
 #include "node/directory_state.h"
 #include "schema/replicator.capnp.h"
 #include "storage/record_format.h"
+#include "storage/write_log.h"
 
 namespace replicator::fuzz {
 namespace {
@@ -158,6 +159,22 @@ void FramingSeeds(const fs::path& dir) {
   }
 }
 
+// Write log segments (tests/fuzz/log_fuzz.cc): a flag byte and a known
+// end, then a segment of a snapshot and two group frames; the same with
+// its end given; and the same torn in its last frame.
+void LogSeeds(const fs::path& dir) {
+  using storage::internal::EncodeFrame;
+  using storage::internal::LogFrame;
+  std::string segment = EncodeFrame(1, LogFrame{LogFrame::Kind::kSnapshot, 77, {}, "snapshot"});
+  segment += EncodeFrame(1, LogFrame{LogFrame::Kind::kGroup, 0, "records", "reservations"});
+  segment += EncodeFrame(1, LogFrame{LogFrame::Kind::kGroup, 0, "more records", {}});
+  const std::string end = {static_cast<char>(segment.size() & 0xff),
+                           static_cast<char>(segment.size() >> 8)};
+  Write(dir, "segment", std::string(1, '\0') + end + segment + std::string(32, '\0'));
+  Write(dir, "segment-known-end", std::string(1, '\1') + end + segment);
+  Write(dir, "segment-torn", std::string(1, '\0') + end + segment.substr(0, segment.size() - 5));
+}
+
 }  // namespace
 }  // namespace replicator::fuzz
 
@@ -170,5 +187,6 @@ int main(int argc, char** argv) {
   replicator::fuzz::WireSeeds(dir / "fuzz_wire");
   replicator::fuzz::RecordSeeds(dir / "fuzz_records");
   replicator::fuzz::FramingSeeds(dir / "fuzz_framing");
+  replicator::fuzz::LogSeeds(dir / "fuzz_log");
   return 0;
 }

@@ -24,9 +24,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/unit/temp_dir.h"
 #include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
 #include "storage/record_format.h"
+#include "storage/write_log.h"
+#include "tests/unit/temp_dir.h"
 
 namespace replicator::storage {
 namespace {
@@ -822,6 +824,9 @@ TYPED_TEST(StorageTest, ProposalEpochSurvivesARestart) {
 
 // --- RocksDB only -------------------------------------------------------------
 
+// The write log of the data dir at `db`.
+std::filesystem::path LogDir(const std::string& db) { return db + "/replicator-log"; }
+
 class RocksDbStorageTest : public testing::Test {
  protected:
   std::string db_path() const { return dir_.path() + "/db"; }
@@ -914,7 +919,7 @@ TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
 // the current format (with the bucket summary of its committed key) so that
 // a format-2 build no longer opens it.
 TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
-  ASSERT_EQ(internal::kFormatVersion, 5u);
+  ASSERT_EQ(internal::kFormatVersion, 6u);
   const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
   std::string reservation;
   internal::PutVarint64(&reservation, 1);
@@ -952,6 +957,14 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
             internal::EncodeCounter(internal::kFormatVersion));
   EXPECT_EQ(RawGet(internal::SummaryKey(core::BucketOf("c"))),
             internal::EncodeSummary({1, core::EntryHash("c", "cv")}));
+  // The reservation moved into the write log.
+  EXPECT_FALSE(RawGet(internal::ReservationKey("k")).has_value());
+  storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  state = storage->Recover();
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->reservations.size(), 1u);
+  EXPECT_EQ(state->reservations[0].proposal, p);
 }
 
 // A format-3 data dir holds configurations at record version 1 (no
@@ -1125,9 +1138,21 @@ TEST_F(RocksDbStorageTest, BackgroundVerificationStopsTheProcessOnDamage) {
 
 TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
   MustOpen().reset();
-  RawPut(internal::ReservationKey("broken-key"), std::string("\x01\x05"
-                                                             "ab",
-                                                             4));
+  // A log whose one segment holds a reservation that does not decode (its
+  // frame is sound: the damage is in what was written).
+  std::filesystem::remove_all(LogDir(db_path()));
+  std::filesystem::create_directories(LogDir(db_path()));
+  rocksdb::WriteBatch bad;
+  ASSERT_TRUE(bad.Put(internal::ReservationKey("broken-key"), std::string("\x01\x05"
+                                                                          "ab",
+                                                                          4))
+                  .ok());
+  {
+    std::ofstream f(LogDir(db_path()) / "00000000000000000001.log", std::ios::binary);
+    const std::string frame = internal::EncodeFrame(
+        1, internal::LogFrame{internal::LogFrame::Kind::kSnapshot, 0, {}, bad.Data()});
+    f.write(frame.data(), static_cast<std::streamsize>(frame.size()));
+  }
   std::unique_ptr<Storage> storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   absl::StatusOr<core::DurableState> state = storage->Recover();
@@ -1201,13 +1226,25 @@ TEST_F(RocksDbStorageTest, CommittedRecordInTheWrongBucketFailsOpen) {
   EXPECT_NE(s.status().message().find("hashes to"), std::string::npos) << s.status();
 }
 
-// The newest RocksDB write-ahead log of the data dir at `db`.
-std::filesystem::path NewestWal(const std::string& db) {
-  std::filesystem::path newest;
-  for (const auto& e : std::filesystem::directory_iterator(db)) {
-    if (e.path().extension() == ".log" && (newest.empty() || e.path() > newest)) newest = e.path();
+// Its segments, oldest first.
+std::vector<std::filesystem::path> Segments(const std::string& db) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::directory_iterator(LogDir(db))) {
+    if (e.path().extension() == ".log") out.push_back(e.path());
   }
-  return newest;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+void WriteAt(const std::filesystem::path& path, size_t offset, const std::string& bytes) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 absl::Status WriteAndWait(Storage& storage, core::WriteBatch batch) {
@@ -1216,14 +1253,15 @@ absl::Status WriteAndWait(Storage& storage, core::WriteBatch batch) {
   return done.get_future().get();
 }
 
-// Options whose close leaves the write-ahead log as a crash would: unflushed.
+// Options whose close leaves the write log as a crash would: RocksDB's
+// memtables unflushed, every frame still needed.
 RocksDbOptions AsIfCrashing() {
   RocksDbOptions options;
   options.flush_on_close = false;
   return options;
 }
 
-TEST_F(RocksDbStorageTest, ATornWalTailIsDroppedAndEverySyncedWriteBeforeItKept) {
+TEST_F(RocksDbStorageTest, ATornLogTailIsDroppedAndEverySyncedWriteBeforeItKept) {
   {
     std::unique_ptr<Storage> storage = MustOpen(AsIfCrashing());
     ASSERT_NE(storage, nullptr);
@@ -1234,22 +1272,25 @@ TEST_F(RocksDbStorageTest, ATornWalTailIsDroppedAndEverySyncedWriteBeforeItKept)
     ASSERT_TRUE(
         WriteAndWait(*storage, Batch({core::PutCommitted{"last", std::string(4000, 'x')}})).ok());
   }
-  // A crash in the middle of the last write: its record is cut short.
-  std::filesystem::path wal = NewestWal(db_path());
-  ASSERT_FALSE(wal.empty());
-  const auto size = std::filesystem::file_size(wal);
-  ASSERT_GT(size, 2000u);
-  std::filesystem::resize_file(wal, size - 1000);
+  // A crash in the middle of the last write: the second half of its frame
+  // never reached the disk (the segment holds zeros there).
+  const std::filesystem::path segment = Segments(db_path()).back();
+  const std::string data = ReadAll(segment);
+  const size_t value = data.find(std::string(4000, 'x'));
+  ASSERT_NE(value, std::string::npos);
+  WriteAt(segment, value + 2000, std::string(2000, '\0'));
   std::unique_ptr<Storage> storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   for (int i = 0; i < 20; ++i) {
     EXPECT_TRUE(storage->GetEntry(absl::StrCat("k", i)).has_value()) << i;
   }
   EXPECT_FALSE(storage->GetEntry("last").has_value()) << "a torn write cannot be read back";
+  EXPECT_EQ(storage->CommittedCount(), 20u);
 }
 
-// A clean close flushes: the next open has no logged write to replay, so
-// its cost does not depend on how much was written since the last flush.
+// A clean close flushes and starts a segment that holds only the
+// reservations: the next open has no logged write to replay, so its cost
+// does not depend on how much was written since the last flush.
 TEST_F(RocksDbStorageTest, ACleanCloseLeavesNoLogToReplay) {
   {
     std::unique_ptr<Storage> storage = MustOpen();
@@ -1260,16 +1301,17 @@ TEST_F(RocksDbStorageTest, ACleanCloseLeavesNoLogToReplay) {
                       .ok());
     }
   }
-  const std::filesystem::path wal = NewestWal(db_path());
-  EXPECT_TRUE(wal.empty() || std::filesystem::file_size(wal) == 0)
-      << wal << " holds " << std::filesystem::file_size(wal) << " bytes";
+  const std::vector<std::filesystem::path> segments = Segments(db_path());
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_EQ(ReadAll(segments[0]).find(std::string(200, 'v')), std::string::npos)
+      << segments[0] << " still holds a write";
   std::unique_ptr<Storage> storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   EXPECT_EQ(storage->CommittedCount(), 20u);
   EXPECT_TRUE(storage->GetEntry("k19").has_value());
 }
 
-TEST_F(RocksDbStorageTest, ADamagedSyncedWalRefusesTheStart) {
+TEST_F(RocksDbStorageTest, ADamagedSyncedLogRefusesTheStart) {
   {
     std::unique_ptr<Storage> storage = MustOpen(AsIfCrashing());
     ASSERT_NE(storage, nullptr);
@@ -1279,21 +1321,88 @@ TEST_F(RocksDbStorageTest, ADamagedSyncedWalRefusesTheStart) {
                       .ok());
     }
   }
-  // Overwrite bytes in the middle of the log: acknowledged records after
-  // them would be lost by a recovery that stops at the damage.
-  std::filesystem::path wal = NewestWal(db_path());
-  ASSERT_FALSE(wal.empty());
-  const auto size = std::filesystem::file_size(wal);
-  {
-    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    const std::string junk(64, '\x5a');
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-  }
+  // Overwrite bytes of the first write's frame: acknowledged frames after
+  // it would be lost by a recovery that stops at the damage.
+  const std::filesystem::path segment = Segments(db_path()).back();
+  const size_t value = ReadAll(segment).find(std::string(200, 'v'));
+  ASSERT_NE(value, std::string::npos);
+  WriteAt(segment, value + 50, std::string(64, '\x5a'));
   absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
   ASSERT_FALSE(s.ok()) << "a damaged synced log must not be replayed up to the damage";
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
   EXPECT_NE(s.status().message().find("refusing to start"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find("a sound frame follows it"), std::string::npos) << s.status();
+}
+
+// Reservations are no RocksDB records: they live in the write log (each
+// segment begins with a snapshot of them) and survive a crash, and the
+// rolls of many segments, as every other acknowledged write does.
+TEST_F(RocksDbStorageTest, ACrashKeepsEveryAcknowledgedWriteAcrossSegmentRolls) {
+  RocksDbOptions options = AsIfCrashing();
+  options.log_segment_bytes = 4096;  // a roll every ~15 writes below
+  const core::ProposalId held = Proposal("12D3KooWc", 1, 1);
+  const core::ProposalId dropped = Proposal("12D3KooWc", 1, 2);
+  std::vector<uint64_t> digest(core::kDigestBuckets);
+  int written = 0;
+  // Commits keys k<written>.. k<written + n - 1>, one per write.
+  auto commit = [&](Storage& storage, int n) {
+    for (int end = written + n; written < end; ++written) {
+      const std::string key = absl::StrCat("k", written);
+      const std::string value = absl::StrCat(std::string(100, 'v'), written);
+      std::vector<core::Mutation> m{core::PutCommitted{key, value}};
+      if (written == 150) m.push_back(core::DeleteReservation{"dropped"});
+      ASSERT_TRUE(WriteAndWait(storage, Batch(std::move(m))).ok()) << written;
+      digest[core::BucketOf(key)] ^= core::EntryHash(key, value);
+    }
+  };
+  {
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    ASSERT_TRUE(WriteAndWait(*storage, Batch({PutReservation("held", held, "hv"),
+                                              PutReservation("dropped", dropped, "dv"),
+                                              PutAcceptor(held, 3, core::Decision::kCommit)}))
+                    .ok());
+    commit(*storage, 300);
+    EXPECT_GT(Segments(db_path()).size(), 10u) << "the writes did not roll segments";
+  }
+  // Round 0 replays the segments the crash left, keeps one (its snapshot
+  // holds the reservation) and writes more into segments that reuse the
+  // old ones' files; round 1 replays those after another crash; round 2
+  // opens what round 1's open kept, and closes cleanly; round 3 opens what
+  // the clean close kept.
+  for (int round = 0; round < 4; ++round) {
+    if (round == 2) options.flush_on_close = true;
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    // Open replays, flushes and keeps only the segment it starts.
+    EXPECT_EQ(Segments(db_path()).size(), 1u) << "round " << round;
+    absl::StatusOr<core::DurableState> state = storage->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_EQ(state->reservations.size(), 1u) << "round " << round;
+    EXPECT_EQ(state->reservations[0].key, "held");
+    EXPECT_EQ(state->reservations[0].proposal, held);
+    EXPECT_EQ(state->reservations[0].value, "hv");
+    std::optional<core::AcceptorRecord> a = storage->GetAcceptor(held);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->promised.round, 3u);
+    EXPECT_EQ(storage->CommittedCount(), static_cast<uint64_t>(written)) << "round " << round;
+    EXPECT_EQ(storage->Digest(), digest) << "round " << round;
+    EXPECT_EQ(storage->GetCommitted(absl::StrCat("k", written - 1)),
+              std::optional<core::Value>(absl::StrCat(std::string(100, 'v'), written - 1)));
+    if (round == 0) commit(*storage, 100);
+  }
+  EXPECT_FALSE(RawGet(internal::ReservationKey("held")).has_value())
+      << "a reservation must not be a RocksDB record";
+}
+
+// Without its write log a data dir has lost its reservations (and whatever
+// RocksDB had not flushed): it is refused, not opened half-empty.
+TEST_F(RocksDbStorageTest, AMissingWriteLogRefusesTheStart) {
+  MustOpen().reset();
+  std::filesystem::remove_all(LogDir(db_path()));
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("holds no segment"), std::string::npos) << s.status();
 }
 
 TEST_F(RocksDbStorageTest, ForeignDatabaseIsRefused) {
