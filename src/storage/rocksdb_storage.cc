@@ -220,24 +220,24 @@ absl::Status CheckAcceptors(rocksdb::DB* db, const std::string& dir,
 }
 
 // Reads every committed and acceptor record at `snapshot` and checks them
-// against the bucket summaries of the same snapshot (each group writes its
-// records and its summaries atomically, so they agree at every snapshot).
+// against `stored`, the bucket summaries as they were when the snapshot was
+// taken (the storage thread writes a group's records and updates the
+// summaries under one lock, so the two can be taken together).
 // DataLossError naming what is damaged; CancelledError once `stop` is set.
 absl::Status VerifyAt(rocksdb::DB* db, const std::string& dir, const rocksdb::Snapshot* snapshot,
-                      const std::atomic<bool>* stop, uint64_t* committed_keys) {
-  absl::StatusOr<Summaries> stored = ReadSummaries(db, dir, snapshot);
-  if (!stored.ok()) return stored.status();
+                      const Summaries& stored, const std::atomic<bool>* stop,
+                      uint64_t* committed_keys) {
   absl::StatusOr<Summaries> found = SummarizeCommitted(db, dir, snapshot, stop);
   if (!found.ok()) return found.status();
   for (uint32_t b = 0; b < core::kDigestBuckets; ++b) {
-    const BucketSummary& want = (*stored)[b];
+    const BucketSummary& want = stored[b];
     const BucketSummary& got = (*found)[b];
     if (want == got) continue;
     return absl::DataLossError(absl::StrCat(
         "data dir ", dir, " is damaged: digest bucket ", b, " holds ", got.count,
-        " committed keys (digest ", absl::Hex(got.digest, absl::kZeroPad16),
-        ") but its summary record ", internal::DescribeRecordKey(internal::SummaryKey(b)), " says ",
-        want.count, " (digest ", absl::Hex(want.digest, absl::kZeroPad16),
+        " committed keys (digest ", absl::Hex(got.digest, absl::kZeroPad16), ") but its summary ",
+        internal::DescribeRecordKey(internal::SummaryKey(b)), " in the write log says ", want.count,
+        " (digest ", absl::Hex(want.digest, absl::kZeroPad16),
         "); a committed record was lost or added outside this storage. Restore the data dir "
         "from a backup, or remove the node and add it back empty (it catches up from its "
         "peers)"));
@@ -247,11 +247,11 @@ absl::Status VerifyAt(rocksdb::DB* db, const std::string& dir, const rocksdb::Sn
   return absl::OkStatus();
 }
 
-// VerifyAt a snapshot taken now.
-absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const std::atomic<bool>* stop,
+// VerifyAt a snapshot taken now, with nothing writing.
+absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const Summaries& stored,
                            uint64_t* committed_keys) {
   const rocksdb::Snapshot* snapshot = db->GetSnapshot();
-  absl::Status s = VerifyAt(db, dir, snapshot, stop, committed_keys);
+  absl::Status s = VerifyAt(db, dir, snapshot, stored, nullptr, committed_keys);
   db->ReleaseSnapshot(snapshot);
   return s;
 }
@@ -266,14 +266,25 @@ rocksdb::WriteOptions UnloggedWrite() {
   return write;
 }
 
-// Applies the reservation puts and deletes of a write log frame (a
-// rocksdb::WriteBatch encoding) to `held`; a snapshot replaces it.
-absl::Status ApplyReservations(std::string_view encoded, bool snapshot, Reservations* held) {
+// Applies the records of a write log frame that live in the log only (a
+// rocksdb::WriteBatch encoding): reservation puts and deletes to `held`,
+// bucket summaries to `buckets` (skipped when null); a snapshot replaces
+// both. A summary that does not decode is DataLossError.
+absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservations* held,
+                             Summaries* buckets) {
   class Handler : public rocksdb::WriteBatch::Handler {
    public:
-    explicit Handler(Reservations* held) : held_(held) {}
+    Handler(Reservations* held, Summaries* buckets) : held_(held), buckets_(buckets) {}
     rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
+      if (!key.empty() && key[0] == internal::kSummaryPrefix) {
+        if (buckets_ == nullptr) return rocksdb::Status::OK();
+        absl::StatusOr<internal::BucketSummaryRecord> r =
+            internal::DecodeSummary(key.ToStringView(), value.ToStringView());
+        if (!r.ok()) return rocksdb::Status::Corruption(std::string(r.status().message()));
+        (*buckets_)[r->bucket] = r->summary;
+        return rocksdb::Status::OK();
+      }
       if (key.empty() || key[0] != internal::kReservationPrefix) return Bad(key);
       (*held_)[key.ToString()] = value.ToString();
       return rocksdb::Status::OK();
@@ -287,16 +298,33 @@ absl::Status ApplyReservations(std::string_view encoded, bool snapshot, Reservat
    private:
     static rocksdb::Status Bad(const rocksdb::Slice& key) {
       return rocksdb::Status::Corruption(absl::StrCat(
-          "record ", internal::DescribeRecordKey(key.ToStringView()), " among the reservations"));
+          "record ", internal::DescribeRecordKey(key.ToStringView()), " among the log's records"));
     }
     Reservations* held_;
+    Summaries* buckets_;
   };
-  if (snapshot) held->clear();
+  if (snapshot) {
+    held->clear();
+    if (buckets != nullptr) buckets->assign(core::kDigestBuckets, BucketSummary{});
+  }
   rocksdb::WriteBatch batch{std::string(encoded)};
-  Handler handler(held);
+  Handler handler(held, buckets);
   rocksdb::Status s = batch.Iterate(&handler);
-  if (!s.ok()) return absl::DataLossError(absl::StrCat("write log reservations: ", s.ToString()));
+  if (!s.ok()) return absl::DataLossError(absl::StrCat("write log records: ", s.ToString()));
   return absl::OkStatus();
+}
+
+// A write log snapshot: puts of every reservation held and of every
+// non-empty bucket's summary.
+std::string LogSnapshot(const Reservations& held, const Summaries& buckets) {
+  rocksdb::WriteBatch snapshot;
+  for (const auto& [key, value] : held) snapshot.Put(key, value).PermitUncheckedError();
+  for (uint32_t b = 0; b < buckets.size(); ++b) {
+    if (buckets[b].count == 0) continue;
+    snapshot.Put(internal::SummaryKey(b), internal::EncodeSummary(buckets[b]))
+        .PermitUncheckedError();
+  }
+  return snapshot.Data();
 }
 
 std::string LogDir(const std::string& dir) { return dir + "/replicator-log"; }
@@ -385,7 +413,15 @@ class RocksDbStorage final : public Storage {
       setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
       const auto started = std::chrono::steady_clock::now();
       uint64_t keys = 0;
-      absl::Status s = VerifyRecords(db_.get(), dir_, &stop_verifier_, &keys);
+      const rocksdb::Snapshot* snapshot = nullptr;
+      Summaries stored;
+      {
+        std::lock_guard<std::mutex> lock(digest_mu_);
+        snapshot = db_->GetSnapshot();
+        stored = buckets_;
+      }
+      absl::Status s = VerifyAt(db_.get(), dir_, snapshot, stored, &stop_verifier_, &keys);
+      db_->ReleaseSnapshot(snapshot);
       if (absl::IsCancelled(s)) return;
       if (!s.ok()) FailStop(absl::StrCat("verifying the records of ", dir_), s);
       if (options_.verified) {
@@ -611,8 +647,9 @@ class RocksDbStorage final : public Storage {
     // may be appended behind it.
     if (!broken_.ok()) return broken_;
     rocksdb::WriteBatch write_batch;
-    // The group's reservation puts and deletes, for the write log only.
-    rocksdb::WriteBatch reservation_batch;
+    // The group's records that live in the write log only: reservation puts
+    // and deletes, and the summaries of the buckets it commits into.
+    rocksdb::WriteBatch log_batch;
     // Committed entries this group adds, key -> value viewing into `group`:
     // later batches of the group are checked against them, and the count and
     // digest take them once the write succeeds. Committed keys are never
@@ -681,10 +718,10 @@ class RocksDbStorage final : public Storage {
       if (!checked.ok()) return checked;
       for (const core::Mutation& mutation : group[i].mutations) {
         if (const auto* put_r = std::get_if<core::PutReservation>(&mutation)) {
-          check(reservation_batch.Put(ReservationKey(put_r->reservation.key),
-                                      internal::EncodeReservation(put_r->reservation)));
+          check(log_batch.Put(ReservationKey(put_r->reservation.key),
+                              internal::EncodeReservation(put_r->reservation)));
         } else if (const auto* del_r = std::get_if<core::DeleteReservation>(&mutation)) {
-          check(reservation_batch.Delete(ReservationKey(del_r->key)));
+          check(log_batch.Delete(ReservationKey(del_r->key)));
         } else if (const auto* put_a = std::get_if<core::PutAcceptor>(&mutation)) {
           check(write_batch.Put(AcceptorKey(put_a->record.proposal),
                                 internal::EncodeAcceptor(put_a->record)));
@@ -710,7 +747,9 @@ class RocksDbStorage final : public Storage {
       }
     }
     // The summaries of the buckets this group commits into, as they are
-    // once it is written, in the same atomic write.
+    // once it is written, in the same log frame (they live in the log and
+    // in memory only: a RocksDB record each would cost a memtable entry per
+    // put).
     absl::flat_hash_map<uint32_t, BucketSummary> summaries;
     if (!added_in_order.empty()) {
       std::lock_guard<std::mutex> lock(digest_mu_);
@@ -723,16 +762,16 @@ class RocksDbStorage final : public Storage {
       }
     }
     for (const auto& [bucket, summary] : summaries) {
-      check(write_batch.Put(internal::SummaryKey(bucket), internal::EncodeSummary(summary)));
+      check(log_batch.Put(internal::SummaryKey(bucket), internal::EncodeSummary(summary)));
     }
     if (!status.ok()) return status;
-    if (write_batch.Count() == 0 && reservation_batch.Count() == 0) return absl::OkStatus();
+    if (write_batch.Count() == 0 && log_batch.Count() == 0) return absl::OkStatus();
     // The log first: once its frame is synced the group is durable, and a
     // crash before the RocksDB write below replays the frame at open.
     const auto started = std::chrono::steady_clock::now();
     uint64_t rolled = 0;
     if (absl::Status logged = log_->Append(
-            write_batch.Data(), reservation_batch.Data(), [this] { return ReservationSnapshot(); },
+            write_batch.Data(), log_batch.Data(), [this] { return ReservationSnapshot(); },
             &rolled);
         !logged.ok()) {
       broken_ = logged;
@@ -749,13 +788,22 @@ class RocksDbStorage final : public Storage {
       syncs_.fetch_add(1, std::memory_order_relaxed);
       fsync_duration_.Observe(std::chrono::steady_clock::now() - started);
     }
-    if (write_batch.Count() > 0) {
-      rocksdb::Status s = db_->Write(UnloggedWrite(), &write_batch);
-      if (!s.ok()) {
-        broken_ = FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
-        return broken_;
+    {
+      // The records and the summaries change together for a verifier
+      // taking a RocksDB snapshot and the summaries under this lock; the
+      // summaries change before the callbacks run, so readers cover every
+      // done batch.
+      std::lock_guard<std::mutex> lock(digest_mu_);
+      if (write_batch.Count() > 0) {
+        rocksdb::Status s = db_->Write(UnloggedWrite(), &write_batch);
+        if (!s.ok()) {
+          broken_ =
+              FromRocks(s, absl::StrCat("writing ", write_batch.Count(), " records to ", dir_));
+          return broken_;
+        }
+        log_->NoteSequence(db_->GetLatestSequenceNumber());
       }
-      log_->NoteSequence(db_->GetLatestSequenceNumber());
+      for (const auto& [bucket, summary] : summaries) buckets_[bucket] = summary;
     }
     // Segments whose records RocksDB has flushed since are no longer needed.
     if (const uint64_t flushed = flushed_->load(std::memory_order_acquire);
@@ -767,15 +815,11 @@ class RocksDbStorage final : public Storage {
       }
       checkpoint_cv_.notify_one();
     }
-    if (absl::Status s = ApplyReservations(reservation_batch.Data(), false, &reservations_);
+    // The summaries are in buckets_ already.
+    if (absl::Status s = ApplyLogRecords(log_batch.Data(), false, &reservations_, nullptr);
         !s.ok()) {
       broken_ = s;
       return s;
-    }
-    // Before the callbacks run, so readers cover every done batch.
-    if (!summaries.empty()) {
-      std::lock_guard<std::mutex> lock(digest_mu_);
-      for (const auto& [bucket, summary] : summaries) buckets_[bucket] = summary;
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
@@ -783,9 +827,8 @@ class RocksDbStorage final : public Storage {
 
   // Every reservation held, as puts (a snapshot frame of the write log).
   std::string ReservationSnapshot() const {
-    rocksdb::WriteBatch snapshot;
-    for (const auto& [key, value] : reservations_) snapshot.Put(key, value).PermitUncheckedError();
-    return snapshot.Data();
+    std::lock_guard<std::mutex> lock(digest_mu_);
+    return LogSnapshot(reservations_, buckets_);
   }
 
   // The checkpointer thread. Once RocksDB has flushed a memtable (on its
@@ -940,13 +983,13 @@ absl::StatusOr<uint64_t> CheckFormat(const std::string& dir, rocksdb::DB* db) {
 
 // Upgrades a data dir of an older format this build reads as it is: all
 // its records read as they are. Before format 5 it lacks the bucket
-// summaries: one scan of its committed records (checking each) gives them.
-// Before format 6 its reservations are RocksDB records: they are read and
-// written as the snapshot of a new write log (synced), and deleted from
-// RocksDB. The summaries, the deletes and the new format record are one
-// synced write, after the log exists, so the dir is either of the old
-// format (a crash may leave a log it does not read, which the next upgrade
-// replaces) or of the new one. From then on the older build refuses it.
+// summaries: one scan of its committed records (checking each) gives them;
+// format 5 holds them as RocksDB records. Before format 6 the reservations
+// are RocksDB records too. Both are read and written as the snapshot of a
+// new write log (synced), and then deleted from RocksDB in one synced write
+// with the new format record, so the dir is either of the old format (a
+// crash may leave a log it does not read, which the next upgrade replaces)
+// or of the new one. From then on the older build refuses it.
 absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint64_t from,
                                   const RocksDbOptions& options,
                                   std::unique_ptr<internal::WriteLog>* log,
@@ -962,21 +1005,16 @@ absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint6
                                    return absl::OkStatus();
                                  });
   if (!read.ok()) return read;
-  rocksdb::WriteBatch snapshot;
-  for (const auto& [key, value] : *reservations) snapshot.Put(key, value).PermitUncheckedError();
-  absl::StatusOr<std::unique_ptr<internal::WriteLog>> created =
-      internal::WriteLog::Create(LogDir(dir), LogOptions(options), snapshot.Data());
+  absl::StatusOr<std::unique_ptr<internal::WriteLog>> created = internal::WriteLog::Create(
+      LogDir(dir), LogOptions(options), LogSnapshot(*reservations, *buckets));
   if (!created.ok()) return created.status();
   *log = *std::move(created);
   rocksdb::WriteBatch batch;
-  rocksdb::Status s;
-  for (uint32_t b = 0; b < core::kDigestBuckets && s.ok() && from < 5; ++b) {
-    if ((*buckets)[b].count == 0) continue;
-    s = batch.Put(internal::SummaryKey(b), internal::EncodeSummary((*buckets)[b]));
-  }
+  rocksdb::Status s = batch.DeleteRange(std::string(1, internal::kReservationPrefix),
+                                        PrefixEnd(internal::kReservationPrefix));
   if (s.ok()) {
-    s = batch.DeleteRange(std::string(1, internal::kReservationPrefix),
-                          PrefixEnd(internal::kReservationPrefix));
+    s = batch.DeleteRange(std::string(1, internal::kSummaryPrefix),
+                          PrefixEnd(internal::kSummaryPrefix));
   }
   if (s.ok()) {
     s = batch.Put(std::string(internal::kFormatKey),
@@ -1069,7 +1107,9 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   } else if (*format == internal::kFormatVersion) {
     // Every frame of the log, oldest first, onto what RocksDB flushed: each
     // frame's records are whole values, so replaying frames RocksDB already
-    // holds leaves every record as the newest frame wrote it.
+    // holds leaves every record as the newest frame wrote it. The
+    // reservations and summaries come from the log alone.
+    Summaries replayed(core::kDigestBuckets);
     absl::StatusOr<std::unique_ptr<internal::WriteLog>> opened = internal::WriteLog::Open(
         LogDir(dir), LogOptions(options),
         [&](const internal::LogFrame& frame) -> absl::Status {
@@ -1080,16 +1120,11 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
               if (!w.ok()) return FromRocks(w, absl::StrCat("replaying the write log of ", dir));
             }
           }
-          return ApplyReservations(
-              frame.reservations, frame.kind == internal::LogFrame::Kind::kSnapshot, &reservations);
+          return ApplyLogRecords(frame.reservations,
+                                 frame.kind == internal::LogFrame::Kind::kSnapshot, &reservations,
+                                 &replayed);
         },
-        [&] {
-          rocksdb::WriteBatch snapshot;
-          for (const auto& [key, value] : reservations) {
-            snapshot.Put(key, value).PermitUncheckedError();
-          }
-          return snapshot.Data();
-        });
+        [&] { return LogSnapshot(reservations, replayed); });
     if (!opened.ok()) return opened.status();
     log = *std::move(opened);
     // What was replayed is durable once flushed; then only the new
@@ -1097,7 +1132,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
     s = db->Flush(rocksdb::FlushOptions());
     if (!s.ok()) return FromRocks(s, absl::StrCat("flushing the replayed write log of ", dir));
     log->DropBefore(log->current_segment());
-    buckets = ReadSummaries(db.get(), dir);
+    buckets = std::move(replayed);
   } else {
     // Acceptor records first: a damaged one refuses the open before the
     // dir is upgraded.
@@ -1111,7 +1146,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   if (verify == Verify::kAtOpen) {
     const auto started = std::chrono::steady_clock::now();
     uint64_t keys = 0;
-    if (absl::Status damage = VerifyRecords(db.get(), dir, nullptr, &keys); !damage.ok()) {
+    if (absl::Status damage = VerifyRecords(db.get(), dir, *buckets, &keys); !damage.ok()) {
       return damage;
     }
     if (options.verified) {

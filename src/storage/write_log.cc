@@ -23,9 +23,9 @@ namespace {
 constexpr size_t kHeaderBytes = 16;  // crc, length, segment id
 constexpr std::string_view kSuffix = ".log";
 constexpr std::string_view kTempSuffix = ".log.tmp";
-// The next segment, prepared; and one being prepared. Both are removed at
-// open (they end in kTempSuffix): a spare holds nothing.
-constexpr char kSpareName[] = "spare.log.tmp";
+// A spare being prepared; removed at open (it ends in kTempSuffix). Once
+// written it is renamed to the next segment's name, where open finds it
+// unstarted (WriteLog::Open).
 constexpr char kNewSpareName[] = "spare-new.log.tmp";
 
 constexpr std::array<uint32_t, 256> MakeCrcTable() {
@@ -214,6 +214,16 @@ std::string EncodeFrame(uint64_t segment, const LogFrame& frame) {
   return out;
 }
 
+bool Unstarted(std::string_view data, uint64_t id) {
+  Parsed p = ParseAt(data, 0, id);
+  if (p.kind == Parsed::Kind::kEnd) return true;
+  if (p.kind == Parsed::Kind::kFrame || p.size == SIZE_MAX) return false;
+  // A torn snapshot: the roll's one write, cut short, unless a sound frame
+  // follows it (then it is damage, and ReadSegment says so).
+  const uint64_t next = kHeaderBytes + GetFixed(data.data() + 4, 4);
+  return !(next < data.size() && ParseAt(data, next, id).kind == Parsed::Kind::kFrame);
+}
+
 absl::StatusOr<uint64_t> ReadSegment(std::string_view data, uint64_t id,
                                      std::optional<uint64_t> known_end,
                                      const WriteLog::Replay& replay) {
@@ -281,6 +291,16 @@ absl::StatusOr<std::unique_ptr<WriteLog>> WriteLog::Open(
     const std::function<std::string()>& snapshot) {
   absl::StatusOr<std::vector<uint64_t>> ids = ListSegments(dir);
   if (!ids.ok()) return ids.status();
+  // A spare named for the next segment and never started holds nothing.
+  if (!ids->empty()) {
+    const std::string last = absl::StrCat(dir, "/", SegmentName(ids->back()));
+    absl::StatusOr<std::string> data = ReadFile(last);
+    if (!data.ok()) return data.status();
+    if (Unstarted(*data, ids->back())) {
+      if (::unlink(last.c_str()) != 0) return Errno("removing", last);
+      ids->pop_back();
+    }
+  }
   if (ids->empty()) {
     return absl::DataLossError(absl::StrCat(
         "the write log in ", dir,
@@ -339,44 +359,74 @@ WriteLog::~WriteLog() {
 
 absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_view snapshot) {
   const std::string path = absl::StrCat(dir_, "/", SegmentName(id));
-  const std::string temp = absl::StrCat(dir_, "/", absl::StrFormat("%020u%s", id, kTempSuffix));
   const std::string frame =
       EncodeFrame(id, LogFrame{LogFrame::Kind::kSnapshot, prev_end, std::string_view(), snapshot});
-  // The spare, if one is ready: renamed away under the lock, so that
-  // PrepareSpare may make the next one at once.
-  uint64_t size = 0;
+  bool spare = false;
   {
-    std::lock_guard<std::mutex> lock(segments_mu_);
-    if (spare_bytes_ != 0 &&
-        ::rename(absl::StrCat(dir_, "/", kSpareName).c_str(), temp.c_str()) == 0) {
-      size = spare_bytes_;
-    }
-    spare_bytes_ = 0;
+    std::unique_lock<std::mutex> lock(segments_mu_);
+    // A spare named for `id` is taken once its name is durable (its dir
+    // sync is quick, and it is only asked for when the current segment is
+    // half full); without one, the name is held here while the segment is
+    // written, so that no spare can be renamed onto it meanwhile.
+    spare_cv_.wait(lock, [&] { return spare_id_ != id || spare_durable_; });
+    spare = spare_id_ == id;
+    spare_id_ = id;
+    spare_durable_ = false;
     spare_asked_ = false;
   }
-  const bool fresh = size == 0;
-  const int fd = ::open(temp.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
-  if (fd < 0) return Errno("creating", temp);
-  if (fresh) size = std::max<uint64_t>(frame.size(), options_.first_segment_bytes);
-  absl::Status s = WriteAll(fd, frame, 0, temp);
-  if (s.ok() && fresh && size > frame.size()) {
-    s = WriteAll(fd, std::string(size - frame.size(), '\0'), frame.size(), temp);
+  auto release = [&] {
+    std::lock_guard<std::mutex> lock(segments_mu_);
+    spare_id_ = 0;
+  };
+  absl::Status s;
+  int fd = -1;
+  uint64_t size = 0;
+  if (spare) {
+    // Written already (zeros, or an old segment's frames, which name
+    // another id): the roll is one write and one sync of the snapshot.
+    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      release();
+      return Errno("opening", path);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) size = static_cast<uint64_t>(st.st_size);
+    s = WriteAll(fd, frame, 0, path);
+    if (s.ok() && options_.sync) s = SyncFd(fd, path);
+  } else {
+    // A new file: written under a temporary name, synced, renamed into
+    // place, the dir synced.
+    const std::string temp = absl::StrCat(dir_, "/", absl::StrFormat("%020u%s", id, kTempSuffix));
+    fd = ::open(temp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      release();
+      return Errno("creating", temp);
+    }
+    size = std::max<uint64_t>(frame.size(), options_.first_segment_bytes);
+    s = WriteAll(fd, frame, 0, temp);
+    if (s.ok() && size > frame.size()) {
+      s = WriteAll(fd, std::string(size - frame.size(), '\0'), frame.size(), temp);
+    }
+    if (s.ok() && options_.sync) s = SyncFd(fd, temp);
+    if (s.ok() && ::rename(temp.c_str(), path.c_str()) != 0) s = Errno("renaming", temp);
+    if (s.ok() && options_.sync) s = SyncDir(dir_);
   }
-  if (s.ok() && options_.sync) s = SyncFd(fd, temp);
-  if (s.ok() && ::rename(temp.c_str(), path.c_str()) != 0) s = Errno("renaming", temp);
-  if (s.ok() && options_.sync) s = SyncDir(dir_);
   if (!s.ok()) {
+    release();
     ::close(fd);
     return s;
   }
   if (fd_ >= 0) ::close(fd_);
-  const uint64_t sealed = current_;
   fd_ = fd;
-  current_ = id;
   current_path_ = path;
   end_ = frame.size();
   allocated_ = std::max<uint64_t>(size, frame.size());
+  // current_ and the name it holds change together: NameSpare names the
+  // spare after current_.
   std::lock_guard<std::mutex> lock(segments_mu_);
+  const uint64_t sealed = current_;
+  current_ = id;
+  spare_id_ = 0;
   if (sealed != 0) sequences_[sealed] = current_sequence_;
   segments_.push_back(id);
   next_bytes_ = std::min(options_.segment_bytes, std::max(allocated_, uint64_t{1}) * 2);
@@ -413,16 +463,39 @@ absl::StatusOr<uint64_t> WriteLog::Roll(std::string_view snapshot) {
 
 bool WriteLog::WantsSpare() {
   std::lock_guard<std::mutex> lock(segments_mu_);
-  if (spare_bytes_ != 0 || spare_asked_ || end_ * 2 < allocated_) return false;
+  if (spare_id_ != 0 || spare_asked_ || end_ * 2 < allocated_) return false;
   spare_asked_ = true;
   return true;
+}
+
+bool WriteLog::NameSpare(const std::string& from) {
+  // Under segments_mu_. The storage thread's current_ only changes in
+  // StartSegment, which holds the name of the segment it starts first.
+  const uint64_t id = current_ + 1;
+  if (spare_id_ != 0) return false;
+  if (::rename(from.c_str(), absl::StrCat(dir_, "/", SegmentName(id)).c_str()) != 0) return false;
+  spare_id_ = id;
+  spare_durable_ = false;
+  return true;
+}
+
+void WriteLog::SpareNamed() {
+  // Until the dir is synced, a crash may lose the name; a roll waits.
+  const bool synced = !options_.sync || SyncDir(dir_).ok();
+  std::lock_guard<std::mutex> lock(segments_mu_);
+  if (synced) {
+    spare_durable_ = true;
+  } else {
+    spare_id_ = 0;  // the roll writes a new segment itself (and syncs the dir)
+  }
+  spare_cv_.notify_all();
 }
 
 absl::Status WriteLog::PrepareSpare() {
   uint64_t size = 0;
   {
     std::lock_guard<std::mutex> lock(segments_mu_);
-    if (spare_bytes_ != 0) return absl::OkStatus();
+    if (spare_id_ != 0) return absl::OkStatus();
     size = next_bytes_;
   }
   const std::string temp = absl::StrCat(dir_, "/", kNewSpareName);
@@ -430,43 +503,53 @@ absl::Status WriteLog::PrepareSpare() {
   if (fd < 0) return Errno("creating", temp);
   const std::string zeros(std::min<uint64_t>(size, 1 << 20), '\0');
   absl::Status s;
+  // A megabyte at a time, each synced, so that the disk never holds much
+  // of it dirty at once: a burst of write-back would stall the syncs of
+  // the frames being written meanwhile.
   for (uint64_t at = 0; at < size && s.ok(); at += zeros.size()) {
     s = WriteAll(fd, std::string_view(zeros).substr(0, std::min<uint64_t>(zeros.size(), size - at)),
                  at, temp);
+    if (s.ok() && options_.sync) s = SyncFd(fd, temp);
   }
-  if (s.ok()) s = SyncFd(fd, temp);
   ::close(fd);
   if (!s.ok()) return s;
-  std::lock_guard<std::mutex> lock(segments_mu_);
-  if (::rename(temp.c_str(), absl::StrCat(dir_, "/", kSpareName).c_str()) != 0) {
-    return Errno("renaming", temp);
+  bool named = false;
+  {
+    std::lock_guard<std::mutex> lock(segments_mu_);
+    named = NameSpare(temp);
   }
-  spare_bytes_ = size;
+  if (!named) {
+    ::unlink(temp.c_str());
+    return absl::OkStatus();
+  }
+  SpareNamed();
   return absl::OkStatus();
 }
 
 void WriteLog::DropBefore(uint64_t segment) {
-  std::lock_guard<std::mutex> lock(segments_mu_);
-  while (!segments_.empty() && segments_.front() < segment) {
-    const std::string path = absl::StrCat(dir_, "/", SegmentName(segments_.front()));
-    const bool newest_dropped = segments_.size() == 1 || segments_[1] >= segment;
-    // The newest obsolete segment is reused as the spare: its blocks are
-    // written already, and its old frames name another segment id.
-    std::error_code ec;
-    const uint64_t size = std::filesystem::file_size(path, ec);
-    if (newest_dropped && spare_bytes_ == 0 && !ec && size >= next_bytes_ &&
-        ::rename(path.c_str(), absl::StrCat(dir_, "/", kSpareName).c_str()) == 0) {
-      spare_bytes_ = size;
-      spare_asked_ = false;
-    } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      // Oldest first, so what is left is always a run of consecutive
-      // segments; one that cannot be removed stays, and is replayed
-      // (harmlessly) again.
-      return;
+  bool named = false;
+  {
+    std::lock_guard<std::mutex> lock(segments_mu_);
+    while (!segments_.empty() && segments_.front() < segment) {
+      const std::string path = absl::StrCat(dir_, "/", SegmentName(segments_.front()));
+      const bool newest_dropped = segments_.size() == 1 || segments_[1] >= segment;
+      // The newest obsolete segment becomes the spare: its blocks are
+      // written already, and its old frames name another segment id.
+      std::error_code ec;
+      const uint64_t size = std::filesystem::file_size(path, ec);
+      if (newest_dropped && !ec && size >= next_bytes_ && NameSpare(path)) {
+        named = true;
+      } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        // Oldest first, so what is left is always a run of consecutive
+        // segments; one that cannot be removed stays, and is replayed
+        // (harmlessly) again.
+        break;
+      }
+      sequences_.erase(segments_.front());
+      segments_.erase(segments_.begin());
     }
-    sequences_.erase(segments_.front());
-    segments_.erase(segments_.begin());
   }
+  if (named) SpareNamed();
 }
 
 void WriteLog::DropFlushed(uint64_t flushed) {

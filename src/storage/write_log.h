@@ -24,6 +24,7 @@
 #pragma once
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -68,6 +69,12 @@ class WriteLog;
 // first place that holds no frame of this segment or a torn last one. Pure
 // but for `replay`. DataLossError saying where and what for damage;
 // `replay`'s errors as they are.
+// True when `data`, segment `id`'s file, was never started: it holds no
+// snapshot of its own at offset 0 (zeros, an old segment's frames, or a
+// snapshot whose one write was cut short and that no sound frame follows).
+// Pure.
+bool Unstarted(std::string_view data, uint64_t id);
+
 absl::StatusOr<uint64_t> ReadSegment(std::string_view data, uint64_t id,
                                      std::optional<uint64_t> known_end,
                                      const std::function<absl::Status(const LogFrame&)>& replay);
@@ -139,16 +146,21 @@ class WriteLog {
 
  private:
   WriteLog(std::string dir, WriteLogOptions options) : dir_(std::move(dir)), options_(options) {}
-  // Starts segment `id` with a snapshot frame (`prev_end`, `snapshot`) in
-  // the spare if one is ready, else in a new file of first_segment_bytes:
-  // written under a temporary name, synced, renamed into place, the dir
-  // synced.
+  // Starts segment `id` with a snapshot frame (`prev_end`, `snapshot`):
+  // written into the spare if one holds the name (one write, one sync),
+  // else into a new file of first_segment_bytes, written under a temporary
+  // name, synced, renamed into place, the dir synced.
   absl::Status StartSegment(uint64_t id, uint64_t prev_end, std::string_view snapshot);
+  // Under segments_mu_: renames `from` to the next segment's name, as the
+  // spare, unless there is one; true if it did. SpareNamed (without the
+  // lock) then syncs the dir and lets a roll take it.
+  bool NameSpare(const std::string& from);
+  void SpareNamed();
 
   const std::string dir_;
   const WriteLogOptions options_;
   int fd_ = -1;           // the current segment
-  uint64_t current_ = 0;  // its id
+  uint64_t current_ = 0;  // its id; changed under segments_mu_ (NameSpare reads it)
   std::string current_path_;
   uint64_t end_ = 0;               // the length of its frames
   uint64_t allocated_ = 0;         // its file size (written, not frames, past end_)
@@ -159,9 +171,13 @@ class WriteLog {
   // Sealed segment -> the highest RocksDB sequence number of its records
   // (unknown, so never flushed, for segments replayed at open).
   std::map<uint64_t, uint64_t> sequences_;
-  uint64_t next_bytes_ = 0;   // the size the next segment should have
-  uint64_t spare_bytes_ = 0;  // the spare's size; 0: none ready
-  bool spare_asked_ = false;  // WantsSpare said so, and no spare came of it yet
+  uint64_t next_bytes_ = 0;  // the size the next segment should have
+  // The next segment's id while a file holds its name unstarted (a spare)
+  // or StartSegment is writing it; 0: none.
+  uint64_t spare_id_ = 0;
+  bool spare_durable_ = false;        // the spare's name is synced to the dir
+  bool spare_asked_ = false;          // WantsSpare said so, and no spare came of it yet
+  std::condition_variable spare_cv_;  // spare_durable_ became true
 };
 
 }  // namespace replicator::storage::internal

@@ -3,7 +3,8 @@
 // The first byte says whether the next segment gives this one's end (bit
 // 0), the next two bytes that end (little-endian); the rest is the
 // segment. Reading must refuse or end, never crash or read past the data;
-// frames read must re-encode to bytes that read back as the same frames.
+// frames read must re-encode to bytes that read back as the same frames,
+// and a segment that begins with a sound snapshot is never "unstarted".
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -70,7 +71,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t end = 0;
   std::optional<std::vector<Frame>> frames = Read(segment, known_end, &end);
   Trace(frames ? "read" : "refused");
+  const bool unstarted = replicator::storage::internal::Unstarted(segment, 1);
   if (!frames) return 0;
+  Check(frames->empty() || !unstarted, "a segment read from its snapshot called unstarted");
   Check(end <= segment.size(), "the end lies past the data");
   Check(!known_end || end == *known_end, "a known end was not kept");
   Check(!frames->empty() || end == 0, "an end without a frame");

@@ -955,16 +955,51 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
   storage.reset();
   EXPECT_EQ(RawGet(std::string(internal::kFormatKey)),
             internal::EncodeCounter(internal::kFormatVersion));
-  EXPECT_EQ(RawGet(internal::SummaryKey(core::BucketOf("c"))),
-            internal::EncodeSummary({1, core::EntryHash("c", "cv")}));
-  // The reservation moved into the write log.
+  // The reservation and the bucket summary live in the write log.
   EXPECT_FALSE(RawGet(internal::ReservationKey("k")).has_value());
+  EXPECT_FALSE(RawGet(internal::SummaryKey(core::BucketOf("c"))).has_value());
   storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   state = storage->Recover();
   ASSERT_TRUE(state.ok()) << state.status();
   ASSERT_EQ(state->reservations.size(), 1u);
   EXPECT_EQ(state->reservations[0].proposal, p);
+  EXPECT_EQ(storage->CommittedCount(), 1u);
+  std::vector<uint64_t> digest(core::kDigestBuckets);
+  digest[core::BucketOf("c")] = core::EntryHash("c", "cv");
+  EXPECT_EQ(storage->Digest(), digest);
+}
+
+// A format-5 data dir keeps its reservations and bucket summaries as
+// RocksDB records. Open moves both into the write log and deletes the
+// records, with the format bump, so the next open finds them in the log.
+TEST_F(RocksDbStorageTest, Format5DataDirMovesItsReservationsAndSummariesIntoTheLog) {
+  const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
+  core::Reservation r;
+  r.key = "k";
+  r.proposal = p;
+  r.value = "v";
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(5));
+  RawPut(internal::ReservationKey("k"), internal::EncodeReservation(r));
+  RawPut(internal::CommittedKey("c"), internal::EncodeCommitted(1, "cv"));
+  RawPut(internal::SummaryKey(core::BucketOf("c")),
+         internal::EncodeSummary({1, core::EntryHash("c", "cv")}));
+  std::vector<uint64_t> digest(core::kDigestBuckets);
+  digest[core::BucketOf("c")] = core::EntryHash("c", "cv");
+  for (int open = 0; open < 2; ++open) {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    absl::StatusOr<core::DurableState> state = storage->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_EQ(state->reservations.size(), 1u) << "open " << open;
+    EXPECT_EQ(state->reservations[0].proposal, p);
+    EXPECT_EQ(storage->CommittedCount(), 1u) << "open " << open;
+    EXPECT_EQ(storage->Digest(), digest) << "open " << open;
+  }
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)),
+            internal::EncodeCounter(internal::kFormatVersion));
+  EXPECT_FALSE(RawGet(internal::ReservationKey("k")).has_value());
+  EXPECT_FALSE(RawGet(internal::SummaryKey(core::BucketOf("c"))).has_value());
 }
 
 // A format-3 data dir holds configurations at record version 1 (no
@@ -1070,9 +1105,23 @@ TEST_F(RocksDbStorageTest, TheCountAndDigestSurviveARestartWithoutAScan) {
   EXPECT_EQ(verified->Digest(), digest);
 }
 
+// Replaces the write log of the (closed) data dir with one segment whose
+// snapshot holds `records`: a frame that is sound, around records that
+// are not.
+void ReplaceLog(const std::string& db, const rocksdb::WriteBatch& records) {
+  std::filesystem::remove_all(LogDir(db));
+  std::filesystem::create_directories(LogDir(db));
+  std::ofstream f(LogDir(db) / "00000000000000000001.log", std::ios::binary);
+  const std::string frame = internal::EncodeFrame(
+      1, internal::LogFrame{internal::LogFrame::Kind::kSnapshot, 0, {}, records.Data()});
+  f.write(frame.data(), static_cast<std::streamsize>(frame.size()));
+}
+
 TEST_F(RocksDbStorageTest, ADamagedBucketSummaryFailsOpen) {
   MustOpen().reset();
-  RawPut(internal::SummaryKey(17), "\x01\x05");
+  rocksdb::WriteBatch bad;
+  ASSERT_TRUE(bad.Put(internal::SummaryKey(17), "\x01\x05").ok());
+  ReplaceLog(db_path(), bad);
   RocksDbOptions off;
   off.verify = Verify::kOff;
   absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), off);
@@ -1140,19 +1189,12 @@ TEST_F(RocksDbStorageTest, CorruptReservationIsDataLossNamingTheRecord) {
   MustOpen().reset();
   // A log whose one segment holds a reservation that does not decode (its
   // frame is sound: the damage is in what was written).
-  std::filesystem::remove_all(LogDir(db_path()));
-  std::filesystem::create_directories(LogDir(db_path()));
   rocksdb::WriteBatch bad;
   ASSERT_TRUE(bad.Put(internal::ReservationKey("broken-key"), std::string("\x01\x05"
                                                                           "ab",
                                                                           4))
                   .ok());
-  {
-    std::ofstream f(LogDir(db_path()) / "00000000000000000001.log", std::ios::binary);
-    const std::string frame = internal::EncodeFrame(
-        1, internal::LogFrame{internal::LogFrame::Kind::kSnapshot, 0, {}, bad.Data()});
-    f.write(frame.data(), static_cast<std::streamsize>(frame.size()));
-  }
+  ReplaceLog(db_path(), bad);
   std::unique_ptr<Storage> storage = MustOpen();
   ASSERT_NE(storage, nullptr);
   absl::StatusOr<core::DurableState> state = storage->Recover();
@@ -1226,19 +1268,22 @@ TEST_F(RocksDbStorageTest, CommittedRecordInTheWrongBucketFailsOpen) {
   EXPECT_NE(s.status().message().find("hashes to"), std::string::npos) << s.status();
 }
 
-// Its segments, oldest first.
-std::vector<std::filesystem::path> Segments(const std::string& db) {
-  std::vector<std::filesystem::path> out;
-  for (const auto& e : std::filesystem::directory_iterator(LogDir(db))) {
-    if (e.path().extension() == ".log") out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::string ReadAll(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// Its started segments, oldest first (not the spare, a file already named
+// for the next segment that holds no snapshot of its own).
+std::vector<std::filesystem::path> Segments(const std::string& db) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::directory_iterator(LogDir(db))) {
+    if (e.path().extension() != ".log") continue;
+    const uint64_t id = std::stoull(e.path().stem().string());
+    if (!internal::Unstarted(ReadAll(e.path()), id)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void WriteAt(const std::filesystem::path& path, size_t offset, const std::string& bytes) {
