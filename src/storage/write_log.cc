@@ -1,6 +1,7 @@
 #include "storage/write_log.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <system_error>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -88,27 +90,61 @@ absl::Status SyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("opening", path);
-  std::string data;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) data.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
+// A segment file mapped read-only: replay reads it where it lies, so a
+// segment of 64 MiB costs the pages of its frames, not a 64 MiB copy (the
+// zeros or old frames past them are never touched).
+class MappedFile {
+ public:
+  static absl::StatusOr<MappedFile> Open(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("opening", path);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
       absl::Status s = Errno("reading", path);
       ::close(fd);
       return s;
     }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
+    MappedFile file;
+    file.size_ = static_cast<size_t>(st.st_size);
+    if (file.size_ > 0) {
+      void* addr = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (addr == MAP_FAILED) {
+        absl::Status s = Errno("mapping", path);
+        ::close(fd);
+        return s;
+      }
+      ::madvise(addr, file.size_, MADV_SEQUENTIAL);
+      file.addr_ = addr;
+    }
+    ::close(fd);
+    return file;
   }
-  ::close(fd);
-  return data;
-}
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept
+      : addr_(std::exchange(other.addr_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  MappedFile& operator=(MappedFile&& other) noexcept {
+    if (this != &other) {
+      Unmap();
+      addr_ = std::exchange(other.addr_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  ~MappedFile() { Unmap(); }
+
+  std::string_view data() const {
+    return addr_ == nullptr ? std::string_view()
+                            : std::string_view(static_cast<const char*>(addr_), size_);
+  }
+
+ private:
+  void Unmap() {
+    if (addr_ != nullptr) ::munmap(addr_, size_);
+    addr_ = nullptr;
+  }
+  void* addr_ = nullptr;
+  size_t size_ = 0;
+};
 
 // The segment ids in `dir`, oldest first; removes segments whose creation
 // never finished (their temporary files).
@@ -190,25 +226,56 @@ Parsed ParseAt(std::string_view data, size_t offset, uint64_t segment) {
 
 }  // namespace
 
+namespace {
+
+uint32_t Crc32cTable(std::string_view data, uint32_t crc) {
+  for (char c : data) crc = kCrcTable[(crc ^ static_cast<uint8_t>(c)) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes CRC-32C, eight bytes a step: a
+// catch-up page of 1 MiB costs well under a millisecond instead of several.
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(std::string_view data, uint32_t crc) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  crc = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) crc = __builtin_ia32_crc32qi(crc, static_cast<uint8_t>(*p));
+  return crc;
+}
+#endif
+
+}  // namespace
+
 uint32_t Crc32c(std::string_view data, uint32_t crc) {
   crc = ~crc;
-  for (char c : data) crc = kCrcTable[(crc ^ static_cast<uint8_t>(c)) & 0xff] ^ (crc >> 8);
+#if defined(__x86_64__)
+  static const bool sse42 = __builtin_cpu_supports("sse4.2");
+  crc = sse42 ? Crc32cSse42(data, crc) : Crc32cTable(data, crc);
+#else
+  crc = Crc32cTable(data, crc);
+#endif
   return ~crc;
 }
 
 std::string EncodeFrame(uint64_t segment, const LogFrame& frame) {
-  std::string payload;
-  payload.reserve(frame.db_records.size() + frame.reservations.size() + 24);
-  payload.push_back(static_cast<char>(frame.kind));
-  PutVarint64(&payload, frame.prev_end);
-  PutLengthPrefixed(&payload, frame.db_records);
-  PutLengthPrefixed(&payload, frame.reservations);
   std::string out;
-  out.reserve(kHeaderBytes + payload.size());
+  out.reserve(kHeaderBytes + frame.db_records.size() + frame.reservations.size() + 32);
   PutFixed32(&out, 0);  // the checksum, below
-  PutFixed32(&out, static_cast<uint32_t>(payload.size()));
+  PutFixed32(&out, 0);  // the payload's length, below
   PutFixed64(&out, segment);
-  out.append(payload);
+  out.push_back(static_cast<char>(frame.kind));
+  PutVarint64(&out, frame.prev_end);
+  PutLengthPrefixed(&out, frame.db_records);
+  PutLengthPrefixed(&out, frame.reservations);
+  const uint64_t length = out.size() - kHeaderBytes;
+  for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
   const uint32_t crc = Crc32c(std::string_view(out).substr(4));
   for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((crc >> (8 * i)) & 0xff);
   return out;
@@ -294,9 +361,9 @@ absl::StatusOr<std::unique_ptr<WriteLog>> WriteLog::Open(
   // A spare named for the next segment and never started holds nothing.
   if (!ids->empty()) {
     const std::string last = absl::StrCat(dir, "/", SegmentName(ids->back()));
-    absl::StatusOr<std::string> data = ReadFile(last);
+    absl::StatusOr<MappedFile> data = MappedFile::Open(last);
     if (!data.ok()) return data.status();
-    if (Unstarted(*data, ids->back())) {
+    if (Unstarted(data->data(), ids->back())) {
       if (::unlink(last.c_str()) != 0) return Errno("removing", last);
       ids->pop_back();
     }
@@ -314,29 +381,29 @@ absl::StatusOr<std::unique_ptr<WriteLog>> WriteLog::Open(
         "backup, or remove the node and add it back empty (it catches up from its peers)"));
   };
   uint64_t last_end = 0;
-  absl::StatusOr<std::string> next_data =
-      ReadFile(absl::StrCat(dir, "/", SegmentName(ids->front())));
+  absl::StatusOr<MappedFile> next_data =
+      MappedFile::Open(absl::StrCat(dir, "/", SegmentName(ids->front())));
   for (size_t i = 0; i < ids->size(); ++i) {
     const uint64_t id = (*ids)[i];
     if (i > 0 && id != (*ids)[i - 1] + 1) {
       return damaged(id, absl::StrCat("follows ", SegmentName((*ids)[i - 1]), ": segment ",
                                       SegmentName((*ids)[i - 1] + 1), " is missing"));
     }
-    absl::StatusOr<std::string> data = std::move(next_data);
+    absl::StatusOr<MappedFile> data = std::move(next_data);
     if (!data.ok()) return data.status();
     // A segment followed by another ends where that one's snapshot says.
     std::optional<uint64_t> known_end;
     if (i + 1 < ids->size()) {
       const uint64_t next = (*ids)[i + 1];
-      next_data = ReadFile(absl::StrCat(dir, "/", SegmentName(next)));
+      next_data = MappedFile::Open(absl::StrCat(dir, "/", SegmentName(next)));
       if (!next_data.ok()) return next_data.status();
-      Parsed first = ParseAt(*next_data, 0, next);
+      Parsed first = ParseAt(next_data->data(), 0, next);
       if (first.kind != Parsed::Kind::kFrame || first.frame.kind != LogFrame::Kind::kSnapshot) {
         return damaged(next, "at offset 0: it does not begin with a snapshot");
       }
       known_end = first.frame.prev_end;
     }
-    absl::StatusOr<uint64_t> end = ReadSegment(*data, id, known_end, replay);
+    absl::StatusOr<uint64_t> end = ReadSegment(data->data(), id, known_end, replay);
     if (!end.ok()) {
       if (!absl::IsDataLoss(end.status())) return end.status();
       return damaged(id, end.status().message());
