@@ -3,14 +3,14 @@
 // wake-up's queued batches into one frame of the storage's own write log
 // (write_log.h), synced, so one fsync covers every request of the group;
 // then the group's records go to RocksDB without a WAL of its own (the write
-// log is it). Reservations are not RocksDB records at all: they live in the
-// write log and in memory, so a put costs RocksDB one memtable entry for
-// its committed value instead of three more for a reservation that is
-// deleted moments later. Reads go straight to RocksDB, which is thread-safe. The committed count
-// and the digest are kept per digest bucket in summary records that each group rewrites (for the
-// buckets it commits into) in its own atomic write, so open reads 4096 small records instead of
-// every committed one; a separate pass (at open or on a background thread, RocksDbOptions::verify)
-// reads every record and checks the summaries against it.
+// log is it). Reservations and the bucket summaries (each digest bucket's
+// key count and digest) are no RocksDB records at all: they live in the
+// write log and in memory, so a put costs RocksDB its committed value and
+// its acceptor record, not also a reservation, its tombstone and a summary.
+// Open replays the log (a snapshot and what followed it), so its cost does
+// not grow with the keys; a separate pass (at open or on a background
+// thread, RocksDbOptions::verify) reads every record and checks the
+// summaries against it. Reads go straight to RocksDB, which is thread-safe.
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -393,7 +393,7 @@ class RocksDbStorage final : public Storage {
     // crash still replays up to a segment or two). A failure only means the
     // next open replays the log.
     if (options_.flush_on_close && broken_.ok() && db_->Flush(rocksdb::FlushOptions()).ok()) {
-      absl::StatusOr<uint64_t> segment = log_->Roll(ReservationSnapshot());
+      absl::StatusOr<uint64_t> segment = log_->Roll(LogSnapshotNow());
       if (segment.ok()) log_->DropBefore(*segment);
     }
     if (options_.compact_on_close) {
@@ -769,10 +769,8 @@ class RocksDbStorage final : public Storage {
     // The log first: once its frame is synced the group is durable, and a
     // crash before the RocksDB write below replays the frame at open.
     const auto started = std::chrono::steady_clock::now();
-    uint64_t rolled = 0;
-    if (absl::Status logged = log_->Append(
-            write_batch.Data(), log_batch.Data(), [this] { return ReservationSnapshot(); },
-            &rolled);
+    if (absl::Status logged =
+            log_->Append(write_batch.Data(), log_batch.Data(), [this] { return LogSnapshotNow(); });
         !logged.ok()) {
       broken_ = logged;
       return logged;
@@ -825,8 +823,8 @@ class RocksDbStorage final : public Storage {
     return absl::OkStatus();
   }
 
-  // Every reservation held, as puts (a snapshot frame of the write log).
-  std::string ReservationSnapshot() const {
+  // A write log snapshot of what the storage holds now.
+  std::string LogSnapshotNow() const {
     std::lock_guard<std::mutex> lock(digest_mu_);
     return LogSnapshot(reservations_, buckets_);
   }
@@ -1120,7 +1118,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
               if (!w.ok()) return FromRocks(w, absl::StrCat("replaying the write log of ", dir));
             }
           }
-          return ApplyLogRecords(frame.reservations,
+          return ApplyLogRecords(frame.log_records,
                                  frame.kind == internal::LogFrame::Kind::kSnapshot, &reservations,
                                  &replayed);
         },

@@ -148,6 +148,22 @@ class MappedFile {
 
 // The segment ids in `dir`, oldest first; removes segments whose creation
 // never finished (their temporary files).
+// Gives the file `bytes` of allocated blocks that read as zeros
+// (fallocate: no data written, so a new segment costs the disk nothing
+// now; the first sync of a frame into each new block commits its extent).
+// Writes zeros where the file system cannot allocate so.
+absl::Status Allocate(int fd, uint64_t bytes, const std::string& path) {
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0) return absl::OkStatus();
+  if (errno != EOPNOTSUPP && errno != ENOSYS) return Errno("allocating", path);
+  const std::string zeros(std::min<uint64_t>(bytes, 1 << 20), '\0');
+  for (uint64_t at = 0; at < bytes; at += zeros.size()) {
+    const std::string_view chunk =
+        std::string_view(zeros).substr(0, std::min<uint64_t>(zeros.size(), bytes - at));
+    if (absl::Status s = WriteAll(fd, chunk, at, path); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   std::vector<uint64_t> ids;
   std::error_code ec;
@@ -208,7 +224,7 @@ Parsed ParseAt(std::string_view data, size_t offset, uint64_t segment) {
   if (!reader.ReadByte("frame kind", &kind) ||
       !reader.ReadVarint64("prev_end", &out.frame.prev_end) ||
       !reader.ReadLengthPrefixed("db records", &out.frame.db_records) ||
-      !reader.ReadLengthPrefixed("reservations", &out.frame.reservations) || !reader.ExpectEnd() ||
+      !reader.ReadLengthPrefixed("log records", &out.frame.log_records) || !reader.ExpectEnd() ||
       (kind != static_cast<uint8_t>(LogFrame::Kind::kGroup) &&
        kind != static_cast<uint8_t>(LogFrame::Kind::kSnapshot))) {
     // The checksum held, so this is no torn write: it is a frame this build
@@ -266,14 +282,14 @@ uint32_t Crc32c(std::string_view data, uint32_t crc) {
 
 std::string EncodeFrame(uint64_t segment, const LogFrame& frame) {
   std::string out;
-  out.reserve(kHeaderBytes + frame.db_records.size() + frame.reservations.size() + 32);
+  out.reserve(kHeaderBytes + frame.db_records.size() + frame.log_records.size() + 32);
   PutFixed32(&out, 0);  // the checksum, below
   PutFixed32(&out, 0);  // the payload's length, below
   PutFixed64(&out, segment);
   out.push_back(static_cast<char>(frame.kind));
   PutVarint64(&out, frame.prev_end);
   PutLengthPrefixed(&out, frame.db_records);
-  PutLengthPrefixed(&out, frame.reservations);
+  PutLengthPrefixed(&out, frame.log_records);
   const uint64_t length = out.size() - kHeaderBytes;
   for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
   const uint32_t crc = Crc32c(std::string_view(out).substr(4));
@@ -435,15 +451,14 @@ absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_
     // sync is quick, and it is only asked for when the current segment is
     // half full); without one, the name is held here while the segment is
     // written, so that no spare can be renamed onto it meanwhile.
-    spare_cv_.wait(lock, [&] { return spare_id_ != id || spare_durable_; });
-    spare = spare_id_ == id;
-    spare_id_ = id;
-    spare_durable_ = false;
+    spare_cv_.wait(lock, [&] { return spare_ != Spare::kNamed || spare_durable_; });
+    spare = spare_ == Spare::kNamed && current_ != 0;
+    spare_ = Spare::kStarting;
     spare_asked_ = false;
   }
   auto release = [&] {
     std::lock_guard<std::mutex> lock(segments_mu_);
-    spare_id_ = 0;
+    spare_ = Spare::kNone;
   };
   absl::Status s;
   int fd = -1;
@@ -470,10 +485,8 @@ absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_
       return Errno("creating", temp);
     }
     size = std::max<uint64_t>(frame.size(), options_.first_segment_bytes);
-    s = WriteAll(fd, frame, 0, temp);
-    if (s.ok() && size > frame.size()) {
-      s = WriteAll(fd, std::string(size - frame.size(), '\0'), frame.size(), temp);
-    }
+    s = Allocate(fd, size, temp);
+    if (s.ok()) s = WriteAll(fd, frame, 0, temp);
     if (s.ok() && options_.sync) s = SyncFd(fd, temp);
     if (s.ok() && ::rename(temp.c_str(), path.c_str()) != 0) s = Errno("renaming", temp);
     if (s.ok() && options_.sync) s = SyncDir(dir_);
@@ -493,7 +506,7 @@ absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_
   std::lock_guard<std::mutex> lock(segments_mu_);
   const uint64_t sealed = current_;
   current_ = id;
-  spare_id_ = 0;
+  spare_ = Spare::kNone;
   if (sealed != 0) sequences_[sealed] = current_sequence_;
   segments_.push_back(id);
   next_bytes_ = std::min(options_.segment_bytes, std::max(allocated_, uint64_t{1}) * 2);
@@ -501,15 +514,13 @@ absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_
   return absl::OkStatus();
 }
 
-absl::Status WriteLog::Append(std::string_view db_records, std::string_view reservations,
-                              const std::function<std::string()>& snapshot, uint64_t* rolled) {
-  *rolled = 0;
-  const LogFrame group{LogFrame::Kind::kGroup, 0, db_records, reservations};
+absl::Status WriteLog::Append(std::string_view db_records, std::string_view log_records,
+                              const std::function<std::string()>& snapshot) {
+  const LogFrame group{LogFrame::Kind::kGroup, 0, db_records, log_records};
   std::string frame = EncodeFrame(current_, group);
   if (end_ + frame.size() > allocated_) {
     absl::StatusOr<uint64_t> next = Roll(snapshot());
     if (!next.ok()) return next.status();
-    *rolled = *next;
     frame = EncodeFrame(current_, group);  // the segment id is part of the frame
   }
   // A frame larger than a whole segment grows the file: its sync then
@@ -530,18 +541,23 @@ absl::StatusOr<uint64_t> WriteLog::Roll(std::string_view snapshot) {
 
 bool WriteLog::WantsSpare() {
   std::lock_guard<std::mutex> lock(segments_mu_);
-  if (spare_id_ != 0 || spare_asked_ || end_ * 2 < allocated_) return false;
+  if (spare_ != Spare::kNone || spare_asked_ || end_ * 2 < allocated_) return false;
   spare_asked_ = true;
   return true;
 }
 
-bool WriteLog::NameSpare(const std::string& from) {
+bool WriteLog::NameSpare(const std::string& from, bool fresh) {
   // Under segments_mu_. The storage thread's current_ only changes in
   // StartSegment, which holds the name of the segment it starts first.
-  const uint64_t id = current_ + 1;
-  if (spare_id_ != 0) return false;
-  if (::rename(from.c_str(), absl::StrCat(dir_, "/", SegmentName(id)).c_str()) != 0) return false;
-  spare_id_ = id;
+  if (current_ == 0 || spare_ == Spare::kStarting) return false;
+  // A segment used before is written through already; it replaces a fresh
+  // spare, whose blocks would each cost their first sync an extent commit.
+  if (spare_ == Spare::kNamed && (fresh || !spare_fresh_)) return false;
+  if (::rename(from.c_str(), absl::StrCat(dir_, "/", SegmentName(current_ + 1)).c_str()) != 0) {
+    return false;
+  }
+  spare_ = Spare::kNamed;
+  spare_fresh_ = fresh;
   spare_durable_ = false;
   return true;
 }
@@ -550,10 +566,12 @@ void WriteLog::SpareNamed() {
   // Until the dir is synced, a crash may lose the name; a roll waits.
   const bool synced = !options_.sync || SyncDir(dir_).ok();
   std::lock_guard<std::mutex> lock(segments_mu_);
-  if (synced) {
-    spare_durable_ = true;
-  } else {
-    spare_id_ = 0;  // the roll writes a new segment itself (and syncs the dir)
+  if (spare_ == Spare::kNamed) {
+    if (synced) {
+      spare_durable_ = true;
+    } else {
+      spare_ = Spare::kNone;  // the roll writes a new segment itself (and syncs the dir)
+    }
   }
   spare_cv_.notify_all();
 }
@@ -562,28 +580,20 @@ absl::Status WriteLog::PrepareSpare() {
   uint64_t size = 0;
   {
     std::lock_guard<std::mutex> lock(segments_mu_);
-    if (spare_id_ != 0) return absl::OkStatus();
+    if (spare_ != Spare::kNone) return absl::OkStatus();
     size = next_bytes_;
   }
   const std::string temp = absl::StrCat(dir_, "/", kNewSpareName);
   const int fd = ::open(temp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("creating", temp);
-  const std::string zeros(std::min<uint64_t>(size, 1 << 20), '\0');
-  absl::Status s;
-  // A megabyte at a time, each synced, so that the disk never holds much
-  // of it dirty at once: a burst of write-back would stall the syncs of
-  // the frames being written meanwhile.
-  for (uint64_t at = 0; at < size && s.ok(); at += zeros.size()) {
-    s = WriteAll(fd, std::string_view(zeros).substr(0, std::min<uint64_t>(zeros.size(), size - at)),
-                 at, temp);
-    if (s.ok() && options_.sync) s = SyncFd(fd, temp);
-  }
+  absl::Status s = Allocate(fd, size, temp);
+  if (s.ok() && options_.sync) s = SyncFd(fd, temp);
   ::close(fd);
   if (!s.ok()) return s;
   bool named = false;
   {
     std::lock_guard<std::mutex> lock(segments_mu_);
-    named = NameSpare(temp);
+    named = NameSpare(temp, true);
   }
   if (!named) {
     ::unlink(temp.c_str());
@@ -604,7 +614,7 @@ void WriteLog::DropBefore(uint64_t segment) {
       // written already, and its old frames name another segment id.
       std::error_code ec;
       const uint64_t size = std::filesystem::file_size(path, ec);
-      if (newest_dropped && !ec && size >= next_bytes_ && NameSpare(path)) {
+      if (newest_dropped && !ec && size >= next_bytes_ && NameSpare(path, false)) {
         named = true;
       } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
         // Oldest first, so what is left is always a run of consecutive

@@ -1,26 +1,28 @@
 // WriteLog: RocksDB storage's own write-ahead log (docs/storage.md, "The
 // write log"). Every group write is one frame, appended and synced before
 // its records reach RocksDB (which is written without a WAL of its own).
-// The reservations live only here and in memory: each segment begins with
-// a snapshot of every reservation held, so a segment older than the newest
-// one holds nothing RocksDB does not, once RocksDB has flushed its
-// memtables, and is then deleted.
+// Some records live only here and in memory (the reservations and the
+// bucket summaries: the log-only records): each segment begins with a
+// snapshot of them, so a segment older than the newest one holds nothing
+// that is not elsewhere once RocksDB has flushed the records its frames
+// carried, and is then dropped.
 //
 //   segment = frame*                       one file: <dir>/<20-digit id>.log
 //   frame   = fixed32 crc, fixed32 length, fixed64 segment id, payload[length]
 //   payload = byte kind (1 group, 2 snapshot), varint prev_end,
-//             varint n, db_records[n], reservations[rest]
+//             bytes db_records, bytes log_records   (length-prefixed)
 //
 // `crc` is the CRC-32C of everything after it (length, id, payload), so a
 // frame from another segment (a stale one) or a torn one does not pass for
-// a frame of this one. db_records and reservations are rocksdb::WriteBatch
-// encodings: the records the group writes to RocksDB, and the puts and
-// deletes of reservation records ('r' keys). A snapshot's reservations are
-// puts of every reservation held when it was written, and its prev_end is
-// the length of the previous segment's frames (0 in the first segment).
+// a frame of this one. db_records and log_records are rocksdb::WriteBatch
+// encodings: the records the group writes to RocksDB, and the log-only
+// ones (reservation puts and deletes, 'r' keys; summary puts, 's' keys).
+// A snapshot's log_records are puts of every log-only record held when it
+// was written, and its prev_end is the length of the previous segment's
+// frames (0 in the first segment).
 //
 // Thread rules: Append and Roll on one thread (the storage thread);
-// DropBefore may run on another. Not copyable.
+// PrepareSpare, DropBefore and DropFlushed on one other. Not copyable.
 #pragma once
 
 #include <algorithm>
@@ -48,7 +50,7 @@ struct LogFrame {
   Kind kind = Kind::kGroup;
   uint64_t prev_end = 0;          // kSnapshot: the previous segment's length
   std::string_view db_records;    // a rocksdb::WriteBatch encoding
-  std::string_view reservations;  // a rocksdb::WriteBatch encoding
+  std::string_view log_records;   // a rocksdb::WriteBatch encoding
 };
 
 // One frame as it lies on disk, for `segment`.
@@ -113,10 +115,10 @@ class WriteLog {
 
   // Appends one group frame and syncs it (WriteLogOptions::sync). A frame
   // that does not fit in the current segment first starts the next one
-  // (Roll, with `snapshot()`: the reservations held before this group), and
-  // `*rolled` is set to its id; otherwise `*rolled` is 0.
-  absl::Status Append(std::string_view db_records, std::string_view reservations,
-                      const std::function<std::string()>& snapshot, uint64_t* rolled);
+  // (Roll, with `snapshot()`: what the log-only records are before this
+  // group).
+  absl::Status Append(std::string_view db_records, std::string_view log_records,
+                      const std::function<std::string()>& snapshot);
   // Starts the next segment, beginning with a snapshot (`snapshot`:
   // reservation puts). Returns the new segment's id: every older segment is
   // obsolete once the records of its frames are durable elsewhere.
@@ -151,10 +153,11 @@ class WriteLog {
   // else into a new file of first_segment_bytes, written under a temporary
   // name, synced, renamed into place, the dir synced.
   absl::Status StartSegment(uint64_t id, uint64_t prev_end, std::string_view snapshot);
-  // Under segments_mu_: renames `from` to the next segment's name, as the
-  // spare, unless there is one; true if it did. SpareNamed (without the
-  // lock) then syncs the dir and lets a roll take it.
-  bool NameSpare(const std::string& from);
+  // Under segments_mu_: renames `from` (`fresh`: allocated, never written;
+  // else a used segment) to the next segment's name, as the spare, unless
+  // there is one (a used segment replaces a fresh one); true if it did.
+  // SpareNamed (without the lock) then syncs the dir and lets a roll take it.
+  bool NameSpare(const std::string& from, bool fresh);
   void SpareNamed();
 
   const std::string dir_;
@@ -172,10 +175,12 @@ class WriteLog {
   // (unknown, so never flushed, for segments replayed at open).
   std::map<uint64_t, uint64_t> sequences_;
   uint64_t next_bytes_ = 0;  // the size the next segment should have
-  // The next segment's id while a file holds its name unstarted (a spare)
-  // or StartSegment is writing it; 0: none.
-  uint64_t spare_id_ = 0;
-  bool spare_durable_ = false;        // the spare's name is synced to the dir
+  // The next segment's name (current_ + 1): free, held by a file not yet
+  // started (the spare), or held by StartSegment while it starts it.
+  enum class Spare : uint8_t { kNone, kNamed, kStarting };
+  Spare spare_ = Spare::kNone;
+  bool spare_fresh_ = false;          // kNamed: allocated, never written (not a used segment)
+  bool spare_durable_ = false;        // kNamed: the name is synced to the dir
   bool spare_asked_ = false;          // WantsSpare said so, and no spare came of it yet
   std::condition_variable spare_cv_;  // spare_durable_ became true
 };

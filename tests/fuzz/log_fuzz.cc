@@ -33,7 +33,7 @@ struct Frame {
   LogFrame::Kind kind;
   uint64_t prev_end;
   std::string db_records;
-  std::string reservations;
+  std::string log_records;
   bool operator==(const Frame&) const = default;
 };
 
@@ -43,7 +43,7 @@ std::optional<std::vector<Frame>> Read(std::string_view data, std::optional<uint
   std::vector<Frame> frames;
   absl::StatusOr<uint64_t> read = ReadSegment(data, 1, known_end, [&](const LogFrame& f) {
     frames.push_back(
-        Frame{f.kind, f.prev_end, std::string(f.db_records), std::string(f.reservations)});
+        Frame{f.kind, f.prev_end, std::string(f.db_records), std::string(f.log_records)});
     return absl::OkStatus();
   });
   if (!read.ok()) return std::nullopt;
@@ -54,7 +54,7 @@ std::optional<std::vector<Frame>> Read(std::string_view data, std::optional<uint
 std::string Encode(const std::vector<Frame>& frames) {
   std::string out;
   for (const Frame& f : frames) {
-    out += EncodeFrame(1, LogFrame{f.kind, f.prev_end, f.db_records, f.reservations});
+    out += EncodeFrame(1, LogFrame{f.kind, f.prev_end, f.db_records, f.log_records});
   }
   return out;
 }
