@@ -865,6 +865,27 @@ class RocksDbStorageTest : public testing::Test {
     delete db;
   }
 
+  // Opens, commits keys <prefix>0 .. <prefix><n - 1> (value "v") in one
+  // write, and closes.
+  void CommitAndClose(const std::string& prefix, int n) {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    core::WriteBatch batch;
+    for (int i = 0; i < n; ++i) {
+      batch.mutations.push_back(core::PutCommitted{absl::StrCat(prefix, i), "v", 0});
+    }
+    ASSERT_TRUE(WriteAndWait(*storage, std::move(batch)).ok());
+  }
+
+  // Opens with Verify::kBackground; `verified` gets the keys it checked.
+  absl::StatusOr<std::unique_ptr<Storage>> OpenVerifyingInBackground(
+      std::promise<uint64_t>* verified) {
+    RocksDbOptions background;
+    background.verify = Verify::kBackground;
+    background.verified = [verified](uint64_t keys, double) { verified->set_value(keys); };
+    return OpenRocksDbStorage(db_path(), background);
+  }
+
   // Reads a raw record; storage must be closed.
   std::optional<std::string> RawGet(const std::string& key) {
     rocksdb::DB* db = nullptr;
@@ -1140,22 +1161,9 @@ TEST_F(RocksDbStorageTest, ADamagedBucketSummaryFailsOpen) {
 // Background verification reads every record after open and reports a
 // sound store through the callback.
 TEST_F(RocksDbStorageTest, BackgroundVerificationReportsASoundStore) {
-  {
-    std::unique_ptr<Storage> storage = MustOpen();
-    ASSERT_NE(storage, nullptr);
-    core::WriteBatch batch;
-    for (int i = 0; i < 300; ++i) {
-      batch.mutations.push_back(core::PutCommitted{absl::StrCat("k", i), "v", 0});
-    }
-    std::promise<absl::Status> done;
-    storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
-    ASSERT_TRUE(done.get_future().get().ok());
-  }
+  CommitAndClose("k", 300);
   std::promise<uint64_t> verified;
-  RocksDbOptions background;
-  background.verify = Verify::kBackground;
-  background.verified = [&verified](uint64_t keys, double) { verified.set_value(keys); };
-  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), background);
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenVerifyingInBackground(&verified);
   ASSERT_TRUE(s.ok()) << s.status();
   std::future<uint64_t> keys = verified.get_future();
   // A bound against a hang, not a timing expectation.
@@ -1169,20 +1177,9 @@ TEST_F(RocksDbStorageTest, BackgroundVerificationReportsASoundStore) {
 // both under the lock the storage thread holds across the two. Writes run
 // all through the verification here; any mismatch would end the process.
 TEST_F(RocksDbStorageTest, BackgroundVerificationAgreesWithWritesMadeWhileItRuns) {
-  {
-    std::unique_ptr<Storage> storage = MustOpen();
-    ASSERT_NE(storage, nullptr);
-    core::WriteBatch batch;
-    for (int i = 0; i < 20000; ++i) {
-      batch.mutations.push_back(core::PutCommitted{absl::StrCat("old", i), "v", 0});
-    }
-    ASSERT_TRUE(WriteAndWait(*storage, std::move(batch)).ok());
-  }
+  CommitAndClose("old", 20000);
   std::promise<uint64_t> verified;
-  RocksDbOptions background;
-  background.verify = Verify::kBackground;
-  background.verified = [&verified](uint64_t keys, double) { verified.set_value(keys); };
-  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), background);
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenVerifyingInBackground(&verified);
   ASSERT_TRUE(s.ok()) << s.status();
   std::future<uint64_t> keys = verified.get_future();
   int written = 0;
