@@ -379,10 +379,9 @@ absl::StatusOr<std::unique_ptr<WriteLog>> WriteLog::Open(
     const std::string last = absl::StrCat(dir, "/", SegmentName(ids->back()));
     absl::StatusOr<MappedFile> data = MappedFile::Open(last);
     if (!data.ok()) return data.status();
-    if (Unstarted(data->data(), ids->back())) {
-      if (::unlink(last.c_str()) != 0) return Errno("removing", last);
-      ids->pop_back();
-    }
+    // Not removed here: the new segment this open starts takes its name
+    // (and if the open fails, the file is left as it was found).
+    if (Unstarted(data->data(), ids->back())) ids->pop_back();
   }
   if (ids->empty()) {
     return absl::DataLossError(absl::StrCat(
