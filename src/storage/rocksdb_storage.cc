@@ -268,8 +268,8 @@ rocksdb::WriteOptions UnloggedWrite() {
 
 // Applies the records of a write log frame that live in the log only (a
 // rocksdb::WriteBatch encoding): reservation puts and deletes to `held`,
-// bucket summaries to `buckets` (skipped when null); a snapshot replaces
-// both. A summary that does not decode is DataLossError.
+// bucket summaries to `buckets`; a snapshot replaces both. A summary that does not decode is
+// DataLossError.
 absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservations* held,
                              Summaries* buckets) {
   class Handler : public rocksdb::WriteBatch::Handler {
@@ -278,7 +278,6 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservatio
     rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
       if (!key.empty() && key[0] == internal::kSummaryPrefix) {
-        if (buckets_ == nullptr) return rocksdb::Status::OK();
         absl::StatusOr<internal::BucketSummaryRecord> r =
             internal::DecodeSummary(key.ToStringView(), value.ToStringView());
         if (!r.ok()) return rocksdb::Status::Corruption(std::string(r.status().message()));
@@ -305,7 +304,7 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservatio
   };
   if (snapshot) {
     held->clear();
-    if (buckets != nullptr) buckets->assign(core::kDigestBuckets, BucketSummary{});
+    buckets->assign(core::kDigestBuckets, BucketSummary{});
   }
   rocksdb::WriteBatch batch{std::string(encoded)};
   Handler handler(held, buckets);
@@ -648,8 +647,15 @@ class RocksDbStorage final : public Storage {
     if (!broken_.ok()) return broken_;
     rocksdb::WriteBatch write_batch;
     // The group's records that live in the write log only: reservation puts
-    // and deletes, and the summaries of the buckets it commits into.
+    // and deletes, and the summaries of the buckets it commits into. The
+    // reservation changes are kept as well, for reservations_ once the frame
+    // is durable (a put has a value, a delete none).
     rocksdb::WriteBatch log_batch;
+    struct ReservationOp {
+      std::string key;
+      std::optional<std::string> value;
+    };
+    std::vector<ReservationOp> reservation_ops;
     // Committed entries this group adds, key -> value viewing into `group`:
     // later batches of the group are checked against them, and the count and
     // digest take them once the write succeeds. Committed keys are never
@@ -718,10 +724,14 @@ class RocksDbStorage final : public Storage {
       if (!checked.ok()) return checked;
       for (const core::Mutation& mutation : group[i].mutations) {
         if (const auto* put_r = std::get_if<core::PutReservation>(&mutation)) {
-          check(log_batch.Put(ReservationKey(put_r->reservation.key),
-                              internal::EncodeReservation(put_r->reservation)));
+          ReservationOp& op = reservation_ops.emplace_back();
+          op.key = ReservationKey(put_r->reservation.key);
+          op.value = internal::EncodeReservation(put_r->reservation);
+          check(log_batch.Put(op.key, *op.value));
         } else if (const auto* del_r = std::get_if<core::DeleteReservation>(&mutation)) {
-          check(log_batch.Delete(ReservationKey(del_r->key)));
+          ReservationOp& op = reservation_ops.emplace_back();
+          op.key = ReservationKey(del_r->key);
+          check(log_batch.Delete(op.key));
         } else if (const auto* put_a = std::get_if<core::PutAcceptor>(&mutation)) {
           check(write_batch.Put(AcceptorKey(put_a->record.proposal),
                                 internal::EncodeAcceptor(put_a->record)));
@@ -813,11 +823,14 @@ class RocksDbStorage final : public Storage {
       }
       checkpoint_cv_.notify_one();
     }
-    // The summaries are in buckets_ already.
-    if (absl::Status s = ApplyLogRecords(log_batch.Data(), false, &reservations_, nullptr);
-        !s.ok()) {
-      broken_ = s;
-      return s;
+    // The reservations the frame logged, in their order (the summaries are
+    // in buckets_ already).
+    for (ReservationOp& op : reservation_ops) {
+      if (op.value) {
+        reservations_.insert_or_assign(std::move(op.key), *std::move(op.value));
+      } else {
+        reservations_.erase(op.key);
+      }
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();

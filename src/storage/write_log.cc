@@ -146,8 +146,6 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// The segment ids in `dir`, oldest first; removes segments whose creation
-// never finished (their temporary files).
 // Gives the file `bytes` of allocated blocks that read as zeros
 // (fallocate: no data written, so a new segment costs the disk nothing
 // now; the first sync of a frame into each new block commits its extent).
@@ -164,6 +162,8 @@ absl::Status Allocate(int fd, uint64_t bytes, const std::string& path) {
   return absl::OkStatus();
 }
 
+// The segment ids in `dir`, oldest first; removes segments whose creation
+// never finished (their temporary files).
 absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   std::vector<uint64_t> ids;
   std::error_code ec;
@@ -240,10 +240,6 @@ Parsed ParseAt(std::string_view data, size_t offset, uint64_t segment) {
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 uint32_t Crc32cTable(std::string_view data, uint32_t crc) {
   for (char c : data) crc = kCrcTable[(crc ^ static_cast<uint8_t>(c)) & 0xff] ^ (crc >> 8);
   return crc;
@@ -299,10 +295,12 @@ std::string EncodeFrame(uint64_t segment, const LogFrame& frame) {
 
 bool Unstarted(std::string_view data, uint64_t id) {
   Parsed p = ParseAt(data, 0, id);
-  if (p.kind == Parsed::Kind::kEnd) return true;
   if (p.kind == Parsed::Kind::kFrame || p.size == SIZE_MAX) return false;
-  // A torn snapshot: the roll's one write, cut short, unless a sound frame
-  // follows it (then it is damage, and ReadSegment says so).
+  if (data.size() < kHeaderBytes) return true;
+  // Zeros, an old segment's frame, or a torn snapshot (the roll's one
+  // write, cut short) — unless a sound frame of this segment follows where
+  // the header says the first frame ends: then the first frame is damaged
+  // (its id field too, perhaps), and ReadSegment says so.
   const uint64_t next = kHeaderBytes + GetFixed(data.data() + 4, 4);
   return !(next < data.size() && ParseAt(data, next, id).kind == Parsed::Kind::kFrame);
 }
@@ -463,8 +461,8 @@ absl::Status WriteLog::StartSegment(uint64_t id, uint64_t prev_end, std::string_
   int fd = -1;
   uint64_t size = 0;
   if (spare) {
-    // Written already (zeros, or an old segment's frames, which name
-    // another id): the roll is one write and one sync of the snapshot.
+    // Made already (allocated, or an old segment whose frames name another
+    // id): the roll is one write and one sync of the snapshot.
     fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
       release();
@@ -639,11 +637,6 @@ void WriteLog::DropFlushed(uint64_t flushed) {
     }
   }
   if (keep != 0) DropBefore(keep);
-}
-
-std::vector<uint64_t> WriteLog::Segments() const {
-  std::lock_guard<std::mutex> lock(segments_mu_);
-  return segments_;
 }
 
 }  // namespace replicator::storage::internal

@@ -143,8 +143,6 @@ class WriteLog {
   void DropFlushed(uint64_t flushed);
 
   uint64_t current_segment() const { return current_; }
-  // Segments on disk now (for tests and stats).
-  std::vector<uint64_t> Segments() const;
 
  private:
   WriteLog(std::string dir, WriteLogOptions options) : dir_(std::move(dir)), options_(options) {}

@@ -102,10 +102,14 @@ TEST(UnstartedTest, OnlyAFileWithoutASnapshotOfItsOwnIsUnstarted) {
   // The roll's one write cut short.
   EXPECT_TRUE(Unstarted(Snapshot(6).substr(0, 20) + std::string(100, '\0'), 6));
   EXPECT_FALSE(Unstarted(Snapshot(6) + std::string(100, '\0'), 6));
-  // A damaged snapshot that sound frames follow was started.
+  // A damaged snapshot that sound frames follow was started, even when the
+  // damage is in its segment id field.
   std::string damaged = Snapshot(6) + Group(6, "acknowledged");
   damaged[20] ^= 1;
   EXPECT_FALSE(Unstarted(damaged, 6));
+  std::string damaged_id = Snapshot(6) + Group(6, "acknowledged");
+  damaged_id[8] ^= 1;
+  EXPECT_FALSE(Unstarted(damaged_id, 6));
 }
 
 }  // namespace
