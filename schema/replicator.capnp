@@ -460,6 +460,11 @@ struct AcceptResult {
     rejected @1 :Ballot;
     # Promised to this higher ballot.
   }
+  decided @2 :Bool;
+  # The acceptor has the proposal's key committed by the proposal: commit
+  # was chosen, and it keeps no record of the register. With `accepted`
+  # for an accept of commit; with `rejected` (naming the accept's own
+  # ballot) for an accept of abort.
 }
 
 struct PrepareResult {
@@ -467,6 +472,12 @@ struct PrepareResult {
     promised @0 :Accepted;
     rejected @1 :Ballot;
   }
+  decided @2 :Bool;
+  # With `promised`: the acceptor has the proposal's key committed by the
+  # proposal, so commit was chosen, and it keeps no record of the register
+  # (it answers an accepted commit at ballot 0, which a proposer that does
+  # not read this field adopts).
+
   struct Accepted {
     union {
       none @0 :Void;
@@ -608,7 +619,8 @@ struct PeerCall {
     # Asks a node of the proposal's coordinator cluster for decision(p): it
     # adopts a chosen decision, else runs Paxos at a higher ballot (adopting
     # the highest accepted decision, else abort) and returns the outcome.
-    # Reply: `resolve`.
+    # Without the key, an acceptor that dropped its record cannot answer
+    # (see `resolveKey`). Reply: `resolve`.
 
     configPrepare @6 :ConfigPrepare;
     # Membership: Paxos phase 1 on the register config(cluster, epoch),
@@ -628,10 +640,21 @@ struct PeerCall {
     change @9 :MemberChange;
     # Membership: an operator's change of this node's cluster, asked by a
     # node of another cluster. Reply: `change`.
+
+    resolveKey @10 :Resolve;
+    # As `resolve`, naming the proposal's key, which the recovery's prepares
+    # and accepts carry (see Prepare). What this build sends.
+    # Reply: `resolve`.
   }
   struct Forward { request @0 :PeerRequest; deadlineMs @1 :UInt32; }
-  struct Accept { proposal @0 :ProposalId; ballot @1 :Ballot; decision @2 :Decision; }
-  struct Prepare { proposal @0 :ProposalId; ballot @1 :Ballot; }
+  struct Accept { proposal @0 :ProposalId; ballot @1 :Ballot; decision @2 :Decision; key @3 :Data; }
+  # key: as for Prepare.
+  struct Prepare { proposal @0 :ProposalId; ballot @1 :Ballot; key @2 :Data; }
+  # key: the proposal's key. An acceptor that has it committed by the
+  # proposal has dropped its record of decision(proposal) and answers from
+  # the committed entry (`decided`). Without it (an older build), an
+  # acceptor with no record refuses a prepare, and an accept of abort.
+  struct Resolve { proposal @0 :ProposalId; key @1 :Data; }
   struct Read { key @0 :Data; epoch @1 :UInt64; }
   struct ConfigPrepare {
     cluster @0 :Text;
@@ -674,6 +697,10 @@ struct CommittedEntry {
   key @0 :Data;
   value @1 :Data;
   requestId @2 :UInt64;
+  proposal @3 :ProposalId;
+  # The proposal that committed the entry (identity only: coordinator,
+  # incarnation, sequence), when the server knows it; absent for an entry
+  # stored before proposals were kept with it.
 }
 
 struct ResolveResult {

@@ -16,11 +16,34 @@ std::optional<std::string> CheckBallotRound(uint64_t round, uint64_t promised_ro
   return std::nullopt;
 }
 
-PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& request) {
+namespace {
+
+// What a decided register answers for: commit, accepted at the
+// coordinator's ballot 0 (the only ballot that proposes commit first).
+AcceptedValue DecidedCommit(const ProposalId& p) {
+  return AcceptedValue{Ballot{0, p.coordinator}, Decision::kCommit};
+}
+
+}  // namespace
+
+PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& request, bool decided) {
   PrepareStep step;
+  if (decided) {
+    step.response.promised = true;
+    step.response.accepted = DecidedCommit(request.proposal);
+    step.response.decided = true;
+    step.drop = current != nullptr;
+    return step;
+  }
   step.refusal =
       CheckBallotRound(request.ballot.round, current != nullptr ? current->promised.round : 0);
   if (step.refusal) return step;
+  if (current == nullptr && request.key.empty()) {
+    step.refusal =
+        "a prepare without its key, for a register with no record here (its record "
+        "may have been dropped when the key committed)";
+    return step;
+  }
   if (current != nullptr && !(current->promised < request.ballot)) {
     step.response.promised = false;
     step.response.higher = current->promised;
@@ -36,11 +59,26 @@ PrepareStep OnPrepare(const AcceptorRecord* current, const PrepareRequest& reque
   return step;
 }
 
-AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request) {
+AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request, bool decided) {
   AcceptStep step;
+  if (decided) {
+    // An abort can come only from a proposer outbid since it prepared (a
+    // higher ballot chose commit), which a record would refuse by ballot.
+    step.response.accepted = request.decision == Decision::kCommit;
+    if (!step.response.accepted) step.response.promised = request.ballot;
+    step.response.decided = true;
+    step.drop = current != nullptr;
+    return step;
+  }
   step.refusal =
       CheckBallotRound(request.ballot.round, current != nullptr ? current->promised.round : 0);
   if (step.refusal) return step;
+  if (current == nullptr && request.key.empty() && request.decision != Decision::kCommit) {
+    step.refusal =
+        "an accept of abort without its key, for a register with no record here (its "
+        "record may have been dropped when the key committed)";
+    return step;
+  }
   if (current != nullptr && request.ballot < current->promised) {
     step.response.accepted = false;
     step.response.promised = current->promised;
@@ -55,31 +93,50 @@ AcceptStep OnAccept(const AcceptorRecord* current, const AcceptRequest& request)
   return step;
 }
 
+bool Acceptors::Decided(const ProposalId& p, const Key& key) const {
+  if (key.empty() || ctx_.config().unsafe_forget_decided) return false;
+  // A reservation held for p means the key is not committed by p here: a
+  // commit by p drops it in the same write. That answers the ballot-0
+  // accept of every put without a storage read.
+  if (const Replica::Entry* held = replica_.Find(key);
+      held != nullptr && held->reservation.proposal == p) {
+    return false;
+  }
+  std::optional<Replica::Committed> c = replica_.LookupCommitted(key);
+  return c && c->proposal == p;
+}
+
 void Acceptors::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request) {
+  const bool decided = Decided(request.proposal, request.key);
   std::optional<AcceptorRecord> current = Find(request.proposal);
-  PrepareStep step = OnPrepare(current ? &*current : nullptr, request);
+  PrepareStep step = OnPrepare(current ? &*current : nullptr, request, decided);
   if (step.refusal) {
     ++ctx_.stats().ballot_refusals;
     ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused prepare: ", *step.refusal)});
     return;
   }
-  Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
+  Apply(inbound_id, request.proposal, step.updated, step.drop, std::move(step.response));
 }
 
 void Acceptors::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
+  const bool decided = Decided(request.proposal, request.key);
   std::optional<AcceptorRecord> current = Find(request.proposal);
-  AcceptStep step = OnAccept(current ? &*current : nullptr, request);
+  AcceptStep step = OnAccept(current ? &*current : nullptr, request, decided);
   if (step.refusal) {
     ++ctx_.stats().ballot_refusals;
     ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused accept: ", *step.refusal)});
     return;
   }
-  Apply(inbound_id, request.proposal, step.updated, std::move(step.response));
+  Apply(inbound_id, request.proposal, step.updated, step.drop, std::move(step.response));
 }
 
 void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
-                      const std::optional<AcceptorRecord>& updated, Response response) {
-  // A promise or an accept is answered only once it is durable.
+                      const std::optional<AcceptorRecord>& updated, bool drop, Response response) {
+  // A promise or an accept is answered only once it is durable. A decided
+  // register's answer promises nothing this node must remember: commit was
+  // chosen before the key could commit here, whether or not that commit is
+  // durable yet.
+  if (drop) Drop(proposal);
   if (!updated) {
     ctx_.Respond(inbound_id, std::move(response));
     return;
@@ -93,6 +150,27 @@ void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
     }
     ctx_.Respond(inbound_id, resp);
   });
+}
+
+void Acceptors::OnCommitted(const ProposalId& p) {
+  if (p.coordinator.empty() || !MayHold(p)) return;
+  if (pending_.contains(p) || ctx_.committed().GetAcceptor(p)) Drop(p);
+}
+
+bool Acceptors::MayHold(const ProposalId& p) const {
+  if (pending_.contains(p)) return true;
+  // decision(p)'s acceptors are the voters of epoch p.epoch of p's
+  // coordinator's cluster (epoch 0: stored before epochs, the founders).
+  const Member* coordinator = ctx_.topology().Find(p.coordinator);
+  if (coordinator != nullptr && coordinator->cluster != ctx_.cluster()) return false;
+  const Configuration* acceptors = membership_.At(p.epoch == 0 ? 1 : p.epoch);
+  return acceptors == nullptr || acceptors->Has(ctx_.self());
+}
+
+void Acceptors::Drop(const ProposalId& p) {
+  ctx_.Mutate(DeleteAcceptor{p});
+  pending_.erase(p);
+  ++ctx_.stats().acceptor_records_dropped;
 }
 
 std::optional<AcceptorRecord> Acceptors::Find(const ProposalId& p) const {

@@ -94,7 +94,7 @@ void CatchUp::HandlePull(uint64_t inbound_id, const PullRequest& request) {
             resp.complete = false;
             return false;
           }
-          resp.entries.push_back(PulledEntry{key, e.value, e.request_id});
+          resp.entries.push_back(PulledEntry{key, e.value, e.request_id, e.proposal});
           bytes += size;
           return true;
         });
@@ -265,7 +265,7 @@ void CatchUp::Resolve(Reservation r, TimeMs now) {
   ++round_->resolving;
   const uint64_t id = round_->id;
   recovery_.ResolveRemote(
-      r.proposal,
+      r.proposal, r.key,
       [this, id, r](std::optional<Decision> d, const std::string&, TimeMs t) {
         if (!round_ || round_->id != id) return;
         --round_->resolving;
@@ -298,7 +298,7 @@ void CatchUp::OnResolved(uint64_t round, const Reservation& r, std::optional<Dec
     round_->last_write = std::max(round_->last_write, c->pending_write);
     return;
   }
-  round_->last_write = replica_.WriteCommitted(r.key, r.value, r.request_id);
+  round_->last_write = replica_.WriteCommitted(r.key, r.value, r.request_id, r.proposal);
   ++ctx_.stats().catchup_keys_pulled;
 }
 
@@ -453,12 +453,15 @@ uint64_t CatchUp::ApplyPage(const PeerId& from, const std::vector<PulledEntry>& 
   ctx_.stats().catchup_keys_pulled += missing.size();
   // A reservation of a key stays: only its own proposal's decision may drop
   // it (lease recovery or its commit will settle it). If that decision is
-  // known here already, apply it now.
+  // known here already, or the entry names the holder as the proposal that
+  // committed it, apply it now.
   if (replica_.size() == 0) return w;
   for (const PulledEntry* e : missing) {
     if (const Replica::Entry* reserved = replica_.Find(e->key)) {
       const ProposalId holder = reserved->reservation.proposal;
-      if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
+      if (e->proposal == holder) {
+        replica_.ApplyDecision(e->key, holder, Decision::kCommit);
+      } else if (std::optional<Decision> d = ctx_.FindDecision(holder)) {
         replica_.ApplyDecision(e->key, holder, *d);
       }
     }

@@ -388,7 +388,7 @@ void Coordinator::StartAccept(uint64_t id, TimeMs now) {
   op.accepts_ok = op.accepts_failed = 0;
   const int attempt = op.attempt;
   // Ballot 0 belongs to the coordinator alone, so no prepare is needed.
-  const AcceptRequest accept{op.proposal, Ballot{0, ctx_.self()}, Decision::kCommit};
+  const AcceptRequest accept{op.proposal, Ballot{0, ctx_.self()}, Decision::kCommit, op.key};
   for (const PeerId& v : Voters(op, ctx_.cluster())) {
     ctx_.Send(v, accept, now + ctx_.config().call_deadline_ms,
               [this, id, attempt](Response&& r, TimeMs t) {
@@ -416,9 +416,9 @@ void Coordinator::OnAcceptReply(uint64_t id, int attempt, Response&& r, TimeMs n
     std::vector<DecisionFn> waiters = std::move(put->resolve_waiters);
     put->resolve_waiters.clear();
     const ProposalId p = put->proposal;
-    for (DecisionFn& w : waiters) recovery_.StartRecovery(p, std::move(w), now);
+    for (DecisionFn& w : waiters) recovery_.StartRecovery(p, put->key, std::move(w), now);
     recovery_.StartRecovery(
-        p,
+        p, put->key,
         [this, id, attempt](std::optional<Decision> d, const std::string& reason, TimeMs t) {
           OnPutRecovered(id, attempt, d, reason, t);
         },

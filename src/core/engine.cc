@@ -38,7 +38,7 @@ class Engine::Impl {
         membership_(ctx_, std::move(recovered.configs), std::move(recovered.config_acceptors)),
         federation_(ctx_, membership_),
         replica_(ctx_, membership_, federation_, std::move(recovered.reservations)),
-        acceptors_(ctx_),
+        acceptors_(ctx_, replica_, membership_),
         representative_(ctx_, membership_),
         recovery_(ctx_, replica_, acceptors_, membership_),
         coordinator_(ctx_, replica_, recovery_, membership_),
@@ -46,7 +46,8 @@ class Engine::Impl {
         catchup_(ctx_, replica_, recovery_, membership_, federation_),
         founding_(ctx_, membership_, coordinator_) {
     recovery_.set_coordinator(&coordinator_);
-    replica_.set_on_committed([this](const Key& key, const Value& value) {
+    replica_.set_on_committed([this](const Key& key, const Value& value, const ProposalId& p) {
+      acceptors_.OnCommitted(p);
       founding_.OnCommitted(key, value, ctx_.now());
     });
     membership_.set_settled([this]() { return catchup_.settled(); });

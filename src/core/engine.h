@@ -32,6 +32,9 @@ namespace replicator::core {
 struct CommittedEntry {
   Value value;
   uint64_t request_id = 0;
+  // The proposal that committed it, identity only; empty when not known
+  // (stored by an older build, or pulled from one).
+  ProposalId proposal;
 };
 
 // Read access to this node's durable state: committed entries and Paxos
@@ -109,6 +112,11 @@ struct EngineConfig {
   // answers reads as if it had settled with the federation from the start.
   enum class UnsafeMembership : uint8_t { kNone, kSkipSettle, kIgnoreEpoch, kSkipFederationSettle };
   UnsafeMembership unsafe_membership = UnsafeMembership::kNone;
+  // A deliberately broken acceptor rule, for the same proof; never set
+  // outside tests: an acceptor drops its record when the key commits here
+  // but answers later requests as a fresh register, not from the committed
+  // entry (core/acceptor.h).
+  bool unsafe_forget_decided = false;
   // RP_CHECK every role's invariants after every input (CheckInvariants):
   // O(state) per input, for the simulator and tests.
   bool check_invariants = false;
@@ -231,8 +239,12 @@ struct EngineStats {
   bool federation_settled = false;
   uint64_t generation_refusals = 0;  // reserves refused for a lower generation
   uint64_t reads_not_ready = 0;      // reads refused while not settled
-  // Prepares and accepts refused for an absurd ballot round (acceptor.h).
+  // Prepares and accepts refused (acceptor.h): an absurd ballot round, or
+  // a request without its key that only a record could answer.
   uint64_t ballot_refusals = 0;
+  // Acceptor records of decision registers deleted because the key
+  // committed here by the register's proposal (acceptor.h).
+  uint64_t acceptor_records_dropped = 0;
   // Requests refused for their sender (core/admission.h) or, for a commit,
   // for contradicting what this node knows of its proposal.
   uint64_t sender_refusals = 0;

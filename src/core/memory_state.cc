@@ -51,7 +51,10 @@ void MemoryState::Apply(const Mutation& mutation) {
         } else if constexpr (std::is_same_v<M, DeleteReservation>) {
           reservations_.erase(m.key);
         } else if constexpr (std::is_same_v<M, PutCommitted>) {
-          if (committed_.emplace(m.key, CommittedEntry{m.value, m.request_id}).second) {
+          // The proposal's identity only, as on disk.
+          const ProposalId identity{m.proposal.coordinator, m.proposal.incarnation,
+                                    m.proposal.sequence};
+          if (committed_.emplace(m.key, CommittedEntry{m.value, m.request_id, identity}).second) {
             const uint32_t bucket = BucketOf(m.key);
             by_position_.emplace(bucket, m.key);
             digest_[bucket] ^= EntryHash(m.key, m.value);

@@ -91,15 +91,22 @@ struct ForwardRequest {
   uint32_t deadline_ms = 0;
 };
 // Paxos phase 2 on decision(proposal). Answer: AcceptResponse.
+// `key` is the proposal's key: an acceptor that has it committed by the
+// proposal has dropped its record of decision(proposal) and answers from
+// the committed entry instead (core/acceptor.h). Empty from a build that
+// did not send it; an acceptor holding no record refuses such a request.
 struct AcceptRequest {
   ProposalId proposal;
   Ballot ballot;
   Decision decision = Decision::kAbort;
+  Key key;
 };
-// Paxos phase 1 on decision(proposal). Answer: PrepareResponse.
+// Paxos phase 1 on decision(proposal). Answer: PrepareResponse. `key`: as
+// for AcceptRequest.
 struct PrepareRequest {
   ProposalId proposal;
   Ballot ballot;
+  Key key;
 };
 // The receiver's view of `key`, counted under `epoch` of its cluster.
 // Answer: ReadResponse.
@@ -108,9 +115,11 @@ struct ReadRequest {
   uint64_t epoch = 0;
 };
 // To a node of the proposal's coordinator cluster: learn or settle
-// decision(proposal). Answer: ResolveResponse.
+// decision(proposal), whose key is `key` (empty from a build that did not
+// send it: its recovery's prepares carry none). Answer: ResolveResponse.
 struct ResolveRequest {
   ProposalId proposal;
+  Key key;
 };
 
 // Catch-up: the receiver's committed-set digest (kDigestBuckets values),
@@ -178,6 +187,10 @@ struct ForwardResponse {
 struct AcceptResponse {
   bool accepted = false;
   Ballot promised;  // when !accepted: the higher ballot promised
+  // As PrepareResponse::decided: commit was chosen. Sent with !accepted to
+  // an accept of abort (from a proposer whose ballot was outbid), naming
+  // its own ballot as promised.
+  bool decided = false;
 };
 struct AcceptedValue {
   Ballot ballot;
@@ -187,6 +200,10 @@ struct PrepareResponse {
   bool promised = false;
   Ballot higher;                          // when !promised
   std::optional<AcceptedValue> accepted;  // when promised
+  // The acceptor has the key committed by the proposal: commit was chosen.
+  // Sent with promised and an accepted commit at ballot 0, which is what
+  // a proposer that does not know `decided` adopts.
+  bool decided = false;
 };
 struct ReadResponse {
   // kWrongEpoch: as Vote::Kind::kWrongEpoch. kNotReady: the receiver's
@@ -219,10 +236,13 @@ struct DigestResponse {
   bool federation_settled = false;
   std::vector<Configuration> known;
 };
+// `proposal`: the proposal that committed the entry, as far as the server
+// knows (empty for an entry stored before proposals were kept with it).
 struct PulledEntry {
   Key key;
   Value value;
   uint64_t request_id = 0;
+  ProposalId proposal;
 };
 struct PullResponse {
   std::vector<PulledEntry> entries;
@@ -283,10 +303,14 @@ struct PutReservation {
 struct DeleteReservation {
   Key key;
 };
+// `proposal`: the proposal that committed it (empty when not known, as for
+// an entry pulled from a build that did not send it). Only its identity
+// (coordinator, incarnation, sequence) is kept.
 struct PutCommitted {
   Key key;
   Value value;
   uint64_t request_id = 0;
+  ProposalId proposal;
 };
 struct PutAcceptor {
   AcceptorRecord record;

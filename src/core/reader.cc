@@ -144,7 +144,7 @@ void Reader::EvaluateReads(uint64_t id, TimeMs now) {
   op.resolving = pending.size();
   for (auto& [holder, value] : pending) {
     recovery_.ResolveRemote(
-        holder,
+        holder, op.key,
         [this, id, value = std::move(value)](std::optional<Decision> d, const std::string& reason,
                                              TimeMs) { OnResolved(id, value, d, reason); },
         now);

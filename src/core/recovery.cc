@@ -19,12 +19,13 @@ constexpr TimeMs kResolveDeadlineCalls = 4;
 
 // --- Recovery proposer --------------------------------------------------------
 
-void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
+void Recovery::StartRecovery(const ProposalId& p, const Key& key, DecisionFn then, TimeMs now) {
   if (std::optional<Decision> d = ctx_.FindDecision(p)) {
     then(d, "", now);
     return;
   }
   if (auto it = recoveries_.find(p); it != recoveries_.end()) {
+    if (it->second.key.empty()) it->second.key = key;
     it->second.waiters.push_back(std::move(then));
     return;
   }
@@ -42,6 +43,7 @@ void Recovery::StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now) {
   }
   Proposer& op = recoveries_[p];
   op.proposal = p;
+  op.key = key;
   op.voters = acceptors->voters;
   op.waiters.push_back(std::move(then));
   if (std::optional<AcceptorRecord> a = acceptors_.Find(p)) {
@@ -79,9 +81,10 @@ void Recovery::Prepare(Proposer& op, TimeMs now) {
   const uint64_t round = op.ballot.round;
   const std::vector<PeerId> voters = op.voters;
   for (const PeerId& v : voters) {
-    ctx_.Send(v, PrepareRequest{p, Ballot{round, ctx_.self()}},
-              now + ctx_.config().call_deadline_ms,
-              [this, p, round](Response&& r, TimeMs t) { OnPrepareReply(p, round, std::move(r), t); });
+    ctx_.Send(v, PrepareRequest{p, Ballot{round, ctx_.self()}, op.key},
+              now + ctx_.config().call_deadline_ms, [this, p, round](Response&& r, TimeMs t) {
+                OnPrepareReply(p, round, std::move(r), t);
+              });
   }
 }
 
@@ -99,6 +102,11 @@ void Recovery::OnPrepareReply(const ProposalId& p, uint64_t round, Response&& r,
   Proposer& op = it->second;
   if (op.ballot.round != round || op.phase != Proposer::Phase::kPrepare) return;
   if (auto* pr = std::get_if<PrepareResponse>(&r)) {
+    if (pr->promised && pr->decided) {
+      // The acceptor has p's key committed by p: commit was chosen.
+      FinishRecovery(p, Decision::kCommit, "", now);
+      return;
+    }
     if (pr->promised) {
       ++op.granted;
       if (pr->accepted && (!op.highest || op.highest->ballot < pr->accepted->ballot)) {
@@ -131,9 +139,10 @@ void Recovery::Accept(Proposer& op, TimeMs now) {
   const Decision d = op.decision;
   const std::vector<PeerId> voters = op.voters;
   for (const PeerId& v : voters) {
-    ctx_.Send(v, AcceptRequest{p, Ballot{round, ctx_.self()}, d},
-              now + ctx_.config().call_deadline_ms,
-              [this, p, round](Response&& r, TimeMs t) { OnAcceptReply(p, round, std::move(r), t); });
+    ctx_.Send(v, AcceptRequest{p, Ballot{round, ctx_.self()}, d, op.key},
+              now + ctx_.config().call_deadline_ms, [this, p, round](Response&& r, TimeMs t) {
+                OnAcceptReply(p, round, std::move(r), t);
+              });
   }
 }
 
@@ -143,6 +152,11 @@ void Recovery::OnAcceptReply(const ProposalId& p, uint64_t round, Response&& r, 
   Proposer& op = it->second;
   if (op.ballot.round != round || op.phase != Proposer::Phase::kAccept) return;
   if (auto* ar = std::get_if<AcceptResponse>(&r)) {
+    if (ar->decided) {
+      // The acceptor has p's key committed by p: commit was chosen.
+      FinishRecovery(p, Decision::kCommit, "", now);
+      return;
+    }
     if (ar->accepted) {
       ++op.granted;
     } else {
@@ -196,12 +210,13 @@ void Recovery::FinishRecovery(const ProposalId& p, std::optional<Decision> d,
 
 // --- Resolve: decision(p) from p's coordinator cluster ------------------------
 
-void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
+void Recovery::ResolveRemote(const ProposalId& p, const Key& key, DecisionFn then, TimeMs now) {
   if (std::optional<Decision> d = ctx_.FindDecision(p)) {
     then(d, "", now);
     return;
   }
   if (auto it = resolves_.find(p); it != resolves_.end()) {
+    if (it->second.key.empty()) it->second.key = key;
     it->second.waiters.push_back(std::move(then));
     return;
   }
@@ -236,6 +251,7 @@ void Recovery::ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now) {
     return;
   }
   Resolve& op = resolves_[p];
+  op.key = key;
   op.candidates = std::move(candidates);
   op.waiters.push_back(std::move(then));
   SendResolve(p, now);
@@ -245,7 +261,8 @@ void Recovery::SendResolve(const ProposalId& p, TimeMs now) {
   auto it = resolves_.find(p);
   RP_CHECK(it != resolves_.end(), "resolve of ", p.ToString(), " sent after it ended");
   const PeerId peer = it->second.candidates[it->second.next];
-  ctx_.Send(peer, ResolveRequest{p}, now + kResolveDeadlineCalls * ctx_.config().call_deadline_ms,
+  ctx_.Send(peer, ResolveRequest{p, it->second.key},
+            now + kResolveDeadlineCalls * ctx_.config().call_deadline_ms,
             [this, p, peer](Response&& r, TimeMs t) { OnResolveReply(p, peer, std::move(r), t); });
 }
 
@@ -308,7 +325,7 @@ void Recovery::HandleResolve(uint64_t inbound_id, const ResolveRequest& request,
            now);
     return;
   }
-  StartRecovery(p, std::move(answer), now);
+  StartRecovery(p, request.key, std::move(answer), now);
 }
 
 // --- Lease recovery -----------------------------------------------------------
@@ -344,7 +361,7 @@ void Recovery::RecoverLease(const Key& key, TimeMs now) {
   replica_.SetOrphanLeases(key, 0);
   replica_.SetRecovery(key, true, e->recover_at);
   ResolveRemote(
-      p,
+      p, key,
       [this, key, p](std::optional<Decision> d, const std::string&, TimeMs t) {
         const Replica::Entry* held = replica_.Find(key);
         if (held == nullptr || !(held->reservation.proposal == p)) return;

@@ -33,10 +33,13 @@ class Recovery {
   void set_coordinator(Coordinator* coordinator) { coordinator_ = coordinator; }
 
   // Settles decision(p) over its acceptors, the voters of epoch p.epoch of
-  // this node's cluster; `then` gets it, or why not.
-  void StartRecovery(const ProposalId& p, DecisionFn then, TimeMs now);
-  // Asks p's coordinator cluster for decision(p).
-  void ResolveRemote(const ProposalId& p, DecisionFn then, TimeMs now);
+  // this node's cluster; `then` gets it, or why not. `key` is p's key
+  // (empty: not known, from an older build's resolve), which every prepare
+  // and accept carries: an acceptor with it committed by p has dropped its
+  // record and answers from the committed entry (core/acceptor.h).
+  void StartRecovery(const ProposalId& p, const Key& key, DecisionFn then, TimeMs now);
+  // Asks p's coordinator cluster for decision(p) of `key`.
+  void ResolveRemote(const ProposalId& p, const Key& key, DecisionFn then, TimeMs now);
   // Another node's ResolveRequest: decision(p) lives in this cluster.
   void HandleResolve(uint64_t inbound_id, const ResolveRequest& request, TimeMs now);
   // Resolves every reservation whose lease ran out.
@@ -48,6 +51,7 @@ class Recovery {
   struct Proposer {
     enum class Phase : uint8_t { kPrepare, kAccept };
     ProposalId proposal;
+    Key key;
     std::vector<PeerId> voters;
     int rounds = 0;
     Ballot ballot;
@@ -62,6 +66,7 @@ class Recovery {
     std::vector<DecisionFn> waiters;
   };
   struct Resolve {
+    Key key;
     std::vector<PeerId> candidates;
     size_t next = 0;
     std::vector<DecisionFn> waiters;

@@ -206,7 +206,7 @@ void Replica::ApplyCommit(const Key& key, const Value& value, uint64_t request_i
 
   // A commit without a reservation stores the value all the same; another
   // proposal's reservation stays (only its own decision may drop it).
-  uint64_t w = WriteCommitted(key, value, request_id);
+  uint64_t w = WriteCommitted(key, value, request_id, p);
   if (held_by_p) {
     ctx_.Mutate(DeleteReservation{key});
     Forget(key);
@@ -301,10 +301,11 @@ std::vector<Reservation> Replica::Reservations() const {
 
 std::optional<Replica::Committed> Replica::LookupCommitted(const Key& key) const {
   if (auto it = pending_committed_.find(key); it != pending_committed_.end()) {
-    return Committed{it->second.value, it->second.request_id, it->second.write_id};
+    return Committed{it->second.value, it->second.request_id, it->second.write_id,
+                     it->second.proposal};
   }
   if (std::optional<CommittedEntry> e = ctx_.committed().GetEntry(key)) {
-    return Committed{std::move(e->value), e->request_id, 0};
+    return Committed{std::move(e->value), e->request_id, 0, std::move(e->proposal)};
   }
   return std::nullopt;
 }
@@ -316,7 +317,8 @@ std::vector<std::optional<Replica::Committed>> Replica::LookupCommitted(
   std::vector<size_t> stored_at;  // where each of stored_keys goes in `out`
   for (size_t i = 0; i < keys.size(); ++i) {
     if (auto it = pending_committed_.find(*keys[i]); it != pending_committed_.end()) {
-      out[i] = Committed{it->second.value, it->second.request_id, it->second.write_id};
+      out[i] = Committed{it->second.value, it->second.request_id, it->second.write_id,
+                         it->second.proposal};
     } else {
       stored_keys.push_back(keys[i]);
       stored_at.push_back(i);
@@ -328,7 +330,8 @@ std::vector<std::optional<Replica::Committed>> Replica::LookupCommitted(
            " committed keys returned ", stored.size(), " entries");
   for (size_t j = 0; j < stored.size(); ++j) {
     if (stored[j]) {
-      out[stored_at[j]] = Committed{std::move(stored[j]->value), stored[j]->request_id, 0};
+      out[stored_at[j]] = Committed{std::move(stored[j]->value), stored[j]->request_id, 0,
+                                    std::move(stored[j]->proposal)};
     }
   }
   return out;
@@ -340,9 +343,9 @@ uint64_t Replica::WriteCommitted(const std::vector<const PulledEntry*>& entries)
   std::vector<Key> keys;
   keys.reserve(entries.size());
   for (const PulledEntry* e : entries) {
-    w = ctx_.Mutate(PutCommitted{e->key, e->value, e->request_id});
-    pending_committed_[e->key] = PendingCommit{e->value, e->request_id, w};
-    if (on_committed_) on_committed_(e->key, e->value);
+    w = ctx_.Mutate(PutCommitted{e->key, e->value, e->request_id, e->proposal});
+    pending_committed_[e->key] = PendingCommit{e->value, e->request_id, w, e->proposal};
+    if (on_committed_) on_committed_(e->key, e->value, e->proposal);
     keys.push_back(e->key);
   }
   ctx_.AfterWrite(w, [this, keys = std::move(keys), w]() {
@@ -356,10 +359,11 @@ uint64_t Replica::WriteCommitted(const std::vector<const PulledEntry*>& entries)
   return w;
 }
 
-uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t request_id) {
-  uint64_t w = ctx_.Mutate(PutCommitted{key, value, request_id});
-  pending_committed_[key] = PendingCommit{value, request_id, w};
-  if (on_committed_) on_committed_(key, value);
+uint64_t Replica::WriteCommitted(const Key& key, const Value& value, uint64_t request_id,
+                                 const ProposalId& proposal) {
+  uint64_t w = ctx_.Mutate(PutCommitted{key, value, request_id, proposal});
+  pending_committed_[key] = PendingCommit{value, request_id, w, proposal};
+  if (on_committed_) on_committed_(key, value, proposal);
   ctx_.AfterWrite(w, [this, key, w]() {
     if (auto it = pending_committed_.find(key);
         it != pending_committed_.end() && it->second.write_id == w) {

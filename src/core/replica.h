@@ -49,6 +49,7 @@ class Replica {
     Value value;
     uint64_t request_id = 0;
     uint64_t pending_write = 0;  // 0 when already durable
+    ProposalId proposal;         // CommittedEntry::proposal
   };
 
   // `recovered`: the reservations storage held at start.
@@ -69,20 +70,22 @@ class Replica {
   // LookupCommitted of each key, out[i] being *keys[i]'s, with one storage
   // read (CommittedView::GetEntries) for the keys not in flight here.
   std::vector<std::optional<Committed>> LookupCommitted(const std::vector<const Key*>& keys) const;
-  // Writes (key, value) as committed; lookups see it at once. Returns the
-  // write id. Precondition: `key` is not committed here. Every committed
-  // entry this node writes, from any role, is written here.
-  uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id);
+  // Writes (key, value) as committed by `proposal` (empty: not known);
+  // lookups see it at once. Returns the write id. Precondition: `key` is
+  // not committed here. Every committed entry this node writes, from any
+  // role, is written here.
+  uint64_t WriteCommitted(const Key& key, const Value& value, uint64_t request_id,
+                          const ProposalId& proposal);
   // WriteCommitted of each entry, with one completion for them all (a
   // catch-up page). Returns the write id, 0 if `entries` is empty.
   // Precondition: no key of `entries` is committed here, and none is there
   // twice.
   uint64_t WriteCommitted(const std::vector<const PulledEntry*>& entries);
-  // Runs for every entry WriteCommitted writes, within the same input (its
-  // mutations join the entry's write batch). Set once.
-  void set_on_committed(std::function<void(const Key&, const Value&)> fn) {
-    on_committed_ = std::move(fn);
-  }
+  // Runs for every entry WriteCommitted writes, with the proposal that
+  // committed it (empty: not known), within the same input (its mutations
+  // join the entry's write batch). Set once.
+  using CommittedFn = std::function<void(const Key&, const Value&, const ProposalId&)>;
+  void set_on_committed(CommittedFn fn) { on_committed_ = std::move(fn); }
 
   // Applies decision `d` of proposal `p` to `key`'s reservation, if `p`
   // holds it.
@@ -115,6 +118,7 @@ class Replica {
     Value value;
     uint64_t request_id = 0;
     uint64_t write_id = 0;
+    ProposalId proposal;
   };
 
   // Why commit `c` from a peer cannot be its proposal's decision, if this
@@ -144,7 +148,7 @@ class Replica {
   // that the engine's wakeup and lease scan do not walk the whole table.
   absl::btree_set<std::pair<TimeMs, Key>> lease_index_;
   absl::flat_hash_map<Key, PendingCommit> pending_committed_;
-  std::function<void(const Key&, const Value&)> on_committed_;
+  CommittedFn on_committed_;
 };
 
 }  // namespace replicator::core

@@ -49,6 +49,8 @@ std::optional<std::string> ValidateRequest(const Limits& limits, const Request& 
                              std::is_same_v<T, PrepareRequest> ||
                              std::is_same_v<T, ResolveRequest>) {
           if (x.proposal.coordinator.empty()) return "a proposal names no coordinator";
+          // Empty from an older build, which sent no key.
+          if (!x.key.empty()) return ValidateKey(limits, x.key);
           return std::nullopt;
         } else {
           return std::nullopt;  // configurations are checked when converted

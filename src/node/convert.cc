@@ -410,16 +410,21 @@ core::Request FromWire(wire::PeerCall::Reader c) {
     case wire::PeerCall::ACCEPT: {
       auto a = c.getAccept();
       return core::AcceptRequest{FromWire(a.getProposal()), FromWire(a.getBallot()),
-                                 FromWire(a.getDecision())};
+                                 FromWire(a.getDecision()), ToString(a.getKey())};
     }
     case wire::PeerCall::PREPARE: {
       auto p = c.getPrepare();
-      return core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot())};
+      return core::PrepareRequest{FromWire(p.getProposal()), FromWire(p.getBallot()),
+                                  ToString(p.getKey())};
     }
     case wire::PeerCall::READ:
       return core::ReadRequest{ToString(c.getRead().getKey()), c.getRead().getEpoch()};
     case wire::PeerCall::RESOLVE:
-      return core::ResolveRequest{FromWire(c.getResolve())};
+      return core::ResolveRequest{FromWire(c.getResolve()), {}};
+    case wire::PeerCall::RESOLVE_KEY: {
+      auto r = c.getResolveKey();
+      return core::ResolveRequest{FromWire(r.getProposal()), ToString(r.getKey())};
+    }
     case wire::PeerCall::CONFIG_PREPARE: {
       auto p = c.getConfigPrepare();
       return core::ConfigPrepareRequest{ClusterFromWire(p.getCluster()), p.getEpoch(),
@@ -454,16 +459,24 @@ void ToWire(const core::Request& r, wire::PeerCall::Builder out) {
           ToWire(x.proposal, a.initProposal());
           ToWire(x.ballot, a.initBallot());
           a.setDecision(ToWire(x.decision));
+          a.setKey(AsData(x.key));
         } else if constexpr (std::is_same_v<T, core::PrepareRequest>) {
           auto p = out.initPrepare();
           ToWire(x.proposal, p.initProposal());
           ToWire(x.ballot, p.initBallot());
+          p.setKey(AsData(x.key));
         } else if constexpr (std::is_same_v<T, core::ReadRequest>) {
           auto rd = out.initRead();
           rd.setKey(AsData(x.key));
           rd.setEpoch(x.epoch);
         } else if constexpr (std::is_same_v<T, core::ResolveRequest>) {
-          ToWire(x.proposal, out.initResolve());
+          if (x.key.empty()) {
+            ToWire(x.proposal, out.initResolve());
+          } else {
+            auto rs = out.initResolveKey();
+            ToWire(x.proposal, rs.initProposal());
+            rs.setKey(AsData(x.key));
+          }
         } else if constexpr (std::is_same_v<T, core::ConfigPrepareRequest>) {
           auto p = out.initConfigPrepare();
           p.setCluster(x.cluster);
@@ -508,6 +521,7 @@ core::Response ReplyFromWire(wire::PeerReply::Reader r) {
       core::AcceptResponse out;
       out.accepted = a.isAccepted();
       if (a.isRejected()) out.promised = FromWire(a.getRejected());
+      out.decided = a.getDecided();
       return out;
     }
     case wire::PeerReply::PREPARE: {
@@ -518,6 +532,7 @@ core::Response ReplyFromWire(wire::PeerReply::Reader r) {
         return out;
       }
       out.promised = true;
+      out.decided = p.getDecided();
       auto accepted = p.getPromised();
       if (accepted.isValue()) {
         auto v = accepted.getValue();
@@ -592,6 +607,7 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
           ToWire(x.config, f.initConfig());
         } else if constexpr (std::is_same_v<T, core::AcceptResponse>) {
           auto a = out.initAccept();
+          a.setDecided(x.decided);
           if (x.accepted) {
             a.setAccepted();
           } else {
@@ -603,6 +619,7 @@ void ToWire(const core::Response& r, wire::PeerReply::Builder out) {
             ToWire(x.higher, p.initRejected());
             return;
           }
+          p.setDecided(x.decided);
           auto promised = p.initPromised();
           if (x.accepted) {
             auto v = promised.initValue();
@@ -750,7 +767,8 @@ core::PullResponse FromWire(wire::Peer::PullResults::Reader r) {
   out.entries.reserve(entries.size());
   for (auto e : entries) {
     out.entries.push_back(
-        core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId()});
+        core::PulledEntry{ToString(e.getKey()), ToString(e.getValue()), e.getRequestId(),
+                          e.hasProposal() ? FromWire(e.getProposal()) : core::ProposalId{}});
   }
   out.complete = r.getComplete();
   out.bucket_end = r.getBucketEnd();
@@ -763,6 +781,9 @@ void ToWire(const core::PullResponse& r, wire::Peer::PullResults::Builder out) {
     entries[i].setKey(AsData(r.entries[i].key));
     entries[i].setValue(AsData(r.entries[i].value));
     entries[i].setRequestId(r.entries[i].request_id);
+    if (!r.entries[i].proposal.coordinator.empty()) {
+      ToWire(r.entries[i].proposal, entries[i].initProposal());
+    }
   }
   out.setComplete(r.complete);
   out.setBucketEnd(r.bucket_end);

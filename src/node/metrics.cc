@@ -115,8 +115,12 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
       "Peer requests refused because their sender may not make them (core/admission.h).",
       static_cast<double>(e.sender_refusals));
   one("replicator_ballot_refusals_total", "counter",
-      "Paxos prepares and accepts refused for an absurd ballot round.",
+      "Paxos prepares and accepts refused: an absurd ballot round, or a request without its key "
+      "that only a record could answer.",
       static_cast<double>(e.ballot_refusals));
+  one("replicator_acceptor_records_dropped_total", "counter",
+      "Paxos acceptor records deleted because their key committed here by their proposal.",
+      static_cast<double>(e.acceptor_records_dropped));
   one("replicator_unverified_violation_reports_total", "counter",
       "Safety violations shown by requests from senders not proven members (not counted as "
       "violations).",

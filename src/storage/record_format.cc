@@ -217,12 +217,14 @@ absl::StatusOr<CommittedRecordKey> ParseCommittedKey(std::string_view record_key
   return out;
 }
 
-std::string EncodeCommitted(uint64_t request_id, std::string_view value) {
+std::string EncodeCommitted(uint64_t request_id, std::string_view value,
+                            const core::ProposalId& proposal) {
   std::string out;
-  out.reserve(value.size() + 12);
-  PutVarint64(&out, kRecordVersion);
+  out.reserve(value.size() + 16 + proposal.coordinator.size());
+  PutVarint64(&out, kCommittedRecordVersion);
   PutVarint64(&out, request_id);
   PutLengthPrefixed(&out, value);
+  PutProposalIdentity(&out, proposal);
   return out;
 }
 
@@ -232,12 +234,25 @@ absl::StatusOr<CommittedValueView> DecodeCommitted(std::string_view record_key,
   Reader in(value);
   uint64_t version = 0;
   if (!ReadVersion(&in, &version)) return Corrupt(kKind, record_key, in.error());
-  if (absl::Status s = CheckVersion(kKind, record_key, version); !s.ok()) return s;
+  if (absl::Status s = CheckVersion(kKind, record_key, version, 1, kCommittedRecordVersion);
+      !s.ok()) {
+    return s;
+  }
   CommittedValueView out;
   if (!in.ReadVarint64("request_id", &out.request_id) ||
-      !in.ReadLengthPrefixed("value", &out.value) || !in.ExpectEnd()) {
+      !in.ReadLengthPrefixed("value", &out.value)) {
     return Corrupt(kKind, record_key, in.error());
   }
+  if (version >= 2) {
+    std::string_view coordinator;
+    if (!in.ReadLengthPrefixed("proposal.coordinator", &coordinator) ||
+        !in.ReadVarint64("proposal.incarnation", &out.proposal.incarnation) ||
+        !in.ReadVarint64("proposal.sequence", &out.proposal.sequence)) {
+      return Corrupt(kKind, record_key, in.error());
+    }
+    out.proposal.coordinator = std::string(coordinator);
+  }
+  if (!in.ExpectEnd()) return Corrupt(kKind, record_key, in.error());
   return out;
 }
 

@@ -37,16 +37,24 @@ namespace replicator::storage::internal {
 // of every other record: RocksDB is written without its WAL. A version-5
 // build would open such a dir without its reservations or any write not
 // yet flushed, so it must refuse.
-inline constexpr uint64_t kFormatVersion = 6;
+// Version 7 writes committed records of record version 2 (with the
+// proposal that committed them, which lets acceptors drop their records:
+// core/acceptor.h), which a version-6 build would reject as corrupt; the
+// bump makes it refuse the dir by name instead. A version-6 dir opens as
+// it is and is marked 7.
+inline constexpr uint64_t kFormatVersion = 7;
 // The oldest layout this build opens. Every record of a version-2 to -4
 // data dir reads as it is under version 5; open scans its committed range
 // once, writes the bucket summaries and the format record 5 in one synced
 // write (after which the older build refuses it).
 inline constexpr uint64_t kOldestFormatVersion = 2;
 // Version (varint) leading every encoded value, so one record kind can
-// evolve without a layout bump. Committed, counter and configuration
-// acceptor values are at version 1.
+// evolve without a layout bump. Counter and configuration acceptor values
+// are at version 1.
 inline constexpr uint64_t kRecordVersion = 1;
+// Committed values: version 2 stores the committing proposal's identity;
+// version 1 (formats 2 to 6) is still read, with an empty proposal.
+inline constexpr uint64_t kCommittedRecordVersion = 2;
 // Configuration values: version 2 stores Configuration::generation;
 // version 1 (written by formats 3) is still read, with generation 0.
 inline constexpr uint64_t kConfigRecordVersion = 3;
@@ -104,11 +112,16 @@ struct BucketSummaryRecord {
 absl::StatusOr<BucketSummaryRecord> DecodeSummary(std::string_view record_key,
                                                   std::string_view value);
 
-// Committed value: version, varint request_id, value (length-prefixed).
-std::string EncodeCommitted(uint64_t request_id, std::string_view value);
+// Committed value: version, varint request_id, value (length-prefixed),
+// and (version 2) the identity of the proposal that committed it: its
+// coordinator (length-prefixed), incarnation and sequence. Version 1 reads
+// with an empty proposal.
+std::string EncodeCommitted(uint64_t request_id, std::string_view value,
+                            const core::ProposalId& proposal = {});
 struct CommittedValueView {
   uint64_t request_id = 0;
-  std::string_view value;  // points into the decoded bytes
+  std::string_view value;     // points into the decoded bytes
+  core::ProposalId proposal;  // identity only; empty from version 1
 };
 absl::StatusOr<CommittedValueView> DecodeCommitted(std::string_view record_key,
                                                    std::string_view value);

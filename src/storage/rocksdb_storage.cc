@@ -487,7 +487,8 @@ class RocksDbStorage final : public Storage {
     absl::StatusOr<internal::CommittedValueView> entry =
         internal::DecodeCommitted(record_key, value.ToStringView());
     if (!entry.ok()) FailStop(absl::StrCat("reading a committed key in ", dir_), entry.status());
-    return core::CommittedEntry{core::Value(entry->value), entry->request_id};
+    return core::CommittedEntry{core::Value(entry->value), entry->request_id,
+                                std::move(entry->proposal)};
   }
 
   std::vector<std::optional<core::CommittedEntry>> GetEntries(
@@ -499,7 +500,8 @@ class RocksDbStorage final : public Storage {
           absl::StatusOr<internal::CommittedValueView> entry =
               internal::DecodeCommitted(record_keys[i], value);
           if (!entry.ok()) return entry.status();
-          out[i] = core::CommittedEntry{core::Value(entry->value), entry->request_id};
+          out[i] = core::CommittedEntry{core::Value(entry->value), entry->request_id,
+                                        std::move(entry->proposal)};
           return absl::OkStatus();
         });
     if (!s.ok()) FailStop(absl::StrCat("reading committed keys in ", dir_), s);
@@ -536,7 +538,7 @@ class RocksDbStorage final : public Storage {
         [&](std::string_view key, const internal::CommittedValueView& entry) {
           if (key == after) return true;  // `after` is exclusive
           return visit(core::Key(key), core::CommittedEntry{core::Value(entry.value),
-                                                            entry.request_id});
+                                                            entry.request_id, entry.proposal});
         });
     if (!s.ok()) FailStop(absl::StrCat("scanning a committed bucket in ", dir_), s);
   }
@@ -750,8 +752,9 @@ class RocksDbStorage final : public Storage {
         configs_by_group.insert_or_assign(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
       }
       for (const core::PutCommitted* put : added.committed) {
-        check(write_batch.Put(CommittedKey(put->key),
-                              internal::EncodeCommitted(put->request_id, put->value)));
+        check(
+            write_batch.Put(CommittedKey(put->key),
+                            internal::EncodeCommitted(put->request_id, put->value, put->proposal)));
         added_by_group.emplace(put->key, put);
         added_in_order.push_back(put);
       }
@@ -1043,6 +1046,9 @@ absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint6
   return buckets;
 }
 
+// The first format whose dir has a write log (storage/write_log.h).
+constexpr uint64_t kFirstLogFormat = 6;
+
 absl::StatusOr<uint64_t> ReadIncarnation(const std::string& dir, rocksdb::DB* db) {
   std::string value;
   rocksdb::Status s =
@@ -1115,7 +1121,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
                 internal::EncodeCounter(internal::kFormatVersion));
     if (!s.ok()) return FromRocks(s, absl::StrCat("initialising ", dir));
     buckets = Summaries(core::kDigestBuckets);
-  } else if (*format == internal::kFormatVersion) {
+  } else if (*format >= kFirstLogFormat) {
     // Every frame of the log, oldest first, onto what RocksDB flushed: each
     // frame's records are whole values, so replaying frames RocksDB already
     // holds leaves every record as the newest frame wrote it. The
@@ -1144,6 +1150,18 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
     if (!s.ok()) return FromRocks(s, absl::StrCat("flushing the replayed write log of ", dir));
     log->DropBefore(log->current_segment());
     buckets = std::move(replayed);
+    if (*format < internal::kFormatVersion) {
+      // Format 6 reads as it is under 7; from now on committed records
+      // name their proposal, which a format-6 build would refuse.
+      rocksdb::WriteOptions write;
+      write.sync = options.sync;
+      s = db->Put(write, std::string(internal::kFormatKey),
+                  internal::EncodeCounter(internal::kFormatVersion));
+      if (!s.ok()) {
+        return FromRocks(s, absl::StrCat("upgrading ", dir, " from format version ", *format,
+                                         " to ", internal::kFormatVersion));
+      }
+    }
   } else {
     // Acceptor records first: a damaged one refuses the open before the
     // dir is upgraded.

@@ -55,10 +55,11 @@ void WireSeeds(const fs::path& dir) {
   call(core::HandleRequest{core::CommitOp{"key", "value", p, 99}});
   call(core::HandleRequest{core::AbortOp{"key", p}});
   call(core::ForwardRequest{core::ReserveOp{"key", "value", p, 99, 1}, 500});
-  call(core::AcceptRequest{p, b, core::Decision::kCommit});
-  call(core::PrepareRequest{p, b});
+  call(core::AcceptRequest{p, b, core::Decision::kCommit, "key"});
+  call(core::PrepareRequest{p, b, "key"});
   call(core::ReadRequest{"key", 2});
-  call(core::ResolveRequest{p});
+  call(core::ResolveRequest{p, ""});
+  call(core::ResolveRequest{p, "key"});
   call(core::ConfigPrepareRequest{"eu", 3, b, {core::Configuration{"eu", 2, {"a", "b", "c"}}}});
   call(core::ConfigAcceptRequest{"eu", 3, b, {"a", "b", "c", "d"}, {}});
   call(core::ConfigLearnRequest{{core::Configuration{"us", 1, {"x", "y", "z"}}}});
@@ -74,7 +75,8 @@ void WireSeeds(const fs::path& dir) {
   Write(dir, "digest", Message<wire::Peer::DigestResults>(2, digest));
   Write(dir, "pull", Message<wire::Peer::PullParams>(3, core::PullRequest{7, "after", 1 << 20, 9}));
   core::PullResponse pulled;
-  pulled.entries.push_back(core::PulledEntry{"k", "v", 5});
+  pulled.entries.push_back(core::PulledEntry{"k", "v", 5, p});
+  pulled.entries.push_back(core::PulledEntry{"old", "v", 0});
   Write(dir, "pulled", Message<wire::Peer::PullResults>(4, pulled));
   Write(dir, "config",
         Message<wire::Configuration>(5, core::Configuration{"eu", 2, {"a", "b", "c", "d"}}));
@@ -95,7 +97,7 @@ std::string Record(uint8_t kind, const std::string& key, const std::string& valu
 void RecordSeeds(const fs::path& dir) {
   using namespace storage::internal;  // NOLINT: the record format's functions
   const core::ProposalId p = Proposal();
-  Write(dir, "committed", Record(0, CommittedKey("key"), EncodeCommitted(99, "value")));
+  Write(dir, "committed", Record(0, CommittedKey("key"), EncodeCommitted(99, "value", Proposal())));
   core::Reservation r;
   r.key = "key";
   r.value = "value";

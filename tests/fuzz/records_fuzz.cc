@@ -45,10 +45,10 @@ void OneInput(uint8_t kind, std::string_view key, std::string_view value) {
       if (parsed.ok()) Check(CommittedKey(std::string(parsed->key)) == key, "committed key");
       auto decoded = DecodeCommitted(key, value);
       if (decoded.ok()) {
-        std::string bytes = EncodeCommitted(decoded->request_id, decoded->value);
+        std::string bytes = EncodeCommitted(decoded->request_id, decoded->value, decoded->proposal);
         auto again = DecodeCommitted(key, bytes);
         Check(again.ok() && again->request_id == decoded->request_id &&
-                  again->value == decoded->value,
+                  again->value == decoded->value && again->proposal == decoded->proposal,
               "committed value");
       }
       break;

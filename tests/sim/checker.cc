@@ -192,6 +192,8 @@ void Checker::BeforeApply(int node, const core::Mutation& m) {
     BeforePutCommitted(node, *pc);
   } else if (auto* pa = std::get_if<core::PutAcceptor>(&m)) {
     BeforePutAcceptor(node, pa->record);
+  } else if (auto* da = std::get_if<core::DeleteAcceptor>(&m)) {
+    BeforeDeleteAcceptor(node, da->proposal);
   } else if (auto* config = std::get_if<core::PutConfig>(&m)) {
     if (config->config.cluster == cluster_ids_[node_cluster_[node]]) {
       durable_epoch_[node] = std::max(durable_epoch_[node], config->config.epoch);
@@ -282,8 +284,28 @@ bool Checker::SomeProposalDecidedCommit(const core::Value& value) const {
   return false;
 }
 
+void Checker::BeforeDeleteAcceptor(int node, const core::ProposalId& p) {
+  const core::PeerId& self = node_ids_[node];
+  // The committed entry answers for the register from now on, so it must
+  // be there already (the commit comes first in the same write).
+  auto kv = proposal_kv_.find(p);
+  std::optional<core::CommittedEntry> entry;
+  if (kv != proposal_kv_.end()) entry = stores_[node]->GetEntry(kv->second.first);
+  if (!entry || !(entry->proposal == p)) {
+    Fail("3", ProposalSubject(p),
+         absl::StrCat(self, " deletes its acceptor record of ", Describe(p),
+                      " without holding the proposal's key committed by it"));
+  }
+  dropped_acceptors_.emplace(node, p);
+}
+
 void Checker::BeforePutAcceptor(int node, const core::AcceptorRecord& rec) {
   const core::PeerId& self = node_ids_[node];
+  if (dropped_acceptors_.contains(std::make_pair(node, rec.proposal))) {
+    Fail("3", ProposalSubject(rec.proposal),
+         absl::StrCat(self, " writes an acceptor record of ", Describe(rec.proposal),
+                      " after deleting it (the register is decided)"));
+  }
   auto prev = stores_[node]->acceptors().find(rec.proposal);
   if (prev != stores_[node]->acceptors().end()) {
     if (rec.promised < prev->second.promised) {

@@ -15,7 +15,8 @@
 //      request id never answers keyExists of its own value (it answers ok)
 //   3  a proposal's decision is chosen once: commit/abort messages, chosen
 //      acceptor majorities and resolve answers agree; Paxos acceptor state
-//      only moves forward
+//      only moves forward; an acceptor deletes its record of decision(p)
+//      only once it holds p's key committed by p, and never writes one again
 //   4  when a put answers ok, (key, value) is durable (reserved for the
 //      committed proposal or committed) at a strict majority of every
 //      cluster founded up to the federation generation its reserves carried
@@ -246,6 +247,7 @@ class Checker {
   void BeforeDeleteReservation(int node, const core::Key& key);
   void BeforePutCommitted(int node, const core::PutCommitted& pc);
   void BeforePutAcceptor(int node, const core::AcceptorRecord& rec);
+  void BeforeDeleteAcceptor(int node, const core::ProposalId& p);
   // Invariants 1 and 2 when `self` commits (key, value): the first commit of
   // the key settles the claims made before it.
   void CheckCommitAgainstHistory(const core::PeerId& self, const core::Key& key,
@@ -304,6 +306,8 @@ class Checker {
   };
   std::map<std::pair<core::ProposalId, core::Ballot>, AcceptSet> accepts_;
   std::map<core::ProposalId, std::pair<core::Key, core::Value>> proposal_kv_;
+  // (node, proposal) of every acceptor record deleted, durably.
+  std::set<std::pair<int, core::ProposalId>> dropped_acceptors_;
   std::map<core::Value, std::set<core::ProposalId>> proposals_of_value_;
   // Linearizable get: the earliest answer revealing the key (its time and
   // history position).

@@ -99,7 +99,7 @@ bool SimConfig::SetProfile(const std::string& profile) {
 
 bool SimConfig::ValidUnsafe(const std::string& mode) {
   return mode.empty() || mode == "no-sync-before-vote" || mode == "skip-settle" ||
-         mode == "ignore-epoch" || mode == "skip-federation-settle";
+         mode == "ignore-epoch" || mode == "skip-federation-settle" || mode == "forget-decided";
 }
 
 core::EngineConfig::UnsafeMembership SimConfig::unsafe_membership() const {

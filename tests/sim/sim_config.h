@@ -140,7 +140,8 @@ struct SimConfig {
   // engine votes, accepts, answers) before syncing it; the sync follows up
   // to unsafe_sync_lag_ms later, and a crash loses what was not yet synced;
   // "skip-settle", "ignore-epoch", "skip-federation-settle": every engine
-  // runs with that EngineConfig::unsafe_membership rule.
+  // runs with that EngineConfig::unsafe_membership rule; "forget-decided":
+  // with EngineConfig::unsafe_forget_decided.
   std::string unsafe;
   core::TimeMs unsafe_sync_lag_ms = 3000;
   // Invariant 4 at every ok (see CheckerOptions::check_durable_at_ok).

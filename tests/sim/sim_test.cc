@@ -303,7 +303,9 @@ TEST(SimUnsafe, LostUnsyncedWritesSurfaceAsContradictions) {
   std::set<std::string> seen;
   int caught = 0;
   std::string listing;
-  for (uint64_t seed = 1; seed <= 40; ++seed) {
+  // 100 seeds: since acceptors answer from committed entries (acceptor.h),
+  // a lost accept shows as two decisions (3) first only from seed 47 on.
+  for (uint64_t seed = 1; seed <= 100; ++seed) {
     config.seed = seed;
     SimResult result = RunSimulation(config);
     if (result.ok()) continue;

@@ -182,6 +182,7 @@ void Simulator::StartEngine(SimNode& node) {
   // promotion by consensus among the voters.
   engine_config.auto_promote = true;
   engine_config.unsafe_membership = config().unsafe_membership();
+  engine_config.unsafe_forget_decided = config().unsafe == "forget-decided";
   // The engine RP_CHECKs its own invariants after every input (TigerBeetle's
   // invariants()); the Checker judges what clients and stores can see.
   engine_config.check_invariants = true;

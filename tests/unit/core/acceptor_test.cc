@@ -12,6 +12,7 @@
 namespace replicator::core {
 namespace {
 
+using testing::kTestGeneration;
 using testing::OneEngine;
 using testing::VoteOf;
 
@@ -72,7 +73,7 @@ TEST(AcceptorTest, PrepareAndAcceptOrdering) {
       const AcceptorRecord* cur = record ? &*record : nullptr;
       std::string where = c.name + " step " + std::to_string(i);
       if (s.kind == S::kPrepare) {
-        PrepareStep out = OnPrepare(cur, PrepareRequest{kP, s.ballot});
+        PrepareStep out = OnPrepare(cur, PrepareRequest{kP, s.ballot, "k"}, /*decided=*/false);
         ASSERT_EQ(out.response.promised, s.granted) << where;
         EXPECT_EQ(out.updated.has_value(), s.granted) << where;
         if (s.granted) {
@@ -87,7 +88,8 @@ TEST(AcceptorTest, PrepareAndAcceptOrdering) {
           EXPECT_EQ(out.response.higher, s.named) << where;
         }
       } else {
-        AcceptStep out = OnAccept(cur, AcceptRequest{kP, s.ballot, s.decision});
+        AcceptStep out =
+            OnAccept(cur, AcceptRequest{kP, s.ballot, s.decision, "k"}, /*decided=*/false);
         ASSERT_EQ(out.response.accepted, s.granted) << where;
         EXPECT_EQ(out.updated.has_value(), s.granted) << where;
         if (s.granted) {
@@ -105,7 +107,8 @@ TEST(AcceptorTest, PrepareAndAcceptOrdering) {
 
 TEST(AcceptorTest, AcceptorRepliesWaitForTheirWrite) {
   OneEngine r;
-  std::vector<Effect> fx = r.Request(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit});
+  std::vector<Effect> fx =
+      r.Request(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit, "k"});
   EXPECT_EQ(OneEngine::Mutations(fx), std::vector<std::string>{"PutAcceptor"});
   EXPECT_TRUE(OneEngine::Responses(fx).empty());
   std::vector<Response> rs = OneEngine::Responses(r.CompleteWrites());
@@ -113,7 +116,7 @@ TEST(AcceptorTest, AcceptorRepliesWaitForTheirWrite) {
   EXPECT_TRUE(std::get<AcceptResponse>(rs[0]).accepted);
   ASSERT_EQ(r.store().acceptors().size(), 1u);
 
-  fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a3"}});
+  fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a3"}, "k"});
   EXPECT_TRUE(OneEngine::Responses(fx).empty());
   rs = OneEngine::Responses(r.CompleteWrites());
   ASSERT_EQ(rs.size(), 1u);
@@ -123,25 +126,27 @@ TEST(AcceptorTest, AcceptorRepliesWaitForTheirWrite) {
   EXPECT_EQ(promise.accepted->decision, Decision::kCommit);
 
   // Refusals change nothing, so they answer at once.
-  fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a2"}});
+  fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a2"}, "k"});
   EXPECT_TRUE(OneEngine::Mutations(fx).empty());
   rs = OneEngine::Responses(fx);
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);
   EXPECT_EQ(std::get<PrepareResponse>(rs[0]).higher, (Ballot{1, "a3"}));
-  rs = OneEngine::Responses(r.Request(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit}));
+  rs = OneEngine::Responses(
+      r.Request(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit, "k"}));
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_FALSE(std::get<AcceptResponse>(rs[0]).accepted);
 }
 
 TEST(AcceptorTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
   OneEngine r;
-  r.Settle(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit});
+  r.Settle(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit, "k"});
   // While a promise is being written the engine answers from its own copy:
   // a second prepare at the same ballot must not wait for storage.
-  std::vector<Effect> fx = r.Request(PrepareRequest{kRemoteP, Ballot{3, "a3"}});
+  std::vector<Effect> fx = r.Request(PrepareRequest{kRemoteP, Ballot{3, "a3"}, "k"});
   EXPECT_EQ(OneEngine::Mutations(fx), std::vector<std::string>{"PutAcceptor"});
-  std::vector<Response> rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{2, "a2"}}));
+  std::vector<Response> rs =
+      OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{2, "a2"}, "k"}));
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);  // 2 < the pending 3
   r.CompleteWrites();
@@ -151,10 +156,135 @@ TEST(AcceptorTest, DurableAcceptorRecordsAreReadFromStorageNotMemory) {
   AcceptorRecord raised = r.store().acceptors().at(kRemoteP);
   raised.promised = Ballot{9, "a9"};
   r.store().Apply(PutAcceptor{raised});
-  rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{4, "a2"}}));
+  rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{4, "a2"}, "k"}));
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_FALSE(std::get<PrepareResponse>(rs[0]).promised);
   EXPECT_EQ(std::get<PrepareResponse>(rs[0]).higher, (Ballot{9, "a9"}));
+}
+
+// Once this node has the key committed by the proposal, the committed
+// entry answers for the register: commit, whatever record is (or is no
+// longer) held, and the record goes.
+TEST(AcceptorTest, ADecidedRegisterAnswersCommitAndDropsItsRecord) {
+  const AcceptorRecord promised_only{kP, kB2, std::nullopt};
+  for (const AcceptorRecord* cur : {static_cast<const AcceptorRecord*>(nullptr), &promised_only}) {
+    SCOPED_TRACE(cur == nullptr ? "no record" : "a record promised at round 2");
+    PrepareStep p = OnPrepare(cur, PrepareRequest{kP, kB1x, "k"}, /*decided=*/true);
+    EXPECT_FALSE(p.refusal.has_value());
+    EXPECT_TRUE(p.response.promised);
+    EXPECT_TRUE(p.response.decided);
+    ASSERT_TRUE(p.response.accepted.has_value());
+    // What a proposer that ignores `decided` adopts: commit.
+    EXPECT_EQ(p.response.accepted->decision, Decision::kCommit);
+    EXPECT_EQ(p.response.accepted->ballot, (Ballot{0, kP.coordinator}));
+    EXPECT_FALSE(p.updated.has_value());
+    EXPECT_EQ(p.drop, cur != nullptr);
+
+    AcceptStep commit = OnAccept(cur, AcceptRequest{kP, kB1x, Decision::kCommit, "k"}, true);
+    EXPECT_FALSE(commit.refusal.has_value());
+    EXPECT_TRUE(commit.response.accepted);
+    EXPECT_TRUE(commit.response.decided);
+    EXPECT_FALSE(commit.updated.has_value());
+    EXPECT_EQ(commit.drop, cur != nullptr);
+
+    // An outbid proposer's abort: rejected, naming its own ballot.
+    AcceptStep abort = OnAccept(cur, AcceptRequest{kP, kB1x, Decision::kAbort, "k"}, true);
+    EXPECT_FALSE(abort.refusal.has_value());
+    EXPECT_FALSE(abort.response.accepted);
+    EXPECT_TRUE(abort.response.decided);
+    EXPECT_EQ(abort.response.promised, kB1x);
+    EXPECT_FALSE(abort.updated.has_value());
+  }
+}
+
+// A request without its key (an older build's) cannot be checked against
+// the committed entries, so where no record is held it is answered only
+// when the answer is safe on any register.
+TEST(AcceptorTest, AKeylessRequestIsAnsweredOnlyFromARecordUnlessItAcceptsCommit) {
+  const AcceptorRecord record{kP, kB1x, AcceptedValue{kB0, Decision::kCommit}};
+  PrepareStep p = OnPrepare(nullptr, PrepareRequest{kP, kB1x, ""}, false);
+  ASSERT_TRUE(p.refusal.has_value());
+  EXPECT_NE(p.refusal->find("without its key"), std::string::npos) << *p.refusal;
+  EXPECT_FALSE(p.updated.has_value());
+  AcceptStep abort = OnAccept(nullptr, AcceptRequest{kP, kB1x, Decision::kAbort, ""}, false);
+  ASSERT_TRUE(abort.refusal.has_value());
+  EXPECT_FALSE(abort.updated.has_value());
+  // Accepting commit is safe on any register.
+  AcceptStep commit = OnAccept(nullptr, AcceptRequest{kP, kB0, Decision::kCommit, ""}, false);
+  EXPECT_FALSE(commit.refusal.has_value());
+  EXPECT_TRUE(commit.response.accepted);
+  // With a record, Paxos as ever.
+  PrepareStep with = OnPrepare(&record, PrepareRequest{kP, kB2, ""}, false);
+  EXPECT_FALSE(with.refusal.has_value());
+  EXPECT_TRUE(with.response.promised);
+  ASSERT_TRUE(with.response.accepted.has_value());
+  EXPECT_EQ(with.response.accepted->decision, Decision::kCommit);
+  AcceptStep abort_with = OnAccept(&record, AcceptRequest{kP, kB2, Decision::kAbort, ""}, false);
+  EXPECT_FALSE(abort_with.refusal.has_value());
+  EXPECT_TRUE(abort_with.response.accepted);
+}
+
+// On one engine: the commit of the key by the proposal deletes the record
+// in the commit's own write; from then on the engine answers "decided"
+// without writing anything.
+TEST(AcceptorTest, TheCommitDeletesTheRecordAndTheEntryAnswersForIt) {
+  OneEngine r;
+  EXPECT_EQ(
+      VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kRemoteP, 0, 1, kTestGeneration}})).kind,
+      Vote::Kind::kOk);
+  EXPECT_TRUE(std::get<AcceptResponse>(
+                  r.Settle(AcceptRequest{kRemoteP, Ballot{0, "a2"}, Decision::kCommit, "k"}))
+                  .accepted);
+  ASSERT_EQ(r.store().acceptors().count(kRemoteP), 1u);
+  std::vector<Effect> fx = r.Request(HandleRequest{CommitOp{"k", "v", kRemoteP, 0}});
+  EXPECT_EQ(OneEngine::Mutations(fx),
+            (std::vector<std::string>{"PutCommitted", "DeleteAcceptor", "DeleteReservation"}));
+  r.CompleteWrites();
+  EXPECT_EQ(r.store().acceptors().count(kRemoteP), 0u);
+  ASSERT_TRUE(r.store().GetEntry("k").has_value());
+  EXPECT_EQ(r.store().GetEntry("k")->proposal, kRemoteP);
+  EXPECT_EQ(r.engine().stats().acceptor_records_dropped, 1u);
+
+  // A recovery's prepare learns commit, and nothing is written.
+  fx = r.Request(PrepareRequest{kRemoteP, Ballot{1, "a3"}, "k"});
+  EXPECT_TRUE(OneEngine::Mutations(fx).empty());
+  std::vector<Response> rs = OneEngine::Responses(fx);
+  ASSERT_EQ(rs.size(), 1u);
+  const auto& promise = std::get<PrepareResponse>(rs[0]);
+  EXPECT_TRUE(promise.promised);
+  EXPECT_TRUE(promise.decided);
+  // An outbid proposer's accept of abort is rejected, as a record would.
+  fx = r.Request(AcceptRequest{kRemoteP, Ballot{1, "a3"}, Decision::kAbort, "k"});
+  EXPECT_TRUE(OneEngine::Mutations(fx).empty());
+  rs = OneEngine::Responses(fx);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_FALSE(std::get<AcceptResponse>(rs[0]).accepted);
+  EXPECT_TRUE(std::get<AcceptResponse>(rs[0]).decided);
+  // Without the key, nothing here can answer for the register.
+  rs = OneEngine::Responses(r.Request(PrepareRequest{kRemoteP, Ballot{2, "a3"}, ""}));
+  ASSERT_EQ(rs.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<Unreachable>(rs[0]));
+  EXPECT_NE(std::get<Unreachable>(rs[0]).reason.find("without its key"), std::string::npos);
+  EXPECT_TRUE(r.store().acceptors().empty());
+}
+
+// A key committed here by another proposal (or by none known) does not
+// decide the register: it is served as Paxos always did.
+TEST(AcceptorTest, AKeyCommittedByAnotherProposalDecidesNothing) {
+  OneEngine r;
+  const ProposalId other{"a3", 1, 9, 0, 1};
+  r.Settle(HandleRequest{CommitOp{"k", "v", other, 0}});
+  r.store().Apply(PutCommitted{"old", "v", 0});  // as stored by an older build
+  for (const char* key : {"k", "old"}) {
+    SCOPED_TRACE(key);
+    const auto promise =
+        std::get<PrepareResponse>(r.Settle(PrepareRequest{kRemoteP, Ballot{1, "a3"}, key}));
+    EXPECT_TRUE(promise.promised);
+    EXPECT_FALSE(promise.decided);
+    EXPECT_FALSE(promise.accepted.has_value());
+    EXPECT_EQ(r.store().acceptors().count(kRemoteP), 1u);
+    r.store().Apply(DeleteAcceptor{kRemoteP});
+  }
 }
 
 // Absurd ballot rounds are refused outright: never promised, nothing
@@ -180,8 +310,9 @@ TEST(AcceptorTest, AbsurdBallotRoundsAreRefused) {
     std::optional<AcceptorRecord> rec;
     if (c.promised > 0) rec = AcceptorRecord{kP, Ballot{c.promised, "a2"}, std::nullopt};
     const AcceptorRecord* cur = rec ? &*rec : nullptr;
-    PrepareStep p = OnPrepare(cur, PrepareRequest{kP, Ballot{c.round, "a3"}});
-    AcceptStep a = OnAccept(cur, AcceptRequest{kP, Ballot{c.round, "a3"}, Decision::kAbort});
+    PrepareStep p = OnPrepare(cur, PrepareRequest{kP, Ballot{c.round, "a3"}, "k"}, false);
+    AcceptStep a =
+        OnAccept(cur, AcceptRequest{kP, Ballot{c.round, "a3"}, Decision::kAbort, "k"}, false);
     EXPECT_EQ(p.refusal.has_value(), c.refused) << c.name;
     EXPECT_EQ(a.refusal.has_value(), c.refused) << c.name;
     if (c.refused) {
@@ -195,7 +326,7 @@ TEST(AcceptorTest, AbsurdBallotRoundsAreRefused) {
 
 TEST(AcceptorTest, AnAbsurdPrepareIsAnsweredAsFailedAndLocksNothing) {
   OneEngine r;
-  std::vector<Effect> fx = r.Request(PrepareRequest{kRemoteP, Ballot{UINT64_MAX, "a2"}});
+  std::vector<Effect> fx = r.Request(PrepareRequest{kRemoteP, Ballot{UINT64_MAX, "a2"}, "k"});
   EXPECT_TRUE(OneEngine::Mutations(fx).empty());
   std::vector<Response> rs = OneEngine::Responses(fx);
   ASSERT_EQ(rs.size(), 1u);
@@ -206,7 +337,8 @@ TEST(AcceptorTest, AnAbsurdPrepareIsAnsweredAsFailedAndLocksNothing) {
   EXPECT_EQ(r.engine().stats().ballot_refusals, 1u);
   EXPECT_TRUE(r.store().acceptors().empty());
   // An honest recovery round is still promised.
-  auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kRemoteP, Ballot{1, "a3"}}));
+  auto promise =
+      std::get<PrepareResponse>(r.Settle(PrepareRequest{kRemoteP, Ballot{1, "a3"}, "k"}));
   EXPECT_TRUE(promise.promised);
 }
 
@@ -215,7 +347,7 @@ TEST(AcceptorTest, RecoveryRoundsNeverWrap) {
   // A promise at 2^64-1 stored before acceptors refused such rounds: a
   // recovery must fail clearly, not prepare at round 0.
   r.store().Apply(PutAcceptor{AcceptorRecord{kRemoteP, Ballot{UINT64_MAX, "a3"}, std::nullopt}});
-  std::vector<Effect> fx = r.Request(ResolveRequest{kRemoteP});
+  std::vector<Effect> fx = r.Request(ResolveRequest{kRemoteP, "k"});
   for (const Effect& e : fx) {
     EXPECT_FALSE(std::holds_alternative<SendEffect>(e)) << "no ballot may follow 2^64-1";
   }

@@ -374,17 +374,27 @@ TEST(CatchUpRoleTest, AnUnreachablePeerAbortsTheRoundAndTheNextIntervalAsksAnoth
 TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
   struct Case {
     std::string name;
+    bool names_proposal;  // a2 committed it by holder's commit, not behind its back
     bool decision_known;
+    bool stays;
   };
-  for (const Case& c : std::vector<Case>{{"undecided: the reservation stays", false},
-                                         {"known committed: applied as a commit", true}}) {
+  for (const Case& c : std::vector<Case>{
+           {"the entry names the holder: applied as its commit", true, false, false},
+           {"no proposal with the entry, undecided: the reservation stays", false, false, true},
+           {"no proposal with the entry, known committed: applied as a commit", false, true,
+            false}}) {
     SCOPED_TRACE(c.name);
     Pump pump(kOneByThree);
     const ProposalId holder{"a3", 1, 4, 0, 1};
     pump.Call("a1", HandleRequest{ReserveOp{"k", "v", holder, 3, 1, kTestGeneration}});
     pump.Run();
-    // The commit of `holder` reached a2 only.
-    pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});
+    if (c.names_proposal) {
+      // The commit of `holder` reached a2 only.
+      pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});
+    } else {
+      // As stored by a build that kept no proposal with an entry.
+      pump.store("a2").Apply(PutCommitted{"k", "v", 3});
+    }
     if (c.decision_known) {
       // a1 learns the decision without the commit of "k" (a commit of
       // another key of the same proposal stands in for any such path).
@@ -400,7 +410,8 @@ TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
     ASSERT_TRUE(pump.engine("a1").caught_up());
     EXPECT_EQ(pump.store("a1").GetCommitted("k"), "v");
     EXPECT_EQ(pump.store("a1").GetEntry("k")->request_id, 3u);
-    EXPECT_EQ(pump.store("a1").reservations().count("k"), c.decision_known ? 0u : 1u);
+    EXPECT_EQ(pump.store("a1").GetEntry("k")->proposal, c.names_proposal ? holder : ProposalId{});
+    EXPECT_EQ(pump.store("a1").reservations().count("k"), c.stays ? 1u : 0u);
     EXPECT_TRUE(pump.violations.empty());
   }
 }

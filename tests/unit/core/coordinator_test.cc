@@ -342,13 +342,14 @@ TEST(CoordinatorTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
   const std::vector<Case> cases = {
       {"a rival promise refuses ballot 0; recovery adopts a1's own accepted commit",
        [&](Pump& pump) {
-         for (const char* peer : {"a2", "a3"}) pump.Call(peer, PrepareRequest{p, Ballot{1, "a2"}});
+         for (const char* peer : {"a2", "a3"})
+           pump.Call(peer, PrepareRequest{p, Ballot{1, "a2"}, "k"});
        },
        PutOutcome::Kind::kOk, "", "v"},
       {"a recovery already chose abort",
        [&](Pump& pump) {
          for (const char* peer : {"a2", "a3"}) {
-           pump.Call(peer, AcceptRequest{p, Ballot{1, "a2"}, Decision::kAbort});
+           pump.Call(peer, AcceptRequest{p, Ballot{1, "a2"}, Decision::kAbort, "k"});
          }
        },
        PutOutcome::Kind::kUnavailable, "aborted by a concurrent recovery", std::nullopt},

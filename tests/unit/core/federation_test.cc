@@ -139,7 +139,7 @@ TEST(FederationTest, TheSettleLearnsTheDecisionOfAReservationTheOlderClusterHeld
   const ProposalId p{"a1", 1, 77, 0, 1};
   for (const char* peer : {"a2", "a3"}) {
     pump.Call(peer, HandleRequest{ReserveOp{"k", "v", p, 0, 1, 1}});
-    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
+    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
   }
   pump.Run();
   pump.down = {"a1"};

@@ -249,11 +249,11 @@ TEST(MembershipTest, ADecisionKeepsTheAcceptorsOfItsEpoch) {
   // A proposal of epoch 1 is recovered over epoch 1's four voters: a4
   // still holds an acceptor record of it.
   const ProposalId p{"a1", 1, 77, 0, 1};
-  pump.Call("a4", AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
-  pump.Call("a3", AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
+  pump.Call("a4", AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
+  pump.Call("a3", AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
   pump.Run();
   pump.down = {"a1"};
-  const uint64_t call = pump.Call("a2", ResolveRequest{p});
+  const uint64_t call = pump.Call("a2", ResolveRequest{p, "k"});
   pump.Run();
   const auto& rr = std::get<ResolveResponse>(pump.tester_responses.at(call));
   ASSERT_TRUE(rr.decision.has_value()) << rr.reason;

@@ -31,7 +31,7 @@ TEST(ReaderTest, LinearizableGetResolvesReservations) {
     Strand(pump, p, "k", "v", {"a1", "a2", "a3", "b1", "b2", "b3"});
     if (c.coordinator_accepted_commit) {
       for (const char* peer : {"a2", "a3"}) {
-        pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
+        pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
       }
       pump.Run();
     }

@@ -43,7 +43,7 @@ TEST(RecoveryTest, LeaseRecoveryCommitsAChosenCommit) {
   const ProposalId p{"a1", 1, 77, 0, 1};
   Strand(pump, p, "k", "v", {"a2", "a3", "b1", "b2"});
   for (const char* peer : {"a1", "a2"}) {
-    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
+    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
   }
   pump.Run();
   pump.RunUntilQuiet();
@@ -62,7 +62,7 @@ TEST(RecoveryTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
   pump.Run();
   EXPECT_EQ(pump.store("b1").reservations().at("k").request_id, 31u);
   for (const char* peer : {"a1", "a2"}) {
-    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit});
+    pump.Call(peer, AcceptRequest{p, Ballot{0, "a1"}, Decision::kCommit, "k"});
   }
   pump.Run();
   pump.RunUntilQuiet();
@@ -72,10 +72,53 @@ TEST(RecoveryTest, LeaseRecoveryCommitsWithTheReservationsRequestId) {
   }
 }
 
+// Every acceptor of cluster a dropped its record of the put's decision
+// when the key committed there; cluster b missed the commit. b's lease
+// recovery still learns commit: the prepares carry the key, and each
+// acceptor answers from its committed entry, writing nothing.
+TEST(RecoveryTest, LeaseRecoveryLearnsCommitFromAcceptorsThatDroppedTheirRecords) {
+  // Each node remembers one decision, so a later put makes it forget this
+  // one (as a restart or many puts would).
+  Pump pump(kTwoByThree, [](EngineConfig& c) { c.decision_cache_capacity = 1; });
+  pump.cut = [](const PeerId& from, const PeerId& to, const Request& r) {
+    const auto* f = std::get_if<ForwardRequest>(&r);
+    return from == "a1" && to[0] == 'b' && f != nullptr && std::holds_alternative<CommitOp>(f->op);
+  };
+  pump.StartPut("a1", 1, "k", "v", 5);
+  pump.Run();
+  ASSERT_EQ(pump.puts[1].kind, PutOutcome::Kind::kOk) << pump.puts[1].message;
+  pump.cut = nullptr;
+  for (const char* peer : {"a1", "a2", "a3"}) {
+    EXPECT_TRUE(pump.store(peer).acceptors().empty()) << peer;
+    EXPECT_EQ(pump.store(peer).GetCommitted("k"), "v") << peer;
+  }
+  for (const char* peer : {"b1", "b2", "b3"}) {
+    EXPECT_EQ(pump.store(peer).reservations().count("k"), 1u) << peer;
+  }
+  pump.StartPut("a2", 2, "other", "w");
+  pump.Run();
+  ASSERT_EQ(pump.puts[2].kind, PutOutcome::Kind::kOk) << pump.puts[2].message;
+  pump.down = {"a1"};
+  pump.RunUntilQuiet();
+  for (const char* peer : {"b1", "b2", "b3"}) {
+    EXPECT_EQ(pump.store(peer).GetCommitted("k"), "v") << peer;
+    EXPECT_EQ(pump.store(peer).GetEntry("k")->request_id, 5u) << peer;
+    EXPECT_TRUE(pump.store(peer).reservations().empty()) << peer;
+  }
+  bool prepared = false;
+  for (const Pump::Sent& s : pump.sent)
+    prepared |= std::holds_alternative<PrepareRequest>(s.request);
+  EXPECT_TRUE(prepared) << "the decision was learned without asking the acceptors";
+  for (const char* peer : {"a2", "a3"}) {
+    EXPECT_TRUE(pump.store(peer).acceptors().empty()) << peer;
+  }
+  EXPECT_TRUE(pump.violations.empty());
+}
+
 TEST(RecoveryTest, ResolveOfAKnownDecisionAnswersAtOnce) {
   OneEngine r;
   r.Settle(HandleRequest{AbortOp{"k", kP}});
-  auto resp = std::get<ResolveResponse>(r.Settle(ResolveRequest{kP}));
+  auto resp = std::get<ResolveResponse>(r.Settle(ResolveRequest{kP, "k"}));
   ASSERT_TRUE(resp.decision.has_value());
   EXPECT_EQ(*resp.decision, Decision::kAbort);
 }

@@ -259,7 +259,7 @@ TEST(ReplicaTest, RecoveredReservationsAndStoredAcceptorsAreHonoured) {
   EXPECT_EQ(r.engine().stats().reservations, 1u);
   EXPECT_EQ(VoteOf(r.Settle(HandleRequest{ReserveOp{"k", "v", kP, 0, 1, kTestGeneration}})).kind,
             Vote::Kind::kReserved);
-  auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kP, Ballot{4, "a2"}}));
+  auto promise = std::get<PrepareResponse>(r.Settle(PrepareRequest{kP, Ballot{4, "a2"}, "k"}));
   EXPECT_FALSE(promise.promised);
   // Treated as fresh: the lease runs from the first clock the engine saw.
   EXPECT_EQ(r.engine().NextWakeup(), r.now + r.engine().config().lease_ms);

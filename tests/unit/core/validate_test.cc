@@ -33,7 +33,12 @@ TEST(ValidateTest, PeerCallsCarryingKeysOrValuesOverTheLimitsAreRefused) {
       {PullRequest{3, big_key, 1 << 20}, "key is 9 bytes"},
       {PullRequest{3, "", 1 << 20}, ""},
       {AcceptRequest{ProposalId{}, Ballot{}, Decision::kAbort}, "no coordinator"},
-      {ResolveRequest{kP}, ""},
+      {ResolveRequest{kP, ""}, ""},
+      {ResolveRequest{kP, "key"}, ""},
+      {ResolveRequest{kP, big_key}, "key is 9 bytes"},
+      {PrepareRequest{kP, Ballot{1, "a"}, big_key}, "key is 9 bytes"},
+      {AcceptRequest{kP, Ballot{1, "a"}, Decision::kAbort, big_key}, "key is 9 bytes"},
+      {AcceptRequest{kP, Ballot{1, "a"}, Decision::kAbort, "key"}, ""},
   };
   for (const auto& c : cases) {
     std::optional<std::string> why = ValidateRequest(kLimits, c.request);

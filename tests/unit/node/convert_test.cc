@@ -68,23 +68,45 @@ TEST(ConvertTest, EveryBatchedCallKindRoundTrips) {
     EXPECT_EQ(std::get<core::AbortOp>(r.op).proposal, kP);
   }
   {
-    auto r = std::get<core::AcceptRequest>(RoundTrip(
-        core::AcceptRequest{kP, core::Ballot{4, "12D3KooWproposer"}, core::Decision::kCommit}));
+    auto r = std::get<core::AcceptRequest>(RoundTrip(core::AcceptRequest{
+        kP, core::Ballot{4, "12D3KooWproposer"}, core::Decision::kCommit, value}));
     EXPECT_EQ(r.proposal, kP);
     EXPECT_EQ(r.ballot, (core::Ballot{4, "12D3KooWproposer"}));
     EXPECT_EQ(r.decision, core::Decision::kCommit);
+    EXPECT_EQ(r.key, value);
   }
   {
     auto r = std::get<core::PrepareRequest>(
-        RoundTrip(core::PrepareRequest{kP, core::Ballot{2, "12D3KooWp"}}));
+        RoundTrip(core::PrepareRequest{kP, core::Ballot{2, "12D3KooWp"}, "k"}));
     EXPECT_EQ(r.ballot, (core::Ballot{2, "12D3KooWp"}));
+    EXPECT_EQ(r.key, "k");
+    // An older build's prepare carries no key.
+    EXPECT_EQ(std::get<core::PrepareRequest>(
+                  RoundTrip(core::PrepareRequest{kP, core::Ballot{2, "12D3KooWp"}, ""}))
+                  .key,
+              "");
   }
   {
     auto r = std::get<core::ReadRequest>(RoundTrip(core::ReadRequest{value, /*epoch=*/3}));
     EXPECT_EQ(r.key, value);
     EXPECT_EQ(r.epoch, 3u);
   }
-  EXPECT_EQ(std::get<core::ResolveRequest>(RoundTrip(core::ResolveRequest{kP})).proposal, kP);
+  {
+    // With a key it travels as resolveKey; without (what an older build
+    // sent), as resolve.
+    auto r = std::get<core::ResolveRequest>(RoundTrip(core::ResolveRequest{kP, "k"}));
+    EXPECT_EQ(r.proposal, kP);
+    EXPECT_EQ(r.key, "k");
+    capnp::MallocMessageBuilder message;
+    auto call = message.initRoot<wire::PeerCall>();
+    ToWire(core::Request{core::ResolveRequest{kP, "k"}}, call);
+    EXPECT_EQ(call.which(), wire::PeerCall::RESOLVE_KEY);
+    ToWire(core::Request{core::ResolveRequest{kP, ""}}, call);
+    EXPECT_EQ(call.which(), wire::PeerCall::RESOLVE);
+    auto old = std::get<core::ResolveRequest>(RoundTrip(core::ResolveRequest{kP, ""}));
+    EXPECT_EQ(old.proposal, kP);
+    EXPECT_EQ(old.key, "");
+  }
 }
 
 TEST(ConvertTest, EveryConfigurationCallRoundTrips) {
@@ -167,7 +189,12 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
         RoundTrip(core::AcceptResponse{false, core::Ballot{9, "12D3KooWx"}}));
     EXPECT_FALSE(r.accepted);
     EXPECT_EQ(r.promised, (core::Ballot{9, "12D3KooWx"}));
+    EXPECT_FALSE(r.decided);
     EXPECT_TRUE(std::get<core::AcceptResponse>(RoundTrip(core::AcceptResponse{true, {}})).accepted);
+    auto d = std::get<core::AcceptResponse>(
+        RoundTrip(core::AcceptResponse{false, core::Ballot{1, "12D3KooWx"}, true}));
+    EXPECT_FALSE(d.accepted);
+    EXPECT_TRUE(d.decided);
   }
   {
     core::PrepareResponse promised;
@@ -175,8 +202,11 @@ TEST(ConvertTest, EveryReplyKindRoundTrips) {
     promised.accepted = core::AcceptedValue{core::Ballot{0, "12D3KooWc"}, core::Decision::kCommit};
     auto r = std::get<core::PrepareResponse>(RoundTrip(promised));
     EXPECT_TRUE(r.promised);
+    EXPECT_FALSE(r.decided);
     ASSERT_TRUE(r.accepted.has_value());
     EXPECT_EQ(r.accepted->decision, core::Decision::kCommit);
+    promised.decided = true;
+    EXPECT_TRUE(std::get<core::PrepareResponse>(RoundTrip(promised)).decided);
     core::PrepareResponse refused;
     refused.higher = core::Ballot{3, "12D3KooWy"};
     auto q = std::get<core::PrepareResponse>(RoundTrip(refused));
@@ -376,15 +406,19 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
     capnp::MallocMessageBuilder message;
     auto results = message.initRoot<wire::Peer::PullResults>();
     core::PullResponse sent;
-    sent.entries.push_back(core::PulledEntry{"k", value, 42});
+    sent.entries.push_back(core::PulledEntry{"k", value, 42, kP});
+    sent.entries.push_back(core::PulledEntry{"old", value, 0});  // proposal not known
     sent.complete = false;
     sent.bucket_end = 4096;
     ToWire(sent, results);
     core::PullResponse r = FromWire(results.asReader());
-    ASSERT_EQ(r.entries.size(), 1u);
+    ASSERT_EQ(r.entries.size(), 2u);
     EXPECT_EQ(r.entries[0].key, "k");
     EXPECT_EQ(r.entries[0].value, value);
     EXPECT_EQ(r.entries[0].request_id, 42u);
+    EXPECT_EQ(r.entries[0].proposal, kP);
+    EXPECT_FALSE(results.asReader().getEntries()[1].hasProposal());
+    EXPECT_TRUE(r.entries[1].proposal.coordinator.empty());
     EXPECT_FALSE(r.complete);
     EXPECT_EQ(r.bucket_end, 4096u);
   }

@@ -381,19 +381,49 @@ TEST(RecordFormatTest, CommittedKeyWithAWrongBucketIsDataLoss) {
 
 TEST(RecordFormatTest, CommittedValueRoundTripsAndRejectsDamage) {
   const std::string record_key = CommittedKey("k");
+  const core::ProposalId proposal{"n1", 7, 300, 123, 4};
   for (uint64_t request_id : {uint64_t{0}, uint64_t{300}, ~uint64_t{0}}) {
-    const std::string value = EncodeCommitted(request_id, std::string("v\0", 2));
-    absl::StatusOr<CommittedValueView> out = DecodeCommitted(record_key, value);
-    ASSERT_TRUE(out.ok()) << out.status();
-    EXPECT_EQ(out->request_id, request_id);
-    EXPECT_EQ(out->value, std::string("v\0", 2));
-    for (size_t n = 0; n <= value.size(); ++n) {
-      const std::string damaged = n < value.size() ? value.substr(0, n) : value + "x";
-      absl::StatusOr<CommittedValueView> bad = DecodeCommitted(record_key, damaged);
-      ASSERT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << n;
-      EXPECT_NE(bad.status().message().find("committed record"), std::string::npos) << bad.status();
+    for (const core::ProposalId& p : {core::ProposalId{}, proposal}) {
+      const std::string value = EncodeCommitted(request_id, std::string("v\0", 2), p);
+      absl::StatusOr<CommittedValueView> out = DecodeCommitted(record_key, value);
+      ASSERT_TRUE(out.ok()) << out.status();
+      EXPECT_EQ(out->request_id, request_id);
+      EXPECT_EQ(out->value, std::string("v\0", 2));
+      // The identity only: started_ms and epoch are not kept.
+      EXPECT_EQ(out->proposal, p);
+      EXPECT_EQ(out->proposal.coordinator, p.coordinator);
+      EXPECT_EQ(out->proposal.started_ms, 0u);
+      EXPECT_EQ(out->proposal.epoch, 0u);
+      for (size_t n = 0; n <= value.size(); ++n) {
+        const std::string damaged = n < value.size() ? value.substr(0, n) : value + "x";
+        absl::StatusOr<CommittedValueView> bad = DecodeCommitted(record_key, damaged);
+        ASSERT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << n;
+        EXPECT_NE(bad.status().message().find("committed record"), std::string::npos)
+            << bad.status();
+      }
     }
   }
+}
+
+// Formats 2 to 6 wrote committed values at record version 1: no proposal.
+TEST(RecordFormatTest, CommittedValueOfRecordVersion1ReadsWithoutAProposal) {
+  std::string v1;
+  PutVarint64(&v1, 1);
+  PutVarint64(&v1, 42);
+  PutLengthPrefixed(&v1, "value");
+  absl::StatusOr<CommittedValueView> out = DecodeCommitted(CommittedKey("k"), v1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->request_id, 42u);
+  EXPECT_EQ(out->value, "value");
+  EXPECT_TRUE(out->proposal.coordinator.empty());
+  std::string v3;
+  PutVarint64(&v3, 3);
+  PutVarint64(&v3, 42);
+  PutLengthPrefixed(&v3, "value");
+  absl::StatusOr<CommittedValueView> newer = DecodeCommitted(CommittedKey("k"), v3);
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(newer.status().message().find("this build reads 1 to 2"), std::string::npos)
+      << newer.status();
 }
 
 TEST(RecordFormatTest, BucketSummaryRoundTripsAndRejectsDamage) {

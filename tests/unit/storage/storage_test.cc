@@ -946,7 +946,7 @@ TEST_F(RocksDbStorageTest, CorruptConfigAcceptorIsDataLoss) {
 // the current format (with the bucket summary of its committed key) so that
 // a format-2 build no longer opens it.
 TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
-  ASSERT_EQ(internal::kFormatVersion, 6u);
+  ASSERT_EQ(internal::kFormatVersion, 7u);
   const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
   std::string reservation;
   internal::PutVarint64(&reservation, 1);
@@ -995,6 +995,53 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
   std::vector<uint64_t> digest(core::kDigestBuckets);
   digest[core::BucketOf("c")] = core::EntryHash("c", "cv");
   EXPECT_EQ(storage->Digest(), digest);
+}
+
+// A format-6 data dir has the write log and committed records of record
+// version 1 (no proposal). It opens as it is, reads those with an empty
+// proposal, and is marked 7, whose version-2 records a format-6 build
+// would reject as corrupt.
+TEST_F(RocksDbStorageTest, Format6DataDirOpensAsItIsAndIsMarked7) {
+  const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
+  core::Reservation r;
+  r.key = "k";
+  r.proposal = p;
+  r.value = "v";
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    core::WriteBatch batch;
+    batch.mutations.push_back(core::PutCommitted{"old", "ov", 2, p});
+    batch.mutations.push_back(core::PutCommitted{"new", "nv", 3, p});
+    batch.mutations.push_back(core::PutReservation{r});
+    ASSERT_TRUE(WriteAndWait(*storage, std::move(batch)).ok());
+  }
+  // What a format-6 build wrote: "old" at record version 1, same value.
+  std::string v1;
+  internal::PutVarint64(&v1, 1);
+  internal::PutVarint64(&v1, 2);
+  internal::PutLengthPrefixed(&v1, "ov");
+  RawPut(internal::CommittedKey("old"), v1);
+  RawPut(std::string(internal::kFormatKey), internal::EncodeCounter(6));
+  for (int open = 0; open < 2; ++open) {
+    SCOPED_TRACE(open);
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    absl::StatusOr<core::DurableState> state = storage->Recover();
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_EQ(state->reservations.size(), 1u);
+    EXPECT_EQ(state->reservations[0].proposal, p);
+    std::optional<core::CommittedEntry> old_entry = storage->GetEntry("old");
+    ASSERT_TRUE(old_entry.has_value());
+    EXPECT_EQ(old_entry->value, "ov");
+    EXPECT_EQ(old_entry->request_id, 2u);
+    EXPECT_TRUE(old_entry->proposal.coordinator.empty());
+    std::optional<core::CommittedEntry> new_entry = storage->GetEntry("new");
+    ASSERT_TRUE(new_entry.has_value());
+    EXPECT_EQ(new_entry->proposal, p);
+    EXPECT_EQ(storage->CommittedCount(), 2u);
+  }
+  EXPECT_EQ(RawGet(std::string(internal::kFormatKey)), internal::EncodeCounter(7));
 }
 
 // A format-5 data dir keeps its reservations and bucket summaries as

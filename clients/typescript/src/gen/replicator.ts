@@ -3176,6 +3176,19 @@ export class AcceptResult extends $.Struct {
     $.utils.setUint16(0, 1, this);
     $.utils.copyFrom(value, $.utils.getPointer(0, this));
   }
+  /**
+* The acceptor has the proposal's key committed by the proposal: commit
+* was chosen, and it keeps no record of the register. With `accepted`
+* for an accept of commit; with `rejected` (naming the accept's own
+* ballot) for an accept of abort.
+*
+*/
+  get decided(): boolean {
+    return $.utils.getBit(16, this);
+  }
+  set decided(value: boolean) {
+    $.utils.setBit(16, value, this);
+  }
   toString(): string { return "AcceptResult_" + super.toString(); }
   which(): AcceptResult_Which {
     return $.utils.getUint16(0, this) as AcceptResult_Which;
@@ -3326,6 +3339,19 @@ export class PrepareResult extends $.Struct {
   set rejected(value: Ballot) {
     $.utils.setUint16(0, 1, this);
     $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  /**
+* With `promised`: the acceptor has the proposal's key committed by the
+* proposal, so commit was chosen, and it keeps no record of the register
+* (it answers an accepted commit at ballot 0, which a proposer that does
+* not read this field adopts).
+*
+*/
+  get decided(): boolean {
+    return $.utils.getBit(16, this);
+  }
+  set decided(value: boolean) {
+    $.utils.setBit(16, value, this);
   }
   toString(): string { return "PrepareResult_" + super.toString(); }
   which(): PrepareResult_Which {
@@ -4368,11 +4394,15 @@ export class PeerCall_Forward extends $.Struct {
   }
   toString(): string { return "PeerCall_Forward_" + super.toString(); }
 }
+/**
+* key: as for Prepare.
+*
+*/
 export class PeerCall_Accept extends $.Struct {
   static readonly _capnp = {
     displayName: "Accept",
     id: "c06e71fb649cb822",
-    size: new $.ObjectSize(8, 2),
+    size: new $.ObjectSize(8, 3),
   };
   _adoptProposal(value: $.Orphan<ProposalId>): void {
     $.utils.adopt(value, $.utils.getPointer(0, this));
@@ -4416,13 +4446,38 @@ export class PeerCall_Accept extends $.Struct {
   set decision(value: Decision) {
     $.utils.setUint16(0, value, this);
   }
+  _adoptKey(value: $.Orphan<$.Data>): void {
+    $.utils.adopt(value, $.utils.getPointer(2, this));
+  }
+  _disownKey(): $.Orphan<$.Data> {
+    return $.utils.disown(this.key);
+  }
+  get key(): $.Data {
+    return $.utils.getData(2, this);
+  }
+  _hasKey(): boolean {
+    return !$.utils.isNull($.utils.getPointer(2, this));
+  }
+  _initKey(length: number): $.Data {
+    return $.utils.initData(2, length, this);
+  }
+  set key(value: $.Data) {
+    $.utils.copyFrom(value, $.utils.getPointer(2, this));
+  }
   toString(): string { return "PeerCall_Accept_" + super.toString(); }
 }
+/**
+* key: the proposal's key. An acceptor that has it committed by the
+* proposal has dropped its record of decision(proposal) and answers from
+* the committed entry (`decided`). Without it (an older build), an
+* acceptor with no record refuses a prepare, and an accept of abort.
+*
+*/
 export class PeerCall_Prepare extends $.Struct {
   static readonly _capnp = {
     displayName: "Prepare",
     id: "e8951c3647b29a72",
-    size: new $.ObjectSize(0, 2),
+    size: new $.ObjectSize(0, 3),
   };
   _adoptProposal(value: $.Orphan<ProposalId>): void {
     $.utils.adopt(value, $.utils.getPointer(0, this));
@@ -4460,7 +4515,69 @@ export class PeerCall_Prepare extends $.Struct {
   set ballot(value: Ballot) {
     $.utils.copyFrom(value, $.utils.getPointer(1, this));
   }
+  _adoptKey(value: $.Orphan<$.Data>): void {
+    $.utils.adopt(value, $.utils.getPointer(2, this));
+  }
+  _disownKey(): $.Orphan<$.Data> {
+    return $.utils.disown(this.key);
+  }
+  get key(): $.Data {
+    return $.utils.getData(2, this);
+  }
+  _hasKey(): boolean {
+    return !$.utils.isNull($.utils.getPointer(2, this));
+  }
+  _initKey(length: number): $.Data {
+    return $.utils.initData(2, length, this);
+  }
+  set key(value: $.Data) {
+    $.utils.copyFrom(value, $.utils.getPointer(2, this));
+  }
   toString(): string { return "PeerCall_Prepare_" + super.toString(); }
+}
+export class PeerCall_Resolve extends $.Struct {
+  static readonly _capnp = {
+    displayName: "Resolve",
+    id: "81bf19c4339c05f5",
+    size: new $.ObjectSize(0, 2),
+  };
+  _adoptProposal(value: $.Orphan<ProposalId>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownProposal(): $.Orphan<ProposalId> {
+    return $.utils.disown(this.proposal);
+  }
+  get proposal(): ProposalId {
+    return $.utils.getStruct(0, ProposalId, this);
+  }
+  _hasProposal(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initProposal(): ProposalId {
+    return $.utils.initStructAt(0, ProposalId, this);
+  }
+  set proposal(value: ProposalId) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  _adoptKey(value: $.Orphan<$.Data>): void {
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownKey(): $.Orphan<$.Data> {
+    return $.utils.disown(this.key);
+  }
+  get key(): $.Data {
+    return $.utils.getData(1, this);
+  }
+  _hasKey(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initKey(length: number): $.Data {
+    return $.utils.initData(1, length, this);
+  }
+  set key(value: $.Data) {
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  toString(): string { return "PeerCall_Resolve_" + super.toString(); }
 }
 export class PeerCall_Read extends $.Struct {
   static readonly _capnp = {
@@ -4684,7 +4801,8 @@ export const PeerCall_Which = {
 * Asks a node of the proposal's coordinator cluster for decision(p): it
 * adopts a chosen decision, else runs Paxos at a higher ballot (adopting
 * the highest accepted decision, else abort) and returns the outcome.
-* Reply: `resolve`.
+* Without the key, an acceptor that dropped its record cannot answer
+* (see `resolveKey`). Reply: `resolve`.
 *
 */
   RESOLVE: 5,
@@ -4714,7 +4832,14 @@ export const PeerCall_Which = {
 * node of another cluster. Reply: `change`.
 *
 */
-  CHANGE: 9
+  CHANGE: 9,
+  /**
+* As `resolve`, naming the proposal's key, which the recovery's prepares
+* and accepts carry (see Prepare). What this build sends.
+* Reply: `resolve`.
+*
+*/
+  RESOLVE_KEY: 10
 } as const;
 export type PeerCall_Which = (typeof PeerCall_Which)[keyof typeof PeerCall_Which];
 export class PeerCall extends $.Struct {
@@ -4728,9 +4853,11 @@ export class PeerCall extends $.Struct {
   static readonly CONFIG_ACCEPT = PeerCall_Which.CONFIG_ACCEPT;
   static readonly CONFIG_LEARN = PeerCall_Which.CONFIG_LEARN;
   static readonly CHANGE = PeerCall_Which.CHANGE;
+  static readonly RESOLVE_KEY = PeerCall_Which.RESOLVE_KEY;
   static readonly Forward = PeerCall_Forward;
   static readonly Accept = PeerCall_Accept;
   static readonly Prepare = PeerCall_Prepare;
+  static readonly Resolve = PeerCall_Resolve;
   static readonly Read = PeerCall_Read;
   static readonly ConfigPrepare = PeerCall_ConfigPrepare;
   static readonly ConfigAccept = PeerCall_ConfigAccept;
@@ -4906,7 +5033,8 @@ export class PeerCall extends $.Struct {
 * Asks a node of the proposal's coordinator cluster for decision(p): it
 * adopts a chosen decision, else runs Paxos at a higher ballot (adopting
 * the highest accepted decision, else abort) and returns the outcome.
-* Reply: `resolve`.
+* Without the key, an acceptor that dropped its record cannot answer
+* (see `resolveKey`). Reply: `resolve`.
 *
 */
   get resolve(): ProposalId {
@@ -5048,6 +5176,37 @@ export class PeerCall extends $.Struct {
   }
   set change(value: MemberChange) {
     $.utils.setUint16(0, 9, this);
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  _adoptResolveKey(value: $.Orphan<PeerCall_Resolve>): void {
+    $.utils.setUint16(0, 10, this);
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownResolveKey(): $.Orphan<PeerCall_Resolve> {
+    return $.utils.disown(this.resolveKey);
+  }
+  /**
+* As `resolve`, naming the proposal's key, which the recovery's prepares
+* and accepts carry (see Prepare). What this build sends.
+* Reply: `resolve`.
+*
+*/
+  get resolveKey(): PeerCall_Resolve {
+    $.utils.testWhich("resolveKey", $.utils.getUint16(0, this), 10, this);
+    return $.utils.getStruct(0, PeerCall_Resolve, this);
+  }
+  _hasResolveKey(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initResolveKey(): PeerCall_Resolve {
+    $.utils.setUint16(0, 10, this);
+    return $.utils.initStructAt(0, PeerCall_Resolve, this);
+  }
+  get _isResolveKey(): boolean {
+    return $.utils.getUint16(0, this) === 10;
+  }
+  set resolveKey(value: PeerCall_Resolve) {
+    $.utils.setUint16(0, 10, this);
     $.utils.copyFrom(value, $.utils.getPointer(0, this));
   }
   toString(): string { return "PeerCall_" + super.toString(); }
@@ -5339,7 +5498,7 @@ export class CommittedEntry extends $.Struct {
   static readonly _capnp = {
     displayName: "CommittedEntry",
     id: "97482740081da815",
-    size: new $.ObjectSize(8, 2),
+    size: new $.ObjectSize(8, 3),
   };
   _adoptKey(value: $.Orphan<$.Data>): void {
     $.utils.adopt(value, $.utils.getPointer(0, this));
@@ -5382,6 +5541,30 @@ export class CommittedEntry extends $.Struct {
   }
   set requestId(value: bigint) {
     $.utils.setUint64(0, value, this);
+  }
+  _adoptProposal(value: $.Orphan<ProposalId>): void {
+    $.utils.adopt(value, $.utils.getPointer(2, this));
+  }
+  _disownProposal(): $.Orphan<ProposalId> {
+    return $.utils.disown(this.proposal);
+  }
+  /**
+* The proposal that committed the entry (identity only: coordinator,
+* incarnation, sequence), when the server knows it; absent for an entry
+* stored before proposals were kept with it.
+*
+*/
+  get proposal(): ProposalId {
+    return $.utils.getStruct(2, ProposalId, this);
+  }
+  _hasProposal(): boolean {
+    return !$.utils.isNull($.utils.getPointer(2, this));
+  }
+  _initProposal(): ProposalId {
+    return $.utils.initStructAt(2, ProposalId, this);
+  }
+  set proposal(value: ProposalId) {
+    $.utils.copyFrom(value, $.utils.getPointer(2, this));
   }
   toString(): string { return "CommittedEntry_" + super.toString(); }
 }
