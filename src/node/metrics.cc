@@ -170,6 +170,12 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
   one("replicator_storage_writes_refused_total", "counter",
       "Writes refused by storage's write-once check.",
       static_cast<double>(s.storage.writes_refused));
+  one("replicator_storage_log_acceptor_records", "gauge",
+      "Paxos acceptor records held in the write log (those of the puts in flight).",
+      static_cast<double>(s.storage.log_acceptor_records));
+  one("replicator_storage_acceptor_records_moved_total", "counter",
+      "Paxos acceptor records moved from the write log to RocksDB for outliving a log segment.",
+      static_cast<double>(s.storage.acceptor_records_moved));
   out.Family(
       "replicator_storage_fsync_duration_seconds", "histogram",
       "Duration of each synced write (a group commit, or the incarnation counter at start).");

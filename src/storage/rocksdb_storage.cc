@@ -3,14 +3,17 @@
 // wake-up's queued batches into one frame of the storage's own write log
 // (write_log.h), synced, so one fsync covers every request of the group;
 // then the group's records go to RocksDB without a WAL of its own (the write
-// log is it). Reservations and the bucket summaries (each digest bucket's
-// key count and digest) are no RocksDB records at all: they live in the
-// write log and in memory, so a put costs RocksDB its committed value and
-// its acceptor record, not also a reservation, its tombstone and a summary.
+// log is it). Reservations, the bucket summaries (each digest bucket's
+// key count and digest) and young acceptor records are no RocksDB records:
+// they live in the write log and in memory, so a put costs RocksDB its
+// committed value alone, not also a reservation, its tombstone, a summary
+// and an acceptor record with its tombstone. An acceptor record that
+// outlives a segment moves to RocksDB (SpillAcceptors).
 // Open replays the log (a snapshot and what followed it), so its cost does
 // not grow with the keys; a separate pass (at open or on a background
 // thread, RocksDbOptions::verify) reads every record and checks the
-// summaries against it. Reads go straight to RocksDB, which is thread-safe.
+// summaries against it. Reads go to RocksDB, which is thread-safe (an acceptor record to the log's
+// copy first, under its lock).
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -259,6 +262,17 @@ absl::Status VerifyRecords(rocksdb::DB* db, const std::string& dir, const Summar
 // Reservations held: record key ('r' + key) -> encoded reservation.
 using Reservations = absl::flat_hash_map<std::string, std::string>;
 
+// Acceptor records kept in the write log: record key ('a' + proposal
+// identity) -> the encoded record, and the write log segment it was last
+// written in. One that outlives the segment after it moves to RocksDB
+// (RocksDbStorage::SpillAcceptors), so the log holds only young ones:
+// those of the puts in flight.
+struct LogAcceptor {
+  std::string value;
+  uint64_t segment = 0;
+};
+using LogAcceptors = absl::flat_hash_map<std::string, LogAcceptor>;
+
 // RocksDB writes carry no WAL of their own: the write log is it.
 rocksdb::WriteOptions UnloggedWrite() {
   rocksdb::WriteOptions write;
@@ -267,14 +281,16 @@ rocksdb::WriteOptions UnloggedWrite() {
 }
 
 // Applies the records of a write log frame that live in the log only (a
-// rocksdb::WriteBatch encoding): reservation puts and deletes to `held`,
-// bucket summaries to `buckets`; a snapshot replaces both. A summary that does not decode is
-// DataLossError.
-absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservations* held,
-                             Summaries* buckets) {
+// rocksdb::WriteBatch encoding), of segment `segment`: reservation puts and
+// deletes to `held`, acceptor record puts and deletes to `acceptors`,
+// bucket summaries to `buckets`; a snapshot replaces all three. A summary
+// or an acceptor record that does not decode is DataLossError.
+absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, uint64_t segment,
+                             Reservations* held, LogAcceptors* acceptors, Summaries* buckets) {
   class Handler : public rocksdb::WriteBatch::Handler {
    public:
-    Handler(Reservations* held, Summaries* buckets) : held_(held), buckets_(buckets) {}
+    Handler(uint64_t segment, Reservations* held, LogAcceptors* acceptors, Summaries* buckets)
+        : segment_(segment), held_(held), acceptors_(acceptors), buckets_(buckets) {}
     rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
       if (!key.empty() && key[0] == internal::kSummaryPrefix) {
@@ -284,11 +300,22 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservatio
         (*buckets_)[r->bucket] = r->summary;
         return rocksdb::Status::OK();
       }
+      if (!key.empty() && key[0] == internal::kAcceptorPrefix) {
+        absl::Status s =
+            internal::DecodeAcceptor(key.ToStringView(), value.ToStringView()).status();
+        if (!s.ok()) return rocksdb::Status::Corruption(std::string(s.message()));
+        (*acceptors_)[key.ToString()] = LogAcceptor{value.ToString(), segment_};
+        return rocksdb::Status::OK();
+      }
       if (key.empty() || key[0] != internal::kReservationPrefix) return Bad(key);
       (*held_)[key.ToString()] = value.ToString();
       return rocksdb::Status::OK();
     }
     rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
+      if (!key.empty() && key[0] == internal::kAcceptorPrefix) {
+        acceptors_->erase(key.ToString());
+        return rocksdb::Status::OK();
+      }
       if (key.empty() || key[0] != internal::kReservationPrefix) return Bad(key);
       held_->erase(key.ToString());
       return rocksdb::Status::OK();
@@ -299,25 +326,30 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, Reservatio
       return rocksdb::Status::Corruption(absl::StrCat(
           "record ", internal::DescribeRecordKey(key.ToStringView()), " among the log's records"));
     }
+    uint64_t segment_;
     Reservations* held_;
+    LogAcceptors* acceptors_;
     Summaries* buckets_;
   };
   if (snapshot) {
     held->clear();
+    acceptors->clear();
     buckets->assign(core::kDigestBuckets, BucketSummary{});
   }
   rocksdb::WriteBatch batch{std::string(encoded)};
-  Handler handler(held, buckets);
+  Handler handler(segment, held, acceptors, buckets);
   rocksdb::Status s = batch.Iterate(&handler);
   if (!s.ok()) return absl::DataLossError(absl::StrCat("write log records: ", s.ToString()));
   return absl::OkStatus();
 }
 
-// A write log snapshot: puts of every reservation held and of every
-// non-empty bucket's summary.
-std::string LogSnapshot(const Reservations& held, const Summaries& buckets) {
+// A write log snapshot: puts of every reservation held, every acceptor
+// record kept in the log and every non-empty bucket's summary.
+std::string LogSnapshot(const Reservations& held, const LogAcceptors& acceptors,
+                        const Summaries& buckets) {
   rocksdb::WriteBatch snapshot;
   for (const auto& [key, value] : held) snapshot.Put(key, value).PermitUncheckedError();
+  for (const auto& [key, a] : acceptors) snapshot.Put(key, a.value).PermitUncheckedError();
   for (uint32_t b = 0; b < buckets.size(); ++b) {
     if (buckets[b].count == 0) continue;
     snapshot.Put(internal::SummaryKey(b), internal::EncodeSummary(buckets[b]))
@@ -361,13 +393,15 @@ class RocksDbStorage final : public Storage {
  public:
   RocksDbStorage(std::string dir, RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
                  std::unique_ptr<internal::WriteLog> log, Reservations reservations,
-                 std::shared_ptr<std::atomic<uint64_t>> flushed, Summaries buckets,
-                 uint64_t incarnation)
+                 LogAcceptors acceptors, std::shared_ptr<std::atomic<uint64_t>> flushed,
+                 Summaries buckets, uint64_t incarnation)
       : dir_(std::move(dir)),
         options_(std::move(options)),
         db_(std::move(db)),
         log_(std::move(log)),
         reservations_(std::move(reservations)),
+        acceptors_(std::move(acceptors)),
+        spilled_at_(log_->current_segment()),
         flushed_(std::move(flushed)),
         committed_count_(TotalCount(buckets)),
         buckets_(std::move(buckets)),
@@ -510,6 +544,18 @@ class RocksDbStorage final : public Storage {
 
   std::optional<core::AcceptorRecord> GetAcceptor(const core::ProposalId& p) const override {
     const std::string record_key = internal::AcceptorKey(p);
+    {
+      // Young records are in the log (and here); the others in RocksDB.
+      std::lock_guard<std::mutex> lock(acceptors_mu_);
+      if (auto it = acceptors_.find(record_key); it != acceptors_.end()) {
+        absl::StatusOr<core::AcceptorRecord> record =
+            internal::DecodeAcceptor(record_key, it->second.value);
+        if (!record.ok()) {
+          FailStop(absl::StrCat("reading an acceptor record in ", dir_), record.status());
+        }
+        return *std::move(record);
+      }
+    }
     rocksdb::PinnableSlice value;
     if (!ReadValue(record_key, "an acceptor record", &value)) return std::nullopt;
     absl::StatusOr<core::AcceptorRecord> record =
@@ -569,7 +615,14 @@ class RocksDbStorage final : public Storage {
   }
 
   StorageStats stats() const override {
-    return internal::StatsFrom(committer_.counters(), syncs_.load(std::memory_order_relaxed), CommittedCount());
+    StorageStats s = internal::StatsFrom(committer_.counters(),
+                                         syncs_.load(std::memory_order_relaxed), CommittedCount());
+    {
+      std::lock_guard<std::mutex> lock(acceptors_mu_);
+      s.log_acceptor_records = acceptors_.size();
+    }
+    s.acceptor_records_moved = acceptors_spilled_.load(std::memory_order_relaxed);
+    return s;
   }
 
  private:
@@ -641,6 +694,12 @@ class RocksDbStorage final : public Storage {
     return ScanPrefix(db_.get(), dir_, prefix, std::move(record));
   }
 
+  // A change of a log-only record: a put has a value, a delete none.
+  struct LogOp {
+    std::string key;
+    std::optional<std::string> value;
+  };
+
   // Storage thread only.
   absl::Status Apply(const std::vector<core::WriteBatch>& group,
                      std::vector<absl::Status>* batch_status) {
@@ -653,11 +712,15 @@ class RocksDbStorage final : public Storage {
     // reservation changes are kept as well, for reservations_ once the frame
     // is durable (a put has a value, a delete none).
     rocksdb::WriteBatch log_batch;
-    struct ReservationOp {
-      std::string key;
-      std::optional<std::string> value;
-    };
-    std::vector<ReservationOp> reservation_ops;
+    std::vector<LogOp> reservation_ops;
+    // Likewise the acceptor records kept in the log, for acceptors_.
+    std::vector<LogOp> acceptor_ops;
+    // Where each acceptor record this group writes lives once it is
+    // written (true: the log; false: RocksDB); see AcceptorInLog.
+    absl::flat_hash_map<std::string, bool> acceptor_in_log;
+    if (log_->current_segment() != spilled_at_) {
+      SpillAcceptors(&write_batch, &log_batch, &acceptor_ops, &acceptor_in_log);
+    }
     // Committed entries this group adds, key -> value viewing into `group`:
     // later batches of the group are checked against them, and the count and
     // digest take them once the write succeeds. Committed keys are never
@@ -726,19 +789,36 @@ class RocksDbStorage final : public Storage {
       if (!checked.ok()) return checked;
       for (const core::Mutation& mutation : group[i].mutations) {
         if (const auto* put_r = std::get_if<core::PutReservation>(&mutation)) {
-          ReservationOp& op = reservation_ops.emplace_back();
+          LogOp& op = reservation_ops.emplace_back();
           op.key = ReservationKey(put_r->reservation.key);
           op.value = internal::EncodeReservation(put_r->reservation);
           check(log_batch.Put(op.key, *op.value));
         } else if (const auto* del_r = std::get_if<core::DeleteReservation>(&mutation)) {
-          ReservationOp& op = reservation_ops.emplace_back();
+          LogOp& op = reservation_ops.emplace_back();
           op.key = ReservationKey(del_r->key);
           check(log_batch.Delete(op.key));
         } else if (const auto* put_a = std::get_if<core::PutAcceptor>(&mutation)) {
-          check(write_batch.Put(AcceptorKey(put_a->record.proposal),
-                                internal::EncodeAcceptor(put_a->record)));
+          // A new record goes to the log; one RocksDB holds (it moved
+          // there, or an older build wrote it) is updated there.
+          std::string key = AcceptorKey(put_a->record.proposal);
+          std::string value = internal::EncodeAcceptor(put_a->record);
+          if (AcceptorInLog(key, acceptor_in_log, /*probe=*/true)) {
+            check(log_batch.Put(key, value));
+            acceptor_in_log[key] = true;
+            acceptor_ops.push_back(LogOp{std::move(key), std::move(value)});
+          } else {
+            check(write_batch.Put(key, value));
+          }
         } else if (const auto* del_a = std::get_if<core::DeleteAcceptor>(&mutation)) {
-          check(write_batch.Delete(AcceptorKey(del_a->proposal)));
+          std::string key = AcceptorKey(del_a->proposal);
+          if (AcceptorInLog(key, acceptor_in_log, /*probe=*/false)) {
+            check(log_batch.Delete(key));
+            acceptor_ops.push_back(LogOp{key, std::nullopt});
+          } else {
+            check(write_batch.Delete(key));
+          }
+          // Gone from both: a later put in the group is a new record.
+          acceptor_in_log[key] = true;
         } else if (const auto* put_ca = std::get_if<core::PutConfigAcceptor>(&mutation)) {
           check(write_batch.Put(
               internal::ConfigAcceptorKey(put_ca->record.cluster, put_ca->record.epoch),
@@ -828,21 +908,68 @@ class RocksDbStorage final : public Storage {
     }
     // The reservations the frame logged, in their order (the summaries are
     // in buckets_ already).
-    for (ReservationOp& op : reservation_ops) {
+    for (LogOp& op : reservation_ops) {
       if (op.value) {
         reservations_.insert_or_assign(std::move(op.key), *std::move(op.value));
       } else {
         reservations_.erase(op.key);
       }
     }
+    if (!acceptor_ops.empty()) {
+      const uint64_t segment = log_->current_segment();
+      std::lock_guard<std::mutex> lock(acceptors_mu_);
+      for (LogOp& op : acceptor_ops) {
+        if (op.value) {
+          acceptors_.insert_or_assign(std::move(op.key),
+                                      LogAcceptor{*std::move(op.value), segment});
+        } else {
+          acceptors_.erase(op.key);
+        }
+      }
+    }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
+  }
+
+  // Storage thread. Whether the acceptor record `key` lives in the log:
+  // as this group left it (`in_group`), else as acceptors_ has it; one in
+  // neither is in RocksDB if it is there (`probe`: look), else new, and a
+  // new one goes to the log.
+  bool AcceptorInLog(const std::string& key, const absl::flat_hash_map<std::string, bool>& in_group,
+                     bool probe) const {
+    if (auto it = in_group.find(key); it != in_group.end()) return it->second;
+    if (acceptors_.contains(key)) return true;
+    if (!probe) return false;
+    std::string unused;
+    if (!db_->KeyMayExist(rocksdb::ReadOptions(), key, &unused)) return true;
+    rocksdb::PinnableSlice value;
+    return !ReadValue(key, "an acceptor record", &value);
+  }
+
+  // Storage thread, once per segment: the acceptor records in the log that
+  // were last written two segments ago or earlier (so outlived a whole
+  // segment: a proposal a recovery aborted, or one whose key never
+  // committed here) move to RocksDB in this group's frame, so the log and
+  // memory hold only the records of the puts in flight.
+  void SpillAcceptors(rocksdb::WriteBatch* write_batch, rocksdb::WriteBatch* log_batch,
+                      std::vector<LogOp>* ops, absl::flat_hash_map<std::string, bool>* in_log) {
+    spilled_at_ = log_->current_segment();
+    uint64_t spilled = 0;
+    for (const auto& [key, a] : acceptors_) {
+      if (a.segment + 2 > spilled_at_) continue;
+      write_batch->Put(key, a.value).PermitUncheckedError();
+      log_batch->Delete(key).PermitUncheckedError();
+      ops->push_back(LogOp{key, std::nullopt});
+      (*in_log)[key] = false;
+      ++spilled;
+    }
+    acceptors_spilled_.fetch_add(spilled, std::memory_order_relaxed);
   }
 
   // A write log snapshot of what the storage holds now.
   std::string LogSnapshotNow() const {
     std::lock_guard<std::mutex> lock(digest_mu_);
-    return LogSnapshot(reservations_, buckets_);
+    return LogSnapshot(reservations_, acceptors_, buckets_);
   }
 
   // The checkpointer thread. Once RocksDB has flushed a memtable (on its
@@ -907,6 +1034,12 @@ class RocksDbStorage final : public Storage {
   const std::unique_ptr<rocksdb::DB> db_;
   const std::unique_ptr<internal::WriteLog> log_;
   Reservations reservations_;  // storage thread (and Recover, before any write)
+  // Written by the storage thread only (which reads it without the lock),
+  // read by GetAcceptor under acceptors_mu_.
+  mutable std::mutex acceptors_mu_;
+  LogAcceptors acceptors_;
+  uint64_t spilled_at_;  // storage thread: the segment SpillAcceptors last ran in
+  std::atomic<uint64_t> acceptors_spilled_{0};
   absl::Status broken_;        // storage thread: the failure that stops every later write
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
@@ -1020,7 +1153,7 @@ absl::StatusOr<Summaries> Upgrade(const std::string& dir, rocksdb::DB* db, uint6
                                  });
   if (!read.ok()) return read;
   absl::StatusOr<std::unique_ptr<internal::WriteLog>> created = internal::WriteLog::Create(
-      LogDir(dir), LogOptions(options), LogSnapshot(*reservations, *buckets));
+      LogDir(dir), LogOptions(options), LogSnapshot(*reservations, LogAcceptors(), *buckets));
   if (!created.ok()) return created.status();
   *log = *std::move(created);
   rocksdb::WriteBatch batch;
@@ -1108,6 +1241,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   absl::StatusOr<Summaries> buckets;
   std::unique_ptr<internal::WriteLog> log;
   Reservations reservations;
+  LogAcceptors acceptors;
   if (*format == kFreshDatabase) {
     // The log before the format record: a crash between the two leaves a
     // database with no records, which the next open starts afresh.
@@ -1138,12 +1272,14 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
             }
           }
           return ApplyLogRecords(frame.log_records,
-                                 frame.kind == internal::LogFrame::Kind::kSnapshot, &reservations,
-                                 &replayed);
+                                 frame.kind == internal::LogFrame::Kind::kSnapshot,
+                                 /*segment=*/0, &reservations, &acceptors, &replayed);
         },
-        [&] { return LogSnapshot(reservations, replayed); });
+        [&] { return LogSnapshot(reservations, acceptors, replayed); });
     if (!opened.ok()) return opened.status();
     log = *std::move(opened);
+    // Replayed acceptor records count as written in the new segment.
+    for (auto& [key, a] : acceptors) a.segment = log->current_segment();
     // What was replayed is durable once flushed; then only the new
     // segment, which begins with the reservations, is needed.
     s = db->Flush(rocksdb::FlushOptions());
@@ -1188,7 +1324,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   if (!incarnation.ok()) return incarnation.status();
   auto storage = std::make_unique<RocksDbStorage>(
       dir, std::move(options), std::move(db), std::move(log), std::move(reservations),
-      std::move(flushed), *std::move(buckets), *incarnation);
+      std::move(acceptors), std::move(flushed), *std::move(buckets), *incarnation);
   storage->StartCheckpointer();
   if (verify == Verify::kBackground) storage->StartVerifier();
   return std::unique_ptr<Storage>(std::move(storage));

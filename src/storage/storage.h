@@ -44,6 +44,10 @@ struct StorageStats {
   // Write() requests refused alone because a PutCommitted would change a
   // committed value (write-once); each applied nothing and got AlreadyExists.
   uint64_t writes_refused = 0;
+  // RocksDB: acceptor records kept in the write log now (those of the puts
+  // in flight), and those moved to RocksDB because they outlived a segment.
+  uint64_t log_acceptor_records = 0;
+  uint64_t acceptor_records_moved = 0;
 };
 
 class Storage : public core::CommittedView {

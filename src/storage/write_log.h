@@ -1,8 +1,9 @@
 // WriteLog: RocksDB storage's own write-ahead log (docs/storage.md, "The
 // write log"). Every group write is one frame, appended and synced before
 // its records reach RocksDB (which is written without a WAL of its own).
-// Some records live only here and in memory (the reservations and the
-// bucket summaries: the log-only records): each segment begins with a
+// Some records live only here and in memory (the reservations, the bucket
+// summaries and the young acceptor records: the log-only records): each
+// segment begins with a
 // snapshot of them, so a segment older than the newest one holds nothing
 // that is not elsewhere once RocksDB has flushed the records its frames
 // carried, and is then dropped.
@@ -16,7 +17,8 @@
 // frame from another segment (a stale one) or a torn one does not pass for
 // a frame of this one. db_records and log_records are rocksdb::WriteBatch
 // encodings: the records the group writes to RocksDB, and the log-only
-// ones (reservation puts and deletes, 'r' keys; summary puts, 's' keys).
+// ones (reservation puts and deletes, 'r' keys; summary puts, 's' keys;
+// acceptor record puts and deletes, 'a' keys).
 // A snapshot's log_records are puts of every log-only record held when it
 // was written, and its prev_end is the length of the previous segment's
 // frames (0 in the first segment).

@@ -1521,6 +1521,84 @@ TEST_F(RocksDbStorageTest, ACrashKeepsEveryAcknowledgedWriteAcrossSegmentRolls) 
       << "a reservation must not be a RocksDB record";
 }
 
+// Acceptor records are written to the write log, not RocksDB; one still
+// held two segments later moves to RocksDB in a later frame, so the log
+// (and memory) hold only the young ones. Updates and deletes of either kind
+// survive crashes and a clean close.
+TEST_F(RocksDbStorageTest, AcceptorRecordsLiveInTheLogUntilTheyOutliveASegment) {
+  RocksDbOptions options = AsIfCrashing();
+  options.log_segment_bytes = 4096;  // a roll every ~15 writes below
+  const core::ProposalId old_p = Proposal("12D3KooWc", 1, 1);
+  const core::ProposalId gone_p = Proposal("12D3KooWc", 1, 2);
+  const core::ProposalId young_p = Proposal("12D3KooWc", 1, 3);
+  int written = 0;
+  auto commit = [&](Storage& storage, int n) {
+    for (int end = written + n; written < end; ++written) {
+      const std::string key = absl::StrCat("k", written);
+      ASSERT_TRUE(
+          WriteAndWait(storage, Batch({core::PutCommitted{key, std::string(100, 'v')}})).ok());
+    }
+  };
+  auto round_of = [](Storage& storage, const core::ProposalId& p) -> std::optional<uint64_t> {
+    std::optional<core::AcceptorRecord> a = storage.GetAcceptor(p);
+    if (!a) return std::nullopt;
+    return a->promised.round;
+  };
+  {
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    ASSERT_TRUE(WriteAndWait(*storage, Batch({PutAcceptor(old_p, 3, core::Decision::kCommit),
+                                              PutAcceptor(gone_p, 1, std::nullopt)}))
+                    .ok());
+    ASSERT_TRUE(WriteAndWait(*storage, Batch({core::DeleteAcceptor{gone_p}})).ok());
+    EXPECT_EQ(storage->stats().log_acceptor_records, 1u);
+    EXPECT_EQ(round_of(*storage, gone_p), std::nullopt);
+    commit(*storage, 60);
+    // Two rolls later the old record is in RocksDB, and still read.
+    EXPECT_EQ(storage->stats().acceptor_records_moved, 1u);
+    EXPECT_EQ(storage->stats().log_acceptor_records, 0u);
+    EXPECT_EQ(round_of(*storage, old_p), 3u);
+    // An update of a moved record is written where it is; a new one goes
+    // to the log.
+    ASSERT_TRUE(WriteAndWait(*storage, Batch({PutAcceptor(old_p, 5, core::Decision::kCommit),
+                                              PutAcceptor(young_p, 2, std::nullopt)}))
+                    .ok());
+    EXPECT_EQ(storage->stats().log_acceptor_records, 1u);
+    EXPECT_EQ(round_of(*storage, old_p), 5u);
+  }
+  {
+    std::unique_ptr<Storage> storage = MustOpen(options);  // after a crash
+    ASSERT_NE(storage, nullptr);
+    EXPECT_EQ(round_of(*storage, old_p), 5u);
+    EXPECT_EQ(round_of(*storage, young_p), 2u);
+    EXPECT_EQ(round_of(*storage, gone_p), std::nullopt);
+    EXPECT_EQ(storage->stats().log_acceptor_records, 1u);
+  }
+  options.flush_on_close = true;
+  MustOpen(options).reset();  // a clean close: RocksDB flushed, the log rolled
+  EXPECT_TRUE(RawGet(internal::AcceptorKey(old_p)).has_value()) << "the moved record";
+  EXPECT_FALSE(RawGet(internal::AcceptorKey(young_p)).has_value())
+      << "a young acceptor record must not be a RocksDB record";
+  EXPECT_FALSE(RawGet(internal::AcceptorKey(gone_p)).has_value());
+  options.flush_on_close = false;
+  {
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    EXPECT_EQ(round_of(*storage, young_p), 2u);
+    ASSERT_TRUE(
+        WriteAndWait(*storage, Batch({core::DeleteAcceptor{old_p}, core::DeleteAcceptor{young_p}}))
+            .ok());
+    EXPECT_EQ(round_of(*storage, old_p), std::nullopt);
+    EXPECT_EQ(round_of(*storage, young_p), std::nullopt);
+  }
+  std::unique_ptr<Storage> storage = MustOpen(options);  // after a crash
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(round_of(*storage, old_p), std::nullopt);
+  EXPECT_EQ(round_of(*storage, young_p), std::nullopt);
+  EXPECT_EQ(storage->stats().log_acceptor_records, 0u);
+  EXPECT_EQ(storage->CommittedCount(), 60u);
+}
+
 // Without its write log a data dir has lost its reservations (and whatever
 // RocksDB had not flushed): it is refused, not opened half-empty.
 TEST_F(RocksDbStorageTest, AMissingWriteLogRefusesTheStart) {
