@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     core::WriteBatch batch;
     for (int64_t n = 0; n < batch_keys && next < keys; ++n, ++next) {
       batch.mutations.push_back(
-          core::PutCommitted{KeyOf(next, key_bytes), ValueOf(next, value_bytes), 0});
+          core::PutCommitted{KeyOf(next, key_bytes), ValueOf(next, value_bytes), 0, {}});
     }
     if (absl::Status s = WriteAndWait(**opened, std::move(batch)); !s.ok()) {
       std::fprintf(stderr, "storage-fill: %s\n", s.ToString().c_str());

@@ -115,7 +115,7 @@ void Acceptors::HandlePrepare(uint64_t inbound_id, const PrepareRequest& request
     ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused prepare: ", *step.refusal)});
     return;
   }
-  Apply(inbound_id, request.proposal, step.updated, step.drop, std::move(step.response));
+  Apply(inbound_id, request.proposal, step.updated, !current, step.drop, std::move(step.response));
 }
 
 void Acceptors::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) {
@@ -127,11 +127,12 @@ void Acceptors::HandleAccept(uint64_t inbound_id, const AcceptRequest& request) 
     ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused accept: ", *step.refusal)});
     return;
   }
-  Apply(inbound_id, request.proposal, step.updated, step.drop, std::move(step.response));
+  Apply(inbound_id, request.proposal, step.updated, !current, step.drop, std::move(step.response));
 }
 
 void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
-                      const std::optional<AcceptorRecord>& updated, bool drop, Response response) {
+                      const std::optional<AcceptorRecord>& updated, bool new_register, bool drop,
+                      Response response) {
   // A promise or an accept is answered only once it is durable. A decided
   // register's answer promises nothing this node must remember: commit was
   // chosen before the key could commit here, whether or not that commit is
@@ -141,7 +142,7 @@ void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
     ctx_.Respond(inbound_id, std::move(response));
     return;
   }
-  uint64_t w = ctx_.Mutate(PutAcceptor{*updated});
+  uint64_t w = ctx_.Mutate(PutAcceptor{*updated, new_register});
   pending_[proposal] = Pending{*updated, w};
   ctx_.AfterWrite(w, [this, inbound_id, proposal, w, resp = std::move(response)]() {
     // Durable: storage answers for it from now on.

@@ -112,10 +112,12 @@ class Acceptors {
     AcceptorRecord record;
     uint64_t write = 0;  // the write that makes `record` durable
   };
-  // Persists `updated` (if set), or deletes the record (`drop`), and
-  // answers `response` once that is durable.
+  // Persists `updated` (if set; `new_register`: no record existed), or
+  // deletes the record (`drop`), and answers `response` once that is
+  // durable.
   void Apply(uint64_t inbound_id, const ProposalId& proposal,
-             const std::optional<AcceptorRecord>& updated, bool drop, Response response);
+             const std::optional<AcceptorRecord>& updated, bool new_register, bool drop,
+             Response response);
   // Whether this node may hold a record of decision(p): it is one of the
   // register's acceptors, or a record is being written. Saves a storage
   // read for every commit of another cluster's proposal.

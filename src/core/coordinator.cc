@@ -344,7 +344,7 @@ void Coordinator::MaybeTally(uint64_t id, TimeMs now) {
       return;
     case K::kKeyExists: {
       AbortAttempt(op, now);
-      Replica::Committed stored{std::move(t.existing), t.existing_request_id, 0};
+      Replica::Committed stored{std::move(t.existing), t.existing_request_id, 0, {}};
       FinishPut(id, OutcomeOverCommitted(std::move(stored), op.value, op.request_id), now);
       return;
     }

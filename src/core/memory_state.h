@@ -8,7 +8,7 @@
 // storage holds it under its lock).
 //
 //   MemoryState state;
-//   state.Apply(PutCommitted{"k", "v", /*request_id=*/7});
+//   state.Apply(PutCommitted{"k", "v", /*request_id=*/7, {}});
 //   Engine engine(config, &state, state.Recover());
 #pragma once
 

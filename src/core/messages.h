@@ -312,8 +312,12 @@ struct PutCommitted {
   uint64_t request_id = 0;
   ProposalId proposal;
 };
+// `new_register`: no record of the register existed (none in flight, none
+// durable) when the engine wrote this one, so storage need not look for an
+// older copy (false: it may have to).
 struct PutAcceptor {
   AcceptorRecord record;
+  bool new_register = false;
 };
 // Paxos acceptor state for one configuration register config(cluster, epoch).
 struct ConfigAcceptorRecord {

@@ -802,7 +802,9 @@ class RocksDbStorage final : public Storage {
           // there, or an older build wrote it) is updated there.
           std::string key = AcceptorKey(put_a->record.proposal);
           std::string value = internal::EncodeAcceptor(put_a->record);
-          if (AcceptorInLog(key, acceptor_in_log, /*probe=*/true)) {
+          // A new register (the engine found no record of it) is not in
+          // RocksDB: no need to look.
+          if (put_a->new_register || AcceptorInLog(key, acceptor_in_log, /*probe=*/true)) {
             check(log_batch.Put(key, value));
             acceptor_in_log[key] = true;
             acceptor_ops.push_back(LogOp{std::move(key), std::move(value)});
@@ -933,8 +935,8 @@ class RocksDbStorage final : public Storage {
 
   // Storage thread. Whether the acceptor record `key` lives in the log:
   // as this group left it (`in_group`), else as acceptors_ has it; one in
-  // neither is in RocksDB if it is there (`probe`: look), else new, and a
-  // new one goes to the log.
+  // neither is in RocksDB if it is there (`probe`: look, for a put; a
+  // delete deletes in RocksDB), else new, and a new one goes to the log.
   bool AcceptorInLog(const std::string& key, const absl::flat_hash_map<std::string, bool>& in_group,
                      bool probe) const {
     if (auto it = in_group.find(key); it != in_group.end()) return it->second;
@@ -1301,9 +1303,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
   } else {
     // Acceptor records first: a damaged one refuses the open before the
     // dir is upgraded.
-    if (absl::Status acceptors = CheckAcceptors(db.get(), dir); !acceptors.ok()) {
-      return acceptors;
-    }
+    if (absl::Status checked = CheckAcceptors(db.get(), dir); !checked.ok()) return checked;
     buckets = Upgrade(dir, db.get(), *format, options, &log, &reservations);
     if (*format < 5) verify = Verify::kOff;
   }

@@ -103,7 +103,7 @@ void WriteKeys(Storage& storage, int thread, int count, int inflight, std::atomi
     std::string key = absl::StrCat("bench/", thread, "/", i);
     replicator::core::WriteBatch batch;
     batch.mutations.push_back(
-        replicator::core::PutCommitted{key, std::string(100, 'v'), uint64_t(thread) << 32 | i});
+        replicator::core::PutCommitted{key, std::string(100, 'v'), uint64_t(thread) << 32 | i, {}});
     storage.Write(std::move(batch), [&window, failed](absl::Status s) {
       if (!s.ok()) ++*failed;
       window.Release();

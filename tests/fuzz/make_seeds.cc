@@ -76,7 +76,7 @@ void WireSeeds(const fs::path& dir) {
   Write(dir, "pull", Message<wire::Peer::PullParams>(3, core::PullRequest{7, "after", 1 << 20, 9}));
   core::PullResponse pulled;
   pulled.entries.push_back(core::PulledEntry{"k", "v", 5, p});
-  pulled.entries.push_back(core::PulledEntry{"old", "v", 0});
+  pulled.entries.push_back(core::PulledEntry{"old", "v", 0, {}});
   Write(dir, "pulled", Message<wire::Peer::PullResults>(4, pulled));
   Write(dir, "config",
         Message<wire::Configuration>(5, core::Configuration{"eu", 2, {"a", "b", "c", "d"}}));

@@ -303,10 +303,10 @@ SimResult RunSeed(const SimConfig& config, bool inject) {
     const auto& committed = sim.store(0).committed();
     const std::string key = committed.empty() ? "injected" : committed.begin()->first;
     if (committed.empty()) {
-      sim.InjectMutationForTest(0, replicator::core::PutCommitted{key, "first"});
+      sim.InjectMutationForTest(0, replicator::core::PutCommitted{key, "first", 0, {}});
     }
     sim.InjectMutationForTest(sim.node_count() - 1,
-                              replicator::core::PutCommitted{key, "injected-second"});
+                              replicator::core::PutCommitted{key, "injected-second", 0, {}});
     result = sim.Result();
   }
   return result;

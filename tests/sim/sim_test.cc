@@ -514,7 +514,7 @@ TEST(SimReport, ExcerptIsTheOffendingKeysHistory) {
   const auto& committed = sim.store(0).committed();
   ASSERT_FALSE(committed.empty());
   const core::Key key = committed.begin()->first;
-  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second"});
+  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second", 0, {}});
   SimResult result = sim.Result();
   ASSERT_FALSE(result.ok());
   const std::string report = result.Report();
@@ -609,9 +609,9 @@ TEST(SimChecker, CatchesASecondCommittedValue) {
   const auto& committed = sim.store(0).committed();
   core::Key key = committed.empty() ? "k-injected" : committed.begin()->first;
   if (committed.empty()) {
-    sim.InjectMutationForTest(0, core::PutCommitted{key, "first"});
+    sim.InjectMutationForTest(0, core::PutCommitted{key, "first", 0, {}});
   }
-  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second"});
+  sim.InjectMutationForTest(sim.node_count() - 1, core::PutCommitted{key, "bogus-second", 0, {}});
   ASSERT_TRUE(sim.checker().failed());
   EXPECT_EQ(sim.checker().violations().front().invariant, "1")
       << Listing(sim.checker().violations());
@@ -689,7 +689,7 @@ TEST_F(CheckerWorld, AcceptsAnHonestPut) {
   now_ = 5;
   checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
   for (int n : {0, 1, 3, 4}) {
-    Apply(n, core::PutCommitted{"k", "v1"});
+    Apply(n, core::PutCommitted{"k", "v1", 0, {}});
     Apply(n, core::DeleteReservation{"k"});
   }
   EXPECT_FALSE(checker_->failed()) << Listing(checker_->violations());
@@ -730,7 +730,7 @@ TEST_F(CheckerWorld, CatchesAPutWithARequestIdAnsweringKeyExistsOfItsOwnValue) {
   int op1 = StartPut("k", "v1", /*request_id=*/7);
   Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
   checker_->OnPutDone(op1, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
-  Apply(0, core::PutCommitted{"k", "v1", 7});
+  Apply(0, core::PutCommitted{"k", "v1", 7, {}});
   int retry = StartPut("k", "v1", /*request_id=*/7);
   checker_->OnPutDone(retry, core::PutOutcome{core::PutOutcome::Kind::kKeyExists, "v1", ""});
   ASSERT_TRUE(checker_->failed());
@@ -756,7 +756,7 @@ TEST_F(CheckerWorld, CatchesACommittedKeyMissingAtANodeWithConvergenceOn) {
   Propose(P(1), "k", "v1", {0, 1, 3, 4}, core::Decision::kCommit);
   checker_->OnPutDone(op, core::PutOutcome{core::PutOutcome::Kind::kOk, "", ""});
   for (int n : {0, 1, 3, 4}) {
-    Apply(n, core::PutCommitted{"k", "v1"});
+    Apply(n, core::PutCommitted{"k", "v1", 0, {}});
     Apply(n, core::DeleteReservation{"k"});
   }
   ASSERT_FALSE(checker_->failed()) << Listing(checker_->violations());

@@ -274,7 +274,7 @@ TEST(AcceptorTest, AKeyCommittedByAnotherProposalDecidesNothing) {
   OneEngine r;
   const ProposalId other{"a3", 1, 9, 0, 1};
   r.Settle(HandleRequest{CommitOp{"k", "v", other, 0}});
-  r.store().Apply(PutCommitted{"old", "v", 0});  // as stored by an older build
+  r.store().Apply(PutCommitted{"old", "v", 0, {}});  // as stored by an older build
   for (const char* key : {"k", "old"}) {
     SCOPED_TRACE(key);
     const auto promise =

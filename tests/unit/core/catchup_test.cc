@@ -176,7 +176,7 @@ TEST(CatchUpRoleTest, APullOfARangePagesAcrossBucketsInBucketThenKeyOrder) {
 // (many keys, no puts).
 void PlantAtPeers(Pump& pump, const std::vector<Key>& keys) {
   WriteBatch batch;
-  for (const Key& k : keys) batch.mutations.push_back(PutCommitted{k, "v-" + k, 0});
+  for (const Key& k : keys) batch.mutations.push_back(PutCommitted{k, "v-" + k, 0, {}});
   pump.store("a2").Apply(batch);
   pump.store("a3").Apply(batch);
 }
@@ -256,12 +256,12 @@ TEST(CatchUpRoleTest, APageThatDoesNotAdvanceOrLeavesItsRangeFailsTheRound) {
       {"incomplete, ending before the range",
        [](const PullRequest& q, PullResponse& p) {
          p.complete = false;
-         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket - 1, 1, 1)[0], "v", 0});
+         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket - 1, 1, 1)[0], "v", 0, {}});
        }},
       {"incomplete, ending past the range",
        [](const PullRequest& q, PullResponse& p) {
          p.complete = false;
-         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket_end, 1, 1)[0], "v", 0});
+         p.entries.assign(1, PulledEntry{KeysInBuckets(q.bucket_end, 1, 1)[0], "v", 0, {}});
        }},
       {"complete past the range's end",
        [](const PullRequest& q, PullResponse& p) { p.bucket_end = q.bucket_end + 1; }},
@@ -393,7 +393,7 @@ TEST(CatchUpRoleTest, APulledEntryKeepsAReservationUnlessItsDecisionIsKnown) {
       pump.Call("a2", HandleRequest{CommitOp{"k", "v", holder, 3}});
     } else {
       // As stored by a build that kept no proposal with an entry.
-      pump.store("a2").Apply(PutCommitted{"k", "v", 3});
+      pump.store("a2").Apply(PutCommitted{"k", "v", 3, {}});
     }
     if (c.decision_known) {
       // a1 learns the decision without the commit of "k" (a commit of

@@ -34,9 +34,9 @@ TEST(MemoryStateTest, DigestIsTheXorOfEntryHashesPerBucket) {
   MemoryState s;
   EXPECT_EQ(s.Digest(), std::vector<uint64_t>(kDigestBuckets, 0));
   const std::vector<Key> same = KeysInOneBucket(2);
-  s.Apply(PutCommitted{same[0], "v0"});
-  s.Apply(PutCommitted{same[1], "v1"});
-  s.Apply(PutCommitted{"other", "w"});
+  s.Apply(PutCommitted{same[0], "v0", 0, {}});
+  s.Apply(PutCommitted{same[1], "v1", 0, {}});
+  s.Apply(PutCommitted{"other", "w", 0, {}});
   std::vector<uint64_t> want(kDigestBuckets, 0);
   want[BucketOf(same[0])] = EntryHash(same[0], "v0") ^ EntryHash(same[1], "v1");
   want[BucketOf("other")] ^= EntryHash("other", "w");
@@ -49,14 +49,14 @@ TEST(MemoryStateTest, CommittedEntriesAreWriteOnce) {
     PutCommitted second;
   };
   const std::vector<Case> cases = {
-      {"same value, another request id", PutCommitted{"k", "v", 8}},
-      {"same value, no request id", PutCommitted{"k", "v", 0}},
-      {"another value", PutCommitted{"k", "w", 9}},
+      {"same value, another request id", PutCommitted{"k", "v", 8, {}}},
+      {"same value, no request id", PutCommitted{"k", "v", 0, {}}},
+      {"another value", PutCommitted{"k", "w", 9, {}}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     MemoryState s;
-    s.Apply(PutCommitted{"k", "v", 7});
+    s.Apply(PutCommitted{"k", "v", 7, {}});
     const std::vector<uint64_t> digest = s.Digest();
     s.Apply(c.second);
     ASSERT_TRUE(s.GetEntry("k").has_value());
@@ -76,8 +76,8 @@ TEST(MemoryStateTest, BucketScansAreInKeyOrderAndPageWithAfter) {
   const std::vector<Key> keys = KeysInOneBucket(5);
   MemoryState s;
   // Applied in reverse: the scan order must not be the order of commits.
-  for (size_t i = keys.size(); i-- > 0;) s.Apply(PutCommitted{keys[i], "v", 100 + i});
-  s.Apply(PutCommitted{"elsewhere", "v"});
+  for (size_t i = keys.size(); i-- > 0;) s.Apply(PutCommitted{keys[i], "v", 100 + i, {}});
+  s.Apply(PutCommitted{"elsewhere", "v", 0, {}});
   ASSERT_NE(BucketOf("elsewhere"), BucketOf(keys[0]));
   const uint32_t bucket = BucketOf(keys[0]);
 
@@ -110,7 +110,7 @@ TEST(MemoryStateTest, BucketScansAreInKeyOrderAndPageWithAfter) {
 TEST(MemoryStateTest, ForEachFromCrossesBucketsInPositionOrder) {
   MemoryState s;
   const std::vector<Key> keys = {"a", "b", "c", "d", "e", "f"};
-  for (const Key& k : keys) s.Apply(PutCommitted{k, "v"});
+  for (const Key& k : keys) s.Apply(PutCommitted{k, "v", 0, {}});
   std::vector<MemoryState::Position> want;
   for (const Key& k : keys) want.emplace_back(BucketOf(k), k);
   std::sort(want.begin(), want.end());
@@ -219,9 +219,9 @@ TEST(MemoryStateTest, ProposalEpochIsKeptInReservationsAndAcceptorRecords) {
 
 TEST(MemoryStateTest, ACopyIsASnapshot) {
   MemoryState s;
-  s.Apply(PutCommitted{"k", "v", 1});
+  s.Apply(PutCommitted{"k", "v", 1, {}});
   const MemoryState snapshot = s;
-  s.Apply(PutCommitted{"later", "w", 2});
+  s.Apply(PutCommitted{"later", "w", 2, {}});
   s.Apply(PutReservation{Reservation{"r", ProposalId{"a1", 1, 1, 0, 1}, "x", 0, 0}});
   s.Apply(PutConfig{Configuration{"c1", 2, {"p1", "p2", "p3"}}});
   s.Apply(PutConfigAcceptor{ConfigAcceptorRecord{"c1", 3, Ballot{1, "p1"}, std::nullopt}});

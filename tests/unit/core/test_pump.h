@@ -42,10 +42,12 @@ class MemoryStore : public MemoryState {
   // a corrupt store. The state is rebuilt with the planted entry first.
   void Plant(const Key& key, const Value& value, uint64_t request_id = 0) {
     MemoryState rebuilt;
-    rebuilt.Apply(PutCommitted{key, value, request_id});
-    for (const auto& [k, e] : committed()) rebuilt.Apply(PutCommitted{k, e.value, e.request_id});
+    rebuilt.Apply(PutCommitted{key, value, request_id, {}});
+    for (const auto& [k, e] : committed()) {
+      rebuilt.Apply(PutCommitted{k, e.value, e.request_id, e.proposal});
+    }
     for (const auto& [k, r] : reservations()) rebuilt.Apply(PutReservation{r});
-    for (const auto& [p, a] : acceptors()) rebuilt.Apply(PutAcceptor{a});
+    for (const auto& [p, a] : acceptors()) rebuilt.Apply(PutAcceptor{a, false});
     MemoryState::operator=(std::move(rebuilt));
   }
 };

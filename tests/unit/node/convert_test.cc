@@ -407,7 +407,7 @@ TEST(ConvertTest, CatchUpMethodsRoundTrip) {
     auto results = message.initRoot<wire::Peer::PullResults>();
     core::PullResponse sent;
     sent.entries.push_back(core::PulledEntry{"k", value, 42, kP});
-    sent.entries.push_back(core::PulledEntry{"old", value, 0});  // proposal not known
+    sent.entries.push_back(core::PulledEntry{"old", value, 0, {}});  // proposal not known
     sent.complete = false;
     sent.bucket_end = 4096;
     ToWire(sent, results);

@@ -15,7 +15,7 @@ namespace {
 
 core::WriteBatch CommitBatch(std::string key) {
   core::WriteBatch batch;
-  batch.mutations.push_back(core::PutCommitted{std::move(key), "v"});
+  batch.mutations.push_back(core::PutCommitted{std::move(key), "v", 0, {}});
   return batch;
 }
 

@@ -207,7 +207,7 @@ TYPED_TEST_SUITE(StorageTest, Backends, BackendNames);
 
 TYPED_TEST(StorageTest, CommittedValueIsVisibleWhenDoneRuns) {
   std::promise<std::optional<core::Value>> seen;
-  this->storage_->Write(Batch({core::PutCommitted{"k", "v"}}), [&](absl::Status s) {
+  this->storage_->Write(Batch({core::PutCommitted{"k", "v", 0, {}}}), [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
     seen.set_value(this->storage_->GetCommitted("k"));  // on the storage thread
   });
@@ -238,7 +238,7 @@ TYPED_TEST(StorageTest, RecoverReturnsExactlyWhatIsDurable) {
   ASSERT_TRUE(this->WriteAndWait(Batch({
                                      core::DeleteReservation{"b"},
                                      core::DeleteAcceptor{p2},
-                                     core::PutCommitted{"b", "vb"},
+                                     core::PutCommitted{"b", "vb", 0, {}},
                                      // Replaces a's earlier reservation.
                                      PutReservation("a", p2, "va2"),
                                  }))
@@ -320,16 +320,18 @@ TYPED_TEST(StorageTest, LaterBatchWins) {
 }
 
 TYPED_TEST(StorageTest, CommittedCountCountsDistinctKeys) {
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"x", "1"}, core::PutCommitted{"x", "1"},
-                                        core::PutCommitted{"y", "2"}}))
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"x", "1", 0, {}},
+                                        core::PutCommitted{"x", "1", 0, {}},
+                                        core::PutCommitted{"y", "2", 0, {}}}))
                   .ok());
-  ASSERT_TRUE(
-      this->WriteAndWait(Batch({core::PutCommitted{"x", "1"}, core::PutCommitted{"z", "3"}})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"x", "1", 0, {}},
+                                        core::PutCommitted{"z", "3", 0, {}}}))
+                  .ok());
   EXPECT_EQ(this->storage_->CommittedCount(), 3u);
   EXPECT_EQ(this->storage_->stats().committed_keys, 3u);
   this->Reopen();
   EXPECT_EQ(this->storage_->CommittedCount(), 3u);
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"y", "2"}})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"y", "2", 0, {}}})).ok());
   EXPECT_EQ(this->storage_->CommittedCount(), 3u);
 }
 
@@ -346,10 +348,11 @@ TYPED_TEST(StorageTest, ConcurrentWritersAllCompleteAndAreGrouped) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kWritesPerThread; ++i) {
         std::string key = absl::StrCat("t", t, "/", i);
-        this->storage_->Write(Batch({core::PutCommitted{key, key + "=v"}}), [&](absl::Status s) {
-          (s.ok() ? ok : failed)++;
-          if (--pending == 0) all_done.set_value();
-        });
+        this->storage_->Write(Batch({core::PutCommitted{key, key + "=v", 0, {}}}),
+                              [&](absl::Status s) {
+                                (s.ok() ? ok : failed)++;
+                                if (--pending == 0) all_done.set_value();
+                              });
       }
     });
   }
@@ -381,7 +384,7 @@ TYPED_TEST(StorageTest, DestructionCompletesQueuedWrites) {
   constexpr int kWrites = 300;
   std::atomic<int> ok{0};
   for (int i = 0; i < kWrites; ++i) {
-    this->storage_->Write(Batch({core::PutCommitted{absl::StrCat("k", i), "v"}}),
+    this->storage_->Write(Batch({core::PutCommitted{absl::StrCat("k", i), "v", 0, {}}}),
                           [&](absl::Status s) { ok += s.ok(); });
   }
   this->storage_.reset();
@@ -395,9 +398,9 @@ TYPED_TEST(StorageTest, DestructionCompletesQueuedWrites) {
 
 TYPED_TEST(StorageTest, DoneMayWriteAgain) {
   std::promise<absl::Status> second;
-  this->storage_->Write(Batch({core::PutCommitted{"first", "1"}}), [&](absl::Status s) {
+  this->storage_->Write(Batch({core::PutCommitted{"first", "1", 0, {}}}), [&](absl::Status s) {
     ASSERT_TRUE(s.ok());
-    this->storage_->Write(Batch({core::PutCommitted{"second", "2"}}),
+    this->storage_->Write(Batch({core::PutCommitted{"second", "2", 0, {}}}),
                           [&](absl::Status s2) { second.set_value(s2); });
   });
   EXPECT_TRUE(second.get_future().get().ok());
@@ -430,7 +433,7 @@ TYPED_TEST(StorageTest, BucketsHoldOnlyCommittedEntriesInUnsignedKeyOrder) {
                                     {same[1], "s1"},
                                     {same[2], "s2"}});
   core::WriteBatch b;
-  for (const auto& [k, v] : all) b.mutations.push_back(core::PutCommitted{k, v});
+  for (const auto& [k, v] : all) b.mutations.push_back(core::PutCommitted{k, v, 0, {}});
   b.mutations.push_back(PutReservation("bb", p, "reserved, not committed"));
   b.mutations.push_back(PutAcceptor(p, 1, std::nullopt));
   ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
@@ -445,9 +448,9 @@ TYPED_TEST(StorageTest, BucketsHoldOnlyCommittedEntriesInUnsignedKeyOrder) {
 }
 
 TYPED_TEST(StorageTest, RequestIdIsStoredWithTheValue) {
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"with", "v1", 42},
-                                        core::PutCommitted{"max", "v2", ~uint64_t{0}},
-                                        core::PutCommitted{"none", "v3"}}))
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"with", "v1", 42, {}},
+                                        core::PutCommitted{"max", "v2", ~uint64_t{0}, {}},
+                                        core::PutCommitted{"none", "v3", 0, {}}}))
                   .ok());
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(round == 0 ? "before reopen" : "after reopen");
@@ -478,9 +481,10 @@ TYPED_TEST(StorageTest, DigestMatchesTheCommittedSet) {
     for (int i = 0; i < 300; ++i) {
       std::string key = absl::StrCat("k", batch, "/", i);
       if (core::BucketOf(key) == shared_bucket) continue;
-      b.mutations.push_back(core::PutCommitted{std::move(key), absl::StrCat("v", i), uint64_t(i)});
+      b.mutations.push_back(
+          core::PutCommitted{std::move(key), absl::StrCat("v", i), uint64_t(i), {}});
     }
-    b.mutations.push_back(core::PutCommitted{same[batch % 3], "shared"});  // repeats too
+    b.mutations.push_back(core::PutCommitted{same[batch % 3], "shared", 0, {}});  // repeats too
     ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
   }
   const std::vector<uint64_t> digest = this->storage_->Digest();
@@ -494,7 +498,7 @@ TYPED_TEST(StorageTest, DigestMatchesTheCommittedSet) {
   EXPECT_EQ(this->storage_->Digest(), digest);
   EXPECT_EQ(this->RecomputedDigest(), digest);
   // Still maintained after reopen.
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"late", "v"}})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"late", "v", 0, {}}})).ok());
   const std::vector<uint64_t> later = this->storage_->Digest();
   EXPECT_EQ(later[core::BucketOf("late")],
             digest[core::BucketOf("late")] ^ core::EntryHash("late", "v"));
@@ -508,14 +512,14 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
   // Written out of order, with neighbours in the buckets around it.
   Entries written;
   for (size_t i = keys.size(); i-- > 0;) {
-    b.mutations.push_back(core::PutCommitted{keys[i], "v" + keys[i], 100 + i});
+    b.mutations.push_back(core::PutCommitted{keys[i], "v" + keys[i], 100 + i, {}});
     written.emplace_back(keys[i], "v" + keys[i]);
   }
   for (int n = 0, placed = 0; placed < 40; ++n) {
     std::string key = absl::StrCat("n", n);
     const uint32_t kb = core::BucketOf(key);
     if (kb != bucket && (kb + 1 == bucket || kb == bucket + 1 || n < 30)) {
-      b.mutations.push_back(core::PutCommitted{key, "other"});
+      b.mutations.push_back(core::PutCommitted{key, "other", 0, {}});
       written.emplace_back(key, "other");
       ++placed;
     }
@@ -550,8 +554,8 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitsExactlyTheBucketInKeyOrder) {
 }
 
 TYPED_TEST(StorageTest, GetEntriesReadsManyKeysAsGetEntryDoesEachInOrder) {
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"a", "va", 7},
-                                        core::PutCommitted{"c", std::string("v\0c", 3), 9}}))
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"a", "va", 7, {}},
+                                        core::PutCommitted{"c", std::string("v\0c", 3), 9, {}}}))
                   .ok());
   const std::vector<core::Key> keys = {"c", "b", "a", "c", "", "zz"};
   std::vector<const core::Key*> ptrs;
@@ -579,7 +583,7 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitorMayCallBack) {
   // More than one in-memory scan chunk in one bucket.
   const std::vector<std::string> keys = KeysInOneBucket("cb", 300);
   core::WriteBatch b;
-  for (const std::string& k : keys) b.mutations.push_back(core::PutCommitted{k, "v"});
+  for (const std::string& k : keys) b.mutations.push_back(core::PutCommitted{k, "v", 0, {}});
   ASSERT_TRUE(this->WriteAndWait(std::move(b)).ok());
   size_t visited = 0;
   this->storage_->ForEachInBucket(core::BucketOf(keys[0]), "",
@@ -593,29 +597,29 @@ TYPED_TEST(StorageTest, ForEachInBucketVisitorMayCallBack) {
 
 TYPED_TEST(StorageTest, CommittedValueIsWriteOnce) {
   const core::ProposalId p = Proposal("12D3KooWc", 1, 1);
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 1}})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 1, {}}})).ok());
   const std::vector<uint64_t> digest = this->storage_->Digest();
 
   // The same value again, under another request id: changes nothing.
-  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 2}})).ok());
+  ASSERT_TRUE(this->WriteAndWait(Batch({core::PutCommitted{"k", "first", 2, {}}})).ok());
   // Another value: the batch is refused whole, its reservation included.
-  absl::Status refused =
-      this->WriteAndWait(Batch({PutReservation("r", p, "v"), core::PutCommitted{"k", "second", 3},
-                                core::PutCommitted{"new", "v"}}));
+  absl::Status refused = this->WriteAndWait(
+      Batch({PutReservation("r", p, "v"), core::PutCommitted{"k", "second", 3, {}},
+             core::PutCommitted{"new", "v", 0, {}}}));
   EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
   EXPECT_NE(refused.message().find("'k'"), std::string::npos) << refused;
   // Two values for one key within a batch: refused too.
-  EXPECT_EQ(this->WriteAndWait(
-                    Batch({core::PutCommitted{"twice", "a"}, core::PutCommitted{"twice", "b"}}))
+  EXPECT_EQ(this->WriteAndWait(Batch({core::PutCommitted{"twice", "a", 0, {}},
+                                      core::PutCommitted{"twice", "b", 0, {}}}))
                 .code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(this->storage_->stats().writes_refused, 2u);
 
   // A refused batch among others written without waiting: only it fails.
   std::vector<std::promise<absl::Status>> promises(3);
-  const std::vector<core::WriteBatch> batches = {Batch({core::PutCommitted{"g1", "v"}}),
-                                                 Batch({core::PutCommitted{"k", "third"}}),
-                                                 Batch({core::PutCommitted{"g2", "v"}})};
+  const std::vector<core::WriteBatch> batches = {Batch({core::PutCommitted{"g1", "v", 0, {}}}),
+                                                 Batch({core::PutCommitted{"k", "third", 0, {}}}),
+                                                 Batch({core::PutCommitted{"g2", "v", 0, {}}})};
   for (size_t i = 0; i < batches.size(); ++i) {
     this->storage_->Write(batches[i],
                           [&promises, i](absl::Status s) { promises[i].set_value(std::move(s)); });
@@ -702,7 +706,7 @@ TYPED_TEST(StorageTest, ConfigIsWriteOnce) {
   absl::Status refused = this->WriteAndWait(
       Batch({PutReservation("r", p, "v"), core::PutConfigAcceptor{ConfigAcceptor("c1", 3, 1)},
              PutConfig("c1", 2, {"p1", "p2", "p4"}), PutConfig("c1", 3, {"p1", "p2"}),
-             core::PutCommitted{"k", "v"}}));
+             core::PutCommitted{"k", "v", 0, {}}}));
   EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
   EXPECT_NE(refused.message().find("configuration 'c1' epoch 2"), std::string::npos) << refused;
   // Two voter sets for one configuration within a batch: refused too.
@@ -872,7 +876,7 @@ class RocksDbStorageTest : public testing::Test {
     ASSERT_NE(storage, nullptr);
     core::WriteBatch batch;
     for (int i = 0; i < n; ++i) {
-      batch.mutations.push_back(core::PutCommitted{absl::StrCat(prefix, i), "v", 0});
+      batch.mutations.push_back(core::PutCommitted{absl::StrCat(prefix, i), "v", 0, {}});
     }
     ASSERT_TRUE(WriteAndWait(*storage, std::move(batch)).ok());
   }
@@ -1152,9 +1156,9 @@ TEST_F(RocksDbStorageTest, TheCountAndDigestSurviveARestartWithoutAScan) {
       for (int i = 0; i < 100; ++i) {
         // Several keys per bucket across groups, and one key twice.
         const std::string key = absl::StrCat("key-", round * 100 + i);
-        batch.mutations.push_back(core::PutCommitted{key, absl::StrCat("value-", i), 0});
+        batch.mutations.push_back(core::PutCommitted{key, absl::StrCat("value-", i), 0, {}});
       }
-      batch.mutations.push_back(core::PutCommitted{"key-0", "value-0", 0});
+      batch.mutations.push_back(core::PutCommitted{"key-0", "value-0", 0, {}});
       std::promise<absl::Status> done;
       storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
       ASSERT_TRUE(done.get_future().get().ok());
@@ -1233,7 +1237,8 @@ TEST_F(RocksDbStorageTest, BackgroundVerificationAgreesWithWritesMadeWhileItRuns
   // Bounded: at most 2000 writes, stopping once verification is done.
   while (written < 2000 && keys.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     ASSERT_TRUE(
-        WriteAndWait(**s, Batch({core::PutCommitted{absl::StrCat("new", written), "v"}})).ok());
+        WriteAndWait(**s, Batch({core::PutCommitted{absl::StrCat("new", written), "v", 0, {}}}))
+            .ok());
     ++written;
   }
   // A bound against a hang, not a timing expectation.
@@ -1253,7 +1258,7 @@ TEST_F(RocksDbStorageTest, BackgroundVerificationStopsTheProcessOnDamage) {
     std::unique_ptr<Storage> storage = MustOpen();
     ASSERT_NE(storage, nullptr);
     core::WriteBatch batch;
-    batch.mutations.push_back(core::PutCommitted{"lost", "v", 0});
+    batch.mutations.push_back(core::PutCommitted{"lost", "v", 0, {}});
     std::promise<absl::Status> done;
     storage->Write(std::move(batch), [&done](absl::Status st) { done.set_value(st); });
     ASSERT_TRUE(done.get_future().get().ok());
@@ -1393,10 +1398,12 @@ TEST_F(RocksDbStorageTest, ATornLogTailIsDroppedAndEverySyncedWriteBeforeItKept)
     ASSERT_NE(storage, nullptr);
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(
-          WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i), "v"}})).ok());
+          WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i), "v", 0, {}}}))
+              .ok());
     }
     ASSERT_TRUE(
-        WriteAndWait(*storage, Batch({core::PutCommitted{"last", std::string(4000, 'x')}})).ok());
+        WriteAndWait(*storage, Batch({core::PutCommitted{"last", std::string(4000, 'x'), 0, {}}}))
+            .ok());
   }
   // A crash in the middle of the last write: the second half of its frame
   // never reached the disk (the segment holds zeros there).
@@ -1422,8 +1429,8 @@ TEST_F(RocksDbStorageTest, ACleanCloseLeavesNoLogToReplay) {
     std::unique_ptr<Storage> storage = MustOpen();
     ASSERT_NE(storage, nullptr);
     for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i),
-                                                                   std::string(200, 'v')}}))
+      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{
+                                             absl::StrCat("k", i), std::string(200, 'v'), 0, {}}}))
                       .ok());
     }
   }
@@ -1442,8 +1449,8 @@ TEST_F(RocksDbStorageTest, ADamagedSyncedLogRefusesTheStart) {
     std::unique_ptr<Storage> storage = MustOpen(AsIfCrashing());
     ASSERT_NE(storage, nullptr);
     for (int i = 0; i < 40; ++i) {
-      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{absl::StrCat("k", i),
-                                                                   std::string(200, 'v')}}))
+      ASSERT_TRUE(WriteAndWait(*storage, Batch({core::PutCommitted{
+                                             absl::StrCat("k", i), std::string(200, 'v'), 0, {}}}))
                       .ok());
     }
   }
@@ -1475,7 +1482,7 @@ TEST_F(RocksDbStorageTest, ACrashKeepsEveryAcknowledgedWriteAcrossSegmentRolls) 
     for (int end = written + n; written < end; ++written) {
       const std::string key = absl::StrCat("k", written);
       const std::string value = absl::StrCat(std::string(100, 'v'), written);
-      std::vector<core::Mutation> m{core::PutCommitted{key, value}};
+      std::vector<core::Mutation> m{core::PutCommitted{key, value, 0, {}}};
       if (written == 150) m.push_back(core::DeleteReservation{"dropped"});
       ASSERT_TRUE(WriteAndWait(storage, Batch(std::move(m))).ok()) << written;
       digest[core::BucketOf(key)] ^= core::EntryHash(key, value);
@@ -1536,7 +1543,8 @@ TEST_F(RocksDbStorageTest, AcceptorRecordsLiveInTheLogUntilTheyOutliveASegment) 
     for (int end = written + n; written < end; ++written) {
       const std::string key = absl::StrCat("k", written);
       ASSERT_TRUE(
-          WriteAndWait(storage, Batch({core::PutCommitted{key, std::string(100, 'v')}})).ok());
+          WriteAndWait(storage, Batch({core::PutCommitted{key, std::string(100, 'v'), 0, {}}}))
+              .ok());
     }
   };
   auto round_of = [](Storage& storage, const core::ProposalId& p) -> std::optional<uint64_t> {
@@ -1558,11 +1566,13 @@ TEST_F(RocksDbStorageTest, AcceptorRecordsLiveInTheLogUntilTheyOutliveASegment) 
     EXPECT_EQ(storage->stats().acceptor_records_moved, 1u);
     EXPECT_EQ(storage->stats().log_acceptor_records, 0u);
     EXPECT_EQ(round_of(*storage, old_p), 3u);
-    // An update of a moved record is written where it is; a new one goes
-    // to the log.
-    ASSERT_TRUE(WriteAndWait(*storage, Batch({PutAcceptor(old_p, 5, core::Decision::kCommit),
-                                              PutAcceptor(young_p, 2, std::nullopt)}))
-                    .ok());
+    // An update of a moved record is written where it is (storage looks
+    // for it); a new one goes to the log (the engine says it is new).
+    core::Mutation young = PutAcceptor(young_p, 2, std::nullopt);
+    std::get<core::PutAcceptor>(young).new_register = true;
+    ASSERT_TRUE(
+        WriteAndWait(*storage, Batch({PutAcceptor(old_p, 5, core::Decision::kCommit), young}))
+            .ok());
     EXPECT_EQ(storage->stats().log_acceptor_records, 1u);
     EXPECT_EQ(round_of(*storage, old_p), 5u);
   }
