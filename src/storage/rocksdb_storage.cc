@@ -12,8 +12,8 @@
 // Open replays the log (a snapshot and what followed it), so its cost does
 // not grow with the keys; a separate pass (at open or on a background
 // thread, RocksDbOptions::verify) reads every record and checks the
-// summaries against it. Reads go to RocksDB, which is thread-safe (an acceptor record to the log's
-// copy first, under its lock).
+// summaries against it. Reads go to RocksDB, which is thread-safe (an
+// acceptor record to the log's copy first, under its lock).
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
