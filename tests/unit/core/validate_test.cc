@@ -32,7 +32,7 @@ TEST(ValidateTest, PeerCallsCarryingKeysOrValuesOverTheLimitsAreRefused) {
       {ReadRequest{"key", 1}, ""},
       {PullRequest{3, big_key, 1 << 20}, "key is 9 bytes"},
       {PullRequest{3, "", 1 << 20}, ""},
-      {AcceptRequest{ProposalId{}, Ballot{}, Decision::kAbort}, "no coordinator"},
+      {AcceptRequest{ProposalId{}, Ballot{}, Decision::kAbort, ""}, "no coordinator"},
       {ResolveRequest{kP, ""}, ""},
       {ResolveRequest{kP, "key"}, ""},
       {ResolveRequest{kP, big_key}, "key is 9 bytes"},
@@ -61,11 +61,11 @@ TEST(ValidateTest, PeerAnswersCarryingKeysOrValuesOverTheLimitsAreRefused) {
   EXPECT_FALSE(ValidateResponse(kLimits, HandleResponse{stored}).has_value());
 
   PullResponse pulled;
-  pulled.entries = {{"k", "v", 1}, {std::string(9, 'k'), "v", 2}};
+  pulled.entries = {{"k", "v", 1, {}}, {std::string(9, 'k'), "v", 2, {}}};
   ASSERT_TRUE(ValidateResponse(kLimits, pulled).has_value());
   pulled.entries.pop_back();
   EXPECT_FALSE(ValidateResponse(kLimits, pulled).has_value());
-  pulled.entries.push_back({"", "v", 3});
+  pulled.entries.push_back({"", "v", 3, {}});
   EXPECT_TRUE(ValidateResponse(kLimits, pulled).has_value()) << "an empty key";
 
   DigestResponse digest;
