@@ -407,20 +407,20 @@ TEST(RecordFormatTest, CommittedValueRoundTripsAndRejectsDamage) {
 
 // Formats 2 to 6 wrote committed values at record version 1: no proposal.
 TEST(RecordFormatTest, CommittedValueOfRecordVersion1ReadsWithoutAProposal) {
-  std::string v1;
-  PutVarint64(&v1, 1);
-  PutVarint64(&v1, 42);
-  PutLengthPrefixed(&v1, "value");
-  absl::StatusOr<CommittedValueView> out = DecodeCommitted(CommittedKey("k"), v1);
+  // Version, request id 42, value: what version 1 holds.
+  auto encoded = [](uint64_t version) {
+    std::string out;
+    PutVarint64(&out, version);
+    PutVarint64(&out, 42);
+    PutLengthPrefixed(&out, "value");
+    return out;
+  };
+  absl::StatusOr<CommittedValueView> out = DecodeCommitted(CommittedKey("k"), encoded(1));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->request_id, 42u);
   EXPECT_EQ(out->value, "value");
   EXPECT_TRUE(out->proposal.coordinator.empty());
-  std::string v3;
-  PutVarint64(&v3, 3);
-  PutVarint64(&v3, 42);
-  PutLengthPrefixed(&v3, "value");
-  absl::StatusOr<CommittedValueView> newer = DecodeCommitted(CommittedKey("k"), v3);
+  absl::StatusOr<CommittedValueView> newer = DecodeCommitted(CommittedKey("k"), encoded(3));
   EXPECT_EQ(newer.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(newer.status().message().find("this build reads 1 to 2"), std::string::npos)
       << newer.status();

@@ -1007,17 +1007,13 @@ TEST_F(RocksDbStorageTest, Format2DataDirIsUpgradedInPlace) {
 // would reject as corrupt.
 TEST_F(RocksDbStorageTest, Format6DataDirOpensAsItIsAndIsMarked7) {
   const core::ProposalId p = Proposal("12D3KooWc", 4, 9);
-  core::Reservation r;
-  r.key = "k";
-  r.proposal = p;
-  r.value = "v";
   {
     std::unique_ptr<Storage> storage = MustOpen();
     ASSERT_NE(storage, nullptr);
     core::WriteBatch batch;
     batch.mutations.push_back(core::PutCommitted{"old", "ov", 2, p});
     batch.mutations.push_back(core::PutCommitted{"new", "nv", 3, p});
-    batch.mutations.push_back(core::PutReservation{r});
+    batch.mutations.push_back(PutReservation("k", p, "v"));
     ASSERT_TRUE(WriteAndWait(*storage, std::move(batch)).ok());
   }
   // What a format-6 build wrote: "old" at record version 1, same value.
