@@ -155,7 +155,7 @@ void Acceptors::Apply(uint64_t inbound_id, const ProposalId& proposal,
 
 void Acceptors::OnCommitted(const ProposalId& p) {
   if (p.coordinator.empty() || !MayHold(p)) return;
-  if (pending_.contains(p) || ctx_.committed().GetAcceptor(p)) Drop(p);
+  if (pending_.contains(p) || ctx_.committed().HasAcceptor(p)) Drop(p);
 }
 
 bool Acceptors::MayHold(const ProposalId& p) const {

@@ -70,6 +70,9 @@ class CommittedView {
   // prepare, an accept, a recovery) rather than held in memory: there is
   // one per proposal ever accepted here.
   virtual std::optional<AcceptorRecord> GetAcceptor(const ProposalId& p) const = 0;
+  // Whether a durable acceptor record of decision(p) exists; a store that
+  // can tell without decoding it overrides this.
+  virtual bool HasAcceptor(const ProposalId& p) const { return GetAcceptor(p).has_value(); }
 };
 
 struct EngineConfig {

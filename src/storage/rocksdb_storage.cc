@@ -566,6 +566,16 @@ class RocksDbStorage final : public Storage {
     return *std::move(record);
   }
 
+  bool HasAcceptor(const core::ProposalId& p) const override {
+    const std::string record_key = internal::AcceptorKey(p);
+    {
+      std::lock_guard<std::mutex> lock(acceptors_mu_);
+      if (acceptors_.contains(record_key)) return true;
+    }
+    rocksdb::PinnableSlice value;
+    return ReadValue(record_key, "an acceptor record", &value);
+  }
+
   std::vector<uint64_t> Digest() const override {
     std::vector<uint64_t> digest(core::kDigestBuckets);
     std::lock_guard<std::mutex> lock(digest_mu_);

@@ -1557,11 +1557,14 @@ TEST_F(RocksDbStorageTest, AcceptorRecordsLiveInTheLogUntilTheyOutliveASegment) 
     ASSERT_TRUE(WriteAndWait(*storage, Batch({core::DeleteAcceptor{gone_p}})).ok());
     EXPECT_EQ(storage->stats().log_acceptor_records, 1u);
     EXPECT_EQ(round_of(*storage, gone_p), std::nullopt);
+    EXPECT_TRUE(storage->HasAcceptor(old_p));  // in the log
+    EXPECT_FALSE(storage->HasAcceptor(gone_p));
     commit(*storage, 60);
     // Two rolls later the old record is in RocksDB, and still read.
     EXPECT_EQ(storage->stats().acceptor_records_moved, 1u);
     EXPECT_EQ(storage->stats().log_acceptor_records, 0u);
     EXPECT_EQ(round_of(*storage, old_p), 3u);
+    EXPECT_TRUE(storage->HasAcceptor(old_p));  // in RocksDB
     // An update of a moved record is written where it is (storage looks
     // for it); a new one goes to the log (the engine says it is new).
     core::Mutation young = PutAcceptor(young_p, 2, std::nullopt);
