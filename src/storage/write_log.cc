@@ -298,11 +298,23 @@ bool Unstarted(std::string_view data, uint64_t id) {
   if (p.kind == Parsed::Kind::kFrame || p.size == SIZE_MAX) return false;
   if (data.size() < kHeaderBytes) return true;
   // Zeros, an old segment's frame, or a torn snapshot (the roll's one
-  // write, cut short) — unless a sound frame of this segment follows where
-  // the header says the first frame ends: then the first frame is damaged
-  // (its id field too, perhaps), and ReadSegment says so.
+  // write, cut short) — unless a sound frame of this segment follows
+  // anywhere: frames after the snapshot are written only once it is synced,
+  // so then the first frame is damaged (any of its header's fields, or all
+  // of them zeroed), and ReadSegment says so. Where the header says the
+  // first frame ends is looked at first; the rest of the file is searched
+  // for a header naming this segment, each candidate checked whole (its
+  // checksum), so bytes of a payload that happen to match are no frame.
   const uint64_t next = kHeaderBytes + GetFixed(data.data() + 4, 4);
-  return !(next < data.size() && ParseAt(data, next, id).kind == Parsed::Kind::kFrame);
+  if (next < data.size() && ParseAt(data, next, id).kind == Parsed::Kind::kFrame) return false;
+  std::string id_bytes;
+  PutFixed64(&id_bytes, id);
+  constexpr size_t kIdOffset = 8;  // of a header: after the crc and the length
+  for (size_t at = data.find(id_bytes, kHeaderBytes + kIdOffset); at != std::string_view::npos;
+       at = data.find(id_bytes, at + 1)) {
+    if (ParseAt(data, at - kIdOffset, id).kind == Parsed::Kind::kFrame) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<uint64_t> ReadSegment(std::string_view data, uint64_t id,

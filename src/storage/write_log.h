@@ -75,8 +75,9 @@ class WriteLog;
 // `replay`'s errors as they are.
 // True when `data`, segment `id`'s file, was never started: it holds no
 // snapshot of its own at offset 0 (zeros, an old segment's frames, or a
-// snapshot whose one write was cut short and that no sound frame follows).
-// Pure.
+// snapshot whose one write was cut short) and no sound frame of `id`
+// anywhere after it. Pure; reads the whole file when its start is not a
+// sound snapshot (a spare at open), which costs one pass of a search.
 bool Unstarted(std::string_view data, uint64_t id);
 
 absl::StatusOr<uint64_t> ReadSegment(std::string_view data, uint64_t id,

@@ -1463,6 +1463,37 @@ TEST_F(RocksDbStorageTest, ADamagedSyncedLogRefusesTheStart) {
   EXPECT_NE(s.status().message().find("a sound frame follows it"), std::string::npos) << s.status();
 }
 
+// The current segment's first header zeroed (as a bad sector or a wrong
+// write could): its later frames hold acknowledged writes, so the open must
+// not take it for a spare never started and replay only the segments
+// before it.
+TEST_F(RocksDbStorageTest, AZeroedSegmentHeaderRefusesTheStart) {
+  RocksDbOptions options = AsIfCrashing();
+  options.log_segment_bytes = 4096;
+  {
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    for (int i = 0; i < 60; ++i) {
+      ASSERT_TRUE(
+          WriteAndWait(*storage, Batch({core::PutCommitted{
+                                     absl::StrCat("k", i), absl::StrCat("value-", i), 0, {}}}))
+              .ok());
+    }
+  }
+  std::vector<std::filesystem::path> segments = Segments(db_path());
+  ASSERT_GT(segments.size(), 1u) << "the writes did not roll segments";
+  std::filesystem::path last;
+  for (const std::filesystem::path& segment : segments) {
+    if (ReadAll(segment).find("value-59") != std::string::npos) last = segment;
+  }
+  ASSERT_FALSE(last.empty()) << "no segment holds the last write";
+  WriteAt(last, 0, std::string(16, '\0'));
+  absl::StatusOr<std::unique_ptr<Storage>> s = OpenRocksDbStorage(db_path(), options);
+  ASSERT_FALSE(s.ok()) << "the frames after a zeroed snapshot header were dropped silently";
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_NE(s.status().message().find("refusing to start"), std::string::npos) << s.status();
+}
+
 // Reservations are no RocksDB records: they live in the write log (each
 // segment begins with a snapshot of them) and survive a crash, and the
 // rolls of many segments, as every other acknowledged write does.

@@ -34,6 +34,9 @@ TEST(Crc32cTest, ChainsAcrossPiecesOfAnyLength) {
 std::string Snapshot(uint64_t id, uint64_t prev_end = 0) {
   return EncodeFrame(id, LogFrame{LogFrame::Kind::kSnapshot, prev_end, {}, "held"});
 }
+std::string SnapshotHolding(uint64_t id, std::string records) {
+  return EncodeFrame(id, LogFrame{LogFrame::Kind::kSnapshot, 0, {}, records});
+}
 std::string Group(uint64_t id, std::string records) {
   return EncodeFrame(id, LogFrame{LogFrame::Kind::kGroup, 0, records, {}});
 }
@@ -110,6 +113,29 @@ TEST(UnstartedTest, OnlyAFileWithoutASnapshotOfItsOwnIsUnstarted) {
   std::string damaged_id = Snapshot(6) + Group(6, "acknowledged");
   damaged_id[8] ^= 1;
   EXPECT_FALSE(Unstarted(damaged_id, 6));
+}
+
+TEST(UnstartedTest, ASnapshotWhoseHeaderWasZeroedIsStartedWhenFramesFollow) {
+  // Length zeroed with the rest: where the header says the first frame ends
+  // is no frame, but the group frames after the snapshot are sound.
+  const std::string snapshot = SnapshotHolding(6, std::string(300, 's'));
+  std::string zeroed =
+      snapshot + Group(6, "acknowledged") + Group(6, "also acknowledged") + std::string(200, '\0');
+  std::fill(zeroed.begin(), zeroed.begin() + 16, '\0');
+  EXPECT_FALSE(Unstarted(zeroed, 6));
+  // The whole snapshot zeroed, frames after it: still started (and ReadSegment
+  // then refuses it for lacking its snapshot).
+  std::string wiped = zeroed;
+  std::fill(wiped.begin(), wiped.begin() + static_cast<long>(snapshot.size()), '\0');
+  EXPECT_FALSE(Unstarted(wiped, 6));
+  EXPECT_EQ(ReadAll(wiped, 6).end.status().code(), absl::StatusCode::kDataLoss);
+  // A payload that holds this segment's id as bytes is no frame: a reused
+  // file of segment 2 whose records happen to contain them.
+  std::string id6(8, '\0');
+  id6[0] = 6;
+  EXPECT_TRUE(Unstarted(Snapshot(2) + Group(2, "xxxxxxxx" + id6 + std::string(40, 'y')), 6));
+  // Zeros with the id's bytes in them are no frame either.
+  EXPECT_TRUE(Unstarted(std::string(100, '\0') + id6 + std::string(100, '\0'), 6));
 }
 
 }  // namespace
