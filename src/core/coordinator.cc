@@ -1,6 +1,7 @@
 #include "core/coordinator.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/backoff.h"
@@ -244,9 +245,17 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
                 if (put == nullptr) return;
                 --put->outstanding;
                 AddVote(*put, Context::VoteFrom(v, ctx_.cluster(), r), t);
+                OnOwnVote(id, t);
                 MaybeTally(id, t);
               });
   }
+  op.remotes_deferred = local_first_ && op.voters.size() > 1;
+  if (!op.remotes_deferred) SendRemoteReserves(id, now);
+}
+
+void Coordinator::SendRemoteReserves(uint64_t id, TimeMs now) {
+  PutOp& op = Get(id);
+  op.remotes_deferred = false;
   for (const auto& [cluster, voters] : op.voters) {
     if (cluster == ctx_.cluster()) continue;
     op.remotes[cluster].candidates = RepresentativeOrder(op.key, voters, ctx_.topology());
@@ -254,6 +263,25 @@ void Coordinator::StartAttempt(uint64_t id, TimeMs now) {
   std::vector<ClusterId> remote_clusters;
   for (const auto& [cluster, rc] : op.remotes) remote_clusters.push_back(cluster);
   for (const ClusterId& cluster : remote_clusters) SendReserveForward(id, cluster, now);
+}
+
+bool Coordinator::OwnMajorityOk(const PutOp& op) const {
+  const std::vector<PeerId>& own = Voters(op, ctx_.cluster());
+  std::set<PeerId> ok;
+  for (const Vote& v : op.votes) {
+    if (v.cluster == ctx_.cluster() && v.kind == Vote::Kind::kOk &&
+        std::find(own.begin(), own.end(), v.peer) != own.end()) {
+      ok.insert(v.peer);
+    }
+  }
+  return IsMajority(ok.size(), own.size());
+}
+
+void Coordinator::OnOwnVote(uint64_t id, TimeMs now) {
+  PutOp& op = Get(id);
+  if (!OwnMajorityOk(op)) return;
+  local_first_ = false;
+  if (op.remotes_deferred && now < op.reserve_deadline) SendRemoteReserves(id, now);
 }
 
 void Coordinator::SendReserveForward(uint64_t id, const ClusterId& cluster, TimeMs now) {
@@ -364,6 +392,15 @@ void Coordinator::MaybeTally(uint64_t id, TimeMs now) {
                                             " attempt", op.attempt == 1 ? "" : "s", ")")}, now);
       return;
     case K::kUnavailable:
+      if (op.remotes_deferred) {
+        // Only this cluster was asked: say why it fell short, not that the
+        // clusters never asked did.
+        const VoterSnapshot own{{ctx_.cluster(), Voters(op, ctx_.cluster())}};
+        t.message = absl::StrCat(Tally(own, op.votes, op.proposal).message,
+                                 " (the other clusters were not asked: this node's last attempt "
+                                 "did not reach a majority of its own cluster either)");
+      }
+      if (!OwnMajorityOk(op)) local_first_ = true;
       AbortAttempt(op, now);
       if (op.epoch_moved && op.attempt < ctx_.config().max_attempts &&
           now - op.started < ctx_.config().max_retry_ms) {

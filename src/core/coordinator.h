@@ -92,6 +92,9 @@ class Coordinator {
     // at once under the newer epoch, counting the clusters learned.
     bool epoch_moved = false;
     TimeMs reserve_deadline = 0;
+    // Local first (local_first_): the other clusters are asked only once a
+    // majority of this one voted ok; until then `remotes` is empty.
+    bool remotes_deferred = false;
     std::vector<Vote> votes;
     size_t outstanding = 0;  // reserve calls not yet answered
     std::map<ClusterId, RemoteCluster> remotes;
@@ -122,6 +125,13 @@ class Coordinator {
   std::optional<std::string> QuorumShortfall() const;
 
   void StartAttempt(uint64_t id, TimeMs now);
+  // Asks one representative of every other cluster the attempt counts.
+  void SendRemoteReserves(uint64_t id, TimeMs now);
+  // Whether a strict majority of this cluster's voters of the attempt voted ok.
+  bool OwnMajorityOk(const PutOp& op) const;
+  // A vote of this cluster arrived: once a majority is ok, this node
+  // reaches its cluster again, and deferred remote reserves go out.
+  void OnOwnVote(uint64_t id, TimeMs now);
   void SendReserveForward(uint64_t id, const ClusterId& cluster, TimeMs now);
   void OnForwardReply(uint64_t id, int attempt, const ClusterId& cluster, size_t index,
                       Response&& r, TimeMs now);
@@ -151,6 +161,16 @@ class Coordinator {
   // Puts in flight with a request id, by (key, request_id): later StartPuts
   // of the same client put join them.
   absl::flat_hash_map<std::pair<Key, uint64_t>, uint64_t> puts_by_request_;
+  // Set when an attempt ended without a majority of this cluster voting ok
+  // (this node is cut off from its cluster, or its cluster is down);
+  // cleared by the first attempt that gets one. While set, attempts reserve
+  // here first and ask the other clusters only once this one's majority
+  // said ok: a node on the minority side of a partition, whose puts cannot
+  // commit, then holds no reservation in other clusters, where it would
+  // stall the majority side's puts of the same keys for an attempt each
+  // time its clients retry. Costs one round trip in this cluster, once,
+  // when the node reaches its cluster again.
+  bool local_first_ = false;
 };
 
 }  // namespace replicator::core

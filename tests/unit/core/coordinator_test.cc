@@ -328,6 +328,72 @@ TEST(CoordinatorTest, PutWithoutAMajorityInARemoteClusterIsUnavailableAndAborted
   EXPECT_EQ(pump.engine("a1").stats().puts_unavailable, 1u);
 }
 
+// A node cut off from its own cluster cannot commit, and each attempt of
+// its would hold the key reserved in the other clusters meanwhile, stalling
+// the puts of the majority side there. After one such attempt it asks its
+// own cluster first and the others only once a majority of it said ok.
+TEST(CoordinatorTest, ANodeCutOffFromItsClusterStopsReservingInOtherClusters) {
+  Pump pump(kTwoByThree);
+  pump.cut = [](const PeerId& from, const PeerId& to, const Request&) {
+    return (from == "a1" && (to == "a2" || to == "a3")) ||
+           (to == "a1" && (from == "a2" || from == "a3"));
+  };
+  auto forwards_from_a1 = [&](size_t since) {
+    size_t n = 0;
+    for (size_t i = since; i < pump.sent.size(); ++i) {
+      n +=
+          pump.sent[i].from == "a1" && std::holds_alternative<ForwardRequest>(pump.sent[i].request);
+    }
+    return n;
+  };
+  pump.StartPut("a1", 1, "k1", "v");
+  pump.Run();
+  EXPECT_EQ(pump.puts[1].kind, PutOutcome::Kind::kUnavailable);
+  EXPECT_GE(forwards_from_a1(0), 1u) << "the first attempt asks every cluster at once";
+
+  size_t mark = pump.sent.size();
+  pump.StartPut("a1", 2, "k2", "v");
+  pump.Run();
+  ASSERT_EQ(pump.puts[2].kind, PutOutcome::Kind::kUnavailable);
+  EXPECT_NE(pump.puts[2].message.find("cluster a reserved at 1 of 3"), std::string::npos)
+      << pump.puts[2].message;
+  EXPECT_NE(pump.puts[2].message.find("the other clusters were not asked"), std::string::npos)
+      << pump.puts[2].message;
+  EXPECT_EQ(forwards_from_a1(mark), 0u) << "nothing reserved, nor aborted, in cluster b";
+  for (const char* b : {"b1", "b2", "b3"}) {
+    EXPECT_TRUE(pump.store(b).reservations().empty()) << b;
+  }
+
+  // The majority side meanwhile puts the key the cut-off node tried.
+  pump.StartPut("a2", 3, "k2", "theirs");
+  pump.Run();
+  EXPECT_EQ(pump.puts[3].kind, PutOutcome::Kind::kOk) << pump.puts[3].message;
+
+  // Healed: the next attempt asks cluster a first, then b, and commits; the
+  // one after goes to every cluster at once again.
+  pump.cut = nullptr;
+  mark = pump.sent.size();
+  pump.StartPut("a1", 4, "k4", "v");
+  EXPECT_EQ(forwards_from_a1(mark), 0u) << "cluster a first";
+  pump.Run();
+  EXPECT_EQ(pump.puts[4].kind, PutOutcome::Kind::kOk) << pump.puts[4].message;
+  EXPECT_GE(forwards_from_a1(mark), 1u);
+  mark = pump.sent.size();
+  pump.StartPut("a1", 5, "k5", "v");
+  EXPECT_EQ(forwards_from_a1(mark), 1u) << "every cluster at once";
+  pump.Run();
+  EXPECT_EQ(pump.puts[5].kind, PutOutcome::Kind::kOk) << pump.puts[5].message;
+  for (const PeerId& p : kAll) {
+    // a1 was cut off when k2 committed (catch-up brings it later).
+    if (p != "a1") {
+      EXPECT_EQ(pump.store(p).GetCommitted("k2"), "theirs") << p;
+    }
+    EXPECT_EQ(pump.store(p).GetCommitted("k5"), "v") << p;
+    EXPECT_TRUE(pump.store(p).reservations().empty()) << p;
+  }
+  EXPECT_TRUE(pump.violations.empty());
+}
+
 TEST(CoordinatorTest, RefusedBallotZeroIsSettledByTheCoordinatorsRecovery) {
   // a1's first put is proposal a1/1/1; the tester interferes with its
   // decision register before the put starts.
