@@ -176,6 +176,9 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
   one("replicator_storage_acceptor_records_moved_total", "counter",
       "Paxos acceptor records moved from the write log to RocksDB for outliving a log segment.",
       static_cast<double>(s.storage.acceptor_records_moved));
+  one("replicator_storage_pages_ingested_total", "counter",
+      "Catch-up pages written to RocksDB as table files it ingested, not through its memtable.",
+      static_cast<double>(s.storage.pages_ingested));
   out.Family(
       "replicator_storage_fsync_duration_seconds", "histogram",
       "Duration of each synced write (a group commit, or the incarnation counter at start).");

@@ -154,6 +154,12 @@ std::string CommittedBucketPrefix(uint32_t bucket) {
   return out;
 }
 
+std::string IngestKey(std::string_view file) {
+  std::string out(1, kIngestPrefix);
+  out.append(file);
+  return out;
+}
+
 std::string SummaryKey(uint32_t bucket) {
   std::string out(1, kSummaryPrefix);
   out.push_back(static_cast<char>((bucket >> 8) & 0xff));

@@ -68,6 +68,9 @@ inline constexpr uint64_t kProposalRecordVersion = 2;
 inline constexpr char kAcceptorPrefix = 'a';
 inline constexpr char kCommittedPrefix = 'c';
 inline constexpr char kConfigPrefix = 'e';
+// Write log only: a catch-up page staged as a table file, to be ingested
+// (IngestKey); never a RocksDB record.
+inline constexpr char kIngestPrefix = 'i';
 inline constexpr char kMetaPrefix = 'm';
 inline constexpr char kConfigAcceptorPrefix = 'p';
 inline constexpr char kReservationPrefix = 'r';
@@ -93,6 +96,10 @@ absl::StatusOr<CommittedRecordKey> ParseCommittedKey(std::string_view record_key
 
 // 's' + big-endian 16-bit bucket: the summary of one digest bucket.
 std::string SummaryKey(uint32_t bucket);
+// The write log record naming `file`, a staged table file's name in the
+// storage's ingest dir: its frame carries the page's bucket summaries, and
+// an open that finds the file still staged ingests it.
+std::string IngestKey(std::string_view file);
 
 // What a bucket holds: its number of committed keys and its digest (XOR of
 // core::EntryHash over them). A bucket without a summary record is empty.

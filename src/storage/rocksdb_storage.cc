@@ -38,11 +38,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/group_commit.h"
@@ -286,13 +288,23 @@ rocksdb::WriteOptions UnloggedWrite() {
 // bucket summaries to `buckets`; a snapshot replaces all three. A summary
 // or an acceptor record that does not decode is DataLossError.
 absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, uint64_t segment,
-                             Reservations* held, LogAcceptors* acceptors, Summaries* buckets) {
+                             Reservations* held, LogAcceptors* acceptors, Summaries* buckets,
+                             std::vector<std::string>* ingests) {
   class Handler : public rocksdb::WriteBatch::Handler {
    public:
-    Handler(uint64_t segment, Reservations* held, LogAcceptors* acceptors, Summaries* buckets)
-        : segment_(segment), held_(held), acceptors_(acceptors), buckets_(buckets) {}
+    Handler(uint64_t segment, Reservations* held, LogAcceptors* acceptors, Summaries* buckets,
+            std::vector<std::string>* ingests)
+        : segment_(segment),
+          held_(held),
+          acceptors_(acceptors),
+          buckets_(buckets),
+          ingests_(ingests) {}
     rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
+      if (!key.empty() && key[0] == internal::kIngestPrefix && ingests_ != nullptr) {
+        ingests_->push_back(key.ToString().substr(1));
+        return rocksdb::Status::OK();
+      }
       if (!key.empty() && key[0] == internal::kSummaryPrefix) {
         absl::StatusOr<internal::BucketSummaryRecord> r =
             internal::DecodeSummary(key.ToStringView(), value.ToStringView());
@@ -330,6 +342,7 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, uint64_t s
     Reservations* held_;
     LogAcceptors* acceptors_;
     Summaries* buckets_;
+    std::vector<std::string>* ingests_;
   };
   if (snapshot) {
     held->clear();
@@ -337,7 +350,7 @@ absl::Status ApplyLogRecords(std::string_view encoded, bool snapshot, uint64_t s
     buckets->assign(core::kDigestBuckets, BucketSummary{});
   }
   rocksdb::WriteBatch batch{std::string(encoded)};
-  Handler handler(segment, held, acceptors, buckets);
+  Handler handler(segment, held, acceptors, buckets, ingests);
   rocksdb::Status s = batch.Iterate(&handler);
   if (!s.ok()) return absl::DataLossError(absl::StrCat("write log records: ", s.ToString()));
   return absl::OkStatus();
@@ -359,6 +372,44 @@ std::string LogSnapshot(const Reservations& held, const LogAcceptors& acceptors,
 }
 
 std::string LogDir(const std::string& dir) { return dir + "/replicator-log"; }
+
+// Catch-up pages staged as table files before RocksDB ingests them.
+std::string IngestDir(const std::string& dir) { return dir + "/replicator-ingest"; }
+
+// A catch-up page at least this long is written as a table file RocksDB
+// ingests (RocksDbStorage::StagePage) rather than through its memtable.
+constexpr size_t kIngestMinRecords = 1024;
+
+// Ingests the table file `path` into `db`, moving it (RocksDB links it into
+// its own files and syncs its manifest).
+rocksdb::Status IngestFile(rocksdb::DB* db, const std::string& path) {
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;
+  return db->IngestExternalFile({path}, ingest);
+}
+
+// At open: ingests every file the replayed log named that is still staged
+// (its frame was durable, its ingestion had not finished), then removes
+// whatever else is staged (written for a frame that never became durable,
+// so holding nothing acknowledged). Before the replayed log is dropped.
+absl::Status IngestStaged(rocksdb::DB* db, const std::string& dir,
+                          const std::vector<std::string>& named) {
+  const std::string staged = IngestDir(dir);
+  std::error_code ec;
+  std::filesystem::create_directories(staged, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("creating ", staged, ": ", ec.message()));
+  for (const std::string& name : named) {
+    const std::string path = absl::StrCat(staged, "/", name);
+    if (name.find('/') != std::string::npos || !std::filesystem::exists(path, ec)) continue;
+    rocksdb::Status s = IngestFile(db, path);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("ingesting the catch-up page ", path));
+    std::filesystem::remove(path, ec);
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(staged, ec)) {
+    std::filesystem::remove(entry.path(), ec);
+  }
+  return absl::OkStatus();
+}
 
 // Records the highest sequence number RocksDB has flushed to its tables:
 // write log segments whose records are all at or below it are obsolete.
@@ -396,6 +447,7 @@ class RocksDbStorage final : public Storage {
                  LogAcceptors acceptors, std::shared_ptr<std::atomic<uint64_t>> flushed,
                  Summaries buckets, uint64_t incarnation)
       : dir_(std::move(dir)),
+        ingest_dir_(IngestDir(dir_)),
         options_(std::move(options)),
         db_(std::move(db)),
         log_(std::move(log)),
@@ -632,6 +684,7 @@ class RocksDbStorage final : public Storage {
       s.log_acceptor_records = acceptors_.size();
     }
     s.acceptor_records_moved = acceptors_spilled_.load(std::memory_order_relaxed);
+    s.pages_ingested = pages_ingested_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -790,6 +843,7 @@ class RocksDbStorage final : public Storage {
       return ReadConfig(cluster, epoch);
     };
     internal::WriteOnceAdded added;
+    std::vector<std::vector<const core::PutCommitted*>> pages;
     for (size_t i = 0; i < group.size(); ++i) {
       absl::Status checked = internal::CheckWriteOnce(group[i], lookup, &added);
       if (checked.code() == absl::StatusCode::kAlreadyExists) {
@@ -843,13 +897,23 @@ class RocksDbStorage final : public Storage {
         check(write_batch.Put(internal::ConfigKey(c.cluster, c.epoch), internal::EncodeConfig(c)));
         configs_by_group.insert_or_assign(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
       }
+      // A catch-up page (many committed entries and nothing else) goes to
+      // RocksDB as a table file it ingests, not through its memtable.
+      const bool page = added.committed.size() >= kIngestMinRecords &&
+                        std::all_of(group[i].mutations.begin(), group[i].mutations.end(),
+                                    [](const core::Mutation& m) {
+                                      return std::holds_alternative<core::PutCommitted>(m);
+                                    });
       for (const core::PutCommitted* put : added.committed) {
-        check(
-            write_batch.Put(CommittedKey(put->key),
-                            internal::EncodeCommitted(put->request_id, put->value, put->proposal)));
+        if (!page) {
+          check(write_batch.Put(
+              CommittedKey(put->key),
+              internal::EncodeCommitted(put->request_id, put->value, put->proposal)));
+        }
         added_by_group.emplace(put->key, put);
         added_in_order.push_back(put);
       }
+      if (page) pages.push_back(added.committed);
     }
     // The summaries of the buckets this group commits into, as they are
     // once it is written, in the same log frame (they live in the log and
@@ -870,6 +934,30 @@ class RocksDbStorage final : public Storage {
       check(log_batch.Put(internal::SummaryKey(bucket), internal::EncodeSummary(summary)));
     }
     if (!status.ok()) return status;
+    // The pages' table files, synced with their dir entries before the frame
+    // that names them (and carries their summaries): once it is durable, an
+    // open that finds a file still staged ingests it.
+    std::vector<std::string> staged;
+    auto unstage = [&] {
+      std::error_code ec;
+      for (const std::string& file : staged) std::filesystem::remove(file, ec);
+    };
+    for (std::vector<const core::PutCommitted*>& page : pages) {
+      absl::StatusOr<std::string> file = StagePage(std::move(page));
+      if (!file.ok()) {
+        unstage();
+        return file.status();
+      }
+      staged.push_back(*file);
+      check(log_batch.Put(internal::IngestKey(std::filesystem::path(*file).filename().string()),
+                          rocksdb::Slice()));
+    }
+    if (!staged.empty() && options_.sync) {
+      if (absl::Status synced = internal::SyncDirectory(ingest_dir_); !synced.ok()) {
+        unstage();
+        return synced;
+      }
+    }
     if (write_batch.Count() == 0 && log_batch.Count() == 0) return absl::OkStatus();
     // The log first: once its frame is synced the group is durable, and a
     // crash before the RocksDB write below replays the frame at open.
@@ -906,6 +994,21 @@ class RocksDbStorage final : public Storage {
         }
         log_->NoteSequence(db_->GetLatestSequenceNumber());
       }
+      for (const std::string& file : staged) {
+        if (options_.testing_stop_before_ingest) {
+          broken_ = absl::InternalError("stopped before ingesting a page (test)");
+          return broken_;
+        }
+        rocksdb::Status s = IngestFile(db_.get(), file);
+        if (!s.ok()) {
+          // The frame is durable: the next open ingests the file.
+          broken_ = FromRocks(s, absl::StrCat("ingesting the catch-up page ", file));
+          return broken_;
+        }
+        std::error_code ec;
+        std::filesystem::remove(file, ec);  // RocksDB holds the file under its own name
+        pages_ingested_.fetch_add(1, std::memory_order_relaxed);
+      }
       for (const auto& [bucket, summary] : summaries) buckets_[bucket] = summary;
     }
     // Segments whose records RocksDB has flushed since are no longer needed.
@@ -941,6 +1044,39 @@ class RocksDbStorage final : public Storage {
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
+  }
+
+  // Storage thread. Writes `page`'s committed entries, sorted by record
+  // key, as a table file in the staging dir, synced; returns its path.
+  absl::StatusOr<std::string> StagePage(std::vector<const core::PutCommitted*> page) {
+    std::vector<std::pair<std::string, const core::PutCommitted*>> records;
+    records.reserve(page.size());
+    for (const core::PutCommitted* put : page) records.emplace_back(CommittedKey(put->key), put);
+    // A page comes in (bucket, key) order, which is record key order: the
+    // sort is for a writer that did not keep it.
+    auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(records.begin(), records.end(), by_key)) {
+      std::sort(records.begin(), records.end(), by_key);
+    }
+    const std::string file =
+        absl::StrCat(ingest_dir_, "/", absl::StrFormat("%020u.sst", ++staged_files_));
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
+    rocksdb::Status s = writer.Open(file);
+    for (size_t i = 0; s.ok() && i < records.size(); ++i) {
+      // CheckWriteOnce added each key once.
+      const core::PutCommitted& put = *records[i].second;
+      s = writer.Put(records[i].first,
+                     internal::EncodeCommitted(put.request_id, put.value, put.proposal));
+    }
+    if (s.ok()) s = writer.Finish();
+    absl::Status out = s.ok() ? absl::OkStatus() : FromRocks(s, absl::StrCat("writing ", file));
+    if (out.ok() && options_.sync) out = internal::SyncFile(file);
+    if (!out.ok()) {
+      std::error_code ec;
+      std::filesystem::remove(file, ec);
+      return out;
+    }
+    return file;
   }
 
   // Storage thread. Whether the acceptor record `key` lives in the log:
@@ -1042,6 +1178,7 @@ class RocksDbStorage final : public Storage {
   }
 
   const std::string dir_;
+  const std::string ingest_dir_;  // IngestDir(dir_)
   const RocksDbOptions options_;
   const std::unique_ptr<rocksdb::DB> db_;
   const std::unique_ptr<internal::WriteLog> log_;
@@ -1052,6 +1189,8 @@ class RocksDbStorage final : public Storage {
   LogAcceptors acceptors_;
   uint64_t spilled_at_;  // storage thread: the segment SpillAcceptors last ran in
   std::atomic<uint64_t> acceptors_spilled_{0};
+  uint64_t staged_files_ = 0;  // storage thread: names the next staged page file
+  std::atomic<uint64_t> pages_ingested_{0};
   absl::Status broken_;        // storage thread: the failure that stops every later write
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
@@ -1273,6 +1412,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
     // holds leaves every record as the newest frame wrote it. The
     // reservations and summaries come from the log alone.
     Summaries replayed(core::kDigestBuckets);
+    std::vector<std::string> ingests;
     absl::StatusOr<std::unique_ptr<internal::WriteLog>> opened = internal::WriteLog::Open(
         LogDir(dir), LogOptions(options),
         [&](const internal::LogFrame& frame) -> absl::Status {
@@ -1285,11 +1425,16 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
           }
           return ApplyLogRecords(frame.log_records,
                                  frame.kind == internal::LogFrame::Kind::kSnapshot,
-                                 /*segment=*/0, &reservations, &acceptors, &replayed);
+                                 /*segment=*/0, &reservations, &acceptors, &replayed, &ingests);
         },
         [&] { return LogSnapshot(reservations, acceptors, replayed); });
     if (!opened.ok()) return opened.status();
     log = *std::move(opened);
+    // The pages the replayed summaries count, before the log naming them
+    // is dropped below.
+    if (absl::Status ingested = IngestStaged(db.get(), dir, ingests); !ingested.ok()) {
+      return ingested;
+    }
     // Replayed acceptor records count as written in the new segment.
     for (auto& [key, a] : acceptors) a.segment = log->current_segment();
     // What was replayed is durable once flushed; then only the new
@@ -1318,6 +1463,8 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenRocksDbStorage(const std::string& d
     if (*format < 5) verify = Verify::kOff;
   }
   if (!buckets.ok()) return buckets.status();
+  // The staging dir exists, and holds nothing, before the first write.
+  if (absl::Status staged = IngestStaged(db.get(), dir, {}); !staged.ok()) return staged;
   if (verify == Verify::kAtOpen) {
     const auto started = std::chrono::steady_clock::now();
     uint64_t keys = 0;

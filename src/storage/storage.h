@@ -48,6 +48,8 @@ struct StorageStats {
   // in flight), and those moved to RocksDB because they outlived a segment.
   uint64_t log_acceptor_records = 0;
   uint64_t acceptor_records_moved = 0;
+  // RocksDB: catch-up pages written as table files and ingested.
+  uint64_t pages_ingested = 0;
 };
 
 class Storage : public core::CommittedView {
@@ -157,6 +159,10 @@ struct RocksDbOptions {
   // snapshot of the reservations held; once RocksDB has flushed what the
   // older segments hold, they are deleted. Smaller only in tests.
   uint64_t log_segment_bytes = 0;
+  // Tests only: a group with a catch-up page fails once its frame is durable
+  // and before RocksDB ingests the page's file, as a crash there would leave
+  // it (the next open must ingest it).
+  bool testing_stop_before_ingest = false;
   // Runs once every record was read and found sound: kAtOpen before open
   // returns, kBackground on the verifying thread (not if the storage is
   // destroyed first). Damage does not call it (kAtOpen: the open fails;

@@ -265,6 +265,17 @@ __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(std::string_view data, ui
 
 }  // namespace
 
+absl::Status SyncDirectory(const std::string& dir) { return SyncDir(dir); }
+
+absl::Status SyncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("opening", path);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("syncing", path);
+  return absl::OkStatus();
+}
+
 uint32_t Crc32c(std::string_view data, uint32_t crc) {
   crc = ~crc;
 #if defined(__x86_64__)

@@ -80,6 +80,11 @@ class WriteLog;
 // sound snapshot (a spare at open), which costs one pass of a search.
 bool Unstarted(std::string_view data, uint64_t id);
 
+// fsync of a directory (its entries), and of a file by its path, for files
+// the storage writes beside the log (catch-up pages as table files).
+absl::Status SyncDirectory(const std::string& dir);
+absl::Status SyncFile(const std::string& path);
+
 absl::StatusOr<uint64_t> ReadSegment(std::string_view data, uint64_t id,
                                      std::optional<uint64_t> known_end,
                                      const std::function<absl::Status(const LogFrame&)>& replay);

@@ -1463,6 +1463,110 @@ TEST_F(RocksDbStorageTest, ADamagedSyncedLogRefusesTheStart) {
   EXPECT_NE(s.status().message().find("a sound frame follows it"), std::string::npos) << s.status();
 }
 
+// A catch-up page: many committed entries in one write, and nothing else.
+core::WriteBatch Page(int first, int n, const std::string& value_prefix = "value-") {
+  core::WriteBatch page;
+  for (int i = first + n - 1; i >= first; --i) {  // not in key order
+    page.mutations.push_back(
+        core::PutCommitted{absl::StrCat("page-", i), absl::StrCat(value_prefix, i), 7, {}});
+  }
+  return page;
+}
+
+std::vector<uint64_t> DigestOfPage(int first, int n) {
+  std::vector<uint64_t> digest(core::kDigestBuckets);
+  for (int i = first; i < first + n; ++i) {
+    const std::string key = absl::StrCat("page-", i);
+    digest[core::BucketOf(key)] ^= core::EntryHash(key, absl::StrCat("value-", i));
+  }
+  return digest;
+}
+
+bool StagingDirIsEmpty(const std::string& db) {
+  const std::filesystem::path staged = std::filesystem::path(db) / "replicator-ingest";
+  return std::filesystem::is_directory(staged) && std::filesystem::is_empty(staged);
+}
+
+// A long page of committed entries goes to RocksDB as a table file it
+// ingests, not through the memtable: read back, counted and digested as
+// any other write, refused whole when it contradicts a committed value.
+TEST_F(RocksDbStorageTest, ACatchUpPageIsIngestedAsATableFile) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    // One key of the page is committed already, with the same value.
+    ASSERT_TRUE(
+        WriteAndWait(*storage, Batch({core::PutCommitted{"page-5", "value-5", 7, {}}})).ok());
+    ASSERT_TRUE(WriteAndWait(*storage, Page(0, 3000)).ok());
+    EXPECT_EQ(storage->stats().pages_ingested, 1u);
+    EXPECT_EQ(storage->CommittedCount(), 3000u);
+    EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
+    for (int i : {0, 5, 1234, 2999}) {
+      std::optional<core::CommittedEntry> e = storage->GetEntry(absl::StrCat("page-", i));
+      ASSERT_TRUE(e.has_value()) << i;
+      EXPECT_EQ(e->value, absl::StrCat("value-", i));
+      EXPECT_EQ(e->request_id, 7u);
+    }
+    const uint32_t bucket = core::BucketOf("page-1234");
+    std::vector<core::Key> in_bucket;
+    storage->ForEachInBucket(bucket, "", [&](const core::Key& k, const core::CommittedEntry&) {
+      in_bucket.push_back(k);
+      return true;
+    });
+    EXPECT_TRUE(std::is_sorted(in_bucket.begin(), in_bucket.end()));
+    EXPECT_NE(std::find(in_bucket.begin(), in_bucket.end(), "page-1234"), in_bucket.end());
+    EXPECT_TRUE(StagingDirIsEmpty(db_path()));
+
+    // A page naming a committed key with another value applies nothing.
+    core::WriteBatch bad = Page(3000, 2000);
+    bad.mutations.push_back(core::PutCommitted{"page-7", "another value", 7, {}});
+    absl::Status refused = WriteAndWait(*storage, std::move(bad));
+    EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
+    EXPECT_FALSE(storage->GetEntry("page-3000").has_value());
+    EXPECT_EQ(storage->CommittedCount(), 3000u);
+    EXPECT_EQ(storage->stats().pages_ingested, 1u);
+    EXPECT_TRUE(StagingDirIsEmpty(db_path()));
+  }
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(storage->CommittedCount(), 3000u);
+  EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
+  EXPECT_EQ(storage->GetCommitted("page-2999"), std::optional<core::Value>("value-2999"));
+}
+
+// The page's frame (its summaries, and the file's name) is durable before
+// RocksDB ingests the file: a crash between the two leaves the file staged,
+// and the next open ingests it, so that what the summaries count is there.
+// A file staged for a frame that never became durable is removed.
+TEST_F(RocksDbStorageTest, APageWhoseIngestionACrashInterruptedIsIngestedAtOpen) {
+  {
+    RocksDbOptions options = AsIfCrashing();
+    options.testing_stop_before_ingest = true;
+    std::unique_ptr<Storage> storage = MustOpen(options);
+    ASSERT_NE(storage, nullptr);
+    EXPECT_FALSE(WriteAndWait(*storage, Page(0, 2000)).ok());
+  }
+  ASSERT_FALSE(StagingDirIsEmpty(db_path())) << "the test did not stop before the ingestion";
+  const std::filesystem::path stray =
+      std::filesystem::path(db_path()) / "replicator-ingest" / "99999999999999999999.sst";
+  std::ofstream(stray) << "a page whose frame never became durable";
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    EXPECT_EQ(storage->CommittedCount(), 2000u);
+    EXPECT_EQ(storage->Digest(), DigestOfPage(0, 2000));
+    EXPECT_EQ(storage->GetCommitted("page-1999"), std::optional<core::Value>("value-1999"));
+    EXPECT_TRUE(StagingDirIsEmpty(db_path()));
+    ASSERT_TRUE(WriteAndWait(*storage, Page(2000, 2000)).ok());
+  }
+  RocksDbOptions check;
+  check.verify = Verify::kAtOpen;
+  std::unique_ptr<Storage> storage = MustOpen(check);
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(storage->CommittedCount(), 4000u);
+  EXPECT_EQ(storage->Digest(), DigestOfPage(0, 4000));
+}
+
 // The current segment's first header zeroed (as a bad sector or a wrong
 // write could): its later frames hold acknowledged writes, so the open must
 // not take it for a spare never started and replay only the segments
