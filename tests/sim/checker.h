@@ -28,7 +28,9 @@
 //      a majority up, every reservation held by an up node is resolved
 //      within a bound (CheckNoReservations)
 //   L  a linearizable get that started after the key was known to exist (a
-//      put answered ok or keyExists, or a get found it) finds it
+//      put answered ok or keyExists, or a get found it) finds it; so does
+//      the healed system's probe of committed keys (notFound there is L,
+//      any other failure V)
 //   R  a node never replaces a reservation held for another proposal, nor
 //      reserves a key it has committed
 //   M  membership: no two engines ever know different voters for one

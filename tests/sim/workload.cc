@@ -326,7 +326,11 @@ void Workload::CheckProbe(const Probe& probe) {
   }
   for (int i : probe.gets) {
     if (ops[i].get && ops[i].get->kind != core::GetOutcome::Kind::kFound) {
-      checker.Fail("V", Subject{ops[i].key, std::nullopt},
+      // notFound for a key committed before the get began is a stale read,
+      // a safety violation (L); any other answer is the healed system
+      // failing to serve (V).
+      const bool stale = ops[i].get->kind == core::GetOutcome::Kind::kNotFound;
+      checker.Fail(stale ? "L" : "V", Subject{ops[i].key, std::nullopt},
                    absl::StrCat("healed cluster: a linearizable get of a committed key at ", at(i),
                                 " answered ", Describe(*ops[i].get)));
     }
