@@ -399,8 +399,15 @@ absl::Status IngestStaged(rocksdb::DB* db, const std::string& dir,
   std::filesystem::create_directories(staged, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("creating ", staged, ": ", ec.message()));
   for (const std::string& name : named) {
+    if (name.empty() || name.find('/') != std::string::npos) {
+      return absl::DataLossError(absl::StrCat("the write log of ", dir,
+                                              " names the catch-up page '", name,
+                                              "', which is no file name"));
+    }
     const std::string path = absl::StrCat(staged, "/", name);
-    if (name.find('/') != std::string::npos || !std::filesystem::exists(path, ec)) continue;
+    const bool still_staged = std::filesystem::exists(path, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("looking for ", path, ": ", ec.message()));
+    if (!still_staged) continue;  // ingested before the crash
     rocksdb::Status s = IngestFile(db, path);
     if (!s.ok()) return FromRocks(s, absl::StrCat("ingesting the catch-up page ", path));
     std::filesystem::remove(path, ec);
