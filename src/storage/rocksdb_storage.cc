@@ -910,7 +910,8 @@ class RocksDbStorage final : public Storage {
                         std::all_of(group[i].mutations.begin(), group[i].mutations.end(),
                                     [](const core::Mutation& m) {
                                       return std::holds_alternative<core::PutCommitted>(m);
-                                    });
+                                    }) &&
+                        !MemtablesOverlap(added.committed);
       for (const core::PutCommitted* put : added.committed) {
         if (!page) {
           check(write_batch.Put(
@@ -1051,6 +1052,33 @@ class RocksDbStorage final : public Storage {
     }
     committed_count_.fetch_add(added_in_order.size(), std::memory_order_release);
     return absl::OkStatus();
+  }
+
+  // Storage thread. Whether RocksDB's memtables hold a committed record in
+  // the buckets `page` spans. An ingestion that overlaps them makes RocksDB
+  // flush them first: on a voter taking live commits beside its catch-up,
+  // a flush and a level-0 file per page. Such a page takes the memtable
+  // path instead; a new node (a learner, which takes no commits) has
+  // nothing there.
+  bool MemtablesOverlap(const std::vector<const core::PutCommitted*>& page) const {
+    uint32_t first = core::kDigestBuckets;
+    uint32_t last = 0;
+    for (const core::PutCommitted* put : page) {
+      const uint32_t b = core::BucketOf(put->key);
+      first = std::min(first, b);
+      last = std::max(last, b);
+    }
+    const std::string begin = internal::CommittedBucketPrefix(first);
+    const std::string end = last + 1 < core::kDigestBuckets
+                                ? internal::CommittedBucketPrefix(last + 1)
+                                : PrefixEnd(internal::kCommittedPrefix);
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions read;
+    read.read_tier = rocksdb::kMemtableTier;
+    read.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
+    it->Seek(begin);
+    return it->Valid() || !it->status().ok();
   }
 
   // Storage thread. Writes `page`'s committed entries, sorted by record

@@ -1494,11 +1494,12 @@ TEST_F(RocksDbStorageTest, ACatchUpPageIsIngestedAsATableFile) {
   {
     std::unique_ptr<Storage> storage = MustOpen();
     ASSERT_NE(storage, nullptr);
-    // One key of the page is committed already, with the same value.
-    ASSERT_TRUE(
-        WriteAndWait(*storage, Batch({core::PutCommitted{"page-5", "value-5", 7, {}}})).ok());
+    // One key of the page is committed already, with the same value (by a
+    // page of its own: a record in the memtable would send the page through
+    // it, see below).
+    ASSERT_TRUE(WriteAndWait(*storage, Page(5, 1024)).ok());
     ASSERT_TRUE(WriteAndWait(*storage, Page(0, 3000)).ok());
-    EXPECT_EQ(storage->stats().pages_ingested, 1u);
+    EXPECT_EQ(storage->stats().pages_ingested, 2u);
     EXPECT_EQ(storage->CommittedCount(), 3000u);
     EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
     for (int i : {0, 5, 1234, 2999}) {
@@ -1524,7 +1525,7 @@ TEST_F(RocksDbStorageTest, ACatchUpPageIsIngestedAsATableFile) {
     EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists) << refused;
     EXPECT_FALSE(storage->GetEntry("page-3000").has_value());
     EXPECT_EQ(storage->CommittedCount(), 3000u);
-    EXPECT_EQ(storage->stats().pages_ingested, 1u);
+    EXPECT_EQ(storage->stats().pages_ingested, 2u);
     EXPECT_TRUE(StagingDirIsEmpty(db_path()));
   }
   std::unique_ptr<Storage> storage = MustOpen();
@@ -1532,6 +1533,30 @@ TEST_F(RocksDbStorageTest, ACatchUpPageIsIngestedAsATableFile) {
   EXPECT_EQ(storage->CommittedCount(), 3000u);
   EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
   EXPECT_EQ(storage->GetCommitted("page-2999"), std::optional<core::Value>("value-2999"));
+}
+
+// A page over buckets the memtable holds records of (a voter taking live
+// commits beside its catch-up) takes the memtable path: ingesting it would
+// make RocksDB flush first, a level-0 file per page. Once they are flushed
+// (here by a clean close), such a page is ingested again.
+TEST_F(RocksDbStorageTest, APageOverlappingTheMemtableIsWrittenThroughIt) {
+  {
+    std::unique_ptr<Storage> storage = MustOpen();
+    ASSERT_NE(storage, nullptr);
+    ASSERT_TRUE(
+        WriteAndWait(*storage, Batch({core::PutCommitted{"page-5", "value-5", 7, {}}})).ok());
+    ASSERT_TRUE(WriteAndWait(*storage, Page(0, 3000)).ok());
+    EXPECT_EQ(storage->stats().pages_ingested, 0u) << "page-5's bucket is in the memtable";
+    EXPECT_EQ(storage->CommittedCount(), 3000u);
+    EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
+    EXPECT_EQ(storage->GetCommitted("page-2999"), std::optional<core::Value>("value-2999"));
+  }
+  std::unique_ptr<Storage> storage = MustOpen();
+  ASSERT_NE(storage, nullptr);
+  ASSERT_TRUE(WriteAndWait(*storage, Page(3000, 3000)).ok());
+  EXPECT_EQ(storage->stats().pages_ingested, 1u);
+  EXPECT_EQ(storage->CommittedCount(), 6000u);
+  EXPECT_EQ(storage->Digest(), DigestOfPage(0, 6000));
 }
 
 // The page's frame (its summaries, and the file's name) is durable before
