@@ -1,7 +1,6 @@
 #include "core/coordinator.h"
 
 #include <algorithm>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/backoff.h"
@@ -265,20 +264,20 @@ void Coordinator::SendRemoteReserves(uint64_t id, TimeMs now) {
   for (const ClusterId& cluster : remote_clusters) SendReserveForward(id, cluster, now);
 }
 
+TallyOutcome Coordinator::OwnTally(const PutOp& op) const {
+  const VoterSnapshot own{{ctx_.cluster(), Voters(op, ctx_.cluster())}};
+  return Tally(own, op.votes, op.proposal);
+}
+
 bool Coordinator::OwnMajorityOk(const PutOp& op) const {
-  const std::vector<PeerId>& own = Voters(op, ctx_.cluster());
-  std::set<PeerId> ok;
-  for (const Vote& v : op.votes) {
-    if (v.cluster == ctx_.cluster() && v.kind == Vote::Kind::kOk &&
-        std::find(own.begin(), own.end(), v.peer) != own.end()) {
-      ok.insert(v.peer);
-    }
-  }
-  return IsMajority(ok.size(), own.size());
+  return OwnTally(op).kind == TallyOutcome::Kind::kCommit;
 }
 
 void Coordinator::OnOwnVote(uint64_t id, TimeMs now) {
   PutOp& op = Get(id);
+  // Nothing to learn on the common path: the flag is clear and every
+  // cluster was asked at once.
+  if (!local_first_ && !op.remotes_deferred) return;
   if (!OwnMajorityOk(op)) return;
   local_first_ = false;
   if (op.remotes_deferred && now < op.reserve_deadline) SendRemoteReserves(id, now);
@@ -395,8 +394,7 @@ void Coordinator::MaybeTally(uint64_t id, TimeMs now) {
       if (op.remotes_deferred) {
         // Only this cluster was asked: say why it fell short, not that the
         // clusters never asked did.
-        const VoterSnapshot own{{ctx_.cluster(), Voters(op, ctx_.cluster())}};
-        t.message = absl::StrCat(Tally(own, op.votes, op.proposal).message,
+        t.message = absl::StrCat(OwnTally(op).message,
                                  " (the other clusters were not asked: this node's last attempt "
                                  "did not reach a majority of its own cluster either)");
       }

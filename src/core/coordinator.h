@@ -127,7 +127,10 @@ class Coordinator {
   void StartAttempt(uint64_t id, TimeMs now);
   // Asks one representative of every other cluster the attempt counts.
   void SendRemoteReserves(uint64_t id, TimeMs now);
-  // Whether a strict majority of this cluster's voters of the attempt voted ok.
+  // The attempt's votes tallied over this cluster alone, and whether that
+  // tally commits: a strict majority of its voters voted ok (and none
+  // answered stored).
+  TallyOutcome OwnTally(const PutOp& op) const;
   bool OwnMajorityOk(const PutOp& op) const;
   // A vote of this cluster arrived: once a majority is ok, this node
   // reaches its cluster again, and deferred remote reserves go out.
