@@ -850,7 +850,7 @@ class RocksDbStorage final : public Storage {
       return ReadConfig(cluster, epoch);
     };
     internal::WriteOnceAdded added;
-    std::vector<std::vector<const core::PutCommitted*>> pages;
+    std::vector<PageRecords> pages;
     for (size_t i = 0; i < group.size(); ++i) {
       absl::Status checked = internal::CheckWriteOnce(group[i], lookup, &added);
       if (checked.code() == absl::StatusCode::kAlreadyExists) {
@@ -904,24 +904,29 @@ class RocksDbStorage final : public Storage {
         check(write_batch.Put(internal::ConfigKey(c.cluster, c.epoch), internal::EncodeConfig(c)));
         configs_by_group.insert_or_assign(std::make_pair(std::string_view(c.cluster), c.epoch), &c);
       }
-      // A catch-up page (many committed entries and nothing else) goes to
-      // RocksDB as a table file it ingests, not through its memtable.
-      const bool page = added.committed.size() >= kIngestMinRecords &&
-                        std::all_of(group[i].mutations.begin(), group[i].mutations.end(),
-                                    [](const core::Mutation& m) {
-                                      return std::holds_alternative<core::PutCommitted>(m);
-                                    }) &&
-                        !MemtablesOverlap(added.committed);
       for (const core::PutCommitted* put : added.committed) {
-        if (!page) {
-          check(write_batch.Put(
-              CommittedKey(put->key),
-              internal::EncodeCommitted(put->request_id, put->value, put->proposal)));
-        }
         added_by_group.emplace(put->key, put);
         added_in_order.push_back(put);
       }
-      if (page) pages.push_back(added.committed);
+      // A catch-up page (many committed entries and nothing else) goes to
+      // RocksDB as a table file it ingests, not through its memtable,
+      // unless the memtables hold records within its range.
+      if (added.committed.size() >= kIngestMinRecords &&
+          std::all_of(group[i].mutations.begin(), group[i].mutations.end(),
+                      [](const core::Mutation& m) {
+                        return std::holds_alternative<core::PutCommitted>(m);
+                      })) {
+        PageRecords records = SortedRecords(added.committed);
+        if (!MemtablesOverlap(records.front().first, records.back().first)) {
+          pages.push_back(std::move(records));
+          continue;
+        }
+      }
+      for (const core::PutCommitted* put : added.committed) {
+        check(
+            write_batch.Put(CommittedKey(put->key),
+                            internal::EncodeCommitted(put->request_id, put->value, put->proposal)));
+      }
     }
     // The summaries of the buckets this group commits into, as they are
     // once it is written, in the same log frame (they live in the log and
@@ -950,8 +955,8 @@ class RocksDbStorage final : public Storage {
       std::error_code ec;
       for (const std::string& file : staged) std::filesystem::remove(file, ec);
     };
-    for (std::vector<const core::PutCommitted*>& page : pages) {
-      absl::StatusOr<std::string> file = StagePage(std::move(page));
+    for (const PageRecords& page : pages) {
+      absl::StatusOr<std::string> file = StagePage(page);
       if (!file.ok()) {
         unstage();
         return file.status();
@@ -1054,53 +1059,48 @@ class RocksDbStorage final : public Storage {
     return absl::OkStatus();
   }
 
-  // Storage thread. Whether RocksDB's memtables hold a committed record in
-  // the buckets `page` spans. An ingestion that overlaps them makes RocksDB
-  // flush them first: on a voter taking live commits beside its catch-up,
-  // a flush and a level-0 file per page. Such a page takes the memtable
-  // path instead; a new node (a learner, which takes no commits) has
-  // nothing there.
-  bool MemtablesOverlap(const std::vector<const core::PutCommitted*>& page) const {
-    uint32_t first = core::kDigestBuckets;
-    uint32_t last = 0;
-    for (const core::PutCommitted* put : page) {
-      const uint32_t b = core::BucketOf(put->key);
-      first = std::min(first, b);
-      last = std::max(last, b);
+  // Committed entries with their record keys, in record key order.
+  using PageRecords = std::vector<std::pair<std::string, const core::PutCommitted*>>;
+  static PageRecords SortedRecords(const std::vector<const core::PutCommitted*>& puts) {
+    PageRecords records;
+    records.reserve(puts.size());
+    for (const core::PutCommitted* put : puts) records.emplace_back(CommittedKey(put->key), put);
+    // A page comes in (bucket, key) order, which is record key order: the
+    // sort is for the writes that do not.
+    auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(records.begin(), records.end(), by_key)) {
+      std::sort(records.begin(), records.end(), by_key);
     }
-    const std::string begin = internal::CommittedBucketPrefix(first);
-    const std::string end = last + 1 < core::kDigestBuckets
-                                ? internal::CommittedBucketPrefix(last + 1)
-                                : PrefixEnd(internal::kCommittedPrefix);
+    return records;
+  }
+
+  // Storage thread. Whether RocksDB's memtables hold a record in
+  // [first, last]. An ingestion that overlaps them makes RocksDB flush them
+  // first: on a voter taking live commits beside its catch-up, a flush and
+  // a level-0 file per page. Such a page takes the memtable path instead; a
+  // new node (a learner, which takes no commits) has nothing there.
+  bool MemtablesOverlap(const std::string& first, const std::string& last) const {
+    const std::string end = last + '\0';  // the least key after `last`
     const rocksdb::Slice upper(end);
     rocksdb::ReadOptions read;
     read.read_tier = rocksdb::kMemtableTier;
     read.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
-    it->Seek(begin);
+    it->Seek(first);
     return it->Valid() || !it->status().ok();
   }
 
-  // Storage thread. Writes `page`'s committed entries, sorted by record
-  // key, as a table file in the staging dir, synced; returns its path.
-  absl::StatusOr<std::string> StagePage(std::vector<const core::PutCommitted*> page) {
-    std::vector<std::pair<std::string, const core::PutCommitted*>> records;
-    records.reserve(page.size());
-    for (const core::PutCommitted* put : page) records.emplace_back(CommittedKey(put->key), put);
-    // A page comes in (bucket, key) order, which is record key order: the
-    // sort is for a writer that did not keep it.
-    auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
-    if (!std::is_sorted(records.begin(), records.end(), by_key)) {
-      std::sort(records.begin(), records.end(), by_key);
-    }
+  // Storage thread. Writes `page` (sorted, each key once: CheckWriteOnce
+  // added it once) as a table file in the staging dir, synced; returns its
+  // path.
+  absl::StatusOr<std::string> StagePage(const PageRecords& page) {
     const std::string file =
         absl::StrCat(ingest_dir_, "/", absl::StrFormat("%020u.sst", ++staged_files_));
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
     rocksdb::Status s = writer.Open(file);
-    for (size_t i = 0; s.ok() && i < records.size(); ++i) {
-      // CheckWriteOnce added each key once.
-      const core::PutCommitted& put = *records[i].second;
-      s = writer.Put(records[i].first,
+    for (size_t i = 0; s.ok() && i < page.size(); ++i) {
+      const core::PutCommitted& put = *page[i].second;
+      s = writer.Put(page[i].first,
                      internal::EncodeCommitted(put.request_id, put.value, put.proposal));
     }
     if (s.ok()) s = writer.Finish();
