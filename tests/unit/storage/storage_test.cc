@@ -1535,7 +1535,7 @@ TEST_F(RocksDbStorageTest, ACatchUpPageIsIngestedAsATableFile) {
   EXPECT_EQ(storage->GetCommitted("page-2999"), std::optional<core::Value>("value-2999"));
 }
 
-// A page over buckets the memtable holds records of (a voter taking live
+// A page whose key range the memtable holds records in (a voter taking live
 // commits beside its catch-up) takes the memtable path: ingesting it would
 // make RocksDB flush first, a level-0 file per page. Once they are flushed
 // (here by a clean close), such a page is ingested again.
@@ -1546,7 +1546,8 @@ TEST_F(RocksDbStorageTest, APageOverlappingTheMemtableIsWrittenThroughIt) {
     ASSERT_TRUE(
         WriteAndWait(*storage, Batch({core::PutCommitted{"page-5", "value-5", 7, {}}})).ok());
     ASSERT_TRUE(WriteAndWait(*storage, Page(0, 3000)).ok());
-    EXPECT_EQ(storage->stats().pages_ingested, 0u) << "page-5's bucket is in the memtable";
+    EXPECT_EQ(storage->stats().pages_ingested, 0u)
+        << "page-5, in the page's range, is in the memtable";
     EXPECT_EQ(storage->CommittedCount(), 3000u);
     EXPECT_EQ(storage->Digest(), DigestOfPage(0, 3000));
     EXPECT_EQ(storage->GetCommitted("page-2999"), std::optional<core::Value>("value-2999"));
