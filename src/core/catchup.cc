@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "core/founding.h"
 #include "core/quorum.h"
+#include "core/shard.h"
 
 namespace replicator::core {
 namespace {
@@ -331,7 +333,10 @@ void CatchUp::OnPull(uint64_t round, BucketRange range, const Key& after, Respon
   const Key* last_key = &after;
   for (const PulledEntry& e : pull->entries) {
     const uint32_t b = BucketOf(e.key);
-    if (b >= range.end || b < last_bucket || (b == last_bucket && e.key <= *last_key)) {
+    // A page in order and in range, of keys this shard owns (core/shard.h:
+    // a bucket it does not own can differ only by system keys).
+    if (b >= range.end || b < last_bucket || (b == last_bucket && e.key <= *last_key) ||
+        !(ctx_.config().shard.OwnsBucket(b) || IsSystemKey(e.key))) {
       RoundFailed(now);
       return;
     }

@@ -9,6 +9,7 @@
 #include "core/quorum.h"
 #include "core/rendezvous.h"
 #include "core/representative.h"
+#include "core/shard.h"
 
 namespace replicator::core {
 namespace {
@@ -85,6 +86,10 @@ void Coordinator::StartPut(uint64_t put_id, Key key, Value value, uint64_t reque
                            TimeMs now, TimeMs started_wall_ms) {
   if (std::optional<std::string> bad = ValidatePut(ctx_.config().limits, key, value)) {
     EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument, {}, *bad});
+    return;
+  }
+  if (std::optional<std::string> other = KeyOutsideShard(ctx_.config().shard, key)) {
+    EmitPutDone(put_id, PutOutcome{PutOutcome::Kind::kInvalidArgument, {}, *other});
     return;
   }
   if (IsSystemKey(key)) {

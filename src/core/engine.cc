@@ -28,6 +28,7 @@
 #include "core/recovery.h"
 #include "core/replica.h"
 #include "core/representative.h"
+#include "core/shard.h"
 
 namespace replicator::core {
 
@@ -85,6 +86,11 @@ class Engine::Impl {
     if (std::optional<std::string> why =
             Admit(from, request, [this](const PeerId& p) { return InOwnCluster(p); })) {
       ++ctx_.stats().sender_refusals;
+      ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused: ", *why)});
+      return;
+    }
+    if (std::optional<std::string> why = KeyOutsideShard(ctx_.config().shard, request)) {
+      ++ctx_.stats().shard_refusals;
       ctx_.Respond(inbound_id, Unreachable{absl::StrCat("refused: ", *why)});
       return;
     }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "core/shard.h"
 #include "core/types.h"
 
 namespace replicator::core {
@@ -81,6 +82,9 @@ struct EngineConfig {
   uint64_t incarnation = 0;  // unique per run of this node (never reused)
   uint64_t random_seed = 0;  // seeds backoff jitter; deterministic in tests
   Limits limits;
+  // The keys this engine owns, when its node runs several (core/shard.h):
+  // requests, puts and gets of other keys are refused. By default all.
+  ShardRange shard;
   TimeMs call_deadline_ms = 1000;  // reserve fan-out and each Paxos round
   // Contention: a put whose only obstacle was concurrent reservations retries
   // with a new proposal after a randomized backoff scaled by how long its
@@ -251,6 +255,8 @@ struct EngineStats {
   // Requests refused for their sender (core/admission.h) or, for a commit,
   // for contradicting what this node knows of its proposal.
   uint64_t sender_refusals = 0;
+  // Requests refused for naming a key of another shard (core/shard.h).
+  uint64_t shard_refusals = 0;
   // Violations seen in requests of a sender that is not an authenticated
   // member of the federation: reported (ViolationEffect) but not counted
   // in safety_violations, which anyone could otherwise drive up.

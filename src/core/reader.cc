@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
 #include "core/quorum.h"
+#include "core/shard.h"
 
 namespace replicator::core {
 
@@ -13,6 +14,10 @@ void Reader::StartGet(uint64_t get_id, Key key, Consistency consistency, TimeMs 
   ++ctx_.stats().gets;
   if (std::optional<std::string> bad = ValidateKey(ctx_.config().limits, key)) {
     ctx_.Emit(GetDoneEffect{get_id, GetOutcome{GetOutcome::Kind::kInvalidArgument, {}, *bad}});
+    return;
+  }
+  if (std::optional<std::string> other = KeyOutsideShard(ctx_.config().shard, key)) {
+    ctx_.Emit(GetDoneEffect{get_id, GetOutcome{GetOutcome::Kind::kInvalidArgument, {}, *other}});
     return;
   }
   if (consistency == Consistency::kLocal) {
