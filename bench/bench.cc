@@ -169,6 +169,7 @@ asio::awaitable<void> Bench::RunInner() {
       at_end.nodes_answered == static_cast<int>(nodes_)) {
     result_.node_safety_violations = at_end.safety_violations - at_start.safety_violations;
   }
+  result_.node_shards = at_end.shards;
   ledger_.Finish();
   result_.ledger_violations = ledger_.violations();
   result_.violation_examples = ledger_.examples();
@@ -335,6 +336,7 @@ asio::awaitable<NodeCounters> Bench::Counters() {
     t.batched_calls += s->batched_calls;
     t.batched_items += s->batched_items;
     t.safety_violations += s->safety_violations;
+    t.shards = std::max(t.shards, s->shards);
     t.committed_keys.push_back(s->committed_keys);
   }
   co_return t;

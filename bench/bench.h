@@ -93,6 +93,7 @@ struct NodeCounters {
   uint64_t batched_calls = 0, batched_items = 0;
   std::vector<uint64_t> committed_keys;  // per node
   int nodes_answered = 0;
+  uint32_t shards = 0;  // the most engines a node runs (--shards); 0: none answered
 };
 
 struct BenchResult {
@@ -122,6 +123,7 @@ struct BenchResult {
   double verify_seconds = 0;
   uint64_t ledger_violations = 0;
   uint64_t node_safety_violations = 0;  // growth of the nodes' own counter
+  uint32_t node_shards = 0;             // engines per node, from their status (0: unknown)
   std::vector<std::string> violation_examples;
   uint64_t violations() const { return ledger_violations + node_safety_violations; }
 };

@@ -265,6 +265,7 @@ std::string JsonChecks(const BenchConfig& c, const BenchResult& r) {
   j += fmt::format("  \"violations\": {},\n", r.violations());
   j += fmt::format("  \"ledger_violations\": {},\n", r.ledger_violations);
   j += fmt::format("  \"node_safety_violations\": {},\n", r.node_safety_violations);
+  j += fmt::format("  \"node_shards\": {},\n", r.node_shards);
   std::string examples;
   for (const std::string& v : r.violation_examples) {
     examples += (examples.empty() ? "" : ", ") + JsonString(v);

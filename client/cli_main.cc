@@ -342,7 +342,8 @@ struct Command {
     }
     fmt::print("node      {} (cluster {}, {}, {})\n", s.self.id, s.self.cluster, s.self.address,
                s.self.state);
-    fmt::print("keys      {} committed, {} reserved\n", s.committed_keys, s.reservations);
+    fmt::print("keys      {} committed, {} reserved{}\n", s.committed_keys, s.reservations,
+               s.shards > 1 ? fmt::format(", in {} shards", s.shards) : "");
     fmt::print(
         "puts      {} ok, {} key exists, {} conflict, {} unavailable, {} invalid, {} outcome "
         "unknown\n",

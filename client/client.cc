@@ -584,6 +584,7 @@ asio::awaitable<absl::StatusOr<NodeStatus>> Client::Status() {
   out.insecure = s.getInsecure();
   out.batched_calls = s.getBatchedCalls();
   out.batched_items = s.getBatchedItems();
+  out.shards = std::max<uint32_t>(s.getShards(), 1);  // 0 from a build without shards
   for (auto c : s.getConfigurations()) out.configurations.push_back(ConfigurationFromWire(c));
   co_return out;
 }

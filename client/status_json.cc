@@ -26,6 +26,7 @@ std::string StatusJson(const NodeStatus& s) {
                {"retries", s.put_retries},
                {"joined", s.puts_joined}};
   j["gets"] = s.gets;
+  j["shards"] = s.shards;
   j["batched"] = {{"calls", s.batched_calls}, {"items", s.batched_items}};
   j["catchup"] = {{"rounds", s.catchup_rounds}, {"keys_pulled", s.catchup_keys_pulled}};
   j["storage"] = {{"writes", s.storage_writes},

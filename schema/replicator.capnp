@@ -29,7 +29,13 @@ $Cxx.namespace("replicator::wire");
 
 interface Node {
   keyValue @0 () -> (keyValue :KeyValue);
-  peer @1 () -> (peer :Peer);
+  peer @1 (shard :UInt32, shards :UInt32) -> (peer :Peer);
+  # The peer face of engine `shard` of this node, for a caller that runs
+  # `shards` engines (--shards; docs/design.md, "Shards"). Shard i of one
+  # node talks only to shard i of the others. Refused (an RPC exception
+  # naming both counts) unless `shards` is this node's count and `shard`
+  # below it: every node of a federation runs the same count. 0 for
+  # `shards` (a build without shards) means 1.
   directory @2 () -> (directory :Directory);
   echo @3 (payload :Data) -> (payload :Data);
   # Returns `payload` unchanged, touching nothing else: the cost of one call
@@ -249,6 +255,11 @@ struct NodeStatus {
   batchedItems @32 :UInt64;
   # Items (puts and gets) those calls carried. Each is also counted as a
   # put outcome or a get above.
+  shards @33 :UInt32;
+  # Engines this node runs (--shards), each over its share of the keys.
+  # The counters above are their sums; `configEpoch`, `configurations` and
+  # the federation fields are shard 0's (every shard changes membership
+  # with the others, by its own consensus).
 }
 
 # ---------------------------------------------------------------------------
@@ -307,7 +318,7 @@ struct Configuration {
 }
 
 interface Directory {
-  join @0 (self :PeerInfo, watcher :Watcher, federation :UInt64)
+  join @0 (self :PeerInfo, watcher :Watcher, federation :UInt64, shards :UInt32)
       -> (members :List(PeerInfo), federation :UInt64, version :UInt64,
           founding :List(Configuration));
   # Every node serves the directory: it keeps the federation's member map
@@ -331,8 +342,10 @@ interface Directory {
   # directory decides no promotion; voters are added and removed by
   # consensus, see Configuration); while a cluster has no founding set its
   # members are all `voter`.
+  # `shards`: the caller's --shards (0 from a build without shards: 1).
   # Fails with an RPC exception if the caller's cluster id is malformed,
-  # its id is a member of another cluster, or it is of another federation.
+  # its id is a member of another cluster, it is of another federation, or
+  # it runs another number of shards than the receiver.
   list @1 () -> (members :List(PeerInfo));
 }
 

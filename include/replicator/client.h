@@ -131,6 +131,8 @@ struct NodeStatus {
   bool insecure = false;
   uint64_t batched_calls = 0;  // putMany and getMany calls served (coalesced)
   uint64_t batched_items = 0;  // the puts and gets they carried
+  // Engines the node runs (--shards); the counts above are their sums.
+  uint32_t shards = 1;
 };
 
 struct ClientOptions {

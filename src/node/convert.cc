@@ -868,6 +868,7 @@ void ToWire(const StatusReport& s, wire::NodeStatus::Builder out) {
   out.setInsecure(s.insecure);
   out.setBatchedCalls(s.batches.calls);
   out.setBatchedItems(s.batches.items);
+  out.setShards(s.shards);
 }
 
 }  // namespace replicator::node

@@ -111,6 +111,7 @@ struct StatusReport {
   int64_t uptime_ms = 0;
   bool insecure = false;  // --insecure: plaintext, nobody authenticated
   BatchStats batches;
+  uint32_t shards = 1;  // engines the node runs; `engine` sums theirs
 };
 void ToWire(const StatusReport& s, wire::NodeStatus::Builder out);
 

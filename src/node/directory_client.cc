@@ -64,6 +64,7 @@ asio::awaitable<absl::Status> DirectoryClient::JoinAt(std::string address, milli
   ToWire(directory_.self(), req.initSelf());
   req.setWatcher(NewWatcherServer(ctx_, &directory_, address));
   req.setFederation(directory_.federation());
+  req.setShards(ctx_.options.shards);
   auto sent = req.send();
   auto reply = co_await net::AwaitWithin(kj::mv(sent), timeout);
   if (alive.expired()) co_return absl::UnavailableError(ShuttingDown());

@@ -65,9 +65,8 @@ void ToWire(const std::vector<Entry>& entries, capnp::List<wire::PeerInfo>::Buil
   for (size_t i = 0; i < entries.size(); ++i) ToWire(entries[i], out[i]);
 }
 
-DirectoryService::DirectoryService(const NodeContext& ctx, EngineDriver& driver,
-                                   PeerNetwork& network)
-    : ctx_(ctx), driver_(driver), network_(network) {}
+DirectoryService::DirectoryService(const NodeContext& ctx, Shards& shards)
+    : ctx_(ctx), shards_(shards) {}
 
 absl::StatusOr<bool> DirectoryService::Load() {
   const std::string path = absl::StrCat(ctx_.options.data_dir, "/", kDirectoryStateFile);
@@ -112,8 +111,9 @@ absl::Status DirectoryService::Run() {
 }
 
 core::PeerState DirectoryService::Claim() const {
-  return driver_.configuration().Has(ctx_.identity.peer_id) ? core::PeerState::kVoter
-                                                            : core::PeerState::kCatchingUp;
+  // A voter once every shard has promoted it.
+  return shards_.VoterEverywhere(ctx_.identity.peer_id) ? core::PeerState::kVoter
+                                                        : core::PeerState::kCatchingUp;
 }
 
 void DirectoryService::RestampSelf(DirectoryState& next) {
@@ -184,16 +184,17 @@ std::vector<core::Member> DirectoryService::Members() const {
 
 void DirectoryService::Publish() {
   std::vector<core::Member> members = Members();
-  network_.SetMembers(members);
+  shards_.SetMembers(members);
   // `down` is a liveness hint: the engine asks a down voter last, and still
   // counts it in its cluster's quorum (core::PeerState).
   core::Topology topology;
   topology.members = std::move(members);
   topology.founding = state_.founding;
-  driver_.SetTopology(std::move(topology));
+  shards_.SetTopology(topology);
 }
 
 absl::StatusOr<std::vector<Entry>> DirectoryService::Join(Entry joining, uint64_t federation,
+                                                          uint32_t shards,
                                                           wire::Watcher::Client watcher) {
   const core::Member& m = joining.member;
   if (auto bad = core::ValidateClusterId(m.cluster)) return absl::InvalidArgumentError(*bad);
@@ -209,6 +210,13 @@ absl::StatusOr<std::vector<Entry>> DirectoryService::Join(Entry joining, uint64_
     if (absl::Status s = SameFederation(state_.federation, federation, "peer " + m.id); !s.ok()) {
       return s;
     }
+  }
+  // Shard i of a node talks to shard i of the others (core/shard.h): a node
+  // that cut the keys another way would find its requests refused.
+  if (const uint32_t mine = shards_.count(); std::max<uint32_t>(shards, 1) != mine) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "peer ", m.id, " runs ", std::max<uint32_t>(shards, 1), " shards and this node ", mine,
+        ": every node of a federation runs the same --shards (this one's: --shards=", mine, ")"));
   }
   // TODO(security): a joining node should prove it holds the key behind its
   // peer id (issue 11); until then any caller can take an id over.

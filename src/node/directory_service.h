@@ -22,16 +22,15 @@
 #include "absl/status/statusor.h"
 #include "core/engine.h"
 #include "node/directory_state.h"
-#include "node/engine_driver.h"
 #include "node/node_context.h"
-#include "node/peer_network.h"
+#include "node/shards.h"
 #include "schema/replicator.capnp.h"
 
 namespace replicator::node {
 
 class DirectoryService {
  public:
-  DirectoryService(const NodeContext& ctx, EngineDriver& driver, PeerNetwork& network);
+  DirectoryService(const NodeContext& ctx, Shards& shards);
 
   // Takes this node's own entry (its address must be known: call after
   // listening) and loads the map this node had before a restart from its
@@ -49,8 +48,9 @@ class DirectoryService {
   absl::Status Run();
 
   // A node joining here: its entry, the federation it belongs to (0: none
-  // yet) and its watcher. Returns the whole map (Entries()).
-  absl::StatusOr<std::vector<Entry>> Join(Entry joining, uint64_t federation,
+  // yet), its shard count (0 from a build without shards: 1; refused unless
+  // this node's) and its watcher. Returns the whole map (Entries()).
+  absl::StatusOr<std::vector<Entry>> Join(Entry joining, uint64_t federation, uint32_t shards,
                                           wire::Watcher::Client watcher);
   // A map from the peer at `from` (a join reply or a notification): merged
   // into this one, and passed on if anything was new; an entry or founding
@@ -109,8 +109,7 @@ class DirectoryService {
   asio::awaitable<void> WatchSelf(std::weak_ptr<bool> token);
 
   const NodeContext& ctx_;
-  EngineDriver& driver_;
-  PeerNetwork& network_;
+  Shards& shards_;
   DirectoryState state_;
   Entry self_;
   uint64_t version_ = 0;  // changes to state_ since start

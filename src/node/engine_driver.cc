@@ -21,9 +21,9 @@ namespace replicator::node {
 
 using std::chrono::milliseconds;
 
-EngineDriver::EngineDriver(const NodeContext& ctx, storage::Storage* storage,
-                           core::DurableState recovered, uint64_t incarnation, PeerNetwork& network,
-                           Failpoints& failpoints)
+EngineDriver::EngineDriver(const NodeContext& ctx, core::ShardRange range,
+                           storage::Storage* storage, core::DurableState recovered,
+                           uint64_t incarnation, PeerNetwork& network, Failpoints& failpoints)
     : ctx_(ctx),
       storage_(storage),
       network_(network),
@@ -35,8 +35,10 @@ EngineDriver::EngineDriver(const NodeContext& ctx, storage::Storage* storage,
   config.self = ctx_.identity.peer_id;
   config.cluster = ctx_.options.cluster;
   config.incarnation = incarnation;
-  config.random_seed = std::hash<std::string>()(ctx_.identity.peer_id) ^ incarnation;
+  config.random_seed =
+      std::hash<std::string>()(ctx_.identity.peer_id) ^ incarnation ^ (uint64_t{range.shard} << 48);
   config.limits = ctx_.options.limits;
+  config.shard = range;
   config.call_deadline_ms = ctx_.options.call_deadline.count();
   config.lease_ms = ctx_.options.lease.count();
   // A pull's answer must fit in one message (core/wire_limits.h).

@@ -32,8 +32,10 @@ class EngineDriver {
  public:
   // `storage` outlives the driver's use of it: its completions find the
   // liveness token gone once the node is destroyed.
-  EngineDriver(const NodeContext& ctx, storage::Storage* storage, core::DurableState recovered,
-               uint64_t incarnation, PeerNetwork& network, Failpoints& failpoints);
+  // The engine owns the keys of `range` (core/shard.h).
+  EngineDriver(const NodeContext& ctx, core::ShardRange range, storage::Storage* storage,
+               core::DurableState recovered, uint64_t incarnation, PeerNetwork& network,
+               Failpoints& failpoints);
 
   // Client calls.
   asio::awaitable<core::PutOutcome> Put(core::Key key, core::Value value, uint64_t request_id);

@@ -18,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
+#include "core/shard.h"
 #include "fmt/format.h"
 #include "net/address.h"
 #include "net/reactor.h"
@@ -46,6 +47,10 @@ ABSL_FLAG(std::string, bootstrap, "",
           "the first time a node starts (afterwards it knows its peers from its data dir). "
           "A new node without it starts a new federation.");
 ABSL_FLAG(std::string, data_dir, "", "Directory for this node's identity and data (required).");
+ABSL_FLAG(int64_t, shards, 1,
+          "Engines this node runs, each over its share of the keys with storage of its own "
+          "(--data-dir/db, db-shard-1, ...): 1 to 256, the same on every node of a federation. "
+          "Fixed when the data dir is first used.");
 ABSL_FLAG(std::string, storage, "rocksdb",
           "rocksdb (durable, in --data-dir/db) or memory (loses every key and reservation when "
           "the process exits; for tests only).");
@@ -173,7 +178,7 @@ int main(int argc, char** argv) {
       argc, argv, kUsage, __FILE__,
       {{"Node",
         {"config", "cluster", "data_dir", "listen", "advertise", "address_file", "storage",
-         "storage_verify"}},
+         "storage_verify", "shards"}},
        {"Security", {"certs_dir", "ca", "cert", "key", "insecure"}},
        {"Membership", {"bootstrap", "bootstrap_timeout_ms"}},
        {"Protocol", {"call_deadline_ms", "lease_ms"}},
@@ -213,6 +218,13 @@ int main(int argc, char** argv) {
     return Fail(fmt::format("--storage must be rocksdb or memory, not '{}'", storage));
   }
   options.memory_storage = storage == "memory";
+  if (const int64_t shards = absl::GetFlag(FLAGS_shards);
+      shards < 1 || shards > int64_t{replicator::core::kMaxShards}) {
+    return Fail(
+        fmt::format("--shards must be 1 to {}, not {}", replicator::core::kMaxShards, shards));
+  } else {
+    options.shards = static_cast<uint32_t>(shards);
+  }
   if (const std::string verify = absl::GetFlag(FLAGS_storage_verify); verify == "background") {
     options.storage_verify = replicator::storage::Verify::kBackground;
   } else if (verify == "start") {

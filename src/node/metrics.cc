@@ -47,6 +47,9 @@ std::string RenderMetrics(const StatusReport& s, const NodeMetrics& m,
              1);
   one("replicator_uptime_seconds", "gauge", "Seconds since this process started the node.",
       static_cast<double>(s.uptime_ms) / 1000.0);
+  one("replicator_shards", "gauge",
+      "Engines this node runs (--shards); the counters below are their sums.",
+      static_cast<double>(s.shards));
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) {

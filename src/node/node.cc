@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/shard.h"
 #include "core/wire_limits.h"
 #include "fmt/format.h"
 #include "net/address.h"
@@ -14,13 +18,14 @@
 #include "node/convert.h"
 #include "node/directory_client.h"
 #include "node/directory_service.h"
-#include "node/engine_driver.h"
+#include "node/durable_file.h"
 #include "node/failpoints.h"
 #include "node/http_server.h"
 #include "node/metrics.h"
 #include "node/node_context.h"
 #include "node/peer_network.h"
 #include "node/servers.h"
+#include "node/shards.h"
 #include "node/tls_files.h"
 #include "util/log.h"
 #include "util/prometheus_text.h"
@@ -31,6 +36,46 @@ namespace {
 // How long a host name given as the listen address may take to resolve at start.
 constexpr std::chrono::seconds kListenResolveTimeout{10};
 
+// The data dir's shard count, fixed at its first start (NodeOptions::shards).
+constexpr const char* kShardsFile = "shards";
+
+// Where shard `shard`'s RocksDB lives: `db` for shard 0, as before shards.
+std::string ShardDbPath(const std::string& data_dir, uint32_t shard) {
+  if (shard == 0) return data_dir + "/db";
+  return absl::StrCat(data_dir, "/db-shard-", shard);
+}
+
+// Records `shards` in a data dir that has no count yet, or checks it against
+// the recorded one: each shard's storage holds the keys of its range only,
+// so the data dir serves only the count it was first started with.
+absl::Status CheckShardCount(const std::string& data_dir, uint32_t shards) {
+  const std::string path = absl::StrCat(data_dir, "/", kShardsFile);
+  absl::StatusOr<std::string> saved = ReadWholeFile(path, "shard count");
+  if (saved.ok()) {
+    uint32_t recorded = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*saved), &recorded) ||
+        core::ValidateShardCount(recorded)) {
+      return absl::DataLossError(
+          absl::StrCat(path, " holds no shard count (1 to ", core::kMaxShards, ")"));
+    }
+    if (recorded == shards) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", data_dir, " holds ", recorded, " shard", recorded == 1 ? "" : "s",
+                     " and this start asks for ", shards, ": start it with --shards=", recorded,
+                     " (a data dir keeps the count it was first started with)"));
+  }
+  if (!absl::IsNotFound(saved.status())) return saved.status();
+  // No count yet: a new data dir, or one from a build without shards,
+  // whose storage (db/) is shard 0 of 1.
+  std::error_code ec;
+  if (shards != 1 && std::filesystem::exists(ShardDbPath(data_dir, 0), ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", data_dir, " holds the storage of 1 shard (from a build ",
+        "without --shards) and this start asks for ", shards, ": start it with --shards=1"));
+  }
+  return ReplaceFileDurably(data_dir, kShardsFile, absl::StrCat(shards, "\n"), "shard count");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -40,9 +85,9 @@ constexpr std::chrono::seconds kListenResolveTimeout{10};
 
 class Node::Impl {
  public:
+  // `opened[i]` is shard i's state, in `storages[i]`.
   Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
-       std::unique_ptr<storage::Storage> storage, core::DurableState recovered,
-       uint64_t incarnation);
+       std::vector<std::unique_ptr<storage::Storage>> storages, std::vector<OpenedShard> opened);
   ~Impl();
 
   asio::awaitable<absl::Status> Serve();
@@ -65,10 +110,9 @@ class Node::Impl {
   BatchStats batches_;
   NodeContext context_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  std::unique_ptr<storage::Storage> storage_;
+  std::vector<std::unique_ptr<storage::Storage>> storages_;  // by shard
   Failpoints failpoints_;
-  PeerNetwork network_;
-  EngineDriver driver_;
+  Shards shards_;
   DirectoryService directory_;
   DirectoryClient registrar_;
   std::unique_ptr<net::RpcServer> server_;
@@ -76,33 +120,26 @@ class Node::Impl {
 };
 
 Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
-                 std::unique_ptr<storage::Storage> storage, core::DurableState recovered,
-                 uint64_t incarnation)
+                 std::vector<std::unique_ptr<storage::Storage>> storages,
+                 std::vector<OpenedShard> opened)
     : options_(std::move(options)),
       identity_(std::move(identity)),
       context_{reactor, options_, identity_, address_, shut_down_, alive_, metrics_},
-      storage_(std::move(storage)),
+      storages_(std::move(storages)),
       failpoints_(options_.failpoint, identity_.peer_id),
-      // The network's answers go to the driver, constructed just below and
-      // before any call can be sent.
-      network_(context_,
-               [this](const std::vector<core::SendEffect>& calls,
-                      std::vector<core::Response> responses) {
-                 driver_.OnResponses(calls, std::move(responses));
-               }),
-      driver_(context_, storage_.get(), std::move(recovered), incarnation, network_, failpoints_),
-      directory_(context_, driver_, network_),
+      shards_(context_, std::move(opened), failpoints_),
+      directory_(context_, shards_),
       registrar_(context_, directory_) {}
 
 Node::Impl::~Impl() {
   Shutdown();
   alive_.reset();
   // Storage drains queued writes; their completions find the token gone.
-  storage_.reset();
+  storages_.clear();
 }
 
 asio::awaitable<absl::Status> Node::Impl::Serve() {
-  ServedParts parts{&context_, &driver_, &directory_, [this] { return Status(); }, &batches_};
+  ServedParts parts{&context_, &shards_, &directory_, [this] { return Status(); }, &batches_};
   // Each connection gets its own bootstrap, knowing who is calling.
   net::BootstrapFactory bootstrap =
       [parts](const net::PeerCertificate* peer) -> capnp::Capability::Client {
@@ -155,7 +192,7 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
     // Data of a federation but no map: this is no new node (its membership
     // file was lost or predates this release). Starting a second
     // federation here could name a second founding set for its cluster.
-    if (!driver_.configurations().empty()) {
+    if (!shards_.configurations().empty()) {
       co_return absl::FailedPreconditionError(
           absl::StrCat("data dir ", options_.data_dir,
                        " holds configurations of a federation but no "
@@ -171,16 +208,29 @@ asio::awaitable<absl::Status> Node::Impl::Serve() {
   context_.Spawn(registrar_.StayRegistered(context_.alive));
   // Converge with the cluster at once: this node may have been down while
   // keys were committed, or be new.
-  driver_.StartCatchUp();
+  shards_.StartCatchUp();
   serving_ = true;
   co_return absl::OkStatus();
 }
 
 HttpResponse Node::Impl::ServeHttp(std::string_view path) const {
   if (path == "/metrics") {
-    const util::Histogram* fsync = storage_->fsync_duration();
+    // Every shard's syncs, in one histogram (they share the bounds).
     std::optional<util::HistogramSnapshot> fsync_snapshot;
-    if (fsync != nullptr) fsync_snapshot = fsync->Snapshot();
+    for (const auto& storage : storages_) {
+      const util::Histogram* fsync = storage->fsync_duration();
+      if (fsync == nullptr) continue;
+      util::HistogramSnapshot one = fsync->Snapshot();
+      if (!fsync_snapshot) {
+        fsync_snapshot = std::move(one);
+        continue;
+      }
+      for (size_t b = 0; b < one.buckets.size() && b < fsync_snapshot->buckets.size(); ++b) {
+        fsync_snapshot->buckets[b] += one.buckets[b];
+      }
+      fsync_snapshot->count += one.count;
+      fsync_snapshot->sum += one.sum;
+    }
     return HttpResponse{
         200, util::PrometheusText::kContentType,
         RenderMetrics(Status(), metrics_, fsync_snapshot ? &*fsync_snapshot : nullptr)};
@@ -202,10 +252,10 @@ void Node::Impl::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   metrics_server_.reset();
-  driver_.Shutdown();
-  network_.DropQueued();
+  shards_.Shutdown();
+  shards_.DropQueued();
   server_.reset();
-  network_.Disconnect();
+  shards_.Disconnect();
   registrar_.Disconnect();
 }
 
@@ -220,16 +270,29 @@ StatusReport Node::Impl::Status() const {
             [](const core::Member& a, const core::Member& b) {
               return std::tie(a.cluster, a.id) < std::tie(b.cluster, b.id);
             });
-  s.engine = driver_.stats();
-  // The newest of each cluster, this node's own first.
-  for (core::Configuration& c : driver_.configurations()) {
+  s.shards = shards_.count();
+  s.engine = shards_.stats();
+  // The newest of each cluster, this node's own first (shard 0's).
+  for (core::Configuration& c : shards_.configurations()) {
     if (c.cluster == s.self.cluster) continue;
     s.configurations.push_back(std::move(c));
   }
-  const core::Configuration& own = driver_.configuration();
+  const core::Configuration& own = shards_.configuration();
   if (own.epoch != 0) s.configurations.insert(s.configurations.begin(), own);
-  s.committed_keys = storage_->CommittedCount();
-  s.storage = storage_->stats();
+  for (const auto& storage : storages_) {
+    s.committed_keys += storage->CommittedCount();
+    const storage::StorageStats one = storage->stats();
+    s.storage.batches_written += one.batches_written;
+    s.storage.syncs += one.syncs;
+    s.storage.mutations += one.mutations;
+    s.storage.committed_keys += one.committed_keys;
+    s.storage.writes += one.writes;
+    s.storage.write_errors += one.write_errors;
+    s.storage.writes_refused += one.writes_refused;
+    s.storage.log_acceptor_records += one.log_acceptor_records;
+    s.storage.acceptor_records_moved += one.acceptor_records_moved;
+    s.storage.pages_ingested += one.pages_ingested;
+  }
   s.insecure = options_.tls == nullptr;
   s.batches = batches_;
   s.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -267,32 +330,46 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Node>>> Node::Start(net::Reactor&
                                             identity->public_key, "--cert");
     if (!own.ok()) co_return own;
   }
-  std::unique_ptr<storage::Storage> storage;
-  if (options.memory_storage) {
-    storage = storage::OpenMemoryStorage();
-  } else {
-    storage::RocksDbOptions rocks;
-    rocks.verify = options.storage_verify;
-    rocks.verified = [](uint64_t keys, double seconds) {
-      util::Log(util::LogLevel::kInfo, "storage",
-                "verified every record: {} committed keys in {:.1f}s", keys, seconds);
-    };
-    auto opened = storage::OpenRocksDbStorage(options.data_dir + "/db", std::move(rocks));
-    if (!opened.ok()) co_return opened.status();
-    storage = std::move(*opened);
+  if (auto bad = core::ValidateShardCount(options.shards)) {
+    co_return absl::InvalidArgumentError(absl::StrCat("--shards: ", *bad));
   }
-  auto recovered = storage->Recover();
-  if (!recovered.ok()) co_return recovered.status();
-  auto incarnation = storage->NextIncarnation();
-  if (!incarnation.ok()) co_return incarnation.status();
-  if (options.memory_storage) {
-    // Memory storage forgets its counter; proposal ids must still never
-    // repeat across runs, since peers may hold reservations of the last run.
-    *incarnation = static_cast<uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count());
+  if (!options.memory_storage) {
+    if (absl::Status s = CheckShardCount(options.data_dir, options.shards); !s.ok()) co_return s;
+  }
+  std::vector<std::unique_ptr<storage::Storage>> storages;
+  std::vector<OpenedShard> opened;
+  for (uint32_t shard = 0; shard < options.shards; ++shard) {
+    std::unique_ptr<storage::Storage> storage;
+    if (options.memory_storage) {
+      storage = storage::OpenMemoryStorage();
+    } else {
+      storage::RocksDbOptions rocks;
+      rocks.verify = options.storage_verify;
+      const std::string which =
+          options.shards == 1 ? std::string() : absl::StrCat("shard ", shard, ": ");
+      rocks.verified = [which](uint64_t keys, double seconds) {
+        util::Log(util::LogLevel::kInfo, "storage",
+                  "{}verified every record: {} committed keys in {:.1f}s", which, keys, seconds);
+      };
+      auto db = storage::OpenRocksDbStorage(ShardDbPath(options.data_dir, shard), std::move(rocks));
+      if (!db.ok()) co_return db.status();
+      storage = std::move(*db);
+    }
+    auto recovered = storage->Recover();
+    if (!recovered.ok()) co_return recovered.status();
+    auto incarnation = storage->NextIncarnation();
+    if (!incarnation.ok()) co_return incarnation.status();
+    if (options.memory_storage) {
+      // Memory storage forgets its counter; proposal ids must still never
+      // repeat across runs, since peers may hold reservations of the last run.
+      *incarnation =
+          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    }
+    opened.push_back(OpenedShard{storage.get(), std::move(*recovered), *incarnation});
+    storages.push_back(std::move(storage));
   }
   auto impl = std::make_unique<Impl>(reactor, std::move(options), std::move(*identity),
-                                     std::move(storage), std::move(*recovered), *incarnation);
+                                     std::move(storages), std::move(opened));
   absl::Status served = co_await impl->Serve();
   if (!served.ok()) co_return served;
   co_return std::unique_ptr<Node>(new Node(std::move(impl)));

@@ -41,6 +41,11 @@ struct NodeOptions {
   // new federation. Afterwards the node knows its peers from its own map.
   std::vector<std::string> bootstrap;
   std::string data_dir;
+  // Engines this node runs, each over its share of the keys, with storage
+  // of its own (core/shard.h): 1 to core::kMaxShards, the same on every
+  // node of a federation. Fixed at a data dir's first start; a later start
+  // with another count exits with an error.
+  uint32_t shards = 1;
   bool memory_storage = false;         // lose everything on exit (tests)
   // When RocksDB storage reads every record to check it (storage::Verify):
   // by default after start, so that a start does not wait for it.

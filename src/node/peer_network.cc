@@ -60,8 +60,8 @@ std::string Reason(const absl::Status& s) { return std::string(s.message()); }
 
 }  // namespace
 
-PeerNetwork::PeerNetwork(const NodeContext& ctx, Deliver deliver)
-    : ctx_(ctx), deliver_(std::move(deliver)) {}
+PeerNetwork::PeerNetwork(const NodeContext& ctx, core::ShardRange range, Deliver deliver)
+    : ctx_(ctx), range_(range), deliver_(std::move(deliver)) {}
 
 void PeerNetwork::SetMembers(const std::vector<core::Member>& members) {
   absl::flat_hash_map<std::string_view, size_t> per_cluster;
@@ -284,7 +284,12 @@ asio::awaitable<absl::StatusOr<wire::Peer::Client>> PeerNetwork::PeerClient(core
       it != peers_.end() && !it->second.connection->disconnected()) {
     co_return it->second.peer;
   }
-  wire::Peer::Client peer = (*connection)->Bootstrap<wire::Node>().peerRequest().send().getPeer();
+  // The peer refuses a shard count other than its own: the calls then
+  // fail with its message naming both (servers.cc).
+  auto face = (*connection)->Bootstrap<wire::Node>().peerRequest();
+  face.setShard(range_.shard);
+  face.setShards(range_.shards);
+  wire::Peer::Client peer = face.send().getPeer();
   peers_.insert_or_assign(address, PeerConnection{std::move(*connection), peer});
   co_return peer;
 }

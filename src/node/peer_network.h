@@ -2,7 +2,8 @@
 // outbox per peer and go as one Peer.call batch per turn of the loop;
 // catch-up calls go alone through their own methods. Every kind takes the
 // same path (Call) and is translated by convert.h. Caches one connection per
-// peer address. Owned by Node::Impl; reactor thread only.
+// peer address. One per shard (node/shards.h): its calls go to the same shard
+// of each peer, over connections of its own. Reactor thread only.
 #pragma once
 
 #include <chrono>
@@ -31,7 +32,8 @@ class PeerNetwork {
   using Deliver = std::function<void(const std::vector<core::SendEffect>& calls,
                                      std::vector<core::Response> responses)>;
 
-  PeerNetwork(const NodeContext& ctx, Deliver deliver);
+  // Calls go to shard `range.shard` of each peer (core/shard.h).
+  PeerNetwork(const NodeContext& ctx, core::ShardRange range, Deliver deliver);
 
   // The membership as the directory last reported it: where each peer is,
   // and how many members its cluster has (a forward's reply holds a vote
@@ -95,6 +97,7 @@ class PeerNetwork {
                                                                  std::chrono::milliseconds timeout);
 
   const NodeContext& ctx_;
+  const core::ShardRange range_;
   Deliver deliver_;
   absl::flat_hash_map<core::PeerId, std::string> address_of_;
   absl::flat_hash_map<core::PeerId, size_t> cluster_size_of_;  // members of a peer's cluster

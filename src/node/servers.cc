@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -17,6 +18,7 @@
 #include "node/directory_service.h"
 #include "node/engine_driver.h"
 #include "node/fan_in.h"
+#include "node/shards.h"
 
 namespace replicator::node {
 namespace {
@@ -26,9 +28,10 @@ kj::Exception Refused(const std::string& why) { return KJ_EXCEPTION(FAILED, why.
 
 class PeerServer final : public wire::Peer::Server {
  public:
-  // Reached only by a caller that Authorize() let have the Peer face.
-  PeerServer(const ServedParts& parts, const Caller& caller)
-      : ctx_(parts.ctx), driver_(parts.driver), caller_(caller), token_(parts.ctx->alive) {}
+  // Reached only by a caller that Authorize() let have the Peer face;
+  // serves shard `driver`.
+  PeerServer(const ServedParts& parts, EngineDriver* driver, const Caller& caller)
+      : ctx_(parts.ctx), driver_(driver), caller_(caller), token_(parts.ctx->alive) {}
 
   // The authenticated sender of every call on this face (caller.h).
   const Caller& caller() const { return caller_; }
@@ -131,7 +134,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
  public:
   KeyValueServer(const ServedParts& parts, const Caller& caller)
       : ctx_(parts.ctx),
-        driver_(parts.driver),
+        shards_(parts.shards),
         status_(parts.status),
         batches_(parts.batches),
         caller_(caller),
@@ -140,13 +143,15 @@ class KeyValueServer final : public wire::KeyValue::Server {
   kj::Promise<void> put(PutContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     if (auto refused = Authorize(caller_, Action::kPut)) return Refused(*refused);
-    return net::ToPromise(ctx_->io(), Put(driver_, context));
+    return net::ToPromise(ctx_->io(), Put(shards_, context));
   }
   kj::Promise<void> get(GetContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
     if (auto refused = Authorize(caller_, Action::kGet)) return Refused(*refused);
     auto p = context.getParams();
-    auto slot = driver_->StartGet(ToString(p.getKey()), FromWire(p.getConsistency()));
+    std::string key = ToString(p.getKey());
+    EngineDriver& driver = shards_->For(key).driver();
+    auto slot = driver.StartGet(std::move(key), FromWire(p.getConsistency()));
     if (slot->value) {
       ToWire(*slot->value, context.getResults().initResult());
       return kj::READY_NOW;
@@ -170,7 +175,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
       context.getResults().initResults(0);
       return kj::READY_NOW;
     }
-    return net::ToPromise(ctx_->io(), PutMany(ctx_, driver_, context));
+    return net::ToPromise(ctx_->io(), PutMany(ctx_, shards_, context));
   }
   kj::Promise<void> getMany(GetManyContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -188,7 +193,9 @@ class KeyValueServer final : public wire::KeyValue::Server {
     slots.reserve(keys.size());
     bool all_ready = true;
     for (auto key : keys) {
-      slots.push_back(driver_->StartGet(ToString(key), consistency));
+      std::string k = ToString(key);
+      EngineDriver& driver = shards_->For(k).driver();
+      slots.push_back(driver.StartGet(std::move(k), consistency));
       all_ready = all_ready && slots.back()->value.has_value();
     }
     if (all_ready) {
@@ -213,20 +220,21 @@ class KeyValueServer final : public wire::KeyValue::Server {
     KJ_IF_MAYBE (e, kj::runCatchingExceptions(
                         [&] { change = FromWire(context.getParams().getChange()); })) {
       ToWire(core::ChangeOutcome{core::ChangeOutcome::Kind::kInvalidArgument,
-                                 e->getDescription().cStr(), driver_->configuration()},
+                                 e->getDescription().cStr(), shards_->configuration()},
              context.getResults().initResult());
       return kj::READY_NOW;
     }
-    return net::ToPromise(ctx_->io(), ChangeMember(ctx_, driver_, std::move(change), context));
+    return net::ToPromise(ctx_->io(), ChangeMember(ctx_, shards_, std::move(change), context));
   }
 
  private:
-  static asio::awaitable<void> ChangeMember(const NodeContext* ctx, EngineDriver* driver,
+  static asio::awaitable<void> ChangeMember(const NodeContext* ctx, Shards* shards,
                                             core::MembershipChange change,
                                             ChangeMemberContext context) {
     using Slot = Waiters<core::ChangeOutcome>::Slot;
     auto slot = std::make_shared<Slot>(ctx->io().get_executor());
-    driver->ChangeMembership(std::move(change), [slot](core::ChangeOutcome o) {
+    // Every shard makes the change by its own consensus (node/shards.h).
+    shards->ChangeMembership(change, [slot](core::ChangeOutcome o) {
       slot->value = std::move(o);
       slot->timer.cancel();
     });
@@ -234,12 +242,13 @@ class KeyValueServer final : public wire::KeyValue::Server {
     ToWire(o, context.getResults().initResult());
   }
 
-  static asio::awaitable<void> Put(EngineDriver* driver, PutContext context) {
+  static asio::awaitable<void> Put(Shards* shards, PutContext context) {
     auto p = context.getParams();
     std::string key = ToString(p.getKey());
     std::string value = ToString(p.getValue());
     uint64_t request_id = p.getRequestId();
-    core::PutOutcome o = co_await driver->Put(std::move(key), std::move(value), request_id);
+    EngineDriver& driver = shards->For(key).driver();
+    core::PutOutcome o = co_await driver.Put(std::move(key), std::move(value), request_id);
     ToWire(o, context.getResults().initResult());
   }
   // Refused whole before any item is read, so that what a call makes this
@@ -283,14 +292,16 @@ class KeyValueServer final : public wire::KeyValue::Server {
   // Every item runs as a put of its own, concurrently; the answer waits for
   // the last. A cancelled call (the client went away) leaves its items to
   // finish, as a cancelled put() leaves its engine put.
-  static asio::awaitable<void> PutMany(const NodeContext* ctx, EngineDriver* driver,
+  static asio::awaitable<void> PutMany(const NodeContext* ctx, Shards* shards,
                                        PutManyContext context) {
     auto items = context.getParams().getItems();
     auto parts = std::make_shared<FanIn<core::PutOutcome>>(ctx->io().get_executor(), items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       auto item = items[i];
-      ctx->Spawn(PutOne(driver, ToString(item.getKey()), ToString(item.getValue()),
-                        item.getRequestId(), parts, i));
+      std::string key = ToString(item.getKey());
+      EngineDriver* driver = &shards->For(key).driver();
+      ctx->Spawn(
+          PutOne(driver, std::move(key), ToString(item.getValue()), item.getRequestId(), parts, i));
     }
     std::vector<core::PutOutcome> outcomes = co_await parts->Wait();
     co_await net::ThrowIfCancelled();
@@ -315,7 +326,7 @@ class KeyValueServer final : public wire::KeyValue::Server {
   }
 
   const NodeContext* ctx_;
-  EngineDriver* driver_;
+  Shards* shards_;
   std::function<StatusReport()> status_;
   BatchStats* batches_;
   Caller caller_;
@@ -372,7 +383,8 @@ class DirectoryServer final : public wire::Directory::Server {
     // An authenticated node registers only the peer id its certificate
     // proved: no identity takeover.
     if (auto refused = AuthorizeJoin(caller_, self.member.id)) return Refused(*refused);
-    auto members = directory_->Join(std::move(self), p.getFederation(), p.getWatcher());
+    auto members =
+        directory_->Join(std::move(self), p.getFederation(), p.getShards(), p.getWatcher());
     if (!members.ok()) {
       return KJ_EXCEPTION(FAILED, std::string(members.status().message()).c_str());
     }
@@ -402,9 +414,9 @@ class NodeServer final : public wire::Node::Server {
   // The Peer and Directory faces exist only for a caller that may have
   // them; KeyValue checks each method (a read client may get, not put).
   NodeServer(const ServedParts& parts, const Caller& caller)
-      : caller_(caller),
+      : parts_(parts),
+        caller_(caller),
         key_value_(kj::heap<KeyValueServer>(parts, caller)),
-        peer_(kj::heap<PeerServer>(parts, caller)),
         directory_(kj::heap<DirectoryServer>(parts, caller)) {}
 
   kj::Promise<void> keyValue(KeyValueContext context) override {
@@ -413,7 +425,25 @@ class NodeServer final : public wire::Node::Server {
   }
   kj::Promise<void> peer(PeerContext context) override {
     if (auto refused = Authorize(caller_, Action::kPeer)) return Refused(*refused);
-    context.getResults().setPeer(peer_);
+    if (parts_.ctx->alive.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
+    const uint32_t mine = parts_.shards->count();
+    auto p = context.getParams();
+    // A build without shards asks for shard 0 of 0: one.
+    const uint32_t theirs = std::max<uint32_t>(p.getShards(), 1);
+    if (theirs != mine || p.getShard() >= mine) {
+      return Refused(absl::StrCat("refused: this node runs ", mine, " shard", mine == 1 ? "" : "s",
+                                  " (--shards) and the caller ", theirs, " (asking for shard ",
+                                  p.getShard(),
+                                  "): every node of a federation runs the same "
+                                  "number"));
+    }
+    // One face per shard, made when first asked for.
+    if (peers_.empty()) peers_.resize(mine);
+    std::optional<wire::Peer::Client>& face = peers_[p.getShard()];
+    if (!face) {
+      face = kj::heap<PeerServer>(parts_, &parts_.shards->at(p.getShard()).driver(), caller_);
+    }
+    context.getResults().setPeer(*face);
     return kj::READY_NOW;
   }
   kj::Promise<void> directory(DirectoryContext context) override {
@@ -427,9 +457,10 @@ class NodeServer final : public wire::Node::Server {
   }
 
  private:
+  ServedParts parts_;
   Caller caller_;
   wire::KeyValue::Client key_value_;
-  wire::Peer::Client peer_;
+  std::vector<std::optional<wire::Peer::Client>> peers_;  // by shard
   wire::Directory::Client directory_;
 };
 

@@ -17,14 +17,14 @@
 
 namespace replicator::node {
 
-class EngineDriver;
+class Shards;
 class DirectoryService;
 
 // What the servers answer from. Every pointer stays valid while
 // ctx->alive has not expired.
 struct ServedParts {
   const NodeContext* ctx;
-  EngineDriver* driver;
+  Shards* shards;
   DirectoryService* directory;
   std::function<StatusReport()> status;
   // Counted by KeyValue.putMany and getMany.

@@ -39,8 +39,20 @@ export class Node_Peer$Params extends $.Struct {
   static readonly _capnp = {
     displayName: "peer$Params",
     id: "92f38a2e48d170e1",
-    size: new $.ObjectSize(0, 0),
+    size: new $.ObjectSize(8, 0),
   };
+  get shard(): number {
+    return $.utils.getUint32(0, this);
+  }
+  set shard(value: number) {
+    $.utils.setUint32(0, value, this);
+  }
+  get shards(): number {
+    return $.utils.getUint32(4, this);
+  }
+  set shards(value: number) {
+    $.utils.setUint32(4, value, this);
+  }
   toString(): string { return "Node_Peer$Params_" + super.toString(); }
 }
 export class Node_Peer$Results extends $.Struct {
@@ -217,6 +229,15 @@ export class Node$Client {
     const pipeline = new $.Pipeline(Node_KeyValue$Results, answer);
     return new Node_KeyValue$Results$Promise(pipeline);
   }
+  /**
+* The peer face of engine `shard` of this node, for a caller that runs
+* `shards` engines (--shards; docs/design.md, "Shards"). Shard i of one
+* node talks only to shard i of the others. Refused (an RPC exception
+* naming both counts) unless `shards` is this node's count and `shard`
+* below it: every node of a federation runs the same count. 0 for
+* `shards` (a build without shards) means 1.
+*
+*/
   peer(paramsFunc?: (params: Node_Peer$Params) => void): Node_Peer$Results$Promise {
     const answer = this.client.call({
       method: Node$Client.methods[1],
@@ -1770,6 +1791,19 @@ export class NodeStatus extends $.Struct {
   set batchedItems(value: bigint) {
     $.utils.setUint64(224, value, this);
   }
+  /**
+* Engines this node runs (--shards), each over its share of the keys.
+* The counters above are their sums; `configEpoch`, `configurations` and
+* the federation fields are shard 0's (every shard changes membership
+* with the others, by its own consensus).
+*
+*/
+  get shards(): number {
+    return $.utils.getUint32(204, this);
+  }
+  set shards(value: number) {
+    $.utils.setUint32(204, value, this);
+  }
   toString(): string { return "NodeStatus_" + super.toString(); }
 }
 export class PeerInfo extends $.Struct {
@@ -1939,7 +1973,7 @@ export class Directory_Join$Params extends $.Struct {
   static readonly _capnp = {
     displayName: "join$Params",
     id: "db5b1ec4cfffeefc",
-    size: new $.ObjectSize(8, 2),
+    size: new $.ObjectSize(16, 2),
   };
   _adoptSelf(value: $.Orphan<PeerInfo>): void {
     $.utils.adopt(value, $.utils.getPointer(0, this));
@@ -1970,6 +2004,12 @@ export class Directory_Join$Params extends $.Struct {
   }
   set federation(value: bigint) {
     $.utils.setUint64(0, value, this);
+  }
+  get shards(): number {
+    return $.utils.getUint32(8, this);
+  }
+  set shards(value: number) {
+    $.utils.setUint32(8, value, this);
   }
   toString(): string { return "Directory_Join$Params_" + super.toString(); }
 }
@@ -2133,8 +2173,10 @@ export class Directory$Client {
 * directory decides no promotion; voters are added and removed by
 * consensus, see Configuration); while a cluster has no founding set its
 * members are all `voter`.
+* `shards`: the caller's --shards (0 from a build without shards: 1).
 * Fails with an RPC exception if the caller's cluster id is malformed,
-* its id is a member of another cluster, or it is of another federation.
+* its id is a member of another cluster, it is of another federation, or
+* it runs another number of shards than the receiver.
 *
 */
   join(paramsFunc?: (params: Directory_Join$Params) => void): Directory_Join$Results$Promise {
