@@ -9,6 +9,10 @@
 // a machine crash, which is all a benchmark needs.
 //
 //   storage-fill --db=DATA_DIR/db --keys=1000000 [--key-bytes=16] [--value-bytes=100]
+//   storage-fill --db=DATA_DIR/db-shard-1 --shard=1 --shards=2 --keys=1000000
+//
+// With --shards, only the keys of shard --shard (core/shard.h) are added:
+// run it once per shard's storage of a node started with that --shards.
 //
 // Exit codes: 0 filled, 1 a storage error, 2 usage.
 #include <chrono>
@@ -24,6 +28,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "core/shard.h"
 #include "storage/storage.h"
 #include "util/dashed_flags.h"
 
@@ -33,6 +38,8 @@ ABSL_FLAG(int64_t, keys, 1000000, "Committed keys to add (fill-0 .. fill-(keys-1
 ABSL_FLAG(int64_t, key_bytes, 16, "Bytes per key (at least 16).");
 ABSL_FLAG(int64_t, value_bytes, 100, "Bytes per value.");
 ABSL_FLAG(int64_t, batch, 10000, "Keys per storage write.");
+ABSL_FLAG(int64_t, shards, 1, "The node's --shards; only keys of --shard are added.");
+ABSL_FLAG(int64_t, shard, 0, "The shard whose storage --db is (0 to --shards - 1).");
 
 namespace {
 
@@ -70,11 +77,15 @@ int main(int argc, char** argv) {
   const int64_t key_bytes = absl::GetFlag(FLAGS_key_bytes);
   const int64_t value_bytes = absl::GetFlag(FLAGS_value_bytes);
   const int64_t batch_keys = absl::GetFlag(FLAGS_batch);
+  const int64_t shards = absl::GetFlag(FLAGS_shards);
+  const int64_t shard = absl::GetFlag(FLAGS_shard);
   if (db.empty() || keys < 0 || key_bytes < 16 || key_bytes > 1024 || value_bytes < 0 ||
-      batch_keys <= 0) {
+      batch_keys <= 0 || shards < 1 || shards > int64_t{core::kMaxShards} || shard < 0 ||
+      shard >= shards) {
     std::fprintf(stderr,
                  "storage-fill: need --db, --keys >= 0, 16 <= --key-bytes <= 1024, "
-                 "--value-bytes >= 0, --batch > 0\n");
+                 "--value-bytes >= 0, --batch > 0, 1 <= --shards <= %u, 0 <= --shard < --shards\n",
+                 core::kMaxShards);
     return 2;
   }
   storage::RocksDbOptions options;
@@ -92,9 +103,14 @@ int main(int argc, char** argv) {
   const uint64_t before = (*opened)->CommittedCount();
   for (int64_t next = 0; next < keys;) {
     core::WriteBatch batch;
-    for (int64_t n = 0; n < batch_keys && next < keys; ++n, ++next) {
+    for (int64_t n = 0; n < batch_keys && next < keys; ++next) {
+      std::string key = KeyOf(next, key_bytes);
+      if (core::ShardOf(key, static_cast<uint32_t>(shards)) != static_cast<uint32_t>(shard)) {
+        continue;
+      }
       batch.mutations.push_back(
-          core::PutCommitted{KeyOf(next, key_bytes), ValueOf(next, value_bytes), 0, {}});
+          core::PutCommitted{std::move(key), ValueOf(next, value_bytes), 0, {}});
+      ++n;
     }
     if (absl::Status s = WriteAndWait(**opened, std::move(batch)); !s.ok()) {
       std::fprintf(stderr, "storage-fill: %s\n", s.ToString().c_str());
