@@ -261,6 +261,11 @@ asio::awaitable<core::PutOutcome> EngineDriver::Put(core::Key key, core::Value v
   co_return outcome;
 }
 
+asio::awaitable<core::GetOutcome> EngineDriver::Get(core::Key key, core::Consistency consistency) {
+  auto slot = StartGet(std::move(key), consistency);
+  co_return co_await Waiters<core::GetOutcome>::Wait(std::move(slot));
+}
+
 std::shared_ptr<Waiters<core::GetOutcome>::Slot> EngineDriver::StartGet(
     core::Key key, core::Consistency consistency) {
   if (ctx_.shut_down) {

@@ -43,6 +43,9 @@ class EngineDriver {
   // coroutine, no hop through Asio), later for a linearizable one.
   std::shared_ptr<Waiters<core::GetOutcome>::Slot> StartGet(core::Key key,
                                                             core::Consistency consistency);
+  // StartGet and its outcome, as one coroutine (for a shard on a thread of
+  // its own, whose slot the caller may not wait on).
+  asio::awaitable<core::GetOutcome> Get(core::Key key, core::Consistency consistency);
 
   // Changes this node's cluster by consensus (core::Engine::ChangeMembership).
   // `done` runs exactly once, on the reactor thread and possibly before

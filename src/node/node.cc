@@ -103,16 +103,16 @@ class Node::Impl {
   // /metrics and /healthz; reactor thread.
   HttpResponse ServeHttp(std::string_view path) const;
 
-  bool shut_down_ = false;
+  std::atomic<bool> shut_down_{false};
   bool serving_ = false;  // joined (or started) the federation
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  NodeMetrics metrics_;
+  NodeMetrics metrics_;  // the node's reactor's own (each shard has its own)
   BatchStats batches_;
   NodeContext context_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<storage::Storage>> storages_;  // by shard
-  Failpoints failpoints_;
-  Shards shards_;
+  // Queried from const status and metrics: the shards' own threads answer.
+  mutable Shards shards_;
   DirectoryService directory_;
   DirectoryClient registrar_;
   std::unique_ptr<net::RpcServer> server_;
@@ -126,15 +126,17 @@ Node::Impl::Impl(net::Reactor& reactor, NodeOptions options, Identity identity,
       identity_(std::move(identity)),
       context_{reactor, options_, identity_, address_, shut_down_, alive_, metrics_},
       storages_(std::move(storages)),
-      failpoints_(options_.failpoint, identity_.peer_id),
-      shards_(context_, std::move(opened), failpoints_),
+      shards_(context_, std::move(opened)),
       directory_(context_, shards_),
       registrar_(context_, directory_) {}
 
 Node::Impl::~Impl() {
   Shutdown();
   alive_.reset();
-  // Storage drains queued writes; their completions find the token gone.
+  // No shard runs a handler from here on (their threads wait, to destroy
+  // them with shards_); storage then drains queued writes, whose
+  // completions find the token gone.
+  shards_.Stop();
   storages_.clear();
 }
 
@@ -231,9 +233,11 @@ HttpResponse Node::Impl::ServeHttp(std::string_view path) const {
       fsync_snapshot->count += one.count;
       fsync_snapshot->sum += one.sum;
     }
+    NodeMetrics merged;
+    shards_.AddMetrics(merged);
     return HttpResponse{
         200, util::PrometheusText::kContentType,
-        RenderMetrics(Status(), metrics_, fsync_snapshot ? &*fsync_snapshot : nullptr)};
+        RenderMetrics(Status(), merged, fsync_snapshot ? &*fsync_snapshot : nullptr)};
   }
   if (path == "/healthz") {
     if (shut_down_) return HttpResponse{503, "text/plain; charset=utf-8", "shutting down\n"};
@@ -253,9 +257,7 @@ void Node::Impl::Shutdown() {
   shut_down_ = true;
   metrics_server_.reset();
   shards_.Shutdown();
-  shards_.DropQueued();
   server_.reset();
-  shards_.Disconnect();
   registrar_.Disconnect();
 }
 
@@ -277,7 +279,7 @@ StatusReport Node::Impl::Status() const {
     if (c.cluster == s.self.cluster) continue;
     s.configurations.push_back(std::move(c));
   }
-  const core::Configuration& own = shards_.configuration();
+  const core::Configuration own = shards_.configuration();
   if (own.epoch != 0) s.configurations.insert(s.configurations.begin(), own);
   for (const auto& storage : storages_) {
     s.committed_keys += storage->CommittedCount();

@@ -1,11 +1,14 @@
 // NodeContext: what every part of one node shares: the reactor, the node's
 // options, identity and address, the shut-down flag and the liveness token.
 // Owned by Node::Impl, which outlives every part that holds a reference to
-// it; read on the reactor thread only.
+// it. Each shard (node/shards.h) has its own, naming its own reactor and
+// metrics; the rest is the node's, constant once shards run but for the
+// atomic shut-down flag and the liveness token (a weak_ptr copy each).
 #pragma once
 
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -35,7 +38,8 @@ struct NodeContext {
   const NodeOptions& options;
   const Identity& identity;
   const std::string& address;  // "host:port", empty until the node serves
-  const bool& shut_down;       // set once, by Node::Impl::Shutdown
+  // Set once, by Node::Impl::Shutdown; read by every shard's thread.
+  const std::atomic<bool>& shut_down;
   // Expires when Node::Impl is destroyed; a handler or coroutine that
   // outlives the node checks it before touching any part.
   std::weak_ptr<bool> alive;

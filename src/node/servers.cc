@@ -29,9 +29,13 @@ kj::Exception Refused(const std::string& why) { return KJ_EXCEPTION(FAILED, why.
 class PeerServer final : public wire::Peer::Server {
  public:
   // Reached only by a caller that Authorize() let have the Peer face;
-  // serves shard `driver`.
-  PeerServer(const ServedParts& parts, EngineDriver* driver, const Caller& caller)
-      : ctx_(parts.ctx), driver_(driver), caller_(caller), token_(parts.ctx->alive) {}
+  // serves shard `shard`, on its thread.
+  PeerServer(const ServedParts& parts, uint32_t shard, const Caller& caller)
+      : ctx_(parts.ctx),
+        shards_(parts.shards),
+        shard_(shard),
+        caller_(caller),
+        token_(parts.ctx->alive) {}
 
   // The authenticated sender of every call on this face (caller.h).
   const Caller& caller() const { return caller_; }
@@ -47,11 +51,11 @@ class PeerServer final : public wire::Peer::Server {
     }
     core::Sender from = SenderOf(caller_, context);
     return net::ToPromise(ctx_->io(),
-                          Call(driver_, ctx_->options.limits, std::move(from), context));
+                          Call(shards_, shard_, ctx_->options.limits, std::move(from), context));
   }
   kj::Promise<void> digest(DigestContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
-    return net::ToPromise(ctx_->io(), Digest(driver_, context));
+    return net::ToPromise(ctx_->io(), Digest(shards_, shard_, context));
   }
   kj::Promise<void> pull(PullContext context) override {
     if (token_.expired()) return KJ_EXCEPTION(DISCONNECTED, ShuttingDown());
@@ -59,7 +63,7 @@ class PeerServer final : public wire::Peer::Server {
     if (auto bad = core::ValidateRequest(ctx_->options.limits, pull)) {
       return KJ_EXCEPTION(FAILED, absl::StrCat("refused call: ", *bad).c_str());
     }
-    return net::ToPromise(ctx_->io(), Pull(driver_, std::move(pull), context));
+    return net::ToPromise(ctx_->io(), Pull(shards_, shard_, std::move(pull), context));
   }
 
  private:
@@ -80,8 +84,8 @@ class PeerServer final : public wire::Peer::Server {
     return core::Sender{ToString(context.getParams().getFrom()), /*authenticated=*/false};
   }
 
-  static asio::awaitable<void> Call(EngineDriver* driver, core::Limits limits, core::Sender from,
-                                    CallContext context) {
+  static asio::awaitable<void> Call(Shards* shards, uint32_t shard, core::Limits limits,
+                                    core::Sender from, CallContext context) {
     auto calls = context.getParams().getCalls();
     // A call this node cannot read (a kind from a newer peer) fails alone.
     std::vector<core::Response> responses(calls.size());
@@ -100,32 +104,38 @@ class PeerServer final : public wire::Peer::Server {
         positions.push_back(i);
       }
     }
-    std::vector<core::Response> answered = co_await driver->Inbound(std::move(requests), from);
+    // A named local, not a temporary of the awaited call: g++ 12 (docs/design.md).
+    auto work = [requests = std::move(requests), from](EngineDriver& d) mutable {
+      return d.Inbound(std::move(requests), std::move(from));
+    };
+    std::vector<core::Response> answered = co_await shards->Run(shard, std::move(work));
     for (size_t j = 0; j < positions.size(); ++j) responses[positions[j]] = std::move(answered[j]);
     auto out = context.getResults().initReplies(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) ToWire(responses[i], out[i]);
   }
 
-  static asio::awaitable<void> Digest(EngineDriver* driver, DigestContext context) {
-    std::vector<core::Request> request{core::DigestRequest{}};
-    // Catch-up asks nothing of its sender. A named local: g++ 12 and
-    // temporaries in an awaited call's arguments (docs/design.md).
-    const core::Sender anyone;
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
+  // Catch-up asks nothing of its sender.
+  static asio::awaitable<std::vector<core::Response>> Alone(Shards* shards, uint32_t shard,
+                                                            core::Request request) {
+    return shards->Run(shard, [request = std::move(request)](EngineDriver& d) mutable {
+      std::vector<core::Request> one;
+      one.push_back(std::move(request));
+      return d.Inbound(std::move(one), core::Sender{});
+    });
+  }
+  static asio::awaitable<void> Digest(Shards* shards, uint32_t shard, DigestContext context) {
+    std::vector<core::Response> r = co_await Alone(shards, shard, core::DigestRequest{});
     ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
   }
-  static asio::awaitable<void> Pull(EngineDriver* driver, core::PullRequest pull,
+  static asio::awaitable<void> Pull(Shards* shards, uint32_t shard, core::PullRequest pull,
                                     PullContext context) {
-    std::vector<core::Request> request{std::move(pull)};
-    // Catch-up asks nothing of its sender. A named local: g++ 12 and
-    // temporaries in an awaited call's arguments (docs/design.md).
-    const core::Sender anyone;
-    std::vector<core::Response> r = co_await driver->Inbound(std::move(request), anyone);
+    std::vector<core::Response> r = co_await Alone(shards, shard, std::move(pull));
     ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
   }
 
   const NodeContext* ctx_;
-  EngineDriver* driver_;
+  Shards* shards_;
+  uint32_t shard_;
   Caller caller_;
   std::weak_ptr<bool> token_;
 };
@@ -150,8 +160,14 @@ class KeyValueServer final : public wire::KeyValue::Server {
     if (auto refused = Authorize(caller_, Action::kGet)) return Refused(*refused);
     auto p = context.getParams();
     std::string key = ToString(p.getKey());
-    EngineDriver& driver = shards_->For(key).driver();
-    auto slot = driver.StartGet(std::move(key), FromWire(p.getConsistency()));
+    const uint32_t shard = shards_->ShardOf(key);
+    EngineDriver* here = shards_->InlineDriver(shard);
+    if (here == nullptr) {
+      return net::ToPromise(ctx_->io(), GetThere(shards_, shard, std::move(key),
+                                                 FromWire(p.getConsistency()), context));
+    }
+    // On the node's reactor: a local get is answered in this call.
+    auto slot = here->StartGet(std::move(key), FromWire(p.getConsistency()));
     if (slot->value) {
       ToWire(*slot->value, context.getResults().initResult());
       return kj::READY_NOW;
@@ -189,13 +205,16 @@ class KeyValueServer final : public wire::KeyValue::Server {
     ++batches_->calls;
     batches_->items += keys.size();
     const core::Consistency consistency = FromWire(p.getConsistency());
+    if (shards_->InlineDriver(0) == nullptr) {
+      return net::ToPromise(ctx_->io(), GetManyThere(ctx_, shards_, consistency, context));
+    }
     std::vector<std::shared_ptr<Waiters<core::GetOutcome>::Slot>> slots;
     slots.reserve(keys.size());
     bool all_ready = true;
     for (auto key : keys) {
       std::string k = ToString(key);
-      EngineDriver& driver = shards_->For(k).driver();
-      slots.push_back(driver.StartGet(std::move(k), consistency));
+      EngineDriver* here = shards_->InlineDriver(shards_->ShardOf(k));
+      slots.push_back(here->StartGet(std::move(k), consistency));
       all_ready = all_ready && slots.back()->value.has_value();
     }
     if (all_ready) {
@@ -247,8 +266,13 @@ class KeyValueServer final : public wire::KeyValue::Server {
     std::string key = ToString(p.getKey());
     std::string value = ToString(p.getValue());
     uint64_t request_id = p.getRequestId();
-    EngineDriver& driver = shards->For(key).driver();
-    core::PutOutcome o = co_await driver.Put(std::move(key), std::move(value), request_id);
+    const uint32_t shard = shards->ShardOf(key);
+    // A named local, not a temporary of the awaited call: g++ 12 (docs/design.md).
+    auto work = [key = std::move(key), value = std::move(value),
+                 request_id](EngineDriver& d) mutable {
+      return d.Put(std::move(key), std::move(value), request_id);
+    };
+    core::PutOutcome o = co_await shards->Run(shard, std::move(work));
     ToWire(o, context.getResults().initResult());
   }
   // Refused whole before any item is read, so that what a call makes this
@@ -282,11 +306,52 @@ class KeyValueServer final : public wire::KeyValue::Server {
     return o.kind == core::GetOutcome::Kind::kFound ? o.value.size() : 0;
   }
 
-  static asio::awaitable<void> PutOne(EngineDriver* driver, core::Key key, core::Value value,
+  static asio::awaitable<void> PutOne(Shards* shards, core::Key key, core::Value value,
                                       uint64_t request_id,
                                       std::shared_ptr<FanIn<core::PutOutcome>> outcomes,
                                       size_t index) {
-    outcomes->Set(index, co_await driver->Put(std::move(key), std::move(value), request_id));
+    const uint32_t shard = shards->ShardOf(key);
+    // A named local, not a temporary of the awaited call: g++ 12 (docs/design.md).
+    auto work = [key = std::move(key), value = std::move(value),
+                 request_id](EngineDriver& d) mutable {
+      return d.Put(std::move(key), std::move(value), request_id);
+    };
+    core::PutOutcome o = co_await shards->Run(shard, std::move(work));
+    outcomes->Set(index, std::move(o));
+  }
+  static asio::awaitable<void> GetOne(Shards* shards, core::Key key, core::Consistency consistency,
+                                      std::shared_ptr<FanIn<core::GetOutcome>> outcomes,
+                                      size_t index) {
+    const uint32_t shard = shards->ShardOf(key);
+    // A named local, not a temporary of the awaited call: g++ 12 (docs/design.md).
+    auto work = [key = std::move(key), consistency](EngineDriver& d) mutable {
+      return d.Get(std::move(key), consistency);
+    };
+    core::GetOutcome o = co_await shards->Run(shard, std::move(work));
+    outcomes->Set(index, std::move(o));
+  }
+
+  // A get of a shard on a thread of its own.
+  static asio::awaitable<void> GetThere(Shards* shards, uint32_t shard, core::Key key,
+                                        core::Consistency consistency, GetContext context) {
+    // A named local, not a temporary of the awaited call: g++ 12 (docs/design.md).
+    auto work = [key = std::move(key), consistency](EngineDriver& d) mutable {
+      return d.Get(std::move(key), consistency);
+    };
+    core::GetOutcome o = co_await shards->Run(shard, std::move(work));
+    ToWire(o, context.getResults().initResult());
+  }
+  // Every key's get on its shard's thread, concurrently.
+  static asio::awaitable<void> GetManyThere(const NodeContext* ctx, Shards* shards,
+                                            core::Consistency consistency, GetManyContext context) {
+    auto keys = context.getParams().getKeys();
+    auto parts = std::make_shared<FanIn<core::GetOutcome>>(ctx->io().get_executor(), keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ctx->Spawn(GetOne(shards, ToString(keys[i]), consistency, parts, i));
+    }
+    std::vector<core::GetOutcome> outcomes = co_await parts->Wait();
+    co_await net::ThrowIfCancelled();
+    AnswerMany(outcomes, context.getResults().initResults(outcomes.size()));
   }
 
   // Every item runs as a put of its own, concurrently; the answer waits for
@@ -298,10 +363,8 @@ class KeyValueServer final : public wire::KeyValue::Server {
     auto parts = std::make_shared<FanIn<core::PutOutcome>>(ctx->io().get_executor(), items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       auto item = items[i];
-      std::string key = ToString(item.getKey());
-      EngineDriver* driver = &shards->For(key).driver();
-      ctx->Spawn(
-          PutOne(driver, std::move(key), ToString(item.getValue()), item.getRequestId(), parts, i));
+      ctx->Spawn(PutOne(shards, ToString(item.getKey()), ToString(item.getValue()),
+                        item.getRequestId(), parts, i));
     }
     std::vector<core::PutOutcome> outcomes = co_await parts->Wait();
     co_await net::ThrowIfCancelled();
@@ -441,7 +504,7 @@ class NodeServer final : public wire::Node::Server {
     if (peers_.empty()) peers_.resize(mine);
     std::optional<wire::Peer::Client>& face = peers_[p.getShard()];
     if (!face) {
-      face = kj::heap<PeerServer>(parts_, &parts_.shards->at(p.getShard()).driver(), caller_);
+      face = kj::heap<PeerServer>(parts_, p.getShard(), caller_);
     }
     context.getResults().setPeer(*face);
     return kj::READY_NOW;

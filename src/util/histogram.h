@@ -50,6 +50,15 @@ class Histogram {
     Observe(std::chrono::duration<double>(elapsed).count());
   }
 
+  // Adds another histogram's observations, as a snapshot of it; its bounds
+  // must be these (one node's shards merged for /metrics).
+  void Add(const HistogramSnapshot& other) {
+    for (size_t i = 0; i <= bounds_.size() && i < other.buckets.size(); ++i) {
+      buckets_[i].fetch_add(other.buckets[i], std::memory_order_relaxed);
+    }
+    sum_nanos_.fetch_add(static_cast<uint64_t>(other.sum * 1e9), std::memory_order_relaxed);
+  }
+
   HistogramSnapshot Snapshot() const {
     HistogramSnapshot s;
     s.bounds = bounds_;
