@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,7 +87,13 @@ class DeploymentTest : public ::testing::Test {
     options.node_placement = std::move(node_placement);
     options.insecure = insecure_;
     auto d = LocalDeployment::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
+    if (!d.ok()) {
+      // Not an ASSERT, which would return from this helper only: the test
+      // would go on with no deployment. gtest reports the exception as the
+      // test's failure.
+      ADD_FAILURE() << d.status();
+      throw std::runtime_error("the deployment did not start");
+    }
     deployment_ = std::move(*d);
     TestClientOptions() = ClientOptions{};
     TestClientOptions().tls = ClientTls(deployment_->certs_dir());

@@ -28,6 +28,7 @@ constexpr char kUsage[] =
     "usage: replicator-sim [--seed=N | --seeds=K [--seed-start=S] | --seeds=A..B]\n"
     "         [--clusters=C] [--nodes=N] [--faults=MIX[,MIX...]] [--clients=K] [--keys=K]\n"
     "         [--ops=N] [--lease-ms=MS] [--catchup-ms=MS] [--catchup-page-bytes=B]\n"
+    "         [--shards=N --shard=I]\n"
     "         [--net-ms=MIN..MAX]\n"
     "         [--down-max-ms=MS] [--spares=N] [--new-clusters=N] [--no-converge]\n"
     "         [--no-race-check] [--trace]\n"
@@ -47,6 +48,8 @@ constexpr char kUsage[] =
     "  --catchup-ms=MS interval of the engines' periodic catch-up rounds (default 2000)\n"
     "  --catchup-page-bytes=B  keys and values per catch-up page (default: the engine's,\n"
     "                  1 MiB); small pages end inside a range of buckets and resume\n"
+    "  --shards=N --shard=I  every engine is shard I of N (core/shard.h): it owns that\n"
+    "                  shard's keys and the system keys, and the clients use only those\n"
     "  --no-converge   do not require every node to hold every committed key at the end\n"
     "                  (invariant 5 in full, by catch-up; on by default)\n"
     "  --no-race-check after the quiet phase, do not require the race of every node on\n"
@@ -212,6 +215,11 @@ Parsed ParseShapeFlag(Args& args, SimConfig* c) {
     return Good(args.Number(&c->catchup_interval_ms) && c->catchup_interval_ms >= 0);
   }
   if (arg == "--catchup-page-bytes") return Good(args.Number(&c->catchup_page_bytes));
+  if (arg == "--shards") {
+    return Good(args.Number(&c->shards) && !replicator::core::ValidateShardCount(c->shards));
+  }
+  if (arg == "--shard")
+    return Good(args.Number(&c->shard) && c->shard < replicator::core::kMaxShards);
   return Parsed::kUnknown;
 }
 
@@ -280,6 +288,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
         return Usage("unknown argument " + arg);
     }
   }
+  if (f->config.shard >= f->config.shards) return Usage("--shard must be below --shards");
   if (f->count > 0) {
     f->first = f->start;
     f->last = f->start + f->count - 1;

@@ -135,6 +135,9 @@ std::string SimConfig::Reproducer() const {
   if (catchup_page_bytes != d.catchup_page_bytes) {
     absl::StrAppend(&out, " --catchup-page-bytes=", catchup_page_bytes);
   }
+  if (shards != d.shards || shard != d.shard) {
+    absl::StrAppend(&out, " --shards=", shards, " --shard=", shard);
+  }
   if (!check_race) absl::StrAppend(&out, " --no-race-check");
   if (fault.down_max_ms != p.fault.down_max_ms) {
     absl::StrAppend(&out, " --down-max-ms=", fault.down_max_ms);

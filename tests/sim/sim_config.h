@@ -120,6 +120,11 @@ struct SimConfig {
   // Small pages end inside a range of buckets and resume after their last
   // entry, which the default (a MiB) never does with the few keys of a run.
   uint32_t catchup_page_bytes = 0;
+  // Every engine is shard `shard` of `shards` (core/shard.h), as every node
+  // of a sharded federation runs one per shard: it owns that shard's keys
+  // (and every system key), and the clients put and get only those.
+  uint32_t shards = 1;
+  uint32_t shard = 0;
   // Quiet phase: faults healed, every node up; long enough for lease
   // recovery to settle. 0: derived from lease_ms and call_deadline_ms.
   core::TimeMs quiet_ms = 0;

@@ -1074,5 +1074,35 @@ TEST_F(CheckerWorld, CatchesAReservationDroppedWithoutADecision) {
   EXPECT_EQ(checker_->violations().front().invariant, "R") << Listing(checker_->violations());
 }
 
+// Engines of one shard of a sharded federation (core/shard.h): every node
+// runs shard 1 of 3, owning a third of the keys and every system key, and
+// the clients use that shard's keys. Clusters are founded, joined and
+// removed by the shard's own system keys; every invariant must hold, and
+// puts must commit, under every fault.
+TEST(SimShards, AShardOfAShardedFederationKeepsEveryInvariant) {
+  std::vector<std::string> failures;
+  std::string first;
+  int ok = 0;
+  for (const char* mix : {"all", "membership"}) {
+    SimConfig config = SimConfig::ForProfile(mix);
+    config.clusters = 3;
+    config.shards = 3;
+    config.shard = 1;
+    for (uint64_t seed = 1; seed <= 30; ++seed) {
+      config.seed = seed;
+      SimResult result = RunSimulation(config);
+      ok += result.stats.puts_ok;
+      if (!result.ok()) {
+        failures.push_back(config.Reproducer());
+        if (first.empty()) first = result.Report();
+      }
+    }
+  }
+  std::string all;
+  for (const std::string& f : failures) absl::StrAppend(&all, "  ", f, " --trace\n");
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of 60 seeds failed:\n" << all << first;
+  EXPECT_GT(ok, 100) << "too few puts committed for the runs to show anything";
+}
+
 }  // namespace
 }  // namespace replicator::sim

@@ -178,6 +178,7 @@ void Simulator::StartEngine(SimNode& node) {
   if (config().catchup_page_bytes > 0) {
     engine_config.catchup_pull_max_bytes = config().catchup_page_bytes;
   }
+  engine_config.shard = core::ShardRange{config().shard, config().shards};
   // A learner (a spare that joined) catches up, then proposes its own
   // promotion by consensus among the voters.
   engine_config.auto_promote = true;

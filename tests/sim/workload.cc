@@ -62,7 +62,7 @@ void Workload::ClientNext(int client) {
   }
   // A window of `keys` keys that slides by one key every few operations: each
   // key sees a burst of racing puts while fresh, then keyExists and gets.
-  op.key = absl::StrCat("k", issued_ / 4 + world_.Uniform(0, config.keys - 1));
+  op.key = OwnedKey(absl::StrCat("k", issued_ / 4 + world_.Uniform(0, config.keys - 1)));
   if (world_.Chance(config.put_share)) {
     op.type = ClientOp::Type::kPut;
     op.request_id = (static_cast<uint64_t>(client) + 1) * 1'000'000 + client_seq_[client] + 1;
@@ -262,6 +262,15 @@ void Workload::OnCrash(int node_index) {
 
 // --- Probe ------------------------------------------------------------------
 
+core::Key Workload::OwnedKey(std::string base) const {
+  const core::ShardRange range{world_.config().shard, world_.config().shards};
+  if (range.Owns(base)) return base;
+  for (int i = 0;; ++i) {
+    std::string key = absl::StrCat(base, "~", i);
+    if (range.Owns(key)) return key;
+  }
+}
+
 void Workload::StartProbePuts(Probe* probe) {
   for (const SimNode& node : world_.nodes()) {
     if (node.retired) continue;  // stopped for good, its cluster removed
@@ -269,10 +278,10 @@ void Workload::StartProbePuts(Probe* probe) {
     op.node = node.index;
     op.probe = true;
     op.started = world_.now();
-    op.key = absl::StrCat("probe-", node.id);
+    op.key = OwnedKey(absl::StrCat("probe-", node.id));
     op.value = absl::StrCat("p-", node.id);
     probe->own.push_back(StartOp(node.index, op, -1));
-    op.key = "probe-race";
+    op.key = OwnedKey("probe-race");
     op.value = absl::StrCat("r-", node.id);
     probe->race.push_back(StartOp(node.index, op, -1));
   }

@@ -55,6 +55,9 @@ class Workload {
     int attempt;
   };
 
+  // `base` if the engines' shard owns it, else the first of base~0,
+  // base~1, ... that it owns: distinct bases give distinct keys.
+  core::Key OwnedKey(std::string base) const;
   void ClientNext(int client);
   // Plans a retry of put `op` for its client, if the dice say so.
   void PlanRetry(int client, int op);
