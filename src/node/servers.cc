@@ -124,12 +124,15 @@ class PeerServer final : public wire::Peer::Server {
     });
   }
   static asio::awaitable<void> Digest(Shards* shards, uint32_t shard, DigestContext context) {
-    std::vector<core::Response> r = co_await Alone(shards, shard, core::DigestRequest{});
+    // Awaited apart from the call: g++ 12 and temporaries (docs/design.md).
+    auto answer = Alone(shards, shard, core::DigestRequest{});
+    std::vector<core::Response> r = co_await std::move(answer);
     ToWire(Expect<core::DigestResponse>(r.at(0)), context.getResults());
   }
   static asio::awaitable<void> Pull(Shards* shards, uint32_t shard, core::PullRequest pull,
                                     PullContext context) {
-    std::vector<core::Response> r = co_await Alone(shards, shard, std::move(pull));
+    auto answer = Alone(shards, shard, std::move(pull));
+    std::vector<core::Response> r = co_await std::move(answer);
     ToWire(Expect<core::PullResponse>(r.at(0)), context.getResults());
   }
 
