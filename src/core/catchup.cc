@@ -204,6 +204,14 @@ void CatchUp::OnDigest(uint64_t round, Response&& r, TimeMs now) {
     RoundFailed(now);
     return;
   }
+  // A reservation of a key this shard does not own (a peer that runs
+  // another shard count) must not be settled here, which would commit it.
+  for (const Reservation& held : digest->reservations) {
+    if (!ctx_.config().shard.Owns(held.key)) {
+      RoundFailed(now);
+      return;
+    }
+  }
   round_->peer_epoch = digest->epoch;
   round_->peer_generation = digest->generation;
   round_->peer_settled = digest->federation_settled;

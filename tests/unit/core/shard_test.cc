@@ -169,5 +169,26 @@ TEST(ShardTest, ACatchUpPageHoldingAKeyOfAnotherShardEndsTheRoundUnapplied) {
   EXPECT_EQ(pump.engine("a1").stats().catchup_keys_pulled, 1u);
 }
 
+TEST(ShardTest, ADigestHoldingAReservationOfAnotherShardEndsTheRoundUnsettled) {
+  Pump pump = ShardZeroOfTwo();
+  // As from a peer of another shard count: its digest lists a reservation
+  // of a key of shard 1, which a settle would resolve and commit here.
+  const Key other = KeyOfShard(1, 2);
+  pump.rewrite = [&](const Request&, Response& r) {
+    if (auto* digest = std::get_if<DigestResponse>(&r)) {
+      digest->reservations.push_back(Reservation{other, kP, "w", 0, 0});
+    }
+  };
+  const uint64_t rounds = pump.engine("a1").stats().catchup_rounds;
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, rounds);  // the round failed
+  EXPECT_FALSE(pump.store("a1").GetEntry(other).has_value());
+  pump.rewrite = nullptr;
+  pump.StartCatchUp("a1");
+  pump.Run();
+  EXPECT_EQ(pump.engine("a1").stats().catchup_rounds, rounds + 1);
+}
+
 }  // namespace
 }  // namespace replicator::core
