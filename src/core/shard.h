@@ -14,7 +14,8 @@
 // entries it accepts from a pull are still only those it owns.
 //
 // An engine refuses a request, put or get whose key it does not own
-// (KeyOutsideShard): a routing mistake, or a peer that runs another shard
+// (KeyOutsideShard), and a catch-up round fails on a page or a digest
+// reservation of one: a routing mistake, or a peer that runs another shard
 // count, must fail loudly rather than put one key in two engines, where two
 // values could be committed.
 #pragma once
